@@ -336,9 +336,11 @@ def test_plain_multiframe_shared_geometry(tmp_path):
     np.testing.assert_allclose(vol.spacing_mm, [1, 1, 2.5], atol=1e-6)
 
 
-@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"])
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90",
+                                    "1.2.840.10008.1.2.4.80"])
 def test_compressed_series(tmp_path, syntax):
-    """RLE Lossless and JPEG 2000 Lossless written with pydicom's encoders, then decoded."""
+    """RLE Lossless, JPEG 2000 Lossless and JPEG-LS Lossless written with pydicom's encoders
+    (JPEG-LS through pyjpegls), then decoded."""
     from pydicom.pixels import get_encoder
 
     if not get_encoder(syntax).is_available:
