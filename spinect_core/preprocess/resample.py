@@ -1,0 +1,347 @@
+"""Resampling of CT volumes, label maps and class probabilities (SimpleITK).
+
+All functions keep the LPS geometry exact: a resampled volume carries the origin, spacing and
+direction of the grid it was resampled onto, and the voxel at index ``(i, j, k)`` (x, y, z order)
+of any grid lies at ``origin + direction @ (spacing * [i, j, k])`` (see :mod:`spinect_core.volume`).
+
+Interpolation choices (documented because they change results):
+
+* ``"linear"`` (default for CT): trilinear, never overshoots, so HU stay within the input range.
+* ``"bspline"``: cubic B-spline (ITK ``sitkBSpline``), smoother but can overshoot near sharp edges
+  (e.g. cortical bone next to air); only on request.
+* ``"nearest"``: for label maps (ids must never be averaged).
+* class probabilities (C, z, y, x) are resampled linearly per class and renormalised so they still
+  sum to 1; taking the argmax *after* resampling the probabilities onto the input grid follows the
+  boundaries more closely than resampling the argmax labels with nearest neighbour.
+
+ITK treats a point as inside the image when its continuous index lies within half a voxel of the
+first/last voxel centre (the outer voxel faces), so nothing is lost at the edges; points further out
+get ``default_value``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence, Union
+
+import numpy as np
+
+from spinect_core.volume import Volume
+
+Interpolation = Literal["linear", "nearest", "bspline"]
+
+__all__ = [
+    "Grid", "GridLike", "Interpolation", "as_grid", "new_size_for_spacing",
+    "resample_to_spacing", "resample_to_grid", "resample_array_to_grid",
+    "resample_probabilities_to_grid",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grid:
+    """The geometry of a volume without its voxels.
+
+    Attributes
+    ----------
+    shape_zyx : tuple of int
+        Array shape ``(nz, ny, nx)``.
+    spacing_mm : np.ndarray, shape (3,)
+        Voxel size along the x, y, z index axes, millimetres (ITK order).
+    origin_lps_mm : np.ndarray, shape (3,)
+        LPS position of the centre of voxel (0, 0, 0), millimetres.
+    direction : np.ndarray, shape (3, 3)
+        Columns are the LPS unit vectors of the x, y, z index axes.
+    """
+
+    shape_zyx: tuple[int, int, int]
+    spacing_mm: np.ndarray
+    origin_lps_mm: np.ndarray
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape_zyx", tuple(int(n) for n in self.shape_zyx))
+        object.__setattr__(self, "spacing_mm",
+                           np.asarray(self.spacing_mm, dtype=np.float64).reshape(3))
+        object.__setattr__(self, "origin_lps_mm",
+                           np.asarray(self.origin_lps_mm, dtype=np.float64).reshape(3))
+        object.__setattr__(self, "direction",
+                           np.asarray(self.direction, dtype=np.float64).reshape(3, 3))
+        if len(self.shape_zyx) != 3 or min(self.shape_zyx) < 1:
+            raise ValueError(f"grid shape must be 3 positive sizes (z, y, x), got {self.shape_zyx}")
+
+    @classmethod
+    def from_volume(cls, volume: "Volume | Grid") -> "Grid":
+        """The grid of a :class:`Volume` (or a copy of a grid)."""
+        if isinstance(volume, Grid):
+            return volume
+        return cls(shape_zyx=volume.array.shape, spacing_mm=volume.spacing_mm.copy(),
+                   origin_lps_mm=volume.origin_lps_mm.copy(), direction=volume.direction.copy())
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Alias of :attr:`shape_zyx` (numpy order)."""
+        return self.shape_zyx
+
+    @property
+    def size_xyz(self) -> tuple[int, int, int]:
+        """Number of voxels along x, y, z (ITK order)."""
+        nz, ny, nx = self.shape_zyx
+        return (nx, ny, nz)
+
+    @property
+    def affine_lps(self) -> np.ndarray:
+        """4x4 matrix mapping homogeneous index ``(x, y, z, 1)`` to LPS millimetres."""
+        a = np.eye(4)
+        a[:3, :3] = self.direction * self.spacing_mm[None, :]
+        a[:3, 3] = self.origin_lps_mm
+        return a
+
+    def index_to_lps(self, index_xyz: np.ndarray) -> np.ndarray:
+        """LPS millimetres of continuous indices ``(..., 3)`` given in (x, y, z) order."""
+        idx = np.asarray(index_xyz, dtype=np.float64)
+        return idx @ (self.direction * self.spacing_mm[None, :]).T + self.origin_lps_mm
+
+    def lps_to_index(self, points_lps_mm: np.ndarray) -> np.ndarray:
+        """Continuous (x, y, z) indices of LPS points ``(..., 3)``."""
+        p = np.asarray(points_lps_mm, dtype=np.float64) - self.origin_lps_mm
+        return p @ np.linalg.inv(self.direction * self.spacing_mm[None, :]).T
+
+    def same_as(self, other: "Volume | Grid", *, atol: float = 1e-4) -> bool:
+        """True when ``other`` has the same shape, spacing, origin and direction."""
+        o = as_grid(other)
+        return (self.shape_zyx == o.shape_zyx
+                and np.allclose(self.spacing_mm, o.spacing_mm, atol=atol)
+                and np.allclose(self.origin_lps_mm, o.origin_lps_mm, atol=atol)
+                and np.allclose(self.direction, o.direction, atol=atol))
+
+    def volume(self, array: np.ndarray, **kwargs: object) -> Volume:
+        """A :class:`Volume` with ``array`` (shape :attr:`shape_zyx`) on this grid."""
+        if tuple(array.shape) != self.shape_zyx:
+            raise ValueError(f"shape {array.shape} differs from the grid {self.shape_zyx}")
+        return Volume(array=array, spacing_mm=self.spacing_mm.copy(),
+                      origin_lps_mm=self.origin_lps_mm.copy(), direction=self.direction.copy(),
+                      **kwargs)  # type: ignore[arg-type]
+
+    def geometry_dict(self) -> dict[str, object]:
+        """JSON-ready geometry, same keys as :meth:`Volume.geometry_dict`."""
+        return {
+            "coordinate_system": "LPS",
+            "size": [int(n) for n in self.size_xyz],
+            "spacing_mm": [float(s) for s in self.spacing_mm],
+            "origin_lps_mm": [float(o) for o in self.origin_lps_mm],
+            "direction": [float(d) for d in self.direction.reshape(-1)],
+        }
+
+
+GridLike = Union[Volume, Grid]
+
+
+def as_grid(obj: GridLike) -> Grid:
+    """The :class:`Grid` of a volume or grid."""
+    return Grid.from_volume(obj)
+
+
+def _sitk_interpolator(interpolation: str) -> int:
+    import SimpleITK as sitk
+
+    table = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor,
+             "bspline": sitk.sitkBSpline}
+    try:
+        return table[interpolation]
+    except KeyError:
+        raise ValueError(f"interpolation must be one of {sorted(table)}, "
+                         f"got {interpolation!r}") from None
+
+
+def _as_spacing_xyz(spacing_mm: float | Sequence[float] | np.ndarray) -> np.ndarray:
+    s = np.asarray(spacing_mm, dtype=np.float64)
+    s = np.full(3, float(s)) if s.ndim == 0 else s.reshape(3)
+    if np.any(s <= 0):
+        raise ValueError(f"spacing must be positive, got {s}")
+    return s
+
+
+def new_size_for_spacing(size_xyz: Sequence[int], spacing_mm: Sequence[float],
+                         new_spacing_mm: Sequence[float]) -> tuple[int, int, int]:
+    """Voxel counts (x, y, z) that cover the same physical extent at ``new_spacing_mm``.
+
+    The extent of a grid is ``size * spacing`` (outer voxel faces). The new size is that extent
+    divided by the new spacing, rounded to the nearest integer (at least 1), so the new grid's
+    extent differs from the old one by at most half a new voxel at the far end. Rounding (not
+    ``ceil``) keeps a 1 mm grid resampled to 1 mm unchanged even with float noise in the spacing.
+    """
+    size = np.asarray(size_xyz, dtype=np.float64)
+    extent = size * np.asarray(spacing_mm, dtype=np.float64)
+    n = np.maximum(1, np.floor(extent / np.asarray(new_spacing_mm, dtype=np.float64) + 0.5))
+    return tuple(int(v) for v in n)  # type: ignore[return-value]
+
+
+def _reference_image(grid: Grid) -> "object":
+    import SimpleITK as sitk
+
+    ref = sitk.Image([int(n) for n in grid.size_xyz], sitk.sitkUInt8)
+    ref.SetSpacing([float(s) for s in grid.spacing_mm])
+    ref.SetOrigin([float(o) for o in grid.origin_lps_mm])
+    ref.SetDirection([float(d) for d in grid.direction.reshape(-1)])
+    return ref
+
+
+def _to_sitk(array: np.ndarray, grid: Grid) -> "object":
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    img.SetSpacing([float(s) for s in grid.spacing_mm])
+    img.SetOrigin([float(o) for o in grid.origin_lps_mm])
+    img.SetDirection([float(d) for d in grid.direction.reshape(-1)])
+    return img
+
+
+def resample_array_to_grid(array: np.ndarray, source: GridLike, reference: GridLike, *,
+                           interpolation: Interpolation = "linear",
+                           default_value: float = 0.0) -> np.ndarray:
+    """Resample a bare array that lies on ``source`` onto ``reference``'s grid.
+
+    Parameters
+    ----------
+    array : np.ndarray, shape (z, y, x)
+        Voxel values on ``source``. ``bool`` arrays are treated as uint8 and returned as bool.
+    source, reference : Volume or Grid
+        Geometry of ``array`` and of the result.
+    interpolation : {"linear", "nearest", "bspline"}
+        ``nearest`` keeps the dtype; ``linear`` and ``bspline`` return float32 (float64 input
+        stays float64): an int16 CT resampled linearly would otherwise be truncated to int16.
+    default_value : float
+        Value of output voxels that fall outside ``source`` (e.g. -1024 HU for CT, 0 for labels).
+
+    Returns
+    -------
+    np.ndarray, shape ``reference.shape_zyx``
+    """
+    import SimpleITK as sitk
+
+    src = as_grid(source)
+    ref = as_grid(reference)
+    if tuple(array.shape) != src.shape_zyx:
+        raise ValueError(f"array shape {array.shape} differs from the source grid {src.shape_zyx}")
+    interp = _sitk_interpolator(interpolation)
+    out_bool = array.dtype == bool
+    if out_bool:
+        array = array.astype(np.uint8)
+    elif interpolation != "nearest" and array.dtype != np.float64:
+        array = array.astype(np.float32, copy=False)
+    elif interpolation == "nearest" and array.dtype == np.float16:
+        array = array.astype(np.float32)
+    image = _to_sitk(array, src)
+    f = sitk.ResampleImageFilter()
+    f.SetReferenceImage(_reference_image(ref))
+    f.SetOutputPixelType(image.GetPixelID())
+    f.SetInterpolator(interp)
+    f.SetDefaultPixelValue(float(default_value))
+    f.SetTransform(sitk.Transform())  # identity: both grids live in the same LPS world
+    out = sitk.GetArrayFromImage(f.Execute(image))
+    if out_bool:
+        out = out > (0 if interpolation == "nearest" else 0.5)
+    return out
+
+
+def resample_to_grid(volume: Volume, reference: GridLike, *,
+                     interpolation: Interpolation = "linear",
+                     default_value: float = 0.0) -> Volume:
+    """Resample ``volume`` onto another volume's (or grid's) exact grid.
+
+    Used to map predictions back onto the input CT: the result has ``reference``'s size, spacing,
+    origin and direction exactly.
+
+    Parameters
+    ----------
+    volume : Volume
+        Image (``linear``/``bspline``) or label map (``nearest``), array (z, y, x).
+    reference : Volume or Grid
+        Target geometry.
+    interpolation : {"linear", "nearest", "bspline"}
+    default_value : float
+        Value outside ``volume``'s extent.
+
+    Returns
+    -------
+    Volume
+        On ``reference``'s grid; metadata and warnings of ``volume`` are kept.
+    """
+    ref = as_grid(reference)
+    out = resample_array_to_grid(volume.array, volume, ref, interpolation=interpolation,
+                                 default_value=default_value)
+    return ref.volume(out, metadata=volume.metadata, warnings=list(volume.warnings))
+
+
+def resample_to_spacing(volume: Volume, spacing_mm: float | Sequence[float], *,
+                        interpolation: Interpolation = "linear",
+                        default_value: float = 0.0) -> Volume:
+    """Resample ``volume`` to a new voxel size over the same physical extent.
+
+    Origin (centre of voxel 0) and direction are kept; the size along each axis is
+    ``round(size * spacing / new_spacing)`` (see :func:`new_size_for_spacing`).
+
+    Parameters
+    ----------
+    volume : Volume
+        Array (z, y, x).
+    spacing_mm : float or sequence of 3 floats
+        New voxel size, millimetres, in (x, y, z) order like :attr:`Volume.spacing_mm`; a single
+        number means isotropic (the study: 1.0).
+    interpolation : {"linear", "nearest", "bspline"}
+        ``linear`` for CT (float32 result), ``nearest`` for label maps (dtype kept).
+    default_value : float
+        Value of voxels beyond the input's extent (only the last half voxel per axis can be).
+
+    Returns
+    -------
+    Volume
+    """
+    new_spacing = _as_spacing_xyz(spacing_mm)
+    size = new_size_for_spacing(volume.size_xyz, volume.spacing_mm, new_spacing)
+    ref = Grid(shape_zyx=(size[2], size[1], size[0]), spacing_mm=new_spacing,
+               origin_lps_mm=volume.origin_lps_mm, direction=volume.direction)
+    return resample_to_grid(volume, ref, interpolation=interpolation, default_value=default_value)
+
+
+def resample_probabilities_to_grid(probs: np.ndarray, source_geometry: GridLike,
+                                   reference: GridLike, *,
+                                   fill: Sequence[float] | None = None,
+                                   renormalise: bool = True) -> np.ndarray:
+    """Resample per-class probabilities linearly onto ``reference`` and renormalise.
+
+    Parameters
+    ----------
+    probs : np.ndarray, shape (C, z, y, x)
+        Class probabilities (softmax output) on ``source_geometry``; channel 0 is background.
+    source_geometry, reference : Volume or Grid
+        Geometry of ``probs`` (spatial part) and of the result.
+    fill : sequence of C floats, optional
+        Probabilities assigned outside the source extent; default ``[1, 0, ..., 0]``
+        (certain background).
+    renormalise : bool
+        Divide by the per-voxel sum so the classes sum to 1 again (linear interpolation of a
+        distribution is a distribution up to float error; this also repairs clipped inputs).
+
+    Returns
+    -------
+    np.ndarray, float32, shape (C, *reference.shape_zyx)
+        The argmax over axis 0 gives labels on the reference grid.
+    """
+    if probs.ndim != 4:
+        raise ValueError(f"probabilities must be (C, z, y, x), got shape {probs.shape}")
+    n_classes = probs.shape[0]
+    fill_values = [1.0] + [0.0] * (n_classes - 1) if fill is None else [float(v) for v in fill]
+    if len(fill_values) != n_classes:
+        raise ValueError(f"fill has {len(fill_values)} values for {n_classes} classes")
+    ref = as_grid(reference)
+    out = np.empty((n_classes, *ref.shape_zyx), dtype=np.float32)
+    for c in range(n_classes):
+        out[c] = resample_array_to_grid(probs[c].astype(np.float32, copy=False), source_geometry,
+                                        ref, interpolation="linear",
+                                        default_value=fill_values[c])
+    if renormalise:
+        np.clip(out, 0.0, None, out=out)
+        total = out.sum(axis=0)
+        np.divide(out, total, out=out, where=total > 0)
+    return out
