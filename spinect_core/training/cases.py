@@ -1,0 +1,507 @@
+"""Training cases on disk: discovery, 3D Slicer segmentations and label mapping.
+
+A *case* is one CT plus its reference label map on the CT's grid, with class ids of the model's
+label table. Three layouts of a data folder are recognised (all may mix NIfTI ``.nii``/``.nii.gz``,
+NRRD ``.nrrd``/``.nhdr`` and MetaImage ``.mha``/``.mhd``):
+
+1. one sub-folder per case (what ``spinect_core.phantom.write_phantom`` writes)::
+
+       DATA/case001/ct.nii.gz          (or image.*, ct_*.*)
+       DATA/case001/labels.nii.gz      (or label.*, labels*.*, seg.*, segmentation.*, *.seg.nrrd)
+
+2. nnU-Net style::
+
+       DATA/imagesTr/case001_0000.nii.gz   DATA/labelsTr/case001.nii.gz
+
+3. flat pairs::
+
+       DATA/case001_ct.nii.gz   +   DATA/case001_labels.nii.gz | DATA/case001.seg.nrrd
+
+Label maps carry their class names in the ``<stem>.labels.json`` sidecar (``spinect_core.io``);
+3D Slicer ``.seg.nrrd`` files carry them in their header, which Slicer writes as key/value fields
+``SegmentN_Name``, ``SegmentN_LabelValue`` and ``SegmentN_Layer`` (one field set per segment). In
+the single-layer form (Slicer 4.11+ when segments do not overlap) the voxels hold each segment's
+``LabelValue``; in the multi-layer form the file is 4D (``kinds: list domain domain domain``) and
+segment N is ``LabelValue`` in layer ``Layer``. Both are read with SimpleITK (its NRRD reader keeps
+the key/value fields as metadata), so no extra dependency is needed.
+
+Site names ("Vertebra L5", "L5 root left") are mapped to the model's classes by a **label-mapping
+JSON**::
+
+    {"labels":   [{"id": 0, "name": "background"}, {"id": 1, "name": "bone"},
+                  {"id": 2, "name": "nerve"}],
+     "segments": {"Vertebra L5": "bone", "Sacrum": "bone", "L5 root left": "nerve"},
+     "ignore":   ["Skin"]}
+
+``labels`` (the model's table) defaults to the study's background/bone/nerve. A source name maps,
+case-insensitively, to the class ``segments`` names; else to the class of the same name; names in
+``ignore`` (and ``background``) become background. Any other name is an error: silently dropping a
+nerve segment would teach the network that nerves are background.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from spinect_core.errors import InputError
+from spinect_core.labels import STUDY_LABELS, LabelTable
+from spinect_core.progress import ProgressCallback, report
+from spinect_core.volume import CTMetadata, Volume
+
+__all__ = [
+    "CaseFiles", "Case", "LabelMapping", "SlicerSegment", "discover_cases", "load_case",
+    "load_cases", "read_slicer_segmentation",
+]
+
+#: Image endings, longest first so ``.seg.nrrd`` and ``.nii.gz`` win over ``.nrrd`` and ``.gz``.
+_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+_CT_STEMS = ("ct", "image", "img", "volume")
+_LABEL_STEMS = ("labels", "label", "seg", "segmentation", "mask", "labelmap")
+_SEGMENT_KEY = re.compile(r"^Segment(\d+)_(\w+)$")
+
+
+def _split_suffix(name: str) -> tuple[str, str] | None:
+    low = name.lower()
+    for suffix in _SUFFIXES:
+        if low.endswith(suffix):
+            return name[: -len(suffix)], suffix
+    return None
+
+
+# --- label mapping --------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class LabelMapping:
+    """Mapping of a site's segment / class names onto the model's label table.
+
+    Attributes
+    ----------
+    table : LabelTable
+        The model's classes (ids ``0 .. N-1``; 0 is background).
+    segments : mapping of str to str
+        Source name -> model class name (keys matched case-insensitively).
+    ignore : frozenset of str
+        Source names that become background (lower-case).
+    unmapped : {"error", "background"}
+        What to do with a source name that neither ``segments``, the table nor ``ignore`` names.
+    """
+
+    table: LabelTable = STUDY_LABELS
+    segments: Mapping[str, str] = field(default_factory=dict)
+    ignore: frozenset[str] = frozenset()
+    unmapped: Literal["error", "background"] = "error"
+
+    def __post_init__(self) -> None:
+        segs = {str(k).strip().lower(): str(v).strip() for k, v in self.segments.items()}
+        names = {n.lower(): n for n in self.table.names.values()}
+        bad = sorted({v for v in segs.values() if v.lower() not in names})
+        if bad:
+            raise InputError(f"label mapping names classes {bad} that the model's table "
+                             f"{list(self.table.names.values())} does not have")
+        object.__setattr__(self, "segments", segs)
+        object.__setattr__(self, "ignore", frozenset(str(n).strip().lower() for n in self.ignore))
+        if self.unmapped not in ("error", "background"):
+            raise ValueError(f"unmapped must be 'error' or 'background', got {self.unmapped!r}")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "LabelMapping":
+        """Parse the JSON form described in the module docstring."""
+        if not isinstance(data, Mapping):
+            raise InputError("a label mapping must be a JSON object with 'segments'")
+        unknown = sorted(set(data) - {"labels", "segments", "ignore", "unmapped"})
+        if unknown:
+            raise InputError(f"label mapping has unknown keys {unknown}; "
+                             "expected labels, segments, ignore, unmapped")
+        try:
+            table = LabelTable.from_json(data["labels"]) if "labels" in data else STUDY_LABELS
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"label mapping 'labels' is not a label table: {exc}") from None
+        segments = data.get("segments", {})
+        if not isinstance(segments, Mapping):
+            raise InputError("label mapping 'segments' must map source names to class names")
+        return cls(table=table, segments=dict(segments), ignore=frozenset(data.get("ignore", ())),
+                   unmapped=data.get("unmapped", "error"))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "LabelMapping":
+        """Read a label-mapping JSON file."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read label mapping {p}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise InputError(f"label mapping {p.name} is not valid JSON: {exc}") from None
+        return cls.from_json(data)
+
+    def target_id(self, source_name: str) -> int | None:
+        """Model class id of a source name; ``None`` when it is unmapped."""
+        key = source_name.strip().lower()
+        by_name = {n.lower(): i for i, n in self.table.names.items()}
+        if key in self.segments:
+            return by_name[self.segments[key].lower()]
+        if key in by_name:
+            return by_name[key]
+        if key in self.ignore or key == "background":
+            return 0
+        return 0 if self.unmapped == "background" else None
+
+    def lookup(self, source: Mapping[int, str], *, where: str) -> np.ndarray:
+        """Look-up table ``lut[source_id] = model_id`` for the named source ids (0 stays 0).
+
+        Raises
+        ------
+        InputError
+            When a source name is unmapped (with ``unmapped="error"``).
+        """
+        size = max([0, *source]) + 1
+        lut = np.zeros(size, dtype=np.uint8)
+        missing = []
+        for sid, name in source.items():
+            if sid == 0:
+                continue
+            tid = self.target_id(name)
+            if tid is None:
+                missing.append(name)
+            else:
+                lut[sid] = tid
+        if missing:
+            raise InputError(
+                f"{where}: segments {missing} are not mapped to the model's classes "
+                f"{list(self.table.names.values())}; add them to the label mapping's 'segments' "
+                "or 'ignore'")
+        return lut
+
+
+# --- 3D Slicer segmentations ----------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class SlicerSegment:
+    """One segment of a Slicer ``.seg.nrrd`` header.
+
+    Attributes
+    ----------
+    index : int
+        N of the ``SegmentN_*`` fields.
+    name : str
+        ``SegmentN_Name``.
+    label_value : int
+        ``SegmentN_LabelValue``: the voxel value of the segment in its layer (1 when absent,
+        as in files older than Slicer 4.11 that stored one binary layer per segment).
+    layer : int
+        ``SegmentN_Layer``: the layer (4D component) holding the segment (N when absent).
+    segment_id : str
+        ``SegmentN_ID``.
+    """
+
+    index: int
+    name: str
+    label_value: int
+    layer: int
+    segment_id: str = ""
+
+
+def read_slicer_segmentation(path: str | os.PathLike) -> tuple[list[np.ndarray], Volume,
+                                                                list[SlicerSegment]]:
+    """Read a 3D Slicer ``.seg.nrrd`` (single- or multi-layer labelmap form).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    layers : list of np.ndarray, each (z, y, x) integer
+        The voxel values of each layer.
+    geometry : Volume
+        Layer 0 as a volume: the segmentation's LPS grid (which may be a sub-box of the CT's).
+    segments : list of SlicerSegment
+        In header order.
+
+    Raises
+    ------
+    InputError
+        Unreadable file or no ``SegmentN_*`` fields.
+    """
+    import SimpleITK as sitk
+
+    p = Path(path)
+    try:
+        image = sitk.ReadImage(str(p))
+    except RuntimeError as exc:
+        raise InputError(f"cannot read segmentation {p.name}: {str(exc).splitlines()[0]}") from None
+    fields: dict[int, dict[str, str]] = {}
+    for key in image.GetMetaDataKeys():
+        m = _SEGMENT_KEY.match(key)
+        if m:
+            fields.setdefault(int(m.group(1)), {})[m.group(2)] = image.GetMetaData(key).strip()
+    if not fields:
+        raise InputError(f"{p.name} has no SegmentN_Name fields: not a 3D Slicer segmentation")
+    segments = []
+    for n in sorted(fields):
+        f = fields[n]
+        try:
+            segments.append(SlicerSegment(
+                index=n, name=f.get("Name", f.get("ID", f"Segment_{n}")),
+                label_value=int(f.get("LabelValue", 1)), layer=int(f.get("Layer", n)),
+                segment_id=f.get("ID", "")))
+        except ValueError:
+            raise InputError(f"{p.name}: Segment{n}_LabelValue/Layer are not integers") from None
+    array = sitk.GetArrayFromImage(image)  # (z, y, x) or (z, y, x, layers)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        layers = [np.ascontiguousarray(array[..., k]) for k in range(array.shape[-1])]
+    else:
+        layers = [array]
+    n_layers = len(layers)
+    bad = [s.name for s in segments if not 0 <= s.layer < n_layers]
+    if bad:
+        raise InputError(f"{p.name}: segments {bad} name a layer beyond the file's {n_layers}")
+    first = sitk.VectorIndexSelectionCast(image, 0) if n_layers > 1 else image
+    geometry = Volume.from_sitk(first, metadata=CTMetadata(modality="SEG", source_format="seg.nrrd"))
+    return layers, geometry, segments
+
+
+def _slicer_to_labels(path: Path, mapping: LabelMapping) -> Volume:
+    """A Slicer segmentation as a label map of the model's ids (later segments win overlaps)."""
+    layers, geometry, segments = read_slicer_segmentation(path)
+    out = np.zeros(layers[0].shape, dtype=np.uint8)
+    missing = []
+    for seg in segments:
+        tid = mapping.target_id(seg.name)
+        if tid is None:
+            missing.append(seg.name)
+            continue
+        if tid:
+            out[layers[seg.layer] == seg.label_value] = tid
+    if missing:
+        raise InputError(
+            f"{path.name}: segments {missing} are not mapped to the model's classes "
+            f"{list(mapping.table.names.values())}; add them to the label mapping's 'segments' "
+            "or 'ignore'")
+    return geometry.with_array(out)
+
+
+# --- discovery ------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class CaseFiles:
+    """Files of one case.
+
+    Attributes
+    ----------
+    case_id : str
+    image : Path
+        The CT (NIfTI, NRRD or MHA).
+    labels : Path
+        A label map (with or without a ``.labels.json`` sidecar) or a Slicer ``.seg.nrrd``.
+    """
+
+    case_id: str
+    image: Path
+    labels: Path
+
+    @property
+    def is_slicer(self) -> bool:
+        return self.labels.name.lower().endswith(".seg.nrrd")
+
+
+def _images_in(folder: Path) -> list[tuple[Path, str]]:
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            split = _split_suffix(p.name)
+            if split:
+                out.append((p, split[0]))
+    return out
+
+
+def _case_from_folder(folder: Path) -> CaseFiles | None:
+    images = _images_in(folder)
+    seg = [p for p, _ in images if p.name.lower().endswith(".seg.nrrd")]
+    labels = [p for p, stem in images if p not in seg and any(
+        stem.lower() == s or stem.lower().startswith(s + "_") or stem.lower().startswith(s + ".")
+        for s in _LABEL_STEMS)]
+    cts = [p for p, stem in images if p not in seg and p not in labels and any(
+        stem.lower() == s or stem.lower().startswith(s + "_") for s in _CT_STEMS)]
+    if not cts:
+        others = [p for p, _ in images if p not in seg and p not in labels]
+        cts = others if len(others) == 1 else []
+    found = labels + seg
+    if len(cts) != 1 or len(found) != 1:
+        return None
+    return CaseFiles(case_id=folder.name, image=cts[0], labels=found[0])
+
+
+def discover_cases(data_dir: str | os.PathLike) -> list[CaseFiles]:
+    """Find CT + label pairs in a data folder (the layouts of the module docstring).
+
+    Parameters
+    ----------
+    data_dir : path-like
+
+    Returns
+    -------
+    list of CaseFiles
+        Sorted by ``case_id`` (so splits do not depend on the file system's order).
+
+    Raises
+    ------
+    InputError
+        The folder does not exist or holds no recognisable case.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InputError(f"training data folder {root} does not exist")
+    cases: dict[str, CaseFiles] = {}
+    images_tr, labels_tr = root / "imagesTr", root / "labelsTr"
+    if images_tr.is_dir() and labels_tr.is_dir():
+        labels = {stem: p for p, stem in _images_in(labels_tr)}
+        for p, stem in _images_in(images_tr):
+            cid = re.sub(r"_0000$", "", stem)
+            if cid in labels:
+                cases[cid] = CaseFiles(case_id=cid, image=p, labels=labels[cid])
+    for sub in sorted(q for q in root.iterdir() if q.is_dir()):
+        if sub.name in ("imagesTr", "labelsTr", "imagesTs", "labelsTs") or sub.name.startswith("."):
+            continue
+        case = _case_from_folder(sub)
+        if case is not None:
+            cases[case.case_id] = case
+    flat = _images_in(root)
+    by_stem = {stem: p for p, stem in flat}
+    for p, stem in flat:
+        m = re.match(r"^(.+?)[_-](ct|image)$", stem, flags=re.IGNORECASE)
+        if not m:
+            continue
+        cid = m.group(1)
+        for cand in (f"{cid}_labels", f"{cid}_label", f"{cid}_seg", f"{cid}-labels", cid):
+            target = by_stem.get(cand)
+            if target is not None and target != p:
+                cases[cid] = CaseFiles(case_id=cid, image=p, labels=target)
+                break
+    if not cases:
+        raise InputError(
+            f"no cases found in {root}: expected one folder per case with ct.nii.gz and "
+            "labels.nii.gz (or a .seg.nrrd), imagesTr/labelsTr, or <id>_ct.* + <id>_labels.*")
+    return [cases[k] for k in sorted(cases)]
+
+
+# --- loading --------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class Case:
+    """One training case in memory.
+
+    Attributes
+    ----------
+    case_id : str
+    ct : Volume
+        CT in HU, array (z, y, x).
+    labels : Volume
+        Class ids of ``table`` on the CT's grid, array (z, y, x) uint8.
+    table : LabelTable
+        The model's label table.
+    """
+
+    case_id: str
+    ct: Volume
+    labels: Volume
+    table: LabelTable
+
+    def __post_init__(self) -> None:
+        if not self.ct.same_grid(self.labels, atol=1e-3):
+            raise InputError(f"case {self.case_id}: labels are not on the CT's grid")
+        if self.labels.array.dtype != np.uint8:
+            self.labels = self.labels.with_array(self.labels.array.astype(np.uint8))
+        top = int(self.labels.array.max(initial=0))
+        if top >= len(self.table.ids):
+            raise InputError(f"case {self.case_id}: label id {top} is not in the table "
+                             f"{list(self.table.names.values())}")
+
+
+def load_case(files: CaseFiles, *, mapping: LabelMapping | None = None) -> Case:
+    """Load a CT and its labels, map the labels onto the model's table and the CT's grid.
+
+    Parameters
+    ----------
+    files : CaseFiles
+    mapping : LabelMapping, optional
+        Site names -> model classes. Default: the identity onto the study table for files
+        without a table, or onto the label map's own sidecar table.
+
+    Returns
+    -------
+    Case
+        Labels resampled (nearest neighbour) onto the CT's grid when the grids differ (Slicer
+        crops segmentations to the segments' extent by default).
+    """
+    from spinect_core.io import load_ct, load_label_map, read_label_table
+    from spinect_core.preprocess.resample import resample_array_to_grid
+
+    ct = load_ct(files.image)
+    if files.is_slicer:
+        mapping = mapping or LabelMapping()
+        labels = _slicer_to_labels(files.labels, mapping)
+    else:
+        source_table = read_label_table(files.labels)
+        if mapping is None:
+            mapping = LabelMapping(table=source_table or STUDY_LABELS)
+        volume, table = load_label_map(files.labels, default_table=mapping.table)
+        arr = np.asarray(volume.array)
+        if arr.min(initial=0) < 0:
+            raise InputError(f"{files.labels.name} holds negative label ids")
+        lut = mapping.lookup(table.names, where=files.labels.name)
+        top = int(arr.max(initial=0))
+        if top >= lut.size:
+            raise InputError(f"{files.labels.name} holds label id {top} that its table "
+                             f"{list(table.names.values())} does not name")
+        labels = volume.with_array(lut[arr])
+    if not ct.same_grid(labels, atol=1e-3):
+        arr = resample_array_to_grid(labels.array, labels, ct, interpolation="nearest",
+                                     default_value=0)
+        labels = ct.with_array(arr.astype(np.uint8))
+    else:
+        labels = ct.with_array(labels.array.astype(np.uint8))
+    return Case(case_id=files.case_id, ct=ct, labels=labels, table=mapping.table)
+
+
+def load_cases(files: Sequence[CaseFiles], *, mapping: LabelMapping | None = None,
+               progress: ProgressCallback | None = None) -> list[Case]:
+    """Load several cases; all must end up with the same label table.
+
+    Raises
+    ------
+    InputError
+        A case cannot be read or its table differs from the first case's (pass a mapping).
+    """
+    cases: list[Case] = []
+    for i, f in enumerate(files):
+        report(progress, i / max(len(files), 1), f"loading {f.case_id}")
+        case = load_case(f, mapping=mapping)
+        if cases and case.table != cases[0].table:
+            raise InputError(
+                f"case {case.case_id} has the label table {list(case.table.names.values())}, "
+                f"case {cases[0].case_id} {list(cases[0].table.names.values())}; pass a label "
+                "mapping (--label-map) to bring them onto one table")
+        cases.append(case)
+    report(progress, 1.0, f"loaded {len(cases)} cases")
+    return cases
+
+
+def summarise_cases(cases: Iterable[Case]) -> dict[str, Any]:
+    """JSON-ready summary of cases (ids, voxel spacing range, voxels per class) for model cards."""
+    cases = list(cases)
+    if not cases:
+        return {"count": 0}
+    spacings = np.array([c.ct.spacing_mm for c in cases])
+    counts: dict[str, int] = {}
+    for c in cases:
+        bc = np.bincount(c.labels.array.ravel(), minlength=len(c.table.ids))
+        for i, name in c.table.names.items():
+            counts[name] = counts.get(name, 0) + int(bc[i])
+    return {"count": len(cases), "case_ids": [c.case_id for c in cases],
+            "spacing_mm_min": spacings.min(axis=0).tolist(),
+            "spacing_mm_max": spacings.max(axis=0).tolist(),
+            "voxels_per_class": counts}
