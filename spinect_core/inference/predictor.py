@@ -1,0 +1,592 @@
+"""Sliding-window predictor: load a network once, segment many volumes.
+
+The volume is covered by overlapping windows (:mod:`spinect_core.inference.tiling`); several
+windows go through the network per forward pass; the softmax probabilities of the windows are
+summed per voxel (the study's Algorithm 1, ``blend="sum"``) or summed with a Gaussian weight
+(nnU-Net style, ``blend="gaussian"``); the label of a voxel is the argmax of the summed
+probabilities, and the probabilities are divided by their per-voxel total so they sum to 1.
+
+Memory (a 200 x 300 x 300 volume, 5 classes, ``keep_probabilities=True``):
+
+* one float32 accumulator ``(C, z, y, x)``: 360 MB, on the compute device;
+* the float16 probabilities returned: 180 MB, and the uint8 labels: 18 MB;
+* the normalisation runs in slabs of a few million voxels, so its temporaries stay below ~100 MB;
+* the network's activations for one batch of windows (a few hundred MB for the study's U-Net at
+  batch 4 and 32 x 64 x 64 patches).
+
+No per-voxel weight map is kept: because every window's softmax sums to 1 over the classes, the
+class-sum of the accumulator *is* the summed window weight of that voxel, so dividing by it
+normalises and blends in one step (and is exactly MONAI's division by its count map).
+
+A float16 accumulator would halve the 360 MB but is too coarse: float16 has an 11-bit mantissa,
+so a sum of up to 8 overlapping probabilities (the default stride gives 2 x 2 x 2 overlap) carries
+an absolute error of ~4e-3, enough to flip the argmax of voxels whose two best classes differ by
+less than that, i.e. exactly the boundary voxels the planner measures. bfloat16 is worse still.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from spinect_core.errors import InputError, SpinectError
+from spinect_core.inference import tiling
+from spinect_core.inference.device import (
+    Precision,
+    autocast,
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+)
+from spinect_core.progress import ProgressCallback, report
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PredictorOptions", "Prediction", "Predictor"]
+
+_PROB_DTYPES = {"float16": np.float16, "float32": np.float32}
+#: Voxels per slab in the final normalisation / argmax: bounds its temporaries to ~100 MB.
+_SLAB_VOXELS = 1 << 22
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictorOptions:
+    """How to run sliding-window inference.
+
+    Attributes
+    ----------
+    patch_size : tuple of 3 int
+        Window size ``(z, y, x)`` in voxels; the study used 32 x 64 x 64. Must suit the network
+        (divisible by 16 for the depth-5 U-Net).
+    stride : tuple of 3 int
+        Step between windows ``(z, y, x)``; ``<= patch_size`` so no voxel is skipped. The study
+        used 20 x 40 x 40. The last window on each axis is moved back to end at the volume's end.
+    blend : {"sum", "gaussian"}
+        ``"sum"``: every window's softmax probabilities count equally (the study's Algorithm 1).
+        ``"gaussian"``: each window is weighted by a Gaussian centred on it with
+        ``sigma = sigma_scale * patch`` (nnU-Net; MONAI ``mode="gaussian"``).
+    sigma_scale : float
+        Gaussian width as a fraction of the window (0.125 = patch / 8); ignored for ``"sum"``.
+    batch_size : int
+        Windows per forward pass. Halved automatically on device out-of-memory errors.
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU) or a torch device name (``"cpu"``, ``"cuda:0"``).
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        Autocast precision of the network; see :mod:`spinect_core.inference.device` for what
+        ``"auto"`` picks. The probabilities are always summed in float32.
+    channels_last : bool or "auto"
+        Run the network in ``channels_last_3d`` layout (faster 3D convolutions on CPU and CUDA).
+    prob_dtype : {"float16", "float32"}
+        dtype of the returned probabilities (float16 halves their memory; resolution ~5e-4).
+    keep_probabilities : bool
+        Return the probabilities; ``False`` returns only the labels (saves ``C * z*y*x * 2`` bytes).
+    pad_value : float or "minimum"
+        Constant that pads volumes smaller than a patch. ``"minimum"`` (default) uses the image's
+        minimum: after normalisation that is air, the natural surrounding of a body, whereas 0 is
+        the mean intensity and looks like soft tissue to the network. The padding is centred and
+        cropped off the result.
+    stitch_on_cpu : bool
+        Keep the accumulators in CPU memory even when the network runs on a GPU (otherwise they
+        live on the GPU and only move to the CPU after an out-of-memory error).
+    cpu_fallback : bool
+        After device out-of-memory errors at batch 1, finish on the CPU instead of failing.
+    """
+
+    patch_size: tuple[int, int, int] = (32, 64, 64)
+    stride: tuple[int, int, int] = (20, 40, 40)
+    blend: Literal["sum", "gaussian"] = "sum"
+    sigma_scale: float = 0.125
+    batch_size: int = 4
+    device: str = "auto"
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
+    prob_dtype: Literal["float16", "float32"] = "float16"
+    keep_probabilities: bool = True
+    pad_value: float | Literal["minimum"] = "minimum"
+    stitch_on_cpu: bool = False
+    cpu_fallback: bool = True
+
+    def __post_init__(self) -> None:
+        patch = tuple(int(v) for v in self.patch_size)
+        stride = tuple(int(v) for v in self.stride)
+        if len(patch) != 3 or len(stride) != 3:
+            raise ValueError("patch_size and stride must have 3 values (z, y, x)")
+        if min(patch) < 1 or min(stride) < 1:
+            raise ValueError(f"patch_size and stride must be positive, got {patch}, {stride}")
+        if any(s > p for s, p in zip(stride, patch)):
+            raise ValueError(
+                f"stride {stride} exceeds the patch {patch} on some axis: voxels between windows "
+                "would never be predicted"
+            )
+        object.__setattr__(self, "patch_size", patch)
+        object.__setattr__(self, "stride", stride)
+        if self.blend not in ("sum", "gaussian"):
+            raise ValueError(f"blend must be 'sum' or 'gaussian', got {self.blend!r}")
+        if self.sigma_scale <= 0:
+            raise ValueError(f"sigma_scale must be positive, got {self.sigma_scale}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.precision not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"unknown precision {self.precision!r}")
+        if self.prob_dtype not in _PROB_DTYPES:
+            raise ValueError(f"prob_dtype must be 'float16' or 'float32', got {self.prob_dtype!r}")
+        if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
+            raise ValueError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
+        if not (self.pad_value == "minimum" or isinstance(self.pad_value, (int, float))):
+            raise ValueError(f"pad_value must be a number or 'minimum', got {self.pad_value!r}")
+
+
+@dataclass(kw_only=True)
+class Prediction:
+    """Result of :meth:`Predictor.predict`.
+
+    Attributes
+    ----------
+    labels : np.ndarray, shape (z, y, x), uint8
+        Argmax class id of every voxel.
+    probabilities : np.ndarray, shape (C, z, y, x), float16 or float32, or None
+        Blended softmax probabilities, summing to 1 over ``C`` per voxel (up to the dtype's
+        rounding); ``None`` when ``keep_probabilities=False``.
+    device_used : str
+        Device that ran the network at the end (``"cpu"`` after a full CPU fallback).
+    precision_used : str
+        ``"float32"``, ``"bfloat16"`` or ``"float16"``, the precision at the end.
+    notes : list of str
+        What happened that a user may want to know (out-of-memory fallbacks, padding).
+    num_windows : int
+        Windows evaluated.
+    seconds : float
+        Wall-clock time of the prediction.
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    device_used: str
+    precision_used: str
+    notes: list[str] = field(default_factory=list)
+    num_windows: int = 0
+    seconds: float = 0.0
+
+
+# --- execution stages and out-of-memory fallback ------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class _Stage:
+    """One configuration in the out-of-memory fallback chain."""
+
+    compute_device: torch.device
+    stitch_device: torch.device
+    precision: Precision
+    batch_size: int
+    channels_last: bool
+    note: str = ""  # why we entered this stage (empty for the first)
+
+
+def _plan_stages(
+    *,
+    device: torch.device,
+    precision: Precision,
+    batch_size: int,
+    channels_last_option: bool | str,
+    stitch_on_cpu: bool,
+    cpu_fallback: bool,
+    cpu_precision: Precision,
+) -> list[_Stage]:
+    """The fallback chain: halve the batch, then stitch on the CPU, then run on the CPU.
+
+    On the CPU itself there is no chain (out of host memory is not recoverable by these steps).
+    """
+    cpu = torch.device("cpu")
+    stitch = cpu if (stitch_on_cpu or device.type == "cpu") else device
+    cl = resolve_channels_last(channels_last_option, device)
+    stages = [_Stage(compute_device=device, stitch_device=stitch, precision=precision,
+                     batch_size=batch_size, channels_last=cl)]
+    if device.type == "cpu":
+        return stages
+    b = batch_size
+    while b > 1:
+        nb = b // 2
+        stages.append(dataclasses.replace(
+            stages[-1], batch_size=nb,
+            note=f"out of memory on {device}: batch size {b} -> {nb}"))
+        b = nb
+    if stitch.type != "cpu":
+        stages.append(dataclasses.replace(
+            stages[-1], stitch_device=cpu,
+            note=f"out of memory on {device} at batch size 1: stitching on the CPU"))
+    if cpu_fallback:
+        stages.append(_Stage(
+            compute_device=cpu, stitch_device=cpu, precision=cpu_precision,
+            batch_size=batch_size, channels_last=resolve_channels_last(channels_last_option, cpu),
+            note=f"out of memory on {device} at batch size 1: running on the CPU ({cpu_precision})"))
+    return stages
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError)
+
+
+def _free_device_memory(device: torch.device) -> None:
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        try:
+            torch.mps.empty_cache()
+        except Exception:  # pragma: no cover - older torch
+            pass
+
+
+def _sliding_window_sum(
+    image: torch.Tensor,
+    *,
+    starts: Sequence[tuple[int, int, int]],
+    patch_size: tuple[int, int, int],
+    stages: Sequence[_Stage],
+    prepare: Callable[[_Stage], Callable[[torch.Tensor], torch.Tensor]],
+    weight: torch.Tensor | None,
+    num_classes: int | None,
+    progress: ProgressCallback | None,
+    notes: list[str],
+    progress_span: float = 0.98,
+) -> tuple[torch.Tensor, _Stage]:
+    """Run all windows and sum their (weighted) softmax probabilities.
+
+    This is the device-agnostic core, testable on the CPU: ``stages`` is the fallback chain and
+    ``prepare(stage)`` puts the network where the stage wants it and returns the forward callable,
+    so a test can inject a network that raises :class:`torch.OutOfMemoryError` on demand.
+
+    Parameters
+    ----------
+    image : torch.Tensor, shape (Z, Y, X), float32, CPU
+        The padded volume; every axis ``>= patch_size``.
+    starts : sequence of (z0, y0, x0)
+        Window corners (:func:`~spinect_core.inference.tiling.tile_starts`).
+    patch_size : (pz, py, px)
+    stages : sequence of _Stage
+        Tried in order; the next one is entered on an out-of-memory error.
+    prepare : callable
+        ``prepare(stage) -> forward``; ``forward(x)`` maps ``(B, 1, pz, py, px)`` to logits
+        ``(B, C, pz, py, px)``.
+    weight : torch.Tensor, shape (pz, py, px), float32, or None
+        Per-voxel window weight (Gaussian blending); ``None`` weights all voxels 1.
+    num_classes : int or None
+        Expected ``C``; ``None`` takes it from the first output.
+    progress : callable or None
+        Called after every batch with ``done / total * progress_span``.
+    notes : list of str
+        Appended with a line per fallback step.
+
+    Returns
+    -------
+    acc : torch.Tensor, shape (C, Z, Y, X), float32
+        Summed probabilities on the final stage's stitch device.
+    stage : _Stage
+        The stage that finished the job.
+    """
+    pz, py, px = patch_size
+    total = len(starts)
+    stage_index = 0
+    stage = stages[0]
+    forward = prepare(stage)
+    w_dev = None if weight is None else weight.to(stage.compute_device)
+    acc: torch.Tensor | None = None
+    done = 0
+    report(progress, 0.0, f"0/{total} windows")
+    while done < total:
+        batch = starts[done: done + stage.batch_size]
+        allocating = False
+        try:
+            x = torch.stack([image[z:z + pz, y:y + py, x_:x_ + px] for z, y, x_ in batch])
+            x = x.unsqueeze(1).to(stage.compute_device, non_blocking=True)
+            if stage.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+            with autocast(stage.compute_device, stage.precision):
+                logits = forward(x)
+            del x
+            if logits.ndim != 5 or logits.shape[0] != len(batch) or tuple(logits.shape[2:]) != patch_size:
+                raise SpinectError(
+                    f"the network returned shape {tuple(logits.shape)} for a batch of "
+                    f"{len(batch)} windows of {patch_size}; expected (B, C, *patch)")
+            # softmax in float32 whatever the autocast precision; contiguous (NCDHW) because the
+            # strided adds below are several times faster from a contiguous source
+            probs = torch.softmax(logits, dim=1, dtype=torch.float32).contiguous()
+            del logits
+            if w_dev is not None:
+                probs.mul_(w_dev)
+            probs = probs.to(stage.stitch_device)
+            if acc is None:
+                c = probs.shape[1]
+                if num_classes is not None and c != num_classes:
+                    raise SpinectError(
+                        f"the network outputs {c} classes but {num_classes} were expected; "
+                        "check that the weights match the label table")
+                allocating = True
+                acc = torch.zeros((c, *image.shape), dtype=torch.float32, device=stage.stitch_device)
+                allocating = False
+            # in-place adds allocate nothing, so an OOM cannot strike half-way through a batch
+            for k, (z, y, x_) in enumerate(batch):
+                acc[:, z:z + pz, y:y + py, x_:x_ + px] += probs[k]
+            del probs
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            x = logits = probs = None  # noqa: F841 - drop references before freeing the cache
+            _free_device_memory(stage.compute_device)
+            nxt = stage_index + 1
+            if allocating:  # the accumulator itself does not fit: a smaller batch will not help
+                while nxt < len(stages) and stages[nxt].stitch_device == stage.stitch_device:
+                    nxt += 1
+            if nxt >= len(stages):
+                raise SpinectError(
+                    f"out of memory on {stage.compute_device} even at batch size "
+                    f"{stage.batch_size}; use a smaller patch or the CPU") from exc
+            stage_index = nxt
+            old = stage
+            stage = stages[stage_index]
+            notes.append(stage.note)
+            log.warning("%s", stage.note)
+            report(progress, progress_span * done / total, stage.note)
+            # prepare() moves the network only when the device or layout changes
+            forward = prepare(stage)
+            if stage.compute_device != old.compute_device:
+                _free_device_memory(old.compute_device)
+            if w_dev is not None:
+                w_dev = w_dev.to(stage.compute_device)
+            if acc is not None and acc.device != stage.stitch_device:
+                acc = acc.to(stage.stitch_device)
+                _free_device_memory(old.stitch_device)
+            continue
+        done += len(batch)
+        report(progress, progress_span * done / total, f"{done}/{total} windows")
+    assert acc is not None
+    return acc, stage
+
+
+def _finalise(
+    acc: torch.Tensor,
+    crop: tuple[slice, slice, slice],
+    *,
+    keep_probabilities: bool,
+    prob_dtype: np.dtype,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Argmax labels and normalised probabilities of the cropped accumulator, slab by slab.
+
+    Parameters
+    ----------
+    acc : torch.Tensor, shape (C, Z, Y, X), float32
+    crop : slices (z, y, x) of the original volume inside the padded one
+
+    Returns
+    -------
+    labels : np.ndarray, shape (z, y, x), uint8
+    probabilities : np.ndarray, shape (C, z, y, x), prob_dtype, or None
+    """
+    c = acc.shape[0]
+    zs, ys, xs = crop
+    nz, ny, nx = zs.stop - zs.start, ys.stop - ys.start, xs.stop - xs.start
+    if c > 256:
+        raise SpinectError(f"{c} classes do not fit a uint8 label map")
+    labels = np.empty((nz, ny, nx), dtype=np.uint8)
+    probs = np.empty((c, nz, ny, nx), dtype=prob_dtype) if keep_probabilities else None
+    torch_prob_dtype = torch.float16 if prob_dtype == np.float16 else torch.float32
+    step = max(1, _SLAB_VOXELS // max(1, ny * nx))
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        a = acc[:, zs.start + z0: zs.start + z1, ys, xs]
+        # the argmax of the sum is the study's rule; dividing by the (positive) total first would
+        # not change it
+        labels[z0:z1] = a.argmax(dim=0).to(torch.uint8).cpu().numpy()
+        if probs is not None:
+            total = a.sum(dim=0, keepdim=True)
+            probs[:, z0:z1] = (a / total).to(torch_prob_dtype).cpu().numpy()
+    return labels, probs
+
+
+# --- the predictor ------------------------------------------------------------------------------
+class Predictor:
+    """Sliding-window segmentation with a network loaded once.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Maps ``(B, 1, pz, py, px)`` float32 to logits ``(B, C, pz, py, px)``. It is put in eval
+        mode, moved to the device and (when channels-last is on) converted to ``channels_last_3d``
+        **in place**: the predictor owns it from now on.
+    options : PredictorOptions, optional
+        Defaults to the study's settings (patch 32 x 64 x 64, stride 20 x 40 x 40, sum blending).
+    num_classes : int, optional
+        Expected number of output classes; checked against the network's output.
+
+    Examples
+    --------
+    >>> predictor = Predictor.from_weights("weights.safetensors")      # doctest: +SKIP
+    >>> result = predictor.predict(normalised_ct)                        # doctest: +SKIP
+    >>> result.labels.shape == normalised_ct.shape                       # doctest: +SKIP
+    True
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        *,
+        options: PredictorOptions | None = None,
+        num_classes: int | None = None,
+    ) -> None:
+        self.options = options or PredictorOptions()
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.device = resolve_device(self.options.device)
+        self.precision: Precision = resolve_precision(self.options.precision, self.device)
+        # on a CPU fallback the user's bfloat16/float32 choice stands; float16 is CUDA-only
+        cpu_request = "auto" if self.options.precision == "float16" else self.options.precision
+        self._cpu_precision: Precision = resolve_precision(cpu_request, torch.device("cpu"))
+        self.network = network
+        self.network.eval()
+        self.card: Any = None  # the model card when built by from_weights
+        self._placement: tuple[torch.device, bool] | None = None
+        self._place(self.device, resolve_channels_last(self.options.channels_last, self.device))
+        weight = None
+        if self.options.blend == "gaussian":
+            weight = torch.from_numpy(
+                tiling.gaussian_importance_map(self.options.patch_size, self.options.sigma_scale))
+        self._weight = weight
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_weights(
+        cls, path: str | Path, *, options: PredictorOptions | None = None
+    ) -> "Predictor":
+        """Load weights and model card (``spinect_core.model.load_weights``) and build a predictor.
+
+        When ``options`` is omitted, the card's patch size is used, with a stride of 5/8 of the
+        patch (the study's 20/32 and 40/64).
+        """
+        from spinect_core.model import load_weights  # lazy: keeps this module light to import
+
+        loaded = load_weights(path)
+        card = loaded.card
+        if options is None:
+            patch = tuple(int(v) for v in getattr(card, "patch_size_zyx", (32, 64, 64)))
+            stride = tuple(max(1, int(round(p * 5 / 8))) for p in patch)
+            options = PredictorOptions(patch_size=patch, stride=stride)  # type: ignore[arg-type]
+        num_classes = None
+        labels = getattr(card, "labels", None)
+        if labels is not None:
+            try:
+                num_classes = int(labels.num_classes)
+            except (AttributeError, ValueError, TypeError):
+                num_classes = None
+        predictor = cls(loaded.model, options=options, num_classes=num_classes)
+        predictor.card = card
+        return predictor
+
+    def _place(self, device: torch.device, channels_last: bool) -> None:
+        """Move the network (once per change) to ``device`` and memory format."""
+        if self._placement == (device, channels_last):
+            return
+        self.network.to(device)
+        fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+        # Module.to(memory_format=...) only re-lays out 4D/5D parameters (conv weights)
+        self.network.to(memory_format=fmt)
+        self._placement = (device, channels_last)
+
+    def _stages(self) -> list[_Stage]:
+        o = self.options
+        return _plan_stages(
+            device=self.device, precision=self.precision, batch_size=int(o.batch_size),
+            channels_last_option=o.channels_last, stitch_on_cpu=o.stitch_on_cpu,
+            cpu_fallback=o.cpu_fallback, cpu_precision=self._cpu_precision)
+
+    # --- prediction ---------------------------------------------------------------------------
+    def predict(self, image: np.ndarray, *, progress: ProgressCallback | None = None) -> Prediction:
+        """Segment one volume.
+
+        Parameters
+        ----------
+        image : np.ndarray, shape (z, y, x)
+            Normalised intensities (as the weights expect), any real dtype; converted to float32
+            (no copy when it already is contiguous float32).
+        progress : callable, optional
+            ``progress(fraction, message)`` after every batch of windows; returning ``False``
+            raises :class:`~spinect_core.errors.Cancelled` before the next batch.
+
+        Returns
+        -------
+        Prediction
+            ``labels`` (z, y, x) uint8, ``probabilities`` (C, z, y, x) ``prob_dtype`` or None.
+
+        Raises
+        ------
+        InputError
+            The image is not 3D or holds NaN / infinite values.
+        Cancelled
+            The progress callback returned ``False``.
+        SpinectError
+            The network's output does not fit, or the device ran out of memory with no fallback.
+        """
+        t0 = time.perf_counter()
+        o = self.options
+        arr = np.asarray(image)
+        if arr.ndim != 3:
+            raise InputError(f"expected a 3D (z, y, x) image, got shape {arr.shape}")
+        if min(arr.shape) < 1:
+            raise InputError(f"the image is empty: shape {arr.shape}")
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise InputError("the image contains NaN or infinite values; normalise it first")
+        notes: list[str] = []
+        shape = arr.shape
+        pads = tiling.padding_for(arr.shape, o.patch_size)
+        if any(before or after for before, after in pads):
+            value = float(arr.min()) if o.pad_value == "minimum" else float(o.pad_value)
+            arr = np.pad(arr, pads, mode="constant", constant_values=value)
+            notes.append(
+                f"volume {shape} is smaller than "
+                f"the patch {o.patch_size}: padded with {value:g}")
+        starts = tiling.tile_starts(arr.shape, o.patch_size, o.stride)
+        tensor = torch.from_numpy(arr)
+
+        def prepare(stage: _Stage) -> Callable[[torch.Tensor], torch.Tensor]:
+            self._place(stage.compute_device, stage.channels_last)
+            return self.network
+
+        with torch.inference_mode():
+            acc, stage = _sliding_window_sum(
+                tensor, starts=starts, patch_size=o.patch_size, stages=self._stages(),
+                prepare=prepare, weight=self._weight, num_classes=self.num_classes,
+                progress=progress, notes=notes)
+            crop = tuple(slice(b, b + n) for (b, _), n in zip(pads, shape))
+            try:
+                labels, probs = _finalise(acc, crop, keep_probabilities=o.keep_probabilities,
+                                          prob_dtype=np.dtype(_PROB_DTYPES[o.prob_dtype]))
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                note = f"out of memory on {acc.device} while normalising: finishing on the CPU"
+                notes.append(note)
+                log.warning("%s", note)
+                acc = acc.cpu()
+                _free_device_memory(stage.stitch_device)
+                labels, probs = _finalise(acc, crop, keep_probabilities=o.keep_probabilities,
+                                          prob_dtype=np.dtype(_PROB_DTYPES[o.prob_dtype]))
+            del acc
+        if stage.compute_device != self.device:
+            # the next volume may fit: go back to the preferred device
+            self._place(self.device, resolve_channels_last(o.channels_last, self.device))
+        report(progress, 1.0, "done")
+        return Prediction(
+            labels=labels, probabilities=probs, device_used=str(stage.compute_device),
+            precision_used=stage.precision, notes=notes, num_windows=len(starts),
+            seconds=time.perf_counter() - t0)
+
+    def __repr__(self) -> str:
+        o = self.options
+        return (f"Predictor(device={str(self.device)!r}, precision={self.precision!r}, "
+                f"patch={o.patch_size}, stride={o.stride}, blend={o.blend!r})")
+
