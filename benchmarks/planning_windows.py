@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 from spinect_core.phantom import generate_phantom
-from spinect_core.phantom.params import PhantomOptions
 from spinect_core.planning.optimise import LocalFrame, optimise_view, view_direction
 from spinect_core.planning.scene import SceneFields
 from spinect_core.planning.windows import WindowOptions, benchmark_window, compute_window
