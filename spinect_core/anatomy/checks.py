@@ -1,0 +1,108 @@
+"""Warnings for transitional lumbosacral anatomy (sacralised L5, lumbarised S1).
+
+Transitional vertebrae are common (roughly 1 in 8 adults) and change which level a needle
+really reaches; the planner carries on but says so. All checks measure on the parts map in the
+anatomical frame of the S1 endplate (``h`` along its normal, mm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spinect_core.anatomy import geometry as G
+from spinect_core.anatomy.landmarks import CoreLandmarks
+from spinect_core.anatomy.parts import PART_ID
+from spinect_core.volume import Volume
+
+#: Mean L5/S1 disc thickness below which L5 is reported as possibly sacralised (normal 5-14).
+THIN_DISC_MM = 3.0
+#: Highest sacroiliac contact more than this far below the S1 endplate: the "S1" found is too
+#: tall for a first sacral segment (an L5 fused to the sacrum).
+SI_JOINT_DEPTH_MM = 25.0
+#: Distance from the midline (mm) beyond which L5 bone is transverse process, not body.
+TP_LATERAL_MM = 32.0
+
+
+def disc_thickness_mm(grid: Volume, parts: np.ndarray, core: CoreLandmarks) -> float:
+    """Mean L5/S1 disc thickness: disc volume / its area projected on the S1 endplate (mm)."""
+    disc = parts == PART_ID["disc_L5S1"]
+    n = int(disc.sum())
+    if n == 0:
+        return 0.0
+    pts = G.voxel_points(grid, disc)
+    nrm = core.s1_endplate_normal_lps
+    a = G.orthogonal_part(np.array([1.0, 0.0, 0.0]) if abs(nrm[0]) < 0.9 else
+                          np.array([0.0, 1.0, 0.0]), nrm)
+    b = np.cross(nrm, a)
+    # Cells as large as the largest voxel side, so that projected voxel centres leave no holes.
+    cell = float(grid.spacing_mm.max())
+    rel = pts - core.disc_centre_lps
+    uv = np.floor(np.stack([rel @ a, rel @ b], -1) / cell).astype(int)
+    area = len(np.unique(uv, axis=0)) * cell * cell
+    return n * float(np.prod(grid.spacing_mm)) / max(area, 1e-9)
+
+
+def transitional_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks) -> list[str]:
+    """Human-readable warnings for sacralisation / lumbarisation signs (empty when none)."""
+    out: list[str] = []
+    sp = G.spacing_zyx(grid)
+    t = disc_thickness_mm(grid, parts, core)
+    if t < THIN_DISC_MM:
+        out.append(f"possible sacralised L5: the L5/S1 disc is {'absent' if t == 0 else 'very thin'}"
+                   f" (mean {t:.1f} mm); check the level count on a full-spine view")
+
+    l5 = parts == PART_ID["L5"]
+    s1 = parts == PART_ID["S1"]
+    ilium = (parts == PART_ID["ilium_left"]) | (parts == PART_ID["ilium_right"])
+    box = G.bbox_slices(l5, np.ceil(4.0 / sp).astype(int))
+    if box is not None:
+        pts = G.voxel_points(grid, np.ones(l5[box].shape, bool), tuple(s.start for s in box))
+        lat = ((pts - core.midline_point_lps) @ core.midline_normal_lps).reshape(l5[box].shape)
+        # Only beyond the vertebral bodies (half-width <= ~30 mm): the facet joints (~15-20 mm
+        # from the midline) and the disc are normal contacts.
+        s1_lateral = s1[box] & (np.abs(lat) > TP_LATERAL_MM)
+        blockers = ilium[box] | s1_lateral
+        if blockers.any():
+            d = ndi.distance_transform_edt(~blockers, sampling=sp)
+            touch = l5[box] & (d <= 2.0)
+            for side, sgn in (("left", 1.0), ("right", -1.0)):
+                if np.count_nonzero(touch & (sgn * lat > TP_LATERAL_MM)) >= 3:
+                    out.append(f"possible sacralised L5: the {side} L5 transverse process touches "
+                               "the sacrum or ilium")
+
+    # Sacroiliac contact: how far below the S1 endplate the sacrum first meets an ilium.
+    if ilium.any() and s1.any():
+        box = G.bbox_slices(s1, np.ceil(4.0 / sp).astype(int))
+        d = ndi.distance_transform_edt(~ilium[box], sampling=sp)
+        contact = s1[box] & (d <= 3.0)
+        if contact.sum() >= 5:
+            pts = G.voxel_points(grid, contact, tuple(s.start for s in box))
+            h = (pts - core.s1_endplate_centre_lps) @ core.s1_endplate_normal_lps
+            top = float(np.percentile(h, 98))
+            if top < -SI_JOINT_DEPTH_MM:
+                out.append(f"possible sacralised L5: the sacroiliac joints begin {-top:.0f} mm below"
+                           " the lowest disc, as if L5 were fused to the sacrum; check the level count")
+
+    # Lumbarised S1: a disc-like gap in the bone column under the S1 endplate.
+    if s1.any():
+        pts = G.voxel_points(grid, s1)
+        rel = pts - core.s1_endplate_centre_lps
+        h = rel @ core.s1_endplate_normal_lps
+        radial = np.linalg.norm(rel - np.outer(h, core.s1_endplate_normal_lps), axis=1)
+        col = h[(radial <= 10.0) & (h < 0)]
+        if len(col):
+            step = max(1.5, float(grid.spacing_mm.max()))
+            edges = np.arange(0.0, -65.0, -step)[::-1]
+            counts, _ = np.histogram(col, bins=edges)
+            counts = counts[::-1]                              # from the endplate downwards
+            ref = float(np.median(counts[: max(int(15.0 / step), 2)]))
+            if ref > 0:
+                low = np.nonzero(counts < 0.25 * ref)[0]
+                for i in low:
+                    depth = (i + 0.5) * step
+                    if 15.0 <= depth <= 45.0 and np.any(counts[i + 1:] > 0.5 * ref):
+                        out.append(f"possible lumbarised S1: a disc-like gap {depth:.0f} mm below "
+                                   "the S1 endplate (an S1/S2 disc); check the level count")
+                        break
+    return out

@@ -1,0 +1,94 @@
+"""Local L5/S1 frames per side (``DESIGN.md`` section 4.1).
+
+The planning code measures view angles in a frame attached to the patient's anatomy rather than
+to the scanner, so that a tilted or rotated patient gives the same angles:
+
+* origin at the foramen centre of that side,
+* ``z`` = the S1 superior endplate normal (cranial),
+* ``y`` = posterior (the patient's posterior direction made orthogonal to ``z``),
+* ``x`` = lateral towards the side (patient left = +x LPS for the left side, patient right =
+  -x LPS for the right side).
+
+Mirroring ``x`` makes left and right directly comparable (the same oblique angle means "the same
+amount towards the operated side"), at the price of handedness: the left frame is right-handed
+(``x cross y = z``), the right frame left-handed (``x cross y = -z``). Code that needs a rotation
+matrix must use :attr:`LocalFrame.handedness` or work with :meth:`LocalFrame.point_to_local` /
+:meth:`LocalFrame.point_to_lps` (points) and ``to_local`` / :meth:`LocalFrame.vector_to_lps`
+(directions), which are exact for either handedness (the axes are orthonormal, so the inverse of
+the matrix is its transpose).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spinect_core.planning.optimise import LocalFrame as PlanningLocalFrame
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64).reshape(3)
+    n = float(np.linalg.norm(v))
+    if n < 1e-12:
+        raise ValueError("cannot normalise a zero vector")
+    return v / n
+
+
+class LocalFrame(PlanningLocalFrame):
+    """The planning code's :class:`spinect_core.planning.optimise.LocalFrame` with point maps.
+
+    Same fields (``origin_lps``, ``x_lps``, ``y_lps``, ``z_lps``: LPS, mm / unit vectors) and the
+    same :meth:`to_local`, which maps **direction vectors** (no origin): the view optimiser's
+    ``angles_of`` relies on that. Points go through :meth:`point_to_local` /
+    :meth:`point_to_lps`.
+    """
+
+    @property
+    def handedness(self) -> int:
+        """+1 for a right-handed frame (``x cross y = z``), -1 for a left-handed (mirrored) one."""
+        return 1 if float(np.dot(np.cross(self.x_lps, self.y_lps), self.z_lps)) > 0 else -1
+
+    def point_to_local(self, points_lps: np.ndarray) -> np.ndarray:
+        """Local coordinates (mm) of LPS points ``(..., 3)``."""
+        p = np.asarray(points_lps, dtype=np.float64)
+        return (p - self.origin_lps) @ self.matrix
+
+    def point_to_lps(self, points_local: np.ndarray) -> np.ndarray:
+        """LPS points (mm) of local coordinates ``(..., 3)``."""
+        q = np.asarray(points_local, dtype=np.float64)
+        return q @ self.matrix.T + self.origin_lps
+
+    def vector_to_lps(self, vectors_local: np.ndarray) -> np.ndarray:
+        """LPS components of local direction vectors ``(..., 3)`` (inverse of :meth:`to_local`)."""
+        return np.asarray(vectors_local, dtype=np.float64) @ self.matrix.T
+
+
+def side_frame(*, origin_lps: np.ndarray, cranial_lps: np.ndarray, left_lps: np.ndarray,
+               side: str) -> LocalFrame:
+    """The mirrored per-side frame of ``DESIGN.md`` section 4.1.
+
+    Parameters
+    ----------
+    origin_lps : np.ndarray, shape (3,)
+        Frame origin, LPS mm (the foramen centre of that side).
+    cranial_lps : np.ndarray, shape (3,)
+        S1 superior endplate normal (pointing cranially); becomes ``z`` exactly.
+    left_lps : np.ndarray, shape (3,)
+        Direction towards patient left (the mid-sagittal plane normal, roughly +x LPS); it is
+        made orthogonal to ``z``.
+    side : {"left", "right"}
+        The operated side: ``x`` points towards it.
+
+    Returns
+    -------
+    LocalFrame
+        ``z`` cranial, ``y = z cross left`` (posterior), ``x`` = +left for ``"left"`` (a
+        right-handed frame) and -left for ``"right"`` (left-handed).
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    z = _unit(cranial_lps)
+    left = np.asarray(left_lps, float).reshape(3)
+    left = _unit(left - np.dot(left, z) * z)
+    y = _unit(np.cross(z, left))   # for z = +S and left = +L this is +P
+    x = left if side == "left" else -left
+    return LocalFrame(origin_lps=origin_lps, x_lps=x, y_lps=y, z_lps=z)

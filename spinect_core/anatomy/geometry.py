@@ -1,0 +1,168 @@
+"""Small geometric helpers on voxel masks and LPS point clouds (no anatomy knowledge)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy import optimize
+from scipy.spatial import cKDTree
+
+from spinect_core.volume import Volume
+
+
+def spacing_zyx(grid: Volume) -> np.ndarray:
+    """Voxel size (mm) along the array axes (z, y, x), for ``scipy.ndimage`` ``sampling``."""
+    return grid.spacing_mm[::-1].copy()
+
+
+def voxel_points(grid: Volume, mask: np.ndarray, offset_zyx=(0, 0, 0)) -> np.ndarray:
+    """LPS centres (mm) of the True voxels of ``mask``, shape (N, 3).
+
+    ``mask`` may be a crop of ``grid``'s array starting at index ``offset_zyx``.
+    """
+    zz, yy, xx = np.nonzero(mask)
+    idx = np.stack([xx + offset_zyx[2], yy + offset_zyx[1], zz + offset_zyx[0]], axis=-1)
+    return grid.index_to_lps(idx)
+
+
+def interface_points(grid: Volume, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """LPS midpoints (mm) between face-adjacent voxels of masks ``a`` and ``b``, shape (N, 3).
+
+    The midpoints sample the surface where the two regions touch (e.g. bone under a disc) to
+    within half a voxel, without the half-voxel bias of taking either side's voxel centres.
+    """
+    out = []
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis] = slice(0, -1)
+        hi[axis] = slice(1, None)
+        pair = (a[tuple(lo)] & b[tuple(hi)]) | (b[tuple(lo)] & a[tuple(hi)])
+        zz, yy, xx = np.nonzero(pair)
+        idx = np.stack([xx, yy, zz], axis=-1).astype(np.float64)
+        idx[:, 2 - axis] += 0.5       # array axis 0 is index z (column 2 of (x, y, z))
+        out.append(grid.index_to_lps(idx))
+    return np.concatenate(out, axis=0) if out else np.zeros((0, 3))
+
+
+def fit_plane(points: np.ndarray, *, inlier_mm: float = 2.5, iterations: int = 3
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares plane through LPS points with residual trimming.
+
+    Returns
+    -------
+    centre : np.ndarray, shape (3,)
+        Centroid of the inliers (a point on the plane).
+    normal : np.ndarray, shape (3,)
+        Unit normal (sign arbitrary).
+    inliers : np.ndarray, shape (N,), bool
+    """
+    pts = np.asarray(points, float)
+    keep = np.ones(len(pts), bool)
+    for _ in range(iterations):
+        c = pts[keep].mean(axis=0)
+        _, _, vt = np.linalg.svd(pts[keep] - c, full_matrices=False)
+        n = vt[-1]
+        resid = np.abs((pts - c) @ n)
+        new = resid <= inlier_mm
+        if new.sum() < 10 or np.array_equal(new, keep):
+            break
+        keep = new
+    c = pts[keep].mean(axis=0)
+    _, _, vt = np.linalg.svd(pts[keep] - c, full_matrices=False)
+    return c, vt[-1], keep
+
+
+def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroid, standard deviations (descending) and axes (rows) of a point cloud."""
+    c = points.mean(axis=0)
+    _, s, vt = np.linalg.svd(points - c, full_matrices=False)
+    return c, s / np.sqrt(max(len(points) - 1, 1)), vt
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def orthogonal_part(v: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Unit vector of ``v`` with its component along unit ``n`` removed."""
+    return unit(v - np.dot(v, n) * n)
+
+
+def symmetry_plane(points: np.ndarray, normal0: np.ndarray, point0: np.ndarray, *,
+                   max_points: int = 3000, cap_mm: float = 6.0, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Refine a mirror plane of a point cloud by minimising the reflected-to-nearest distance.
+
+    Parameters
+    ----------
+    points : np.ndarray, shape (N, 3)
+        LPS points of a roughly mirror-symmetric structure (mm).
+    normal0, point0 : np.ndarray, shape (3,)
+        Initial plane normal (unit) and a point on it.
+    max_points : int
+        Points used (a fixed-seed subsample keeps it fast and deterministic).
+    cap_mm : float
+        Distances are capped so that asymmetric parts (a longer transverse process) do not
+        dominate.
+
+    Returns
+    -------
+    (normal, point) : the refined unit normal (same sign as ``normal0``) and a point on the plane.
+    """
+    rng = np.random.default_rng(seed)
+    pts = points if len(points) <= max_points else points[rng.choice(len(points), max_points,
+                                                                      replace=False)]
+    tree = cKDTree(pts)
+    n0 = unit(normal0)
+    # Two tangent directions to perturb the normal.
+    t1 = orthogonal_part(np.array([0.0, 0.0, 1.0]) if abs(n0[2]) < 0.9 else np.array([0.0, 1.0, 0.0]), n0)
+    t2 = np.cross(n0, t1)
+    d0 = float(np.dot(point0, n0))
+
+    def plane(params):
+        a, b, off = params
+        n = unit(n0 + a * t1 + b * t2)
+        return n, d0 + off
+
+    def cost(params):
+        n, d = plane(params)
+        s = pts @ n - d
+        refl = pts - 2.0 * s[:, None] * n[None, :]
+        dist, _ = tree.query(refl)
+        return float(np.mean(np.minimum(dist, cap_mm)))
+
+    res = optimize.minimize(cost, np.zeros(3), method="Nelder-Mead",
+                            options={"xatol": 1e-3, "fatol": 1e-4, "maxiter": 300,
+                                     "initial_simplex": np.array([[0, 0, 0], [0.08, 0, 0],
+                                                                  [0, 0.08, 0], [0, 0, 3.0]])})
+    n, d = plane(res.x)
+    return n, point0 + (d - np.dot(point0, n)) * n
+
+
+def bbox_slices(mask: np.ndarray, margin_vox=(0, 0, 0)) -> tuple[slice, slice, slice] | None:
+    """Index box (z, y, x) of the True voxels grown by ``margin_vox``, or None if empty."""
+    sl = ndi.find_objects(mask.astype(np.uint8))
+    if not sl or sl[0] is None:
+        return None
+    out = []
+    for s, m, n in zip(sl[0], margin_vox, mask.shape):
+        out.append(slice(max(s.start - int(m), 0), min(s.stop + int(m), n)))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def opening_by_distance(mask: np.ndarray, radius_mm: float, sampling: np.ndarray) -> np.ndarray:
+    """Morphological opening with a Euclidean ball of ``radius_mm`` (via two distance maps).
+
+    Keeps the parts of ``mask`` a ball of that radius fits into (vertebral bodies) and drops
+    thinner ones (pedicles, processes).
+    """
+    if not mask.any():
+        return mask.copy()
+    inside = ndi.distance_transform_edt(mask, sampling=sampling)
+    core = inside >= radius_mm
+    if not core.any():
+        return np.zeros_like(mask)
+    outside = ndi.distance_transform_edt(~core, sampling=sampling)
+    return (outside <= radius_mm) & mask

@@ -1,0 +1,335 @@
+"""Landmarks of the L5/S1 junction measured on a parts map (whatever built it).
+
+All outputs are LPS millimetres. The measurements work on voxel point clouds in an anatomical
+frame centred on the S1 superior endplate: ``h`` along the endplate normal (cranial), ``lat``
+along the mid-sagittal plane normal (patient left), ``post`` = ``h`` x ``lat`` (posterior).
+Working in that frame (not the scanner's axes) keeps the definitions valid for tilted patients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sps
+from scipy import ndimage as ndi
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from spinect_core.anatomy import geometry as G
+from spinect_core.anatomy.frames import LocalFrame, side_frame
+from spinect_core.anatomy.parts import PART_ID
+from spinect_core.errors import AnatomyError
+from spinect_core.volume import Volume
+
+SIDE_SIGN = {"left": 1.0, "right": -1.0}   # sign of ``lat`` (patient left = +x LPS)
+#: Radius of the ball that fits into a vertebral body (height >= 20 mm) but not into a pedicle
+#: (height <= ~16 mm), so an opening separates the body from the arch.
+BODY_BALL_MM = 8.5
+
+
+@dataclass(kw_only=True)
+class SideAnatomy:
+    """Per-side landmarks (LPS mm) of the L5/S1 foramen.
+
+    Attributes
+    ----------
+    pedicle_centre_lps : np.ndarray, shape (3,)
+        Centroid of the L5 pedicle.
+    pedicle_lower_margin_lps : np.ndarray, shape (3,)
+        Lowest point of the L5 pedicle (along the S1 endplate normal), below its centre.
+    pedicle_medial_wall_lps : np.ndarray, shape (3,)
+        Most medial point of the pedicle (the medial bound of the foraminal zone).
+    vertebral_body_lateral_border_lps : np.ndarray, shape (3,)
+        Most lateral point of the L5 body between its inferior endplate and the pedicle (the
+        lateral bound of the foraminal zone).
+    foramen_centre_lps : np.ndarray, shape (3,)
+        Midway between the pedicle's lower margin and the S1 bone below it, 3 mm behind the
+        L5 body's posterior wall.
+    root_centreline_lps : np.ndarray, shape (N, 3), or None
+        Exiting L5 root near the foramen (medial end first); None without a root label.
+    frame : LocalFrame
+        The side's local frame (``DESIGN.md`` 4.1): origin at the foramen centre, z cranial,
+        y posterior, x lateral towards this side (left-handed for the right side).
+    """
+
+    pedicle_centre_lps: np.ndarray
+    pedicle_lower_margin_lps: np.ndarray
+    pedicle_medial_wall_lps: np.ndarray
+    vertebral_body_lateral_border_lps: np.ndarray
+    foramen_centre_lps: np.ndarray
+    root_centreline_lps: np.ndarray | None
+    frame: LocalFrame
+
+
+@dataclass(kw_only=True)
+class CoreLandmarks:
+    """Side-independent landmarks (LPS mm)."""
+
+    s1_endplate_centre_lps: np.ndarray
+    s1_endplate_normal_lps: np.ndarray
+    l5_endplate_centre_lps: np.ndarray
+    disc_centre_lps: np.ndarray
+    midline_point_lps: np.ndarray
+    midline_normal_lps: np.ndarray
+
+
+class _Frame:
+    """Anatomical coordinates (lat, post, h) about the S1 endplate centre."""
+
+    def __init__(self, centre: np.ndarray, normal: np.ndarray, left: np.ndarray) -> None:
+        self.c = centre
+        self.h = normal
+        self.lat = G.orthogonal_part(left, normal)
+        self.post = np.cross(self.h, self.lat)
+        self.R = np.column_stack([self.lat, self.post, self.h])
+
+    def local(self, p: np.ndarray) -> np.ndarray:
+        return (np.asarray(p, float) - self.c) @ self.R
+
+    def lps(self, q: np.ndarray) -> np.ndarray:
+        return np.asarray(q, float) @ self.R.T + self.c
+
+
+def endplates(grid: Volume, parts: np.ndarray, warnings: list[str]) -> CoreLandmarks:
+    """S1 superior endplate plane, L5 inferior endplate centre, disc centre and the midline."""
+    s1 = parts == PART_ID["S1"]
+    l5 = parts == PART_ID["L5"]
+    disc = parts == PART_ID["disc_L5S1"]
+    if not s1.any():
+        raise AnatomyError("no S1/sacrum found: L5/S1 is not in the field of view; use a CT "
+                           "that includes the sacrum")
+    if not l5.any():
+        raise AnatomyError("no L5 found: L5/S1 is not in the field of view; use a CT that "
+                           "includes L5")
+    if disc.sum() >= 20:
+        pts_s1 = G.interface_points(grid, s1, disc)
+        pts_l5 = G.interface_points(grid, l5, disc)
+    else:
+        # No disc (fused or unlabelled): the endplate is where S1 and L5 touch.
+        pts_s1 = pts_l5 = G.interface_points(grid, s1, l5)
+    if len(pts_s1) < 20 or len(pts_l5) < 20:
+        raise AnatomyError("cannot find the S1 superior endplate: L5 and S1 do not face each "
+                           "other across a disc; check the segmentation at L5/S1")
+    c1, n1, _ = G.fit_plane(pts_s1)
+    l5_centroid = G.voxel_points(grid, l5).mean(axis=0)
+    if np.dot(l5_centroid - c1, n1) < 0:
+        n1 = -n1
+    c5, _, _ = G.fit_plane(pts_l5)
+    disc_centre = 0.5 * (c1 + c5)
+
+    # Midline: start from the widest axis of the endplate (vertebral endplates are wider than
+    # deep), refine by mirror symmetry of L5, the disc and the top of S1 around the disc.
+    hpts = pts_s1 - np.outer((pts_s1 - c1) @ n1, n1)
+    _, _, axes = G.principal_axes(hpts)
+    left0 = G.orthogonal_part(axes[0], n1)
+    if left0[0] < 0:
+        left0 = -left0
+    near = (parts == PART_ID["L5"]) | disc | s1
+    pts = G.voxel_points(grid, near)
+    pts = pts[np.linalg.norm(pts - disc_centre, axis=1) < 45.0]
+    normal, point = G.symmetry_plane(pts, left0, disc_centre)
+    normal = G.orthogonal_part(normal, n1)
+    if np.degrees(np.arccos(np.clip(np.dot(normal, left0), -1, 1))) > 20.0:
+        warnings.append("the mirror symmetry of L5/S1 is poor (scoliosis or a partial "
+                        "segmentation?); the midline follows the L5 body's axes instead")
+        normal, point = left0, disc_centre
+    point = disc_centre + np.dot(point - disc_centre, normal) * normal
+    return CoreLandmarks(s1_endplate_centre_lps=c1, s1_endplate_normal_lps=G.unit(n1),
+                         l5_endplate_centre_lps=c5, disc_centre_lps=disc_centre,
+                         midline_point_lps=point, midline_normal_lps=normal)
+
+
+def _crop(grid: Volume, mask: np.ndarray, margin_mm: float):
+    margin = np.ceil(margin_mm / grid.spacing_mm[::-1]).astype(int)
+    sl = G.bbox_slices(mask, margin)
+    offset = tuple(s.start for s in sl)
+    return sl, offset
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    lab, n = ndi.label(mask, structure=np.ones((3, 3, 3)))
+    if n <= 1:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))
+
+
+def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
+                   ) -> dict[str, SideAnatomy]:
+    """Pedicles, body borders, foramina, roots and frames of both sides.
+
+    Definitions (anatomical frame of the module docstring):
+
+    * L5 body = the largest connected part of L5 that an 8.5 mm ball fits into;
+    * posterior wall = 95th percentile of ``post`` over body voxels 10-22 mm lateral of the
+      midline in the body's upper 60 % (the pedicle level);
+    * pedicle = the L5 bone 1-5 mm behind that wall (only the pedicle crosses that slab: the
+      articular and transverse processes lie behind the foramen), grown 12 mm backwards without
+      going below its lowest point in the slab;
+    * lower margin = the lowest pedicle point below the pedicle's centroid.
+    """
+    sp = G.spacing_zyx(grid)
+    half_vox = 0.5 * float(np.mean(sp))
+    l5 = parts == PART_ID["L5"]
+    sl, off = _crop(grid, l5, 5.0)
+    l5c = l5[sl]
+    # The body is what a ball wider than any pedicle fits into; the rest is the posterior arch.
+    body = G.opening_by_distance(l5c, BODY_BALL_MM, sp)
+    if not body.any():
+        raise AnatomyError("cannot find the L5 vertebral body (too thin in the labels); check "
+                           "the segmentation at L5")
+    body = _largest_component(body)
+    F = _Frame(core.s1_endplate_centre_lps, core.s1_endplate_normal_lps, core.midline_normal_lps)
+    mid_off = float(np.dot(core.midline_point_lps - F.c, F.lat))
+
+    body_q = F.local(G.voxel_points(grid, body, off))
+    body_q[:, 0] -= mid_off
+    l5_q = F.local(G.voxel_points(grid, l5c, off))
+    l5_q[:, 0] -= mid_off
+    s1 = parts == PART_ID["S1"]
+    s1_sl, s1_off = _crop(grid, s1 & _near(grid, s1, core.disc_centre_lps, 70.0), 2.0)
+    s1_q = F.local(G.voxel_points(grid, s1[s1_sl], s1_off))
+    s1_q[:, 0] -= mid_off
+    l5_inf_h = float(F.local(core.l5_endplate_centre_lps)[2])
+    h_lo, h_hi = float(body_q[:, 2].min()), float(body_q[:, 2].max())
+    upper = body_q[:, 2] >= h_lo + 0.4 * (h_hi - h_lo)
+
+    out: dict[str, SideAnatomy] = {}
+    for side, sgn in SIDE_SIGN.items():
+        band = upper & (sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 25.0)
+        if band.sum() < 5:
+            band = upper & (sgn * body_q[:, 0] > 0)
+        wall = float(np.percentile(body_q[band, 1], 98)) + half_vox
+        slab = (l5_q[:, 1] >= wall + 1.0) & (l5_q[:, 1] <= wall + 5.0) & (sgn * l5_q[:, 0] >= 4.0) & (
+            l5_q[:, 2] >= l5_inf_h)
+        if slab.sum() < 5:
+            raise AnatomyError(f"cannot find the {side} L5 pedicle; check the segmentation of L5")
+        sec = _main_cluster(l5_q[slab], grid)
+        h_min = float(sec[:, 2].min())
+        lat_lo, lat_hi = float(sec[:, 0].min()), float(sec[:, 0].max())
+        ped_sel = (l5_q[:, 1] >= wall) & (l5_q[:, 1] <= wall + 14.0) & (l5_q[:, 2] >= h_min - 1.0) & (
+            l5_q[:, 2] <= float(sec[:, 2].max()) + 1.0) & (sgn * l5_q[:, 0] >= 4.0) & (
+            l5_q[:, 0] >= lat_lo - 6.0) & (l5_q[:, 0] <= lat_hi + 6.0)
+        ped_q = l5_q[ped_sel]
+        # Centre = middle of the pedicle's cross-section halfway along it (the pedicles converge,
+        # so a centroid of the whole pedicle would sit too medial).
+        mid = ped_q[(ped_q[:, 1] >= wall + 7.0) & (ped_q[:, 1] <= wall + 11.0)]
+        if len(mid) < 5:
+            mid = ped_q
+        lo_q, hi_q = np.percentile(mid, 5, axis=0), np.percentile(mid, 95, axis=0)
+        centre_q = 0.5 * (lo_q + hi_q)
+        centre_q[1] = float(np.clip(wall + 8.0, ped_q[:, 1].min(), ped_q[:, 1].max()))
+        col = ped_q[np.hypot(ped_q[:, 0] - centre_q[0], ped_q[:, 1] - centre_q[1]) <= 4.0]
+        if len(col) == 0:
+            col = sec
+        low_h = float(col[:, 2].min()) - half_vox
+        lower_q = np.array([centre_q[0], centre_q[1], low_h])
+        medial_q = sec[np.argmin(sgn * sec[:, 0])].copy()
+
+        # Posterior wall of the body at the pedicle's lateral position, below the pedicle.
+        # The foramen lies 3 mm behind the posterior wall, which leans with L5's lordosis:
+        # follow the wall line down to the foramen's height.
+        wall_at = _wall_line(body_q[(sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 25.0)],
+                             default=wall - half_vox)
+        f_lat = centre_q[0]
+        f_post = wall_at(low_h - 5.0) + half_vox + 3.0
+        below = (np.abs(s1_q[:, 0] - f_lat) <= 2.0) & (np.abs(s1_q[:, 1] - f_post) <= 2.0) & (
+            s1_q[:, 2] < low_h)
+        s1_top = float(s1_q[below, 2].max()) + half_vox if below.any() else 0.0
+        f_h = 0.5 * (low_h + s1_top)
+        f_post = wall_at(f_h) + half_vox + 3.0
+        foramen_q = np.array([f_lat, f_post, f_h])
+
+        # Lateral border of the body between the inferior endplate and the pedicle.
+        lv = body_q[(body_q[:, 2] <= low_h) & (body_q[:, 2] >= l5_inf_h - 1.0)]
+        if len(lv) == 0:
+            lv = body_q
+        border_q = lv[np.argmax(sgn * lv[:, 0])].copy()
+
+        def to_lps(q: np.ndarray) -> np.ndarray:
+            q = np.array(q, float)
+            q[0] += mid_off
+            return F.lps(q)
+
+        foramen = to_lps(foramen_q)
+        root = root_centreline(grid, parts, side, foramen, midline_point_lps=core.midline_point_lps,
+                               midline_normal_lps=core.midline_normal_lps)
+        frame = side_frame(origin_lps=foramen, cranial_lps=core.s1_endplate_normal_lps,
+                           left_lps=core.midline_normal_lps, side=side)
+        out[side] = SideAnatomy(
+            pedicle_centre_lps=to_lps(centre_q), pedicle_lower_margin_lps=to_lps(lower_q),
+            pedicle_medial_wall_lps=to_lps(medial_q),
+            vertebral_body_lateral_border_lps=to_lps(border_q), foramen_centre_lps=foramen,
+            root_centreline_lps=root, frame=frame)
+    return out
+
+
+def _wall_line(q: np.ndarray, *, default: float):
+    """Posterior wall ``post(h)`` of a body: a line through the per-height 98th percentiles."""
+    if len(q) < 20:
+        return lambda h: default
+    h_lo, h_hi = float(q[:, 2].min()) + 2.0, float(q[:, 2].max()) - 2.0
+    hs, ps = [], []
+    for a in np.arange(h_lo, h_hi, 2.0):
+        sel = (q[:, 2] >= a) & (q[:, 2] < a + 2.0)
+        if sel.sum() >= 5:
+            hs.append(a + 1.0)
+            ps.append(float(np.percentile(q[sel, 1], 98)))
+    if len(hs) < 2:
+        return lambda h: default
+    b, a0 = np.polyfit(hs, ps, 1)
+    return lambda h: float(a0 + b * h)
+
+
+def _main_cluster(q: np.ndarray, grid: Volume) -> np.ndarray:
+    """The largest cluster of points (linked within 1.8 voxels), so stray islands are ignored."""
+    if len(q) < 3:
+        return q
+    r = 1.8 * float(grid.spacing_mm.max())
+    pairs = cKDTree(q).query_pairs(r, output_type="ndarray")
+    m = sps.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(q), len(q)))
+    _, lab = connected_components(m, directed=False)
+    return q[lab == np.argmax(np.bincount(lab))]
+
+
+def _near(grid: Volume, mask: np.ndarray, point: np.ndarray, radius_mm: float) -> np.ndarray:
+    """``mask`` restricted to voxels within ``radius_mm`` of an LPS point."""
+    out = np.zeros_like(mask)
+    zz, yy, xx = np.nonzero(mask)
+    p = grid.index_to_lps(np.stack([xx, yy, zz], -1))
+    keep = np.linalg.norm(p - point, axis=1) <= radius_mm
+    out[zz[keep], yy[keep], xx[keep]] = True
+    return out
+
+
+def root_centreline(grid: Volume, parts: np.ndarray, side: str, foramen_lps: np.ndarray, *,
+                    midline_point_lps: np.ndarray, midline_normal_lps: np.ndarray,
+                    radius_mm: float = 20.0, step_mm: float = 1.5) -> np.ndarray | None:
+    """Centreline (N, 3) LPS mm of the exiting L5 root within ``radius_mm`` of the foramen.
+
+    The root voxels near the foramen are binned along their principal axis; the centroid of
+    each bin is a centreline point. Ordered from the end nearer the spinal canal.
+    """
+    root = parts == PART_ID[f"root_L5_{side}"]
+    if not root.any():
+        return None
+    pts = G.voxel_points(grid, root)
+    pts = pts[np.linalg.norm(pts - foramen_lps, axis=1) <= radius_mm]
+    if len(pts) < 5:
+        return None
+    c, _, axes = G.principal_axes(pts)
+    t = (pts - c) @ axes[0]
+    edges = np.arange(t.min(), t.max() + step_mm, step_mm)
+    line = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        sel = (t >= a) & (t < b)
+        if sel.sum() >= 2:
+            line.append(pts[sel].mean(axis=0))
+    if len(line) < 2:
+        return None
+    line = np.array(line)
+    # Medial end first (the end nearer the mid-sagittal plane, where the root leaves the sac).
+    lat = np.abs((line - midline_point_lps) @ midline_normal_lps)
+    return line if lat[0] <= lat[-1] else line[::-1].copy()

@@ -1,0 +1,117 @@
+"""identify_lumbosacral on phantoms: from instances, from the default labels, from bone + nerve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spinect_core.anatomy import PARTS_TABLE, identify_lumbosacral
+from spinect_core.anatomy.parts import PART_ID, parts_from_instances
+from spinect_core.errors import Cancelled
+
+from .conftest import angle_deg, dice, identified, landmarks
+
+_run = identified
+
+
+def _check_landmarks(res, ph, *, tol_mm: float, tol_endplate_mm: float, tol_deg: float) -> None:
+    lm = landmarks(ph)
+    assert np.linalg.norm(res.s1_endplate_centre_lps - lm["s1_superior_endplate_centre"]) <= (
+        tol_endplate_mm)
+    assert angle_deg(res.s1_endplate_normal_lps, lm["s1_superior_endplate_normal"]) <= tol_deg
+    assert np.linalg.norm(res.disc_centre_lps - lm["l5s1_disc_centre"]) <= tol_mm
+    for side in ("left", "right"):
+        sa = res.sides[side]
+        assert np.linalg.norm(sa.pedicle_lower_margin_lps
+                              - lm[f"l5_pedicle_lower_margin_{side}"]) <= tol_mm
+        assert np.linalg.norm(sa.foramen_centre_lps - lm[f"l5s1_foramen_centre_{side}"]) <= tol_mm
+        assert np.linalg.norm(sa.pedicle_centre_lps - lm[f"l5_pedicle_centre_{side}"]) <= 4.0
+
+
+def test_from_instances_matches_the_phantom_landmarks(phantom):
+    res = _run(phantom, "instances")
+    assert res.source == "instances"
+    assert res.parts_table == PARTS_TABLE
+    assert res.parts.same_grid(phantom.labels) and res.parts.array.dtype == np.uint8
+    _check_landmarks(res, phantom, tol_mm=3.0, tol_endplate_mm=2.0, tol_deg=5.0)
+    assert res.warnings == []
+    # Pedicle inside the body/arch geometry: medial wall nearer the midline than the body border.
+    for side, sgn in (("left", 1.0), ("right", -1.0)):
+        sa = res.sides[side]
+        lat = lambda p: sgn * float(np.dot(p - res.midline_point_lps, res.midline_normal_lps))  # noqa: E731
+        assert 0.0 < lat(sa.pedicle_medial_wall_lps) < lat(sa.pedicle_centre_lps)
+        assert lat(sa.vertebral_body_lateral_border_lps) > 15.0
+
+
+def test_exiting_root_centreline_runs_through_the_foramen(phantom):
+    res = _run(phantom, "instances")
+    lm = landmarks(phantom)
+    for side in ("left", "right"):
+        line = res.sides[side].root_centreline_lps
+        assert line is not None and line.ndim == 2 and line.shape[1] == 3 and len(line) >= 5
+        truth = lm[f"root_L5_{side}_centreline"]
+        # Every centreline point lies within 2.5 mm of the analytic root axis.
+        d = np.linalg.norm(line[:, None, :] - truth[None, :, :], axis=2).min(axis=1)
+        assert d.max() <= 2.5
+        lat = (line - res.midline_point_lps) @ res.midline_normal_lps
+        assert abs(lat[0]) <= abs(lat[-1])          # medial end first
+
+
+def test_midline_is_the_patient_sagittal_plane(phantom):
+    res = _run(phantom, "instances")
+    R = np.asarray(phantom.meta["pose"]["rotation_patient_to_lps"], float)
+    assert angle_deg(res.midline_normal_lps, R[:, 0]) <= 5.0     # patient left, posed
+    assert res.midline_normal_lps[0] > 0.9
+    assert abs(np.dot(res.midline_normal_lps, res.s1_endplate_normal_lps)) < 1e-9
+    lm = landmarks(phantom)
+    off = np.dot(lm["s1_superior_endplate_centre"] - res.midline_point_lps, res.midline_normal_lps)
+    assert abs(off) <= 1.5
+
+
+def test_derived_from_default_labels_agrees_with_instances(phantom):
+    res = _run(phantom, "labels")
+    assert res.source == "labels"
+    ref = parts_from_instances(phantom.labels, phantom.label_table, phantom.instances,
+                               phantom.instance_table)
+    got = res.parts.array
+    for name in ("L5", "S1"):
+        assert dice(got == PART_ID[name], ref == PART_ID[name]) >= 0.9, name
+    assert np.array_equal(got == PART_ID["disc_L5S1"], ref == PART_ID["disc_L5S1"])
+    for name in ("root_L5_left", "root_L5_right"):
+        assert dice(got == PART_ID[name], ref == PART_ID[name]) >= 0.8, name
+    for name in ("ilium_left", "ilium_right"):
+        assert dice(got == PART_ID[name], ref == PART_ID[name]) >= 0.9, name
+    _check_landmarks(res, phantom, tol_mm=3.0, tol_endplate_mm=3.0, tol_deg=5.0)
+    assert res.warnings == []
+
+
+def test_derived_from_bone_and_nerve_only(phantom):
+    res = _run(phantom, "bone+nerve")
+    assert res.source == "bone+nerve"
+    ref = parts_from_instances(phantom.labels, phantom.label_table, phantom.instances,
+                               phantom.instance_table)
+    got = res.parts.array
+    for name in ("L5", "S1"):
+        assert dice(got == PART_ID[name], ref == PART_ID[name]) >= 0.9, name
+    # The disc is reconstructed as the gap between the bodies (it has no label here).
+    assert dice(got == PART_ID["disc_L5S1"], ref == PART_ID["disc_L5S1"]) >= 0.6
+    for name in ("root_L5_left", "root_L5_right"):
+        assert dice(got == PART_ID[name], ref == PART_ID[name]) >= 0.8, name
+    _check_landmarks(res, phantom, tol_mm=4.0, tol_endplate_mm=4.0, tol_deg=5.0)
+
+
+def test_parts_cover_every_labelled_voxel(phantom):
+    res = _run(phantom, "labels")
+    assert np.array_equal(res.parts.array > 0, phantom.labels.array > 0)
+    assert res.mask("L5", "disc_L5S1").sum() == (res.parts.array == PART_ID["L5"]).sum() + (
+        res.parts.array == PART_ID["disc_L5S1"]).sum()
+
+
+def test_progress_reports_and_cancels(phantom):
+    seen = []
+    identify_lumbosacral(phantom.labels, phantom.label_table, instances=phantom.instances,
+                         instance_table=phantom.instance_table,
+                         progress=lambda f, m: seen.append(f))
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    with pytest.raises(Cancelled):
+        identify_lumbosacral(phantom.labels, phantom.label_table, progress=lambda f, m: f <= 0.0)
