@@ -1,0 +1,426 @@
+"""The L5/S1 plan: best views of the Kambin and safe windows per side, and the needle.
+
+:class:`PlanEngine` identifies the anatomy and builds the per-side scenes once; the desktop app
+asks it for the windows of the exact current view while the operator rotates
+(:meth:`PlanEngine.windows_for_view`), and :meth:`PlanEngine.plan` fills a :class:`Plan`: for
+each side and window the best view and the plateau view (the centroid of the views that reach
+>= 90 % of the maximum, what a C-arm can hit), the window's numbers at the plateau view, its
+triangle, and a needle trajectory through the chosen window. Exports read only from the
+:class:`Plan` (``Plan.to_dict`` is the versioned ``plan.json`` schema, LPS millimetres).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from spinect_core import __version__
+from spinect_core.errors import SpinectError
+from spinect_core.labels import LabelTable
+from spinect_core.planning.l5s1 import (
+    SIDES, WINDOW_KINDS, L5S1Options, SideScene, SideWindows, Triangle, Variant,
+)
+from spinect_core.planning.optimise import ViewOptimum, optimise_view
+from spinect_core.planning.trajectory import Trajectory, TrajectoryOptions, carm_angles, plan_trajectory
+from spinect_core.planning.windows import WindowResult
+from spinect_core.progress import ProgressCallback, report, sub_progress
+from spinect_core.volume import Volume
+
+#: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
+PLAN_SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    """Options of the planning run.
+
+    Attributes
+    ----------
+    sides : tuple of {"left", "right"}
+    variant : {"feasible", "bony", "neural"}
+        Which structures block (see :mod:`spinect_core.planning.l5s1`).
+    alpha_range_deg, beta_range_deg : (float, float)
+        Search box in the local frame (DESIGN.md: alpha 0-75, beta -35..+35).
+    coarse_step_deg, final_step_deg : float
+        Grid spacing, and the refinement's final step.
+    optimise_pixel_mm, report_pixel_mm : float
+        Ray spacing while optimising and for the reported numbers.
+    plateau_fraction : float
+        Views reaching this fraction of the maximum form the plateau.
+    trajectory_window : {"auto", "kambin", "safe"}
+        Window the needle goes through; ``auto``: the one with the larger usable area.
+    l5s1 : L5S1Options
+    trajectory : TrajectoryOptions
+    """
+
+    sides: tuple[str, ...] = SIDES
+    variant: Variant = "feasible"
+    alpha_range_deg: tuple[float, float] = (0.0, 75.0)
+    beta_range_deg: tuple[float, float] = (-35.0, 35.0)
+    coarse_step_deg: float = 5.0
+    final_step_deg: float = 0.5
+    optimise_pixel_mm: float = 0.5
+    report_pixel_mm: float = 0.25
+    plateau_fraction: float = 0.9
+    trajectory_window: Literal["auto", "kambin", "safe"] = "auto"
+    l5s1: L5S1Options = field(default_factory=L5S1Options)
+    trajectory: TrajectoryOptions = field(default_factory=TrajectoryOptions)
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.sides if s not in SIDES]
+        if bad or not self.sides:
+            raise ValueError(f"sides must be a non-empty subset of {SIDES}, got {self.sides}")
+        if self.trajectory_window not in ("auto", "kambin", "safe"):
+            raise ValueError(f"trajectory_window must be auto, kambin or safe")
+
+
+@dataclass(kw_only=True)
+class ViewResult:
+    """One view of one window: local angles, area, directions and C-arm terms."""
+
+    alpha_deg: float
+    beta_deg: float
+    area_mm2: float
+    view_direction_lps: np.ndarray
+    carm: dict[str, Any]
+
+    @property
+    def entry_direction_lps(self) -> np.ndarray:
+        return -self.view_direction_lps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alpha_deg": round(float(self.alpha_deg), 3), "beta_deg": round(float(self.beta_deg), 3),
+                "area_mm2": _num(self.area_mm2),
+                "view_direction_lps": [float(v) for v in self.view_direction_lps],
+                "entry_direction_lps": [float(v) for v in self.entry_direction_lps],
+                "carm": self.carm}
+
+
+@dataclass(kw_only=True)
+class WindowPlan:
+    """The plan of one window (Kambin or safe) on one side.
+
+    ``window`` holds the measurement at the plateau view with ``report_pixel_mm`` rays (masks,
+    outline, hit depths) for overlays and the trajectory; it is not serialised.
+    """
+
+    kind: str
+    side: str
+    found: bool
+    reason: str = ""
+    best_view: ViewResult | None = None
+    plateau_view: ViewResult | None = None
+    inscribed_diameter_mm: float = float("nan")
+    usable_area_mm2: float = float("nan")
+    area_band_mm2: tuple[float, float] = (float("nan"), float("nan"))
+    triangle: Triangle | None = None
+    optimum: ViewOptimum | None = None
+    window: WindowResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "found": bool(self.found), "reason": self.reason,
+            "best_view": None if self.best_view is None else self.best_view.to_dict(),
+            "plateau_view": None if self.plateau_view is None else self.plateau_view.to_dict(),
+            "inscribed_diameter_mm": _num(self.inscribed_diameter_mm),
+            "usable_area_mm2": _num(self.usable_area_mm2),
+            "area_band_mm2": [_num(a) for a in self.area_band_mm2],
+            "triangle_area_mm2": None if self.triangle is None else _num(self.triangle.area_mm2),
+            "triangle_vertices_lps_mm": (None if self.triangle is None else
+                                         [[float(v) for v in p] for p in self.triangle.vertices_lps]),
+            "outline_lps_mm": ([] if self.window is None else
+                               [[[round(float(v), 3) for v in p] for p in poly]
+                                for poly in self.window.polygons_lps]),
+        }
+        if self.optimum is not None:
+            out["area_map"] = {"alphas_deg": [float(a) for a in self.optimum.alphas_deg],
+                               "betas_deg": [float(b) for b in self.optimum.betas_deg],
+                               "area_mm2": [[_num(v) for v in row] for row in self.optimum.values],
+                               "plateau_fraction": None}
+        return out
+
+
+@dataclass(kw_only=True)
+class SidePlan:
+    """Both windows of one side, the needle and the landmarks used."""
+
+    side: str
+    kambin: WindowPlan
+    safe: WindowPlan
+    trajectory: Trajectory | None = None
+    trajectory_window: str | None = None
+    trajectory_reason: str = ""
+    landmarks: dict[str, Any] = field(default_factory=dict)
+
+    def window(self, kind: str) -> WindowPlan:
+        return {"kambin": self.kambin, "safe": self.safe}[kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        traj = None
+        if self.trajectory is not None:
+            traj = self.trajectory.to_dict()
+            traj["window"] = self.trajectory_window
+            traj["carm"] = carm_angles(self.trajectory.direction_lps, self.side)
+        return {"kambin": self.kambin.to_dict(), "safe": self.safe.to_dict(),
+                "trajectory": traj, "trajectory_reason": self.trajectory_reason,
+                "landmarks": self.landmarks}
+
+
+@dataclass(kw_only=True)
+class Plan:
+    """The whole plan; ``to_dict`` is ``plan.json``.
+
+    Attributes
+    ----------
+    sides : dict
+        ``"left"`` / ``"right"`` -> :class:`SidePlan` (only the planned sides).
+    ct_geometry : dict
+        Size, spacing, origin and direction of the CT (LPS).
+    segmentation_source : str
+        Where the labels came from (``"file"``, the weights' name, ``"phantom truth"``, ...).
+    anatomy : dict
+        Landmarks and the anatomy source, JSON-ready.
+    warnings : list of str
+    options : PlanOptions
+    timings_s : dict
+    """
+
+    sides: dict[str, SidePlan]
+    ct_geometry: dict[str, Any]
+    segmentation_source: str
+    anatomy: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    options: PlanOptions = field(default_factory=PlanOptions)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+                         .isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``plan.json`` document (schema ``PLAN_SCHEMA_VERSION``)."""
+        return {
+            "format": "spinect-plan", "schema_version": PLAN_SCHEMA_VERSION,
+            "software": {"name": "spinect", "version": __version__},
+            "created": self.created, "coordinate_system": "LPS",
+            "units": {"length": "mm", "area": "mm^2", "angle": "deg"},
+            "angle_conventions": {
+                "alpha_deg": "local oblique angle about the cranio-caudal (S1 endplate normal) "
+                             "axis, from straight posterior towards the operated side",
+                "beta_deg": "local cranio-caudal tilt; positive = needle pointing caudally",
+                "carm": "C-arm tunnel view for a prone patient: oblique_deg + = ipsilateral, "
+                        "tilt_deg + = cranial (see spinect_core.planning.trajectory.carm_angles)",
+                "view_direction_lps": "direction in which rays travel (skin to target)",
+            },
+            "ct": self.ct_geometry, "segmentation_source": self.segmentation_source,
+            "anatomy": self.anatomy, "variant": self.options.variant,
+            "sides": {s: p.to_dict() for s, p in self.sides.items()},
+            "warnings": list(self.warnings), "timings_s": dict(self.timings_s),
+            "intended_use": "Research and planning support; not a certified medical device.",
+        }
+
+
+class PlanEngine:
+    """Anatomy and per-side scenes of one CT, built once.
+
+    Parameters
+    ----------
+    ct : Volume
+        HU, (z, y, x).
+    labels : Volume
+        Class ids on any grid (usually the CT's); ``table`` names them.
+    table : LabelTable
+    instances, instance_table : optional
+        Per-level labels (e.g. the phantom's) used directly when given.
+    options : PlanOptions, optional
+    segmentation_source : str
+        Recorded in the plan.
+    progress : callable, optional
+    """
+
+    def __init__(self, ct: Volume, labels: Volume, table: LabelTable, *,
+                 instances: Volume | None = None, instance_table: LabelTable | None = None,
+                 options: PlanOptions | None = None, segmentation_source: str = "",
+                 progress: ProgressCallback | None = None) -> None:
+        from spinect_core.anatomy import identify_lumbosacral
+
+        self.ct, self.labels, self.table = ct, labels, table
+        self.options = options or PlanOptions()
+        self.segmentation_source = segmentation_source
+        self.timings_s: dict[str, float] = {}
+        t0 = time.perf_counter()
+        report(progress, 0.0, "identifying L5/S1")
+        self.anatomy = identify_lumbosacral(labels, table, instances=instances,
+                                            instance_table=instance_table, ct=ct,
+                                            progress=sub_progress(progress, 0.0, 0.6, "anatomy: "))
+        t1 = time.perf_counter()
+        self.scenes: dict[str, SideScene] = {}
+        for i, side in enumerate(self.options.sides):
+            report(progress, 0.6 + 0.4 * i / len(self.options.sides), f"building the {side} scene")
+            self.scenes[side] = SideScene(self.anatomy, side, variant=self.options.variant,
+                                          options=self.options.l5s1)
+        report(progress, 1.0, "scenes ready")
+        self.timings_s.update(anatomy=t1 - t0, scenes=time.perf_counter() - t1)
+
+    # --- live queries ---------------------------------------------------------------------------
+    def windows_for_view(self, view_direction_lps: np.ndarray, *, pixel_mm: float = 0.5,
+                         polygons: bool = True) -> dict[str, SideWindows]:
+        """Windows of every planned side for one view (rays along ``view_direction_lps``)."""
+        return {side: scene.windows(view_direction_lps, pixel_mm=pixel_mm, polygons=polygons)
+                for side, scene in self.scenes.items()}
+
+    # --- optimisation ---------------------------------------------------------------------------
+    def optimise_side(self, side: str, *, progress: ProgressCallback | None = None
+                      ) -> tuple[WindowPlan, WindowPlan]:
+        """Best and plateau views of both windows of ``side`` (one ray cast serves both)."""
+        scene = self.scenes[side]
+        o = self.options
+        cache: dict[tuple[float, float], SideWindows] = {}
+
+        def windows_at(a: float, b: float) -> SideWindows:
+            key = (round(a, 4), round(b, 4))
+            if key not in cache:
+                cache[key] = scene.windows_at(a, b, pixel_mm=o.optimise_pixel_mm)
+            return cache[key]
+
+        if scene.root_lps is None:
+            reason = windows_at(0.0, 0.0).reason
+            return (WindowPlan(kind="kambin", side=side, found=False, reason=reason),
+                    WindowPlan(kind="safe", side=side, found=False, reason=reason))
+        plans = []
+        for i, kind in enumerate(WINDOW_KINDS):
+            optimum = optimise_view(lambda a, b: windows_at(a, b).area(kind),
+                                    alpha_range_deg=o.alpha_range_deg,
+                                    beta_range_deg=o.beta_range_deg,
+                                    coarse_step_deg=o.coarse_step_deg,
+                                    final_step_deg=o.final_step_deg,
+                                    plateau_fraction=o.plateau_fraction,
+                                    progress=sub_progress(progress, 0.45 * i, 0.45 * (i + 1),
+                                                          f"{kind}: "))
+            plans.append(self._window_plan(side, kind, optimum))
+        report(progress, 1.0, f"{side} side optimised")
+        return plans[0], plans[1]
+
+    def _window_plan(self, side: str, kind: str, optimum: ViewOptimum) -> WindowPlan:
+        scene = self.scenes[side]
+        if optimum.best.value <= 0.0:
+            return WindowPlan(kind=kind, side=side, found=False, optimum=optimum,
+                              reason=f"no {kind} window is visible on the {side} side in any view "
+                              f"(alpha {self.options.alpha_range_deg}, beta "
+                              f"{self.options.beta_range_deg} deg)")
+        fine = self.options.report_pixel_mm
+        best = scene.windows_at(optimum.best.alpha_deg, optimum.best.beta_deg, pixel_mm=fine)
+        plateau = scene.windows_at(optimum.plateau.alpha_deg, optimum.plateau.beta_deg,
+                                   pixel_mm=fine, polygons=True)
+        window = plateau.window(kind)
+        return WindowPlan(
+            kind=kind, side=side, found=True,
+            best_view=self._view(scene, side, optimum.best.alpha_deg, optimum.best.beta_deg,
+                                 best.area(kind)),
+            plateau_view=self._view(scene, side, optimum.plateau.alpha_deg,
+                                    optimum.plateau.beta_deg, plateau.area(kind)),
+            inscribed_diameter_mm=window.inscribed_diameter_mm,
+            usable_area_mm2=window.usable_area_mm2,
+            area_band_mm2=(window.area_low_mm2, window.area_high_mm2),
+            triangle=scene.triangle(plateau, kind), optimum=optimum, window=window)
+
+    @staticmethod
+    def _view(scene: SideScene, side: str, alpha: float, beta: float, area: float) -> ViewResult:
+        d = scene.view_direction(alpha, beta)
+        return ViewResult(alpha_deg=alpha, beta_deg=beta, area_mm2=area, view_direction_lps=d,
+                          carm=carm_angles(d, side))
+
+    # --- the whole plan -------------------------------------------------------------------------
+    def plan(self, *, progress: ProgressCallback | None = None) -> Plan:
+        """Optimise every side, plan the needles and return the :class:`Plan`."""
+        t0 = time.perf_counter()
+        sides: dict[str, SidePlan] = {}
+        n = len(self.scenes)
+        for i, side in enumerate(self.scenes):
+            part = sub_progress(progress, i / n, (i + 1) / n, f"{side}: ")
+            kambin, safe = self.optimise_side(side, progress=sub_progress(part, 0.0, 0.9))
+            report(part, 0.9, "planning the needle")
+            sides[side] = self._side_plan(side, kambin, safe)
+        report(progress, 1.0, "plan ready")
+        self.timings_s["optimise_and_trajectories"] = time.perf_counter() - t0
+        return Plan(sides=sides, ct_geometry=self.ct.geometry_dict(),
+                    segmentation_source=self.segmentation_source, anatomy=self.anatomy_summary(),
+                    warnings=list(self.anatomy.warnings), options=self.options,
+                    timings_s=dict(self.timings_s))
+
+    def _side_plan(self, side: str, kambin: WindowPlan, safe: WindowPlan) -> SidePlan:
+        side_plan = SidePlan(side=side, kambin=kambin, safe=safe,
+                             landmarks=_landmarks(self.anatomy.sides[side]))
+        choice = self.options.trajectory_window
+        candidates = [w for w in (kambin, safe) if w.found and (choice == "auto" or w.kind == choice)]
+        if not candidates:
+            side_plan.trajectory_reason = (f"no {choice if choice != 'auto' else ''} window found "
+                                           f"on the {side} side").replace("  ", " ")
+            return side_plan
+        chosen = max(candidates, key=lambda w: (w.usable_area_mm2, w.window.area_mm2))
+        try:
+            trajectory = plan_trajectory(
+                chosen.window, ct=self.ct, labels=self.labels, table=self.table,
+                midline_point_lps=self.anatomy.midline_point_lps,
+                midline_normal_lps=self.anatomy.midline_normal_lps,
+                nerve_names=tuple(n for n in ("nerve", "dura") if self.table.has(n)),
+                bone_names=tuple(n for n in ("bone",) if self.table.has(n)),
+                options=self.options.trajectory, body_mask=self._body_mask())
+        except SpinectError as exc:
+            side_plan.trajectory_reason = str(exc)
+            return side_plan
+        side_plan.trajectory = trajectory
+        side_plan.trajectory_window = chosen.kind
+        side_plan.trajectory_reason = trajectory.reason
+        return side_plan
+
+    def _body_mask(self) -> np.ndarray | None:
+        # One body mask for both sides: finding the largest component costs seconds on a full CT.
+        if not hasattr(self, "_body"):
+            from spinect_core.preprocess.crop import BodyCropOptions, body_mask
+
+            threshold = self.options.trajectory.body_threshold_hu
+            self._body = body_mask(self.ct.array, BodyCropOptions(threshold_hu=threshold))
+        return self._body
+
+    def anatomy_summary(self) -> dict[str, Any]:
+        a = self.anatomy
+        return {"source": a.source, "warnings": list(a.warnings),
+                "s1_endplate_centre_lps_mm": _vec(a.s1_endplate_centre_lps),
+                "s1_endplate_normal_lps": _vec(a.s1_endplate_normal_lps),
+                "disc_centre_lps_mm": _vec(a.disc_centre_lps),
+                "midline_point_lps_mm": _vec(a.midline_point_lps),
+                "midline_normal_lps": _vec(a.midline_normal_lps)}
+
+
+def build_plan(ct: Volume, labels: Volume, table: LabelTable, *,
+               instances: Volume | None = None, instance_table: LabelTable | None = None,
+               options: PlanOptions | None = None, segmentation_source: str = "",
+               progress: ProgressCallback | None = None) -> tuple[Plan, PlanEngine]:
+    """Identify the anatomy, optimise both windows per side and plan the needles."""
+    engine = PlanEngine(ct, labels, table, instances=instances, instance_table=instance_table,
+                        options=options, segmentation_source=segmentation_source,
+                        progress=sub_progress(progress, 0.0, 0.15))
+    return engine.plan(progress=sub_progress(progress, 0.15, 1.0)), engine
+
+
+def _landmarks(lm: Any) -> dict[str, Any]:
+    out = {k: _vec(getattr(lm, k)) for k in (
+        "pedicle_centre_lps", "pedicle_lower_margin_lps", "pedicle_medial_wall_lps",
+        "vertebral_body_lateral_border_lps", "foramen_centre_lps")}
+    out = {k.replace("_lps", "_lps_mm"): v for k, v in out.items()}
+    f = lm.frame
+    out["local_frame"] = {"origin_lps_mm": _vec(f.origin_lps), "x_lateral_lps": _vec(f.x_lps),
+                          "y_posterior_lps": _vec(f.y_lps), "z_cranial_lps": _vec(f.z_lps)}
+    return out
+
+
+def _vec(v: Any) -> list[float] | None:
+    return None if v is None else [float(x) for x in np.asarray(v).reshape(-1)]
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
