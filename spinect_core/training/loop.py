@@ -327,12 +327,16 @@ def train(cases: Sequence[Case], *, options: TrainOptions | None = None,
         with autocast(device, options.precision):
             logits = net(x)
         loss = loss_fn(logits, y)
-        loss.backward()
-        optimizer.step()
         value = float(loss.detach())
         if not math.isfinite(value):
             raise SpinectError(f"the training loss became {value} at iteration {it + 1}; lower "
                                "the learning rate or check the data")
+        loss.backward()
+        if options.grad_clip_norm:
+            # Rare large gradients (bf16 forward, Dice on near-empty patches) otherwise blow Adam's
+            # moments up and the weights go to NaN a few steps later.
+            torch.nn.utils.clip_grad_norm_(net.parameters(), options.grad_clip_norm)
+        optimizer.step()
         losses.append(value)
         window.append(value)
         done = it + 1

@@ -47,6 +47,8 @@ class TrainOptions:
         Total training iterations (a resumed run continues up to this number).
     learning_rate : float
         Adam learning rate, constant. Study: 5e-4.
+    grad_clip_norm : float or None
+        Clip the gradient norm to this value before each step (nnU-Net: 12); None: no clipping.
     weight_decay : float
         Adam L2 weight decay.
     loss : {"ce", "dice_ce"}
@@ -96,6 +98,7 @@ class TrainOptions:
     iterations: int = 20000
     learning_rate: float = 5e-4
     weight_decay: float = 0.0
+    grad_clip_norm: float | None = 12.0
     loss: Literal["ce", "dice_ce"] = "ce"
     class_weights: Literal["median_frequency", "inverse", "inverse_sqrt", "none"] = \
         "median_frequency"
