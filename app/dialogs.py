@@ -1,0 +1,137 @@
+"""Every modal interaction goes through one object, so tests and automation can replace it.
+
+:class:`Dialogs` shows real Qt dialogs. :class:`ConsoleDialogs` (used by ``spinect-app ... --quit``)
+never blocks: it prints errors to stderr and answers questions with safe defaults. Tests pass a
+recording double with the same methods (see ``tests/app/helpers.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from spinect_core.io import SeriesInfo
+
+from app.errors import ErrorReport
+
+__all__ = ["Dialogs", "ConsoleDialogs"]
+
+IMAGE_FILTER = ("CT images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.zip *.dcm);;"
+                "Zip of a DICOM folder (*.zip);;All files (*)")
+LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.seg.nrrd *.mha *.mhd);;All files (*)"
+WEIGHTS_FILTER = "SPINECT weights (*.safetensors);;All files (*)"
+
+
+class Dialogs:
+    """Real dialogs, parented to ``parent`` (the main window)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        self.parent = parent
+
+    # --- messages --------------------------------------------------------------------------------
+    def error(self, report: ErrorReport) -> None:
+        """An error with its title, the core's message and what to do."""
+        box = QMessageBox(QMessageBox.Icon.Warning, report.title, report.message,
+                          QMessageBox.StandardButton.Ok, self.parent)
+        box.setInformativeText(report.hint)
+        box.setObjectName("errorDialog")
+        box.exec()
+
+    def info(self, title: str, text: str, detail: str = "") -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, text,
+                          QMessageBox.StandardButton.Ok, self.parent)
+        if detail:
+            box.setInformativeText(detail)
+        box.exec()
+
+    def confirm_overwrite(self, paths: Sequence[Path]) -> bool:
+        """Ask before replacing existing files; ``True`` replaces them."""
+        names = "\n".join(str(p) for p in list(paths)[:8])
+        more = f"\n... and {len(paths) - 8} more" if len(paths) > 8 else ""
+        answer = QMessageBox.question(
+            self.parent, "Replace existing files?",
+            f"These files already exist:\n{names}{more}\n\nReplace them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def choose_series(self, series: Sequence[SeriesInfo]) -> SeriesInfo | None:
+        """Let the user pick one series; ``None`` when cancelled."""
+        from app.widgets.series_picker import SeriesPickerDialog
+
+        dialog = SeriesPickerDialog(series, self.parent)
+        return dialog.selected() if dialog.exec() else None
+
+    # --- tool dialogs ----------------------------------------------------------------------------
+    def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool):
+        """The export dialog; an :class:`app.export.ExportRequest` or ``None`` if cancelled."""
+        from app.widgets.export_dialog import ExportDialog
+
+        dialog = ExportDialog(folder, has_labels=has_labels, has_meshes=has_meshes,
+                              parent=self.parent)
+        return dialog.request() if dialog.exec() else None
+
+    def edit_settings(self, settings) -> bool:
+        """The settings dialog; ``True`` when the user saved changes."""
+        from app.widgets.settings_dialog import SettingsDialog
+
+        return bool(SettingsDialog(settings, self.parent).exec())
+
+    def about(self, weights_path: str = "") -> None:
+        from app.widgets.about_dialog import AboutDialog
+
+        AboutDialog(weights_path, self.parent).exec()
+
+    # --- file choosers ---------------------------------------------------------------------------
+    def open_file(self, title: str, start_dir: str = "", file_filter: str = IMAGE_FILTER) -> str:
+        path, _ = QFileDialog.getOpenFileName(self.parent, title, start_dir, file_filter)
+        return path
+
+    def open_folder(self, title: str, start_dir: str = "") -> str:
+        return QFileDialog.getExistingDirectory(self.parent, title, start_dir)
+
+
+class ConsoleDialogs(Dialogs):
+    """Non-blocking dialogs for unattended runs: errors go to stderr, questions say no."""
+
+    def __init__(self, parent: QWidget | None = None, *, stream=None) -> None:
+        super().__init__(parent)
+        self.stream = stream or sys.stderr
+        self.errors: list[ErrorReport] = []
+
+    def error(self, report: ErrorReport) -> None:
+        self.errors.append(report)
+        print(f"spinect-app: {report.text()}", file=self.stream, flush=True)
+
+    def info(self, title: str, text: str, detail: str = "") -> None:
+        print(f"spinect-app: {title}: {text}" + (f" {detail}" if detail else ""),
+              file=self.stream, flush=True)
+
+    def confirm_overwrite(self, paths: Sequence[Path]) -> bool:
+        return False
+
+    def choose_series(self, series: Sequence[SeriesInfo]) -> SeriesInfo | None:
+        # Unattended: list_series orders CT first, then by extent, so the first loadable CT
+        # series is the one the core itself would pick.
+        for info in series:
+            if not info.problem and info.modality in ("CT", ""):
+                return info
+        return series[0] if series else None
+
+    def open_file(self, title: str, start_dir: str = "", file_filter: str = IMAGE_FILTER) -> str:
+        return ""
+
+    def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool):
+        return None
+
+    def edit_settings(self, settings) -> bool:
+        return False
+
+    def about(self, weights_path: str = "") -> None:
+        return None
+
+    def open_folder(self, title: str, start_dir: str = "") -> str:
+        return ""

@@ -1,0 +1,133 @@
+"""The computations behind the app's steps, as plain functions of data (no Qt, no threads).
+
+Workers (:mod:`app.workers`) run these with a progress callback; tests can call them directly.
+Each function calls the core and returns numpy/Mesh data only; nothing here renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spinect_core.errors import InputError
+from spinect_core.io import LoadOptions, SeriesInfo, list_series, load_ct, load_label_map
+from spinect_core.io.labelmap import read_label_table
+from spinect_core.labels import DEFAULT_LABELS, LabelTable
+from spinect_core.planning.meshes import Mesh, MeshOptions, meshes_from_labels
+from spinect_core.progress import ProgressCallback, report, sub_progress
+from spinect_core.segment import Segmentation, SegmentOptions, Segmenter
+from spinect_core.volume import Volume
+
+from app.inputs import TempFolders, prepare_input
+from app.state import SettingsValues
+
+__all__ = [
+    "ScanResult", "LoadedSegmentation", "MESH_OPTIONS", "scan_input", "load_volume",
+    "segment_volume", "build_meshes", "load_segmentation_file", "device_summary",
+]
+
+#: Surfaces for display: smoothed, and decimated so a full-resolution CT still rotates smoothly.
+MESH_OPTIONS = MeshOptions(target_triangles=250_000, min_component_mm3=20.0)
+
+
+@dataclass(kw_only=True)
+class ScanResult:
+    """What :func:`scan_input` found: the path the core reads and the series there."""
+
+    input_path: Path
+    series: list[SeriesInfo] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class LoadedSegmentation:
+    """A label map read from a file and placed on the CT's grid."""
+
+    labels: Volume
+    table: LabelTable
+    notes: list[str] = field(default_factory=list)
+
+
+def scan_input(path: str | Path, temp: TempFolders, *,
+               progress: ProgressCallback | None = None) -> ScanResult:
+    """Unpack a zip if needed and list the series at ``path`` (headers only)."""
+    input_path = prepare_input(path, temp, progress=sub_progress(progress, 0.0, 0.5, "unzip: "))
+    series = list_series(input_path, progress=sub_progress(progress, 0.5, 1.0, "scanning: "))
+    return ScanResult(input_path=input_path, series=series)
+
+
+def load_volume(input_path: Path, series_uid: str | None, *,
+                progress: ProgressCallback | None = None) -> Volume:
+    """Load the CT (HU, LPS) of one series; ``None`` lets the core choose."""
+    return load_ct(input_path, options=LoadOptions(series_uid=series_uid or None),
+                   progress=progress)
+
+
+def segment_volume(ct: Volume, settings: SettingsValues, *,
+                   progress: ProgressCallback | None = None) -> Segmentation:
+    """Segment ``ct`` with the weights and device chosen in the settings.
+
+    Raises
+    ------
+    NoWeightsInstalledError
+        No weights file is chosen and none is bundled.
+    WeightsError
+        The chosen file is missing, corrupt or not SPINECT weights.
+    """
+    report(progress, 0.0, "loading the network weights")
+    options = SegmentOptions(device=settings.device, blend=settings.blend)
+    segmenter = Segmenter.from_weights(settings.weights_path or None, options=options)
+    return segmenter.segment(ct, progress=sub_progress(progress, 0.02, 1.0))
+
+
+def build_meshes(labels: Volume, table: LabelTable, *,
+                 progress: ProgressCallback | None = None) -> dict[str, Mesh]:
+    """Surfaces of every class present in ``labels`` (LPS mm), non-empty ones only."""
+    meshes = meshes_from_labels(labels, table, options=MESH_OPTIONS, progress=progress)
+    return {name: mesh for name, mesh in meshes.items() if not mesh.is_empty}
+
+
+def load_segmentation_file(path: str | Path, ct: Volume, *,
+                           progress: ProgressCallback | None = None) -> LoadedSegmentation:
+    """Read a label map and put it on ``ct``'s grid (nearest neighbour when the grids differ).
+
+    Without a label-table sidecar the default table (background, bone, nerve, disc, dura) is
+    assumed, and a note says so.
+    """
+    from spinect_core.preprocess.resample import resample_to_grid
+
+    p = Path(path)
+    notes: list[str] = []
+    report(progress, 0.0, f"reading {p.name}")
+    if read_label_table(p) is None:
+        notes.append(f"{p.name} has no label-table sidecar; assumed ids "
+                     f"{', '.join(f'{i} {n}' for i, n in DEFAULT_LABELS.names.items())}")
+    labels, table = load_label_map(p, default_table=DEFAULT_LABELS)
+    unknown = sorted(set(np.unique(labels.array).tolist()) - set(table.ids))
+    if unknown:
+        raise InputError(f"{p.name} holds ids {unknown} that its label table does not name")
+    if not labels.same_grid(ct, atol=1e-3):
+        report(progress, 0.5, "resampling the label map onto the CT grid")
+        labels = resample_to_grid(labels, ct, interpolation="nearest", default_value=0)
+        notes.append(f"{p.name} is on another grid than the CT; resampled (nearest neighbour)")
+        if not np.any(labels.array):
+            raise InputError(f"{p.name} does not overlap the loaded CT; choose the segmentation "
+                             "of this CT")
+    dtype = np.uint8 if max(table.ids) < 256 else np.uint16
+    labels = labels.with_array(labels.array.astype(dtype, copy=False))
+    report(progress, 1.0, "label map read")
+    return LoadedSegmentation(labels=labels, table=table, notes=notes)
+
+
+def device_summary() -> dict[str, str | bool]:
+    """What compute devices torch sees: ``cuda`` (bool), ``cuda_name``, ``text``."""
+    try:
+        import torch
+
+        cuda = bool(torch.cuda.is_available())
+        name = torch.cuda.get_device_name(0) if cuda else ""
+    except Exception as exc:  # a broken CUDA driver must not stop the settings dialog
+        return {"cuda": False, "cuda_name": "", "text": f"CUDA check failed: {exc}"}
+    text = f"CUDA available: {name}" if cuda else "CUDA not available: segmentation runs on the CPU"
+    return {"cuda": cuda, "cuda_name": name, "text": text}

@@ -1,0 +1,160 @@
+"""Persistent user settings (QSettings): recent files, folders, device, weights, planning inputs.
+
+Values are read through typed properties with defaults, so a missing or hand-edited settings file
+never breaks start-up. :meth:`AppSettings.snapshot` gives an immutable copy that workers and the
+session use, so a worker never reads QSettings from its thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from app.state import SettingsValues
+
+__all__ = ["AppSettings", "SettingsValues", "DEVICES", "BLENDS", "MAX_RECENT"]
+
+#: Device choices offered in the settings dialog (passed to ``SegmentOptions.device``).
+DEVICES = ("auto", "cpu", "cuda")
+#: Sliding-window blend modes of ``SegmentOptions.blend``.
+BLENDS = ("sum", "gaussian")
+MAX_RECENT = 10
+
+
+class AppSettings:
+    """Typed access to a :class:`QSettings` store.
+
+    Parameters
+    ----------
+    store : QSettings, optional
+        Defaults to the per-user store of organisation "SPINECT", application "SPINECT planner".
+        Tests and ``--settings FILE`` pass an INI-file store (see :meth:`from_file`).
+    """
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        self.store = store if store is not None else QSettings("SPINECT", "SPINECT planner")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "AppSettings":
+        """Settings kept in an INI file (portable installs, tests)."""
+        return cls(QSettings(str(path), QSettings.Format.IniFormat))
+
+    # --- typed helpers ---------------------------------------------------------------------------
+    def _str(self, key: str, default: str) -> str:
+        value = self.store.value(key, default)
+        return default if value is None else str(value)
+
+    def _choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self._str(key, default)
+        return value if value in choices else default
+
+    def _float(self, key: str, default: float, lo: float, hi: float) -> float:
+        try:
+            value = float(self.store.value(key, default))
+        except (TypeError, ValueError):
+            return default
+        return min(max(value, lo), hi)
+
+    def _bool(self, key: str, default: bool) -> bool:
+        value = self.store.value(key, default)
+        if isinstance(value, str):  # INI files store booleans as text
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+
+    # --- properties ------------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        return self._choice("segmentation/device", "auto", DEVICES)
+
+    @device.setter
+    def device(self, value: str) -> None:
+        if value not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {value!r}")
+        self.store.setValue("segmentation/device", value)
+
+    @property
+    def weights_path(self) -> str:
+        return self._str("segmentation/weights_path", "")
+
+    @weights_path.setter
+    def weights_path(self, value: str | Path | None) -> None:
+        self.store.setValue("segmentation/weights_path", str(value) if value else "")
+
+    @property
+    def blend(self) -> str:
+        return self._choice("segmentation/blend", "sum", BLENDS)
+
+    @blend.setter
+    def blend(self, value: str) -> None:
+        if value not in BLENDS:
+            raise ValueError(f"blend must be one of {BLENDS}, got {value!r}")
+        self.store.setValue("segmentation/blend", value)
+
+    @property
+    def auto_segment(self) -> bool:
+        return self._bool("segmentation/auto_segment", True)
+
+    @auto_segment.setter
+    def auto_segment(self, value: bool) -> None:
+        self.store.setValue("segmentation/auto_segment", bool(value))
+
+    @property
+    def needle_gauge(self) -> int:
+        return int(self._float("planning/needle_gauge", 22, 14, 30))
+
+    @needle_gauge.setter
+    def needle_gauge(self, value: int) -> None:
+        self.store.setValue("planning/needle_gauge", int(value))
+
+    @property
+    def safety_margin_mm(self) -> float:
+        return self._float("planning/safety_margin_mm", 2.0, 0.0, 10.0)
+
+    @safety_margin_mm.setter
+    def safety_margin_mm(self, value: float) -> None:
+        self.store.setValue("planning/safety_margin_mm", float(value))
+
+    @property
+    def last_export_dir(self) -> str:
+        return self._str("paths/last_export_dir", "")
+
+    @last_export_dir.setter
+    def last_export_dir(self, value: str | Path) -> None:
+        self.store.setValue("paths/last_export_dir", str(value))
+
+    @property
+    def last_open_dir(self) -> str:
+        return self._str("paths/last_open_dir", "")
+
+    @last_open_dir.setter
+    def last_open_dir(self, value: str | Path) -> None:
+        self.store.setValue("paths/last_open_dir", str(value))
+
+    @property
+    def recent_files(self) -> list[str]:
+        value = self.store.value("paths/recent_files", [])
+        if isinstance(value, str):  # QSettings returns a bare string for a one-item list
+            value = [value] if value else []
+        return [str(v) for v in (value or [])][:MAX_RECENT]
+
+    def add_recent(self, path: str | Path) -> list[str]:
+        """Put ``path`` first in the recent list (no duplicates, at most :data:`MAX_RECENT`)."""
+        p = str(Path(path))
+        items = [p] + [r for r in self.recent_files if r != p]
+        self.store.setValue("paths/recent_files", items[:MAX_RECENT])
+        return items[:MAX_RECENT]
+
+    def clear_recent(self) -> None:
+        self.store.setValue("paths/recent_files", [])
+
+    def sync(self) -> None:
+        self.store.sync()
+
+    def snapshot(self) -> SettingsValues:
+        """An immutable copy of every value."""
+        return SettingsValues(
+            device=self.device, weights_path=self.weights_path, blend=self.blend,
+            needle_gauge=self.needle_gauge, safety_margin_mm=self.safety_margin_mm,
+            auto_segment=self.auto_segment, recent_files=tuple(self.recent_files),
+            last_export_dir=self.last_export_dir, last_open_dir=self.last_open_dir)

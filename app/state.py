@@ -1,0 +1,144 @@
+"""The typed state of one planning session, which the GUI binds to and exports read from.
+
+:class:`Session` holds data only (numpy volumes and meshes from the core); it knows nothing about
+Qt. :class:`app.controller.SessionController` fills it from workers and announces changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spinect_core.io import SeriesInfo
+from spinect_core.labels import LabelTable
+from spinect_core.planning.meshes import Mesh
+from spinect_core.volume import Volume
+
+__all__ = ["Session", "SegmentationSource", "SettingsValues"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettingsValues:
+    """An immutable snapshot of the settings.
+
+    Attributes
+    ----------
+    device : {"auto", "cpu", "cuda"}
+    weights_path : str
+        Weights file chosen by the user; ``""`` means the bundled default weights.
+    blend : {"sum", "gaussian"}
+    needle_gauge : int
+        Needle gauge (G) for the planning panel (22 G is the usual tESI spinal needle).
+    safety_margin_mm : float
+        Clearance added to the needle radius when the planning engine erodes windows.
+    auto_segment : bool
+        Segment (and build surfaces) right after a CT is loaded.
+    recent_files : tuple of str
+    last_export_dir : str
+    last_open_dir : str
+    """
+
+    device: str = "auto"
+    weights_path: str = ""
+    blend: str = "sum"
+    needle_gauge: int = 22
+    safety_margin_mm: float = 2.0
+    auto_segment: bool = True
+    recent_files: tuple[str, ...] = ()
+    last_export_dir: str = ""
+    last_open_dir: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentationSource:
+    """Where the current label map came from.
+
+    Attributes
+    ----------
+    kind : {"network", "file"}
+    description : str
+        Human-readable, e.g. ``"spinect-default 1.0.0 on cpu"`` or ``"labels.nii.gz"``.
+    """
+
+    kind: str
+    description: str = ""
+
+
+@dataclass(kw_only=True)
+class Session:
+    """Everything known about the case being planned.
+
+    Attributes
+    ----------
+    source_path : Path or None
+        What the user opened (folder, zip or file), for the title and the recent list.
+    input_path : Path or None
+        What the core reads (the unzipped folder for a zip).
+    series : list of SeriesInfo
+        Series found at ``input_path`` (headers only, no patient identifiers).
+    series_uid : str or None
+        The chosen series (``None``: the core's default choice).
+    ct : Volume or None
+        HU, array (z, y, x), LPS geometry.
+    labels : Volume or None
+        Integer class ids on ``ct``'s grid.
+    table : LabelTable or None
+        Names of the ids in ``labels``.
+    segmentation_source : SegmentationSource or None
+    probabilities : np.ndarray or None
+        Per-class probabilities (C, z, y, x) when the segmenter kept them.
+    meshes : dict of str to Mesh
+        Surfaces in LPS mm, keyed by class name.
+    notes : list of str
+        Loader warnings and segmentation notes (fallbacks, OOM), shown to the user.
+    settings : SettingsValues
+        The settings the last computation used (device, weights, needle gauge, margin).
+    plan : Any
+        Filled by the planning engine (later stage); exports will read it from here.
+    """
+
+    source_path: Path | None = None
+    input_path: Path | None = None
+    series: list[SeriesInfo] = field(default_factory=list)
+    series_uid: str | None = None
+    ct: Volume | None = None
+    labels: Volume | None = None
+    table: LabelTable | None = None
+    segmentation_source: SegmentationSource | None = None
+    probabilities: Any = None
+    meshes: dict[str, Mesh] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    settings: SettingsValues = field(default_factory=SettingsValues)
+    plan: Any = None
+
+    @property
+    def has_ct(self) -> bool:
+        return self.ct is not None
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None and self.table is not None
+
+    @property
+    def has_meshes(self) -> bool:
+        return any(not m.is_empty for m in self.meshes.values())
+
+    def clear_segmentation(self) -> None:
+        """Forget labels, meshes and plan (e.g. before a new segmentation); keep the CT."""
+        self.labels = None
+        self.table = None
+        self.segmentation_source = None
+        self.probabilities = None
+        self.meshes = {}
+        self.plan = None
+
+    def case_title(self) -> str:
+        """A short, non-identifying title: the input's file/folder name and the series."""
+        if self.source_path is None:
+            return "No case"
+        desc = ""
+        series = self.ct.metadata.series_description if self.ct is not None else ""
+        if series and series != self.source_path.name:  # image files describe themselves by name
+            desc = f" · {series}"
+        return f"{self.source_path.name}{desc}"

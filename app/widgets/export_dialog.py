@@ -1,0 +1,82 @@
+"""Export dialog: choose the folder and what to write; returns an :class:`ExportRequest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QRadioButton, QVBoxLayout, QWidget)
+
+from app.export import LABEL_MAP_NAME, MESH_EXPORT_FORMATS, SCREENSHOT_NAME, ExportRequest
+
+__all__ = ["ExportDialog"]
+
+
+class ExportDialog(QDialog):
+    """Collects an export request; the main window checks for existing files and writes."""
+
+    def __init__(self, folder: str, *, has_labels: bool, has_meshes: bool,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self.folder = QLineEdit(folder)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        frow = QHBoxLayout()
+        frow.addWidget(self.folder, 1)
+        frow.addWidget(browse)
+
+        self.label_map = QCheckBox(f"Label map (NIfTI {LABEL_MAP_NAME} + label table .json)")
+        self.label_map.setChecked(has_labels)
+        self.label_map.setEnabled(has_labels)
+        self.mesh_checks = {fmt: QCheckBox(fmt.upper()) for fmt in MESH_EXPORT_FORMATS}
+        self.mesh_checks["stl"].setChecked(has_meshes)
+        mrow = QHBoxLayout()
+        for check in self.mesh_checks.values():
+            check.setEnabled(has_meshes)
+            mrow.addWidget(check)
+        self.lps = QRadioButton("LPS (DICOM, 3D Slicer ≥ 4.11)")
+        self.ras = QRadioButton("RAS")
+        self.lps.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.lps)
+        group.addButton(self.ras)
+        crow = QHBoxLayout()
+        crow.addWidget(self.lps)
+        crow.addWidget(self.ras)
+        self.screenshot = QCheckBox(f"Screenshot of the 3D view ({SCREENSHOT_NAME})")
+        self.screenshot.setChecked(True)
+        note = QLabel("File names contain no patient identifiers. Existing files are never "
+                      "replaced without asking.")
+        note.setObjectName("muted")
+        note.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Folder:", frow)
+        form.addRow("", self.label_map)
+        form.addRow("Surfaces:", mrow)
+        form.addRow("Coordinates:", crow)
+        form.addRow("", self.screenshot)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(520)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
+        if path:
+            self.folder.setText(path)
+
+    def request(self) -> ExportRequest:
+        return ExportRequest(
+            folder=Path(self.folder.text().strip() or "."),
+            label_map=self.label_map.isChecked(),
+            mesh_formats=[f for f, c in self.mesh_checks.items() if c.isChecked()],
+            coordinate_system="RAS" if self.ras.isChecked() else "LPS",
+            screenshot=self.screenshot.isChecked())

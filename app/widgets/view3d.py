@@ -1,0 +1,270 @@
+"""The 3D view: structure surfaces (pyvistaqt), orientation marker, camera control and hook.
+
+Meshes arrive as core :class:`~spinect_core.planning.meshes.Mesh` objects (numpy, LPS mm) from a
+worker; they are turned into VTK objects and rendered here, on the GUI thread only. The world of
+the scene is LPS: +x = patient left, +y = posterior, +z = superior.
+
+Planning hooks (stage 2 wires them to the planning engine):
+
+* :attr:`View3D.view_direction_changed` fires at most every :data:`CAMERA_THROTTLE_MS` after the
+  camera moved, with the current view direction in LPS (rays travel along it).
+* :meth:`View3D.set_view_direction` points the camera along a direction with the cranial axis up.
+* :meth:`View3D.highlight` emphasises a set of structures (e.g. L5 and S1) and dims the rest.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Iterable, Mapping
+
+import numpy as np
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from spinect_core.planning.meshes import Mesh
+
+from app.camera import POSTERIOR_VIEW, direction_of, pose_for_direction
+from app.colors import color_of_float, default_opacity
+
+__all__ = ["View3D", "CAMERA_THROTTLE_MS"]
+
+CAMERA_THROTTLE_MS = 100
+BACKGROUND_TOP = "#303a46"
+BACKGROUND_BOTTOM = "#0f1418"
+_DIMMED = 0.12
+
+
+def _orientation_marker():
+    """Patient-direction arrows of the LPS world: +x = L (left), +y = P (posterior), +z = S.
+
+    Arrows rather than a lettered cube: in the straight PA view a cube shows only its P face,
+    while the L and S arrows stay readable from every direction.
+    """
+    import pyvista as pv
+
+    axes = pv.create_axes_marker(xlabel="L", ylabel="P", zlabel="S", x_color="#e0645c",
+                                 y_color="#5cb85c", z_color="#5b9bd5", label_color="#e6e6e6",
+                                 line_width=3, cone_radius=0.5, label_size=(0.35, 0.16))
+    for caption in (axes.GetXAxisCaptionActor2D(), axes.GetYAxisCaptionActor2D(),
+                    axes.GetZAxisCaptionActor2D()):
+        caption.GetCaptionTextProperty().BoldOn()
+        caption.GetCaptionTextProperty().ShadowOff()
+    return axes
+
+
+def mesh_to_polydata(mesh: Mesh):
+    """A pyvista PolyData of a core mesh (LPS mm), with its vertex normals when present."""
+    import pyvista as pv
+
+    poly = pv.PolyData.from_regular_faces(np.asarray(mesh.vertices_lps_mm, np.float32),
+                                          np.asarray(mesh.faces, np.int64))
+    if mesh.normals is not None:
+        poly.point_data["Normals"] = np.asarray(mesh.normals, np.float32)
+        poly.point_data.active_normals_name = "Normals"
+    return poly
+
+
+class View3D(QWidget):
+    """pyvistaqt view of the case's surfaces.
+
+    Signals
+    -------
+    view_direction_changed(object)
+        ``np.ndarray`` (3,), unit LPS direction the rays travel, throttled.
+    """
+
+    view_direction_changed = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from pyvistaqt import QtInteractor
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        # auto_update off: we render after each change instead of on a timer (CPU is shared).
+        self.plotter = QtInteractor(self, auto_update=False, multi_samples=4)
+        layout.addWidget(self.plotter.interactor)
+        self.plotter.set_background(BACKGROUND_BOTTOM, top=BACKGROUND_TOP)
+        self.plotter.enable_anti_aliasing("fxaa")
+        self._marker = self.plotter.add_orientation_widget(_orientation_marker(),
+                                                           viewport=(0.0, 0.0, 0.15, 0.22))
+        self._actors: dict[str, object] = {}
+        self._opacity: dict[str, float] = {}
+        self._visible: dict[str, bool] = {}
+        self._highlight: set[str] | None = None
+        self._hint_actor = None
+        self._box_actor = None
+        self._camera_timer = QTimer(self)
+        self._camera_timer.setSingleShot(True)
+        self._camera_timer.setInterval(CAMERA_THROTTLE_MS)
+        self._camera_timer.timeout.connect(self._emit_view_direction)
+        self._observed_camera = None
+        self._observe_camera()
+        self.show_hint("Open a CT: drop a DICOM folder, zip or NIfTI file")
+
+    # --- content ---------------------------------------------------------------------------------
+    def set_meshes(self, meshes: Mapping[str, Mesh], *, reset_camera: bool = True) -> None:
+        """Replace the displayed surfaces (empty meshes are skipped)."""
+        self.clear_meshes(render=False)
+        for name, mesh in meshes.items():
+            if mesh.is_empty:
+                continue
+            opacity = self._opacity.setdefault(name, default_opacity(name))
+            self._visible.setdefault(name, True)
+            actor = self.plotter.add_mesh(
+                mesh_to_polydata(mesh), color=color_of_float(name), opacity=opacity,
+                smooth_shading=True, specular=0.25, specular_power=20, ambient=0.12,
+                diffuse=0.85, name=f"mesh:{name}", reset_camera=False, render=False)
+            actor.SetVisibility(self._visible[name])
+            self._actors[name] = actor
+        self.show_hint("" if self._actors else "No surfaces")
+        self._apply_highlight()
+        if reset_camera and self._actors:
+            self.set_view_direction(POSTERIOR_VIEW)
+        self.render()
+
+    def clear_meshes(self, *, render: bool = True) -> None:
+        for name in list(self._actors):
+            self.plotter.remove_actor(f"mesh:{name}", render=False)
+        self._actors.clear()
+        if render:
+            self.render()
+
+    def set_volume_box(self, bounds_lps_mm: np.ndarray | None) -> None:
+        """Outline of the CT's extent (shown while there are no surfaces yet)."""
+        import pyvista as pv
+
+        if self._box_actor is not None:
+            self.plotter.remove_actor(self._box_actor, render=False)
+            self._box_actor = None
+        if bounds_lps_mm is not None:
+            lo, hi = np.asarray(bounds_lps_mm, float)
+            box = pv.Box(bounds=(lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]))
+            self._box_actor = self.plotter.add_mesh(
+                box.extract_all_edges(), color="#7f8c99", line_width=1, name="ct-box",
+                reset_camera=False, render=False, pickable=False)
+            if not self._actors:
+                self.set_view_direction(POSTERIOR_VIEW)
+        self.render()
+
+    def show_hint(self, text: str) -> None:
+        """A short grey line in the lower-left corner (what to do next); ``""`` hides it."""
+        if self._hint_actor is not None:
+            self.plotter.remove_actor(self._hint_actor, render=False)
+            self._hint_actor = None
+        if text:
+            self._hint_actor = self.plotter.add_text(text, position="lower_left", font_size=9,
+                                                     color="#aab4be", name="hint")
+
+    @property
+    def structure_names(self) -> list[str]:
+        return list(self._actors)
+
+    def set_visible(self, name: str, visible: bool) -> None:
+        self._visible[name] = bool(visible)
+        if name in self._actors:
+            self._actors[name].SetVisibility(bool(visible))
+            self.render()
+
+    def set_opacity(self, name: str, opacity: float) -> None:
+        self._opacity[name] = float(np.clip(opacity, 0.0, 1.0))
+        self._apply_highlight()
+        self.render()
+
+    def highlight(self, names: Iterable[str] | None) -> None:
+        """Emphasise ``names`` (e.g. ``{"L5", "S1"}``) and dim every other structure.
+
+        ``None`` or an empty set restores the normal display.
+        """
+        self._highlight = set(names) if names else None
+        self._apply_highlight()
+        self.render()
+
+    def _apply_highlight(self) -> None:
+        for name, actor in self._actors.items():
+            opacity = self._opacity.get(name, 1.0)
+            if self._highlight is not None and name not in self._highlight:
+                opacity = min(opacity, _DIMMED)
+            actor.GetProperty().SetOpacity(opacity)
+            actor.GetProperty().SetAmbient(0.35 if self._highlight and name in self._highlight
+                                           else 0.12)
+
+    # --- camera ----------------------------------------------------------------------------------
+    def scene_bounds(self) -> np.ndarray | None:
+        """(2, 3) LPS bounds of the visible content, or None when empty."""
+        actors = [a for a in self._actors.values() if a.GetVisibility()] or list(self._actors.values())
+        if not actors and self._box_actor is not None:
+            actors = [self._box_actor]
+        if not actors:
+            return None
+        b = np.array([a.GetBounds() for a in actors], float)
+        return np.array([[b[:, 0].min(), b[:, 2].min(), b[:, 4].min()],
+                         [b[:, 1].max(), b[:, 3].max(), b[:, 5].max()]])
+
+    def set_view_direction(self, direction_lps: np.ndarray,
+                           focal_lps_mm: np.ndarray | None = None) -> None:
+        """Look along ``direction_lps`` (rays travel along it) with the patient's head up.
+
+        Parameters
+        ----------
+        direction_lps : (3,) array
+            View direction in LPS; need not be unit length.
+        focal_lps_mm : (3,) array, optional
+            Point to look at (e.g. the L5/S1 foramen); default the centre of the scene.
+        """
+        bounds = self.scene_bounds()
+        if focal_lps_mm is None:
+            focal_lps_mm = bounds.mean(axis=0) if bounds is not None else np.zeros(3)
+        size = float(np.linalg.norm(bounds[1] - bounds[0])) if bounds is not None else 300.0
+        # A bounding sphere of diameter `size` fills a 30 degree view angle at ~1.9 x size.
+        pose = pose_for_direction(direction_lps, focal_lps_mm, distance_mm=1.4 * size + 10.0)
+        camera = self.plotter.camera
+        camera.SetFocalPoint(*pose.focal_point)
+        camera.SetPosition(*pose.position)
+        camera.SetViewUp(*pose.view_up)
+        self.plotter.renderer.ResetCameraClippingRange()
+        self._observe_camera()
+        self.render()
+
+    def view_direction(self) -> np.ndarray:
+        """Current unit view direction in LPS (rays travel along it)."""
+        camera = self.plotter.camera
+        return direction_of(np.array(camera.GetPosition()), np.array(camera.GetFocalPoint()))
+
+    def _observe_camera(self) -> None:
+        camera = self.plotter.renderer.GetActiveCamera()
+        if camera is not self._observed_camera:
+            camera.AddObserver("ModifiedEvent", self._on_camera_modified)
+            self._observed_camera = camera
+
+    def _on_camera_modified(self, *_args) -> None:
+        # Restarting the timer on every modification emits once after the motion pauses.
+        self._camera_timer.start()
+
+    def _emit_view_direction(self) -> None:
+        try:
+            self.view_direction_changed.emit(self.view_direction())
+        except ValueError:  # degenerate camera (position == focal point)
+            pass
+
+    # --- output ----------------------------------------------------------------------------------
+    def render(self) -> None:
+        self.plotter.render()
+
+    def screenshot_array(self) -> np.ndarray:
+        """(h, w, 3) uint8 RGB of the current 3D view."""
+        self.plotter.render()
+        return np.asarray(self.plotter.screenshot(None, return_img=True))
+
+    def screenshot_png(self) -> bytes:
+        """PNG bytes of the current 3D view."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(self.screenshot_array()).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def close_plotter(self) -> None:
+        """Release VTK resources (window close)."""
+        self._camera_timer.stop()
+        self.plotter.close()
