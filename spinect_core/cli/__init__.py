@@ -18,7 +18,7 @@ from spinect_core import __version__
 from spinect_core.errors import Cancelled, SpinectError
 
 #: Subcommand modules in the order ``spinect --help`` lists them.
-COMMANDS = ("info", "segment", "evaluate", "phantom", "train", "window", "demo")
+COMMANDS = ("info", "segment", "evaluate", "phantom", "train", "window", "plan", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

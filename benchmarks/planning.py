@@ -1,0 +1,171 @@
+"""Speed of L5/S1 planning on the demo phantom (``python benchmarks/planning.py [--quick] [--json]``).
+
+Case: the demo phantom (``spinect_core.demo.DEMO_SEED``, ``DEMO_SPACING_MM`` = 0.8 x 0.8 x 1.5 mm),
+its exact labels and per-level instances. Four measurements:
+
+1. **one view**: :meth:`SideScene.windows` (both windows of one side for one view direction) at
+   0.5 mm rays (the optimiser's) and 0.25 mm rays (reported numbers); median over ~20 views spread
+   over the search box (alpha 0-75, beta -35..35 deg). Target <= 50 ms on 2 cores.
+2. **optimisation**: :meth:`PlanEngine.plan` with default :class:`PlanOptions` (both sides, both
+   windows: 4 optimisations plus trajectories). Target <= 10 s. The anatomy + scene build is
+   reported separately.
+3. **exports**: :func:`spinect_core.report.write_plan_outputs` for that plan (screenshots,
+   oblique planes as NIfTI/PNG/DICOM, area maps, meshes, markups, report).
+4. **end to end**: ``spinect plan`` on the phantom written as a DICOM series: load, segment (only
+   when trained weights are installed; otherwise ``--segmentation`` with the phantom's labels,
+   and the JSON says so), plan both sides and write every output. Target <= 60 s on 2 cores (the
+   study: 13 s from upload to mask on a GPU).
+
+Timings vary 2-4x with the load of the other core; the JSON records the load average.
+``--quick``: 6 views, a coarse optimisation (15 / 2 deg steps) and ``--coarse-step 15`` end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spinect_core.demo import DEMO_SEED, DEMO_SPACING_MM  # noqa: E402
+from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
+from spinect_core.phantom import generate_phantom, write_phantom  # noqa: E402
+from spinect_core.planning.plan import PlanEngine, PlanOptions  # noqa: E402
+
+
+def _views(n: int) -> list[tuple[float, float]]:
+    """``n`` (alpha, beta) views spread over the search box (a fixed low-discrepancy set)."""
+    out = []
+    for k in range(n):
+        a = (k * 0.618034 + 0.1) % 1.0
+        b = (k * 0.754878 + 0.3) % 1.0
+        out.append((75.0 * a, -35.0 + 70.0 * b))
+    return out
+
+
+def time_views(engine: PlanEngine, n_views: int) -> dict:
+    scene = engine.scenes["left"]
+    out = {}
+    for px in (0.5, 0.25):
+        scene.windows_at(30.0, 0.0, pixel_mm=px)  # warm-up (allocations, caches)
+        times, areas = [], []
+        for a, b in _views(n_views):
+            t = time.perf_counter()
+            w = scene.windows_at(a, b, pixel_mm=px)
+            times.append(time.perf_counter() - t)
+            areas.append(w.free.area_mm2)
+        out[f"view_{px}mm_median_ms"] = 1000.0 * statistics.median(times)
+        out[f"view_{px}mm_max_ms"] = 1000.0 * max(times)
+        out[f"view_{px}mm_rays"] = int(round(scene.options.roi_size_mm / px)) ** 2
+        out[f"view_{px}mm_views_with_free_area"] = int(sum(a > 0 for a in areas))
+    out["views"] = n_views
+    return out
+
+
+def trained_weights_installed() -> bool:
+    from spinect_core.errors import NoWeightsInstalledError
+    from spinect_core.model import load_default_weights
+
+    try:
+        load_default_weights()
+    except NoWeightsInstalledError:
+        return False
+    return True
+
+
+def time_exports(plan, engine: PlanEngine, phantom, keep: str | None) -> dict:
+    """Time :func:`write_plan_outputs` alone (screenshots, planes, maps, meshes, report)."""
+    from spinect_core.report import write_plan_outputs
+
+    with tempfile.TemporaryDirectory(prefix="spinect-bench-") as tmp:
+        target = Path(keep) if keep else Path(tmp) / "out"
+        t = time.perf_counter()
+        written = write_plan_outputs(plan, engine, target, ct=phantom.ct, labels=phantom.labels,
+                                     table=DEFAULT_LABELS, overwrite=bool(keep))
+        elapsed = time.perf_counter() - t
+    return {"export_s": elapsed, "export_files": sum(len(v) for v in written.values())}
+
+
+def time_cli(phantom, quick: bool) -> dict:
+    import spinect_core.cli as cli
+
+    if "plan" not in cli.COMMANDS:  # until the lead registers the command
+        cli.COMMANDS = cli.COMMANDS + ("plan",)
+    with tempfile.TemporaryDirectory(prefix="spinect-bench-") as tmp:
+        paths = write_phantom(phantom, tmp, dicom=True)
+        segment = trained_weights_installed()
+        argv = ["plan", str(Path(tmp) / "dicom"), "-o", str(Path(tmp) / "out"), "--quiet"]
+        if not segment:
+            argv += ["--segmentation", str(paths["labels"])]
+        if quick:
+            argv += ["--coarse-step", "15", "--final-step", "2"]
+        t = time.perf_counter()
+        devnull = open(os.devnull, "w")
+        stdout, sys.stdout = sys.stdout, devnull
+        try:
+            rc = cli.main(argv)
+        finally:
+            sys.stdout = stdout
+            devnull.close()
+        elapsed = time.perf_counter() - t
+        n_files = sum(1 for p in (Path(tmp) / "out").rglob("*") if p.is_file())
+    return {"cli_s": elapsed, "cli_rc": rc, "cli_files": n_files, "cli_segmented": segment,
+            "cli_note": ("segmented with the installed weights" if segment else
+                         "no trained weights installed: --segmentation with the phantom's labels "
+                         "(no segmentation time included)")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer views, coarse optimisation")
+    ap.add_argument("--json", action="store_true", help="print one JSON line")
+    ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end run")
+    ap.add_argument("--keep-exports", metavar="DIR",
+                    help="write the timed exports into DIR (replacing an earlier set) to look at")
+    args = ap.parse_args()
+
+    out: dict = {"case": {"seed": DEMO_SEED, "spacing_mm": list(DEMO_SPACING_MM)},
+                 "quick": args.quick, "cpus": os.cpu_count(),
+                 "load_average_before": list(os.getloadavg())}
+    t = time.perf_counter()
+    phantom = generate_phantom(seed=DEMO_SEED, spacing_mm=DEMO_SPACING_MM)
+    out["phantom_s"] = time.perf_counter() - t
+    out["case"]["shape_zyx"] = list(phantom.ct.array.shape)
+
+    options = (PlanOptions(coarse_step_deg=15.0, final_step_deg=2.0) if args.quick
+               else PlanOptions())
+    t = time.perf_counter()
+    engine = PlanEngine(phantom.ct, phantom.labels, DEFAULT_LABELS, instances=phantom.instances,
+                        instance_table=phantom.instance_table, options=options,
+                        segmentation_source="phantom truth")
+    out["engine_s"] = time.perf_counter() - t
+    out.update(time_views(engine, 6 if args.quick else 20))
+
+    t = time.perf_counter()
+    plan = engine.plan()
+    out["optimise_s"] = time.perf_counter() - t
+    out["optimise_options"] = {"coarse_step_deg": options.coarse_step_deg,
+                               "final_step_deg": options.final_step_deg}
+    out["plan"] = {
+        f"{side}_{kind}": (None if not sp.window(kind).found else
+                           round(float(sp.window(kind).best_view.area_mm2), 2))
+        for side, sp in plan.sides.items() for kind in ("kambin", "safe")}
+    out.update(time_exports(plan, engine, phantom, keep=args.keep_exports))
+    if not args.no_cli:
+        out.update(time_cli(phantom, args.quick))
+    out["load_average_after"] = list(os.getloadavg())
+    out["targets"] = {"view_0.5mm_median_ms": 50.0, "optimise_s": 10.0, "cli_s": 60.0}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""``spinect plan INPUT -o OUT_DIR``: the L5/S1 plan of one CT and all its exports.
+
+INPUT is a DICOM folder (or multi-frame file) or an image (NIfTI, NRRD, MHA). Without
+``--segmentation`` the CT is segmented with the bundled weights (or ``--weights``); with it, that
+label map (and its ``.labels.json`` sidecar table; the default bone/nerve table otherwise) is
+used. The output folder receives ``plan.json``, ``report.html``, the needle markups, screenshots,
+area maps, oblique planes (NIfTI, PNG, DICOM) and meshes (see
+:func:`spinect_core.report.exports.write_plan_outputs`); an existing plan there is never
+replaced without ``--force``. ``--json`` prints the ``plan.json`` document as one line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from spinect_core.progress import TqdmProgress, sub_progress
+
+SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "plan", help="plan an L5/S1 transforaminal injection (views, needle, exports)",
+        description="Find, per side, the C-arm views that show the L5/S1 Kambin and safe "
+        "triangles largest, plan a needle through the better one and write plan.json, an HTML "
+        "report, Slicer markups, screenshots, area maps, oblique planes and meshes into OUT_DIR. "
+        "Coordinates are LPS millimetres. For research and planning support; not a certified "
+        "medical device.")
+    p.add_argument("input", help="CT: DICOM folder, multi-frame DICOM file, or NIfTI/NRRD/MHA image")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("--segmentation", metavar="SEG",
+                   help="label map of the CT (default: segment it with the weights)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="weights .safetensors for segmenting (default: the bundled weights)")
+    p.add_argument("--side", choices=tuple(SIDE_CHOICES), default="both",
+                   help="side(s) to plan (default both)")
+    p.add_argument("--variant", choices=("feasible", "bony", "neural"), default="feasible",
+                   help="blockers: feasible (everything, ilium included), bony (traversing root "
+                   "and dura transparent), neural (S1 superior articular process transparent)")
+    p.add_argument("--window", choices=("auto", "kambin", "safe"), default="auto",
+                   help="window the needle goes through (auto: the larger usable area)")
+    p.add_argument("--coarse-step", type=float, metavar="DEG",
+                   help="view grid spacing of the optimiser, degrees (default 5)")
+    p.add_argument("--final-step", type=float, metavar="DEG",
+                   help="final step of the optimiser's refinement, degrees (default 0.5)")
+    p.add_argument("--no-meshes", action="store_true", help="do not write the STL surfaces")
+    p.add_argument("--ras", action="store_true",
+                   help="also write the surfaces in RAS (*_ras.stl) for tools that ignore the "
+                   "SPACE header")
+    p.add_argument("--force", action="store_true", help="replace an earlier plan in OUT_DIR")
+    p.add_argument("--json", action="store_true", help="print the plan.json document on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def plan_options(args: argparse.Namespace) -> Any:
+    """:class:`PlanOptions` from the command line."""
+    from spinect_core.errors import InputError
+    from spinect_core.planning.plan import PlanOptions
+
+    extra: dict[str, float] = {}
+    for name, value in (("coarse_step_deg", args.coarse_step), ("final_step_deg", args.final_step)):
+        if value is not None:
+            if not 0.0 < value <= 45.0:
+                raise InputError(f"--{name[:-4].replace('_', '-')} must be in (0, 45] degrees, "
+                                 f"got {value}")
+            extra[name] = float(value)
+    return PlanOptions(sides=SIDE_CHOICES[args.side], variant=args.variant,
+                       trajectory_window=args.window, **extra)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spinect_core.io import load_ct
+    from spinect_core.io.labelmap import load_label_map
+    from spinect_core.labels import DEFAULT_LABELS
+    from spinect_core.planning.plan import PlanEngine
+    from spinect_core.report.exports import check_output_dir, plan_document, write_plan_outputs
+
+    options = plan_options(args)
+    out = Path(args.output)
+    check_output_dir(out, overwrite=args.force)  # refuse before minutes of work, not after
+    segmenter = None
+    if args.segmentation is None:
+        from spinect_core.segment import Segmenter
+
+        # Load the weights first: a missing installation fails in a second, not after loading.
+        segmenter = Segmenter.from_weights(args.weights)
+    ct = load_ct(args.input)
+    for warning in ct.warnings:
+        print(f"spinect: warning: {warning}", file=sys.stderr)
+    with TqdmProgress("planning", disable=args.quiet) as bar:
+        if segmenter is None:
+            labels, table = load_label_map(args.segmentation, default_table=DEFAULT_LABELS)
+            source = f"file {Path(args.segmentation).name}"
+            start = 0.0
+        else:
+            result = segmenter.segment(ct, progress=sub_progress(bar, 0.0, 0.4, "segmenting: "))
+            for note in result.notes:
+                print(f"spinect: note: {note}", file=sys.stderr)
+            labels, table = result.labels, result.table
+            source = f"{segmenter.card.name} {segmenter.card.version}"
+            start = 0.4
+        engine = PlanEngine(ct, labels, table, options=options, segmentation_source=source,
+                            progress=sub_progress(bar, start, start + 0.05 * (1 - start)))
+        plan = engine.plan(progress=sub_progress(bar, start + 0.05 * (1 - start),
+                                                 start + 0.8 * (1 - start), "optimising: "))
+        written = write_plan_outputs(plan, engine, out, ct=ct, labels=labels, table=table,
+                                     meshes=not args.no_meshes, ras=args.ras,
+                                     overwrite=args.force,
+                                     progress=sub_progress(bar, start + 0.8 * (1 - start), 1.0,
+                                                           "exporting: "))
+    doc = plan_document(plan)
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    for warning in plan.warnings:
+        print(f"spinect: warning: {warning}", file=sys.stderr)
+    print(summary_text(doc))
+    n = sum(len(v) for v in written.values())
+    print(f"wrote {n} files to {out} (report: {out / 'report.html'})")
+    return 0
+
+
+def summary_text(doc: dict[str, Any]) -> str:
+    """A few lines per side: the plateau views, areas and the needle."""
+    lines = []
+    for side, sp in doc["sides"].items():
+        for kind in ("kambin", "safe"):
+            w = sp[kind]
+            if not w["found"]:
+                lines.append(f"{side:5s} {kind:6s}: not found ({w['reason']})")
+                continue
+            v = w["plateau_view"]
+            lines.append(f"{side:5s} {kind:6s}: {v['area_mm2'] or 0.0:6.1f} mm^2 at alpha "
+                         f"{v['alpha_deg']:.1f}, beta {v['beta_deg']:.1f} deg "
+                         f"(C-arm {v['carm']['description']})")
+        t = sp["trajectory"]
+        if t is None:
+            lines.append(f"{side:5s} needle: none ({sp['trajectory_reason']})")
+        else:
+            state = "safe" if t["safe"] else f"NOT safe: {t['reason']}"
+            clearance = t["min_nerve_clearance_mm"]
+            lines.append(f"{side:5s} needle: {t['length_mm']:.1f} mm via the {t['window']} window, "
+                         f"nerve clearance {'n/a' if clearance is None else f'{clearance:.1f} mm'}, "
+                         f"{state}")
+    return "\n".join(lines)

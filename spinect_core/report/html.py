@@ -1,0 +1,225 @@
+"""The one-page HTML plan report (self-contained apart from images beside it in the same folder).
+
+:func:`plan_report_html` turns a :class:`~spinect_core.planning.plan.Plan` (through its
+``plan.json`` document, so the page shows exactly what the JSON holds) into one HTML page: per side
+and window the best and plateau views with C-arm terms a radiographer uses, areas, the inscribed
+diameter, the usable area, the triangle area; the needle's length, angles, clearances and whether
+it is safe; warnings; the coordinate system; and the intended-use statement. No patient
+identifiers are printed (the plan holds none).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any, Mapping, Sequence
+
+__all__ = ["INTENDED_USE", "carm_instruction", "plan_report_html"]
+
+#: Intended-use statement printed on every report.
+INTENDED_USE = "For research and planning support; not a certified medical device."
+
+_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
+       max-width: 1100px; color: #222; line-height: 1.35; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ccc; margin-top: 1.6em; }
+h3 { margin-bottom: 0.3em; }
+.notice { background: #fff4d6; border: 1px solid #e0b84c; padding: 0.5em 0.8em; font-weight: 600; }
+.warn { background: #fde8e8; border: 1px solid #d66; padding: 0.4em 0.8em; }
+table { border-collapse: collapse; margin: 0.4em 0 1em 0; font-size: 0.92em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.figs { display: flex; flex-wrap: wrap; gap: 12px; }
+.figs figure { margin: 0; } .figs img { max-width: 520px; border: 1px solid #ccc; }
+figcaption { font-size: 0.85em; color: #555; max-width: 520px; }
+.small { font-size: 0.85em; color: #555; }
+.safe-yes { color: #11722b; font-weight: 600; } .safe-no { color: #b00; font-weight: 600; }
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _num(value: Any, digits: int = 1, unit: str = "") -> str:
+    """A number with ``digits`` decimals and its unit; an em dash for missing values."""
+    if value is None:
+        return "&mdash;"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return _e(value)
+    if not math.isfinite(v):
+        return "&mdash;"
+    return f"{v:.{digits}f}" + (f"&nbsp;{_e(unit)}" if unit else "")
+
+
+def _vec(value: Sequence[float] | None, digits: int = 1) -> str:
+    if value is None:
+        return "&mdash;"
+    return "(" + ", ".join(f"{float(v):.{digits}f}" for v in value) + ")"
+
+
+def carm_instruction(carm: Mapping[str, Any] | None) -> str:
+    """C-arm setting in words, e.g. "Rotate the C-arm 25 deg ipsilateral oblique (towards the
+    patient's left), then 12 deg cranial tilt (patient prone, from the straight PA view)"."""
+    if not carm:
+        return "&mdash;"
+    side = str(carm.get("side", ""))
+    obl, tilt = float(carm.get("oblique_deg", 0.0)), float(carm.get("tilt_deg", 0.0))
+    other = {"left": "right", "right": "left"}.get(side, "other")
+    if abs(obl) < 0.05:
+        rot = "no oblique rotation (straight PA)"
+    elif obl > 0:
+        rot = f"{abs(obl):.0f}&deg; ipsilateral oblique (detector towards the patient's {_e(side)})"
+    else:
+        rot = f"{abs(obl):.0f}&deg; contralateral oblique (detector towards the patient's {_e(other)})"
+    if abs(tilt) < 0.05:
+        til = "no cranio-caudal tilt"
+    else:
+        til = f"{abs(tilt):.0f}&deg; {'cranial' if tilt > 0 else 'caudal'} tilt"
+    return f"{rot}, then {til}"
+
+
+def _view_rows(label: str, view: Mapping[str, Any] | None) -> str:
+    if not view:
+        return (f"<tr><th>{_e(label)}</th><td colspan='3'>&mdash;</td></tr>")
+    return (f"<tr><th>{_e(label)}</th>"
+            f"<td class='num'>&alpha; {_num(view.get('alpha_deg'))}&deg;, "
+            f"&beta; {_num(view.get('beta_deg'))}&deg;</td>"
+            f"<td class='num'>{_num(view.get('area_mm2'), 1, 'mm²')}</td>"
+            f"<td>{carm_instruction(view.get('carm'))}</td></tr>")
+
+
+def _window_table(kind: str, w: Mapping[str, Any]) -> str:
+    name = {"kambin": "Kambin triangle", "safe": "Safe (subpedicular) triangle"}.get(kind, kind)
+    if not w.get("found"):
+        return (f"<h3>{_e(name)}</h3><p class='warn'>Not found: {_e(w.get('reason') or 'no window')}"
+                "</p>")
+    band = w.get("area_band_mm2") or [None, None]
+    rows = [
+        "<tr><th>view</th><th>local angles</th><th>window area</th>"
+        "<th>C-arm (patient prone, from straight PA)</th></tr>",
+        _view_rows("best view", w.get("best_view")),
+        _view_rows("plateau view (recommended)", w.get("plateau_view")),
+    ]
+    numbers = [
+        ("largest inscribed circle diameter (cannula size)", _num(w.get("inscribed_diameter_mm"), 2, "mm")),
+        ("usable area (needle radius + margin eroded)", _num(w.get("usable_area_mm2"), 1, "mm²")),
+        ("area uncertainty band (iso-level 0.35 / 0.65)",
+         f"{_num(band[0], 1)} &ndash; {_num(band[1], 1, 'mm²')}"),
+        ("fitted triangle area", _num(w.get("triangle_area_mm2"), 1, "mm²")),
+    ]
+    rows_numbers = "".join(f"<tr><th>{_e(k)}</th><td class='num'>{v}</td></tr>" for k, v in numbers)
+    return (f"<h3>{_e(name)}</h3><table>{''.join(rows)}</table>"
+            f"<p class='small'>Numbers below are measured at the plateau view.</p>"
+            f"<table>{rows_numbers}</table>")
+
+
+def _trajectory_table(side: Mapping[str, Any]) -> str:
+    t = side.get("trajectory")
+    if not t:
+        return (f"<h3>Needle trajectory</h3><p class='warn'>No trajectory: "
+                f"{_e(side.get('trajectory_reason') or 'no window found')}</p>")
+    safe = bool(t.get("safe"))
+    verdict = ("<span class='safe-yes'>yes</span>" if safe
+               else f"<span class='safe-no'>no</span> &mdash; {_e(t.get('reason', ''))}")
+    rows = [
+        ("through window", _e(t["window"]) if t.get("window") else "&mdash;"),
+        ("skin entry (LPS)", _vec(t.get("entry_lps_mm")) + "&nbsp;mm"),
+        ("target (LPS)", _vec(t.get("target_lps_mm")) + "&nbsp;mm"),
+        ("needle length in the body", _num(t.get("length_mm"), 1, "mm")),
+        ("angle to the axial plane", _num(t.get("angle_to_axial_deg"), 1, "°")),
+        ("angle to the mid-sagittal plane", _num(t.get("angle_to_sagittal_deg"), 1, "°")),
+        ("skin entry from the midline", _num(t.get("skin_entry_from_midline_mm"), 1, "mm")),
+        ("minimum clearance to nerve / dura", _num(t.get("min_nerve_clearance_mm"), 1, "mm")),
+        ("minimum clearance to bone", _num(t.get("min_bone_clearance_mm"), 1, "mm")),
+        ("needle", f"{_e(t.get('needle_gauge', ''))} G, {_num(t.get('needle_diameter_mm'), 2, 'mm')}"),
+        ("safe", verdict),
+        ("C-arm tunnel view down the needle", carm_instruction(t.get("carm"))),
+    ]
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    warn = "".join(f"<li>{_e(x)}</li>" for x in t.get("warnings") or [])
+    return (f"<h3>Needle trajectory</h3><table>{body}</table>"
+            + (f"<ul class='warn'>{warn}</ul>" if warn else ""))
+
+
+def _figures(images: Sequence[tuple[str, str]]) -> str:
+    if not images:
+        return ""
+    figs = "".join(f"<figure><img src='{_e(src)}' alt='{_e(caption)}'>"
+                   f"<figcaption>{_e(caption)}</figcaption></figure>" for src, caption in images)
+    return f"<div class='figs'>{figs}</div>"
+
+
+def plan_report_html(plan_doc: Mapping[str, Any], *,
+                     images: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+                     files: Sequence[str] = (), title: str = "SPINECT L5/S1 transforaminal plan"
+                     ) -> str:
+    """The report page.
+
+    Parameters
+    ----------
+    plan_doc : mapping
+        ``Plan.to_dict()`` (the ``plan.json`` document).
+    images : mapping, optional
+        Side (``"left"`` / ``"right"``) -> list of (relative path, caption) shown in that side's
+        section.
+    files : sequence of str
+        Relative paths of the other outputs, listed at the end.
+    title : str
+
+    Returns
+    -------
+    str
+        A complete HTML5 document (UTF-8).
+    """
+    images = images or {}
+    doc = plan_doc
+    sw = doc.get("software", {})
+    ct = doc.get("ct", {})
+    anat = doc.get("anatomy", {})
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='notice'>{_e(INTENDED_USE)} Check every number against the images before use.</p>",
+        "<table>",
+        f"<tr><th>created (UTC)</th><td>{_e(doc.get('created', ''))}</td></tr>",
+        f"<tr><th>software</th><td>{_e(sw.get('name', 'spinect'))} {_e(sw.get('version', ''))}, "
+        f"plan schema {_e(doc.get('schema_version', ''))}</td></tr>",
+        f"<tr><th>segmentation</th><td>{_e(doc.get('segmentation_source') or 'unknown')}</td></tr>",
+        f"<tr><th>anatomy source</th><td>{_e(anat.get('source', ''))}</td></tr>",
+        f"<tr><th>blockers variant</th><td>{_e(doc.get('variant', ''))}</td></tr>",
+        f"<tr><th>CT grid</th><td>{_e(' x '.join(str(n) for n in ct.get('size', [])))} voxels, "
+        f"spacing {_e(', '.join(f'{float(s):.2f}' for s in ct.get('spacing_mm', [])))} mm</td></tr>",
+        "</table>",
+        "<h2>Coordinates and angles</h2>",
+        "<p>All positions are patient <b>LPS</b> millimetres as in DICOM: +x towards the patient's "
+        "<b>left</b>, +y <b>posterior</b>, +z <b>superior</b> (3D Slicer shows RAS: negate x and y). "
+        "Local view angles: &alpha; = oblique rotation about the cranio-caudal axis (the S1 endplate "
+        "normal) from straight posterior towards the operated side; &beta; = cranio-caudal tilt, "
+        "positive when the needle points caudally. C-arm terms assume a prone patient and start "
+        "from the straight posteroanterior view: oblique = rotation of the C-arm about the "
+        "patient's long axis (ipsilateral = detector towards the operated side), tilt = angulation "
+        "of the detector towards the head (cranial) or the feet (caudal). The plateau view is the "
+        "centre of the views that show at least 90&nbsp;% of the best area: what a C-arm can hit "
+        "reliably.</p>",
+    ]
+    warnings = list(doc.get("warnings") or [])
+    if warnings:
+        parts.append("<h2>Warnings</h2><ul class='warn'>"
+                     + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
+    for side, sp in (doc.get("sides") or {}).items():
+        parts.append(f"<h2>{_e(side.capitalize())} side (L5/S1)</h2>")
+        for kind in ("kambin", "safe"):
+            if kind in sp:
+                parts.append(_window_table(kind, sp[kind]))
+        parts.append(_trajectory_table(sp))
+        parts.append(_figures(images.get(side, ())))
+    if files:
+        parts.append("<h2>Files</h2><ul>" + "".join(
+            f"<li><a href='{_e(f)}'>{_e(f)}</a></li>" for f in files) + "</ul>")
+    parts.append(f"<p class='small'>{_e(INTENDED_USE)} This report holds no patient identifiers.</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,192 @@
+"""Area-vs-view heat maps: window area over the (alpha, beta) grid of the optimiser, as a picture.
+
+Pillow only (no matplotlib in the core). The map shows the optimiser's coarse grid
+(:class:`~spinect_core.planning.optimise.ViewOptimum` ``values[i, j]`` at ``alphas_deg[i]``,
+``betas_deg[j]``) as cells, alpha along x (0 = straight posterior, increasing towards the operated
+side) and beta along y (positive up = needle pointing caudally), with a viridis-like colour scale,
+the plateau (views reaching the plateau fraction of the maximum) outlined in white, the best view
+as a white cross and the plateau centroid as a white ring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["AreaMapOptions", "colormap", "render_area_map"]
+
+# Anchor colours of matplotlib's viridis at 0, 1/8, ..., 1 (perceptually uniform, colour-blind safe).
+_VIRIDIS = np.array([(68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
+                     (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37)], np.float32)
+
+
+def colormap(values: np.ndarray) -> np.ndarray:
+    """Viridis-like RGB (..., 3) uint8 of values in [0, 1] (clipped); NaN -> grey."""
+    v = np.asarray(values, dtype=np.float64)
+    nan = ~np.isfinite(v)
+    x = np.clip(np.nan_to_num(v), 0.0, 1.0) * (len(_VIRIDIS) - 1)
+    i = np.minimum(np.floor(x).astype(int), len(_VIRIDIS) - 2)
+    f = (x - i)[..., None]
+    rgb = (1.0 - f) * _VIRIDIS[i] + f * _VIRIDIS[i + 1]
+    rgb[nan] = (128, 128, 128)
+    return np.rint(rgb).astype(np.uint8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AreaMapOptions:
+    """Layout of :func:`render_area_map` (pixels).
+
+    Attributes
+    ----------
+    plot_size_px : (int, int)
+        Width and height of the map area.
+    font_px : int
+        Text size.
+    """
+
+    plot_size_px: tuple[int, int] = (480, 420)
+    font_px: int = 14
+
+
+def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: np.ndarray, *,
+                    title: str = "", side: str = "",
+                    best: tuple[float, float, float] | None = None,
+                    plateau: tuple[float, float, float] | None = None,
+                    plateau_mask: np.ndarray | None = None,
+                    options: AreaMapOptions | None = None) -> np.ndarray:
+    """Heat map of a window's area over the view grid.
+
+    Parameters
+    ----------
+    alphas_deg : (A,)
+        Oblique angles of the grid (increasing), degrees; every grid view is drawn as an
+        equally sized cell.
+    betas_deg : (B,)
+        Tilt angles of the grid (increasing), degrees.
+    values_mm2 : (A, B)
+        ``values_mm2[i, j]`` = area (mm^2) at ``alphas_deg[i]``, ``betas_deg[j]``; NaN = not
+        evaluated (grey).
+    title : str
+        Printed above the map.
+    side : str
+        Operated side, used in the axis label ("oblique towards the left").
+    best, plateau : (alpha_deg, beta_deg, area_mm2), optional
+        Best view (white cross) and plateau centroid (white ring); anywhere in the grid's range.
+    plateau_mask : (A, B) bool, optional
+        Grid views in the plateau (outlined).
+    options : AreaMapOptions, optional
+
+    Returns
+    -------
+    np.ndarray, shape (H, W, 3), uint8
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    opts = options or AreaMapOptions()
+    alphas = np.asarray(alphas_deg, float).reshape(-1)
+    betas = np.asarray(betas_deg, float).reshape(-1)
+    values = np.asarray(values_mm2, float).reshape(len(alphas), len(betas))
+    font = ImageFont.load_default(size=opts.font_px)
+    small = ImageFont.load_default(size=max(9, opts.font_px - 2))
+    pw, ph = opts.plot_size_px
+    left, top, right, bottom = 64, 34 + opts.font_px, 110, 64 + 2 * opts.font_px
+    img = Image.new("RGB", (left + pw + right, top + ph + bottom), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+
+    finite = values[np.isfinite(values)]
+    vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    # Image rows: beta from the largest (top) to the smallest; columns: alpha increasing.
+    cells = colormap(values.T[::-1] / vmax)  # (B, A, 3)
+    heat = Image.fromarray(cells).resize((pw, ph), Image.NEAREST)
+    img.paste(heat, (left, top))
+
+    cw, ch = pw / len(alphas), ph / len(betas)
+
+    def xy(alpha: float, beta: float) -> tuple[float, float]:
+        # Cells are drawn equally wide, but the grid may be uneven (the last step of an axis is
+        # shortened to end on the range): place points by interpolating between cell centres.
+        i, j = _fractional_index(alphas, alpha), _fractional_index(betas, beta)
+        return left + (i + 0.5) * cw, top + (len(betas) - 1 - j + 0.5) * ch
+
+    if plateau_mask is not None:
+        m = np.asarray(plateau_mask, bool).reshape(values.shape)
+        for i in range(len(alphas)):
+            for j in range(len(betas)):
+                if not m[i, j]:
+                    continue
+                x0, y0 = left + i * cw, top + (len(betas) - 1 - j) * ch
+                x1, y1 = x0 + cw, y0 + ch
+                # Draw only the cell edges on the region's border.
+                if i == 0 or not m[i - 1, j]:
+                    draw.line([(x0, y0), (x0, y1)], fill=(255, 255, 255), width=2)
+                if i == len(alphas) - 1 or not m[i + 1, j]:
+                    draw.line([(x1, y0), (x1, y1)], fill=(255, 255, 255), width=2)
+                if j == len(betas) - 1 or not m[i, j + 1]:
+                    draw.line([(x0, y0), (x1, y0)], fill=(255, 255, 255), width=2)
+                if j == 0 or not m[i, j - 1]:
+                    draw.line([(x0, y1), (x1, y1)], fill=(255, 255, 255), width=2)
+    if best is not None:
+        x, y = xy(best[0], best[1])
+        r = 8
+        for width, colour in ((5, (0, 0, 0)), (2, (255, 255, 255))):
+            draw.line([(x - r, y - r), (x + r, y + r)], fill=colour, width=width)
+            draw.line([(x - r, y + r), (x + r, y - r)], fill=colour, width=width)
+    if plateau is not None:
+        x, y = xy(plateau[0], plateau[1])
+        r = 8
+        draw.ellipse([x - r - 1, y - r - 1, x + r + 1, y + r + 1], outline=(0, 0, 0), width=4)
+        draw.ellipse([x - r, y - r, x + r, y + r], outline=(255, 255, 255), width=2)
+
+    # Axes: ticks at every grid value (thinned to at most ~8 labels).
+    draw.rectangle([left - 1, top - 1, left + pw, top + ph], outline=(0, 0, 0))
+    for i in range(0, len(alphas), max(1, int(np.ceil(len(alphas) / 8)))):
+        x, _ = xy(alphas[i], betas[0])
+        draw.line([(x, top + ph), (x, top + ph + 4)], fill=(0, 0, 0))
+        draw.text((x, top + ph + 6), f"{alphas[i]:g}", fill=(0, 0, 0), font=small, anchor="mt")
+    for j in range(0, len(betas), max(1, int(np.ceil(len(betas) / 8)))):
+        _, y = xy(alphas[0], betas[j])
+        draw.line([(left - 4, y), (left, y)], fill=(0, 0, 0))
+        draw.text((left - 6, y), f"{betas[j]:g}", fill=(0, 0, 0), font=small, anchor="rm")
+    towards = f" towards the {side}" if side else ""
+    draw.text((left + pw / 2, top + ph + 10 + opts.font_px),
+              f"alpha (deg): oblique{towards}, 0 = straight posterior", fill=(0, 0, 0), font=font,
+              anchor="mt")
+    ylabel = Image.new("RGB", (ph, opts.font_px + 6), (255, 255, 255))
+    ImageDraw.Draw(ylabel).text((ph / 2, 1), "beta (deg): + = needle pointing caudally",
+                                fill=(0, 0, 0), font=font, anchor="mt")
+    img.paste(ylabel.rotate(90, expand=True), (4, top))
+    if title:
+        draw.text((left + pw / 2, 8), title, fill=(0, 0, 0), font=font, anchor="mt")
+
+    # Colour bar.
+    bx, bw = left + pw + 18, 16
+    ramp = colormap(np.linspace(1.0, 0.0, ph))[:, None, :].repeat(bw, axis=1)
+    img.paste(Image.fromarray(ramp), (bx, top))
+    draw.rectangle([bx - 1, top - 1, bx + bw, top + ph], outline=(0, 0, 0))
+    for frac in (0.0, 0.5, 1.0):
+        y = top + (1.0 - frac) * (ph - 1)
+        draw.text((bx + bw + 4, y), f"{frac * vmax:.1f}", fill=(0, 0, 0), font=small, anchor="lm")
+    draw.text((bx + bw / 2, top - 6), "mm^2", fill=(0, 0, 0), font=small, anchor="mb")
+
+    notes = []
+    if best is not None:
+        notes.append(f"x best: alpha {best[0]:.1f}, beta {best[1]:.1f} deg, {best[2]:.1f} mm^2")
+    if plateau is not None:
+        notes.append(f"o plateau centre: alpha {plateau[0]:.1f}, beta {plateau[1]:.1f} deg, "
+                     f"{plateau[2]:.1f} mm^2")
+    y = top + ph + 16 + 2 * opts.font_px
+    draw.text((left, y), "   ".join(notes), fill=(0, 0, 0), font=small)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _fractional_index(axis: np.ndarray, value: float) -> float:
+    """Continuous index of ``value`` on an increasing ``axis`` (linear between and beyond the
+    grid values)."""
+    if len(axis) == 1:
+        return 0.0
+    if value <= axis[0]:
+        return float((value - axis[0]) / (axis[1] - axis[0]))
+    if value >= axis[-1]:
+        return float(len(axis) - 1 + (value - axis[-1]) / (axis[-1] - axis[-2]))
+    return float(np.interp(value, axis, np.arange(len(axis))))

@@ -1,0 +1,130 @@
+"""The software renderer and the area map on scenes with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spinect_core.labels import LabelTable
+from spinect_core.report.html import carm_instruction
+from spinect_core.report.maps import colormap, render_area_map
+from spinect_core.report.render import (CLASS_COLOURS, Overlay, SceneRenderOptions, class_of,
+                                        draw_overlays, render_view)
+from spinect_core.errors import Cancelled
+from spinect_core.volume import Volume
+
+TABLE = LabelTable({0: "background", 1: "bone", 2: "nerve"})
+
+
+def _scene(spacing=(1.0, 1.0, 1.0), direction=np.eye(3)):
+    """A bone sphere (radius 15 mm) at LPS (0, 0, 0) and a nerve block at x 25..35 mm."""
+    n = (60, 60, 90)  # z, y, x
+    vol = Volume(array=np.zeros(n, np.uint8), spacing_mm=np.asarray(spacing, float),
+                 origin_lps_mm=np.zeros(3), direction=np.asarray(direction, float))
+    zz, yy, xx = np.indices(n)
+    pts = vol.index_to_lps(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)).reshape(*n, 3)
+    centre = vol.index_to_lps(np.array([[30.0, 30.0, 30.0]]))[0]
+    rel = pts - centre
+    arr = np.zeros(n, np.uint8)
+    arr[np.linalg.norm(rel, axis=-1) <= 15.0] = 1
+    arr[(rel[..., 0] >= 25) & (rel[..., 0] <= 35) & (np.abs(rel[..., 1]) <= 5)
+        & (np.abs(rel[..., 2]) <= 5)] = 2
+    return vol.with_array(arr), centre
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, 1.0, -1.0])])
+def test_sphere_depth_and_colours(direction) -> None:
+    labels, centre = _scene(direction=direction)
+    view = render_view(labels, TABLE, (0.0, 1.0, 0.0), centre_lps=centre,
+                       options=SceneRenderOptions(field_mm=80.0, pixel_mm=0.5))
+    n = view.depth_mm.shape[0]
+    assert view.rgb.shape == (n, n, 3) and n == 160
+    # The centre pixel sees the sphere's front (y = -15 mm): depth = distance plane -> surface.
+    r, c, depth_centre = view.project(centre[None])[0]
+    assert (r, c) == pytest.approx(((n - 1) / 2, (n - 1) / 2), abs=1e-9)
+    hit = view.depth_mm[int(round(r)), int(round(c))]
+    assert hit == pytest.approx(depth_centre - 15.0, abs=0.6)
+    # A point 10 mm to the side: the sphere surface is sqrt(15^2 - 10^2) in front of the centre.
+    side = view.project((centre + np.array([10.0, 0.0, 0.0]))[None])[0]
+    assert view.depth_mm[int(round(side[0])), int(round(side[1]))] == pytest.approx(
+        depth_centre - np.sqrt(15 ** 2 - 10 ** 2), abs=0.8)
+    # The nerve block is seen at x + 30 mm, and nothing at x - 30 mm.
+    nerve = view.project((centre + np.array([30.0, 0.0, 0.0]))[None])[0]
+    assert view.label_ids[int(round(nerve[0])), int(round(nerve[1]))] == 2
+    empty = view.project((centre - np.array([30.0, 0.0, 0.0]))[None])[0]
+    assert np.isnan(view.depth_mm[int(round(empty[0])), int(round(empty[1]))])
+    # Colours keep the class hue under shading; the sphere's centre faces the light.
+    px = view.rgb[int(round(r)), int(round(c))].astype(float)
+    ivory = np.asarray(CLASS_COLOURS["bone"], float)
+    np.testing.assert_allclose(px / px[0], ivory / ivory[0], atol=0.03)
+    assert px[0] > 150
+    # A rim pixel (grazing normal) is darker than the centre.
+    rim = view.project((centre + np.array([-14.5, 0.0, 0.0]))[None])[0]
+    assert view.rgb[int(round(rim[0])), int(round(rim[1]))].sum() < px.sum()
+
+
+def test_image_axes_follow_up_and_are_not_mirrored() -> None:
+    labels, centre = _scene()
+    view = render_view(labels, TABLE, (0.0, 1.0, 0.0), centre_lps=centre, up_lps=(0, 0, 1),
+                       options=SceneRenderOptions(field_mm=40.0, pixel_mm=1.0))
+    np.testing.assert_allclose(view.axis_row_lps, [0, 0, -1], atol=1e-12)  # rows run caudally
+    np.testing.assert_allclose(np.cross(view.axis_col_lps, view.axis_row_lps),
+                               view.view_direction_lps, atol=1e-12)
+
+
+def test_rendering_can_be_cancelled() -> None:
+    labels, centre = _scene()
+    with pytest.raises(Cancelled):
+        render_view(labels, TABLE, (0.0, 1.0, 0.0), centre_lps=centre,
+                    progress=lambda f, m: False if "casting" in m else None)
+
+
+def test_overlays_draw_outline_needle_and_legend() -> None:
+    labels, centre = _scene()
+    view = render_view(labels, TABLE, (0.0, 1.0, 0.0), centre_lps=centre,
+                       options=SceneRenderOptions(field_mm=80.0, pixel_mm=0.5))
+    square = centre + np.array([[-5, 0, -5], [5, 0, -5], [5, 0, 5], [-5, 0, 5]], float)
+    rgb = draw_overlays(view, Overlay(outlines=[(square, (0, 225, 235))],
+                                      needle_lps=(centre + [0, -60, 0], centre), scale=2,
+                                      legend=["a legend line"], key=[("bone", (255, 250, 215))]))
+    n = view.rgb.shape[0] * 2
+    assert rgb.shape[1] == n and rgb.shape[0] > n
+    # The outline passes through the projected square's edge midpoint.
+    r, c, _ = view.project((centre + np.array([5.0, 0.0, 0.0]))[None])[0]
+    y, x = int(round((r + 0.5) * 2 - 0.5)), int(round((c + 0.5) * 2 - 0.5))
+    patch = rgb[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3)
+    assert np.any(np.all(np.abs(patch.astype(int) - (0, 225, 235)) < 10, axis=1))
+
+
+def test_class_names_map_to_colour_classes() -> None:
+    assert [class_of(n) for n in ("bone", "L5", "S1", "ilium_left", "root_L5_left", "nerve",
+                                  "disc_L5S1", "dura")] == [
+        "bone", "bone_highlight", "bone_highlight", "bone", "nerve", "nerve", "disc", "dura"]
+
+
+def test_area_map_marks_the_peak_where_it_is() -> None:
+    alphas = np.array([0.0, 15.0, 30.0, 45.0, 60.0, 75.0])
+    betas = np.array([-35.0, -20.0, -5.0, 10.0, 25.0, 35.0])  # uneven last step, as the optimiser
+    values = np.zeros((6, 6))
+    values[4, 1] = 20.0  # the peak at alpha 60, beta -20
+    rgb = render_area_map(alphas, betas, values, best=(60.0, -20.0, 20.0), title="t", side="left")
+    yellow = np.all(np.abs(rgb.astype(int) - colormap(np.array([1.0]))[0]) < 4, axis=-1)
+    purple = np.all(np.abs(rgb.astype(int) - colormap(np.array([0.0]))[0]) < 4, axis=-1)
+    ys, xs = np.nonzero(yellow)
+    assert ys.size > 1000
+    # The peak cell is the 5th column (of 6) and the 5th row from the top (beta -20 of 6 rows).
+    ps = np.flatnonzero(purple[int(ys.mean())])  # the peak's row: empty cells either side
+    left, right = ps.min(), ps.max()
+    assert (xs.mean() - left) / (right - left + 1) == pytest.approx(4.5 / 6, abs=0.03)
+    # The white cross of the best view sits on the peak cell's centre.
+    cy, cx = int(ys.mean()), int(xs.mean())
+    centre = rgb[cy - 2:cy + 3, cx - 2:cx + 3].reshape(-1, 3)
+    assert np.any(np.all(centre > 240, axis=1))
+    assert not np.any(np.all(rgb[cy - 30:cy - 20, cx - 5:cx + 5] > 240, axis=-1))  # only there
+
+
+def test_carm_words() -> None:
+    text = carm_instruction({"side": "left", "oblique_deg": 25.2, "tilt_deg": -11.6})
+    assert text == ("25&deg; ipsilateral oblique (detector towards the patient's left), then "
+                    "12&deg; caudal tilt")
+    assert "contralateral" in carm_instruction({"side": "right", "oblique_deg": -5, "tilt_deg": 0})
