@@ -40,8 +40,57 @@ class CTMetadata:
         return dataclasses.asdict(self)
 
 
+class LPSGeometry:
+    """Index <-> LPS maths shared by :class:`Volume` and the voxel-less ``preprocess.Grid``.
+
+    Subclasses provide ``spacing_mm`` (3,), ``origin_lps_mm`` (3,), ``direction`` (3, 3) and
+    ``shape_zyx`` (the array shape, z, y, x).
+    """
+
+    # Annotations only: a property here would shadow Grid's dataclass field of the same name.
+    spacing_mm: np.ndarray
+    origin_lps_mm: np.ndarray
+    direction: np.ndarray
+    shape_zyx: tuple[int, int, int]
+
+    @property
+    def size_xyz(self) -> tuple[int, int, int]:
+        """Number of voxels along x, y, z (ITK order)."""
+        nz, ny, nx = self.shape_zyx
+        return (nx, ny, nz)
+
+    @property
+    def affine_lps(self) -> np.ndarray:
+        """4x4 matrix mapping homogeneous index ``(x, y, z, 1)`` to LPS millimetres."""
+        a = np.eye(4)
+        a[:3, :3] = self.direction * self.spacing_mm[None, :]
+        a[:3, 3] = self.origin_lps_mm
+        return a
+
+    def index_to_lps(self, index_xyz: np.ndarray) -> np.ndarray:
+        """LPS millimetres of continuous indices ``(..., 3)`` given in (x, y, z) order."""
+        idx = np.asarray(index_xyz, dtype=np.float64)
+        return idx @ (self.direction * self.spacing_mm[None, :]).T + self.origin_lps_mm
+
+    def lps_to_index(self, points_lps_mm: np.ndarray) -> np.ndarray:
+        """Continuous (x, y, z) indices of LPS points ``(..., 3)``."""
+        p = np.asarray(points_lps_mm, dtype=np.float64) - self.origin_lps_mm
+        m = self.direction * self.spacing_mm[None, :]
+        return p @ np.linalg.inv(m).T
+
+    def geometry_dict(self) -> dict[str, Any]:
+        """JSON-ready geometry: ``size`` [x, y, z], ``spacing_mm``, ``origin_lps_mm``, ``direction``."""
+        return {
+            "coordinate_system": "LPS",
+            "size": [int(n) for n in self.size_xyz],
+            "spacing_mm": [float(s) for s in self.spacing_mm],
+            "origin_lps_mm": [float(o) for o in self.origin_lps_mm],
+            "direction": [float(d) for d in self.direction.reshape(-1)],
+        }
+
+
 @dataclass(kw_only=True)
-class Volume:
+class Volume(LPSGeometry):
     """A 3D image with LPS geometry.
 
     Attributes
@@ -78,29 +127,9 @@ class Volume:
 
     # --- geometry ---------------------------------------------------------------------------
     @property
-    def size_xyz(self) -> tuple[int, int, int]:
-        """Number of voxels along x, y, z (ITK order)."""
-        nz, ny, nx = self.array.shape
-        return (nx, ny, nz)
-
-    @property
-    def affine_lps(self) -> np.ndarray:
-        """4x4 matrix mapping homogeneous index ``(x, y, z, 1)`` to LPS millimetres."""
-        a = np.eye(4)
-        a[:3, :3] = self.direction * self.spacing_mm[None, :]
-        a[:3, 3] = self.origin_lps_mm
-        return a
-
-    def index_to_lps(self, index_xyz: np.ndarray) -> np.ndarray:
-        """LPS millimetres of continuous indices ``(..., 3)`` given in (x, y, z) order."""
-        idx = np.asarray(index_xyz, dtype=np.float64)
-        return idx @ (self.direction * self.spacing_mm[None, :]).T + self.origin_lps_mm
-
-    def lps_to_index(self, points_lps_mm: np.ndarray) -> np.ndarray:
-        """Continuous (x, y, z) indices of LPS points ``(..., 3)``."""
-        p = np.asarray(points_lps_mm, dtype=np.float64) - self.origin_lps_mm
-        m = self.direction * self.spacing_mm[None, :]
-        return p @ np.linalg.inv(m).T
+    def shape_zyx(self) -> tuple[int, int, int]:
+        """Array shape (z, y, x)."""
+        return tuple(int(n) for n in self.array.shape)  # type: ignore[return-value]
 
     def same_grid(self, other: "Volume", *, atol: float = 1e-4) -> bool:
         """True when ``other`` has the same size, spacing, origin and direction."""
@@ -144,13 +173,3 @@ class Volume:
             metadata=metadata or CTMetadata(),
             warnings=list(warnings or []),
         )
-
-    def geometry_dict(self) -> dict[str, Any]:
-        """JSON-ready geometry: ``size`` [x, y, z], ``spacing_mm``, ``origin_lps_mm``, ``direction``."""
-        return {
-            "coordinate_system": "LPS",
-            "size": [int(n) for n in self.size_xyz],
-            "spacing_mm": [float(s) for s in self.spacing_mm],
-            "origin_lps_mm": [float(o) for o in self.origin_lps_mm],
-            "direction": [float(d) for d in self.direction.reshape(-1)],
-        }

@@ -26,7 +26,7 @@ from typing import Literal, Sequence, Union
 
 import numpy as np
 
-from spinect_core.volume import Volume
+from spinect_core.volume import LPSGeometry, Volume
 
 Interpolation = Literal["linear", "nearest", "bspline"]
 
@@ -38,7 +38,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class Grid:
+class Grid(LPSGeometry):
     """The geometry of a volume without its voxels.
 
     Attributes
@@ -82,30 +82,6 @@ class Grid:
         """Alias of :attr:`shape_zyx` (numpy order)."""
         return self.shape_zyx
 
-    @property
-    def size_xyz(self) -> tuple[int, int, int]:
-        """Number of voxels along x, y, z (ITK order)."""
-        nz, ny, nx = self.shape_zyx
-        return (nx, ny, nz)
-
-    @property
-    def affine_lps(self) -> np.ndarray:
-        """4x4 matrix mapping homogeneous index ``(x, y, z, 1)`` to LPS millimetres."""
-        a = np.eye(4)
-        a[:3, :3] = self.direction * self.spacing_mm[None, :]
-        a[:3, 3] = self.origin_lps_mm
-        return a
-
-    def index_to_lps(self, index_xyz: np.ndarray) -> np.ndarray:
-        """LPS millimetres of continuous indices ``(..., 3)`` given in (x, y, z) order."""
-        idx = np.asarray(index_xyz, dtype=np.float64)
-        return idx @ (self.direction * self.spacing_mm[None, :]).T + self.origin_lps_mm
-
-    def lps_to_index(self, points_lps_mm: np.ndarray) -> np.ndarray:
-        """Continuous (x, y, z) indices of LPS points ``(..., 3)``."""
-        p = np.asarray(points_lps_mm, dtype=np.float64) - self.origin_lps_mm
-        return p @ np.linalg.inv(self.direction * self.spacing_mm[None, :]).T
-
     def same_as(self, other: "Volume | Grid", *, atol: float = 1e-4) -> bool:
         """True when ``other`` has the same shape, spacing, origin and direction."""
         o = as_grid(other)
@@ -121,16 +97,6 @@ class Grid:
         return Volume(array=array, spacing_mm=self.spacing_mm.copy(),
                       origin_lps_mm=self.origin_lps_mm.copy(), direction=self.direction.copy(),
                       **kwargs)  # type: ignore[arg-type]
-
-    def geometry_dict(self) -> dict[str, object]:
-        """JSON-ready geometry, same keys as :meth:`Volume.geometry_dict`."""
-        return {
-            "coordinate_system": "LPS",
-            "size": [int(n) for n in self.size_xyz],
-            "spacing_mm": [float(s) for s in self.spacing_mm],
-            "origin_lps_mm": [float(o) for o in self.origin_lps_mm],
-            "direction": [float(d) for d in self.direction.reshape(-1)],
-        }
 
 
 GridLike = Union[Volume, Grid]
