@@ -131,7 +131,6 @@ class SideScene:
     side : {"left", "right"}
     variant : {"feasible", "bony", "neural"}
     options : L5S1Options, optional
-    probabilities : unused placeholder for soft segmentations (the scene smooths hard parts)
     """
 
     def __init__(self, anatomy: LumbosacralAnatomy, side: Side, *, variant: Variant = "feasible",

@@ -1,4 +1,4 @@
-"""Orthographic ray grids and the soft first-hit search through :class:`SceneFields`.
+"""Orthographic ray grids and sphere tracing through the signed distance fields of a scene.
 
 A :class:`RayGrid` is a square of parallel rays on a plane perpendicular to the view direction
 ``d`` (the direction in which rays travel, LPS). The plane lies beyond the whole scene along
@@ -10,10 +10,12 @@ A :class:`RayGrid` is a square of parallel rays on a plane perpendicular to the 
 Image orientation: rows run towards ``-up`` (caudal for the default ``up`` = LPS +z) and columns
 towards ``axis_row x d``, so the image is what a viewer looking along ``d`` sees (not mirrored).
 
-:func:`cast_first_hits` finds, per ray and per iso-level, the first depth where the target or the
-blocker occupancy reaches the level, with sub-sample precision (linear interpolation between
-samples). Empty space is skipped by sphere tracing on the scene's distance field; near content
-the fields are sampled trilinearly (``torch.nn.functional.grid_sample``) every ``step_voxels``.
+:func:`trace_rays` sphere-traces every ray on ``min(sdf_target, sdf_blocker)``
+(:meth:`SceneFields.sample_index`: trilinear, or exact voxel cubes) with a minimum step, refines
+the first crossing by regula falsi, measures the penetration into the hit structure, and returns
+per ray the first hit (which structure, sub-sample depth) and a signed margin in mm whose zero
+level is the window edge (see :class:`RayHits`). Work is vectorised over the active rays, which
+are compacted as they finish.
 """
 
 from __future__ import annotations
@@ -128,226 +130,231 @@ def make_ray_grid(scene_corners_lps: np.ndarray, view_direction_lps: Sequence[fl
 
 
 @dataclass(frozen=True, kw_only=True)
-class FirstHits:
-    """First surface hits of every ray at several iso-levels.
+class RayHits:
+    """First hits and signed margins of every ray of a grid.
 
     Attributes
     ----------
-    thresholds : tuple of float
-        The iso-levels, ascending (T of them).
-    depth_mm : np.ndarray, shape (T, H, W), float32
-        Depth of the first hit along ``d`` from the start plane (NaN where nothing is hit).
-    kind : np.ndarray, shape (T, H, W), uint8
+    depth_mm : np.ndarray, shape (H, W), float32
+        Depth of the first surface hit along ``d`` from the start plane (NaN where none).
+    kind : np.ndarray, shape (H, W), uint8
         :data:`HIT_NONE`, :data:`HIT_TARGET` or :data:`HIT_BLOCKER`.
-    margin : np.ndarray, shape (T, H, W), float32
-        Signed soft margin of the decision "the target is hit first", in occupancy units
-        (positive = target first). For a target-first ray: ``min(tau - max blocker before the
-        hit, peak target - tau)``; for a blocker-first ray: ``-min(peak blocker - tau,
-        tau - max target before the hit)``; for a ray that hits nothing: ``max target - tau``.
-        It changes sign where a window edge crosses between neighbouring rays and varies
-        smoothly there, which lets the window area be measured to a fraction of a pixel.
+    margin_mm : np.ndarray, shape (H, W), float32
+        Signed margin (mm, > 0 = the target is hit first):
+
+        * target first: ``min(min blocker distance before the hit, penetration into the target)``;
+        * blocker first: ``-min(penetration into the blocker, min target distance before the hit)``;
+        * nothing hit: ``-min target distance`` along the ray.
+
+        The minimum distance of a ray to a structure it misses equals the in-plane distance
+        between the pixel and the structure's projection, so near a window edge formed by a
+        missed structure the margin is the signed in-plane distance to that edge (linear across
+        it). Penetrations (capped at ``penetration_cap_mm``) only fix the sign and a magnitude
+        that is right for rays parallel to the hit surface.
+    exact : np.ndarray, shape (H, W), bool
+        The margin is a minimum distance to a missed structure (an in-plane distance), not a
+        penetration depth.
     """
 
-    thresholds: tuple[float, ...]
     depth_mm: np.ndarray
     kind: np.ndarray
-    margin: np.ndarray
-
-    def level(self, threshold: float) -> int:
-        """Index of ``threshold`` in :attr:`thresholds`."""
-        for i, t in enumerate(self.thresholds):
-            if abs(t - threshold) < 1e-6:
-                return i
-        raise KeyError(f"threshold {threshold} was not cast (have {self.thresholds})")
+    margin_mm: np.ndarray
+    exact: np.ndarray
 
 
-def cast_first_hits(fields: SceneFields, rays: RayGrid, *,
-                    thresholds: Sequence[float] = (0.35, 0.5, 0.65),
-                    step_voxels: float = 0.5, chunk_samples: int = 16,
-                    peak_cap: float = 0.95, peak_length_voxels: float = 3.0) -> FirstHits:
-    """First depth at which each ray meets target or blocker occupancy >= each threshold.
+def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0.25,
+               relax: float = 0.9, near_mm: float | None = None,
+               penetration_cap_mm: float = 2.0, max_iterations: int = 2000,
+               refine_steps: int = 6, golden_steps: int = 8,
+               refine_within_px: float = 3.0) -> RayHits:
+    """Sphere-trace every ray of ``rays`` through ``fields``.
 
     Parameters
     ----------
     fields : SceneFields
     rays : RayGrid
-    thresholds : sequence of float
-        Iso-levels, each >= ``fields.min_threshold`` (the distance field's guarantee).
-    step_voxels : float
-        Sampling step along the rays, in units of the smallest voxel size (0.5 default).
-    chunk_samples : int
-        Samples per marching chunk between empty-space skips.
-    peak_cap, peak_length_voxels : float
-        After a crossing, the ray keeps sampling the hit channel for its peak (for
-        :attr:`FirstHits.margin`) until it reaches ``peak_cap`` or the ray has gone
-        ``peak_length_voxels`` (largest voxel size) past the crossing.
+    min_step_voxels : float
+        Smallest step (units of the smallest voxel size): a ray that comes closer to a surface
+        than this steps across it and the crossing is refined by regula falsi.
+    relax : float
+        Steps are ``relax * distance`` within ``near_mm`` of any surface (full distance beyond):
+        a safety factor for the trilinear field, which is not exactly 1-Lipschitz near rims.
+    near_mm : float, optional
+        Default: two voxels (largest size).
+    penetration_cap_mm : float
+        Length (mm) past the first hit over which the penetration depth is measured.
+    max_iterations : int
+        Safety cap on marching iterations (rays still running count as hitting nothing).
+    refine_steps : int
+        Regula falsi steps locating a crossing.
+    golden_steps : int
+        Golden-section steps refining the minimum distance to a missed structure.
+    refine_within_px : float
+        That refinement is done for rays within this many pixels of such a structure (the
+        margins that the window's edges and their repair depend on).
 
     Returns
     -------
-    FirstHits
-        Per threshold: hit depth (mm from the start plane; linear interpolation between the two
-        samples that bracket the crossing), which channel was hit first (ties -> blocker) and
-        the signed soft margin.
+    RayHits
     """
-    import torch
-    import torch.nn.functional as F
-
-    taus_np = np.array(sorted(float(t) for t in thresholds), np.float32)
-    taus = tuple(float(t) for t in taus_np)
-    if taus[0] < fields.min_threshold - 1e-6:
-        raise ValueError(f"threshold {taus[0]} is below the scene's min_threshold "
-                         f"{fields.min_threshold}")
     H, W = rays.shape
-    n_rays = H * W
-    n_t = len(taus)
-    depth = np.full((n_rays, n_t), np.nan, np.float32)
-    kind = np.zeros((n_rays, n_t), np.uint8)
-    margin = np.zeros((n_rays, n_t), np.float32)
-
-    occ, dist = fields.torch_fields()
+    n = H * W
     nz, ny, nx = fields.shape_zyx
     size_xyz = np.array([nx, ny, nz], float)
     inv = np.linalg.inv(fields.affine_lps[:3, :3])  # LPS -> continuous crop index (x, y, z)
     rr, cc = np.meshgrid(np.arange(H, dtype=float), np.arange(W, dtype=float), indexing="ij")
-    start_lps = rays.plane_point_lps(rr.reshape(-1), cc.reshape(-1))
-    i0 = (start_lps - fields.affine_lps[:3, 3]) @ inv.T  # (N, 3)
+    i0 = (rays.plane_point_lps(rr.reshape(-1), cc.reshape(-1)) - fields.affine_lps[:3, 3]) @ inv.T
     di = inv @ rays.view_direction_lps  # index change per mm of depth
-    # Ray segment inside the crop box [0, n-1] (slab method); outside, occupancy is 0.
     t_in, t_out = _slab(i0, di, np.zeros(3), size_xyz - 1.0)
-    h = float(step_voxels) * float(np.min(fields.spacing_mm))
-    peak_len = float(peak_length_voxels) * float(np.max(fields.spacing_mm))
-    # Trilinear interpolation reaches a level only within one voxel diagonal of a voxel at that
-    # level, and the interpolated distance field may overestimate by up to one diagonal.
-    margin_skip = 2.0 * float(np.linalg.norm(fields.spacing_mm)) + 0.5 * h
-    scale = 2.0 / np.maximum(size_xyz - 1.0, 1.0)  # index -> grid_sample's [-1, 1]
-    i0n = i0 * scale - 1.0  # (N, 3) normalised grid coordinates at depth 0
-    din = di * scale
-    k_range = np.arange(chunk_samples + 1) * h
+    i0 = i0.astype(np.float32)
+    di = di.astype(np.float32)
+    h_min = float(min_step_voxels) * float(np.min(fields.spacing_mm))
+    near = 2.0 * float(np.max(fields.spacing_mm)) if near_mm is None else float(near_mm)
+    cap = float(penetration_cap_mm)
 
-    # Per active ray state (index into the full ray list and per-threshold state).
-    idx = np.flatnonzero(t_out > t_in)
-    t = t_in[idx].astype(np.float64)
-    t_end = t_out[idx].astype(np.float64)
-    run_max = np.zeros((len(idx), 2, n_t), np.float32)  # channel maxima before the crossing
-    state = np.zeros((len(idx), n_t), np.int8)  # 0 searching, 1 tracking the peak, 2 done
-    hit_ch = np.zeros((len(idx), n_t), np.int64)  # 0 target, 1 blocker
-    hit_depth = np.full((len(idx), n_t), np.inf)
-    pre_other = np.zeros((len(idx), n_t), np.float32)
-    peak = np.zeros((len(idx), n_t), np.float32)
+    def sample(ids: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return fields.sample_index(i0[ids] + t[:, None] * di)  # (m, 2)
 
-    def sample_dist(ray_ids: np.ndarray, depths: np.ndarray) -> np.ndarray:
-        g = torch.from_numpy((i0n[ray_ids] + depths[:, None] * din).astype(np.float32))
-        out = F.grid_sample(dist, g[None, None, None], mode="bilinear", padding_mode="border",
-                            align_corners=True)
-        return out[0, 0, 0, 0].numpy().astype(np.float64)
-
-    def finish(sel: np.ndarray) -> None:
-        """Write the results of the active rays ``sel`` (bool over active rays)."""
-        ids = idx[sel]
-        st, ch = state[sel], hit_ch[sel]
-        hit = st > 0
-        tgt = hit & (ch == 0)
-        blk = hit & (ch == 1)
-        depth[ids] = np.where(hit, hit_depth[sel], np.nan)
-        kind[ids] = np.where(tgt, HIT_TARGET, np.where(blk, HIT_BLOCKER, HIT_NONE))
-        rm = run_max[sel]
-        f_t = np.minimum(taus_np - pre_other[sel], peak[sel] - taus_np)
-        f_b = -np.minimum(peak[sel] - taus_np, taus_np - pre_other[sel])
-        f_n = rm[:, 0] - taus_np
-        margin[ids] = np.where(tgt, f_t, np.where(blk, f_b, f_n))
-
-    max_rounds = (int(np.ceil(float(np.max(t_end - t)) / (chunk_samples * h))) + 64
-                  if len(t) else 0)
-    with torch.no_grad():
-        for _ in range(max_rounds):
-            if len(idx) == 0:
+    big = np.float32(np.inf)
+    depth = np.full(n, np.nan, np.float32)
+    kind = np.zeros(n, np.uint8)
+    min_before = np.full((n, 2), big, np.float32)  # per channel, along the path before the hit
+    t_min = np.zeros((n, 2), np.float32)  # depth of that minimum
+    pen = np.zeros(n, np.float32)
+    # --- phase 1: march to the first crossing of either surface -------------------------------
+    # State of the active rays only (compacted as rays retire, scattered back when they do).
+    ids = np.flatnonzero(t_out > t_in)
+    t = t_in[ids].astype(np.float32)
+    t_end = t_out[ids].astype(np.float32)
+    start = i0[ids]
+    t_prev = t.copy()
+    v_prev = np.full((len(ids), 2), big, np.float32)
+    mn = np.full((len(ids), 2), big, np.float32)
+    t_mn = np.zeros((len(ids), 2), np.float32)
+    hits: list[tuple[np.ndarray, ...]] = []
+    for _ in range(max_iterations):
+        if len(ids) == 0:
+            break
+        v = fields.sample_index(start + t[:, None] * di)
+        m = np.minimum(v[:, 0], v[:, 1])
+        crossed = m <= 0
+        better = (v < mn) & ~crossed[:, None]
+        mn = np.where(better, v, mn)
+        t_mn = np.where(better, t[:, None], t_mn)
+        step = np.maximum(np.where(m < near, relax * m, m), h_min)
+        t_next = t + step
+        done = crossed | (t_next > t_end)
+        if done.any():
+            if crossed.any():
+                hits.append((ids[crossed], t_prev[crossed], t[crossed], v_prev[crossed],
+                             v[crossed]))
+            min_before[ids[done]] = mn[done]
+            t_min[ids[done]] = t_mn[done]
+            keep = ~done
+            ids, start, t_end, mn, t_mn = ids[keep], start[keep], t_end[keep], mn[keep], t_mn[keep]
+            t_prev, v_prev, t = t[keep], v[keep], t_next[keep]
+        else:
+            t_prev, v_prev, t = t, v, t_next
+    if hits:
+        ids, lo, hi, vlo, vhi = (np.concatenate(parts) for parts in zip(*hits))
+        # Which surface is crossed first: locate each crossed channel's crossing, earliest wins
+        # (ties -> blocker).
+        # Usually one channel crossed: refine it; where both did, refine the target too.
+        ch = (vhi[:, 1] <= 0).astype(np.int64)  # 1 = blocker
+        th = _regula_falsi(sample, ids, lo, hi, vlo, vhi, ch, refine_steps)
+        both = np.flatnonzero((vhi[:, 0] <= 0) & (vhi[:, 1] <= 0))
+        if len(both):
+            t_target = _regula_falsi(sample, ids[both], lo[both], hi[both], vlo[both],
+                                     vhi[both], np.zeros(len(both), np.int64), refine_steps)
+            first = t_target < th[both]
+            ch[both[first]] = 0
+            th[both[first]] = t_target[first]
+        depth[ids] = th
+        kind[ids] = np.where(ch == 1, HIT_BLOCKER, HIT_TARGET)
+        # The other channel at the hit point completes its minimum before the hit.
+        min_before[ids] = np.minimum(min_before[ids], sample(ids, th))
+        # --- phase 2: penetration into the hit structure over ``cap`` mm --------------------
+        # Only a sign and a rough size are needed here (margins near edges come from missed
+        # structures or are repaired in the image), so full distance steps.
+        t = th.copy()
+        deepest = np.zeros(len(ids), np.float32)
+        live = np.arange(len(ids))
+        for _ in range(max_iterations):
+            if len(live) == 0:
                 break
-            # 1) Skip empty space by (distance - margin), only for rays still searching: a ray
-            #    tracking a peak stays near content anyway.
-            searching = (state == 0).any(1)
-            for _sphere in range(24):
-                cand = np.flatnonzero(searching)
-                if len(cand) == 0:
-                    break
-                step = sample_dist(idx[cand], t[cand]) - margin_skip
-                move = step > h
-                if not move.any():
-                    break
-                t[cand[move]] += step[move]
-            gone = t > t_end
-            if gone.any():
-                finish(gone)
-                keep = ~gone
-                idx, t, t_end, state, hit_ch, hit_depth, pre_other, peak = (
-                    a[keep] for a in (idx, t, t_end, state, hit_ch, hit_depth, pre_other, peak))
-                run_max = run_max[keep]
-                if len(idx) == 0:
-                    break
-            # 2) Sample one chunk t, t+h, ..., t+K*h.
-            depths = t[:, None] + k_range  # (n, K+1)
-            g = torch.from_numpy((i0n[idx][:, None, :] + depths[..., None] * din
-                                  ).astype(np.float32))
-            v = F.grid_sample(occ, g[None, None], mode="bilinear", padding_mode="zeros",
-                              align_corners=True)[0, :, 0].permute(1, 2, 0)  # (n, K+1, 2)
-            # Bookkeeping in numpy: small torch indexing ops are slow on busy multi-core CPUs.
-            v_np = v.numpy()
-            above = v_np[..., None] >= taus_np  # (n, K+1, 2, T)
-            has = above.any(1)  # (n, 2, T)
-            first_all = above.argmax(1)  # (n, 2, T): first sample at/above (0 if none)
-            prev = np.maximum(first_all - 1, 0)
-            vv = np.broadcast_to(v_np[..., None], v_np.shape + (n_t,))
-            v_hi = np.take_along_axis(vv, first_all[:, None], 1)[:, 0]
-            v_lo = np.take_along_axis(vv, prev[:, None], 1)[:, 0]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                frac = np.clip((taus_np - v_lo) / np.maximum(v_hi - v_lo, 1e-12), 0.0, 1.0)
-            frac = np.where(first_all > 0, frac, 0.0)
-            dep = t[:, None, None] + (prev + frac) * h  # (n, 2, T)
-            dep = np.where(has, dep, np.inf)
-            chunk_max = v_np.max(1)  # (n, 2)
-            new = (state == 0) & has.any(1)  # (n, T) rays crossing now
-            ch = np.where(dep[:, 0] < dep[:, 1], 0, 1)  # first channel; ties -> blocker
-            if new.any():
-                rows, lv = np.nonzero(new)
-                c_sel = ch[rows, lv]
-                j = first_all[rows, c_sel, lv]
-                other = 1 - c_sel
-                k = np.arange(chunk_samples + 1)
-                seq_hit = v_np[rows, :, c_sel]  # (m, K+1)
-                seq_other = v_np[rows, :, other]
-                before = np.where(k[None, :] <= j[:, None], seq_other, 0.0).max(1)
-                after = np.where(k[None, :] >= j[:, None], seq_hit, 0.0).max(1)
-                pre_other[rows, lv] = np.maximum(run_max[rows, other, lv], before)
-                peak[rows, lv] = after
-                hit_depth[rows, lv] = dep[rows, c_sel, lv]
-                hit_ch[rows, lv] = c_sel
-                state[rows, lv] = 1
-            # Peaks of rays that crossed in an earlier chunk.
-            old = (state == 1) & ~new
-            if old.any():
-                rows, lv = np.nonzero(old)
-                peak[rows, lv] = np.maximum(peak[rows, lv], chunk_max[rows, hit_ch[rows, lv]])
-            searching_now = (state == 0)[:, None, :]
-            run_max = np.where(searching_now, np.maximum(run_max, chunk_max[:, :, None]), run_max)
-            t = t + chunk_samples * h
-            done_peak = (state == 1) & ((peak >= peak_cap) | (t[:, None] - hit_depth > peak_len))
-            state[done_peak] = 2
-            # 3) Retire rays that are done at every level or left the crop.
-            out = (state == 2).all(1) | (t > t_end)
-            if out.any():
-                finish(out)
-                keep = ~out
-                idx, t, t_end, state, hit_ch, hit_depth, pre_other, peak = (
-                    a[keep] for a in (idx, t, t_end, state, hit_ch, hit_depth, pre_other, peak))
-                run_max = run_max[keep]
-        if len(idx):
-            finish(np.ones(len(idx), bool))
-    # Rays that never entered the crop hit nothing and saw nothing.
-    never = t_out <= t_in
-    margin[never] = -taus_np
-    return FirstHits(thresholds=taus,
-                     depth_mm=np.ascontiguousarray(depth.T.reshape(n_t, H, W)),
-                     kind=np.ascontiguousarray(kind.T.reshape(n_t, H, W)),
-                     margin=np.ascontiguousarray(margin.T.reshape(n_t, H, W)))
+            v = sample(ids[live], t[live])[np.arange(len(live)), ch[live]]
+            deepest[live] = np.maximum(deepest[live], -v)
+            t[live] += np.maximum(0.5 * np.abs(v), h_min)
+            # Keep going while inside (the first sample may sit just before the crossing).
+            inside = (v <= 0) | (t[live] - th[live] < 2.0 * h_min)
+            live = live[inside & (t[live] <= th[live] + cap)]
+        pen[ids] = deepest
+    # The exact part of a margin is the minimum distance to a missed structure (the blocker for
+    # a target-first ray, the target otherwise): sphere-tracing samples can miss that minimum by
+    # a few per cent of itself, so refine it near edges by golden-section search around the best
+    # sample.
+    missed = np.where(kind == HIT_TARGET, 1, 0)
+    rows = np.arange(n)
+    m_ex = min_before[rows, missed]
+    todo = np.flatnonzero((m_ex < refine_within_px * rays.pixel_mm) & ((kind == 0) | (m_ex <= pen)))
+    if len(todo):
+        c = missed[todo]
+        step = np.maximum(relax * m_ex[todo], h_min)
+        lo_t = t_min[todo, c] - 1.5 * step
+        hi_t = np.minimum(t_min[todo, c] + 1.5 * step, np.where(np.isfinite(depth[todo]),
+                                                                 depth[todo], np.inf))
+        best = _golden_min(lambda tt: sample(todo, tt)[np.arange(len(todo)), c], lo_t, hi_t,
+                           golden_steps)
+        min_before[todo, c] = np.minimum(m_ex[todo], best)
+    margin = np.where(kind == HIT_TARGET, np.minimum(min_before[:, 1], pen),
+                      np.where(kind == HIT_BLOCKER, -np.minimum(pen, min_before[:, 0]),
+                               -min_before[:, 0]))
+    exact = np.where(kind == HIT_TARGET, min_before[:, 1] <= pen,
+                     np.where(kind == HIT_BLOCKER, min_before[:, 0] <= pen, True))
+    # Rays that never enter the crop pass farther than its pad from everything.
+    margin = np.where(np.isfinite(margin), margin, -float(np.max(np.abs(fields.sdf))))
+    return RayHits(depth_mm=depth.reshape(H, W), kind=kind.reshape(H, W),
+                   margin_mm=margin.reshape(H, W).astype(np.float32),
+                   exact=exact.reshape(H, W))
+
+
+def _regula_falsi(sample, ids, lo, hi, v_lo, v_hi, channel: np.ndarray, steps: int
+                  ) -> np.ndarray:
+    """Depth (m,) where each ray's channel ``channel`` (m,) crosses 0 between ``lo`` (f > 0) and
+    ``hi`` (f <= 0); ``v_lo``, ``v_hi`` (m, 2) are both channels' values there."""
+    rows = np.arange(len(ids))
+    f_lo, f_hi = v_lo[rows, channel], v_hi[rows, channel]
+    f_lo = np.where(np.isfinite(f_lo), f_lo, np.float32(1.0))
+    for _ in range(steps):
+        w = np.clip(f_lo / np.maximum(f_lo - f_hi, 1e-12), 0.05, 0.95)
+        mid = lo + w * (hi - lo)
+        f = sample(ids, mid)[rows, channel]
+        below = f <= 0
+        hi = np.where(below, mid, hi)
+        f_hi = np.where(below, f, f_hi)
+        lo = np.where(below, lo, mid)
+        f_lo = np.where(below, f_lo, f)
+    w = np.clip(f_lo / np.maximum(f_lo - f_hi, 1e-12), 0.0, 1.0)
+    return (lo + w * (hi - lo)).astype(np.float32)
+
+
+def _golden_min(f, lo: np.ndarray, hi: np.ndarray, steps: int) -> np.ndarray:
+    """Smallest value (m,) of ``f(t)`` found by golden-section search on ``[lo, hi]`` per ray."""
+    g = np.float32((np.sqrt(5.0) - 1.0) / 2.0)
+    hi = np.maximum(hi, lo)
+    a, b = lo + (1 - g) * (hi - lo), lo + g * (hi - lo)
+    fa, fb = f(a), f(b)
+    best = np.minimum(fa, fb)
+    for _ in range(steps):
+        left = fa < fb  # the minimum lies in [lo, b]
+        hi = np.where(left, b, hi)
+        lo = np.where(left, lo, a)
+        new_t = np.where(left, lo + (1 - g) * (hi - lo), lo + g * (hi - lo))
+        f_new = f(new_t)
+        a, b = np.where(left, new_t, b), np.where(left, a, new_t)
+        fa, fb = np.where(left, f_new, fb), np.where(left, fa, f_new)
+        best = np.minimum(best, f_new)
+    return best
 
 
 def _slab(origin: np.ndarray, direction: np.ndarray, lo: np.ndarray, hi: np.ndarray

@@ -1,19 +1,35 @@
-"""Soft occupancy fields of a planning scene: what a needle aims at and what it must not cross.
+"""Signed distance fields of a planning scene: what a needle aims at and what it must not cross.
 
-A :class:`SceneFields` holds two channels on one (cropped) voxel grid, both in [0, 1]:
+A :class:`SceneFields` holds two channels on one (cropped) voxel grid, in millimetres, negative
+inside:
 
-* channel 0, **target**: occupancy of the structures a ray may end on (the "backstop");
-* channel 1, **blocker**: occupancy of everything a needle must not cross.
+* channel 0, **target**: signed distance to the structures a ray may end on (the "backstop");
+* channel 1, **blocker**: signed distance to everything a needle must not cross.
 
-A surface is the iso-level ``threshold`` (0.5 by default; 0.35 / 0.65 for the uncertainty band)
-of a channel. Binary masks are smoothed with a Gaussian of ``sigma_voxels`` (~0.6 voxel) first,
-because nearest-neighbour masks underestimate oblique windows by 14-25 % (``DESIGN.md`` section 4);
-probabilities are used as they are.
+The surface is the zero level. From a binary mask the distance of a voxel centre is measured to
+the nearest voxel of the other class with the boundary placed half-way between the two voxel
+centres (``distance to the neighbour's centre minus the half-extent of its voxel in that
+direction``), so an axis-aligned face lies exactly on the voxel faces and a staircase of voxels
+reads as the smooth surface through its steps once sampled trilinearly (``surface="smooth"``,
+the default, for anatomy). Trilinear sampling rounds a sharp 90-degree rim, so sharp-edged objects
+(the analytic test plates) use ``surface="voxel"``: the exact distance to the union of the mask's
+voxel cubes, evaluated per query through the feature transform (nearest voxel of the other
+class). No pre-smoothing is applied in either case. Probabilities are thresholded at 0.5 first
+(no sub-voxel correction yet: see :meth:`SceneFields.from_probabilities`).
 
-The fields are cropped to the bounding box of their content (plus a margin), so casting rays
-through empty space is cheap, and they carry a distance field (mm) to the nearest voxel that could
-reach the lowest threshold, which lets rays skip empty space safely (sphere tracing). The corners
-of the *uncropped* grid are kept so rays can start outside the whole scene.
+Ray casting samples both channels trilinearly and sphere-traces on their minimum
+(:mod:`spinect_core.planning.raycast`). The minimum of a channel's distance along a ray that
+misses it is the distance between the ray and the structure, i.e. the in-plane distance between
+the pixel and the structure's projection: that is what makes window edges sub-pixel accurate.
+
+The fields are cropped to the bounding box of their content (optionally inside a sphere) plus a
+pad, and clamped to ``+-clamp_mm`` so the arrays stay small; the corners of the *uncropped* grid
+are kept so rays can start outside the whole scene.
+
+Uncertainty band: a binary mask carries about ``sigma_voxels`` of boundary uncertainty; the
+occupancy levels 0.35 / 0.65 of a Gaussian edge of that sigma lie ``Phi^-1(0.65) sigma = 0.385
+sigma`` on either side of the 0.5 level, so the band moves every boundary by ``band_mm`` =
+0.385 sigma_voxels * (smallest voxel size).
 """
 
 from __future__ import annotations
@@ -27,62 +43,73 @@ from spinect_core.errors import InputError
 from spinect_core.labels import LabelTable
 from spinect_core.volume import Volume
 
+#: Phi^-1(0.65): offset (in sigmas) of the 0.65 / 0.35 levels of a Gaussian edge from its 0.5 level.
+BAND_Z = 0.3853
+
 
 @dataclass(frozen=True, kw_only=True)
 class SceneOptions:
-    """How occupancy fields are built.
+    """How the distance fields are built.
 
     Attributes
     ----------
+    surface : {"smooth", "voxel"}
+        How the distance is read between voxel centres. ``"smooth"`` (anatomy): trilinear
+        interpolation of the voxel-centre distances; a staircase of voxels then reads as the smooth
+        surface through its steps, but a sharp 90-degree rim is rounded (its corner is cut by
+        ~0.32 voxel). ``"voxel"`` (sharp-edged objects, analytic tests): the exact distance to the
+        union of the mask's voxel cubes (through the nearest voxel of the other class); rims stay
+        sharp, but oblique staircases project a shadow up to ~0.35 voxel too wide.
     sigma_voxels : float
-        Gaussian sigma (in voxels of the source grid, per axis) applied to binary masks.
-        0 disables smoothing (then the 0.5 iso-level lies half-way between voxel centres).
-    min_threshold : float
-        Lowest iso-level any query will use; voxels below it count as empty space for the
-        distance field (0.35, the low end of the uncertainty band).
+        Boundary uncertainty of the masks (voxels of the smallest spacing) for the uncertainty
+        band (``band_mm = 0.385 sigma``, the 0.35 / 0.65 levels of a Gaussian edge). It no longer
+        smooths the masks: smoothing rounds sharp rims and biases oblique windows.
+    clamp_mm : float
+        Distances are clamped to ``+-clamp_mm`` (sphere-tracing step cap; smaller arrays).
     pad_voxels : int
-        Empty voxels kept around the content's bounding box (beyond the smoothing support).
+        Empty voxels kept around the content's bounding box.
     crop_center_lps, crop_radius_mm : (3,) LPS mm and mm, optional
-        Keep only content inside a sphere (applied before the bounding box). Blockers outside
-        are then ignored, so use it only when rays cannot meet anything relevant there.
+        Keep only content inside a sphere (applied before the bounding box). Structures outside
+        are ignored, so use it only when rays through the ROI cannot meet anything relevant there.
     """
 
+    surface: str = "smooth"
     sigma_voxels: float = 0.6
-    min_threshold: float = 0.35
-    pad_voxels: int = 2
+    clamp_mm: float = 10.0
+    pad_voxels: int = 3
     crop_center_lps: Sequence[float] | None = None
     crop_radius_mm: float | None = None
 
 
 @dataclass(kw_only=True)
 class SceneFields:
-    """Target and blocker occupancy on a cropped voxel grid (LPS geometry).
+    """Target and blocker signed distance fields on a cropped voxel grid (LPS geometry).
 
     Attributes
     ----------
-    occupancy : np.ndarray, shape (2, nz, ny, nx), float32
-        Channel 0 target, channel 1 blocker; values in [0, 1]; axes (z, y, x) of the crop.
-    distance_mm : np.ndarray, shape (nz, ny, nx), float32
-        Euclidean distance (mm) from each voxel centre to the nearest voxel where either
-        channel is >= ``min_threshold`` (0 there).
+    sdf : np.ndarray, shape (2, nz, ny, nx), float32
+        Signed distance (mm, negative inside, clamped to ``+-clamp_mm``) of channel 0 target and
+        channel 1 blocker; axes (z, y, x) of the crop.
     affine_lps : np.ndarray, shape (4, 4)
         Maps homogeneous (x, y, z, 1) indices of the crop to LPS mm (as ``Volume.affine_lps``).
     spacing_mm : np.ndarray, shape (3,)
         Voxel size along x, y, z (mm).
     scene_corners_lps : np.ndarray, shape (8, 3)
         LPS corners (voxel edges) of the *uncropped* source grid: rays start beyond them.
-    min_threshold : float
-        The lowest iso-level for which the distance field is valid.
+    band_mm : float
+        Half-width (mm) of the uncertainty band (boundaries moved by +-band_mm).
+    features : np.ndarray, shape (2, nz, ny, nx), int32, optional
+        ``"voxel"`` surfaces only: flat crop index of the nearest voxel of the other class.
     description : dict
         Free-form provenance (label ids, names, options), JSON-ready.
     """
 
-    occupancy: np.ndarray
-    distance_mm: np.ndarray
+    sdf: np.ndarray
     affine_lps: np.ndarray
     spacing_mm: np.ndarray
     scene_corners_lps: np.ndarray
-    min_threshold: float = 0.35
+    band_mm: float = 0.0
+    features: np.ndarray | None = None
     description: dict[str, Any] = field(default_factory=dict)
     _torch_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -91,7 +118,7 @@ class SceneFields:
     def from_masks(cls, grid: Volume, target: np.ndarray, blockers: np.ndarray, *,
                    options: SceneOptions = SceneOptions(),
                    description: dict[str, Any] | None = None) -> "SceneFields":
-        """Fields from two boolean masks on ``grid`` (smoothed by ``options.sigma_voxels``).
+        """Fields from two boolean masks on ``grid``.
 
         Parameters
         ----------
@@ -107,8 +134,7 @@ class SceneFields:
         target = target & ~blockers
         if not target.any():
             raise InputError("the target is empty: no voxel carries a target label")
-        return cls._build(grid, [target, blockers], smooth=True, options=options,
-                          description=description)
+        return cls._build(grid, target, blockers, options=options, description=description)
 
     @classmethod
     def from_label_map(cls, labels: Volume, table: LabelTable | None, *,
@@ -144,7 +170,12 @@ class SceneFields:
     def from_probabilities(cls, grid: Volume, probabilities: np.ndarray, *,
                            target: Iterable[int], blockers: Iterable[int],
                            options: SceneOptions = SceneOptions()) -> "SceneFields":
-        """Fields from per-class probabilities (softmax output), used without smoothing.
+        """Fields from per-class probabilities (softmax output).
+
+        The target (blocker) occupancy is the sum of its channels, clipped to [0, 1]; the surface
+        is the boundary of the voxels where it is >= 0.5, placed half-way between voxel centres
+        (no sub-voxel correction from the probability values yet: it would move each boundary
+        by at most half a voxel and needs a consistent redistancing step).
 
         Parameters
         ----------
@@ -166,105 +197,210 @@ class SceneFields:
                 raise InputError(f"class {i} is not a channel of the probabilities")
         if set(t_ids) & set(b_ids):
             raise InputError("a class cannot be both target and blocker")
-        t = np.clip(probs[t_ids].sum(0, dtype=np.float32), 0, 1) if t_ids else None
-        if t is None or not (t >= 0.5).any():
+        t = probs[t_ids].sum(0, dtype=np.float32) >= 0.5 if t_ids else None
+        if t is None or not t.any():
             raise InputError("the target probability never reaches 0.5")
-        b = (np.clip(probs[b_ids].sum(0, dtype=np.float32), 0, 1) if b_ids
-             else np.zeros(grid.array.shape, np.float32))
+        b = (probs[b_ids].sum(0, dtype=np.float32) >= 0.5 if b_ids
+             else np.zeros(grid.array.shape, bool))
         desc = {"target_ids": t_ids, "blocker_ids": b_ids, "source": "probabilities"}
-        return cls._build(grid, [t, b], smooth=False, options=options, description=desc)
+        return cls.from_masks(grid, t, b, options=options, description=desc)
 
     @classmethod
     def from_occupancy(cls, grid: Volume, target: np.ndarray, blockers: np.ndarray, *,
                        options: SceneOptions = SceneOptions()) -> "SceneFields":
-        """Fields from soft occupancies in [0, 1] (shape (nz, ny, nx) each), used as they are."""
+        """Fields from soft occupancies in [0, 1] (shape (nz, ny, nx) each), thresholded at 0.5."""
         t = np.asarray(target, dtype=np.float32)
         b = np.asarray(blockers, dtype=np.float32)
         _check_shape(grid, t, "target")
         _check_shape(grid, b, "blockers")
-        return cls._build(grid, [t, b], smooth=False, options=options,
-                          description={"source": "occupancy"})
+        return cls.from_masks(grid, t >= 0.5, b >= 0.5, options=options,
+                              description={"source": "occupancy"})
 
     @classmethod
-    def _build(cls, grid: Volume, channels: list[np.ndarray], *, smooth: bool,
+    def _build(cls, grid: Volume, target: np.ndarray, blockers: np.ndarray, *,
                options: SceneOptions, description: dict[str, Any] | None) -> "SceneFields":
-        from scipy import ndimage
-
-        shape = grid.array.shape
         corners = _grid_corners_lps(grid)
-        content = np.zeros(shape, bool)
-        for c in channels:
-            content |= (c > 0) if c.dtype != bool else c
+        content = target | blockers
         if options.crop_radius_mm is not None and options.crop_center_lps is not None:
-            content &= _sphere_mask(grid, np.asarray(options.crop_center_lps, float),
-                                    float(options.crop_radius_mm))
+            inside = _sphere_mask(grid, np.asarray(options.crop_center_lps, float),
+                                  float(options.crop_radius_mm))
+            content &= inside
+            target, blockers = target & inside, blockers & inside
         if not content.any():
             raise InputError("the scene is empty inside the crop")
-        # Margin: the Gaussian's reach (3 sigma) plus padding so the field falls to 0 inside the
-        # crop and the zero padding of the sampler is exact.
-        margin = int(np.ceil(3 * options.sigma_voxels)) + int(options.pad_voxels) + 1
-        lo, hi = _bbox(content, margin)
+        # Pad beyond the source grid too: voxels outside it are empty, and the crop border must
+        # be clearly outside every structure for the sampler's border padding to be harmless.
+        pad = int(options.pad_voxels) + 1
+        lo, hi = _bbox(content)
         sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-        crop_content = content[sl]
-        occ = np.empty((len(channels),) + crop_content.shape, np.float32)
-        for k, c in enumerate(channels):
-            piece = c[sl]
-            if piece.dtype == bool:
-                piece = piece & crop_content
-                f = piece.astype(np.float32)
-                if smooth and options.sigma_voxels > 0:
-                    f = ndimage.gaussian_filter(f, sigma=float(options.sigma_voxels),
-                                                mode="constant", cval=0.0, truncate=3.0)
-            else:
-                f = np.where(crop_content, piece, 0).astype(np.float32)
-            occ[k] = np.clip(f, 0.0, 1.0)
-        # Voxels that may reach the lowest iso-level: anything trilinear interpolation could lift
-        # to >= min_threshold lies within one voxel diagonal of such a voxel (see raycast).
-        reach = (occ >= options.min_threshold).any(0)
-        spacing_zyx = grid.spacing_mm[::-1]
-        if reach.any():
-            dist = ndimage.distance_transform_edt(~reach, sampling=spacing_zyx).astype(np.float32)
-        else:
-            dist = np.full(reach.shape, np.float32(1e6), np.float32)
+        spacing_zyx = np.asarray(grid.spacing_mm, float)[::-1]
+        clamp = float(options.clamp_mm)
+        if options.surface not in ("smooth", "voxel"):
+            raise InputError(f"surface must be 'smooth' or 'voxel', got {options.surface!r}")
+        voxel = options.surface == "voxel"
+        parts = [signed_distance_mm(np.pad(m[sl], pad), spacing_zyx, clamp, features=voxel)
+                 for m in (target, blockers)]
+        sdf = np.stack([p[0] if voxel else p for p in parts])
+        features = np.stack([p[1] for p in parts]) if voxel else None
         affine = grid.affine_lps.copy()
-        offset_xyz = np.array([lo[2], lo[1], lo[0]], float)
+        offset_xyz = np.array([lo[2], lo[1], lo[0]], float) - pad
         affine[:3, 3] = grid.index_to_lps(offset_xyz)
+        band = BAND_Z * float(options.sigma_voxels) * float(np.min(grid.spacing_mm))
         desc = dict(description or {})
-        desc.update({"sigma_voxels": float(options.sigma_voxels) if smooth else 0.0,
-                     "crop_offset_zyx": [int(v) for v in lo]})
-        return cls(occupancy=occ, distance_mm=dist, affine_lps=affine,
-                   spacing_mm=grid.spacing_mm.copy(), scene_corners_lps=corners,
-                   min_threshold=float(options.min_threshold), description=desc)
+        desc.update({"surface": options.surface, "sigma_voxels": float(options.sigma_voxels),
+                     "band_mm": band,
+                     "crop_offset_zyx": [int(v) - pad for v in lo]})
+        return cls(sdf=sdf, affine_lps=affine, spacing_mm=np.asarray(grid.spacing_mm, float).copy(),
+                   scene_corners_lps=corners, band_mm=band, features=features,
+                   description=desc)
 
     # --- queries -----------------------------------------------------------------------------
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
         """Crop size (nz, ny, nx)."""
-        return tuple(int(n) for n in self.occupancy.shape[1:])  # type: ignore[return-value]
+        return tuple(int(n) for n in self.sdf.shape[1:])  # type: ignore[return-value]
 
     def lps_to_index(self, points_lps: np.ndarray) -> np.ndarray:
         """Continuous (x, y, z) crop indices of LPS points ``(..., 3)``."""
         m = self.affine_lps[:3, :3]
         return (np.asarray(points_lps, float) - self.affine_lps[:3, 3]) @ np.linalg.inv(m).T
 
-    def target_centroid_lps(self, threshold: float = 0.5) -> np.ndarray:
-        """LPS centroid (3,) of the voxels where the target occupancy >= ``threshold``."""
-        zyx = np.argwhere(self.occupancy[0] >= threshold)
+    def target_centroid_lps(self) -> np.ndarray:
+        """LPS centroid (3,) of the target voxels (signed distance < 0)."""
+        zyx = np.argwhere(self.sdf[0] < 0)
         if len(zyx) == 0:
-            raise InputError("the target never reaches the surface threshold")
+            raise InputError("the target is empty")
         xyz = zyx[:, ::-1].mean(0)
         return xyz @ self.affine_lps[:3, :3].T + self.affine_lps[:3, 3]
 
-    def torch_fields(self) -> tuple[Any, Any]:
-        """Cached torch tensors ``(occupancy (1, 2, nz, ny, nx), distance (1, 1, nz, ny, nx))``."""
-        if "occ" not in self._torch_cache:
-            import torch
+    def sample_index(self, xyz: np.ndarray) -> np.ndarray:
+        """Signed distances (m, 2) float32 (mm; target, blocker) at crop indices ``xyz`` (m, 3).
 
-            self._torch_cache["occ"] = torch.from_numpy(
-                np.ascontiguousarray(self.occupancy, np.float32))[None]
-            self._torch_cache["dist"] = torch.from_numpy(
-                np.ascontiguousarray(self.distance_mm, np.float32))[None, None]
-        return self._torch_cache["occ"], self._torch_cache["dist"]
+        Points outside the crop read the border (the pad keeps it outside every structure).
+        """
+        q = np.asarray(xyz, np.float32)
+        if self.features is None:
+            import torch
+            import torch.nn.functional as F
+
+            if "sdf" not in self._torch_cache:
+                self._torch_cache["sdf"] = torch.from_numpy(
+                    np.ascontiguousarray(self.sdf, np.float32))[None]
+                nz, ny, nx = self.shape_zyx
+                self._torch_cache["scale"] = (2.0 / np.maximum(
+                    np.array([nx, ny, nz], np.float32) - 1.0, 1.0)).astype(np.float32)
+            g = torch.from_numpy(q * self._torch_cache["scale"] - np.float32(1.0))
+            out = F.grid_sample(self._torch_cache["sdf"], g[None, None, None], mode="bilinear",
+                                padding_mode="border", align_corners=True)
+            return out[0, :, 0, 0].numpy().T
+        out = np.empty((len(q), 2), np.float32)
+        for c in range(2):
+            out[:, c] = self._cube_distance(q, c)
+        return out
+
+    def _cube_distance(self, q: np.ndarray, c: int) -> np.ndarray:
+        """Exact signed distance (m,) of crop indices ``q`` (m, 3) to channel ``c``'s voxel cubes.
+
+        The nearest cube of the other class is found through the feature transform: for points
+        near the surface (within two voxels) the candidates of all 8 voxels around the point are
+        compared, so ties and off-centre points are resolved exactly; farther away the containing
+        voxel's feature is enough (an upper bound by less than a voxel, fine for stepping).
+        """
+        assert self.features is not None
+        nz, ny, nx = self.shape_zyx
+        hi = np.array([nx - 1, ny - 1, nz - 1])
+        sdf = self.sdf[c].reshape(-1)
+        feat = self.features[c].reshape(-1)
+        s = self.spacing_mm.astype(np.float32)
+
+        def flat_of(v: np.ndarray) -> np.ndarray:
+            v = np.clip(v, 0, hi)
+            return (v[:, 2] * ny + v[:, 1]) * nx + v[:, 0]
+
+        def dist_to(q: np.ndarray, cube: np.ndarray) -> np.ndarray:
+            cz, rem = np.divmod(cube, ny * nx)
+            cy, cx = np.divmod(rem, nx)
+            d2 = np.zeros(len(q), np.float32)
+            for axis, ca in enumerate((cx, cy, cz)):
+                e = np.maximum(np.abs(q[:, axis] - ca) - np.float32(0.5), 0) * s[axis]
+                d2 += e * e
+            return np.sqrt(d2)
+
+        own = flat_of(np.rint(q).astype(np.int64))
+        inside = sdf[own] < 0
+        f = feat[own]
+        d = np.where(f < 0, np.abs(sdf[own]), dist_to(q, np.maximum(f, 0)))
+        near = np.flatnonzero((f >= 0) & (d < 2.0 * float(s.max())))
+        if len(near):
+            qn, inside_n = q[near], inside[near]
+            base = np.floor(qn).astype(np.int64)
+            for corner in np.ndindex(2, 2, 2):
+                v = flat_of(base + np.array(corner))
+                # A voxel of the other class is itself a candidate cube; else its feature is.
+                cube = np.where((sdf[v] < 0) != inside_n, v, feat[v])
+                ok = cube >= 0
+                cand = np.where(ok, dist_to(qn, np.maximum(cube, 0)), np.inf)
+                d[near] = np.minimum(d[near], cand)
+        return np.where(inside, -d, d).astype(np.float32)
+
+
+def signed_distance_mm(mask: np.ndarray, spacing_zyx: Sequence[float], clamp_mm: float, *,
+                       features: bool = False) -> Any:
+    """Signed distance (mm, negative inside) of a boolean mask's boundary at its voxel centres.
+
+    Each voxel's distance is measured to the nearest voxel of the other class (Euclidean feature
+    transform) minus the part of that vector inside the neighbour's voxel, i.e. the boundary lies
+    on the voxel faces: exact for axis-aligned faces and for distances to voxel edges.
+
+    Parameters
+    ----------
+    mask : np.ndarray, shape (nz, ny, nx), bool
+    spacing_zyx : (3,)
+        Voxel size (mm) along z, y, x.
+    clamp_mm : float
+        Result clamped to ``[-clamp_mm, clamp_mm]``.
+    features : bool
+        Also return the flat index of each voxel's nearest voxel of the other class.
+
+    Returns
+    -------
+    np.ndarray, shape (nz, ny, nx), float32
+        (and with ``features`` the int32 flat indices, same shape).
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, bool)
+    s = np.asarray(spacing_zyx, float)
+    out = np.full(mask.shape, np.float32(clamp_mm), np.float32)
+    feat = np.full(mask.shape, -1, np.int32)
+    if not mask.any() or mask.all():
+        # No boundary: one class only (feature -1: read the clamped distance).
+        out = out if not mask.any() else -out
+        return (out, feat) if features else out
+    s32 = s.astype(np.float32)
+    for inside, sign in ((False, 1.0), (True, -1.0)):
+        sel = mask == inside
+        # Feature transform of the other class (zeros of the input are the features).
+        idx = ndimage.distance_transform_edt(sel, sampling=s, return_distances=False,
+                                             return_indices=True)
+        length2 = np.zeros(mask.shape, np.float32)
+        longest = np.zeros(mask.shape, np.float32)  # max_i |v_i| in voxels of axis i
+        for axis in range(3):
+            shape = [1, 1, 1]
+            shape[axis] = mask.shape[axis]
+            comp = np.abs(idx[axis] - np.arange(mask.shape[axis], dtype=idx.dtype).reshape(shape))
+            comp = comp.astype(np.float32)
+            length2 += (comp * s32[axis]) ** 2
+            np.maximum(longest, comp, out=longest)
+        length = np.sqrt(length2)
+        # The part of the vector v inside the neighbour's voxel: its half-extent along v / |v|,
+        # min_i (s_i / 2) |v| / |v_i| = |v| / (2 max_i (|v_i| / s_i)).
+        half = length / np.maximum(2.0 * longest, np.float32(1e-12))
+        np.copyto(out, np.float32(sign) * np.minimum(length - half, clamp_mm), where=sel)
+        if features:
+            flat = np.ravel_multi_index(tuple(idx), mask.shape).astype(np.int32)
+            np.copyto(feat, flat, where=sel)
+    return (out, feat) if features else out
 
 
 def resolve_label_ids(items: Iterable[int | str], table: LabelTable | None) -> list[int]:
@@ -302,15 +438,14 @@ def _check_shape(grid: Volume, arr: np.ndarray, name: str) -> None:
                          f"{grid.array.shape}")
 
 
-def _bbox(mask: np.ndarray, margin: int) -> tuple[list[int], list[int]]:
-    """Bounding box [lo, hi) per axis of ``mask`` grown by ``margin`` (may leave the array:
-    the caller pads, so voxels beyond the source grid are empty)."""
+def _bbox(mask: np.ndarray) -> tuple[list[int], list[int]]:
+    """Bounding box [lo, hi) per axis (z, y, x) of a non-empty ``mask``."""
     lo, hi = [], []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         nz = np.flatnonzero(mask.any(axis=other))
-        lo.append(max(int(nz[0]) - margin, 0))
-        hi.append(min(int(nz[-1]) + 1 + margin, mask.shape[axis]))
+        lo.append(int(nz[0]))
+        hi.append(int(nz[-1]) + 1)
     return lo, hi
 
 
@@ -323,8 +458,18 @@ def _grid_corners_lps(grid: Volume) -> np.ndarray:
 
 
 def _sphere_mask(grid: Volume, centre_lps: np.ndarray, radius_mm: float) -> np.ndarray:
-    nz, ny, nx = grid.array.shape
-    zz, yy, xx = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
+    """(nz, ny, nx) bool: voxel centres within ``radius_mm`` of ``centre_lps`` (evaluated only
+    inside the sphere's index bounding box, so large grids stay cheap)."""
+    shape = grid.array.shape
+    box = centre_lps + radius_mm * np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
+    idx = grid.lps_to_index(box)  # (8, 3) x, y, z
+    lo = np.clip(np.floor(idx.min(0)).astype(int), 0, np.array(shape[::-1]))
+    hi = np.clip(np.ceil(idx.max(0)).astype(int) + 1, 0, np.array(shape[::-1]))
+    out = np.zeros(shape, bool)
+    if np.any(hi <= lo):
+        return out
+    zz, yy, xx = np.meshgrid(*(np.arange(lo[a], hi[a]) for a in (2, 1, 0)), indexing="ij")
     pts = grid.index_to_lps(np.stack([xx, yy, zz], -1).reshape(-1, 3))
     inside = np.linalg.norm(pts - centre_lps, axis=1) <= radius_mm
-    return inside.reshape(nz, ny, nx)
+    out[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] = inside.reshape(zz.shape)
+    return out

@@ -2,19 +2,29 @@
 
 For a view direction ``d`` (the direction in which rays travel, LPS; the needle's entry direction
 is ``u = -d``) an orthographic ray grid over a square ROI starts beyond the whole scene. A pixel is
-*free* when the first surface its ray meets is the target (occupancy iso-level 0.5), and, when a
-``zone`` is given, the hit lies inside the zone. Per window:
+*free* when the first surface its ray meets is the target and, when a ``zone`` is given, the hit
+lies inside the zone.
 
-* ``area_mm2``: area of the free region, measured to a fraction of a pixel: each ray carries a
-  signed soft margin (positive = free, see :class:`raycast.FirstHits`) and the area is that of the
-  region where the bilinearly interpolated margin is > 0 (marching squares + shoelace). Counting
-  pixels would quantise a window edge to +-half a pixel, i.e. a few per cent of a 6 mm window;
-* ``inscribed_diameter_mm``: diameter of the largest disc inside the window (2D Euclidean
-  distance transform, half a pixel subtracted because the boundary lies between pixel centres);
-* ``usable_area_mm2``: area of the window eroded by ``needle_radius_mm + margin_mm``, i.e. where
+Every ray carries a signed margin in mm (:class:`raycast.RayHits`): where a window edge is formed
+by a structure the ray misses, it is the in-plane distance from the pixel to that edge, because
+the minimum distance between a ray and a structure is the distance between their projections.
+On the other side of such an edge the ray's own number is a penetration depth, which is not an
+in-plane distance (a ray clipping a 90-degree rim at 45 degrees penetrates only 0.71 of its
+in-plane offset), so those pixels are *repaired* from the exact pixels across the edge:
+``-min_p (|q - p| - m(p))`` over exact pixels ``p`` of the other sign within a few pixels, which
+is the exact in-plane distance for a straight edge. The margin image is then linear across every
+edge, and:
+
+* ``area_mm2``: area of the region where the bilinearly interpolated margin is > 0 (marching
+  squares + shoelace). Counting pixels would quantise a window edge to +-half a pixel;
+* ``inscribed_diameter_mm``: twice the largest in-plane distance from a free pixel to the window
+  edge (2D distance transform to the nearest non-free pixel, minus that pixel's own distance to
+  the edge);
+* ``usable_area_mm2``: area where that distance is >= ``needle_radius_mm + margin_mm``, i.e. where
   a needle's axis can pass with that clearance to every edge;
-* ``area_low_mm2`` / ``area_high_mm2``: the uncertainty band, areas with the iso-level moved to
-  0.35 and 0.65 (``DESIGN.md`` section 4).
+* ``area_low_mm2`` / ``area_high_mm2``: the uncertainty band (``DESIGN.md`` section 4), the areas
+  with every boundary moved by ``+-band_mm`` (the 0.35 / 0.65 levels of an edge blurred by the
+  scene's ``sigma_voxels``, see :mod:`scene`): ``{margin > band}`` and ``{margin > -band}``.
 
 The ROI border counts as an edge: a window cut by the ROI is measured as cut.
 """
@@ -27,13 +37,14 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from spinect_core.planning.raycast import (HIT_TARGET, FirstHits, RayGrid, cast_first_hits,
-                                           make_ray_grid, unit_vector)
+from spinect_core.planning.raycast import (HIT_TARGET, RayGrid, make_ray_grid, trace_rays,
+                                           unit_vector)
 from spinect_core.planning.scene import SceneFields
 from spinect_core.volume import Volume
 
 #: A zone: a soft/boolean volume (inside where >= 0.5, trilinear), or a callable that maps LPS
-#: points (N, 3) to a boolean or [0, 1] array (N,).
+#: points (N, 3) to a boolean or [0, 1] array (N,). Zones are binary per pixel: the zone edge is
+#: placed half-way between pixels inside and outside it.
 Zone = Union[Volume, Callable[[np.ndarray], np.ndarray]]
 
 
@@ -48,15 +59,20 @@ class WindowOptions:
     pixel_mm : float
         Ray spacing (mm); 0.25 for reported numbers, 0.5 is fine for optimisation.
     threshold : float
-        Iso-level of the surfaces.
+        Nominal occupancy level of the surfaces (0.5: the signed distance fields' zero level);
+        reported, not used.
     band_thresholds : (float, float)
-        Iso-levels of the uncertainty band (low, high).
+        Nominal occupancy levels of the uncertainty band (reported as the band's keys).
+    band_mm : float, optional
+        Half-width of the band (mm); default the scene's ``band_mm``.
     needle_radius_mm : float
         Needle radius for the usable area (0.36 mm: 22 G spinal needle, 0.72 mm outer diameter).
     margin_mm : float
         Extra clearance added to the needle radius for the usable area.
     step_voxels : float
-        Ray sampling step in units of the smallest voxel size.
+        Smallest sphere-tracing step, in units of the smallest voxel size.
+    repair_radius_px : int
+        Reach (pixels) of the repair of penetration margins from exact margins across an edge.
     up_lps : (3,)
         Screen "up" hint; image rows run towards ``-up`` (see :func:`raycast.view_axes`).
     polygons : bool
@@ -67,9 +83,11 @@ class WindowOptions:
     pixel_mm: float = 0.25
     threshold: float = 0.5
     band_thresholds: tuple[float, float] = (0.35, 0.65)
+    band_mm: float | None = None
     needle_radius_mm: float = 0.36
     margin_mm: float = 1.0
-    step_voxels: float = 0.5
+    step_voxels: float = 0.25
+    repair_radius_px: int = 3
     up_lps: tuple[float, float, float] = (0.0, 0.0, 1.0)
     polygons: bool = True
 
@@ -93,23 +111,24 @@ class WindowResult:
     Attributes
     ----------
     area_mm2 : float
-        Free area (mm^2) at the iso-level ``threshold``, projected on the view plane (sub-pixel,
-        from ``margin``).
+        Free area (mm^2) projected on the view plane (sub-pixel, from ``margin``).
     inscribed_diameter_mm : float
         Largest inscribed circle diameter of the window (mm).
     usable_area_mm2 : float
-        Area after eroding by ``erosion_radius_mm`` = needle radius + margin (mm^2).
+        Area where the in-plane distance to the window edge is >= ``erosion_radius_mm``
+        (needle radius + margin), mm^2.
     area_low_mm2, area_high_mm2 : float
-        Areas at the band thresholds (0.35 and 0.65 by default).
+        The uncertainty band: areas with every boundary moved by ``+band_mm`` (structures grown,
+        the 0.35 level) and ``-band_mm`` (shrunk, the 0.65 level).
     mask : np.ndarray, shape (H, W), bool
-        Free pixels at ``threshold`` (``margin > 0``).
+        Free pixels (``margin > 0``).
     mask_low, mask_high : np.ndarray, shape (H, W), bool
-        Free pixels at the band thresholds.
+        Free pixels at the band's ends.
     margin, margin_low, margin_high : np.ndarray, shape (H, W), float32
-        Signed soft margins (occupancy units, > 0 = free) at the three levels, after the zone.
+        Signed margins (mm, > 0 = free; ``margin -+ band_mm`` for the band), after the zone.
     hit_depth_mm : np.ndarray, shape (H, W), float32
-        Distance along ``view_direction_lps`` from the start plane to the first surface hit at
-        ``threshold`` (target or blocker), NaN where nothing is hit.
+        Distance along ``view_direction_lps`` from the start plane to the first surface hit
+        (target or blocker), NaN where nothing is hit.
     hit_is_target : np.ndarray, shape (H, W), bool
         The first hit is the target (before the zone test).
     plane_origin_lps, axis_col_lps, axis_row_lps, view_direction_lps : np.ndarray, shape (3,)
@@ -118,6 +137,7 @@ class WindowResult:
     erosion_radius_mm : float
     threshold : float
     band_thresholds : (float, float)
+    band_mm : float
     polygons_lps : list of np.ndarray, shape (K, 3)
         Window outlines (closed, K points each) in LPS mm, on the plane perpendicular to ``d``
         through the window's median hit depth; empty when there is no window or polygons were
@@ -147,6 +167,7 @@ class WindowResult:
     erosion_radius_mm: float
     threshold: float = 0.5
     band_thresholds: tuple[float, float] = (0.35, 0.65)
+    band_mm: float = 0.0
     polygons_lps: list[np.ndarray] = field(default_factory=list)
     compute_time_s: float = 0.0
 
@@ -174,24 +195,14 @@ class WindowResult:
     def restricted(self, keep: np.ndarray) -> "WindowResult":
         """The same view with the window limited to pixels ``keep`` (H, W) bool, re-measured.
 
-        Used to split one free area into sub-windows (e.g. Kambin and safe triangle).
+        Used to split one free area into sub-windows (e.g. Kambin and safe triangle); the cut
+        runs half-way between kept and dropped pixel centres.
         """
-        keep = np.asarray(keep, bool)
-        # Outside ``keep`` the margin becomes clearly negative, so the cut runs half-way between
-        # kept and dropped pixel centres.
-        f, f_lo, f_hi = (np.where(keep, np.minimum(a, 0.5), np.float32(-0.5)).astype(np.float32)
-                         for a in (self.margin, self.margin_low, self.margin_high))
-        m = f > 0
-        metrics = measure_mask(m, self.pixel_mm, erosion_radius_mm=self.erosion_radius_mm)
+        f = np.minimum(self.margin, _cut_distance(np.asarray(keep, bool), self.pixel_mm))
         polys = (window_polygons_lps(f, self.ray_grid, self.hit_depth_mm)
                  if self.polygons_lps else [])
-        return replace(self, mask=m, mask_low=f_lo > 0, mask_high=f_hi > 0, margin=f,
-                       margin_low=f_lo, margin_high=f_hi,
-                       area_mm2=soft_area_mm2(f, self.pixel_mm),
-                       inscribed_diameter_mm=metrics.inscribed_diameter_mm,
-                       usable_area_mm2=metrics.usable_area_mm2,
-                       area_low_mm2=soft_area_mm2(f_lo, self.pixel_mm),
-                       area_high_mm2=soft_area_mm2(f_hi, self.pixel_mm), polygons_lps=polys)
+        return replace(self, polygons_lps=polys,
+                       **_measure(f, self.pixel_mm, self.erosion_radius_mm, self.band_mm))
 
     def to_dict(self, *, polygons: bool = True) -> dict:
         """JSON-ready summary (numbers, geometry, optional polygons; no masks)."""
@@ -202,6 +213,7 @@ class WindowResult:
             "erosion_radius_mm": self.erosion_radius_mm,
             "area_band_mm2": {f"{self.band_thresholds[0]:g}": self.area_low_mm2,
                               f"{self.band_thresholds[1]:g}": self.area_high_mm2},
+            "band_mm": self.band_mm,
             "threshold": self.threshold,
             "free_pixels": int(self.mask.sum()),
             "pixel_mm": self.pixel_mm,
@@ -227,7 +239,7 @@ def compute_window(scene: SceneFields, view_direction_lps: Sequence[float], *,
     Parameters
     ----------
     scene : SceneFields
-        Target and blocker occupancy.
+        Target and blocker signed distance fields.
     view_direction_lps : (3,)
         Direction in which rays travel (LPS, any length > 0); the needle enters along its opposite.
     roi_center_lps : (3,), optional
@@ -248,48 +260,111 @@ def compute_window(scene: SceneFields, view_direction_lps: Sequence[float], *,
     grid = make_ray_grid(scene.scene_corners_lps, d, roi_center_lps=centre,
                          roi_size_mm=options.roi_size_mm, pixel_mm=options.pixel_mm,
                          up_lps=options.up_lps)
-    lo_t, hi_t = (float(t) for t in options.band_thresholds)
-    hits = cast_first_hits(scene, grid, thresholds=(lo_t, float(options.threshold), hi_t),
-                           step_voxels=options.step_voxels)
-    margins = free_margins(hits, grid, zone)
-    level = hits.level(options.threshold)
-    f, f_lo, f_hi = margins[level], margins[hits.level(lo_t)], margins[hits.level(hi_t)]
-    mask = f > 0
+    hits = trace_rays(scene, grid, min_step_voxels=options.step_voxels,
+                      refine_within_px=float(options.repair_radius_px))
+    margin, exact = hits.margin_mm, hits.exact
+    target = hits.kind == HIT_TARGET
+    if zone is not None and target.any():
+        rows, cols = np.nonzero(target)
+        inside = np.zeros(target.shape, bool)
+        inside[rows, cols] = zone_values(zone, grid.points_lps(
+            rows, cols, hits.depth_mm[rows, cols])) >= 0.5
+        cut = _cut_distance(inside, grid.pixel_mm, among=target)
+        exact = np.where(target & (cut < margin), True, exact)
+        margin = np.where(target, np.minimum(margin, cut), margin)
+    margin = repair_margins(margin, exact, grid.pixel_mm, radius_px=options.repair_radius_px)
     erosion = float(options.needle_radius_mm) + float(options.margin_mm)
-    metrics = measure_mask(mask, grid.pixel_mm, erosion_radius_mm=erosion)
-    depth = hits.depth_mm[level]
-    polys = window_polygons_lps(f, grid, depth) if options.polygons else []
+    band = float(scene.band_mm if options.band_mm is None else options.band_mm)
+    polys = (window_polygons_lps(margin, grid, hits.depth_mm) if options.polygons else [])
     return WindowResult(
-        area_mm2=soft_area_mm2(f, grid.pixel_mm),
-        inscribed_diameter_mm=metrics.inscribed_diameter_mm,
-        usable_area_mm2=metrics.usable_area_mm2,
-        area_low_mm2=soft_area_mm2(f_lo, grid.pixel_mm),
-        area_high_mm2=soft_area_mm2(f_hi, grid.pixel_mm),
-        mask=mask, mask_low=f_lo > 0, mask_high=f_hi > 0, margin=f, margin_low=f_lo,
-        margin_high=f_hi, hit_depth_mm=depth,
-        hit_is_target=hits.kind[level] == HIT_TARGET,
+        **_measure(margin, grid.pixel_mm, erosion, band),
+        hit_depth_mm=hits.depth_mm, hit_is_target=target,
         plane_origin_lps=grid.plane_origin_lps, axis_col_lps=grid.axis_col_lps,
         axis_row_lps=grid.axis_row_lps, view_direction_lps=grid.view_direction_lps,
         pixel_mm=grid.pixel_mm, erosion_radius_mm=erosion, threshold=float(options.threshold),
-        band_thresholds=(lo_t, hi_t), polygons_lps=polys,
-        compute_time_s=time.perf_counter() - t_start)
+        band_thresholds=tuple(float(t) for t in options.band_thresholds), band_mm=band,
+        polygons_lps=polys, compute_time_s=time.perf_counter() - t_start)
 
 
-def free_margins(hits: FirstHits, grid: RayGrid, zone: Zone | None) -> np.ndarray:
-    """(T, H, W) float32 signed margins (> 0 = free), with the zone applied to target hits.
+def repair_margins(margin: np.ndarray, exact: np.ndarray, pixel_mm: float, *,
+                   radius_px: int = 3) -> np.ndarray:
+    """Replace inexact margins next to an edge by in-plane distances from across the edge.
 
-    With a zone of value ``z`` in [0, 1] at the hit, a target-first margin ``f`` becomes
-    ``min(f, z - 0.5)``: outside the zone it is negative, near a soft zone edge it fades.
+    For a pixel ``q`` whose margin is not an in-plane distance (``exact`` False), the distance
+    from ``q`` to the region of the other sign is at most ``|q - p| - |m(p)|`` for every exact
+    pixel ``p`` of the other sign (the disc of radius ``|m(p)|`` around ``p`` lies in that
+    region), with equality for a straight edge when ``q - p`` is normal to it. The smallest such
+    bound over exact pixels within ``radius_px`` replaces ``|m(q)|``; the sign is kept.
+
+    Parameters
+    ----------
+    margin : np.ndarray, shape (H, W), float32
+        Signed margins (mm).
+    exact : np.ndarray, shape (H, W), bool
+    pixel_mm : float
+    radius_px : int
+
+    Returns
+    -------
+    np.ndarray, shape (H, W), float32
     """
-    f = hits.margin.astype(np.float32, copy=True)
-    target = hits.kind == HIT_TARGET
-    if zone is None or not target.any():
-        return f
-    lvl, rows, cols = np.nonzero(target)
-    pts = grid.points_lps(rows, cols, hits.depth_mm[lvl, rows, cols])
-    z = zone_values(zone, pts)
-    f[lvl, rows, cols] = np.minimum(f[lvl, rows, cols], z - 0.5)
-    return f
+    m = np.asarray(margin, np.float32)
+    exact = np.asarray(exact, bool)
+    todo = ~exact
+    if not todo.any() or not exact.any() or radius_px < 1:
+        return m.copy()
+    r = int(radius_px)
+    H, W = m.shape
+    pos = m > 0
+    # Padded copies of -|m| at exact pixels of each sign, +inf elsewhere.
+    reach_pos = np.pad(np.where(exact & pos, -m, np.inf), r, constant_values=np.inf)
+    reach_neg = np.pad(np.where(exact & ~pos, m, np.inf), r, constant_values=np.inf)
+    bound = np.full(m.shape, np.inf, np.float32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            dist = float(np.hypot(dy, dx))
+            if dist == 0 or dist > r + 1e-9:
+                continue
+            win = (slice(r + dy, r + dy + H), slice(r + dx, r + dx + W))
+            other = np.where(pos, reach_neg[win], reach_pos[win])
+            np.minimum(bound, np.float32(dist * pixel_mm) + other, out=bound)
+    fix = todo & np.isfinite(bound)
+    out = m.copy()
+    tiny = np.float32(1e-4 * pixel_mm)
+    out[fix] = np.where(pos[fix], 1.0, -1.0) * np.maximum(bound[fix], tiny)
+    return out
+
+
+def _cut_distance(keep: np.ndarray, pixel_mm: float, *, among: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """(H, W) float32 signed in-plane distance (mm) to the edge half-way between ``keep`` and
+    dropped pixels (``among`` limits which pixels count as dropped); the image diagonal where
+    there is no edge."""
+    from scipy import ndimage
+
+    keep = np.asarray(keep, bool)
+    drop = ~keep if among is None else (np.asarray(among, bool) & ~keep)
+    far = np.float32(pixel_mm * (keep.shape[0] + keep.shape[1]))
+    out = np.where(keep, far, -far).astype(np.float32)
+    if drop.any():
+        d = (ndimage.distance_transform_edt(~drop) - 0.5) * pixel_mm
+        out = np.where(keep, d, out).astype(np.float32)
+    if keep.any():
+        d = (ndimage.distance_transform_edt(~keep) - 0.5) * pixel_mm
+        out = np.where(keep, out, -d).astype(np.float32)
+    return out
+
+
+def _measure(margin: np.ndarray, pixel_mm: float, erosion_mm: float, band_mm: float) -> dict:
+    """Masks, margins and numbers of :class:`WindowResult` from a signed margin image (mm)."""
+    f = np.asarray(margin, np.float32)
+    lo, hi = f - np.float32(band_mm), f + np.float32(band_mm)
+    metrics = measure_mask(f > 0, pixel_mm, erosion_radius_mm=erosion_mm, margin=f)
+    return dict(area_mm2=soft_area_mm2(f, pixel_mm), mask=f > 0, margin=f,
+                inscribed_diameter_mm=metrics.inscribed_diameter_mm,
+                usable_area_mm2=metrics.usable_area_mm2,
+                area_low_mm2=soft_area_mm2(lo, pixel_mm), mask_low=lo > 0, margin_low=lo,
+                area_high_mm2=soft_area_mm2(hi, pixel_mm), mask_high=hi > 0, margin_high=hi)
 
 
 def zone_values(zone: Zone, points_lps: np.ndarray) -> np.ndarray:
@@ -315,8 +390,9 @@ def zone_values(zone: Zone, points_lps: np.ndarray) -> np.ndarray:
 def soft_area_mm2(margin: np.ndarray, pixel_mm: float) -> float:
     """Area (mm^2) of the region where the bilinearly interpolated ``margin`` (H, W) is > 0.
 
-    Marching squares at level 0 (the ROI border counts as outside) and the shoelace formula:
-    outer outlines count positive, holes negative.
+    Marching squares at level 0 and the shoelace formula (outer outlines count positive, holes
+    negative). The ROI border is an edge half a pixel beyond the border pixel centres: the image
+    is padded with the negated border values.
     """
     f = np.asarray(margin, np.float32)
     if not (f > 0).any():
@@ -324,14 +400,23 @@ def soft_area_mm2(margin: np.ndarray, pixel_mm: float) -> float:
     from skimage import measure
 
     total = 0.0
-    for c in measure.find_contours(np.pad(f, 1, constant_values=-1.0), 0.0):
+    for c in measure.find_contours(_pad_outside(f), 0.0):
         x, y = c[:, 1], c[:, 0]
         total += 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
     return max(total, 0.0) * pixel_mm ** 2
 
 
-def measure_mask(mask: np.ndarray, pixel_mm: float, *, erosion_radius_mm: float) -> MaskMetrics:
-    """Area, inscribed-circle diameter and eroded area of a window mask.
+def _pad_outside(f: np.ndarray) -> np.ndarray:
+    """``f`` (H, W) padded by one pixel of ``-|border value|`` (level 0 half-way out)."""
+    edge = np.pad(f, 1, mode="edge")
+    out = -np.maximum(np.abs(edge), np.float32(1e-6))
+    out[1:-1, 1:-1] = f
+    return out
+
+
+def measure_mask(mask: np.ndarray, pixel_mm: float, *, erosion_radius_mm: float,
+                 margin: np.ndarray | None = None) -> MaskMetrics:
+    """Area, inscribed-circle diameter and eroded area of a window.
 
     Parameters
     ----------
@@ -340,27 +425,34 @@ def measure_mask(mask: np.ndarray, pixel_mm: float, *, erosion_radius_mm: float)
     pixel_mm : float
     erosion_radius_mm : float
         Needle radius + margin.
+    margin : np.ndarray, shape (H, W), optional
+        Signed in-plane distance (mm) of each pixel to the window edge; default: the edge half-way
+        between free and non-free pixels (+-pixel_mm / 2).
 
     Notes
     -----
-    The distance transform gives, per free pixel centre, the distance to the nearest non-free
-    pixel centre (the ROI border counts as non-free). The true edge lies about half a pixel
-    nearer, so ``r = (edt - 0.5) * pixel_mm``; the inscribed diameter is ``2 max r`` and the
-    usable area counts the pixels with ``r >= erosion_radius_mm``.
+    The in-plane distance of a free pixel to the edge is ``|p - q| - |m(q)|`` with ``q`` the
+    nearest non-free pixel centre (2D Euclidean distance transform; the ROI border counts as
+    non-free) and ``|m(q)|`` (<= one pixel) the distance from ``q`` to the edge. The inscribed
+    diameter is twice its maximum; the usable area is the sub-pixel area where it is
+    >= ``erosion_radius_mm`` (marching squares on the distance image).
     """
     from scipy import ndimage
 
     mask = np.asarray(mask, bool)
-    area = float(mask.sum()) * pixel_mm ** 2
     if not mask.any():
         return MaskMetrics(area_mm2=0.0, inscribed_diameter_mm=0.0, usable_area_mm2=0.0)
-    padded = np.pad(mask, 1)
-    edt = ndimage.distance_transform_edt(padded)[1:-1, 1:-1]
-    radius = (edt - 0.5) * pixel_mm
+    if margin is None:
+        margin = np.where(mask, 0.5, -0.5).astype(np.float32) * pixel_mm
+    offset = np.pad(np.clip(-np.asarray(margin, np.float32), 0.0, pixel_mm), 1,
+                    constant_values=0.5 * pixel_mm)
+    edt, idx = ndimage.distance_transform_edt(np.pad(mask, 1), return_indices=True)
+    radius = (edt * pixel_mm - offset[idx[0], idx[1]])[1:-1, 1:-1]
+    radius = np.where(mask, radius, margin).astype(np.float32)
     diameter = 2.0 * float(radius[mask].max())
-    usable = float(np.count_nonzero(mask & (radius >= erosion_radius_mm))) * pixel_mm ** 2
-    return MaskMetrics(area_mm2=area, inscribed_diameter_mm=max(diameter, 0.0),
-                       usable_area_mm2=usable)
+    usable = soft_area_mm2(radius - np.float32(erosion_radius_mm), pixel_mm)
+    return MaskMetrics(area_mm2=float(mask.sum()) * pixel_mm ** 2,
+                       inscribed_diameter_mm=max(diameter, 0.0), usable_area_mm2=usable)
 
 
 def window_polygons_lps(margin: np.ndarray, grid: RayGrid, hit_depth_mm: np.ndarray
@@ -373,8 +465,7 @@ def window_polygons_lps(margin: np.ndarray, grid: RayGrid, hit_depth_mm: np.ndar
     from skimage import measure
 
     depth = float(np.nanmedian(hit_depth_mm[mask]))
-    contours = measure.find_contours(np.pad(margin.astype(np.float32), 1, constant_values=-1.0),
-                                     0.0)
+    contours = measure.find_contours(_pad_outside(np.asarray(margin, np.float32)), 0.0)
     return [grid.points_lps(c[:, 0] - 1.0, c[:, 1] - 1.0, np.full(len(c), depth))
             for c in contours]
 
