@@ -145,6 +145,7 @@ def optimise_view(evaluate: Callable[[float, float], float], *,
                   coarse_step_deg: float = 5.0, refine: bool = True,
                   final_step_deg: float = 0.25, starts: int = 2,
                   plateau_fraction: float = 0.9,
+                  grid_evaluate: Callable[[float, float], float] | None = None,
                   progress: ProgressCallback | None = None) -> ViewOptimum:
     """Maximise ``evaluate(alpha_deg, beta_deg)`` over a box of views.
 
@@ -164,6 +165,9 @@ def optimise_view(evaluate: Callable[[float, float], float], *,
         Number of best grid views (local maxima first) the compass search starts from.
     plateau_fraction : float
         Level (fraction of the grid maximum) that defines the plateau.
+    grid_evaluate : callable, optional
+        A cheaper estimate of ``evaluate`` (e.g. coarser rays) for the coarse grid, which makes
+        most of the calls; the refinement, the best view and the plateau value use ``evaluate``.
     progress : callable, optional
         ``progress(fraction, message) -> bool | None``; False cancels (raises Cancelled).
 
@@ -182,28 +186,35 @@ def optimise_view(evaluate: Callable[[float, float], float], *,
     total = values.size
     cache: dict[tuple[float, float], float] = {}
 
-    def f(a: float, b: float) -> float:
-        nonlocal count
-        key = (round(a, 6), round(b, 6))
-        if key not in cache:
-            v = float(evaluate(a, b))
-            cache[key] = v if math.isfinite(v) else -math.inf
-            count += 1
-        return cache[key]
+    def cached(function: Callable[[float, float], float], store: dict
+               ) -> Callable[[float, float], float]:
+        def g(a: float, b: float) -> float:
+            nonlocal count
+            key = (round(a, 6), round(b, 6))
+            if key not in store:
+                v = float(function(a, b))
+                store[key] = v if math.isfinite(v) else -math.inf
+                count += 1
+            return store[key]
+        return g
+
+    f = cached(evaluate, cache)
+    coarse = f if grid_evaluate is None else cached(grid_evaluate, {})
 
     report(progress, 0.0, "view grid")
     for i, a in enumerate(alphas):
         for j, b in enumerate(betas):
-            values[i, j] = f(float(a), float(b))
+            values[i, j] = coarse(float(a), float(b))
         report(progress, 0.8 * (i + 1) / len(alphas) if refine else (i + 1) / len(alphas),
                f"view grid {min((i + 1) * len(betas), total)}/{total}")
     bi, bj = np.unravel_index(int(np.argmax(values)), values.shape)
-    best = ViewPoint(float(alphas[bi]), float(betas[bj]), float(values[bi, bj]))
+    best = ViewPoint(float(alphas[bi]), float(betas[bj]),
+                     f(float(alphas[bi]), float(betas[bj])))
     history: list[ViewPoint] = []
     if refine:
         seeds = _seeds(values, starts)
         for k, (i, j) in enumerate(seeds):
-            p = _compass(f, float(alphas[i]), float(betas[j]), float(values[i, j]),
+            p = _compass(f, float(alphas[i]), float(betas[j]), f(float(alphas[i]), float(betas[j])),
                          step=coarse_step_deg / 2.0, final=final_step_deg,
                          box=(a0, a1, b0, b1), history=history)
             if p.value > best.value:

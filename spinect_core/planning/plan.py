@@ -48,8 +48,8 @@ class PlanOptions:
         Search box in the local frame (DESIGN.md: alpha 0-75, beta -35..+35).
     coarse_step_deg, final_step_deg : float
         Grid spacing, and the refinement's final step.
-    optimise_pixel_mm, report_pixel_mm : float
-        Ray spacing while optimising and for the reported numbers.
+    grid_pixel_mm, optimise_pixel_mm, report_pixel_mm : float
+        Ray spacing on the coarse view grid, in the refinement, and for the reported numbers.
     plateau_fraction : float
         Views reaching this fraction of the maximum form the plateau.
     trajectory_window : {"auto", "kambin", "safe"}
@@ -64,6 +64,7 @@ class PlanOptions:
     beta_range_deg: tuple[float, float] = (-35.0, 35.0)
     coarse_step_deg: float = 5.0
     final_step_deg: float = 0.5
+    grid_pixel_mm: float = 1.0
     optimise_pixel_mm: float = 0.5
     report_pixel_mm: float = 0.25
     plateau_fraction: float = 0.9
@@ -278,12 +279,13 @@ class PlanEngine:
         """Best and plateau views of both windows of ``side`` (one ray cast serves both)."""
         scene = self.scenes[side]
         o = self.options
-        cache: dict[tuple[float, float], SideWindows] = {}
+        cache: dict[tuple[float, float, float], SideWindows] = {}
 
-        def windows_at(a: float, b: float) -> SideWindows:
-            key = (round(a, 4), round(b, 4))
+        def windows_at(a: float, b: float, pixel_mm: float = o.optimise_pixel_mm) -> SideWindows:
+            # One ray cast serves both windows of a view: the two optimisations share it.
+            key = (round(a, 4), round(b, 4), pixel_mm)
             if key not in cache:
-                cache[key] = scene.windows_at(a, b, pixel_mm=o.optimise_pixel_mm)
+                cache[key] = scene.windows_at(a, b, pixel_mm=pixel_mm)
             return cache[key]
 
         if scene.root_lps is None:
@@ -293,6 +295,8 @@ class PlanEngine:
         plans = []
         for i, kind in enumerate(WINDOW_KINDS):
             optimum = optimise_view(lambda a, b: windows_at(a, b).area(kind),
+                                    grid_evaluate=lambda a, b: windows_at(
+                                        a, b, o.grid_pixel_mm).area(kind),
                                     alpha_range_deg=o.alpha_range_deg,
                                     beta_range_deg=o.beta_range_deg,
                                     coarse_step_deg=o.coarse_step_deg,

@@ -107,3 +107,25 @@ def test_optimiser_recovers_a_tunnel_orientation() -> None:
     assert 0.8 * math.pi * 4 < res.best.value <= 1.02 * math.pi * 4
     # 5 deg off the axis the far opening slides by 14 tan(5 deg) = 1.2 mm: much less is visible.
     assert area(alpha0 + 5, beta0) < 0.6 * res.best.value
+
+
+def test_cheap_grid_estimate_drives_the_grid_and_the_true_objective_the_result() -> None:
+    """``grid_evaluate`` fills the coarse map; the reported best and plateau use ``evaluate``."""
+    from spinect_core.planning.optimise import optimise_view
+
+    def true(a: float, b: float) -> float:
+        return 100.0 - (a - 31.0) ** 2 / 10.0 - (b + 7.0) ** 2 / 10.0
+
+    calls = {"true": 0}
+
+    def counted(a: float, b: float) -> float:
+        calls["true"] += 1
+        return true(a, b)
+
+    result = optimise_view(counted, grid_evaluate=lambda a, b: true(a, b) - 5.0,
+                           final_step_deg=0.25)
+    assert result.values.max() <= 95.0 + 1e-9  # the grid holds the cheap estimate
+    assert result.best.value == true(result.best.alpha_deg, result.best.beta_deg)
+    assert abs(result.best.alpha_deg - 31.0) <= 0.5 and abs(result.best.beta_deg + 7.0) <= 0.5
+    assert result.plateau.value == true(result.plateau.alpha_deg, result.plateau.beta_deg)
+    assert calls["true"] < result.values.size  # the expensive objective ran far less often
