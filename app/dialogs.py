@@ -66,12 +66,13 @@ class Dialogs:
         return dialog.selected() if dialog.exec() else None
 
     # --- tool dialogs ----------------------------------------------------------------------------
-    def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool):
+    def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool,
+                       has_plan: bool = False):
         """The export dialog; an :class:`app.export.ExportRequest` or ``None`` if cancelled."""
         from app.widgets.export_dialog import ExportDialog
 
         dialog = ExportDialog(folder, has_labels=has_labels, has_meshes=has_meshes,
-                              parent=self.parent)
+                              has_plan=has_plan, parent=self.parent)
         return dialog.request() if dialog.exec() else None
 
     def edit_settings(self, settings) -> bool:
@@ -124,7 +125,8 @@ class ConsoleDialogs(Dialogs):
     def open_file(self, title: str, start_dir: str = "", file_filter: str = IMAGE_FILTER) -> str:
         return ""
 
-    def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool):
+    def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool,
+                       has_plan: bool = False):
         return None
 
     def edit_settings(self, settings) -> bool:

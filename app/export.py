@@ -1,13 +1,23 @@
-"""Exports of a session: label map + sidecar, meshes, 3D screenshot (stage 1 of the export dialog).
+"""Exports of a session: label map + sidecar, meshes, 3D screenshot, and the L5/S1 plan.
+
+The plan outputs come from the core's single export path,
+:func:`spinect_core.report.exports.write_plan_outputs`: ``plan.json``, the needles as 3D Slicer
+markups (``needle_<side>.mrk.json``), the oblique planes along each needle (NIfTI + labels, PNG,
+optionally DICOM, in ``planes_<side>/``), screenshots and area maps per window, and
+``report.html``. The plan written is the one the operator sees: a re-planned or nudged needle
+has replaced the optimiser's in ``session.plan``.
 
 File names never contain patient identifiers: they are fixed (``segmentation.nii.gz``,
-``view3d.png``) or made of class names (``bone_lps.stl``). Every target is listed first; existing
-files are replaced only when the caller passes ``overwrite=True`` after asking the user (the core's
-atomic writers refuse otherwise).
+``view3d.png``, ``plan.json``) or made of class and side names (``bone_lps.stl``,
+``needle_left.mrk.json``). Every target is listed first; existing files are replaced only when the
+caller passes ``overwrite=True`` after asking the user (the core's atomic writers refuse
+otherwise).
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,9 +27,11 @@ from spinect_core.io.atomic import write_bytes_atomic
 from spinect_core.io.labelmap import sidecar_path
 from spinect_core.io.mesh_export import export_meshes, mesh_filename
 
+from spinect_core.progress import ProgressCallback, report, sub_progress
+
 from app.state import Session
 
-__all__ = ["ExportRequest", "planned_files", "existing_targets", "run_export",
+__all__ = ["ExportRequest", "planned_files", "plan_files", "existing_targets", "run_export",
            "LABEL_MAP_NAME", "SCREENSHOT_NAME", "MESH_EXPORT_FORMATS"]
 
 LABEL_MAP_NAME = "segmentation.nii.gz"
@@ -43,6 +55,10 @@ class ExportRequest:
         Frame of the mesh coordinates (stated in the file names and headers).
     screenshot : bool
         PNG of the current 3D view.
+    plan : bool
+        The L5/S1 plan (see the module docstring); needs a plan in the session.
+    plan_dicom : bool
+        Also write the oblique planes as derived DICOM series.
     """
 
     folder: Path
@@ -50,6 +66,20 @@ class ExportRequest:
     mesh_formats: list[str] = field(default_factory=lambda: ["stl"])
     coordinate_system: str = "LPS"
     screenshot: bool = True
+    plan: bool = False
+    plan_dicom: bool = True
+
+
+def plan_files(request: ExportRequest, session: Session) -> list[Path]:
+    """The files :func:`write_plan_outputs` may write for the session's plan (a superset)."""
+    from spinect_core.report.exports import plan_output_paths
+
+    plan = session.plan
+    if not request.plan or plan is None:
+        return []
+    # The plan export is written without meshes (the surfaces have their own export option).
+    return plan_output_paths(plan, request.folder, session.table, meshes=False,
+                             dicom=request.plan_dicom)
 
 
 def planned_files(request: ExportRequest, session: Session) -> list[Path]:
@@ -65,7 +95,7 @@ def planned_files(request: ExportRequest, session: Session) -> list[Path]:
                 for fmt in request.mesh_formats]
     if request.screenshot:
         out.append(folder / SCREENSHOT_NAME)
-    return out
+    return out + plan_files(request, session)
 
 
 def existing_targets(request: ExportRequest, session: Session) -> list[Path]:
@@ -73,19 +103,27 @@ def existing_targets(request: ExportRequest, session: Session) -> list[Path]:
 
 
 def run_export(request: ExportRequest, session: Session, *,
-               screenshot_png: Callable[[], bytes] | None = None,
-               overwrite: bool = False) -> list[Path]:
+               screenshot_png: bytes | Callable[[], bytes] | None = None,
+               overwrite: bool = False, engine_lock: threading.Lock | None = None,
+               progress: ProgressCallback | None = None) -> list[Path]:
     """Write the requested files; returns the paths written.
+
+    May run on a worker thread when ``screenshot_png`` is given as bytes (the 3D view is
+    rendered on the GUI thread beforehand).
 
     Parameters
     ----------
     request : ExportRequest
     session : Session
         Read only.
-    screenshot_png : callable, optional
-        Returns the PNG bytes of the 3D view; called on the GUI thread (rendering stays there).
+    screenshot_png : bytes or callable, optional
+        The PNG of the 3D view, or a function returning it (call only on the GUI thread).
     overwrite : bool
         Replace existing files (only after the user agreed).
+    engine_lock : threading.Lock, optional
+        Held while the plan outputs read the planning engine (the live windows use it too).
+    progress : callable, optional
+        ``(fraction, message)``; returning False cancels.
 
     Raises
     ------
@@ -97,9 +135,12 @@ def run_export(request: ExportRequest, session: Session, *,
     targets = planned_files(request, session)
     for p in targets:
         check_writable(p, overwrite=overwrite)
+    if request.plan and not session.has_plan:
+        raise ValueError("there is no plan to export: plan L5/S1 first")
     folder = Path(request.folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    report(progress, 0.0, "label map")
     if request.label_map and session.has_labels:
         image = save_label_map(session.labels, session.table, folder / LABEL_MAP_NAME,
                                overwrite=overwrite)
@@ -109,6 +150,20 @@ def run_export(request: ExportRequest, session: Session, *,
                                  coordinate_system=request.coordinate_system,
                                  overwrite=overwrite)
     if request.screenshot and screenshot_png is not None:
-        written.append(write_bytes_atomic(folder / SCREENSHOT_NAME, screenshot_png(),
-                                          overwrite=overwrite))
+        png = screenshot_png() if callable(screenshot_png) else screenshot_png
+        written.append(write_bytes_atomic(folder / SCREENSHOT_NAME, png, overwrite=overwrite))
+    if request.plan:
+        from spinect_core.report.exports import ExportOptions, write_plan_outputs
+
+        report(progress, 0.1, "plan outputs")
+        with engine_lock if engine_lock is not None else nullcontext():
+            files = write_plan_outputs(
+                session.plan, session.engine, folder, ct=session.ct, labels=session.labels,
+                table=session.table, meshes=False, overwrite=overwrite,
+                options=ExportOptions(dicom=request.plan_dicom),
+                progress=sub_progress(progress, 0.1, 1.0, "plan: "))
+        for key in ("markups", "planes", "screenshots", "area_maps", "meshes", "report_html",
+                    "plan_json"):
+            written += files.get(key, [])
+    report(progress, 1.0, "export written")
     return written

@@ -6,8 +6,11 @@ Usage::
                 [--screenshot FILE] [--quit] [--settings FILE]
 
 With INPUT the case is opened, segmented and meshed (``--segmentation`` uses a label map instead
-of the network). ``--screenshot`` saves a PNG of the whole window once the surfaces are shown;
-``--quit`` then exits with 0, or with 1 and the message on stderr when a step failed.
+of the network); ``--plan`` then plans L5/S1 (best views, needles) and shows the plan: the 3D view
+at the best view of the first needle's window with the window outlines and the needles, and the
+filled planning panel. ``--screenshot`` saves a PNG of the whole window once everything is shown;
+``--quit`` then exits with 0, or with 1 and the message on stderr when a step failed (e.g. no
+L5/S1 in the field of view).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from spinect_core import __version__
 
 __all__ = ["main", "create_app", "build_parser", "Automation"]
 
-PLAN_NOTE = ("spinect-app: --plan: segmentation and surfaces are done; the L5/S1 planning "
-             "(window areas, best view, needle) arrives with the planning engine.")
+#: Longest wait for the window areas of the final view before the screenshot, ms.
+LIVE_WAIT_MS = 60_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights file (.safetensors) for this run (not saved)")
     p.add_argument("--segmentation", help="use this label map instead of running the network")
     p.add_argument("--plan", action="store_true",
-                   help="also plan the L5/S1 approach (arrives with the planning engine)")
+                   help="also plan the L5/S1 approach (best views, window areas, needles)")
     p.add_argument("--screenshot", help="save a PNG of the window when done (replaced if present)")
     p.add_argument("--quit", action="store_true", help="exit when done (0 = success)")
     p.add_argument("--settings", help="keep settings in this INI file instead of the user's")
@@ -52,7 +55,9 @@ class Automation(QObject):
         self.args = args
         self.exit_code: int | None = None
         self._segmentation_opened = False
+        self._waiting_live = False
         window.controller.pipeline_finished.connect(self._on_finished)
+        window.live_windows_shown.connect(self._on_live_shown)
 
     def start(self) -> None:
         if not self.window.open_path(self.args.input):
@@ -65,9 +70,27 @@ class Automation(QObject):
                 return
             ok, message = False, "could not open the segmentation"
         if ok and self.args.plan:
-            print(PLAN_NOTE, file=sys.stderr, flush=True)
-        # Let the 3D view finish rendering the new surfaces before grabbing the window.
+            session = self.window.controller.session
+            if not session.has_plan:
+                if self.window.plan():
+                    return  # the plan step reports through pipeline_finished again
+                ok, message = False, "could not start planning"
+            else:
+                print(plan_summary(session.plan), flush=True)
+                if self.window.controller.live.busy:
+                    # Screenshot once the window outlines of the final view are drawn.
+                    self._waiting_live = True
+                    QTimer.singleShot(LIVE_WAIT_MS, lambda: self._done(ok, message))
+                    self._pending = (ok, message)
+                    return
+        # Let the 3D view finish rendering before grabbing the window.
         QTimer.singleShot(300, lambda: self._done(ok, message))
+
+    def _on_live_shown(self, _live) -> None:
+        if self._waiting_live and not self.window.controller.live.busy:
+            self._waiting_live = False
+            ok, message = self._pending
+            QTimer.singleShot(300, lambda: self._done(ok, message))
 
     def _done(self, ok: bool, message: str) -> None:
         if self.exit_code is not None:
@@ -89,6 +112,28 @@ class Automation(QObject):
         if self.args.quit:
             self.window.close()
             QApplication.instance().exit(code)
+
+
+def plan_summary(plan) -> str:
+    """A few lines on the plan for the console (best views and needles)."""
+    lines = []
+    for side, sp in plan.sides.items():
+        for kind in ("kambin", "safe"):
+            wp = sp.window(kind)
+            if wp.found and wp.plateau_view is not None:
+                v = wp.plateau_view
+                lines.append(f"spinect-app: {side} {kind}: {v.area_mm2:.1f} mm2 at "
+                             f"{v.carm.get('description', '')}")
+            else:
+                lines.append(f"spinect-app: {side} {kind}: not found ({wp.reason})")
+        t = sp.trajectory
+        if t is not None:
+            lines.append(f"spinect-app: {side} needle via {sp.trajectory_window}: "
+                         f"{t.length_mm:.1f} mm, nerve clearance {t.min_nerve_clearance_mm:.1f} mm"
+                         f", {'safe' if t.safe else 'NOT safe: ' + t.reason}")
+        else:
+            lines.append(f"spinect-app: {side} needle: none ({sp.trajectory_reason})")
+    return "\n".join(lines)
 
 
 def create_app(argv: Sequence[str] | None = None, *, exec_app: bool = False,
@@ -130,7 +175,8 @@ def create_app(argv: Sequence[str] | None = None, *, exec_app: bool = False,
     window = MainWindow(settings, dialogs)
     if dialogs is not None and getattr(dialogs, "parent", None) is None:
         dialogs.parent = window
-    overrides = {}
+    # An unattended run plans exactly when --plan says so, whatever the stored setting.
+    overrides = {"auto_plan": bool(args.plan)} if args.input else {}
     if args.weights:
         overrides["weights_path"] = str(Path(args.weights).resolve())
     if args.segmentation:

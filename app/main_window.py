@@ -1,5 +1,11 @@
 """The main window: start screen, then data/steps (left), 3D + 2D views (centre), planning (right).
 
+Planning in the window: the plan step fills the right panel, draws the needles and turns the 3D
+view to the best view of the first needle's window. While the operator rotates, the window areas
+of the exact current view are measured in the background (latest request wins) and the window
+outlines are drawn over the scene. At a best view the areas are measured with the plan's own ray
+spacing, so they equal the plan's numbers.
+
 The window binds widgets to :class:`~app.controller.SessionController` signals and forwards user
 actions to it; it computes nothing itself. All modal interaction goes through :attr:`dialogs`
 (replaceable in tests and unattended runs).
@@ -11,18 +17,20 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QMainWindow, QScrollArea, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+                               QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from app import export as export_logic
+from app import planning
 from app.controller import STEPS, SessionController
 from app.dialogs import LABEL_FILTER, Dialogs
 from app.errors import ErrorReport, describe_error
 from app.settings import AppSettings
 from app.widgets.case_panel import CasePanel
 from app.widgets.drop_zone import StartScreen, paths_from_mime
-from app.widgets.planning_panel import PlanningPanel
+from app.widgets.needle_planes import NeedlePlanesView
+from app.widgets.planning_panel import PlanningPanel, carm_text
 from app.widgets.progress_panel import ProgressPanel
 from app.widgets.slice_views import SliceViewsPanel
 from app.widgets.view3d import View3D
@@ -30,6 +38,10 @@ from app.widgets.view3d import View3D
 __all__ = ["MainWindow"]
 
 APP_TITLE = "SPINECT planner"
+#: Magnification of the 3D view at a best view (centred on the side's foramen).
+BEST_VIEW_ZOOM = 1.6
+#: Views closer than this to a best view count as that view (rad).
+_SNAP_RAD = 1e-4
 
 
 class MainWindow(QMainWindow):
@@ -45,9 +57,15 @@ class MainWindow(QMainWindow):
     -------
     surfaces_shown()
         The 3D view rendered a new set of surfaces (tests, automation).
+    plan_shown()
+        A new plan is in the panel and the 3D view.
+    live_windows_shown(object)
+        The window areas and outlines of a view are displayed (``planning.LiveWindows``).
     """
 
     surfaces_shown = Signal()
+    plan_shown = Signal()
+    live_windows_shown = Signal(object)
 
     def __init__(self, settings: AppSettings, dialogs: Dialogs | None = None) -> None:
         super().__init__()
@@ -64,19 +82,26 @@ class MainWindow(QMainWindow):
         self.view3d = View3D()
         self.slice_views = SliceViewsPanel()
         self.planning_panel = PlanningPanel()
+        self.needle_planes = NeedlePlanesView()
         self.progress = ProgressPanel()
+        self.bottom_tabs = QTabWidget()
+        self.bottom_tabs.setDocumentMode(True)
+        self.bottom_tabs.addTab(self.slice_views, "CT slices")
+        self.bottom_tabs.addTab(self.needle_planes, "Planes along the needle")
+        self._snapped: tuple[np.ndarray, str, str] | None = None
+        self._live_key: tuple | None = None
 
         left = QScrollArea()
         left.setWidget(self.case_panel)
         left.setWidgetResizable(True)
-        left.setMinimumWidth(270)
+        left.setMinimumWidth(240)
         right = QScrollArea()
         right.setWidget(self.planning_panel)
         right.setWidgetResizable(True)
-        right.setMinimumWidth(270)
+        right.setMinimumWidth(330)
         centre = QSplitter(Qt.Orientation.Vertical)
         centre.addWidget(self.view3d)
-        centre.addWidget(self.slice_views)
+        centre.addWidget(self.bottom_tabs)
         centre.setStretchFactor(0, 3)
         centre.setStretchFactor(1, 2)
         centre.setSizes([560, 330])
@@ -85,7 +110,7 @@ class MainWindow(QMainWindow):
         self.workspace.addWidget(centre)
         self.workspace.addWidget(right)
         self.workspace.setStretchFactor(1, 1)
-        self.workspace.setSizes([290, 920, 290])
+        self.workspace.setSizes([250, 870, 380])
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_screen)
         self.stack.addWidget(self.workspace)
@@ -124,6 +149,7 @@ class MainWindow(QMainWindow):
                                          self.choose_segmentation)
         self.act_segment = self._action(file_menu, "Se&gment", self.controller.segment,
                                         QKeySequence("Ctrl+G"))
+        self.act_plan = self._action(file_menu, "&Plan L5/S1", self.plan, QKeySequence("Ctrl+P"))
         self.act_export = self._action(file_menu, "&Export…", self.export,
                                        QKeySequence("Ctrl+E"))
         file_menu.addSeparator()
@@ -159,7 +185,26 @@ class MainWindow(QMainWindow):
         self.case_panel.structures.visibility_changed.connect(self._on_visibility)
         self.case_panel.structures.opacity_changed.connect(self.view3d.set_opacity)
         self.view3d.view_direction_changed.connect(self.on_view_direction_changed)
-        self.planning_panel.posterior_view_requested.connect(self.reset_view)
+        self.view3d.target_picked.connect(self._on_target_picked)
+        c.plan_changed.connect(self._on_plan_changed)
+        c.trajectory_changed.connect(self._on_trajectory_changed)
+        c.live_windows_ready.connect(self._on_live_windows)
+        c.live_windows_failed.connect(self._on_live_failed)
+        c.step_changed.connect(self._on_step)
+        self.case_panel.plan_requested.connect(self.plan)
+        p = self.planning_panel
+        p.plan_requested.connect(self.plan)
+        p.posterior_view_requested.connect(self.reset_view)
+        p.best_view_requested.connect(self.show_best_view)
+        p.needle_side_changed.connect(self._on_needle_side)
+        p.needle_window_requested.connect(self.choose_needle_window)
+        p.nudge_requested.connect(self.nudge_target)
+        p.pick_mode_toggled.connect(self.set_picking)
+        p.reset_target_requested.connect(
+            lambda side: self.choose_needle_window(side, self.controller.needle_window(side)))
+        p.view_along_needle_requested.connect(self.view_along_needle)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self,
+                  activated=lambda: p.set_pick_checked(False))
         QApplication.instance().aboutToQuit.connect(c.temp.cleanup)
 
     # --- opening ---------------------------------------------------------------------------------
@@ -285,7 +330,9 @@ class MainWindow(QMainWindow):
         self.act_open_folder.setEnabled(not busy)
         self.act_open_seg.setEnabled(session.has_ct and not busy)
         self.act_segment.setEnabled(session.has_ct and not busy)
+        self.act_plan.setEnabled(session.has_labels and not busy)
         self.act_export.setEnabled(session.has_labels and not busy)
+        self.planning_panel.set_can_plan(session.has_labels and not busy)
         self.case_panel.set_enabled_actions(has_ct=session.has_ct,
                                             has_labels=session.has_labels, busy=busy)
 
@@ -305,8 +352,205 @@ class MainWindow(QMainWindow):
         self.view3d.set_view_direction(POSTERIOR_VIEW)
 
     def on_view_direction_changed(self, direction_lps: np.ndarray) -> None:
-        """Throttled camera hook: stage 2 computes window areas for this direction here."""
-        self.planning_panel.update_for_view(direction_lps)
+        """Throttled camera hook: measure the windows of exactly this view in the background.
+
+        At a best view (the camera was turned there and not moved since) the plan's exact
+        direction and ray spacing are used, so the areas equal the plan's.
+        """
+        d = np.asarray(direction_lps, float)
+        d = d / np.linalg.norm(d)
+        self.planning_panel.update_for_view(d)
+        if not self.controller.session.has_plan:
+            return
+        pixel = planning.LIVE_PIXEL_MM
+        if self._snapped is not None:
+            snapped = self._snapped[0]
+            if float(np.arccos(np.clip(d @ snapped, -1.0, 1.0))) < _SNAP_RAD:
+                d, pixel = snapped, planning.SNAPPED_PIXEL_MM
+            else:
+                self._snapped = None
+        self._request_live(d, pixel)
+
+    def _request_live(self, direction: np.ndarray, pixel_mm: float) -> None:
+        key = (tuple(np.round(direction, 12)), float(pixel_mm))
+        if key == self._live_key:
+            return  # this exact view is already measured or being measured
+        self._live_key = key
+        self.controller.request_live_windows(direction, pixel_mm)
+
+    def _on_live_windows(self, live) -> None:
+        if not self.controller.session.has_plan:
+            return
+        self.planning_panel.set_live_windows(live)
+        self.view3d.set_window_outlines(live.outlines_lps)
+        self.live_windows_shown.emit(live)
+
+    def _on_live_failed(self, report: ErrorReport) -> None:
+        self._live_key = None
+        self.planning_panel.live_note.setText(f"Could not measure this view: {report.message}")
+
+    # --- planning --------------------------------------------------------------------------------
+    def plan(self) -> bool:
+        """Plan L5/S1 on the current segmentation (background, progress + Cancel)."""
+        if self.controller.busy:
+            self.statusBar().showMessage("Busy: wait for the current step or cancel it", 5000)
+            return False
+        if not self.controller.session.has_labels:
+            self.show_error(ErrorReport(title="No segmentation",
+                                        message="Planning needs a segmentation of the CT.",
+                                        hint="Segment the CT or open a segmentation first."))
+            return False
+        self.controller.refresh_settings()
+        return self.controller.plan()
+
+    def _on_step(self, key: str, status: str) -> None:
+        if key != "plan":
+            return
+        if status == "running":
+            self.planning_panel.set_busy("Planning: finding the best views of both windows on "
+                                         "both sides…")
+        elif status in ("failed", "cancelled"):
+            report = self.controller.last_error
+            text = report.message if report is not None else status
+            self.planning_panel.set_busy(f"Planning {status}: {text}")
+
+    def _on_plan_changed(self) -> None:
+        session = self.controller.session
+        plan = session.plan if session.has_plan else None
+        self._snapped = None
+        self._live_key = None
+        self.planning_panel.set_pick_checked(False)
+        self.planning_panel.set_plan(plan)
+        self.view3d.set_window_outlines(None)
+        self._show_needles()
+        self._show_planes()
+        self._update_actions()
+        if plan is None:
+            return
+        side = self.planning_panel.needle_side
+        sp = plan.sides.get(side)
+        kind = sp.trajectory_window if sp is not None else None
+        if kind is None and sp is not None:
+            kind = next((k for k in planning.KINDS if sp.window(k).found), None)
+        if kind is None or not self.show_best_view(side, kind):
+            self._request_live(self.view3d.view_direction(), planning.LIVE_PIXEL_MM)
+        if session.planes:
+            self.bottom_tabs.setCurrentWidget(self.needle_planes)
+        found = [f"{s} {planning.KIND_LABELS[k]}" for s, p in plan.sides.items()
+                 for k in planning.KINDS if p.window(k).found]
+        self.statusBar().showMessage(f"Plan ready: {', '.join(found) or 'no windows found'}",
+                                     10000)
+        self.plan_shown.emit()
+
+    def show_best_view(self, side: str, kind: str) -> bool:
+        """Turn the 3D view to the plateau (best) view of ``side``'s ``kind`` window."""
+        session = self.controller.session
+        plan = session.plan
+        if plan is None or side not in plan.sides:
+            return False
+        wp = plan.sides[side].window(kind)
+        if not wp.found or wp.plateau_view is None:
+            return False
+        d = np.asarray(wp.plateau_view.view_direction_lps, float)
+        d = d / np.linalg.norm(d)
+        landmarks = session.engine.anatomy.sides.get(side) if session.engine else None
+        focal = getattr(landmarks, "foramen_centre_lps", None)
+        self._snapped = (d, side, kind)
+        self.view3d.set_view_direction(d, focal_lps_mm=focal, zoom=BEST_VIEW_ZOOM)
+        self.planning_panel.update_for_view(d)
+        self.planning_panel.show_area(side, kind, wp.plateau_view.area_mm2)
+        self._request_live(d, planning.SNAPPED_PIXEL_MM)
+        self.statusBar().showMessage(
+            f"{side.capitalize()} {planning.KIND_LABELS[kind]} best view: "
+            f"{wp.plateau_view.area_mm2:.1f} mm², C-arm {carm_text(wp.plateau_view.carm)}", 10000)
+        return True
+
+    def view_along_needle(self, side: str) -> None:
+        plan = self.controller.session.plan
+        traj = plan.sides[side].trajectory if plan is not None and side in plan.sides else None
+        if traj is not None:
+            self.view3d.set_view_direction(traj.direction_lps, focal_lps_mm=traj.target_lps_mm,
+                                           zoom=BEST_VIEW_ZOOM)
+
+    def _show_needles(self) -> None:
+        plan = self.controller.session.plan
+        needles = {}
+        if plan is not None:
+            needles = {side: (sp.trajectory.entry_lps_mm, sp.trajectory.target_lps_mm)
+                       for side, sp in plan.sides.items() if sp.trajectory is not None}
+        self.view3d.set_needles(needles, active=self.planning_panel.needle_side)
+
+    def _show_planes(self) -> None:
+        side = self.planning_panel.needle_side
+        planes = self.controller.session.planes.get(side)
+        self.needle_planes.set_planes(planes, side=side if self.controller.session.plan else "")
+
+    def _on_needle_side(self, side: str) -> None:
+        self._show_needles()
+        self._show_planes()
+        self._update_pick_plane()
+
+    def choose_needle_window(self, side: str, kind: str | None) -> bool:
+        if kind is None or not self.controller.choose_needle_window(side, kind):
+            return False
+        self.planning_panel.set_needle_pending(
+            side, f"Planning the needle through the {planning.KIND_LABELS[kind]} window…")
+        return True
+
+    def nudge_target(self, side: str, right_mm: float, up_mm: float) -> bool:
+        """Move ``side``'s needle tip (mm, as seen along the needle with cranial up)."""
+        if not self.controller.nudge_target(side, right_mm, up_mm):
+            return False
+        self.planning_panel.set_needle_pending(side, "Re-planning the needle…")
+        self._update_pick_plane()
+        return True
+
+    def set_picking(self, on: bool) -> None:
+        """Target picking in the 3D view: a left click moves the active needle's tip there."""
+        self._picking = bool(on)
+        self._update_pick_plane()
+        if on:
+            self.statusBar().showMessage("Click in the 3D view to place the needle tip; Esc "
+                                         "ends picking", 8000)
+
+    def _update_pick_plane(self) -> None:
+        side = self.planning_panel.needle_side
+        plan = self.controller.session.plan
+        traj = plan.sides[side].trajectory if plan is not None and side in plan.sides else None
+        if not getattr(self, "_picking", False) or traj is None:
+            self.view3d.set_pick_plane(None)
+            return
+        self.view3d.set_pick_plane(self.controller.current_target(side),
+                                   traj.entry_direction_lps)
+
+    def _on_target_picked(self, point: np.ndarray) -> None:
+        side = self.planning_panel.needle_side
+        if self.controller.set_target(side, point):
+            self.planning_panel.set_needle_pending(side, "Re-planning the needle…")
+
+    def _on_trajectory_changed(self, side: str) -> None:
+        session = self.controller.session
+        result = self.controller.replans.get(side)
+        note = ""
+        if result is not None:
+            kind = planning.KIND_LABELS[result.kind]
+            if result.trajectory.target_source == "point":
+                note = (f"Tip placed by hand, inside the {kind} window." if result.in_window else
+                        f"⚠ Tip placed by hand, outside the {kind} window (as seen at its best "
+                        "view).")
+            if side in self.controller.pending_targets:
+                note = "Re-planning the needle…"
+            if result.planes_error:
+                note += f" No oblique planes: {result.planes_error}"
+        self.planning_panel.set_needle(side, note)
+        self._show_needles()
+        if side == self.planning_panel.needle_side:
+            self._show_planes()
+        self._update_pick_plane()
+        traj = session.plan.sides[side].trajectory
+        self.statusBar().showMessage(
+            f"{side.capitalize()} needle: {traj.length_mm:.1f} mm, nerve clearance "
+            f"{traj.min_nerve_clearance_mm:.1f} mm, {'safe' if traj.safe else 'NOT safe'}", 8000)
 
     def highlight_structures(self, names) -> None:
         """Emphasise e.g. the L5 and S1 surfaces in the 3D view (``None`` restores)."""
@@ -319,7 +563,8 @@ class MainWindow(QMainWindow):
             return []
         folder = self.settings.last_export_dir or self.settings.last_open_dir or str(Path.home())
         request = self.dialogs.export_request(folder, has_labels=session.has_labels,
-                                              has_meshes=session.has_meshes)
+                                              has_meshes=session.has_meshes,
+                                              has_plan=session.has_plan)
         if request is None:
             return []
         return self.export_to(request)
@@ -334,16 +579,20 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Export cancelled: nothing was replaced", 6000)
                 return []
             overwrite = True
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        if self.controller.busy:
+            self.statusBar().showMessage("Busy: wait for the current step or cancel it", 5000)
+            return []
+        # Rendering stays on the GUI thread: grab the 3D view before the worker writes.
+        png = self.view3d.screenshot_png() if request.screenshot else None
+        lock = self.controller.engine_lock
         try:
-            written = export_logic.run_export(request, session,
-                                              screenshot_png=self.view3d.screenshot_png,
-                                              overwrite=overwrite)
+            written = self.controller.run_and_wait(
+                "Exporting", lambda progress: export_logic.run_export(
+                    request, session, screenshot_png=png, overwrite=overwrite,
+                    engine_lock=lock, progress=progress))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays usable
-            QApplication.restoreOverrideCursor()
             self.show_error(describe_error(exc, action="Export"))
             return []
-        QApplication.restoreOverrideCursor()
         self.settings.last_export_dir = str(request.folder)
         self.statusBar().showMessage(f"Exported {len(written)} files to {request.folder}", 8000)
         return written
@@ -352,6 +601,9 @@ class MainWindow(QMainWindow):
         if self.dialogs.edit_settings(self.settings):
             self.controller.refresh_settings()
             self.planning_panel.set_settings(self.settings.snapshot())
+            if self.controller.session.has_plan:
+                self.statusBar().showMessage("Settings saved; press Plan L5/S1 to plan again with "
+                                             "the new planning inputs", 10000)
 
     def about(self) -> None:
         self.dialogs.about(self.settings.weights_path)

@@ -13,12 +13,17 @@ from PySide6.QtCore import QSettings
 
 from app.state import SettingsValues
 
-__all__ = ["AppSettings", "SettingsValues", "DEVICES", "BLENDS", "MAX_RECENT"]
+__all__ = ["AppSettings", "SettingsValues", "DEVICES", "BLENDS", "VARIANTS", "TRAJECTORY_WINDOWS",
+           "PLAN_SEARCHES", "MAX_RECENT"]
 
 #: Device choices offered in the settings dialog (passed to ``SegmentOptions.device``).
 DEVICES = ("auto", "cpu", "cuda")
 #: Sliding-window blend modes of ``SegmentOptions.blend``.
 BLENDS = ("sum", "gaussian")
+#: Planning variants (``PlanOptions.variant``), needle windows and view-search grids.
+VARIANTS = ("feasible", "bony", "neural")
+TRAJECTORY_WINDOWS = ("auto", "kambin", "safe")
+PLAN_SEARCHES = ("standard", "quick")
 MAX_RECENT = 10
 
 
@@ -101,7 +106,7 @@ class AppSettings:
 
     @property
     def needle_gauge(self) -> int:
-        return int(self._float("planning/needle_gauge", 22, 14, 30))
+        return int(self._float("planning/needle_gauge", 22, 18, 25))
 
     @needle_gauge.setter
     def needle_gauge(self, value: int) -> None:
@@ -114,6 +119,45 @@ class AppSettings:
     @safety_margin_mm.setter
     def safety_margin_mm(self, value: float) -> None:
         self.store.setValue("planning/safety_margin_mm", float(value))
+
+    @property
+    def auto_plan(self) -> bool:
+        return self._bool("planning/auto_plan", True)
+
+    @auto_plan.setter
+    def auto_plan(self, value: bool) -> None:
+        self.store.setValue("planning/auto_plan", bool(value))
+
+    @property
+    def variant(self) -> str:
+        return self._choice("planning/variant", "feasible", VARIANTS)
+
+    @variant.setter
+    def variant(self, value: str) -> None:
+        if value not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {value!r}")
+        self.store.setValue("planning/variant", value)
+
+    @property
+    def trajectory_window(self) -> str:
+        return self._choice("planning/trajectory_window", "auto", TRAJECTORY_WINDOWS)
+
+    @trajectory_window.setter
+    def trajectory_window(self, value: str) -> None:
+        if value not in TRAJECTORY_WINDOWS:
+            raise ValueError(f"trajectory_window must be one of {TRAJECTORY_WINDOWS}, "
+                             f"got {value!r}")
+        self.store.setValue("planning/trajectory_window", value)
+
+    @property
+    def plan_search(self) -> str:
+        return self._choice("planning/search", "standard", PLAN_SEARCHES)
+
+    @plan_search.setter
+    def plan_search(self, value: str) -> None:
+        if value not in PLAN_SEARCHES:
+            raise ValueError(f"plan_search must be one of {PLAN_SEARCHES}, got {value!r}")
+        self.store.setValue("planning/search", value)
 
     @property
     def last_export_dir(self) -> str:
@@ -156,5 +200,7 @@ class AppSettings:
         return SettingsValues(
             device=self.device, weights_path=self.weights_path, blend=self.blend,
             needle_gauge=self.needle_gauge, safety_margin_mm=self.safety_margin_mm,
-            auto_segment=self.auto_segment, recent_files=tuple(self.recent_files),
+            auto_segment=self.auto_segment, auto_plan=self.auto_plan, variant=self.variant,
+            trajectory_window=self.trajectory_window, plan_search=self.plan_search,
+            recent_files=tuple(self.recent_files),
             last_export_dir=self.last_export_dir, last_open_dir=self.last_open_dir)

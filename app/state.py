@@ -34,6 +34,14 @@ class SettingsValues:
         Clearance added to the needle radius when the planning engine erodes windows.
     auto_segment : bool
         Segment (and build surfaces) right after a CT is loaded.
+    auto_plan : bool
+        Plan L5/S1 right after the surfaces are built.
+    variant : {"feasible", "bony", "neural"}
+        Which structures block a window (see :mod:`spinect_core.planning.l5s1`).
+    trajectory_window : {"auto", "kambin", "safe"}
+        Window the planned needle goes through (``auto``: the larger usable area).
+    plan_search : {"standard", "quick"}
+        View search grid: standard (5 deg, refined to 0.5 deg) or quick (15 deg, refined to 2 deg).
     recent_files : tuple of str
     last_export_dir : str
     last_open_dir : str
@@ -45,6 +53,10 @@ class SettingsValues:
     needle_gauge: int = 22
     safety_margin_mm: float = 2.0
     auto_segment: bool = True
+    auto_plan: bool = True
+    variant: str = "feasible"
+    trajectory_window: str = "auto"
+    plan_search: str = "standard"
     recent_files: tuple[str, ...] = ()
     last_export_dir: str = ""
     last_open_dir: str = ""
@@ -94,8 +106,15 @@ class Session:
         Loader warnings and segmentation notes (fallbacks, OOM), shown to the user.
     settings : SettingsValues
         The settings the last computation used (device, weights, needle gauge, margin).
-    plan : Any
-        Filled by the planning engine (later stage); exports will read it from here.
+    plan : spinect_core.planning.plan.Plan or None
+        The L5/S1 plan; a nudged or re-planned needle replaces ``plan.sides[side].trajectory``,
+        so exports read the needle the operator sees.
+    engine : spinect_core.planning.plan.PlanEngine or None
+        The engine that made ``plan`` (anatomy and per-side scenes), for live windows and export.
+    body_mask : np.ndarray or None
+        Body mask (z, y, x) on the CT grid, reused by needle re-plans.
+    planes : dict of str to app.planning.NeedlePlanes
+        Oblique planes along each side's needle (rendered RGB), for the 2D views.
     """
 
     source_path: Path | None = None
@@ -111,6 +130,9 @@ class Session:
     notes: list[str] = field(default_factory=list)
     settings: SettingsValues = field(default_factory=SettingsValues)
     plan: Any = None
+    engine: Any = None
+    body_mask: Any = None
+    planes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_ct(self) -> bool:
@@ -131,7 +153,18 @@ class Session:
         self.segmentation_source = None
         self.probabilities = None
         self.meshes = {}
+        self.clear_plan()
+
+    def clear_plan(self) -> None:
+        """Forget the plan, its engine and the needle planes (keep CT, labels, meshes)."""
         self.plan = None
+        self.engine = None
+        self.body_mask = None
+        self.planes = {}
+
+    @property
+    def has_plan(self) -> bool:
+        return self.plan is not None and self.engine is not None
 
     def case_title(self) -> str:
         """A short, non-identifying title: the input's file/folder name and the series."""

@@ -33,6 +33,13 @@ QPushButton { background: #26303a; border: 1px solid #36424e; border-radius: 5px
               padding: 5px 12px; }
 QPushButton:hover { background: #2e3a46; }
 QPushButton:disabled { color: #5d6670; background: #1f262d; border-color: #2a323a; }
+QToolButton { background: #26303a; border: 1px solid #36424e; border-radius: 5px; }
+QToolButton:hover { background: #2e3a46; }
+QToolButton:pressed, QPushButton:checked { background: #2d5d8a; border-color: #3b74aa; }
+QToolButton:disabled { color: #5d6670; background: #1f262d; border-color: #2a323a; }
+QTabBar::tab { background: #1b2127; color: #9aa4ae; padding: 4px 12px; border: 1px solid #2a323a;
+               border-bottom: none; border-top-left-radius: 5px; border-top-right-radius: 5px; }
+QTabBar::tab:selected { background: #26303a; color: #e9eef2; }
 QPushButton#primary { background: #2d5d8a; border-color: #3b74aa; color: #ffffff; }
 QPushButton#primary:hover { background: #3669a0; }
 QPushButton#primary:disabled { background: #22313f; color: #6d7c8a; }

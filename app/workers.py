@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from spinect_core.errors import Cancelled
 from spinect_core.progress import ProgressCallback
 
-__all__ = ["Job", "JobSignals", "JobRunner"]
+__all__ = ["Job", "JobSignals", "JobRunner", "LatestWorker"]
 
 #: Progress reports closer together than this are merged (the GUI need not repaint per window).
 _MIN_INTERVAL_S = 0.05
@@ -159,3 +159,106 @@ class JobRunner(QObject):
     def wait(self, timeout_ms: int = -1) -> bool:
         """Block until the pool is empty (for shutdown and tests)."""
         return self.pool.waitForDone(timeout_ms)
+
+
+class _LatestTask(QRunnable):
+    """One request of a :class:`LatestWorker` (worker thread)."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, signals: JobSignals) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.fn, self.args, self.signals = fn, args, signals
+
+    def run(self) -> None:  # worker thread
+        try:
+            result = self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - reported on the GUI thread
+            self.signals.failed.emit(exc)
+        else:
+            self.signals.succeeded.emit(result)
+
+
+class LatestWorker(QObject):
+    """Background computations where only the latest request matters ("latest request wins").
+
+    At most one computation runs and at most one request waits: a new request replaces the
+    waiting one (never a queue). When a computation ends while a newer request waits, its result
+    is stale: it is dropped and the newer request starts. Used for the live window areas while
+    the operator rotates the view, and for needle re-plans while they nudge the target.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*args) -> result``; runs on a worker thread and must not touch Qt or VTK.
+
+    Signals
+    -------
+    finished(object, object)
+        ``tag`` and result of the latest request (GUI thread).
+    failed(object, object)
+        ``tag`` and exception of the latest request.
+    """
+
+    finished = Signal(object, object)
+    failed = Signal(object, object)
+
+    def __init__(self, fn: Callable[..., Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.fn = fn
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._running: _LatestTask | None = None
+        self._pending: tuple[Any, tuple] | None = None
+        self._generation = 0
+        self.started_count = 0
+        self.dropped_count = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None or self._pending is not None
+
+    def request(self, tag: Any, *args: Any) -> None:
+        """Compute ``fn(*args)`` as soon as the worker is free, replacing any waiting request."""
+        if self._pending is not None:
+            self.dropped_count += 1
+        self._pending = (tag, args)
+        if self._running is None:
+            self._start_pending()
+
+    def clear(self) -> None:
+        """Forget the waiting request and ignore the running one's result (inputs changed)."""
+        self._pending = None
+        self._generation += 1
+
+    def wait(self, timeout_ms: int = -1) -> bool:
+        return self.pool.waitForDone(timeout_ms)
+
+    def _start_pending(self) -> None:
+        tag, args = self._pending
+        self._pending = None
+        signals = JobSignals()
+        task = _LatestTask(self.fn, args, signals)
+        generation = self._generation
+        signals.succeeded.connect(lambda result: self._done(task, generation, tag, result, None))
+        signals.failed.connect(lambda exc: self._done(task, generation, tag, None, exc))
+        self._running = task
+        self.started_count += 1
+        self.pool.start(task)
+
+    def _done(self, task: _LatestTask, generation: int, tag: Any, result: Any,
+              exc: BaseException | None) -> None:
+        if self._running is not task:
+            return
+        self._running = None
+        current = generation == self._generation
+        if self._pending is not None:
+            if current:
+                self.dropped_count += 1  # stale: a newer request waits
+            self._start_pending()
+            return
+        if not current:
+            return
+        if exc is not None:
+            self.failed.emit(tag, exc)
+        else:
+            self.finished.emit(tag, result)

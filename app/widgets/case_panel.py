@@ -15,8 +15,7 @@ from app.widgets.structures_panel import StructuresPanel
 __all__ = ["CasePanel"]
 
 _STATUS = {"pending": ("○", "#8a949e"), "running": ("◐", "#e8c547"), "done": ("●", "#5cb85c"),
-           "failed": ("✕", "#e0645c"), "cancelled": ("–", "#c0a060"),
-           "later": ("○", "#5a636c")}
+           "failed": ("✕", "#e0645c"), "cancelled": ("–", "#c0a060")}
 
 
 class CasePanel(QWidget):
@@ -24,10 +23,11 @@ class CasePanel(QWidget):
 
     Signals
     -------
-    segment_requested, open_segmentation_requested, export_requested
+    segment_requested, open_segmentation_requested, plan_requested, export_requested
     """
 
     segment_requested = Signal()
+    plan_requested = Signal()
     open_segmentation_requested = Signal()
     export_requested = Signal()
 
@@ -54,7 +54,7 @@ class CasePanel(QWidget):
             item = QListWidgetItem()
             self.steps.addItem(item)
             self._step_items[key] = item
-            self.set_step(key, "later" if key == "plan" else "pending")
+            self.set_step(key, "pending")
         self.steps.setFixedHeight(26 * len(steps) + 6)
         self.segment_button = QPushButton("Segment")
         self.segment_button.setToolTip("Run the network on the loaded CT (Settings: weights, "
@@ -62,6 +62,10 @@ class CasePanel(QWidget):
         self.segment_button.clicked.connect(self.segment_requested)
         self.open_seg_button = QPushButton("Open segmentation…")
         self.open_seg_button.clicked.connect(self.open_segmentation_requested)
+        self.plan_button = QPushButton("Plan L5/S1")
+        self.plan_button.setToolTip("Best views of the Kambin and safe windows on both sides and "
+                                    "a needle plan (Settings: gauge, margin, variant)")
+        self.plan_button.clicked.connect(self.plan_requested)
         self.export_button = QPushButton("Export…")
         self.export_button.setObjectName("primary")
         self.export_button.clicked.connect(self.export_requested)
@@ -70,6 +74,7 @@ class CasePanel(QWidget):
         sl.addWidget(self.steps)
         sl.addWidget(self.segment_button)
         sl.addWidget(self.open_seg_button)
+        sl.addWidget(self.plan_button)
         sl.addWidget(self.export_button)
 
         self.structures = StructuresPanel()
@@ -97,8 +102,7 @@ class CasePanel(QWidget):
         symbol, colour = _STATUS.get(status, _STATUS["pending"])
         item = self._step_items[key]
         label = self._step_labels[key]
-        suffix = " (coming)" if status == "later" else ""
-        item.setText(f"{symbol}  {label}{suffix}")
+        item.setText(f"{symbol}  {label}")
         item.setForeground(_qcolor(colour))
         item.setToolTip(status)
         item.setData(256, status)
@@ -123,6 +127,7 @@ class CasePanel(QWidget):
     def set_enabled_actions(self, *, has_ct: bool, has_labels: bool, busy: bool) -> None:
         self.segment_button.setEnabled(has_ct and not busy)
         self.open_seg_button.setEnabled(has_ct and not busy)
+        self.plan_button.setEnabled(has_labels and not busy)
         self.export_button.setEnabled(has_labels and not busy)
 
     def set_notes(self, notes: Sequence[str]) -> None:

@@ -17,7 +17,7 @@ class ExportDialog(QDialog):
     """Collects an export request; the main window checks for existing files and writes."""
 
     def __init__(self, folder: str, *, has_labels: bool, has_meshes: bool,
-                 parent: QWidget | None = None) -> None:
+                 has_plan: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.folder = QLineEdit(folder)
@@ -47,6 +47,20 @@ class ExportDialog(QDialog):
         crow.addWidget(self.ras)
         self.screenshot = QCheckBox(f"Screenshot of the 3D view ({SCREENSHOT_NAME})")
         self.screenshot.setChecked(True)
+        self.plan = QCheckBox("L5/S1 plan, needle trajectories and report")
+        plan_note = QLabel("plan.json, needle_<side>.mrk.json (3D Slicer line, LPS), oblique "
+                           "planes along each needle (NIfTI + labels, PNG), screenshots and "
+                           "area maps per window, report.html")
+        plan_note.setObjectName("muted")
+        plan_note.setWordWrap(True)
+        self.plan.setChecked(has_plan)
+        self.plan.setEnabled(has_plan)
+        if not has_plan:
+            self.plan.setToolTip("Plan L5/S1 first")
+        self.plan_dicom = QCheckBox("Oblique planes also as DICOM (derived CT series)")
+        self.plan_dicom.setChecked(True)
+        self.plan_dicom.setEnabled(has_plan)
+        self.plan.toggled.connect(self.plan_dicom.setEnabled)
         note = QLabel("File names contain no patient identifiers. Existing files are never "
                       "replaced without asking.")
         note.setObjectName("muted")
@@ -58,6 +72,9 @@ class ExportDialog(QDialog):
         form.addRow("Surfaces:", mrow)
         form.addRow("Coordinates:", crow)
         form.addRow("", self.screenshot)
+        form.addRow("Plan:", self.plan)
+        form.addRow("", plan_note)
+        form.addRow("", self.plan_dicom)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -66,7 +83,7 @@ class ExportDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(buttons)
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(560)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
@@ -79,4 +96,6 @@ class ExportDialog(QDialog):
             label_map=self.label_map.isChecked(),
             mesh_formats=[f for f, c in self.mesh_checks.items() if c.isChecked()],
             coordinate_system="RAS" if self.ras.isChecked() else "LPS",
-            screenshot=self.screenshot.isChecked())
+            screenshot=self.screenshot.isChecked(),
+            plan=self.plan.isChecked() and self.plan.isEnabled(),
+            plan_dicom=self.plan_dicom.isChecked())

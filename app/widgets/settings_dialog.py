@@ -9,11 +9,18 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from app.dialogs import WEIGHTS_FILTER
 from app.model_info import card_html, weights_info
 from app.pipeline import device_summary
-from app.settings import AppSettings
+from app.settings import PLAN_SEARCHES, TRAJECTORY_WINDOWS, VARIANTS, AppSettings
 
 __all__ = ["SettingsDialog"]
 
 _DEVICE_LABELS = {"auto": "Auto (GPU if available)", "cpu": "CPU", "cuda": "CUDA GPU"}
+_VARIANT_LABELS = {"feasible": "Feasible (every structure a needle meets blocks)",
+                   "bony": "Bony Kambin (traversing root and dura transparent)",
+                   "neural": "Neural Kambin (S1 superior articular process transparent)"}
+_WINDOW_LABELS = {"auto": "Automatic (larger usable window)", "kambin": "Kambin triangle",
+                  "safe": "Safe (subpedicular) triangle"}
+_SEARCH_LABELS = {"standard": "Standard (5° grid, refined to 0.5°)",
+                  "quick": "Quick (15° grid, refined to 2°)"}
 _BLEND_LABELS = {"sum": "Sum of softmax (study, Algorithm 1)",
                  "gaussian": "Gaussian-weighted (nnU-Net style)"}
 
@@ -61,7 +68,7 @@ class SettingsDialog(QDialog):
         self.auto_segment.setChecked(settings.auto_segment)
 
         self.gauge = QSpinBox()
-        self.gauge.setRange(14, 30)
+        self.gauge.setRange(18, 25)  # gauges with a known outer diameter (ISO 9626)
         self.gauge.setSuffix(" G")
         self.gauge.setValue(settings.needle_gauge)
         self.margin = QDoubleSpinBox()
@@ -79,10 +86,21 @@ class SettingsDialog(QDialog):
         sf.addRow("", self.card)
         sf.addRow("Blend:", self.blend)
         sf.addRow("", self.auto_segment)
+        self.variant = _combo(_VARIANT_LABELS, VARIANTS, settings.variant)
+        self.trajectory_window = _combo(_WINDOW_LABELS, TRAJECTORY_WINDOWS,
+                                        settings.trajectory_window)
+        self.search = _combo(_SEARCH_LABELS, PLAN_SEARCHES, settings.plan_search)
+        self.auto_plan = QCheckBox("Plan L5/S1 automatically after the surfaces are built")
+        self.auto_plan.setChecked(settings.auto_plan)
+
         plan_box = QGroupBox("Planning")
         pf = QFormLayout(plan_box)
         pf.addRow("Needle gauge:", self.gauge)
         pf.addRow("Safety margin:", self.margin)
+        pf.addRow("Blocking structures:", self.variant)
+        pf.addRow("Needle window:", self.trajectory_window)
+        pf.addRow("View search:", self.search)
+        pf.addRow("", self.auto_plan)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
@@ -112,8 +130,20 @@ class SettingsDialog(QDialog):
         self.settings.auto_segment = self.auto_segment.isChecked()
         self.settings.needle_gauge = self.gauge.value()
         self.settings.safety_margin_mm = self.margin.value()
+        self.settings.variant = self.variant.currentData()
+        self.settings.trajectory_window = self.trajectory_window.currentData()
+        self.settings.plan_search = self.search.currentData()
+        self.settings.auto_plan = self.auto_plan.isChecked()
         self.settings.sync()
 
     def accept(self) -> None:
         self.apply()
         super().accept()
+
+
+def _combo(labels: dict[str, str], keys: tuple[str, ...], current: str) -> QComboBox:
+    combo = QComboBox()
+    for key in keys:
+        combo.addItem(labels[key], key)
+    combo.setCurrentIndex(max(0, combo.findData(current)))
+    return combo

@@ -35,6 +35,7 @@ class SliceCanvas(QWidget):
         self._aspect = 1.0  # physical height / width of the slice
         self._edges: dict = {}
         self._cross: tuple[float | None, float | None] = (None, None)
+        self.placeholder = "No CT"
         self.setMinimumSize(120, 120)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
@@ -71,7 +72,7 @@ class SliceCanvas(QWidget):
         painter.fillRect(self.rect(), QColor("#0b0e11"))
         if self._image is None:
             painter.setPen(QColor("#56606a"))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No CT")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         rect = self.image_rect()

@@ -10,6 +10,13 @@ Planning hooks (stage 2 wires them to the planning engine):
   camera moved, with the current view direction in LPS (rays travel along it).
 * :meth:`View3D.set_view_direction` points the camera along a direction with the cranial axis up.
 * :meth:`View3D.highlight` emphasises a set of structures (e.g. L5 and S1) and dims the rest.
+
+Planning overlays: :meth:`View3D.set_window_outlines` draws the Kambin (red) and safe (cyan)
+window outlines of the current view on an overlay layer, so they stay visible through bone;
+:meth:`View3D.set_needles` draws each side's needle as a thin cylinder from the skin entry to
+the target with a sphere at the tip (and a faint copy on the overlay where bone hides it). In
+*target picking* mode (:meth:`View3D.set_pick_plane`) a left click puts a point on the plane
+through the current target perpendicular to the needle and emits :attr:`View3D.target_picked`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import io
 from typing import Iterable, Mapping
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from spinect_core.planning.meshes import Mesh
@@ -26,9 +33,17 @@ from spinect_core.planning.meshes import Mesh
 from app.camera import POSTERIOR_VIEW, direction_of, pose_for_direction
 from app.colors import color_of_float, default_opacity
 
-__all__ = ["View3D", "CAMERA_THROTTLE_MS"]
+__all__ = ["View3D", "CAMERA_THROTTLE_MS", "WINDOW_COLORS", "NEEDLE_COLOR"]
 
 CAMERA_THROTTLE_MS = 100
+#: Outline colours of the windows (RGB 0-255): Kambin red, safe cyan.
+WINDOW_COLORS = {"kambin": (235, 50, 50), "safe": (0, 220, 235)}
+#: The planned needle (RGB 0-255): orange, apart from the yellow nerves and red Kambin outline.
+NEEDLE_COLOR = (255, 140, 0)
+#: Drawn radius of the needle and of its tip marker, mm (a 22 G needle is 0.72 mm thick; the
+#: drawing is thicker so it stays visible in the whole-spine view).
+NEEDLE_DRAW_RADIUS_MM = 0.8
+TIP_RADIUS_MM = 1.6
 BACKGROUND_TOP = "#303a46"
 BACKGROUND_BOTTOM = "#0f1418"
 _DIMMED = 0.12
@@ -71,9 +86,12 @@ class View3D(QWidget):
     -------
     view_direction_changed(object)
         ``np.ndarray`` (3,), unit LPS direction the rays travel, throttled.
+    target_picked(object)
+        ``np.ndarray`` (3,), LPS point clicked on the pick plane (target picking mode).
     """
 
     view_direction_changed = Signal(object)
+    target_picked = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,6 +104,9 @@ class View3D(QWidget):
         layout.addWidget(self.plotter.interactor)
         self.plotter.set_background(BACKGROUND_BOTTOM, top=BACKGROUND_TOP)
         self.plotter.enable_anti_aliasing("fxaa")
+        # Parallel projection, like the planning engine's rays: at a best view the window outline
+        # lies exactly over the opening it measures, and the needle is seen end-on.
+        self.plotter.renderer.GetActiveCamera().ParallelProjectionOn()
         self._marker = self.plotter.add_orientation_widget(_orientation_marker(),
                                                            viewport=(0.0, 0.0, 0.15, 0.22))
         self._actors: dict[str, object] = {}
@@ -100,6 +121,13 @@ class View3D(QWidget):
         self._camera_timer.timeout.connect(self._emit_view_direction)
         self._observed_camera = None
         self._observe_camera()
+        self._overlay = self._make_overlay_layer()
+        self._outline_actors: dict[str, object] = {}
+        self._needle_actors: dict[str, list] = {}
+        self._ghost_actors: dict[str, object] = {}
+        self.needle_endpoints: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._pick_plane: tuple[np.ndarray, np.ndarray] | None = None
+        self.plotter.interactor.installEventFilter(self)
         self.show_hint("Open a CT: drop a DICOM folder, zip or NIfTI file")
 
     # --- content ---------------------------------------------------------------------------------
@@ -189,6 +217,176 @@ class View3D(QWidget):
             actor.GetProperty().SetAmbient(0.35 if self._highlight and name in self._highlight
                                            else 0.12)
 
+    # --- planning overlays ------------------------------------------------------------------------
+    def _make_overlay_layer(self):
+        """A renderer drawn over the scene (own depth buffer) that shares the scene's camera."""
+        from vtkmodules.vtkRenderingCore import vtkRenderer
+
+        window = self.plotter.render_window
+        layer = window.GetNumberOfLayers()
+        overlay = vtkRenderer()
+        overlay.SetLayer(layer)
+        overlay.InteractiveOff()
+        overlay.SetActiveCamera(self.plotter.renderer.GetActiveCamera())
+        window.SetNumberOfLayers(layer + 1)
+        window.AddRenderer(overlay)
+        return overlay
+
+    @staticmethod
+    def _line_actor(polylines: list[np.ndarray], color: tuple[int, int, int], *, width: float,
+                    opacity: float = 1.0, closed: bool = True):
+        import pyvista as pv
+        from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+        points, cells, start = [], [], 0
+        for line in polylines:
+            pts = np.asarray(line, float).reshape(-1, 3)
+            if len(pts) < 2:
+                continue
+            ids = list(range(start, start + len(pts))) + ([start] if closed else [])
+            cells += [len(ids)] + ids
+            points.append(pts)
+            start += len(pts)
+        poly = pv.PolyData(np.vstack(points), lines=np.asarray(cells, np.int64))
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(poly)
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        prop = actor.GetProperty()
+        prop.SetColor(*(c / 255.0 for c in color))
+        prop.SetLineWidth(width)
+        prop.SetOpacity(opacity)
+        prop.LightingOff()
+        actor.PickableOff()
+        return actor
+
+    def set_window_outlines(self, outlines: Mapping[tuple[str, str], list[np.ndarray]] | None
+                            ) -> None:
+        """Draw window outlines ((side, kind) -> closed (K, 3) LPS polylines) over the scene."""
+        for actor in self._outline_actors.values():
+            self._overlay.RemoveActor(actor)
+        self._outline_actors.clear()
+        for (side, kind), polys in (outlines or {}).items():
+            polys = [p for p in polys if len(p) >= 3]
+            if not polys:
+                continue
+            actor = self._line_actor(polys, WINDOW_COLORS.get(kind, (255, 255, 255)), width=3.0)
+            self._overlay.AddActor(actor)
+            self._outline_actors[f"{side}:{kind}"] = actor
+        self.render()
+
+    @property
+    def outline_names(self) -> list[str]:
+        """``side:kind`` of the outlines shown."""
+        return list(self._outline_actors)
+
+    def set_needles(self, needles: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                    active: str | None = None) -> None:
+        """Draw each side's needle (entry, target LPS mm); ``active`` is drawn brighter."""
+        import pyvista as pv
+
+        for side in list(self._needle_actors):
+            for name in self._needle_actors.pop(side):
+                self.plotter.remove_actor(name, render=False)
+        for actor in self._ghost_actors.values():
+            self._overlay.RemoveActor(actor)
+        self._ghost_actors.clear()
+        self.needle_endpoints = {}
+        color = tuple(c / 255.0 for c in NEEDLE_COLOR)
+        for side, (entry, target) in needles.items():
+            entry = np.asarray(entry, float).reshape(3)
+            target = np.asarray(target, float).reshape(3)
+            axis = target - entry
+            length = float(np.linalg.norm(axis))
+            if length < 1e-6:
+                continue
+            self.needle_endpoints[side] = (entry, target)
+            dim = active is not None and side != active
+            shaft = pv.Cylinder(center=(entry + target) / 2, direction=axis / length,
+                                radius=NEEDLE_DRAW_RADIUS_MM, height=length, resolution=24)
+            tip = pv.Sphere(radius=TIP_RADIUS_MM, center=target, theta_resolution=24,
+                            phi_resolution=16)
+            names = [f"needle:{side}", f"needle-tip:{side}"]
+            for mesh, name in zip((shaft, tip), names):
+                self.plotter.add_mesh(mesh, color=color, opacity=0.55 if dim else 1.0,
+                                      smooth_shading=True, ambient=0.35, diffuse=0.75,
+                                      specular=0.3, name=name, reset_camera=False, render=False,
+                                      pickable=False)
+            self._needle_actors[side] = names
+            ghost = self._line_actor([np.stack([entry, target])], NEEDLE_COLOR, width=2.0,
+                                     opacity=0.35, closed=False)
+            self._overlay.AddActor(ghost)
+            self._ghost_actors[side] = ghost
+        self.plotter.renderer.ResetCameraClippingRange()
+        self.render()
+
+    def needle_actor(self, side: str):
+        """The shaft actor of ``side``'s needle, or None."""
+        return self.plotter.actors.get(f"needle:{side}")
+
+    def set_pick_plane(self, point_lps: np.ndarray | None,
+                       normal_lps: np.ndarray | None = None) -> None:
+        """Target picking: clicks land on the plane through ``point`` across ``normal``.
+
+        ``None`` ends picking (the mouse rotates the view again).
+        """
+        if point_lps is None or normal_lps is None:
+            self._pick_plane = None
+            self.plotter.interactor.unsetCursor()
+        else:
+            n = np.asarray(normal_lps, float).reshape(3)
+            self._pick_plane = (np.asarray(point_lps, float).reshape(3), n / np.linalg.norm(n))
+            self.plotter.interactor.setCursor(Qt.CursorShape.CrossCursor)
+
+    @property
+    def picking(self) -> bool:
+        return self._pick_plane is not None
+
+    def display_ray(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
+        """World ray (origin, unit direction) through VTK display pixel (x, y), origin lower left."""
+        renderer = self.plotter.renderer
+        ends = []
+        for z in (0.0, 1.0):
+            renderer.SetDisplayPoint(float(x), float(y), z)
+            renderer.DisplayToWorld()
+            w = np.array(renderer.GetWorldPoint(), float)
+            ends.append(w[:3] / w[3])
+        direction = ends[1] - ends[0]
+        return ends[0], direction / np.linalg.norm(direction)
+
+    def world_to_widget(self, point_lps: np.ndarray) -> tuple[float, float]:
+        """Widget (Qt, logical pixels, origin top left) position of an LPS point."""
+        renderer = self.plotter.renderer
+        renderer.SetWorldPoint(*np.asarray(point_lps, float).reshape(3), 1.0)
+        renderer.WorldToDisplay()
+        x, y, _ = renderer.GetDisplayPoint()
+        ratio = self.plotter.interactor.devicePixelRatioF()
+        height = self.plotter.interactor.height() * ratio
+        return x / ratio, (height - y) / ratio
+
+    def pick_at_widget(self, x: float, y: float) -> np.ndarray | None:
+        """The pick plane's point under widget position (x, y), or None (no plane / parallel)."""
+        if self._pick_plane is None:
+            return None
+        ratio = self.plotter.interactor.devicePixelRatioF()
+        height = self.plotter.interactor.height() * ratio
+        origin, direction = self.display_ray(x * ratio, height - y * ratio)
+        point, normal = self._pick_plane
+        denom = float(direction @ normal)
+        if abs(denom) < 1e-6:
+            return None
+        return origin + float((point - origin) @ normal) / denom * direction
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if (self._pick_plane is not None and event.type() == QEvent.Type.MouseButtonPress
+                and event.button() == Qt.MouseButton.LeftButton):
+            pos = event.position()
+            point = self.pick_at_widget(pos.x(), pos.y())
+            if point is not None:
+                self.target_picked.emit(point)
+            return True  # no rotation while picking
+        return super().eventFilter(watched, event)
+
     # --- camera ----------------------------------------------------------------------------------
     def scene_bounds(self) -> np.ndarray | None:
         """(2, 3) LPS bounds of the visible content, or None when empty."""
@@ -202,7 +400,8 @@ class View3D(QWidget):
                          [b[:, 1].max(), b[:, 3].max(), b[:, 5].max()]])
 
     def set_view_direction(self, direction_lps: np.ndarray,
-                           focal_lps_mm: np.ndarray | None = None) -> None:
+                           focal_lps_mm: np.ndarray | None = None, *,
+                           zoom: float = 1.0) -> None:
         """Look along ``direction_lps`` (rays travel along it) with the patient's head up.
 
         Parameters
@@ -211,19 +410,26 @@ class View3D(QWidget):
             View direction in LPS; need not be unit length.
         focal_lps_mm : (3,) array, optional
             Point to look at (e.g. the L5/S1 foramen); default the centre of the scene.
+        zoom : float
+            Magnification relative to the whole-scene view (> 1: closer).
         """
         bounds = self.scene_bounds()
         if focal_lps_mm is None:
             focal_lps_mm = bounds.mean(axis=0) if bounds is not None else np.zeros(3)
         size = float(np.linalg.norm(bounds[1] - bounds[0])) if bounds is not None else 300.0
         # A bounding sphere of diameter `size` fills a 30 degree view angle at ~1.9 x size.
-        pose = pose_for_direction(direction_lps, focal_lps_mm, distance_mm=1.4 * size + 10.0)
+        pose = pose_for_direction(direction_lps, focal_lps_mm,
+                                  distance_mm=(1.4 * size + 10.0) / max(float(zoom), 1e-3))
         camera = self.plotter.camera
         camera.SetFocalPoint(*pose.focal_point)
         camera.SetPosition(*pose.position)
         camera.SetViewUp(*pose.view_up)
+        camera.ParallelProjectionOn()
+        # Half the visible height: what a 30 degree perspective view showed at that distance.
+        camera.SetParallelScale(0.375 * size / max(float(zoom), 1e-3))
         self.plotter.renderer.ResetCameraClippingRange()
         self._observe_camera()
+        self._overlay.SetActiveCamera(camera)
         self.render()
 
     def view_direction(self) -> np.ndarray:
@@ -249,6 +455,9 @@ class View3D(QWidget):
 
     # --- output ----------------------------------------------------------------------------------
     def render(self) -> None:
+        camera = self.plotter.renderer.GetActiveCamera()
+        if self._overlay.GetActiveCamera() is not camera:
+            self._overlay.SetActiveCamera(camera)
         self.plotter.render()
 
     def screenshot_array(self) -> np.ndarray:
@@ -267,4 +476,5 @@ class View3D(QWidget):
     def close_plotter(self) -> None:
         """Release VTK resources (window close)."""
         self._camera_timer.stop()
+        self._pick_plane = None
         self.plotter.close()

@@ -372,7 +372,7 @@ class PlanEngine:
                 midline_normal_lps=self.anatomy.midline_normal_lps,
                 nerve_names=tuple(n for n in ("nerve", "dura") if self.table.has(n)),
                 bone_names=tuple(n for n in ("bone",) if self.table.has(n)),
-                options=self.options.trajectory, body_mask=self._body_mask())
+                options=self.options.trajectory, body_mask=self.body_mask())
         except SpinectError as exc:
             side_plan.trajectory_reason = str(exc)
             return side_plan
@@ -381,8 +381,12 @@ class PlanEngine:
         side_plan.trajectory_reason = trajectory.reason
         return side_plan
 
-    def _body_mask(self) -> np.ndarray | None:
-        # One body mask for both sides: finding the largest component costs seconds on a full CT.
+    def body_mask(self) -> np.ndarray:
+        """(z, y, x) bool body mask (CT above the trajectory's body threshold, largest component).
+
+        Computed once and cached: finding the largest component costs seconds on a full CT, and
+        every needle (both sides, re-plans in the app) needs it to find the skin.
+        """
         if not hasattr(self, "_body"):
             from spinect_core.preprocess.crop import BodyCropOptions, body_mask
 

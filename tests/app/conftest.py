@@ -51,6 +51,8 @@ def settings(tmp_path):
 
     s = AppSettings.from_file(tmp_path / "settings.ini")
     s.auto_segment = False
+    s.auto_plan = False
+    s.plan_search = "quick"  # 15 deg grid refined to 2 deg: seconds on a 2 mm phantom
     return s
 
 

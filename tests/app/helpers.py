@@ -23,6 +23,7 @@ class RecordingDialogs:
     overwrite_answer: bool = False
     choose: Callable[[Sequence[SeriesInfo]], SeriesInfo | None] | None = None
     export_answer: Any = None
+    export_offers: list = field(default_factory=list)
     file_answer: str = ""
     folder_answer: str = ""
 
@@ -42,7 +43,8 @@ class RecordingDialogs:
             return self.choose(series)
         return series[0] if series else None
 
-    def export_request(self, folder, *, has_labels, has_meshes):
+    def export_request(self, folder, *, has_labels, has_meshes, has_plan=False):
+        self.export_offers.append({"folder": folder, "has_plan": has_plan})
         return self.export_answer
 
     def edit_settings(self, settings) -> bool:

@@ -24,7 +24,7 @@ def run_app(*args, tmp_path, timeout=300) -> subprocess.CompletedProcess:
 
 def test_screenshot_and_quit_exits_zero(tmp_path, phantom_case, weights_file) -> None:
     out = tmp_path / "out.png"
-    result = run_app(phantom_case["ct"], "--weights", weights_file, "--plan", "--screenshot",
+    result = run_app(phantom_case["ct"], "--weights", weights_file, "--screenshot",
                      out, "--quit", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -32,7 +32,37 @@ def test_screenshot_and_quit_exits_zero(tmp_path, phantom_case, weights_file) ->
 
     image = QImage(str(out))
     assert image.width() > 600 and image.height() > 400
-    assert "planning engine" in result.stderr
+    assert "surfaces ready" in result.stdout
+
+
+def test_plan_run_shows_needle_and_window_outlines(tmp_path, phantom_case) -> None:
+    from PySide6.QtGui import QImage
+
+    from app.widgets.view3d import NEEDLE_COLOR, WINDOW_COLORS
+    from tests.app.helpers import colour_fraction, qimage_to_array
+
+    (tmp_path / "settings.ini").write_text("[planning]\nsearch=quick\n")
+    out = tmp_path / "plan.png"
+    result = run_app(phantom_case["ct"], "--segmentation", phantom_case["labels"], "--plan",
+                     "--screenshot", out, "--quit", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "needle via" in result.stdout and "plan ready" in result.stdout
+    rgb = qimage_to_array(QImage(str(out)))
+    # The needle (orange) and at least one window outline (Kambin red or safe cyan) are drawn.
+    assert colour_fraction(rgb, NEEDLE_COLOR, tol=30) > 2e-5
+    outline = max(colour_fraction(rgb, WINDOW_COLORS["kambin"], tol=30),
+                  colour_fraction(rgb, WINDOW_COLORS["safe"], tol=30))
+    assert outline > 2e-5
+
+
+def test_plan_without_lumbosacral_anatomy_exits_nonzero(tmp_path, phantom_case,
+                                                        weights_file) -> None:
+    # A random tiny network finds no spine: planning refuses with the anatomy message.
+    (tmp_path / "settings.ini").write_text("[planning]\nsearch=quick\n")
+    result = run_app(phantom_case["ct"], "--weights", weights_file, "--plan", "--quit",
+                     tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "Anatomy not found" in result.stderr
 
 
 def test_failure_exits_nonzero_with_the_message(tmp_path) -> None:
