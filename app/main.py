@@ -167,6 +167,14 @@ def create_app(argv: Sequence[str] | None = None, *, exec_app: bool = False,
     app.setApplicationName("SPINECT planner")
     app.setOrganizationName("SPINECT")
     app.setApplicationVersion(__version__)
+    from PySide6.QtGui import QIcon
+
+    from spinect_core.resources import asset_path
+
+    icon = asset_path("icons", "spinect.png")
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    app.setDesktopFileName("spinect")  # matches installers/linux/spinect.desktop
     apply_style(app)
     if settings is None:
         settings = AppSettings.from_file(args.settings) if args.settings else AppSettings()
@@ -200,6 +208,12 @@ def create_app(argv: Sequence[str] | None = None, *, exec_app: bool = False,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``spinect-app``; returns the process exit code."""
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # frozen Windows builds re-execute themselves for children
+    from app.logs import setup_logging
+
+    setup_logging()
     window = create_app(argv, exec_app=True)
     return int(window.exit_code)
 
