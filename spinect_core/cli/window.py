@@ -42,7 +42,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--margin-mm", type=float, default=1.0,
                         help="clearance added to the needle radius, mm (1.0)")
     parser.add_argument("--sigma-voxels", type=float, default=0.6,
-                        help="Gaussian smoothing of the binary labels, voxels (0.6)")
+                        help="boundary uncertainty of the labels for the 0.35/0.65 band, voxels (0.6)")
+    parser.add_argument("--surface", choices=("smooth", "voxel"), default="smooth",
+                        help="smooth: surfaces through the voxel staircase (anatomy); voxel: "
+                        "exact voxel cubes, sharp rims (machined or synthetic objects)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -56,7 +59,7 @@ def window_of_file(path: str, *, target: list[str], blockers: list[str],
                    view_direction_lps: list[float], roi_center_lps: list[float] | None = None,
                    roi_size_mm: float = 40.0, pixel_mm: float = 0.25,
                    needle_radius_mm: float = 0.36, margin_mm: float = 1.0,
-                   sigma_voxels: float = 0.6) -> dict[str, Any]:
+                   sigma_voxels: float = 0.6, surface: str = "smooth") -> dict[str, Any]:
     """The JSON-ready result printed by ``spinect window`` (see :meth:`WindowResult.to_dict`),
     plus ``labels_file``, ``target_ids``, ``blocker_ids`` and ``roi_center_lps``."""
     from spinect_core.io.labelmap import load_label_map, read_label_table
@@ -76,7 +79,8 @@ def window_of_file(path: str, *, target: list[str], blockers: list[str],
     if roi_size_mm / pixel_mm > 2000:
         raise InputError("the ROI has more than 2000 x 2000 rays; raise --pixel-mm")
     scene = SceneFields.from_label_map(volume, table, target=target_ids, blockers=blocker_ids,
-                                       options=SceneOptions(sigma_voxels=sigma_voxels))
+                                       options=SceneOptions(sigma_voxels=sigma_voxels,
+                                                            surface=surface))
     centre = (scene.target_centroid_lps() if roi_center_lps is None
               else np.asarray(roi_center_lps, float))
     result = compute_window(scene, d, roi_center_lps=centre, options=WindowOptions(
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         view_direction_lps=list(args.view_direction), roi_center_lps=args.roi_center,
         roi_size_mm=args.roi_size_mm, pixel_mm=args.pixel_mm,
         needle_radius_mm=args.needle_radius_mm, margin_mm=args.margin_mm,
-        sigma_voxels=args.sigma_voxels)
+        sigma_voxels=args.sigma_voxels, surface=args.surface)
     if args.json:
         print(json.dumps(info))
         return 0
