@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Segmentation: {result.segmentation}")
     print(result.evaluation.format_table())
     if result.plan is not None:
-        print(f"\nPlan ({result.plan_labels}): {result.plan_dir / 'report.html'}")
+        print(f"\nPlan, using {result.plan_labels}: {result.plan_dir / 'report.html'}")
         for side, sp in result.plan.sides.items():
             for kind in ("kambin", "safe"):
                 w = sp.window(kind)
