@@ -23,14 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from spinect_core.planning.optimise import LocalFrame as PlanningLocalFrame
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64).reshape(3)
-    n = float(np.linalg.norm(v))
-    if n < 1e-12:
-        raise ValueError("cannot normalise a zero vector")
-    return v / n
+from spinect_core.vectors import unit as _unit
 
 
 class LocalFrame(PlanningLocalFrame):

@@ -33,6 +33,7 @@ from spinect_core.errors import InputError, SpinectError
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
+from spinect_core.vectors import unit as _unit
 
 if TYPE_CHECKING:  # the windows module is another engineer's; we only read its contract fields
     from spinect_core.planning.windows import WindowResult
@@ -108,14 +109,6 @@ class TrajectoryOptions:
 
 
 # --- small vector helpers ---------------------------------------------------------------------------
-def _unit(v: Any, what: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64).reshape(3)
-    n = float(np.linalg.norm(a))
-    if not np.isfinite(n) or n < 1e-9:
-        raise ValueError(f"{what} must be a non-zero 3-vector, got {a.tolist()}")
-    return a / n
-
-
 def _spans(t: np.ndarray, hit: np.ndarray) -> list[tuple[float, float]]:
     """Contiguous runs of ``hit`` as ``(t_start, t_stop)`` in the units of ``t``."""
     if not hit.any():

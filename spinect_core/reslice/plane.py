@@ -26,6 +26,7 @@ import numpy as np
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import CTMetadata, Volume
+from spinect_core.vectors import unit as _unit
 
 if TYPE_CHECKING:
     from spinect_core.planning.trajectory import Trajectory
@@ -144,14 +145,6 @@ class ObliquePlane:
         direction = np.column_stack([self.col_axis_lps, self.row_axis_lps, self.normal_lps])
         return Volume(array=np.ascontiguousarray(array)[None], spacing_mm=(self.pixel_mm,) * 3,
                       origin_lps_mm=self.origin_lps_mm, direction=direction, metadata=meta)
-
-
-def _unit(v: Any, what: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64).reshape(3)
-    n = float(np.linalg.norm(a))
-    if not np.isfinite(n) or n < 1e-9:
-        raise ValueError(f"{what} must be a non-zero 3-vector")
-    return a / n
 
 
 def plane_axes(entry_direction_lps: Sequence[float], endplate_normal_lps: Sequence[float]
