@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spinect_core.io.atomic import atomic_path
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -107,8 +110,22 @@ def ct_slice_dataset(
     ds.RescaleIntercept = "0"
     ds.RescaleSlope = "1"
     ds.RescaleType = "HU"
-    data = np.clip(np.rint(pixels_hu), -32768, 32767).astype("<i2")
-    ds.Rows, ds.Columns = data.shape
+    set_int16_pixels(ds, np.clip(np.rint(pixels_hu), -32768, 32767))
+    return ds
+
+
+def set_int16_pixels(ds: Dataset, pixels: np.ndarray) -> None:
+    """Store signed 16-bit greyscale pixels and the image pixel module tags that describe them.
+
+    Parameters
+    ----------
+    ds : pydicom Dataset
+    pixels : np.ndarray, shape (rows, columns) or (frames, rows, columns)
+        Values that fit int16 (the caller rounds and clips); a 3D array is a multi-frame image
+        (``NumberOfFrames`` is the caller's to set).
+    """
+    data = np.asarray(pixels).astype("<i2")
+    ds.Rows, ds.Columns = data.shape[-2:]
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = 16
@@ -116,7 +133,6 @@ def ct_slice_dataset(
     ds.HighBit = 15
     ds.PixelRepresentation = 1
     ds.PixelData = data.tobytes()
-    return ds
 
 
 def write_dicom_series(

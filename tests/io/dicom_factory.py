@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from spinect_core.io.dicom_write import DicomUIDs, ct_slice_dataset, ds_number
+from spinect_core.io.dicom_write import DicomUIDs, ct_slice_dataset, ds_number, set_int16_pixels
 
 IDENTIFYING_NAME = "Doe^Jane"
 IDENTIFYING_ID = "PID-314159"
@@ -125,16 +125,8 @@ def _multiframe_base(slices_hu: np.ndarray, *, sop_class: str, modality: str = "
     ds.PatientID = IDENTIFYING_ID
     ds.SeriesDescription = "multi-frame"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    data = np.rint(slices_hu).astype("<i2")
-    ds.NumberOfFrames = data.shape[0]
-    ds.Rows, ds.Columns = data.shape[1:]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.PixelData = data.tobytes()
+    ds.NumberOfFrames = slices_hu.shape[0]
+    set_int16_pixels(ds, np.rint(slices_hu))
     return ds
 
 
