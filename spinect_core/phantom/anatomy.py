@@ -462,7 +462,10 @@ def build_anatomy(p: PhantomParams) -> Anatomy:
                 [s * (0.5 * sac_w - 1.5), 0.5 * v.D + sac_y(v) + 1.0, 0.5 * v.H - 2.0],
                 [s * (0.5 * v.canal_w - r - 0.3), 0.5 * v.D + r + 1.0, zb + 0.45 * ph],
                 [s * (0.5 * v.canal_w + 0.45 * pw), 0.5 * v.D + g + 0.4, zb - g - 1.2],
-                [p3_xy[0], p3_xy[1], -0.5 * v.H - 0.4 * hp_disc],
+                # The root hugs the pedicle: it crosses the body's posterolateral rim a few mm
+                # below the pedicle (the safe triangle's hypotenuse), then runs caudally over
+                # the disc's lateral part (the Kambin triangle's hypotenuse).
+                [p3_xy[0], p3_xy[1], zb - p.root_subpedicle_drop_mm[side] - 0.95 * g],
             ]
             ctrl = [v.frame.point(c) for c in ctrl_local]
             d1 = exit_dir(s, angle[side])

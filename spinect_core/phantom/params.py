@@ -89,7 +89,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "root_exit_angle_l4_deg": (28.0, 55.0, True),   # to the sagittal plane
     "root_exit_angle_l5_deg": (28.0, 55.0, True),
     "root_disc_gap_mm": (0.0, 1.0, True),
-    "root_caudal_share_deg": (20.0, 40.0, False),   # caudal vs anterior split in the sagittal plane
+    "root_caudal_share_deg": (50.0, 70.0, False),   # caudal vs anterior split in the sagittal plane
     # --- pelvis ---
     "iliac_crest_height_mm": (-10.0, 20.0, True),   # crest top above the L4/L5 disc centre
     "iliac_crest_gap_mm": (10.0, 30.0, True),       # lateral gap L5 transverse tip -> ilium
@@ -118,6 +118,9 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "noise_sd_hu": (10.0, 30.0, False),
     "noise_correlation_vox": (0.0, 0.8, False),
     "streak_hu": (0.0, 60.0, False),
+    # --- drawn after everything else (see _DRAWN_LAST) ---
+    "root_subpedicle_drop_mm": (0.5, 3.0, True),    # pedicle lower margin -> exiting root's top
+                                                    # where it crosses the body's lateral rim
 }
 
 
@@ -154,6 +157,11 @@ class PhantomParams(_make_params_class()):  # type: ignore[misc]
         return float(getattr(self, name)[side])
 
 
+#: Parameters added after the first release, drawn after all others so that every earlier
+#: parameter of a seed keeps its value.
+_DRAWN_LAST = ("root_subpedicle_drop_mm",)
+
+
 def sample_params(seed: int, overrides: Mapping[str, Any] | None = None) -> PhantomParams:
     """Sample every parameter uniformly over its range with ``Generator(PCG64(seed))``.
 
@@ -166,14 +174,22 @@ def sample_params(seed: int, overrides: Mapping[str, Any] | None = None) -> Phan
     """
     rng = np.random.Generator(np.random.PCG64(int(seed)))
     values: dict[str, Any] = {}
-    for name, (lo, hi, per_side) in RANGES.items():
+
+    def draw(name: str) -> None:
+        lo, hi, per_side = RANGES[name]
         if per_side:
             values[name] = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
         else:
             values[name] = float(rng.uniform(lo, hi))
+
+    for name in RANGES:
+        if name not in _DRAWN_LAST:
+            draw(name)
     # Half of the scans show no streaks at all (modern reconstructions).
     if rng.uniform() < 0.5:
         values["streak_hu"] = 0.0
+    for name in _DRAWN_LAST:
+        draw(name)
     params = PhantomParams(**values)
     if overrides:
         unknown = sorted(set(overrides) - set(RANGES))
