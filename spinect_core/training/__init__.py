@@ -13,6 +13,8 @@ Typical use::
                    split=split.to_dict())
 
 See :mod:`.loop` for the recipe, :mod:`.checkpoint` for resuming and :mod:`.ddp` for several GPUs.
+Label maps may hold :data:`UNLABELLED` (255) where there is no reference label (partial
+annotation); :mod:`.real_ct` turns a real CT with bone-only labels into such a case.
 Nothing here imports Qt; matplotlib (training curves) is imported only when a log is written.
 """
 
@@ -32,8 +34,11 @@ from spinect_core.training.dataset import (
 )
 from spinect_core.training.log import TrainingLog
 from spinect_core.training.loop import TrainResult, train
-from spinect_core.training.loss import SegmentationLoss, class_weights
+from spinect_core.training.loss import UNLABELLED, SegmentationLoss, class_weights
 from spinect_core.training.options import TrainOptions
+from spinect_core.training.real_ct import (
+    BoneOnlyCase, BoneOnlyOptions, axial_slab, bone_mask_reference, bone_only_case,
+)
 from spinect_core.training.splits import Split, kfold_splits, split_for_fold
 from spinect_core.training.synthetic import write_phantom_dataset
 from spinect_core.training.validation import validate
@@ -47,6 +52,7 @@ __all__ = [
     "PatchSampler", "PreparedCase", "class_voxel_counts", "prepare_case", "prepare_cases",
     "TrainingLog",
     "TrainOptions", "TrainResult", "train", "validate",
-    "SegmentationLoss", "class_weights",
+    "UNLABELLED", "SegmentationLoss", "class_weights",
+    "BoneOnlyCase", "BoneOnlyOptions", "axial_slab", "bone_mask_reference", "bone_only_case",
     "Split", "kfold_splits", "split_for_fold", "write_phantom_dataset",
 ]

@@ -11,6 +11,10 @@ training foreground), so noise and shift are in units of the foreground's standa
 
 Left/right mirroring of a patient swaps sides: a class named ``nerve_left`` becomes
 ``nerve_right``. :func:`side_swap_lookup` builds the id look-up that does it from a label table.
+
+Label values that are not classes, such as ``UNLABELLED`` (255, :mod:`.loss`), pass through
+unchanged: spatial transforms resample labels by nearest neighbour and the side swap maps every
+id the table does not name to itself.
 """
 
 from __future__ import annotations
@@ -158,7 +162,8 @@ def extract_patch(image: np.ndarray, labels: np.ndarray, centre_zyx: Sequence[fl
     options : AugmentOptions
     rng : numpy.random.Generator
     pad_value : float
-        Image value outside the case (air after normalisation); labels outside are 0.
+        Image value outside the case (air after normalisation); labels outside are 0
+        (background: air outside the scan, deliberately not ``UNLABELLED``).
 
     Returns
     -------
@@ -233,7 +238,11 @@ def flip_patch(image: np.ndarray, labels: np.ndarray, *, axes: Sequence[int], lr
     image = np.ascontiguousarray(np.flip(image, axis=axes))
     labels = np.ascontiguousarray(np.flip(labels, axis=axes))
     if lr_axis in axes and swap_lookup is not None:
-        labels = swap_lookup[labels]
+        lut = np.asarray(swap_lookup)
+        if lut.size < 256:
+            # Ids beyond the table (UNLABELLED = 255) map to themselves, not to an IndexError.
+            lut = np.concatenate([lut, np.arange(lut.size, 256, dtype=lut.dtype)])
+        labels = lut[labels]
     return image, labels
 
 

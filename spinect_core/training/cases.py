@@ -37,6 +37,11 @@ JSON**::
 case-insensitively, to the class ``segments`` names; else to the class of the same name; names in
 ``ignore`` (and ``background``) become background. Any other name is an error: silently dropping a
 nerve segment would teach the network that nerves are background.
+
+**Partial labels.** A label-map voxel of 255 (:data:`~spinect_core.training.loss.UNLABELLED`)
+means "no reference label here" (e.g. the surroundings of the spine in a CT annotated for bone
+only). When the label map's table does not name 255 itself, it is kept as 255 through loading and
+resampling and is excluded from the loss, class counts, foreground sampling and validation.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ import numpy as np
 from spinect_core.errors import InputError
 from spinect_core.labels import STUDY_LABELS, LabelTable
 from spinect_core.progress import ProgressCallback, report
+from spinect_core.training.loss import UNLABELLED
 from spinect_core.volume import CTMetadata, Volume
 
 __all__ = [
@@ -400,7 +406,8 @@ class Case:
     ct : Volume
         CT in HU, array (z, y, x).
     labels : Volume
-        Class ids of ``table`` on the CT's grid, array (z, y, x) uint8.
+        Class ids of ``table`` on the CT's grid, array (z, y, x) uint8; 255
+        (:data:`~spinect_core.training.loss.UNLABELLED`) where there is no reference label.
     table : LabelTable
         The model's label table.
     """
@@ -415,7 +422,10 @@ class Case:
             raise InputError(f"case {self.case_id}: labels are not on the CT's grid")
         if self.labels.array.dtype != np.uint8:
             self.labels = self.labels.with_array(self.labels.array.astype(np.uint8))
-        top = int(self.labels.array.max(initial=0))
+        arr = self.labels.array
+        top = int(arr.max(initial=0))
+        if top == UNLABELLED and len(self.table.ids) <= UNLABELLED:
+            top = int(np.where(arr == UNLABELLED, 0, arr).max(initial=0))
         if top >= len(self.table.ids):
             raise InputError(f"case {self.case_id}: label id {top} is not in the table "
                              f"{list(self.table.names.values())}")
@@ -435,7 +445,8 @@ def load_case(files: CaseFiles, *, mapping: LabelMapping | None = None) -> Case:
     -------
     Case
         Labels resampled (nearest neighbour) onto the CT's grid when the grids differ (Slicer
-        crops segmentations to the segments' extent by default).
+        crops segmentations to the segments' extent by default). Voxels of 255 in a label map
+        whose table does not name 255 stay 255 (unlabelled; see the module docstring).
     """
     from spinect_core.io import load_ct, load_label_map, read_label_table
     from spinect_core.preprocess.resample import resample_array_to_grid
@@ -453,8 +464,15 @@ def load_case(files: CaseFiles, *, mapping: LabelMapping | None = None) -> Case:
         if arr.min(initial=0) < 0:
             raise InputError(f"{files.labels.name} holds negative label ids")
         lut = mapping.lookup(table.names, where=files.labels.name)
+        named = lut.size
         top = int(arr.max(initial=0))
-        if top >= lut.size:
+        if top == UNLABELLED and UNLABELLED not in table.names:
+            # "no label here" passes through the mapping unchanged
+            top = int(np.where(arr == UNLABELLED, 0, arr).max(initial=0))
+            extra = np.zeros(max(0, UNLABELLED + 1 - lut.size), dtype=lut.dtype)
+            lut = np.concatenate([lut, extra])
+            lut[UNLABELLED] = UNLABELLED
+        if top >= named:
             raise InputError(f"{files.labels.name} holds label id {top} that its table "
                              f"{list(table.names.values())} does not name")
         labels = volume.with_array(lut[arr])
@@ -491,17 +509,27 @@ def load_cases(files: Sequence[CaseFiles], *, mapping: LabelMapping | None = Non
 
 
 def summarise_cases(cases: Iterable[Case]) -> dict[str, Any]:
-    """JSON-ready summary of cases (ids, voxel spacing range, voxels per class) for model cards."""
+    """JSON-ready summary of cases (ids, voxel spacing range, voxels per class) for model cards.
+
+    ``unlabelled_voxels`` (voxels of 255 without a reference label) is present only when some
+    case has any.
+    """
     cases = list(cases)
     if not cases:
         return {"count": 0}
     spacings = np.array([c.ct.spacing_mm for c in cases])
     counts: dict[str, int] = {}
+    unlabelled = 0
     for c in cases:
         bc = np.bincount(c.labels.array.ravel(), minlength=len(c.table.ids))
         for i, name in c.table.names.items():
             counts[name] = counts.get(name, 0) + int(bc[i])
-    return {"count": len(cases), "case_ids": [c.case_id for c in cases],
-            "spacing_mm_min": spacings.min(axis=0).tolist(),
-            "spacing_mm_max": spacings.max(axis=0).tolist(),
-            "voxels_per_class": counts}
+        if UNLABELLED not in c.table.names and bc.size > UNLABELLED:
+            unlabelled += int(bc[UNLABELLED])
+    out = {"count": len(cases), "case_ids": [c.case_id for c in cases],
+           "spacing_mm_min": spacings.min(axis=0).tolist(),
+           "spacing_mm_max": spacings.max(axis=0).tolist(),
+           "voxels_per_class": counts}
+    if unlabelled:
+        out["unlabelled_voxels"] = unlabelled
+    return out

@@ -3,14 +3,19 @@
 Each case is brought onto the model grid exactly as inference will see it
 (:func:`spinect_core.preprocess.prepare_for_model`: resample to the model spacing, body crop,
 normalise with the statistics fitted on the training cases), its labels with
-:func:`~spinect_core.preprocess.prepare_labels` (nearest neighbour). Cases smaller than a patch are
-padded with air.
+:func:`~spinect_core.preprocess.prepare_labels` (nearest neighbour, so :data:`~.loss.UNLABELLED`
+voxels stay 255). Cases smaller than a patch are padded with air.
+
+Padding (here, and where a patch leaves the case in :func:`~.augment.extract_patch`) is labelled
+**background (0)**, not unlabelled: it is air outside the scan, which is background by
+definition, and the network must learn that nothing lies there.
 
 :class:`PatchSampler` draws batches of patches. A patch is centred on a uniformly random position
 (clamped so it lies inside the case), or, with probability ``foreground_fraction``, on a random
 voxel of one of the rare ``oversample_ids`` classes present in the case (nnU-Net's foreground
 oversampling, which nnU-Net sets to 1/3). Without it a 2 mm-thick nerve root is in only a few
-percent of 32 x 64 x 64 patches and the network learns it slowly.
+percent of 32 x 64 x 64 patches and the network learns it slowly. Unlabelled voxels are never a
+foreground-sampling target (there is nothing to learn at them).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from spinect_core.training.augment import (
     AugmentOptions, augment_patch, extract_patch, lr_axis_of, side_swap_lookup,
 )
 from spinect_core.training.cases import Case
+from spinect_core.training.loss import UNLABELLED
 
 __all__ = ["PreparedCase", "prepare_case", "prepare_cases", "class_voxel_counts", "PatchSampler"]
 
@@ -45,7 +51,7 @@ class PreparedCase:
     image : np.ndarray, float32, shape (z, y, x)
         Normalised intensities.
     labels : np.ndarray, uint8, shape (z, y, x)
-        Class ids.
+        Class ids; :data:`~.loss.UNLABELLED` (255) where there is no reference label.
     lr_axis : int
         Array axis of the patient's left/right direction (0 = z, 1 = y, 2 = x).
     pad_value : float
@@ -66,9 +72,14 @@ class PreparedCase:
         return tuple(self.image.shape)  # type: ignore[return-value]
 
     def index_locations(self, class_ids: Sequence[int], *, seed: int = 0) -> None:
-        """Fill :attr:`class_locations` for ``class_ids`` (deterministic subsample)."""
+        """Fill :attr:`class_locations` for ``class_ids`` (deterministic subsample).
+
+        :data:`~.loss.UNLABELLED` is skipped: it is not a class to centre patches on.
+        """
         rng = np.random.default_rng(seed)
         for cid in class_ids:
+            if int(cid) == UNLABELLED:
+                continue
             idx = np.argwhere(self.labels == cid).astype(np.int32)
             if len(idx) > _MAX_CLASS_LOCATIONS:
                 idx = idx[np.sort(rng.choice(len(idx), _MAX_CLASS_LOCATIONS, replace=False))]
@@ -88,7 +99,8 @@ def prepare_case(case: Case, *, spacing_mm: Sequence[float], normalisation: CTNo
         Model spacing, (x, y, z) order, millimetres.
     normalisation : CTNormalisation
     patch_size : 3 int
-        (z, y, x); smaller cases are padded up to it (air / background), centred.
+        (z, y, x); smaller cases are padded up to it (air / background 0, see the module
+        docstring), centred.
     crop : bool
         Body crop as in inference.
     oversample_ids : sequence of int
@@ -126,10 +138,16 @@ def prepare_cases(cases: Sequence[Case], *, spacing_mm: Sequence[float],
 
 
 def class_voxel_counts(cases: Sequence[PreparedCase], num_classes: int) -> np.ndarray:
-    """Voxels per class over all cases, shape (C,), int64 (for class weights)."""
+    """Voxels per class over all cases, shape (C,), int64 (for class weights).
+
+    Only ids ``0 .. C-1`` are counted: :data:`~.loss.UNLABELLED` voxels are not a class and do
+    not enter the class frequencies (they would otherwise shrink every class's frequency alike
+    and skew median-frequency weights of cases that hold many of them).
+    """
     total = np.zeros(num_classes, dtype=np.int64)
     for c in cases:
-        total += np.bincount(c.labels.ravel(), minlength=num_classes)[:num_classes]
+        counts = np.bincount(c.labels.ravel(), minlength=num_classes)
+        total += counts[:num_classes]  # drops UNLABELLED (255 >= num_classes)
     return total
 
 
@@ -179,7 +197,7 @@ class PatchSampler:
         self.batch_size = int(batch_size)
         self.augment = augment or AugmentOptions.none()
         self.foreground_fraction = float(foreground_fraction)
-        self.oversample_ids = tuple(int(i) for i in oversample_ids)
+        self.oversample_ids = tuple(int(i) for i in oversample_ids if int(i) != UNLABELLED)
         lut = side_swap_lookup(table)
         self.swap_lookup = None if np.array_equal(lut, np.arange(lut.size)) else lut
         self.rng = rng

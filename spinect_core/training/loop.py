@@ -6,7 +6,9 @@
    HU > -500) and bring every case onto the model grid (:mod:`.dataset`);
 2. build the U-Net (He-initialised by the model itself), Adam, the loss with class weights from
    the training cases' class frequencies, and the patch sampler;
-3. iterate: sample a batch, forward, loss, backward, step; every ``val_every`` iterations (and at
+3. iterate: set the learning rate of the step (``TrainOptions.learning_rate_at``: constant, or
+   nnU-Net's poly decay), sample a batch, forward, loss (label voxels of ``UNLABELLED`` = 255 do
+   not count, :mod:`.loss`), backward, step; every ``val_every`` iterations (and at
    the end) segment the validation cases with the sliding-window
    :class:`~spinect_core.inference.Predictor` (the study: patch 32 x 64 x 64, stride 20 x 40 x 40,
    summed probabilities) and keep the model with the best mean foreground Dice; every
@@ -21,7 +23,9 @@ selection needs; ``spinect evaluate`` measures on the original grids.
 Reproducibility: every random draw comes from ``seed`` (torch for the initial weights, one numpy
 generator per rank for patches and augmentation), so a run with the same options, data and thread
 count is repeatable, and ``resume=True`` continues from the latest checkpoint with the same
-subsequent iterations as an uninterrupted run.
+subsequent iterations as an uninterrupted run. On resumption the learning rate comes from the
+*new* options (it and ``lr_schedule`` may change; the rate stored with the optimizer's state is
+overridden), so a run can be continued with a lower rate.
 """
 
 from __future__ import annotations
@@ -120,8 +124,14 @@ def _check_resumable(saved: Mapping[str, Any], options: TrainOptions) -> None:
                     if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
     if differ:
         raise SpinectError(f"cannot resume: options {differ} differ from the checkpoint's; use "
-                           "the same options (only iterations, device, validation/checkpoint/log "
-                           "intervals and names may change) or start a new run")
+                           "the same options (only iterations, device, learning rate and its "
+                           "schedule, validation/checkpoint/log intervals and names may change) "
+                           "or start a new run")
+
+
+def _set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _prepare_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
@@ -146,6 +156,7 @@ def _card(*, options: TrainOptions, config: UNetConfig, table: LabelTable,
         "split": dict(split) if split else None,
         "recipe": {"iterations": iterations, "seed": options.seed,
                    "optimizer": "adam", "learning_rate": options.learning_rate,
+                   "lr_schedule": options.lr_schedule,
                    "weight_decay": options.weight_decay, "batch_size": options.batch_size,
                    "processes": world_size, "loss": options.loss,
                    "class_weights": {"scheme": options.class_weights,
@@ -280,6 +291,8 @@ def train(cases: Sequence[Case], *, options: TrainOptions | None = None,
     start = 0
     if ckpt is not None:
         restore_model_and_optimizer(ckpt, model, optimizer)
+        # The stored param groups carry the old run's rate: the new options decide from here.
+        _set_learning_rate(optimizer, options.learning_rate_at(ckpt.iteration))
         states = ckpt.state["sampler_states"]
         if len(states) == ctx.world_size:
             sampler.set_state(states[ctx.rank])
@@ -320,6 +333,8 @@ def train(cases: Sequence[Case], *, options: TrainOptions | None = None,
     done = start
     model.train()
     for it in range(start, total):
+        lr = options.learning_rate_at(it)
+        _set_learning_rate(optimizer, lr)
         images, labels = sampler.sample()
         x = torch.from_numpy(images).to(device, non_blocking=True)
         y = torch.from_numpy(labels).to(device, non_blocking=True)
@@ -342,7 +357,7 @@ def train(cases: Sequence[Case], *, options: TrainOptions | None = None,
         done = it + 1
         if done % options.log_every == 0 or done == total:
             tlog.add(iteration=done, kind="train", loss=float(np.mean(window)),
-                     **loss_fn.last_terms, lr=options.learning_rate,
+                     **loss_fn.last_terms, lr=lr,
                      seconds=time.perf_counter() - t_iter)
             window = []
         if val_cases and (done % options.val_every == 0 or done == total):

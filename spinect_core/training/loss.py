@@ -11,6 +11,13 @@ background voxels.
 
 The Dice term is the soft Dice of nnU-Net's "batch Dice": per class over the whole batch,
 averaged over the foreground classes, ``1 - mean(2 |P.G| + s) / (|P| + |G| + s)``.
+
+**Unlabelled voxels.** A target voxel of :data:`UNLABELLED` (255) has no reference label (e.g. the
+nerves, discs and canal of a CT whose only annotation is bone): it contributes nothing to either
+term. The cross-entropy is the weighted mean over the labelled voxels only (``ignore_index``), the
+soft Dice masks both the probabilities and the one-hot target there, so whatever the network
+predicts on such voxels neither helps nor hurts. Teaching them as background instead would train
+the network to erase the very structures it is meant to find.
 """
 
 from __future__ import annotations
@@ -22,7 +29,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["class_weights", "SegmentationLoss"]
+__all__ = ["UNLABELLED", "class_weights", "SegmentationLoss", "soft_dice_loss"]
+
+#: Label-map value meaning "no reference label here": excluded from the loss, from class counts,
+#: from foreground sampling and from validation metrics. 255 is the largest uint8, far above any
+#: class id of a model's table.
+UNLABELLED = 255
 
 
 def class_weights(voxel_counts: Sequence[int] | np.ndarray, *,
@@ -33,7 +45,9 @@ def class_weights(voxel_counts: Sequence[int] | np.ndarray, *,
     Parameters
     ----------
     voxel_counts : sequence of int, shape (C,)
-        Voxels of each class over the training cases.
+        Voxels of each class over the training cases (labelled voxels only: :data:`UNLABELLED`
+        voxels are not a class and must not be counted, see
+        :func:`~spinect_core.training.dataset.class_voxel_counts`).
     scheme : {"median_frequency", "inverse", "inverse_sqrt", "none"}
         ``median_frequency``: ``median(f) / f``; ``inverse``: ``1 / f``; ``inverse_sqrt``:
         ``1 / sqrt(f)``; the latter two are scaled to mean 1. ``none``: all ones.
@@ -81,6 +95,12 @@ class SegmentationLoss(nn.Module):
     -----------------
     torch.Tensor
         Scalar loss; :attr:`last_terms` holds the floats of its parts for logging.
+
+    Notes
+    -----
+    ``target`` voxels equal to :data:`UNLABELLED` are ignored by both terms. A batch without any
+    labelled voxel gives a cross-entropy of 0 (not torch's 0/0 = NaN), so a rare all-unlabelled
+    batch is a no-op step rather than a "non-finite loss" abort.
     """
 
     def __init__(self, *, kind: Literal["ce", "dice_ce"] = "ce",
@@ -99,13 +119,32 @@ class SegmentationLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()  # under autocast: losses in float32
-        ce = F.cross_entropy(logits, target, weight=self.weights)
+        ce = _masked_cross_entropy(logits, target, self.weights)
         if self.kind == "ce":
             self.last_terms = {"ce": float(ce.detach())}
             return ce
         dice = soft_dice_loss(logits, target, smooth=self.smooth)
         self.last_terms = {"ce": float(ce.detach()), "dice": float(dice.detach())}
         return self.ce_weight * ce + self.dice_weight * dice
+
+
+def _masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                          weights: torch.Tensor | None) -> torch.Tensor:
+    """Weighted mean cross-entropy over the labelled voxels; 0 when there are none.
+
+    What ``F.cross_entropy(..., ignore_index=UNLABELLED)`` computes (``sum w_y nll / sum w_y``),
+    except that an all-unlabelled batch gives 0 instead of 0/0, without a host synchronisation
+    to test for that case.
+    """
+    total = F.cross_entropy(logits, target, weight=weights, ignore_index=UNLABELLED,
+                            reduction="sum")
+    labelled = target != UNLABELLED
+    if weights is None:
+        denom = labelled.sum().to(total.dtype)
+    else:
+        safe = torch.where(labelled, target, torch.zeros_like(target))
+        denom = (weights[safe] * labelled).sum()
+    return total / denom.clamp_min(torch.finfo(total.dtype).tiny)
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-5
@@ -116,9 +155,15 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float 
     ----------
     logits : torch.Tensor, (B, C, z, y, x)
     target : torch.Tensor, int64, (B, z, y, x)
+        Class ids; :data:`UNLABELLED` voxels are left out of every class's sums.
     """
     probs = torch.softmax(logits, dim=1)
-    onehot = F.one_hot(target, num_classes=logits.shape[1]).movedim(-1, 1).to(probs.dtype)
+    labelled = (target != UNLABELLED).unsqueeze(1).to(probs.dtype)  # (B, 1, z, y, x)
+    # one_hot needs ids < C: unlabelled voxels become 0 here and are zeroed by the mask below.
+    safe = torch.where(target == UNLABELLED, torch.zeros_like(target), target)
+    onehot = F.one_hot(safe, num_classes=logits.shape[1]).movedim(-1, 1).to(probs.dtype)
+    probs = probs * labelled
+    onehot = onehot * labelled
     dims = (0, 2, 3, 4)
     inter = (probs * onehot).sum(dims)
     denom = probs.sum(dims) + onehot.sum(dims)

@@ -2,7 +2,9 @@
 
 :class:`TrainOptions` is a keyword-only, immutable dataclass that round-trips through JSON
 (:meth:`TrainOptions.to_dict` / :meth:`TrainOptions.from_dict`); checkpoints and model cards store
-that JSON, and ``spinect train --options FILE.json`` reads fields from it.
+that JSON, and ``spinect train --options FILE.json`` reads fields from it. Fields added later
+(e.g. ``lr_schedule``) take their defaults when an older JSON lacks them, so older checkpoints
+still resume.
 """
 
 from __future__ import annotations
@@ -14,13 +16,19 @@ from typing import Any, Literal, Mapping, Sequence
 from spinect_core.model import UNetConfig
 from spinect_core.training.augment import AugmentOptions
 
-__all__ = ["TrainOptions", "RESUMABLE_CHANGES"]
+__all__ = ["TrainOptions", "RESUMABLE_CHANGES", "LR_SCHEDULES", "POLY_EXPONENT"]
 
 #: Options that may differ between a run and its resumption (they do not change the iterations
-#: already done, or only what is written).
+#: already done, or only what is written). The learning rate and its schedule change only the
+#: iterations still to come: on resumption the optimizer takes them from the new options.
 RESUMABLE_CHANGES = frozenset({"iterations", "device", "val_every", "checkpoint_every",
                                "keep_checkpoints", "log_every", "val_batch_size", "name",
-                               "version", "description"})
+                               "version", "description", "learning_rate", "lr_schedule"})
+
+#: Learning-rate schedules of :attr:`TrainOptions.lr_schedule`.
+LR_SCHEDULES = ("constant", "poly")
+#: Exponent of the "poly" schedule (nnU-Net's).
+POLY_EXPONENT = 0.9
 
 
 def _triple(value: Sequence[Any], kind: type, name: str) -> tuple:
@@ -46,7 +54,13 @@ class TrainOptions:
     iterations : int
         Total training iterations (a resumed run continues up to this number).
     learning_rate : float
-        Adam learning rate, constant. Study: 5e-4.
+        Adam's (initial) learning rate. Study: 5e-4.
+    lr_schedule : {"constant", "poly"}
+        ``"constant"`` (the study): ``learning_rate`` throughout. ``"poly"`` (nnU-Net): iteration
+        ``i`` (0-based) uses ``learning_rate * (1 - i / iterations) ** 0.9``, falling to about 0 at
+        the last iteration. See :meth:`learning_rate_at`. Both ``learning_rate`` and the schedule
+        may change when resuming; a changed ``iterations`` stretches the poly curve of the
+        remaining iterations.
     grad_clip_norm : float or None
         Clip the gradient norm to this value before each step (nnU-Net: 12); None: no clipping.
     weight_decay : float
@@ -97,6 +111,7 @@ class TrainOptions:
     batch_size: int = 4
     iterations: int = 20000
     learning_rate: float = 5e-4
+    lr_schedule: Literal["constant", "poly"] = "constant"
     weight_decay: float = 0.0
     grad_clip_norm: float | None = 12.0
     loss: Literal["ce", "dice_ce"] = "ce"
@@ -148,6 +163,8 @@ class TrainOptions:
             raise ValueError("checkpoint_every must be >= 1 or None")
         if not self.learning_rate > 0:
             raise ValueError("learning_rate must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0.0 <= self.foreground_fraction <= 1.0:
             raise ValueError("foreground_fraction must be in [0, 1]")
         if self.loss not in ("ce", "dice_ce"):
@@ -186,6 +203,25 @@ class TrainOptions:
     @property
     def checkpoint_interval(self) -> int:
         return int(self.checkpoint_every or self.val_every)
+
+    def learning_rate_at(self, iteration: int) -> float:
+        """Learning rate of the step of 0-based ``iteration`` under :attr:`lr_schedule`.
+
+        Parameters
+        ----------
+        iteration : int
+            Iterations completed before this step (0 .. ``iterations - 1``).
+
+        Returns
+        -------
+        float
+            ``learning_rate`` (constant) or ``learning_rate * (1 - iteration / iterations) ** 0.9``
+            (poly; 0 from ``iterations`` on).
+        """
+        if self.lr_schedule == "constant":
+            return float(self.learning_rate)
+        remaining = max(0.0, 1.0 - float(iteration) / float(self.iterations))
+        return float(self.learning_rate) * remaining ** POLY_EXPONENT
 
     # --- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """Validation during training: sliding-window segmentation of the validation cases and per-class
-Dice, IoU and pixel accuracy (the study's metrics) on the model grid."""
+Dice, IoU and pixel accuracy (the study's metrics) on the model grid.
+
+Voxels whose reference is :data:`~.loss.UNLABELLED` are left out of every class's counts (of
+predicted as well as reference voxels): whatever the network predicts where nobody labelled
+anything is neither right nor wrong.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import torch
 
 from spinect_core.labels import LabelTable
 from spinect_core.training.dataset import PreparedCase
+from spinect_core.training.loss import UNLABELLED
 from spinect_core.training.options import TrainOptions
 
 __all__ = ["validate"]
@@ -25,7 +31,8 @@ def validate(model: torch.nn.Module, cases: Sequence[PreparedCase], table: Label
     model : torch.nn.Module
         The bare network (not the DDP wrapper); left in eval mode.
     cases : sequence of PreparedCase
-        Normalised images and labels on the model grid.
+        Normalised images and labels on the model grid; label voxels of
+        :data:`~.loss.UNLABELLED` are excluded from the metrics.
     table : LabelTable
     options : TrainOptions
         Patch, stride, blending and batch of the sliding window.
@@ -51,8 +58,9 @@ def validate(model: torch.nn.Module, cases: Sequence[PreparedCase], table: Label
         name: {"dice": [], "iou": [], "pixel_accuracy": []} for name in table.foreground().values()}
     for case in cases:
         pred = predictor.predict(case.image).labels
+        labelled = case.labels != UNLABELLED
         for cid, name in table.foreground().items():
-            counts = overlap_counts(pred == cid, case.labels == cid)
+            counts = overlap_counts((pred == cid) & labelled, case.labels == cid)
             values[name]["dice"].append(counts.dice)
             values[name]["iou"].append(counts.iou)
             values[name]["pixel_accuracy"].append(counts.pixel_accuracy)

@@ -71,3 +71,22 @@ def test_extract_patch_spatial_and_padding():
                              pad_value=-1)
     assert img.shape == (4, 8, 8) and lab.dtype == np.uint8
     assert set(np.unique(lab)) <= {0, 1, 2}
+
+
+def test_unlabelled_survives_flips_side_swap_and_zoom():
+    from spinect_core.training import UNLABELLED
+
+    labels = np.zeros((8, 10, 12), np.uint8)
+    labels[:, :, 1] = 2  # nerve_left
+    labels[:, :, 10] = 3  # nerve_right
+    labels[2:6, 3:7, 4:8] = UNLABELLED
+    image = np.zeros(labels.shape, np.float32)
+    _, flipped = flip_patch(image, labels, axes=[2], lr_axis=2,
+                            swap_lookup=side_swap_lookup(SIDES))
+    np.testing.assert_array_equal(flipped == UNLABELLED, (labels == UNLABELLED)[:, :, ::-1])
+    assert (flipped[:, :, 10] == 3).all() and (flipped[:, :, 1] == 2).all()  # sides swapped
+    opts = AugmentOptions(noise_p=0, flip_p=0, scale_p=1.0, elastic_p=1.0)
+    _, lab = extract_patch(image, labels, (3.5, 4.5, 5.5), (8, 10, 12), options=opts,
+                           rng=np.random.default_rng(2), pad_value=-1)
+    values = set(np.unique(lab).tolist())
+    assert UNLABELLED in values and values <= {0, 2, 3, UNLABELLED}  # nearest: no blends

@@ -154,3 +154,34 @@ def test_phantom_dataset_is_discovered(tmp_path):
     write_phantom_dataset(tmp_path, n_cases=1, spacing_mm=(3.0, 3.0, 3.0))
     (case,) = load_cases(discover_cases(tmp_path))
     assert case.table.has("dura") and case.labels.array.max() >= 2
+
+
+def test_unlabelled_voxels_load_through_the_mapping(tmp_path):
+    # 255 = "no label here" is not in the sidecar's table; it survives loading and renumbering
+    from spinect_core.io.labelmap import sidecar_path
+    from spinect_core.labels import LabelTable
+    from spinect_core.training import UNLABELLED, Case, summarise_cases
+
+    ct, labels = make_arrays(5)
+    vol = Volume(array=ct, spacing_mm=(1, 1, 1), origin_lps_mm=(0, 0, 0))
+    site = np.array([0, 2, 1], np.uint8)[labels]  # the site's ids: 1 = nerve, 2 = bone
+    site[:4] = UNLABELLED
+    write_image(vol, tmp_path / "x_ct.nii.gz")
+    write_image(vol.with_array(site), tmp_path / "x_labels.nii.gz")
+    table = LabelTable({0: "background", 1: "nerve", 2: "bone"})
+    sidecar_path(tmp_path / "x_labels.nii.gz").write_text(json.dumps(table.to_json()))
+    (files,) = discover_cases(tmp_path)
+    case = load_case(files, mapping=LabelMapping())
+    expected = labels.copy()
+    expected[:4] = UNLABELLED
+    np.testing.assert_array_equal(case.labels.array, expected)
+    assert summarise_cases([case])["unlabelled_voxels"] == int((expected == UNLABELLED).sum())
+    # an id the table does not name is still refused, with or without 255 beside it
+    site[5, 5, 5] = 7
+    write_image(vol.with_array(site), tmp_path / "x_labels.nii.gz", overwrite=True)
+    with pytest.raises(InputError, match="7"):
+        load_case(files, mapping=LabelMapping())
+    bad = expected.copy()
+    bad[0, 0, 0] = 9
+    with pytest.raises(InputError, match="9"):
+        Case(case_id="c", ct=vol, labels=vol.with_array(bad), table=STUDY_LABELS)

@@ -61,3 +61,27 @@ def test_prepare_case_pads_small_cases():
                         normalisation=CTNormalisation(scheme="zscore"), patch_size=(32, 32, 32))
     assert case.image.shape == (32, 32, 32) and case.labels.shape == (32, 32, 32)
     assert case.labels.max() == 2
+
+
+def test_unlabelled_is_never_a_sampling_target_and_survives_preparation():
+    from spinect_core.training import UNLABELLED
+
+    labels = np.full((32, 96, 96), UNLABELLED, np.uint8)
+    labels[:, 10, 10] = 2
+    case = PreparedCase(case_id="u", image=np.zeros(labels.shape, np.float32), labels=labels)
+    case.index_locations([2, UNLABELLED])
+    assert set(case.class_locations) == {2}
+    sampler = PatchSampler([case], patch_size=(16, 32, 32), batch_size=1, table=STUDY_LABELS,
+                           foreground_fraction=1.0, oversample_ids=[UNLABELLED, 2],
+                           rng=np.random.default_rng(0))
+    assert sampler.oversample_ids == (2,)
+    assert _contains_rate(sampler, 50) == 1.0
+    # resampling onto the model grid is nearest neighbour: 255 stays 255, nothing in between
+    src = make_case("a", 1)
+    arr = src.labels.array.copy()
+    arr[10:20, 5:40, 5:40] = UNLABELLED
+    src.labels = src.labels.with_array(arr)
+    prepared = prepare_case(src, spacing_mm=(1.5, 1.5, 2.0),
+                            normalisation=CTNormalisation(scheme="zscore"),
+                            patch_size=(16, 32, 32), oversample_ids=[2])
+    assert set(np.unique(prepared.labels).tolist()) == {0, 1, 2, UNLABELLED}
