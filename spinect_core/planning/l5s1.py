@@ -227,35 +227,31 @@ class SideScene:
 
     # --- triangles ------------------------------------------------------------------------------
     def triangle(self, windows: SideWindows, kind: str) -> Triangle | None:
-        """Fit the window's triangle from its boundary classes; None when a side is missing."""
+        """The window's triangle, to compare with triangles drawn by hand on renderings.
+
+        The triangle is the smallest one whose sides lie on edges of the window's convex hull
+        and that encloses the window (what a reader draws around a visible window); each side
+        is then named (base, height, hypotenuse) by the boundary class most of the boundary
+        pixels nearest to it belong to (see :meth:`_boundary_classes`). ``None`` only when the
+        window is empty or too small to have a hull.
+        """
         window = windows.window(kind)
         if window is None or not window.mask.any():
             return None
+        corners_px = _enclosing_triangle(window.mask)
+        if corners_px is None:
+            return None
         classes = self._boundary_classes(window, windows.free, kind)
-        lines = {}
-        for name, pts in classes.items():
-            if len(pts) >= 3 and np.ptp(pts, axis=0).max() >= 1.0:
-                lines[name] = _fit_line(pts)
-        if len(lines) < 3:
-            return None
-        names = ("base", "height", "hypotenuse")
-        corners = []
-        for a, b in ((0, 1), (1, 2), (2, 0)):
-            p = _intersect(lines[names[a]], lines[names[b]])
-            if p is None:
-                return None
-            corners.append(p)
-        corners_px = np.array(corners)  # (3, 2) (row, col)
+        side_of, counts = _name_sides(corners_px, classes)
+        # Vertices in the order base/height, height/hypotenuse, hypotenuse/base.
+        pairs = (("base", "height"), ("height", "hypotenuse"), ("hypotenuse", "base"))
+        corners_px = np.array([corners_px[_shared_corner(side_of[a], side_of[b])]
+                               for a, b in pairs])
         v1, v2 = corners_px[1] - corners_px[0], corners_px[2] - corners_px[0]
-        area_px = 0.5 * abs(v1[0] * v2[1] - v1[1] * v2[0])
-        area = float(area_px * window.pixel_mm ** 2)
-        # A triangle far larger than the window means the fitted lines are nearly parallel.
-        if not np.isfinite(area) or area > 4.0 * max(window.area_mm2, 1.0):
-            return None
+        area = float(0.5 * abs(v1[0] * v2[1] - v1[1] * v2[0]) * window.pixel_mm ** 2)
         depth = float(np.nanmedian(window.hit_depth_mm[window.mask]))
         vertices = window.points_lps(corners_px[:, 0], corners_px[:, 1], np.full(3, depth))
-        return Triangle(vertices_lps=vertices, area_mm2=area,
-                        sides={n: int(len(classes[n])) for n in names})
+        return Triangle(vertices_lps=vertices, area_mm2=area, sides=counts)
 
     def _boundary_classes(self, window: WindowResult, free: WindowResult, kind: str
                           ) -> dict[str, np.ndarray]:
@@ -275,21 +271,31 @@ class SideScene:
                           for i in part_ids])
         names = np.where(hit, names, "none")
         names = np.where(free.mask[rows, cols], "other_window", names)  # the split line (root)
+        # A target hit that is not free lies beyond an edge of the foraminal zone: the edge is
+        # the triangle side there (the pedicle's lower margin, the body's lateral border, the
+        # endplate), even where no blocking structure draws it.
+        target_hit = hit & np.isin(names, ("L5", "disc_L5S1"))
+        edge = np.full(len(rows), "", dtype=object)
+        edge[target_hit] = self._zone.edge(points[target_hit])
         local = self.frame.point_to_local(np.where(hit[:, None], points, inside_points))
         endplate_z = float(self.frame.point_to_local(self.anatomy.s1_endplate_centre_lps)[2])
         root_name = f"root_L5_{self.side}"
         cls = np.full(len(rows), "", dtype=object)
+        hypotenuse = (names == root_name) | (names == "other_window")
         if kind == "kambin":
-            cls[(names == root_name) | (names == "other_window")] = "hypotenuse"
             s1_low = (names == "S1") & (local[:, 2] < endplate_z + 2.0)
-            cls[s1_low | ((names == "disc_L5S1") | (names == "L5")) & (local[:, 2] < endplate_z)] = \
-                "base"
-            cls[((names == "S1") & ~s1_low) | (names == "other_nerve") | (names == "dura")] = \
-                "height"
+            base = s1_low | (edge == "bottom") | (
+                np.isin(names, ("disc_L5S1", "L5")) & (edge == "") & (local[:, 2] < endplate_z))
+            height = ((names == "S1") & ~s1_low) | np.isin(names, ("other_nerve", "dura")) | (
+                edge == "medial")
         else:
-            cls[(names == root_name) | (names == "other_window")] = "hypotenuse"
-            cls[(names == "L5") & (local[:, 2] > endplate_z + 2.0)] = "base"
-            cls[(names == "none") | np.isin(names, ("disc_L5S1",))] = "height"
+            base = (edge == "top") | (
+                (names == "L5") & (edge == "") & (local[:, 2] > endplate_z + 2.0))
+            height = (names == "none") | (edge == "lateral") | (
+                (names == "disc_L5S1") & (edge == ""))
+        cls[base] = "base"
+        cls[height] = "height"
+        cls[hypotenuse] = "hypotenuse"
         pix = np.stack([rows, cols], 1).astype(float)
         return {c: pix[cls == c] for c in ("base", "height", "hypotenuse")}
 
@@ -335,8 +341,42 @@ def _local_coordinate(anatomy: LumbosacralAnatomy, frame: LocalFrame, *, axis: i
             + step[2] * np.arange(nz)[:, None, None]).astype(np.float32)
 
 
-def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float):
-    """A zone callable: LPS points (N, 3) -> bool, inside the foraminal zone of ``side``."""
+@dataclass(frozen=True)
+class _ForaminalZone:
+    """The foraminal zone of one side: a slab in the local frame's (x, z), callable on points.
+
+    ``x0..x1`` runs from the pedicle's medial wall to the body's lateral border (local x, mm),
+    ``z0..z1`` from the S1 endplate to the L5 pedicle's lower margin (local z, mm); ``slack_mm``
+    widens both.
+    """
+
+    frame: LocalFrame
+    x0: float
+    x1: float
+    z0: float
+    z1: float
+    slack_mm: float
+
+    def __call__(self, points_lps: np.ndarray) -> np.ndarray:
+        """(N,) bool: LPS points (N, 3) inside the zone."""
+        return self.edge(points_lps) == ""
+
+    def edge(self, points_lps: np.ndarray) -> np.ndarray:
+        """(N,) str: which edge a point lies beyond ("top", "bottom", "medial", "lateral"), or ""
+        inside. The vertical edges win over the horizontal ones at the corners."""
+        local = self.frame.point_to_local(np.asarray(points_lps, float))
+        q = local.reshape(-1, 3)
+        s = self.slack_mm
+        out = np.full(len(q), "", dtype=object)
+        out[q[:, 2] > self.z1 + s] = "top"
+        out[q[:, 2] < self.z0 - s] = "bottom"
+        out[q[:, 0] < self.x0 - s] = "medial"
+        out[q[:, 0] > self.x1 + s] = "lateral"
+        return out.reshape(local.shape[:-1])
+
+
+def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float) -> _ForaminalZone:
+    """The foraminal zone of ``side`` (see :class:`_ForaminalZone`)."""
     lm = anatomy.sides[side]
     frame = lm.frame
     z_low = float(frame.point_to_local(anatomy.s1_endplate_centre_lps)[2])
@@ -345,13 +385,7 @@ def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float):
     x_lateral = float(frame.point_to_local(lm.vertebral_body_lateral_border_lps)[0])
     z0, z1 = sorted((z_low, z_high))
     x0, x1 = sorted((x_medial, x_lateral))
-
-    def zone(points_lps: np.ndarray) -> np.ndarray:
-        q = frame.point_to_local(np.asarray(points_lps, float))
-        return ((q[..., 2] >= z0 - slack_mm) & (q[..., 2] <= z1 + slack_mm)
-                & (q[..., 0] >= x0 - slack_mm) & (q[..., 0] <= x1 + slack_mm))
-
-    return zone
+    return _ForaminalZone(frame=frame, x0=x0, x1=x1, z0=z0, z1=z1, slack_mm=float(slack_mm))
 
 
 def _lookup(volume: Any, points_lps: np.ndarray) -> np.ndarray:
@@ -386,18 +420,114 @@ def _side_of_polyline(points: np.ndarray, line: np.ndarray, towards: np.ndarray)
     return np.sign((offset * normal[seg]).sum(-1))
 
 
-def _fit_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Total-least-squares line through 2D points: (point, unit direction)."""
-    c = points.mean(0)
-    _, _, vt = np.linalg.svd(points - c, full_matrices=False)
-    return c, vt[0]
+def _enclosing_triangle(mask: np.ndarray, *, tolerance_px: float = 0.75, max_edges: int = 16
+                        ) -> np.ndarray | None:
+    """Smallest triangle enclosing a 2D mask (sides along hull edges or every 3 degrees).
 
+    Parameters
+    ----------
+    mask : np.ndarray, bool, shape (H, W)
+    tolerance_px : float
+        Douglas-Peucker tolerance that simplifies the hull first (pixels).
+    max_edges : int
+        Hull edges (the longest) whose lines are candidates besides the 5-degree fan.
 
-def _intersect(l1: tuple[np.ndarray, np.ndarray], l2: tuple[np.ndarray, np.ndarray]
-               ) -> np.ndarray | None:
-    (p1, d1), (p2, d2) = l1, l2
-    m = np.array([d1, -d2]).T
-    if abs(np.linalg.det(m)) < 1e-6:
+    Returns
+    -------
+    np.ndarray, shape (3, 2), or None
+        Corners (row, col) in pixels; side ``i`` joins corners ``i`` and ``i + 1``. ``None``
+        when the mask is degenerate (fewer than 3 hull vertices).
+    """
+    from scipy.spatial import ConvexHull, QhullError
+    from skimage.measure import approximate_polygon
+
+    rows, cols = np.nonzero(mask)
+    # Pixel corners, so a pixel's whole area is inside the hull.
+    offsets = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+    points = (np.stack([rows, cols], 1)[:, None, :] + offsets[None]).reshape(-1, 2)
+    try:
+        hull = ConvexHull(points)
+    except QhullError:
         return None
-    s, _ = np.linalg.solve(m, p2 - p1)
-    return p1 + s * d1
+    ring = points[hull.vertices]
+    simplified = approximate_polygon(np.vstack([ring, ring[:1]]), tolerance_px)[:-1]
+    if len(simplified) >= 3:  # a tiny window would collapse: keep its exact hull
+        ring = simplified
+    # Candidate side lines: supporting lines of the hull (n . x <= c with c = max over the hull)
+    # along every hull edge and every 3 degrees; any three of them that close a triangle
+    # enclose the window, and the smallest such triangle is kept.
+    d = np.roll(ring, -1, axis=0) - ring
+    edge_normals = np.stack([d[:, 1], -d[:, 0]], 1)
+    edge_normals /= np.linalg.norm(edge_normals, axis=1, keepdims=True)
+    outward = np.einsum("ij,ij->i", edge_normals, ring + 0.5 * d - ring.mean(0)) > 0
+    edge_normals[~outward] *= -1.0
+    # The longest edges only: the short ones of a pixel staircase add cost, not candidates.
+    edge_normals = edge_normals[np.argsort(-np.linalg.norm(d, axis=1))[:max_edges]]
+    phi = np.deg2rad(np.arange(0.0, 360.0, 5.0))
+    normals = np.vstack([edge_normals, np.stack([np.cos(phi), np.sin(phi)], 1)])
+    c = (ring @ normals.T).max(axis=0)
+    from itertools import combinations
+    n = len(normals)
+    i, j, k = np.fromiter(combinations(range(n), 3), dtype=np.dtype((np.int32, 3)),
+                          count=n * (n - 1) * (n - 2) // 6).T
+    # Three half-planes close a triangle around the hull only when their normals positively
+    # span the plane: sorted by angle, no gap between neighbours reaches 180 degrees.
+    ang = np.sort(np.arctan2(normals[:, 1], normals[:, 0])[np.stack([i, j, k], 1)], axis=1)
+    gaps = np.diff(np.hstack([ang, ang[:, :1] + 2 * np.pi]), axis=1)
+    ok = gaps.max(axis=1) < np.pi - 1e-3
+    i, j, k = i[ok], j[ok], k[ok]
+    corners = np.stack([_meet(normals[a], c[a], normals[b], c[b])
+                        for a, b in ((i, j), (j, k), (k, i))], 1)  # (T, 3, 2)
+    ok = np.isfinite(corners).all(axis=(1, 2))
+    if not ok.any():
+        return None
+    v1 = corners[:, 1] - corners[:, 0]
+    v2 = corners[:, 2] - corners[:, 0]
+    area = 0.5 * np.abs(v1[:, 0] * v2[:, 1] - v1[:, 1] * v2[:, 0])
+    area[~ok] = np.inf
+    return corners[int(np.argmin(area))]
+
+
+def _meet(n1: np.ndarray, c1: np.ndarray, n2: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    """Intersections (T, 2) of lines n1 . x = c1 and n2 . x = c2 (NaN when parallel)."""
+    det = n1[:, 0] * n2[:, 1] - n1[:, 1] * n2[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = (c1 * n2[:, 1] - c2 * n1[:, 1]) / det
+        y = (n1[:, 0] * c2 - n2[:, 0] * c1) / det
+    bad = np.abs(det) < 1e-9
+    return np.where(bad[:, None], np.nan, np.stack([x, y], 1))
+
+
+def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ab = b - a
+    t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+    return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+
+
+def _name_sides(corners: np.ndarray, classes: dict[str, np.ndarray]
+                ) -> tuple[dict[str, int], dict[str, int]]:
+    """Name the triangle's sides by the boundary classes nearest to them.
+
+    Returns ``({class: side index}, {class: boundary pixels of that class nearest its side})``;
+    the assignment (a permutation) maximises the pixels that agree.
+    """
+    from itertools import permutations
+
+    names = ("base", "height", "hypotenuse")
+    votes = np.zeros((3, 3), int)  # votes[class, side]
+    for ci, name in enumerate(names):
+        pts = classes.get(name, np.zeros((0, 2)))
+        if len(pts):
+            dist = np.stack([_segment_distance(pts, corners[m], corners[(m + 1) % 3])
+                             for m in range(3)], 1)
+            votes[ci] = np.bincount(np.argmin(dist, axis=1), minlength=3)
+    best = max(permutations(range(3)), key=lambda p: sum(votes[ci, p[ci]] for ci in range(3)))
+    side_of = {name: int(best[ci]) for ci, name in enumerate(names)}
+    counts = {name: int(votes[ci, best[ci]]) for ci, name in enumerate(names)}
+    return side_of, counts
+
+
+def _shared_corner(side_a: int, side_b: int) -> int:
+    """Index of the corner shared by two sides (side ``m`` joins corners ``m`` and ``m + 1``)."""
+    shared = {side_a, (side_a + 1) % 3} & {side_b, (side_b + 1) % 3}
+    return shared.pop()

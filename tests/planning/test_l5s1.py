@@ -157,3 +157,37 @@ def test_plan_from_derived_anatomy_agrees_with_instances(phantom, plan_and_engin
             assert b.best_view.area_mm2 == pytest.approx(a.best_view.area_mm2, rel=0.15)
             map_a, map_b = a.optimum.values, b.optimum.values
             assert np.abs(map_a - map_b).mean() <= 0.1 * map_a.max(), (side, kind)
+
+
+def _triangle_area_px(t: np.ndarray) -> float:
+    v1, v2 = t[1] - t[0], t[2] - t[0]
+    return 0.5 * abs(v1[0] * v2[1] - v1[1] * v2[0])
+
+
+def test_enclosing_triangle_of_known_shapes() -> None:
+    from spinect_core.planning.l5s1 import _enclosing_triangle
+
+    rows, cols = np.indices((60, 60))
+    # A right triangle (legs 40 px along columns, 32 px along rows) is its own triangle.
+    tri = (rows >= 10) & (cols >= 10) & (rows - 10 <= 0.8 * (cols - 10)) & (cols < 50)
+    assert _triangle_area_px(_enclosing_triangle(tri)) == pytest.approx(tri.sum(), rel=0.05)
+    # The smallest triangle around a rectangle has twice its area (a classical result).
+    rect = np.zeros((60, 60), bool)
+    rect[20:30, 5:55] = True
+    assert _triangle_area_px(_enclosing_triangle(rect)) == pytest.approx(2 * rect.sum(), rel=0.03)
+    # One pixel is a unit square: its triangle has twice its area too.
+    dot = np.zeros((10, 10), bool)
+    dot[5, 2] = True
+    assert _triangle_area_px(_enclosing_triangle(dot)) == pytest.approx(2.0, rel=0.05)
+
+
+def test_plateau_windows_have_named_triangles(plan_and_engine) -> None:
+    plan, _ = plan_and_engine
+    for side in ("left", "right"):
+        for kind in ("kambin", "safe"):
+            w = plan.sides[side].window(kind)
+            assert w.triangle is not None, (side, kind)
+            # It encloses the window (up to the hull simplification) and is not absurdly larger.
+            assert 0.95 * w.window.area_mm2 <= w.triangle.area_mm2 <= 4.0 * w.window.area_mm2
+            assert set(w.triangle.sides) == {"base", "height", "hypotenuse"}
+            assert w.triangle.sides["hypotenuse"] > 0  # the exiting root bounds both windows
