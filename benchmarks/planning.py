@@ -8,7 +8,8 @@ its exact labels and per-level instances. Four measurements:
    over the search box (alpha 0-75, beta -35..35 deg). Target <= 50 ms on 2 cores.
 2. **optimisation**: :meth:`PlanEngine.plan` with default :class:`PlanOptions` (both sides, both
    windows: 4 optimisations plus trajectories). Target <= 10 s. The anatomy + scene build is
-   reported separately.
+   reported separately; ``optimise_view_casts`` counts the views ray-cast per side and ray
+   spacing (deterministic, unlike the seconds).
 3. **exports**: :func:`spinect_core.report.write_plan_outputs` for that plan (screenshots,
    oblique planes as NIfTI/PNG/DICOM, area maps, meshes, markups, report).
 4. **end to end**: ``spinect plan`` on the phantom written as a DICOM series: load, segment (only
@@ -152,6 +153,9 @@ def main() -> None:
     out["optimise_s"] = time.perf_counter() - t
     out["optimise_options"] = {"coarse_step_deg": options.coarse_step_deg,
                                "final_step_deg": options.final_step_deg}
+    # Deterministic cost of the optimisation, comparable across machines and loads: the views
+    # ray-cast per side and ray spacing (absent before PlanEngine counted them).
+    out["optimise_view_casts"] = dict(getattr(engine, "view_casts", {}))
     out["plan"] = {
         f"{side}_{kind}": (None if not sp.window(kind).found else
                            round(float(sp.window(kind).best_view.area_mm2), 2))

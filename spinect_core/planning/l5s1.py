@@ -25,8 +25,10 @@ class and intersecting them.
 
 from __future__ import annotations
 
+import math
+import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -34,7 +36,9 @@ from spinect_core.anatomy import LumbosacralAnatomy
 from spinect_core.errors import AnatomyError
 from spinect_core.planning.optimise import LocalFrame, angles_of, view_direction
 from spinect_core.planning.scene import SceneFields, SceneOptions
-from spinect_core.planning.windows import WindowOptions, WindowResult, compute_window
+from spinect_core.planning.raycast import make_ray_grid
+from spinect_core.planning.windows import (WindowOptions, WindowResult, compute_window,
+                                           compute_windows, zone_values)
 
 Side = Literal["left", "right"]
 Variant = Literal["feasible", "bony", "neural"]
@@ -191,10 +195,24 @@ class SideScene:
                                 polygons=polygons, up_lps=tuple(self.frame.z_lps))
         free = compute_window(self.scene, view_direction_lps, roi_center_lps=self.roi_center_lps,
                               zone=self._zone, options=options)
+        return self._split(free)
+
+    def windows_many(self, views: Sequence[tuple[float, float]], *, pixel_mm: float,
+                     polygons: bool = False, areas_only: bool = False) -> list[SideWindows]:
+        """:meth:`windows_at` for several ``(alpha_deg, beta_deg)`` views, cast together (see
+        :func:`_windows_many`)."""
+        return _windows_many(self, views, pixel_mm=pixel_mm, polygons=polygons,
+                             areas_only=areas_only)
+
+    def _split(self, free: WindowResult, *, skip_empty: bool = False) -> SideWindows:
+        """Divide the free window by the projected exiting root (``skip_empty``: a view with no
+        free pixel keeps the empty free window as both windows, without projecting the root)."""
         if self.root_lps is None:
             return SideWindows(free=free, kambin=None, safe=None,
                                reason=f"no exiting L5 root on the {self.side} side to divide the "
                                "foramen into the Kambin and safe windows")
+        if skip_empty and not free.mask.any():
+            return SideWindows(free=free, kambin=free, safe=free)
         safe_side = self._safe_side_mask(free)
         return SideWindows(free=free, kambin=free.restricted(~safe_side),
                            safe=free.restricted(safe_side))
@@ -301,6 +319,131 @@ class SideScene:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+def _windows_many(scene: "SideScene", views: Sequence[tuple[float, float]], *,
+                  pixel_mm: float, polygons: bool = False, areas_only: bool = False
+                  ) -> list[SideWindows]:
+    """:meth:`SideScene.windows_at` for several ``(alpha_deg, beta_deg)`` views, cast together.
+
+    The same windows as ``scene.windows_at(alpha, beta, pixel_mm=..., polygons=...)`` view by
+    view (a test holds them to it), with one batched ray cast
+    (:func:`~spinect_core.planning.windows.compute_windows`).
+
+    Parameters
+    ----------
+    scene : SideScene
+    views : sequence of (alpha_deg, beta_deg)
+    pixel_mm : float
+        Ray spacing (mm).
+    polygons : bool
+        Trace the outlines.
+    areas_only : bool
+        Only the windows' areas will be read (an optimiser). The windows are then measured on
+        the part of the ROI that can hold free pixels (:func:`_free_crops`; the areas are the
+        same), and a view with no free pixel skips the Kambin / safe split (both windows are
+        the empty free window).
+
+    Returns
+    -------
+    list of SideWindows
+        One per view, in order.
+    """
+    if not views:
+        return []
+    options = WindowOptions(roi_size_mm=scene.options.roi_size_mm, pixel_mm=pixel_mm,
+                            polygons=polygons, up_lps=tuple(scene.frame.z_lps))
+    directions = [scene.view_direction(a, b) for a, b in views]
+    crops = _free_crops(scene, directions, options) if areas_only else None
+    frees = compute_windows(scene.scene, directions, roi_center_lps=scene.roi_center_lps,
+                            zone=scene._zone, options=options, crops=crops)
+    if crops is not None:
+        # A crop with free pixels near a border that cuts the ROI may have missed some: redo
+        # that view on the whole ROI (never happened on the phantoms).
+        reach = _margin_reach_px(options)
+        redo = [k for k, (free, box) in enumerate(zip(frees, crops))
+                if box is not None and _near_cut(free.mask, box, _roi_pixels(options), reach)]
+        again = compute_windows(scene.scene, [directions[k] for k in redo],
+                                roi_center_lps=scene.roi_center_lps, zone=scene._zone,
+                                options=options)
+        for k, free in zip(redo, again):
+            frees[k] = free
+    return [scene._split(free, skip_empty=areas_only) for free in frees]
+
+
+#: Per scene: the convex hull's vertices (N, 3) LPS of the target voxel centres inside the
+#: scene's zone (see _free_crops).
+_ZONE_TARGET: "weakref.WeakKeyDictionary[SideScene, np.ndarray]" = weakref.WeakKeyDictionary()
+
+
+def _zone_target_hull(scene: SideScene) -> np.ndarray:
+    """LPS (N, 3) vertices of the convex hull of the target voxel centres inside the zone: the
+    projections' bounding box in any view is that of the hull's vertices (tens of points
+    instead of tens of thousands to project per view)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    fields = scene.scene
+    ijk = np.argwhere(fields.sdf[0] <= 0)[:, ::-1]  # (x, y, z) crop indices
+    centres = ijk @ fields.affine_lps[:3, :3].T + fields.affine_lps[:3, 3]
+    centres = centres[zone_values(scene._zone, centres) >= 0.5]
+    try:
+        return centres[ConvexHull(centres).vertices]
+    except (QhullError, ValueError):  # too few or coplanar points: keep them all
+        return centres
+
+
+def _roi_pixels(options: WindowOptions) -> int:
+    return max(int(round(options.roi_size_mm / options.pixel_mm)), 1)
+
+
+def _margin_reach_px(options: WindowOptions) -> int:
+    """How far (pixels) a ray's number can influence a free pixel's area: the repair radius
+    plus the largest positive margin (the 2 mm penetration cap of the ray caster)."""
+    return int(options.repair_radius_px) + math.ceil(2.0 / options.pixel_mm - 1e-9) + 1
+
+
+def _free_crops(scene: SideScene, directions: Sequence[np.ndarray], options: WindowOptions
+                ) -> list[tuple[int, int, int, int] | None]:
+    """Per view, the part of the ROI's ray grid (r0, r1, c0, c1) that can hold free pixels.
+
+    A free ray meets the target first, inside the zone, within a voxel diagonal of a target
+    voxel centre. The crop is the bounding box of the projected target voxel centres that lie
+    inside the zone, grown by that diagonal (plus a pixel) and by :func:`_margin_reach_px`, so
+    every number a free pixel's area depends on is measured as on the whole ROI. (A hit just
+    inside the zone whose nearby voxel centres all lie outside it could escape: see the check
+    in :meth:`SideScene.windows_many`. On every grid and refinement view of three phantoms the
+    cropped areas equal the whole ROI's.) None: the whole ROI.
+    """
+    if scene not in _ZONE_TARGET:
+        _ZONE_TARGET[scene] = _zone_target_hull(scene)
+    centres = _ZONE_TARGET[scene]
+    n = _roi_pixels(options)
+    if len(centres) == 0:
+        return [None] * len(directions)
+    diagonal = float(np.linalg.norm(scene.scene.spacing_mm))
+    pad = _margin_reach_px(options) + math.ceil(diagonal / options.pixel_mm) + 1
+    out: list[tuple[int, int, int, int] | None] = []
+    for d in directions:
+        grid = make_ray_grid(scene.scene.scene_corners_lps, d, roi_center_lps=scene.roi_center_lps,
+                             roi_size_mm=options.roi_size_mm, pixel_mm=options.pixel_mm,
+                             up_lps=options.up_lps)
+        rc = grid.project(centres)[:, :2]
+        lo = np.clip(np.floor(rc.min(0)).astype(int) - pad, 0, n - 1)
+        hi = np.clip(np.ceil(rc.max(0)).astype(int) + pad + 1, lo + 1, n)
+        box = (int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]))
+        out.append(None if box == (0, n, 0, n) else box)
+    return out
+
+
+def _near_cut(mask: np.ndarray, box: tuple[int, int, int, int], n: int, reach: int) -> bool:
+    """Free pixels of a cropped window within ``reach`` pixels of a border that cuts the ROI."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return False
+    r0, r1, c0, c1 = box
+    h, w = mask.shape
+    return bool((r0 > 0 and rows[0] < reach) or (r1 < n and rows[-1] >= h - reach)
+                or (c0 > 0 and cols[0] < reach) or (c1 < n and cols[-1] >= w - reach))
+
+
 def _target_and_blockers(anatomy: LumbosacralAnatomy, side: Side, variant: Variant,
                          options: L5S1Options) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Boolean target and blocker masks (z, y, x) for one side and variant."""

@@ -12,14 +12,16 @@ along ``d`` from the skin to the target, points caudally ("positive = needle poi
 
 :func:`optimise_view` knows nothing about anatomy: it maximises any ``evaluate(alpha, beta)``
 (e.g. a window area) by a coarse grid, then a compass (pattern) search from the best grid points
-down to ``final_step_deg``, and reports the best view, the plateau centre and the grid map.
+down to ``final_step_deg``, and reports the best view, the plateau centre and the grid map. The
+grid and the early, large compass steps may use a cheaper estimate of the objective
+(``grid_evaluate``); only the last step sizes run on ``evaluate``, from the best view found.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -114,9 +116,11 @@ class ViewOptimum:
     plateau_mask : np.ndarray, shape (A, B), bool
         Grid views counted in the plateau.
     evaluations : int
-        Number of calls of ``evaluate``.
+        Number of distinct views evaluated (``evaluate`` and ``grid_evaluate`` together).
+    fine_evaluations : int
+        Of which by ``evaluate`` (all of them when there is no ``grid_evaluate``).
     history : list of ViewPoint
-        Every evaluation of the refinement, in order.
+        Every evaluation of the refinement, in order (values of the evaluator used there).
     """
 
     best: ViewPoint
@@ -126,6 +130,7 @@ class ViewOptimum:
     values: np.ndarray
     plateau_mask: np.ndarray
     evaluations: int
+    fine_evaluations: int = 0
     history: list[ViewPoint] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -139,15 +144,28 @@ class ViewOptimum:
         }
 
 
-def optimise_view(evaluate: Callable[[float, float], float], *,
+#: Compass moves: the axis moves are tried first, the diagonals only when no axis move improves.
+AXIS_MOVES = ((1, 0), (-1, 0), (0, 1), (0, -1))
+DIAGONAL_MOVES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def optimise_view(evaluate: Callable, *,
                   alpha_range_deg: tuple[float, float] = (0.0, 75.0),
                   beta_range_deg: tuple[float, float] = (-35.0, 35.0),
                   coarse_step_deg: float = 5.0, refine: bool = True,
                   final_step_deg: float = 0.25, starts: int = 2,
                   plateau_fraction: float = 0.9,
-                  grid_evaluate: Callable[[float, float], float] | None = None,
+                  grid_evaluate: Callable | None = None, fine_levels: int = 1,
+                  batched: bool = False,
                   progress: ProgressCallback | None = None) -> ViewOptimum:
     """Maximise ``evaluate(alpha_deg, beta_deg)`` over a box of views.
+
+    Grid, then compass search: the step starts at half the grid spacing and halves whenever no
+    move improves, down to the last step >= ``final_step_deg``. Each poll tries the 4 axis
+    moves and, only when none improves, the 4 diagonals, then moves to the best improvement.
+    The compass runs from each of the ``starts`` best grid local maxima on the cheap objective
+    (``grid_evaluate``, when given) until ``fine_levels`` step sizes remain; only the best of
+    those views finishes, on ``evaluate``.
 
     Parameters
     ----------
@@ -167,7 +185,14 @@ def optimise_view(evaluate: Callable[[float, float], float], *,
         Level (fraction of the grid maximum) that defines the plateau.
     grid_evaluate : callable, optional
         A cheaper estimate of ``evaluate`` (e.g. coarser rays) for the coarse grid, which makes
-        most of the calls; the refinement, the best view and the plateau value use ``evaluate``.
+        most of the calls, and for all but the last ``fine_levels`` compass steps; the last
+        steps, the best view and the plateau value use ``evaluate``.
+    fine_levels : int
+        Number of final compass step sizes run on ``evaluate`` (at least 1).
+    batched : bool
+        ``evaluate`` and ``grid_evaluate`` take a list of ``(alpha_deg, beta_deg)`` views and
+        return their values (a sequence of floats), so that a caller can compute several views
+        together (a whole grid row, the moves of one poll). Otherwise they take one view.
     progress : callable, optional
         ``progress(fraction, message) -> bool | None``; False cancels (raises Cancelled).
 
@@ -182,51 +207,71 @@ def optimise_view(evaluate: Callable[[float, float], float], *,
     alphas = _axis(a0, a1, coarse_step_deg)
     betas = _axis(b0, b1, coarse_step_deg)
     values = np.zeros((len(alphas), len(betas)))
-    count = 0
+    counts = {"fine": 0, "cheap": 0}
     total = values.size
-    cache: dict[tuple[float, float], float] = {}
 
-    def cached(function: Callable[[float, float], float], store: dict
-               ) -> Callable[[float, float], float]:
-        def g(a: float, b: float) -> float:
-            nonlocal count
-            key = (round(a, 6), round(b, 6))
-            if key not in store:
-                v = float(function(a, b))
-                store[key] = v if math.isfinite(v) else -math.inf
-                count += 1
-            return store[key]
+    def cached(function: Callable, store: dict, name: str
+               ) -> Callable[[Sequence[tuple[float, float]]], list[float]]:
+        """Batch form of ``function`` with a cache (views rounded to 1e-6 deg)."""
+        many = function if batched else (lambda views: [function(a, b) for a, b in views])
+
+        def g(views: Sequence[tuple[float, float]]) -> list[float]:
+            keys = [(round(float(a), 6), round(float(b), 6)) for a, b in views]
+            todo: dict[tuple[float, float], tuple[float, float]] = {}
+            for k, (a, b) in zip(keys, views):
+                if k not in store and k not in todo:
+                    todo[k] = (float(a), float(b))
+            if todo:
+                got = [float(v) for v in many(list(todo.values()))]
+                if len(got) != len(todo):
+                    raise InputError(f"the objective returned {len(got)} values for "
+                                     f"{len(todo)} views")
+                for k, v in zip(todo, got):
+                    store[k] = v if math.isfinite(v) else -math.inf
+                counts[name] += len(todo)
+            return [store[k] for k in keys]
         return g
 
-    f = cached(evaluate, cache)
-    coarse = f if grid_evaluate is None else cached(grid_evaluate, {})
+    f = cached(evaluate, {}, "fine")
+    coarse = f if grid_evaluate is None else cached(grid_evaluate, {}, "cheap")
 
     report(progress, 0.0, "view grid")
     for i, a in enumerate(alphas):
-        for j, b in enumerate(betas):
-            values[i, j] = coarse(float(a), float(b))
+        values[i] = coarse([(float(a), float(b)) for b in betas])
         report(progress, 0.8 * (i + 1) / len(alphas) if refine else (i + 1) / len(alphas),
                f"view grid {min((i + 1) * len(betas), total)}/{total}")
     bi, bj = np.unravel_index(int(np.argmax(values)), values.shape)
-    best = ViewPoint(float(alphas[bi]), float(betas[bj]),
-                     f(float(alphas[bi]), float(betas[bj])))
     history: list[ViewPoint] = []
+    box = (a0, a1, b0, b1)
     if refine:
+        steps = _steps(coarse_step_deg / 2.0, final_step_deg)
+        n_fine = min(max(int(fine_levels), 1), len(steps))
         seeds = _seeds(values, starts)
+        ends = []
         for k, (i, j) in enumerate(seeds):
-            p = _compass(f, float(alphas[i]), float(betas[j]), f(float(alphas[i]), float(betas[j])),
-                         step=coarse_step_deg / 2.0, final=final_step_deg,
-                         box=(a0, a1, b0, b1), history=history)
-            if p.value > best.value:
-                best = p
-            report(progress, 0.8 + 0.15 * (k + 1) / len(seeds), "refining the best view")
+            # A seed's grid value is the cheap objective's value there (cached).
+            p = ViewPoint(float(alphas[i]), float(betas[j]), float(values[i, j]))
+            ends.append(_compass(coarse, p, steps[:-n_fine], box=box, history=history))
+            report(progress, 0.8 + 0.1 * (k + 1) / len(seeds), "refining the best view")
+        start = max(ends, key=lambda p: p.value)  # first (best seed) on ties
+        # The start's value on ``evaluate`` comes with its first poll (one batch; cached).
+        views = [(start.alpha_deg, start.beta_deg)]
+        start = start._replace(value=f(views + _poll(views[0], steps[-n_fine], AXIS_MOVES,
+                                                     box))[0])
+        best = _compass(f, start, steps[-n_fine:], box=box, history=history)
+        report(progress, 0.95, "refining the best view")
+    else:
+        best = ViewPoint(float(alphas[bi]), float(betas[bj]),
+                         f([(float(alphas[bi]), float(betas[bj]))])[0])
     mask = _plateau(values, (bi, bj), plateau_fraction)
     ii, jj = np.nonzero(mask)
     pa, pb = float(alphas[ii].mean()), float(betas[jj].mean())
-    plateau = ViewPoint(pa, pb, f(pa, pb))
+    plateau = ViewPoint(pa, pb, f([(pa, pb)])[0])
     report(progress, 1.0, "view optimised")
+    fine = counts["fine"]
     return ViewOptimum(best=best, plateau=plateau, alphas_deg=alphas, betas_deg=betas,
-                       values=values, plateau_mask=mask, evaluations=count, history=history)
+                       values=values, plateau_mask=mask, evaluations=fine + counts["cheap"],
+                       fine_evaluations=fine, history=history)
 
 
 def _axis(lo: float, hi: float, step: float) -> np.ndarray:
@@ -249,29 +294,49 @@ def _seeds(values: np.ndarray, starts: int) -> list[tuple[int, int]]:
     return out or [tuple(int(v) for v in np.unravel_index(int(np.argmax(finite)), values.shape))]
 
 
-def _compass(f: Callable[[float, float], float], a: float, b: float, value: float, *,
-             step: float, final: float, box: tuple[float, float, float, float],
+def _steps(first: float, final: float) -> list[float]:
+    """Compass step sizes: ``first`` halved while >= ``final`` (at least one step)."""
+    out = [first]
+    while out[-1] / 2.0 >= final - 1e-12:
+        out.append(out[-1] / 2.0)
+    return out
+
+
+def _compass(f: Callable[[Sequence[tuple[float, float]]], list[float]], p: ViewPoint,
+             steps: Iterable[float], *, box: tuple[float, float, float, float],
              history: list[ViewPoint]) -> ViewPoint:
-    """Compass search: try +-step on each axis (and diagonals), move to the best improvement,
-    halve the step when nothing improves, stop below ``final``."""
-    a0, a1, b0, b1 = box
-    dirs = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
-    while step >= final - 1e-12:
-        best_move = None
-        for da, db in dirs:
-            na = min(max(a + da * step, a0), a1)
-            nb = min(max(b + db * step, b0), b1)
-            if (na, nb) == (a, b):
-                continue
-            v = f(na, nb)
-            history.append(ViewPoint(na, nb, v))
-            if v > value + 1e-12 and (best_move is None or v > best_move[2]):
-                best_move = (na, nb, v)
-        if best_move is None:
-            step /= 2.0
-        else:
+    """Compass search from ``p`` (value of ``f``) through ``steps``: poll the axis moves (then
+    the diagonals if none improves), move to the best improvement, go to the next step when
+    nothing improves. Each poll is one call of the batch objective ``f``."""
+    a, b, value = p
+    for step in steps:
+        while True:
+            best_move = None
+            for moves in (AXIS_MOVES, DIAGONAL_MOVES):
+                views = _poll((a, b), step, moves, box)
+                for (na, nb), v in zip(views, f(views) if views else []):
+                    history.append(ViewPoint(na, nb, v))
+                    if v > value + 1e-12 and (best_move is None or v > best_move[2]):
+                        best_move = (na, nb, v)
+                if best_move is not None:
+                    break
+            if best_move is None:
+                break
             a, b, value = best_move
     return ViewPoint(a, b, value)
+
+
+def _poll(view: tuple[float, float], step: float, moves: Sequence[tuple[int, int]],
+          box: tuple[float, float, float, float]) -> list[tuple[float, float]]:
+    """The distinct views ``step`` away from ``view`` along ``moves``, clamped to the box."""
+    a, b = view
+    a0, a1, b0, b1 = box
+    out: list[tuple[float, float]] = []
+    for da, db in moves:
+        v = (min(max(a + da * step, a0), a1), min(max(b + db * step, b0), b1))
+        if v != (a, b) and v not in out:
+            out.append(v)
+    return out
 
 
 def _plateau(values: np.ndarray, seed: tuple[int, int], fraction: float) -> np.ndarray:

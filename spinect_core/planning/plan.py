@@ -15,7 +15,7 @@ import datetime
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -48,8 +48,12 @@ class PlanOptions:
         Search box in the local frame (DESIGN.md: alpha 0-75, beta -35..+35).
     coarse_step_deg, final_step_deg : float
         Grid spacing, and the refinement's final step.
+    fine_levels : int
+        Compass step sizes (the last ones, down to ``final_step_deg``) run at
+        ``optimise_pixel_mm``; the larger steps before them run at ``grid_pixel_mm``.
     grid_pixel_mm, optimise_pixel_mm, report_pixel_mm : float
-        Ray spacing on the coarse view grid, in the refinement, and for the reported numbers.
+        Ray spacing on the coarse view grid (and the refinement's large steps), in the
+        refinement's last steps, and for the reported numbers.
     plateau_fraction : float
         Views reaching this fraction of the maximum form the plateau.
     trajectory_window : {"auto", "kambin", "safe"}
@@ -64,6 +68,7 @@ class PlanOptions:
     beta_range_deg: tuple[float, float] = (-35.0, 35.0)
     coarse_step_deg: float = 5.0
     final_step_deg: float = 0.5
+    fine_levels: int = 2
     grid_pixel_mm: float = 1.0
     optimise_pixel_mm: float = 0.5
     report_pixel_mm: float = 0.25
@@ -77,7 +82,7 @@ class PlanOptions:
         if bad or not self.sides:
             raise ValueError(f"sides must be a non-empty subset of {SIDES}, got {self.sides}")
         if self.trajectory_window not in ("auto", "kambin", "safe"):
-            raise ValueError(f"trajectory_window must be auto, kambin or safe")
+            raise ValueError("trajectory_window must be auto, kambin or safe")
 
 
 @dataclass(kw_only=True)
@@ -252,6 +257,9 @@ class PlanEngine:
         self.options = options or PlanOptions()
         self.segmentation_source = segmentation_source
         self.timings_s: dict[str, float] = {}
+        #: Views ray-cast by :meth:`optimise_side`, per ``"<side> <pixel> mm"`` (deterministic:
+        #: what the optimisation costs, independent of the machine's load).
+        self.view_casts: dict[str, int] = {}
         t0 = time.perf_counter()
         report(progress, 0.0, "identifying L5/S1")
         self.anatomy = identify_lumbosacral(labels, table, instances=instances,
@@ -276,49 +284,74 @@ class PlanEngine:
     # --- optimisation ---------------------------------------------------------------------------
     def optimise_side(self, side: str, *, progress: ProgressCallback | None = None
                       ) -> tuple[WindowPlan, WindowPlan]:
-        """Best and plateau views of both windows of ``side`` (one ray cast serves both)."""
+        """Best and plateau views of both windows of ``side`` (one ray cast serves both).
+
+        The views an optimiser step asks for (a row of the grid, the moves of one compass poll)
+        are cast together (:meth:`SideScene.windows_many`), and every view is cast once for both
+        windows; :attr:`view_casts` counts the views cast per side and ray spacing.
+        """
         scene = self.scenes[side]
         o = self.options
-        cache: dict[tuple[float, float, float], SideWindows] = {}
+        # (alpha, beta, pixel_mm) -> {kind: area}: one ray cast serves both optimisations.
+        cache: dict[tuple[float, float, float], dict[str, float]] = {}
 
-        def windows_at(a: float, b: float, pixel_mm: float = o.optimise_pixel_mm) -> SideWindows:
-            # One ray cast serves both windows of a view: the two optimisations share it.
-            key = (round(a, 4), round(b, 4), pixel_mm)
-            if key not in cache:
-                cache[key] = scene.windows_at(a, b, pixel_mm=pixel_mm)
-            return cache[key]
+        def areas_many(views: Sequence[tuple[float, float]], pixel_mm: float
+                       ) -> list[dict[str, float]]:
+            keys = [(round(float(a), 6), round(float(b), 6), pixel_mm) for a, b in views]
+            todo = list(dict.fromkeys(k for k in keys if k not in cache))
+            for first in range(0, len(todo), _BATCH_VIEWS):
+                chunk = todo[first:first + _BATCH_VIEWS]
+                got = scene.windows_many([k[:2] for k in chunk], pixel_mm=pixel_mm,
+                                        areas_only=True)
+                cache.update((k, {kind: w.area(kind) for kind in WINDOW_KINDS})
+                             for k, w in zip(chunk, got))
+            count = f"{side} {pixel_mm:g} mm"
+            self.view_casts[count] = self.view_casts.get(count, 0) + len(todo)
+            return [cache[k] for k in keys]
 
         if scene.root_lps is None:
-            reason = windows_at(0.0, 0.0).reason
+            reason = scene.windows_at(0.0, 0.0, pixel_mm=o.optimise_pixel_mm).reason
             return (WindowPlan(kind="kambin", side=side, found=False, reason=reason),
                     WindowPlan(kind="safe", side=side, found=False, reason=reason))
-        plans = []
+        optima = []
         for i, kind in enumerate(WINDOW_KINDS):
-            optimum = optimise_view(lambda a, b: windows_at(a, b).area(kind),
-                                    grid_evaluate=lambda a, b: windows_at(
-                                        a, b, o.grid_pixel_mm).area(kind),
-                                    alpha_range_deg=o.alpha_range_deg,
-                                    beta_range_deg=o.beta_range_deg,
-                                    coarse_step_deg=o.coarse_step_deg,
-                                    final_step_deg=o.final_step_deg,
-                                    plateau_fraction=o.plateau_fraction,
-                                    progress=sub_progress(progress, 0.45 * i, 0.45 * (i + 1),
-                                                          f"{kind}: "))
-            plans.append(self._window_plan(side, kind, optimum))
+            def area(pixel_mm: float, kind: str = kind) -> Callable[[Sequence], list[float]]:
+                return lambda views: [a[kind] for a in areas_many(views, pixel_mm)]
+
+            optima.append(optimise_view(area(o.optimise_pixel_mm),
+                                        grid_evaluate=area(o.grid_pixel_mm), batched=True,
+                                        alpha_range_deg=o.alpha_range_deg,
+                                        beta_range_deg=o.beta_range_deg,
+                                        coarse_step_deg=o.coarse_step_deg,
+                                        final_step_deg=o.final_step_deg,
+                                        fine_levels=o.fine_levels,
+                                        plateau_fraction=o.plateau_fraction,
+                                        progress=sub_progress(progress, 0.4 * i, 0.4 * (i + 1),
+                                                              f"{kind}: ")))
+        report(progress, 0.8, f"{side}: measuring the chosen views")
+        # The best and plateau views of both windows at the reported ray spacing, cast together.
+        views = list(dict.fromkeys(
+            (p.alpha_deg, p.beta_deg) for opt in optima if opt.best.value > 0.0
+            for p in (opt.best, opt.plateau)))
+        measured = dict(zip(views, scene.windows_many(views, pixel_mm=o.report_pixel_mm,
+                                                     polygons=True)))
+        count = f"{side} {o.report_pixel_mm:g} mm"
+        self.view_casts[count] = self.view_casts.get(count, 0) + len(views)
+        plans = [self._window_plan(side, kind, optimum, measured)
+                 for kind, optimum in zip(WINDOW_KINDS, optima)]
         report(progress, 1.0, f"{side} side optimised")
         return plans[0], plans[1]
 
-    def _window_plan(self, side: str, kind: str, optimum: ViewOptimum) -> WindowPlan:
+    def _window_plan(self, side: str, kind: str, optimum: ViewOptimum,
+                     measured: dict[tuple[float, float], SideWindows]) -> WindowPlan:
         scene = self.scenes[side]
         if optimum.best.value <= 0.0:
             return WindowPlan(kind=kind, side=side, found=False, optimum=optimum,
                               reason=f"no {kind} window is visible on the {side} side in any view "
                               f"(alpha {self.options.alpha_range_deg}, beta "
                               f"{self.options.beta_range_deg} deg)")
-        fine = self.options.report_pixel_mm
-        best = scene.windows_at(optimum.best.alpha_deg, optimum.best.beta_deg, pixel_mm=fine)
-        plateau = scene.windows_at(optimum.plateau.alpha_deg, optimum.plateau.beta_deg,
-                                   pixel_mm=fine, polygons=True)
+        best = measured[(optimum.best.alpha_deg, optimum.best.beta_deg)]
+        plateau = measured[(optimum.plateau.alpha_deg, optimum.plateau.beta_deg)]
         window = plateau.window(kind)
         return WindowPlan(
             kind=kind, side=side, found=True,
@@ -413,6 +446,11 @@ def build_plan(ct: Volume, labels: Volume, table: LabelTable, *,
                         options=options, segmentation_source=segmentation_source,
                         progress=sub_progress(progress, 0.0, 0.15))
     return engine.plan(progress=sub_progress(progress, 0.15, 1.0)), engine
+
+
+#: Views cast together at most (at 1 mm rays, 15 views = 24000 rays: the marching loop's
+#: per-iteration overhead is shared, the arrays stay a few MB).
+_BATCH_VIEWS = 16
 
 
 def _landmarks(lm: Any) -> dict[str, Any]:

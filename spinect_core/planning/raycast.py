@@ -15,13 +15,14 @@ towards ``axis_row x d``, so the image is what a viewer looking along ``d`` sees
 the first crossing by regula falsi, measures the penetration into the hit structure, and returns
 per ray the first hit (which structure, sub-sample depth) and a signed margin in mm whose zero
 level is the window edge (see :class:`RayHits`). Work is vectorised over the active rays, which
-are compacted as they finish.
+are compacted as they finish. :func:`trace_rays_many` traces the rays of many grids (views) in
+one loop, or only a rectangular part of a grid, with the same numbers per ray.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -75,6 +76,22 @@ class RayGrid:
         return np.stack([p @ self.axis_row_lps / self.pixel_mm,
                          p @ self.axis_col_lps / self.pixel_mm,
                          p @ self.view_direction_lps], -1)
+
+    def crop(self, box: tuple[int, int, int, int]) -> "RayGrid":
+        """The sub-grid of rows ``r0:r1`` and columns ``c0:c1`` (``box = (r0, r1, c0, c1)``),
+        whose pixel (0, 0) is pixel (r0, c0) of this grid."""
+        r0, r1, c0, c1 = _check_box(box, self.shape)
+        return RayGrid(plane_origin_lps=self.plane_point_lps(np.float64(r0), np.float64(c0)),
+                       axis_col_lps=self.axis_col_lps, axis_row_lps=self.axis_row_lps,
+                       view_direction_lps=self.view_direction_lps, pixel_mm=self.pixel_mm,
+                       shape=(r1 - r0, c1 - c0))
+
+
+def _check_box(box: Sequence[int], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    r0, r1, c0, c1 = (int(v) for v in box)
+    if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
+        raise InputError(f"crop {tuple(box)} is not a non-empty part of a {shape} grid")
+    return r0, r1, c0, c1
 
 
 def unit_vector(v: Sequence[float], name: str = "view direction") -> np.ndarray:
@@ -162,17 +179,39 @@ class RayHits:
     exact: np.ndarray
 
 
-def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0.25,
-               relax: float = 0.9, near_mm: float | None = None,
-               penetration_cap_mm: float = 2.0, max_iterations: int = 2000,
-               refine_steps: int = 6, golden_steps: int = 8,
-               refine_within_px: float = 3.0) -> RayHits:
+def trace_rays(fields: SceneFields, rays: RayGrid, **options: Any) -> RayHits:
     """Sphere-trace every ray of ``rays`` through ``fields``.
+
+    :func:`trace_rays_many` for one grid; ``options`` are its keyword arguments.
+
+    Returns
+    -------
+    RayHits
+    """
+    return trace_rays_many(fields, [rays], **options)[0]
+
+
+def trace_rays_many(fields: SceneFields, grids: Sequence[RayGrid], *,
+                    crops: Sequence[tuple[int, int, int, int] | None] | None = None,
+                    min_step_voxels: float = 0.25, relax: float = 0.9,
+                    near_mm: float | None = None, penetration_cap_mm: float = 2.0,
+                    max_iterations: int = 2000, refine_steps: int = 6, golden_steps: int = 8,
+                    refine_within_px: float = 3.0) -> list[RayHits]:
+    """Sphere-trace every ray of several grids (e.g. many views) through ``fields`` together.
+
+    Each ray is traced independently, so the result of a grid does not depend on the grids
+    traced with it (the numbers are identical to tracing it alone). Tracing many grids at once
+    shares the per-iteration overhead of the marching loop, which dominates for small grids:
+    the loop runs until the slowest ray (one grazing a surface) finishes.
 
     Parameters
     ----------
     fields : SceneFields
-    rays : RayGrid
+    grids : sequence of RayGrid
+        Any directions, sizes and pixel sizes.
+    crops : sequence of (r0, r1, c0, c1) or None, optional
+        Per grid, trace only its rows ``r0:r1`` and columns ``c0:c1`` (the rays are exactly
+        those of the whole grid); None traces the whole grid.
     min_step_voxels : float
         Smallest step (units of the smallest voxel size): a ray that comes closer to a surface
         than this steps across it and the crossing is refined by regula falsi.
@@ -190,21 +229,40 @@ def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0
     golden_steps : int
         Golden-section steps refining the minimum distance to a missed structure.
     refine_within_px : float
-        That refinement is done for rays within this many pixels of such a structure (the
-        margins that the window's edges and their repair depend on).
+        That refinement is done for rays within this many pixels (of their own grid) of such a
+        structure (the margins that the window's edges and their repair depend on).
 
     Returns
     -------
-    RayHits
+    list of RayHits
+        One per grid, in order (of the crop's shape where cropped).
     """
-    H, W = rays.shape
-    n = H * W
+    grids = list(grids)
+    if not grids:
+        return []
+    crops = [None] * len(grids) if crops is None else list(crops)
+    if len(crops) != len(grids):
+        raise InputError(f"{len(crops)} crops for {len(grids)} ray grids")
+    boxes = [(0, g.shape[0], 0, g.shape[1]) if box is None else _check_box(box, g.shape)
+             for g, box in zip(grids, crops)]
+    shapes = [(r1 - r0, c1 - c0) for r0, r1, c0, c1 in boxes]
+    sizes = [h * w for h, w in shapes]
+    n = int(sum(sizes))
     nz, ny, nx = fields.shape_zyx
     size_xyz = np.array([nx, ny, nz], float)
     inv = np.linalg.inv(fields.affine_lps[:3, :3])  # LPS -> continuous crop index (x, y, z)
-    rr, cc = np.meshgrid(np.arange(H, dtype=float), np.arange(W, dtype=float), indexing="ij")
-    i0 = (rays.plane_point_lps(rr.reshape(-1), cc.reshape(-1)) - fields.affine_lps[:3, 3]) @ inv.T
-    di = inv @ rays.view_direction_lps  # index change per mm of depth
+    i0_parts, di_parts, reach_parts = [], [], []
+    for g, (r0, r1, c0, c1), size in zip(grids, boxes, sizes):
+        rr, cc = np.meshgrid(np.arange(r0, r1, dtype=float), np.arange(c0, c1, dtype=float),
+                             indexing="ij")
+        i0_parts.append((g.plane_point_lps(rr.reshape(-1), cc.reshape(-1))
+                         - fields.affine_lps[:3, 3]) @ inv.T)
+        # Index change per mm of depth, one row per ray (grids differ in direction).
+        di_parts.append(np.broadcast_to(inv @ g.view_direction_lps, (size, 3)))
+        reach_parts.append(np.full(size, refine_within_px * g.pixel_mm, np.float32))
+    i0 = np.concatenate(i0_parts)
+    di = np.concatenate(di_parts)
+    reach = np.concatenate(reach_parts)
     t_in, t_out = _slab(i0, di, np.zeros(3), size_xyz - 1.0)
     i0 = i0.astype(np.float32)
     di = di.astype(np.float32)
@@ -213,7 +271,7 @@ def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0
     cap = float(penetration_cap_mm)
 
     def sample(ids: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return fields.sample_index(i0[ids] + t[:, None] * di)  # (m, 2)
+        return fields.sample_index(i0[ids] + t[:, None] * di[ids])  # (m, 2)
 
     big = np.float32(np.inf)
     depth = np.full(n, np.nan, np.float32)
@@ -222,20 +280,25 @@ def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0
     t_min = np.zeros((n, 2), np.float32)  # depth of that minimum
     pen = np.zeros(n, np.float32)
     # --- phase 1: march to the first crossing of either surface -------------------------------
-    # State of the active rays only (compacted as rays retire, scattered back when they do).
+    # State of the active rays only. Finished rays are scattered back at once but compacted
+    # away only when they make up an eighth of the state: compacting a dozen arrays on every
+    # iteration costs more than marching a few finished rays along (their results are unused).
     ids = np.flatnonzero(t_out > t_in)
     t = t_in[ids].astype(np.float32)
     t_end = t_out[ids].astype(np.float32)
     start = i0[ids]
+    step_dir = di[ids]
     t_prev = t.copy()
     v_prev = np.full((len(ids), 2), big, np.float32)
     mn = np.full((len(ids), 2), big, np.float32)
     t_mn = np.zeros((len(ids), 2), np.float32)
+    alive = np.ones(len(ids), bool)
+    n_alive = len(ids)
     hits: list[tuple[np.ndarray, ...]] = []
     for _ in range(max_iterations):
-        if len(ids) == 0:
+        if n_alive == 0:
             break
-        v = fields.sample_index(start + t[:, None] * di)
+        v = fields.sample_index(start + t[:, None] * step_dir)
         m = np.minimum(v[:, 0], v[:, 1])
         crossed = m <= 0
         better = (v < mn) & ~crossed[:, None]
@@ -243,18 +306,23 @@ def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0
         t_mn = np.where(better, t[:, None], t_mn)
         step = np.maximum(np.where(m < near, relax * m, m), h_min)
         t_next = t + step
-        done = crossed | (t_next > t_end)
-        if done.any():
-            if crossed.any():
-                hits.append((ids[crossed], t_prev[crossed], t[crossed], v_prev[crossed],
-                             v[crossed]))
+        done = (crossed | (t_next > t_end)) & alive
+        n_done = int(np.count_nonzero(done))  # (much faster than .any() on long bool arrays)
+        if n_done:
+            hit = crossed & done
+            if np.count_nonzero(hit):
+                hits.append((ids[hit], t_prev[hit], t[hit], v_prev[hit], v[hit]))
             min_before[ids[done]] = mn[done]
             t_min[ids[done]] = t_mn[done]
-            keep = ~done
-            ids, start, t_end, mn, t_mn = ids[keep], start[keep], t_end[keep], mn[keep], t_mn[keep]
-            t_prev, v_prev, t = t[keep], v[keep], t_next[keep]
-        else:
-            t_prev, v_prev, t = t, v, t_next
+            alive &= ~done
+            n_alive -= n_done
+            if n_alive <= len(ids) - max(len(ids) // 8, 1):
+                keep = alive
+                ids, start, step_dir = ids[keep], start[keep], step_dir[keep]
+                t_end, mn, t_mn, alive = t_end[keep], mn[keep], t_mn[keep], alive[keep]
+                t_prev, v_prev, t = t[keep], v[keep], t_next[keep]
+                continue
+        t_prev, v_prev, t = t, v, t_next
     if hits:
         ids, lo, hi, vlo, vhi = (np.concatenate(parts) for parts in zip(*hits))
         # Which surface is crossed first: locate each crossed channel's crossing, earliest wins
@@ -296,7 +364,7 @@ def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0
     missed = np.where(kind == HIT_TARGET, 1, 0)
     rows = np.arange(n)
     m_ex = min_before[rows, missed]
-    todo = np.flatnonzero((m_ex < refine_within_px * rays.pixel_mm) & ((kind == 0) | (m_ex <= pen)))
+    todo = np.flatnonzero((m_ex < reach) & ((kind == 0) | (m_ex <= pen)))
     if len(todo):
         c = missed[todo]
         step = np.maximum(relax * m_ex[todo], h_min)
@@ -309,13 +377,24 @@ def trace_rays(fields: SceneFields, rays: RayGrid, *, min_step_voxels: float = 0
     margin = np.where(kind == HIT_TARGET, np.minimum(min_before[:, 1], pen),
                       np.where(kind == HIT_BLOCKER, -np.minimum(pen, min_before[:, 0]),
                                -min_before[:, 0]))
+    # Only a ray that meets the target first is free. The target's "distance before the hit"
+    # of any other ray can dip below zero: sampled at a blocker hit where the two surfaces
+    # touch (target and blocker parts of one bone), or the refined minimum of a ray grazing
+    # the target between two steps; such rays are edge rays (margin 0), never free.
+    margin = np.where(kind == HIT_TARGET, margin, np.minimum(margin, 0.0))
     exact = np.where(kind == HIT_TARGET, min_before[:, 1] <= pen,
                      np.where(kind == HIT_BLOCKER, min_before[:, 0] <= pen, True))
-    # Rays that never enter the crop pass farther than its pad from everything.
-    margin = np.where(np.isfinite(margin), margin, -float(np.max(np.abs(fields.sdf))))
-    return RayHits(depth_mm=depth.reshape(H, W), kind=kind.reshape(H, W),
-                   margin_mm=margin.reshape(H, W).astype(np.float32),
-                   exact=exact.reshape(H, W))
+    finite = np.isfinite(margin)
+    if not finite.all():
+        # Rays that never enter the crop pass farther than its pad from everything.
+        margin = np.where(finite, margin, -fields.max_abs_distance_mm())
+    margin = margin.astype(np.float32)
+    out = []
+    for shape, a, b in zip(shapes, np.cumsum([0] + sizes[:-1]), np.cumsum(sizes)):
+        out.append(RayHits(depth_mm=depth[a:b].reshape(shape), kind=kind[a:b].reshape(shape),
+                           margin_mm=margin[a:b].reshape(shape),
+                           exact=exact[a:b].reshape(shape)))
+    return out
 
 
 def _regula_falsi(sample, ids, lo, hi, v_lo, v_hi, channel: np.ndarray, steps: int

@@ -111,7 +111,8 @@ class SceneFields:
     band_mm: float = 0.0
     features: np.ndarray | None = None
     description: dict[str, Any] = field(default_factory=dict)
-    _torch_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Built on first use: the torch copy of the fields and its index scale, max |distance|.
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -260,6 +261,12 @@ class SceneFields:
         """Crop size (nz, ny, nx)."""
         return tuple(int(n) for n in self.sdf.shape[1:])  # type: ignore[return-value]
 
+    def max_abs_distance_mm(self) -> float:
+        """Largest ``|signed distance|`` (mm) in the fields (computed once: a full pass)."""
+        if "max_abs" not in self._cache:
+            self._cache["max_abs"] = float(np.max(np.abs(self.sdf)))
+        return self._cache["max_abs"]
+
     def lps_to_index(self, points_lps: np.ndarray) -> np.ndarray:
         """Continuous (x, y, z) crop indices of LPS points ``(..., 3)``."""
         m = self.affine_lps[:3, :3]
@@ -283,14 +290,14 @@ class SceneFields:
             import torch
             import torch.nn.functional as F
 
-            if "sdf" not in self._torch_cache:
-                self._torch_cache["sdf"] = torch.from_numpy(
+            if "sdf" not in self._cache:
+                self._cache["sdf"] = torch.from_numpy(
                     np.ascontiguousarray(self.sdf, np.float32))[None]
                 nz, ny, nx = self.shape_zyx
-                self._torch_cache["scale"] = (2.0 / np.maximum(
+                self._cache["scale"] = (2.0 / np.maximum(
                     np.array([nx, ny, nz], np.float32) - 1.0, 1.0)).astype(np.float32)
-            g = torch.from_numpy(q * self._torch_cache["scale"] - np.float32(1.0))
-            out = F.grid_sample(self._torch_cache["sdf"], g[None, None, None], mode="bilinear",
+            g = torch.from_numpy(q * self._cache["scale"] - np.float32(1.0))
+            out = F.grid_sample(self._cache["sdf"], g[None, None, None], mode="bilinear",
                                 padding_mode="border", align_corners=True)
             return out[0, :, 0, 0].numpy().T
         out = np.empty((len(q), 2), np.float32)

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from spinect_core.planning.raycast import (HIT_TARGET, RayGrid, make_ray_grid, trace_rays,
-                                           unit_vector)
+from spinect_core.planning.raycast import (HIT_TARGET, RayGrid, RayHits, make_ray_grid,
+                                           trace_rays_many, unit_vector)
 from spinect_core.planning.scene import SceneFields
 from spinect_core.volume import Volume
 
@@ -143,20 +144,18 @@ class WindowResult:
         through the window's median hit depth; empty when there is no window or polygons were
         not requested.
     compute_time_s : float
-        Wall time of :func:`compute_window`.
+        Wall time of :func:`compute_window` (with :func:`compute_windows`: this view's share).
+
+    Notes
+    -----
+    ``area_mm2``, ``mask`` and ``margin`` are computed with the window; the other numbers and
+    the band's masks and margins are derived from ``margin`` on first access (an optimiser that
+    compares areas over hundreds of views never pays for the distance transforms behind them).
     """
 
     area_mm2: float
-    inscribed_diameter_mm: float
-    usable_area_mm2: float
-    area_low_mm2: float
-    area_high_mm2: float
     mask: np.ndarray
-    mask_low: np.ndarray
-    mask_high: np.ndarray
     margin: np.ndarray
-    margin_low: np.ndarray
-    margin_high: np.ndarray
     hit_depth_mm: np.ndarray
     hit_is_target: np.ndarray
     plane_origin_lps: np.ndarray
@@ -175,6 +174,44 @@ class WindowResult:
     def entry_direction_lps(self) -> np.ndarray:
         """Needle entry direction u = -d (from the target towards the skin), (3,)."""
         return -self.view_direction_lps
+
+    # --- derived on first access -----------------------------------------------------------
+    @cached_property
+    def _metrics(self) -> MaskMetrics:
+        return measure_mask(self.mask, self.pixel_mm, erosion_radius_mm=self.erosion_radius_mm,
+                            margin=self.margin)
+
+    @property
+    def inscribed_diameter_mm(self) -> float:
+        return self._metrics.inscribed_diameter_mm
+
+    @property
+    def usable_area_mm2(self) -> float:
+        return self._metrics.usable_area_mm2
+
+    @property
+    def margin_low(self) -> np.ndarray:
+        return self.margin - np.float32(self.band_mm)
+
+    @property
+    def margin_high(self) -> np.ndarray:
+        return self.margin + np.float32(self.band_mm)
+
+    @property
+    def mask_low(self) -> np.ndarray:
+        return self.margin_low > 0
+
+    @property
+    def mask_high(self) -> np.ndarray:
+        return self.margin_high > 0
+
+    @cached_property
+    def area_low_mm2(self) -> float:
+        return soft_area_mm2(self.margin_low, self.pixel_mm)
+
+    @cached_property
+    def area_high_mm2(self) -> float:
+        return soft_area_mm2(self.margin_high, self.pixel_mm)
 
     @property
     def ray_grid(self) -> RayGrid:
@@ -201,8 +238,7 @@ class WindowResult:
         f = np.minimum(self.margin, _cut_distance(np.asarray(keep, bool), self.pixel_mm))
         polys = (window_polygons_lps(f, self.ray_grid, self.hit_depth_mm)
                  if self.polygons_lps else [])
-        return replace(self, polygons_lps=polys,
-                       **_measure(f, self.pixel_mm, self.erosion_radius_mm, self.band_mm))
+        return replace(self, polygons_lps=polys, **_measure(f, self.pixel_mm))
 
     def to_dict(self, *, polygons: bool = True) -> dict:
         """JSON-ready summary (numbers, geometry, optional polygons; no masks)."""
@@ -253,22 +289,88 @@ def compute_window(scene: SceneFields, view_direction_lps: Sequence[float], *,
     -------
     WindowResult
     """
+    return compute_windows(scene, [view_direction_lps], roi_center_lps=roi_center_lps,
+                           zone=zone, options=options)[0]
+
+
+def compute_windows(scene: SceneFields, view_directions_lps: Sequence[Sequence[float]], *,
+                    roi_center_lps: Sequence[float] | None = None, zone: Zone | None = None,
+                    options: WindowOptions = WindowOptions(),
+                    crops: Sequence[tuple[int, int, int, int] | None] | None = None
+                    ) -> list[WindowResult]:
+    """:func:`compute_window` for several view directions, with one batched ray cast.
+
+    Each window is the same as :func:`compute_window` gives for its direction; casting the rays
+    of all views together (:func:`raycast.trace_rays_many`) shares the marching loop's
+    per-iteration overhead, which dominates small grids (e.g. 1 mm rays on a view grid).
+
+    Parameters
+    ----------
+    scene, roi_center_lps, zone, options
+        As for :func:`compute_window`.
+    view_directions_lps : sequence of (3,)
+        Directions in which rays travel (LPS).
+    crops : sequence of (r0, r1, c0, c1) or None, optional
+        Per view, measure only rows ``r0:r1`` and columns ``c0:c1`` of the ROI's ray grid (the
+        result is that sub-grid's window; its border counts as an edge, like the ROI's). It is
+        the whole ROI's window whenever the crop keeps every free pixel farther than the reach
+        of a margin (``repair_radius_px`` + the margins' 2 mm cap + 1 pixel) from the cut
+        borders: that is the caller's business (None: the whole ROI).
+
+    Returns
+    -------
+    list of WindowResult
+        One per direction, in order.
+    """
     t_start = time.perf_counter()
-    d = unit_vector(view_direction_lps)
+    directions = [unit_vector(d) for d in view_directions_lps]
+    if not directions:
+        return []
     centre = (scene.target_centroid_lps() if roi_center_lps is None
               else np.asarray(roi_center_lps, float).reshape(3))
-    grid = make_ray_grid(scene.scene_corners_lps, d, roi_center_lps=centre,
-                         roi_size_mm=options.roi_size_mm, pixel_mm=options.pixel_mm,
-                         up_lps=options.up_lps)
-    hits = trace_rays(scene, grid, min_step_voxels=options.step_voxels,
-                      refine_within_px=float(options.repair_radius_px))
+    grids = [make_ray_grid(scene.scene_corners_lps, d, roi_center_lps=centre,
+                           roi_size_mm=options.roi_size_mm, pixel_mm=options.pixel_mm,
+                           up_lps=options.up_lps) for d in directions]
+    all_hits = trace_rays_many(scene, grids, crops=crops, min_step_voxels=options.step_voxels,
+                               refine_within_px=float(options.repair_radius_px))
+    if crops is not None:
+        grids = [g if box is None else g.crop(box) for g, box in zip(grids, crops)]
+    inside = _zone_masks(zone, grids, all_hits) if zone is not None else None
+    shared_s = (time.perf_counter() - t_start) / len(grids)
+    out = []
+    for k, (grid, hits) in enumerate(zip(grids, all_hits)):
+        t_view = time.perf_counter()
+        window = _window_from_hits(scene, grid, hits, None if inside is None else inside[k],
+                                   options)
+        window.compute_time_s = shared_s + time.perf_counter() - t_view
+        out.append(window)
+    return out
+
+
+def _zone_masks(zone: Zone, grids: list[RayGrid], all_hits: list[RayHits]) -> list[np.ndarray]:
+    """(H, W) bool per view: target hits inside ``zone`` (one zone call for all views)."""
+    points, where = [], []
+    for grid, hits in zip(grids, all_hits):
+        rows, cols = np.nonzero(hits.kind == HIT_TARGET)
+        points.append(grid.points_lps(rows, cols, hits.depth_mm[rows, cols]))
+        where.append((rows, cols))
+    pts = np.concatenate(points)
+    values = zone_values(zone, pts) >= 0.5 if len(pts) else np.zeros(0, bool)
+    out, offset = [], 0
+    for hits, (rows, cols) in zip(all_hits, where):
+        inside = np.zeros(hits.kind.shape, bool)
+        inside[rows, cols] = values[offset:offset + len(rows)]
+        offset += len(rows)
+        out.append(inside)
+    return out
+
+
+def _window_from_hits(scene: SceneFields, grid: RayGrid, hits: RayHits,
+                      inside: np.ndarray | None, options: WindowOptions) -> WindowResult:
+    """The window of one traced view; ``inside`` (H, W) marks target hits inside the zone."""
     margin, exact = hits.margin_mm, hits.exact
     target = hits.kind == HIT_TARGET
-    if zone is not None and target.any():
-        rows, cols = np.nonzero(target)
-        inside = np.zeros(target.shape, bool)
-        inside[rows, cols] = zone_values(zone, grid.points_lps(
-            rows, cols, hits.depth_mm[rows, cols])) >= 0.5
+    if inside is not None and target.any():
         cut = _cut_distance(inside, grid.pixel_mm, among=target)
         exact = np.where(target & (cut < margin), True, exact)
         margin = np.where(target, np.minimum(margin, cut), margin)
@@ -277,13 +379,13 @@ def compute_window(scene: SceneFields, view_direction_lps: Sequence[float], *,
     band = float(scene.band_mm if options.band_mm is None else options.band_mm)
     polys = (window_polygons_lps(margin, grid, hits.depth_mm) if options.polygons else [])
     return WindowResult(
-        **_measure(margin, grid.pixel_mm, erosion, band),
+        **_measure(margin, grid.pixel_mm),
         hit_depth_mm=hits.depth_mm, hit_is_target=target,
         plane_origin_lps=grid.plane_origin_lps, axis_col_lps=grid.axis_col_lps,
         axis_row_lps=grid.axis_row_lps, view_direction_lps=grid.view_direction_lps,
         pixel_mm=grid.pixel_mm, erosion_radius_mm=erosion, threshold=float(options.threshold),
         band_thresholds=tuple(float(t) for t in options.band_thresholds), band_mm=band,
-        polygons_lps=polys, compute_time_s=time.perf_counter() - t_start)
+        polygons_lps=polys)
 
 
 def repair_margins(margin: np.ndarray, exact: np.ndarray, pixel_mm: float, *,
@@ -355,16 +457,11 @@ def _cut_distance(keep: np.ndarray, pixel_mm: float, *, among: np.ndarray | None
     return out
 
 
-def _measure(margin: np.ndarray, pixel_mm: float, erosion_mm: float, band_mm: float) -> dict:
-    """Masks, margins and numbers of :class:`WindowResult` from a signed margin image (mm)."""
+def _measure(margin: np.ndarray, pixel_mm: float) -> dict:
+    """Area, mask and margin of :class:`WindowResult` from a signed margin image (mm); the
+    other numbers are derived from the margin when first read."""
     f = np.asarray(margin, np.float32)
-    lo, hi = f - np.float32(band_mm), f + np.float32(band_mm)
-    metrics = measure_mask(f > 0, pixel_mm, erosion_radius_mm=erosion_mm, margin=f)
-    return dict(area_mm2=soft_area_mm2(f, pixel_mm), mask=f > 0, margin=f,
-                inscribed_diameter_mm=metrics.inscribed_diameter_mm,
-                usable_area_mm2=metrics.usable_area_mm2,
-                area_low_mm2=soft_area_mm2(lo, pixel_mm), mask_low=lo > 0, margin_low=lo,
-                area_high_mm2=soft_area_mm2(hi, pixel_mm), mask_high=hi > 0, margin_high=hi)
+    return dict(area_mm2=soft_area_mm2(f, pixel_mm), mask=f > 0, margin=f)
 
 
 def zone_values(zone: Zone, points_lps: np.ndarray) -> np.ndarray:

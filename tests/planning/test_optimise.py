@@ -129,3 +129,74 @@ def test_cheap_grid_estimate_drives_the_grid_and_the_true_objective_the_result()
     assert abs(result.best.alpha_deg - 31.0) <= 0.5 and abs(result.best.beta_deg + 7.0) <= 0.5
     assert result.plateau.value == true(result.plateau.alpha_deg, result.plateau.beta_deg)
     assert calls["true"] < result.values.size  # the expensive objective ran far less often
+
+
+def _smooth(a: float, b: float) -> float:
+    return 100.0 * math.exp(-((a - 31.3) / 12) ** 2 - ((b + 8.6) / 9) ** 2)
+
+
+def test_batched_objective_gives_the_same_result_as_the_scalar_one() -> None:
+    batches = []
+
+    def many(views):
+        batches.append(len(views))
+        return [_smooth(a, b) for a, b in views]
+
+    scalar = optimise_view(_smooth, grid_evaluate=lambda a, b: _smooth(a, b) - 1.0)
+    batched = optimise_view(many, grid_evaluate=lambda views: [_smooth(a, b) - 1.0
+                                                               for a, b in views],
+                            batched=True)
+    assert batched.best == scalar.best and batched.plateau == scalar.plateau
+    np.testing.assert_array_equal(batched.values, scalar.values)
+    assert (batched.evaluations, batched.fine_evaluations) == (scalar.evaluations,
+                                                               scalar.fine_evaluations)
+    # The fine objective gets whole polls (4 axis moves + the start, or 4 diagonals) at once.
+    assert max(batches) >= 4 and sum(batches) == batched.fine_evaluations
+
+
+def test_only_the_last_compass_steps_use_the_fine_objective() -> None:
+    fine_calls = []
+
+    def fine(a: float, b: float) -> float:
+        fine_calls.append((a, b))
+        return _smooth(a, b)
+
+    one = optimise_view(fine, grid_evaluate=_smooth, final_step_deg=0.5, fine_levels=1)
+    # Steps 2.5 and 1.25 on the cheap objective, 0.625 on the fine one: the start, one or two
+    # polls of 4 (+4 diagonals) around the best cheap view, and the plateau centre.
+    assert one.fine_evaluations == len(set(fine_calls)) <= 1 + 2 * 8 + 1
+    assert one.evaluations - one.fine_evaluations > one.values.size  # the cheap refinement
+    plateau = (one.plateau.alpha_deg, one.plateau.beta_deg)
+    others = [v for v in fine_calls if v != plateau]
+    assert max(abs(a - one.best.alpha_deg) for a, _ in others) <= 2 * 0.625 + 1e-9
+    assert max(abs(b - one.best.beta_deg) for _, b in others) <= 2 * 0.625 + 1e-9
+    assert one.best.alpha_deg == pytest.approx(31.3, abs=0.63)
+    assert one.best.beta_deg == pytest.approx(-8.6, abs=0.63)
+    # Every step on the fine objective costs more fine calls and lands on the same view here.
+    fine_calls.clear()
+    every = optimise_view(fine, grid_evaluate=_smooth, final_step_deg=0.5, fine_levels=3)
+    assert every.fine_evaluations > one.fine_evaluations
+    assert (every.best.alpha_deg, every.best.beta_deg) == (one.best.alpha_deg, one.best.beta_deg)
+
+
+def test_diagonal_ridge_is_followed(monkeypatch) -> None:
+    """Axis moves fall off a narrow diagonal ridge; the diagonals (tried when they fail) follow
+    it to the top."""
+    from spinect_core.planning import optimise
+
+    def ridge(a: float, b: float) -> float:
+        return 100.0 - 2.0 * ((a - b) - 47.3) ** 2 - 0.05 * ((a + b) - 40.1) ** 2
+
+    res = optimise_view(ridge, final_step_deg=0.25, starts=1)
+    assert res.best.alpha_deg == pytest.approx(43.7, abs=0.4)
+    assert res.best.beta_deg == pytest.approx(-3.6, abs=0.4)
+    monkeypatch.setattr(optimise, "DIAGONAL_MOVES", ())
+    axis_only = optimise_view(ridge, final_step_deg=0.25, starts=1)
+    assert axis_only.best.value < res.best.value - 0.05
+
+
+def test_batched_objective_must_return_one_value_per_view() -> None:
+    from spinect_core.errors import InputError
+
+    with pytest.raises(InputError, match="values for"):
+        optimise_view(lambda views: [1.0], batched=True)
