@@ -197,6 +197,7 @@ class Segmenter:
         out = np.empty((num_classes, *ct.array.shape), np.float16) if keep else None
         best = np.full(ct.array.shape, -1.0, np.float32)
         labels = np.zeros(ct.array.shape, np.uint8)
+        factors = self.card.decision_weights
         for c in range(num_classes):
             p = model_probs[c].astype(np.float32)
             if c == 0:
@@ -205,11 +206,14 @@ class Segmenter:
                 q = 1.0 - restore_to_input(1.0 - p, prepared, ct, interpolation="linear")
             else:
                 q = restore_to_input(p, prepared, ct, interpolation="linear")
-            better = q > best
-            labels[better] = c
-            np.maximum(best, q, out=best)
             if out is not None:
                 out[c] = q
+            # The card's calibrated decision weights scale the probabilities for the argmax only.
+            factor = float(factors.get(self.table.name_of(c), 1.0))
+            score = q if factor == 1.0 else q * np.float32(factor)
+            better = score > best
+            labels[better] = c
+            np.maximum(best, score, out=best)
             report(progress, (c + 1) / num_classes, f"class {self.table.name_of(c)}")
         if out is not None:
             total = out.astype(np.float32).sum(axis=0, keepdims=True)

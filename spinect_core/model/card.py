@@ -104,6 +104,10 @@ class ModelCard:
         Evaluation results, e.g. ``{"test": {"bone": {"dice": 0.945, "iou": 0.897}, ...}}``.
     intended_use : str
         What the weights may be used for.
+    decision_weights : dict of str to float
+        Per-class factors (by class name; absent classes: 1) the probabilities are multiplied by
+        before the argmax, calibrated on validation data (a network trained with class-weighted
+        losses over-predicts rare classes). Empty: the plain argmax.
     tensors_dtype : {"float32", "float16", "bfloat16"}
         Storage dtype of the floating tensors in the file.
     tensors_sha256 : str
@@ -131,6 +135,7 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     intended_use: str = DEFAULT_INTENDED_USE
+    decision_weights: dict[str, float] = field(default_factory=dict)
     tensors_dtype: str = "float32"
     tensors_sha256: str = ""
     created: str = field(default_factory=_today)
@@ -170,6 +175,15 @@ class ModelCard:
             if not isinstance(value, Mapping):
                 raise ValueError(f"model card field {name!r} must be a JSON object")
             setattr(self, name, _json_roundtrip(dict(value), name))
+        if not isinstance(self.decision_weights, Mapping):
+            raise ValueError("decision_weights must be a JSON object of class name -> factor")
+        weights = {str(k): float(v) for k, v in self.decision_weights.items()}
+        unknown = sorted(set(weights) - set(self.labels.names.values()))
+        if unknown:
+            raise ValueError(f"decision_weights name classes {unknown} that are not in the labels")
+        if any(not math.isfinite(v) or v <= 0 for v in weights.values()):
+            raise ValueError(f"decision_weights must be positive and finite, got {weights}")
+        self.decision_weights = weights
         if self.tensors_dtype not in TENSOR_DTYPES:
             raise ValueError(f"tensors_dtype must be one of {list(TENSOR_DTYPES)}, "
                              f"got {self.tensors_dtype!r}")
@@ -227,6 +241,7 @@ class ModelCard:
             "training": self.training,
             "metrics": self.metrics,
             "intended_use": self.intended_use,
+            "decision_weights": self.decision_weights,
             "tensors_dtype": self.tensors_dtype,
             "tensors_sha256": self.tensors_sha256,
             "created": self.created,

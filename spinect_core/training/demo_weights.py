@@ -10,13 +10,17 @@ that must stay reproducible:
   phantoms never used in training (:data:`TEST_SEEDS`), each segmented on its own grid exactly
   as ``spinect segment`` would;
 * :func:`evaluate_bone_on_chest` - bone Dice on the held-out caudal slab of the chest CT;
+* :func:`calibrate_on_phantoms` - per-class decision weights fitted on the validation phantoms
+  (:mod:`spinect_core.training.calibration`);
 * :func:`package_weights` - the shipped file: float16 tensors and a model card that says plainly
   these are demonstration weights trained on synthetic data, with the measured metrics.
 
 Command line::
 
     python -m spinect_core.training.demo_weights evaluate WEIGHTS [--seeds 0-9] [--json OUT]
-    python -m spinect_core.training.demo_weights package BEST_MODEL OUT [--metrics METRICS.json]
+    python -m spinect_core.training.demo_weights calibrate WEIGHTS --json FIT.json
+    python -m spinect_core.training.demo_weights package BEST_MODEL OUT [--calibration FIT.json]
+        [--metrics METRICS.json]
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ import numpy as np
 from spinect_core.progress import ProgressCallback, report, sub_progress
 
 __all__ = ["TRAIN_SEEDS", "VAL_SEEDS", "TEST_SEEDS", "CHEST_TRAIN_Z", "CHEST_TEST_Z",
-           "TABLE2_METRICS", "evaluate_on_phantoms", "evaluate_bone_on_chest", "package_weights",
-           "main"]
+           "TABLE2_METRICS", "evaluate_on_phantoms", "evaluate_bone_on_chest",
+           "calibrate_on_phantoms", "package_weights", "main"]
 
 #: Phantom seeds of the training, validation and test sets (disjoint).
 TRAIN_SEEDS: tuple[int, ...] = tuple(range(100, 116))
@@ -156,8 +160,44 @@ def evaluate_bone_on_chest(weights: str | os.PathLike | None, chest_dir: str | o
             "reference": "automatic 118-class segmentation shipped with the CT (not manual)"}
 
 
+def calibrate_on_phantoms(weights: str | os.PathLike, *, seeds: Sequence[int] = VAL_SEEDS,
+                          spacing_mm: Sequence[float] = (1.0, 1.0, 1.0),
+                          progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Fit the card's decision weights on the validation phantoms (never the test ones).
+
+    Returns
+    -------
+    dict
+        ``{"decision_weights": {...}, "seeds": [...], "mean_dice_before": d0,
+        "mean_dice_after": d1}`` (mean foreground Dice on those phantoms).
+    """
+    import dataclasses as _dc
+
+    from spinect_core.phantom import generate_phantom
+    from spinect_core.segment import Segmenter, SegmentOptions
+    from spinect_core.training.calibration import fit_decision_weights
+
+    segmenter = Segmenter.from_weights(weights, options=SegmentOptions(keep_probabilities=True))
+    # Fit on the raw probabilities: any factors already in the card must not bias the fit.
+    segmenter.card = _dc.replace(segmenter.card, decision_weights={})
+    probabilities, references = [], []
+    n = len(seeds)
+    for i, seed in enumerate(seeds):
+        step = sub_progress(progress, i / n, (i + 1) / n, f"phantom {seed}: ")
+        phantom = generate_phantom(seed=int(seed), spacing_mm=tuple(spacing_mm),
+                                   progress=sub_progress(step, 0.0, 0.3))
+        seg = segmenter.segment(phantom.ct, progress=sub_progress(step, 0.3, 1.0))
+        probabilities.append(seg.probabilities)
+        references.append(phantom.labels.array)
+    weights, before, after = fit_decision_weights(probabilities, references, segmenter.table)
+    return {"decision_weights": weights, "seeds": [int(s) for s in seeds],
+            "mean_dice_before": before, "mean_dice_after": after,
+            "fitted_on": "validation phantoms (never the test seeds)"}
+
+
 def package_weights(best_model: str | os.PathLike, out_path: str | os.PathLike, *,
-                    metrics: dict[str, Any] | None = None, dtype: str = "float16",
+                    metrics: dict[str, Any] | None = None,
+                    decision_weights: dict[str, float] | None = None, dtype: str = "float16",
                     overwrite: bool = False) -> Path:
     """Write the shipped demonstration weights from a trained best model.
 
@@ -169,6 +209,8 @@ def package_weights(best_model: str | os.PathLike, out_path: str | os.PathLike, 
         Destination ``.safetensors`` (its card goes beside it as ``<stem>.json``).
     metrics : dict, optional
         Test metrics to add to the card's ``metrics`` (kept beside the training validation).
+    decision_weights : dict, optional
+        Calibrated per-class factors (:func:`calibrate_on_phantoms`); ``None`` keeps the card's.
     dtype : {"float16", "bfloat16", "float32"}
         Storage dtype; float16 halves the file and changes labels on a negligible share of voxels.
     overwrite : bool
@@ -182,6 +224,8 @@ def package_weights(best_model: str | os.PathLike, out_path: str | os.PathLike, 
     card_metrics.update(metrics or {})
     card = dataclasses.replace(card, name="spinect-demo", description=DEMO_DESCRIPTION,
                                metrics=card_metrics)
+    if decision_weights is not None:
+        card = dataclasses.replace(card, decision_weights=dict(decision_weights))
     return save_weights(loaded.model, card, out_path, dtype=dtype, overwrite=overwrite)
 
 
@@ -223,10 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--spacing", type=float, nargs=3, default=(1.0, 1.0, 1.0))
     ev.add_argument("--chest", default=None, help="real_ct_chest folder for the bone Dice")
     ev.add_argument("--json", dest="json_out", default=None, help="write the metrics here")
+    cb = sub.add_parser("calibrate", help="fit decision weights on the validation phantoms")
+    cb.add_argument("weights")
+    cb.add_argument("--json", dest="json_out", required=True, help="write the fit here")
     pk = sub.add_parser("package", help="write the shipped float16 weights + card")
     pk.add_argument("best_model")
     pk.add_argument("out")
     pk.add_argument("--metrics", default=None, help="JSON written by `evaluate --json`")
+    pk.add_argument("--calibration", default=None, help="JSON written by `calibrate --json`")
     pk.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
 
@@ -249,17 +297,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(result, indent=1))
         return 0
+    if args.command == "calibrate":
+        fit = calibrate_on_phantoms(args.weights, progress=progress)
+        print(file=sys.stderr)
+        print(json.dumps(fit))
+        Path(args.json_out).write_text(json.dumps(fit, indent=1))
+        return 0
     metrics = None
+    decision_weights = None
+    if args.calibration:
+        fit = json.loads(Path(args.calibration).read_text())
+        decision_weights = fit["decision_weights"]
+        metrics = {"calibration": fit}
     if args.metrics:
         measured = json.loads(Path(args.metrics).read_text())
-        metrics = {"test_phantoms": {
+        metrics = dict(metrics or {})
+        metrics["test_phantoms"] = {
             "seeds": measured["phantoms"]["seeds"],
             "note": "phantom seeds never used in training, each segmented on its own 1 mm grid",
             "summary": {name: {m: per[m] for m in TABLE2_METRICS}
-                        for name, per in measured["phantoms"]["summary"].items()}}}
+                        for name, per in measured["phantoms"]["summary"].items()}}
         if "real_ct_chest" in measured:
             metrics["real_ct_chest_bone"] = measured["real_ct_chest"]
-    path = package_weights(args.best_model, args.out, metrics=metrics, overwrite=args.overwrite)
+    path = package_weights(args.best_model, args.out, metrics=metrics,
+                           decision_weights=decision_weights, overwrite=args.overwrite)
     print(path)
     return 0
 

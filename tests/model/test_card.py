@@ -107,3 +107,16 @@ def test_differing_fields() -> None:
     assert a.differing_fields(b) == [] and a.same_except_sha(b)
     c = dataclasses.replace(a, architecture=UNetConfig.fast())
     assert a.differing_fields(c) == ["architecture"]
+
+
+def test_decision_weights_round_trip_and_validation() -> None:
+    card = make_card(decision_weights={"nerve": 0.5})
+    assert ModelCard.from_json(card.dumps()).decision_weights == {"nerve": 0.5}
+    # Older cards without the field read as "plain argmax".
+    data = json.loads(card.dumps())
+    del data["decision_weights"]
+    assert ModelCard.from_json(data).decision_weights == {}
+    with pytest.raises(ValueError, match="not in the labels"):
+        make_card(decision_weights={"liver": 2.0})
+    with pytest.raises(ValueError, match="positive"):
+        make_card(decision_weights={"nerve": 0.0})
