@@ -96,6 +96,34 @@ def read_label_table(path: str | os.PathLike) -> LabelTable | None:
         raise InputError(f"label table {sidecar.name} is not valid: {exc}") from exc
 
 
+def read_label_image(path: str | os.PathLike, *, exact_integers: bool = False) -> Volume:
+    """Read a label image (no table): integer ids, shape (z, y, x), LPS geometry.
+
+    Floating-point images are accepted when their values are integers (to ``np.allclose``, or
+    exactly with ``exact_integers``) and converted to int32.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, or values that are not integers.
+    """
+    import SimpleITK as sitk
+
+    p = Path(path)
+    try:
+        image = sitk.ReadImage(str(p))
+    except RuntimeError as exc:
+        raise InputError(f"cannot read label map {p.name}: {str(exc).splitlines()[0]}") from exc
+    volume = Volume.from_sitk(image, metadata=CTMetadata(modality="SEG", source_format=p.suffix))
+    if not np.issubdtype(volume.array.dtype, np.integer):
+        rounded = np.rint(volume.array)
+        same = np.array_equal if exact_integers else np.allclose
+        if not same(rounded, volume.array):
+            raise InputError(f"{p.name} holds non-integer values; it is not a label map")
+        volume = volume.with_array(rounded.astype(np.int32))
+    return volume
+
+
 def load_label_map(path: str | os.PathLike, *, default_table: LabelTable | None = None
                    ) -> tuple[Volume, LabelTable]:
     """Read a label map and its table (sidecar, else ``default_table``).
@@ -106,21 +134,10 @@ def load_label_map(path: str | os.PathLike, *, default_table: LabelTable | None 
         Integer ids, shape (z, y, x), LPS geometry.
     table : LabelTable
     """
-    import SimpleITK as sitk
-
     p = Path(path)
     if not p.exists():
         raise InputError(f"label map {p} does not exist")
-    try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
-        raise InputError(f"cannot read label map {p.name}: {str(exc).splitlines()[0]}") from exc
-    volume = Volume.from_sitk(image, metadata=CTMetadata(modality="SEG", source_format=p.suffix))
-    if not np.issubdtype(volume.array.dtype, np.integer):
-        rounded = np.rint(volume.array)
-        if not np.allclose(rounded, volume.array):
-            raise InputError(f"{p.name} holds non-integer values; it is not a label map")
-        volume = volume.with_array(rounded.astype(np.int32))
+    volume = read_label_image(p)
     table = read_label_table(p) or default_table
     if table is None:
         raise InputError(f"{p.name} has no label table ({sidecar_path(p).name}); "

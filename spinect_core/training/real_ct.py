@@ -49,9 +49,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from spinect_core.errors import InputError
+from spinect_core.io.labelmap import read_label_image
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
 from spinect_core.training.loss import UNLABELLED
-from spinect_core.volume import CTMetadata, Volume
+from spinect_core.volume import Volume
 
 __all__ = ["BoneOnlyOptions", "BoneOnlyCase", "DEFAULT_BONE_STRUCTURES",
            "DEFAULT_VERTEBRA_STRUCTURES", "DEFAULT_UNLABELLED_STRUCTURES", "axial_slab",
@@ -221,19 +222,8 @@ def _ids_matching(structures: Mapping[int, str], patterns: Sequence[str]) -> dic
 
 
 def _read_label_volume(path: str | os.PathLike) -> Volume:
-    import SimpleITK as sitk
-
+    volume = read_label_image(path, exact_integers=True)
     p = Path(path)
-    try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
-        raise InputError(f"cannot read label map {p.name}: {str(exc).splitlines()[0]}") from None
-    volume = Volume.from_sitk(image, metadata=CTMetadata(modality="SEG", source_format=p.suffix))
-    if not np.issubdtype(volume.array.dtype, np.integer):
-        rounded = np.rint(volume.array)
-        if not np.array_equal(rounded, volume.array):
-            raise InputError(f"{p.name} holds non-integer values; it is not a label map")
-        volume = volume.with_array(rounded.astype(np.int32))
     if volume.array.min(initial=0) < 0:
         raise InputError(f"{p.name} holds negative label ids")
     return volume
