@@ -65,6 +65,19 @@ def _segment_options(segment_options: Any | None) -> Any:
     return segment_options or SegmentOptions()
 
 
+def _segmented_phantoms(segmenter: Any, seeds: Sequence[int], spacing_mm: Sequence[float],
+                        progress: ProgressCallback | None):
+    """Yield ``(seed, phantom, segmentation)`` for each seed, reporting progress per phantom."""
+    from spinect_core.phantom import generate_phantom
+
+    n = len(seeds)
+    for i, seed in enumerate(seeds):
+        step = sub_progress(progress, i / n, (i + 1) / n, f"phantom {seed}: ")
+        phantom = generate_phantom(seed=int(seed), spacing_mm=tuple(spacing_mm),
+                                   progress=sub_progress(step, 0.0, 0.3))
+        yield seed, phantom, segmenter.segment(phantom.ct, progress=sub_progress(step, 0.3, 1.0))
+
+
 def evaluate_on_phantoms(weights: str | os.PathLike | None, *, seeds: Sequence[int] = TEST_SEEDS,
                          spacing_mm: Sequence[float] = (1.0, 1.0, 1.0),
                          segment_options: Any | None = None,
@@ -93,22 +106,15 @@ def evaluate_on_phantoms(weights: str | os.PathLike | None, *, seeds: Sequence[i
     """
     from spinect_core.labels import DEFAULT_LABELS
     from spinect_core.metrics.evaluate import compare_label_maps, summarise
-    from spinect_core.phantom import generate_phantom
     from spinect_core.segment import Segmenter
 
     segmenter = Segmenter.from_weights(weights, options=_segment_options(segment_options))
     cases, per_case = [], []
-    n = len(seeds)
-    for i, seed in enumerate(seeds):
-        step = sub_progress(progress, i / n, (i + 1) / n, f"phantom {seed}: ")
-        phantom = generate_phantom(seed=int(seed), spacing_mm=tuple(spacing_mm),
-                                   progress=sub_progress(step, 0.0, 0.3))
-        seg = segmenter.segment(phantom.ct, progress=sub_progress(step, 0.3, 0.9))
+    for seed, phantom, seg in _segmented_phantoms(segmenter, seeds, spacing_mm, progress):
         metrics = compare_label_maps(seg.labels, seg.table, phantom.labels, DEFAULT_LABELS)
         cases.append(metrics)
         per_case.append({"seed": int(seed),
                          "classes": {name: m.to_dict() for name, m in metrics.items()}})
-        report(step, 1.0, "compared")
     summary = {name: {metric: s.to_dict() for metric, s in per_metric.items()}
                for name, per_metric in summarise(cases).items()}
     return {"seeds": [int(s) for s in seeds], "spacing_mm": [float(v) for v in spacing_mm],
@@ -171,22 +177,14 @@ def calibrate_on_phantoms(weights: str | os.PathLike, *, seeds: Sequence[int] = 
         ``{"decision_weights": {...}, "seeds": [...], "mean_dice_before": d0,
         "mean_dice_after": d1}`` (mean foreground Dice on those phantoms).
     """
-    import dataclasses as _dc
-
-    from spinect_core.phantom import generate_phantom
     from spinect_core.segment import Segmenter, SegmentOptions
     from spinect_core.training.calibration import fit_decision_weights
 
     segmenter = Segmenter.from_weights(weights, options=SegmentOptions(keep_probabilities=True))
     # Fit on the raw probabilities: any factors already in the card must not bias the fit.
-    segmenter.card = _dc.replace(segmenter.card, decision_weights={})
+    segmenter.card = dataclasses.replace(segmenter.card, decision_weights={})
     probabilities, references = [], []
-    n = len(seeds)
-    for i, seed in enumerate(seeds):
-        step = sub_progress(progress, i / n, (i + 1) / n, f"phantom {seed}: ")
-        phantom = generate_phantom(seed=int(seed), spacing_mm=tuple(spacing_mm),
-                                   progress=sub_progress(step, 0.0, 0.3))
-        seg = segmenter.segment(phantom.ct, progress=sub_progress(step, 0.3, 1.0))
+    for _seed, phantom, seg in _segmented_phantoms(segmenter, seeds, spacing_mm, progress):
         probabilities.append(seg.probabilities)
         references.append(phantom.labels.array)
     # Bone by volume: the planner's windows depend on where the bone surface lies (DESIGN.md).
