@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from spinect_core.anatomy.checks import transitional_warnings
-from spinect_core.anatomy.landmarks import SideAnatomy, endplates, root_centreline, side_landmarks
+from spinect_core.anatomy.landmarks import (CoreLandmarks, SideAnatomy, endplates, root_centreline,
+                                             side_landmarks)
 from spinect_core.anatomy.levels import LevelOptions, assign_roots, derive_parts
 from spinect_core.anatomy.parts import (PART_ID, PARTS_TABLE, has_level_instances,
                                         parts_from_instances)
@@ -37,8 +38,9 @@ class AnatomyOptions:
 
 
 @dataclass(kw_only=True)
-class LumbosacralAnatomy:
-    """The L5/S1 junction of one CT: a parts map and landmarks, all LPS millimetres.
+class LumbosacralAnatomy(CoreLandmarks):
+    """The L5/S1 junction of one CT: a parts map and landmarks, all LPS millimetres (the
+    side-independent landmarks are those of :class:`CoreLandmarks`).
 
     Attributes
     ----------
@@ -70,12 +72,6 @@ class LumbosacralAnatomy:
 
     parts: Volume
     parts_table: LabelTable
-    s1_endplate_centre_lps: np.ndarray
-    s1_endplate_normal_lps: np.ndarray
-    l5_endplate_centre_lps: np.ndarray
-    disc_centre_lps: np.ndarray
-    midline_point_lps: np.ndarray
-    midline_normal_lps: np.ndarray
     sides: dict[str, SideAnatomy]
     warnings: list[str] = field(default_factory=list)
     source: str = ""
@@ -169,10 +165,6 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     report(progress, 1.0, "L5/S1 identified")
     seg = labels.with_array(parts)
     seg.warnings = list(labels.warnings)
-    return LumbosacralAnatomy(
-        parts=seg, parts_table=PARTS_TABLE,
-        s1_endplate_centre_lps=core.s1_endplate_centre_lps,
-        s1_endplate_normal_lps=core.s1_endplate_normal_lps,
-        l5_endplate_centre_lps=core.l5_endplate_centre_lps, disc_centre_lps=core.disc_centre_lps,
-        midline_point_lps=core.midline_point_lps, midline_normal_lps=core.midline_normal_lps,
-        sides=sides, warnings=warnings, source=source)
+    landmarks = {f.name: getattr(core, f.name) for f in fields(CoreLandmarks)}
+    return LumbosacralAnatomy(parts=seg, parts_table=PARTS_TABLE, sides=sides, warnings=warnings,
+                              source=source, **landmarks)
