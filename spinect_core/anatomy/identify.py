@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from spinect_core.anatomy.checks import transitional_warnings
+from spinect_core.anatomy.ct_edges import bone_edge
 from spinect_core.anatomy.landmarks import (CoreLandmarks, SideAnatomy, endplates, root_centreline,
                                              side_landmarks)
 from spinect_core.anatomy.levels import LevelOptions, assign_roots, derive_parts
@@ -86,6 +87,34 @@ def _names_vertebrae(table: LabelTable) -> bool:
     return any(_VERTEBRA_NAME.match(n.lower()) for i, n in table.names.items() if i)
 
 
+def refine_zone_landmarks(sides: dict[str, SideAnatomy], ct: Volume) -> None:
+    """Move each side's zone landmarks, in place, to the bone edge on the CT.
+
+    The pedicle's lower margin moves along the side frame's caudal axis and the body's lateral
+    border along its lateral axis (see :mod:`spinect_core.anatomy.ct_edges`: the same sub-voxel
+    edge for any segmentation within 2.5 mm of it). The posterior wall, a percentile over the
+    lateral half of the wall, becomes the 90th percentile of the edges found along the posterior
+    axis at every 2 mm from the landmark to 12 mm medial of it, over 3 heights 1 mm apart. A
+    landmark without a clear edge on the CT keeps its label position.
+    """
+    for sa in sides.values():
+        f = sa.frame
+        for name, outward in (("pedicle_lower_margin_lps", -f.z_lps),
+                              ("vertebral_body_lateral_border_lps", f.x_lps)):
+            edge = bone_edge(ct, getattr(sa, name), outward)
+            if edge is not None:
+                setattr(sa, name, edge)
+        wall = np.asarray(sa.posterior_wall_lps, float)
+        depths = []
+        for medial_mm in np.arange(0.0, 12.1, 2.0):
+            for up_mm in (-1.0, 0.0, 1.0):
+                edge = bone_edge(ct, wall - medial_mm * f.x_lps + up_mm * f.z_lps, f.y_lps)
+                if edge is not None:
+                    depths.append(float((edge - wall) @ f.y_lps))
+        if len(depths) >= 5:
+            sa.posterior_wall_lps = wall + float(np.percentile(depths, 90)) * f.y_lps
+
+
 def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume | None = None,
                          instance_table: LabelTable | None = None, ct: Volume | None = None,
                          options: AnatomyOptions | None = None,
@@ -105,8 +134,9 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     instance_table : LabelTable, optional
         Names of ``instances``' ids; required with ``instances``.
     ct : Volume, optional
-        The CT on the same grid. Reserved for intensity-based refinements; only its grid is
-        checked now.
+        The CT on the same grid. When given, the landmarks that bound the foraminal zone (the
+        pedicle's lower margin, the body's lateral border and posterior wall) move to the bone
+        edge on the CT (:func:`refine_zone_landmarks`).
     options : AnatomyOptions, optional
     progress : callable, optional
         ``(fraction, message)``; returning False raises :class:`~spinect_core.errors.Cancelled`.
@@ -150,6 +180,8 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     report(progress, 0.75, "measuring landmarks")
     core = endplates(labels, parts, warnings)
     sides = side_landmarks(labels, parts, core)
+    if ct is not None:
+        refine_zone_landmarks(sides, ct)
     if derived is not None:
         assign_roots(parts, labels, {s: sides[s].foramen_centre_lps for s in sides},
                      core.midline_point_lps, core.midline_normal_lps)

@@ -46,6 +46,11 @@ class SideAnatomy:
     foramen_centre_lps : np.ndarray, shape (3,)
         Midway between the pedicle's lower margin and the S1 bone below it, 3 mm behind the
         L5 body's posterior wall.
+    posterior_wall_lps : np.ndarray, shape (3,)
+        The L5 body's posterior wall just below the pedicle (the foramen's anterior wall where
+        the safe triangle lies), at the foramen centre's lateral position, halfway between the
+        inferior endplate and the pedicle: what lies further forward is the body, not the
+        foramen (the anterior bound of the foraminal zone).
     root_centreline_lps : np.ndarray, shape (N, 3), or None
         Exiting L5 root near the foramen (medial end first); None without a root label.
     frame : LocalFrame
@@ -58,6 +63,7 @@ class SideAnatomy:
     pedicle_medial_wall_lps: np.ndarray
     vertebral_body_lateral_border_lps: np.ndarray
     foramen_centre_lps: np.ndarray
+    posterior_wall_lps: np.ndarray
     root_centreline_lps: np.ndarray | None
     frame: LocalFrame
 
@@ -241,6 +247,10 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         f_h = 0.5 * (low_h + s1_top)
         f_post = wall_at(f_h) + half_vox + 3.0
         foramen_q = np.array([f_lat, f_post, f_h])
+        wall_q = np.array([f_lat, _wall_below_pedicle(
+            l5_q[(sgn * l5_q[:, 0] >= 0.0) & (sgn * l5_q[:, 0] <= 25.0)],
+            h_range=(l5_inf_h, low_h - 1.0), cap=wall + 3.0, default=f_post - 3.0 - half_vox)
+            + half_vox, 0.5 * (l5_inf_h + low_h - 1.0)])
 
         # Lateral border of the body between the inferior endplate and the pedicle.
         lv = body_q[(body_q[:, 2] <= low_h) & (body_q[:, 2] >= l5_inf_h - 1.0)]
@@ -262,8 +272,26 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
             pedicle_centre_lps=to_lps(centre_q), pedicle_lower_margin_lps=to_lps(lower_q),
             pedicle_medial_wall_lps=to_lps(medial_q),
             vertebral_body_lateral_border_lps=to_lps(border_q), foramen_centre_lps=foramen,
+            posterior_wall_lps=to_lps(wall_q),
             root_centreline_lps=root, frame=frame)
     return out
+
+
+def _wall_below_pedicle(q: np.ndarray, *, h_range: tuple[float, float], cap: float,
+                        default: float) -> float:
+    """Posterior wall ``post`` of the L5 body between the inferior endplate and the pedicle.
+
+    ``q`` holds the L5 voxel points (N, 3: lat, post, h; mm) of one side. Between those heights
+    nothing but the body reaches the wall (the pedicle lies above, the inferior articular process
+    6 mm or more behind, beyond ``cap``), so the raw bone's 98th percentile finds the wall
+    without the rounding of the opened body, whose ball shaves the body's lower corners, nor the
+    extrapolation of a wall line fitted to the whole body (both moved it by 2-3 mm between two
+    segmentations of one phantom).
+    """
+    sel = (q[:, 2] >= h_range[0]) & (q[:, 2] <= h_range[1]) & (q[:, 1] <= cap)
+    if sel.sum() < 20:
+        return default
+    return float(np.percentile(q[sel, 1], 98))
 
 
 def _wall_line(q: np.ndarray, *, default: float):

@@ -60,9 +60,13 @@ class L5S1Options:
     ----------
     zone_slack_mm : float
         Slack around the foraminal zone (DESIGN.md: 1-2 mm).
+    zone_depth_mm : float or None
+        How far in front of the L5 body's posterior wall a target hit may lie (local y, mm, before
+        the slack): the foramen is 6-10 mm deep (AP) on CT, so a ray that meets the body's lateral
+        surface further forward passes beside the foramen, not through it. ``None``: no limit.
     body_posterior_mm : float
-        L5 voxels more than this far posterior of the foramen centre's coronal plane minus 3 mm
-        (the posterior wall of the body) are posterior elements, i.e. blockers.
+        L5 voxels more than this far behind the body's posterior wall (the landmark below the
+        pedicle, on the local frame's coronal plane) are posterior elements, i.e. blockers.
     sap_above_endplate_mm : float
         S1 bone this far above the S1 endplate plane counts as the superior articular process
         (made transparent by the ``neural`` variant).
@@ -73,6 +77,7 @@ class L5S1Options:
     """
 
     zone_slack_mm: float = 1.5
+    zone_depth_mm: float | None = 6.0
     body_posterior_mm: float = 1.0
     sap_above_endplate_mm: float = 2.0
     roi_size_mm: float = 40.0
@@ -154,7 +159,8 @@ class SideScene:
         self.scene = SceneFields.from_masks(anatomy.parts, target, blockers,
                                             options=self._scene_options())
         self.roi_center_lps = np.asarray(self.landmarks.foramen_centre_lps, float)
-        self._zone = _foraminal_zone(anatomy, side, self.options.zone_slack_mm)
+        self._zone = _foraminal_zone(anatomy, side, self.options.zone_slack_mm,
+                                     depth_mm=self.options.zone_depth_mm)
         root = self.landmarks.root_centreline_lps
         self.root_lps = None if root is None or len(root) < 2 else np.asarray(root, float)
 
@@ -450,9 +456,9 @@ def _target_and_blockers(anatomy: LumbosacralAnatomy, side: Side, variant: Varia
     frame = anatomy.sides[side].frame
     l5 = anatomy.mask("L5")
     local_y = _local_coordinate(anatomy, frame, axis=1)
-    # The foramen centre lies 3 mm behind the body's posterior wall (anatomy.landmarks), so the
-    # wall sits at local y = -3 mm; L5 bone behind it is pedicle, lamina and processes.
-    posterior = l5 & (local_y > -3.0 + options.body_posterior_mm)
+    # L5 bone behind the body's posterior wall is pedicle, lamina and processes.
+    wall_y = float(frame.point_to_local(anatomy.sides[side].posterior_wall_lps)[1])
+    posterior = l5 & (local_y > wall_y + options.body_posterior_mm)
     target = (l5 & ~posterior) | anatomy.mask("disc_L5S1")
     if not target.any():
         raise AnatomyError("the L5 body and the L5/S1 disc are empty: cannot measure windows")
@@ -486,11 +492,12 @@ def _local_coordinate(anatomy: LumbosacralAnatomy, frame: LocalFrame, *, axis: i
 
 @dataclass(frozen=True)
 class _ForaminalZone:
-    """The foraminal zone of one side: a slab in the local frame's (x, z), callable on points.
+    """The foraminal zone of one side: a box in the local frame, callable on points.
 
     ``x0..x1`` runs from the pedicle's medial wall to the body's lateral border (local x, mm),
-    ``z0..z1`` from the S1 endplate to the L5 pedicle's lower margin (local z, mm); ``slack_mm``
-    widens both.
+    ``z0..z1`` from the S1 endplate to the L5 pedicle's lower margin (local z, mm), and a hit
+    may lie at most to ``y0`` in front of the foramen (local y, mm; ``-inf``: no limit);
+    ``slack_mm`` widens every limit.
     """
 
     frame: LocalFrame
@@ -499,27 +506,32 @@ class _ForaminalZone:
     z0: float
     z1: float
     slack_mm: float
+    y0: float = -math.inf
 
     def __call__(self, points_lps: np.ndarray) -> np.ndarray:
         """(N,) bool: LPS points (N, 3) inside the zone."""
         return self.edge(points_lps) == ""
 
     def edge(self, points_lps: np.ndarray) -> np.ndarray:
-        """(N,) str: which edge a point lies beyond ("top", "bottom", "medial", "lateral"), or ""
-        inside. The vertical edges win over the horizontal ones at the corners."""
+        """(N,) str: which edge a point lies beyond ("top", "bottom", "anterior", "medial",
+        "lateral"), or "" inside. The vertical edges win over the others at the corners, and
+        the medial and lateral edges over the anterior one."""
         local = self.frame.point_to_local(np.asarray(points_lps, float))
         q = local.reshape(-1, 3)
         s = self.slack_mm
         out = np.full(len(q), "", dtype=object)
         out[q[:, 2] > self.z1 + s] = "top"
         out[q[:, 2] < self.z0 - s] = "bottom"
+        out[q[:, 1] < self.y0 - s] = "anterior"
         out[q[:, 0] < self.x0 - s] = "medial"
         out[q[:, 0] > self.x1 + s] = "lateral"
         return out.reshape(local.shape[:-1])
 
 
-def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float) -> _ForaminalZone:
-    """The foraminal zone of ``side`` (see :class:`_ForaminalZone`)."""
+def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float, *,
+                    depth_mm: float | None = None) -> _ForaminalZone:
+    """The foraminal zone of ``side`` (see :class:`_ForaminalZone`); ``depth_mm``: how far in
+    front of the body's posterior wall a hit may lie (``None``: no limit)."""
     lm = anatomy.sides[side]
     frame = lm.frame
     z_low = float(frame.point_to_local(anatomy.s1_endplate_centre_lps)[2])
@@ -528,7 +540,10 @@ def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float) ->
     x_lateral = float(frame.point_to_local(lm.vertebral_body_lateral_border_lps)[0])
     z0, z1 = sorted((z_low, z_high))
     x0, x1 = sorted((x_medial, x_lateral))
-    return _ForaminalZone(frame=frame, x0=x0, x1=x1, z0=z0, z1=z1, slack_mm=float(slack_mm))
+    wall_y = float(frame.point_to_local(lm.posterior_wall_lps)[1])
+    y0 = -math.inf if depth_mm is None else wall_y - float(depth_mm)
+    return _ForaminalZone(frame=frame, x0=x0, x1=x1, z0=z0, z1=z1, slack_mm=float(slack_mm),
+                          y0=y0)
 
 
 def _lookup(volume: Any, points_lps: np.ndarray) -> np.ndarray:

@@ -456,7 +456,8 @@ _BATCH_VIEWS = 16
 def _landmarks(lm: Any) -> dict[str, Any]:
     out = {k: _vec(getattr(lm, k)) for k in (
         "pedicle_centre_lps", "pedicle_lower_margin_lps", "pedicle_medial_wall_lps",
-        "vertebral_body_lateral_border_lps", "foramen_centre_lps")}
+        "vertebral_body_lateral_border_lps", "foramen_centre_lps",
+                 "posterior_wall_lps")}
     out = {k.replace("_lps", "_lps_mm"): v for k, v in out.items()}
     f = lm.frame
     out["local_frame"] = {"origin_lps_mm": _vec(f.origin_lps), "x_lateral_lps": _vec(f.x_lps),

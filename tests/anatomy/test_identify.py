@@ -115,3 +115,38 @@ def test_progress_reports_and_cancels(phantom):
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
     with pytest.raises(Cancelled):
         identify_lumbosacral(phantom.labels, phantom.label_table, progress=lambda f, m: f <= 0.0)
+
+
+@pytest.fixture(scope="module")
+def scanned_phantom():
+    """A phantom with the scanner's blur and noise: the CT edges the refinement looks for."""
+    from spinect_core.phantom import generate_phantom
+
+    return generate_phantom(seed=1, spacing_mm=(1.5, 1.5, 1.5))
+
+
+def test_zone_landmarks_sit_on_the_ct_edge_whatever_the_bone_thickness(scanned_phantom):
+    """A segmentation that calls bone every partial-volume voxel next to it (above 150 HU, as
+    a network does) gives the same zone landmarks once they move to the CT's bone edge; on the
+    labels alone they move by about a voxel."""
+    from scipy import ndimage
+
+    ph = scanned_phantom
+    bone_id = ph.label_table.id_of("bone")
+    thick = ph.labels.array.copy()
+    grown = ndimage.binary_dilation(thick == bone_id) & (thick == 0) & (ph.ct.array > 150)
+    thick[grown] = bone_id
+    thick_labels = ph.labels.with_array(thick)
+    checks = (("pedicle_lower_margin_lps", 2), ("vertebral_body_lateral_border_lps", 0),
+              ("posterior_wall_lps", 1))
+    on_ct = [identify_lumbosacral(lab, ph.label_table, ct=ph.ct) for lab in (ph.labels, thick_labels)]
+    on_labels = [identify_lumbosacral(lab, ph.label_table) for lab in (ph.labels, thick_labels)]
+    label_shift = []
+    for side in ("left", "right"):
+        frame = on_ct[0].sides[side].frame
+        for name, axis in checks:
+            a, b = (frame.point_to_local(getattr(r.sides[side], name))[axis] for r in on_ct)
+            assert abs(a - b) <= 0.5, (side, name, a, b)
+            a, b = (frame.point_to_local(getattr(r.sides[side], name))[axis] for r in on_labels)
+            label_shift.append(abs(a - b))
+    assert max(label_shift) >= 1.0  # the labels alone do move: the refinement is what holds them
