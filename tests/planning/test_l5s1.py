@@ -191,3 +191,23 @@ def test_plateau_windows_have_named_triangles(plan_and_engine) -> None:
             assert 0.95 * w.window.area_mm2 <= w.triangle.area_mm2 <= 4.0 * w.window.area_mm2
             assert set(w.triangle.sides) == {"base", "height", "hypotenuse"}
             assert w.triangle.sides["hypotenuse"] > 0  # the exiting root bounds both windows
+
+
+def test_zone_ends_in_front_of_the_foramen(anatomy, scenes) -> None:
+    """A hit on the body's side more than zone_depth_mm (+ slack) in front of the posterior wall
+    passes beside the foramen: outside the zone, named "anterior"; without the limit the free
+    window can only grow."""
+    from spinect_core.planning.l5s1 import L5S1Options
+
+    for side, scene in scenes.items():
+        frame, zone = scene.frame, scene._zone
+        wall_y = float(frame.point_to_local(anatomy.sides[side].posterior_wall_lps)[1])
+        inside = frame.point_to_lps(np.array([0.5 * (zone.x0 + zone.x1), wall_y,
+                                                0.5 * (zone.z0 + zone.z1)]))
+        in_front = inside - (scene.options.zone_depth_mm + zone.slack_mm + 0.5) * frame.y_lps
+        assert list(zone.edge(np.stack([inside, in_front]))) == ["", "anterior"]
+        unlimited = SideScene(anatomy, side, options=L5S1Options(zone_depth_mm=None))
+        for view in (VIEW, (70.0, 30.0)):
+            limited = scene.windows_at(*view, pixel_mm=0.5).free
+            free = unlimited.windows_at(*view, pixel_mm=0.5).free
+            assert not np.any(limited.mask & ~free.mask)
