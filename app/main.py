@@ -167,6 +167,9 @@ def create_app(argv: Sequence[str] | None = None, *, exec_app: bool = False,
     app.setApplicationName("SPINECT planner")
     app.setOrganizationName("SPINECT")
     app.setApplicationVersion(__version__)
+    from app import gc_guard
+
+    gc_guard.install(app)  # cyclic garbage (Qt objects included) is freed on this thread only
     from PySide6.QtGui import QIcon
 
     from spinect_core.resources import asset_path

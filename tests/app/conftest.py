@@ -77,6 +77,12 @@ def window(qtbot, settings, dialogs):
     yield win
     win.controller.shutdown()
     win.close()
+    # The app collects garbage on the GUI thread only (app.gc_guard), from its event loop; the
+    # tests after this one may run without a loop, so collect now and hand collection back.
+    import gc
+
+    gc.collect()
+    gc.enable()
 
 
 def wait_idle(qtbot, win, timeout: int = 60_000) -> None:
