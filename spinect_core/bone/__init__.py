@@ -1,0 +1,14 @@
+"""Bone from the CT itself: a model-free bone segmentation and its uses.
+
+* :func:`segment_bone_from_ct` (``ct_model``): bone of any CT from its own histogram (hysteresis
+  from cortical seeds into cancellous bone, closed shells filled), with the table, contrast-filled
+  vessels and organs, calcified plaque and bowel contrast rejected;
+* :func:`combine_bone` (``fusion``): the bone class of a network's label map replaced by the CT's
+  bone (``"ct"``) or fused with it (``"fused"``);
+* the agreement check between a network's bone and the CT's bone per level lives in
+  ``agreement``.
+"""
+
+from spinect_core.bone.ct_model import CTBone, CTBoneOptions, segment_bone_from_ct
+
+__all__ = ["CTBone", "CTBoneOptions", "segment_bone_from_ct"]
