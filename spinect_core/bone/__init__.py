@@ -10,5 +10,7 @@
 """
 
 from spinect_core.bone.ct_model import CTBone, CTBoneOptions, segment_bone_from_ct
+from spinect_core.bone.fusion import BONE_MODES, BoneMode, FusionOptions, combine_bone
 
-__all__ = ["CTBone", "CTBoneOptions", "segment_bone_from_ct"]
+__all__ = ["BONE_MODES", "BoneMode", "CTBone", "CTBoneOptions", "FusionOptions", "combine_bone",
+           "segment_bone_from_ct"]
