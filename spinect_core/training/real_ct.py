@@ -24,6 +24,16 @@ can be kept so that the rest of the scan stays unseen for testing; :func:`bone_m
 gives the reference bone mask of any slab for measuring bone Dice there. The slab's CT keeps its
 geometry: spacing and direction unchanged, origin moved to its first slice.
 
+**Pseudo-labels.** A real CT without any annotation becomes the same kind of case with
+:func:`pseudo_label_case`: bone is the model-free CT bone model's
+(:func:`spinect_core.bone.segment_bone_from_ct`), every non-bone voxel within
+``unlabelled_margin_mm`` of bone and the spinal canal are 255, and so is a thin band on both
+sides of the bone surface (the threshold model's exact edge is not a reference the network should
+copy). ``conversion.json`` says the labels are pseudo-labels and records the method and its
+thresholds, never the source's path or name (the caller names the case). Command line::
+
+    python -m spinect_core.training.real_ct pseudo CT_OR_DICOM_FOLDER DATA_DIR --case-id ID
+
 Typical use::
 
     from spinect_core.training.real_ct import BoneOnlyOptions, bone_only_case
@@ -51,12 +61,14 @@ import numpy as np
 from spinect_core.errors import InputError
 from spinect_core.io.labelmap import read_label_image
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
+from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.training.loss import UNLABELLED
 from spinect_core.volume import Volume
 
 __all__ = ["BoneOnlyOptions", "BoneOnlyCase", "DEFAULT_BONE_STRUCTURES",
-           "DEFAULT_VERTEBRA_STRUCTURES", "DEFAULT_UNLABELLED_STRUCTURES", "axial_slab",
-           "bone_mask_reference", "bone_only_case", "read_structures", "slab_slices"]
+           "DEFAULT_VERTEBRA_STRUCTURES", "DEFAULT_UNLABELLED_STRUCTURES", "PseudoLabelCase",
+           "PseudoLabelOptions", "axial_slab", "bone_mask_reference", "bone_only_case",
+           "pseudo_label_case", "pseudo_label_map", "read_structures", "slab_slices"]
 
 #: Structure names (``fnmatch`` patterns, matched case-insensitively against ``structures.csv``)
 #: that are bone. For the TotalSegmentator-style names of ``real_ct_chest`` they select:
@@ -400,9 +412,7 @@ def bone_only_case(ct_path: str | os.PathLike, labels_path: str | os.PathLike,
     spinect_core.io.atomic.FileExistsRefusedError
         The case files exist and ``options.overwrite`` is false.
     """
-    from spinect_core.io import load_ct, write_image, write_text_atomic
-    from spinect_core.io.atomic import check_writable
-    from spinect_core.io.labelmap import sidecar_path
+    from spinect_core.io import load_ct
 
     options = options or BoneOnlyOptions()
     structures = read_structures(structures_csv)
@@ -418,22 +428,6 @@ def bone_only_case(ct_path: str | os.PathLike, labels_path: str | os.PathLike,
     ct_slab = axial_slab(ct, options.z_range)
     label_slab = axial_slab(ct.with_array(labels), options.z_range)
 
-    folder = Path(out_dir) / options.case_id
-    for name in ("ct.nii.gz", "labels.nii.gz", "labels.labels.json", "conversion.json"):
-        check_writable(folder / name, overwrite=options.overwrite)  # refuse before writing any
-    folder.mkdir(parents=True, exist_ok=True)
-    ct_file = write_image(ct_slab, folder / "ct.nii.gz", overwrite=options.overwrite)
-    # save_label_map refuses ids its table does not name; 255 is deliberately not a class, so
-    # the image and its sidecar (same format) are written here.
-    label_file = write_image(label_slab, folder / "labels.nii.gz", overwrite=options.overwrite)
-    doc = {"format": "spinect-labels", "version": 1, "coordinate_system": "LPS",
-           "image": label_file.name, **options.table.to_json(), "unlabelled_value": UNLABELLED}
-    table_file = write_text_atomic(sidecar_path(label_file), json.dumps(doc, indent=2) + "\n",
-                                   overwrite=options.overwrite)
-    counts = np.bincount(label_slab.array.ravel(), minlength=UNLABELLED + 1)
-    bone_id = options.table.id_of(options.bone_class)
-    voxels = {"background": int(counts[0]), "bone": int(counts[bone_id]),
-              "unlabelled": int(counts[UNLABELLED])}
     provenance: dict[str, Any] = {
         "format": "spinect-bone-only-case", "version": 1,
         "source": {"ct": Path(ct_path).name, "labels": Path(labels_path).name,
@@ -448,14 +442,48 @@ def bone_only_case(ct_path: str | os.PathLike, labels_path: str | os.PathLike,
         "structures": chosen,
         "slab": {"array_axis": axis, "start": start, "stop": stop,
                  "geometry": ct_slab.geometry_dict()},
-        "label_values": {"background": 0, "bone": bone_id, "unlabelled": UNLABELLED},
-        "voxels": voxels,
     }
+    return _write_case(Path(out_dir) / options.case_id, ct_slab, label_slab, provenance,
+                       table=options.table, bone_class=options.bone_class,
+                       slab=(axis, start, stop), overwrite=options.overwrite)
+
+
+def _write_case(folder: Path, ct: Volume, labels: Volume, provenance: dict[str, Any], *,
+                table: LabelTable, bone_class: str, slab: tuple[int, int, int],
+                overwrite: bool, case_type: type[BoneOnlyCase] | None = None,
+                **extra: Any) -> BoneOnlyCase:
+    """Write a bone-only case folder: CT, label map (+ table sidecar) and ``conversion.json``.
+
+    ``provenance`` receives ``label_values`` and ``voxels`` before it is written. Every target is
+    checked before the first is written, so a refused overwrite leaves no half-written case.
+    """
+    from spinect_core.io import write_image, write_text_atomic
+    from spinect_core.io.atomic import check_writable
+    from spinect_core.io.labelmap import sidecar_path
+
+    for name in ("ct.nii.gz", "labels.nii.gz", "labels.labels.json", "conversion.json"):
+        check_writable(folder / name, overwrite=overwrite)  # refuse before writing any
+    folder.mkdir(parents=True, exist_ok=True)
+    ct_file = write_image(ct, folder / "ct.nii.gz", overwrite=overwrite)
+    # save_label_map refuses ids its table does not name; 255 is deliberately not a class, so
+    # the image and its sidecar (same format) are written here.
+    label_file = write_image(labels, folder / "labels.nii.gz", overwrite=overwrite)
+    doc = {"format": "spinect-labels", "version": 1, "coordinate_system": "LPS",
+           "image": label_file.name, **table.to_json(), "unlabelled_value": UNLABELLED}
+    table_file = write_text_atomic(sidecar_path(label_file), json.dumps(doc, indent=2) + "\n",
+                                   overwrite=overwrite)
+    counts = np.bincount(np.asarray(labels.array).ravel(), minlength=UNLABELLED + 1)
+    bone_id = table.id_of(bone_class)
+    voxels = {"background": int(counts[0]), "bone": int(counts[bone_id]),
+              "unlabelled": int(counts[UNLABELLED])}
+    provenance = {**provenance,
+                  "label_values": {"background": 0, "bone": bone_id, "unlabelled": UNLABELLED},
+                  "voxels": voxels}
     prov_file = write_text_atomic(folder / "conversion.json",
-                                  json.dumps(provenance, indent=2) + "\n",
-                                  overwrite=options.overwrite)
-    return BoneOnlyCase(folder=folder, ct=ct_file, labels=label_file, label_table=table_file,
-                        provenance=prov_file, slab=(axis, start, stop), voxels=voxels)
+                                  json.dumps(provenance, indent=2) + "\n", overwrite=overwrite)
+    return (case_type or BoneOnlyCase)(folder=folder, ct=ct_file, labels=label_file,
+                                       label_table=table_file, provenance=prov_file, slab=slab,
+                                       voxels=voxels, **extra)
 
 
 def bone_mask_reference(labels_path: str | os.PathLike, structures_csv: str | os.PathLike, *,
@@ -486,3 +514,344 @@ def bone_mask_reference(labels_path: str | os.PathLike, structures_csv: str | os
         raise InputError(f"no structure matches the bone patterns {list(bone_structures)}")
     slab = axial_slab(source, z_range)
     return np.isin(slab.array, list(bone))
+
+
+# --- pseudo-labels: any unlabelled CT, bone from the CT bone model -------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PseudoLabelOptions:
+    """How :func:`pseudo_label_case` turns an unlabelled CT into a bone-only training case.
+
+    Attributes
+    ----------
+    case_id : str
+        Name of the case folder written under ``out_dir`` and the only name the case carries
+        (required: a file or folder name of the source could be a patient's name, so none is
+        ever copied into the case).
+    unlabelled_margin_mm : float
+        Non-bone voxels within this Euclidean distance (mm) of the CT bone model's bone become
+        unlabelled (255): the canal, discs, roots and the tissue around them, which the CT does
+        not label. 0: none (the canal and the edge band still are).
+    edge_band_mm : float
+        Voxels within this distance of the bone surface, on both sides, are unlabelled, and
+        always the one layer of voxels on each side of it: the threshold model's exact edge is
+        not a reference the network should copy. 0: no band.
+    canal : bool
+        Mark the spinal canal unlabelled whatever the margin (axial holes enclosed by bone,
+        bridged along the spine across the disc levels where the bony ring is open).
+    canal_area_mm2 : (float, float)
+        Smallest and largest axial area of a hole taken for the canal (an adult canal is about
+        100-300 mm2; the thorax and the pelvic ring are far larger).
+    canal_bridge_mm : float
+        Longest cranio-caudal gap (mm) between canal slices that is bridged.
+    z_range : (float, float)
+        Slab kept, as in :class:`BoneOnlyOptions` (fractions from the most cranial slice).
+    table : LabelTable
+        Label table written beside the label map (default the 5-class demo table).
+    bone_class : str
+        Name of the bone class in ``table``.
+    ct_bone : CTBoneOptions or None
+        Options of :func:`~spinect_core.bone.segment_bone_from_ct` (``None``: its defaults).
+    overwrite : bool
+        Replace an existing case folder's files.
+    """
+
+    case_id: str
+    unlabelled_margin_mm: float = 20.0
+    edge_band_mm: float = 1.0
+    canal: bool = True
+    canal_area_mm2: tuple[float, float] = (30.0, 800.0)
+    canal_bridge_mm: float = 20.0
+    z_range: tuple[float, float] = (0.0, 1.0)
+    table: LabelTable = DEFAULT_LABELS
+    bone_class: str = "bone"
+    ct_bone: Any = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not _CASE_ID.match(str(self.case_id)):
+            raise ValueError(f"case_id {self.case_id!r} must be a plain folder name")
+        for name in ("unlabelled_margin_mm", "edge_band_mm", "canal_bridge_mm"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            object.__setattr__(self, name, value)
+        lo, hi = (float(v) for v in self.canal_area_mm2)
+        if not (0 <= lo < hi):
+            raise ValueError(f"canal_area_mm2 must be (min, max) with 0 <= min < max, "
+                             f"got {self.canal_area_mm2!r}")
+        object.__setattr__(self, "canal_area_mm2", (lo, hi))
+        object.__setattr__(self, "z_range", _range(self.z_range))
+        if not isinstance(self.table, LabelTable) or not self.table.has(self.bone_class):
+            raise ValueError(f"table must be a LabelTable with a class {self.bone_class!r}")
+        if UNLABELLED in self.table.names:
+            raise ValueError(f"the table must not use id {UNLABELLED} (it means 'unlabelled')")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready options (the table by its class names, the CT bone options by field)."""
+        ct_bone = None if self.ct_bone is None else dataclasses.asdict(self.ct_bone)
+        return {"case_id": self.case_id, "unlabelled_margin_mm": self.unlabelled_margin_mm,
+                "edge_band_mm": self.edge_band_mm, "canal": self.canal,
+                "canal_area_mm2": list(self.canal_area_mm2),
+                "canal_bridge_mm": self.canal_bridge_mm, "z_range": list(self.z_range),
+                "bone_class": self.bone_class, "ct_bone": ct_bone}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PseudoLabelCase(BoneOnlyCase):
+    """What :func:`pseudo_label_case` wrote (the fields of :class:`BoneOnlyCase`) plus the CT
+    bone model's summary (``method``, ``thresholds_hu``, ``bone_ml``, rejected voxels)."""
+
+    ct_bone: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _pad_box(mask: np.ndarray, pad: Sequence[int]) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``pad`` voxels per axis (clipped), or None if empty."""
+    if not mask.any():
+        return None
+    box = []
+    for axis, (n, p) in enumerate(zip(mask.shape, pad)):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(max(int(hit[0]) - int(p), 0), min(int(hit[-1]) + int(p) + 1, n)))
+    return tuple(box)
+
+
+def _band_structure(radius_mm: float, spacing_zyx: np.ndarray) -> np.ndarray:
+    """Voxel offsets within ``radius_mm`` (an ellipsoid on the anisotropic grid), always
+    including the 6 face neighbours so the band is at least one voxel thick."""
+    r = np.maximum(np.floor(radius_mm / spacing_zyx + 1e-9), 1).astype(int)
+    zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
+    d2 = (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2
+    ball = d2 <= radius_mm ** 2 + 1e-6
+    ball |= (np.abs(zz) + np.abs(yy) + np.abs(xx)) <= 1
+    return ball
+
+
+def _edge_band(bone: np.ndarray, spacing_zyx: np.ndarray, band_mm: float) -> np.ndarray:
+    """Voxels within ``band_mm`` of the bone surface on either side (at least one voxel each)."""
+    from scipy import ndimage
+
+    out = np.zeros(bone.shape, bool)
+    structure = _band_structure(band_mm, spacing_zyx)
+    pad = [s // 2 + 1 for s in structure.shape]
+    box = _pad_box(bone, pad)
+    if box is None:
+        return out
+    sub = bone[box]
+    grown = ndimage.binary_dilation(sub, structure=structure)
+    # border_value=1: bone touching the box's (= the scan's) edge is not a surface there
+    shrunk = ndimage.binary_erosion(sub, structure=structure, border_value=1)
+    out[box] = grown & ~shrunk
+    return out
+
+
+def _spinal_canal(bone: np.ndarray, spacing_zyx: np.ndarray, axis: int,
+                  options: PseudoLabelOptions) -> np.ndarray:
+    """The spinal canal as the CT bone model shows it, on the CT's grid.
+
+    Per axial slice (array ``axis`` is the one closest to superior): holes enclosed by bone
+    (after a 2 mm closing, so a thin broken lamina still encloses) whose area lies within
+    ``canal_area_mm2``; the CT bone model never fills the canal (CSF and fat are below its
+    hole-filling density). At disc levels the ring is open, so slices up to
+    ``canal_bridge_mm`` apart are bridged along ``axis``.
+    """
+    from scipy import ndimage
+
+    canal = np.zeros(bone.shape, bool)
+    box = _pad_box(bone, (1, 1, 1))
+    if box is None:
+        return canal
+    moved = np.moveaxis(bone[box], axis, 0)
+    out = np.moveaxis(canal[box], axis, 0)  # a view: writes land in ``canal``
+    plane = np.delete(spacing_zyx, axis)
+    pixel_mm2 = float(np.prod(plane))
+    r = np.maximum(np.floor(2.0 / plane), 1).astype(int)
+    yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
+    disk = (yy * plane[0]) ** 2 + (xx * plane[1]) ** 2 <= 4.0 + 1e-6
+    lo, hi = options.canal_area_mm2
+    for k in range(moved.shape[0]):
+        sl = moved[k]
+        if not sl.any():
+            continue
+        closed = ndimage.binary_closing(sl, structure=disk) | sl
+        holes = ndimage.binary_fill_holes(closed) & ~closed
+        if not holes.any():
+            continue
+        lab, n = ndimage.label(holes)
+        area = np.bincount(lab.ravel(), minlength=n + 1) * pixel_mm2
+        ok = (area >= lo) & (area <= hi)
+        ok[0] = False
+        out[k] = ok[lab]
+    gap = int(math.floor(options.canal_bridge_mm / float(spacing_zyx[axis])))
+    if gap >= 1 and out.any():
+        line = np.zeros((2 * gap + 1, 1, 1), bool)
+        line[:, 0, 0] = True
+        # closing along the spine joins canal slices across an open disc level; padding by the
+        # line's half-length keeps the erosion from eating the bridges near the scan's ends
+        padded = np.pad(out, ((gap, gap), (0, 0), (0, 0)))
+        out[:] = ndimage.binary_closing(padded, structure=line)[gap:-gap] | out
+    return canal
+
+
+def pseudo_label_map(ct: Volume, bone: np.ndarray, options: PseudoLabelOptions) -> np.ndarray:
+    """Pseudo-label map of a CT from a bone mask on its grid.
+
+    Parameters
+    ----------
+    ct : Volume
+        The CT (only its geometry is used), array (z, y, x).
+    bone : np.ndarray, bool or 0/1, shape (z, y, x)
+        The CT bone model's mask (:func:`~spinect_core.bone.segment_bone_from_ct`).
+    options : PseudoLabelOptions
+
+    Returns
+    -------
+    np.ndarray, uint8, shape (z, y, x)
+        ``bone id`` where ``bone`` holds outside the edge band; :data:`UNLABELLED` (255) in the
+        edge band, within ``unlabelled_margin_mm`` of bone and in the spinal canal; 0 elsewhere.
+    """
+    bone = np.asarray(bone).astype(bool)
+    if bone.shape != ct.shape_zyx:
+        raise ValueError(f"bone mask shape {bone.shape} differs from the CT's {ct.shape_zyx}")
+    sp = np.asarray(ct.spacing_mm, dtype=np.float64)[::-1]
+    out = np.zeros(bone.shape, np.uint8)
+    if options.unlabelled_margin_mm > 0:
+        out[_near(bone, sp, options.unlabelled_margin_mm)] = UNLABELLED
+    if options.canal:
+        axis, _ = _superior_axis(ct.direction)
+        out[_spinal_canal(bone, sp, axis, options)] = UNLABELLED
+    out[bone] = options.table.id_of(options.bone_class)
+    if options.edge_band_mm > 0:
+        out[_edge_band(bone, sp, options.edge_band_mm)] = UNLABELLED  # the band wins over bone
+    return out
+
+
+def pseudo_label_case(ct_path_or_volume: str | os.PathLike | Volume, out_dir: str | os.PathLike,
+                      *, options: PseudoLabelOptions,
+                      progress: ProgressCallback | None = None) -> PseudoLabelCase:
+    """Turn any unlabelled CT into a bone-only training case labelled by the CT bone model.
+
+    Bone (the table's bone id) is what :func:`~spinect_core.bone.segment_bone_from_ct` finds;
+    nerve, disc and dura are unknown, so every non-bone voxel within
+    ``options.unlabelled_margin_mm`` of bone, and the spinal canal, are :data:`UNLABELLED`
+    (255), as is a thin band on both sides of the bone surface (the threshold model's exact
+    edge is not a reference); the rest is background (0). The folder layout is that of
+    :func:`bone_only_case`, so :func:`~.cases.discover_cases` reads it.
+
+    Parameters
+    ----------
+    ct_path_or_volume : path-like or Volume
+        A DICOM folder or file, a NIfTI/NRRD/MHA file (:func:`~spinect_core.io.load_ct`), or a
+        CT already loaded (HU, array (z, y, x)).
+    out_dir : path-like
+        Data folder; receives ``<case_id>/ct.nii.gz``, ``labels.nii.gz`` (+
+        ``labels.labels.json``) and ``conversion.json``.
+    options : PseudoLabelOptions
+        ``case_id`` is required; margin, band, canal, slab, table.
+    progress : callable, optional
+        ``progress(fraction, message)``; returning ``False`` raises
+        :class:`~spinect_core.errors.Cancelled` (nothing is written before the labels exist).
+
+    Returns
+    -------
+    PseudoLabelCase
+        Written paths, slab, voxel counts and the CT bone model's summary. ``conversion.json``
+        records ``"pseudo_labels": true``, the method and its thresholds, the options, and the
+        geometry; never the source's path or file name.
+
+    Raises
+    ------
+    InputError
+        Unreadable CT, or no bone found in it (nothing to learn from).
+    spinect_core.io.atomic.FileExistsRefusedError
+        The case files exist and ``options.overwrite`` is false.
+    """
+    from spinect_core.bone import segment_bone_from_ct
+    from spinect_core.io import load_ct
+
+    if isinstance(ct_path_or_volume, Volume):
+        ct = ct_path_or_volume
+    else:
+        ct = load_ct(ct_path_or_volume, progress=sub_progress(progress, 0.0, 0.15, "loading: "))
+    report(progress, 0.15, "finding bone in the CT")
+    result = segment_bone_from_ct(ct, options=options.ct_bone,
+                                  progress=sub_progress(progress, 0.15, 0.7, "bone: "))
+    bone = np.asarray(result.mask.array).astype(bool)
+    if not bone.any():
+        raise InputError("the CT bone model found no bone in this CT; it cannot be a bone-only "
+                         "training case")
+    report(progress, 0.7, "marking the unlabelled surroundings")
+    labels = pseudo_label_map(ct, bone, options)
+    axis, start, stop = _slab(ct, options.z_range)
+    ct_slab = axial_slab(ct, options.z_range)
+    label_slab = axial_slab(ct.with_array(labels), options.z_range)
+    report(progress, 0.85, "writing the case")
+    summary = result.summary()
+    method = {"name": summary["method"], "function": "spinect_core.bone.segment_bone_from_ct",
+              "thresholds_hu": summary["thresholds_hu"], "bone_ml": summary["bone_ml"],
+              "rejected_voxels": summary["rejected_voxels"], "notes": summary["notes"]}
+    provenance: dict[str, Any] = {
+        "format": "spinect-pseudo-label-case", "version": 1,
+        "pseudo_labels": True,
+        "note": "bone from the model-free CT bone model, not a manual or reference annotation; "
+                "nerve, disc and dura unlabelled (255)",
+        "source": {"geometry": ct.geometry_dict()},
+        "method": method,
+        "options": options.to_json(),
+        "slab": {"array_axis": axis, "start": start, "stop": stop,
+                 "geometry": ct_slab.geometry_dict()},
+    }
+    case = _write_case(Path(out_dir) / options.case_id, ct_slab, label_slab, provenance,
+                       table=options.table, bone_class=options.bone_class,
+                       slab=(axis, start, stop), overwrite=options.overwrite,
+                       case_type=PseudoLabelCase, ct_bone=method)
+    report(progress, 1.0, "pseudo-label case written")
+    return case  # type: ignore[return-value]
+
+
+# --- command line ---------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m spinect_core.training.real_ct pseudo CT OUT --case-id ID [...]``."""
+    import argparse
+    import sys
+
+    from spinect_core.errors import SpinectError
+
+    parser = argparse.ArgumentParser(prog="python -m spinect_core.training.real_ct",
+                                     description="Real CTs as bone-only training cases.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ps = sub.add_parser("pseudo", help="label an unlabelled CT's bone with the CT bone model "
+                                       "(nerve, disc, dura unlabelled)")
+    ps.add_argument("ct", help="DICOM folder or NIfTI/NRRD/MHA file")
+    ps.add_argument("out", help="data folder; the case goes to OUT/CASE_ID")
+    ps.add_argument("--case-id", required=True,
+                    help="name of the case (never derived from the input's name)")
+    ps.add_argument("--margin-mm", type=float, default=20.0,
+                    help="non-bone voxels this close to bone are unlabelled (default 20)")
+    ps.add_argument("--edge-band-mm", type=float, default=1.0,
+                    help="unlabelled band on both sides of the bone surface (default 1)")
+    ps.add_argument("--z-range", type=float, nargs=2, default=(0.0, 1.0),
+                    metavar=("START", "STOP"), help="slab kept, fractions from the top")
+    ps.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+
+    def progress(fraction: float, message: str) -> bool:
+        print(f"\r{100 * fraction:5.1f}% {message[:70]:<70}", end="", file=sys.stderr, flush=True)
+        return True
+
+    try:
+        options = PseudoLabelOptions(case_id=args.case_id, unlabelled_margin_mm=args.margin_mm,
+                                     edge_band_mm=args.edge_band_mm,
+                                     z_range=tuple(args.z_range), overwrite=args.overwrite)
+        case = pseudo_label_case(args.ct, args.out, options=options, progress=progress)
+    except (SpinectError, ValueError) as exc:
+        print(file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    print(json.dumps({"folder": str(case.folder), "voxels": case.voxels,
+                      "thresholds_hu": case.ct_bone["thresholds_hu"]}))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
