@@ -6,6 +6,13 @@ This is the one function the CLI (``spinect segment``), the demo and the desktop
     segmenter = Segmenter.from_weights(None)        # None: the bundled default weights
     result = segmenter.segment(ct, progress=cb)     # cb(fraction, message) -> False cancels
     result.labels                                   # Volume of uint8 class ids on ct's grid
+
+The bone class is the network's, the CT bone model's or both fused (:attr:`SegmentOptions.bone`,
+``spinect segment/plan --bone``; see :mod:`spinect_core.bone`). Unless it is ``"network"``, the
+model-free CT bone model runs on the same CT after the network and :func:`combine_bone` takes
+the bone from it; the result keeps the CT bone model's mask (``ct_bone``) and the network's own
+bone (``network_bone``) so the agreement check (:mod:`spinect_core.bone.agreement`) needs no
+second run.
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
-__all__ = ["SegmentOptions", "Segmentation", "Segmenter", "segment_ct"]
+__all__ = ["DEFAULT_BONE_MODE", "SegmentOptions", "Segmentation", "Segmenter", "segment_ct"]
+
+#: Where the bone class comes from by default (``--bone``): ``"network"`` (the network's bone),
+#: ``"ct"`` (the CT bone model's) or ``"fused"`` (the CT's plus the network's within 3 mm of it).
+#: Set from the real-CT measurements (issue 11); ``"fused"`` until they are in.
+DEFAULT_BONE_MODE = "fused"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +58,14 @@ class SegmentOptions:
         Also return per-class probabilities on the input grid (C x input size x 2 bytes).
     crop_to_body : bool
         Run the network only inside the body's bounding box (same result, less time).
+    bone : {"network", "ct", "fused"}
+        Source of the bone class (:data:`DEFAULT_BONE_MODE`; see
+        :func:`spinect_core.bone.combine_bone`). ``"ct"`` and ``"fused"`` run the CT bone model
+        (a few seconds) after the network; voxels that lose the bone class get the network's
+        next most likely class (with the card's decision weights), as the network would have
+        labelled them.
+    ct_bone : spinect_core.bone.CTBoneOptions, optional
+        Options of the CT bone model (default: its defaults).
     """
 
     device: str = "auto"
@@ -55,6 +75,14 @@ class SegmentOptions:
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     keep_probabilities: bool = False
     crop_to_body: bool = True
+    bone: Literal["network", "ct", "fused"] = DEFAULT_BONE_MODE
+    ct_bone: Any = None
+
+    def __post_init__(self) -> None:
+        from spinect_core.bone import BONE_MODES
+
+        if self.bone not in BONE_MODES:
+            raise InputError(f"bone must be one of {', '.join(BONE_MODES)}, got {self.bone!r}")
 
 
 @dataclass(kw_only=True)
@@ -73,7 +101,19 @@ class Segmentation:
     notes : list of str
         Fallbacks taken (e.g. out of GPU memory) and other remarks for the user.
     timings_s : dict
-        Seconds per stage: ``prepare``, ``predict``, ``restore``, ``total``.
+        Seconds per stage: ``prepare``, ``predict``, ``restore``, ``ct_bone`` (when run),
+        ``total``.
+    bone_source : {"network", "ct", "fused"}
+        Where the bone class of :attr:`labels` comes from.
+    ct_bone : spinect_core.bone.CTBone or None
+        The CT bone model's result on the input grid (mask, thresholds), when it was run (bone
+        source ``ct`` or ``fused``, or later by the agreement check).
+    network_bone : np.ndarray or None, bool, shape (z, y, x)
+        The network's own bone before the CT's replaced or joined it (``None`` when
+        :attr:`bone_source` is ``"network"``: then it is ``labels == bone``).
+    bone_check : spinect_core.bone.agreement.BoneAgreement or None
+        The agreement of the network's bone with the CT bone model at L4-S1, once
+        :func:`spinect_core.bone.agreement.check_segmentation` computed it.
     """
 
     labels: Volume
@@ -83,9 +123,20 @@ class Segmentation:
     precision_used: str = "float32"
     notes: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    bone_source: str = "network"
+    ct_bone: Any = None
+    network_bone: np.ndarray | None = None
+    bone_check: Any = None
+
+    def network_bone_mask(self) -> np.ndarray:
+        """The network's own bone, bool (z, y, x), before any CT bone replaced or joined it."""
+        if self.network_bone is not None:
+            return self.network_bone
+        return np.asarray(self.labels.array) == self.table.id_of("bone")
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready description (no voxels): voxel counts and volumes per class, timings."""
+        """JSON-ready description (no voxels): voxel counts and volumes per class, timings, the
+        bone source and the CT bone model's thresholds (and the agreement check when done)."""
         voxel_mm3 = float(np.prod(self.labels.spacing_mm))
         counts = np.bincount(self.labels.array.reshape(-1), minlength=len(self.table.ids))
         return {
@@ -96,6 +147,9 @@ class Segmentation:
             "precision": self.precision_used,
             "notes": list(self.notes),
             "timings_s": dict(self.timings_s),
+            "bone_source": self.bone_source,
+            "ct_bone": None if self.ct_bone is None else self.ct_bone.summary(),
+            **({} if self.bone_check is None else {"segmentation_check": self.bone_check.to_dict()}),
         }
 
 
@@ -147,6 +201,10 @@ class Segmenter:
     def segment(self, ct: Volume, *, progress: ProgressCallback | None = None) -> Segmentation:
         """Segment a CT and return labels (and optionally probabilities) on its own grid.
 
+        The network runs first; then, unless :attr:`SegmentOptions.bone` is ``"network"``, the
+        CT bone model on the same CT (its own progress sub-step) and
+        :func:`~spinect_core.bone.combine_bone` takes the bone class from it.
+
         Parameters
         ----------
         ct : Volume
@@ -156,39 +214,93 @@ class Segmenter:
         """
         from spinect_core.preprocess import prepare_for_model
 
+        mode = self.options.bone
+        if mode != "network" and not self.table.has("bone"):
+            raise InputError(f"the weights {self.card.name} have no bone class: use bone "
+                             "source 'network'")
+        with_ct = mode != "network"
+        # Fractions of the whole run per stage; the CT bone model takes a tenth when it runs.
+        f_prep, f_pred, f_rest = (0.07, 0.8, 0.88) if with_ct else (0.08, 0.9, 1.0)
         t0 = time.perf_counter()
         report(progress, 0.0, "preparing the CT")
         prepared = prepare_for_model(ct, spacing_mm=self.card.spacing_mm,
                                      normalisation=self.normalisation,
                                      crop=self.options.crop_to_body,
-                                     progress=sub_progress(progress, 0.0, 0.08, "preparing: "))
+                                     progress=sub_progress(progress, 0.0, f_prep, "preparing: "))
         t1 = time.perf_counter()
         prediction = self.predictor.predict(
-            prepared.image, progress=sub_progress(progress, 0.08, 0.9, "segmenting: "))
+            prepared.image, progress=sub_progress(progress, f_prep, f_pred, "segmenting: "))
         t2 = time.perf_counter()
-        report(progress, 0.9, "mapping the result onto the CT grid")
-        labels, probabilities = self._restore(prediction.probabilities, prepared, ct,
-                                              progress=sub_progress(progress, 0.9, 1.0))
+        report(progress, f_pred, "mapping the result onto the CT grid")
+        labels, probabilities, next_best = self._restore(
+            prediction.probabilities, prepared, ct, next_best=with_ct,
+            progress=sub_progress(progress, f_pred, f_rest))
         t3 = time.perf_counter()
-        report(progress, 1.0, "segmentation done")
-        return Segmentation(
+        timings = {"prepare": t1 - t0, "predict": t2 - t1, "restore": t3 - t2}
+        result = Segmentation(
             labels=dataclasses.replace(ct.with_array(labels), warnings=[]),
-            table=self.table,
-            probabilities=probabilities,
-            device_used=prediction.device_used,
-            precision_used=prediction.precision_used,
-            notes=list(prediction.notes),
-            timings_s={"prepare": t1 - t0, "predict": t2 - t1, "restore": t3 - t2,
-                       "total": t3 - t0},
-        )
+            table=self.table, probabilities=probabilities,
+            device_used=prediction.device_used, precision_used=prediction.precision_used,
+            notes=list(prediction.notes), timings_s=timings, bone_source=mode)
+        # The model-grid probabilities are C x the model grid in float32: free them before the
+        # CT bone model allocates its own maps.
+        del prediction, prepared
+        if with_ct:
+            self._apply_ct_bone(result, ct, next_best,
+                                progress=sub_progress(progress, f_rest, 0.99, "CT bone model: "))
+        timings["total"] = time.perf_counter() - t0
+        report(progress, 1.0, "segmentation done")
+        return result
+
+    def _apply_ct_bone(self, result: Segmentation, ct: Volume, next_best: np.ndarray | None, *,
+                       progress: ProgressCallback | None) -> None:
+        """Run the CT bone model and take the bone class from it (``ct`` / ``fused``), in place.
+
+        Voxels the network called bone that lose the class get ``next_best`` (the network's most
+        likely other class, decision weights applied), not background: the network's disc,
+        dura and nerve survive where the CT's bone does not reach.
+        """
+        from spinect_core.bone import combine_bone, segment_bone_from_ct
+
+        t0 = time.perf_counter()
+        ct_bone = segment_bone_from_ct(ct, options=self.options.ct_bone,
+                                       progress=sub_progress(progress, 0.0, 0.9))
+        report(progress, 0.9, f"combining the bone ({result.bone_source})")
+        bone_id = self.table.id_of("bone")
+        network = result.labels
+        network_bone = np.asarray(network.array) == bone_id
+        # Without probabilities combine_bone gives lost voxels background; they are then given
+        # the next-best class here, which needs one uint8 map instead of C float maps.
+        combined = combine_bone(network, self.table, ct_bone.mask.array,
+                                mode=result.bone_source)  # type: ignore[arg-type]
+        out = np.asarray(combined.array)          # a new array: ``network`` stays as it was
+        if next_best is not None:
+            lost = network_bone & (out != bone_id)
+            out[lost] = next_best[lost]
+        result.labels = network.with_array(out)
+        result.ct_bone = ct_bone
+        result.network_bone = network_bone
+        result.notes += list(ct_bone.notes)
+        result.timings_s["ct_bone"] = time.perf_counter() - t0
+        report(progress, 1.0, "bone combined")
 
     def _restore(self, model_probs: np.ndarray, prepared: Any, ct: Volume, *,
-                 progress: ProgressCallback | None) -> tuple[np.ndarray, np.ndarray | None]:
+                 next_best: bool = False, progress: ProgressCallback | None
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Labels (and probabilities) on the input grid from model-grid probabilities.
 
         Each class is resampled linearly on its own and the argmax is kept running, so the peak
         memory is two input-size float32 maps rather than C of them; renormalising the resampled
-        probabilities would not change the argmax, so it is skipped for the labels.
+        probabilities would not change the argmax, so it is skipped for the labels. With
+        ``next_best`` a second running argmax over the classes other than bone gives the class
+        a voxel takes when it loses the bone class to the CT bone model (one more float32 map
+        while restoring, one uint8 map kept).
+
+        Returns
+        -------
+        labels : np.ndarray, uint8 (z, y, x)
+        probabilities : np.ndarray (C, z, y, x) float16, or None
+        next_best : np.ndarray, uint8 (z, y, x), or None
         """
         from spinect_core.preprocess import restore_to_input
 
@@ -197,6 +309,9 @@ class Segmenter:
         out = np.empty((num_classes, *ct.array.shape), np.float16) if keep else None
         best = np.full(ct.array.shape, -1.0, np.float32)
         labels = np.zeros(ct.array.shape, np.uint8)
+        bone_id = self.table.id_of("bone") if next_best and self.table.has("bone") else None
+        alt_best = np.full(ct.array.shape, -1.0, np.float32) if bone_id is not None else None
+        alt = np.zeros(ct.array.shape, np.uint8) if bone_id is not None else None
         factors = self.card.decision_weights
         for c in range(num_classes):
             p = model_probs[c].astype(np.float32)
@@ -214,11 +329,15 @@ class Segmenter:
             better = score > best
             labels[better] = c
             np.maximum(best, score, out=best)
+            if alt_best is not None and c != bone_id:
+                better = score > alt_best
+                alt[better] = c
+                np.maximum(alt_best, score, out=alt_best)
             report(progress, (c + 1) / num_classes, f"class {self.table.name_of(c)}")
         if out is not None:
             total = out.astype(np.float32).sum(axis=0, keepdims=True)
             out = (out / np.maximum(total, 1e-6)).astype(np.float16)
-        return labels, out
+        return labels, out, alt
 
 
 def segment_ct(ct: Volume, *, weights: str | Path | None = None,

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import torch
 
 from spinect_core.errors import Cancelled, InputError
 from spinect_core.metrics.overlap import dice
-from spinect_core.segment import SegmentOptions, Segmenter
-from tests.segment_helpers import sphere_ct, threshold_model
+from spinect_core.segment import DEFAULT_BONE_MODE, SegmentOptions, Segmenter
+from spinect_core.volume import Volume
+from tests.segment_helpers import NORMALISATION, sphere_ct, threshold_model
 
 
 def test_known_answer_on_an_oblique_anisotropic_ct() -> None:
     ct, truth = sphere_ct()
-    result = Segmenter(threshold_model(), options=SegmentOptions(precision="float32")).segment(ct)
+    # The network's own bone (bone source "network"): the pipeline's geometry is under test.
+    result = Segmenter(threshold_model(), options=SegmentOptions(precision="float32",
+                                                                 bone="network")).segment(ct)
     assert result.labels.same_grid(ct)
     assert result.labels.array.dtype == np.uint8
     bone = result.labels.array == result.table.id_of("bone")
@@ -24,7 +30,8 @@ def test_known_answer_on_an_oblique_anisotropic_ct() -> None:
 
 def test_probabilities_on_input_grid_sum_to_one_and_agree_with_labels() -> None:
     ct, _ = sphere_ct(shape_zyx=(12, 64, 64))
-    options = SegmentOptions(precision="float32", keep_probabilities=True, blend="gaussian")
+    options = SegmentOptions(precision="float32", keep_probabilities=True, blend="gaussian",
+                             bone="network")
     result = Segmenter(threshold_model(), options=options).segment(ct)
     probs = result.probabilities
     assert probs is not None and probs.dtype == np.float16
@@ -59,3 +66,124 @@ def test_progress_is_monotone_and_complete() -> None:
 def test_stride_larger_than_patch_is_refused() -> None:
     with pytest.raises(InputError, match="stride"):
         Segmenter(threshold_model(), options=SegmentOptions(stride_zyx=(40, 40, 40)))
+
+
+# --- the bone source: network, CT bone model, or both fused ------------------------------------
+class _SecondChoiceNet(torch.nn.Module):
+    """Bone above 300 HU with nerve as its runner-up there; background below.
+
+    Logits (1x1x1 convolution of the normalised HU x, threshold t): background 0, bone 40 (x - t),
+    nerve 20 (x - t). Above t bone wins and nerve comes second, so a voxel that loses the bone
+    class to the CT bone model must become nerve, not background.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 3, kernel_size=1)
+        t = 300.0 / NORMALISATION["std_hu"]
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            self.conv.weight[1, 0], self.conv.bias[1] = 40.0, -40.0 * t
+            self.conv.weight[2, 0], self.conv.bias[2] = 20.0, -20.0 * t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _second_choice_model():
+    loaded = threshold_model()
+    return dataclasses.replace(loaded, model=_SecondChoiceNet().eval())
+
+
+@pytest.fixture(scope="module")
+def bone_and_vessel_ct():
+    """Soft tissue with a bone ball (cortex 1200 HU, 300 HU inside) and, 25 mm away, a
+    homogeneous contrast-filled tube (350 HU, about 7 ml) that the CT bone model rejects."""
+    shape = (48, 80, 96)
+    zz, yy, xx = np.meshgrid(*[np.arange(n, dtype=float) for n in shape], indexing="ij")
+    ct = np.full(shape, 40, np.int16)
+    ct[:, :5, :] = -1000
+    r = np.sqrt((zz - 24) ** 2 + (yy - 40) ** 2 + (xx - 30) ** 2)
+    ct[r <= 11] = 300
+    ct[(r <= 11) & (r > 9)] = 1200
+    tube = (np.sqrt((yy - 40) ** 2 + (xx - 70) ** 2) <= 6.5) & (zz >= 4) & (zz < 44)
+    ct[tube] = 350
+    vol = Volume(array=ct, spacing_mm=np.array([1.0, 1.0, 1.0]), origin_lps_mm=np.zeros(3),
+                 direction=np.eye(3))
+    return vol, r <= 11, tube
+
+
+def _segment(ct, bone: str, **kw):
+    options = SegmentOptions(precision="float32", bone=bone, **kw)
+    return Segmenter(_second_choice_model(), options=options).segment(ct)
+
+
+def test_bone_source_network_is_the_networks_label_map(bone_and_vessel_ct) -> None:
+    ct, ball, tube = bone_and_vessel_ct
+    result = _segment(ct, "network")
+    bone = result.labels.array == 1
+    assert result.bone_source == "network" and result.ct_bone is None
+    assert result.network_bone is None
+    assert np.array_equal(result.network_bone_mask(), bone)
+    assert bone[tube].mean() > 0.95        # the network calls the vessel bone
+    assert "ct_bone" not in result.timings_s
+    assert result.summary()["bone_source"] == "network" and result.summary()["ct_bone"] is None
+
+
+def test_bone_source_ct_takes_the_ct_bone_model_and_keeps_the_runner_up(bone_and_vessel_ct) -> None:
+    ct, ball, tube = bone_and_vessel_ct
+    network = _segment(ct, "network").labels.array
+    result = _segment(ct, "ct")
+    labels = result.labels.array
+    ct_bone = result.ct_bone.mask.array.astype(bool)
+    assert result.bone_source == "ct"
+    assert np.array_equal(labels == 1, ct_bone)             # bone is exactly the CT's
+    assert ct_bone[ball].mean() > 0.99 and not ct_bone[tube].any()
+    # The vessel the network called bone takes its runner-up class (nerve), not background.
+    lost = (network == 1) & ~ct_bone
+    assert lost[tube].all() and np.all(labels[lost] == 2)
+    # The network's own bone is kept for the agreement check; the rest of its map is untouched.
+    assert np.array_equal(result.network_bone, network == 1)
+    assert np.array_equal(labels[(network != 1) & ~ct_bone], network[(network != 1) & ~ct_bone])
+    summary = result.summary()
+    assert summary["bone_source"] == "ct"
+    assert set(summary["ct_bone"]["thresholds_hu"]) >= {"seed", "grow", "soft_tissue_peak"}
+    assert result.timings_s["ct_bone"] > 0.0
+
+
+def test_bone_source_fused_adds_network_bone_only_near_the_ct_bone(bone_and_vessel_ct) -> None:
+    ct, ball, tube = bone_and_vessel_ct
+    network = _segment(ct, "network").labels.array == 1
+    result = _segment(ct, "fused", keep_probabilities=True)
+    bone = result.labels.array == 1
+    ct_bone = result.ct_bone.mask.array.astype(bool)
+    assert result.bone_source == "fused"
+    assert np.all(bone[ct_bone]) and np.all(bone <= (ct_bone | network))
+    assert not bone[tube].any()                              # far from any CT bone: dropped
+    assert np.all(result.labels.array[tube] == 2)
+    assert result.probabilities is not None and result.probabilities.shape[0] == 3
+
+
+def test_progress_with_the_ct_bone_model_is_monotone_and_names_it(bone_and_vessel_ct) -> None:
+    ct, _, _ = bone_and_vessel_ct
+    calls: list[tuple[float, str]] = []
+    Segmenter(_second_choice_model(), options=SegmentOptions(bone="fused")).segment(
+        ct, progress=lambda f, m: calls.append((f, m)) or True)
+    fractions = [f for f, _ in calls]
+    assert fractions[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(fractions, fractions[1:]))
+    ct_steps = [f for f, m in calls if m.startswith("CT bone model")]
+    assert ct_steps and 0.8 <= min(ct_steps) and max(ct_steps) < 1.0
+
+
+def test_cancel_during_the_ct_bone_model(bone_and_vessel_ct) -> None:
+    ct, _, _ = bone_and_vessel_ct
+    with pytest.raises(Cancelled):
+        Segmenter(_second_choice_model(), options=SegmentOptions(bone="ct")).segment(
+            ct, progress=lambda f, m: not m.startswith("CT bone model"))
+
+
+def test_unknown_bone_source_is_refused() -> None:
+    with pytest.raises(InputError, match="bone must be one of network, ct, fused"):
+        SegmentOptions(bone="both")
+    assert SegmentOptions().bone == DEFAULT_BONE_MODE in ("network", "ct", "fused")

@@ -1,0 +1,163 @@
+"""The network-vs-CT bone check at L4-S1: quiet on the true labels, loud when L5's body is gone."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from spinect_core.bone import segment_bone_from_ct
+from spinect_core.bone.agreement import (MIN_DICE, AgreementOptions, LevelAgreement,
+                                         check_segmentation, compare_bone, disagreement_warning)
+from spinect_core.labels import DEFAULT_LABELS
+from spinect_core.volume import Volume
+
+#: "the segmentation disagrees with the CT at L5 (bone Dice 0.42 against the CT bone model):
+#: review it"
+WARNING = re.compile(r"^the segmentation disagrees with the CT at (L4|L5|S1) \(bone Dice "
+                     r"\d\.\d\d against the CT bone model\): review it$")
+
+
+@pytest.fixture(scope="module")
+def case():
+    """A coarse phantom (2 mm: about 3 s) whose CT bone model finds L4, L5 and the sacrum."""
+    from spinect_core.phantom import generate_phantom
+
+    ph = generate_phantom(seed=2, spacing_mm=(2.0, 2.0, 2.0))
+    return ph, segment_bone_from_ct(ph.ct)
+
+
+def _without_l5_body(ph) -> np.ndarray:
+    """The true bone with the L5 vertebral body removed (instance L5, in front of its pedicles).
+
+    The phantom's instance labels give the whole L5 vertebra; its body is the part more than
+    6 mm in front of the pedicle centres (LPS +y is posterior).
+    """
+    truth = ph.labels.array == DEFAULT_LABELS.id_of("bone")
+    lm = ph.meta["landmarks"]
+    pedicle_y = 0.5 * (lm["l5_pedicle_centre_left"][1] + lm["l5_pedicle_centre_right"][1])
+    zz, yy, xx = np.nonzero(truth & (ph.instances.array == ph.instance_table.id_of("L5")))
+    y = ph.ct.index_to_lps(np.stack([xx, yy, zz], axis=1).astype(float))[:, 1]
+    body = y < pedicle_y - 6.0
+    out = truth.copy()
+    out[zz[body], yy[body], xx[body]] = False
+    assert body.sum() > 0.4 * len(y)  # the body is most of the vertebra's bone
+    return out
+
+
+def test_true_labels_agree_with_the_ct_bone_model(case) -> None:
+    ph, ct_bone = case
+    check = compare_bone(ph.labels.array == 1, ct_bone)
+    assert check.levels_found, check.reason
+    assert [r.level for r in check.levels] == ["L4", "L5", "S1"]
+    assert check.warnings == []
+    assert check.agrees is True
+    for name in ("L5", "S1"):
+        r = check.level(name)
+        assert r.found and r.agrees and r.dice >= MIN_DICE, r
+        assert r.ct_ml > 20.0 and r.network_ml > 20.0
+    # The body centres come from the CT's bone and lie near the phantom's own.
+    lm = ph.meta["landmarks"]
+    assert np.linalg.norm(check.level("L5").centre_lps_mm - lm["l5_body_centre"]) < 10.0
+    assert check.ct_thresholds_hu == ct_bone.thresholds_hu
+
+
+def test_deleted_l5_body_is_a_warning_naming_l5(case) -> None:
+    """The issue's required test: the network's L5 body deleted -> a warning at L5."""
+    ph, ct_bone = case
+    check = compare_bone(_without_l5_body(ph), ct_bone)
+    assert len(check.warnings) == 1, check.warnings
+    assert WARNING.match(check.warnings[0]), check.warnings[0]
+    assert " at L5 " in check.warnings[0]
+    l5 = check.level("L5")
+    assert l5.agrees is False and l5.dice < MIN_DICE and l5.missed_ml > 10.0
+    assert l5.reason == check.warnings[0]
+    assert check.level("S1").agrees is True
+    assert check.agrees is False
+
+
+def test_the_same_bone_agrees_exactly(case) -> None:
+    """Independent of the CT bone model's accuracy: a mask against itself has Dice 1."""
+    ph, ct_bone = case
+    check = compare_bone(ct_bone.mask.array.astype(bool), ct_bone.mask)
+    assert check.warnings == []
+    for r in check.levels:
+        if r.found:
+            assert r.dice == pytest.approx(1.0) and r.volume_ratio == pytest.approx(1.0)
+
+
+def test_the_block_json_is_strict_and_complete(case) -> None:
+    ph, ct_bone = case
+    doc = compare_bone(_without_l5_body(ph), ct_bone).to_dict()
+    text = json.dumps(doc, allow_nan=False)
+    back = json.loads(text)
+    assert back["bounds"]["min_bone_dice"] == MIN_DICE
+    assert back["levels_found"] is True and back["agrees"] is False
+    assert [lv["level"] for lv in back["levels"]] == ["L4", "L5", "S1"]
+    assert back["levels"][1]["agrees"] is False and back["levels"][1]["bone_dice"] < MIN_DICE
+    assert back["warnings"] and "soft_tissue_peak" in back["ct_thresholds_hu"]
+
+
+def test_the_warning_text() -> None:
+    r = LevelAgreement(level="L5", found=True, dice=0.4249, network_ml=20.0, ct_ml=50.0,
+                       agrees=False)
+    assert disagreement_warning(r) == ("the segmentation disagrees with the CT at L5 (bone Dice "
+                                       "0.42 against the CT bone model): review it")
+    # A good Dice but a volume out of bounds (only reachable with a lower Dice bound).
+    loose = AgreementOptions(min_dice=0.5)
+    r = LevelAgreement(level="S1", found=True, dice=0.6, network_ml=30.0, ct_ml=50.0,
+                       agrees=False)
+    assert disagreement_warning(r, loose) == ("the segmentation disagrees with the CT at S1 (bone "
+                                              "volume 0.60 times the CT bone model's): review it")
+    assert disagreement_warning(LevelAgreement(level="L4", found=False)) is None
+
+
+def test_levels_not_found_are_reported_not_raised() -> None:
+    """No spine in the CT's bone (one block): the check says it could not run."""
+    bone = np.zeros((30, 40, 40), np.uint8)
+    bone[10:20, 15:25, 15:25] = 1
+    grid = Volume(array=bone, spacing_mm=np.array([2.0, 2.0, 2.0]), origin_lps_mm=np.zeros(3),
+                  direction=np.eye(3))
+    check = compare_bone(bone.astype(bool), grid)
+    assert not check.levels_found and check.levels == [] and check.agrees is None
+    assert len(check.warnings) == 1
+    assert check.warnings[0].startswith("the segmentation could not be checked against the CT: "
+                                        "the levels L4-S1 could not be found in the CT's bone")
+    assert json.loads(json.dumps(check.to_dict()))["levels_found"] is False
+
+
+def test_shape_mismatch_is_refused(case) -> None:
+    _, ct_bone = case
+    with pytest.raises(ValueError, match="shape"):
+        compare_bone(np.zeros((2, 2, 2), bool), ct_bone)
+
+
+def test_check_segmentation_reuses_the_ct_bone_model(case, monkeypatch) -> None:
+    from spinect_core.bone import ct_model
+    from spinect_core.segment import Segmentation
+
+    ph, ct_bone = case
+    # A "fused" segmentation: the check compares the network's own bone, not the fused labels.
+    seg = Segmentation(labels=ph.labels.with_array(ph.labels.array.copy()), table=DEFAULT_LABELS,
+                       bone_source="fused", ct_bone=ct_bone,
+                       network_bone=_without_l5_body(ph))
+    monkeypatch.setattr(ct_model, "segment_bone_from_ct",
+                        lambda *a, **k: pytest.fail("the CT bone model ran again"))
+    check = check_segmentation(seg, ph.ct)
+    assert seg.bone_check is check and any(" at L5 " in w for w in check.warnings)
+    assert seg.summary()["segmentation_check"]["agrees"] is False
+    assert seg.summary()["ct_bone"]["thresholds_hu"] == ct_bone.thresholds_hu
+
+
+def test_check_segmentation_runs_the_ct_bone_model_for_a_network_only_result(case) -> None:
+    from spinect_core.segment import Segmentation
+
+    ph, _ = case
+    seg = Segmentation(labels=ph.labels, table=DEFAULT_LABELS, bone_source="network")
+    calls = []
+    check = check_segmentation(seg, ph.ct, progress=lambda f, m: calls.append(f) or True)
+    assert seg.ct_bone is not None and seg.bone_check is check
+    assert check.warnings == []
+    assert calls[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(calls, calls[1:]))
