@@ -50,6 +50,9 @@ class CTBoneOptions:
         Grow (cancellous) threshold; ``None``: soft-tissue peak plus :attr:`grow_noise_widths`
         noise widths, within :attr:`grow_hu_range`.
     seed_noise_widths, grow_noise_widths : float
+    grow_above_soft_hu : float
+        The grow threshold is at least this far above the soft-tissue peak: cancellous bone
+        (120-350 HU) lies about 100 HU or more above muscle (40-60 HU), ANATOMY.md.
     seed_hu_range, grow_hu_range : (float, float)
         Clamps of the histogram-derived thresholds.
     closing_mm : float
@@ -60,12 +63,32 @@ class CTBoneOptions:
     near_skeleton_mm : float
     body_hu : float
         Air / body boundary.
+    pool_sd_noise_widths : float
+        A *pool* (contrast-filled vessel or organ, bowel contrast) is a dense region whose local
+        standard deviation (5 x 5 voxels in-plane) stays below this many noise widths:
+        blood and contrast are flat, bone has cortex and trabeculae.
+    pool_min_ml : float
+        Smaller flat regions are not tested as pools.
+    pool_opening_mm : float
+        Flat regions are opened by this radius first, so that a vessel touching a bone is cut
+        from the bone's own flat marrow.
+    pool_rim_drop_hu : float
+        A flat region is a pool when the tissue around it is at least this much darker than
+        it (a vessel in soft tissue); cancellous bone is surrounded by brighter cortex.
+    grow_reach_mm : float
+        The grow (cancellous) mask joins the bone only within this distance of a cortical seed;
+        the interior further in comes from filling the shell, so an organ touching a bone
+        cannot leak in.
     max_hole_mm2 : float
         Largest hole of a cortical shell that is filled, per slice (a vertebral body or the
         sacrum; the thorax inside the ribs and the pelvis inside its ring are larger).
-    hole_above_soft_hu : float
-        A hole is filled only when its mean HU is at least this much above the soft-tissue
-        peak (cancellous bone; the spinal canal's CSF and fat stay out).
+    min_hole_hu : float
+        Voxels of a hole darker than this (air, pure fat) are not filled.
+    bridge_mm : float
+        Gaps in a cortex up to about twice this are bridged, slice by slice, before filling.
+    cancellous_above_soft_hu : float
+        A hole closed in one slice direction only is filled when its mean is this much above
+        the soft-tissue peak (cancellous bone; not the canal's CSF and fat).
     smooth_sigma_mm : float
         Gaussian smoothing before thresholding (noise); 0 turns it off.
     """
@@ -74,14 +97,22 @@ class CTBoneOptions:
     grow_hu: float | None = None
     seed_noise_widths: float = 10.0
     grow_noise_widths: float = 3.0
-    seed_hu_range: tuple[float, float] = (250.0, 450.0)
+    grow_above_soft_hu: float = 110.0
+    seed_hu_range: tuple[float, float] = (300.0, 500.0)
     grow_hu_range: tuple[float, float] = (100.0, 200.0)
     closing_mm: float = 2.0
     min_component_ml: float = 0.3
     near_skeleton_mm: float = 10.0
     body_hu: float = -300.0
+    pool_sd_noise_widths: float = 1.6
+    pool_min_ml: float = 1.0
+    pool_opening_mm: float = 3.0
+    pool_rim_drop_hu: float = 20.0
+    grow_reach_mm: float = 3.0
     max_hole_mm2: float = 2500.0
-    hole_above_soft_hu: float = 10.0
+    min_hole_hu: float = -150.0
+    bridge_mm: float = 3.0
+    cancellous_above_soft_hu: float = 20.0
     smooth_sigma_mm: float = 0.6
 
 
@@ -184,40 +215,106 @@ def _histogram_thresholds(hu: np.ndarray, body: np.ndarray, options: CTBoneOptio
     seed = options.seed_hu if options.seed_hu is not None else float(np.clip(
         peak + options.seed_noise_widths * noise, *options.seed_hu_range))
     grow = options.grow_hu if options.grow_hu is not None else float(np.clip(
-        peak + options.grow_noise_widths * max(noise, 15.0), *options.grow_hu_range))
+        peak + max(options.grow_noise_widths * noise, options.grow_above_soft_hu),
+        *options.grow_hu_range))
     return {"soft_tissue_peak": peak, "noise_sd": noise, "seed": seed, "grow": grow}
 
 
-def _fill_three_ways(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
-                     min_hole_hu: float) -> np.ndarray:
-    """Fill the holes of cortical shells slice by slice along each axis.
+def _disk(radius_mm: float, sp2: np.ndarray) -> np.ndarray:
+    r = np.maximum(np.floor(radius_mm / sp2), 0).astype(int)
+    yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
+    return (yy * sp2[0]) ** 2 + (xx * sp2[1]) ** 2 <= radius_mm ** 2 + 1e-6
 
-    A hole is filled when it is small (at most ``max_hole_mm2``: a vertebral body or the sacrum,
-    not the thorax inside the rib cage or the pelvis inside its ring) and its mean HU is at
-    least ``min_hole_hu`` (cancellous bone, however osteoporotic; not the spinal canal's CSF
-    and fat). Slices along all three axes fill a shell that is open in one of them.
+
+def _coarse_factors(sp: np.ndarray, target_mm: float) -> np.ndarray:
+    """Integer block sizes (z, y, x) that bring the voxels to about ``target_mm``."""
+    return np.maximum(np.floor(target_mm / sp + 0.25), 1).astype(int)
+
+
+def _block_reduce(a: np.ndarray, f: np.ndarray, how: str) -> np.ndarray:
+    """Blocks of ``f`` voxels reduced by ``"max"`` or ``"mean"`` (edges padded)."""
+    pad = [(0, (-n) % k) for n, k in zip(a.shape, f)]
+    a = np.pad(a, pad, mode="edge")
+    shape = []
+    for n, k in zip(a.shape, f):
+        shape += [n // k, k]
+    b = a.reshape(shape)
+    return b.max(axis=(1, 3, 5)) if how == "max" else b.mean(axis=(1, 3, 5), dtype=np.float32)
+
+
+def _block_expand(a: np.ndarray, f: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`_block_reduce` (nearest), cropped to ``shape``."""
+    for axis, k in enumerate(f):
+        if k > 1:
+            a = np.repeat(a, k, axis=axis)
+    return a[: shape[0], : shape[1], : shape[2]]
+
+
+def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
+                bridge_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each voxel, in how many of the three slice directions it lies in a small hole of
+    ``mask`` (0-3), and the highest mean HU of those holes.
+
+    Each slice is closed by ``bridge_mm`` first (a cortex broken by noise or by the
+    basivertebral foramen still encloses its marrow); holes larger than ``max_hole_mm2`` do not
+    count.
     """
-    out = mask.copy()
+    votes = np.zeros(mask.shape, np.uint8)
+    hole_mean = np.full(mask.shape, -1000.0, np.float32)
     for axis in range(3):
-        moved = np.moveaxis(out, axis, 0)
+        moved = np.moveaxis(mask, axis, 0)
         hu_m = np.moveaxis(hu, axis, 0)
-        pix = float(np.prod(np.delete(sp, axis)))
+        v = np.moveaxis(votes, axis, 0)
+        hm = np.moveaxis(hole_mean, axis, 0)
+        sp2 = np.delete(sp, axis)
+        pix = float(np.prod(sp2))
+        disk = _disk(bridge_mm, sp2)
+        pad = max(disk.shape)
         for k in range(moved.shape[0]):
             sl = moved[k]
             if not sl.any():
                 continue
-            holes = ndi.binary_fill_holes(sl) & ~sl
+            closed = ndi.binary_closing(np.pad(sl, pad), structure=disk)[pad:-pad, pad:-pad] | sl
+            holes = ndi.binary_fill_holes(closed) & ~closed
+            holes |= closed & ~sl                      # the bridged gaps themselves
             if not holes.any():
                 continue
             lab, n = ndi.label(holes)
-            area = np.bincount(lab.ravel(), minlength=n + 1) * pix
+            count = np.bincount(lab.ravel(), minlength=n + 1)
             mean = np.bincount(lab.ravel(), weights=hu_m[k].ravel(), minlength=n + 1) / np.maximum(
-                area / pix, 1)
-            ok = (area <= max_hole_mm2) & (mean >= min_hole_hu)
+                count, 1)
+            ok = count * pix <= max_hole_mm2
             ok[0] = False
-            if ok.any():
-                moved[k] = sl | ok[lab]
-    return out
+            v[k] += ok[lab]
+            hm[k] = np.where(ok[lab], np.maximum(hm[k], mean[lab]), hm[k])
+    return votes, hole_mean
+
+
+def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
+                 min_hole_hu: float, cancellous_hu: float, bridge_mm: float) -> np.ndarray:
+    """Fill the cancellous interior of cortical shells.
+
+    A voxel is filled when it lies in a small hole (at most ``max_hole_mm2`` per slice: a
+    vertebral body or the sacrum, not the thorax inside the ribs nor the pelvis inside its ring)
+    in at least two of the three slice directions and is not fat or air (``min_hole_hu``); or
+    in one direction when the hole is as dense as cancellous bone (``cancellous_hu``). A marrow
+    space is closed by cortex in every direction; the spinal canal and the foramina are closed
+    at most in one (the discs and ligaments between the arches are not bone), and CSF and fat
+    are not cancellous bone, so they stay open, while the fatty marrow of an osteoporotic body
+    (-50-70 HU) is filled.
+    """
+    # Holes are large (a marrow space is centimetres wide): find them on a ~1.4 mm grid where
+    # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
+    f = _coarse_factors(sp, 1.4)
+    cmask = _block_reduce(mask, f, "max")
+    chu = _block_reduce(hu, f, "mean")
+    votes, hole_mean = _hole_votes(cmask, chu, sp * f, max_hole_mm2=max_hole_mm2,
+                                   bridge_mm=bridge_mm)
+    cfill = (votes >= 2) | ((votes == 1) & (hole_mean >= cancellous_hu))
+    # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
+    cfill = ndi.binary_dilation(cfill, iterations=1) & (cfill | cmask)
+    fill = _block_expand(cfill, f, mask.shape) & (hu >= min_hole_hu)
+    return mask | fill
 
 
 def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
@@ -260,9 +357,14 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     if options.smooth_sigma_mm > 0:
         sub = ndi.gaussian_filter(sub, sigma=np.maximum(options.smooth_sigma_mm / sp, 0.0) *
                                   np.array([sp[0] <= 1.5, 1, 1], float), truncate=2.0)
-    report(progress, 0.35, "hysteresis from cortical seeds")
-    grow = (sub >= th["grow"]) & bsub
-    seed = (sub >= th["seed"]) & bsub
+    report(progress, 0.3, "finding contrast-filled vessels and organs")
+    pools = _pools(sub, bsub, sp, th, options, rejected)
+    timings["pools"] = time.perf_counter() - t0
+    report(progress, 0.4, "hysteresis from cortical seeds")
+    seed = (sub >= th["seed"]) & bsub & ~pools
+    reach = np.maximum(np.round(options.grow_reach_mm / sp).astype(int), 0) * 2 + 1
+    near_seed = ndi.maximum_filter(seed.view(np.uint8), size=tuple(reach)).astype(bool)
+    grow = (sub >= th["grow"]) & bsub & ~pools & near_seed
     lab, n = ndi.label(grow, structure=np.ones((3, 3, 3), bool))
     has_seed = np.zeros(n + 1, bool)
     has_seed[np.unique(lab[seed])] = True
@@ -271,8 +373,10 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
     bone = ndi.binary_closing(bone, structure=_ball(options.closing_mm, sp), iterations=1) | bone
-    bone = _fill_three_ways(bone, sub, sp, max_hole_mm2=options.max_hole_mm2,
-                            min_hole_hu=th["soft_tissue_peak"] + options.hole_above_soft_hu)
+    bone = _fill_shells(bone, sub, sp, max_hole_mm2=options.max_hole_mm2,
+                        min_hole_hu=options.min_hole_hu, bridge_mm=options.bridge_mm,
+                        cancellous_hu=th["soft_tissue_peak"] + options.cancellous_above_soft_hu)
+    bone &= ~pools
     timings["fill"] = time.perf_counter() - t0
     report(progress, 0.8, "rejecting vessels, organs and bowel contrast")
     bone = _reject(bone, sub, sp, th, options, rejected)
@@ -283,6 +387,53 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
         notes.append("no bone found in the CT")
     return CTBone(mask=ct.with_array(out), thresholds_hu=th, rejected=rejected, notes=notes,
                   timings_s=timings)
+
+
+def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float],
+           options: CTBoneOptions, rejected: dict[str, int]) -> np.ndarray:
+    """Contrast-filled vessels and organs, bowel contrast: flat dense regions in darker tissue.
+
+    Returns the pools grown by their partial-volume rim (voxels around them no brighter than the
+    pool itself), which bone may not enter.
+    """
+    full_shape = hu.shape
+    f = _coarse_factors(sp, 1.4)
+    hu = _block_reduce(hu, f, "mean")
+    body = _block_reduce(body, f, "max")
+    sp = sp * f
+    win = tuple(int(w) for w in np.maximum(np.round(np.array([3.0, 3.5, 3.5]) / sp), 1) * 2 - 1)
+    win = (max(win[0], 1), max(win[1], 3), max(win[2], 3))
+    m1 = ndi.uniform_filter(hu, win)
+    m2 = ndi.uniform_filter(hu * hu, win)
+    sd = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
+    flat = (hu >= th["grow"]) & body & (sd <= options.pool_sd_noise_widths * max(th["noise_sd"], 8.0))
+    flat = ndi.binary_opening(flat, structure=_ball(options.pool_opening_mm, sp))
+    lab, n = ndi.label(flat)
+    out = np.zeros(hu.shape, bool)
+    if n == 0:
+        return np.zeros(full_shape, bool)
+    voxel_ml = float(np.prod(sp)) / 1000.0
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    # The surroundings are a shell 3-6 mm out: past the partial-volume edge and past the rest
+    # of a vessel whose flat centre alone was found.
+    near_ball, far_ball, edge_ball = _ball(3.0, sp), _ball(6.0, sp), _ball(2.5, sp)
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        if sl is None or sizes[i] * voxel_ml < options.pool_min_ml:
+            continue
+        pad = [max(int(np.ceil(6.0 / s_)), 1) for s_ in sp]
+        big = tuple(slice(max(s.start - p, 0), min(s.stop + p, dim)) for s, p, dim in
+                    zip(sl, pad, hu.shape))
+        comp = lab[big] == i
+        rim = ndi.binary_dilation(comp, structure=far_ball) & ~ndi.binary_dilation(
+            comp, structure=near_ball)
+        grown = ndi.binary_dilation(comp, structure=edge_ball)
+        inner = float(np.median(hu[big][comp]))
+        if not rim.any() or float(np.median(hu[big][rim])) > inner - options.pool_rim_drop_hu:
+            continue                                   # brighter around: cancellous bone
+        region = comp | (grown & (hu[big] <= inner + 60.0))
+        out[big] |= region
+        rejected["contrast_pool"] = rejected.get("contrast_pool", 0) + int(region.sum() * f.prod())
+    return _block_expand(out, f, full_shape)
 
 
 def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
