@@ -401,8 +401,8 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     hu = _block_reduce(hu, f, "mean")
     body = _block_reduce(body, f, "max")
     sp = sp * f
-    win = tuple(int(w) for w in np.maximum(np.round(np.array([3.0, 3.5, 3.5]) / sp), 1) * 2 - 1)
-    win = (max(win[0], 1), max(win[1], 3), max(win[2], 3))
+    # A ~3 mm window: narrow enough for the core of an iliac artery (radius 4-5 mm).
+    win = tuple(int(w) for w in np.where(sp <= 1.5, 3, 1))
     m1 = ndi.uniform_filter(hu, win)
     m2 = ndi.uniform_filter(hu * hu, win)
     sd = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
