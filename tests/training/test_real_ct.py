@@ -219,7 +219,7 @@ from spinect_core.training.real_ct import (  # noqa: E402
     PseudoLabelOptions, pseudo_label_case, pseudo_label_map,
 )
 
-PHANTOM_SPACING = (2.0, 2.0, 2.0)  # coarse: the whole phantom in ~0.5 M voxels, ~1.5 s
+PHANTOM_SPACING = (1.5, 1.5, 1.5)  # coarse, and a 100 mm crop: 67^3 voxels, ~2 s
 
 
 @pytest.fixture(scope="module")
@@ -228,9 +228,11 @@ def phantom_case(tmp_path_factory):
     case; returns (phantom, written case, label array, CT bone mask)."""
     from spinect_core.bone import segment_bone_from_ct
     from spinect_core.phantom import generate_phantom
+    from spinect_core.phantom.params import PhantomOptions
 
     root = tmp_path_factory.mktemp("pseudo")
-    phantom = generate_phantom(seed=7, spacing_mm=PHANTOM_SPACING)
+    phantom = generate_phantom(seed=7, spacing_mm=PHANTOM_SPACING,
+                               options=PhantomOptions(crop_mm=100.0))
     write_image(phantom.ct, root / "Doe_Jane_1957.nii.gz")
     out = pseudo_label_case(root / "Doe_Jane_1957.nii.gz", root / "data",
                             options=PseudoLabelOptions(case_id="pseudo_007"))
@@ -250,8 +252,8 @@ def test_pseudo_label_case_bone_where_the_phantoms_bone_is(phantom_case):
     # where the case teaches anything (not 255), its bone is the phantom's bone
     taught = lab != UNLABELLED
     assert _dice((lab == 1)[taught], truth[taught]) > 0.85
-    # the CT bone model's mask itself (what the band trims; at 2 mm partial volume thickens it,
-    # its own tests measure it at finer spacing) is close to the phantom's bone
+    # the CT bone model's mask itself (what the band trims; at 1.5 mm partial volume thickens
+    # it, its own tests measure it at finer spacing) is close to the phantom's bone
     assert _dice(bone, truth) > 0.8
     assert (lab == 1).sum() > 0.4 * truth.sum()
     # nerve and dura, which the case cannot know, are never taught as background
@@ -276,7 +278,8 @@ def test_pseudo_label_case_margin_band_and_layout(phantom_case):
     surface_in = bone & ~ndimage.binary_erosion(bone, border_value=1)
     surface_out = ndimage.binary_dilation(bone) & ~bone
     assert (lab[surface_in] == UNLABELLED).all() and (lab[surface_out] == UNLABELLED).all()
-    assert (lab == 1).sum() == (bone & ~ndimage.binary_dilation(~bone)).sum()  # 2 mm > 1 mm band
+    # 1.5 mm voxels > the 1 mm band: exactly one voxel on each side
+    assert (lab == 1).sum() == (bone & ~ndimage.binary_dilation(~bone)).sum()
     # the layout bone_only_case writes, read back as a training case with 255 intact
     assert {p.name for p in out.folder.iterdir()} == {
         "ct.nii.gz", "labels.nii.gz", "labels.labels.json", "conversion.json"}
