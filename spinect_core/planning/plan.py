@@ -32,7 +32,7 @@ from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
 #: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
-PLAN_SCHEMA_VERSION = "1.0"
+PLAN_SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +192,14 @@ class Plan:
     anatomy : dict
         Landmarks and the anatomy source, JSON-ready.
     warnings : list of str
+        The segmentation check's warnings first (a disagreement of the network's bone with the
+        CT's), then the anatomy's.
+    bone_source : str or None
+        Where the labels' bone class came from (``"network"``, ``"ct"``, ``"fused"``; ``None``
+        for a label map read from a file).
+    segmentation_check : dict or None
+        :meth:`spinect_core.bone.agreement.BoneAgreement.to_dict` of the network's bone
+        against the CT bone model, when the labels came from the network.
     options : PlanOptions
     timings_s : dict
     """
@@ -201,6 +209,8 @@ class Plan:
     segmentation_source: str
     anatomy: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    bone_source: str | None = None
+    segmentation_check: dict[str, Any] | None = None
     options: PlanOptions = field(default_factory=PlanOptions)
     timings_s: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
@@ -222,6 +232,8 @@ class Plan:
                 "view_direction_lps": "direction in which rays travel (skin to target)",
             },
             "ct": self.ct_geometry, "segmentation_source": self.segmentation_source,
+            "segmentation": {"source": self.segmentation_source, "bone_source": self.bone_source},
+            "segmentation_check": self.segmentation_check,
             "anatomy": self.anatomy, "variant": self.options.variant,
             "sides": {s: p.to_dict() for s, p in self.sides.items()},
             "warnings": list(self.warnings), "timings_s": dict(self.timings_s),
@@ -244,18 +256,27 @@ class PlanEngine:
     options : PlanOptions, optional
     segmentation_source : str
         Recorded in the plan.
+    bone_source : {"network", "ct", "fused"} or None
+        Where the labels' bone came from (``Segmentation.bone_source``), recorded in the plan.
+    segmentation_check : BoneAgreement, optional
+        The network's bone against the CT bone model
+        (:func:`spinect_core.bone.agreement.check_segmentation`): recorded in the plan, and its
+        warnings lead the plan's warnings.
     progress : callable, optional
     """
 
     def __init__(self, ct: Volume, labels: Volume, table: LabelTable, *,
                  instances: Volume | None = None, instance_table: LabelTable | None = None,
                  options: PlanOptions | None = None, segmentation_source: str = "",
+                 bone_source: str | None = None, segmentation_check: Any = None,
                  progress: ProgressCallback | None = None) -> None:
         from spinect_core.anatomy import identify_lumbosacral
 
         self.ct, self.labels, self.table = ct, labels, table
         self.options = options or PlanOptions()
         self.segmentation_source = segmentation_source
+        self.bone_source = bone_source
+        self.segmentation_check = segmentation_check
         self.timings_s: dict[str, float] = {}
         #: Views ray-cast by :meth:`optimise_side`, per ``"<side> <pixel> mm"`` (deterministic:
         #: what the optimisation costs, independent of the machine's load).
@@ -383,10 +404,14 @@ class PlanEngine:
             sides[side] = self._side_plan(side, kambin, safe)
         report(progress, 1.0, "plan ready")
         self.timings_s["optimise_and_trajectories"] = time.perf_counter() - t0
+        check = self.segmentation_check
         return Plan(sides=sides, ct_geometry=self.ct.geometry_dict(),
                     segmentation_source=self.segmentation_source, anatomy=self.anatomy_summary(),
-                    warnings=list(self.anatomy.warnings), options=self.options,
-                    timings_s=dict(self.timings_s))
+                    warnings=(list(check.warnings) if check is not None else [])
+                    + list(self.anatomy.warnings),
+                    bone_source=self.bone_source,
+                    segmentation_check=check.to_dict() if check is not None else None,
+                    options=self.options, timings_s=dict(self.timings_s))
 
     def _side_plan(self, side: str, kambin: WindowPlan, safe: WindowPlan) -> SidePlan:
         side_plan = SidePlan(side=side, kambin=kambin, safe=safe,
@@ -440,10 +465,12 @@ class PlanEngine:
 def build_plan(ct: Volume, labels: Volume, table: LabelTable, *,
                instances: Volume | None = None, instance_table: LabelTable | None = None,
                options: PlanOptions | None = None, segmentation_source: str = "",
+               bone_source: str | None = None, segmentation_check: Any = None,
                progress: ProgressCallback | None = None) -> tuple[Plan, PlanEngine]:
     """Identify the anatomy, optimise both windows per side and plan the needles."""
     engine = PlanEngine(ct, labels, table, instances=instances, instance_table=instance_table,
                         options=options, segmentation_source=segmentation_source,
+                        bone_source=bone_source, segmentation_check=segmentation_check,
                         progress=sub_progress(progress, 0.0, 0.15))
     return engine.plan(progress=sub_progress(progress, 0.15, 1.0)), engine
 

@@ -4,8 +4,9 @@
 ``plan.json`` document, so the page shows exactly what the JSON holds) into one HTML page: per side
 and window the best and plateau views with C-arm terms a radiographer uses, areas, the inscribed
 diameter, the usable area, the triangle area; the needle's length, angles, clearances and whether
-it is safe; warnings; the coordinate system; and the intended-use statement. No patient
-identifiers are printed (the plan holds none).
+it is safe; warnings (first on the page, under the title: a disagreement of the network's bone
+with the CT's own bone must not be missed); the segmentation check per level; the coordinate
+system; and the intended-use statement. No patient identifiers are printed (the plan holds none).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #cc
 h3 { margin-bottom: 0.3em; }
 .notice { background: #fff4d6; border: 1px solid #e0b84c; padding: 0.5em 0.8em; font-weight: 600; }
 .warn { background: #fde8e8; border: 1px solid #d66; padding: 0.4em 0.8em; }
+.alert { background: #fde8e8; border: 2px solid #b00; padding: 0.5em 0.9em; margin: 0.8em 0; }
+.alert h2 { color: #b00; border: none; margin: 0.1em 0 0.3em 0; }
+.alert li { font-weight: 600; }
+.agree-no { color: #b00; font-weight: 600; } .agree-yes { color: #11722b; }
 table { border-collapse: collapse; margin: 0.4em 0 1em 0; font-size: 0.92em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -144,6 +149,47 @@ def _trajectory_table(side: Mapping[str, Any]) -> str:
             + (f"<ul class='warn'>{warn}</ul>" if warn else ""))
 
 
+_BONE_SOURCES = {"network": "network", "ct": "CT bone model (model-free, from the CT's own "
+                 "histogram)", "fused": "fused: CT bone model plus the network's bone within 3 mm"}
+
+
+def _segmentation_check(check: Mapping[str, Any] | None, bone_source: Any) -> str:
+    """The per-level table of the network's bone against the CT bone model (or why there is
+    none)."""
+    head = "<h2>Segmentation check (network bone against the CT's own bone)</h2>"
+    if not check:
+        why = ("the labels did not come from the network (a label map was given)"
+               if bone_source is None else "not computed")
+        return head + f"<p class='small'>No check: {_e(why)}.</p>"
+    bounds = check.get("bounds") or {}
+    lo, hi = (bounds.get("volume_ratio_range") or [None, None])[:2]
+    intro = (f"<p class='small'>Per level, in a slab between the mid-points of neighbouring "
+             f"vertebral body centres found in the CT bone model: a level disagrees when its bone "
+             f"Dice is below {_num(bounds.get('min_bone_dice'), 2)} or the network's bone volume "
+             f"is outside {_num(lo, 2)}&ndash;{_num(hi, 2)} times the CT bone model's.</p>")
+    if not check.get("levels_found"):
+        return head + intro + f"<p class='warn'>{_e(check.get('reason') or 'levels not found')}</p>"
+    rows = ["<tr><th>level</th><th>bone Dice</th><th>network bone</th><th>CT bone</th>"
+            "<th>ratio</th><th>verdict</th></tr>"]
+    for lv in check.get("levels") or []:
+        agrees = lv.get("agrees")
+        if not lv.get("found"):
+            verdict = f"not checked: {_e(lv.get('reason', ''))}"
+        elif agrees is None:
+            verdict = f"not judged: {_e(lv.get('reason', ''))}"
+        elif agrees:
+            verdict = "<span class='agree-yes'>agrees</span>"
+        else:
+            verdict = "<span class='agree-no'>DISAGREES: review it</span>"
+        rows.append(f"<tr><th>{_e(lv.get('level', ''))}</th>"
+                    f"<td class='num'>{_num(lv.get('bone_dice'), 2)}</td>"
+                    f"<td class='num'>{_num(lv.get('network_bone_ml'), 1, 'ml')}</td>"
+                    f"<td class='num'>{_num(lv.get('ct_bone_ml'), 1, 'ml')}</td>"
+                    f"<td class='num'>{_num(lv.get('volume_ratio'), 2)}</td>"
+                    f"<td>{verdict}</td></tr>")
+    return head + intro + f"<table>{''.join(rows)}</table>"
+
+
 def _figures(images: Sequence[tuple[str, str]]) -> str:
     if not images:
         return ""
@@ -179,21 +225,34 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
     sw = doc.get("software", {})
     ct = doc.get("ct", {})
     anat = doc.get("anatomy", {})
+    seg_info = doc.get("segmentation") or {}
+    bone_source = seg_info.get("bone_source")
+    bone_text = _BONE_SOURCES.get(bone_source, bone_source or "the label map")
+    warnings = list(doc.get("warnings") or [])
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f"<p class='notice'>{_e(INTENDED_USE)} Check every number against the images before use.</p>",
+    ]
+    if warnings:
+        # First thing under the title: a plan whose segmentation disagrees with the CT must not
+        # be read without them.
+        parts.append("<div class='alert' id='warnings'><h2>Warnings</h2><ul>"
+                     + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
+    parts += [
         "<table>",
         f"<tr><th>created (UTC)</th><td>{_e(doc.get('created', ''))}</td></tr>",
         f"<tr><th>software</th><td>{_e(sw.get('name', 'spinect'))} {_e(sw.get('version', ''))}, "
         f"plan schema {_e(doc.get('schema_version', ''))}</td></tr>",
         f"<tr><th>segmentation</th><td>{_e(doc.get('segmentation_source') or 'unknown')}</td></tr>",
+        f"<tr><th>bone from</th><td>{_e(bone_text)}</td></tr>",
         f"<tr><th>anatomy source</th><td>{_e(anat.get('source', ''))}</td></tr>",
         f"<tr><th>blockers variant</th><td>{_e(doc.get('variant', ''))}</td></tr>",
         f"<tr><th>CT grid</th><td>{_e(' x '.join(str(n) for n in ct.get('size', [])))} voxels, "
         f"spacing {_e(', '.join(f'{float(s):.2f}' for s in ct.get('spacing_mm', [])))} mm</td></tr>",
         "</table>",
+        _segmentation_check(doc.get("segmentation_check"), bone_source),
         "<h2>Coordinates and angles</h2>",
         "<p>All positions are patient <b>LPS</b> millimetres as in DICOM: +x towards the patient's "
         "<b>left</b>, +y <b>posterior</b>, +z <b>superior</b> (3D Slicer shows RAS: negate x and y). "
@@ -206,10 +265,6 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         "centre of the views that show at least 90&nbsp;% of the best area: what a C-arm can hit "
         "reliably.</p>",
     ]
-    warnings = list(doc.get("warnings") or [])
-    if warnings:
-        parts.append("<h2>Warnings</h2><ul class='warn'>"
-                     + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
     for side, sp in (doc.get("sides") or {}).items():
         parts.append(f"<h2>{_e(side.capitalize())} side (L5/S1)</h2>")
         for kind in ("kambin", "safe"):

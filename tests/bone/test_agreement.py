@@ -8,11 +8,11 @@ import re
 import numpy as np
 import pytest
 
-from spinect_core.bone import segment_bone_from_ct
 from spinect_core.bone.agreement import (MIN_DICE, AgreementOptions, LevelAgreement,
                                          check_segmentation, compare_bone, disagreement_warning)
 from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.volume import Volume
+from tests.bone.cases import phantom_case, without_l5_body
 
 #: "the segmentation disagrees with the CT at L5 (bone Dice 0.42 against the CT bone model):
 #: review it"
@@ -22,29 +22,8 @@ WARNING = re.compile(r"^the segmentation disagrees with the CT at (L4|L5|S1) \(b
 
 @pytest.fixture(scope="module")
 def case():
-    """A coarse phantom (2 mm: about 3 s) whose CT bone model finds L4, L5 and the sacrum."""
-    from spinect_core.phantom import generate_phantom
-
-    ph = generate_phantom(seed=2, spacing_mm=(2.0, 2.0, 2.0))
-    return ph, segment_bone_from_ct(ph.ct)
-
-
-def _without_l5_body(ph) -> np.ndarray:
-    """The true bone with the L5 vertebral body removed (instance L5, in front of its pedicles).
-
-    The phantom's instance labels give the whole L5 vertebra; its body is the part more than
-    6 mm in front of the pedicle centres (LPS +y is posterior).
-    """
-    truth = ph.labels.array == DEFAULT_LABELS.id_of("bone")
-    lm = ph.meta["landmarks"]
-    pedicle_y = 0.5 * (lm["l5_pedicle_centre_left"][1] + lm["l5_pedicle_centre_right"][1])
-    zz, yy, xx = np.nonzero(truth & (ph.instances.array == ph.instance_table.id_of("L5")))
-    y = ph.ct.index_to_lps(np.stack([xx, yy, zz], axis=1).astype(float))[:, 1]
-    body = y < pedicle_y - 6.0
-    out = truth.copy()
-    out[zz[body], yy[body], xx[body]] = False
-    assert body.sum() > 0.4 * len(y)  # the body is most of the vertebra's bone
-    return out
+    """A coarse phantom (1.5 mm) whose CT bone model finds L4, L5 and the sacrum."""
+    return phantom_case()
 
 
 def test_true_labels_agree_with_the_ct_bone_model(case) -> None:
@@ -67,7 +46,7 @@ def test_true_labels_agree_with_the_ct_bone_model(case) -> None:
 def test_deleted_l5_body_is_a_warning_naming_l5(case) -> None:
     """The issue's required test: the network's L5 body deleted -> a warning at L5."""
     ph, ct_bone = case
-    check = compare_bone(_without_l5_body(ph), ct_bone)
+    check = compare_bone(without_l5_body(ph), ct_bone)
     assert len(check.warnings) == 1, check.warnings
     assert WARNING.match(check.warnings[0]), check.warnings[0]
     assert " at L5 " in check.warnings[0]
@@ -90,7 +69,7 @@ def test_the_same_bone_agrees_exactly(case) -> None:
 
 def test_the_block_json_is_strict_and_complete(case) -> None:
     ph, ct_bone = case
-    doc = compare_bone(_without_l5_body(ph), ct_bone).to_dict()
+    doc = compare_bone(without_l5_body(ph), ct_bone).to_dict()
     text = json.dumps(doc, allow_nan=False)
     back = json.loads(text)
     assert back["bounds"]["min_bone_dice"] == MIN_DICE
@@ -142,7 +121,7 @@ def test_check_segmentation_reuses_the_ct_bone_model(case, monkeypatch) -> None:
     # A "fused" segmentation: the check compares the network's own bone, not the fused labels.
     seg = Segmentation(labels=ph.labels.with_array(ph.labels.array.copy()), table=DEFAULT_LABELS,
                        bone_source="fused", ct_bone=ct_bone,
-                       network_bone=_without_l5_body(ph))
+                       network_bone=without_l5_body(ph))
     monkeypatch.setattr(ct_model, "segment_bone_from_ct",
                         lambda *a, **k: pytest.fail("the CT bone model ran again"))
     check = check_segmentation(seg, ph.ct)
