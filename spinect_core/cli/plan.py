@@ -1,12 +1,16 @@
 """``spinect plan INPUT -o OUT_DIR``: the L5/S1 plan of one CT and all its exports.
 
 INPUT is a DICOM folder (or multi-frame file) or an image (NIfTI, NRRD, MHA). Without
-``--segmentation`` the CT is segmented with the bundled weights (or ``--weights``); with it, that
-label map (and its ``.labels.json`` sidecar table; the default bone/nerve table otherwise) is
-used. The output folder receives ``plan.json``, ``report.html``, the needle markups, screenshots,
-area maps, oblique planes (NIfTI, PNG, DICOM) and meshes (see
+``--segmentation`` the CT is segmented with the bundled weights (or ``--weights``), its bone taken
+from ``--bone`` (network, CT bone model or fused), and the network's bone is checked against the
+CT's own at L4-S1: disagreements are printed at once and lead the plan's warnings (``plan.json``
+``segmentation_check``, the report); with ``--segmentation``, that label map (and its
+``.labels.json`` sidecar table; the default bone/nerve table otherwise) is used as it is. The
+output folder receives ``plan.json``, ``report.html``, the needle markups, screenshots, area maps,
+oblique planes (NIfTI, PNG, DICOM) and meshes (see
 :func:`spinect_core.report.exports.write_plan_outputs`); an existing plan there is never
 replaced without ``--force``. ``--json`` prints the ``plan.json`` document as one line on stdout.
+Argument errors are one line ``spinect: error: ...`` with exit code 2.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spinect_core.cli.segment import add_bone_argument, one_line_errors, print_warnings
 from spinect_core.progress import TqdmProgress, sub_progress
 
 SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
@@ -36,6 +41,7 @@ def register(subparsers: Any) -> None:
                    help="label map of the CT (default: segment it with the weights)")
     p.add_argument("--weights", metavar="FILE",
                    help="weights .safetensors for segmenting (default: the bundled weights)")
+    add_bone_argument(p, resolve_default=False)
     p.add_argument("--side", choices=tuple(SIDE_CHOICES), default="both",
                    help="side(s) to plan (default both)")
     p.add_argument("--variant", choices=("feasible", "bony", "neural"), default="feasible",
@@ -55,6 +61,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the plan.json document on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+    one_line_errors(p)
 
 
 def plan_options(args: argparse.Namespace) -> Any:
@@ -74,6 +81,7 @@ def plan_options(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spinect_core.errors import InputError
     from spinect_core.io import load_ct
     from spinect_core.io.labelmap import load_label_map
     from spinect_core.labels import DEFAULT_LABELS
@@ -82,29 +90,44 @@ def run(args: argparse.Namespace) -> int:
 
     options = plan_options(args)
     out = Path(args.output)
+    if args.segmentation is not None and args.bone is not None:
+        raise InputError("--bone chooses the bone of the network's segmentation; it cannot be "
+                         "used with --segmentation (that label map is used as it is)")
     check_output_dir(out, overwrite=args.force)  # refuse before minutes of work, not after
     segmenter = None
     if args.segmentation is None:
-        from spinect_core.segment import Segmenter
+        from spinect_core.segment import DEFAULT_BONE_MODE, SegmentOptions, Segmenter
 
         # Load the weights first: a missing installation fails in a second, not after loading.
-        segmenter = Segmenter.from_weights(args.weights)
+        segmenter = Segmenter.from_weights(
+            args.weights, options=SegmentOptions(bone=args.bone or DEFAULT_BONE_MODE))
     ct = load_ct(args.input)
     for warning in ct.warnings:
         print(f"spinect: warning: {warning}", file=sys.stderr)
+    printed: set[str] = set()
     with TqdmProgress("planning", disable=args.quiet) as bar:
+        bone_source, check = None, None
         if segmenter is None:
             labels, table = load_label_map(args.segmentation, default_table=DEFAULT_LABELS)
             source = f"file {Path(args.segmentation).name}"
             start = 0.0
         else:
-            result = segmenter.segment(ct, progress=sub_progress(bar, 0.0, 0.4, "segmenting: "))
+            from spinect_core.bone.agreement import check_segmentation
+
+            result = segmenter.segment(ct, progress=sub_progress(bar, 0.0, 0.37, "segmenting: "))
             for note in result.notes:
                 print(f"spinect: note: {note}", file=sys.stderr)
+            # The network's own bone against the CT's at L4-S1, printed now: if the planning
+            # then fails on a missed body, the user has already read why.
+            check = check_segmentation(result, ct, progress=sub_progress(bar, 0.37, 0.4,
+                                                                         "checking: "))
+            print_warnings(check.warnings, printed)
             labels, table = result.labels, result.table
             source = f"{segmenter.card.name} {segmenter.card.version}"
+            bone_source = result.bone_source
             start = 0.4
         engine = PlanEngine(ct, labels, table, options=options, segmentation_source=source,
+                            bone_source=bone_source, segmentation_check=check,
                             progress=sub_progress(bar, start, start + 0.05 * (1 - start)))
         plan = engine.plan(progress=sub_progress(bar, start + 0.05 * (1 - start),
                                                  start + 0.8 * (1 - start), "optimising: "))
@@ -117,8 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc))
         return 0
-    for warning in plan.warnings:
-        print(f"spinect: warning: {warning}", file=sys.stderr)
+    print_warnings(plan.warnings, printed)
     print(summary_text(doc))
     n = sum(len(v) for v in written.values())
     print(f"wrote {n} files to {out} (report: {out / 'report.html'})")

@@ -1,15 +1,109 @@
-"""``spinect segment INPUT -o OUT``: label map on the input grid plus its label-table sidecar."""
+"""``spinect segment INPUT -o OUT``: label map on the input grid plus its label-table sidecar.
+
+The summary ``<name>.json`` beside the label map gives the class volumes, the bone source
+(``--bone``), the CT bone model's thresholds and the segmentation check: the network's bone
+against the CT's own bone at L4, L5 and S1 (:mod:`spinect_core.bone.agreement`), whose
+disagreements are also printed as warnings.
+
+Option values are checked by argparse (positive batch size and stride, a device this machine
+has); every argparse error is one line ``spinect: error: ...`` with exit code 2, as for the
+errors the dispatcher catches.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from spinect_core.io.atomic import check_writable, write_text_atomic
 from spinect_core.io.labelmap import IMAGE_SUFFIXES, image_stem, save_label_map, sidecar_path, write_image
-from spinect_core.progress import TqdmProgress
+from spinect_core.progress import TqdmProgress, sub_progress
+
+#: ``--bone`` help: what each source means (shared with ``spinect plan``).
+BONE_HELP = ("where the bone class comes from: network (the network's bone as predicted), ct (the "
+             "model-free CT bone model: thresholds from the scan's own histogram, filled cortical "
+             "shells; voxels the network called bone that it rejects get the network's next "
+             "class), fused (the CT bone model's bone plus the network's bone within 3 mm of it; "
+             "network bone far from any CT bone, e.g. in contrast-filled vessels, is dropped); "
+             "default: {default}")
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make ``parser``'s errors (bad option values, missing arguments) one line on stderr,
+    ``spinect: error: <message>``, with exit code 2: the format of every other CLI failure."""
+    def error(message: str) -> None:  # argparse's error() must not return
+        parser.exit(2, f"spinect: error: {message} (see '{parser.prog} --help')\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """argparse type: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and present here.
+
+    A CUDA or MPS device this machine does not have is refused now, not after the weights and
+    the CT are loaded.
+    """
+    name = text.strip().lower()
+    m = re.fullmatch(r"(auto|cpu|mps|cuda)(?::(\d+))?", name)
+    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: use auto, cpu, cuda, cuda:N "
+                                         "or mps")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError(f"{name}: CUDA is not available on this machine; "
+                                             "use --device cpu or auto")
+        if index is not None and int(index) >= count:
+            have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            raise argparse.ArgumentTypeError(f"{name} does not exist: this machine has {count} "
+                                             f"CUDA device{'s' if count > 1 else ''} ({have})")
+    elif kind == "mps":
+        import torch
+
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise argparse.ArgumentTypeError("mps: Apple MPS is not available on this machine; "
+                                             "use --device cpu or auto")
+    return name
+
+
+def add_bone_argument(parser: argparse.ArgumentParser, *, resolve_default: bool = True) -> None:
+    """``--bone network|ct|fused``; its default is :data:`~spinect_core.segment.DEFAULT_BONE_MODE`
+    (``resolve_default=False``: ``None``, for a caller that must know whether it was given)."""
+    from spinect_core.bone import BONE_MODES
+    from spinect_core.segment import DEFAULT_BONE_MODE
+
+    parser.add_argument("--bone", choices=BONE_MODES,
+                        default=DEFAULT_BONE_MODE if resolve_default else None,
+                        help=BONE_HELP.format(default=DEFAULT_BONE_MODE))
+
+
+def print_warnings(lines: list[str], printed: set[str] | None = None) -> None:
+    """``spinect: warning: ...`` on stderr, each line once (``printed`` remembers them)."""
+    for line in lines:
+        if printed is not None:
+            if line in printed:
+                continue
+            printed.add(line)
+        print(f"spinect: warning: {line}", file=sys.stderr)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,20 +116,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="label map path ending in .nii.gz, .nii, .nrrd or .mha")
     p.add_argument("--weights", help="weights .safetensors (default: the bundled weights)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto", type=device_name,
+                   help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--blend", choices=("sum", "gaussian"), default="sum",
                    help="sum: the study's summed softmax; gaussian: nnU-Net importance weighting")
-    p.add_argument("--stride", type=int, nargs=3, metavar=("Z", "Y", "X"),
+    p.add_argument("--stride", type=positive_int, nargs=3, metavar=("Z", "Y", "X"),
                    help="sliding-window step in voxels (default: 5/8 of the patch, 20 40 40)")
-    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    p.add_argument("--batch-size", type=positive_int, default=4,
+                   help="windows per forward pass (at least 1)")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"),
                    default="auto")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write <name>.prob-<class>.nii.gz (float32, 0-1) per foreground class")
+    add_bone_argument(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+    one_line_errors(p)
 
 
 def probability_path(output: Path, class_name: str) -> Path:
@@ -45,6 +143,7 @@ def probability_path(output: Path, class_name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spinect_core.bone.agreement import check_segmentation
     from spinect_core.io import load_ct
     from spinect_core.segment import SegmentOptions, Segmenter
 
@@ -59,15 +158,19 @@ def run(args: argparse.Namespace) -> int:
     options = SegmentOptions(device=args.device, blend=args.blend,
                              stride_zyx=tuple(args.stride) if args.stride else None,
                              batch_size=args.batch_size, precision=args.precision,
-                             keep_probabilities=args.save_probabilities)
+                             keep_probabilities=args.save_probabilities,
+                             bone=args.bone)
     segmenter = Segmenter.from_weights(args.weights, options=options)
     ct = load_ct(args.input)
     for warning in ct.warnings:
         print(f"spinect: warning: {warning}", file=sys.stderr)
     with TqdmProgress("segmenting", disable=args.quiet) as bar:
-        result = segmenter.segment(ct, progress=bar)
+        result = segmenter.segment(ct, progress=sub_progress(bar, 0.0, 0.9))
+        # The network's bone against the CT's own at L4-S1 (reuses the CT bone model's run).
+        check = check_segmentation(result, ct, progress=sub_progress(bar, 0.9, 1.0, "checking: "))
     for note in result.notes:
         print(f"spinect: note: {note}", file=sys.stderr)
+    print_warnings(check.warnings)
     save_label_map(result.labels, result.table, output, overwrite=args.force)
     written = [str(output), str(sidecar_path(output))]
     if result.probabilities is not None:

@@ -42,3 +42,14 @@ def without_l5_body(ph) -> np.ndarray:
     out = truth.copy()
     out[zz[body], yy[body], xx[body]] = False
     return out
+
+
+def truth_as_ct_bone(ph):
+    """A :class:`CTBone` whose mask is the phantom's true bone: for tests of the check's wiring
+    that must not depend on the CT bone model's accuracy (or run it)."""
+    from spinect_core.bone import CTBone
+
+    truth = (ph.labels.array == DEFAULT_LABELS.id_of("bone")).astype(np.uint8)
+    return CTBone(mask=ph.ct.with_array(truth),
+                  thresholds_hu={"soft_tissue_peak": 40.0, "noise_sd": 10.0, "seed": 300.0,
+                                 "grow": 150.0})

@@ -110,3 +110,89 @@ def test_options_from_the_command_line(main) -> None:
         plan_cli.plan_options(args)
     assert plan_cli.plan_options(parser.parse_args(["plan", "ct", "-o", "o", "--side", "right"])
                                  ).sides == ("right",)
+
+
+# --- the network's segmentation: bone source and the check against the CT's bone ---------------
+@pytest.fixture(scope="module")
+def phantom():
+    from spinect_core.phantom import generate_phantom
+
+    return generate_phantom(seed=1, spacing_mm=(2.0, 2.0, 2.0))
+
+
+class _FakeSegmenter:
+    """Stands in for the network: the phantom's true labels as the result, whose own
+    (pre-fusion) bone lacks the L5 body; the "CT bone model" is the true bone (the check's
+    wiring is under test here, not the CT bone model: tests/bone covers it)."""
+
+    def __init__(self, phantom, bone: str) -> None:
+        from types import SimpleNamespace
+
+        self.phantom, self.bone = phantom, bone
+        self.card = SimpleNamespace(name="fake-network", version="0")
+
+    def segment(self, ct, progress=None):
+        from spinect_core.segment import Segmentation
+        from tests.bone.cases import truth_as_ct_bone, without_l5_body
+
+        ph = self.phantom
+        assert ct.array.shape == ph.ct.array.shape
+        return Segmentation(labels=ct.with_array(ph.labels.array.copy()), table=DEFAULT_LABELS,
+                            bone_source=self.bone, ct_bone=truth_as_ct_bone(ph),
+                            network_bone=without_l5_body(ph))
+
+
+def test_plan_from_the_network_records_the_bone_source_and_warns_at_l5(main, phantom, tmp_path,
+                                                                        capsys, monkeypatch
+                                                                        ) -> None:
+    from spinect_core.io import write_image
+    from spinect_core.segment import Segmenter
+
+    ct_path = write_image(phantom.ct, tmp_path / "ct.nii.gz")
+    asked = {}
+
+    def from_weights(path, *, options=None):
+        asked["bone"] = options.bone
+        return _FakeSegmenter(phantom, options.bone)
+
+    monkeypatch.setattr(Segmenter, "from_weights", staticmethod(from_weights))
+    out = tmp_path / "out"
+    rc = main(["plan", str(ct_path), "-o", str(out), "--side", "left", "--bone", "fused",
+               "--coarse-step", "15", "--final-step", "3", "--no-meshes", "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert asked["bone"] == "fused"
+    warnings = [line for line in captured.err.splitlines() if "disagrees with the CT" in line]
+    # Printed once (right after the check), not again with the plan's warnings.
+    assert len(warnings) == 1 and " at L5 (bone Dice " in warnings[0]
+    assert warnings[0].startswith("spinect: warning: the segmentation disagrees")
+    doc = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    assert doc["segmentation"] == {"source": "fake-network 0", "bone_source": "fused"}
+    assert doc["warnings"][0] == warnings[0].removeprefix("spinect: warning: ")
+    assert doc["segmentation_check"]["agrees"] is False
+    assert "DISAGREES" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_plan_bone_default_and_refusals(main, tmp_path, capsys, monkeypatch) -> None:
+    from spinect_core.segment import DEFAULT_BONE_MODE, Segmenter
+
+    asked = {}
+
+    def from_weights(path, *, options=None):
+        asked["bone"] = options.bone
+        raise SystemExit(0)   # stop before loading anything
+
+    monkeypatch.setattr(Segmenter, "from_weights", staticmethod(from_weights))
+    with pytest.raises(SystemExit):
+        main(["plan", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "o"), "--quiet"])
+    assert asked["bone"] == DEFAULT_BONE_MODE
+    # --bone with a label map given: refused in one line before any work.
+    rc = main(["plan", str(tmp_path / "ct.nii.gz"), "--segmentation", "x.nii.gz", "--bone", "ct",
+               "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("spinect: error: --bone") and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plan", "ct.nii.gz", "-o", "o", "--bone", "maybe"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("spinect: error: argument --bone: invalid choice")
