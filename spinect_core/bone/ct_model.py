@@ -402,7 +402,8 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     body = _block_reduce(body, f, "max")
     sp = sp * f
     # A ~3 mm window: narrow enough for the core of an iliac artery (radius 4-5 mm).
-    win = tuple(int(w) for w in np.where(sp <= 1.5, 3, 1))
+    # In-plane always 3 voxels (a 1x1 window has no spread and would call all bone flat).
+    win = (3 if sp[0] <= 1.5 else 1, 3, 3)
     m1 = ndi.uniform_filter(hu, win)
     m2 = ndi.uniform_filter(hu * hu, win)
     sd = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
