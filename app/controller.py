@@ -228,11 +228,15 @@ class SessionController(QObject):
 
     def _on_segmented(self, seg: Any) -> None:
         weights = Path(self.session.settings.weights_path).name or "bundled weights"
+        bone = {"network": "network bone", "ct": "CT bone model",
+                "fused": "bone fused with the CT bone model"}.get(seg.bone_source, seg.bone_source)
         source = SegmentationSource(
             kind="network",
-            description=f"{weights} on {seg.device_used} ({seg.precision_used})")
+            description=f"{weights} on {seg.device_used} ({seg.precision_used}), {bone}",
+            bone_source=seg.bone_source)
         self.set_segmentation(seg.labels, seg.table, source=source, notes=seg.notes,
-                              probabilities=seg.probabilities)
+                              probabilities=seg.probabilities,
+                              bone_check=getattr(seg, "bone_check", None))
 
     def open_segmentation(self, path: str | Path) -> bool:
         """Read a label map onto the loaded CT's grid, then build surfaces."""
@@ -249,8 +253,13 @@ class SessionController(QObject):
 
     def set_segmentation(self, labels: Any, table: Any, *, source: SegmentationSource,
                          notes: list[str] | None = None, probabilities: Any = None,
-                         build_surfaces: bool = True) -> None:
-        """Store a label map on the CT's grid (from the network, a file or a test) and mesh it."""
+                         bone_check: Any = None, build_surfaces: bool = True) -> None:
+        """Store a label map on the CT's grid (from the network, a file or a test) and mesh it.
+
+        ``bone_check`` is the network's bone against the CT's own
+        (:class:`~spinect_core.bone.agreement.BoneAgreement`): its warnings head the new notes
+        and the plan carries it.
+        """
         if self.session.ct is None:
             raise ValueError("load a CT before setting a segmentation")
         if labels.array.shape != self.session.ct.array.shape:
@@ -262,6 +271,8 @@ class SessionController(QObject):
         self.session.table = table
         self.session.segmentation_source = source
         self.session.probabilities = probabilities
+        self.session.bone_check = bone_check
+        notes = list(bone_check.warnings if bone_check is not None else []) + list(notes or [])
         if notes:
             self.session.notes.extend(notes)
             self.notes_changed.emit()
@@ -308,10 +319,14 @@ class SessionController(QObject):
         ct, labels, table = session.ct, session.labels, session.table
         source = session.segmentation_source
         source_text = (f"{source.kind}: {source.description}" if source is not None else "")
+        bone_source = source.bone_source if source is not None else None
+        check = session.bone_check
         self._forget_plan()
         self._run("Planning L5/S1", "plan",
                   lambda progress: planning.run_plan(ct, labels, table, options=options,
                                                      segmentation_source=source_text,
+                                                     bone_source=bone_source,
+                                                     segmentation_check=check,
                                                      progress=progress),
                   self.set_plan_result)
         return True
@@ -324,8 +339,10 @@ class SessionController(QObject):
         session.engine = result.engine
         session.body_mask = result.body_mask
         session.planes = dict(result.planes)
-        if result.notes or result.plan.warnings:
-            session.notes.extend(result.notes + list(result.plan.warnings))
+        # The segmentation check's warnings are in the notes since the segmentation step.
+        new = [n for n in result.notes + list(result.plan.warnings) if n not in session.notes]
+        if new:
+            session.notes.extend(new)
             self.notes_changed.emit()
         self.step_changed.emit("plan", "done")
         self.plan_changed.emit()

@@ -66,7 +66,12 @@ def load_volume(input_path: Path, series_uid: str | None, *,
 
 def segment_volume(ct: Volume, settings: SettingsValues, *,
                    progress: ProgressCallback | None = None) -> Segmentation:
-    """Segment ``ct`` with the weights and device chosen in the settings.
+    """Segment ``ct`` with the weights, device and bone source chosen in the settings, and check
+    the network's bone against the CT's own at L4-S1.
+
+    The same :class:`~spinect_core.segment.Segmenter` path as ``spinect segment/plan``; the
+    check (:func:`spinect_core.bone.agreement.check_segmentation`, reusing the CT bone model's
+    run) is in ``result.bone_check``.
 
     Raises
     ------
@@ -76,9 +81,13 @@ def segment_volume(ct: Volume, settings: SettingsValues, *,
         The chosen file is missing, corrupt or not SPINECT weights.
     """
     report(progress, 0.0, "loading the network weights")
-    options = SegmentOptions(device=settings.device, blend=settings.blend)
+    from spinect_core.bone.agreement import check_segmentation
+
+    options = SegmentOptions(device=settings.device, blend=settings.blend, bone=settings.bone)
     segmenter = Segmenter.from_weights(settings.weights_path or None, options=options)
-    return segmenter.segment(ct, progress=sub_progress(progress, 0.02, 1.0))
+    result = segmenter.segment(ct, progress=sub_progress(progress, 0.02, 0.93))
+    check_segmentation(result, ct, progress=sub_progress(progress, 0.93, 1.0, "checking: "))
+    return result
 
 
 def build_meshes(labels: Volume, table: LabelTable, *,

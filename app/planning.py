@@ -140,9 +140,14 @@ class ReplanResult:
 
 
 def run_plan(ct: Volume, labels: Volume, table: LabelTable, *, options: PlanOptions,
-             segmentation_source: str = "", planes: bool = True,
+             segmentation_source: str = "", bone_source: str | None = None,
+             segmentation_check: Any = None, planes: bool = True,
              progress: ProgressCallback | None = None) -> PlanningResult:
     """Identify L5/S1, optimise both windows per side, plan the needles and their planes.
+
+    ``bone_source`` and ``segmentation_check`` (the network's bone against the CT's, a
+    :class:`~spinect_core.bone.agreement.BoneAgreement`) go into the plan; the check's warnings
+    lead ``plan.warnings``.
 
     Raises
     ------
@@ -152,7 +157,8 @@ def run_plan(ct: Volume, labels: Volume, table: LabelTable, *, options: PlanOpti
         ``progress`` returned False.
     """
     engine = PlanEngine(ct, labels, table, options=options,
-                        segmentation_source=segmentation_source,
+                        segmentation_source=segmentation_source, bone_source=bone_source,
+                        segmentation_check=segmentation_check,
                         progress=sub_progress(progress, 0.0, 0.12, "anatomy: "))
     plan = engine.plan(progress=sub_progress(progress, 0.12, 0.94))
     result = PlanningResult(engine=engine, plan=plan, body_mask=engine.body_mask())

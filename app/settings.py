@@ -11,15 +11,20 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from spinect_core.bone import BONE_MODES
+from spinect_core.segment import DEFAULT_BONE_MODE
+
 from app.state import SettingsValues
 
-__all__ = ["AppSettings", "SettingsValues", "DEVICES", "BLENDS", "VARIANTS", "TRAJECTORY_WINDOWS",
-           "PLAN_SEARCHES", "MAX_RECENT"]
+__all__ = ["AppSettings", "SettingsValues", "DEVICES", "BLENDS", "BONE_SOURCES", "VARIANTS",
+           "TRAJECTORY_WINDOWS", "PLAN_SEARCHES", "MAX_RECENT"]
 
 #: Device choices offered in the settings dialog (passed to ``SegmentOptions.device``).
 DEVICES = ("auto", "cpu", "cuda")
 #: Sliding-window blend modes of ``SegmentOptions.blend``.
 BLENDS = ("sum", "gaussian")
+#: Sources of the segmentation's bone (``SegmentOptions.bone``, ``--bone``).
+BONE_SOURCES = tuple(BONE_MODES)
 #: Planning variants (``PlanOptions.variant``), needle windows and view-search grids.
 VARIANTS = ("feasible", "bony", "neural")
 TRAJECTORY_WINDOWS = ("auto", "kambin", "safe")
@@ -95,6 +100,16 @@ class AppSettings:
         if value not in BLENDS:
             raise ValueError(f"blend must be one of {BLENDS}, got {value!r}")
         self.store.setValue("segmentation/blend", value)
+
+    @property
+    def bone(self) -> str:
+        return self._choice("segmentation/bone", DEFAULT_BONE_MODE, BONE_SOURCES)
+
+    @bone.setter
+    def bone(self, value: str) -> None:
+        if value not in BONE_SOURCES:
+            raise ValueError(f"bone must be one of {BONE_SOURCES}, got {value!r}")
+        self.store.setValue("segmentation/bone", value)
 
     @property
     def auto_segment(self) -> bool:
@@ -198,7 +213,7 @@ class AppSettings:
     def snapshot(self) -> SettingsValues:
         """An immutable copy of every value."""
         return SettingsValues(
-            device=self.device, weights_path=self.weights_path, blend=self.blend,
+            device=self.device, weights_path=self.weights_path, blend=self.blend, bone=self.bone,
             needle_gauge=self.needle_gauge, safety_margin_mm=self.safety_margin_mm,
             auto_segment=self.auto_segment, auto_plan=self.auto_plan, variant=self.variant,
             trajectory_window=self.trajectory_window, plan_search=self.plan_search,

@@ -13,6 +13,7 @@ from typing import Any
 from spinect_core.io import SeriesInfo
 from spinect_core.labels import LabelTable
 from spinect_core.planning.meshes import Mesh
+from spinect_core.segment import DEFAULT_BONE_MODE
 from spinect_core.volume import Volume
 
 __all__ = ["Session", "SegmentationSource", "SettingsValues"]
@@ -28,6 +29,9 @@ class SettingsValues:
     weights_path : str
         Weights file chosen by the user; ``""`` means the bundled default weights.
     blend : {"sum", "gaussian"}
+    bone : {"network", "ct", "fused"}
+        Where the segmentation's bone comes from (``SegmentOptions.bone``): the network, the
+        model-free CT bone model, or both fused.
     needle_gauge : int
         Needle gauge (G) for the planning panel (22 G is the usual tESI spinal needle).
     safety_margin_mm : float
@@ -50,6 +54,7 @@ class SettingsValues:
     device: str = "auto"
     weights_path: str = ""
     blend: str = "sum"
+    bone: str = DEFAULT_BONE_MODE
     needle_gauge: int = 22
     safety_margin_mm: float = 2.0
     auto_segment: bool = True
@@ -71,10 +76,13 @@ class SegmentationSource:
     kind : {"network", "file"}
     description : str
         Human-readable, e.g. ``"spinect-default 1.0.0 on cpu"`` or ``"labels.nii.gz"``.
+    bone_source : {"network", "ct", "fused"} or None
+        Where the network segmentation's bone came from (``None`` for a file).
     """
 
     kind: str
     description: str = ""
+    bone_source: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -100,6 +108,9 @@ class Session:
     segmentation_source : SegmentationSource or None
     probabilities : np.ndarray or None
         Per-class probabilities (C, z, y, x) when the segmenter kept them.
+    bone_check : spinect_core.bone.agreement.BoneAgreement or None
+        The network's bone against the CT bone model at L4-S1 (network segmentations only);
+        its warnings join the notes and lead the plan's warnings.
     meshes : dict of str to Mesh
         Surfaces in LPS mm, keyed by class name.
     notes : list of str
@@ -126,6 +137,7 @@ class Session:
     table: LabelTable | None = None
     segmentation_source: SegmentationSource | None = None
     probabilities: Any = None
+    bone_check: Any = None
     meshes: dict[str, Mesh] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     settings: SettingsValues = field(default_factory=SettingsValues)
@@ -152,6 +164,7 @@ class Session:
         self.table = None
         self.segmentation_source = None
         self.probabilities = None
+        self.bone_check = None
         self.meshes = {}
         self.clear_plan()
 

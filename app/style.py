@@ -29,6 +29,8 @@ QFrame#dropZone QLabel { background: transparent; }
 QFrame#progressPanel { background: #1d2630; border-top: 1px solid #2d5d8a; }
 QFrame#progressPanel QLabel { background: transparent; }
 QLabel#stage { font-weight: bold; color: #e8c547; }
+QLabel#planWarnings { background: #3a1d1f; color: #ffd2cc; border: 1px solid #d9534f;
+                      border-radius: 5px; padding: 5px 7px; font-weight: bold; }
 QPushButton { background: #26303a; border: 1px solid #36424e; border-radius: 5px;
               padding: 5px 12px; }
 QPushButton:hover { background: #2e3a46; }

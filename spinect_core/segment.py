@@ -149,7 +149,8 @@ class Segmentation:
             "timings_s": dict(self.timings_s),
             "bone_source": self.bone_source,
             "ct_bone": None if self.ct_bone is None else self.ct_bone.summary(),
-            **({} if self.bone_check is None else {"segmentation_check": self.bone_check.to_dict()}),
+            **({} if self.bone_check is None
+               else {"segmentation_check": self.bone_check.to_dict()}),
         }
 
 

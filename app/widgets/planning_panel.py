@@ -107,6 +107,13 @@ class PlanningPanel(QWidget):
                                     "variant)")
         self.plan_button.setEnabled(False)
         self.plan_button.clicked.connect(self.plan_requested)
+        # The plan's warnings (a segmentation that disagrees with the CT's own bone first): red,
+        # right under the status line, never only in the notes.
+        self.warnings = QLabel("")
+        self.warnings.setObjectName("planWarnings")
+        self.warnings.setWordWrap(True)
+        self.warnings.setTextFormat(Qt.TextFormat.PlainText)
+        self.warnings.setVisible(False)
 
         # --- this view ---------------------------------------------------------------------------
         view_box = QGroupBox("This view")
@@ -281,6 +288,7 @@ class PlanningPanel(QWidget):
         head.addWidget(self.plan_button)
         layout.addLayout(head)
         layout.addWidget(self.status)
+        layout.addWidget(self.warnings)
         layout.addWidget(view_box)
         layout.addWidget(best_box)
         layout.addWidget(needle_box)
@@ -342,6 +350,9 @@ class PlanningPanel(QWidget):
             else:
                 self.best_area_labels[key].setText("—" if plan is None else "none")
                 self.carm_labels[key].setText("" if wp is None else (wp.reason or "not found"))
+        warnings = list(plan.warnings) if plan is not None else []
+        self.warnings.setText("\n".join(f"⚠ {w[:1].upper()}{w[1:]}" for w in warnings))
+        self.warnings.setVisible(bool(warnings))
         if plan is None:
             self.live_note.setText("Areas appear once the plan is ready.")
             self.status.setText("No plan yet." if self.plan_button.isEnabled() else

@@ -1,4 +1,5 @@
-"""Settings: device, weights file (with its model card), blend mode, needle gauge, margin."""
+"""Settings: device, weights file (with its model card), blend mode, bone source, needle gauge,
+margin."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from app.dialogs import WEIGHTS_FILTER
 from app.model_info import card_html, weights_info
 from app.pipeline import device_summary
-from app.settings import PLAN_SEARCHES, TRAJECTORY_WINDOWS, VARIANTS, AppSettings
+from app.settings import BONE_SOURCES, PLAN_SEARCHES, TRAJECTORY_WINDOWS, VARIANTS, AppSettings
 
 __all__ = ["SettingsDialog"]
 
@@ -23,6 +24,9 @@ _SEARCH_LABELS = {"standard": "Standard (5° grid, refined to 0.5°)",
                   "quick": "Quick (15° grid, refined to 2°)"}
 _BLEND_LABELS = {"sum": "Sum of softmax (study, Algorithm 1)",
                  "gaussian": "Gaussian-weighted (nnU-Net style)"}
+_BONE_LABELS = {"network": "Network (as predicted)",
+                "ct": "CT bone model (from the scan's own histogram)",
+                "fused": "Fused (CT bone model + network bone within 3 mm)"}
 
 
 class SettingsDialog(QDialog):
@@ -64,6 +68,10 @@ class SettingsDialog(QDialog):
         for key, label in _BLEND_LABELS.items():
             self.blend.addItem(label, key)
         self.blend.setCurrentIndex(self.blend.findData(settings.blend))
+        self.bone = _combo(_BONE_LABELS, BONE_SOURCES, settings.bone)
+        self.bone.setToolTip("Where the bone class comes from. The network's bone is always "
+                             "checked against the CT bone model at L4-S1; a disagreement is a "
+                             "warning on the plan.")
         self.auto_segment = QCheckBox("Segment automatically after loading a CT")
         self.auto_segment.setChecked(settings.auto_segment)
 
@@ -85,6 +93,7 @@ class SettingsDialog(QDialog):
         sf.addRow("Weights:", wrow)
         sf.addRow("", self.card)
         sf.addRow("Blend:", self.blend)
+        sf.addRow("Bone:", self.bone)
         sf.addRow("", self.auto_segment)
         self.variant = _combo(_VARIANT_LABELS, VARIANTS, settings.variant)
         self.trajectory_window = _combo(_WINDOW_LABELS, TRAJECTORY_WINDOWS,
@@ -127,6 +136,7 @@ class SettingsDialog(QDialog):
         self.settings.device = self.device.currentData()
         self.settings.weights_path = self.weights.text().strip()
         self.settings.blend = self.blend.currentData()
+        self.settings.bone = self.bone.currentData()
         self.settings.auto_segment = self.auto_segment.isChecked()
         self.settings.needle_gauge = self.gauge.value()
         self.settings.safety_margin_mm = self.margin.value()
