@@ -2,7 +2,10 @@
 
 Transitional vertebrae are common (roughly 1 in 8 adults) and change which level a needle
 really reaches; the planner carries on but says so. All checks measure on the parts map in the
-anatomical frame of the S1 endplate (``h`` along its normal, mm).
+anatomical frame of the S1 endplate (``h`` along its normal, mm). With the level evidence of
+:func:`~spinect_core.anatomy.levels.derive_parts`, the count's own warnings (4 or 6 lumbar
+vertebrae between the last rib-bearing vertebra and the sacrum) come first and any sign found
+here lowers its confidence.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy import geometry as G
+from spinect_core.anatomy.counting import LevelEvidence
 from spinect_core.anatomy.landmarks import CoreLandmarks
 from spinect_core.anatomy.parts import PART_ID
 from spinect_core.volume import Volume
@@ -43,8 +47,42 @@ def disc_thickness_mm(grid: Volume, parts: np.ndarray, core: CoreLandmarks) -> f
     return n * float(np.prod(grid.spacing_mm)) / max(area, 1e-9)
 
 
-def transitional_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks) -> list[str]:
-    """Human-readable warnings for sacralisation / lumbarisation signs (empty when none)."""
+def transitional_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks, *,
+                          evidence: LevelEvidence | None = None) -> list[str]:
+    """Human-readable warnings for sacralisation / lumbarisation signs (empty when none).
+
+    Parameters
+    ----------
+    grid : Volume
+        Geometry of ``parts``.
+    parts : np.ndarray, uint8, shape (nz, ny, nx)
+        Parts map (ids of :data:`~spinect_core.anatomy.parts.PARTS_TABLE`).
+    core : CoreLandmarks
+        Endplates and midline of L5/S1.
+    evidence : LevelEvidence, optional
+        The level count of :func:`~spinect_core.anatomy.levels.derive_parts`. Its warnings (a
+        lumbar count other than 5) lead the returned list; when this function finds a sign of
+        its own, the evidence is updated in place: the sign is added to its warnings and its
+        confidence is lowered to at most ``"moderate"``.
+
+    Returns
+    -------
+    list of str
+    """
+    out = _signs(grid, parts, core)
+    if evidence is None:
+        return out
+    for w in out:
+        if w not in evidence.warnings:
+            evidence.warnings.append(w)
+    if out:
+        evidence.downgrade("moderate", "signs of transitional anatomy at L5/S1 (see the "
+                           "warnings): the level name depends on the count")
+    return list(evidence.warnings)
+
+
+def _signs(grid: Volume, parts: np.ndarray, core: CoreLandmarks) -> list[str]:
+    """The sacralisation / lumbarisation signs measured on the parts map."""
     out: list[str] = []
     sp = G.spacing_zyx(grid)
     t = disc_thickness_mm(grid, parts, core)

@@ -10,8 +10,14 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 2. **The spine chain**: cores are linked from cranial to caudal when one lies 12-80 mm below
    another with little lateral offset; the longest chain is the spine (ilia and femoral heads are
    off it).
-3. **The sacrum** is the lowest body of the chain when it is flanked by the ilia (a large bone mass
-   far lateral at its level). Otherwise L5/S1 is not in the field of view: refused.
+3. **Counting** (:mod:`spinect_core.anatomy.counting`): ribs beside the chain mark the thoracic
+   bodies (the last rib-bearing one is T12). **The sacrum** is the lowest body that is flanked by
+   the ilia (thick bone far lateral at its level), shaped like a sacrum (much wider, larger or
+   taller than the body above it) and seen at least 30 mm deep along the column; when no body
+   passes, the scan is refused with what is missing and the level it ends at (from the ribs when
+   they are in view). With both counts the lumbar vertebrae between T12 and the sacrum are
+   counted: other than 5 is a transitional-anatomy warning.
+   :class:`~spinect_core.anatomy.counting.LevelEvidence` records it all with a confidence.
 4. **L5** is the chain body above the sacrum. Bone is split into L5 / S1 / ilium / other with a
    watershed on the distance transform seeded by the cores (and far-lateral ilium seeds), so
    pedicles, laminae and facets go to their own vertebra (they meet the neighbour's only at thin
@@ -23,12 +29,15 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy import geometry as G
+from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
+                                           chain_positions, check_sacrum, count_warnings,
+                                           find_ribs, name_levels, refusal_message)
 from spinect_core.anatomy.parts import PART_ID, class_masks
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
@@ -57,6 +66,8 @@ class LevelOptions:
         Half-size of the box around L5/S1 in which the watershed runs (speed).
     coarse_mm : float
         Voxel size of the first pass that finds the column and the sacrum (speed on fine scans).
+    counting : CountOptions
+        Rib detection and the sacrum's evidence (shape, depth in the field of view).
     """
 
     core_mm: float = 7.0
@@ -65,17 +76,25 @@ class LevelOptions:
     min_ilium_mm3: float = 5000.0
     roi_mm: float = 130.0
     coarse_mm: float = 2.0
+    counting: CountOptions = field(default_factory=CountOptions)
 
 
 @dataclass
 class DerivedLevels:
-    """Result of :func:`derive_parts`: the parts map (without roots) and what was found."""
+    """Result of :func:`derive_parts`: the parts map (without roots) and what was found.
+
+    ``chain_centres_lps`` (K, 3) are the vertebral body core centroids, cranial first, ending
+    with the sacrum (sacral segments found below it are left out); ``evidence.levels`` names
+    them. ``evidence`` says how well the level is established (see
+    :class:`~spinect_core.anatomy.counting.LevelEvidence`; ``evidence.to_dict()`` for JSON).
+    """
 
     parts: np.ndarray
     chain_centres_lps: np.ndarray      # (K, 3) vertebral body core centroids, cranial first
     sacrum_centre_lps: np.ndarray
     l5_centre_lps: np.ndarray
     disc_source: str                   # "label" or "gap"
+    evidence: LevelEvidence = field(default_factory=LevelEvidence)
 
 
 @dataclass
@@ -84,6 +103,7 @@ class _Core:
     centre: np.ndarray
     volume_mm3: float
     top_z: float
+    bottom_z: float = float("nan")
 
 
 def _cores(bone: np.ndarray, grid: Volume, off, sp, options: LevelOptions):
@@ -100,7 +120,8 @@ def _cores(bone: np.ndarray, grid: Volume, off, sp, options: LevelOptions):
                 continue
             o = tuple(s.start + a for s, a in zip(sl, off))
             pts = G.voxel_points(grid, m, o)
-            cores.append(_Core(i, pts.mean(axis=0), vol, float(pts[:, 2].max())))
+            cores.append(_Core(i, pts.mean(axis=0), vol, float(pts[:, 2].max()),
+                               float(pts[:, 2].min())))
     return dt, lab, cores
 
 
@@ -126,16 +147,6 @@ def _chain(cores: list[_Core]) -> list[_Core]:
         out.append(order[j])
         j = prev[j]
     return out[::-1]
-
-
-def _lateral_bone_count(bone_pts: np.ndarray, centre: np.ndarray, top_z: float,
-                       options: LevelOptions) -> tuple[float, float]:
-    """Numbers of bone voxels far left / far right of a body, from 45 mm below its top to 5 mm
-    above it (LPS z). The caller multiplies by the voxel volume."""
-    slab = (bone_pts[:, 2] <= top_z + 5.0) & (bone_pts[:, 2] >= top_z - 45.0)
-    dx = bone_pts[slab, 0] - centre[0]
-    return float(np.count_nonzero(dx > options.ilium_lateral_mm)), float(
-        np.count_nonzero(dx < -options.ilium_lateral_mm))
 
 
 def _coarse(bone: np.ndarray, grid: Volume, off, target_mm: float):
@@ -179,8 +190,11 @@ def derive_parts(labels: Volume, table: LabelTable, *, options: LevelOptions | N
     Raises
     ------
     AnatomyError
-        No bone; no vertebral body; no sacrum (L5/S1 not in the field of view); nothing above the
-        sacrum; L5 cannot be separated from S1.
+        No bone; no vertebral body; no sacrum established (no ilia, not shaped like a sacrum, or
+        too little of it in the field of view: the message names what is missing and the level
+        the scan ends at when the ribs allow counting, e.g. "the scan ends at L3"); nothing above
+        the sacrum; L5 cannot be separated from S1. A refusal of the sacrum carries the
+        :class:`~spinect_core.anatomy.counting.LevelEvidence` as its ``evidence`` attribute.
     """
     options = options or LevelOptions()
     masks = class_masks(labels, table)
@@ -196,21 +210,18 @@ def derive_parts(labels: Volume, table: LabelTable, *, options: LevelOptions | N
     report(progress, 0.05, "finding vertebral bodies")
     cbone, cgrid, coff = _coarse(bone_full[box], labels, box_off, options.coarse_mm)
     csp = G.spacing_zyx(cgrid)
-    _, _, ccores = _cores(cbone, cgrid, coff, csp, options)
+    cdt, clab, ccores = _cores(cbone, cgrid, coff, csp, options)
     chain = _chain(ccores)
     if not chain:
         raise AnatomyError("no vertebral body found in the bone labels: L5/S1 cannot be identified;"
                            " check that the label map holds the spine")
+    report(progress, 0.15, "counting ribs and vertebrae")
+    ribs = find_ribs(cbone, cgrid, coff, cdt, clab, chain, core_mm=options.core_mm,
+                     options=options.counting)
     report(progress, 0.25, "finding the sacrum")
-    cpts = G.voxel_points(cgrid, cbone, coff)
-    bottom = chain[-1]
-    left_n, right_n = _lateral_bone_count(cpts, bottom.centre, bottom.top_z, options)
-    if max(left_n, right_n) * float(np.prod(csp)) < options.min_ilium_mm3:
-        raise AnatomyError("no sacrum found (no ilia beside the lowest vertebral body): L5/S1 is "
-                           "not in the field of view; use a CT that includes L5 and the sacrum")
-    if len(chain) < 2:
-        raise AnatomyError("no vertebral body above the sacrum: L5 is not in the field of view; "
-                           "use a CT that includes L5 and the sacrum")
+    s_idx, evidence = _count_levels(chain, ribs, cbone, cgrid, coff, clab, labels, options)
+    sacral = chain[s_idx + 1:]           # S2... found as separate bodies: part of the sacrum
+    chain = chain[: s_idx + 1]
     sacrum_c, l5_c = chain[-1], chain[-2]
 
     # Pass 2 (full resolution, in a box around the junction).
@@ -223,9 +234,9 @@ def derive_parts(labels: Volume, table: LabelTable, *, options: LevelOptions | N
     dt, core_lab, cores = _cores(bone, labels, off, sp, options)
 
     def role(c: _Core) -> str:
-        near = min(chain, key=lambda k: float(np.linalg.norm(k.centre - c.centre)))
+        near = min(chain + sacral, key=lambda k: float(np.linalg.norm(k.centre - c.centre)))
         if np.linalg.norm(near.centre - c.centre) <= 12.0:
-            if near is sacrum_c:
+            if near is sacrum_c or any(near is k for k in sacral):
                 return "S1"
             return "L5" if near is l5_c else "other_bone"
         if abs(c.centre[0] - sacrum_c.centre[0]) > 35.0 and c.centre[2] < l5_c.top_z + 40.0:
@@ -280,10 +291,118 @@ def derive_parts(labels: Volume, table: LabelTable, *, options: LevelOptions | N
                      ("disc", "disc_other")):
         parts[masks[cls]] = PART_ID[pid]
     parts[sl] = np.where(parts_c > 0, parts_c, parts[sl])
+    evidence.s1_endplate_found = True
+    evidence.reasons.append(f"S1 endplate: the L5/S1 {'disc' if source == 'label' else 'gap'} "
+                            "lies between the L5 and S1 bodies")
     report(progress, 0.8, "levels identified")
     return DerivedLevels(parts=parts, chain_centres_lps=np.array([c.centre for c in chain]),
                          sacrum_centre_lps=sacrum_c.centre, l5_centre_lps=l5_c.centre,
-                         disc_source=source)
+                         disc_source=source, evidence=evidence)
+
+
+def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgrid: Volume,
+                  coff, clab: np.ndarray, fov: Volume, options: LevelOptions
+                  ) -> tuple[int, LevelEvidence]:
+    """Find the sacrum in the chain and name the levels, or refuse saying what is missing.
+
+    Returns the sacrum's chain index and the evidence (``s1_endplate_found`` still False: the
+    second pass establishes it).
+    """
+    co = options.counting
+    voxel = float(np.prod(G.spacing_zyx(cgrid)))
+    cpts = G.voxel_points(cgrid, cbone, coff)
+    heavy = ~ribs.thin_points
+    checks: list[SacrumCheck] = []
+    for k in range(len(chain) - 1, max(len(chain) - 4, 0) - 1, -1):   # the lowest 3-4 bodies
+        checks.append(check_sacrum(k, chain, cpts, heavy, cgrid, clab, coff, fov,
+                                   core_mm=options.core_mm,
+                                   ilium_lateral_mm=options.ilium_lateral_mm,
+                                   min_ilium_mm3=options.min_ilium_mm3, voxel_mm3=voxel,
+                                   options=co))
+    passed = [c for c in checks if c.ok]
+    # The most cranial body that passes: S2 may have a core of its own below S1.
+    chosen = min(passed, key=lambda c: c.index) if passed else None
+    s_idx = chosen.index if chosen is not None else None
+    t12 = ribs.last_body
+    if t12 is not None and s_idx is not None and t12 >= s_idx:
+        t12 = None                       # "ribs" at or below the sacrum are something else
+    ev = LevelEvidence()
+    if t12 is not None:
+        ev.ribs_found = True
+        ev.last_rib_level = "T12"
+        ev.rib_levels = {s: ribs.count(s) for s in ("left", "right")}
+        lows = {s: max((r.body for r in ribs.ribs if r.side == s), default=-1)
+                for s in ("left", "right")}
+        ev.reasons.append(f"ribs: {ev.rib_levels['left']} rib-bearing levels on the left, "
+                          f"{ev.rib_levels['right']} on the right; the last rib-bearing "
+                          "vertebra is taken as T12")
+        if min(lows.values()) != max(lows.values()):
+            lone = "left" if lows["left"] > lows["right"] else "right"
+            ev.reasons.append(f"the last rib-bearing vertebra has a rib on the {lone} side only")
+    end = s_idx if s_idx is not None else len(chain) - 1
+    pos, _ = chain_positions(chain[: end + 1], co, core_mm=options.core_mm,
+                             ends_with_sacrum=s_idx is not None)
+    ev.levels = name_levels(pos, sacrum=s_idx, t12=t12)
+    ev.level_centres_lps = np.array([c.centre for c in chain[: end + 1]], float).reshape(-1, 3)
+    start = t12 if t12 is not None else max(end - 5, 0)
+    ev.missing_bodies = (pos[end] - pos[start]) - (end - start)
+    ev.counted_from = ("sacrum+ribs" if t12 is not None and s_idx is not None else
+                       "sacrum" if s_idx is not None else "ribs" if t12 is not None else "none")
+
+    if chosen is None:
+        bottom = checks[0]
+        ev.ilia_found = bool(bottom.ilia)
+        ev.ilia_sides = bottom.ilia
+        ev.sacrum_shape_ratios = bottom.ratios
+        ev.sacrum_depth_mm = bottom.depth_mm
+        ev.last_level = ev.levels[-1] if t12 is not None else None
+        # A sacrum-like sliver under the last disc: the scan ends just below the body above it.
+        sliver = bool(bottom.ilia) and bottom.shaped and len(chain) > 1
+        if sliver and t12 is not None:
+            ev.last_level = ev.levels[-2]
+        ev.confidence = "low"
+        if len(chain) < 2 and bottom.ilia and bottom.deep_enough:
+            err = AnatomyError("no vertebral body above the sacrum: L5 is not in the field of "
+                               "view; use a CT that includes L5 and the sacrum")
+        else:
+            err = AnatomyError(refusal_message(bottom.missing(), last_level=ev.last_level,
+                                               counted_from=ev.counted_from, just_below=sliver))
+        err.evidence = ev                # what was found, for a report of the refusal
+        raise err
+
+    ev.sacrum_found = True
+    ev.ilia_found = True
+    ev.ilia_sides = chosen.ilia
+    ev.sacrum_shape_ratios = chosen.ratios
+    ev.sacrum_depth_mm = chosen.depth_mm
+    ev.last_level = "S1"
+    ev.confidence = "high"
+    w, v, h = chosen.ratios
+    ev.reasons.append(f"sacrum: ilia on the {' and '.join(chosen.ilia)} side"
+                      f"{'s' if len(chosen.ilia) > 1 else ''}; its core is {w:.1f}x as wide, "
+                      f"{v:.1f}x as large and {h:.1f}x as tall as L5's; {chosen.depth_mm:.0f} mm "
+                      "of it in view")
+    if len(chosen.ilia) < 2:
+        ev.downgrade("moderate", f"an ilium was found on the {chosen.ilia[0]} side only")
+    if t12 is None:
+        ev.downgrade("moderate", "no ribs in view: the count from the sacrum is not cross-checked "
+                     "against the last rib-bearing vertebra (a transitional vertebra cannot be "
+                     "excluded)")
+    else:
+        ev.lumbar_count = pos[s_idx] - pos[t12] - 1
+        ev.rib_count_agrees = ev.lumbar_count == 5
+        if ev.rib_count_agrees:
+            ev.reasons.append("5 lumbar vertebrae between T12 and the sacrum: the rib count and "
+                              "the count from the sacrum agree")
+        else:
+            ev.warnings.extend(count_warnings(ev.lumbar_count))
+            ev.downgrade("moderate", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
+                         "sacrum: transitional anatomy")
+    if ev.missing_bodies:
+        ev.downgrade("low", f"{ev.missing_bodies} vertebral bod"
+                     f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in a "
+                     "gap of the chain: the count may be off")
+    return s_idx, ev
 
 
 def _roi(grid: Volume, shape, off, centre_lps: np.ndarray, half_mm: float):

@@ -1,0 +1,799 @@
+"""Counting the vertebrae: ribs, the sacrum, level names and how sure the count is.
+
+:func:`~spinect_core.anatomy.levels.derive_parts` finds the vertebral bodies as a chain of bone
+"cores" (cranial first). This module names them and says how well the names are established:
+
+* **From the sacrum**: the sacrum (S1) is the lowest body that is *shaped like a sacrum* (much
+  wider, larger or taller than the body above it: the sacral alae and the fused S1-S2 make one
+  thick block), *flanked by the ilia* (thick bone far lateral at its height) and *seen deep
+  enough* (at least :attr:`CountOptions.min_sacrum_depth_mm` of it inside the field of view).
+  L5 is the body above, L4 the one above that, and so on.
+* **From the ribs**: a rib is a thin bone (no voxel deeper than the core depth) that reaches far
+  lateral (:attr:`CountOptions.rib_reach_mm` from the spinal axis) and whose medial end lies at
+  the side of the spine, behind the front of the bodies, within a few millimetres of one
+  vertebra's bone (the costovertebral and costotransverse joints; segmentations leave a gap
+  there). The vertebra it articulates with is found by a watershed of the column's bone seeded by
+  the body cores (pedicles and transverse processes go to their own body). The last rib-bearing
+  vertebra is T12; L1, L2, ... follow below.
+* **Both**: the number of lumbar vertebrae between T12 and the sacrum should be 5; 4 or 6 means
+  transitional anatomy (a sacralised L5 or a lumbarised S1 / an L6, or an unusual rib count),
+  said in words as a warning (:func:`count_warnings`).
+
+A chain gap much longer than its neighbours (a body without a core, e.g. osteoporotic or cut by
+a thick slice) is counted as the missing bodies it most likely holds, and lowers the confidence.
+
+Instance label maps (TotalSegmentator names ``vertebrae_L3``, or VerSe ids) name their levels
+directly: :func:`instance_levels` lists them, :func:`require_l5_s1` refuses a map that does not
+reach L5 and the sacrum by saying where it ends.
+
+All coordinates are LPS millimetres; volumes are indexed (z, y, x).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spinect_core.anatomy import geometry as G
+from spinect_core.errors import AnatomyError
+from spinect_core.labels import LabelTable
+from spinect_core.volume import Volume
+
+_FULL = np.ones((3, 3, 3), bool)
+
+#: Levels in cranio-caudal order. T13 and L6 exist in some people (supernumerary segments);
+#: ``S1`` stands for the sacrum as a whole.
+LEVEL_ORDER: tuple[str, ...] = (
+    tuple(f"C{i}" for i in range(1, 8)) + tuple(f"T{i}" for i in range(1, 14))
+    + tuple(f"L{i}" for i in range(1, 7)) + ("S1", "coccyx"))
+_RANK = {n: i for i, n in enumerate(LEVEL_ORDER)}
+
+#: VerSe vertebra ids (1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 sacrum, 27 coccyx, 28 T13).
+VERSE_LEVELS: dict[int, str] = {
+    **{i: f"C{i}" for i in range(1, 8)}, **{i: f"T{i - 7}" for i in range(8, 20)},
+    **{i: f"L{i - 19}" for i in range(20, 26)}, 26: "S1", 27: "coccyx", 28: "T13"}
+
+_LEVEL_NAME = re.compile(r"^(?:vertebrae?_)?([ctl])(\d{1,2})$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountOptions:
+    """Tuning of the rib detection and the sacrum's evidence (mm, mm^3).
+
+    Attributes
+    ----------
+    near_mm : float
+        Half-width (left-right, from the spinal axis) of the column region: bodies and pedicles.
+        Bone farther out is examined as rib candidates (a rib is cut from its vertebra there).
+    rib_reach_mm : float
+        A rib reaches at least this far lateral of the spinal axis (lumbar transverse processes
+        end at 40-55 mm; even short 12th ribs pass 70 mm).
+    rib_min_mm3 : float
+        Smaller thin pieces are ignored.
+    rib_gap_mm : float
+        The rib's medial end lies within this distance of its vertebra's bone (joint space and
+        the segmentation's gap there: 1-11 mm on the real chest CT), and within this distance
+        beyond ``near_mm`` from the spinal axis.
+    min_sacrum_depth_mm : float
+        At least this much of the sacrum below its top must lie in the field of view (and be
+        bone) before the lowest body is accepted as the sacrum: a sliver of S1 looks like any
+        vertebra.
+    sacrum_width_ratio, sacrum_volume_ratio, sacrum_height_ratio : float
+        The sacrum's core is at least this much wider (left-right), larger or taller than the
+        core of the body above it (any one suffices); lumbar bodies differ by < 1.3x.
+    missing_body_factor : float
+        A gap between two cores longer than the others' by (this - 1) times the body spacing
+        hides a body without a core (see :func:`chain_positions`).
+    """
+
+    near_mm: float = 25.0
+    rib_reach_mm: float = 65.0
+    rib_min_mm3: float = 250.0
+    rib_gap_mm: float = 15.0
+    min_sacrum_depth_mm: float = 30.0
+    sacrum_width_ratio: float = 1.5
+    sacrum_volume_ratio: float = 3.0
+    sacrum_height_ratio: float = 1.8
+    missing_body_factor: float = 1.6
+
+
+# --- level names --------------------------------------------------------------------------------
+def level_below(level: str, steps: int = 1) -> str:
+    """The level ``steps`` below (negative: above) in the usual 7-12-5 count (no T13, no L6 unless
+    counting past L5, when L6, L7 name the extra lumbar bodies); ``"?"`` outside the spine."""
+    seq = tuple(f"C{i}" for i in range(1, 8)) + tuple(f"T{i}" for i in range(1, 13)) + tuple(
+        f"L{i}" for i in range(1, 8))
+    if level not in seq:
+        return "?"
+    k = seq.index(level) + steps
+    return seq[k] if 0 <= k < len(seq) else "?"
+
+
+def _rank(level: str) -> int:
+    return _RANK.get(level, -1)
+
+
+# --- ribs ----------------------------------------------------------------------------------------
+@dataclass
+class Rib:
+    """One rib found beside the column.
+
+    Attributes
+    ----------
+    side : str
+        ``"left"`` or ``"right"`` (patient side; LPS +x is left).
+    body : int
+        Chain index (cranial first) of the vertebra it articulates with.
+    medial_lps : np.ndarray, shape (3,)
+        Centre of its medial end.
+    reach_mm : float
+        Farthest lateral distance from the spinal axis.
+    volume_mm3 : float
+    """
+
+    side: str
+    body: int
+    medial_lps: np.ndarray
+    reach_mm: float
+    volume_mm3: float
+
+
+@dataclass
+class RibFindings:
+    """Ribs found on a (coarse) bone mask.
+
+    Attributes
+    ----------
+    ribs : list of Rib
+    thin_points : np.ndarray, bool, shape (N,)
+        For each bone voxel (in ``np.nonzero(bone)`` order): it lies in a thin far-lateral piece
+        (rib, process, fragment), so it is never counted as ilium.
+    """
+
+    ribs: list[Rib] = field(default_factory=list)
+    thin_points: np.ndarray | None = None
+
+    def bodies(self, side: str | None = None) -> set[int]:
+        """Chain indices of the rib-bearing bodies (on ``side`` or either)."""
+        return {r.body for r in self.ribs if side is None or r.side == side}
+
+    @property
+    def last_body(self) -> int | None:
+        """Chain index of the lowest rib-bearing body (T12), or None without ribs."""
+        b = self.bodies()
+        return max(b) if b else None
+
+    def count(self, side: str) -> int:
+        """Rib-bearing levels on one side (two pieces of one broken rib count once)."""
+        return len(self.bodies(side))
+
+
+def _axis(chain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    c = np.array([k.centre for k in chain], float).reshape(-1, 3)
+    o = np.argsort(c[:, 2])
+    return c[o, 2], c[o, 0], c[o, 1]
+
+
+def find_ribs(bone: np.ndarray, grid: Volume, off, dt: np.ndarray, core_lab: np.ndarray,
+              chain, *, core_mm: float, options: CountOptions) -> RibFindings:
+    """Ribs beside the chain's bodies, each assigned to the vertebra it articulates with.
+
+    Parameters
+    ----------
+    bone : np.ndarray, bool, shape (nz, ny, nx)
+        Bone mask (a crop of ``grid`` starting at index ``off``; usually the coarse pass).
+    grid : Volume
+        Geometry of the uncropped mask.
+    off : tuple of int
+        (z, y, x) index of ``bone[0, 0, 0]`` in ``grid``.
+    dt : np.ndarray, float, shape of ``bone``
+        Distance to the nearest non-bone voxel (mm).
+    core_lab : np.ndarray, int, shape of ``bone``
+        Core labels (``dt >= core_mm`` components); ``chain`` items carry their ``label``.
+    chain : sequence
+        Vertebral bodies, cranial first, with ``centre`` (LPS, mm) and ``label``.
+    core_mm : float
+        The core depth: a rib has no voxel this deep.
+    options : CountOptions
+
+    Returns
+    -------
+    RibFindings
+    """
+    out = RibFindings()
+    zz, yy, xx = np.nonzero(bone)
+    out.thin_points = np.zeros(len(zz), bool)
+    if len(chain) == 0 or len(zz) == 0:
+        return out
+    sp = G.spacing_zyx(grid)
+    voxel = float(np.prod(sp))
+    pts = grid.index_to_lps(np.stack([xx + off[2], yy + off[1], zz + off[0]], axis=-1))
+    az, ax, ay = _axis(chain)
+    lat = pts[:, 0] - np.interp(pts[:, 2], az, ax)
+    post = pts[:, 1] - np.interp(pts[:, 2], az, ay)
+    absl = np.abs(lat)
+    outer_sel = absl >= options.near_mm
+    if not outer_sel.any():
+        return out
+    outer = np.zeros(bone.shape, bool)
+    outer[zz[outer_sel], yy[outer_sel], xx[outer_sel]] = True
+    lab, n = ndi.label(outer, structure=_FULL)
+    comp = lab[zz, yy, xx]
+    counts = np.bincount(comp, minlength=n + 1)
+    depth = np.zeros(n + 1)
+    np.maximum.at(depth, comp, dt[zz, yy, xx])
+    reach = np.zeros(n + 1)
+    np.maximum.at(reach, comp, absl)
+    inner = np.full(n + 1, np.inf)
+    np.minimum.at(inner, comp, absl)
+    thin = depth < core_mm
+    thin[0] = False
+    out.thin_points = thin[comp]
+    cand = np.nonzero(thin & (counts * voxel >= options.rib_min_mm3)
+                      & (reach >= options.rib_reach_mm)
+                      & (inner <= options.near_mm + options.rib_gap_mm))[0]
+    if len(cand) == 0:
+        return out
+
+    # Which vertebra each piece of the column belongs to: a watershed of the column's bone (with
+    # the transverse processes, without the rib candidates) on the depth map, seeded by the body
+    # cores: joints between vertebrae are thin, so the basins meet there.
+    from skimage.segmentation import watershed
+
+    col_sel = (absl < options.near_mm + 2.0 * options.rib_gap_mm) & ~np.isin(comp, cand)
+    near = np.zeros(bone.shape, bool)
+    near[zz[col_sel], yy[col_sel], xx[col_sel]] = True
+    box = G.bbox_slices(near, np.ceil(options.rib_gap_mm / sp).astype(int) + 1)
+    markers = np.zeros(bone.shape, np.int32)
+    for i, c in enumerate(chain):
+        markers[core_lab == c.label] = i + 1
+    basins = np.zeros(bone.shape, np.int32)
+    basins[box] = watershed(-dt[box], markers[box] * near[box], mask=near[box])
+
+    for k in cand:
+        sel = comp == k
+        medial = sel & (absl <= inner[k] + 4.0)
+        if not (-25.0 <= float(np.median(post[medial])) <= 60.0):
+            continue                                    # anterior end (clavicle, sternal rib end)
+        mz, my, mx = zz[medial], yy[medial], xx[medial]
+        pad = np.ceil(options.rib_gap_mm / sp).astype(int) + 1
+        lo = np.maximum([mz.min(), my.min(), mx.min()] - pad, 0)
+        hi = np.minimum(np.array([mz.max(), my.max(), mx.max()]) + pad + 1, bone.shape)
+        sub = basins[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        if not sub.any():
+            continue
+        d, ind = ndi.distance_transform_edt(sub == 0, sampling=sp, return_indices=True)
+        iz, iy, ix = mz - lo[0], my - lo[1], mx - lo[2]
+        ok = d[iz, iy, ix] <= options.rib_gap_mm
+        if not ok.any():
+            continue
+        owners = sub[ind[0][iz[ok], iy[ok], ix[ok]], ind[1][iz[ok], iy[ok], ix[ok]],
+                     ind[2][iz[ok], iy[ok], ix[ok]]]
+        body = int(np.bincount(owners).argmax()) - 1
+        side = "left" if float(np.median(lat[sel])) > 0 else "right"
+        out.ribs.append(Rib(side=side, body=body, medial_lps=pts[medial].mean(axis=0),
+                            reach_mm=float(reach[k]), volume_mm3=float(counts[k] * voxel)))
+    return out
+
+
+# --- the sacrum ----------------------------------------------------------------------------------
+def fov_bottom_z(grid: Volume, x: float, y: float) -> float:
+    """Lowest LPS z (mm) of the field of view on the vertical line through (x, y) (the edge of
+    the outermost voxels); +inf when the line misses the volume."""
+    m = grid.direction * grid.spacing_mm[None, :]
+    minv = np.linalg.inv(m)
+    o = minv @ (np.array([x, y, 0.0]) - grid.origin_lps_mm)   # index at z = 0
+    d = minv @ np.array([0.0, 0.0, 1.0])                        # index change per mm of z
+    lo_t, hi_t = -np.inf, np.inf
+    for a in range(3):
+        n = grid.array.shape[2 - a]
+        lo, hi = -0.5, n - 0.5
+        if abs(d[a]) < 1e-12:
+            if not (lo <= o[a] <= hi):
+                return float("inf")
+            continue
+        t1, t2 = (lo - o[a]) / d[a], (hi - o[a]) / d[a]
+        lo_t, hi_t = max(lo_t, min(t1, t2)), min(hi_t, max(t1, t2))
+    return float(lo_t) if lo_t <= hi_t else float("inf")
+
+
+@dataclass
+class SacrumCheck:
+    """The evidence that one chain body is the sacrum.
+
+    Attributes
+    ----------
+    index : int
+        Chain index of the body examined.
+    ilia : tuple of str
+        Sides (``"left"``, ``"right"``) with thick bone far lateral at its height.
+    shaped : bool
+        Its core is wider, larger or taller than the body above's by the set ratios.
+    ratios : tuple of float
+        (width, volume, height) of its core over the body above's (0 when there is none).
+    depth_mm : float
+        How far the bone and the field of view reach below its top (mm).
+    deep_enough : bool
+    """
+
+    index: int
+    ilia: tuple[str, ...]
+    shaped: bool
+    ratios: tuple[float, float, float]
+    depth_mm: float
+    deep_enough: bool
+    min_depth_mm: float = 30.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.ilia) and self.shaped and self.deep_enough
+
+    def missing(self) -> str:
+        """What is missing, as words for a refusal (empty when nothing)."""
+        if not self.ilia:
+            return "no sacrum found (no ilia beside the lowest vertebral body)"
+        if not self.shaped:
+            return ("no sacrum found: the lowest vertebral body has ilia beside it but is not "
+                    "shaped like a sacrum (no wider, larger or taller than the body above it), so "
+                    "the sacrum is outside the field of view or not segmented")
+        if not self.deep_enough:
+            return (f"the sacrum is mostly outside the field of view (only "
+                    f"{max(self.depth_mm, 0.0):.0f} mm of bone below the lowest disc are in view; "
+                    f"at least {self.min_depth_mm:.0f} mm of the sacrum are needed to confirm S1)")
+        return ""
+
+
+def _core_extent(grid: Volume, core_lab: np.ndarray, off, label: int) -> tuple[float, float, float]:
+    """(left-right width, volume in voxels, cranio-caudal height) of one core, mm."""
+    p = G.voxel_points(grid, core_lab == label, off)
+    if len(p) == 0:
+        return 0.0, 0.0, 0.0
+    w = float(np.percentile(p[:, 0], 98) - np.percentile(p[:, 0], 2))
+    h = float(np.percentile(p[:, 2], 98) - np.percentile(p[:, 2], 2))
+    return w, float(len(p)), h
+
+
+def _line_exit(grid: Volume, p0: np.ndarray, u: np.ndarray) -> float:
+    """Distance (mm) from ``p0`` along the unit vector ``u`` to where the line leaves the field of
+    view of ``grid`` (the outer edge of its voxels); 0 when ``p0`` is outside it."""
+    m = grid.direction * grid.spacing_mm[None, :]
+    minv = np.linalg.inv(m)
+    o = minv @ (np.asarray(p0, float) - grid.origin_lps_mm)
+    d = minv @ np.asarray(u, float)
+    hi_t = np.inf
+    for a in range(3):
+        n = grid.array.shape[2 - a]
+        lo, hi = -0.5, n - 0.5
+        if not (lo <= o[a] <= hi):
+            return 0.0
+        if abs(d[a]) > 1e-12:
+            hi_t = min(hi_t, ((hi if d[a] > 0 else lo) - o[a]) / d[a])
+    return float(hi_t)
+
+
+def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray, fov: Volume,
+                     step: float, radius_mm: float = 10.0) -> float:
+    """How far (mm) bone reaches beyond the first disc-like gap below ``above`` (a body centre),
+    in a cylinder of ``radius_mm`` along the line from ``above`` through ``centre`` (the body
+    below: the column follows the lordosis and the sacral slope), bounded by the field of view.
+
+    A run of bins under a quarter of the upper body's own fill is the disc; the next bin over
+    40 % of it is the top of the body below. 0 when no bone follows a gap inside the field of view.
+    """
+    above = np.asarray(above, float)
+    axis = np.asarray(centre, float) - above
+    if axis[2] > -1.0:
+        axis = np.array([0.0, 0.0, -1.0])
+    u = axis / np.linalg.norm(axis)
+    t_end = _line_exit(fov, above, u)
+    rel = bone_pts - above
+    t = rel @ u
+    r = np.linalg.norm(rel - np.outer(t, u), axis=1)
+    t = t[(r <= radius_mm) & (t >= 0.0) & (t <= t_end)]
+    if len(t) == 0 or t_end < 3 * step:
+        return 0.0
+    edges = np.arange(0.0, t_end + step, step)
+    counts = np.histogram(t, bins=edges)[0]                 # from ``above`` downwards
+    ref = float(counts[:3].max())
+    if ref <= 0:
+        return 0.0
+    gap = np.nonzero(counts < 0.25 * ref)[0]
+    if len(gap) == 0:
+        top = float(np.linalg.norm(axis)) if axis is not None else 0.0   # one fused block
+    else:
+        after = np.nonzero((counts >= 0.4 * ref) & (np.arange(len(counts)) > gap[0]))[0]
+        if len(after) == 0:
+            return 0.0
+        top = float(edges[after[0]])
+    below = t[t >= top]
+    last = float(below.max()) + 0.5 * step if len(below) else top
+    return max(min(last, t_end) - top, 0.0)
+
+
+def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, grid: Volume,
+                 core_lab: np.ndarray, off, fov: Volume, *, core_mm: float,
+                 ilium_lateral_mm: float, min_ilium_mm3: float, voxel_mm3: float,
+                 options: CountOptions) -> SacrumCheck:
+    """Measure the evidence that ``chain[index]`` is the sacrum.
+
+    Parameters
+    ----------
+    index : int
+        Chain index (cranial first) of the candidate.
+    chain : sequence
+        Bodies with ``centre``, ``top_z``, ``volume_mm3`` and ``label``.
+    bone_pts : np.ndarray, shape (N, 3)
+        LPS centres of the bone voxels (``np.nonzero`` order of the mask ``core_lab`` came from).
+    heavy : np.ndarray, bool, shape (N,)
+        Voxels that may be ilium (not part of a thin far-lateral piece such as a rib).
+    grid, core_lab, off
+        The mask's geometry, its core labels and the crop offset (z, y, x).
+    fov : Volume
+        The full label map's grid: the field of view.
+    core_mm, ilium_lateral_mm, min_ilium_mm3, voxel_mm3 : float
+        Core depth, the ilium's lateral distance and volume, and the voxel volume of ``grid``.
+    options : CountOptions
+    """
+    c = chain[index]
+    top = c.top_z + core_mm
+    # Ilia: thick bone far lateral from 45 mm below the body's top to 5 mm above it.
+    slab = heavy & (bone_pts[:, 2] <= top + 5.0) & (bone_pts[:, 2] >= top - 45.0 - core_mm)
+    dx = bone_pts[slab, 0] - c.centre[0]
+    sides = tuple(s for s, n in (("left", np.count_nonzero(dx > ilium_lateral_mm)),
+                                 ("right", np.count_nonzero(dx < -ilium_lateral_mm)))
+                  if n * voxel_mm3 >= min_ilium_mm3)
+    # Shape: the sacrum's core (body, alae, S2) against the body above.
+    ratios = (0.0, 0.0, 0.0)
+    shaped = False
+    if index > 0:
+        a = _core_extent(grid, core_lab, off, chain[index - 1].label)
+        b = _core_extent(grid, core_lab, off, c.label)
+        ratios = tuple(float(bb / aa) if aa > 0 else 0.0 for aa, bb in zip(a, b))
+        shaped = (ratios[0] >= options.sacrum_width_ratio
+                  or ratios[1] >= options.sacrum_volume_ratio
+                  or ratios[2] >= options.sacrum_height_ratio)
+    # Depth: from the top of the body (measured under the body above, where the sacral
+    # promontory lies: a candidate merged with the ilia has a core reaching the iliac crests) to
+    # where the bone or the field of view ends.
+    if index > 0:
+        step = float(max(grid.spacing_mm.max(), 1.0))
+        depth = _depth_below_gap(bone_pts, chain[index - 1].centre, c.centre, fov, step)
+    else:
+        depth = top - fov_bottom_z(fov, float(c.centre[0]), float(c.centre[1]))
+    return SacrumCheck(index=index, ilia=sides, shaped=shaped, ratios=ratios, depth_mm=float(depth),
+                       deep_enough=depth >= options.min_sacrum_depth_mm,
+                       min_depth_mm=options.min_sacrum_depth_mm)
+
+
+# --- the evidence record ------------------------------------------------------------------------
+@dataclass
+class LevelEvidence:
+    """How well the levels (and so L5/S1) are established; JSON-ready via :meth:`to_dict`.
+
+    Attributes
+    ----------
+    sacrum_found : bool
+        A chain body passed every sacrum test (ilia, shape, depth).
+    ilia_found : bool
+        Thick bone far lateral of the sacrum (or of the lowest body) on at least one side.
+    ilia_sides : tuple of str
+    sacrum_shape_ratios : tuple of float
+        (width, volume, height) of the sacrum's core over L5's.
+    sacrum_depth_mm : float or None
+        How much of the sacrum below its top is in the field of view.
+    s1_endplate_found : bool
+        The L5/S1 disc (or the gap) between the L5 and S1 bodies was found.
+    ribs_found : bool
+    rib_levels : dict
+        ``{"left": n, "right": n}``: rib-bearing levels found on each side.
+    last_rib_level : str or None
+        ``"T12"`` when ribs are in view (the last rib-bearing vertebra by definition).
+    lumbar_count : int or None
+        Bodies between the last rib-bearing vertebra and the sacrum (5 normally); None unless
+        both are in view.
+    rib_count_agrees : bool or None
+        ``lumbar_count == 5``; None when either count is missing.
+    missing_bodies : int
+        Bodies inferred in chain gaps (no core found there).
+    levels : tuple of str
+        Names of the chain's bodies, cranial first (matching ``chain_centres_lps``); ``"?"``
+        where they cannot be named.
+    level_centres_lps : np.ndarray, shape (len(levels), 3)
+        Their core centroids (LPS, mm); also set when the scan is refused.
+    last_level : str or None
+        The lowest vertebra in view, by the count that could be made.
+    counted_from : str
+        ``"sacrum+ribs"``, ``"sacrum"``, ``"ribs"`` or ``"none"``.
+    confidence : str
+        ``"high"`` (sacrum, ilia both sides, S1 endplate, rib count agrees), ``"moderate"``
+        (complete sacral evidence but no rib cross-check, the counts disagree, or one ilium only),
+        ``"low"`` (a body missing from the chain or another doubt).
+    reasons : list of str
+        One line per point that set the confidence.
+    warnings : list of str
+        What a user must check (transitional anatomy), in words.
+    """
+
+    sacrum_found: bool = False
+    ilia_found: bool = False
+    ilia_sides: tuple[str, ...] = ()
+    sacrum_shape_ratios: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    sacrum_depth_mm: float | None = None
+    s1_endplate_found: bool = False
+    ribs_found: bool = False
+    rib_levels: dict[str, int] = field(default_factory=dict)
+    last_rib_level: str | None = None
+    lumbar_count: int | None = None
+    rib_count_agrees: bool | None = None
+    missing_bodies: int = 0
+    levels: tuple[str, ...] = ()
+    level_centres_lps: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    last_level: str | None = None
+    counted_from: str = "none"
+    confidence: str = "low"
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def downgrade(self, to: str, reason: str) -> None:
+        """Lower the confidence to ``to`` (never raise it) and record why."""
+        order = ("low", "moderate", "high")
+        if order.index(to) < order.index(self.confidence):
+            self.confidence = to
+        if reason and reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (for ``plan.json``)."""
+        return {
+            "confidence": self.confidence, "counted_from": self.counted_from,
+            "sacrum_found": bool(self.sacrum_found), "ilia_found": bool(self.ilia_found),
+            "ilia_sides": list(self.ilia_sides),
+            "sacrum_shape_ratios": [round(float(r), 2) for r in self.sacrum_shape_ratios],
+            "sacrum_depth_mm": None if self.sacrum_depth_mm is None else round(
+                float(self.sacrum_depth_mm), 1),
+            "s1_endplate_found": bool(self.s1_endplate_found),
+            "ribs_found": bool(self.ribs_found), "rib_levels": dict(self.rib_levels),
+            "last_rib_level": self.last_rib_level, "lumbar_count": self.lumbar_count,
+            "rib_count_agrees": self.rib_count_agrees, "missing_bodies": int(self.missing_bodies),
+            "levels": list(self.levels),
+            "level_centres_lps": np.round(np.asarray(self.level_centres_lps, float), 1).tolist(),
+            "last_level": self.last_level,
+            "reasons": list(self.reasons), "warnings": list(self.warnings),
+        }
+
+
+def chain_positions(chain, options: CountOptions, *, core_mm: float = 7.0,
+                    ends_with_sacrum: bool = False) -> tuple[list[int], int]:
+    """Position of each chain body in the column, counting inferred missing bodies.
+
+    The height between one core's bottom and the next one's top is a disc plus twice the core
+    depth (20-26 mm); a body without a core (osteoporotic, cut by thick slices) adds its own
+    height and a disc. Core centres would mislead here: the sacrum's lies far below its top.
+
+    Parameters
+    ----------
+    chain : sequence
+        Bodies, cranial first, with ``centre``, ``top_z`` and ``bottom_z`` (LPS z, mm).
+    options : CountOptions
+    core_mm : float
+        The core depth.
+    ends_with_sacrum : bool
+        The last body is the sacrum: its link is not examined (a missing L5 core is not caught
+        here) and is left out of the references.
+
+    Returns
+    -------
+    positions : list of int
+        0 for the first (most cranial) body, +1 per body, plus the bodies a gap most likely
+        hides: a gap longer than the others' median by ``(missing_body_factor - 1)`` times the
+        median body spacing (or by 18 mm at least).
+    missing : int
+        Bodies inferred in all gaps.
+    """
+    if len(chain) == 0:
+        return [], 0
+    top = np.array([k.top_z for k in chain], float)
+    bottom = np.array([getattr(k, "bottom_z", np.nan) for k in chain], float)
+    gaps = bottom[:-1] - top[1:]
+    centres = np.array([k.centre for k in chain], float)
+    links = np.abs(np.diff(centres[:, 2]))
+    nominal_gap = 2.0 * core_mm + 10.0
+    pos = [0]
+    missing = 0
+    # The sacrum's core top is no endplate (the alae and a merged ilium reach higher): its gap
+    # is neither examined nor a reference.
+    usable = np.isfinite(gaps)
+    if ends_with_sacrum and len(gaps):
+        usable[-1] = False
+    for j, g in enumerate(gaps):
+        others = gaps[usable & (np.arange(len(gaps)) != j)]
+        ref_gap = float(np.median(others)) if len(others) else nominal_gap
+        # The spacing of the other bodies, without the sacrum's (its centre lies deep).
+        keep = np.ones(len(links), bool)
+        keep[j] = False
+        if ends_with_sacrum:
+            keep[-1] = False
+        spacing = float(np.median(links[keep])) if keep.any() else 30.0
+        extra = 0
+        excess = g - ref_gap
+        if usable[j] and excess > max((options.missing_body_factor - 1.0) * spacing, 18.0):
+            extra = max(int(round(excess / spacing)), 1)
+        missing += extra
+        pos.append(pos[-1] + 1 + extra)
+    return pos, missing
+
+
+def name_levels(positions: Sequence[int], *, sacrum: int | None, t12: int | None
+                ) -> tuple[str, ...]:
+    """Names of the chain bodies from the last rib-bearing one (T12, then L1...) when ribs are in
+    view, else from the sacrum (S1, then L5, L4...); ``"?"`` when neither is.
+
+    Bodies below the sacrum are sacral (``"S1"`` names the sacrum as a whole).
+    """
+    out = []
+    for j, p in enumerate(positions):
+        if sacrum is not None and j >= sacrum:
+            out.append("S1" if j == sacrum else "sacrum")
+        elif t12 is not None:
+            out.append(level_below("T12", p - positions[t12]))
+        elif sacrum is not None:
+            out.append(level_below("L5", -(positions[sacrum] - p - 1)))
+        else:
+            out.append("?")
+    return tuple(out)
+
+
+def count_warnings(lumbar_count: int) -> list[str]:
+    """Words for a lumbar count other than 5 (transitional anatomy); empty for 5."""
+    if lumbar_count == 5:
+        return []
+    last = f"L{lumbar_count}" if lumbar_count > 0 else "T12"
+    head = (f"{lumbar_count} lumbar vertebrae between the last rib-bearing vertebra (T12) and the "
+            "sacrum: the rib count and the count from the sacrum disagree")
+    tail = (f"; the planned L5/S1 is the disc above the sacrum, {last}/S1 by the rib count; "
+            "confirm the level count on a full-spine view before injecting")
+    if lumbar_count == 4:
+        return [head + " (possible sacralised L5: a lumbar vertebra fused with the sacrum, or only "
+                "11 rib pairs)" + tail]
+    if lumbar_count == 6:
+        return [head + " (possible lumbarised S1 or a sixth lumbar vertebra, or a missing 12th rib "
+                "pair)" + tail]
+    return [head + " (the count is unreliable)" + tail]
+
+
+def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
+                    just_below: bool = False) -> str:
+    """One-line refusal: what is missing, where the scan ends, what to do.
+
+    ``just_below``: the scan ends a little below ``last_level`` (a sliver of the next body in
+    view) rather than within it.
+    """
+    at = f"just below {last_level}" if just_below else f"at {last_level}"
+    if last_level and last_level != "?" and counted_from == "ribs":
+        where = f"the scan ends {at} (counted down from the last rib-bearing vertebra, T12)"
+    elif last_level and last_level != "?":
+        where = f"the scan ends {at}"
+    else:
+        where = ("no ribs are in view either: the sacrum is not in the field of view and the "
+                 "levels cannot be counted")
+    return (f"{missing}; {where}; L5/S1 is not in the field of view; use a CT that includes L5 "
+            "and the sacrum")
+
+
+# --- instance label maps ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InstanceLevels:
+    """Vertebral levels named by an instance label map.
+
+    Attributes
+    ----------
+    levels : tuple of str
+        Levels present, cranio-caudal (``C1`` .. ``T13`` .. ``L6``, ``S1`` for the sacrum,
+        ``coccyx``).
+    ids : tuple of int
+        The label id of each level (the first id when several name one level).
+    """
+
+    levels: tuple[str, ...]
+    ids: tuple[int, ...]
+
+    @property
+    def last(self) -> str | None:
+        """The most caudal level present, or None."""
+        return self.levels[-1] if self.levels else None
+
+    @property
+    def has_sacrum(self) -> bool:
+        return "S1" in self.levels
+
+    def last_vertebra(self) -> str | None:
+        """The most caudal mobile vertebra (the sacrum and coccyx excluded)."""
+        mobile = [v for v in self.levels if v not in ("S1", "coccyx")]
+        return mobile[-1] if mobile else None
+
+
+def level_of_name(name: str) -> str | None:
+    """Level named by an instance name (``vertebrae_L3``, ``L3``, ``sacrum``, ``vertebrae_S1``,
+    ``T13``), or None for anything else (ribs, discs, hips, ...)."""
+    low = name.strip().lower()
+    if low in ("sacrum", "s1", "vertebrae_s1", "vertebra_s1"):
+        return "S1"
+    if low in ("coccyx", "vertebrae_coccyx"):
+        return "coccyx"
+    m = _LEVEL_NAME.match(low)
+    if not m:
+        return None
+    lv = f"{m.group(1).upper()}{int(m.group(2))}"
+    return lv if lv in _RANK else None
+
+
+def instance_levels(instances: Volume | np.ndarray,
+                    table: LabelTable | Mapping[int, str] | None = None, *,
+                    min_voxels: int = 1) -> InstanceLevels:
+    """The vertebral levels present in an instance label map, cranio-caudal.
+
+    Parameters
+    ----------
+    instances : Volume or np.ndarray
+        Integer label map, any shape (usually (nz, ny, nx)).
+    table : LabelTable or mapping of int to str, optional
+        Names of the ids (TotalSegmentator ``vertebrae_L3``, ``sacrum``, ...). None: the ids are
+        VerSe's (:data:`VERSE_LEVELS`: 16-24 = T9..L5, 25 = L6, 26 = sacrum).
+    min_voxels : int
+        A level needs at least this many voxels to count as present.
+
+    Returns
+    -------
+    InstanceLevels
+    """
+    arr = instances.array if isinstance(instances, Volume) else np.asarray(instances)
+    if table is None:
+        names = VERSE_LEVELS
+    else:
+        raw = table.names if isinstance(table, LabelTable) else dict(table)
+        names = {int(i): lv for i, n in raw.items() if int(i) != 0
+                 for lv in [level_of_name(str(n))] if lv is not None}
+    if not names:
+        return InstanceLevels((), ())
+    ids = np.array(sorted(names))
+    vals = arr.ravel()
+    in_range = (vals >= 0) & (vals <= ids.max())
+    counts = np.bincount(vals[in_range].astype(np.int64), minlength=int(ids.max()) + 1)
+    found: dict[str, int] = {}
+    for i in ids:
+        if counts[i] >= min_voxels:
+            found.setdefault(names[int(i)], int(i))
+    order = sorted(found, key=_rank)
+    return InstanceLevels(tuple(order), tuple(found[v] for v in order))
+
+
+def require_l5_s1(levels: InstanceLevels) -> None:
+    """Refuse an instance map that does not hold both L5 and the sacrum, saying where it ends.
+
+    Raises
+    ------
+    AnatomyError
+        ``"... the labels end at L3 ..."`` naming the last vertebra and what is missing.
+    """
+    if "L5" in levels.levels and levels.has_sacrum:
+        return
+    last = levels.last_vertebra()
+    if last is None and not levels.has_sacrum:
+        raise AnatomyError("the instance labels name no vertebra: the levels cannot be counted; "
+                           "L5/S1 is not in the field of view or not labelled")
+    if levels.has_sacrum:
+        raise AnatomyError(f"the instance labels hold the sacrum but no L5 (the last lumbar level "
+                           f"labelled is {last or 'none'}): L5/S1 is not in the field of view or "
+                           "not labelled; provide labels that include L5 and the sacrum")
+    if _rank(last) >= _rank("L5"):
+        missing = "the sacrum (S1) is"
+    else:
+        below = [v for v in ("L1", "L2", "L3", "L4", "L5") if _rank(v) > _rank(last)]
+        missing = ", ".join(below) + " and the sacrum are"
+    raise AnatomyError(f"the scan ends at {last} (the last vertebra labelled): {missing} not in "
+                       "the field of view; L5/S1 is not in the field of view; use a CT that "
+                       "includes L5 and the sacrum")

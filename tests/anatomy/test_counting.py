@@ -1,0 +1,275 @@
+"""Counting vertebrae from the sacrum and the ribs, on box phantoms with known answers, and the
+instance-label path (level names read from the labels)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spinect_core.anatomy.counting import (CountOptions, InstanceLevels, LevelEvidence,
+                                           chain_positions, count_warnings, fov_bottom_z,
+                                           instance_levels, level_below, level_of_name,
+                                           require_l5_s1)
+from spinect_core.anatomy.levels import derive_parts
+from spinect_core.errors import AnatomyError
+from spinect_core.labels import LabelTable, STUDY_LABELS
+from spinect_core.volume import Volume
+
+SP = 2.0                                   # mm, isotropic
+X0, Y0 = -150.0, -70.0                     # LPS of voxel (0, 0, 0) in x and y
+NX, NY = 151, 86                           # x -150..150, y -70..100
+BODY_H, DISC_H = 26.0, 9.0                 # mm
+
+
+class Column:
+    """A box-phantom spine on a 2 mm grid: bodies (boxes), pedicles and transverse processes
+    (bars), ribs (thin bars leaving the transverse process region laterally with a 4 mm joint
+    gap), a wedge sacrum with alae, and the ilia flanking it. LPS: x left, y posterior, z up.
+    """
+
+    def __init__(self, names: list[str], *, ribs: set[str], sacrum: bool = True,
+                 hollow: set[str] = frozenset(), l5_tp_to_ilium: bool = False):
+        self.names = names
+        step = BODY_H + DISC_H
+        n_bodies = len(names)
+        self.sacrum_top = 0.0
+        # Body k (cranial first) has its bottom endplate at sacrum_top + DISC_H + (n-1-k) * step.
+        self.bottom = {nm: self.sacrum_top + DISC_H + (n_bodies - 1 - k) * step
+                       for k, nm in enumerate(names)}
+        self.z0 = self.sacrum_top - 95.0
+        nz = int((self.bottom[names[0]] + BODY_H + 12.0 - self.z0) / SP) + 1
+        self.bone = np.zeros((nz, NY, NX), bool)
+        for nm in names:
+            zb = self.bottom[nm]
+            c = (0.0, 0.0, zb + 0.5 * BODY_H)
+            self.box((-22, 22), (-17, 17), (zb, zb + BODY_H))
+            if nm in hollow:                         # a body without a core: 2 mm shell only
+                self.box((-20, 20), (-15, 15), (zb + 2, zb + BODY_H - 2), value=False)
+            lumbar = nm.startswith("L")
+            for s in (1, -1):
+                self.box(sorted((s * 8, s * 16)), (15, 26), (c[2] - 2, c[2] + 8))    # pedicle
+                tip = 45.0 if lumbar else 33.0
+                if nm == "L5" and l5_tp_to_ilium:
+                    tip = 66.0
+                self.box(sorted((s * 12, s * tip)), (22, 29), (c[2] + 1, c[2] + 7))  # TP
+                if nm in ribs:
+                    self.capsule((s * (tip + 4.0), 24.0, c[2] + 2.0),
+                                 (s * 125.0, -15.0, c[2] - 30.0), 4.0)
+            self.box((-4, 4), (26, 60), (c[2] - 4, c[2] + 8))                      # spinous
+        if sacrum:
+            t = self.sacrum_top
+            self.box((-25, 25), (-18, 18), (t - 30, t))                            # S1 body
+            self.box((-58, 58), (-8, 24), (t - 30, t - 4))                         # alae
+            for k in range(6):                                                   # S2... tapering
+                w = 22 - 3 * k
+                self.box((-w, w), (-14 + 5 * k, 14 + 5 * k),
+                         (t - 30 - 10 * (k + 1), t - 30 - 10 * k))
+            for s in (1, -1):
+                self.box(sorted((s * 61, s * 82)), (-20, 40), (t - 85, t + 28))    # ilium
+
+    # --- painting ----------------------------------------------------------------------------
+    def _idx(self, v, origin, n):
+        return int(np.clip(round((v - origin) / SP), 0, n))
+
+    def box(self, xr, yr, zr, value=True):
+        sx = slice(self._idx(xr[0], X0, NX), self._idx(xr[1], X0, NX))
+        sy = slice(self._idx(yr[0], Y0, NY), self._idx(yr[1], Y0, NY))
+        sz = slice(self._idx(zr[0], self.z0, self.bone.shape[0]),
+                   self._idx(zr[1], self.z0, self.bone.shape[0]))
+        self.bone[sz, sy, sx] = value
+
+    def capsule(self, a, b, r):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        lo, hi = np.minimum(a, b) - r, np.maximum(a, b) + r
+        ix = np.arange(self._idx(lo[0], X0, NX), self._idx(hi[0], X0, NX) + 1)
+        iy = np.arange(self._idx(lo[1], Y0, NY), self._idx(hi[1], Y0, NY) + 1)
+        iz = np.arange(self._idx(lo[2], self.z0, self.bone.shape[0]),
+                       self._idx(hi[2], self.z0, self.bone.shape[0]) + 1)
+        ix, iy, iz = ix[ix < NX], iy[iy < NY], iz[iz < self.bone.shape[0]]
+        Z, Y, X = np.meshgrid(iz, iy, ix, indexing="ij")
+        p = np.stack([X0 + X * SP, Y0 + Y * SP, self.z0 + Z * SP], -1)
+        ab = b - a
+        t = np.clip(((p - a) @ ab) / (ab @ ab), 0.0, 1.0)
+        d = np.linalg.norm(p - a - t[..., None] * ab, axis=-1)
+        self.bone[Z[d <= r], Y[d <= r], X[d <= r]] = True
+
+    def volume(self, *, crop_below_mm: float | None = None) -> Volume:
+        """The label map (bone = 1); ``crop_below_mm``: drop slices under that LPS z."""
+        arr = self.bone.astype(np.uint8)
+        z0 = self.z0
+        if crop_below_mm is not None:
+            k = int(np.ceil((crop_below_mm - self.z0) / SP))
+            arr, z0 = arr[k:], self.z0 + k * SP
+        return Volume(array=np.ascontiguousarray(arr), spacing_mm=(SP, SP, SP),
+                      origin_lps_mm=(X0, Y0, z0))
+
+
+def _names(n_thoracic: int, n_lumbar: int) -> list[str]:
+    return [f"T{12 - n_thoracic + 1 + i}" for i in range(n_thoracic)] + [
+        f"L{i + 1}" for i in range(n_lumbar)]
+
+
+THORACIC = ("T9", "T10", "T11", "T12")
+
+
+@pytest.fixture(scope="module")
+def normal_column():
+    col = Column(_names(4, 5), ribs=set(THORACIC))
+    return col, derive_parts(col.volume(), STUDY_LABELS)
+
+
+def test_sacrum_and_ribs_count_five_lumbar_vertebrae(normal_column):
+    col, d = normal_column
+    ev = d.evidence
+    assert ev.sacrum_found and ev.ilia_found and set(ev.ilia_sides) == {"left", "right"}
+    assert ev.s1_endplate_found
+    assert ev.ribs_found and ev.rib_levels == {"left": 4, "right": 4}
+    assert ev.lumbar_count == 5 and ev.rib_count_agrees is True
+    assert ev.levels == ("T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
+    assert ev.confidence == "high" and not ev.warnings
+    assert ev.counted_from == "sacrum+ribs"
+    # L5 really is the fifth box below the last rib-bearing one.
+    l5_mid = col.bottom["L5"] + 0.5 * BODY_H
+    assert abs(d.l5_centre_lps[2] - l5_mid) < 4.0
+    assert len(d.chain_centres_lps) == len(ev.levels)
+    assert np.allclose(ev.level_centres_lps, d.chain_centres_lps)
+    json.dumps(ev.to_dict())                          # plain JSON types
+
+
+@pytest.mark.parametrize("n_lumbar, words", [(6, "lumbarised S1"), (4, "sacralised L5")])
+def test_six_or_four_lumbar_vertebrae_warn_transitional_anatomy(n_lumbar, words):
+    col = Column(_names(4, n_lumbar), ribs=set(THORACIC))
+    ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+    assert ev.lumbar_count == n_lumbar and ev.rib_count_agrees is False
+    assert ev.confidence == "moderate"
+    assert any(words in w and f"{n_lumbar} lumbar vertebrae" in w for w in ev.warnings)
+    assert ev.levels[-2] == f"L{n_lumbar}" and ev.levels[-1] == "S1"
+
+
+def test_no_ribs_counts_from_the_sacrum_with_moderate_confidence():
+    col = Column(["L2", "L3", "L4", "L5"], ribs=set())
+    ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+    assert ev.levels == ("L2", "L3", "L4", "L5", "S1") and not ev.ribs_found
+    assert ev.lumbar_count is None and ev.rib_count_agrees is None
+    assert ev.confidence == "moderate" and any("no ribs" in r for r in ev.reasons)
+
+
+def test_a_body_without_a_core_is_counted_and_lowers_the_confidence():
+    col = Column(_names(4, 5), ribs=set(THORACIC), hollow={"L2"})
+    ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+    assert ev.missing_bodies == 1 and ev.lumbar_count == 5
+    assert ev.levels[-2:] == ("L5", "S1") and "L2" not in ev.levels
+    assert ev.confidence == "low"
+
+
+def test_crop_just_below_the_l5_s1_disc_is_refused_not_planned_at_l4_l5():
+    col = Column(_names(4, 5), ribs=set(THORACIC))
+    with pytest.raises(AnatomyError) as err:
+        derive_parts(col.volume(crop_below_mm=col.sacrum_top - 4.0), STUDY_LABELS)
+    msg = str(err.value)
+    assert "sacrum" in msg and "L5/S1 is not in the field of view" in msg
+    assert "ends at L5" in msg                          # counted from T12
+    assert err.value.evidence.last_level == "L5" and not err.value.evidence.sacrum_found
+
+
+def test_sacrum_cut_16_mm_below_its_top_is_refused_as_mostly_outside():
+    col = Column(_names(4, 5), ribs=set(THORACIC))
+    with pytest.raises(AnatomyError, match="mostly outside the field of view.*ends just below L5"):
+        derive_parts(col.volume(crop_below_mm=col.sacrum_top - 16.0), STUDY_LABELS)
+    # ... while 60 mm of it is plenty.
+    d = derive_parts(col.volume(crop_below_mm=col.sacrum_top - 60.0), STUDY_LABELS)
+    assert d.evidence.sacrum_found
+
+
+def test_chain_ending_at_l3_with_ribs_ends_at_l3():
+    col = Column(_names(4, 3), ribs=set(THORACIC), sacrum=False)
+    with pytest.raises(AnatomyError, match=r"ends at L3 .*T12") as err:
+        derive_parts(col.volume(crop_below_mm=col.bottom["L3"] - 4.0), STUDY_LABELS)
+    assert "no sacrum" in str(err.value)
+    assert err.value.evidence.levels == ("T9", "T10", "T11", "T12", "L1", "L2", "L3")
+
+
+def test_no_ribs_no_sacrum_cannot_count():
+    col = Column(["L1", "L2", "L3"], ribs=set(), sacrum=False)
+    with pytest.raises(AnatomyError, match="levels cannot be counted"):
+        derive_parts(col.volume(crop_below_mm=col.bottom["L3"] - 4.0), STUDY_LABELS)
+
+
+def test_lumbar_transverse_processes_are_not_ribs(normal_column):
+    _, d = normal_column
+    assert d.evidence.rib_levels == {"left": 4, "right": 4}     # L1-L5 processes not counted
+
+
+# --- pieces -------------------------------------------------------------------------------------
+def test_level_names_step_through_the_column():
+    assert level_below("T12") == "L1" and level_below("T12", -3) == "T9"
+    assert level_below("L5") == "L6" and level_below("C7") == "T1"
+    assert level_below("L5", -5) == "T12" and level_below("S1") == "?"
+
+
+def test_count_warnings_name_the_anomaly():
+    assert count_warnings(5) == []
+    assert "sacralised L5" in count_warnings(4)[0]
+    assert "lumbarised S1" in count_warnings(6)[0] and "L6/S1" in count_warnings(6)[0]
+
+
+class _B:
+    def __init__(self, z, h=12.0):
+        self.centre = np.array([0.0, 0.0, z])
+        self.top_z, self.bottom_z = z + 0.5 * h, z - 0.5 * h
+
+
+def test_chain_positions_fill_a_gap_with_the_bodies_it_hides():
+    zs = [0.0, -35.0, -70.0, -140.0, -175.0]          # one body missing between -70 and -140
+    pos, missing = chain_positions([_B(z) for z in zs], CountOptions())
+    assert pos == [0, 1, 2, 4, 5] and missing == 1
+    pos, missing = chain_positions([_B(z) for z in (0.0, -35.0, -70.0)], CountOptions())
+    assert pos == [0, 1, 2] and missing == 0
+
+
+def test_fov_bottom_follows_the_grid():
+    vol = Volume(array=np.zeros((10, 4, 4), np.uint8), spacing_mm=(1.0, 1.0, 2.0),
+                 origin_lps_mm=(0.0, 0.0, 100.0))
+    assert fov_bottom_z(vol, 1.0, 1.0) == pytest.approx(99.0)
+    assert fov_bottom_z(vol, 50.0, 1.0) == float("inf")
+    flipped = Volume(array=np.zeros((10, 4, 4), np.uint8), spacing_mm=(1.0, 1.0, 2.0),
+                     origin_lps_mm=(0.0, 0.0, 100.0), direction=np.diag([1.0, 1.0, -1.0]))
+    assert fov_bottom_z(flipped, 1.0, 1.0) == pytest.approx(100.0 - 19.0)
+
+
+def test_evidence_downgrade_never_raises():
+    ev = LevelEvidence(confidence="moderate")
+    ev.downgrade("high", "x")
+    assert ev.confidence == "moderate"
+    ev.downgrade("low", "y")
+    assert ev.confidence == "low" and ev.reasons == ["x", "y"]
+
+
+# --- instance label maps --------------------------------------------------------------------------
+def test_instance_names_map_to_levels():
+    assert level_of_name("vertebrae_L3") == "L3" and level_of_name("L5") == "L5"
+    assert level_of_name("sacrum") == "S1" and level_of_name("vertebrae_S1") == "S1"
+    assert level_of_name("rib_left_12") is None and level_of_name("disc_L5S1") is None
+
+
+def test_totalsegmentator_names_end_at_l3_refused():
+    arr = np.zeros((8, 4, 4), np.int16)
+    table = LabelTable({0: "background", 29: "vertebrae_L3", 30: "vertebrae_L2",
+                        31: "vertebrae_L1", 32: "vertebrae_T12", 25: "sacrum", 103: "rib_left_12"})
+    for k, i in enumerate((32, 31, 30, 29, 103)):
+        arr[k] = i
+    levels = instance_levels(arr, table)
+    assert levels.levels == ("T12", "L1", "L2", "L3") and levels.last == "L3"
+    with pytest.raises(AnatomyError, match="ends at L3.*L4, L5 and the sacrum"):
+        require_l5_s1(levels)
+
+
+def test_verse_ids_with_l6_and_sacrum_pass():
+    arr = np.array([[[19, 20, 24, 25, 26]]])
+    levels = instance_levels(arr)
+    assert levels.levels == ("T12", "L1", "L5", "L6", "S1") and levels.has_sacrum
+    require_l5_s1(levels)                                  # no error
+    with pytest.raises(AnatomyError, match="sacrum but no L5"):
+        require_l5_s1(InstanceLevels(("L3", "S1"), (22, 26)))
