@@ -88,6 +88,10 @@ class CountOptions:
     missing_body_factor : float
         A gap between two cores longer than the others' by (this - 1) times the body spacing
         hides a body without a core (see :func:`chain_positions`).
+    max_core_height_mm : float
+        A core taller than this along the column (a body's is <= ~25 mm: the body less twice the
+        core depth) spans several bodies merged in the labels (discs not segmented as non-bone):
+        the levels cannot be counted through it.
     """
 
     near_mm: float = 25.0
@@ -99,6 +103,7 @@ class CountOptions:
     sacrum_volume_ratio: float = 3.0
     sacrum_height_ratio: float = 1.8
     missing_body_factor: float = 1.6
+    max_core_height_mm: float = 35.0
 
 
 # --- level names --------------------------------------------------------------------------------
@@ -499,6 +504,8 @@ class LevelEvidence:
         ``lumbar_count == 5``; None when either count is missing.
     missing_bodies : int
         Bodies inferred in chain gaps (no core found there).
+    merged_bodies : int
+        Cores in the counted span too tall for one body (several bodies merged in the labels).
     levels : tuple of str
         Names of the chain's bodies, cranial first (matching ``chain_centres_lps``); ``"?"``
         where they cannot be named.
@@ -530,6 +537,7 @@ class LevelEvidence:
     lumbar_count: int | None = None
     rib_count_agrees: bool | None = None
     missing_bodies: int = 0
+    merged_bodies: int = 0
     levels: tuple[str, ...] = ()
     level_centres_lps: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     last_level: str | None = None
@@ -559,6 +567,7 @@ class LevelEvidence:
             "ribs_found": bool(self.ribs_found), "rib_levels": dict(self.rib_levels),
             "last_rib_level": self.last_rib_level, "lumbar_count": self.lumbar_count,
             "rib_count_agrees": self.rib_count_agrees, "missing_bodies": int(self.missing_bodies),
+            "merged_bodies": int(self.merged_bodies),
             "levels": list(self.levels),
             "level_centres_lps": np.round(np.asarray(self.level_centres_lps, float), 1).tolist(),
             "last_level": self.last_level,
@@ -627,6 +636,36 @@ def chain_positions(chain, options: CountOptions, *, core_mm: float = 7.0,
     return pos, missing
 
 
+def merged_bodies(chain, grid: Volume, core_lab: np.ndarray, off, *, max_height_mm: float
+                  ) -> dict[int, float]:
+    """Chain bodies whose core is taller (along the column) than one body can be.
+
+    Parameters
+    ----------
+    chain : sequence
+        Bodies, cranial first, with ``centre`` and ``label``.
+    grid, core_lab, off
+        Geometry of the mask the cores came from, the core labels and the crop offset (z, y, x).
+    max_height_mm : float
+
+    Returns
+    -------
+    dict of int to float
+        Chain index -> core height (mm) for the bodies over ``max_height_mm``.
+    """
+    out: dict[int, float] = {}
+    centres = np.array([c.centre for c in chain], float).reshape(-1, 3)
+    for j, c in enumerate(chain):
+        # The local column axis: through the neighbouring centres (vertical for a lone body).
+        a = centres[max(j - 1, 0)] - centres[min(j + 1, len(chain) - 1)]
+        u = a / np.linalg.norm(a) if np.linalg.norm(a) > 1e-6 else np.array([0.0, 0.0, 1.0])
+        h = G.voxel_points(grid, core_lab == c.label, off) @ u
+        height = float(np.percentile(h, 99) - np.percentile(h, 1)) if len(h) else 0.0
+        if height > max_height_mm:
+            out[j] = height
+    return out
+
+
 def name_levels(positions: Sequence[int], *, sacrum: int | None, t12: int | None
                 ) -> tuple[str, ...]:
     """Names of the chain bodies from the last rib-bearing one (T12, then L1...) when ribs are in
@@ -666,14 +705,17 @@ def count_warnings(lumbar_count: int) -> list[str]:
 
 
 def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
-                    just_below: bool = False) -> str:
+                    just_below: bool = False, uncountable: str = "") -> str:
     """One-line refusal: what is missing, where the scan ends, what to do.
 
     ``just_below``: the scan ends a little below ``last_level`` (a sliver of the next body in
-    view) rather than within it.
+    view) rather than within it. ``uncountable``: why the levels cannot be counted although ribs
+    are in view (replaces the level the scan ends at).
     """
     at = f"just below {last_level}" if just_below else f"at {last_level}"
-    if last_level and last_level != "?" and counted_from == "ribs":
+    if uncountable:
+        where = uncountable
+    elif last_level and last_level != "?" and counted_from == "ribs":
         where = f"the scan ends {at} (counted down from the last rib-bearing vertebra, T12)"
     elif last_level and last_level != "?":
         where = f"the scan ends {at}"

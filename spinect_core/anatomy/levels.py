@@ -37,7 +37,8 @@ from scipy import ndimage as ndi
 from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
                                            chain_positions, check_sacrum, count_warnings,
-                                           find_ribs, name_levels, refusal_message)
+                                           find_ribs, merged_bodies, name_levels,
+                                           refusal_message)
 from spinect_core.anatomy.parts import PART_ID, class_masks
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
@@ -346,6 +347,17 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
     ev.level_centres_lps = np.array([c.centre for c in chain[: end + 1]], float).reshape(-1, 3)
     start = t12 if t12 is not None else max(end - 5, 0)
     ev.missing_bodies = (pos[end] - pos[start]) - (end - start)
+    # Bodies merged in the labels (no disc between them) make any count through them wrong.
+    tall = {j: h for j, h in merged_bodies(chain[: end + 1], cgrid, clab, coff,
+                                           max_height_mm=co.max_core_height_mm).items()
+            if start <= j and j != s_idx}
+    ev.merged_bodies = len(tall)
+    merged_note = ""
+    if tall:
+        j, h = max(tall.items(), key=lambda kv: kv[1])
+        merged_note = (f"the vertebral bodies are not separated in the bone labels (a block "
+                       f"{h:.0f} mm tall where {ev.levels[j]} should be, no disc seen): the levels "
+                       "cannot be counted")
     ev.counted_from = ("sacrum+ribs" if t12 is not None and s_idx is not None else
                        "sacrum" if s_idx is not None else "ribs" if t12 is not None else "none")
 
@@ -360,13 +372,18 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
         sliver = bool(bottom.ilia) and bottom.shaped and len(chain) > 1
         if sliver and t12 is not None:
             ev.last_level = ev.levels[-2]
+        if merged_note and t12 is not None:
+            ev.last_level = None
+            ev.levels = tuple("?" for _ in ev.levels)
+            ev.reasons.append(merged_note)
         ev.confidence = "low"
         if len(chain) < 2 and bottom.ilia and bottom.deep_enough:
             err = AnatomyError("no vertebral body above the sacrum: L5 is not in the field of "
                                "view; use a CT that includes L5 and the sacrum")
         else:
-            err = AnatomyError(refusal_message(bottom.missing(), last_level=ev.last_level,
-                                               counted_from=ev.counted_from, just_below=sliver))
+            err = AnatomyError(refusal_message(
+                bottom.missing(), last_level=ev.last_level, counted_from=ev.counted_from,
+                just_below=sliver, uncountable=merged_note if t12 is not None else ""))
         err.evidence = ev                # what was found, for a report of the refusal
         raise err
 
@@ -398,6 +415,11 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("moderate", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: transitional anatomy")
+    if merged_note:
+        ev.warnings.append(merged_note.replace("the levels cannot be counted",
+                                               "the level count is unreliable; check the "
+                                               "segmentation and the level on a full-spine view"))
+        ev.downgrade("low", merged_note)
     if ev.missing_bodies:
         ev.downgrade("low", f"{ev.missing_bodies} vertebral bod"
                      f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in a "

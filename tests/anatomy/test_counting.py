@@ -30,7 +30,8 @@ class Column:
     """
 
     def __init__(self, names: list[str], *, ribs: set[str], sacrum: bool = True,
-                 hollow: set[str] = frozenset(), l5_tp_to_ilium: bool = False):
+                 hollow: set[str] = frozenset(), bridged: set[str] = frozenset(),
+                 l5_tp_to_ilium: bool = False):
         self.names = names
         step = BODY_H + DISC_H
         n_bodies = len(names)
@@ -47,6 +48,8 @@ class Column:
             self.box((-22, 22), (-17, 17), (zb, zb + BODY_H))
             if nm in hollow:                         # a body without a core: 2 mm shell only
                 self.box((-20, 20), (-15, 15), (zb + 2, zb + BODY_H - 2), value=False)
+            if nm in bridged:                        # the disc below it labelled as bone
+                self.box((-22, 22), (-17, 17), (zb - DISC_H, zb))
             lumbar = nm.startswith("L")
             for s in (1, -1):
                 self.box(sorted((s * 8, s * 16)), (15, 26), (c[2] - 2, c[2] + 8))    # pedicle
@@ -162,6 +165,15 @@ def test_a_body_without_a_core_is_counted_and_lowers_the_confidence():
     assert ev.missing_bodies == 1 and ev.lumbar_count == 5
     assert ev.levels[-2:] == ("L5", "S1") and "L2" not in ev.levels
     assert ev.confidence == "low"
+
+
+def test_bodies_merged_in_the_labels_are_not_counted_through():
+    col = Column(_names(4, 5), ribs=set(THORACIC), bridged={"L1", "L2"})
+    ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+    assert ev.merged_bodies == 1 and ev.confidence == "low"
+    assert any("not separated" in w for w in ev.warnings)
+    with pytest.raises(AnatomyError, match="not separated.*levels cannot be counted"):
+        derive_parts(col.volume(crop_below_mm=col.bottom["L4"] - 4.0), STUDY_LABELS)
 
 
 def test_crop_just_below_the_l5_s1_disc_is_refused_not_planned_at_l4_l5():
