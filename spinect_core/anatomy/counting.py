@@ -24,7 +24,8 @@ a thick slice) is counted as the missing bodies it most likely holds, and lowers
 
 Instance label maps (TotalSegmentator names ``vertebrae_L3``, or VerSe ids) name their levels
 directly: :func:`instance_levels` lists them, :func:`require_l5_s1` refuses a map that does not
-reach L5 and the sacrum by saying where it ends.
+reach L5 and the sacrum by saying where it ends, :func:`evidence_from_instances` gives their
+:class:`LevelEvidence`.
 
 All coordinates are LPS millimetres; volumes are indexed (z, y, x).
 """
@@ -839,3 +840,36 @@ def require_l5_s1(levels: InstanceLevels) -> None:
     raise AnatomyError(f"the scan ends at {last} (the last vertebra labelled): {missing} not in "
                        "the field of view; L5/S1 is not in the field of view; use a CT that "
                        "includes L5 and the sacrum")
+
+
+def evidence_from_instances(levels: InstanceLevels) -> LevelEvidence:
+    """The level evidence of an instance label map: the labels name the levels themselves.
+
+    Confidence ``"high"`` when L5 and the sacrum are labelled and, with T12 labelled too, exactly
+    five lumbar vertebrae lie between; ``"moderate"`` when T12 is not in the labels (the count
+    cannot be checked) or the labels hold an L6 / T13 (transitional anatomy, warned); ``"low"``
+    without L5 and the sacrum (such a map is refused by :func:`require_l5_s1`).
+    """
+    ev = LevelEvidence(counted_from="instances", levels=levels.levels, last_level=levels.last,
+                       sacrum_found=levels.has_sacrum, confidence="high")
+    ev.reasons.append("levels named by the instance labels: " + ", ".join(levels.levels))
+    if not ("L5" in levels.levels and levels.has_sacrum):
+        ev.downgrade("low", "the instance labels do not hold both L5 and the sacrum")
+        return ev
+    lumbar = [v for v in levels.levels if v.startswith("L")]
+    if "T12" in levels.levels:
+        ev.lumbar_count = len(lumbar)
+        if len(lumbar) != 5:
+            ev.warnings.extend(count_warnings(len(lumbar)))
+            ev.downgrade("moderate", f"{len(lumbar)} lumbar vertebrae labelled")
+    else:
+        ev.downgrade("moderate", "T12 is not in the labels: the lumbar count cannot be checked")
+    if "L6" in levels.levels and "T12" not in levels.levels:
+        ev.warnings.append("the labels hold an L6 (six lumbar vertebrae): the planned L5/S1 is "
+                           "the disc above the sacrum; confirm the level count on a full-spine view")
+        ev.downgrade("moderate", "an L6 is labelled")
+    if "T13" in levels.levels:
+        ev.warnings.append("the labels hold a T13 (13 rib-bearing vertebrae): confirm the level "
+                           "count on a full-spine view")
+        ev.downgrade("moderate", "a T13 is labelled")
+    return ev

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from spinect_core.anatomy.counting import (CountOptions, InstanceLevels, LevelEvidence,
-                                           chain_positions, count_warnings, fov_bottom_z,
+                                           chain_positions, count_warnings,
+                                           evidence_from_instances, fov_bottom_z,
                                            instance_levels, level_below, level_of_name,
                                            require_l5_s1)
 from spinect_core.anatomy.levels import derive_parts
@@ -285,3 +286,14 @@ def test_verse_ids_with_l6_and_sacrum_pass():
     require_l5_s1(levels)                                  # no error
     with pytest.raises(AnatomyError, match="sacrum but no L5"):
         require_l5_s1(InstanceLevels(("L3", "S1"), (22, 26)))
+
+
+def test_instance_evidence_says_how_sure_the_labels_are():
+    full = evidence_from_instances(instance_levels(np.array([[[19, 20, 21, 22, 23, 24, 26]]])))
+    assert full.confidence == "high" and full.lumbar_count == 5 and not full.warnings
+    short = evidence_from_instances(InstanceLevels(("L4", "L5", "S1"), (23, 24, 26)))
+    assert short.confidence == "moderate" and short.lumbar_count is None
+    six = evidence_from_instances(instance_levels(np.array([[[19, 20, 21, 22, 23, 24, 25, 26]]])))
+    assert six.confidence == "moderate" and six.lumbar_count == 6
+    assert any("lumbarised S1" in w for w in six.warnings)
+    json.dumps(six.to_dict())
