@@ -866,7 +866,8 @@ def evidence_from_instances(levels: InstanceLevels) -> LevelEvidence:
         ev.downgrade("moderate", "T12 is not in the labels: the lumbar count cannot be checked")
     if "L6" in levels.levels and "T12" not in levels.levels:
         ev.warnings.append("the labels hold an L6 (six lumbar vertebrae): the planned L5/S1 is "
-                           "the disc above the sacrum; confirm the level count on a full-spine view")
+                           "the disc above the sacrum; confirm the level count on a full-spine "
+                           "view")
         ev.downgrade("moderate", "an L6 is labelled")
     if "T13" in levels.levels:
         ev.warnings.append("the labels hold a T13 (13 rib-bearing vertebrae): confirm the level "
