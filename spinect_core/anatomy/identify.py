@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -69,6 +70,11 @@ class LumbosacralAnatomy(CoreLandmarks):
     source : str
         ``"instances"`` (per-level labels), ``"labels"`` (derived from bone and a disc label) or
         ``"bone+nerve"`` (derived, the disc found as the gap between the bodies).
+    level_evidence : LevelEvidence or None
+        How well the level count establishes L5/S1 when the levels were derived from class
+        labels (:class:`~spinect_core.anatomy.counting.LevelEvidence`; ``confidence``,
+        ``reasons``, ``warnings``); None for per-level instance labels. In ``plan.json``
+        under ``anatomy.level_evidence``.
     """
 
     parts: Volume
@@ -76,6 +82,7 @@ class LumbosacralAnatomy(CoreLandmarks):
     sides: dict[str, SideAnatomy]
     warnings: list[str] = field(default_factory=list)
     source: str = ""
+    level_evidence: Any = None
 
     def mask(self, *names: str) -> np.ndarray:
         """Boolean (nz, ny, nx) mask of the union of the named parts."""
@@ -190,7 +197,10 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
                 labels, parts, s, sa.foramen_centre_lps, midline_point_lps=core.midline_point_lps,
                 midline_normal_lps=core.midline_normal_lps)
     report(progress, 0.9, "checking for transitional anatomy")
-    warnings.extend(transitional_warnings(labels, parts, core))
+    evidence = derived.evidence if derived is not None else None
+    warnings.extend(transitional_warnings(labels, parts, core, evidence=evidence))
+    if evidence is not None:
+        warnings.extend(w for w in evidence.warnings if w not in warnings)
     for s, sa in sides.items():
         if sa.root_centreline_lps is None and (parts == PART_ID["other_nerve"]).any():
             warnings.append(f"no exiting L5 root found at the {s} L5/S1 foramen")
@@ -199,4 +209,4 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     seg.warnings = list(labels.warnings)
     landmarks = {f.name: getattr(core, f.name) for f in fields(CoreLandmarks)}
     return LumbosacralAnatomy(parts=seg, parts_table=PARTS_TABLE, sides=sides, warnings=warnings,
-                              source=source, **landmarks)
+                              source=source, level_evidence=evidence, **landmarks)

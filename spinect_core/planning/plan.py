@@ -454,7 +454,9 @@ class PlanEngine:
 
     def anatomy_summary(self) -> dict[str, Any]:
         a = self.anatomy
+        evidence = getattr(a, "level_evidence", None)
         return {"source": a.source, "warnings": list(a.warnings),
+                "level_evidence": None if evidence is None else evidence.to_dict(),
                 "s1_endplate_centre_lps_mm": _vec(a.s1_endplate_centre_lps),
                 "s1_endplate_normal_lps": _vec(a.s1_endplate_normal_lps),
                 "disc_centre_lps_mm": _vec(a.disc_centre_lps),
