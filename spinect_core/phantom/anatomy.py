@@ -82,6 +82,9 @@ class Anatomy:
     fov_hi: np.ndarray
     body_centre: np.ndarray
     derived: dict[str, float]
+    #: Building blocks for extensions (``torso.py``): vertebrae, canal and sac sizes, soft-tissue
+    #: geometry, the sacrum and ilium field functions. Not part of the phantom's output.
+    internals: dict[str, object] = field(default_factory=dict)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -602,6 +605,7 @@ def build_anatomy(p: PhantomParams) -> Anatomy:
     l45_centre = 0.5 * (f_l5.point([0, 0, 0.5 * H5]) + f_l4.point([0, 0, -0.5 * H4]))
     t_wing = p.ilium_wing_thickness_mm
     ilium_info = {}
+    ilium_geometry = {}
     for side, sname, s in SIDES:
         tp5 = f_l5.point(np.array([s * p.l5_transverse_tip_mm[side], v_l5.junction(side)[1] - 6.0,
                                    v_l5.junction(side)[2] + 4.0]))
@@ -646,6 +650,7 @@ def build_anatomy(p: PhantomParams) -> Anatomy:
         lo = np.array([ctrl[:, 0].min() - sh, ctrl[:, 1].min() - 25.0, BIG[0][2]])
         hi = np.array([ctrl[:, 0].max() + sh, ctrl[:, 1].max() + 25.0, z_crest + 8.0])
         ilium_info[sname] = (ilium_fields, (lo, hi))
+        ilium_geometry[sname] = (ctrl, thick, shear, z_ref)
         top_i = int(np.argmin(np.abs(u_ctrl - 0.65 * 1.0)))
         lm[f"iliac_crest_top_{sname}"] = np.array([ctrl[3, 0] + s * shear * (z_crest - z_ref),
                                                     ctrl[3, 1], z_crest])
@@ -782,5 +787,14 @@ def build_anatomy(p: PhantomParams) -> Anatomy:
     lm["l4_body_centre"] = f_l4.t.copy()
     lm["s1_body_centre"] = f_s1.t.copy()
     derived["skin_y_mm"] = float(y_skin)
+    internals = {
+        "vertebrae": {"L4": v_l4, "L5": v_l5, "S1": v_s1}, "bulge": bulge, "sac_w": sac_w,
+        "sac_d": sac_d, "sac_y": sac_y(v_l4), "canal_d": canal_d, "y_skin": y_skin,
+        "x_si": x_si, "t_wing": t_wing, "sacrum_fields": sacrum_fields,
+        "ilium_fields": {sname: ilium_info[sname][0] for _i, sname, _s in SIDES},
+        "ilium_geometry": ilium_geometry,
+        "l4_wedge_deg": wb4, "skin_thickness": skin_t, "subcutaneous_fat": fat_t,
+        "body_half_width": bw, "body_half_depth": bd,
+    }
     return Anatomy(parts=parts, frames=frames, landmarks=lm, fov_lo=fov_lo, fov_hi=fov_hi,
-                   body_centre=body_c, derived=derived)
+                   body_centre=body_c, derived=derived, internals=internals)

@@ -19,6 +19,9 @@ from spinect_core.volume import CTMetadata, Volume
 
 #: Instance label table (id -> name) of ``instances``.
 INSTANCE_LABELS = LabelTable({i: n for i, n in enumerate(R.INSTANCES)})
+#: Instance table of patient-like phantoms (``PhantomOptions(realism="patient")``): the default
+#: ids plus the levels above L4, their discs and roots, ribs, femora, arm bones and metal.
+PATIENT_INSTANCE_LABELS = LabelTable({i: n for i, n in enumerate(R.PATIENT_INSTANCES)})
 #: Tissue table of the auxiliary ``tissues`` map (not written by default).
 TISSUE_LABELS = LabelTable({i: n for i, n in enumerate(R.TISSUES)})
 
@@ -35,7 +38,8 @@ class Phantom:
         HU, shape (nz, ny, nx), int16 (default) or float32.
     labels : Volume
         uint8 ids of :data:`spinect_core.labels.DEFAULT_LABELS` (0 background, 1 bone,
-        2 nerve, 3 disc, 4 dura incl. CSF), label of the voxel centre.
+        2 nerve, 3 disc, 4 dura incl. CSF), label of the voxel centre; in patient-like
+        phantoms also 255 (unlabelled) on and around metal.
     instances : Volume
         uint8 ids of :attr:`instance_table` (per level and side).
     instance_table : LabelTable
@@ -149,6 +153,8 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
         raise ValueError(f"ct_dtype must be 'int16' or 'float32', got {options.ct_dtype!r}")
     report(progress, 0.0, "sampling parameters")
     params = sample_params(int(seed), options.overrides)
+    if options.realism == "patient":
+        return _generate_patient(int(seed), spacing, params, options, progress)
     anatomy = build_anatomy(params)
     pose = patient_pose(params, anatomy.body_centre)
     lo, hi = anatomy.fov_lo.copy(), anatomy.fov_hi.copy()
@@ -209,7 +215,7 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
         "generator_version": __version__, "seed": int(seed), "coordinate_system": "LPS",
         "units": {"length": "mm", "angle": "deg", "intensity": "HU"},
         "geometry": ct_vol.geometry_dict(),
-        "options": _jsonable({k: v for k, v in dataclasses.asdict(options).items()}),
+        "options": _options_meta(options),
         "parameters": params.to_dict(), "derived": _jsonable(anatomy.derived),
         "tissue_hu": hu,
         "pose": {"rotation_patient_to_lps": pose.R, "translation_lps_mm": pose.T,
@@ -222,3 +228,101 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
     report(progress, 1.0, "phantom ready")
     return Phantom(ct=ct_vol, labels=labels, instances=instances, instance_table=INSTANCE_LABELS,
                    tissues=tissues, params=params, meta=_jsonable(meta))
+
+
+def _options_meta(options: PhantomOptions) -> dict:
+    """JSON-ready options; the patient-mode fields only when used (default meta unchanged)."""
+    d = dataclasses.asdict(options)
+    if options.realism == "default":
+        d.pop("realism", None)
+        d.pop("patient_overrides", None)
+    return _jsonable(d)
+
+
+def _world_landmarks(anatomy, pose: R.Pose) -> dict:
+    landmarks = {}
+    for name, value in anatomy.landmarks.items():
+        v = np.asarray(value, float)
+        if name.endswith(("normal", "direction")):
+            landmarks[name] = pose.vector_to_world(v)
+        elif name.endswith("radius"):
+            landmarks[name] = v
+        else:
+            landmarks[name] = pose.to_world(v)
+    return landmarks
+
+
+def _generate_patient(seed: int, spacing: np.ndarray, params: PhantomParams,
+                      options: PhantomOptions, progress: ProgressCallback | None) -> Phantom:
+    """``generate_phantom`` with ``realism="patient"`` (see :mod:`spinect_core.phantom.patient`).
+
+    The lumbosacral anatomy is the default one of ``params`` (bone density and soft-tissue HU
+    replaced); the torso, the acquisition and the metal come from their own random streams.
+    """
+    from spinect_core.phantom import acquisition as A
+    from spinect_core.phantom.patient import (
+        ACQUISITION_STREAM, adjust_params, patient_tissue_hu, sample_patient_params,
+    )
+    from spinect_core.phantom.torso import extend_anatomy
+
+    q = sample_patient_params(seed, options.patient_overrides)
+    params = adjust_params(params, q)
+    report(progress, 0.01, "building the patient")
+    base = build_anatomy(params)
+    anatomy, info = extend_anatomy(base, params, q)
+    pose = patient_pose(params, anatomy.body_centre)
+    lo, hi = anatomy.fov_lo.copy(), anatomy.fov_hi.copy()
+    if options.crop_mm is not None:
+        c = 0.5 * (anatomy.landmarks["l5s1_foramen_centre_left"]
+                   + anatomy.landmarks["l5s1_foramen_centre_right"])
+        half = 0.5 * float(options.crop_mm)
+        lo, hi = c - half, c + half
+    grid = scanner_grid(lo, hi, pose, spacing)
+    hu = patient_tissue_hu(tissue_hu(params), q)
+    label_ids = {n: DEFAULT_LABELS.id_of(n) for n in ("bone", "nerve", "disc", "dura")}
+    label_ids["unlabelled"] = A.UNLABELLED
+    out = R.rasterise(anatomy, grid, pose, hu, label_ids, sub_progress(progress, 0.02, 0.8))
+
+    report(progress, 0.82, "scanner effects")
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, ACQUISITION_STREAM])))
+    lm = anatomy.landmarks
+    anchors = pose.to_world(np.array([lm["l5s1_disc_centre"], lm["iliac_crest_top_left"],
+                                      lm["iliac_crest_top_right"], *info.femoral_heads]))
+    ct = A.apply_acquisition(out.ct, out.tissues, grid, q, anchors, rng, texture=options.texture,
+                             streaks=options.streaks, blur=options.blur, noise=options.noise)
+    n_metal = A.mark_metal(out.labels, out.tissues, grid.spacing_mm)
+    if options.ct_dtype == "int16":
+        ct = np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
+    else:
+        ct = ct.astype(np.float32, copy=False)
+
+    meta_ct = CTMetadata(modality="CT", series_description=f"SPINECT patient-like phantom seed {seed}",
+                         convolution_kernel=f"synthetic {q.kernel}", manufacturer="SPINECT phantom",
+                         source_format="synthetic", slice_thickness_mm=float(q.slice_thickness_mm))
+    geo = dict(spacing_mm=grid.spacing_mm, origin_lps_mm=grid.origin_lps_mm, direction=np.eye(3))
+    ct_vol = Volume(array=ct, metadata=meta_ct, **geo)
+    seg_meta = CTMetadata(modality="SEG", source_format="synthetic")
+    labels = Volume(array=out.labels, metadata=seg_meta, **geo)
+    instances = Volume(array=out.instances, metadata=seg_meta, **geo)
+    tissues = Volume(array=out.tissues, metadata=seg_meta, **geo)
+    meta = {
+        "format": "spinect-phantom", "format_version": PHANTOM_FORMAT_VERSION,
+        "generator_version": __version__, "seed": seed, "coordinate_system": "LPS",
+        "units": {"length": "mm", "angle": "deg", "intensity": "HU"},
+        "realism": "patient",
+        "geometry": ct_vol.geometry_dict(),
+        "options": _options_meta(options),
+        "parameters": params.to_dict(), "patient": q.to_dict(), "derived": _jsonable(anatomy.derived),
+        "tissue_hu": hu,
+        "unlabelled_value": A.UNLABELLED, "unlabelled_voxels": n_metal,
+        "pose": {"rotation_patient_to_lps": pose.R, "translation_lps_mm": pose.T,
+                 "patient_frame": "origin at the S1 superior endplate centre; x left, "
+                                  "y posterior, z superior (before the pose rotation)"},
+        "landmarks": _world_landmarks(anatomy, pose),
+        "label_table": DEFAULT_LABELS.to_json()["labels"],
+        "instance_table": PATIENT_INSTANCE_LABELS.to_json()["labels"],
+    }
+    report(progress, 1.0, "phantom ready")
+    return Phantom(ct=ct_vol, labels=labels, instances=instances,
+                   instance_table=PATIENT_INSTANCE_LABELS, tissues=tissues, params=params,
+                   meta=_jsonable(meta))

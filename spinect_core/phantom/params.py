@@ -214,6 +214,17 @@ class PhantomOptions:
         region instead of the full field of view: fast tests at fine spacing.
     overrides : mapping or None
         Parameter values forced over the seeded ones (see :func:`sample_params`).
+    realism : {"default", "patient"}
+        ``"default"``: L4-S1 and the ilia in a box of soft tissue (the demo and test phantom; a
+        seed gives the same volumes as before this option existed). ``"patient"``: the same
+        lumbosacral anatomy inside a randomised patient (lower thorax to the femoral heads,
+        organs, contrast phases, bowel, table, arms, metal, bone density, scanner kernels and
+        slice thickness; :mod:`spinect_core.phantom.patient`), drawn from separate random
+        streams. Metal voxels are labelled 255 (unlabelled).
+    patient_overrides : mapping or None
+        With ``realism="patient"``: values forced over the drawn patient parameters (field
+        names of :class:`~spinect_core.phantom.patient.PatientParams`, e.g.
+        ``{"contrast_phase": "arterial", "bone_density": "osteoporotic"}``).
     """
 
     blur: bool = True
@@ -223,3 +234,15 @@ class PhantomOptions:
     ct_dtype: str = "int16"
     crop_mm: float | None = None
     overrides: Mapping[str, Any] | None = field(default=None)
+    realism: str = "default"
+    patient_overrides: Mapping[str, Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.realism not in REALISMS:
+            raise ValueError(f"realism must be one of {list(REALISMS)}, got {self.realism!r}")
+        if self.patient_overrides and self.realism != "patient":
+            raise ValueError("patient_overrides need realism='patient'")
+
+
+#: Values of :attr:`PhantomOptions.realism`.
+REALISMS = ("default", "patient")

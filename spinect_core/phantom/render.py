@@ -25,14 +25,27 @@ from spinect_core.progress import ProgressCallback, report
 
 #: Tissue classes of the phantom (tissue map ids), in id order.
 TISSUES = ("air", "skin", "subcutaneous_fat", "fat", "muscle", "bowel", "vessel", "ligament",
-           "disc", "disc_nucleus", "cortical", "cancellous", "nerve", "dura", "csf")
+           "disc", "disc_nucleus", "cortical", "cancellous", "nerve", "dura", "csf",
+           # patient-like phantoms only (``torso.py``); appended so earlier ids keep their values
+           "lung", "liver", "spleen", "kidney_cortex", "kidney_medulla", "artery", "vein",
+           "bowel_wall", "bowel_fluid", "oral_contrast", "colon_content", "gas", "urine",
+           "cartilage", "plaque", "table", "table_core", "metal", "polyethylene", "marrow")
 TISSUE_ID = {name: i for i, name in enumerate(TISSUES)}
 
 #: Instance ids written to ``instances.nii.gz`` (names also in ``labels.json``).
 INSTANCES = ("background", "L4", "L5", "S1", "ilium_left", "ilium_right", "disc_L4L5", "disc_L5S1",
              "dura", "root_L4_left", "root_L4_right", "root_L5_left", "root_L5_right",
              "root_S1_left", "root_S1_right")
-INSTANCE_ID = {name: i for i, name in enumerate(INSTANCES)}
+_UPPER = ("L3", "L2", "L1", "T12", "T11", "T10", "T9")
+#: Instances of patient-like phantoms: :data:`INSTANCES` followed by the levels above L4, their
+#: discs and roots, ribs, femora, arm bones and metal (ids of :data:`INSTANCES` unchanged).
+PATIENT_INSTANCES = INSTANCES + _UPPER + tuple(
+    f"disc_{a}{b}" for a, b in zip(_UPPER, ("L4",) + _UPPER[:-1])) + tuple(
+    f"root_{lv}_{side}" for lv in _UPPER for side in ("left", "right")) + tuple(
+    f"rib_{lv}_{side}" for lv in ("T9", "T10", "T11", "T12") for side in ("left", "right")) + (
+    "femur_left", "femur_right", "humerus_left", "humerus_right", "forearm_left",
+    "forearm_right", "metal")
+INSTANCE_ID = {name: i for i, name in enumerate(PATIENT_INSTANCES)}
 
 _CHUNK_VOXELS = 1_500_000
 
@@ -222,7 +235,11 @@ def _carve(fields: dict[str, np.ndarray], box, cached, clear: float, extra: floa
 # --- scanner effects ------------------------------------------------------------------------------
 #: Texture amplitude (HU, SD of a ~1 mm correlated field) per tissue: trabecular bone is grainy.
 TEXTURE_HU = {"cancellous": 45.0, "cortical": 60.0, "fat": 6.0, "subcutaneous_fat": 5.0,
-              "muscle": 6.0, "bowel": 15.0, "disc": 4.0, "disc_nucleus": 4.0}
+              "muscle": 6.0, "bowel": 15.0, "disc": 4.0, "disc_nucleus": 4.0,
+              # patient-like tissues (never present in the default phantom)
+              "lung": 35.0, "liver": 6.0, "spleen": 8.0, "kidney_cortex": 8.0,
+              "kidney_medulla": 8.0, "bowel_fluid": 5.0, "oral_contrast": 40.0,
+              "colon_content": 70.0, "marrow": 15.0, "artery": 5.0, "vein": 5.0, "urine": 3.0}
 
 
 def add_texture(ct: np.ndarray, tissues: np.ndarray, spacing_mm: np.ndarray,

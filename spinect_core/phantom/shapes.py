@@ -321,3 +321,247 @@ def resample_values(points_src: np.ndarray, values: np.ndarray, points_dst: np.n
         s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
         return s / s[-1]
     return np.interp(arc(points_dst), arc(points_src), np.asarray(values, float))
+
+
+# --- fast evaluation on sub-boxes of a grid (patient-like torso, ``torso.py``) ---------------------
+def index_affine(x, y, z) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(origin, A)`` with ``(x, y, z)[k, j, i] = origin + A @ (k, j, i)``, or None.
+
+    The renderer hands every part full 3D coordinate arrays that are an affine function of the
+    array index (a rotated, scaled grid); this recovers that map so a primitive can evaluate
+    itself only on the sub-box where it can be near. ``None`` when the arrays are not 3D, have
+    an axis of length 1 or are not affine (callers then evaluate everywhere).
+    """
+    if np.ndim(x) != 3 or np.shape(x) != np.shape(y) or np.shape(x) != np.shape(z):
+        return None
+    if min(np.shape(x)) < 2:
+        return None
+    o = np.array([x[0, 0, 0], y[0, 0, 0], z[0, 0, 0]], dtype=np.float64)
+    A = np.empty((3, 3))
+    for ax in range(3):
+        idx = [0, 0, 0]
+        idx[ax] = 1
+        t = tuple(idx)
+        A[:, ax] = np.array([x[t], y[t], z[t]], dtype=np.float64) - o
+    n = np.array(np.shape(x), dtype=np.float64) - 1.0
+    far = np.array([x[-1, -1, -1], y[-1, -1, -1], z[-1, -1, -1]], dtype=np.float64)
+    if not np.allclose(o + A @ n, far, atol=1e-4 * (1.0 + float(np.abs(far).max()))):
+        return None
+    if abs(float(np.linalg.det(A))) < 1e-12:
+        return None
+    return o, A
+
+
+def box_slices(affine, shape, lo, hi) -> tuple[slice, slice, slice] | None:
+    """Index slices of an array (``affine`` from :func:`index_affine`) covering the box lo..hi.
+
+    Returns None when the box misses the array.
+    """
+    o, A = affine
+    lo = np.asarray(lo, float)
+    hi = np.asarray(hi, float)
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
+                        for c in (lo[2], hi[2])])
+    idx = np.linalg.solve(A, (corners - o).T).T
+    i0 = np.maximum(np.floor(idx.min(axis=0)).astype(int) - 1, 0)
+    i1 = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 2, np.asarray(shape))
+    if np.any(i1 <= i0):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(i0, i1))
+
+
+def eval_in_box(fn, x, y, z, lo, hi, outside: float) -> dict:
+    """Evaluate ``fn(x, y, z) -> {key: distance}`` only on the sub-box lo..hi (patient mm).
+
+    Elsewhere every key holds ``outside`` (a lower bound of the distance there, mm). Falls back
+    to evaluating everywhere when the arrays are not an affine grid.
+    """
+    aff = index_affine(x, y, z)
+    if aff is None:
+        return fn(x, y, z)
+    sl = box_slices(aff, np.shape(x), lo, hi)
+    if sl is None:
+        return {"__empty__": None}
+    inner = fn(x[sl], y[sl], z[sl])
+    out = {}
+    for k, v in inner.items():
+        full = np.full(np.shape(x), outside, dtype=np.asarray(v).dtype)
+        full[sl] = v
+        out[k] = full
+    return out
+
+
+def _pieces(n_seg: int, per_piece: int):
+    for i0 in range(0, n_seg, per_piece):
+        yield i0, min(i0 + per_piece, n_seg)
+
+
+def sd_tube_fast(x, y, z, points: np.ndarray, radii, *, step_mm: float = 2.0,
+                 per_piece: int = 8, margin_mm: float = 8.0) -> np.ndarray:
+    """Distance to a tube of varying radius along a polyline, evaluated piece by piece.
+
+    Same shape as :func:`sd_tube` (union of tapered capsules) but the polyline is cut into
+    pieces of ``per_piece`` segments of about ``step_mm`` and each piece is evaluated (brute
+    force) only on the sub-box of the grid it can reach. The result is exact within
+    ``margin_mm`` of the surface and ``margin_mm`` (a lower bound) farther out. Used for long
+    structures (vessels, ribs, colon) whose bounding box is mostly empty.
+    """
+    radii = np.broadcast_to(np.asarray(radii, float), (len(points),))
+    P, (Rv,) = _densify(np.asarray(points, float), [radii], step_mm)
+    shape = np.shape(x)
+    out = np.full(shape, margin_mm, dtype=np.float64)
+    aff = index_affine(x, y, z)
+    for i0, i1 in _pieces(len(P) - 1, per_piece):
+        seg = P[i0:i1 + 1]
+        reach = float(Rv[i0:i1 + 1].max()) + margin_mm
+        if aff is not None:
+            sl = box_slices(aff, shape, seg.min(axis=0) - reach, seg.max(axis=0) + reach)
+            if sl is None:
+                continue
+        else:
+            sl = (slice(None),) * len(shape)
+        xs, ys, zs = x[sl], y[sl], z[sl]
+        best = out[sl]
+        for i in range(i0, i1):
+            a, b = P[i], P[i + 1]
+            ab = b - a
+            L2 = max(float(ab @ ab), 1e-12)
+            px, py, pz = xs - a[0], ys - a[1], zs - a[2]
+            t = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) * (1.0 / L2), 0.0, 1.0)
+            qx, qy, qz = px - t * ab[0], py - t * ab[1], pz - t * ab[2]
+            d = np.sqrt(qx * qx + qy * qy + qz * qz) - (Rv[i] + t * (Rv[i + 1] - Rv[i]))
+            np.minimum(best, d, out=best)
+        out[sl] = best
+    return out
+
+
+def sd_elliptic_tube_fast(x, y, z, points: np.ndarray, half_widths, half_depths, *,
+                          width_axis=(1.0, 0.0, 0.0), step_mm: float = 2.0,
+                          per_piece: int = 8, margin_mm: float = 8.0) -> np.ndarray:
+    """Tube of elliptic section along a polyline (like :func:`sd_elliptic_tube`), piecewise.
+
+    Each segment is an elliptic prism (semi-axes interpolated along it and clamped beyond its
+    ends, width along ``width_axis`` made normal to the segment) extended by half a segment at
+    inner joints so bends leave no gaps, capped flat at the two ends of the polyline; the union
+    is evaluated per piece on its sub-box as in :func:`sd_tube_fast`.
+    """
+    n0 = len(points)
+    hw0 = np.broadcast_to(np.asarray(half_widths, float), (n0,))
+    hd0 = np.broadcast_to(np.asarray(half_depths, float), (n0,))
+    P, (HW, HD) = _densify(np.asarray(points, float), [hw0, hd0], step_mm)
+    shape = np.shape(x)
+    out = np.full(shape, margin_mm, dtype=np.float64)
+    aff = index_affine(x, y, z)
+    w_axis = np.asarray(width_axis, float)
+    n_seg = len(P) - 1
+    for i0, i1 in _pieces(n_seg, per_piece):
+        seg = P[i0:i1 + 1]
+        reach = float(max(HW[i0:i1 + 1].max(), HD[i0:i1 + 1].max())) + margin_mm
+        if aff is not None:
+            sl = box_slices(aff, shape, seg.min(axis=0) - reach, seg.max(axis=0) + reach)
+            if sl is None:
+                continue
+        else:
+            sl = (slice(None),) * len(shape)
+        xs, ys, zs = x[sl], y[sl], z[sl]
+        best = out[sl]
+        for i in range(i0, i1):
+            a, b = P[i], P[i + 1]
+            ab = b - a
+            L = max(float(np.linalg.norm(ab)), 1e-9)
+            T = ab / L
+            ex = w_axis - (T @ w_axis) * T
+            ex /= np.linalg.norm(ex)
+            ey = np.cross(T, ex)
+            px, py, pz = xs - a[0], ys - a[1], zs - a[2]
+            s = px * T[0] + py * T[1] + pz * T[2]
+            t = np.clip(s * (1.0 / L), 0.0, 1.0)
+            u = px * ex[0] + py * ex[1] + pz * ex[2]
+            v = px * ey[0] + py * ey[1] + pz * ey[2]
+            d = sd_ellipse2(u, v, HW[i] + t * (HW[i + 1] - HW[i]), HD[i] + t * (HD[i + 1] - HD[i]))
+            # Beyond a segment's (extended) ends its prism is cut off; the two ends of the
+            # polyline are flat caps that also bound the distance inside.
+            if i == 0:
+                d = np.maximum(d, -s)
+            else:
+                beyond = -s - 0.5 * L
+                d = np.where(beyond > 0, np.maximum(d, beyond), d)
+            if i == n_seg - 1:
+                d = np.maximum(d, s - L)
+            else:
+                beyond = s - 1.5 * L
+                d = np.where(beyond > 0, np.maximum(d, beyond), d)
+            np.minimum(best, d, out=best)
+        out[sl] = best
+    # Flat caps at both ends bound the distance of every point (the extended inner prisms
+    # would otherwise poke through them); the polyline must not turn by 90 degrees or more.
+    for p0, p1, sign in ((P[0], P[1], -1.0), (P[-1], P[-2], -1.0)):
+        T = (p1 - p0) / max(float(np.linalg.norm(p1 - p0)), 1e-9)
+        cap = sign * ((x - p0[0]) * T[0] + (y - p0[1]) * T[1] + (z - p0[2]) * T[2])
+        np.maximum(out, cap, out=out)
+    return out
+
+
+def _separable_lerp(C: np.ndarray, frac: list[np.ndarray]) -> np.ndarray:
+    """Linear interpolation of a 3D array at a tensor grid of fractional indices (clamped)."""
+    out = C
+    for axis in (0, 1, 2):
+        f = frac[axis]
+        m = out.shape[axis]
+        i0 = np.clip(np.floor(f).astype(np.int64), 0, m - 2)
+        w = np.clip(f - i0, 0.0, 1.0).astype(np.float32)
+        shape = [1, 1, 1]
+        shape[axis] = len(f)
+        w = w.reshape(shape)
+        out = np.take(out, i0, axis=axis) * (1.0 - w) + np.take(out, i0 + 1, axis=axis) * w
+    return out
+
+
+class CoarseFields:
+    """Evaluate a smooth field function on a coarse grid and interpolate it linearly.
+
+    For soft tissue of patient-like phantoms (labels 0), whose surfaces are smooth on the scale
+    of ``step_mm`` (the linear-interpolation error of a distance is about ``step**2 / (8 R)``
+    for a surface of radius ``R``: 0.01 mm for the body outline at 3 mm). The coarse lattice is
+    aligned with the axes of the grid that calls it (read from the coordinate arrays, see
+    :func:`index_affine`), so interpolation is separable and costs a few operations per voxel;
+    its origin is fixed by the box ``lo..hi`` (patient mm), so a voxel's value does not depend
+    on how the caller cuts the grid into chunks. Only the lattice nodes around the requested
+    chunk are evaluated. Falls back to ``fn`` for arrays that are not an affine grid or whose
+    spacing is not much finer than ``step_mm``.
+    """
+
+    def __init__(self, fn, lo, hi, step_mm: float = 3.0) -> None:
+        self.fn = fn
+        self.lo = np.asarray(lo, float)
+        self.hi = np.asarray(hi, float)
+        self.step = float(step_mm)
+
+    def __call__(self, x, y, z) -> dict:
+        aff = index_affine(x, y, z)
+        if aff is None:
+            return self.fn(x, y, z)
+        o, A = aff
+        norms = np.linalg.norm(A, axis=0)
+        if norms.min() >= 0.75 * self.step:
+            return self.fn(x, y, z)          # the calling grid is coarse already
+        Rg = A / norms                        # unit axes (patient frame) of the k, j, i indices
+        lo, hi = self.lo, self.hi
+        corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
+                            for c in (lo[2], hi[2])])
+        q0 = np.floor((corners @ Rg).min(axis=0) / self.step) * self.step - self.step
+        n = np.shape(x)
+        qo = o @ Rg                           # lattice coordinates of voxel (0, 0, 0)
+        first = (qo - q0) / self.step
+        last = (qo + norms * (np.asarray(n) - 1) - q0) / self.step
+        m_lo = np.floor(np.minimum(first, last)).astype(int) - 1
+        m_hi = np.ceil(np.maximum(first, last)).astype(int) + 2
+        axes = [q0[a] + self.step * np.arange(m_lo[a], m_hi[a]) for a in range(3)]
+        qk, qj, qi = axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]
+        X = Rg[0, 0] * qk + Rg[0, 1] * qj + Rg[0, 2] * qi
+        Y = Rg[1, 0] * qk + Rg[1, 1] * qj + Rg[1, 2] * qi
+        Z = Rg[2, 0] * qk + Rg[2, 1] * qj + Rg[2, 2] * qi
+        coarse = self.fn(X, Y, Z)
+        frac = [(qo[a] + norms[a] * np.arange(n[a]) - q0[a]) / self.step - m_lo[a]
+                for a in range(3)]
+        return {k: _separable_lerp(np.asarray(C, np.float32), frac) for k, C in coarse.items()}

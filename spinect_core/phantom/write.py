@@ -3,7 +3,8 @@
 Layout of ``out_dir``::
 
     ct.nii.gz                 HU (int16 or float32), LPS geometry through ITK
-    labels.nii.gz             default table (+ labels.labels.json sidecar)
+    labels.nii.gz             default table (+ labels.labels.json sidecar); 255 = unlabelled
+                              (metal of patient-like phantoms), not named by the table
     instances.nii.gz          per level and side (+ instances.labels.json sidecar)
     labels.json               both tables with names
     meta.json                 seed, parameters, geometry, version, landmarks (LPS mm)
@@ -22,6 +23,8 @@ from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.phantom.generate import Phantom
 from spinect_core.progress import ProgressCallback, report, sub_progress
 
+#: Label value of voxels without a reference label (= ``spinect_core.training.loss.UNLABELLED``).
+UNLABELLED = 255
 CT_NAME = "ct.nii.gz"
 LABELS_NAME = "labels.nii.gz"
 INSTANCES_NAME = "instances.nii.gz"
@@ -73,7 +76,17 @@ def write_phantom(phantom: Phantom, out_dir: str | os.PathLike, *, dicom: bool =
     report(progress, 0.0, "writing CT")
     write_image(phantom.ct, paths["ct"], overwrite=overwrite)
     report(progress, 0.3, "writing labels")
-    save_label_map(phantom.labels, DEFAULT_LABELS, paths["labels"], overwrite=overwrite)
+    if (phantom.labels.array == UNLABELLED).any():
+        # Patient-like phantoms mark metal 255: unlabelled, deliberately not a class, so the
+        # table does not name it (the training loader keeps such voxels out of the loss).
+        label_file = write_image(phantom.labels, paths["labels"], overwrite=overwrite)
+        doc = {"format": "spinect-labels", "version": 1, "coordinate_system": "LPS",
+               "image": label_file.name, **DEFAULT_LABELS.to_json(),
+               "unlabelled_value": UNLABELLED}
+        write_text_atomic(paths["labels_sidecar"], json.dumps(doc, indent=2) + "\n",
+                          overwrite=overwrite)
+    else:
+        save_label_map(phantom.labels, DEFAULT_LABELS, paths["labels"], overwrite=overwrite)
     save_label_map(phantom.instances, phantom.instance_table, paths["instances"],
                    overwrite=overwrite)
     tables = {"format": "spinect-phantom-labels", "version": 1, "coordinate_system": "LPS",

@@ -64,6 +64,34 @@ def test_same_seed_same_phantom_and_different_seed_differs():
     assert a.meta["parameters"] != c.meta["parameters"]
 
 
+# --- the default phantom does not change --------------------------------------------------------
+#: sha256 (first 16 hex digits) of the arrays of default phantoms, recorded before the
+#: patient-like mode (PhantomOptions.realism) was added. The demo, the tests and the calibrated
+#: demo weights depend on these exact volumes; a change here must be deliberate.
+DEFAULT_HASHES = {
+    "seed3_1.5mm": {"ct": "a6b1cc2cf50aa6b8", "labels": "b1be617d2419e913",
+                    "instances": "4cab6bfd50676970", "tissues": "f3672c6fa2afb007"},
+    "seed5_crop50_2mm": {"ct": "04f27a48258c91ec", "labels": "88d3f694b5502f47",
+                         "instances": "f22681b41e13adb5", "tissues": "63fef10d51ada208"},
+}
+
+
+def _hashes(ph) -> dict[str, str]:
+    import hashlib
+
+    return {n: hashlib.sha256(np.ascontiguousarray(getattr(ph, n).array).tobytes()).hexdigest()[:16]
+            for n in ("ct", "labels", "instances", "tissues")}
+
+
+def test_default_phantom_unchanged(phantom):
+    assert _hashes(phantom) == DEFAULT_HASHES["seed3_1.5mm"]
+    crop = generate_phantom(seed=5, spacing_mm=(2.0, 2.0, 2.0), options=PhantomOptions(crop_mm=50.0))
+    assert _hashes(crop) == DEFAULT_HASHES["seed5_crop50_2mm"]
+    # The patient-mode options do not appear in a default phantom's metadata either.
+    assert "realism" not in phantom.meta["options"] and "patient" not in phantom.meta
+    assert phantom.instance_table == INSTANCE_LABELS
+
+
 # --- labels --------------------------------------------------------------------------------------
 def test_every_label_and_instance_present(phantom):
     assert phantom.labels.array.dtype == np.uint8

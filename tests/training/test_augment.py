@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from spinect_core.labels import LabelTable
 from spinect_core.training import (
@@ -90,3 +91,79 @@ def test_unlabelled_survives_flips_side_swap_and_zoom():
                            rng=np.random.default_rng(2), pad_value=-1)
     values = set(np.unique(lab).tolist())
     assert UNLABELLED in values and values <= {0, 2, 3, UNLABELLED}  # nearest: no blends
+
+
+# --- SynthSeg-style contrast randomisation ---------------------------------------------------------
+def _ct_like_patch(seed: int = 0):
+    """A normalised patch with tissue-like levels (air, fat, soft tissue, bone) and labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((12, 14, 16), np.uint8)
+    image = np.full(labels.shape, -2.6, np.float32)             # air
+    image[:, 2:12, 2:14] = -0.4                                  # fat
+    image[:, 4:10, 4:12] = 0.1                                   # soft tissue
+    image[3:9, 5:9, 6:10] = 1.5                                  # bone
+    labels[3:9, 5:9, 6:10] = 1
+    labels[0, 0, 0] = 255                                        # an unlabelled voxel
+    image += rng.normal(0.0, 0.05, image.shape).astype(np.float32)
+    return image, labels
+
+
+def test_randomise_contrast_keeps_labels_and_is_deterministic():
+    from spinect_core.training.augment import randomise_contrast
+
+    image, labels = _ct_like_patch()
+    opts = AugmentOptions.synthseg()
+    assert opts.remap_p > 0 and opts.gamma_p > 0 and opts.bias_p > 0
+    no_flip = AugmentOptions(noise_p=0.0, flip_p=0.0, remap_p=1.0, gamma_p=1.0, bias_p=1.0)
+    a_img, a_lab = augment_patch(image, labels, options=no_flip, rng=np.random.default_rng(7))
+    b_img, b_lab = augment_patch(image, labels, options=no_flip, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(a_img, b_img)
+    np.testing.assert_array_equal(a_lab, labels)          # labels untouched, 255 included
+    assert a_img.dtype == np.float32 and a_img.shape == image.shape
+    assert float(np.abs(a_img - image).mean()) > 0.02     # the intensities did change
+    c_img, _ = augment_patch(image, labels, options=no_flip, rng=np.random.default_rng(8))
+    assert not np.array_equal(a_img, c_img)               # another draw, another contrast
+    # Every step is monotone at a voxel: a remap alone keeps the intensity order exactly.
+    remap = AugmentOptions(noise_p=0.0, flip_p=0.0, remap_p=1.0, remap_strength=1.0)
+    out = randomise_contrast(image, options=remap, rng=np.random.default_rng(3))
+    order = np.argsort(image.ravel(), kind="stable")
+    assert np.all(np.diff(out.ravel()[order]) >= -1e-5)
+
+
+def test_tissue_knots_remap_each_range():
+    from spinect_core.training.augment import TISSUE_KNOTS_HU, randomise_contrast, tissue_knots
+
+    knots = tissue_knots(mean_hu=50.0, std_hu=400.0)
+    assert len(knots) == len(TISSUE_KNOTS_HU)
+    assert knots[0] == pytest.approx((-1000.0 - 50.0) / 400.0)
+    assert all(b > a for a, b in zip(knots, knots[1:]))
+    opts = AugmentOptions(noise_p=0.0, flip_p=0.0, remap_p=1.0, remap_knots=knots,
+                          remap_strength=1.0)
+    # Values at the knots move, but the two ends of the knot range stay put.
+    x = np.array(knots, np.float32).reshape(1, 1, -1)
+    y = randomise_contrast(x, options=opts, rng=np.random.default_rng(11)).ravel()
+    assert y[0] == pytest.approx(knots[0], abs=1e-5) and y[-1] == pytest.approx(knots[-1], abs=1e-4)
+    assert np.all(np.diff(y) > 0) and np.abs(y - np.array(knots)).max() > 0.05
+    with pytest.raises(ValueError):
+        AugmentOptions(remap_knots=(1.0, 0.5))
+    with pytest.raises(ValueError):
+        AugmentOptions(gamma_p=2.0)
+
+
+def test_default_options_do_not_randomise_contrast():
+    """The study's default and 'strong' recipes draw exactly as before (reproducible runs)."""
+    from spinect_core.training.augment import augment_intensity
+
+    image, _ = _ct_like_patch()
+    for opts in (AugmentOptions(), AugmentOptions.strong()):
+        assert opts.remap_p == opts.gamma_p == opts.bias_p == 0.0
+        rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
+        out = augment_intensity(image, options=opts, rng=rng_a)
+        ref = np.asarray(image, np.float32)
+        if opts.intensity_p > 0 and rng_b.random() < opts.intensity_p:
+            ref = ref * np.float32(rng_b.uniform(*opts.intensity_scale)) + np.float32(
+                rng_b.uniform(*opts.intensity_shift))
+        if opts.noise_p > 0 and rng_b.random() < opts.noise_p:
+            std = rng_b.uniform(*opts.noise_std)
+            ref = ref + rng_b.normal(0.0, std, size=ref.shape).astype(np.float32)
+        np.testing.assert_array_equal(out, ref)
