@@ -53,7 +53,28 @@ class NotHounsfieldError(InputError):
 
 
 class InconsistentSeriesError(InputError):
-    """Slices of one series disagree in geometry (size, orientation, pixel spacing)."""
+    """Slices of one series disagree in geometry (size, orientation, pixel spacing), or one
+    series UID holds several interleaved acquisitions."""
+
+
+class TruncatedFileError(InputError):
+    """An image file ends before all of its voxels (a cut download or copy, half a gzip stream)."""
+
+
+class InvalidSpacingError(InputError):
+    """A header gives no voxel spacing, or a zero, negative or non-finite one."""
+
+
+class NonFiniteValuesError(InputError):
+    """Voxels that are not numbers (NaN) or infinite: a damaged or badly converted image."""
+
+
+class VolumeTooSmallError(InputError):
+    """Too few voxels or too small a field of view to be a CT of the lumbar spine."""
+
+
+class InputTooLargeError(InputError):
+    """An archive or file beyond the size this application accepts (memory and disk safety)."""
 
 
 # --- model / weights ----------------------------------------------------------------------------
@@ -61,8 +82,17 @@ class WeightsError(SpinectError):
     """A weights file or model card is missing, corrupt, truncated or does not match."""
 
 
+class WeightsTooLargeError(WeightsError):
+    """A weights file or model card larger than any SPINECT network (read nothing of it)."""
+
+
 class NoWeightsInstalledError(WeightsError):
     """No default weights are bundled with this installation."""
+
+
+# --- output -------------------------------------------------------------------------------------
+class OutputError(SpinectError):
+    """The output folder or file cannot be written (read-only, no space, a file in the way)."""
 
 
 # --- planning (later issues) --------------------------------------------------------------------

@@ -16,7 +16,7 @@ pylibjpeg plugins.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from spinect_core.errors import (
 )
 from spinect_core.io.dicom_scan import ScanResult, SeriesGroup, SliceRecord, scan
 from spinect_core.io.hounsfield import check_hounsfield
+from spinect_core.io.integrity import check_finite, check_volume_size
 from spinect_core.io.options import LoadOptions
 from spinect_core.io.series import SeriesInfo
 from spinect_core.io.stack_geometry import plan_stack, resample_stack
@@ -88,8 +89,10 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
     Raises
     ------
     NoImagesFoundError, NotCTError, SingleSliceError, MissingSlicesError, GantryTiltError,
-    NotHounsfieldError, InconsistentSeriesError
+    VolumeTooSmallError, NonFiniteValuesError, NotHounsfieldError, InconsistentSeriesError
         See :mod:`spinect_core.errors`; messages are one line without patient identifiers.
+        A non-CT object is named by its kind ("the input is a DICOM Secondary Capture, not a CT
+        series"); one series UID holding interleaved acquisitions is refused.
     """
     opts = options or LoadOptions()
     path = Path(path)
@@ -100,8 +103,8 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
         # One file of a classic series: read its siblings (same SeriesInstanceUID) as well.
         wanted_uid = result.groups[0].uid
         result = scan(path.parent, progress=sub_progress(progress, 0.0, 0.25))
-        warnings.append(f"a single file was given: loaded its series from the folder "
-                        f"{path.parent.name or path.parent}")
+        # No folder name: folders are often named after the patient.
+        warnings.append("a single file was given: loaded its series from the files beside it")
     if result.unreadable:
         warnings.append(_skipped_message(result.unreadable, "could not be read as DICOM"))
     group = _choose(result, wanted_uid, path)
@@ -137,13 +140,15 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
     array = slices if in_order else slices[plan.order]
     array = resample_stack(array, plan, fill_value=opts.fill_value_hu,
                            progress=sub_progress(progress, 0.9, 0.98))
+    check_volume_size(array.shape, plan.spacing_mm, min_voxels_per_axis=opts.min_voxels_per_axis,
+                      min_extent_mm=opts.min_extent_mm, source="the CT series")
+    check_finite(array, source="the CT series")
     if opts.check_hounsfield:
         missing_intercept = (group.pixel_representation == 0
                              and not any(r.has_intercept for r in records))
         check_hounsfield(array, padding_value=group.padding_value,
                          missing_intercept=missing_intercept,
-                         source=f"the series '{group.description}'" if group.description
-                         else "the series")
+                         source="the CT series")  # never the free-text description
     thickness = [r.slice_thickness_mm for r in records if r.slice_thickness_mm]
     metadata = CTMetadata(
         modality=group.modality, series_description=group.description,
@@ -176,10 +181,10 @@ def _choose(result: ScanResult, wanted_uid: str | None, path: Path) -> SeriesGro
         group = matches[0]
     else:
         if not groups:
-            if result.non_image_modalities:
-                kinds = ", ".join(sorted(result.non_image_modalities))
-                raise NotCTError(f"{path.name or path} holds only non-image DICOM objects "
-                                 f"({kinds}); load a CT series")
+            if result.non_image_kinds:
+                raise NotCTError(_not_ct_message(result.non_image_kinds))
+            if result.dicomdir_listed is not None or result.dicomdirs:
+                raise NoImagesFoundError(_dicomdir_message(result))
             extra = (f" ({len(result.unreadable)} DICOM file(s) were unreadable)"
                      if result.unreadable else "")
             raise NoImagesFoundError(
@@ -187,15 +192,16 @@ def _choose(result: ScanResult, wanted_uid: str | None, path: Path) -> SeriesGro
                 "or a NIfTI/NRRD/MHA file")
         ct = [g for g in groups if g.is_ct]
         if not ct:
-            kinds = ", ".join(sorted({g.modality or "unknown" for g in groups}))
-            raise NotCTError(f"the images found are not CT (modality {kinds}); SPINECT needs "
-                             "a CT series")
+            kinds: Counter = Counter(result.non_image_kinds)
+            for g in groups:
+                kinds[g.kind] += len(g.slices)
+            raise NotCTError(_not_ct_message(kinds))
         good = [g for g in ct if not g.problem]
         pool = good or ct
         group = max(pool, key=lambda g: (series_info(g).extent_mm, len(g.slices)))
     if not group.is_ct:
-        raise NotCTError(f"the series is {group.modality or 'of unknown modality'}, not CT; "
-                         "SPINECT needs a CT series")
+        raise NotCTError(f"the series is a DICOM {group.kind}, not a CT series; SPINECT needs a "
+                         "CT series")
     if group.problem:
         raise InconsistentSeriesError(f"the CT series cannot form one volume: {group.problem}; "
                                       "re-export it")
@@ -248,6 +254,31 @@ def _read_pixels(records: list[SliceRecord], progress: ProgressCallback | None
     report(progress, 1.0, "pixels read")
     kept = [r for r, good in zip(records, ok) if good]
     return (out if ok.all() else out[ok]), kept, skipped
+
+
+def _not_ct_message(kinds: Counter) -> str:
+    """"the input is a DICOM Secondary Capture, not a CT series", or the list of what it holds."""
+    items = kinds.most_common()
+    if len(items) == 1:
+        kind, n = items[0]
+        what = f"a DICOM {kind}" + (f" ({n} objects)" if n > 1 else "")
+        return f"the input is {what}, not a CT series; SPINECT needs a CT series"
+    listed = ", ".join(f"{kind} ({n})" for kind, n in items[:6])
+    return (f"the input holds DICOM {listed} objects, not a CT series; SPINECT needs a CT "
+            "series")
+
+
+def _dicomdir_message(result: ScanResult) -> str:
+    if result.dicomdir_listed is not None:
+        if result.dicomdir_listed == 0:
+            return ("the input is a DICOMDIR (the index of a DICOM disc) that lists no images; "
+                    "open the folder holding the CT series")
+        if result.dicomdir_found == 0:
+            return (f"the input is a DICOMDIR (the index of a DICOM disc) listing "
+                    f"{result.dicomdir_listed} files, but none of them is beside it; copy the "
+                    "whole disc (the DICOMDIR and its folders) and open it again")
+    return ("the input holds a DICOMDIR (the index of a DICOM disc) but none of the images it "
+            "indexes; copy the whole disc (the DICOMDIR and its folders) and open it again")
 
 
 def _skipped_message(names: list[str], what: str) -> str:

@@ -32,6 +32,13 @@ class LoadOptions:
         checked as usual). ``False`` raises :class:`~spinect_core.errors.InconsistentSeriesError`.
     fill_value_hu : float
         Value written where a resampled grid lies outside the acquired data (air).
+    min_voxels_per_axis : int
+        Fewest voxels accepted along each axis (0 disables); a smaller volume raises
+        :class:`~spinect_core.errors.VolumeTooSmallError` before the Hounsfield check.
+    min_extent_mm : float
+        Smallest field of view (voxels x spacing) accepted along each axis, mm (0 disables).
+        The defaults refuse crops and thumbnails (e.g. 5 x 5 x 5 voxels) yet keep thin test slabs;
+        the planner asks for much more (L4 to the sacrum) and says so itself.
     """
 
     series_uid: str | None = None
@@ -41,3 +48,5 @@ class LoadOptions:
     check_hounsfield: bool = True
     skip_corrupt_files: bool = True
     fill_value_hu: float = -1024.0
+    min_voxels_per_axis: int = 8
+    min_extent_mm: float = 20.0

@@ -52,10 +52,11 @@ class SeriesInfo:
         d["spacing_mm"] = [float(v) for v in self.spacing_mm]
         return d
 
-    def summary(self) -> str:
-        """One line for humans: modality, slices, size, spacing, description, UID."""
+    def summary(self, *, descriptions: bool = False) -> str:
+        """One line for humans: modality, slices, size, spacing, UID (and the description only
+        when asked: SeriesDescription is free text and sometimes holds the patient's name)."""
         sx, sy, sz = self.spacing_mm
-        desc = f" '{self.description}'" if self.description else ""
+        desc = f" '{self.description}'" if descriptions and self.description else ""
         text = (f"{self.modality or '?'} {self.size[0]}x{self.size[1]}x{self.size[2]} "
                 f"({self.number_of_slices} slices, {sx:.3g}x{sy:.3g}x{sz:.3g} mm, "
                 f"extent {self.extent_mm:.1f} mm){desc} uid={self.uid or '-'}")
