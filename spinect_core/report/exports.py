@@ -15,19 +15,32 @@
 ``meshes/<class>_lps.stl`` (``_ras`` with ``ras``)   surfaces of the label classes (bone, nerve, disc, dura)
 ==================================================  =====================================================
 
-``<kind>`` is ``kambin`` or ``safe``. Every file is written atomically; nothing is overwritten
-silently: unless ``overwrite`` is set, the whole set of target paths is checked before the first
-byte is written, and a folder that already holds a plan (``plan.json`` or ``report.html``) is
-refused. ``plan.json`` and ``report.html`` are written last, so their presence marks a complete
-set.
+``<kind>`` is ``kambin`` or ``safe``. Nothing is overwritten silently: unless ``overwrite`` is
+set, a folder that already holds a plan (``plan.json``, ``report.html`` or any other file or
+folder of the table above) is refused before the first byte is written.
+
+The set appears whole or not at all: every file is written into a hidden temporary folder beside
+``out_dir`` (``.<name>.spinect-new-<hex>``), which is then put in place. When ``out_dir`` holds
+nothing but an earlier plan, it is replaced whole (moved aside, the new folder renamed into its
+place, the old one deleted), so no file of the earlier plan survives (e.g. the right needle of a
+both-sides plan re-planned with ``--side left``). When it also holds other files (the app writes
+its label map and surfaces beside the plan; a user's own files), only the earlier plan's entries
+are moved aside and deleted and the new ones moved in; the other files stay. A failure or an
+interrupt (``KeyboardInterrupt``, cancel through ``progress``) before that removes the temporary
+folder and leaves ``out_dir`` as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
+import re
+import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -35,7 +48,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from spinect_core.errors import InputError
-from spinect_core.io.atomic import FileExistsRefusedError, check_writable, write_text_atomic
+from spinect_core.io.atomic import (FileExistsRefusedError, check_output_location, check_writable,
+                                   signals_deferred, write_text_atomic)
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.report.render import (CLASS_COLOURS, NEEDLE_COLOUR, WINDOW_COLOURS, Overlay,
@@ -56,6 +70,13 @@ PLAN_JSON = "plan.json"
 REPORT_HTML = "report.html"
 KINDS = ("kambin", "safe")
 PLANE_KINDS = ("needle", "companion")
+#: Rough size of a plan's outputs (planes as NIfTI, PNG and DICOM, screenshots, meshes), bytes:
+#: the free space asked for before planning.
+PLAN_OUTPUT_BYTES = 200_000_000
+#: Entries of an output folder that belong to a plan (the table of the module docstring).
+_PLAN_ENTRY = re.compile(
+    r"(plan\.json|report\.html|needle_(left|right)\.mrk\.json"
+    r"|(screenshot|area_map)_(left|right)_(kambin|safe)\.png|planes_(left|right)|meshes)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,18 +193,39 @@ def validate_plan_document(doc: Mapping[str, Any]) -> None:
 
 
 # --- the output set --------------------------------------------------------------------------------
-def check_output_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Refuse a folder that already holds a plan (``plan.json`` or ``report.html``) unless
-    ``overwrite``; cheap, so callers run it before hours of work."""
+def check_output_dir(out_dir: str | Path, *, overwrite: bool = False,
+                     need_bytes: int = PLAN_OUTPUT_BYTES) -> Path:
+    """Refuse a folder that already holds a plan unless ``overwrite``, and a location that
+    cannot be written or lacks ``need_bytes`` of free space; cheap, so callers run it before
+    minutes of work.
+
+    Raises
+    ------
+    FileExistsRefusedError
+        ``out_dir`` holds files or folders of a plan (``plan.json``, ``report.html``, needles,
+        screenshots, planes, meshes) and ``overwrite`` is False.
+    InputError
+        ``out_dir`` exists and is not a folder.
+    OutputError
+        The location cannot be written (read-only, a file on the path) or lacks space.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder")
-    if not overwrite:
+    if not overwrite and out.is_dir():
         for name in (PLAN_JSON, REPORT_HTML):
             if (out / name).exists():
                 raise FileExistsRefusedError(
                     f"{out} already holds a plan ({name}); choose another folder or pass "
                     "overwrite (--force) to replace it")
+        earlier = sorted(e.name for e in out.iterdir() if _PLAN_ENTRY.fullmatch(e.name))
+        if earlier:
+            shown = ", ".join(earlier[:4]) + (f" and {len(earlier) - 4} more" if len(earlier) > 4
+                                              else "")
+            raise FileExistsRefusedError(
+                f"{out} already holds files of a plan ({shown}); choose another folder or pass "
+                "overwrite (--force) to replace them")
+    check_output_location(out, need_bytes=need_bytes, what="the plan")
     return out
 
 
@@ -243,13 +285,13 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
     ras : bool
         Also write the surfaces in RAS (``*_ras.stl``) for tools that ignore the STL header.
     overwrite : bool
-        Replace existing outputs; otherwise an existing output (or a folder already holding
-        a plan) raises :class:`~spinect_core.io.atomic.FileExistsRefusedError` before anything
-        is written.
+        Replace an earlier plan in ``out_dir`` whole (no file of it survives); otherwise a
+        folder holding a plan's files raises
+        :class:`~spinect_core.io.atomic.FileExistsRefusedError` before anything is written.
     options : ExportOptions, optional
     progress : callable, optional
-        ``(fraction, message)``; returning False cancels (files already written stay; the plan
-        JSON and the report, written last, are then missing).
+        ``(fraction, message)``; returning False cancels (nothing is left behind: the
+        temporary folder is removed and ``out_dir`` is as it was).
 
     Returns
     -------
@@ -258,13 +300,31 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
         ``meshes`` -> files written.
     """
     opts = options or ExportOptions()
-    out = check_output_dir(out_dir, overwrite=overwrite)
+    out = check_output_dir(out_dir, overwrite=overwrite, need_bytes=0)
     doc = plan_document(plan)
     validate_plan_document(doc)
     if not overwrite:
         for p in plan_output_paths(plan, out, table, meshes=meshes, ras=ras, dicom=opts.dicom):
             check_writable(p)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.spinect-new-{secrets.token_hex(4)}"
+    stage.mkdir()
+    try:
+        written = _write_all(plan, engine, stage, doc, ct=ct, labels=labels, table=table,
+                             meshes=meshes, ras=ras, options=opts, progress=progress)
+        _install(stage, out, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    report(progress, 1.0, "outputs written")
+    return {k: [out / p.relative_to(stage) for p in v] for k, v in written.items()}
+
+
+def _write_all(plan: "Plan", engine: "PlanEngine", out: Path, doc: dict[str, Any], *, ct: Volume,
+               labels: Volume, table: LabelTable, meshes: bool, ras: bool,
+               options: ExportOptions, progress: ProgressCallback | None) -> dict[str, list[Path]]:
+    """Every file of the plan into the new, empty folder ``out``."""
+    opts, overwrite = options, False
     written: dict[str, list[Path]] = {k: [] for k in (
         "plan_json", "report_html", "markups", "planes", "screenshots", "area_maps", "meshes")}
     images: dict[str, list[tuple[str, str]]] = {side: [] for side in plan.sides}
@@ -299,8 +359,64 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
     written["report_html"] = [write_text_atomic(out / REPORT_HTML, page, overwrite=overwrite)]
     text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     written["plan_json"] = [write_text_atomic(out / PLAN_JSON, text, overwrite=overwrite)]
-    report(progress, 1.0, "outputs written")
     return written
+
+
+def _install(stage: Path, out: Path, *, overwrite: bool) -> None:
+    """Put the finished plan folder ``stage`` in place of ``out`` (see the module docstring)."""
+    token = secrets.token_hex(4)
+    if not out.exists() and not out.is_symlink():
+        with signals_deferred():
+            os.rename(stage, out)
+        return
+    entries = list(out.iterdir())
+    if not entries and not out.is_symlink():
+        out.rmdir()
+        with signals_deferred():
+            os.rename(stage, out)
+        return
+    earlier = [e for e in entries if _PLAN_ENTRY.fullmatch(e.name)]
+    if earlier and not overwrite:  # appeared while we were planning
+        raise FileExistsRefusedError(f"{out} received files of another plan while this one was "
+                                     "written; nothing was replaced")
+    aside = out.parent / f".{out.name}.spinect-old-{token}"
+    if len(earlier) == len(entries) and not out.is_symlink():
+        # Only an earlier plan: replace the folder whole.
+        with signals_deferred():
+            os.rename(out, aside)
+            try:
+                os.rename(stage, out)
+            except BaseException:
+                os.rename(aside, out)
+                raise
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    # Other files too: swap the plan's entries only, keep the rest.
+    aside.mkdir()
+    moved_out: list[Path] = []
+    moved_in: list[Path] = []
+    try:
+        with signals_deferred():
+            for e in earlier:
+                os.rename(e, aside / e.name)
+                moved_out.append(e)
+            for e in list(stage.iterdir()):
+                if (out / e.name).exists():
+                    raise FileExistsRefusedError(f"{out / e.name} appeared while the plan was "
+                                                 "written; nothing was replaced")
+                os.rename(e, out / e.name)
+                moved_in.append(out / e.name)
+    except BaseException:
+        for p in moved_in:  # undo: the folder as it was
+            with contextlib.suppress(OSError):
+                os.rename(p, stage / p.name)
+        for e in moved_out:
+            with contextlib.suppress(OSError):
+                os.rename(aside / e.name, e)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    stage.rmdir()
 
 
 # --- the parts ---------------------------------------------------------------------------------------
