@@ -3,13 +3,21 @@
 ``generate_phantom(seed=..., spacing_mm=...)`` builds L4, L5, S1/sacrum, ilia, discs, dural sac and
 the L4, L5 and S1 roots as signed-distance parts (``anatomy``), rasterises them with partial volume
 and scanner effects (``render``) and ``write_phantom`` saves CT, labels, instances and metadata.
+
+``generate_phantom(seed=..., options=PhantomOptions(realism="patient"))`` puts the same spine in a
+randomised patient for training (``patient``: the draws and their ranges, ``torso``: thorax to
+femoral heads, organs, contrast, bowel, table, arms, metal; ``acquisition``: kernels, slice
+thickness, noise, streaks). It needs only numpy and scipy.
 """
 
-from spinect_core.phantom.generate import INSTANCE_LABELS, TISSUE_LABELS, Phantom, generate_phantom
+from spinect_core.phantom.generate import (
+    INSTANCE_LABELS, PATIENT_INSTANCE_LABELS, TISSUE_LABELS, Phantom, generate_phantom,
+)
 from spinect_core.phantom.params import PhantomOptions, PhantomParams, sample_params
 
-__all__ = ["INSTANCE_LABELS", "TISSUE_LABELS", "Phantom", "PhantomOptions", "PhantomParams",
-           "generate_phantom", "sample_params", "write_phantom"]
+__all__ = ["INSTANCE_LABELS", "PATIENT_INSTANCE_LABELS", "TISSUE_LABELS", "Phantom",
+           "PhantomOptions", "PhantomParams", "generate_phantom", "sample_params",
+           "write_phantom"]
 
 
 def __getattr__(name: str):

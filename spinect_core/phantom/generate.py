@@ -130,7 +130,10 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
     spacing_mm : sequence of 3 floats
         Voxel size along x, y, z in mm (0.6 x 0.6 x 0.6 to 1 x 1 x 3 are typical).
     options : PhantomOptions, optional
-        Scanner effects, output dtype, crop and parameter overrides.
+        Scanner effects, output dtype, crop and parameter overrides; ``realism="patient"``
+        for a patient-like training case (:mod:`spinect_core.phantom.patient`): the same
+        L4-S1 anatomy inside a randomised torso, ``instances`` on
+        :data:`PATIENT_INSTANCE_LABELS`, metal labelled 255, ``meta["patient"]`` the draws.
     progress : callable, optional
         ``(fraction, message)``; returning False raises :class:`~spinect_core.errors.Cancelled`.
 

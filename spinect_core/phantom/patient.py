@@ -52,7 +52,7 @@ real CT. In patient mode every case also draws, from its own random stream
   the femoral heads (otherwise at S2-S4), at most 260-340 mm long (a longer one loses its top
   or its bottom, at random; L4-S1 always stays); width 260-380 mm, depth from 5-25 mm in front
   of the belly to the table; arms beside the body in 30 %; table in 90 %.
-* **metal** in about one case in six: pedicle screws and rods (L4-L5, L5-S1 or L4-S1; 10 %)
+* **metal** in about one case in five: pedicle screws and rods (L4-L5, L5-S1 or L4-S1; 10 %)
   and hip prostheses (one side 8 %, both 2 %); metal 4000-10000 HU before the output's int16
   clip at 3071; its voxels are labelled 255 (unlabelled), not bone or background.
 * **acquisition**: smooth kernel (55 %, blur 1.0-1.6 mm FWHM, noise SD 8-28 HU, correlated) or

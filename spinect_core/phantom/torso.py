@@ -559,15 +559,22 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
     z_recess = zf("L1") + 0.5 * levels["L1"].H + 5.0
     z_apex = zf("T10") + 25.0
 
+    yc_ap, bw_ap, bd_ap = (float(np.interp(z_apex, zk, a)) for a in (yck, bwk, bdk))
+
     def z_dome(x, y):
-        yc = np.interp(z_apex, zk, yck)
-        r2 = ((np.abs(x) - 60.0) / 110.0) ** 2 + ((y - yc) / 120.0) ** 2
-        apex = z_apex - 12.0 * (x > 0)          # the left dome is lower
-        return np.maximum(apex - (apex - z_recess) * r2, z_recess - 25.0)
+        # Two broad domes (flat on top, steep towards the costophrenic recesses at the walls),
+        # the left one lower.
+        r = np.sqrt(((np.abs(x) - 0.42 * bw_ap) / (0.55 * bw_ap)) ** 2
+                    + ((y - yc_ap + 0.1 * bd_ap) / (0.85 * bd_ap)) ** 2)
+        apex = z_apex - 12.0 * (x > 0)
+        return np.maximum(apex - (apex - z_recess) * np.minimum(r, 1.3) ** 4, z_recess - 25.0)
 
     def lung_fields(x, y, z):
         d_in = body_d(x, y, z) + inset + 10.0
-        return {"d": np.maximum(np.maximum(d_in, z_dome(x, y) - z), 28.0 - np.abs(x))}
+        d = np.maximum(np.maximum(d_in, z_dome(x, y) - z), 22.0 - np.abs(x))
+        # The heart and the mediastinum in front of the spine are not lung.
+        heart = S.sd_ellipse2(x, y - (yc_ap - 0.35 * bd_ap), 70.0, 0.5 * bd_ap)
+        return {"d": np.maximum(d, -heart)}
     parts_soft.append(Part("lungs", lung_fields, (np.array([-x_half, y_lo_body, z_recess - 30.0]),
                                                   np.array([x_half, float(ysk.max()), z_hi_all])),
                            [Layer("lung")]))
@@ -630,10 +637,19 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
         d = body_d(x, y, z) + skin_t + fat_t
         d = np.maximum(d, z - (z_crest - 10.0))
         d = np.maximum(d, y_glut - y)
-        return {"d": np.maximum(d, 22.0 - np.abs(x))}
+        return {"d": np.maximum(d, 12.0 - np.abs(x))}
     muscles.append(Part("gluteal", gluteal, (np.array([-x_half, y_glut - 3.0, z_lo_all]),
                                               np.array([x_half, float(ysk.max()) + 2.0, z_crest])),
                         [Layer("muscle")]))
+
+    # Obturator internus: the muscle lining the pelvic side wall, medial to the acetabulum.
+    for side, sname, s in SIDES:
+        hc = hips[side]
+        a = hc + np.array([-s * (Rh + 16.0), 5.0, 10.0])
+        b = hc + np.array([-s * (Rh + 4.0), 22.0, -45.0])
+        muscles.append(Part(f"obturator_{sname}", (lambda a, b: lambda x, y, z: {
+            "d": S.sd_capsule(x, y, z, a, b, 13.0)})(a, b), _box_of_points([a, b], 16.0),
+            [Layer("muscle")]))
 
     # --- organs -------------------------------------------------------------------------------
     organs: list[Part] = []
@@ -723,10 +739,15 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
         coords = np.stack([(x - b_lo[0]) / step, (y - b_lo[1]) / step, (z - b_lo[2]) / step])
         return ndimage.map_coordinates(field, coords.astype(np.float32), order=1, mode="nearest")
 
+    # Below the pelvic brim the cavity narrows to the inside of the pelvic ring.
+    ring_z = np.array([hz - 30.0, -40.0, -10.0])
+    ring_w = np.array([q.hip_half_distance_mm - Rh - 15.0, q.hip_half_distance_mm, 400.0])
+
     def cavity_d(x, y, z):
         d = body_d(x, y, z) + inset + 6.0
         back = np.interp(z, zc, y_front) + 10.0 + 0.25 * np.abs(x)
         d = np.maximum(d, y - back)
+        d = np.maximum(d, np.abs(x) - np.interp(z, ring_z, ring_w))
         return np.maximum(d, np.maximum(z - z_b_hi, z_b_lo - z))
 
     wall_b = 2.5
@@ -1149,8 +1170,12 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
     if q.arms_down:
         # Arms beside the body: show at least their inner part (truncated at the edge, as on
         # scans reconstructed for the spine).
-        half_x = max(half_x, float(bwk.max()) + q.arm_gap_mm + 0.6 * q.arm_radius_mm)
-    fov_lo = np.array([-half_x, y_lo_body + 5.0 - q.fov_anterior_air_mm, z_bot])
+        half_x = max(half_x, min(float(bwk.max()) + q.arm_gap_mm + 0.6 * q.arm_radius_mm,
+                                 200.0))
+    # The belly's most anterior point within the field of view's z range.
+    zz = np.linspace(z_bot, z_top, 64)
+    y_front_skin = float(np.interp(zz, zk, yck - bdk).min())
+    fov_lo = np.array([-half_x, y_front_skin - q.fov_anterior_air_mm, z_bot])
     y_back = (y_table0 + th + 8.0) if q.table else float(ysk.max()) + 10.0
     fov_hi = np.array([half_x, y_back, z_top])
     frames = dict(an.frames)
