@@ -86,9 +86,18 @@ class CTBoneOptions:
         Voxels of a hole darker than this (air, pure fat) are not filled.
     bridge_mm : float
         Gaps in a cortex up to about twice this are bridged, slice by slice, before filling.
+    fill_above_soft_hu : float
+        Where the shell is broken, a voxel enclosed in an axial and another slice direction is
+        filled when at least this much above the soft-tissue peak (not CSF, nerve or fat).
+    min_marrow_height_mm : float
+        Sagittal and coronal holes shorter than this cranio-caudally are not marrow (discs are
+        5-14 mm high, lumbar bodies 24-30 mm, ANATOMY.md).
+    min_fill_height_mm : float
+        Filled regions thinner than this cranio-caudally are dropped (a thin disc closed
+        between two endplates and a partial-volume rim is not marrow).
     cancellous_above_soft_hu : float
-        A hole closed in one slice direction only is filled when its mean is this much above
-        the soft-tissue peak (cancellous bone; not the canal's CSF and fat).
+        A hole closed in axial slices only is filled when its mean is this much above the
+        soft-tissue peak (cancellous bone; not the canal's CSF and fat).
     smooth_sigma_mm : float
         Gaussian smoothing before thresholding (noise); 0 turns it off.
     """
@@ -112,6 +121,9 @@ class CTBoneOptions:
     max_hole_mm2: float = 2500.0
     min_hole_hu: float = -150.0
     bridge_mm: float = 3.0
+    fill_above_soft_hu: float = 20.0
+    min_marrow_height_mm: float = 16.0
+    min_fill_height_mm: float = 8.0
     cancellous_above_soft_hu: float = 20.0
     smooth_sigma_mm: float = 0.6
 
@@ -251,13 +263,22 @@ def _block_expand(a: np.ndarray, f: np.ndarray, shape: tuple[int, ...]) -> np.nd
 
 
 def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
-                bridge_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """For each voxel, in how many of the three slice directions it lies in a small hole of
-    ``mask`` (0-3), and the highest mean HU of those holes.
+                bridge_mm: float, axial_axis: int, min_height_mm: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice direction, whether each voxel lies in a small hole of ``mask``, and the highest
+    mean HU of those holes.
 
     Each slice is closed by ``bridge_mm`` first (a cortex broken by noise or by the
     basivertebral foramen still encloses its marrow); holes larger than ``max_hole_mm2`` do not
-    count.
+    count, nor, in sagittal and coronal slices, holes shorter than ``min_height_mm``
+    cranio-caudally: a disc between two endplates is a thin band there, a marrow space is as
+    tall as its vertebral body.
+
+    Returns
+    -------
+    votes : np.ndarray, uint8, shape of ``mask``
+        Bit ``1 << axis`` set where the voxel is in a hole of a slice across array ``axis``.
+    hole_mean : np.ndarray, float32
     """
     votes = np.zeros(mask.shape, np.uint8)
     hole_mean = np.full(mask.shape, -1000.0, np.float32)
@@ -270,6 +291,7 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         pix = float(np.prod(sp2))
         disk = _disk(bridge_mm, sp2)
         pad = max(disk.shape)
+        bit = np.uint8(1 << axis)
         for k in range(moved.shape[0]):
             sl = moved[k]
             if not sl.any():
@@ -285,32 +307,67 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
                 count, 1)
             ok = count * pix <= max_hole_mm2
             ok[0] = False
-            v[k] += ok[lab]
+            if axis != axial_axis:
+                rest = [a for a in range(3) if a != axis]
+                j = rest.index(axial_axis)
+                for i, box in enumerate(ndi.find_objects(lab), start=1):
+                    if box is not None and (box[j].stop - box[j].start) * sp2[j] < min_height_mm:
+                        ok[i] = False
+            v[k] |= np.where(ok[lab], bit, np.uint8(0))
             hm[k] = np.where(ok[lab], np.maximum(hm[k], mean[lab]), hm[k])
     return votes, hole_mean
 
 
-def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
-                 min_hole_hu: float, cancellous_hu: float, bridge_mm: float) -> np.ndarray:
-    """Fill the cancellous interior of cortical shells.
+def _axial_axis(direction: np.ndarray) -> int:
+    """The array axis (0, 1, 2 of (z, y, x)) that runs most cranio-caudally: slices across it
+    are axial. ``direction``'s columns are the LPS directions of the index axes x, y, z."""
+    cols = np.asarray(direction, float)
+    return int(np.argmax([abs(cols[2, 2 - a]) for a in range(3)]))
 
-    A voxel is filled when it lies in a small hole (at most ``max_hole_mm2`` per slice: a
-    vertebral body or the sacrum, not the thorax inside the ribs nor the pelvis inside its ring)
-    in at least two of the three slice directions and is not fat or air (``min_hole_hu``); or
-    in one direction when the hole is as dense as cancellous bone (``cancellous_hu``). A marrow
-    space is closed by cortex in every direction; the spinal canal and the foramina are closed
-    at most in one (the discs and ligaments between the arches are not bone), and CSF and fat
-    are not cancellous bone, so they stay open, while the fatty marrow of an osteoporotic body
-    (-50-70 HU) is filled.
+
+def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis: int,
+                 max_hole_mm2: float, min_hole_hu: float, fill_hu: float, cancellous_hu: float,
+                 bridge_mm: float, min_height_mm: float, min_fill_height_mm: float
+                 ) -> np.ndarray:
+    """Fill the cancellous interior of cortical shells, never the canal, foramina or discs.
+
+    A marrow space is enclosed by cortex in 3D; the spinal canal, the foramina (and the roots in
+    them) and the discs open to the soft tissue around the spine. So a voxel is filled when
+
+    * it lies in a 3D hole of the (slightly closed) shell, whatever its density above
+      ``min_hole_hu`` (fatty marrow of an osteoporotic body at -50-70 HU included); or
+    * the shell is broken (noise, the basivertebral foramen) but the voxel lies in small holes
+      of two slice directions whose mean is at least ``fill_hu`` (above CSF, nerve and fat;
+      sagittal and coronal holes count only when as tall as a vertebral body, so a disc
+      between two endplates does not); or
+    * it lies in one such hole as dense as cancellous bone (``cancellous_hu``).
     """
     # Holes are large (a marrow space is centimetres wide): find them on a ~1.4 mm grid where
     # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
     f = _coarse_factors(sp, 1.4)
     cmask = _block_reduce(mask, f, "max")
     chu = _block_reduce(hu, f, "mean")
-    votes, hole_mean = _hole_votes(cmask, chu, sp * f, max_hole_mm2=max_hole_mm2,
-                                   bridge_mm=bridge_mm)
-    cfill = (votes >= 2) | ((votes == 1) & (hole_mean >= cancellous_hu))
+    csp = sp * f
+    closed = ndi.binary_closing(np.pad(cmask, 2), structure=_ball(1.5, csp))[2:-2, 2:-2, 2:-2]
+    # The scan's cranial and caudal ends cut the first and last vertebra: close them there
+    # (the canal, foramina and discs still open sideways or forwards, so they stay open).
+    shell = closed | cmask
+    ends = [(1, 1) if a == axial_axis else (0, 0) for a in range(3)]
+    capped = np.pad(shell, ends, constant_values=True)
+    inner = tuple(slice(1, -1) if a == axial_axis else slice(None) for a in range(3))
+    cfill3d = ndi.binary_fill_holes(capped)[inner] & ~cmask
+    votes, hole_mean = _hole_votes(cmask, chu, csp, max_hole_mm2=max_hole_mm2,
+                                   bridge_mm=bridge_mm, axial_axis=axial_axis,
+                                   min_height_mm=min_height_mm)
+    n_votes = sum(((votes >> a) & 1) for a in range(3))
+    cfill = cfill3d | ((n_votes >= 2) & (hole_mean >= fill_hu)) | (
+        (n_votes >= 1) & (hole_mean >= cancellous_hu))
+    # Marrow is as tall as its bone; a disc between two endplates is not. An opening with a
+    # cranio-caudal line keeps only fill at least ``min_fill_height_mm`` tall.
+    n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
+    if n_line > 1:
+        line = np.ones([n_line if a == axial_axis else 1 for a in range(3)], bool)
+        cfill = ndi.binary_opening(cfill, structure=line)
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
     cfill = ndi.binary_dilation(cfill, iterations=1) & (cfill | cmask)
     fill = _block_expand(cfill, f, mask.shape) & (hu >= min_hole_hu)
@@ -373,8 +430,11 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
     bone = ndi.binary_closing(bone, structure=_ball(options.closing_mm, sp), iterations=1) | bone
-    bone = _fill_shells(bone, sub, sp, max_hole_mm2=options.max_hole_mm2,
-                        min_hole_hu=options.min_hole_hu, bridge_mm=options.bridge_mm,
+    bone = _fill_shells(bone, sub, sp, axial_axis=_axial_axis(ct.direction),
+                        max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
+                        fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
+                        bridge_mm=options.bridge_mm, min_height_mm=options.min_marrow_height_mm,
+                        min_fill_height_mm=options.min_fill_height_mm,
                         cancellous_hu=th["soft_tissue_peak"] + options.cancellous_above_soft_hu)
     bone &= ~pools
     timings["fill"] = time.perf_counter() - t0
@@ -417,7 +477,7 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     # The surroundings are a shell 3-6 mm out: past the partial-volume edge and past the rest
     # of a vessel whose flat centre alone was found.
-    near_ball, far_ball, edge_ball = _ball(3.0, sp), _ball(6.0, sp), _ball(2.5, sp)
+    near_ball, far_ball, edge_ball = _ball(3.0, sp), _ball(6.0, sp), _ball(4.0, sp)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None or sizes[i] * voxel_ml < options.pool_min_ml:
             continue
