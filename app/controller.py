@@ -126,6 +126,9 @@ class SessionController(QObject):
         report = describe_error(exc if exc is not None else Cancelled(f"{stage} cancelled"),
                                 action=stage)
         self.last_error = report
+        if step == "plan":
+            # A refusal (L5/S1 not established) says where the scan ends; no plan title shows.
+            self.session.plan_refusal = planning.refusal_level(exc)
         self.step_changed.emit(step, "cancelled" if report.cancelled else "failed")
         self.error.emit(report)
         self.pipeline_finished.emit(False, report.text())
@@ -348,7 +351,9 @@ class SessionController(QObject):
         self.plan_changed.emit()
         found = [f"{side} {kind}" for side, sp in result.plan.sides.items()
                  for kind in planning.KINDS if sp.window(kind).found]
-        self.pipeline_finished.emit(True, "plan ready: windows " + (", ".join(found) or "none"))
+        level = planning.plan_level(result.plan)
+        self.pipeline_finished.emit(True, f"plan ready{level.qualifier()}: windows "
+                                    + (", ".join(found) or "none"))
 
     def _forget_plan(self) -> None:
         self.live.clear()

@@ -413,6 +413,8 @@ class MainWindow(QMainWindow):
             report = self.controller.last_error
             text = report.message if report is not None else status
             self.planning_panel.set_busy(f"Planning {status}: {text}")
+            # A refusal (L5/S1 not established): no plan title, and where the scan ends.
+            self.planning_panel.set_refusal(self.controller.session.plan_refusal)
 
     def _on_plan_changed(self) -> None:
         session = self.controller.session
@@ -438,8 +440,9 @@ class MainWindow(QMainWindow):
             self.bottom_tabs.setCurrentWidget(self.needle_planes)
         found = [f"{s} {planning.KIND_LABELS[k]}" for s, p in plan.sides.items()
                  for k in planning.KINDS if p.window(k).found]
-        self.statusBar().showMessage(f"Plan ready: {', '.join(found) or 'no windows found'}",
-                                     10000)
+        level = planning.plan_level(plan)
+        self.statusBar().showMessage(f"Plan ready{level.qualifier()}: "
+                                     f"{', '.join(found) or 'no windows found'}", 10000)
         self.plan_shown.emit()
 
     def show_best_view(self, side: str, kind: str) -> bool:
@@ -548,9 +551,11 @@ class MainWindow(QMainWindow):
             self._show_planes()
         self._update_pick_plane()
         traj = session.plan.sides[side].trajectory
+        # "safe" carries the level's confidence when the level is not established.
+        safe = f"safe{planning.plan_level(session.plan).qualifier()}"
         self.statusBar().showMessage(
             f"{side.capitalize()} needle: {traj.length_mm:.1f} mm, nerve clearance "
-            f"{traj.min_nerve_clearance_mm:.1f} mm, {'safe' if traj.safe else 'NOT safe'}", 8000)
+            f"{traj.min_nerve_clearance_mm:.1f} mm, {safe if traj.safe else 'NOT safe'}", 8000)
 
     def highlight_structures(self, names) -> None:
         """Emphasise e.g. the L5 and S1 surfaces in the 3D view (``None`` restores)."""

@@ -8,7 +8,10 @@ engine (:class:`~spinect_core.planning.plan.PlanEngine`):
 * :func:`run_plan` identifies the anatomy, optimises the views and plans the needles;
 * :func:`live_windows` measures both windows of both sides for the exact current view;
 * :func:`replan_needle` plans a side's needle again through another window or to a nudged target
-  (same entry direction), and :func:`needle_planes` resamples and renders the oblique planes.
+  (same entry direction), and :func:`needle_planes` resamples and renders the oblique planes;
+* :func:`plan_level` says how sure the plan's level is (the words every title and verdict uses:
+  "L5/S1" plainly only when the level is established), :func:`refusal_level` where a refused
+  scan ends.
 
 All coordinates are LPS millimetres; a *view direction* is the direction rays travel (skin to
 target), ``u = -d`` the needle's entry direction.
@@ -27,6 +30,7 @@ from spinect_core.planning.plan import Plan, PlanEngine, PlanOptions
 from spinect_core.planning.trajectory import (NEEDLE_OUTER_DIAMETER_MM, Trajectory,
                                               TrajectoryOptions, plan_trajectory)
 from spinect_core.progress import ProgressCallback, report, sub_progress
+from spinect_core.report.level_text import LevelStatus, level_status, refusal_lines
 from spinect_core.volume import Volume
 
 from app.state import SettingsValues
@@ -35,7 +39,7 @@ __all__ = [
     "KINDS", "KIND_LABELS", "LIVE_PIXEL_MM", "SNAPPED_PIXEL_MM", "SEARCH_STEPS_DEG",
     "PlanningResult", "LiveWindows", "NeedlePlanes", "ReplanResult", "supported_gauge",
     "plan_options", "run_plan", "live_windows", "nudge_axes", "nudged_target",
-    "target_in_window", "replan_needle", "needle_planes",
+    "target_in_window", "replan_needle", "needle_planes", "plan_level", "refusal_level",
 ]
 
 KINDS = ("kambin", "safe")
@@ -172,6 +176,32 @@ def run_plan(ct: Volume, labels: Volume, table: LabelTable, *, options: PlanOpti
                 result.notes.append(f"No oblique planes for the {side} needle: {exc}")
     report(progress, 1.0, "plan ready")
     return result
+
+
+def plan_level(plan: Any) -> LevelStatus | None:
+    """How sure ``plan``'s level is (``plan.anatomy``'s ``level_evidence`` and ``source``); None
+    without a plan.
+
+    Titles name "L5/S1" plainly only when ``.established``; otherwise they use ``.level_name`` /
+    ``.headline`` and a safety verdict gets ``.qualifier()``.
+    """
+    if plan is None:
+        return None
+    anatomy = getattr(plan, "anatomy", None) or {}
+    return level_status(anatomy.get("level_evidence"),
+                        anatomy_source=str(anatomy.get("source") or ""))
+
+
+def refusal_level(exc: BaseException | None) -> list[str]:
+    """A refused plan in lines: the message and, when the refusal's evidence knows it (an
+    :class:`~spinect_core.errors.AnatomyError` from the level count), where the scan ends.
+    Empty for anything but an :class:`~spinect_core.errors.AnatomyError`."""
+    from spinect_core.errors import AnatomyError
+
+    if not isinstance(exc, AnatomyError):
+        return []
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else "L5/S1 not identified"
+    return refusal_lines(message, getattr(exc, "evidence", None))
 
 
 def live_windows(engine: PlanEngine, direction_lps: np.ndarray, *,

@@ -126,6 +126,10 @@ class Session:
         Body mask (z, y, x) on the CT grid, reused by needle re-plans.
     planes : dict of str to app.planning.NeedlePlanes
         Oblique planes along each side's needle (rendered RGB), for the 2D views.
+    plan_refusal : list of str
+        When the last plan step was refused (an ``AnatomyError``: L5/S1 not established): its
+        message and, when known, where the scan ends (``app.planning.refusal_level``); empty
+        otherwise. Shown instead of any plan title.
     """
 
     source_path: Path | None = None
@@ -145,6 +149,7 @@ class Session:
     engine: Any = None
     body_mask: Any = None
     planes: dict[str, Any] = field(default_factory=dict)
+    plan_refusal: list[str] = field(default_factory=list)
 
     @property
     def has_ct(self) -> bool:
@@ -174,10 +179,19 @@ class Session:
         self.engine = None
         self.body_mask = None
         self.planes = {}
+        self.plan_refusal = []
 
     @property
     def has_plan(self) -> bool:
         return self.plan is not None and self.engine is not None
+
+    @property
+    def plan_level(self) -> Any:
+        """How sure the plan's level is (:class:`spinect_core.report.level_text.LevelStatus`),
+        or None without a plan."""
+        from app.planning import plan_level  # app.planning imports this module
+
+        return plan_level(self.plan)
 
     def case_title(self) -> str:
         """A short, non-identifying title: the input's file/folder name and the series."""

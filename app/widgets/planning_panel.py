@@ -4,10 +4,17 @@ The panel only displays and asks: it is bound by the main window (``set_plan``,
 ``set_live_windows``, ``set_needle``) and emits requests (best view, needle window, nudges).
 Areas are mm^2 projected on the view plane; C-arm angles are for a prone patient, from the
 straight posteroanterior view, in the words the core uses (``ViewResult.carm['description']``).
+
+The heading names "L5/S1" plainly only when the plan's level is established (high confidence, or
+per-level instance labels); otherwise it reads "Plan at the level identified as L5/S1 (moderate
+confidence)", the level box under it gives the reasons, and the needle's verdict carries the
+level's confidence (:func:`app.planning.plan_level`). A refused plan shows no plan title: the
+refusal and where the scan ends (:meth:`PlanningPanel.set_refusal`).
 """
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -18,7 +25,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QWidget)
 
 from app.camera import describe_direction
-from app.planning import KIND_LABELS, KINDS
+from app.planning import KIND_LABELS, KINDS, plan_level
 from app.state import SettingsValues
 from app.widgets.view3d import WINDOW_COLORS
 
@@ -28,6 +35,15 @@ SIDES = ("left", "right")
 #: One click of a nudge arrow moves the needle tip this far, mm.
 NUDGE_STEP_MM = 0.5
 _VARIANT_TEXT = {"feasible": "feasible", "bony": "bony Kambin", "neural": "neural Kambin"}
+#: Heading without a plan (no level is named before one is established).
+NO_PLAN_HEADING = "Plan"
+#: The level box's look per confidence (the app's dark theme; red where the level is in doubt).
+_LEVEL_STYLE = {
+    "established": "background: #1d3324; color: #cfeed6; border: 1px solid #4f9d63;",
+    "moderate": "background: #3a3318; color: #ffe9a8; border: 2px solid #d9a400;",
+    "low": "background: #3a1d1f; color: #ffd2cc; border: 2px solid #d9534f;",
+}
+_LEVEL_BOX = "border-radius: 5px; padding: 5px 7px;"
 
 
 def carm_text(carm: dict[str, Any] | None, *, with_side: bool = True) -> str:
@@ -95,8 +111,15 @@ class PlanningPanel(QWidget):
         self._settings: SettingsValues | None = None
 
         # --- plan header -------------------------------------------------------------------------
-        heading = QLabel("L5/S1 plan")
+        self.heading = heading = QLabel(NO_PLAN_HEADING)
         heading.setObjectName("sectionTitle")
+        heading.setWordWrap(True)
+        # How sure the level is (or why there is no plan), right under the heading.
+        self.level_label = QLabel("")
+        self.level_label.setObjectName("planLevel")
+        self.level_label.setWordWrap(True)
+        self.level_label.setTextFormat(Qt.TextFormat.RichText)
+        self.level_label.setVisible(False)
         self.status = QLabel("Load a CT and its segmentation, then plan.")
         self.status.setObjectName("muted")
         self.status.setWordWrap(True)
@@ -287,6 +310,7 @@ class PlanningPanel(QWidget):
         head.addWidget(heading, 1)
         head.addWidget(self.plan_button)
         layout.addLayout(head)
+        layout.addWidget(self.level_label)
         layout.addWidget(self.status)
         layout.addWidget(self.warnings)
         layout.addWidget(view_box)
@@ -327,10 +351,49 @@ class PlanningPanel(QWidget):
                             f"needle window {window}.")
 
     # --- plan ------------------------------------------------------------------------------------
+    def _show_level(self, lines: list[str], look: str, tooltip: str = "") -> None:
+        """The level box: ``lines[0]`` in bold, then one line each (plain text, escaped)."""
+        text = "<br>".join([f"<b>{html.escape(lines[0], quote=False)}</b>"] + [
+            html.escape(line, quote=False) for line in lines[1:]]) if lines else ""
+        self.level_label.setText(text)
+        self.level_label.setToolTip(tooltip)
+        self.level_label.setStyleSheet(f"QLabel {{ {_LEVEL_STYLE[look]} {_LEVEL_BOX} }}")
+        self.level_label.setVisible(bool(text))
+
+    def _set_level(self, plan: Any) -> None:
+        """Heading and level box for ``plan`` (None: no plan, no level named)."""
+        level = plan_level(plan)
+        if level is None:
+            self.heading.setText(NO_PLAN_HEADING)
+            self._show_level([], "established")
+            return
+        self.heading.setText(level.plan_title("plan"))
+        how = level.counted_from[:1].upper() + level.counted_from[1:]
+        if level.established:
+            said = level.counted_from.lower() in level.headline.lower()  # instance labels
+            self._show_level([f"{level.headline}."] + ([] if said else [f"{how}."]),
+                             "established", "\n".join(level.reasons))
+            return
+        lines = [f"⚠ {level.headline}.", f"{how}."] + [f"• {r}" for r in level.reasons]
+        advice = level.advice[:1].upper() + level.advice[1:] + "."
+        self._show_level(lines, "moderate" if level.confidence == "moderate" else "low", advice)
+
+    def set_refusal(self, lines: list[str]) -> None:
+        """The plan step refused the scan (L5/S1 not established): no plan title; the refusal
+        and, when known, where the scan ends (``lines`` from
+        :func:`app.planning.refusal_level`: the message first). The status line keeps the
+        message; the box adds what the message does not say."""
+        if not lines:
+            return
+        self.heading.setText("No plan")
+        self._show_level(["⚠ L5/S1 not established: no plan was made."]
+                         + [f"• {line}" for line in lines[1:]], "low", lines[0])
+
     def set_plan(self, plan: Any) -> None:
         """Show a :class:`~spinect_core.planning.plan.Plan` (``None`` clears)."""
         self.plan = plan
         self.live = None
+        self._set_level(plan)
         for label in self.area_labels.values():
             label.setText("—")
         for key, button in self.best_buttons.items():
@@ -455,7 +518,13 @@ class PlanningPanel(QWidget):
         v["midline"].setText(f"{mid:.0f} mm from the midline" if math.isfinite(mid) else "—")
         v["carm"].setText(carm_text(carm_angles(traj.direction_lps, side)))
         if traj.safe:
-            v["verdict"].setText("<span style='color:#5cb85c;'>✓ clear of nerves and dura</span>")
+            # "Clear of nerves and dura" never without the level's confidence when the level is
+            # not established (a wrong-level needle is clear of the wrong nerves).
+            level = plan_level(plan)
+            where = ("" if level is None or level.established
+                     else html.escape(f" at {level.level_name}", quote=False))
+            v["verdict"].setText(f"<span style='color:#5cb85c;'>✓ clear of nerves and dura"
+                                 f"{where}</span>")
         else:
             v["verdict"].setText(f"<span style='color:#e0645c;'>✗ not safe: "
                                  f"{traj.reason or ', '.join(traj.crosses)}</span>")

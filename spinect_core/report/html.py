@@ -4,9 +4,12 @@
 ``plan.json`` document, so the page shows exactly what the JSON holds) into one HTML page: per side
 and window the best and plateau views with C-arm terms a radiographer uses, areas, the inscribed
 diameter, the usable area, the triangle area; the needle's length, angles, clearances and whether
-it is safe; warnings (first on the page, under the title: a disagreement of the network's bone
-with the CT's own bone must not be missed); the segmentation check per level; the coordinate
-system; and the intended-use statement. No patient identifiers are printed (the plan holds none).
+it is safe; how sure the level is (a "Level identification" box right under the title, which
+names "L5/S1" plainly only when the level is established: see
+:mod:`spinect_core.report.level_text`); warnings (first on the page after it: a disagreement of
+the network's bone with the CT's own bone must not be missed); the segmentation check per level;
+the coordinate system; and the intended-use statement. No patient identifiers are printed (the
+plan holds none).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import html
 import math
 from typing import Any, Mapping, Sequence
+
+from spinect_core.report.level_text import LevelStatus, level_status_from_plan
 
 __all__ = ["INTENDED_USE", "carm_instruction", "plan_report_html"]
 
@@ -30,6 +35,12 @@ h3 { margin-bottom: 0.3em; }
 .alert { background: #fde8e8; border: 2px solid #b00; padding: 0.5em 0.9em; margin: 0.8em 0; }
 .alert h2 { color: #b00; border: none; margin: 0.1em 0 0.3em 0; }
 .alert li { font-weight: 600; }
+.level { padding: 0.5em 0.9em; margin: 0.6em 0; }
+.level h2 { border: none; margin: 0.1em 0 0.3em 0; font-size: 1.15em; }
+.level-high { background: #e9f6ec; border: 1px solid #5a9e6b; }
+.level-moderate { background: #fff4d6; border: 2px solid #d9a400; }
+.level-low { background: #fde8e8; border: 2px solid #b00; }
+.level .advice { font-weight: 600; }
 .agree-no { color: #b00; font-weight: 600; } .agree-yes { color: #11722b; }
 table { border-collapse: collapse; margin: 0.4em 0 1em 0; font-size: 0.92em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
@@ -190,6 +201,28 @@ def _segmentation_check(check: Mapping[str, Any] | None, bone_source: Any) -> st
     return head + intro + f"<table>{''.join(rows)}</table>"
 
 
+def _level_box(status: LevelStatus) -> str:
+    """The "Level identification" box: the confidence in words, how the level was counted, what
+    to do when it is not established, the reasons and the warnings."""
+    # Instance labels name the level (no confidence): shown as established.
+    kind = "high" if status.established else (status.confidence or "low")
+    out = [f"<div class='level level-{_e(kind)}' id='level'><h2>Level identification</h2>",
+           f"<p><b>{_e(status.sentence)}</b> ({_e(status.counted_from)}).</p>"]
+    if status.advice:
+        out.append(f"<p class='advice'>{_e(status.advice[:1].upper() + status.advice[1:])}.</p>")
+    if status.lumbar_count is not None:
+        out.append(f"<p>Lumbar vertebrae between T12 and the sacrum: "
+                   f"{_e(status.lumbar_count)}.</p>")
+    if status.reasons:
+        out.append("<p class='small'>Why:</p><ul>"
+                   + "".join(f"<li>{_e(r)}</li>" for r in status.reasons) + "</ul>")
+    if status.warnings:
+        out.append("<p class='small'>Check:</p><ul class='warn'>"
+                   + "".join(f"<li>{_e(w)}</li>" for w in status.warnings) + "</ul>")
+    out.append("</div>")
+    return "".join(out)
+
+
 def _figures(images: Sequence[tuple[str, str]]) -> str:
     if not images:
         return ""
@@ -200,8 +233,7 @@ def _figures(images: Sequence[tuple[str, str]]) -> str:
 
 def plan_report_html(plan_doc: Mapping[str, Any], *,
                      images: Mapping[str, Sequence[tuple[str, str]]] | None = None,
-                     files: Sequence[str] = (), title: str = "SPINECT L5/S1 transforaminal plan"
-                     ) -> str:
+                     files: Sequence[str] = (), title: str | None = None) -> str:
     """The report page.
 
     Parameters
@@ -213,7 +245,10 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         section.
     files : sequence of str
         Relative paths of the other outputs, listed at the end.
-    title : str
+    title : str, optional
+        Default: ``"SPINECT L5/S1 transforaminal plan"`` when the level is established, else
+        ``"SPINECT transforaminal plan at the level identified as L5/S1 (moderate
+        confidence)"``. Either way the "Level identification" box follows the title at once.
 
     Returns
     -------
@@ -222,6 +257,9 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
     """
     images = images or {}
     doc = plan_doc
+    level = level_status_from_plan(doc)
+    if title is None:
+        title = "SPINECT " + level.plan_title("transforaminal plan", capital=False)
     sw = doc.get("software", {})
     ct = doc.get("ct", {})
     anat = doc.get("anatomy", {})
@@ -233,11 +271,13 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
+        # Next to the title: a level that is not established must not read as L5/S1.
+        _level_box(level),
         f"<p class='notice'>{_e(INTENDED_USE)} Check every number against the images before use.</p>",
     ]
     if warnings:
-        # First thing under the title: a plan whose segmentation disagrees with the CT must not
-        # be read without them.
+        # Right under the title and its level: a plan whose segmentation disagrees with the CT
+        # must not be read without them.
         parts.append("<div class='alert' id='warnings'><h2>Warnings</h2><ul>"
                      + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
     parts += [
@@ -266,7 +306,7 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         "reliably.</p>",
     ]
     for side, sp in (doc.get("sides") or {}).items():
-        parts.append(f"<h2>{_e(side.capitalize())} side (L5/S1)</h2>")
+        parts.append(f"<h2>{_e(side.capitalize())} side ({_e(level.side_label())})</h2>")
         for kind in ("kambin", "safe"):
             if kind in sp:
                 parts.append(_window_table(kind, sp[kind]))
