@@ -148,8 +148,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary_text(doc: dict[str, Any]) -> str:
-    """A few lines per side: the plateau views, areas and the needle."""
-    lines = []
+    """How sure the level is (first), then a few lines per side: the plateau views, areas and
+    the needle."""
+    from spinect_core.report.level_text import level_status_from_plan, summary_lines
+
+    lines = summary_lines(level_status_from_plan(doc))
     for side, sp in doc["sides"].items():
         for kind in ("kambin", "safe"):
             w = sp[kind]
