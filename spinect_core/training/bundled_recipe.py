@@ -24,13 +24,19 @@ Two steps, run on two machines:
    does not resample and the labels need only the crop, so nothing needs SimpleITK. Training uses
    the package's building blocks (:class:`~spinect_core.training.dataset.PatchSampler`, the U-Net,
    :mod:`.loss`, :func:`~spinect_core.training.validation.validate`, the model card of
-   :mod:`.loop`) with: batches cut and augmented by DataLoader worker processes (persistent,
-   pinned memory); bf16 autocast; a poly learning-rate decay over the wall-clock budget instead of
-   over a fixed iteration count; one host synchronisation per logging interval, not per step.
+   :mod:`.loop`) with the fast recipe (``TrainOptions.fast``: Dice + CE, 1/3 nerve oversampling,
+   flips, zoom, intensity and noise augmentation) and: patches cut, zoomed and flipped by
+   DataLoader worker processes (persistent; through shared memory, or through pipes when
+   /dev/shm is too small), the intensity scale/shift and noise drawn per patch on the GPU
+   (:func:`augment_intensity_torch`, same distributions); a share of the patches
+   (``--real-fraction``) from the packed real cases; bf16 autocast and channels-last on CUDA;
+   fused Adam; a poly learning-rate decay over the wall-clock training time instead of over a
+   fixed iteration count; one host synchronisation per logging interval, not per step.
    Every ``--save-every-s`` seconds it validates and writes the best model so far, packaged, into
-   the output folder, so a run that is killed still returns weights. At the end it validates,
-   fits the decision weights on the validation phantoms (:func:`fit_decision_weights_torch`, the
-   algorithm of :mod:`.calibration` on the GPU) and writes the shipped form with
+   the output folder, so a run that is killed still returns weights; SIGTERM ends training early
+   and still validates, calibrates and packages. At the end it validates, fits the decision
+   weights on the validation phantoms (:func:`fit_decision_weights_torch`, the algorithm of
+   :mod:`.calibration` on the GPU) and writes the shipped form with
    :func:`~spinect_core.training.demo_weights.package_weights` (float16 + model card).
 
 Output folder (at most 5 files): ``model.safetensors`` + ``model.json`` (packaged, with the
@@ -43,8 +49,13 @@ Command line::
     python -m spinect_core.training.bundled_recipe pack-real .device/cases
     python -m spinect_core.training.bundled_recipe device --out OUT --budget-s 480
 
-``--budget-s`` counts from the start of :func:`main` (after the interpreter and torch have been
-imported, a few seconds) to the last file written.
+``--budget-s`` counts from the start of :func:`run_device` (after the interpreter and torch have
+been imported, a few seconds) to the last file written. Run it with one BLAS/OpenMP thread per
+process (``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``): 15 phantom processes and 14 loader
+workers share 16 cores.
+
+Pseudo-labelled real CTs join the same way: write them as a case (CT + labels with 255 where
+nothing is known) and pack it with ``--case-dir`` or :func:`pack_case`.
 """
 
 from __future__ import annotations
@@ -480,6 +491,9 @@ def _batch_stream_class() -> type:
                 1.0 if self.real else 0.0)
             self.seed = int(seed)
             self.sampler_kwargs = dict(sampler_kwargs)
+            #: Yield numpy arrays (they travel pickled through a pipe) instead of tensors (which
+            #: travel through shared memory, /dev/shm).
+            self.as_numpy = False
 
         def __iter__(self) -> Iterator[tuple[Any, Any]]:
             from spinect_core.training.dataset import PatchSampler
@@ -496,16 +510,28 @@ def _batch_stream_class() -> type:
                     pool = self.real if rng.random() < self.real_fraction else self.phantoms
                     case = pool[int(rng.integers(len(pool)))]
                     images[k, 0], labels[k] = sampler.sample_patch(case)
-                yield torch.from_numpy(images), torch.from_numpy(labels)
+                if self.as_numpy:
+                    yield images, labels
+                else:
+                    yield torch.from_numpy(images), torch.from_numpy(labels)
 
     return BatchStream
 
 
+def _identity(batch: Any) -> Any:
+    """DataLoader ``collate_fn`` that leaves a worker's batch as it is (numpy stays numpy)."""
+    return batch
+
+
 class _Batches:
-    """Batches from a DataLoader with worker processes, or from this process when that fails."""
+    """Batches from a DataLoader with worker processes, or from this process when that fails.
+
+    ``transport`` ``"shm"``: tensors through shared memory, pinned by the loader; ``"pipe"``:
+    numpy arrays pickled through the workers' pipes (no /dev/shm needed), made tensors here.
+    """
 
     def __init__(self, stream: Any, *, workers: int, prefetch: int, pin: bool,
-                 say: Callable[[str], None], notes: list[str]) -> None:
+                 say: Callable[[str], None], notes: list[str], transport: str = "shm") -> None:
         self.stream = stream
         self.say = say
         self.notes = notes
@@ -516,11 +542,12 @@ class _Batches:
             import torch
 
             try:
+                stream.as_numpy = transport == "pipe"
                 loader = torch.utils.data.DataLoader(
-                    stream, batch_size=None, num_workers=workers, pin_memory=pin,
-                    persistent_workers=True, prefetch_factor=prefetch,
-                    multiprocessing_context="fork", timeout=120,
-                    worker_init_fn=_loader_worker_init)
+                    stream, batch_size=None, num_workers=workers,
+                    pin_memory=pin and transport == "shm", persistent_workers=True,
+                    prefetch_factor=prefetch, multiprocessing_context="fork", timeout=120,
+                    worker_init_fn=_loader_worker_init, collate_fn=_identity)
                 self.loader_iter = iter(loader)
             except Exception as exc:  # noqa: BLE001
                 self._fallback(exc)
@@ -533,12 +560,18 @@ class _Batches:
         self.notes.append(message)
         self.say(message)
         self.close()
+        self.stream.as_numpy = False
         self.local = iter(self.stream)
 
     def __next__(self) -> tuple[Any, Any]:
         if self.loader_iter is not None:
             try:
-                return next(self.loader_iter)
+                x, y = next(self.loader_iter)
+                if isinstance(x, np.ndarray):
+                    import torch
+
+                    x, y = torch.from_numpy(x), torch.from_numpy(y)
+                return x, y
             except StopIteration:
                 raise
             except Exception as exc:  # noqa: BLE001 - a dead worker: keep training
@@ -599,24 +632,30 @@ def augment_intensity_torch(x: Any, options: Any, generator: Any) -> Any:
     return x
 
 
-def _loader_plan(workers: int, prefetch: int, batch_bytes: int, notes: list[str]
-                 ) -> tuple[int, int]:
-    """Workers and prefetch that fit in /dev/shm (worker batches travel through it)."""
+def _loader_plan(workers: int, prefetch: int, batch_bytes: int, notes: list[str], *,
+                 transport: str = "auto") -> tuple[int, int, str]:
+    """Workers, prefetch and transport (``"shm"`` or ``"pipe"``) for the batch loader.
+
+    Batches in flight (workers x prefetch) live in /dev/shm with the ``"shm"`` transport; when it
+    is too small even at prefetch 2 (a container's 64 MB default, say), ``"auto"`` sends them
+    through pipes instead.
+    """
+    if workers <= 0 or transport in ("shm", "pipe"):
+        return max(workers, 0), prefetch, "shm" if transport == "auto" else transport
     try:
         free = shutil.disk_usage("/dev/shm").free
     except OSError:
-        return workers, prefetch
-    # Each prefetched batch lives in shared memory once, plus the pinned copy in flight.
-    need = lambda w, p: 2 * w * p * batch_bytes + 64 * 2 ** 20  # noqa: E731
-    if workers and need(workers, prefetch) > free:
-        prefetch = 2
-        while workers > 1 and need(workers, prefetch) > free:
-            workers -= 1
-        if need(workers, prefetch) > free:
-            workers = 0
-        notes.append(f"/dev/shm has {free / 2 ** 20:.0f} MB free: {workers} loader workers, "
-                     f"prefetch {prefetch}")
-    return workers, prefetch
+        free = 0
+    need = lambda w, p: 1.5 * w * p * batch_bytes + 32 * 2 ** 20  # noqa: E731 - with a margin
+    if need(workers, prefetch) <= free:
+        return workers, prefetch, "shm"
+    for fewer in (2, 1):
+        if fewer < prefetch and need(workers, fewer) <= free:
+            notes.append(f"/dev/shm has {free / 2 ** 20:.0f} MB free: prefetch {fewer}")
+            return workers, fewer, "shm"
+    # Pipes are several times slower per batch than shared memory, but do not fail.
+    notes.append(f"/dev/shm has {free / 2 ** 20:.0f} MB free: batches travel through pipes")
+    return workers, 2, "pipe"
 
 
 # --- calibration on the GPU -----------------------------------------------------------------------
@@ -744,6 +783,9 @@ class DeviceOptions:
         Draw the intensity scale/shift and the Gaussian noise of the recipe's augmentation on the
         training device (same probabilities and ranges, per patch) instead of in the loader
         workers: a quarter of a worker's time per patch.
+    transport : {"auto", "shm", "pipe"}
+        How loader batches reach this process: shared memory, or pipes ("auto": shared memory
+        when /dev/shm holds the batches in flight).
     init_weights : Path or None
         Start from these weights (and their normalisation) instead of He initialisation.
     """
@@ -773,6 +815,7 @@ class DeviceOptions:
     channels_last: bool = True
     log_every: int | None = None
     device_intensity: bool = True
+    transport: str = "auto"
     init_weights: Path | None = None
 
     def __post_init__(self) -> None:
@@ -998,7 +1041,8 @@ def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[
     # 3. batches: worker processes are forked before CUDA is touched
     patch = tuple(topts.patch_size)
     batch_bytes = options.batch_size * int(np.prod(patch)) * 5
-    workers, prefetch = _loader_plan(options.workers, options.prefetch, batch_bytes, notes)
+    workers, prefetch, transport = _loader_plan(options.workers, options.prefetch, batch_bytes,
+                                                notes, transport=options.transport)
     real_idx = list(range(n_phantoms, len(train_prep)))
     worker_augment = (dataclasses.replace(topts.augment, intensity_p=0.0, noise_p=0.0)
                       if options.device_intensity else topts.augment)
@@ -1009,13 +1053,18 @@ def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[
                             oversample_ids=oversample_ids))
     device = resolve_device(options.device)
     batches = _Batches(stream, workers=workers, prefetch=prefetch, pin=device.type == "cuda",
-                       say=say, notes=notes)
+                       say=say, notes=notes, transport=transport)
     if device.type == "cuda" and os.environ.get("OMP_NUM_THREADS") == "1":
         # The command runs with one BLAS/OpenMP thread per process (15 phantom processes and 14
         # loader workers would oversubscribe the cores); this process's CPU-side torch work
         # (stitching windows in validation) may use a few.
         torch.set_num_threads(4)
+    try:
+        shm_free = round(shutil.disk_usage("/dev/shm").free / 2 ** 20)
+    except OSError:
+        shm_free = None
     summary["loader"] = {"workers": workers, "prefetch": prefetch, "batch_bytes": batch_bytes,
+                         "transport": transport, "dev_shm_free_mb": shm_free,
                          "real_fraction": stream.real_fraction}
 
     # 4. model, optimiser, loss
@@ -1034,6 +1083,10 @@ def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[
     channels_last = options.channels_last and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
+    # Validation runs on a copy: the predictor re-lays the network it is given out in its own
+    # memory format, and the training network's parameters must keep the layout of the
+    # optimiser's state tensors (the fused Adam kernel walks them as flat memory).
+    val_model = UNet3D(config).to(device)
 
     def new_optimizer(lr: float) -> Any:
         if device.type == "cuda":
@@ -1083,8 +1136,8 @@ def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[
             return
         last_val_iteration = iteration
         tv = time.perf_counter()
-        metrics = validate(model, val_prep, table, options=topts, device=device)
-        model.train()
+        val_model.load_state_dict(model.state_dict())
+        metrics = validate(val_model, val_prep, table, options=topts, device=device)
         seconds = time.perf_counter() - tv
         val_s_max = max(val_s_max, seconds)
         row = {"iteration": iteration, "kind": "val", "mean_dice": metrics["mean_dice"],
@@ -1404,6 +1457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dv.add_argument("--processes", type=int, default=15)
     dv.add_argument("--max-iterations", type=int, default=None)
     dv.add_argument("--no-channels-last", action="store_true")
+    dv.add_argument("--transport", default="auto", choices=("auto", "shm", "pipe"))
     dv.add_argument("--cpu-intensity", action="store_true",
                     help="intensity and noise augmentation in the loader workers, not on the GPU")
     dv.add_argument("--log-every", type=int, default=None,
@@ -1460,7 +1514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         real_fraction=args.real_fraction, workers=args.workers, prefetch=args.prefetch,
         processes=args.processes, max_iterations=args.max_iterations,
         channels_last=not args.no_channels_last, log_every=args.log_every,
-        device_intensity=not args.cpu_intensity,
+        device_intensity=not args.cpu_intensity, transport=args.transport,
         init_weights=Path(args.init) if args.init else None)
     run_device(options, args.out, stop_requested=lambda: stop["flag"])
     return 0

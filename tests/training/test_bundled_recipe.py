@@ -146,8 +146,9 @@ def test_patient_option_detection():
     assert patient_phantom_options(None)[0] is None
 
 
+#: Not on the GPU machine (tqdm, matplotlib and psutil are, but the path must not need them).
 _BLOCKED = ("SimpleITK", "nibabel", "pydicom", "vtk", "vtkmodules", "pyvista", "pyvistaqt",
-            "tqdm", "matplotlib", "psutil", "PySide6")
+            "trimesh", "tqdm", "matplotlib", "psutil", "PySide6")
 
 
 def _run_blocked(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -251,3 +252,44 @@ def test_phantom_pool_finishes_with_a_sigterm_handler_installed():
     made, errors, unfinished = result["r"]
     assert not made and len(errors) == 3 and unfinished == 0
     assert all("seed must be non-negative" in e for e in errors)
+
+
+def test_loader_plan_falls_back_to_pipes_when_shared_memory_is_short():
+    from spinect_core.training.bundled_recipe import _loader_plan
+
+    notes: list = []
+    assert _loader_plan(14, 4, 10, notes) == (14, 4, "shm") and not notes
+    workers, prefetch, transport = _loader_plan(14, 4, 10 ** 15, notes)
+    assert (workers, prefetch, transport) == (14, 2, "pipe") and "pipes" in notes[-1]
+    assert _loader_plan(3, 4, 10 ** 15, [], transport="shm") == (3, 4, "shm")
+    assert _loader_plan(0, 4, 10, [])[0] == 0
+
+
+@pytest.mark.parametrize("transport", ["shm", "pipe"])
+def test_batches_from_worker_processes(transport):
+    import torch
+
+    from spinect_core.training.augment import AugmentOptions
+    from spinect_core.training.bundled_recipe import _Batches, _batch_stream_class
+
+    case = _synthetic_case(spacing_xyz=(1.0, 1.0, 1.0), shape_zyx=(20, 50, 60))
+    compact = compact_case(case, spacing_mm=(1.0, 1.0, 1.0), kind="real")
+    norm = CTNormalisation.fit([compact.hu_samples], seed=0)
+    prepared = prepared_case(compact, normalisation=norm, patch_size=(16, 32, 32))
+    stream = _batch_stream_class()(
+        [prepared, prepared], real=[1], real_fraction=0.5, seed=0,
+        sampler_kwargs=dict(patch_size=(16, 32, 32), batch_size=3, table=DEFAULT_LABELS,
+                            augment=AugmentOptions.strong()))
+    notes: list = []
+    batches = _Batches(stream, workers=1, prefetch=2, pin=False, say=lambda m: None,
+                       notes=notes, transport=transport)
+    try:
+        for _ in range(2):
+            x, y = next(batches)
+            assert isinstance(x, torch.Tensor) and x.shape == (3, 1, 16, 32, 32)
+            assert x.dtype == torch.float32 and y.dtype == torch.uint8
+            assert y.shape == (3, 16, 32, 32)
+            assert set(torch.unique(y).tolist()) <= {0, 1, UNLABELLED}
+    finally:
+        batches.close()
+    assert not notes and batches.local is None  # served by the worker, no fallback
