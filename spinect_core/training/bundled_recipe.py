@@ -1097,11 +1097,64 @@ def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[
                 notes.append(f"fused Adam unavailable ({exc}); the default Adam is used")
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=topts.weight_decay)
 
-    optimizer = new_optimizer(topts.learning_rate)
     class_w = torch.as_tensor(weights, device=device)
     generator = torch.Generator(device=device)
     generator.manual_seed(options.seed + 7)
     device_augment = topts.augment if options.device_intensity else None
+    precision = topts.precision
+
+    def train_step(xb: Any, yb: Any, optimizer: Any) -> tuple[Any, Any]:
+        """One step on a host batch; returns the loss and its CE part (device tensors)."""
+        x = xb.to(device, non_blocking=True)
+        y = yb.to(device, non_blocking=True).long()
+        if device_augment is not None:
+            x = augment_intensity_torch(x, device_augment, generator)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            logits = model(x)
+        logits = logits.float()
+        ce = _masked_cross_entropy(logits, y, class_w)
+        loss = ce + soft_dice_loss(logits, y)
+        loss.backward()
+        if topts.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), topts.grad_clip_norm)
+        optimizer.step()
+        return loss, ce
+
+    # Pre-flight: two steps on a real batch with the chosen layout and precision, then with safer
+    # ones if they fail (a kernel the GPU stack refuses must not cost the whole run). The steps
+    # also let cuDNN pick its kernels; the weights are restored afterwards.
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    xb0, yb0 = next(batches)
+    attempts = list(dict.fromkeys([(channels_last, precision), (False, precision),
+                                   (False, "float32")]))
+    for cl, prec in attempts:
+        if (cl, prec) != (channels_last, precision):
+            channels_last, precision = cl, prec
+            model.to(memory_format=torch.channels_last_3d if cl else torch.contiguous_format)
+        try:
+            tp = time.perf_counter()
+            trial_optimizer = new_optimizer(topts.learning_rate)
+            for _ in range(2):
+                loss0, _ = train_step(xb0, yb0, trial_optimizer)
+            if not math.isfinite(float(loss0)):
+                raise SpinectError(f"non-finite loss {float(loss0)} in the pre-flight step")
+            summary["preflight"] = {"channels_last": cl, "precision": prec,
+                                    "seconds": round(time.perf_counter() - tp, 2)}
+            break
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"pre-flight step failed with channels_last={cl}, {prec} "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            say(notes[-1])
+    else:
+        raise SpinectError("no training step ran on this device: " + "; ".join(notes[-3:]))
+    model.load_state_dict(initial)
+    del initial, trial_optimizer
+    optimizer = new_optimizer(topts.learning_rate)
+    if precision != topts.precision:
+        topts = dataclasses.replace(topts, precision=precision)  # the card says what ran
 
     def cpu_state() -> dict[str, Any]:
         return {k: v.detach().to("cpu", copy=True).contiguous()
@@ -1115,7 +1168,8 @@ def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[
     t_train = time.perf_counter()
     train_end = run.t0 + options.budget_s - options.reserve_s
     say(f"training on {summary['device']} until {train_end - run.t0:.0f} s: batch "
-        f"{options.batch_size}, patch {patch}, {options.precision}, {workers} loader workers")
+        f"{options.batch_size}, patch {patch}, {precision}"
+        f"{', channels-last' if channels_last else ''}, {workers} loader workers ({transport})")
     done = 0
     wait_s = 0.0
     val_s_max = 0.0
@@ -1179,22 +1233,7 @@ def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[
             waited = time.perf_counter() - tw
             wait_s += waited
             wait_window += waited
-            x = xb.to(device, non_blocking=True)
-            y = yb.to(device, non_blocking=True).long()
-            if device_augment is not None:
-                x = augment_intensity_torch(x, device_augment, generator)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, topts.precision):
-                logits = model(x)
-            logits = logits.float()
-            ce = _masked_cross_entropy(logits, y, class_w)
-            loss = ce + soft_dice_loss(logits, y)
-            loss.backward()
-            if topts.grad_clip_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), topts.grad_clip_norm)
-            optimizer.step()
+            loss, ce = train_step(xb, yb, optimizer)
             window_loss += loss.detach()
             window_ce += ce.detach()
             window_n += 1
