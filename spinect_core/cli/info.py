@@ -4,6 +4,10 @@ Lists the series found (DICOM) or the file, then loads the chosen CT and prints 
 (size [x, y, z], spacing, LPS origin, direction), modality and the loader's warnings. ``--json``
 prints exactly one JSON object on stdout. Errors (not CT, missing slices, ...) go through the
 dispatcher: one line on stderr, exit code 2. No patient identifiers are printed.
+
+SeriesDescription is free text typed at the scanner and sometimes holds the patient's name, so it
+is shown only with ``--show-descriptions`` (on the terminal, and in ``--json`` only when that flag
+is given too); otherwise series are told apart by their UID, size and spacing.
 """
 
 from __future__ import annotations
@@ -25,16 +29,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--series", metavar="UID", default=None,
                         help="SeriesInstanceUID to load when the folder holds several")
+    parser.add_argument("--show-descriptions", action="store_true",
+                        help="also show the series descriptions (free text that may hold the "
+                        "patient's name; not shown by default)")
     parser.set_defaults(handler=run)
 
 
-def describe(path: str, *, series_uid: str | None = None) -> dict[str, Any]:
+def describe(path: str, *, series_uid: str | None = None,
+             descriptions: bool = False) -> dict[str, Any]:
     """The JSON-ready description printed by ``spinect info``.
 
     Keys: ``coordinate_system`` ("LPS"), ``size`` [x, y, z], ``spacing_mm``, ``origin_lps_mm``,
     ``direction`` (9 numbers, row-major; columns are the x, y, z axes), ``modality``,
-    ``series_description``, ``slice_thickness_mm``, ``source_format``, ``dtype``,
-    ``warnings`` (list of str), ``series`` (every series found, see ``SeriesInfo.to_dict``).
+    ``slice_thickness_mm``, ``source_format``, ``dtype``, ``warnings`` (list of str),
+    ``series`` (every series found, see ``SeriesInfo.to_dict``). With ``descriptions`` also
+    ``series_description`` and each series' ``description``; without, neither key is present.
     """
     series = list_series(path)
     volume = load_ct(path, options=LoadOptions(series_uid=series_uid))
@@ -52,11 +61,15 @@ def describe(path: str, *, series_uid: str | None = None) -> dict[str, Any]:
         "warnings": list(volume.warnings),
         "series": [s.to_dict() for s in series],
     })
+    if not descriptions:
+        del out["series_description"]
+        for s in out["series"]:
+            s.pop("description", None)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    info = describe(args.input, series_uid=args.series)
+    info = describe(args.input, series_uid=args.series, descriptions=args.show_descriptions)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -65,13 +78,13 @@ def run(args: argparse.Namespace) -> int:
     for s in info["series"]:
         mark = "*" if s["uid"] == info["series_instance_uid"] and s["uid"] else "-"
         sx, sy, sz = s["spacing_mm"]
-        desc = f" '{s['description']}'" if s["description"] else ""
+        desc = f" '{s['description']}'" if s.get("description") else ""
         problem = f" [not loadable: {s['problem']}]" if s["problem"] else ""
         print(f"  {mark} {s['modality'] or '?'} {s['size'][0]}x{s['size'][1]}x{s['size'][2]}, "
               f"{sx:.3g}x{sy:.3g}x{sz:.3g} mm{desc} uid={s['uid'] or '-'}{problem}")
     print("Loaded volume (LPS millimetres):")
     print(f"  modality:        {info['modality']} ({info['source_format']}, {info['dtype']})")
-    if info["series_description"]:
+    if info.get("series_description"):
         print(f"  description:     {info['series_description']}")
     print(f"  size [x y z]:    {' x '.join(str(n) for n in info['size'])}")
     print(f"  spacing_mm:      {_nums(info['spacing_mm'])}")

@@ -9,8 +9,11 @@ CT's own at L4-S1: disagreements are printed at once and lead the plan's warning
 output folder receives ``plan.json``, ``report.html``, the needle markups, screenshots, area maps,
 oblique planes (NIfTI, PNG, DICOM) and meshes (see
 :func:`spinect_core.report.exports.write_plan_outputs`); an existing plan there is never
-replaced without ``--force``. ``--json`` prints the ``plan.json`` document as one line on stdout.
-Argument errors are one line ``spinect: error: ...`` with exit code 2.
+replaced without ``--force``, and with it is replaced whole (no file of the earlier plan stays).
+The folder is checked (writable, free space) before any work, and the outputs appear together at
+the end, so Ctrl-C leaves nothing half-written. No input path or file name is written into the
+plan (a label map is described by its format). ``--json`` prints the ``plan.json`` document as
+one line on stdout. Argument errors are one line ``spinect: error: ...`` with exit code 2.
 """
 
 from __future__ import annotations
@@ -93,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if args.segmentation is not None and args.bone is not None:
         raise InputError("--bone chooses the bone of the network's segmentation; it cannot be "
                          "used with --segmentation (that label map is used as it is)")
-    check_output_dir(out, overwrite=args.force)  # refuse before minutes of work, not after
+    # Refuse before minutes of work, not after: an earlier plan (without --force), a folder that
+    # cannot be written, too little free space. The outputs are then written into a temporary
+    # folder beside OUT_DIR and put in place at the end; --force replaces an earlier plan whole.
+    check_output_dir(out, overwrite=args.force)
     segmenter = None
     if args.segmentation is None:
         from spinect_core.segment import DEFAULT_BONE_MODE, SegmentOptions, Segmenter
@@ -109,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         bone_source, check = None, None
         if segmenter is None:
             labels, table = load_label_map(args.segmentation, default_table=DEFAULT_LABELS)
-            source = f"file {Path(args.segmentation).name}"
+            # The format, not the name: files are often named after the patient.
+            source = f"label map file ({_image_format(args.segmentation)})"
             start = 0.0
         else:
             from spinect_core.bone.agreement import check_segmentation
@@ -145,6 +152,14 @@ def run(args: argparse.Namespace) -> int:
     n = sum(len(v) for v in written.values())
     print(f"wrote {n} files to {out} (report: {out / 'report.html'})")
     return 0
+
+
+def _image_format(path: str) -> str:
+    from spinect_core.io.labelmap import IMAGE_SUFFIXES
+
+    name = Path(path).name.lower()
+    return next((suffix.lstrip(".") for suffix in IMAGE_SUFFIXES if name.endswith(suffix)),
+                Path(path).suffix.lstrip(".") or "image")
 
 
 def summary_text(doc: dict[str, Any]) -> str:

@@ -1,5 +1,11 @@
 """``spinect segment INPUT -o OUT``: label map on the input grid plus its label-table sidecar.
 
+Before any work the outputs are refused when they exist (without ``--force``) and the output
+folder is checked for writing and free space; the outputs (label map, sidecar, probability maps,
+summary) are written under temporary names and moved into place together at the end, so Ctrl-C or
+a full disk leaves none of them. The summary names the input's format only, never its path, and
+the outputs by file name.
+
 The summary ``<name>.json`` beside the label map gives the class volumes, the bone source
 (``--bone``), the CT bone model's thresholds and the segmentation check: the network's bone
 against the CT's own bone at L4, L5 and S1 (:mod:`spinect_core.bone.agreement`), whose
@@ -142,19 +148,26 @@ def probability_path(output: Path, class_name: str) -> Path:
     return output.with_name(f"{image_stem(output)}.prob-{class_name}{suffix}")
 
 
+#: Free space asked for before anything is loaded (label map, sidecar, summary), bytes; the
+#: probability maps are added once the CT's size is known.
+SEGMENT_OUTPUT_BYTES = 50_000_000
+
+
 def run(args: argparse.Namespace) -> int:
     from spinect_core.bone.agreement import check_segmentation
+    from spinect_core.errors import InputError
     from spinect_core.io import load_ct
+    from spinect_core.io.atomic import StagedFiles, check_output_location
     from spinect_core.segment import SegmentOptions, Segmenter
 
     output = Path(args.output)
     if not output.name.lower().endswith(IMAGE_SUFFIXES):
-        print(f"spinect: error: output {output.name} must end in .nii.gz, .nii, .nrrd or .mha",
-              file=sys.stderr)
-        return 2
-    # Refuse before hours of work, not after.
-    for path in (output, sidecar_path(output), output.with_name(image_stem(output) + ".json")):
+        raise InputError(f"output {output.name} must end in .nii.gz, .nii, .nrrd or .mha")
+    summary_path = output.with_name(image_stem(output) + ".json")
+    # Refuse before hours of work, not after: existing outputs, an unwritable folder, no space.
+    for path in (output, sidecar_path(output), summary_path):
         check_writable(path, overwrite=args.force)
+    check_output_location(output, need_bytes=SEGMENT_OUTPUT_BYTES, what="the segmentation")
     options = SegmentOptions(device=args.device, blend=args.blend,
                              stride_zyx=tuple(args.stride) if args.stride else None,
                              batch_size=args.batch_size, precision=args.precision,
@@ -164,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
     ct = load_ct(args.input)
     for warning in ct.warnings:
         print(f"spinect: warning: {warning}", file=sys.stderr)
+    if args.save_probabilities:  # float32 per foreground class, before minutes of work
+        n_classes = segmenter.card.labels.num_classes
+        check_output_location(output, what="the probability maps",
+                              need_bytes=SEGMENT_OUTPUT_BYTES + 4 * ct.array.size * n_classes)
     with TqdmProgress("segmenting", disable=args.quiet) as bar:
         result = segmenter.segment(ct, progress=sub_progress(bar, 0.0, 0.9))
         # The network's bone against the CT's own at L4-S1 (reuses the CT bone model's run).
@@ -171,19 +188,26 @@ def run(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"spinect: note: {note}", file=sys.stderr)
     print_warnings(check.warnings)
-    save_label_map(result.labels, result.table, output, overwrite=args.force)
-    written = [str(output), str(sidecar_path(output))]
-    if result.probabilities is not None:
-        for class_id, name in result.table.foreground().items():
-            path = probability_path(output, name)
-            write_image(ct.with_array(result.probabilities[class_id].astype("float32")), path,
-                        overwrite=args.force)
-            written.append(str(path))
-    summary = {"input": str(args.input), "outputs": written,
-               "weights": {"name": segmenter.card.name, "version": segmenter.card.version},
-               **result.summary()}
-    summary_path = output.with_name(image_stem(output) + ".json")
-    write_text_atomic(summary_path, json.dumps(summary, indent=2) + "\n", overwrite=args.force)
+    # Every output is written under a temporary name and all are moved into place at the end:
+    # an interrupt or a full disk leaves none of them half-written.
+    written = [output, sidecar_path(output)]
+    with StagedFiles(overwrite=args.force) as stage:
+        tmp = stage.path(output)
+        stage.alias(sidecar_path(tmp), sidecar_path(output))
+        save_label_map(result.labels, result.table, tmp)
+        if result.probabilities is not None:
+            for class_id, name in result.table.foreground().items():
+                path = probability_path(output, name)
+                write_image(ct.with_array(result.probabilities[class_id].astype("float32")),
+                            stage.path(path))
+                written.append(path)
+        # No input path: folders and files are often named after the patient. Output names
+        # only, relative to this summary.
+        summary = {"input": {"format": ct.metadata.source_format},
+                   "outputs": [p.name for p in written],
+                   "weights": {"name": segmenter.card.name, "version": segmenter.card.version},
+                   **result.summary()}
+        write_text_atomic(stage.path(summary_path), json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary))
     else:
