@@ -396,6 +396,29 @@ def _pieces(n_seg: int, per_piece: int):
         yield i0, min(i0 + per_piece, n_seg)
 
 
+def _grid_extent(aff, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Patient-frame box of an affine grid of ``shape`` (``aff`` from :func:`index_affine`)."""
+    o, A = aff
+    n = np.asarray(shape, float) - 1.0
+    corners = np.array([[a, b, c] for a in (0.0, n[0]) for b in (0.0, n[1]) for c in (0.0, n[2])])
+    P = o + corners @ A.T
+    return P.min(axis=0), P.max(axis=0)
+
+
+def _live_pieces(P: np.ndarray, reach: np.ndarray, per_piece: int, aff, shape):
+    """Pieces ``(i0, i1, lo, hi)`` of a polyline whose reach boxes meet the grid's extent."""
+    out = []
+    ext = _grid_extent(aff, shape) if aff is not None else None
+    for i0, i1 in _pieces(len(P) - 1, per_piece):
+        seg = P[i0:i1 + 1]
+        r = float(reach[i0:i1 + 1].max())
+        lo, hi = seg.min(axis=0) - r, seg.max(axis=0) + r
+        if ext is not None and (np.any(lo > ext[1]) or np.any(hi < ext[0])):
+            continue
+        out.append((i0, i1, lo, hi))
+    return out
+
+
 def sd_tube_fast(x, y, z, points: np.ndarray, radii, *, step_mm: float = 2.0,
                  per_piece: int = 8, margin_mm: float = 8.0) -> np.ndarray:
     """Distance to a tube of varying radius along a polyline, evaluated piece by piece.
@@ -411,11 +434,9 @@ def sd_tube_fast(x, y, z, points: np.ndarray, radii, *, step_mm: float = 2.0,
     shape = np.shape(x)
     out = np.full(shape, margin_mm, dtype=np.float64)
     aff = index_affine(x, y, z)
-    for i0, i1 in _pieces(len(P) - 1, per_piece):
-        seg = P[i0:i1 + 1]
-        reach = float(Rv[i0:i1 + 1].max()) + margin_mm
+    for i0, i1, lo, hi in _live_pieces(P, Rv + margin_mm, per_piece, aff, shape):
         if aff is not None:
-            sl = box_slices(aff, shape, seg.min(axis=0) - reach, seg.max(axis=0) + reach)
+            sl = box_slices(aff, shape, lo, hi)
             if sl is None:
                 continue
         else:
@@ -454,11 +475,9 @@ def sd_elliptic_tube_fast(x, y, z, points: np.ndarray, half_widths, half_depths,
     aff = index_affine(x, y, z)
     w_axis = np.asarray(width_axis, float)
     n_seg = len(P) - 1
-    for i0, i1 in _pieces(n_seg, per_piece):
-        seg = P[i0:i1 + 1]
-        reach = float(max(HW[i0:i1 + 1].max(), HD[i0:i1 + 1].max())) + margin_mm
+    for i0, i1, lo, hi in _live_pieces(P, np.maximum(HW, HD) + margin_mm, per_piece, aff, shape):
         if aff is not None:
-            sl = box_slices(aff, shape, seg.min(axis=0) - reach, seg.max(axis=0) + reach)
+            sl = box_slices(aff, shape, lo, hi)
             if sl is None:
                 continue
         else:
@@ -543,8 +562,10 @@ class CoarseFields:
             return self.fn(x, y, z)
         o, A = aff
         norms = np.linalg.norm(A, axis=0)
-        if norms.min() >= 0.75 * self.step:
-            return self.fn(x, y, z)          # the calling grid is coarse already
+        # The calling grid is coarse already (the spacing is rounded so that every chunk of a
+        # grid takes the same branch).
+        if np.round(norms.min(), 4) >= 0.75 * self.step:
+            return self.fn(x, y, z)
         Rg = A / norms                        # unit axes (patient frame) of the k, j, i indices
         lo, hi = self.lo, self.hi
         corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])

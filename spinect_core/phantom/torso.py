@@ -398,6 +398,12 @@ def _root_line(v: Vertebra, side: int, I: dict, diam: float, angle_deg: float,
     return line, S.resample_values(ctrl, radii, line)
 
 
+def _ellipsoid_box(frame: S.Frame, radii, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tight patient-frame box of an ellipsoid with semi-axes ``radii`` in ``frame``."""
+    half = np.sqrt(((frame.R * np.asarray(radii, float)[None, :]) ** 2).sum(axis=1)) + margin
+    return frame.t - half, frame.t + half
+
+
 def _canal_pt(v: Vertebra, zl: float, y_off: float) -> np.ndarray:
     return v.frame.point([0.0, 0.5 * v.D + y_off, zl])
 
@@ -686,7 +692,7 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
         d = S.sd_ellipsoid(*f_sp.to_local(x, y, z), sr)
         d = np.maximum(d, body_d(x, y, z) + inset + 2.0)
         return {"d": np.maximum(d, z - z_dome(x, y))}
-    organs.append(Part("spleen", spleen, _box_of_points([spleen_c], float(sr.max()) + 5.0),
+    organs.append(Part("spleen", spleen, _ellipsoid_box(f_sp, sr, 4.0),
                        [Layer("spleen")]))
     st_c = np.array([55.0, yc_at(z_t12) - 0.45 * bd_at(z_t12), z_t12 - 5.0])
     st_r = (55.0, 38.0, 60.0)
@@ -714,7 +720,7 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
             return {"d": S.sd_ellipsoid(*fk.to_local(x, y, z), kr),
                     "sinus": S.sd_ellipsoid(*fh.to_local(x, y, z), (0.55 * kr[0], 0.45 * kr[1],
                                                                     0.45 * kr[2]))}
-        organs.append(Part(f"kidney_{sname}", kidney, _box_of_points([c], float(kr.max()) + 4.0), [
+        organs.append(Part(f"kidney_{sname}", kidney, _ellipsoid_box(fk, kr, 4.0), [
             Layer("kidney_cortex"), Layer("kidney_medulla", offset_mm=7.0),
             Layer("fat", key="sinus")]))
         lm[f"kidney_centre_{sname}"] = c
@@ -722,8 +728,8 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
     # Bowel: loops where a smooth random field exceeds a threshold, inside the abdominal cavity.
     z_b_hi = 0.5 * (zf("L1") + zf("L2"))
     z_b_lo = hz - 20.0
-    b_lo = np.array([-(bwk.max() - 20.0), y_lo_body + 10.0, z_b_lo])
-    b_hi = np.array([bwk.max() - 20.0, float(y_front.max()) + 40.0, z_b_hi])
+    b_lo = np.array([-(bwk.max() - inset), y_lo_body + inset, z_b_lo])
+    b_hi = np.array([bwk.max() - inset, float(y_front.max()) + 40.0, z_b_hi])
     step = 4.0
     nb = np.maximum(np.ceil((b_hi - b_lo) / step).astype(int) + 1, 2)
     rb = np.random.Generator(np.random.PCG64(int(q.bowel_seed)))
@@ -794,7 +800,7 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
         d = S.sd_tube_fast(x, y, z, colon_line, colon_r)
         gas = np.maximum(d + wall_b, (y - (np.interp(z, zk, yck) - 0.05 * bd0)) / 4.0 + 0.5)
         return {"d": d, "gas": gas}
-    bowels.append(Part("colon", colon, _box_of_points(colon_line, 32.0), [
+    bowels.append(Part("colon", colon, _box_of_points(colon_line, 32.0), layers=[
         Layer("bowel_wall"), Layer("colon_content", offset_mm=wall_b), Layer("gas", key="gas")]))
     bl = np.asarray(q.bladder_size)
     sym = np.array([0.0, hy - 55.0, hz - 22.0])
@@ -1139,6 +1145,7 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
     for name in ("L4", "L5"):
         by_name[name].fields = _vertebra_fields_fast(levels[name])
     coarse = {"body_patient": 3.0, "lungs": 3.0, "liver": 3.0, "spleen": 3.0, "gluteal": 3.0,
+              "kidney_left": 2.0, "kidney_right": 2.0, "bladder": 3.0,
               "stomach": 2.5, "small_bowel": 2.5, "colon": 2.5, "arteries": 2.0, "veins": 2.0}
     soft = parts_soft + muscles + organs + bowels + vessels + [
         pt for pt in an.parts if pt.name.startswith(("psoas_", "ilium_muscle_"))]
