@@ -464,9 +464,20 @@ def _generate(jobs: Sequence[_PhantomJob], *, processes: int, deadline: float,
     finally:
         if len(done) + len(errors) == len(jobs):
             pool.close()  # every job answered: let the workers exit on their sentinels
+            pool.join()
         else:
-            pool.terminate()  # the deadline passed: stop the phantoms still being made
-        pool.join()
+            # The deadline passed: kill the workers still making phantoms. Pool.terminate()
+            # followed by join() hung for 7 minutes on the GPU machine (15 forked workers busy
+            # in numpy), so the workers are killed first and the pool is torn down in the
+            # background without waiting for it.
+            import threading
+
+            for proc in list(getattr(pool, "_pool", [])):
+                try:
+                    proc.kill()
+                except Exception:  # already gone
+                    pass
+            threading.Thread(target=pool.terminate, daemon=True).start()
     return done, errors, len(jobs) - len(done) - len(errors)
 
 
