@@ -360,14 +360,16 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
                                    bridge_mm=bridge_mm, axial_axis=axial_axis,
                                    min_height_mm=min_height_mm)
     n_votes = sum(((votes >> a) & 1) for a in range(3))
-    cfill = cfill3d | ((n_votes >= 2) & (hole_mean >= fill_hu)) | (
+    cfill2d = ((n_votes >= 2) & (hole_mean >= fill_hu)) | (
         (n_votes >= 1) & (hole_mean >= cancellous_hu))
-    # Marrow is as tall as its bone; a disc between two endplates is not. An opening with a
-    # cranio-caudal line keeps only fill at least ``min_fill_height_mm`` tall.
+    # Marrow is as tall as its bone; a disc between two endplates and a partial-volume rim
+    # is not: of the slice-wise fill, an opening with a cranio-caudal line keeps only what is
+    # at least ``min_fill_height_mm`` tall (3D holes are enclosed marrow and stay whole).
     n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
     if n_line > 1:
         line = np.ones([n_line if a == axial_axis else 1 for a in range(3)], bool)
-        cfill = ndi.binary_opening(cfill, structure=line)
+        cfill2d = ndi.binary_opening(cfill2d, structure=line)
+    cfill = cfill3d | cfill2d
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
     cfill = ndi.binary_dilation(cfill, iterations=1) & (cfill | cmask)
     fill = _block_expand(cfill, f, mask.shape) & (hu >= min_hole_hu)
