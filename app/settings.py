@@ -3,6 +3,11 @@
 Values are read through typed properties with defaults, so a missing or hand-edited settings file
 never breaks start-up. :meth:`AppSettings.snapshot` gives an immutable copy that workers and the
 session use, so a worker never reads QSettings from its thread.
+
+Privacy: CT folders and files are often named after the patient, so paths are kept on disk only
+when the user opts in (``remember_recent_paths``, off by default). Until then the recent-files list
+stays empty and the last open/export folders are remembered for this session only (in memory);
+paths an earlier version stored are removed from the store when the settings are opened.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class AppSettings:
 
     def __init__(self, store: QSettings | None = None) -> None:
         self.store = store if store is not None else QSettings("SPINECT", "SPINECT planner")
+        #: Paths kept for this session only while ``remember_recent_paths`` is off.
+        self._session_paths: dict[str, object] = {}
+        if not self.remember_recent_paths:
+            self._forget_stored_paths()
 
     @classmethod
     def from_file(cls, path: str | Path) -> "AppSettings":
@@ -174,31 +183,79 @@ class AppSettings:
             raise ValueError(f"plan_search must be one of {PLAN_SEARCHES}, got {value!r}")
         self.store.setValue("planning/search", value)
 
+    # --- paths (privacy: on disk only when the user opts in) -----------------------------------
+    _PATH_KEYS = ("paths/recent_files", "paths/last_open_dir", "paths/last_export_dir")
+
+    @property
+    def remember_recent_paths(self) -> bool:
+        """Keep the recent files and the last folders in the settings file (off by default:
+        folder and file names of CTs often carry the patient's name)."""
+        return self._bool("privacy/remember_recent_paths", False)
+
+    @remember_recent_paths.setter
+    def remember_recent_paths(self, value: bool) -> None:
+        value = bool(value)
+        if value and not self.remember_recent_paths:
+            # From now on on disk: what this session remembered goes there too.
+            for key, v in self._session_paths.items():
+                self.store.setValue(key, v)
+            self._session_paths.clear()
+        self.store.setValue("privacy/remember_recent_paths", value)
+        if not value:
+            for key in self._PATH_KEYS:
+                if self.store.contains(key):
+                    self._session_paths.setdefault(key, self.store.value(key))
+            self._forget_stored_paths()
+
+    def _forget_stored_paths(self) -> None:
+        for key in self._PATH_KEYS:
+            self.store.remove(key)
+
+    def _path_value(self, key: str, default: object) -> object:
+        if self.remember_recent_paths:
+            return self.store.value(key, default)
+        return self._session_paths.get(key, default)
+
+    def _set_path_value(self, key: str, value: object) -> None:
+        if self.remember_recent_paths:
+            self.store.setValue(key, value)
+        else:
+            self._session_paths[key] = value
+
     @property
     def last_export_dir(self) -> str:
-        return self._str("paths/last_export_dir", "")
+        value = self._path_value("paths/last_export_dir", "")
+        return "" if value is None else str(value)
 
     @last_export_dir.setter
     def last_export_dir(self, value: str | Path) -> None:
-        self.store.setValue("paths/last_export_dir", str(value))
+        self._set_path_value("paths/last_export_dir", str(value))
 
     @property
     def last_open_dir(self) -> str:
-        return self._str("paths/last_open_dir", "")
+        value = self._path_value("paths/last_open_dir", "")
+        return "" if value is None else str(value)
 
     @last_open_dir.setter
     def last_open_dir(self, value: str | Path) -> None:
-        self.store.setValue("paths/last_open_dir", str(value))
+        self._set_path_value("paths/last_open_dir", str(value))
 
     @property
     def recent_files(self) -> list[str]:
+        """The recent inputs, newest first; empty unless ``remember_recent_paths`` (the list
+        is offered again at the next start, so it is not kept for the session alone)."""
+        if not self.remember_recent_paths:
+            return []
         value = self.store.value("paths/recent_files", [])
         if isinstance(value, str):  # QSettings returns a bare string for a one-item list
             value = [value] if value else []
         return [str(v) for v in (value or [])][:MAX_RECENT]
 
     def add_recent(self, path: str | Path) -> list[str]:
-        """Put ``path`` first in the recent list (no duplicates, at most :data:`MAX_RECENT`)."""
+        """Put ``path`` first in the recent list (no duplicates, at most :data:`MAX_RECENT`);
+        does nothing unless ``remember_recent_paths``."""
+        if not self.remember_recent_paths:
+            return []
         p = str(Path(path))
         items = [p] + [r for r in self.recent_files if r != p]
         self.store.setValue("paths/recent_files", items[:MAX_RECENT])
@@ -206,6 +263,7 @@ class AppSettings:
 
     def clear_recent(self) -> None:
         self.store.setValue("paths/recent_files", [])
+        self._session_paths.pop("paths/recent_files", None)
 
     def sync(self) -> None:
         self.store.sync()
@@ -218,4 +276,5 @@ class AppSettings:
             auto_segment=self.auto_segment, auto_plan=self.auto_plan, variant=self.variant,
             trajectory_window=self.trajectory_window, plan_search=self.plan_search,
             recent_files=tuple(self.recent_files),
-            last_export_dir=self.last_export_dir, last_open_dir=self.last_open_dir)
+            last_export_dir=self.last_export_dir, last_open_dir=self.last_open_dir,
+            remember_recent_paths=self.remember_recent_paths)

@@ -49,6 +49,9 @@ class SettingsValues:
     recent_files : tuple of str
     last_export_dir : str
     last_open_dir : str
+    remember_recent_paths : bool
+        Paths are kept in the settings file (off by default: CT folders are often named after
+        the patient).
     """
 
     device: str = "auto"
@@ -65,6 +68,7 @@ class SettingsValues:
     recent_files: tuple[str, ...] = ()
     last_export_dir: str = ""
     last_open_dir: str = ""
+    remember_recent_paths: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,11 +198,14 @@ class Session:
         return plan_level(self.plan)
 
     def case_title(self) -> str:
-        """A short, non-identifying title: the input's file/folder name and the series."""
-        if self.source_path is None:
+        """A neutral title, e.g. ``"CT (512x512x300, 0.70x0.70x3.00 mm)"``: size and spacing,
+        never the folder or file name nor the series description (both often carry the
+        patient's name, and the title shows in the case panel, the window title and
+        screenshots)."""
+        if self.source_path is None and self.ct is None:
             return "No case"
-        desc = ""
-        series = self.ct.metadata.series_description if self.ct is not None else ""
-        if series and series != self.source_path.name:  # image files describe themselves by name
-            desc = f" · {series}"
-        return f"{self.source_path.name}{desc}"
+        if self.ct is None:
+            return "CT"
+        nx, ny, nz = self.ct.size_xyz
+        sx, sy, sz = (float(v) for v in self.ct.spacing_mm)
+        return f"CT ({nx}x{ny}x{nz}, {sx:.2f}x{sy:.2f}x{sz:.2f} mm)"

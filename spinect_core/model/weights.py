@@ -9,7 +9,8 @@ The safetensors header's ``__metadata__`` holds ``{"format": "spinect-unet3d",
 "format_version": "1", "card": <card JSON>, "tensors_data_sha256": <hex>}``, so the
 ``.safetensors`` file alone is enough to load (the embedded card cannot contain the hash of the
 file it is part of, so its ``tensors_sha256`` is ``""``; ``tensors_data_sha256`` covers the tensor
-bytes instead). Loading checks, in this order: the file exists and is not a pickle, the header
+bytes instead). Loading checks, in this order: the file exists and is not larger than
+:data:`MAX_WEIGHTS_BYTES` (1 GiB; nothing is read then), is not a pickle, the header
 parses and the sizes add up (truncation), the format tag, the sha256 of the tensor bytes and of the
 whole file (against the sidecar card), that sidecar and embedded cards agree, that tensor names,
 shapes and dtypes are exactly those of the card's architecture, and that the values are finite.
@@ -28,7 +29,7 @@ from typing import Any
 
 import torch
 
-from spinect_core.errors import NoWeightsInstalledError, WeightsError
+from spinect_core.errors import NoWeightsInstalledError, WeightsError, WeightsTooLargeError
 from spinect_core.model.card import TENSOR_DTYPES, ModelCard
 from spinect_core.model.unet import UNet3D
 from spinect_core.resources import asset_path
@@ -43,6 +44,11 @@ _ST_CODES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 #: BatchNorm's ``num_batches_tracked`` is the only non-floating tensor a U-Net state dict has.
 _INT_CODE = "I64"
 _FLOAT16_MAX = 65504.0
+#: Largest weights file read, bytes: a SPINECT U-Net is tens of MB; a bigger file is not one of
+#: ours and is refused before it is read into memory.
+MAX_WEIGHTS_BYTES = 1024 ** 3
+#: Largest model card read, bytes.
+MAX_CARD_BYTES = 16 * 1024 ** 2
 #: File endings of PyTorch pickle checkpoints, to explain a refusal even for a damaged file.
 _PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".tar"}
 
@@ -286,7 +292,17 @@ def _resolve(path: Path) -> tuple[Path, Path | None]:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refused before reading when larger than the cap of its kind
+    (:data:`MAX_CARD_BYTES` for a ``.json`` card, :data:`MAX_WEIGHTS_BYTES` otherwise)."""
+    limit = MAX_CARD_BYTES if path.suffix.lower() == ".json" else MAX_WEIGHTS_BYTES
     try:
+        size = path.stat().st_size
+        if size > limit:
+            what = "model card" if limit == MAX_CARD_BYTES else "weights file"
+            raise WeightsTooLargeError(
+                f"{path.name} is {size / 1e6:.0f} MB, larger than any SPINECT {what} "
+                f"({limit / 1e6:.0f} MB at most); it was not read - choose the .safetensors file "
+                "written by spinect train")
         return path.read_bytes()
     except OSError as exc:
         raise WeightsError(f"cannot read {path.name}: {exc.strerror or exc}") from None

@@ -48,6 +48,7 @@ def test_settings_roundtrip_and_defaults(tmp_path) -> None:
     s.needle_gauge = 25
     s.safety_margin_mm = 1.5
     s.auto_segment = False
+    s.remember_recent_paths = True  # paths are kept on disk only when the user opts in
     for k in range(MAX_RECENT + 3):
         s.add_recent(tmp_path / f"case{k}")
     s.add_recent(tmp_path / "case5")

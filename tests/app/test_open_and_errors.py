@@ -46,7 +46,13 @@ def test_start_screen_then_drop_a_dicom_folder_loads_the_ct(qtbot, window, phant
     titles = [v.title.text() for v in window.slice_views.views]
     assert titles[0].startswith("Axial · index plane k=")
     assert window.slice_views.views[0].canvas._image is not None
-    # The case is remembered in the recent list.
+    # Not remembered in the recent list by default (paths may name the patient) ...
+    assert window.settings.recent_files == []
+    # ... but once the user opts in.
+    window.settings.remember_recent_paths = True
+    with qtbot.waitSignal(window.controller.ct_changed, timeout=60_000):
+        assert window.open_path(phantom_case["dicom"])
+    wait_idle(qtbot, window)
     assert window.settings.recent_files[0] == str(phantom_case["dicom"])
 
 
