@@ -142,7 +142,7 @@ def check_output_location(path: str | os.PathLike, *, need_bytes: int = 0,
     return anchor
 
 
-# --- a set of files that appears together ----------------------------------------------------------
+# --- a set of files that appears together ---------------------------------------------------------
 def temporary_name(target: str | os.PathLike, tag: str = "partial") -> Path:
     """A hidden, unused name beside ``target`` that keeps its full suffix (``.nii.gz``)."""
     target = Path(target)

@@ -405,7 +405,8 @@ def _interleaved_acquisitions(slices: list[SliceRecord]) -> str:
             inside_b = int(np.count_nonzero((sb > sa[0] + tol) & (sb < sa[-1] - tol)))
             inside_a = int(np.count_nonzero((sa > sb[0] + tol) & (sa < sb[-1] - tol)))
             inside = max(inside_a, inside_b)
-            if inside >= INTERLEAVE_MIN_SLICES and inside >= INTERLEAVE_MIN_SHARE * min(len(sa), len(sb)):
+            smaller = min(len(sa), len(sb))
+            if inside >= INTERLEAVE_MIN_SLICES and inside >= INTERLEAVE_MIN_SHARE * smaller:
                 name_a, name_b = (x or "none" for x in (a, b))
                 return (f"it holds {len(by_acq)} acquisitions whose slices interleave along the "
                         f"slice normal (AcquisitionNumber {name_a} and {name_b}: {len(sa)} and "

@@ -64,7 +64,7 @@ _MET_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "M
               "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}
 
 
-# --- files -----------------------------------------------------------------------------------------
+# --- files ---------------------------------------------------------------------------------------
 def check_image_file(path: str | Path, fmt: str) -> None:
     """Refuse a truncated image file or one whose header has no usable voxel spacing.
 
@@ -125,8 +125,8 @@ def _spacing_error(name: str, what: str) -> InvalidSpacingError:
 def _check_spacing_values(name: str, values: Sequence[float], field: str) -> None:
     for axis, v in zip("xyz", values):
         if not math.isfinite(v) or v <= 0:
-            raise _spacing_error(name, f"a {'zero' if v == 0 else 'negative' if v < 0 else 'non-finite'}"
-                                       f" voxel spacing along {axis} ({field} = {v:g})")
+            word = "zero" if v == 0 else "negative" if v < 0 else "non-finite"
+            raise _spacing_error(name, f"a {word} voxel spacing along {axis} ({field} = {v:g})")
 
 
 def _check_nifti(path: Path) -> None:
@@ -258,8 +258,9 @@ def _stream(path: Path, gz: bool, feed: Callable[[bytes], None]) -> tuple[int, b
 def _non_finite_message(source: str, count: int, size: int, lo: Sequence[int],
                         hi: Sequence[int]) -> str:
     return (f"{source} has {count} voxel{'s' if count != 1 else ''} that are not numbers "
-            f"(NaN/inf), {count / max(size, 1):.2%} of the volume, within voxels x {lo[0]}-{hi[0]}, "
-            f"y {lo[1]}-{hi[1]}, z {lo[2]}-{hi[2]}: it may be damaged; re-export it")
+            f"(NaN/inf), {count / max(size, 1):.2%} of the volume, within voxels "
+            f"x {lo[0]}-{hi[0]}, y {lo[1]}-{hi[1]}, z {lo[2]}-{hi[2]}: it may be damaged; "
+            "re-export it")
 
 
 def _text_header(path: Path, limit: int = 1 << 16) -> bytes:
@@ -295,9 +296,10 @@ def _check_nrrd(path: Path) -> None:
             try:
                 comps = [float(c) for c in v.split(",")]
             except ValueError:
-                raise _spacing_error(path.name, f"unreadable space directions ({directions})") from None
-            norm = math.sqrt(sum(c * c for c in comps)) if all(map(math.isfinite, comps)) else math.nan
-            norms.append(norm)
+                raise _spacing_error(path.name,
+                                     f"unreadable space directions ({directions})") from None
+            finite = all(map(math.isfinite, comps))
+            norms.append(math.sqrt(sum(c * c for c in comps)) if finite else math.nan)
         _check_spacing_values(path.name, norms[:3], "the length of a space direction")
     elif "spacings" in fields:
         values = []
@@ -369,7 +371,7 @@ def _check_meta(path: Path) -> None:
         raise TruncatedFileError(truncation_message(path.name, got, expected))
 
 
-# --- arrays ----------------------------------------------------------------------------------------
+# --- arrays --------------------------------------------------------------------------------------
 def check_finite(array: np.ndarray, *, source: str = "the CT") -> None:
     """Refuse NaN or infinite voxels, saying how many and where.
 
