@@ -109,7 +109,7 @@ class CTBoneOptions:
     grow_above_soft_hu: float = 110.0
     seed_hu_range: tuple[float, float] = (300.0, 500.0)
     grow_hu_range: tuple[float, float] = (100.0, 200.0)
-    closing_mm: float = 2.0
+    closing_mm: float = 1.0
     min_component_ml: float = 0.3
     near_skeleton_mm: float = 10.0
     body_hu: float = -300.0
@@ -272,7 +272,8 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
     basivertebral foramen still encloses its marrow); holes larger than ``max_hole_mm2`` do not
     count, nor, in sagittal and coronal slices, holes shorter than ``min_height_mm``
     cranio-caudally: a disc between two endplates is a thin band there, a marrow space is as
-    tall as its vertebral body.
+    tall as its vertebral body. All slices of a direction are processed at once with
+    structuring elements that connect voxels within a slice only.
 
     Returns
     -------
@@ -282,39 +283,41 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
     """
     votes = np.zeros(mask.shape, np.uint8)
     hole_mean = np.full(mask.shape, -1000.0, np.float32)
+    hu32 = hu.astype(np.float32, copy=False)
     for axis in range(3):
-        moved = np.moveaxis(mask, axis, 0)
-        hu_m = np.moveaxis(hu, axis, 0)
-        v = np.moveaxis(votes, axis, 0)
-        hm = np.moveaxis(hole_mean, axis, 0)
         sp2 = np.delete(sp, axis)
         pix = float(np.prod(sp2))
-        disk = _disk(bridge_mm, sp2)
-        pad = max(disk.shape)
-        bit = np.uint8(1 << axis)
-        for k in range(moved.shape[0]):
-            sl = moved[k]
-            if not sl.any():
-                continue
-            closed = ndi.binary_closing(np.pad(sl, pad), structure=disk)[pad:-pad, pad:-pad] | sl
-            holes = ndi.binary_fill_holes(closed) & ~closed
-            holes |= closed & ~sl                      # the bridged gaps themselves
-            if not holes.any():
-                continue
-            lab, n = ndi.label(holes)
-            count = np.bincount(lab.ravel(), minlength=n + 1)
-            mean = np.bincount(lab.ravel(), weights=hu_m[k].ravel(), minlength=n + 1) / np.maximum(
-                count, 1)
-            ok = count * pix <= max_hole_mm2
-            ok[0] = False
-            if axis != axial_axis:
-                rest = [a for a in range(3) if a != axis]
-                j = rest.index(axial_axis)
-                for i, box in enumerate(ndi.find_objects(lab), start=1):
-                    if box is not None and (box[j].stop - box[j].start) * sp2[j] < min_height_mm:
-                        ok[i] = False
-            v[k] |= np.where(ok[lab], bit, np.uint8(0))
-            hm[k] = np.where(ok[lab], np.maximum(hm[k], mean[lab]), hm[k])
+        disk = np.expand_dims(_disk(bridge_mm, sp2), axis)          # flat: within a slice
+        # In-slice 4-neighbours (what 2D fill_holes and label use by default).
+        plane = ndi.generate_binary_structure(3, 1)
+        plane[tuple(0 if a == axis else slice(None) for a in range(3))] = False
+        plane[tuple(2 if a == axis else slice(None) for a in range(3))] = False
+        pad = [(0, 0) if a == axis else (max(disk.shape), max(disk.shape)) for a in range(3)]
+        inner = tuple(slice(None) if a == axis else slice(max(disk.shape), -max(disk.shape))
+                      for a in range(3))
+        closed = ndi.binary_closing(np.pad(mask, pad), structure=disk)[inner] | mask
+        # Pad the slicing axis with empty slices: fill_holes then sees each slice's own edge.
+        ends = [(1, 1) if a == axis else (0, 0) for a in range(3)]
+        cut = tuple(slice(1, -1) if a == axis else slice(None) for a in range(3))
+        filled = ndi.binary_fill_holes(np.pad(closed, ends), structure=plane)[cut]
+        holes = (filled & ~closed) | (closed & ~mask)    # holes and the bridged gaps
+        if not holes.any():
+            continue
+        lab, n = ndi.label(holes, structure=plane)
+        count = np.bincount(lab.ravel(), minlength=n + 1)
+        mean = np.bincount(lab.ravel(), weights=hu32.ravel(), minlength=n + 1) / np.maximum(
+            count, 1)
+        ok = count * pix <= max_hole_mm2
+        ok[0] = False
+        if axis != axial_axis:
+            boxes = ndi.find_objects(lab)
+            height = np.array([0.0] + [(bx[axial_axis].stop - bx[axial_axis].start)
+                                       * sp[axial_axis] if bx is not None else 0.0
+                                       for bx in boxes])
+            ok &= height >= min_height_mm
+        sel = ok[lab]
+        votes[sel] |= np.uint8(1 << axis)
+        hole_mean[sel] = np.maximum(hole_mean[sel], mean[lab[sel]].astype(np.float32))
     return votes, hole_mean
 
 
@@ -431,7 +434,13 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     bone = has_seed[lab]
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
-    bone = ndi.binary_closing(bone, structure=_ball(options.closing_mm, sp), iterations=1) | bone
+    # A box closing (separable max then min filters: seconds faster than a ball on a full CT).
+    size = tuple(int(k) for k in 2 * np.floor(options.closing_mm / sp).astype(int) + 1)
+    if max(size) > 1:
+        b8 = np.pad(bone.view(np.uint8), [(k // 2, k // 2) for k in size])
+        closed = ndi.minimum_filter(ndi.maximum_filter(b8, size=size), size=size)
+        bone = bone | closed[tuple(slice(k // 2, k // 2 + n) for k, n in zip(size, bone.shape))
+                             ].astype(bool)
     bone = _fill_shells(bone, sub, sp, axial_axis=_axial_axis(ct.direction),
                         max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
                         fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
@@ -472,41 +481,50 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     flat = (hu >= th["grow"]) & body & (sd <= options.pool_sd_noise_widths * max(th["noise_sd"], 8.0))
     flat = ndi.binary_opening(flat, structure=_ball(options.pool_opening_mm, sp))
     lab, n = ndi.label(flat)
-    out = np.zeros(hu.shape, bool)
     if n == 0:
         return np.zeros(full_shape, bool)
     voxel_ml = float(np.prod(sp)) / 1000.0
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    # The surroundings are a shell 3-6 mm out: past the partial-volume edge and past the rest
-    # of a vessel whose flat centre alone was found.
-    near_ball, far_ball, edge_ball = _ball(3.0, sp), _ball(6.0, sp), _ball(4.0, sp)
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
-        if sl is None or sizes[i] * voxel_ml < options.pool_min_ml:
-            continue
-        pad = [max(int(np.ceil(6.0 / s_)), 1) for s_ in sp]
-        big = tuple(slice(max(s.start - p, 0), min(s.stop + p, dim)) for s, p, dim in
-                    zip(sl, pad, hu.shape))
-        comp = lab[big] == i
-        rim = ndi.binary_dilation(comp, structure=far_ball) & ~ndi.binary_dilation(
-            comp, structure=near_ball)
-        grown = ndi.binary_dilation(comp, structure=edge_ball)
-        inner = float(np.median(hu[big][comp]))
-        if not rim.any() or float(np.median(hu[big][rim])) > inner - options.pool_rim_drop_hu:
-            continue                                   # brighter around: cancellous bone
-        region = comp | (grown & (hu[big] <= inner + 60.0))
-        out[big] |= region
-        rejected["contrast_pool"] = rejected.get("contrast_pool", 0) + int(region.sum() * f.prod())
+    big = sizes * voxel_ml >= options.pool_min_ml
+    big[0] = False
+    lab = np.where(big[lab], lab, 0)
+    if not big.any():
+        return np.zeros(full_shape, bool)
+    # All regions at once: every voxel within 6 mm knows its nearest region (a distance
+    # transform with indices, in the box around the regions); the surroundings are a shell
+    # 3-6 mm out, past the partial-volume edge and past the rest of a vessel whose flat centre
+    # alone was found.
+    box = _bbox(lab > 0, pad=np.ceil(7.0 / sp).astype(int))
+    sub_lab, sub_hu = lab[box], hu[box]
+    dist, idx = ndi.distance_transform_edt(sub_lab == 0, sampling=sp, return_indices=True)
+    nearest = sub_lab[tuple(idx)]
+    del idx
+    inner = np.bincount(lab.ravel(), weights=hu.ravel(), minlength=n + 1) / np.maximum(sizes, 1)
+    shell = (dist >= 3.0) & (dist <= 6.0) & (nearest > 0)
+    shell_n = np.bincount(nearest[shell], minlength=n + 1)
+    darker = sub_hu[shell] < inner[nearest[shell]] - options.pool_rim_drop_hu
+    shell_dark = np.bincount(nearest[shell], weights=darker, minlength=n + 1)
+    # A pool: most of its surroundings darker (the median below); cancellous bone has
+    # brighter cortex around it.
+    pool = big & (shell_n > 0) & (shell_dark > 0.5 * shell_n)
+    out = np.zeros(hu.shape, bool)
+    out[box] = pool[sub_lab] | ((dist <= 4.0) & pool[nearest] & (sub_hu <= inner[nearest] + 60.0))
+    if out.any():
+        rejected["contrast_pool"] = int(out.sum() * f.prod())
     return _block_expand(out, f, full_shape)
 
 
-def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
+def _bbox(mask: np.ndarray, pad: np.ndarray | None = None) -> tuple[slice, ...] | None:
+    """Index box of the True voxels (grown by ``pad`` voxels per axis), or None."""
     if not mask.any():
         return None
+    pad = np.zeros(3, int) if pad is None else np.asarray(pad, int)
     out = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         idx = np.flatnonzero(mask.any(axis=other))
-        out.append(slice(int(idx[0]), int(idx[-1]) + 1))
+        out.append(slice(max(int(idx[0]) - pad[axis], 0),
+                         min(int(idx[-1]) + 1 + pad[axis], mask.shape[axis])))
     return tuple(out)
 
 
@@ -519,15 +537,15 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     voxel_ml = float(np.prod(sp)) / 1000.0
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a fraction of it).
-    bright = np.bincount(lab.ravel(), weights=(hu.ravel() >= 600.0), minlength=n + 1)
-    keep = np.ones(n + 1, bool)
+    bright = np.bincount(lab[(hu >= 600.0) & (lab > 0)], minlength=n + 1)
+    size_ml = sizes * voxel_ml
+    homogeneous = (size_ml >= 5.0) & (bright < 0.01 * np.maximum(sizes, 1))
+    small = ~homogeneous & (size_ml < options.min_component_ml)
+    homogeneous[0] = small[0] = False
+    if homogeneous.any():
+        rejected["homogeneous_dense"] = int(sizes[homogeneous].sum())
+    if small.any():
+        rejected["small"] = int(sizes[small].sum())
+    keep = ~(homogeneous | small)
     keep[0] = False
-    for i in range(1, n + 1):
-        size_ml = sizes[i] * voxel_ml
-        if size_ml >= 5.0 and bright[i] / sizes[i] < 0.01:
-            keep[i] = False
-            rejected["homogeneous_dense"] = rejected.get("homogeneous_dense", 0) + int(sizes[i])
-        elif size_ml < options.min_component_ml:
-            keep[i] = False
-            rejected["small"] = rejected.get("small", 0) + int(sizes[i])
     return keep[lab]
