@@ -49,9 +49,10 @@ real CT. In patient mode every case also draws, from its own random stream
   older patients); lung bases -900 to -800; urine 0-20; costal cartilage 80-180; calcified
   plaque 300-1200 HU; long-bone marrow -80 to 40 HU.
 * **field of view**: the top at L2, L1, T12, T11 or T10, the bottom in three of four cases below
-  the femoral heads (otherwise at S2-S4), at most 260-340 mm long (a longer one loses its top
-  or its bottom, at random; L4-S1 always stays); width 260-380 mm, depth from 5-25 mm in front
-  of the belly to the table; arms beside the body in 30 %; table in 90 %.
+  the femoral heads (otherwise at S2-S4), at most 240-320 mm long (a longer one loses its top
+  or its bottom, at random; L4-S1 always stays); width 260-360 mm (up to 380 mm to show the
+  arms when they lie beside the body, 30 %), depth from 5-25 mm in front of the belly to the
+  table (90 %). At 1 mm that is typically 300-380 x 270-310 x 240-320 voxels.
 * **metal** in about one case in five: pedicle screws and rods (L4-L5, L5-S1 or L4-S1; 10 %)
   and hip prostheses (one side 8 %, both 2 %); metal 4000-10000 HU before the output's int16
   clip at 3071; its voxels are labelled 255 (unlabelled), not bone or background.
@@ -329,7 +330,7 @@ def sample_patient_params(seed: int, overrides: Mapping[str, Any] | None = None)
              hu_table_shell=u(100.0, 500.0), hu_table_core=u(-950.0, -800.0),
              hu_metal=u(4000.0, 10000.0), hu_polyethylene=u(-100.0, -60.0))
     # Field of view.
-    v.update(fov_x_mm=u(260.0, 380.0), fov_top_margin_mm=u(-10.0, 15.0),
+    v.update(fov_x_mm=u(260.0, 360.0), fov_top_margin_mm=u(-10.0, 15.0),
              fov_bottom_mm=u(20.0, 60.0) if v["fov_to_femoral_heads"] else u(55.0, 90.0),
              fov_anterior_air_mm=u(5.0, 25.0))
     # Upper spine.
@@ -386,7 +387,7 @@ def sample_patient_params(seed: int, overrides: Mapping[str, Any] | None = None)
                                else 3.0 + 2.0 * t)
     v["streak_hu"] = u(20.0, 100.0) if rng.uniform() < 0.6 else 0.0
     v["metal_streak_hu"] = u(150.0, 500.0)
-    v["fov_max_z_mm"] = u(260.0, 340.0)
+    v["fov_max_z_mm"] = u(240.0, 320.0)
     v["fov_trim_top"] = bool(rng.uniform() < 0.5)
 
     for key, value in overrides.items():

@@ -1176,9 +1176,9 @@ def extend_anatomy(an: Anatomy, p: PhantomParams, q: PatientParams) -> tuple[Ana
     half_x = 0.5 * q.fov_x_mm
     if q.arms_down:
         # Arms beside the body: show at least their inner part (truncated at the edge, as on
-        # scans reconstructed for the spine).
+        # scans reconstructed for the spine), in a field of view up to 380 mm wide.
         half_x = max(half_x, min(float(bwk.max()) + q.arm_gap_mm + 0.6 * q.arm_radius_mm,
-                                 200.0))
+                                 190.0))
     # The belly's most anterior point within the field of view's z range.
     zz = np.linspace(z_bot, z_top, 64)
     y_front_skin = float(np.interp(zz, zk, yck - bdk).min())
