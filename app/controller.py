@@ -251,7 +251,8 @@ class SessionController(QObject):
                   lambda progress: pipeline.load_segmentation_file(p, ct, progress=progress),
                   lambda loaded: self.set_segmentation(
                       loaded.labels, loaded.table, notes=loaded.notes,
-                      source=SegmentationSource(kind="file", description=p.name)))
+                      # The file's format only: its name may name the patient.
+                      source=SegmentationSource(kind="file", description=_format_of(p))))
         return True
 
     def set_segmentation(self, labels: Any, table: Any, *, source: SegmentationSource,
@@ -475,3 +476,12 @@ class SessionController(QObject):
     def refresh_settings(self) -> None:
         """Copy the current settings into the session (planning inputs changed)."""
         self.session.settings = self.settings()
+
+
+def _format_of(path: Path) -> str:
+    """A label map's description for plans and exports: its format, never its name."""
+    name = path.name.lower()
+    for ext in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".mha", ".mhd"):
+        if name.endswith(ext):
+            return f"label map file ({ext.lstrip('.')})"
+    return "label map file"

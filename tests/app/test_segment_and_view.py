@@ -3,6 +3,8 @@ surfaces in the 3D view and a screenshot with bone and nerve colours."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import shutil
 import time
 
@@ -121,6 +123,10 @@ def test_open_segmentation_shows_surfaces_and_toggles(qtbot, window, phantom_cas
     wait_idle(qtbot, window)
     assert window.view3d.structure_names == ["bone", "nerve", "disc", "dura"]
     assert window.controller.session.segmentation_source.kind == "file"
+    # The plan and its exports describe the file by its format, never by its name.
+    description = window.controller.session.segmentation_source.description
+    assert Path(phantom_case["labels"]).name not in description
+    assert description.startswith("label map file")
     assert window.slice_views.labels is not None
     rows = window.case_panel.structures.checks
     assert list(rows) == ["bone", "nerve", "disc", "dura"]
