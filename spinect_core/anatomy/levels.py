@@ -201,8 +201,11 @@ def derive_parts(labels: Volume, table: LabelTable, *, options: LevelOptions | N
     masks = class_masks(labels, table)
     bone_full = masks["bone"]
     if not bone_full.any():
-        raise AnatomyError("the label map contains no bone: cannot find L5/S1; segment the CT "
-                           "first (bone and nerve)")
+        values = [int(v) for v in np.unique(np.asarray(labels.array))[:12]]
+        raise AnatomyError(f"the label map contains no bone (class 'bone' = "
+                           f"{table.id_of('bone')} in its table; values found: {values}): cannot "
+                           "find L5/S1; segment the CT first (bone and nerve) or give the label "
+                           "table that names its values")
     sp_full = G.spacing_zyx(labels)
     box = G.bbox_slices(bone_full, np.ceil(3.0 * options.core_mm / sp_full).astype(int))
     box_off = tuple(s.start for s in box)

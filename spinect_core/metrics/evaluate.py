@@ -188,6 +188,9 @@ def compare_label_maps(pred: Volume, pred_table: LabelTable, gt: Volume, gt_tabl
                                             default_value=0)
         notes.append("prediction was on another grid; resampled onto the reference grid "
                      "(nearest neighbour)")
+    for role, array, table in (("prediction", pred_array, pred_table), ("reference", gt.array,
+                                                                          gt_table)):
+        notes.extend(_unnamed_values_note(role, array, table))
     spacing_zyx = gt.spacing_mm[::-1]
     out = CaseMetrics(notes=notes)
     for name, pred_id, gt_id in matched:
@@ -200,6 +203,19 @@ def compare_label_maps(pred: Volume, pred_table: LabelTable, gt: Volume, gt_tabl
             hd95_mm=dist.hausdorff(95.0), surface_dice_1mm=dist.surface_dice(1.0),
             n_pred_voxels=counts.n_pred, n_gt_voxels=counts.n_gt, tp_voxels=counts.tp)
     return out
+
+
+def _unnamed_values_note(role: str, array: np.ndarray, table: LabelTable) -> list[str]:
+    """A note naming the values of ``array`` that ``table`` does not name (e.g. 7 or 255): they
+    belong to no evaluated class, so a class stored under another value would score as absent
+    rather than fail."""
+    values, counts = np.unique(np.asarray(array), return_counts=True)
+    unknown = [(int(v), int(c)) for v, c in zip(values, counts) if int(v) not in table.names]
+    if not unknown:
+        return []
+    listed = ", ".join(f"{v} ({c} voxels)" for v, c in unknown[:8])
+    return [f"the {role} holds values its label table does not name: {listed}; they count as "
+            "no class (check the label table)"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -138,3 +138,18 @@ def test_transitional_signs_join_the_level_evidence(phantom):
     assert ev.confidence == "moderate" and any("transitional" in r for r in ev.reasons)
     # Without evidence the function is unchanged.
     assert transitional_warnings(labels, d.parts, core) == out[1:]
+
+
+def test_no_bone_names_the_values_found():
+    import numpy as np
+
+    from spinect_core.anatomy.levels import derive_parts
+    from spinect_core.errors import AnatomyError
+    from spinect_core.labels import DEFAULT_LABELS
+    from spinect_core.volume import Volume
+
+    a = np.zeros((10, 10, 10), np.uint8)
+    a[3:7, 3:7, 3:7] = 7
+    vol = Volume(array=a, spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3), direction=np.eye(3))
+    with pytest.raises(AnatomyError, match=r"values found: \[0, 7\]"):
+        derive_parts(vol, DEFAULT_LABELS)

@@ -105,3 +105,27 @@ def test_summarise_mean_sd_min_max():
     assert hd.n == 2 and hd.n_undefined == 1 and hd.max == pytest.approx(2.0)
     single = summarise([a])["nerve"]["dice"]
     assert single.sd is None and single.to_dict()["sd"] is None
+
+
+def test_values_the_label_table_does_not_name_are_reported():
+    """Bone stored as 7 and a 255 block are not scored silently as a perfect or empty class."""
+    import numpy as np
+
+    from spinect_core.labels import DEFAULT_LABELS
+    from spinect_core.metrics.evaluate import compare_label_maps
+    from spinect_core.volume import Volume
+
+    gt = np.zeros((8, 8, 8), np.uint8)
+    gt[2:6, 2:6, 2:6] = 1
+    pred = np.where(gt == 1, 7, 0).astype(np.uint8)
+    pred[0, 0, :3] = 255
+
+    def vol(a):
+        return Volume(array=a, spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3),
+                      direction=np.eye(3))
+
+    result = compare_label_maps(vol(pred), DEFAULT_LABELS, vol(gt), DEFAULT_LABELS)
+    assert result["bone"].dice == 0.0
+    note = [n for n in result.notes if "does not name" in n]
+    assert note and "7 (64 voxels)" in note[0] and "255 (3 voxels)" in note[0]
+    assert note[0].startswith("the prediction")
