@@ -102,6 +102,11 @@ class SettingsDialog(QDialog):
         self.auto_plan = QCheckBox("Plan L5/S1 automatically after the surfaces are built")
         self.auto_plan.setChecked(settings.auto_plan)
 
+        self.remember_recent = QCheckBox("Remember the paths of recently opened CTs")
+        self.remember_recent.setToolTip("Off by default: folder and file names often name the "
+                                        "patient. When on, they are kept in the settings.")
+        self.remember_recent.setChecked(settings.remember_recent_paths)
+
         plan_box = QGroupBox("Planning")
         pf = QFormLayout(plan_box)
         pf.addRow("Needle gauge:", self.gauge)
@@ -118,6 +123,9 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(seg_box)
         layout.addWidget(plan_box)
+        privacy_box = QGroupBox("Privacy")
+        QVBoxLayout(privacy_box).addWidget(self.remember_recent)
+        layout.addWidget(privacy_box)
         layout.addWidget(buttons)
         self._show_card()
 
@@ -144,6 +152,7 @@ class SettingsDialog(QDialog):
         self.settings.trajectory_window = self.trajectory_window.currentData()
         self.settings.plan_search = self.search.currentData()
         self.settings.auto_plan = self.auto_plan.isChecked()
+        self.settings.remember_recent_paths = self.remember_recent.isChecked()
         self.settings.sync()
 
     def accept(self) -> None:

@@ -95,3 +95,17 @@ def test_bad_zip_and_missing_path(tmp_path) -> None:
         prepare_input(bad, TempFolders())
     with pytest.raises(E.NoImagesFoundError):
         prepare_input(tmp_path / "absent", TempFolders())
+
+
+def test_settings_dialog_opts_in_to_remembering_paths(qtbot, settings) -> None:
+    """Recent paths are remembered only after the user ticks the privacy box."""
+    from app.widgets.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert not dialog.remember_recent.isChecked()
+    dialog.apply()
+    assert not settings.remember_recent_paths
+    dialog.remember_recent.setChecked(True)
+    dialog.apply()
+    assert settings.remember_recent_paths

@@ -3,10 +3,9 @@ surfaces in the 3D view and a screenshot with bone and nerve colours."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
