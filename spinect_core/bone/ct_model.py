@@ -84,6 +84,12 @@ class CTBoneOptions:
         sacrum; the thorax inside the ribs and the pelvis inside its ring are larger).
     min_hole_hu : float
         Voxels of a hole darker than this (air, pure fat) are not filled.
+    half_maximum_edge : bool
+        Move the outer surface to the half-maximum between the cortex nearby and soft tissue
+        (peels the partial-volume rim). Off by default: measured 2026-12-04 it raises bone Dice
+        on phantoms (0.905 -> 0.966, whose labels mark voxel centres) but lowers it on the real
+        scans, whose references include the rim (chest held-out 0.773 -> 0.715, lumbar crop
+        0.763 -> 0.646).
     bridge_mm : float
         Gaps in a cortex up to about twice this are bridged, slice by slice, before filling.
     fill_above_soft_hu : float
@@ -120,6 +126,7 @@ class CTBoneOptions:
     grow_reach_mm: float = 3.0
     max_hole_mm2: float = 2500.0
     min_hole_hu: float = -150.0
+    half_maximum_edge: bool = False
     bridge_mm: float = 3.0
     fill_above_soft_hu: float = 20.0
     min_marrow_height_mm: float = 16.0
@@ -451,6 +458,8 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     timings["fill"] = time.perf_counter() - t0
     report(progress, 0.8, "rejecting vessels, organs and bowel contrast")
     bone = _reject(bone, sub, sp, th, options, rejected)
+    if options.half_maximum_edge:
+        bone = _half_maximum_edge(bone, sub, sp, th["soft_tissue_peak"])
     out[box] = bone
     timings["total"] = time.perf_counter() - t0
     report(progress, 1.0, "bone found")
@@ -512,6 +521,22 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     if out.any():
         rejected["contrast_pool"] = int(out.sum() * f.prod())
     return _block_expand(out, f, full_shape)
+
+
+def _half_maximum_edge(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, soft_hu: float
+                       ) -> np.ndarray:
+    """Move the outer surface to the half-maximum between the nearby cortex and soft tissue.
+
+    The grow threshold admits partial-volume voxels that hold only a small share of bone; a
+    surface voxel darker than halfway between soft tissue and the brightest bone within 2 mm
+    lies mostly outside the bone, as a reference drawn on the edge would have it.
+    """
+    size = tuple(int(k) for k in 2 * np.maximum(np.round(2.0 / sp), 1).astype(int) + 1)
+    b8 = bone.view(np.uint8)
+    surface = bone & (ndi.minimum_filter(b8, size=3) == 0)
+    peak = ndi.maximum_filter(np.where(bone, hu, -1000.0).astype(np.float32), size=size)
+    outside = surface & (hu < 0.5 * (peak + soft_hu))
+    return bone & ~outside
 
 
 def _bbox(mask: np.ndarray, pad: np.ndarray | None = None) -> tuple[slice, ...] | None:
