@@ -115,8 +115,12 @@ class Automation(QObject):
 
 
 def plan_summary(plan) -> str:
-    """A few lines on the plan for the console (best views and needles)."""
-    lines = []
+    """A few lines on the plan for the console: how sure its level is, best views, needles."""
+    from app.planning import plan_level
+    from spinect_core.report.level_text import summary_lines
+
+    status = plan_level(plan)
+    lines = [f"spinect-app: {line}" for line in summary_lines(status)] if status else []
     for side, sp in plan.sides.items():
         for kind in ("kambin", "safe"):
             wp = sp.window(kind)

@@ -184,7 +184,9 @@ def _plan_demo(ct: Any, phantom: Any, segmentation: Any, *, trained: bool, out: 
     check_output_dir(plan_dir, overwrite=overwrite)
     if trained:
         labels, table = segmentation.labels, segmentation.table
-        source = "the network's segmentation"
+        bone = getattr(segmentation, "bone_source", "network")
+        source = ("the network's segmentation" if bone == "network" else
+                  f"the network's segmentation (bone: {bone}, with the CT bone model)")
     else:
         # An untrained network finds no anatomy; plan on the exact labels to show the rest.
         labels, table = phantom.labels, phantom.label_table

@@ -74,7 +74,7 @@ def test_demo_with_the_bundled_weights(tmp_path) -> None:
     classes = result.evaluation.to_dict()["classes"]
     assert classes["bone"]["dice"] > 0.9
     assert classes["nerve"]["dice"] > 0.7
-    assert result.plan_labels == "the network's segmentation"
+    assert result.plan_labels.startswith("the network's segmentation")
     for side in ("left", "right"):
         for kind in ("kambin", "safe"):
             assert result.plan.sides[side].window(kind).found, (side, kind)

@@ -47,6 +47,9 @@ def test_plan_run_shows_needle_and_window_outlines(tmp_path, phantom_case) -> No
                      "--screenshot", out, "--quit", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "needle via" in result.stdout and "plan ready" in result.stdout
+    # The console names how sure the level is before any "safe" verdict.
+    assert "spinect-app: level: " in result.stdout
+    assert result.stdout.index("spinect-app: level: ") < result.stdout.index("needle via")
     rgb = qimage_to_array(QImage(str(out)))
     # The needle (orange) and at least one window outline (Kambin red or safe cyan) are drawn.
     assert colour_fraction(rgb, NEEDLE_COLOR, tol=30) > 2e-5
