@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 import platform
 import sys
 from pathlib import Path
 
 from spinect_core import __version__
+from spinect_core.cli import user_log_dir  # one definition of the folder, shared with the CLI
 
 log = logging.getLogger("spinect.app")
-
-
-def user_log_dir() -> Path:
-    """The folder the app logs into (see the module docstring)."""
-    override = os.environ.get("SPINECT_LOG_DIR")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "spinect" / "logs"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Logs" / "spinect"
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "spinect" / "log"
 
 
 def setup_logging(level: int = logging.INFO) -> Path | None:

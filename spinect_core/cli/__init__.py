@@ -156,8 +156,8 @@ class _sigterm_as_interrupt:
 
 # --- crash log -----------------------------------------------------------------------------------
 def user_log_dir() -> Path:
-    """The per-user log folder, the desktop app's (``app.logs.user_log_dir``; the core cannot
-    import the app): ``SPINECT_LOG_DIR``, else ``%LOCALAPPDATA%\\spinect\\logs`` (Windows),
+    """The per-user log folder of the CLI's crash logs and the desktop app's log
+    (``app.logs`` imports it from here): ``SPINECT_LOG_DIR``, else ``%LOCALAPPDATA%\\spinect\\logs`` (Windows),
     ``~/Library/Logs/spinect`` (macOS), ``$XDG_STATE_HOME/spinect/log`` or
     ``~/.local/state/spinect/log``."""
     override = os.environ.get("SPINECT_LOG_DIR")

@@ -189,30 +189,30 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
     if options.noise:
         report(progress, 0.92, "noise")
         R.add_noise(ct, params.noise_sd_hu, params.noise_correlation_vox, rng)
+    meta_ct = CTMetadata(modality="CT", series_description=f"SPINECT phantom seed {int(seed)}",
+                         convolution_kernel="synthetic", manufacturer="SPINECT phantom",
+                         source_format="synthetic", slice_thickness_mm=float(spacing[2]))
+    return _assemble(ct, out, grid=grid, pose=pose, anatomy=anatomy, params=params,
+                     options=options, hu=hu, seed=seed, meta_ct=meta_ct,
+                     instance_table=INSTANCE_LABELS, progress=progress)
+
+
+def _assemble(ct: np.ndarray, out, *, grid, pose: R.Pose, anatomy, params: PhantomParams,
+              options: PhantomOptions, hu: dict, seed: int, meta_ct: CTMetadata,
+              instance_table: LabelTable, progress: ProgressCallback | None,
+              extra_meta: dict | None = None) -> Phantom:
+    """The :class:`Phantom` of a rendered CT (float HU, cast to ``options.ct_dtype``) and its
+    rasterised maps ``out``, with the JSON-ready ``meta`` (``extra_meta`` added to it)."""
     if options.ct_dtype == "int16":
         ct = np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
     else:
         ct = ct.astype(np.float32, copy=False)
-
-    meta_ct = CTMetadata(modality="CT", series_description=f"SPINECT phantom seed {int(seed)}",
-                         convolution_kernel="synthetic", manufacturer="SPINECT phantom",
-                         source_format="synthetic", slice_thickness_mm=float(spacing[2]))
     geo = dict(spacing_mm=grid.spacing_mm, origin_lps_mm=grid.origin_lps_mm, direction=np.eye(3))
     ct_vol = Volume(array=ct, metadata=meta_ct, **geo)
     seg_meta = CTMetadata(modality="SEG", source_format="synthetic")
     labels = Volume(array=out.labels, metadata=seg_meta, **geo)
     instances = Volume(array=out.instances, metadata=seg_meta, **geo)
     tissues = Volume(array=out.tissues, metadata=seg_meta, **geo)
-
-    landmarks = {}
-    for name, value in anatomy.landmarks.items():
-        v = np.asarray(value, float)
-        if name.endswith(("normal", "direction")):
-            landmarks[name] = pose.vector_to_world(v)
-        elif name.endswith("radius"):
-            landmarks[name] = v
-        else:
-            landmarks[name] = pose.to_world(v)
     meta = {
         "format": "spinect-phantom", "format_version": PHANTOM_FORMAT_VERSION,
         "generator_version": __version__, "seed": int(seed), "coordinate_system": "LPS",
@@ -224,12 +224,13 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
         "pose": {"rotation_patient_to_lps": pose.R, "translation_lps_mm": pose.T,
                  "patient_frame": "origin at the S1 superior endplate centre; x left, "
                                   "y posterior, z superior (before the pose rotation)"},
-        "landmarks": landmarks,
+        "landmarks": _world_landmarks(anatomy, pose),
         "label_table": DEFAULT_LABELS.to_json()["labels"],
-        "instance_table": INSTANCE_LABELS.to_json()["labels"],
+        "instance_table": instance_table.to_json()["labels"],
     }
+    meta.update(extra_meta or {})
     report(progress, 1.0, "phantom ready")
-    return Phantom(ct=ct_vol, labels=labels, instances=instances, instance_table=INSTANCE_LABELS,
+    return Phantom(ct=ct_vol, labels=labels, instances=instances, instance_table=instance_table,
                    tissues=tissues, params=params, meta=_jsonable(meta))
 
 
@@ -294,38 +295,11 @@ def _generate_patient(seed: int, spacing: np.ndarray, params: PhantomParams,
     ct = A.apply_acquisition(out.ct, out.tissues, grid, q, anchors, rng, texture=options.texture,
                              streaks=options.streaks, blur=options.blur, noise=options.noise)
     n_metal = A.mark_metal(out.labels, out.tissues, grid.spacing_mm)
-    if options.ct_dtype == "int16":
-        ct = np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
-    else:
-        ct = ct.astype(np.float32, copy=False)
-
     meta_ct = CTMetadata(modality="CT", series_description=f"SPINECT patient-like phantom seed {seed}",
                          convolution_kernel=f"synthetic {q.kernel}", manufacturer="SPINECT phantom",
                          source_format="synthetic", slice_thickness_mm=float(q.slice_thickness_mm))
-    geo = dict(spacing_mm=grid.spacing_mm, origin_lps_mm=grid.origin_lps_mm, direction=np.eye(3))
-    ct_vol = Volume(array=ct, metadata=meta_ct, **geo)
-    seg_meta = CTMetadata(modality="SEG", source_format="synthetic")
-    labels = Volume(array=out.labels, metadata=seg_meta, **geo)
-    instances = Volume(array=out.instances, metadata=seg_meta, **geo)
-    tissues = Volume(array=out.tissues, metadata=seg_meta, **geo)
-    meta = {
-        "format": "spinect-phantom", "format_version": PHANTOM_FORMAT_VERSION,
-        "generator_version": __version__, "seed": seed, "coordinate_system": "LPS",
-        "units": {"length": "mm", "angle": "deg", "intensity": "HU"},
-        "realism": "patient",
-        "geometry": ct_vol.geometry_dict(),
-        "options": _options_meta(options),
-        "parameters": params.to_dict(), "patient": q.to_dict(), "derived": _jsonable(anatomy.derived),
-        "tissue_hu": hu,
-        "unlabelled_value": A.UNLABELLED, "unlabelled_voxels": n_metal,
-        "pose": {"rotation_patient_to_lps": pose.R, "translation_lps_mm": pose.T,
-                 "patient_frame": "origin at the S1 superior endplate centre; x left, "
-                                  "y posterior, z superior (before the pose rotation)"},
-        "landmarks": _world_landmarks(anatomy, pose),
-        "label_table": DEFAULT_LABELS.to_json()["labels"],
-        "instance_table": PATIENT_INSTANCE_LABELS.to_json()["labels"],
-    }
-    report(progress, 1.0, "phantom ready")
-    return Phantom(ct=ct_vol, labels=labels, instances=instances,
-                   instance_table=PATIENT_INSTANCE_LABELS, tissues=tissues, params=params,
-                   meta=_jsonable(meta))
+    return _assemble(ct, out, grid=grid, pose=pose, anatomy=anatomy, params=params,
+                     options=options, hu=hu, seed=seed, meta_ct=meta_ct,
+                     instance_table=PATIENT_INSTANCE_LABELS, progress=progress,
+                     extra_meta={"realism": "patient", "patient": q.to_dict(),
+                                 "unlabelled_value": A.UNLABELLED, "unlabelled_voxels": n_metal})

@@ -12,17 +12,8 @@ import struct
 import numpy as np
 import pytest
 
-import spinect_core.cli as cli
 from spinect_core.io import write_image
 from spinect_core.volume import Volume
-
-
-@pytest.fixture
-def main(monkeypatch, tmp_path):
-    if "plan" not in cli.COMMANDS:
-        monkeypatch.setattr(cli, "COMMANDS", cli.COMMANDS + ("plan",))
-    monkeypatch.setenv("SPINECT_LOG_DIR", str(tmp_path / "logs"))
-    return cli.main
 
 
 @pytest.fixture(scope="module")

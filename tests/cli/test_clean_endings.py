@@ -28,14 +28,6 @@ from tests.segment_helpers import sphere_ct, tiny_unet_weights
 PATIENT = "Doe_Jane_1957"
 
 
-@pytest.fixture
-def main(monkeypatch, tmp_path):
-    if "plan" not in cli.COMMANDS:
-        monkeypatch.setattr(cli, "COMMANDS", cli.COMMANDS + ("plan",))
-    monkeypatch.setenv("SPINECT_LOG_DIR", str(tmp_path / "logs"))
-    return cli.main
-
-
 @pytest.fixture(scope="module")
 def phantom_files(tmp_path_factory):
     """CT and label map of a 2 mm phantom in a folder named like a patient."""

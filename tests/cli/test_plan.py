@@ -11,15 +11,7 @@ import json
 import numpy as np
 import pytest
 
-import spinect_core.cli as cli
 from spinect_core.labels import DEFAULT_LABELS
-
-
-@pytest.fixture
-def main(monkeypatch):
-    if "plan" not in cli.COMMANDS:
-        monkeypatch.setattr(cli, "COMMANDS", cli.COMMANDS + ("plan",))
-    return cli.main
 
 
 @pytest.fixture(scope="module")
