@@ -303,6 +303,24 @@ def _facet(lower: Vertebra, upper: Vertebra, side: int, angle_deg: float, sap_h:
 
 
 # --- builder ------------------------------------------------------------------------------------
+def disc_field_function(low, up, bulge: float) -> FieldFn:
+    """Signed-distance fields (mm, patient frame) of the disc between two vertebral bodies:
+    ``"outer"`` (annulus surface: the bodies' mean outline grown by ``bulge``, between the
+    lower body's top and the upper body's bottom) and ``"inner"`` (nucleus)."""
+    def disc_fields(x, y, z):
+        xl, yl, zl = low.frame.to_local(x, y, z)
+        xu, yu, zu = up.frame.to_local(x, y, z)
+        W = 0.5 * (low.W + up.W) + 2 * bulge
+        D = 0.5 * (low.D + up.D) + 2 * bulge
+        prism = _body_outline(xl, yl, W, D)
+        lower = body_top(xl, yl, low.W, low.D, low.H, low.wedge_deg, low.conc) - 0.3 - zl
+        upper = zu - body_bottom(xu, yu, up.W, up.D, up.H, up.wedge_deg, up.conc) - 0.3
+        d = S.smax(prism, np.maximum(lower, upper), 1.0)
+        nuc = S.smax(prism + 8.0, np.maximum(lower, upper) + 2.5, 1.0)
+        return {"outer": d, "inner": nuc}
+    return disc_fields
+
+
 def build_anatomy(p: PhantomParams) -> Anatomy:
     """Assemble every part of the phantom from sampled parameters (patient frame)."""
     lm: dict[str, object] = {}
@@ -686,17 +704,7 @@ def build_anatomy(p: PhantomParams) -> Anatomy:
 
     # --- discs -------------------------------------------------------------------------------
     for lname, low, up in (("L5S1", v_s1, v_l5), ("L4L5", v_l5, v_l4)):
-        def disc_fields(x, y, z, low=low, up=up):
-            xl, yl, zl = low.frame.to_local(x, y, z)
-            xu, yu, zu = up.frame.to_local(x, y, z)
-            W = 0.5 * (low.W + up.W) + 2 * bulge
-            D = 0.5 * (low.D + up.D) + 2 * bulge
-            prism = _body_outline(xl, yl, W, D)
-            lower = body_top(xl, yl, low.W, low.D, low.H, low.wedge_deg, low.conc) - 0.3 - zl
-            upper = zu - body_bottom(xu, yu, up.W, up.D, up.H, up.wedge_deg, up.conc) - 0.3
-            d = S.smax(prism, np.maximum(lower, upper), 1.0)
-            nuc = S.smax(prism + 8.0, np.maximum(lower, upper) + 2.5, 1.0)
-            return {"outer": d, "inner": nuc}
+        disc_fields = disc_field_function(low, up, bulge)
         inst = f"disc_{lname}"
         c = 0.5 * (low.frame.point([0, 0, 0.5 * low.H]) + up.frame.point([0, 0, -0.5 * up.H]))
         parts.append(Part(inst, disc_fields, _box_of_points([c], 0.5 * max(W5, W1) + 10.0), [

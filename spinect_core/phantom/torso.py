@@ -32,8 +32,8 @@ from scipy import ndimage
 
 from spinect_core.phantom import shapes as S
 from spinect_core.phantom.anatomy import (
-    SIDES, Anatomy, Layer, Part, Vertebra, _axis_frame, _box_of_points, _body_outline, _facet,
-    _local_box, _outline_radius, body_bottom, body_top, sd_body,
+    SIDES, Anatomy, Layer, Part, Vertebra, _axis_frame, _box_of_points, _facet, _local_box,
+    _outline_radius, disc_field_function, sd_body,
 )
 from spinect_core.phantom.params import PhantomParams
 from spinect_core.phantom.patient import UPPER_ORDER, PatientParams
@@ -345,17 +345,7 @@ def _ilium_in_slabs(fn: Callable, bbox, geometry, s: float, slab_mm: float = 20.
 
 
 def _disc_part(low: Vertebra, up: Vertebra, bulge: float) -> tuple[Part, np.ndarray]:
-    def disc_fields(x, y, z):
-        xl, yl, zl = low.frame.to_local(x, y, z)
-        xu, yu, zu = up.frame.to_local(x, y, z)
-        W = 0.5 * (low.W + up.W) + 2 * bulge
-        D = 0.5 * (low.D + up.D) + 2 * bulge
-        prism = _body_outline(xl, yl, W, D)
-        lower = body_top(xl, yl, low.W, low.D, low.H, low.wedge_deg, low.conc) - 0.3 - zl
-        upper = zu - body_bottom(xu, yu, up.W, up.D, up.H, up.wedge_deg, up.conc) - 0.3
-        d = S.smax(prism, np.maximum(lower, upper), 1.0)
-        nuc = S.smax(prism + 8.0, np.maximum(lower, upper) + 2.5, 1.0)
-        return {"outer": d, "inner": nuc}
+    disc_fields = disc_field_function(low, up, bulge)
     inst = f"disc_{up.name}{low.name}"
     c = 0.5 * (low.frame.point([0, 0, 0.5 * low.H]) + up.frame.point([0, 0, -0.5 * up.H]))
     return Part(inst, disc_fields, _box_of_points([c], 0.5 * max(low.W, up.W) + 12.0), [
