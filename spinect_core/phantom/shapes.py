@@ -406,7 +406,9 @@ def _grid_extent(aff, shape) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _live_pieces(P: np.ndarray, reach: np.ndarray, per_piece: int, aff, shape):
-    """Pieces ``(i0, i1, lo, hi)`` of a polyline whose reach boxes meet the grid's extent."""
+    """Pieces ``(i0, i1, sl)`` of a polyline whose reach boxes meet the grid: segment range and
+    the index box ``sl`` of the grid it can reach (the whole grid when ``aff`` is None, i.e. the
+    coordinates are not a regular grid)."""
     out = []
     ext = _grid_extent(aff, shape) if aff is not None else None
     for i0, i1 in _pieces(len(P) - 1, per_piece):
@@ -415,7 +417,13 @@ def _live_pieces(P: np.ndarray, reach: np.ndarray, per_piece: int, aff, shape):
         lo, hi = seg.min(axis=0) - r, seg.max(axis=0) + r
         if ext is not None and (np.any(lo > ext[1]) or np.any(hi < ext[0])):
             continue
-        out.append((i0, i1, lo, hi))
+        if aff is None:
+            sl = (slice(None),) * len(shape)
+        else:
+            sl = box_slices(aff, shape, lo, hi)
+            if sl is None:
+                continue
+        out.append((i0, i1, sl))
     return out
 
 
@@ -434,13 +442,7 @@ def sd_tube_fast(x, y, z, points: np.ndarray, radii, *, step_mm: float = 2.0,
     shape = np.shape(x)
     out = np.full(shape, margin_mm, dtype=np.float64)
     aff = index_affine(x, y, z)
-    for i0, i1, lo, hi in _live_pieces(P, Rv + margin_mm, per_piece, aff, shape):
-        if aff is not None:
-            sl = box_slices(aff, shape, lo, hi)
-            if sl is None:
-                continue
-        else:
-            sl = (slice(None),) * len(shape)
+    for i0, i1, sl in _live_pieces(P, Rv + margin_mm, per_piece, aff, shape):
         xs, ys, zs = x[sl], y[sl], z[sl]
         best = out[sl]
         for i in range(i0, i1):
@@ -475,13 +477,7 @@ def sd_elliptic_tube_fast(x, y, z, points: np.ndarray, half_widths, half_depths,
     aff = index_affine(x, y, z)
     w_axis = np.asarray(width_axis, float)
     n_seg = len(P) - 1
-    for i0, i1, lo, hi in _live_pieces(P, np.maximum(HW, HD) + margin_mm, per_piece, aff, shape):
-        if aff is not None:
-            sl = box_slices(aff, shape, lo, hi)
-            if sl is None:
-                continue
-        else:
-            sl = (slice(None),) * len(shape)
+    for i0, i1, sl in _live_pieces(P, np.maximum(HW, HD) + margin_mm, per_piece, aff, shape):
         xs, ys, zs = x[sl], y[sl], z[sl]
         best = out[sl]
         for i in range(i0, i1):
