@@ -18,7 +18,8 @@ on the CT's own grid (array (z, y, x), any spacing):
    organs (homogeneous, no cortex brighter than enhanced blood), calcified plaque and bowel
    contrast (small or homogeneous, away from the skeleton).
 
-Timings: about 3-5 s for a 512 x 512 x 300 CT on 2 cores (``benchmarks/ct_bone.py``).
+Timings: about 18 s for a 512 x 512 x 300 CT on the loaded 2-core development machine, peak RSS
+2.3 GB (``benchmarks/ct_bone.py``; the target is 5 s).
 """
 
 from __future__ import annotations
@@ -58,9 +59,7 @@ class CTBoneOptions:
     closing_mm : float
         Radius of the closing that turns a broken thin cortex into a shell before filling.
     min_component_ml : float
-        Smaller isolated components are dropped unless they lie within
-        :attr:`near_skeleton_mm` of a large bone.
-    near_skeleton_mm : float
+        Smaller isolated components are dropped (calcified plaque, noise specks).
     body_hu : float
         Air / body boundary.
     pool_sd_noise_widths : float
@@ -117,7 +116,6 @@ class CTBoneOptions:
     grow_hu_range: tuple[float, float] = (100.0, 200.0)
     closing_mm: float = 1.0
     min_component_ml: float = 0.3
-    near_skeleton_mm: float = 10.0
     body_hu: float = -300.0
     pool_sd_noise_widths: float = 1.6
     pool_min_ml: float = 1.0
