@@ -165,6 +165,21 @@ def _fold(out: np.ndarray, pieces, xa, ya, za, k: float) -> np.ndarray:
     return out
 
 
+def _pedicle_piece(v: Vertebra, side: str, extra_mm: float, pad):
+    """Signed distance of a pedicle (elliptic section, ``extra_mm`` longer than the pedicle
+    towards the body) and its local box: ``(fn, lo, hi)``."""
+    pf = v.pedicle_frame(side)
+    half = 0.5 * v.ped_len() + extra_mm
+    shift = half - 0.5 * v.ped_len() - 2.0
+    pw, ph = 0.5 * v.ped_w[side], 0.5 * v.ped_h[side]
+
+    def ped(a_, b_, c_):
+        a, b, c = pf.to_local(a_, b_, c_)
+        return S.smax(S.sd_ellipse2(a, c, pw, ph), np.abs(b + shift) - half, 2.0)
+    return (ped, *_local_box(pf, np.array([-pw, -shift - half, -ph]) - pad,
+                             np.array([pw, -shift + half, ph]) + pad))
+
+
 def _vertebra_fields_fast(v: Vertebra) -> Callable:
     """``Vertebra.local_parts`` + extras with every primitive evaluated only near itself.
 
@@ -180,16 +195,7 @@ def _vertebra_fields_fast(v: Vertebra) -> Callable:
     body_fn = (body_lo, body_hi)
     lam_y = 0.5 * v.D + v.canal_d
     for side, _name, s in SIDES:
-        pf = v.pedicle_frame(side)
-        half = 0.5 * v.ped_len() + (8.0 if not v.sacrum else 6.0)
-        shift = half - 0.5 * v.ped_len() - 2.0
-        pw, ph = 0.5 * v.ped_w[side], 0.5 * v.ped_h[side]
-
-        def ped(a_, b_, c_, pf=pf, half=half, shift=shift, pw=pw, ph=ph):
-            a, b, c = pf.to_local(a_, b_, c_)
-            return S.smax(S.sd_ellipse2(a, c, pw, ph), np.abs(b + shift) - half, 2.0)
-        local.append((ped, *_local_box(pf, np.array([-pw, -shift - half, -ph]) - pad,
-                                       np.array([pw, -shift + half, ph]) + pad)))
+        local.append(_pedicle_piece(v, side, 8.0 if not v.sacrum else 6.0, pad))
         J = v.junction(side)
         if not v.sacrum:
             base = np.array([0.0, lam_y + 3.5, J[2] - 4.0])
@@ -266,16 +272,7 @@ def _sacrum_fields_fast(v: Vertebra, I: dict, p: PhantomParams) -> Callable:
     ]
     peds = []
     for side, _n, s in SIDES:
-        pf = v.pedicle_frame(side)
-        half = 0.5 * v.ped_len() + 6.0
-        shift = half - 0.5 * v.ped_len() - 2.0
-        pw, ph = 0.5 * v.ped_w[side], 0.5 * v.ped_h[side]
-
-        def ped(a_, b_, c_, pf=pf, half=half, shift=shift, pw=pw, ph=ph):
-            a, b, c = pf.to_local(a_, b_, c_)
-            return S.smax(S.sd_ellipse2(a, c, pw, ph), np.abs(b + shift) - half, 2.0)
-        peds.append((ped, *_local_box(pf, np.array([-pw, -shift - half, -ph]) - pad,
-                                      np.array([pw, -shift + half, ph]) + pad)))
+        peds.append(_pedicle_piece(v, side, 6.0, pad))
     boxes = []
 
     def rbox(frame, half, r):
