@@ -30,6 +30,11 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   apt-get install -y -qq --no-install-recommends xvfb xauth libxcb-icccm4 libxcb-keysyms1 \
     libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 \
     libxcb-randr0 libxcb-shape0 libxcb-xinerama0 libgl1 libegl1 libglu1-mesa >/dev/null
+  # dicom3tools' dciodvfy checks every DICOM object we write; Orthanc (with DICOMweb) is the
+  # real PACS the round-trip tests start on loopback. Neither is needed to run the planner.
+  apt-get install -y -qq --no-install-recommends dicom3tools orthanc orthanc-dicomweb >/dev/null
+  # Debian starts Orthanc as a service on 4242/8042; the tests start their own on free ports.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now orthanc >/dev/null 2>&1 || true; fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
