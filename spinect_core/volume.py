@@ -35,9 +35,16 @@ class CTMetadata:
     series_instance_uid: str = ""  # a UID, not an identifier of the patient
     frame_of_reference_uid: str = ""
     study_instance_uid: str = ""
+    #: Headers of the source DICOM instances (pydicom Datasets read without pixel data), one
+    #: per instance in the order of the volume's slices; empty for other formats. They hold the
+    #: patient and study modules that derived DICOM objects (SEG, SR, reformats) must carry, so
+    #: they live in memory only: :meth:`to_dict` leaves them out and nothing writes them.
+    source_headers: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The non-identifying fields (everything but :attr:`source_headers`), JSON-ready."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "source_headers"}
 
 
 class LPSGeometry:

@@ -62,10 +62,38 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         yield tmp
         if not overwrite and target.exists():  # appeared while we were writing
             raise FileExistsRefusedError(f"{target} appeared while writing; not overwritten")
+        # mkstemp makes the file 0600 whatever the umask; a result must get the mode any new
+        # file gets (0644 under the usual umask 022) so a DICOM router or a colleague can read
+        # it. A writer that replaced the file (unlink + create) already has that mode.
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, file_mode())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows.
+
+    ``os.umask`` can only be read by setting it, which would briefly change the mask of every
+    thread; Linux reports it in ``/proc/self/status``, so that is tried first.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a newly created regular file gets: ``0o666`` less the umask."""
+    return 0o666 & ~current_umask()
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:

@@ -120,7 +120,7 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
     o = group.slices[0].orientation
     normal = np.cross(o[:3], o[3:])
     ordered = sorted(group.slices, key=lambda r: float(r.position_lps_mm @ normal))
-    slices, records, skipped = _read_pixels(ordered, sub_progress(progress, 0.25, 0.9))
+    slices, records, skipped, headers = _read_pixels(ordered, sub_progress(progress, 0.25, 0.9))
     if skipped:
         if not opts.skip_corrupt_files:
             raise InconsistentSeriesError(_skipped_message(skipped, "have unreadable pixel data"))
@@ -138,6 +138,7 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
     warnings.extend(plan.warnings)
     in_order = bool(np.array_equal(plan.order, np.arange(len(records))))
     array = slices if in_order else slices[plan.order]
+    headers = headers if in_order else [headers[i] for i in plan.order]
     array = resample_stack(array, plan, fill_value=opts.fill_value_hu,
                            progress=sub_progress(progress, 0.9, 0.98))
     check_volume_size(array.shape, plan.spacing_mm, min_voxels_per_axis=opts.min_voxels_per_axis,
@@ -156,7 +157,7 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
         slice_thickness_mm=float(np.median(thickness)) if thickness else None,
         manufacturer=group.manufacturer, source_format="dicom",
         series_instance_uid=group.uid, frame_of_reference_uid=group.frame_of_reference_uid,
-        study_instance_uid=group.study_instance_uid)
+        study_instance_uid=group.study_instance_uid, source_headers=tuple(headers))
     for w in warnings:
         log.info("%s", w)
     report(progress, 1.0, "CT loaded")
@@ -212,10 +213,13 @@ def _choose(result: ScanResult, wanted_uid: str | None, path: Path) -> SeriesGro
 
 
 def _read_pixels(records: list[SliceRecord], progress: ProgressCallback | None
-                 ) -> tuple[np.ndarray, list[SliceRecord], list[str]]:
-    """Read and rescale the pixels of ``records``; returns (slices, kept records, skipped names).
+                 ) -> tuple[np.ndarray, list[SliceRecord], list[str], list]:
+    """Read and rescale the pixels of ``records``.
 
-    The array is (n, rows, cols) int16 when every rescale is exact in int16, else float32.
+    Returns (slices, kept records, skipped names, headers): the array is (n, rows, cols) int16
+    when every rescale is exact in int16, else float32; ``headers[i]`` is the dataset of kept
+    record ``i`` without its pixel data (one shared dataset for the frames of a multi-frame
+    file), kept in memory for derived DICOM objects.
     """
     import pydicom
 
@@ -226,12 +230,14 @@ def _read_pixels(records: list[SliceRecord], progress: ProgressCallback | None
     for i, rec in enumerate(records):
         by_file[rec.path].append(i)
     ok = np.zeros(len(records), dtype=bool)
+    headers: list = [None] * len(records)
     skipped: list[str] = []
     for n_done, (file, indices) in enumerate(by_file.items()):
         if n_done % 8 == 0:
             report(progress, n_done / len(by_file), f"reading DICOM pixels ({n_done}/{len(by_file)})")
         try:
-            pixels = pydicom.dcmread(file).pixel_array
+            ds = pydicom.dcmread(file)
+            pixels = ds.pixel_array
             if records[indices[0]].frame is None:
                 pixels = pixels[None]
             if pixels.shape[-2:] != (rows, cols) or pixels.ndim != 3:
@@ -240,7 +246,10 @@ def _read_pixels(records: list[SliceRecord], progress: ProgressCallback | None
             log.debug("unreadable pixels in %s: %s", file.name, exc)
             skipped.append(file.name)
             continue
+        # The header only: the pixels are in ``out``, a second copy would double the memory.
+        del ds.PixelData
         for i in indices:
+            headers[i] = ds
             rec = records[i]
             frame = pixels[rec.frame if rec.frame is not None else 0]
             if out.dtype == np.int16:
@@ -253,7 +262,8 @@ def _read_pixels(records: list[SliceRecord], progress: ProgressCallback | None
             ok[i] = True
     report(progress, 1.0, "pixels read")
     kept = [r for r, good in zip(records, ok) if good]
-    return (out if ok.all() else out[ok]), kept, skipped
+    kept_headers = [h for h, good in zip(headers, ok) if good]
+    return (out if ok.all() else out[ok]), kept, skipped, kept_headers
 
 
 def _not_ct_message(kinds: Counter) -> str:

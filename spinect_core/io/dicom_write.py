@@ -1,7 +1,10 @@
 """Write a volume as a DICOM CT series (one CT Image Storage file per slice, fresh UIDs).
 
 Used by tests to build synthetic series and by exports (e.g. the phantom's ``--dicom``). The
-files hold no patient identifiers: PatientName and PatientID are empty (type 2), no dates.
+files hold no patient identifiers: PatientName and PatientID are empty (type 2), no dates; every
+other Type 2 attribute of the CT Image IOD is present and empty (:data:`EMPTY_TYPE2`), so the
+files pass ``dciodvfy`` and highdicom accepts them as source images. Derived objects (SEG, SR,
+reformats) are written by :mod:`~spinect_core.io.dicom_derived` and its siblings.
 HU values are rounded to integers and stored as signed 16-bit with RescaleSlope 1 and
 RescaleIntercept 0.
 """
@@ -97,6 +100,8 @@ def ct_slice_dataset(
     ds.Modality = modality
     ds.PatientName = ""  # type 2: present and empty, never an identifier
     ds.PatientID = ""
+    ds.BodyPartExamined = "LSPINE"  # unpaired: no Laterality (see EMPTY_TYPE2)
+    set_empty_type2(ds)
     ds.SeriesDescription = series_description
     ds.SeriesNumber = series_number
     ds.InstanceNumber = int(instance_number)
@@ -112,6 +117,23 @@ def ct_slice_dataset(
     ds.RescaleType = "HU"
     set_int16_pixels(ds, np.clip(np.rint(pixels_hu), -32768, 32767))
     return ds
+
+
+#: Type 2 (and 2C) attributes of the CT Image IOD that may be empty: Patient, General Study,
+#: General Series, Frame of Reference, General Equipment and CT Image modules. dciodvfy reports
+#: each one missing as an error and highdicom refuses a source image without them. Laterality
+#: (2C) is left out: the lumbar spine is unpaired, so it must be absent, and BodyPartExamined
+#: ``LSPINE`` tells validators so.
+EMPTY_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+               "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+               "PatientPosition", "PositionReferenceIndicator", "Manufacturer", "AcquisitionNumber")
+
+
+def set_empty_type2(ds: Dataset, names: tuple[str, ...] = EMPTY_TYPE2) -> None:
+    """Add each attribute of ``names`` that ``ds`` lacks, empty (Type 2: present, may be empty)."""
+    for name in names:
+        if name not in ds:
+            setattr(ds, name, None if name == "AcquisitionNumber" else "")
 
 
 def set_int16_pixels(ds: Dataset, pixels: np.ndarray) -> None:
