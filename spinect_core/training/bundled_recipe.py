@@ -799,6 +799,9 @@ class DeviceOptions:
         when /dev/shm holds the batches in flight).
     init_weights : Path or None
         Start from these weights (and their normalisation) instead of He initialisation.
+    synthseg : bool
+        Add SynthSeg-style contrast randomisation (:meth:`AugmentOptions.synthseg`: random
+        monotone HU remapping, gamma, bias field) to the recipe's augmentation.
     """
 
     budget_s: float = 480.0
@@ -828,6 +831,7 @@ class DeviceOptions:
     device_intensity: bool = True
     transport: str = "auto"
     init_weights: Path | None = None
+    synthseg: bool = False
 
     def __post_init__(self) -> None:
         overlap = (set(self.train_seeds) | set(self.patient_seeds)) & set(self.val_seeds)
@@ -942,6 +946,14 @@ def _run_device(run: _Run, options: DeviceOptions, progress: ProgressCallback | 
         precision=options.precision, spacing_mm=options.spacing_mm, seed=options.seed,
         device=options.device, val_batch_size=16, name="spinect-demo",
         **({"patch_size": options.patch_size} if options.patch_size else {}))
+    if options.synthseg:
+        from spinect_core.training.augment import AugmentOptions
+
+        # SynthSeg-style contrast randomisation on top of the recipe's own augmentation: the
+        # phantoms' HU, not only their shapes, must not be what the network keys on.
+        strong = AugmentOptions.synthseg()
+        topts = dataclasses.replace(topts, augment=dataclasses.replace(
+            topts.augment, remap_p=strong.remap_p, gamma_p=strong.gamma_p, bias_p=strong.bias_p))
     spacing = tuple(float(s) for s in topts.spacing_mm)
     summary["options"] = {**dataclasses.asdict(options), "train_options": topts.to_dict()}
 
@@ -1513,6 +1525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dv.add_argument("--log-every", type=int, default=None,
                     help="iterations per log row (default 50 on CUDA, 5 otherwise)")
     dv.add_argument("--init", default=None, help="start from these weights")
+    dv.add_argument("--synthseg", action="store_true",
+                    help="add SynthSeg-style contrast randomisation (remap, gamma, bias field)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -1565,7 +1579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes=args.processes, max_iterations=args.max_iterations,
         channels_last=not args.no_channels_last, log_every=args.log_every,
         device_intensity=not args.cpu_intensity, transport=args.transport,
-        init_weights=Path(args.init) if args.init else None)
+        init_weights=Path(args.init) if args.init else None, synthseg=args.synthseg)
     run_device(options, args.out, stop_requested=lambda: stop["flag"])
     return 0
 
