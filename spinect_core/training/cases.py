@@ -18,15 +18,12 @@ NRRD ``.nrrd``/``.nhdr`` and MetaImage ``.mha``/``.mhd``):
        DATA/case001_ct.nii.gz   +   DATA/case001_labels.nii.gz | DATA/case001.seg.nrrd
 
 Label maps carry their class names in the ``<stem>.labels.json`` sidecar (``spinect_core.io``);
-3D Slicer ``.seg.nrrd`` files carry them in their header, which Slicer writes as key/value fields
-``SegmentN_Name``, ``SegmentN_LabelValue`` and ``SegmentN_Layer`` (one field set per segment). In
-the single-layer form (Slicer 4.11+ when segments do not overlap) the voxels hold each segment's
-``LabelValue``; in the multi-layer form the file is 4D (``kinds: list domain domain domain``) and
-segment N is ``LabelValue`` in layer ``Layer``. Both are read with SimpleITK (its NRRD reader keeps
-the key/value fields as metadata), so no extra dependency is needed.
+3D Slicer ``.seg.nrrd`` files carry them in their header and are read by segment name with the
+one reader of :mod:`spinect_core.io.slicer_seg` (shared with ``spinect plan`` and the app).
 
 Site names ("Vertebra L5", "L5 root left") are mapped to the model's classes by a **label-mapping
-JSON**::
+JSON** (:class:`spinect_core.io.labelmap.LabelMapping`, which also takes shell patterns and
+``source_labels``)::
 
     {"labels":   [{"id": 0, "name": "background"}, {"id": 1, "name": "bone"},
                   {"id": 2, "name": "nerve"}],
@@ -46,20 +43,21 @@ resampling and is excluded from the loss, class counts, foreground sampling and 
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from spinect_core.errors import InputError
+from spinect_core.io.labelmap import LabelMapping
+from spinect_core.io.slicer_seg import SlicerSegment, read_slicer_segmentation, slicer_to_labels
 from spinect_core.labels import STUDY_LABELS, LabelTable
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.training.loss import UNLABELLED
-from spinect_core.volume import CTMetadata, Volume
+from spinect_core.volume import Volume
 
 __all__ = [
     "CaseFiles", "Case", "LabelMapping", "SlicerSegment", "discover_cases", "load_case",
@@ -70,7 +68,6 @@ __all__ = [
 _SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 _CT_STEMS = ("ct", "image", "img", "volume")
 _LABEL_STEMS = ("labels", "label", "seg", "segmentation", "mask", "labelmap")
-_SEGMENT_KEY = re.compile(r"^Segment(\d+)_(\w+)$")
 
 
 def _split_suffix(name: str) -> tuple[str, str] | None:
@@ -81,215 +78,12 @@ def _split_suffix(name: str) -> tuple[str, str] | None:
     return None
 
 
-# --- label mapping --------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class LabelMapping:
-    """Mapping of a site's segment / class names onto the model's label table.
-
-    Attributes
-    ----------
-    table : LabelTable
-        The model's classes (ids ``0 .. N-1``; 0 is background).
-    segments : mapping of str to str
-        Source name -> model class name (keys matched case-insensitively).
-    ignore : frozenset of str
-        Source names that become background (lower-case).
-    unmapped : {"error", "background"}
-        What to do with a source name that neither ``segments``, the table nor ``ignore`` names.
-    """
-
-    table: LabelTable = STUDY_LABELS
-    segments: Mapping[str, str] = field(default_factory=dict)
-    ignore: frozenset[str] = frozenset()
-    unmapped: Literal["error", "background"] = "error"
-
-    def __post_init__(self) -> None:
-        segs = {str(k).strip().lower(): str(v).strip() for k, v in self.segments.items()}
-        names = {n.lower(): n for n in self.table.names.values()}
-        bad = sorted({v for v in segs.values() if v.lower() not in names})
-        if bad:
-            raise InputError(f"label mapping names classes {bad} that the model's table "
-                             f"{list(self.table.names.values())} does not have")
-        object.__setattr__(self, "segments", segs)
-        object.__setattr__(self, "ignore", frozenset(str(n).strip().lower() for n in self.ignore))
-        if self.unmapped not in ("error", "background"):
-            raise ValueError(f"unmapped must be 'error' or 'background', got {self.unmapped!r}")
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "LabelMapping":
-        """Parse the JSON form described in the module docstring."""
-        if not isinstance(data, Mapping):
-            raise InputError("a label mapping must be a JSON object with 'segments'")
-        unknown = sorted(set(data) - {"labels", "segments", "ignore", "unmapped"})
-        if unknown:
-            raise InputError(f"label mapping has unknown keys {unknown}; "
-                             "expected labels, segments, ignore, unmapped")
-        try:
-            table = LabelTable.from_json(data["labels"]) if "labels" in data else STUDY_LABELS
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"label mapping 'labels' is not a label table: {exc}") from None
-        segments = data.get("segments", {})
-        if not isinstance(segments, Mapping):
-            raise InputError("label mapping 'segments' must map source names to class names")
-        return cls(table=table, segments=dict(segments), ignore=frozenset(data.get("ignore", ())),
-                   unmapped=data.get("unmapped", "error"))
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "LabelMapping":
-        """Read a label-mapping JSON file."""
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(f"cannot read label mapping {p}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise InputError(f"label mapping {p.name} is not valid JSON: {exc}") from None
-        return cls.from_json(data)
-
-    def target_id(self, source_name: str) -> int | None:
-        """Model class id of a source name; ``None`` when it is unmapped."""
-        key = source_name.strip().lower()
-        by_name = {n.lower(): i for i, n in self.table.names.items()}
-        if key in self.segments:
-            return by_name[self.segments[key].lower()]
-        if key in by_name:
-            return by_name[key]
-        if key in self.ignore or key == "background":
-            return 0
-        return 0 if self.unmapped == "background" else None
-
-    def lookup(self, source: Mapping[int, str], *, where: str) -> np.ndarray:
-        """Look-up table ``lut[source_id] = model_id`` for the named source ids (0 stays 0).
-
-        Raises
-        ------
-        InputError
-            When a source name is unmapped (with ``unmapped="error"``).
-        """
-        size = max([0, *source]) + 1
-        lut = np.zeros(size, dtype=np.uint8)
-        missing = []
-        for sid, name in source.items():
-            if sid == 0:
-                continue
-            tid = self.target_id(name)
-            if tid is None:
-                missing.append(name)
-            else:
-                lut[sid] = tid
-        if missing:
-            raise InputError(
-                f"{where}: segments {missing} are not mapped to the model's classes "
-                f"{list(self.table.names.values())}; add them to the label mapping's 'segments' "
-                "or 'ignore'")
-        return lut
-
-
-# --- 3D Slicer segmentations ----------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class SlicerSegment:
-    """One segment of a Slicer ``.seg.nrrd`` header.
-
-    Attributes
-    ----------
-    index : int
-        N of the ``SegmentN_*`` fields.
-    name : str
-        ``SegmentN_Name``.
-    label_value : int
-        ``SegmentN_LabelValue``: the voxel value of the segment in its layer (1 when absent,
-        as in files older than Slicer 4.11 that stored one binary layer per segment).
-    layer : int
-        ``SegmentN_Layer``: the layer (4D component) holding the segment (N when absent).
-    segment_id : str
-        ``SegmentN_ID``.
-    """
-
-    index: int
-    name: str
-    label_value: int
-    layer: int
-    segment_id: str = ""
-
-
-def read_slicer_segmentation(path: str | os.PathLike) -> tuple[list[np.ndarray], Volume,
-                                                                list[SlicerSegment]]:
-    """Read a 3D Slicer ``.seg.nrrd`` (single- or multi-layer labelmap form).
-
-    Parameters
-    ----------
-    path : path-like
-
-    Returns
-    -------
-    layers : list of np.ndarray, each (z, y, x) integer
-        The voxel values of each layer.
-    geometry : Volume
-        Layer 0 as a volume: the segmentation's LPS grid (which may be a sub-box of the CT's).
-    segments : list of SlicerSegment
-        In header order.
-
-    Raises
-    ------
-    InputError
-        Unreadable file or no ``SegmentN_*`` fields.
-    """
-    import SimpleITK as sitk
-
-    p = Path(path)
-    try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
-        raise InputError(f"cannot read segmentation {p.name}: {str(exc).splitlines()[0]}") from None
-    fields: dict[int, dict[str, str]] = {}
-    for key in image.GetMetaDataKeys():
-        m = _SEGMENT_KEY.match(key)
-        if m:
-            fields.setdefault(int(m.group(1)), {})[m.group(2)] = image.GetMetaData(key).strip()
-    if not fields:
-        raise InputError(f"{p.name} has no SegmentN_Name fields: not a 3D Slicer segmentation")
-    segments = []
-    for n in sorted(fields):
-        f = fields[n]
-        try:
-            segments.append(SlicerSegment(
-                index=n, name=f.get("Name", f.get("ID", f"Segment_{n}")),
-                label_value=int(f.get("LabelValue", 1)), layer=int(f.get("Layer", n)),
-                segment_id=f.get("ID", "")))
-        except ValueError:
-            raise InputError(f"{p.name}: Segment{n}_LabelValue/Layer are not integers") from None
-    array = sitk.GetArrayFromImage(image)  # (z, y, x) or (z, y, x, layers)
-    if image.GetNumberOfComponentsPerPixel() > 1:
-        layers = [np.ascontiguousarray(array[..., k]) for k in range(array.shape[-1])]
-    else:
-        layers = [array]
-    n_layers = len(layers)
-    bad = [s.name for s in segments if not 0 <= s.layer < n_layers]
-    if bad:
-        raise InputError(f"{p.name}: segments {bad} name a layer beyond the file's {n_layers}")
-    first = sitk.VectorIndexSelectionCast(image, 0) if n_layers > 1 else image
-    geometry = Volume.from_sitk(first, metadata=CTMetadata(modality="SEG", source_format="seg.nrrd"))
-    return layers, geometry, segments
-
-
+# --- label mapping and 3D Slicer segmentations ------------------------------------------------------
+# Both live in spinect_core.io (one reader for the CLI, the app and training); imported here so
+# that ``from spinect_core.training.cases import LabelMapping`` keeps working.
 def _slicer_to_labels(path: Path, mapping: LabelMapping) -> Volume:
-    """A Slicer segmentation as a label map of the model's ids (later segments win overlaps)."""
-    layers, geometry, segments = read_slicer_segmentation(path)
-    out = np.zeros(layers[0].shape, dtype=np.uint8)
-    missing = []
-    for seg in segments:
-        tid = mapping.target_id(seg.name)
-        if tid is None:
-            missing.append(seg.name)
-            continue
-        if tid:
-            out[layers[seg.layer] == seg.label_value] = tid
-    if missing:
-        raise InputError(
-            f"{path.name}: segments {missing} are not mapped to the model's classes "
-            f"{list(mapping.table.names.values())}; add them to the label mapping's 'segments' "
-            "or 'ignore'")
-    return geometry.with_array(out)
+    """A Slicer segmentation as a label map of the model's ids, by segment name."""
+    return slicer_to_labels(path, mapping)
 
 
 # --- discovery ------------------------------------------------------------------------------------
