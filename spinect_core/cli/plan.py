@@ -5,7 +5,10 @@ INPUT is a DICOM folder (or multi-frame file) or an image (NIfTI, NRRD, MHA). Wi
 from ``--bone`` (network, CT bone model or fused), and the network's bone is checked against the
 CT's own at L4-S1: disagreements are printed at once and lead the plan's warnings (``plan.json``
 ``segmentation_check``, the report); with ``--segmentation``, that label map (and its
-``.labels.json`` sidecar table; the default bone/nerve table otherwise) is used as it is. The
+``.labels.json`` sidecar table; the default bone/nerve table otherwise) is used as it is, a 3D
+Slicer ``.seg.nrrd`` read by segment name (never by label value), and ``--label-map`` maps a
+site's names (a mapping JSON, or a ready one: ``totalsegmentator``, ``monailabel``) onto bone,
+nerve, disc and dura; names it does not match are refused with the names found. The
 output folder receives ``plan.json``, ``report.html``, the needle markups, screenshots, area maps,
 oblique planes (NIfTI, PNG, DICOM) and meshes (see
 :func:`spinect_core.report.exports.write_plan_outputs`); an existing plan there is never
@@ -14,6 +17,10 @@ The folder is checked (writable, free space) before any work, and the outputs ap
 the end, so Ctrl-C leaves nothing half-written. No input path or file name is written into the
 plan (a label map is described by its format). ``--json`` prints the ``plan.json`` document as
 one line on stdout. Argument errors are one line ``spinect: error: ...`` with exit code 2.
+
+``--send AET@HOST:PORT`` (or a DICOMweb URL) stores every DICOM object the plan wrote (``*.dcm``
+under OUT_DIR) on that PACS after the plan is written, calling as ``--aet`` (default SPINECT); a
+failed send leaves the plan in place and exits 2 with the reason.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
     p.add_argument("--segmentation", metavar="SEG",
                    help="label map of the CT (default: segment it with the weights)")
+    p.add_argument("--label-map", metavar="MAPPING",
+                   help="with --segmentation: map the file's segment/label names onto bone, "
+                   "nerve, disc and dura with this mapping JSON or ready mapping "
+                   "(totalsegmentator, monailabel; see docs/PACS.md)")
     p.add_argument("--weights", metavar="FILE",
                    help="weights .safetensors for segmenting (default: the bundled weights)")
     add_bone_argument(p, resolve_default=False)
@@ -62,6 +73,11 @@ def register(subparsers: Any) -> None:
                    "SPACE header")
     p.add_argument("--force", action="store_true", help="replace an earlier plan in OUT_DIR")
     p.add_argument("--json", action="store_true", help="print the plan.json document on stdout")
+    p.add_argument("--send", metavar="AET@HOST:PORT",
+                   help="after writing the plan, store its DICOM objects (*.dcm under OUT_DIR) "
+                   "on this PACS (or DICOMweb URL)")
+    p.add_argument("--aet", default=None, metavar="OUR_AET",
+                   help="our AE title for --send (default SPINECT)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
     one_line_errors(p)
@@ -93,6 +109,21 @@ def run(args: argparse.Namespace) -> int:
 
     options = plan_options(args)
     out = Path(args.output)
+    mapping = None
+    if args.label_map is not None:
+        from spinect_core.io.labelmap import resolve_label_mapping
+
+        if args.segmentation is None:
+            raise InputError("--label-map maps the names of a --segmentation file; give one")
+        mapping = resolve_label_mapping(args.label_map, default_table=DEFAULT_LABELS)
+    sender = None
+    if args.send is not None:
+        from spinect_core.cli.pacs import client_from_args
+
+        # Parse the node now: a typo fails in a second, not after the plan.
+        sender = client_from_args(args, node_text=args.send)
+    elif args.aet is not None:
+        raise InputError("--aet is our AE title for --send; give --send too")
     if args.segmentation is not None and args.bone is not None:
         raise InputError("--bone chooses the bone of the network's segmentation; it cannot be "
                          "used with --segmentation (that label map is used as it is)")
@@ -114,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     with TqdmProgress("planning", disable=args.quiet) as bar:
         bone_source, check = None, None
         if segmenter is None:
-            labels, table = load_label_map(args.segmentation, default_table=DEFAULT_LABELS)
+            labels, table = load_label_map(args.segmentation, default_table=DEFAULT_LABELS,
+                                           mapping=mapping)
             # The format, not the name: files are often named after the patient.
             source = f"label map file ({_image_format(args.segmentation)})"
             start = 0.0
@@ -144,14 +176,46 @@ def run(args: argparse.Namespace) -> int:
                                      progress=sub_progress(bar, start + 0.8 * (1 - start), 1.0,
                                                            "exporting: "))
     doc = plan_document(plan)
+    if not args.json:
+        print_warnings(plan.warnings, printed)
+        print(summary_text(doc))
+        n = sum(len(v) for v in written.values())
+        print(f"wrote {n} files to {out} (report: {out / 'report.html'})")
+    if sender is not None:
+        send_plan(sender, out, quiet=args.quiet or args.json)
     if args.json:
         print(json.dumps(doc))
-        return 0
-    print_warnings(plan.warnings, printed)
-    print(summary_text(doc))
-    n = sum(len(v) for v in written.values())
-    print(f"wrote {n} files to {out} (report: {out / 'report.html'})")
     return 0
+
+
+def send_plan(client: Any, out: Path, *, quiet: bool = False) -> int:
+    """Store every ``*.dcm`` under the plan folder ``out`` on the client's node.
+
+    Returns
+    -------
+    int
+        Instances stored.
+
+    Raises
+    ------
+    PacsError
+        With a message saying that the plan itself is written and only the send failed.
+    """
+    from spinect_core.errors import InputError
+    from spinect_core.pacs import PacsError
+
+    files = sorted(out.rglob("*.dcm"))
+    if not files:
+        raise InputError(f"the plan in {out} holds no DICOM objects to send (*.dcm)")
+    try:
+        with TqdmProgress("sending", disable=quiet) as bar:
+            result = client.store(files, progress=bar)
+    except PacsError as exc:
+        raise type(exc)(f"{exc} (the plan itself is written in {out}; send it later with "
+                        "'spinect pacs send')") from None
+    print(f"sent {result.stored} DICOM objects of the plan to {client.node}",
+          file=sys.stderr if quiet else sys.stdout)
+    return result.stored
 
 
 def _image_format(path: str) -> str:
