@@ -28,6 +28,7 @@ Objects written here:
   LOCALIZER as value 3, and it covers oblique cross-sections), registered to the CT through the
   shared frame of reference.
 * :func:`secondary_capture_dataset`: an RGB picture (the 3D screenshots) as a Secondary Capture.
+* :func:`encapsulated_pdf_dataset`: the PDF report as an Encapsulated PDF.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENERATED_PATIENT_ID", "MANUFACTURER", "SECONDARY_CAPTURE_STORAGE", "DicomSource",
-    "dicom_source", "new_uid", "plane_dataset", "secondary_capture_dataset", "write_dataset",
+    "dicom_source", "encapsulated_pdf_dataset", "new_uid", "plane_dataset",
+    "secondary_capture_dataset", "write_dataset",
 ]
 
 #: PatientID of the generated study made for a CT without DICOM source (neutral, the same for
@@ -448,6 +450,62 @@ def secondary_capture_dataset(rgb: np.ndarray, source: DicomSource, *, series_de
     ds.PixelData = pixels.tobytes()
     _references(ds, source, source.instances(), derivation=None,
                 description=derivation_description)
+    return ds
+
+
+# --- the report as a PDF -------------------------------------------------------------------------------
+ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+def encapsulated_pdf_dataset(pdf: bytes, source: DicomSource, *, series_number: int,
+                             title: str, series_instance_uid: str | None = None) -> "Dataset":
+    """A PDF document (the plan report) as an Encapsulated PDF of the source's study.
+
+    Parameters
+    ----------
+    pdf : bytes
+        The whole PDF file.
+    source : DicomSource
+    series_number : int
+    title : str
+        DocumentTitle (no identifiers).
+    series_instance_uid : str, optional
+
+    Returns
+    -------
+    pydicom FileDataset
+        Encapsulated PDF Storage, Modality DOC, referencing the source instances
+        (SourceInstanceSequence).
+    """
+    from pydicom.dataset import Dataset
+
+    if not pdf.startswith(b"%PDF"):
+        raise ValueError("the document to encapsulate is not a PDF")
+    ds = _file_dataset(ENCAPSULATED_PDF_STORAGE, new_uid())
+    copy_patient_and_study(source, ds)
+    for name in FRAME_OF_REFERENCE_ATTRIBUTES + SERIES_PATIENT_ATTRIBUTES:
+        if name in ds:  # not part of the Encapsulated PDF IOD
+            del ds[name]
+    ds.Modality = "DOC"
+    ds.SeriesInstanceUID = series_instance_uid or new_uid()
+    _set_equipment_and_dates(ds, series_description=title, series_number=series_number,
+                             instance_number=1)
+    ds.ConversionType = "WSD"
+    ds.AcquisitionDateTime = None
+    ds.BurnedInAnnotation = "NO"  # the report prints no patient identifiers
+    ds.DocumentTitle = title
+    ds.ConceptNameCodeSequence = []
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    data = bytes(pdf) + (b"\0" if len(pdf) % 2 else b"")  # OB values have even length
+    ds.EncapsulatedDocument = data
+    ds.EncapsulatedDocumentLength = len(pdf)
+    refs = []
+    for sop_class, sop_uid in source.instances():
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = sop_class
+        ref.ReferencedSOPInstanceUID = sop_uid
+        refs.append(ref)
+    ds.SourceInstanceSequence = refs
     return ds
 
 

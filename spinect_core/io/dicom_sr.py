@@ -4,7 +4,9 @@ Built from the ``plan.json`` document (so the SR says exactly what the JSON says
 
 * per side and window found (Kambin, safe): a planar ROI group whose region is the window's
   outline at the plateau view as an SCOORD3D ``POLYGON`` in the CT's frame of reference (LPS mm,
-  closed: the first point repeated at the end) with the window area at that view (SCT *Area*,
+  closed: the first point repeated at the end; projected along the view direction onto the
+  plane through its centroid, i.e. the window as the C-arm sees it, since SCOORD3D polygons
+  must be planar) with the window area at that view (SCT *Area*,
   mm2) and the largest inscribed circle's diameter (SCT *Diameter*, mm);
 * per side with a needle: a measurement group whose *Length* (SCT 410668003, mm) references an
   SCOORD3D ``POLYLINE`` of two points, the skin entry first and the target second, in the CT's
@@ -37,11 +39,18 @@ def _version() -> str:
     return str(__version__)
 
 
-def _largest_polygon(outline: Any) -> np.ndarray | None:
+def _window_polygon(outline: Any, view_direction: Any) -> np.ndarray | None:
+    """The largest outline polygon, projected along ``view_direction`` onto the plane through
+    its centroid (the window as the C-arm sees it; SCOORD3D polygons must be planar), closed."""
     polys = [np.asarray(p, dtype=np.float64) for p in outline or [] if len(p) >= 3]
     if not polys:
         return None
     poly = max(polys, key=len)
+    if view_direction is not None:
+        n = np.asarray(view_direction, dtype=np.float64)
+        n = n / np.linalg.norm(n)
+        centre = poly.mean(axis=0)
+        poly = poly - np.outer((poly - centre) @ n, n)
     if not np.allclose(poly[0], poly[-1]):
         poly = np.vstack([poly, poly[:1]])  # SCOORD3D POLYGON: first point = last point
     return poly
@@ -86,7 +95,7 @@ def plan_sr_dataset(doc: Mapping[str, Any], source: DicomSource, *, series_numbe
                     unit=codes.UCUM.Millimeter))
             tracking = hd.sr.TrackingIdentifier(
                 uid=new_uid(), identifier=f"{side} {KIND_NAMES[kind]} at the plateau view")
-            poly = _largest_polygon(w.get("outline_lps_mm"))
+            poly = _window_polygon(w.get("outline_lps_mm"), view.get("view_direction_lps"))
             if poly is not None:
                 groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                     tracking_identifier=tracking,

@@ -3,19 +3,31 @@
 :func:`write_plan_outputs` writes, into ``out_dir``:
 
 ==================================================  =====================================================
-``plan.json``                                        :meth:`Plan.to_dict` (schema ``PLAN_SCHEMA_VERSION``, LPS)
-``report.html``                                      one-page report (images beside it, relative links)
+``plan.json``                                        :meth:`Plan.to_dict` (schema ``PLAN_SCHEMA_VERSION``, LPS;
+                                                     ``plan.schema.json``), with the source's and the
+                                                     derived objects' DICOM UIDs
+``report.html``                                      one-page report, images embedded (portable alone)
+``report.pdf``                                       the same report as a PDF (figures and text)
 ``needle_<side>.mrk.json``                           the trajectory as a 3D Slicer markups line (LPS)
 ``screenshot_<side>_<kind>.png``                     the 3D scene from the window's best view, with the
                                                      window outlines, the needle and a legend
 ``area_map_<side>_<kind>.png``                       window area over the (alpha, beta) view grid
 ``planes_<side>/<needle|companion>_plane.nii.gz``    oblique CT planes through the needle (3D affine),
-``..._plane_labels.nii.gz`` (+ ``.labels.json``),    their labels, a PNG with overlay and a derived DICOM
-``..._plane.png``, ``..._plane_dicom/IM00001.dcm``   series in the CT's frame of reference
+``..._plane_labels.nii.gz`` (+ ``.labels.json``),    their labels and a PNG with overlay
+``..._plane.png``
+``dicom/planes_<side>_<needle|companion>/IM00001.dcm``  the planes as derived CT series (DICOM, below)
+``dicom/sc_<side>_<kind>.dcm``                       the screenshots as Secondary Captures
+``dicom/seg.dcm``                                    the label map as a binary DICOM SEG
+``dicom/sr.dcm``                                     the plan as a Comprehensive 3D SR (SCOORD3D, areas)
+``dicom/report_pdf.dcm``                             ``report.pdf`` as an Encapsulated PDF
 ``meshes/<class>_lps.stl`` (``_ras`` with ``ras``)   surfaces of the label classes (bone, nerve, disc, dura)
 ==================================================  =====================================================
 
-``<kind>`` is ``kambin`` or ``safe``. Nothing is overwritten silently: unless ``overwrite`` is
+``<kind>`` is ``kambin`` or ``safe``. The DICOM objects (``ExportOptions.dicom``) carry the
+source CT's Patient and Study modules and frame of reference and reference its instances, so a
+PACS files them with the CT (see :mod:`spinect_core.io.dicom_derived`); a CT read from another
+format gets a generated study, and ``plan.json`` (``dicom.source``) says which. Nothing is
+overwritten silently: unless ``overwrite`` is
 set, a folder that already holds a plan (``plan.json``, ``report.html`` or any other file or
 folder of the table above) is refused before the first byte is written.
 
@@ -49,7 +61,7 @@ import numpy as np
 
 from spinect_core.errors import InputError
 from spinect_core.io.atomic import (FileExistsRefusedError, check_output_location, check_writable,
-                                   signals_deferred, write_text_atomic)
+                                   signals_deferred, write_bytes_atomic, write_text_atomic)
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.report.render import (CLASS_COLOURS, NEEDLE_COLOUR, WINDOW_COLOURS, Overlay,
@@ -60,14 +72,19 @@ if TYPE_CHECKING:
     from spinect_core.planning.plan import Plan, PlanEngine, SidePlan, WindowPlan
 
 __all__ = [
-    "PLAN_JSON", "REPORT_HTML", "ExportOptions", "check_output_dir", "plan_document",
-    "plan_output_paths", "render_screenshot", "validate_plan_document", "write_plan_outputs",
+    "PLAN_JSON", "REPORT_HTML", "REPORT_PDF", "ExportOptions", "check_output_dir", "plan_document",
+    "plan_output_paths", "plan_schema", "render_screenshot", "source_section",
+    "validate_plan_document", "write_plan_outputs",
 ]
 
 log = logging.getLogger(__name__)
 
 PLAN_JSON = "plan.json"
 REPORT_HTML = "report.html"
+REPORT_PDF = "report.pdf"
+DICOM_DIR = "dicom"
+#: Series numbers of the derived DICOM series (planes count up from 901, screenshots from 951).
+SERIES_PLANES, SERIES_SCREENSHOTS, SERIES_SEG, SERIES_SR, SERIES_PDF = 901, 951, 990, 991, 992
 KINDS = ("kambin", "safe")
 PLANE_KINDS = ("needle", "companion")
 #: Rough size of a plan's outputs (planes as NIfTI, PNG and DICOM, screenshots, meshes), bytes:
@@ -75,7 +92,7 @@ PLANE_KINDS = ("needle", "companion")
 PLAN_OUTPUT_BYTES = 200_000_000
 #: Entries of an output folder that belong to a plan (the table of the module docstring).
 _PLAN_ENTRY = re.compile(
-    r"(plan\.json|report\.html|needle_(left|right)\.mrk\.json"
+    r"(plan\.json|report\.html|report\.pdf|dicom|needle_(left|right)\.mrk\.json"
     r"|(screenshot|area_map)_(left|right)_(kambin|safe)\.png|planes_(left|right)|meshes)")
 
 
@@ -86,7 +103,10 @@ class ExportOptions:
     Attributes
     ----------
     dicom : bool
-        Also write the oblique planes as DICOM series.
+        Also write the DICOM objects (planes, screenshots, SEG, SR, encapsulated PDF) into
+        ``dicom/``.
+    pdf : bool
+        Also write ``report.pdf``.
     plane_pixel_mm : float
         Pixel size of the oblique planes, mm.
     plane_size_mm : (float, float)
@@ -101,6 +121,7 @@ class ExportOptions:
     """
 
     dicom: bool = True
+    pdf: bool = True
     plane_pixel_mm: float = 0.35
     plane_size_mm: tuple[float, float] = (120.0, 80.0)
     screenshot: SceneRenderOptions = field(default_factory=SceneRenderOptions)
@@ -109,9 +130,26 @@ class ExportOptions:
 
 
 # --- plan.json -----------------------------------------------------------------------------------
-def plan_document(plan: "Plan") -> dict[str, Any]:
-    """``plan.to_dict()`` with every non-finite float replaced by ``None`` (strict JSON)."""
-    return _finite(plan.to_dict())
+def plan_document(plan: "Plan", *, ct: Volume | None = None) -> dict[str, Any]:
+    """``plan.to_dict()`` with every non-finite float replaced by ``None`` (strict JSON).
+
+    With ``ct``, ``source`` names the CT's format and its Study, Series and FrameOfReference
+    UIDs (``null`` where it has none), so the plan can be linked to its CT.
+    :func:`write_plan_outputs` adds ``dicom``: the derived objects and their UIDs.
+    """
+    doc = _finite(plan.to_dict())
+    if ct is not None:
+        doc["source"] = source_section(ct)
+    return doc
+
+
+def source_section(ct: Volume) -> dict[str, Any]:
+    """``plan.json``'s ``source``: the CT's format and DICOM UIDs (UIDs only, no identifiers)."""
+    m = ct.metadata
+    return {"format": m.source_format or "unknown",
+            "study_instance_uid": m.study_instance_uid or None,
+            "series_instance_uid": m.series_instance_uid or None,
+            "frame_of_reference_uid": m.frame_of_reference_uid or None}
 
 
 def _finite(obj: Any) -> Any:
@@ -130,66 +168,117 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-_VIEW_KEYS = ("alpha_deg", "beta_deg", "area_mm2")
-_WINDOW_KEYS = ("found", "reason", "best_view", "plateau_view", "inscribed_diameter_mm",
-                "triangle_area_mm2")
-_TRAJECTORY_KEYS = ("entry_lps_mm", "target_lps_mm", "length_mm", "angle_to_axial_deg",
-                    "angle_to_sagittal_deg", "min_nerve_clearance_mm", "carm")
+#: The published JSON Schema of ``plan.json`` (package data beside this module).
+PLAN_SCHEMA_FILE = "plan.schema.json"
+
+
+def plan_schema() -> dict[str, Any]:
+    """The JSON Schema of ``plan.json`` (``spinect_core/report/plan.schema.json``)."""
+    from importlib.resources import files
+
+    return json.loads((files("spinect_core.report") / PLAN_SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def validate_plan_document(doc: Mapping[str, Any]) -> None:
-    """Check a ``plan.json`` document against the schema this version reads.
+    """Check a ``plan.json`` document against the published schema (:func:`plan_schema`).
 
-    Checks ``format``, the ``schema_version`` (same major version as
-    :data:`~spinect_core.planning.plan.PLAN_SCHEMA_VERSION`), the coordinate system and the
-    required keys of every side (``kambin`` / ``safe``: ``found``, ``reason``, ``best_view`` and
-    ``plateau_view`` with ``alpha_deg``, ``beta_deg``, ``area_mm2`` when found,
-    ``inscribed_diameter_mm``, ``triangle_area_mm2``; ``trajectory``: null or with entry,
-    target, length, angles, clearance and C-arm angles).
+    ``format``, ``schema_version`` (same major version as
+    :data:`~spinect_core.planning.plan.PLAN_SCHEMA_VERSION`), the coordinate system, and per
+    side (``left`` / ``right``) the windows (``kambin`` / ``safe``: ``found``, ``reason``,
+    ``best_view`` and ``plateau_view`` with ``alpha_deg``, ``beta_deg``, ``area_mm2`` when
+    found, ``inscribed_diameter_mm``, ``triangle_area_mm2``) and ``trajectory`` (null or with
+    entry, target, length, angles, clearance and C-arm angles); ``source`` and ``dicom`` UIDs
+    when present. The schema's keywords are checked by a small validator here (the subset the
+    schema uses; no ``jsonschema`` dependency).
 
     Raises
     ------
     InputError
-        Listing every problem found.
+        Listing every problem found, by its path (``sides.left.safe.plateau_view is missing``).
     """
     from spinect_core.planning.plan import PLAN_SCHEMA_VERSION
 
-    problems: list[str] = []
     if not isinstance(doc, Mapping):
         raise InputError("a plan document must be a JSON object")
-    if doc.get("format") != "spinect-plan":
-        problems.append(f"format is {doc.get('format')!r}, expected 'spinect-plan'")
+    problems: list[str] = []
+    major = PLAN_SCHEMA_VERSION.split(".")[0]
     version = str(doc.get("schema_version", ""))
-    if version.split(".")[0] != PLAN_SCHEMA_VERSION.split(".")[0]:
+    if version.split(".")[0] != major:
         problems.append(f"schema_version {version!r} is not readable (this version reads "
-                        f"{PLAN_SCHEMA_VERSION.split('.')[0]}.x)")
-    if doc.get("coordinate_system") != "LPS":
-        problems.append(f"coordinate_system is {doc.get('coordinate_system')!r}, expected 'LPS'")
-    sides = doc.get("sides")
-    if not isinstance(sides, Mapping) or not sides:
-        problems.append("no sides")
-        sides = {}
-    for side, sp in sides.items():
-        if side not in ("left", "right"):
-            problems.append(f"unknown side {side!r}")
-        for kind in KINDS:
-            w = sp.get(kind) if isinstance(sp, Mapping) else None
-            if not isinstance(w, Mapping):
-                problems.append(f"sides.{side}.{kind} is missing")
-                continue
-            problems += [f"sides.{side}.{kind}.{k} is missing" for k in _WINDOW_KEYS if k not in w]
-            for view in ("best_view", "plateau_view"):
-                v = w.get(view)
-                if w.get("found") and not (isinstance(v, Mapping) and all(k in v for k in _VIEW_KEYS)):
-                    problems.append(f"sides.{side}.{kind}.{view} needs {', '.join(_VIEW_KEYS)}")
-        if isinstance(sp, Mapping):
-            if "trajectory" not in sp:
-                problems.append(f"sides.{side}.trajectory is missing")
-            elif sp["trajectory"] is not None:
-                problems += [f"sides.{side}.trajectory.{k} is missing" for k in _TRAJECTORY_KEYS
-                             if k not in sp["trajectory"]]
+                        f"{major}.x)")
+    schema = plan_schema()
+    found = _schema_problems(doc, schema, "", schema)
+    if problems:  # the version message above says it better
+        found = [p for p in found if not p.startswith("schema_version")]
+    problems += found
     if problems:
         raise InputError("invalid plan document: " + "; ".join(problems))
+
+
+_JSON_TYPES: dict[str, Any] = {
+    "object": Mapping, "array": (list, tuple), "string": str, "boolean": bool,
+    "null": type(None), "number": (int, float), "integer": int,
+}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name in ("number", "integer") and isinstance(value, bool):
+        return False
+    return isinstance(value, _JSON_TYPES[name])
+
+
+def _schema_problems(value: Any, schema: Mapping[str, Any], path: str,
+                     root: Mapping[str, Any]) -> list[str]:
+    """Problems of ``value`` against ``schema`` (the keywords the plan schema uses)."""
+    import re as _re
+
+    where = path or "the document"
+    if "$ref" in schema:
+        ref = str(schema["$ref"])
+        if not ref.startswith("#/$defs/"):
+            raise ValueError(f"unsupported $ref {ref}")
+        schema = {**root["$defs"][ref[len("#/$defs/"):]],
+                  **{k: v for k, v in schema.items() if k != "$ref"}}
+    out: list[str] = []
+    if "const" in schema and value != schema["const"]:
+        return [f"{where} is {value!r}, expected {schema['const']!r}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{where} is {value!r}, expected one of {', '.join(map(repr, schema['enum']))}"]
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(_is_type(value, t) for t in types):
+            return [f"{where} should be {' or '.join(types)}, not {type(value).__name__}"]
+    if isinstance(value, str) and "pattern" in schema and not _re.search(schema["pattern"], value):
+        out.append(f"{where} ({value!r}) does not match {schema['pattern']}")
+    if isinstance(value, Mapping):
+        prefix = f"{path}." if path else ""
+        out += [f"{prefix}{k} is missing" for k in schema.get("required", []) if k not in value]
+        if len(value) < schema.get("minProperties", 0):
+            out.append(f"{where} is empty" if not value else f"{where} has too few entries")
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        names = schema.get("propertyNames")
+        for key, item in value.items():
+            if names is not None:
+                out += [p.replace(f"{prefix}{key} is", f"{prefix}{key}: the key is", 1)
+                        for p in _schema_problems(key, names, f"{prefix}{key}", root)]
+            if key in props:
+                out += _schema_problems(item, props[key], f"{prefix}{key}", root)
+            elif extra is False:
+                out.append(f"{prefix}{key} is not allowed")
+            elif isinstance(extra, Mapping):
+                out += _schema_problems(item, extra, f"{prefix}{key}", root)
+        if "if" in schema and not _schema_problems(value, schema["if"], path, root):
+            out += _schema_problems(value, schema.get("then", {}), path, root)
+    if isinstance(value, (list, tuple)):
+        if len(value) < schema.get("minItems", 0):
+            out.append(f"{where} has {len(value)} items, at least {schema['minItems']} needed")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            out.append(f"{where} has {len(value)} items, at most {schema['maxItems']} allowed")
+        if "items" in schema:
+            for i, item in enumerate(value):
+                out += _schema_problems(item, schema["items"], f"{path}[{i}]", root)
+    return out
 
 
 # --- the output set --------------------------------------------------------------------------------
@@ -240,7 +329,10 @@ def plan_output_paths(plan: "Plan", out_dir: str | Path, table: LabelTable, *,
     from spinect_core.io.mesh_export import mesh_filename
 
     out = Path(out_dir)
-    paths = [out / PLAN_JSON, out / REPORT_HTML]
+    paths = [out / PLAN_JSON, out / REPORT_HTML, out / REPORT_PDF]
+    if dicom:
+        paths += [out / DICOM_DIR / "seg.dcm", out / DICOM_DIR / "sr.dcm",
+                  out / DICOM_DIR / "report_pdf.dcm"]
     for side, sp in plan.sides.items():
         if sp.trajectory is not None:
             paths.append(out / f"needle_{side}.mrk.json")
@@ -250,9 +342,11 @@ def plan_output_paths(plan: "Plan", out_dir: str | Path, table: LabelTable, *,
                 paths += [stem.with_name(stem.name + ".nii.gz"), labels, sidecar_path(labels),
                           stem.with_name(stem.name + ".png")]
                 if dicom:
-                    paths.append(stem.with_name(stem.name + "_dicom") / "IM00001.dcm")
+                    paths.append(out / DICOM_DIR / f"planes_{side}_{kind}" / "IM00001.dcm")
         for kind in KINDS:
             paths += [out / f"screenshot_{side}_{kind}.png", out / f"area_map_{side}_{kind}.png"]
+            if dicom:
+                paths.append(out / DICOM_DIR / f"sc_{side}_{kind}.dcm")
     if meshes:
         for cs in ("LPS", "RAS") if ras else ("LPS",):
             paths += [out / "meshes" / mesh_filename(name, cs, "stl")
@@ -296,12 +390,12 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
     Returns
     -------
     dict of str to list of Path
-        ``plan_json``, ``report_html``, ``markups``, ``planes``, ``screenshots``, ``area_maps``,
-        ``meshes`` -> files written.
+        ``plan_json``, ``report_html``, ``report_pdf``, ``markups``, ``planes``,
+        ``screenshots``, ``area_maps``, ``meshes``, ``dicom`` -> files written.
     """
     opts = options or ExportOptions()
     out = check_output_dir(out_dir, overwrite=overwrite, need_bytes=0)
-    doc = plan_document(plan)
+    doc = plan_document(plan, ct=ct)
     validate_plan_document(doc)
     if not overwrite:
         for p in plan_output_paths(plan, out, table, meshes=meshes, ras=ras, dicom=opts.dicom):
@@ -326,8 +420,10 @@ def _write_all(plan: "Plan", engine: "PlanEngine", out: Path, doc: dict[str, Any
     """Every file of the plan into the new, empty folder ``out``."""
     opts, overwrite = options, False
     written: dict[str, list[Path]] = {k: [] for k in (
-        "plan_json", "report_html", "markups", "planes", "screenshots", "area_maps", "meshes")}
+        "plan_json", "report_html", "report_pdf", "markups", "planes", "screenshots",
+        "area_maps", "meshes", "dicom")}
     images: dict[str, list[tuple[str, str]]] = {side: [] for side in plan.sides}
+    dicom = _DicomWriter(ct, out) if opts.dicom else None
 
     report(progress, 0.0, "writing the needle markups")
     written["markups"] = _write_markups(plan, out, overwrite)
@@ -335,11 +431,12 @@ def _write_all(plan: "Plan", engine: "PlanEngine", out: Path, doc: dict[str, Any
     planes_p = sub_progress(progress, 0.02, 0.2, "oblique planes: ")
     written["planes"], plane_images = _write_planes(plan, engine, out, ct=ct, labels=labels,
                                                     table=table, options=opts, overwrite=overwrite,
-                                                    progress=planes_p)
+                                                    progress=planes_p, dicom=dicom)
 
     shots_p = sub_progress(progress, 0.2, 0.6, "screenshots: ")
     written["screenshots"], shot_images = _write_screenshots(plan, engine, out, options=opts,
-                                                             overwrite=overwrite, progress=shots_p)
+                                                             overwrite=overwrite, progress=shots_p,
+                                                             dicom=dicom)
 
     report(progress, 0.6, "area maps")
     written["area_maps"], map_images = _write_area_maps(plan, out, overwrite)
@@ -348,18 +445,131 @@ def _write_all(plan: "Plan", engine: "PlanEngine", out: Path, doc: dict[str, Any
 
     if meshes:
         written["meshes"] = _write_meshes(labels, table, out, ras=ras, overwrite=overwrite,
-                                          progress=sub_progress(progress, 0.62, 0.97, "meshes: "))
+                                          progress=sub_progress(progress, 0.62, 0.9, "meshes: "))
 
-    report(progress, 0.97, "writing the report")
+    if dicom is not None:
+        report(progress, 0.9, "DICOM segmentation and structured report")
+        dicom.write_seg(labels, table, source_name=str(doc.get("segmentation_source") or ""))
+        dicom.write_sr(doc)
+
+    report(progress, 0.95, "writing the report")
     from spinect_core.report.html import plan_report_html
 
     listed = [p.relative_to(out).as_posix() for key in ("markups", "planes", "meshes")
-              for p in written[key]] + [PLAN_JSON]
-    page = plan_report_html(doc, images=images, files=listed)
+              for p in written[key]]
+    listed += [o["path"] for o in dicom.objects] if dicom is not None else []
+    listed += ([REPORT_PDF] if opts.pdf else []) + [PLAN_JSON]
+    if opts.pdf:
+        from spinect_core.report.pdf import plan_report_pdf
+
+        pdf = plan_report_pdf(doc, images=images, image_root=out)
+        written["report_pdf"] = [write_bytes_atomic(out / REPORT_PDF, pdf, overwrite=overwrite)]
+        if dicom is not None:
+            dicom.write_pdf(pdf)
+    if dicom is not None:
+        doc["dicom"] = dicom.section()
+        written["dicom"] = [out / o["path"] for o in dicom.objects]
+        validate_plan_document(doc)
+    page = plan_report_html(doc, images=images, files=listed, embed_from=out)
     written["report_html"] = [write_text_atomic(out / REPORT_HTML, page, overwrite=overwrite)]
     text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     written["plan_json"] = [write_text_atomic(out / PLAN_JSON, text, overwrite=overwrite)]
     return written
+
+
+class _DicomWriter:
+    """The DICOM objects of one plan, written into ``out/dicom`` and listed for ``plan.json``."""
+
+    def __init__(self, ct: Volume, out: Path) -> None:
+        from spinect_core.io.dicom_derived import dicom_source
+
+        self.ct = ct
+        self.out = out
+        self.source = dicom_source(ct)
+        self.objects: list[dict[str, str]] = []
+        self.notes: list[str] = []
+        self._planes = SERIES_PLANES
+        self._shots = SERIES_SCREENSHOTS
+
+    def _write(self, ds: Any, relative: str, kind: str) -> Path:
+        from spinect_core.io.dicom_derived import write_dataset
+
+        path = write_dataset(ds, self.out / relative)
+        self.objects.append({"kind": kind, "path": relative,
+                             "sop_class_uid": str(ds.SOPClassUID),
+                             "series_instance_uid": str(ds.SeriesInstanceUID),
+                             "sop_instance_uid": str(ds.SOPInstanceUID)})
+        return path
+
+    def write_plane(self, plane: Any, side: str) -> Path:
+        from spinect_core.io.dicom_derived import plane_dataset
+
+        ds = plane_dataset(plane, self.source, ct=self.ct, series_number=self._planes,
+                           series_description=f"SPINECT {side} {plane.kind} plane")
+        self._planes += 1
+        return self._write(ds, f"{DICOM_DIR}/planes_{side}_{plane.kind}/IM00001.dcm", "plane")
+
+    def write_screenshot(self, rgb: np.ndarray, side: str, kind: str) -> Path:
+        from spinect_core.io.dicom_derived import secondary_capture_dataset
+
+        name = {"kambin": "Kambin", "safe": "safe"}[kind]
+        ds = secondary_capture_dataset(
+            rgb, self.source, series_description=f"SPINECT {side} {name} window 3D view",
+            series_number=self._shots,
+            derivation_description=(f"3D rendering of the segmentation from the best view of the "
+                                    f"{side} {name} window, with the window outlines and the "
+                                    "planned needle, SPINECT planner"))
+        self._shots += 1
+        return self._write(ds, f"{DICOM_DIR}/sc_{side}_{kind}.dcm", "secondary_capture")
+
+    def write_seg(self, labels: Volume, table: LabelTable, *, source_name: str) -> Path | None:
+        from spinect_core.io.dicom_seg import segmentation_dataset
+
+        if not labels.same_grid(self.ct):
+            from spinect_core.preprocess.resample import resample_to_grid
+
+            labels = resample_to_grid(labels, self.ct, interpolation="nearest")
+            self.notes.append("the label map was resampled (nearest neighbour) onto the CT's grid "
+                              "for the SEG")
+        try:
+            ds, _ = segmentation_dataset(labels, table, self.source, series_number=SERIES_SEG,
+                                         algorithm_name=source_name or "SPINECT")
+        except ValueError as exc:  # an empty label map: nothing to segment
+            log.warning("no DICOM SEG: %s", exc)
+            self.notes.append(f"no SEG: {exc}")
+            return None
+        return self._write(ds, f"{DICOM_DIR}/seg.dcm", "segmentation")
+
+    def write_sr(self, doc: Mapping[str, Any]) -> Path:
+        from spinect_core.io.dicom_sr import plan_sr_dataset
+
+        return self._write(plan_sr_dataset(doc, self.source, series_number=SERIES_SR),
+                           f"{DICOM_DIR}/sr.dcm", "structured_report")
+
+    def write_pdf(self, pdf: bytes) -> Path:
+        from spinect_core.io.dicom_derived import encapsulated_pdf_dataset
+
+        ds = encapsulated_pdf_dataset(pdf, self.source, series_number=SERIES_PDF,
+                                      title="SPINECT L5/S1 transforaminal plan report")
+        return self._write(ds, f"{DICOM_DIR}/report_pdf.dcm", "encapsulated_pdf")
+
+    def section(self) -> dict[str, Any]:
+        """``plan.json``'s ``dicom``: the study the objects belong to and every object's UIDs."""
+        out: dict[str, Any] = dict(self.source.to_dict())
+        if self.source.generated:
+            self.notes.insert(0, "the CT was not read from DICOM: the objects carry a generated "
+                                 "study (PatientName empty, PatientID "
+                                 f"{_generated_id()}) and reference generated CT "
+                                 "instances that were not written")
+        out["note"] = "; ".join(self.notes)
+        out["objects"] = list(self.objects)
+        return out
+
+
+def _generated_id() -> str:
+    from spinect_core.io.dicom_derived import GENERATED_PATIENT_ID
+
+    return GENERATED_PATIENT_ID
 
 
 def _install(stage: Path, out: Path, *, overwrite: bool) -> None:
@@ -449,7 +659,7 @@ def _shared_metadata(ct: Volume) -> Any:
 
 def _write_planes(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume, labels: Volume,
                   table: LabelTable, options: ExportOptions, overwrite: bool,
-                  progress: ProgressCallback | None
+                  progress: ProgressCallback | None, dicom: "_DicomWriter | None" = None
                   ) -> tuple[list[Path], dict[str, list[tuple[str, str]]]]:
     from spinect_core.reslice import export_planes, oblique_planes
 
@@ -468,8 +678,12 @@ def _write_planes(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume, 
         except ValueError as exc:  # the needle runs along the endplate normal: no needle plane
             log.warning("no oblique planes for the %s side: %s", side, exc)
             continue
+        # The DICOM planes go to dicom/ with the source's patient and study (below).
         written = export_planes(planes, out / f"planes_{side}", source_metadata=meta,
-                                dicom=options.dicom, overwrite=overwrite)
+                                dicom=False, overwrite=overwrite)
+        if dicom is not None:
+            for plane in planes:
+                dicom.write_plane(plane, side)
         for kind, paths in written.items():
             for p in paths:
                 # The DICOM writer returns the file; the label map's sidecar is written beside it.
@@ -566,7 +780,8 @@ def render_screenshot(plan: "Plan", engine: "PlanEngine", side: str, kind: str, 
 
 
 def _write_screenshots(plan: "Plan", engine: "PlanEngine", out: Path, *, options: ExportOptions,
-                       overwrite: bool, progress: ProgressCallback | None
+                       overwrite: bool, progress: ProgressCallback | None,
+                       dicom: "_DicomWriter | None" = None
                        ) -> tuple[list[Path], dict[str, list[tuple[str, str]]]]:
     from PIL import Image
 
@@ -584,6 +799,8 @@ def _write_screenshots(plan: "Plan", engine: "PlanEngine", out: Path, *, options
         with atomic_path(target, overwrite=overwrite) as tmp:
             Image.fromarray(rgb).save(tmp, format="PNG")
         files.append(target)
+        if dicom is not None:
+            dicom.write_screenshot(rgb, side, kind)
         best = plan.sides[side].window(kind).best_view
         images.setdefault(side, []).append(
             (target.name, f"{side.capitalize()} {kind} window from its best view "

@@ -1,4 +1,4 @@
-"""The one-page HTML plan report (self-contained apart from images beside it in the same folder).
+"""The one-page HTML plan report, self-contained: its images are embedded as ``data:`` URIs.
 
 :func:`plan_report_html` turns a :class:`~spinect_core.planning.plan.Plan` (through its
 ``plan.json`` document, so the page shows exactly what the JSON holds) into one HTML page: per side
@@ -10,17 +10,25 @@ names "L5/S1" plainly only when the level is established: see
 the network's bone with the CT's own bone must not be missed); the segmentation check per level;
 the coordinate system; and the intended-use statement. No patient identifiers are printed (the
 plan holds none).
+
+With ``embed_from`` (what :func:`~spinect_core.report.exports.write_plan_outputs` passes) every
+figure is read from that folder and embedded as a base64 ``data:image/png`` URI, so the page is
+portable alone (mailed, attached to a ticket, opened from a PACS); only the list of the other
+output files links to files beside it.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import math
+import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from spinect_core.report.level_text import LevelStatus, level_status_from_plan
 
-__all__ = ["INTENDED_USE", "carm_instruction", "plan_report_html"]
+__all__ = ["INTENDED_USE", "carm_instruction", "image_data_uri", "plan_report_html"]
 
 #: Intended-use statement printed on every report.
 INTENDED_USE = "For research and planning support; not a certified medical device."
@@ -223,17 +231,33 @@ def _level_box(status: LevelStatus) -> str:
     return "".join(out)
 
 
-def _figures(images: Sequence[tuple[str, str]]) -> str:
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+         ".svg": "image/svg+xml"}
+
+
+def image_data_uri(path: str | os.PathLike) -> str:
+    """``data:<mime>;base64,...`` of an image file (PNG, JPEG, GIF, SVG)."""
+    p = Path(path)
+    mime = _MIME.get(p.suffix.lower())
+    if mime is None:
+        raise ValueError(f"cannot embed {p.name}: not a PNG, JPEG, GIF or SVG image")
+    return f"data:{mime};base64," + base64.b64encode(p.read_bytes()).decode("ascii")
+
+
+def _figures(images: Sequence[tuple[str, str]], embed_from: Path | None) -> str:
     if not images:
         return ""
-    figs = "".join(f"<figure><img src='{_e(src)}' alt='{_e(caption)}'>"
-                   f"<figcaption>{_e(caption)}</figcaption></figure>" for src, caption in images)
+    figs = "".join(
+        f"<figure><img src='{_e(src if embed_from is None else image_data_uri(embed_from / src))}'"
+        f" alt='{_e(caption)}'><figcaption>{_e(caption)}</figcaption></figure>"
+        for src, caption in images)
     return f"<div class='figs'>{figs}</div>"
 
 
 def plan_report_html(plan_doc: Mapping[str, Any], *,
                      images: Mapping[str, Sequence[tuple[str, str]]] | None = None,
-                     files: Sequence[str] = (), title: str | None = None) -> str:
+                     files: Sequence[str] = (), title: str | None = None,
+                     embed_from: str | os.PathLike | None = None) -> str:
     """The report page.
 
     Parameters
@@ -249,6 +273,9 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         Default: ``"SPINECT L5/S1 transforaminal plan"`` when the level is established, else
         ``"SPINECT transforaminal plan at the level identified as L5/S1 (moderate
         confidence)"``. Either way the "Level identification" box follows the title at once.
+    embed_from : path-like, optional
+        The folder the image paths are relative to: each image is read and embedded as a
+        ``data:`` URI (the page then needs no file beside it). Without it the images are links.
 
     Returns
     -------
@@ -311,7 +338,8 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
             if kind in sp:
                 parts.append(_window_table(kind, sp[kind]))
         parts.append(_trajectory_table(sp))
-        parts.append(_figures(images.get(side, ())))
+        parts.append(_figures(images.get(side, ()),
+                              None if embed_from is None else Path(embed_from)))
     if files:
         parts.append("<h2>Files</h2><ul>" + "".join(
             f"<li><a href='{_e(f)}'>{_e(f)}</a></li>" for f in files) + "</ul>")

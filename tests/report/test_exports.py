@@ -28,16 +28,18 @@ def test_every_file_is_written(planned, outputs) -> None:
     out, written, calls = outputs
     _, _, plan, _ = planned
     names = {p.relative_to(out).as_posix() for files in written.values() for p in files}
-    expected = {"plan.json", "report.html"}
+    expected = {"plan.json", "report.html", "report.pdf", "dicom/seg.dcm", "dicom/sr.dcm",
+                "dicom/report_pdf.dcm"}
     for side in ("left", "right"):
         assert plan.sides[side].trajectory is not None, side  # the phantom has a needle each side
         expected |= {f"needle_{side}.mrk.json", f"screenshot_{side}_kambin.png",
                      f"screenshot_{side}_safe.png", f"area_map_{side}_kambin.png",
-                     f"area_map_{side}_safe.png"}
+                     f"area_map_{side}_safe.png", f"dicom/sc_{side}_kambin.dcm",
+                     f"dicom/sc_{side}_safe.dcm"}
         for kind in ("needle", "companion"):
             stem = f"planes_{side}/{kind}_plane"
             expected |= {f"{stem}.nii.gz", f"{stem}_labels.nii.gz", f"{stem}_labels.labels.json",
-                         f"{stem}.png", f"{stem}_dicom/IM00001.dcm"}
+                         f"{stem}.png", f"dicom/planes_{side}_{kind}/IM00001.dcm"}
     expected |= {f"meshes/{c}_{cs}.stl" for c in ("bone", "nerve", "disc", "dura")
                  for cs in ("lps", "ras")}
     assert expected <= names, sorted(expected - names)
@@ -124,17 +126,27 @@ def test_oblique_nifti_holds_the_needle_in_its_plane(planned, outputs) -> None:
 
 
 def test_dicom_planes_are_derived_in_the_ct_frame_of_reference(outputs) -> None:
+    """A CT without DICOM headers: the planes get a generated study (neutral PatientID, a new
+    StudyInstanceUID, never the CT's study with an empty patient) in the CT's frame of
+    reference, and plan.json says so."""
     import pydicom
 
+    from spinect_core.io.dicom_derived import GENERATED_PATIENT_ID
+
     out, _, _ = outputs
+    doc = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    assert doc["dicom"]["source"] == "generated" and "generated study" in doc["dicom"]["note"]
+    assert doc["source"]["series_instance_uid"] == SERIES
     sops, series = set(), set()
     for side in ("left", "right"):
         for kind in ("needle", "companion"):
-            ds = pydicom.dcmread(out / f"planes_{side}" / f"{kind}_plane_dicom" / "IM00001.dcm")
+            ds = pydicom.dcmread(out / "dicom" / f"planes_{side}_{kind}" / "IM00001.dcm")
             assert ds.ImageType[0] == "DERIVED"
             assert ds.FrameOfReferenceUID == FRAME_OF_REFERENCE
             assert ds.SeriesInstanceUID != SERIES
-            assert str(ds.PatientName) == "" and str(ds.PatientID) == ""
+            assert str(ds.PatientName) == "" and str(ds.PatientID) == GENERATED_PATIENT_ID
+            assert ds.StudyInstanceUID == doc["dicom"]["study_instance_uid"]
+            assert ds.StudyInstanceUID != doc["source"]["study_instance_uid"]
             sops.add(ds.SOPInstanceUID)
             series.add(ds.SeriesInstanceUID)
     assert len(sops) == 4 and len(series) == 4
@@ -200,12 +212,17 @@ def test_html_reports_both_sides_and_the_numbers(planned, outputs) -> None:
             assert f"{abs(w.best_view.carm['oblique_deg']):.0f}&deg; ipsilateral oblique" in page
         assert f"{sp.trajectory.length_mm:.1f}" in page
         assert f"{sp.trajectory.min_nerve_clearance_mm:.1f}" in page
-    # Every image the page shows exists beside it.
+    # Every image the page shows is embedded (the page is portable alone): no image links, and
+    # each embedded picture is a PNG written beside the page too.
+    import base64
     import re
 
     sources = re.findall(r"<img src='([^']+)'", page)
     assert len(sources) >= 12
-    assert all((out / s).is_file() for s in sources)
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    pngs = {p.read_bytes() for p in out.rglob("*.png")}
+    assert all(base64.b64decode(s.split(",", 1)[1]) in pngs for s in sources)
+    assert not re.search(r"<img[^>]+src='(?!data:)", page)
 
 
 def test_meshes_state_their_coordinate_system(outputs) -> None:
