@@ -1,7 +1,8 @@
 """Export triangle surfaces (STL, PLY, OBJ, glTF) with their coordinate system in the file.
 
 Every file states its frame twice: in the name (``<name>_<lps|ras>.<ext>``, see
-:func:`mesh_filename`) and inside the file as the token ``SPACE=LPS`` / ``SPACE=RAS``.
+:func:`mesh_filename`) and inside the file as the token ``SPACE=LPS`` / ``SPACE=RAS`` (glTF:
+in ``asset.extras``, which also gives the conversion from LPS).
 
 Why ``SPACE=``: 3D Slicer (4.11 and later, ``vtkMRMLModelStorageNode``) searches the STL header,
 the PLY comments and the OBJ leading comment for the substring ``SPACE=RAS`` or ``SPACE=LPS`` and
@@ -18,12 +19,16 @@ Per format:
   ``units mm``, ``name <name>``; float32 x, y, z and (when present) nx, ny, nz per vertex.
 * ``.obj``: text; leading comments ``# SPACE=LPS``, ``# coordinate_system: LPS``, ``# units: mm``;
   ``v`` (6 decimals, i.e. 1 nm), ``vn`` when normals exist, faces ``f a//a b//b c//c`` (1-based).
-* ``.glb`` / ``.gltf`` (trimesh): glTF's convention is metres, +Y up, right-handed. We do NOT
-  convert: positions stay in millimetres on the LPS (or RAS) axes, and ``asset.extras`` (and the
-  scene's extras) say so: ``{"SPACE": "LPS", "coordinate_system": "LPS", "units": "mm", ...}``.
-  LPS and RAS are both right-handed, so normals and winding stay valid; a generic glTF viewer
-  shows the model 1000x too large and lying on its side, which is harmless for inspection but
-  must be known to whoever imports it into a metric scene (scale by 0.001 there).
+* ``.glb`` / ``.gltf`` (trimesh): in glTF's own convention, so any glTF viewer shows the
+  patient upright at true size: **metres**, right-handed, **+Y up** (superior), **+Z forward**
+  (anterior: the patient faces +Z, as a glTF asset's front does) and so +X the patient's left
+  (glTF's -X is the asset's right). From LPS millimetres: ``(X, Y, Z) = 0.001 * (L, S, -P)``,
+  i.e. ``x_gltf = x_lps / 1000``, ``y_gltf = z_lps / 1000``, ``z_gltf = -y_lps / 1000`` (a
+  rotation, so winding and normals stay valid; normals are rotated alike). ``asset.extras``
+  (and the scene's extras) say so: ``coordinate_system`` ``"glTF"``, ``units`` ``"m"``,
+  ``axes``, ``source_coordinate_system`` ``"LPS"`` and ``matrix_from_lps_mm`` (4x4, row-major,
+  applied to column vectors). The ``_lps`` / ``_ras`` in the file name only records the frame
+  asked for: a glTF file is in glTF's frame either way (:data:`GLTF_FROM_LPS_MM`).
 
 Writes are atomic (:func:`spinect_core.io.atomic.atomic_path`) and never replace an existing
 file unless ``overwrite=True``.
@@ -46,11 +51,24 @@ if TYPE_CHECKING:
     from spinect_core.planning.meshes import Mesh
 
 __all__ = [
-    "MESH_FORMATS", "MeshExportError", "export_mesh", "export_meshes", "mesh_filename",
+    "GLTF_FROM_LPS_MM", "MESH_FORMATS", "MeshExportError", "export_mesh", "export_meshes",
+    "lps_mm_to_gltf", "mesh_filename",
 ]
 
 #: Extensions (lower case, no dot) that :func:`export_mesh` writes.
 MESH_FORMATS: tuple[str, ...] = ("stl", "ply", "obj", "glb", "gltf")
+
+#: LPS millimetres -> glTF metres (+X left, +Y superior, +Z anterior); 4x4, column vectors.
+GLTF_FROM_LPS_MM = np.array([[0.001, 0.0, 0.0, 0.0],
+                             [0.0, 0.0, 0.001, 0.0],
+                             [0.0, -0.001, 0.0, 0.0],
+                             [0.0, 0.0, 0.0, 1.0]])
+
+
+def lps_mm_to_gltf(points_lps_mm: np.ndarray) -> np.ndarray:
+    """glTF positions (metres, +Y up, +Z forward) of LPS millimetre points ``(..., 3)``."""
+    p = np.asarray(points_lps_mm, dtype=np.float64)
+    return p @ GLTF_FROM_LPS_MM[:3, :3].T
 
 
 class MeshExportError(SpinectError):
@@ -101,7 +119,8 @@ def export_mesh(mesh: "Mesh", path: str | Path, *, coordinate_system: str = "LPS
         Target file ``*.stl``, ``*.ply``, ``*.obj``, ``*.glb`` or ``*.gltf``
         (use :func:`mesh_filename` for the naming convention).
     coordinate_system : {"LPS", "RAS"}
-        Frame of the coordinates in the file; ``"RAS"`` negates x and y of LPS.
+        Frame of the coordinates in the file; ``"RAS"`` negates x and y of LPS. glTF files are
+        always in glTF's frame (metres, +Y up; see the module docstring).
     overwrite : bool
         Replace an existing file; otherwise an existing file raises
         :class:`~spinect_core.io.atomic.FileExistsRefusedError`.
@@ -126,7 +145,8 @@ def export_mesh(mesh: "Mesh", path: str | Path, *, coordinate_system: str = "LPS
                               f"{', '.join('.' + f for f in MESH_FORMATS)}")
     if mesh.is_empty:
         raise MeshExportError(f"mesh {mesh.name or '(unnamed)'} is empty; nothing to export")
-    out = mesh.to_coordinate_system(cs)
+    # glTF has its own frame, converted from LPS (see the module docstring).
+    out = mesh.to_lps() if ext in ("glb", "gltf") else mesh.to_coordinate_system(cs)
     data = _ENCODERS[ext](out, cs)
     with atomic_path(target, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
@@ -247,13 +267,18 @@ def _encode_obj(mesh: "Mesh", cs: str) -> bytes:
 
 def _gltf_extras(mesh: "Mesh", cs: str) -> dict:
     return {
-        "SPACE": cs,
-        "coordinate_system": cs,
-        "units": "mm",
+        "SPACE": "glTF",
+        "coordinate_system": "glTF",
+        "units": "m",
+        "axes": {"+X": "patient left", "+Y": "superior (up)", "+Z": "anterior (forward)"},
+        "source_coordinate_system": "LPS",
+        "source_units": "mm",
+        "matrix_from_lps_mm": GLTF_FROM_LPS_MM.tolist(),
+        "requested_coordinate_system": cs,
         "name": mesh.name,
         "label_name": mesh.label_name,
-        "note": (f"positions are {cs} millimetres, not glTF's metres with +Y up; "
-                 "scale by 0.001 and rotate to place in a glTF scene"),
+        "note": ("glTF convention: metres, right-handed, +Y up, +Z forward; converted from "
+                 "patient LPS millimetres as (X, Y, Z) = 0.001 * (x_lps, z_lps, -y_lps)"),
         "generator": "spinect",
     }
 
@@ -262,9 +287,11 @@ def _gltf_scene(mesh: "Mesh", cs: str):
     import trimesh
 
     extras = _gltf_extras(mesh, cs)
-    tm = trimesh.Trimesh(vertices=mesh.vertices_lps_mm, faces=mesh.faces, process=False,
+    # ``mesh`` is in LPS here (export_mesh); the rotation keeps the winding and turns normals.
+    tm = trimesh.Trimesh(vertices=lps_mm_to_gltf(mesh.vertices_lps_mm), faces=mesh.faces,
+                         process=False,
                          vertex_normals=None if mesh.normals is None
-                         else mesh.normals.astype(np.float64),
+                         else lps_mm_to_gltf(mesh.normals) * 1000.0,
                          metadata=dict(extras))
     scene = trimesh.Scene()
     scene.add_geometry(tm, geom_name=mesh.name or "mesh", node_name=mesh.name or "mesh")

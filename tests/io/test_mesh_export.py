@@ -16,6 +16,7 @@ from spinect_core.io.mesh_export import (
     MeshExportError,
     export_mesh,
     export_meshes,
+    lps_mm_to_gltf,
     mesh_filename,
 )
 from spinect_core.planning.meshes import Mesh, MeshOptions, mesh_from_mask
@@ -40,9 +41,12 @@ def load(path: Path) -> trimesh.Trimesh:
     return trimesh.load(path, process=False, force="mesh")
 
 
-def expected_vertices(mesh: Mesh, fmt: str) -> np.ndarray:
+def expected_vertices(mesh: Mesh, fmt: str, cs: str) -> np.ndarray:
+    if fmt in ("glb", "gltf"):  # glTF's own frame whatever was asked: metres, +Y up
+        return lps_mm_to_gltf(mesh.vertices_lps_mm)
+    v = mesh.vertices_lps_mm * (FLIP if cs == "RAS" else 1.0)
     # STL stores a triangle soup: three vertices per facet, in face order.
-    return mesh.vertices_lps_mm[mesh.faces].reshape(-1, 3) if fmt == "stl" else mesh.vertices_lps_mm
+    return v[mesh.faces].reshape(-1, 3) if fmt == "stl" else v
 
 
 def glb_json(path: Path) -> dict:
@@ -72,17 +76,19 @@ def test_round_trip_through_trimesh(ball: Mesh, tmp_path: Path, fmt: str, cs: st
     path = export_mesh(ball, tmp_path / mesh_filename("ball", cs, fmt), coordinate_system=cs)
     assert path.name == f"ball_{cs.lower()}.{fmt}"
     loaded = load(path)
-    want = expected_vertices(ball, fmt) * (FLIP if cs == "RAS" else 1.0)
+    want = expected_vertices(ball, fmt, cs)
     assert loaded.vertices.shape == want.shape
     # float32 in every binary format; OBJ keeps 6 decimals (1 nm).
-    np.testing.assert_allclose(loaded.vertices, want, atol=2e-5, rtol=0)
+    np.testing.assert_allclose(loaded.vertices, want, atol=2e-5 if fmt not in ("glb", "gltf")
+                               else 2e-8, rtol=0)
     if fmt != "stl":
         np.testing.assert_array_equal(loaded.faces, ball.faces)
-    assert space_tag(path) == cs
+    assert space_tag(path) == ("glTF" if fmt in ("glb", "gltf") else cs)
     # Winding survives the file: outward normals give a positive volume.
     welded = trimesh.Trimesh(loaded.vertices, loaded.faces)  # merges the STL soup
     assert welded.is_watertight
-    assert welded.volume == pytest.approx(ball.volume_mm3, rel=1e-4)
+    scale = 1e-9 if fmt in ("glb", "gltf") else 1.0  # glTF: cubic metres
+    assert welded.volume == pytest.approx(ball.volume_mm3 * scale, rel=1e-4)
 
 
 def test_ras_export_negates_x_and_y(ball: Mesh, tmp_path: Path) -> None:
@@ -116,11 +122,37 @@ def test_obj_and_stl_headers(ball: Mesh, tmp_path: Path) -> None:
     assert len(stl) == 84 + 50 * ball.n_triangles  # binary STL
 
 
-def test_gltf_extras_say_millimetres_and_frame(ball: Mesh, tmp_path: Path) -> None:
+def test_gltf_extras_say_metres_and_frame(ball: Mesh, tmp_path: Path) -> None:
     extras = glb_json(export_mesh(ball, tmp_path / "ball_lps.glb"))["asset"]["extras"]
-    assert extras["coordinate_system"] == "LPS" and extras["units"] == "mm"
+    assert extras["coordinate_system"] == "glTF" and extras["units"] == "m"
+    assert extras["source_coordinate_system"] == "LPS" and extras["source_units"] == "mm"
+    assert extras["axes"]["+Y"].startswith("superior")
     scene = trimesh.load(tmp_path / "ball_lps.glb")
-    assert scene.metadata["coordinate_system"] == "LPS"
+    assert scene.metadata["coordinate_system"] == "glTF"
+    # The stated matrix maps LPS mm onto the file's positions.
+    m = np.array(extras["matrix_from_lps_mm"])
+    loaded = load(tmp_path / "ball_lps.glb")
+    np.testing.assert_allclose(loaded.vertices, ball.vertices_lps_mm @ m[:3, :3].T + m[:3, 3],
+                               atol=2e-8)
+
+
+@pytest.mark.parametrize("cs", ["LPS", "RAS"])
+def test_gltf_is_metres_with_y_up_on_known_points(tmp_path: Path, cs: str) -> None:
+    """A tetrahedron with known LPS corners: in glTF, superior is +Y, anterior +Z, the
+    patient's left +X, in metres; the winding stays outward (a rotation, no mirror)."""
+    verts = np.array([[10.0, 20.0, 30.0], [110.0, 20.0, 30.0], [10.0, -30.0, 30.0],
+                      [10.0, 20.0, 230.0]])
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    tet = Mesh(vertices_lps_mm=verts, faces=faces, name="tet").to_coordinate_system(cs)
+    loaded = load(export_mesh(tet, tmp_path / f"tet_{cs.lower()}.glb"))
+    v = loaded.vertices
+    np.testing.assert_allclose(v[0], [0.010, 0.030, -0.020], atol=1e-7)
+    np.testing.assert_allclose(v[1] - v[0], [0.1, 0.0, 0.0], atol=1e-7)   # 100 mm left: +X
+    np.testing.assert_allclose(v[2] - v[0], [0.0, 0.0, 0.05], atol=1e-7)  # 50 mm anterior: +Z
+    np.testing.assert_allclose(v[3] - v[0], [0.0, 0.2, 0.0], atol=1e-7)   # 200 mm superior: +Y
+    lps_volume = Mesh(vertices_lps_mm=verts, faces=faces).volume_mm3
+    assert np.sign(loaded.volume) == np.sign(lps_volume)
+    assert loaded.volume == pytest.approx(lps_volume * 1e-9, rel=1e-5)
 
 
 def test_slicer_readers_find_the_space_tag(ball: Mesh, tmp_path: Path) -> None:
