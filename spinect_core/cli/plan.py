@@ -182,14 +182,15 @@ def run(args: argparse.Namespace) -> int:
         n = sum(len(v) for v in written.values())
         print(f"wrote {n} files to {out} (report: {out / 'report.html'})")
     if sender is not None:
-        send_plan(sender, out, quiet=args.quiet or args.json)
+        send_plan(sender, out, quiet=args.quiet or args.json, to_stderr=args.json)
     if args.json:
         print(json.dumps(doc))
     return 0
 
 
-def send_plan(client: Any, out: Path, *, quiet: bool = False) -> int:
-    """Store every ``*.dcm`` under the plan folder ``out`` on the client's node.
+def send_plan(client: Any, out: Path, *, quiet: bool = False, to_stderr: bool = False) -> int:
+    """Store every ``*.dcm`` under the plan folder ``out`` on the client's node (``quiet``: no
+    progress bar; ``to_stderr``: the summary line on stderr, keeping stdout for ``--json``).
 
     Returns
     -------
@@ -214,7 +215,7 @@ def send_plan(client: Any, out: Path, *, quiet: bool = False) -> int:
         raise type(exc)(f"{exc} (the plan itself is written in {out}; send it later with "
                         "'spinect pacs send')") from None
     print(f"sent {result.stored} DICOM objects of the plan to {client.node}",
-          file=sys.stderr if quiet else sys.stdout)
+          file=sys.stderr if to_stderr else sys.stdout)
     return result.stored
 
 

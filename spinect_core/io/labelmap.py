@@ -88,8 +88,9 @@ def save_label_map(volume: Volume, table: LabelTable, path: str | os.PathLike, *
     """Write a label map (uint8 ids on ``volume``'s grid) and its sidecar JSON.
 
     A path ending in ``.seg.nrrd`` is written as a 3D Slicer segmentation with one named,
-    coloured segment per class present (:func:`spinect_core.io.slicer_seg.write_slicer_segmentation`;
-    no sidecar: the names are in the file).
+    coloured segment per class present
+    (:func:`spinect_core.io.slicer_seg.write_slicer_segmentation`; no sidecar: the names are in
+    the file).
 
     Parameters
     ----------
@@ -294,7 +295,8 @@ class LabelMapping:
         try:
             source = {int(k): str(v) for k, v in dict(self.source_labels).items()}
         except (TypeError, ValueError):
-            raise InputError("label mapping 'source_labels' must map integer ids to names") from None
+            raise InputError("label mapping 'source_labels' must map integer ids to "
+                             "names") from None
         object.__setattr__(self, "source_labels", source)
         if self.unmapped not in ("error", "background"):
             raise InputError(f"label mapping 'unmapped' must be 'error' or 'background', "
@@ -303,7 +305,8 @@ class LabelMapping:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], *,
                   default_table: LabelTable = STUDY_LABELS) -> "LabelMapping":
-        """Parse the JSON form of the module docstring (``labels`` defaults to ``default_table``)."""
+        """Parse the JSON form of the module docstring (``labels`` defaults to
+        ``default_table``)."""
         if not isinstance(data, Mapping):
             raise InputError("a label mapping must be a JSON object with 'segments'")
         unknown = sorted(set(data) - {"labels", "segments", "ignore", "unmapped", "source_labels",
@@ -414,7 +417,8 @@ DEFAULT_SEGMENT_MAPPING = LabelMapping(
         "ilium*": "bone", "iliac bone*": "bone", "hip*": "bone", "pelvis": "bone",
         "skeleton": "bone",
         # nerve: roots, spinal nerves, ganglia, cauda equina
-        "nerve": "nerve", "nerves": "nerve", "nerve *": "nerve", "nerve_*": "nerve", "*nerve root*": "nerve", "*root*": "nerve",
+        "nerve": "nerve", "nerves": "nerve", "nerve *": "nerve", "nerve_*": "nerve",
+        "*nerve root*": "nerve", "*root*": "nerve",
         "spinal nerve*": "nerve", "*ganglion*": "nerve", "cauda equina": "nerve",
         # disc
         "disc": "disc", "disk": "disc", "discs": "disc", "disks": "disc",

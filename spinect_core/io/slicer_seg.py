@@ -127,7 +127,8 @@ def read_slicer_segmentation(path: str | os.PathLike) -> tuple[list[np.ndarray],
     if bad:
         raise InputError(f"{p.name}: segments {bad} name a layer beyond the file's {n_layers}")
     first = sitk.VectorIndexSelectionCast(image, 0) if n_layers > 1 else image
-    geometry = Volume.from_sitk(first, metadata=CTMetadata(modality="SEG", source_format="seg.nrrd"))
+    geometry = Volume.from_sitk(first,
+                                metadata=CTMetadata(modality="SEG", source_format="seg.nrrd"))
     return layers, geometry, segments
 
 

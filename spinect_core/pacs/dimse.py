@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from spinect_core.errors import Cancelled
 from spinect_core.pacs.errors import (AssociationRejectedError, PacsRequestError, PacsStoreError,
@@ -140,6 +141,7 @@ class DimseClient:
                              evt_handlers=handlers, **kwargs)
         if assoc.is_established:
             assoc._spinect_received = received  # what the peer sent: its aborts, later
+            assoc._spinect_t = time.monotonic()  # when the peer last answered
             return assoc
         self._raise_not_established(assoc, received)
 
@@ -196,12 +198,19 @@ class DimseClient:
 
     def _check_status(self, status: Any, what: str, assoc: Any) -> int:
         """The status value of a response; a timeout or an abort (an empty status) raises."""
+        now = time.monotonic()
         if status is not None and "Status" in status:
+            assoc._spinect_t = now
             return int(status.Status)
         from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT
 
         received = getattr(assoc, "_spinect_received", [])
-        if any(isinstance(p, (A_ABORT, A_P_ABORT)) for p in received):
+        waited = now - getattr(assoc, "_spinect_t", now - self.timeout_s)
+        # No status: either our DIMSE timeout ran out (pynetdicom then aborts) or the peer
+        # aborted or closed the connection before it, as Orthanc does for a caller it does not
+        # know.
+        if any(isinstance(p, (A_ABORT, A_P_ABORT)) for p in received) or \
+                waited < 0.8 * self.timeout_s:
             # Orthanc (and other PACS) abort a request from a caller they do not know.
             raise AssociationRejectedError(
                 f"the PACS {self.node} aborted the {what}: it does not accept it from our AE "

@@ -83,7 +83,8 @@ class WebNode:
     def __str__(self) -> str:
         parsed = urlparse(self.url)
         # Never echo credentials that a URL may carry.
-        return f"{parsed.scheme}://{parsed.hostname}{f':{parsed.port}' if parsed.port else ''}{parsed.path}"
+        port = f":{parsed.port}" if parsed.port else ""
+        return f"{parsed.scheme}://{parsed.hostname}{port}{parsed.path}"
 
 
 PacsNode = DimseNode | WebNode

@@ -40,9 +40,10 @@ def orthanc_binary() -> str | None:
 
 
 def dicomweb_plugin() -> Path | None:
-    for folder in PLUGIN_DIRS:
-        for path in sorted(Path(folder).glob("libOrthancDicomWeb.so*")) if Path(folder).is_dir() else ():
-            return path
+    for folder in map(Path, PLUGIN_DIRS):
+        found = sorted(folder.glob("libOrthancDicomWeb.so*")) if folder.is_dir() else []
+        if found:
+            return found[0]
     return None
 
 
@@ -134,7 +135,8 @@ def orthanc(tmp_path_factory):
         while True:
             if proc.poll() is not None:
                 log.flush()
-                pytest.fail("Orthanc exited at start:\n" + (root / "orthanc.log").read_text()[-3000:])
+                text = (root / "orthanc.log").read_text()[-3000:]
+                pytest.fail(f"Orthanc exited at start:\n{text}")
             try:
                 server.rest("/system")
                 break
