@@ -114,9 +114,9 @@ class DicomSource:
     Attributes
     ----------
     headers : tuple of pydicom Dataset
-        One header (no pixel data) per slice of the CT volume, in the volume's z order (the
-        frames of a multi-frame source share one dataset). Generated headers when
-        :attr:`generated`.
+        One header (no pixel data) per source slice, in the loader's z order (the frames of a
+        multi-frame source share one dataset); one per slice of the CT volume when
+        :attr:`on_grid`. Generated headers when :attr:`generated`.
     generated : bool
         True when the CT had no DICOM source and the study is made up (see the module docstring).
     on_grid : bool
@@ -183,7 +183,7 @@ def dicom_source(ct: Volume) -> DicomSource:
     DicomSource
     """
     headers = tuple(ct.metadata.source_headers)
-    if headers and len(headers) == ct.shape_zyx[0]:
+    if headers:
         first = headers[0]
         return DicomSource(
             headers=headers, generated=False, on_grid=_on_grid(ct, headers),
@@ -198,6 +198,8 @@ def dicom_source(ct: Volume) -> DicomSource:
 
 def _on_grid(ct: Volume, headers: Sequence[Any], tol_mm: float = 0.01) -> bool:
     """Whether each header is the single-frame slice of the volume at its index."""
+    if len(headers) != ct.shape_zyx[0]:
+        return False
     d = ct.direction
     want_iop = np.concatenate([d[:, 0], d[:, 1]])
     for k, ds in enumerate(headers):
@@ -328,12 +330,13 @@ def _file_dataset(sop_class: str, sop_uid: str) -> "Dataset":
 
 
 # --- oblique planes ----------------------------------------------------------------------------------
-def plane_source_slices(plane: "ObliquePlane", ct: Volume, source: DicomSource) -> list[int]:
-    """Indices of the source slices the plane passes through (all of them when the source
-    slices are not the volume's grid)."""
+def plane_source_slices(plane: "ObliquePlane", ct: Volume, source: DicomSource
+                        ) -> list[int] | None:
+    """Indices of the source slices the plane passes through (``None``: all of them, when the
+    source slices are not the volume's grid)."""
     nz = ct.shape_zyx[0]
     if not source.on_grid:
-        return list(range(nz))
+        return None
     h, w = plane.shape
     corners = plane.pixel_to_lps(np.array([0, 0, h - 1, h - 1]), np.array([0, w - 1, 0, w - 1]))
     k = ct.lps_to_index(corners)[:, 2]

@@ -10,8 +10,8 @@ known code gets the generic *Anatomical structure* type and keeps its name as th
 The SEG carries the source's Patient and Study modules (highdicom copies them from the source
 images) and its frame of reference. The label map must lie on the CT's grid; when the source
 slices are that grid the frames reference them one to one, otherwise (a stack the loader
-resampled) each frame gets its own plane position on the volume's grid and the SEG references
-the source series as a whole.
+resampled: gantry tilt, irregular spacing) each frame gets its own plane position on the
+volume's grid and the SEG references every source instance.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def segmentation_dataset(labels: Volume, table: LabelTable, source: DicomSource,
     import highdicom as hd
     from highdicom.sr.coding import CodedConcept
 
-    if labels.shape_zyx[0] != len(source.headers):
+    if source.on_grid and labels.shape_zyx[0] != len(source.headers):
         raise ValueError(f"the label map has {labels.shape_zyx[0]} slices, the CT "
                          f"{len(source.headers)}: a SEG needs the labels on the CT's grid")
     array = np.asarray(labels.array)
@@ -148,7 +148,7 @@ def segmentation_dataset(labels: Volume, table: LabelTable, source: DicomSource,
                 coordinate_system="PATIENT",
                 image_position=[float(v) for v in labels.index_to_lps(np.array([0.0, 0.0, k]))])
                 for k in range(labels.shape_zyx[0])])
-        source_images = source.unique_headers()[:1]
+        source_images = source.unique_headers()
     seg = hd.seg.Segmentation(
         source_images=source_images, pixel_array=numbered,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,

@@ -1,0 +1,52 @@
+"""The published JSON Schema of plan.json: shipped with the package, used by the validator."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from spinect_core.errors import InputError
+from spinect_core.planning.plan import PLAN_SCHEMA_VERSION
+from spinect_core.report.exports import plan_schema, validate_plan_document
+
+
+@pytest.fixture(scope="module")
+def doc(outputs) -> dict:
+    out, _, _ = outputs
+    return json.loads((out / "plan.json").read_text(encoding="utf-8"))
+
+
+def test_the_schema_is_package_data_and_names_this_version(doc) -> None:
+    schema = plan_schema()  # read through importlib.resources, as an installed package would
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert schema["properties"]["schema_version"]["pattern"].startswith(
+        "^" + PLAN_SCHEMA_VERSION.split(".")[0])
+    assert PLAN_SCHEMA_VERSION == "1.2"
+    validate_plan_document(doc)
+
+
+def test_the_validator_reports_schema_violations_by_path(doc) -> None:
+    bad = copy.deepcopy(doc)
+    bad["sides"]["left"]["kambin"]["found"] = "yes"
+    bad["sides"]["right"]["trajectory"]["entry_lps_mm"] = [1.0, 2.0]
+    bad["dicom"]["objects"][0]["sop_instance_uid"] = "1.2.abc"
+    bad["sides"]["middle"] = bad["sides"]["left"]
+    with pytest.raises(InputError) as info:
+        validate_plan_document(bad)
+    message = str(info.value)
+    for part in ("sides.left.kambin.found should be boolean",
+                 "sides.right.trajectory.entry_lps_mm has 2 items",
+                 "dicom.objects[0].sop_instance_uid", "sides.middle: the key is 'middle'"):
+        assert part in message, message
+    # A window that was not found needs no views.
+    ok = copy.deepcopy(doc)
+    ok["sides"]["left"]["safe"].update(found=False, best_view=None, plateau_view=None)
+    validate_plan_document(ok)
+
+
+def test_the_schema_agrees_with_jsonschema_where_installed(doc) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(plan_schema())
+    jsonschema.validate(doc, plan_schema())
