@@ -181,6 +181,21 @@ class SessionController(QObject):
                   self._on_scanned)
         return True
 
+    def open_from_pacs(self, client: Any, study_uid: str, series_uid: str | None, *,
+                       move: bool = False) -> bool:
+        """Retrieve a series (or study) from a PACS into a session temporary folder (progress,
+        Cancel; whole or nothing), then open it as a dropped folder; ``False`` if busy."""
+        if self.busy:
+            return False
+        from app.pacs_nodes import retrieve_series
+
+        folder = self.temp.new("spinect-pacs-") / "retrieved"
+        self._run("Retrieving from the PACS", "load",
+                  lambda progress: retrieve_series(client, study_uid, series_uid, folder,
+                                                   move=move, progress=progress),
+                  self.open_path)
+        return True
+
     def _on_scanned(self, result: pipeline.ScanResult) -> None:
         series = result.series
         chosen: SeriesInfo | None = None

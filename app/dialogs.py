@@ -67,13 +67,27 @@ class Dialogs:
 
     # --- tool dialogs ----------------------------------------------------------------------------
     def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool,
-                       has_plan: bool = False):
-        """The export dialog; an :class:`app.export.ExportRequest` or ``None`` if cancelled."""
+                       has_plan: bool = False, pacs_nodes: Sequence[str] = ()):
+        """The export dialog; an :class:`app.export.ExportRequest` or ``None`` if cancelled.
+        ``pacs_nodes``: names of the configured PACS nodes offered for "Send to PACS"."""
         from app.widgets.export_dialog import ExportDialog
 
         dialog = ExportDialog(folder, has_labels=has_labels, has_meshes=has_meshes,
-                              has_plan=has_plan, parent=self.parent)
+                              has_plan=has_plan, pacs_nodes=pacs_nodes, parent=self.parent)
         return dialog.request() if dialog.exec() else None
+
+    def open_from_pacs(self, settings):
+        """Search a PACS and choose a series: :class:`app.pacs_dialog.PacsChoice` or ``None``."""
+        from app.pacs_dialog import OpenFromPacsDialog
+
+        dialog = OpenFromPacsDialog(settings, self.parent)
+        return dialog.choice() if dialog.exec() else None
+
+    def edit_pacs_nodes(self, settings) -> bool:
+        """The PACS nodes dialog; ``True`` when saved."""
+        from app.pacs_dialog import PacsNodesDialog
+
+        return bool(PacsNodesDialog(settings, self.parent).exec())
 
     def edit_settings(self, settings) -> bool:
         """The settings dialog; ``True`` when the user saved changes."""
@@ -126,8 +140,14 @@ class ConsoleDialogs(Dialogs):
         return ""
 
     def export_request(self, folder: str, *, has_labels: bool, has_meshes: bool,
-                       has_plan: bool = False):
+                       has_plan: bool = False, pacs_nodes: Sequence[str] = ()):
         return None
+
+    def open_from_pacs(self, settings):
+        return None
+
+    def edit_pacs_nodes(self, settings) -> bool:
+        return False
 
     def edit_settings(self, settings) -> bool:
         return False

@@ -20,7 +20,7 @@ import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from spinect_core.io import save_label_map
 from spinect_core.io.atomic import write_bytes_atomic
@@ -59,6 +59,11 @@ class ExportRequest:
         The L5/S1 plan (see the module docstring); needs a plan in the session.
     plan_dicom : bool
         Also write the oblique planes as derived DICOM series.
+    send_to : str
+        Name of a configured PACS node to store the written DICOM objects on ("" = none).
+    send_client : object, optional
+        The PACS client of ``send_to`` (set by the main window); :func:`run_export` stores every
+        ``*.dcm`` it wrote with it after writing.
     """
 
     folder: Path
@@ -68,6 +73,8 @@ class ExportRequest:
     screenshot: bool = True
     plan: bool = False
     plan_dicom: bool = True
+    send_to: str = ""
+    send_client: Any = None
 
 
 def plan_files(request: ExportRequest, session: Session) -> list[Path]:
@@ -132,6 +139,8 @@ def run_export(request: ExportRequest, session: Session, *,
     """
     from spinect_core.io.atomic import check_writable
 
+    sending = request.send_client is not None
+    outer, progress = progress, (sub_progress(progress, 0.0, 0.85) if sending else progress)
     targets = planned_files(request, session)
     for p in targets:
         check_writable(p, overwrite=overwrite)
@@ -166,4 +175,19 @@ def run_export(request: ExportRequest, session: Session, *,
                     "plan_json"):
             written += files.get(key, [])
     report(progress, 1.0, "export written")
+    if sending:
+        _send(request, written, sub_progress(outer, 0.85, 1.0, "sending: "))
     return written
+
+
+def _send(request: ExportRequest, written: list[Path],
+          progress: ProgressCallback | None) -> int:
+    """Store the written DICOM objects on the request's PACS node."""
+    from spinect_core.pacs import PacsError
+
+    from app.pacs_nodes import send_files
+
+    try:
+        return send_files(request.send_client, written, progress=progress)
+    except PacsError as exc:
+        raise type(exc)(f"{exc} (the export itself is written in {request.folder})") from None

@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
                                           QKeySequence.StandardKey.Open)
         self.act_open_folder = self._action(file_menu, "Open &DICOM folder…", self.choose_folder,
                                             QKeySequence("Ctrl+Shift+O"))
+        self.act_open_pacs = self._action(file_menu, "Open from &PACS…", self.open_from_pacs)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
         self.act_open_seg = self._action(file_menu, "Open &segmentation…",
@@ -160,6 +161,7 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Soft-tissue window", lambda: self.slice_views.set_preset("soft"))
         tools = bar.addMenu("&Tools")
         self._action(tools, "&Settings…", self.edit_settings, QKeySequence("Ctrl+,"))
+        self._action(tools, "PACS &nodes…", self.edit_pacs_nodes)
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About SPINECT planner", self.about)
         self._update_actions()
@@ -234,6 +236,22 @@ class MainWindow(QMainWindow):
         path = self.dialogs.open_folder("Open DICOM folder", self.settings.last_open_dir)
         if path:
             self.open_path(path)
+
+    def open_from_pacs(self) -> bool:
+        """File > Open from PACS: search, choose a series, retrieve it (progress, Cancel) and
+        open it like a dropped folder."""
+        if self.controller.busy:
+            self.statusBar().showMessage("Busy: wait for the current step or cancel it", 5000)
+            return False
+        choice = self.dialogs.open_from_pacs(self.settings)
+        if choice is None:
+            return False
+        return self.controller.open_from_pacs(choice.client, choice.study_uid, choice.series_uid,
+                                              move=choice.node.move)
+
+    def edit_pacs_nodes(self) -> None:
+        if self.dialogs.edit_pacs_nodes(self.settings):
+            self.statusBar().showMessage("PACS nodes saved", 5000)
 
     def choose_segmentation(self) -> None:
         path = self.dialogs.open_file("Open segmentation", self.settings.last_open_dir,
@@ -328,6 +346,7 @@ class MainWindow(QMainWindow):
         busy = self.controller.busy
         self.act_open_file.setEnabled(not busy)
         self.act_open_folder.setEnabled(not busy)
+        self.act_open_pacs.setEnabled(not busy)
         self.act_open_seg.setEnabled(session.has_ct and not busy)
         self.act_segment.setEnabled(session.has_ct and not busy)
         self.act_plan.setEnabled(session.has_labels and not busy)
@@ -567,9 +586,11 @@ class MainWindow(QMainWindow):
         if not session.has_labels:
             return []
         folder = self.settings.last_export_dir or self.settings.last_open_dir or str(Path.home())
+        nodes = [n.name for n in self.settings.pacs_nodes]
         request = self.dialogs.export_request(folder, has_labels=session.has_labels,
                                               has_meshes=session.has_meshes,
-                                              has_plan=session.has_plan)
+                                              has_plan=session.has_plan,
+                                              **({"pacs_nodes": nodes} if nodes else {}))
         if request is None:
             return []
         return self.export_to(request)
@@ -577,6 +598,17 @@ class MainWindow(QMainWindow):
     def export_to(self, request: export_logic.ExportRequest) -> list[Path]:
         """Write an export, asking before replacing anything; returns the files written."""
         session = self.controller.session
+        if request.send_to and request.send_client is None:
+            from app.pacs_nodes import client_for
+
+            node = next((n for n in self.settings.pacs_nodes if n.name == request.send_to), None)
+            if node is None:
+                self.show_error(ErrorReport(title="Unknown PACS node",
+                                            message=f"No PACS node is called {request.send_to!r}.",
+                                            hint="Add it in Tools > PACS nodes…"))
+                return []
+            request.send_client = client_for(node, aet=self.settings.pacs_aet,
+                                             scp_port=self.settings.pacs_scp_port)
         existing = export_logic.existing_targets(request, session)
         overwrite = False
         if existing:
@@ -599,7 +631,9 @@ class MainWindow(QMainWindow):
             self.show_error(describe_error(exc, action="Export"))
             return []
         self.settings.last_export_dir = str(request.folder)
-        self.statusBar().showMessage(f"Exported {len(written)} files to {request.folder}", 8000)
+        sent = " and sent its DICOM objects to the PACS" if request.send_client is not None else ""
+        self.statusBar().showMessage(f"Exported {len(written)} files to {request.folder}{sent}",
+                                     8000)
         return written
 
     def edit_settings(self) -> None:

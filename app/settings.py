@@ -265,6 +265,50 @@ class AppSettings:
         self.store.setValue("paths/recent_files", [])
         self._session_paths.pop("paths/recent_files", None)
 
+    # --- PACS (nodes the user configured; the app talks to no other) -----------------------------
+    @property
+    def pacs_nodes(self) -> list:
+        """Configured PACS nodes (:class:`app.pacs_nodes.PacsNodeConfig`), in the user's order."""
+        from app.pacs_nodes import nodes_from_json
+
+        return nodes_from_json(self._str("pacs/nodes", "[]"))
+
+    @pacs_nodes.setter
+    def pacs_nodes(self, nodes) -> None:
+        from app.pacs_nodes import nodes_to_json
+
+        self.store.setValue("pacs/nodes", nodes_to_json(n.validate() for n in nodes))
+
+    @property
+    def pacs_aet(self) -> str:
+        """Our AE title towards the PACS (default SPINECT)."""
+        from spinect_core.errors import InputError
+        from spinect_core.pacs import DEFAULT_AET, check_ae_title
+
+        try:
+            return check_ae_title(self._str("pacs/our_aet", DEFAULT_AET))
+        except InputError:  # a hand-edited settings file
+            return DEFAULT_AET
+
+    @pacs_aet.setter
+    def pacs_aet(self, value: str) -> None:
+        from spinect_core.pacs import check_ae_title
+
+        self.store.setValue("pacs/our_aet", check_ae_title(value, what="our AE title"))
+
+    @property
+    def pacs_scp_port(self) -> int:
+        """Port of our storage SCP for C-MOVE retrieves (default 11113)."""
+        from spinect_core.pacs import DEFAULT_SCP_PORT
+
+        return int(self._float("pacs/scp_port", DEFAULT_SCP_PORT, 1, 65535))
+
+    @pacs_scp_port.setter
+    def pacs_scp_port(self, value: int) -> None:
+        if not 0 < int(value) < 65536:
+            raise ValueError(f"port must be in 1-65535, got {value}")
+        self.store.setValue("pacs/scp_port", int(value))
+
     def sync(self) -> None:
         self.store.sync()
 

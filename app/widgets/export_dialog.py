@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
 from app.export import LABEL_MAP_NAME, MESH_EXPORT_FORMATS, SCREENSHOT_NAME, ExportRequest
 
@@ -17,7 +18,8 @@ class ExportDialog(QDialog):
     """Collects an export request; the main window checks for existing files and writes."""
 
     def __init__(self, folder: str, *, has_labels: bool, has_meshes: bool,
-                 has_plan: bool = False, parent: QWidget | None = None) -> None:
+                 has_plan: bool = False, pacs_nodes: Sequence[str] = (),
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.folder = QLineEdit(folder)
@@ -61,6 +63,11 @@ class ExportDialog(QDialog):
         self.plan_dicom.setChecked(True)
         self.plan_dicom.setEnabled(has_plan)
         self.plan.toggled.connect(self.plan_dicom.setEnabled)
+        # Send to PACS: the plan's DICOM objects, after writing them (configured nodes only).
+        self.send_to = QComboBox()
+        self.send_to.addItem("(do not send)")
+        self.send_to.addItems(list(pacs_nodes))
+        self.send_to.setEnabled(has_plan and bool(pacs_nodes))
         note = QLabel("File names contain no patient identifiers. Existing files are never "
                       "replaced without asking.")
         note.setObjectName("muted")
@@ -75,6 +82,8 @@ class ExportDialog(QDialog):
         form.addRow("Plan:", self.plan)
         form.addRow("", plan_note)
         form.addRow("", self.plan_dicom)
+        if pacs_nodes:
+            form.addRow("Send to PACS:", self.send_to)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -98,4 +107,6 @@ class ExportDialog(QDialog):
             coordinate_system="RAS" if self.ras.isChecked() else "LPS",
             screenshot=self.screenshot.isChecked(),
             plan=self.plan.isChecked() and self.plan.isEnabled(),
-            plan_dicom=self.plan_dicom.isChecked())
+            plan_dicom=self.plan_dicom.isChecked(),
+            send_to=self.send_to.currentText() if self.send_to.currentIndex() > 0
+            and self.send_to.isEnabled() else "")
