@@ -94,6 +94,20 @@ PLAN_OUTPUT_BYTES = 200_000_000
 _PLAN_ENTRY = re.compile(
     r"(plan\.json|report\.html|report\.pdf|dicom|needle_(left|right)\.mrk\.json"
     r"|(screenshot|area_map)_(left|right)_(kambin|safe)\.png|planes_(left|right)|meshes)")
+#: What a plan writes into ``dicom/``: a ``dicom`` folder holding anything else (the phantom's
+#: or a user's CT series) is not a plan's and is never replaced or counted as one.
+_DICOM_ENTRY = re.compile(r"planes_(left|right)_(needle|companion)|sc_(left|right)_(kambin|safe)"
+                          r"\.dcm|seg\.dcm|sr\.dcm|report_pdf\.dcm")
+
+
+def _is_plan_entry(entry: Path) -> bool:
+    """Whether ``entry`` (a file or folder in an output folder) was written by a plan."""
+    if not _PLAN_ENTRY.fullmatch(entry.name):
+        return False
+    if entry.name == DICOM_DIR:
+        return (entry.is_dir() and not entry.is_symlink()
+                and all(_DICOM_ENTRY.fullmatch(e.name) for e in entry.iterdir()))
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,7 +297,7 @@ def _schema_problems(value: Any, schema: Mapping[str, Any], path: str,
 
 # --- the output set --------------------------------------------------------------------------------
 def check_output_dir(out_dir: str | Path, *, overwrite: bool = False,
-                     need_bytes: int = PLAN_OUTPUT_BYTES) -> Path:
+                     need_bytes: int = PLAN_OUTPUT_BYTES, dicom: bool = True) -> Path:
     """Refuse a folder that already holds a plan unless ``overwrite``, and a location that
     cannot be written or lacks ``need_bytes`` of free space; cheap, so callers run it before
     minutes of work.
@@ -294,20 +308,26 @@ def check_output_dir(out_dir: str | Path, *, overwrite: bool = False,
         ``out_dir`` holds files or folders of a plan (``plan.json``, ``report.html``, needles,
         screenshots, planes, meshes) and ``overwrite`` is False.
     InputError
-        ``out_dir`` exists and is not a folder.
+        ``out_dir`` exists and is not a folder, or (with ``dicom``) holds a ``dicom`` entry
+        that is not a plan's (e.g. the phantom's CT series), which the plan's ``dicom/`` folder
+        would have to replace.
     OutputError
         The location cannot be written (read-only, a file on the path) or lacks space.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder")
+    foreign = out / DICOM_DIR
+    if dicom and (foreign.exists() or foreign.is_symlink()) and not _is_plan_entry(foreign):
+        raise InputError(f"{out} holds a '{DICOM_DIR}' folder that is not a plan's (a CT series?); "
+                         "the plan writes its DICOM objects there - choose another output folder")
     if not overwrite and out.is_dir():
         for name in (PLAN_JSON, REPORT_HTML):
             if (out / name).exists():
                 raise FileExistsRefusedError(
                     f"{out} already holds a plan ({name}); choose another folder or pass "
                     "overwrite (--force) to replace it")
-        earlier = sorted(e.name for e in out.iterdir() if _PLAN_ENTRY.fullmatch(e.name))
+        earlier = sorted(e.name for e in out.iterdir() if _is_plan_entry(e))
         if earlier:
             shown = ", ".join(earlier[:4]) + (f" and {len(earlier) - 4} more" if len(earlier) > 4
                                               else "")
@@ -394,7 +414,7 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
         ``screenshots``, ``area_maps``, ``meshes``, ``dicom`` -> files written.
     """
     opts = options or ExportOptions()
-    out = check_output_dir(out_dir, overwrite=overwrite, need_bytes=0)
+    out = check_output_dir(out_dir, overwrite=overwrite, need_bytes=0, dicom=opts.dicom)
     doc = plan_document(plan, ct=ct)
     validate_plan_document(doc)
     if not overwrite:
@@ -585,7 +605,7 @@ def _install(stage: Path, out: Path, *, overwrite: bool) -> None:
         with signals_deferred():
             os.rename(stage, out)
         return
-    earlier = [e for e in entries if _PLAN_ENTRY.fullmatch(e.name)]
+    earlier = [e for e in entries if _is_plan_entry(e)]
     if earlier and not overwrite:  # appeared while we were planning
         raise FileExistsRefusedError(f"{out} received files of another plan while this one was "
                                      "written; nothing was replaced")

@@ -267,3 +267,24 @@ def test_a_nifti_ct_gets_a_generated_study(planned, tmp_path) -> None:
     assert ds.PatientID == GENERATED_PATIENT_ID and str(ds.PatientName) == ""
     assert "PatientName" in ds
     assert dciodvfy_errors(path) == []
+
+
+def test_a_foreign_dicom_folder_is_refused_before_planning_and_never_replaced(planned, tmp_path):
+    """The phantom writes its CT series into OUT/dicom: planning into OUT must not take that
+    folder for a plan's (and delete it with --force)."""
+    from spinect_core.errors import InputError
+    from spinect_core.report import write_plan_outputs
+    from spinect_core.report.exports import ExportOptions, check_output_dir
+
+    ct, ph, plan, engine = planned
+    out = tmp_path / "case"
+    (out / "dicom").mkdir(parents=True)
+    (out / "dicom" / "IM00001.dcm").write_bytes(b"the CT")
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="not a plan's"):
+            check_output_dir(out, overwrite=overwrite)
+    # Without DICOM objects the folder is simply left alone.
+    write_plan_outputs(plan, engine, out, ct=ct, labels=ph.labels, table=DEFAULT_LABELS,
+                       meshes=False, overwrite=True, options=ExportOptions(dicom=False, pdf=False))
+    assert (out / "dicom" / "IM00001.dcm").read_bytes() == b"the CT"
+    assert (out / "plan.json").is_file()

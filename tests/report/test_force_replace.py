@@ -16,7 +16,7 @@ from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.report import check_output_dir, write_plan_outputs
 from spinect_core.report.exports import ExportOptions
 
-FAST = ExportOptions(dicom=False)
+FAST = ExportOptions(dicom=False, pdf=False)
 
 
 def files_under(folder) -> set[str]:
@@ -51,7 +51,8 @@ def test_force_with_fewer_outputs_leaves_only_the_new_files(planned, earlier_pla
     new = {p.relative_to(earlier_plan).as_posix() for files in written.values() for p in files}
     assert after == new  # nothing else survives
     for stale in ("needle_right.mrk.json", "screenshot_right_kambin.png", "meshes/bone_lps.stl",
-                  "planes_right/needle_plane.nii.gz", "planes_left/needle_plane_dicom/IM00001.dcm"):
+                  "planes_right/needle_plane.nii.gz", "dicom/planes_left_needle/IM00001.dcm",
+                  "dicom/seg.dcm"):
         assert stale in before and stale not in after
     assert '"right"' not in (earlier_plan / "plan.json").read_text(encoding="utf-8")
     assert leftovers(earlier_plan.parent) == []
