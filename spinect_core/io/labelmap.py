@@ -89,8 +89,8 @@ def save_label_map(volume: Volume, table: LabelTable, path: str | os.PathLike, *
 
     A path ending in ``.seg.nrrd`` is written as a 3D Slicer segmentation with one named,
     coloured segment per class present
-    (:func:`spinect_core.io.slicer_seg.write_slicer_segmentation`; no sidecar: the names are in
-    the file).
+    (:func:`spinect_core.io.slicer_seg.write_slicer_segmentation`), its sidecar beside it as for
+    every label map (Slicer ignores it; the names are in the file).
 
     Parameters
     ----------
@@ -105,10 +105,6 @@ def save_label_map(volume: Volume, table: LabelTable, path: str | os.PathLike, *
     unknown = sorted(set(int(v) for v in present) - set(table.ids))
     if unknown:
         raise ValueError(f"label map contains ids {unknown} that the label table does not name")
-    if is_slicer_path(path):
-        from spinect_core.io.slicer_seg import write_slicer_segmentation
-
-        return write_slicer_segmentation(volume, table, path, overwrite=overwrite)
     dtype = np.uint8 if max(table.ids) < 256 else np.uint16
     labels = volume.with_array(volume.array.astype(dtype, copy=False))
     sidecar = sidecar_path(path)
@@ -116,7 +112,12 @@ def save_label_map(volume: Volume, table: LabelTable, path: str | os.PathLike, *
         # Refuse before writing anything so we never leave an image without its table.
         from spinect_core.io.atomic import check_writable
         check_writable(sidecar, overwrite=False)
-    image_path = write_image(labels, path, overwrite=overwrite)
+    if is_slicer_path(path):
+        from spinect_core.io.slicer_seg import write_slicer_segmentation
+
+        image_path = write_slicer_segmentation(labels, table, path, overwrite=overwrite)
+    else:
+        image_path = write_image(labels, path, overwrite=overwrite)
     doc = {"format": "spinect-labels", "version": 1, "coordinate_system": "LPS",
            "image": image_path.name, **table.to_json()}
     write_text_atomic(sidecar, json.dumps(doc, indent=2) + "\n", overwrite=overwrite)

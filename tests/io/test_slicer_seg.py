@@ -84,7 +84,7 @@ def test_one_unmapped_name_among_known_ones_is_refused(tmp_path):
 def test_written_segmentation_is_named_coloured_and_reads_back(tmp_path):
     vol = Volume(array=_classes(), spacing_mm=SPACING, origin_lps_mm=ORIGIN)
     path = save_label_map(vol, DEFAULT_LABELS, tmp_path / "seg.seg.nrrd")
-    assert not (tmp_path / "seg.labels.json").exists()  # names live in the file
+    assert read_label_table(path) == DEFAULT_LABELS  # by name, whatever the sidecar says
     _layers, _geometry, segments = read_slicer_segmentation(path)
     assert [(s.name, s.label_value) for s in segments] == [
         ("bone", 1), ("nerve", 2), ("disc", 3), ("dura", 4)]
