@@ -170,3 +170,35 @@ def main(monkeypatch, tmp_path):
 
     monkeypatch.setenv("SPINECT_LOG_DIR", str(tmp_path / "logs"))
     return cli.main
+
+
+@pytest.mark.slow
+def test_shuffled_seg_nrrd_gives_the_same_plan(main, tmp_path):
+    """The issue's case end to end: the phantom's labels as a Slicer file, and the same file with
+    the segments in another order, plan to the same windows and needles."""
+    from spinect_core.io import load_ct
+
+    assert main(["phantom", "--seed", "1", str(tmp_path / "ph"), "--spacing", "2", "2", "2",
+                 "--quiet"]) == 0
+    labels, table = load_label_map(tmp_path / "ph" / "labels.nii.gz")
+    assert [table.names[i] for i in (1, 2, 3, 4)] == ["bone", "nerve", "disc", "dura"]
+    arr = labels.array
+    docs = []
+    for name, order in (("a", (1, 2, 3, 4)), ("b", (3, 4, 1, 2))):
+        site = np.zeros_like(arr, dtype=np.uint8)
+        for cid, value in zip((1, 2, 3, 4), order):
+            site[arr == cid] = value
+        segments = sorted(zip(("Bone", "Nerve", "Disc", "Dura"), order), key=lambda s: s[1])
+        write_slicer_seg_nrrd(tmp_path / f"{name}.seg.nrrd", site, segments,
+                              spacing=labels.spacing_mm, origin=labels.origin_lps_mm)
+        out = tmp_path / f"plan_{name}"
+        assert main(["plan", str(tmp_path / "ph" / "ct.nii.gz"), "-o", str(out),
+                     "--segmentation", str(tmp_path / f"{name}.seg.nrrd"), "--no-meshes",
+                     "--quiet"]) == 0
+        docs.append(json.loads((out / "plan.json").read_text()))
+    assert load_ct(tmp_path / "ph" / "ct.nii.gz").same_grid(labels, atol=1e-3)
+    for side in ("left", "right"):
+        a, b = docs[0]["sides"][side], docs[1]["sides"][side]
+        for kind in ("kambin", "safe"):
+            assert a[kind]["plateau_view"] == b[kind]["plateau_view"]
+        assert a["trajectory"] == b["trajectory"]
