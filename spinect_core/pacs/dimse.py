@@ -132,17 +132,27 @@ class DimseClient:
         from pynetdicom import evt
 
         received: list[Any] = []
+        connected: list[bool] = []
 
         def on_acse(event: Any) -> None:
             received.append(event.primitive)
 
-        handlers = list(kwargs.pop("evt_handlers", [])) + [(evt.EVT_ACSE_RECV, on_acse)]
-        assoc = ae.associate(self.node.host, self.node.port, ae_title=self.node.ae_title,
-                             evt_handlers=handlers, **kwargs)
+        handlers = list(kwargs.pop("evt_handlers", [])) + [
+            (evt.EVT_ACSE_RECV, on_acse), (evt.EVT_CONN_OPEN, lambda _e: connected.append(True))]
+        try:
+            assoc = ae.associate(self.node.host, self.node.port, ae_title=self.node.ae_title,
+                                 evt_handlers=handlers, **kwargs)
+        except OSError:  # e.g. an unknown host name, raised before any connection
+            self._diagnose_connection()
+            raise
         if assoc.is_established:
             assoc._spinect_received = received  # what the peer sent: its aborts, later
             assoc._spinect_t = time.monotonic()  # when the peer last answered
             return assoc
+        if not connected:
+            # No TCP connection (pynetdicom reports that as an abort): say why.
+            self._diagnose_connection()
+            raise PacsUnreachableError(f"could not connect to {self.node.host}:{self.node.port}")
         self._raise_not_established(assoc, received)
 
     def _raise_not_established(self, assoc: Any, received: list[Any]) -> None:
@@ -169,8 +179,9 @@ class DimseClient:
                 "settings and that it accepts our AE title")
         if received:  # an abort (e.g. no presentation context accepted)
             raise AssociationRejectedError(
-                f"the PACS {node} aborted the association (it accepts none of the requested "
-                "services or formats)")
+                f"the node at {node.host}:{node.port} aborted the association request: it may "
+                "not be a DICOM node, or it accepts none of the requested services; check the "
+                "host and port")
         self._diagnose_connection()
         raise PacsTimeoutError(f"the PACS {node} accepted the connection but did not answer the "
                                f"association request within {self.timeout_s:g} s")
