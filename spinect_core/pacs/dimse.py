@@ -416,6 +416,13 @@ class DimseClient:
                 if done is not None:
                     announced = max(announced or 0, done + failed + warned)
                 break
+            if sink.errors:
+                # Our side failed to keep some instances (disk full, a bad UID); the node then
+                # ends with a warning or, for C-MOVE, often a plain failure.
+                raise PartialRetrieveError(
+                    f"{len(sink.errors)} instances from {self.node} could not be written here "
+                    f"({sink.errors[0]}); the {what} ended with status 0x{code:04X}; nothing was "
+                    "kept")
             if code in (0xB000, 0xA702, 0xA701, 0xA700, 0xFE00) or failed:
                 total = (done or 0) + failed + warned
                 raise PartialRetrieveError(

@@ -274,3 +274,27 @@ def test_plan_send_failure_says_the_plan_is_written(stored, tmp_path):
     client = client_from_args(None, node_text=f"ORTHANC@127.0.0.1:{free_port()}")
     with pytest.raises(PacsUnreachableError, match="the plan itself is written"):
         send_plan(client, out, quiet=True)
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_partial_retrieve_keeps_nothing(orthanc, stored, tmp_path, monkeypatch, move):
+    """Every third instance fails to arrive (our storage refuses it, as a full disk would): the
+    PACS reports failed sub-operations, the retrieve says so and keeps nothing."""
+    import spinect_core.pacs.dimse as dimse
+    from spinect_core.pacs import PartialRetrieveError, connect, parse_node
+
+    real = dimse.instance_path
+    calls = []
+
+    def flaky(root, series_uid, sop_uid):
+        calls.append(sop_uid)
+        if len(calls) % 3 == 0:
+            raise OSError(28, "No space left on device")
+        return real(root, series_uid, sop_uid)
+
+    monkeypatch.setattr(dimse, "instance_path", flaky)
+    client = connect(parse_node(orthanc.node), scp_port=orthanc.scp_port)
+    with pytest.raises(PartialRetrieveError, match="nothing was kept"):
+        client.retrieve(stored["study"], tmp_path / "case", move=move)
+    assert len(calls) >= 3
+    assert list(tmp_path.iterdir()) == []
