@@ -177,3 +177,21 @@ def test_export_sends_its_dicom_objects(orthanc, app_series, tmp_path):  # noqa:
     assert len(orthanc.rest("/instances")) == before  # the same instances: stored again
     with pytest.raises(InputError, match="nothing to send"):
         _send(request, [tmp_path / "plan.json"], None)
+
+
+def test_open_segmentation_reads_slicer_files_by_name(tmp_path):
+    """The app's "Open segmentation" goes through the same reader: segment order is irrelevant."""
+    from app.pipeline import load_segmentation_file
+    from spinect_core.volume import Volume
+    from tests.io.test_slicer_seg import ORIGIN, SPACING, _classes, _site_file
+
+    names = {1: "Bone", 2: "Nerve", 3: "Disc", 4: "Dura"}
+    _site_file(tmp_path / "a.seg.nrrd", {1: 1, 2: 2, 3: 3, 4: 4}, names)
+    _site_file(tmp_path / "b.seg.nrrd", {1: 2, 2: 1, 3: 4, 4: 3}, names)
+    ct = Volume(array=np.zeros(_classes().shape, np.int16), spacing_mm=SPACING,
+                origin_lps_mm=ORIGIN)
+    a = load_segmentation_file(tmp_path / "a.seg.nrrd", ct)
+    b = load_segmentation_file(tmp_path / "b.seg.nrrd", ct)
+    np.testing.assert_array_equal(a.labels.array, _classes())
+    np.testing.assert_array_equal(b.labels.array, _classes())
+    assert a.notes == b.notes == []  # no "assumed ids" note: the names are in the file
