@@ -105,6 +105,14 @@ class CTBoneOptions:
         soft-tissue peak (cancellous bone; not the canal's CSF and fat).
     smooth_sigma_mm : float
         Gaussian smoothing before thresholding (noise); 0 turns it off.
+    large_hole_mm2 : float
+        An axial hole at least this large is larger than any spinal canal (lumbar canals are
+        150-350 mm^2): a vertebral body's or a femoral head's marrow.
+    large_hole_above_soft_hu : float
+        Such a hole is filled when its mean is at least the soft-tissue peak plus this (negative:
+        fatty marrow of an osteoporotic body is darker than muscle).
+    large_bridge_mm : float
+        Gaps up to about twice this are bridged when looking for such large holes.
     """
 
     seed_hu: float | None = None
@@ -131,6 +139,9 @@ class CTBoneOptions:
     min_fill_height_mm: float = 8.0
     cancellous_above_soft_hu: float = 20.0
     smooth_sigma_mm: float = 0.6
+    large_hole_mm2: float = 450.0
+    large_hole_above_soft_hu: float = -30.0
+    large_bridge_mm: float = 8.0
 
 
 @dataclass(kw_only=True)
@@ -268,8 +279,8 @@ def _block_expand(a: np.ndarray, f: np.ndarray, shape: tuple[int, ...]) -> np.nd
 
 
 def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
-                bridge_mm: float, axial_axis: int, min_height_mm: float
-                ) -> tuple[np.ndarray, np.ndarray]:
+                bridge_mm: float, axial_axis: int, min_height_mm: float, large_hole_mm2: float,
+                large_bridge_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per slice direction, whether each voxel lies in a small hole of ``mask``, and the highest
     mean HU of those holes.
 
@@ -285,33 +296,59 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
     votes : np.ndarray, uint8, shape of ``mask``
         Bit ``1 << axis`` set where the voxel is in a hole of a slice across array ``axis``.
     hole_mean : np.ndarray, float32
+    large_axial_mean : np.ndarray, float32
+        The mean HU of the voxel's axial hole where that hole is at least ``large_hole_mm2``
+        (larger than any spinal canal: a vertebral body's or a femoral head's marrow), else
+        -1000.
     """
     votes = np.zeros(mask.shape, np.uint8)
     hole_mean = np.full(mask.shape, -1000.0, np.float32)
+    large_axial_mean = np.full(mask.shape, -1000.0, np.float32)
     hu32 = hu.astype(np.float32, copy=False)
+    plane_of = {}
     for axis in range(3):
-        sp2 = np.delete(sp, axis)
-        pix = float(np.prod(sp2))
-        disk = np.expand_dims(_disk(bridge_mm, sp2), axis)          # flat: within a slice
         # In-slice 4-neighbours (what 2D fill_holes and label use by default).
         plane = ndi.generate_binary_structure(3, 1)
         plane[tuple(0 if a == axis else slice(None) for a in range(3))] = False
         plane[tuple(2 if a == axis else slice(None) for a in range(3))] = False
+        plane_of[axis] = plane
+
+    def slice_holes(axis: int, bridge: float, thicken: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Holes of each slice across ``axis`` after bridging gaps up to about 2 x ``bridge``:
+        their labels, voxel counts and mean HU."""
+        disk = np.expand_dims(_disk(bridge, np.delete(sp, axis)), axis)   # flat: in a slice
         pad = [(0, 0) if a == axis else (max(disk.shape), max(disk.shape)) for a in range(3)]
         inner = tuple(slice(None) if a == axis else slice(max(disk.shape), -max(disk.shape))
                       for a in range(3))
-        closed = ndi.binary_closing(np.pad(mask, pad), structure=disk)[inner] | mask
         # Pad the slicing axis with empty slices: fill_holes then sees each slice's own edge.
         ends = [(1, 1) if a == axis else (0, 0) for a in range(3)]
         cut = tuple(slice(1, -1) if a == axis else slice(None) for a in range(3))
-        filled = ndi.binary_fill_holes(np.pad(closed, ends), structure=plane)[cut]
-        holes = (filled & ~closed) | (closed & ~mask)    # holes and the bridged gaps
+        if thicken:
+            # Walls thickened by ``bridge`` touch across gaps up to 2 x ``bridge`` even where
+            # they taper (a closing bridges only between thick ends); what they enclose, grown
+            # back by ``bridge``, is the hole.
+            thick = ndi.binary_dilation(np.pad(mask, pad), structure=disk)[inner]
+            core = ndi.binary_fill_holes(np.pad(thick, ends), structure=plane_of[axis])[cut]
+            core &= ~thick
+            holes = ndi.binary_dilation(np.pad(core, pad), structure=disk)[inner] & ~mask
+        else:
+            closed = ndi.binary_closing(np.pad(mask, pad), structure=disk)[inner] | mask
+            filled = ndi.binary_fill_holes(np.pad(closed, ends), structure=plane_of[axis])[cut]
+            holes = (filled & ~closed) | (closed & ~mask)    # holes and the bridged gaps
         if not holes.any():
-            continue
-        lab, n = ndi.label(holes, structure=plane)
+            return None
+        lab, n = ndi.label(holes, structure=plane_of[axis])
         count = np.bincount(lab.ravel(), minlength=n + 1)
         mean = np.bincount(lab.ravel(), weights=hu32.ravel(), minlength=n + 1) / np.maximum(
             count, 1)
+        return lab, count, mean
+
+    for axis in range(3):
+        pix = float(np.prod(np.delete(sp, axis)))
+        found = slice_holes(axis, bridge_mm)
+        if found is None:
+            continue
+        lab, count, mean = found
         ok = count * pix <= max_hole_mm2
         ok[0] = False
         if axis != axial_axis:
@@ -323,7 +360,17 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         sel = ok[lab]
         votes[sel] |= np.uint8(1 << axis)
         hole_mean[sel] = np.maximum(hole_mean[sel], mean[lab[sel]].astype(np.float32))
-    return votes, hole_mean
+    # A vertebral body's ring is often broken by more than ``bridge_mm`` (vessels entering, a
+    # thin anterior cortex at 2-3 mm slices): large holes are looked for with a wider bridge.
+    found = slice_holes(axial_axis, large_bridge_mm, thicken=True)
+    if found is not None:
+        lab, count, mean = found
+        area = count * float(np.prod(np.delete(sp, axial_axis)))
+        large = (area >= large_hole_mm2) & (area <= max_hole_mm2)
+        large[0] = False
+        sel = large[lab]
+        large_axial_mean[sel] = mean[lab[sel]].astype(np.float32)
+    return votes, hole_mean, large_axial_mean
 
 
 def _axial_axis(direction: np.ndarray) -> int:
@@ -335,8 +382,8 @@ def _axial_axis(direction: np.ndarray) -> int:
 
 def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis: int,
                  max_hole_mm2: float, min_hole_hu: float, fill_hu: float, cancellous_hu: float,
-                 bridge_mm: float, min_height_mm: float, min_fill_height_mm: float
-                 ) -> np.ndarray:
+                 bridge_mm: float, min_height_mm: float, min_fill_height_mm: float,
+                 large_hole_mm2: float, large_hole_hu: float, large_bridge_mm: float) -> np.ndarray:
     """Fill the cancellous interior of cortical shells, never the canal, foramina or discs.
 
     A marrow space is enclosed by cortex in 3D; the spinal canal, the foramina (and the roots in
@@ -348,7 +395,10 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
       of two slice directions whose mean is at least ``fill_hu`` (above CSF, nerve and fat;
       sagittal and coronal holes count only when as tall as a vertebral body, so a disc
       between two endplates does not); or
-    * it lies in one such hole as dense as cancellous bone (``cancellous_hu``).
+    * it lies in one such hole as dense as cancellous bone (``cancellous_hu``); or
+    * it lies in an axial hole larger than any spinal canal (``large_hole_mm2``) whose mean is
+      at least ``large_hole_hu``: the fatty marrow of an osteoporotic vertebral body (60-100
+      HU, as dense as a disc or an enhanced organ) enclosed by its cortical ring.
     """
     # Holes are large (a marrow space is centimetres wide): find them on a ~1.4 mm grid where
     # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
@@ -364,12 +414,13 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     capped = np.pad(shell, ends, constant_values=True)
     inner = tuple(slice(1, -1) if a == axial_axis else slice(None) for a in range(3))
     cfill3d = ndi.binary_fill_holes(capped)[inner] & ~cmask
-    votes, hole_mean = _hole_votes(cmask, chu, csp, max_hole_mm2=max_hole_mm2,
-                                   bridge_mm=bridge_mm, axial_axis=axial_axis,
-                                   min_height_mm=min_height_mm)
+    votes, hole_mean, large_mean = _hole_votes(
+        cmask, chu, csp, max_hole_mm2=max_hole_mm2, bridge_mm=bridge_mm, axial_axis=axial_axis,
+        min_height_mm=min_height_mm, large_hole_mm2=large_hole_mm2,
+        large_bridge_mm=large_bridge_mm)
     n_votes = sum(((votes >> a) & 1) for a in range(3))
     cfill2d = ((n_votes >= 2) & (hole_mean >= fill_hu)) | (
-        (n_votes >= 1) & (hole_mean >= cancellous_hu))
+        (n_votes >= 1) & (hole_mean >= cancellous_hu)) | (large_mean >= large_hole_hu)
     # Marrow is as tall as its bone; a disc between two endplates and a partial-volume rim
     # is not: of the slice-wise fill, an opening with a cranio-caudal line keeps only what is
     # at least ``min_fill_height_mm`` tall (3D holes are enclosed marrow and stay whole).
@@ -451,7 +502,10 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                         fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
                         bridge_mm=options.bridge_mm, min_height_mm=options.min_marrow_height_mm,
                         min_fill_height_mm=options.min_fill_height_mm,
-                        cancellous_hu=th["soft_tissue_peak"] + options.cancellous_above_soft_hu)
+                        cancellous_hu=th["soft_tissue_peak"] + options.cancellous_above_soft_hu,
+                        large_hole_mm2=options.large_hole_mm2,
+                        large_bridge_mm=options.large_bridge_mm,
+                        large_hole_hu=th["soft_tissue_peak"] + options.large_hole_above_soft_hu)
     bone &= ~pools
     timings["fill"] = time.perf_counter() - t0
     report(progress, 0.8, "rejecting vessels, organs and bowel contrast")
