@@ -560,11 +560,16 @@ class _DicomWriter:
             return None
         return self._write(ds, f"{DICOM_DIR}/seg.dcm", "segmentation")
 
-    def write_sr(self, doc: Mapping[str, Any]) -> Path:
+    def write_sr(self, doc: Mapping[str, Any]) -> Path | None:
         from spinect_core.io.dicom_sr import plan_sr_dataset
 
-        return self._write(plan_sr_dataset(doc, self.source, series_number=SERIES_SR),
-                           f"{DICOM_DIR}/sr.dcm", "structured_report")
+        try:
+            ds = plan_sr_dataset(doc, self.source, series_number=SERIES_SR, notes=self.notes)
+        except Exception as exc:  # noqa: BLE001 - the SR comes last: never fail a finished plan
+            log.warning("no DICOM SR: %s", exc, exc_info=True)
+            self.notes.append(f"no SR: {type(exc).__name__}: {exc}")
+            return None
+        return self._write(ds, f"{DICOM_DIR}/sr.dcm", "structured_report")
 
     def write_pdf(self, pdf: bytes) -> Path:
         from spinect_core.io.dicom_derived import encapsulated_pdf_dataset
