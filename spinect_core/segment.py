@@ -290,12 +290,12 @@ class Segmenter:
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Labels (and probabilities) on the input grid from model-grid probabilities.
 
-        Each class is resampled linearly on its own and the argmax is kept running, so the peak
-        memory is two input-size float32 maps rather than C of them; renormalising the resampled
-        probabilities would not change the argmax, so it is skipped for the labels. With
-        ``next_best`` a second running argmax over the classes other than bone gives the class
-        a voxel takes when it loses the bone class to the CT bone model (one more float32 map
-        while restoring, one uint8 map kept).
+        The probabilities are resampled linearly onto the input grid a slab at a time
+        (:func:`~spinect_core.preprocess.restore_probabilities_in_slabs`), so no input-size
+        float map is ever held: on a 900 x 512 x 512 thin-slice CT each would be 0.9 GB.
+        Renormalising the resampled probabilities would not change the argmax, so it is done only
+        for the kept probabilities. With ``next_best`` a second argmax over the classes other
+        than bone gives the class a voxel takes when it loses the bone class to the CT bone model.
 
         Returns
         -------
@@ -303,41 +303,28 @@ class Segmenter:
         probabilities : np.ndarray (C, z, y, x) float16, or None
         next_best : np.ndarray, uint8 (z, y, x), or None
         """
-        from spinect_core.preprocess import restore_to_input
+        from spinect_core.preprocess import restore_probabilities_in_slabs
 
         num_classes = model_probs.shape[0]
-        keep = self.options.keep_probabilities
-        out = np.empty((num_classes, *ct.array.shape), np.float16) if keep else None
-        best = np.full(ct.array.shape, -1.0, np.float32)
-        labels = np.zeros(ct.array.shape, np.uint8)
+        shape = ct.array.shape
+        out = (np.empty((num_classes, *shape), np.float16) if self.options.keep_probabilities
+               else None)
+        labels = np.empty(shape, np.uint8)
         bone_id = self.table.id_of("bone") if next_best and self.table.has("bone") else None
-        alt_best = np.full(ct.array.shape, -1.0, np.float32) if bone_id is not None else None
-        alt = np.zeros(ct.array.shape, np.uint8) if bone_id is not None else None
-        factors = self.card.decision_weights
-        for c in range(num_classes):
-            p = model_probs[c].astype(np.float32)
-            if c == 0:
-                # Outside the body crop everything is certain background: restore 1 - p so the
-                # zero fill of the uncropped region means probability 1 for background.
-                q = 1.0 - restore_to_input(1.0 - p, prepared, ct, interpolation="linear")
-            else:
-                q = restore_to_input(p, prepared, ct, interpolation="linear")
+        alt = np.empty(shape, np.uint8) if bone_id is not None else None
+        # The card's calibrated decision weights scale the probabilities for the argmax only.
+        factors = np.array([float(self.card.decision_weights.get(self.table.name_of(c), 1.0))
+                            for c in range(num_classes)], np.float32)[:, None, None, None]
+        for z, q in restore_probabilities_in_slabs(model_probs, prepared, ct):
             if out is not None:
-                out[c] = q
-            # The card's calibrated decision weights scale the probabilities for the argmax only.
-            factor = float(factors.get(self.table.name_of(c), 1.0))
-            score = q if factor == 1.0 else q * np.float32(factor)
-            better = score > best
-            labels[better] = c
-            np.maximum(best, score, out=best)
-            if alt_best is not None and c != bone_id:
-                better = score > alt_best
-                alt[better] = c
-                np.maximum(alt_best, score, out=alt_best)
-            report(progress, (c + 1) / num_classes, f"class {self.table.name_of(c)}")
-        if out is not None:
-            total = out.astype(np.float32).sum(axis=0, keepdims=True)
-            out = (out / np.maximum(total, 1e-6)).astype(np.float16)
+                total = q.sum(axis=0, keepdims=True)
+                out[:, z] = q / np.maximum(total, 1e-6)
+            score = q * factors
+            labels[z] = np.argmax(score, axis=0)
+            if alt is not None:
+                score[bone_id] = -1.0
+                alt[z] = np.argmax(score, axis=0)
+            report(progress, z.stop / shape[0], f"{z.stop}/{shape[0]} slices")
         return labels, out, alt
 
 

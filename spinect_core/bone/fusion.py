@@ -81,9 +81,7 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
         bone = ct_mask
     else:
         sp = np.asarray(labels.spacing_mm, float)[::-1]
-        near = ndi.distance_transform_edt(~ct_mask, sampling=sp) <= options.near_mm \
-            if ct_mask.any() else np.zeros_like(ct_mask)
-        bone = ct_mask | (net_bone & near)
+        bone = ct_mask | _near(net_bone & ~ct_mask, ct_mask, sp, options.near_mm)
     out = arr.copy()
     lost = net_bone & ~bone
     if lost.any():
@@ -102,3 +100,38 @@ def _next_best(probabilities: np.ndarray | None, where: np.ndarray, bone_id: int
     p = np.asarray(probabilities)[:, where].astype(np.float32)      # (C, n)
     p[bone_id] = -1.0
     return np.argmax(p, axis=0).astype(np.uint8)
+
+
+def _near(candidates: np.ndarray, mask: np.ndarray, spacing_zyx: np.ndarray, radius_mm: float,
+          *, slab_voxels: int = 8_000_000) -> np.ndarray:
+    """``candidates`` voxels within ``radius_mm`` of ``mask``, bool (z, y, x).
+
+    The distance transform runs only in the box around the candidates, a z-slab at a time
+    with a margin of ``radius_mm`` on every side, so it never holds a whole-volume float map
+    (a full-size Euclidean distance transform of a thin-slice CT needs several GB).
+    """
+    out = np.zeros(candidates.shape, bool)
+    if not candidates.any() or not mask.any():
+        return out
+    margin = np.ceil(radius_mm / spacing_zyx).astype(int) + 1
+    lo, hi = [], []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(candidates.any(axis=other))
+        lo.append(int(idx[0]))
+        hi.append(int(idx[-1]) + 1)
+    ny, nx = hi[1] - lo[1], hi[2] - lo[2]
+    step = max(1, slab_voxels // max(1, ny * nx))
+    for z0 in range(lo[0], hi[0], step):
+        z1 = min(hi[0], z0 + step)
+        box = tuple(slice(max(0, a - m), min(n, b + m)) for a, b, m, n in
+                    zip((z0, lo[1], lo[2]), (z1, hi[1], hi[2]), margin, mask.shape))
+        inner = tuple(slice(a - b.start, c - b.start) for a, c, b in
+                      zip((z0, lo[1], lo[2]), (z1, hi[1], hi[2]), box))
+        sub = mask[box]
+        if not sub.any():
+            continue
+        dist = ndi.distance_transform_edt(~sub, sampling=spacing_zyx)[inner]
+        target = (slice(z0, z1), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+        out[target] = candidates[target] & (dist <= radius_mm)
+    return out

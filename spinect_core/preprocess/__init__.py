@@ -10,7 +10,7 @@ from spinect_core.preprocess.crop import (
 )
 from spinect_core.preprocess.normalise import CTNormalisation, NormalisationError
 from spinect_core.preprocess.pipeline import (
-    Prepared, prepare_for_model, prepare_labels, restore_to_input,
+    Prepared, prepare_for_model, prepare_labels, restore_probabilities_in_slabs, restore_to_input,
 )
 from spinect_core.preprocess.resample import (
     Grid, as_grid, new_size_for_spacing, resample_array_to_grid, resample_probabilities_to_grid,
@@ -21,7 +21,8 @@ __all__ = [
     "BodyCropOptions", "CropBox", "body_bounding_box", "body_mask", "crop_array", "crop_to_body",
     "crop_volume", "uncrop",
     "CTNormalisation", "NormalisationError",
-    "Prepared", "prepare_for_model", "prepare_labels", "restore_to_input",
+    "Prepared", "prepare_for_model", "prepare_labels", "restore_probabilities_in_slabs",
+    "restore_to_input",
     "Grid", "as_grid", "new_size_for_spacing", "resample_array_to_grid",
     "resample_probabilities_to_grid", "resample_to_grid", "resample_to_spacing",
 ]

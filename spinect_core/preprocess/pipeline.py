@@ -15,7 +15,7 @@ uncrop-then-resample, computed without allocating the full resampled grid (see t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -30,7 +30,8 @@ from spinect_core.preprocess.resample import (
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
 
-__all__ = ["Prepared", "prepare_for_model", "prepare_labels", "restore_to_input"]
+__all__ = ["Prepared", "prepare_for_model", "prepare_labels", "restore_probabilities_in_slabs",
+           "restore_to_input"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,3 +216,94 @@ def restore_to_input(labels_or_probs: np.ndarray, prepared: Prepared,
         interpolation = "linear" if np.issubdtype(a.dtype, np.floating) else "nearest"
     src, grid = _padded_source(a, prepared, 0)
     return resample_array_to_grid(src, grid, target, interpolation=interpolation, default_value=0)
+
+
+def restore_probabilities_in_slabs(probabilities: np.ndarray, prepared: Prepared,
+                                   input_volume: GridLike | None = None, *,
+                                   slab_voxels: int = 4_000_000
+                                   ) -> Iterator[tuple[slice, np.ndarray]]:
+    """Model-grid class probabilities mapped onto the input grid, a z-slab of it at a time.
+
+    The same values as :func:`restore_to_input` gives for ``(C, z, y, x)`` probabilities, before
+    renormalisation, without ever holding a whole input-size float map: a thin-slice CT of
+    900 x 512 x 512 voxels would need 0.9 GB per class in float32. For each slab of the input
+    grid only the block of model-grid voxels that its linear interpolation reads (the box of the
+    slab's corners mapped onto the model grid, plus two voxels) is converted to float32, with the
+    one-voxel border of certain background that :func:`_padded_source` adds around the crop.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray, shape (C, z, y, x), any float dtype
+        On ``prepared.model_grid``; channel 0 is background.
+    prepared : Prepared
+    input_volume : Volume or Grid, optional
+        The input CT (checked against ``prepared.input_grid``).
+    slab_voxels : int
+        About how many input voxels each slab holds.
+
+    Yields
+    ------
+    z : slice
+        The slab's slices along the input grid's axis 0.
+    probabilities : np.ndarray, float32, shape (C, slab depth, y, x)
+        Linearly interpolated, not renormalised (certain background outside the model grid).
+    """
+    target = prepared.input_grid if input_volume is None else as_grid(input_volume)
+    if not target.same_as(prepared.input_grid):
+        raise ValueError("input_volume is not on the grid this result was prepared from")
+    a = np.asarray(probabilities)
+    if a.ndim != 4 or tuple(a.shape[1:]) != prepared.model_grid.shape_zyx:
+        raise ValueError(f"probabilities of shape {a.shape} do not match the model grid "
+                         f"{prepared.model_grid.shape_zyx}")
+    n_classes = a.shape[0]
+    fill = np.array([1.0] + [0.0] * (n_classes - 1), np.float32)
+    # The padded source of _padded_source, described without allocating it: its grid, and where
+    # the model-grid array sits inside it (``offset``).
+    box = prepared.crop_box
+    if box is None:
+        source, offset = prepared.model_grid, np.zeros(3, int)
+    else:
+        start = np.array([max(0, s - 1) for s in box.start_zyx])
+        stop = np.array([min(n, s + 1) for s, n in zip(box.stop_zyx, box.full_shape_zyx)])
+        source = CropBox(start_zyx=start, stop_zyx=stop,
+                         full_shape_zyx=box.full_shape_zyx).crop_grid(prepared.resampled_grid)
+        offset = np.asarray(box.start_zyx) - start
+    src_shape = np.array(source.shape_zyx)
+    nz, ny, nx = target.shape_zyx
+    step = max(1, slab_voxels // max(1, ny * nx))
+    corners = np.array([[x, y, z] for x in (0, nx - 1) for y in (0, ny - 1) for z in (0, 1)],
+                       float)
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        slab = Grid(shape_zyx=(z1 - z0, ny, nx), spacing_mm=target.spacing_mm,
+                    origin_lps_mm=target.index_to_lps(np.array([0.0, 0.0, z0])),
+                    direction=target.direction)
+        c = corners.copy()
+        c[:, 2] = np.where(c[:, 2] > 0, z1 - 1, z0)
+        idx = source.lps_to_index(target.index_to_lps(c))[:, ::-1]        # (z, y, x)
+        # Two voxels beyond what linear interpolation reads: ITK treats the last half voxel of
+        # an image specially, so no sampled point may come near an edge the block adds.
+        lo = np.clip(np.floor(idx.min(axis=0)).astype(int) - 2, 0, src_shape)
+        hi = np.clip(np.ceil(idx.max(axis=0)).astype(int) + 3, 0, src_shape)
+        if np.any(hi <= lo):                       # the slab lies outside the model grid
+            out = np.broadcast_to(fill[:, None, None, None], (n_classes, *slab.shape_zyx))
+            yield slice(z0, z1), np.array(out, np.float32)
+            continue
+        block = np.empty((n_classes, *(hi - lo)), np.float32)
+        block[:] = fill[:, None, None, None]
+        # The block's part that holds model-grid voxels (the rest is the padded border).
+        m_lo = np.maximum(lo - offset, 0)
+        m_hi = np.minimum(hi - offset, a.shape[1:])
+        if np.all(m_hi > m_lo):
+            dst = tuple(slice(int(l_ + offset[k] - lo[k]), int(h_ + offset[k] - lo[k]))
+                        for k, (l_, h_) in enumerate(zip(m_lo, m_hi)))
+            block[(slice(None), *dst)] = a[(slice(None), *(slice(int(l_), int(h_))
+                                                           for l_, h_ in zip(m_lo, m_hi)))]
+        block_grid = Grid(shape_zyx=tuple(int(n) for n in hi - lo), spacing_mm=source.spacing_mm,
+                          origin_lps_mm=source.index_to_lps(lo[::-1].astype(float)),
+                          direction=source.direction)
+        out = np.empty((n_classes, *slab.shape_zyx), np.float32)
+        for k in range(n_classes):
+            out[k] = resample_array_to_grid(block[k], block_grid, slab, interpolation="linear",
+                                            default_value=float(fill[k]))
+        yield slice(z0, z1), out
