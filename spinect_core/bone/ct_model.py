@@ -113,6 +113,10 @@ class CTBoneOptions:
         fatty marrow of an osteoporotic body is darker than muscle).
     large_bridge_mm : float
         Gaps up to about twice this are bridged when looking for such large holes.
+    working_voxel_mm : float
+        The model works on blocks of CT voxels of about this size (a 0.5 mm slice CT on pairs
+        of slices; 0.7 mm pixels stay as they are): its maps take several bytes per voxel.
+        0 works on the CT's own voxels.
     """
 
     seed_hu: float | None = None
@@ -142,6 +146,7 @@ class CTBoneOptions:
     large_hole_mm2: float = 450.0
     large_hole_above_soft_hu: float = -30.0
     large_bridge_mm: float = 8.0
+    working_voxel_mm: float = 0.9
 
 
 @dataclass(kw_only=True)
@@ -245,7 +250,10 @@ def _histogram_thresholds(hu: np.ndarray, body: np.ndarray, options: CTBoneOptio
     grow = options.grow_hu if options.grow_hu is not None else float(np.clip(
         peak + max(options.grow_noise_widths * noise, options.grow_above_soft_hu),
         *options.grow_hu_range))
-    return {"soft_tissue_peak": peak, "noise_sd": noise, "seed": seed, "grow": grow}
+    # Whole HU: the smoothed CT is kept as int16 (floored), against which ``>=`` an integer
+    # threshold is exact.
+    return {"soft_tissue_peak": peak, "noise_sd": noise, "seed": float(round(seed)),
+            "grow": float(round(grow))}
 
 
 def _disk(radius_mm: float, sp2: np.ndarray) -> np.ndarray:
@@ -404,7 +412,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
     f = _coarse_factors(sp, 1.4)
     cmask = _block_reduce(mask, f, "max")
-    chu = _block_reduce(hu, f, "mean")
+    chu = _block_reduce(hu, f, "mean") + FLOOR_BIAS_HU
     csp = sp * f
     closed = ndi.binary_closing(np.pad(cmask, 2), structure=_ball(1.5, csp))[2:-2, 2:-2, 2:-2]
     # The scan's cranial and caudal ends cut the first and last vertebra: close them there
@@ -454,40 +462,47 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     """
     options = options or CTBoneOptions()
     t0 = time.perf_counter()
-    hu = np.asarray(ct.array)
-    if hu.ndim != 3 or min(hu.shape) < 2:
-        raise InputError(f"the CT must be a 3D volume, got shape {hu.shape}")
-    sp = np.asarray(ct.spacing_mm, float)[::-1]                  # (z, y, x) mm
+    full = np.asarray(ct.array)
+    if full.ndim != 3 or min(full.shape) < 2:
+        raise InputError(f"the CT must be a 3D volume, got shape {full.shape}")
+    full_sp = np.asarray(ct.spacing_mm, float)[::-1]              # (z, y, x) mm
+    # Thin slices (and sub-millimetre pixels) carry no bone a ~0.9 mm grid misses, and the
+    # model's maps are several bytes per voxel: it works on blocks of about 0.9 mm.
+    work_f = _coarse_factors(full_sp, options.working_voxel_mm) if options.working_voxel_mm \
+        else np.ones(3, int)
     report(progress, 0.0, "finding the body")
+    hu = full if work_f.prod() == 1 else _block_mean_int16(full, work_f)
+    sp = full_sp * work_f
     body = _body_mask(hu, sp, options)
     timings = {"body": time.perf_counter() - t0}
     report(progress, 0.2, "reading the histogram")
     th = _histogram_thresholds(hu, body, options)
     box = _bbox(body)
-    out = np.zeros(hu.shape, np.uint8)
+    out = np.zeros(full.shape, np.uint8)
     rejected: dict[str, int] = {}
     notes: list[str] = []
     if box is None:
         notes.append("no body found in the CT")
         return CTBone(mask=ct.with_array(out), thresholds_hu=th, notes=notes, timings_s=timings)
-    sub = hu[box].astype(np.float32)
     bsub = body[box]
-    if options.smooth_sigma_mm > 0:
-        sub = ndi.gaussian_filter(sub, sigma=np.maximum(options.smooth_sigma_mm / sp, 0.0) *
-                                  np.array([sp[0] <= 1.5, 1, 1], float), truncate=2.0)
+    del body
+    sub = _smoothed_int16(hu[box], sp, options.smooth_sigma_mm)
     report(progress, 0.3, "finding contrast-filled vessels and organs")
     pools = _pools(sub, bsub, sp, th, options, rejected)
     timings["pools"] = time.perf_counter() - t0
     report(progress, 0.4, "hysteresis from cortical seeds")
-    seed = (sub >= th["seed"]) & bsub & ~pools
+    allowed = bsub & ~pools
+    del bsub
+    seed = (sub >= th["seed"]) & allowed
     reach = np.maximum(np.round(options.grow_reach_mm / sp).astype(int), 0) * 2 + 1
-    near_seed = ndi.maximum_filter(seed.view(np.uint8), size=tuple(reach)).astype(bool)
-    grow = (sub >= th["grow"]) & bsub & ~pools & near_seed
-    lab, n = ndi.label(grow, structure=np.ones((3, 3, 3), bool))
-    has_seed = np.zeros(n + 1, bool)
-    has_seed[np.unique(lab[seed])] = True
-    has_seed[0] = False
-    bone = has_seed[lab]
+    grow = ndi.maximum_filter(seed.view(np.uint8), size=tuple(reach)).view(bool)
+    grow &= sub >= th["grow"]
+    grow &= allowed
+    del allowed
+    # Hysteresis: the grow voxels connected (26-neighbours) to a seed; a propagation keeps
+    # only boolean maps, where labelling components would hold a 4-byte label per voxel.
+    bone = ndi.binary_propagation(seed, structure=np.ones((3, 3, 3), bool), mask=grow)
+    del seed, grow
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
     # A box closing (separable max then min filters: seconds faster than a ball on a full CT).
@@ -495,8 +510,10 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     if max(size) > 1:
         b8 = np.pad(bone.view(np.uint8), [(k // 2, k // 2) for k in size])
         closed = ndi.minimum_filter(ndi.maximum_filter(b8, size=size), size=size)
-        bone = bone | closed[tuple(slice(k // 2, k // 2 + n) for k, n in zip(size, bone.shape))
-                             ].astype(bool)
+        del b8
+        bone |= closed[tuple(slice(k // 2, k // 2 + n) for k, n in zip(size, bone.shape))
+                       ].view(bool)
+        del closed
     bone = _fill_shells(bone, sub, sp, axial_axis=_axial_axis(ct.direction),
                         max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
                         fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
@@ -507,18 +524,68 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                         large_bridge_mm=options.large_bridge_mm,
                         large_hole_hu=th["soft_tissue_peak"] + options.large_hole_above_soft_hu)
     bone &= ~pools
+    del pools
     timings["fill"] = time.perf_counter() - t0
     report(progress, 0.8, "rejecting vessels, organs and bowel contrast")
     bone = _reject(bone, sub, sp, th, options, rejected)
     if options.half_maximum_edge:
-        bone = _half_maximum_edge(bone, sub, sp, th["soft_tissue_peak"])
-    out[box] = bone
+        bone = _half_maximum_edge(bone, sub.astype(np.float32), sp, th["soft_tissue_peak"])
+    del sub
+    if work_f.prod() == 1:
+        out[box] = bone
+    else:
+        # Back onto the CT's grid: each working voxel is a block of CT voxels.
+        full_box = tuple(slice(b.start * k, min(b.stop * k, n))
+                         for b, k, n in zip(box, work_f, full.shape))
+        shape = tuple(b.stop - b.start for b in full_box)
+        out[full_box] = _block_expand(bone, work_f, shape)
+        rejected = {k: int(v * work_f.prod()) for k, v in rejected.items()}
+        notes.append(f"bone found on a {' x '.join(f'{v:g}' for v in sp[::-1])} mm working grid "
+                     f"(blocks of {' x '.join(str(int(k)) for k in work_f[::-1])} CT voxels)")
     timings["total"] = time.perf_counter() - t0
     report(progress, 1.0, "bone found")
     if not out.any():
         notes.append("no bone found in the CT")
     return CTBone(mask=ct.with_array(out), thresholds_hu=th, rejected=rejected, notes=notes,
                   timings_s=timings)
+
+
+def _block_mean_int16(hu: np.ndarray, f: np.ndarray, *, slab: int = 32) -> np.ndarray:
+    """Blocks of ``f`` voxels averaged, rounded to int16 HU, a slab of blocks at a time."""
+    shape = tuple(-(-n // k) for n, k in zip(hu.shape, f))
+    out = np.empty(shape, np.int16)
+    for z0 in range(0, shape[0], slab):
+        z1 = min(shape[0], z0 + slab)
+        block = _block_reduce(hu[z0 * f[0]: z1 * f[0]], f, "mean")
+        out[z0:z1] = np.rint(block)
+    return out
+
+
+#: The smoothed CT is floored to whole HU (exact for ``>=`` whole-HU thresholds); its means are
+#: half a HU low on average, which this restores where regions are averaged.
+FLOOR_BIAS_HU = 0.5
+
+
+def _smoothed_int16(hu: np.ndarray, sp: np.ndarray, sigma_mm: float, *, slab: int = 32
+                    ) -> np.ndarray:
+    """Gaussian smoothing (noise), floored to int16 HU, a z-slab at a time.
+
+    Slabs overlap by the kernel's reach, so the result equals smoothing the whole volume at
+    once, without its two float32 copies. Slices thicker than 1.5 mm are not smoothed across.
+    """
+    if sigma_mm <= 0:
+        return np.ascontiguousarray(hu, dtype=np.int16)
+    sigma = np.maximum(sigma_mm / sp, 0.0) * np.array([sp[0] <= 1.5, 1, 1], float)
+    halo = int(np.ceil(2.0 * sigma[0])) + 1          # truncate=2 sigma
+    out = np.empty(hu.shape, np.int16)
+    n = hu.shape[0]
+    for z0 in range(0, n, slab):
+        z1 = min(n, z0 + slab)
+        a, b = max(0, z0 - halo), min(n, z1 + halo)
+        smooth = ndi.gaussian_filter(hu[a:b].astype(np.float32), sigma=sigma, truncate=2.0)
+        # Floor, not round: ``floor(x) >= t`` is ``x >= t`` for the integer thresholds.
+        out[z0:z1] = np.floor(smooth[z0 - a: z1 - a])
+    return out
 
 
 def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float],
@@ -530,7 +597,7 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     """
     full_shape = hu.shape
     f = _coarse_factors(sp, 1.4)
-    hu = _block_reduce(hu, f, "mean")
+    hu = _block_reduce(hu, f, "mean") + FLOOR_BIAS_HU
     body = _block_reduce(body, f, "max")
     sp = sp * f
     # A ~3 mm window: narrow enough for the core of an iliac artery (radius 4-5 mm).
@@ -608,7 +675,12 @@ def _bbox(mask: np.ndarray, pad: np.ndarray | None = None) -> tuple[slice, ...] 
 def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, float],
             options: CTBoneOptions, rejected: dict[str, int]) -> np.ndarray:
     """Drop components that are dense but not bone (see the module docstring, step 4)."""
-    lab, n = ndi.label(bone, structure=np.ones((3, 3, 3), bool))
+    # 2-byte labels when the components fit (a CT has hundreds to a few thousand).
+    lab = np.empty(bone.shape, np.uint16)
+    try:
+        n = ndi.label(bone, structure=np.ones((3, 3, 3), bool), output=lab)
+    except RuntimeError:
+        lab, n = ndi.label(bone, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return bone
     voxel_ml = float(np.prod(sp)) / 1000.0
