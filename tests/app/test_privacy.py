@@ -140,3 +140,22 @@ def test_a_refused_zip_leaves_no_temporary_folder(tmp_path, monkeypatch):
     folder = inputs.prepare_input(archive, temp)
     assert (folder / "a.dcm").stat().st_size == 5000
     temp.cleanup()
+
+
+def test_the_series_picker_hides_descriptions_until_asked(qtbot):
+    from spinect_core.io import SeriesInfo
+
+    from app.widgets.series_picker import DESCRIPTION_COLUMN, HIDDEN, SeriesPickerDialog
+
+    series = [SeriesInfo(uid="1", description="DOE^JANE lumbar", modality="CT",
+                         number_of_slices=300, size=(512, 512, 300), spacing_mm=(0.7, 0.7, 1.0),
+                         extent_mm=299.0)]
+    dialog = SeriesPickerDialog(series)
+    qtbot.addWidget(dialog)
+    texts = [dialog.table.item(0, c).text() for c in range(dialog.table.columnCount())]
+    assert not any("DOE" in t for t in texts)
+    assert dialog.table.item(0, DESCRIPTION_COLUMN).text() == HIDDEN
+    dialog.show_descriptions.setChecked(True)
+    assert dialog.table.item(0, DESCRIPTION_COLUMN).text() == "DOE^JANE lumbar"
+    dialog.show_descriptions.setChecked(False)
+    assert dialog.table.item(0, DESCRIPTION_COLUMN).text() == HIDDEN
