@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from spinect_core.io.labelmap import load_label_map
     from spinect_core.labels import DEFAULT_LABELS
     from spinect_core.planning.plan import PlanEngine
-    from spinect_core.report.exports import check_output_dir, plan_document, write_plan_outputs
+    from spinect_core.report.exports import PLAN_JSON, check_output_dir, write_plan_outputs
 
     options = plan_options(args)
     out = Path(args.output)
@@ -175,7 +175,9 @@ def run(args: argparse.Namespace) -> int:
                                      overwrite=args.force,
                                      progress=sub_progress(bar, start + 0.8 * (1 - start), 1.0,
                                                            "exporting: "))
-    doc = plan_document(plan)
+    # The document as written (with the CT's UIDs in ``source`` and the DICOM objects' in
+    # ``dicom``), so that --json prints exactly what plan.json holds.
+    doc = json.loads((out / PLAN_JSON).read_text(encoding="utf-8"))
     if not args.json:
         print_warnings(plan.warnings, printed)
         print(summary_text(doc))

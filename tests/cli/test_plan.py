@@ -35,7 +35,9 @@ def test_plan_end_to_end_left_side(main, phantom_files, tmp_path, capsys) -> Non
     printed = json.loads(lines[0])
     doc = json.loads((out / "plan.json").read_text(encoding="utf-8"))
     assert list(doc["sides"]) == ["left"]
-    assert printed["sides"] == doc["sides"]
+    # The printed document is the written one, with the CT's UIDs and the DICOM objects.
+    assert printed == doc
+    assert printed["source"]["format"] == "nifti" and printed["dicom"]["objects"]
     assert doc["segmentation_source"] == "label map file (nii.gz)"  # no file name
     assert doc["anatomy"]["source"] in ("labels", "bone+nerve")  # derived: no instances given
     left = doc["sides"]["left"]
