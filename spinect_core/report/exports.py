@@ -45,7 +45,6 @@ folder and leaves ``out_dir`` as it was.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -671,24 +670,12 @@ def _write_markups(plan: "Plan", out: Path, overwrite: bool) -> list[Path]:
     return files
 
 
-def _shared_metadata(ct: Volume) -> Any:
-    """The CT's metadata with study and frame-of-reference UIDs filled in once, so that the
-    planes of both sides land in one study and one frame of reference even when the CT had none."""
-    from pydicom.uid import generate_uid
-
-    meta = ct.metadata
-    return dataclasses.replace(meta, study_instance_uid=meta.study_instance_uid or str(generate_uid()),
-                               frame_of_reference_uid=(meta.frame_of_reference_uid
-                                                       or str(generate_uid())))
-
-
 def _write_planes(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume, labels: Volume,
                   table: LabelTable, options: ExportOptions, overwrite: bool,
                   progress: ProgressCallback | None, dicom: "_DicomWriter | None" = None
                   ) -> tuple[list[Path], dict[str, list[tuple[str, str]]]]:
     from spinect_core.reslice import export_planes, oblique_planes
 
-    meta = _shared_metadata(ct)
     files: list[Path] = []
     images: dict[str, list[tuple[str, str]]] = {}
     sides = [s for s, sp in plan.sides.items() if sp.trajectory is not None]
@@ -704,14 +691,13 @@ def _write_planes(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume, 
             log.warning("no oblique planes for the %s side: %s", side, exc)
             continue
         # The DICOM planes go to dicom/ with the source's patient and study (below).
-        written = export_planes(planes, out / f"planes_{side}", source_metadata=meta,
-                                dicom=False, overwrite=overwrite)
+        written = export_planes(planes, out / f"planes_{side}", overwrite=overwrite)
         if dicom is not None:
             for plane in planes:
                 dicom.write_plane(plane, side)
         for kind, paths in written.items():
             for p in paths:
-                # The DICOM writer returns the file; the label map's sidecar is written beside it.
+                # export_planes lists the label map but not its sidecar, written beside it.
                 files.append(p)
                 if p.name.endswith("_labels.nii.gz"):
                     from spinect_core.io.labelmap import sidecar_path

@@ -1,4 +1,5 @@
-"""Plane exports: NIfTI with the 3D affine, DICOM derived series, PNG with overlay; no overwrite."""
+"""Plane exports: NIfTI with the 3D affine, PNG with overlay, no overwrite; the planes as DICOM come
+from the derived writer (spinect_core.io.dicom_derived) only."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import numpy as np
 import pytest
 
 from spinect_core.io.atomic import FileExistsRefusedError
-from spinect_core.reslice import (export_plane_dicom, export_plane_nifti, export_plane_png,
-                                  export_planes, oblique_planes)
+from spinect_core.reslice import export_plane_nifti, export_plane_png, export_planes, oblique_planes
 from tests.reslice.helpers import ENDPLATE_NORMAL, ENTRY, TARGET, scene, trajectory
 
 
@@ -42,21 +42,26 @@ def test_nifti_reads_back_with_the_3d_affine(planes, tmp_path):
     np.testing.assert_array_equal(seg, main.labels)
 
 
-def test_dicom_is_a_new_derived_series_in_the_same_frame_of_reference(planes, tmp_path):
+def test_the_planes_as_dicom_are_the_derived_writers_series(planes, tmp_path):
+    """reslice writes no DICOM of its own (its writer left out the patient module, so a PACS filed
+    the plane as another patient's study); a plane as DICOM is dicom_derived's derived CT, checked
+    here on a real oblique plane: frame of reference, geometry and HU."""
     import pydicom
 
+    import spinect_core.reslice as reslice
+    from spinect_core.io.dicom_derived import dicom_source, plane_dataset, write_dataset
+
+    assert not hasattr(reslice, "export_plane_dicom")
     ct, (main, _) = planes
-    path = export_plane_dicom(main, tmp_path / "dcm")
-    ds = pydicom.dcmread(path)
-    src = ct.metadata
-    assert ds.SeriesInstanceUID not in (src.series_instance_uid, "")
-    assert ds.SOPInstanceUID != ds.SeriesInstanceUID
-    assert ds.FrameOfReferenceUID == src.frame_of_reference_uid
-    assert ds.StudyInstanceUID == src.study_instance_uid
+    source = dicom_source(ct)  # no source headers here: a generated study in the CT's frame
+    ds = pydicom.dcmread(write_dataset(plane_dataset(main, source, ct=ct), tmp_path / "p.dcm"))
+    assert ds.FrameOfReferenceUID == ct.metadata.frame_of_reference_uid
+    assert ds.StudyInstanceUID == source.study_instance_uid
+    assert ds.SeriesInstanceUID not in (source.series_instance_uid, "")
+    assert "PatientName" in ds and ds.PatientID == "SPINECT-ANON"  # the patient module is there
     assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
     assert ds.SeriesDescription == "SPINECT oblique plane (needle)"
-    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == src.series_instance_uid
-    assert ds.PatientName == "" and ds.PatientID == ""
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == source.series_instance_uid
     iop = np.array([float(v) for v in ds.ImageOrientationPatient])
     np.testing.assert_allclose(iop, np.concatenate([main.col_axis_lps, main.row_axis_lps]), atol=1e-6)
     np.testing.assert_allclose([float(v) for v in ds.ImagePositionPatient], main.origin_lps_mm,
@@ -65,10 +70,7 @@ def test_dicom_is_a_new_derived_series_in_the_same_frame_of_reference(planes, tm
     assert (ds.Rows, ds.Columns) == main.shape
     hu = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     np.testing.assert_allclose(hu[main.inside], np.rint(main.image[main.inside]), atol=0.5)
-    # a second export gets another series UID but stays in the frame of reference
-    ds2 = pydicom.dcmread(export_plane_dicom(main, tmp_path / "dcm2"))
-    assert ds2.SeriesInstanceUID != ds.SeriesInstanceUID
-    assert ds2.FrameOfReferenceUID == ds.FrameOfReferenceUID
+    assert np.all(hu[~main.inside] == -1024)
 
 
 def test_png_has_the_overlay_colours(planes, tmp_path):
@@ -93,9 +95,6 @@ def test_exports_never_overwrite_silently(planes, tmp_path):
     with pytest.raises(FileExistsRefusedError):
         export_plane_png(main, tmp_path / "p.png")
     export_plane_png(main, tmp_path / "p.png", overwrite=True)
-    export_plane_dicom(main, tmp_path / "d")
-    with pytest.raises(FileExistsRefusedError):
-        export_plane_dicom(main, tmp_path / "d")
     # a refused label map leaves no CT behind
     (tmp_path / "s.nii.gz").write_bytes(b"x")
     with pytest.raises(FileExistsRefusedError):
@@ -103,18 +102,12 @@ def test_exports_never_overwrite_silently(planes, tmp_path):
     assert not (tmp_path / "n.nii.gz").exists()
 
 
-def test_export_planes_writes_both_planes_in_one_frame_of_reference(planes, tmp_path):
-    import pydicom
-
-    ct, (main, companion) = planes
-    no_uids = type(ct.metadata)()  # a NIfTI source: no study or frame of reference
-    written = export_planes((main, companion), tmp_path, source_metadata=no_uids)
+def test_export_planes_writes_nifti_and_png_only(planes, tmp_path):
+    _, (main, companion) = planes
+    written = export_planes((main, companion), tmp_path)
     assert set(written) == {"needle", "companion"}
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert "needle_plane.png" in names and "companion_plane_labels.nii.gz" in names
-    a = pydicom.dcmread(written["needle"][-1])
-    b = pydicom.dcmread(written["companion"][-1])
-    assert a.FrameOfReferenceUID == b.FrameOfReferenceUID and a.StudyInstanceUID == b.StudyInstanceUID
-    assert a.SeriesInstanceUID != b.SeriesInstanceUID
-    assert b.SeriesDescription == "SPINECT oblique plane (companion)"
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert names == sorted(f"{kind}_plane{end}" for kind in ("needle", "companion")
+                           for end in (".nii.gz", ".png", "_labels.nii.gz", "_labels.labels.json"))
+    assert not [p for files in written.values() for p in files if p.suffix == ".dcm"]
     assert json.loads((tmp_path / "needle_plane_labels.labels.json").read_text())["coordinate_system"] == "LPS"
