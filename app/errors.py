@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from spinect_core import errors as E
 from spinect_core.io.atomic import FileExistsRefusedError
+from spinect_core.pacs import errors as P
 
 __all__ = ["ErrorReport", "describe_error", "is_out_of_memory"]
 
@@ -65,8 +66,41 @@ _KNOWN: tuple[tuple[type[BaseException], str, str], ...] = (
      "Choose the original CT series (not a derived or rescaled image)."),
     (E.InconsistentSeriesError, "Inconsistent series",
      "The files disagree in geometry; export the series again or choose another one."),
+    (E.TruncatedFileError, "File incomplete",
+     "The file ends early (a cut download or copy); copy or export it again."),
+    (E.InvalidSpacingError, "No valid voxel spacing",
+     "The header gives no usable voxel size; export the CT again from the PACS or the "
+     "original software."),
+    (E.NonFiniteValuesError, "Damaged image values",
+     "The image holds values that are not numbers; choose the original CT series rather than "
+     "a converted file."),
+    (E.VolumeTooSmallError, "Too small for a lumbar CT",
+     "Choose a series that covers L4 to the sacrum (a thin-slice lumbar or abdominal CT)."),
+    (E.InputTooLargeError, "Input too large",
+     "Choose the CT series alone (not a whole archive), or unpack it and open its folder."),
+    # PACS (File > Open from PACS, Send to PACS in the export): the core's message names the node.
+    (P.PacsUnreachableError, "Cannot reach the PACS",
+     "Check the node's host and port in Tools > PACS nodes, and that the network is up."),
+    (P.PacsTimeoutError, "The PACS did not answer in time",
+     "Try again; if it repeats, check the node in Tools > PACS nodes or ask its administrator."),
+    (P.UnknownAETitleError, "The PACS does not know this application",
+     "Ask the PACS administrator to register our AE title, or set one it knows in Tools > "
+     "PACS nodes (Our AE title)."),
+    (P.AssociationRejectedError, "The PACS refused the connection",
+     "Check the node's AE title, host and port in Tools > PACS nodes, and that the PACS "
+     "accepts our AE title."),
+    (P.PartialRetrieveError, "Retrieve incomplete",
+     "Nothing was kept. Retrieve the series again; if it repeats, ask the PACS administrator."),
+    (P.PacsStoreError, "Not stored on the PACS",
+     "The files written stay in the export folder; send them again later or ask the PACS "
+     "administrator."),
+    (P.PacsRequestError, "The PACS refused the request",
+     "Check the search or the selection, and the node in Tools > PACS nodes."),
+    (P.PacsError, "PACS", "Check the node in Tools > PACS nodes and try again."),
     (FileExistsRefusedError, "File exists",
      "Choose another folder or allow replacing the existing files."),
+    (E.OutputError, "Cannot write the output",
+     "Choose another folder (writable, with free space)."),
     (E.AnatomyError, "Anatomy not found",
      "Check that L5 and S1 are in the field of view and the segmentation is plausible."),
     (E.InputError, "Cannot use this input", "Check the file or folder and try again."),
