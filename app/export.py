@@ -2,10 +2,13 @@
 
 The plan outputs come from the core's single export path,
 :func:`spinect_core.report.exports.write_plan_outputs`: ``plan.json``, the needles as 3D Slicer
-markups (``needle_<side>.mrk.json``), the oblique planes along each needle (NIfTI + labels, PNG,
-optionally DICOM, in ``planes_<side>/``), screenshots and area maps per window, and
-``report.html``. The plan written is the one the operator sees: a re-planned or nudged needle
-has replaced the optimiser's in ``session.plan``.
+markups (``needle_<side>.mrk.json``), the oblique planes along each needle (NIfTI + labels and
+PNG in ``planes_<side>/``), screenshots and area maps per window, ``report.html`` and
+``report.pdf``, and optionally the DICOM objects for the PACS in ``dicom/`` (the planes as derived
+CT series, the screenshots as secondary captures, the segmentation as a DICOM SEG, the plan as a
+structured report and the PDF report encapsulated), which "Send to PACS" stores. The plan written
+is the one the operator sees: a re-planned or nudged needle has replaced the optimiser's in
+``session.plan``.
 
 File names never contain patient identifiers: they are fixed (``segmentation.nii.gz``,
 ``view3d.png``, ``plan.json``) or made of class and side names (``bone_lps.stl``,
@@ -58,7 +61,9 @@ class ExportRequest:
     plan : bool
         The L5/S1 plan (see the module docstring); needs a plan in the session.
     plan_dicom : bool
-        Also write the oblique planes as derived DICOM series.
+        With the plan, also write its DICOM objects for the PACS into ``dicom/`` (oblique planes,
+        screenshots, SEG, structured report, encapsulated PDF report:
+        :attr:`spinect_core.report.exports.ExportOptions.dicom`).
     send_to : str
         Name of a configured PACS node to store the written DICOM objects on ("" = none).
     send_client : object, optional
@@ -171,8 +176,10 @@ def run_export(request: ExportRequest, session: Session, *,
                 table=session.table, meshes=False, overwrite=overwrite,
                 options=ExportOptions(dicom=request.plan_dicom),
                 progress=sub_progress(progress, 0.1, 1.0, "plan: "))
+        # Every file of the plan, the DICOM objects included: Send to PACS stores the *.dcm
+        # listed here.
         for key in ("markups", "planes", "screenshots", "area_maps", "meshes", "report_html",
-                    "plan_json"):
+                    "report_pdf", "dicom", "plan_json"):
             written += files.get(key, [])
     report(progress, 1.0, "export written")
     if sending:

@@ -52,22 +52,32 @@ class ExportDialog(QDialog):
         self.plan = QCheckBox("L5/S1 plan, needle trajectories and report")
         plan_note = QLabel("plan.json, needle_<side>.mrk.json (3D Slicer line, LPS), oblique "
                            "planes along each needle (NIfTI + labels, PNG), screenshots and "
-                           "area maps per window, report.html")
+                           "area maps per window, report.html and report.pdf")
         plan_note.setObjectName("muted")
         plan_note.setWordWrap(True)
         self.plan.setChecked(has_plan)
         self.plan.setEnabled(has_plan)
         if not has_plan:
             self.plan.setToolTip("Plan L5/S1 first")
-        self.plan_dicom = QCheckBox("Oblique planes also as DICOM (derived CT series)")
+        self.plan_dicom = QCheckBox("DICOM objects for the PACS (planes, screenshots, "
+                                    "segmentation, report)")
+        self.plan_dicom.setToolTip(
+            "Also write the plan as DICOM into dicom/: the oblique planes as derived CT series, "
+            "the screenshots as secondary captures, the segmentation as a DICOM SEG, the plan as "
+            "a structured report and report.pdf encapsulated. They carry the CT's patient, study "
+            "and frame of reference, so a PACS files them with the CT; Send to PACS stores them.")
         self.plan_dicom.setChecked(True)
         self.plan_dicom.setEnabled(has_plan)
         self.plan.toggled.connect(self.plan_dicom.setEnabled)
-        # Send to PACS: the plan's DICOM objects, after writing them (configured nodes only).
+        # Send to PACS: the plan's DICOM objects, after writing them (configured nodes only), so
+        # only while the plan is exported with them.
         self.send_to = QComboBox()
         self.send_to.addItem("(do not send)")
         self.send_to.addItems(list(pacs_nodes))
-        self.send_to.setEnabled(has_plan and bool(pacs_nodes))
+        self._has_nodes = bool(pacs_nodes)
+        self.plan.toggled.connect(self._update_send)
+        self.plan_dicom.toggled.connect(self._update_send)
+        self._update_send()
         note = QLabel("File names contain no patient identifiers. Existing files are never "
                       "replaced without asking.")
         note.setObjectName("muted")
@@ -93,6 +103,10 @@ class ExportDialog(QDialog):
         layout.addWidget(note)
         layout.addWidget(buttons)
         self.setMinimumWidth(560)
+
+    def _update_send(self) -> None:
+        self.send_to.setEnabled(self._has_nodes and self.plan.isChecked()
+                                and self.plan.isEnabled() and self.plan_dicom.isChecked())
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())

@@ -349,8 +349,9 @@ def test_export_writes_the_plan_and_never_overwrites_silently(qtbot, planned, di
     for name in ("plan.json", "report.html", "needle_left.mrk.json", "needle_right.mrk.json",
                  "view3d.png", "segmentation.nii.gz", f"planes_{side}/needle_plane.nii.gz",
                  f"planes_{side}/needle_plane.png", f"planes_{side}/companion_plane.nii.gz",
-                 f"planes_{side}/needle_plane_dicom/IM00001.dcm"):
-        assert name in names, sorted(names)
+                 "report.pdf", f"dicom/planes_{side}_needle/IM00001.dcm", "dicom/seg.dcm",
+                 "dicom/sr.dcm", "dicom/report_pdf.dcm"):
+        assert name in names, sorted(names)  # the DICOM objects too: Send to PACS stores these
     doc = json.loads((out / "plan.json").read_text())
     validate_plan_document(doc)
     # The exported needle is the one on screen (nudged), in LPS.
