@@ -109,8 +109,12 @@ class Segmentation:
         The CT bone model's result on the input grid (mask, thresholds), when it was run (bone
         source ``ct`` or ``fused``, or later by the agreement check).
     network_bone : np.ndarray or None, bool, shape (z, y, x)
-        The network's own bone before the CT's replaced or joined it (``None`` when
-        :attr:`bone_source` is ``"network"``: then it is ``labels == bone``).
+        The network's own bone before the CT's replaced or joined it, when given as a map
+        (:meth:`network_bone_mask` gives it whatever the storage).
+    network_bone_bits : np.ndarray or None, uint8
+        The same, as :func:`numpy.packbits` of the flattened map (an eighth of the memory),
+        which :class:`Segmenter` keeps. Both ``None`` when :attr:`bone_source` is
+        ``"network"``: then it is ``labels == bone``.
     bone_check : spinect_core.bone.agreement.BoneAgreement or None
         The agreement of the network's bone with the CT bone model at L4-S1, once
         :func:`spinect_core.bone.agreement.check_segmentation` computed it.
@@ -126,12 +130,17 @@ class Segmentation:
     bone_source: str = "network"
     ct_bone: Any = None
     network_bone: np.ndarray | None = None
+    network_bone_bits: np.ndarray | None = None
     bone_check: Any = None
 
     def network_bone_mask(self) -> np.ndarray:
         """The network's own bone, bool (z, y, x), before any CT bone replaced or joined it."""
         if self.network_bone is not None:
             return self.network_bone
+        shape = self.labels.array.shape
+        if self.network_bone_bits is not None:
+            bits = np.unpackbits(self.network_bone_bits, count=int(np.prod(shape)))
+            return bits.view(bool).reshape(shape)
         return np.asarray(self.labels.array) == self.table.id_of("bone")
 
     def summary(self) -> dict[str, Any]:
@@ -268,19 +277,14 @@ class Segmenter:
                                        progress=sub_progress(progress, 0.0, 0.9))
         report(progress, 0.9, f"combining the bone ({result.bone_source})")
         bone_id = self.table.id_of("bone")
-        network = result.labels
-        network_bone = np.asarray(network.array) == bone_id
-        # Without probabilities combine_bone gives lost voxels background; they are then given
-        # the next-best class here, which needs one uint8 map instead of C float maps.
-        combined = combine_bone(network, self.table, ct_bone.mask.array,
-                                mode=result.bone_source)  # type: ignore[arg-type]
-        out = np.asarray(combined.array)          # a new array: ``network`` stays as it was
-        if next_best is not None:
-            lost = network_bone & (out != bone_id)
-            out[lost] = next_best[lost]
-        result.labels = network.with_array(out)
+        # The network's own bone, kept for the agreement check as packed bits (an eighth of a
+        # boolean map: a thin-slice CT's map alone is hundreds of MB).
+        result.network_bone_bits = np.packbits(np.asarray(result.labels.array) == bone_id)
+        # The label map is ours (made by _restore): combined in place, no copy.
+        combine_bone(result.labels, self.table, ct_bone.mask.array,
+                     mode=result.bone_source, next_best=next_best,  # type: ignore[arg-type]
+                     in_place=True)
         result.ct_bone = ct_bone
-        result.network_bone = network_bone
         result.notes += list(ct_bone.notes)
         result.timings_s["ct_bone"] = time.perf_counter() - t0
         report(progress, 1.0, "bone combined")

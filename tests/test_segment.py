@@ -144,7 +144,8 @@ def test_bone_source_ct_takes_the_ct_bone_model_and_keeps_the_runner_up(bone_and
     lost = (network == 1) & ~ct_bone
     assert lost[tube].all() and np.all(labels[lost] == 2)
     # The network's own bone is kept for the agreement check; the rest of its map is untouched.
-    assert np.array_equal(result.network_bone, network == 1)
+    assert result.network_bone_bits is not None and result.network_bone_bits.nbytes * 8 < network.size + 8
+    assert np.array_equal(result.network_bone_mask(), network == 1)
     assert np.array_equal(labels[(network != 1) & ~ct_bone], network[(network != 1) & ~ct_bone])
     summary = result.summary()
     assert summary["bone_source"] == "ct"

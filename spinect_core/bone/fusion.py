@@ -43,8 +43,8 @@ class FusionOptions:
 
 
 def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode: BoneMode,
-                 probabilities: np.ndarray | None = None,
-                 options: FusionOptions | None = None) -> Volume:
+                 probabilities: np.ndarray | None = None, next_best: np.ndarray | None = None,
+                 in_place: bool = False, options: FusionOptions | None = None) -> Volume:
     """The label map with its bone class taken from ``mode``.
 
     Parameters
@@ -58,13 +58,20 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
     mode : {"network", "ct", "fused"}
     probabilities : np.ndarray, shape (C, z, y, x), optional
         The network's class probabilities on the same grid; used to give voxels that lose the
-        bone class their next most likely class. Without them they become background.
+        bone class their next most likely class. Without them (and without ``next_best``) they
+        become background.
+    next_best : np.ndarray, uint8, shape (z, y, x), optional
+        The class each voxel takes when it loses the bone class (wins over ``probabilities``).
+    in_place : bool
+        Change ``labels.array`` itself and return ``labels`` (a thin-slice CT's label map is
+        hundreds of MB; :class:`~spinect_core.segment.Segmenter` owns its map and needs no copy).
     options : FusionOptions, optional
 
     Returns
     -------
     Volume
-        A new label map (same geometry); ``labels`` is not modified.
+        The label map with the combined bone (same geometry); unless ``in_place``, a new one
+        and ``labels`` is not modified.
     """
     if mode not in BONE_MODES:
         raise ValueError(f"bone mode must be one of {BONE_MODES}, got {mode!r}")
@@ -72,7 +79,9 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
         return labels
     options = options or FusionOptions()
     arr = np.asarray(labels.array)
-    ct_mask = np.asarray(ct_bone).astype(bool)
+    ct_mask = np.asarray(ct_bone)
+    ct_mask = ct_mask.view(bool) if ct_mask.dtype == np.uint8 and ct_mask.max(initial=0) <= 1 \
+        else ct_mask.astype(bool)
     if ct_mask.shape != arr.shape:
         raise ValueError(f"CT bone mask shape {ct_mask.shape} differs from the labels' {arr.shape}")
     bone_id = table.id_of("bone")
@@ -81,13 +90,22 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
         bone = ct_mask
     else:
         sp = np.asarray(labels.spacing_mm, float)[::-1]
-        bone = ct_mask | _near(net_bone & ~ct_mask, ct_mask, sp, options.near_mm)
-    out = arr.copy()
-    lost = net_bone & ~bone
+        # In place, one boolean map at a time: on a thin-slice CT each is hundreds of MB.
+        candidates = ~ct_mask
+        candidates &= net_bone
+        bone = _near(candidates, ct_mask, sp, options.near_mm)
+        del candidates
+        bone |= ct_mask
+    out = arr if in_place else arr.copy()
+    lost = ~bone
+    lost &= net_bone
+    del net_bone
     if lost.any():
-        out[lost] = _next_best(probabilities, lost, bone_id, table)
+        out[lost] = (next_best[lost] if next_best is not None
+                     else _next_best(probabilities, lost, bone_id, table))
+    del lost
     out[bone] = bone_id
-    return labels.with_array(out)
+    return labels if in_place else labels.with_array(out)
 
 
 def _next_best(probabilities: np.ndarray | None, where: np.ndarray, bone_id: int,
