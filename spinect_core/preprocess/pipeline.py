@@ -24,8 +24,8 @@ from spinect_core.preprocess.crop import (
 )
 from spinect_core.preprocess.normalise import CTNormalisation
 from spinect_core.preprocess.resample import (
-    Grid, GridLike, Interpolation, as_grid, resample_array_to_grid,
-    resample_probabilities_to_grid, resample_to_spacing,
+    Grid, GridLike, Interpolation, as_grid, block_grid, resample_array_to_grid,
+    resample_probabilities_to_grid, resample_to_spacing, slab_grid, source_block,
 )
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
@@ -227,8 +227,8 @@ def restore_probabilities_in_slabs(probabilities: np.ndarray, prepared: Prepared
     The same values as :func:`restore_to_input` gives for ``(C, z, y, x)`` probabilities, before
     renormalisation, without ever holding a whole input-size float map: a thin-slice CT of
     900 x 512 x 512 voxels would need 0.9 GB per class in float32. For each slab of the input
-    grid only the block of model-grid voxels that its linear interpolation reads (the box of the
-    slab's corners mapped onto the model grid, plus two voxels) is converted to float32, with the
+    grid only the block of model-grid voxels that its linear interpolation reads
+    (:func:`~spinect_core.preprocess.resample.source_block`) is converted to float32, with the
     one-voxel border of certain background that :func:`_padded_source` adds around the crop.
 
     Parameters
@@ -268,27 +268,18 @@ def restore_probabilities_in_slabs(probabilities: np.ndarray, prepared: Prepared
         source = CropBox(start_zyx=start, stop_zyx=stop,
                          full_shape_zyx=box.full_shape_zyx).crop_grid(prepared.resampled_grid)
         offset = np.asarray(box.start_zyx) - start
-    src_shape = np.array(source.shape_zyx)
     nz, ny, nx = target.shape_zyx
     step = max(1, slab_voxels // max(1, ny * nx))
-    corners = np.array([[x, y, z] for x in (0, nx - 1) for y in (0, ny - 1) for z in (0, 1)],
-                       float)
     for z0 in range(0, nz, step):
         z1 = min(nz, z0 + step)
-        slab = Grid(shape_zyx=(z1 - z0, ny, nx), spacing_mm=target.spacing_mm,
-                    origin_lps_mm=target.index_to_lps(np.array([0.0, 0.0, z0])),
-                    direction=target.direction)
-        c = corners.copy()
-        c[:, 2] = np.where(c[:, 2] > 0, z1 - 1, z0)
-        idx = source.lps_to_index(target.index_to_lps(c))[:, ::-1]        # (z, y, x)
-        # Two voxels beyond what linear interpolation reads: ITK treats the last half voxel of
-        # an image specially, so no sampled point may come near an edge the block adds.
-        lo = np.clip(np.floor(idx.min(axis=0)).astype(int) - 2, 0, src_shape)
-        hi = np.clip(np.ceil(idx.max(axis=0)).astype(int) + 3, 0, src_shape)
-        if np.any(hi <= lo):                       # the slab lies outside the model grid
+        slab = slab_grid(target, z0, z1)
+        box = source_block(source, slab)
+        if box is None:                            # the slab lies outside the model grid
             out = np.broadcast_to(fill[:, None, None, None], (n_classes, *slab.shape_zyx))
             yield slice(z0, z1), np.array(out, np.float32)
             continue
+        lo = np.array([b.start for b in box])
+        hi = np.array([b.stop for b in box])
         block = np.empty((n_classes, *(hi - lo)), np.float32)
         block[:] = fill[:, None, None, None]
         # The block's part that holds model-grid voxels (the rest is the padded border).
@@ -299,11 +290,9 @@ def restore_probabilities_in_slabs(probabilities: np.ndarray, prepared: Prepared
                         for k, (l_, h_) in enumerate(zip(m_lo, m_hi)))
             block[(slice(None), *dst)] = a[(slice(None), *(slice(int(l_), int(h_))
                                                            for l_, h_ in zip(m_lo, m_hi)))]
-        block_grid = Grid(shape_zyx=tuple(int(n) for n in hi - lo), spacing_mm=source.spacing_mm,
-                          origin_lps_mm=source.index_to_lps(lo[::-1].astype(float)),
-                          direction=source.direction)
+        grid = block_grid(source, box)
         out = np.empty((n_classes, *slab.shape_zyx), np.float32)
         for k in range(n_classes):
-            out[k] = resample_array_to_grid(block[k], block_grid, slab, interpolation="linear",
+            out[k] = resample_array_to_grid(block[k], grid, slab, interpolation="linear",
                                             default_value=float(fill[k]))
         yield slice(z0, z1), out

@@ -183,12 +183,77 @@ def resample_array_to_grid(array: np.ndarray, source: GridLike, reference: GridL
     -------
     np.ndarray, shape ``reference.shape_zyx``
     """
-    import SimpleITK as sitk
-
     src = as_grid(source)
     ref = as_grid(reference)
     if tuple(array.shape) != src.shape_zyx:
         raise ValueError(f"array shape {array.shape} differs from the source grid {src.shape_zyx}")
+    if interpolation == "bspline" or max(array.size, int(np.prod(ref.shape_zyx))) <= SLAB_VOXELS:
+        return _resample_whole(array, src, ref, interpolation, default_value)
+    # Large volumes a z-slab of the result at a time, each from the block of the source that
+    # it reads: no whole-volume float32 copy of a thin-slice CT (0.9 GB for 900 x 512 x 512),
+    # nor the copy SimpleITK makes of it. Linear and nearest read at most the neighbours within
+    # one voxel, so this is exact (B-splines prefilter the whole image: never slabbed).
+    out_dtype = (bool if array.dtype == bool else array.dtype if interpolation == "nearest"
+                 and array.dtype != np.float16 else np.float64 if array.dtype == np.float64
+                 else np.float32)
+    out = np.empty(ref.shape_zyx, out_dtype)
+    nz, ny, nx = ref.shape_zyx
+    step = max(1, SLAB_VOXELS // max(1, ny * nx))
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        slab = slab_grid(ref, z0, z1)
+        block = source_block(src, slab)
+        if block is None:                      # the slab lies wholly outside the source
+            out[z0:z1] = np.asarray(default_value).astype(out_dtype)
+            continue
+        out[z0:z1] = _resample_whole(array[block], block_grid(src, block), slab, interpolation,
+                                     default_value)
+    return out
+
+
+#: Resampling works on z-slabs of about this many voxels when a volume is larger.
+SLAB_VOXELS = 16_000_000
+
+
+def slab_grid(grid: Grid, z0: int, z1: int) -> Grid:
+    """The grid of index slices ``z0:z1`` (array axis 0) of ``grid``."""
+    return Grid(shape_zyx=(z1 - z0, *grid.shape_zyx[1:]), spacing_mm=grid.spacing_mm,
+                origin_lps_mm=grid.index_to_lps(np.array([0.0, 0.0, float(z0)])),
+                direction=grid.direction)
+
+
+def block_grid(grid: Grid, block: tuple[slice, slice, slice]) -> Grid:
+    """The grid of the index box ``block`` (z, y, x slices) of ``grid``."""
+    start_xyz = np.array([block[2].start, block[1].start, block[0].start], float)
+    return Grid(shape_zyx=tuple(b.stop - b.start for b in block), spacing_mm=grid.spacing_mm,
+                origin_lps_mm=grid.index_to_lps(start_xyz), direction=grid.direction)
+
+
+def source_block(source: Grid, target: Grid, *, margin: int = 2
+                 ) -> tuple[slice, slice, slice] | None:
+    """The index box (z, y, x slices) of ``source`` that linear resampling onto ``target`` reads.
+
+    The box of ``target``'s corners mapped onto ``source`` (the mapping is affine, so every
+    voxel lies inside it), plus ``margin`` voxels: ITK treats the last half voxel of an image
+    specially, so no sampled point may come near an edge the box adds. ``None`` when ``target``
+    lies wholly outside ``source``.
+    """
+    nz, ny, nx = target.shape_zyx
+    corners = np.array([[x, y, z] for x in (0, nx - 1) for y in (0, ny - 1) for z in (0, nz - 1)],
+                       float)
+    idx = source.lps_to_index(target.index_to_lps(corners))[:, ::-1]      # (z, y, x)
+    shape = np.array(source.shape_zyx)
+    lo = np.clip(np.floor(idx.min(axis=0)).astype(int) - margin, 0, shape)
+    hi = np.clip(np.ceil(idx.max(axis=0)).astype(int) + margin + 1, 0, shape)
+    if np.any(hi <= lo):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _resample_whole(array: np.ndarray, src: Grid, ref: Grid, interpolation: Interpolation,
+                    default_value: float) -> np.ndarray:
+    import SimpleITK as sitk
+
     interp = _sitk_interpolator(interpolation)
     out_bool = array.dtype == bool
     if out_bool:

@@ -105,3 +105,25 @@ def test_probabilities_resampled_and_renormalised():
     np.testing.assert_allclose(out[:, 2 + 4, 2 + 6, 2 + 8], probs[:, 2, 3, 4], atol=1e-6)
     with pytest.raises(ValueError, match="fill"):
         resample_probabilities_to_grid(probs, src, ref, fill=[1, 0])
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), np.array([[0.8, 0.6, 0], [-0.6, 0.8, 0], [0, 0, 1.0]])])
+@pytest.mark.parametrize("dtype,interpolation", [(np.int16, "linear"), (np.int16, "nearest"),
+                                                 (bool, "nearest"), (np.float32, "linear")])
+def test_large_volumes_are_resampled_in_slabs_with_the_same_result(monkeypatch, direction, dtype,
+                                                                   interpolation):
+    import spinect_core.preprocess.resample as resample
+    from spinect_core.preprocess.resample import Grid, resample_array_to_grid
+
+    rng = np.random.default_rng(0)
+    src = Grid(shape_zyx=(60, 50, 40), spacing_mm=np.array([0.7, 0.8, 0.5]),
+               origin_lps_mm=np.array([1.0, 2.0, 3.0]), direction=direction)
+    ref = Grid(shape_zyx=(35, 45, 33), spacing_mm=np.ones(3), origin_lps_mm=np.array([-3.0, 0, 2]),
+               direction=np.eye(3))
+    a = rng.random(src.shape_zyx) > 0.5 if dtype is bool else rng.normal(0, 100, src.shape_zyx
+                                                                         ).astype(dtype)
+    whole = resample_array_to_grid(a, src, ref, interpolation=interpolation, default_value=7)
+    monkeypatch.setattr(resample, "SLAB_VOXELS", 3000)       # about 3 output slices per slab
+    slabs = resample_array_to_grid(a, src, ref, interpolation=interpolation, default_value=7)
+    assert slabs.dtype == whole.dtype
+    assert np.array_equal(slabs, whole)
