@@ -242,9 +242,11 @@ def summary_text(doc: dict[str, Any]) -> str:
                 lines.append(f"{side:5s} {kind:6s}: not found ({w['reason']})")
                 continue
             v = w["plateau_view"]
-            lines.append(f"{side:5s} {kind:6s}: {v['area_mm2'] or 0.0:6.1f} mm^2 at alpha "
-                         f"{v['alpha_deg']:.1f}, beta {v['beta_deg']:.1f} deg "
-                         f"(C-arm {v['carm']['description']})")
+            lines.append(f"{side:5s} {kind:6s}: {v['area_mm2'] or 0.0:6.1f} mm^2 at C-arm "
+                         f"{v['carm']['description']} (local alpha {v['alpha_deg']:.1f}, beta "
+                         f"{v['beta_deg']:.1f} deg)")
+            if w.get("search_edge_note"):
+                lines.append(f"{'':14s}note: {w['search_edge_note']}")
         t = sp["trajectory"]
         if t is None:
             lines.append(f"{side:5s} needle: none ({sp['trajectory_reason']})")

@@ -7,6 +7,15 @@ each side and window the best view and the plateau view (the centroid of the vie
 >= 90 % of the maximum, what a C-arm can hit), the window's numbers at the plateau view, its
 triangle, and a needle trajectory through the chosen window. Exports read only from the
 :class:`Plan` (``Plan.to_dict`` is the versioned ``plan.json`` schema, LPS millimetres).
+
+Views are searched in C-arm angles for a prone patient (:func:`carm_view_direction`:
+ipsilateral oblique and cranial/caudal detector tilt from the straight PA view, default 0-60
+and -40..+40 degrees), i.e. over views a C-arm takes, whatever the sacral slope; the local
+endplate-frame angles (alpha, beta) of every view are kept as secondary numbers. A best view on
+the edge of that range is flagged (:attr:`WindowPlan.search_edges`): the window may grow
+further outside it. Beside the optimum, every window is measured at the views the literature
+uses (:func:`literature_views`: straight PA with the S1 endplate squared, and 15-35 degrees
+ipsilateral oblique with the endplate squared).
 """
 
 from __future__ import annotations
@@ -26,13 +35,18 @@ from spinect_core.planning.l5s1 import (
     SIDES, WINDOW_KINDS, L5S1Options, SideScene, SideWindows, Triangle, Variant,
 )
 from spinect_core.planning.optimise import ViewOptimum, optimise_view
-from spinect_core.planning.trajectory import Trajectory, TrajectoryOptions, carm_angles, plan_trajectory
+from spinect_core.planning.trajectory import (Trajectory, TrajectoryOptions, carm_angles,
+                                              carm_view_direction, plan_trajectory)
 from spinect_core.planning.windows import WindowResult
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
 #: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
-PLAN_SCHEMA_VERSION = "1.2"
+PLAN_SCHEMA_VERSION = "1.3"
+
+#: Edge names of the C-arm search range (``WindowPlan.search_edges``), in words.
+EDGE_WORDS = {"oblique_min": "the smallest oblique", "oblique_max": "the largest oblique",
+              "tilt_min": "the largest caudal tilt", "tilt_max": "the largest cranial tilt"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,8 +58,18 @@ class PlanOptions:
     sides : tuple of {"left", "right"}
     variant : {"feasible", "bony", "neural"}
         Which structures block (see :mod:`spinect_core.planning.l5s1`).
-    alpha_range_deg, beta_range_deg : (float, float)
-        Search box in the local frame (DESIGN.md: alpha 0-75, beta -35..+35).
+    oblique_range_deg : (float, float)
+        C-arm oblique searched, degrees from straight PA (+ = ipsilateral: the detector towards
+        the operated side), patient prone; within (-90, 90) so the entry stays on the back.
+    tilt_range_deg : (float, float)
+        C-arm cranio-caudal detector tilt searched, degrees (+ = cranial, the needle then
+        points caudally), within (-90, 90).
+    edge_tolerance_deg : float
+        A best view this close to an edge of the range (degrees) is reported as on the edge:
+        the compass search stops within about a step of an edge the area still rises towards.
+    literature_obliques_deg : tuple of float
+        Ipsilateral obliques (with the S1 endplate squared) at which every window is also
+        measured, besides straight PA with the endplate squared (:func:`literature_views`).
     coarse_step_deg, final_step_deg : float
         Grid spacing, and the refinement's final step.
     fine_levels : int
@@ -64,8 +88,10 @@ class PlanOptions:
 
     sides: tuple[str, ...] = SIDES
     variant: Variant = "feasible"
-    alpha_range_deg: tuple[float, float] = (0.0, 75.0)
-    beta_range_deg: tuple[float, float] = (-35.0, 35.0)
+    oblique_range_deg: tuple[float, float] = (0.0, 60.0)
+    tilt_range_deg: tuple[float, float] = (-40.0, 40.0)
+    edge_tolerance_deg: float = 1.0
+    literature_obliques_deg: tuple[float, ...] = (15.0, 20.0, 25.0, 30.0, 35.0)
     coarse_step_deg: float = 5.0
     final_step_deg: float = 0.5
     fine_levels: int = 2
@@ -83,28 +109,67 @@ class PlanOptions:
             raise ValueError(f"sides must be a non-empty subset of {SIDES}, got {self.sides}")
         if self.trajectory_window not in ("auto", "kambin", "safe"):
             raise ValueError("trajectory_window must be auto, kambin or safe")
+        for name in ("oblique_range_deg", "tilt_range_deg"):
+            lo, hi = (float(v) for v in getattr(self, name))
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ValueError(f"{name} must be (low, high) with low <= high, got "
+                                 f"{getattr(self, name)}")
+            # |angle| >= 90 turns the beam horizontal or beyond: the entry would leave the back.
+            if max(abs(lo), abs(hi)) >= 90.0:
+                raise ValueError(f"{name} must lie within (-90, 90) degrees so the entry stays on "
+                                 f"the patient's back, got {getattr(self, name)}")
+        if any(not 0.0 <= float(v) < 90.0 for v in self.literature_obliques_deg):
+            raise ValueError("literature_obliques_deg must lie in [0, 90) degrees")
 
 
 @dataclass(kw_only=True)
 class ViewResult:
-    """One view of one window: local angles, area, directions and C-arm terms."""
+    """One view of one window: C-arm angles (searched), local angles, area, directions.
+
+    Attributes
+    ----------
+    alpha_deg, beta_deg : float
+        Local endplate-frame angles (secondary numbers).
+    area_mm2 : float
+    view_direction_lps : np.ndarray, shape (3,)
+    carm : dict
+        :func:`carm_angles` of the view (``oblique_deg``, ``tilt_deg``, words).
+    label : str
+        Name of a literature view (empty otherwise).
+    """
 
     alpha_deg: float
     beta_deg: float
     area_mm2: float
     view_direction_lps: np.ndarray
     carm: dict[str, Any]
+    label: str = ""
 
     @property
     def entry_direction_lps(self) -> np.ndarray:
         return -self.view_direction_lps
 
+    @property
+    def oblique_deg(self) -> float:
+        """C-arm oblique (+ ipsilateral), degrees."""
+        return float(self.carm["oblique_deg"])
+
+    @property
+    def tilt_deg(self) -> float:
+        """C-arm detector tilt (+ cranial), degrees."""
+        return float(self.carm["tilt_deg"])
+
     def to_dict(self) -> dict[str, Any]:
-        return {"alpha_deg": round(float(self.alpha_deg), 3), "beta_deg": round(float(self.beta_deg), 3),
-                "area_mm2": _num(self.area_mm2),
-                "view_direction_lps": [float(v) for v in self.view_direction_lps],
-                "entry_direction_lps": [float(v) for v in self.entry_direction_lps],
-                "carm": self.carm}
+        out = {"oblique_deg": round(self.oblique_deg, 3), "tilt_deg": round(self.tilt_deg, 3),
+               "alpha_deg": round(float(self.alpha_deg), 3),
+               "beta_deg": round(float(self.beta_deg), 3),
+               "area_mm2": _num(self.area_mm2),
+               "view_direction_lps": [float(v) for v in self.view_direction_lps],
+               "entry_direction_lps": [float(v) for v in self.entry_direction_lps],
+               "carm": self.carm}
+        if self.label:
+            out["label"] = self.label
+        return out
 
 
 @dataclass(kw_only=True)
@@ -127,6 +192,24 @@ class WindowPlan:
     triangle: Triangle | None = None
     optimum: ViewOptimum | None = None
     window: WindowResult | None = None
+    search_edges: list[str] = field(default_factory=list)
+    literature_views: list[ViewResult] = field(default_factory=list)
+
+    @property
+    def at_search_edge(self) -> bool:
+        """The best view lies on the edge of the C-arm search range."""
+        return bool(self.search_edges)
+
+    @property
+    def search_edge_note(self) -> str:
+        """The edge finding in words (empty when the best view is inside the range)."""
+        if not self.search_edges or self.best_view is None:
+            return ""
+        edges = " and ".join(EDGE_WORDS.get(e, e) for e in self.search_edges)
+        return (f"the largest {self.kind} window found on the {self.side} side lies on the edge of "
+                f"the C-arm search range ({edges} searched, at {self.best_view.oblique_deg:.1f} deg "
+                f"oblique, {self.best_view.tilt_deg:.1f} deg tilt): the window may grow further "
+                "outside the range, in views a C-arm does not take for this approach")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -143,9 +226,15 @@ class WindowPlan:
                                [[[round(float(v), 3) for v in p] for p in poly]
                                 for poly in self.window.polygons_lps]),
         }
+        out["at_search_edge"] = self.at_search_edge
+        out["search_edges"] = list(self.search_edges)
+        out["search_edge_note"] = self.search_edge_note
+        out["literature_views"] = [v.to_dict() for v in self.literature_views]
         if self.optimum is not None:
-            out["area_map"] = {"alphas_deg": [float(a) for a in self.optimum.alphas_deg],
-                               "betas_deg": [float(b) for b in self.optimum.betas_deg],
+            # The grid is over C-arm angles (schema 1.3; before: local alpha / beta).
+            out["area_map"] = {"frame": "carm",
+                               "oblique_deg": [float(a) for a in self.optimum.alphas_deg],
+                               "tilt_deg": [float(b) for b in self.optimum.betas_deg],
                                "area_mm2": [[_num(v) for v in row] for row in self.optimum.values],
                                "plateau_fraction": None}
         return out
@@ -224,17 +313,29 @@ class Plan:
             "created": self.created, "coordinate_system": "LPS",
             "units": {"length": "mm", "area": "mm^2", "angle": "deg"},
             "angle_conventions": {
-                "alpha_deg": "local oblique angle about the cranio-caudal (S1 endplate normal) "
-                             "axis, from straight posterior towards the operated side",
-                "beta_deg": "local cranio-caudal tilt; positive = needle pointing caudally",
+                "oblique_deg": "C-arm oblique for a prone patient from the straight PA view, + = "
+                               "ipsilateral (detector towards the operated side); the views are "
+                               "searched over oblique_deg and tilt_deg",
+                "tilt_deg": "C-arm cranio-caudal detector tilt, + = cranial (needle pointing "
+                            "caudally)",
+                "alpha_deg": "secondary: local oblique angle about the cranio-caudal (S1 endplate "
+                             "normal) axis, from straight posterior towards the operated side",
+                "beta_deg": "secondary: local cranio-caudal tilt; positive = needle pointing "
+                            "caudally",
                 "carm": "C-arm tunnel view for a prone patient: oblique_deg + = ipsilateral, "
                         "tilt_deg + = cranial (see spinect_core.planning.trajectory.carm_angles)",
+                "literature_views": "straight PA and 15-35 deg ipsilateral oblique, each with the "
+                                    "C-arm tilt that squares the S1 superior endplate (beam "
+                                    "parallel to it)",
                 "view_direction_lps": "direction in which rays travel (skin to target)",
             },
             "ct": self.ct_geometry, "segmentation_source": self.segmentation_source,
             "segmentation": {"source": self.segmentation_source, "bone_source": self.bone_source},
             "segmentation_check": self.segmentation_check,
             "anatomy": self.anatomy, "variant": self.options.variant,
+            "view_search": {"frame": "carm",
+                            "oblique_range_deg": [float(v) for v in self.options.oblique_range_deg],
+                            "tilt_range_deg": [float(v) for v in self.options.tilt_range_deg]},
             "sides": {s: p.to_dict() for s, p in self.sides.items()},
             "warnings": list(self.warnings), "timings_s": dict(self.timings_s),
             "intended_use": "Research and planning support; not a certified medical device.",
@@ -313,7 +414,7 @@ class PlanEngine:
         """
         scene = self.scenes[side]
         o = self.options
-        # (alpha, beta, pixel_mm) -> {kind: area}: one ray cast serves both optimisations.
+        # (oblique, tilt, pixel_mm) -> {kind: area}: one ray cast serves both optimisations.
         cache: dict[tuple[float, float, float], dict[str, float]] = {}
 
         def areas_many(views: Sequence[tuple[float, float]], pixel_mm: float
@@ -322,8 +423,8 @@ class PlanEngine:
             todo = list(dict.fromkeys(k for k in keys if k not in cache))
             for first in range(0, len(todo), _BATCH_VIEWS):
                 chunk = todo[first:first + _BATCH_VIEWS]
-                got = scene.windows_many([k[:2] for k in chunk], pixel_mm=pixel_mm,
-                                        areas_only=True)
+                got = scene.windows_many([self.local_angles(side, *k[:2]) for k in chunk],
+                                         pixel_mm=pixel_mm, areas_only=True)
                 cache.update((k, {kind: w.area(kind) for kind in WINDOW_KINDS})
                              for k, w in zip(chunk, got))
             count = f"{side} {pixel_mm:g} mm"
@@ -339,10 +440,11 @@ class PlanEngine:
             def area(pixel_mm: float, kind: str = kind) -> Callable[[Sequence], list[float]]:
                 return lambda views: [a[kind] for a in areas_many(views, pixel_mm)]
 
+            # The optimiser's two angles are the C-arm oblique and tilt here.
             optima.append(optimise_view(area(o.optimise_pixel_mm),
                                         grid_evaluate=area(o.grid_pixel_mm), batched=True,
-                                        alpha_range_deg=o.alpha_range_deg,
-                                        beta_range_deg=o.beta_range_deg,
+                                        alpha_range_deg=o.oblique_range_deg,
+                                        beta_range_deg=o.tilt_range_deg,
                                         coarse_step_deg=o.coarse_step_deg,
                                         final_step_deg=o.final_step_deg,
                                         fine_levels=o.fine_levels,
@@ -350,27 +452,35 @@ class PlanEngine:
                                         progress=sub_progress(progress, 0.4 * i, 0.4 * (i + 1),
                                                               f"{kind}: ")))
         report(progress, 0.8, f"{side}: measuring the chosen views")
-        # The best and plateau views of both windows at the reported ray spacing, cast together.
+        # The best and plateau views of both windows and the literature views, at the reported
+        # ray spacing, cast together.
+        literature = self.literature_views(side)
         views = list(dict.fromkeys(
-            (p.alpha_deg, p.beta_deg) for opt in optima if opt.best.value > 0.0
-            for p in (opt.best, opt.plateau)))
-        measured = dict(zip(views, scene.windows_many(views, pixel_mm=o.report_pixel_mm,
-                                                     polygons=True)))
+            [(p.alpha_deg, p.beta_deg) for opt in optima if opt.best.value > 0.0
+             for p in (opt.best, opt.plateau)] + [(ob, ti) for _, ob, ti in literature]))
+        measured = dict(zip(views, scene.windows_many(
+            [self.local_angles(side, *v) for v in views], pixel_mm=o.report_pixel_mm,
+            polygons=True)))
         count = f"{side} {o.report_pixel_mm:g} mm"
         self.view_casts[count] = self.view_casts.get(count, 0) + len(views)
         plans = [self._window_plan(side, kind, optimum, measured)
                  for kind, optimum in zip(WINDOW_KINDS, optima)]
+        for plan in plans:
+            plan.literature_views = [
+                self._view(scene, side, ob, ti, measured[(ob, ti)].area(plan.kind), label=label)
+                for label, ob, ti in literature]
         report(progress, 1.0, f"{side} side optimised")
         return plans[0], plans[1]
 
     def _window_plan(self, side: str, kind: str, optimum: ViewOptimum,
                      measured: dict[tuple[float, float], SideWindows]) -> WindowPlan:
         scene = self.scenes[side]
+        o = self.options
         if optimum.best.value <= 0.0:
             return WindowPlan(kind=kind, side=side, found=False, optimum=optimum,
-                              reason=f"no {kind} window is visible on the {side} side in any view "
-                              f"(alpha {self.options.alpha_range_deg}, beta "
-                              f"{self.options.beta_range_deg} deg)")
+                              reason=f"no {kind} window is visible on the {side} side in any C-arm "
+                              f"view searched (oblique {_range(o.oblique_range_deg)}, tilt "
+                              f"{_range(o.tilt_range_deg)} deg)")
         best = measured[(optimum.best.alpha_deg, optimum.best.beta_deg)]
         plateau = measured[(optimum.plateau.alpha_deg, optimum.plateau.beta_deg)]
         window = plateau.window(kind)
@@ -383,13 +493,35 @@ class PlanEngine:
             inscribed_diameter_mm=window.inscribed_diameter_mm,
             usable_area_mm2=window.usable_area_mm2,
             area_band_mm2=(window.area_low_mm2, window.area_high_mm2),
-            triangle=scene.triangle(plateau, kind), optimum=optimum, window=window)
+            triangle=scene.triangle(plateau, kind), optimum=optimum, window=window,
+            search_edges=search_edges((optimum.best.alpha_deg, optimum.best.beta_deg),
+                                      o.oblique_range_deg, o.tilt_range_deg,
+                                      tolerance_deg=max(o.edge_tolerance_deg,
+                                                        o.final_step_deg)))
 
     @staticmethod
-    def _view(scene: SideScene, side: str, alpha: float, beta: float, area: float) -> ViewResult:
-        d = scene.view_direction(alpha, beta)
+    def _view(scene: SideScene, side: str, oblique: float, tilt: float, area: float, *,
+              label: str = "") -> ViewResult:
+        d = carm_view_direction(oblique, tilt, side)
+        alpha, beta = scene.angles(d)
         return ViewResult(alpha_deg=alpha, beta_deg=beta, area_mm2=area, view_direction_lps=d,
-                          carm=carm_angles(d, side))
+                          carm=carm_angles(d, side), label=label)
+
+    def local_angles(self, side: str, oblique_deg: float, tilt_deg: float) -> tuple[float, float]:
+        """Local endplate-frame (alpha, beta) of C-arm angles on ``side``."""
+        return self.scenes[side].angles(carm_view_direction(oblique_deg, tilt_deg, side))
+
+    def literature_views(self, side: str) -> list[tuple[str, float, float]]:
+        """``(label, oblique_deg, tilt_deg)`` of the views the literature uses on ``side``:
+        straight PA and each of ``options.literature_obliques_deg`` ipsilateral oblique, each
+        with the tilt that squares the S1 superior endplate (:func:`endplate_squared_tilt`)."""
+        z = self.scenes[side].frame.z_lps
+        out = []
+        for ob in (0.0,) + tuple(float(v) for v in self.options.literature_obliques_deg):
+            label = ("straight PA, endplate squared" if ob == 0.0
+                     else f"{ob:g} deg ipsilateral oblique, endplate squared")
+            out.append((label, ob, endplate_squared_tilt(z, ob, side)))
+        return list(dict.fromkeys(out))
 
     # --- the whole plan -------------------------------------------------------------------------
     def plan(self, *, progress: ProgressCallback | None = None) -> Plan:
@@ -480,6 +612,51 @@ def build_plan(ct: Volume, labels: Volume, table: LabelTable, *,
 #: Views cast together at most (at 1 mm rays, 15 views = 24000 rays: the marching loop's
 #: per-iteration overhead is shared, the arrays stay a few MB).
 _BATCH_VIEWS = 16
+
+
+def endplate_squared_tilt(endplate_normal_lps: Sequence[float], oblique_deg: float,
+                          side: str) -> float:
+    """C-arm tilt (degrees, + cranial) that squares an endplate at a given oblique.
+
+    The endplate is squared when the beam runs parallel to it (its normal ``n`` is perpendicular
+    to the view): with ``h = cos(obl) P + sin(obl) S_side`` (see :func:`carm_view_direction`),
+    ``u . n = cos(tilt) h . n + sin(tilt) S . n = 0``, so ``tilt = atan(-(h . n) / (S . n))``.
+
+    Parameters
+    ----------
+    endplate_normal_lps : (3,)
+        Normal of the endplate (LPS; either orientation).
+    oblique_deg : float
+        C-arm oblique, + ipsilateral.
+    side : {"left", "right"}
+    """
+    n = np.asarray(endplate_normal_lps, float).reshape(3)
+    d0 = carm_view_direction(oblique_deg, 0.0, side)  # -h
+    h = -d0
+    s_n = float(n[2])
+    if abs(s_n) < 1e-9:  # an endplate parallel to the long axis: no tilt squares it
+        return float("nan")
+    return math.degrees(math.atan(-float(h @ n) / s_n))
+
+
+def search_edges(view: tuple[float, float], oblique_range_deg: Sequence[float],
+                 tilt_range_deg: Sequence[float], *, tolerance_deg: float) -> list[str]:
+    """Edges of the C-arm search range (``"oblique_min"``, ``"oblique_max"``, ``"tilt_min"``,
+    ``"tilt_max"``) that a view ``(oblique_deg, tilt_deg)`` lies on, within ``tolerance_deg``
+    (``PlanOptions.edge_tolerance_deg``)."""
+    (o0, o1), (t0, t1) = sorted(oblique_range_deg), sorted(tilt_range_deg)
+    ob, ti = view
+    tol = float(tolerance_deg) + 1e-9
+    out = []
+    for name, on in (("oblique_min", ob <= o0 + tol), ("oblique_max", ob >= o1 - tol),
+                     ("tilt_min", ti <= t0 + tol), ("tilt_max", ti >= t1 - tol)):
+        if on:
+            out.append(name)
+    return out
+
+
+def _range(r: Sequence[float]) -> str:
+    return f"{float(r[0]):g} to {float(r[1]):g}"
 
 
 def _landmarks(lm: Any) -> dict[str, Any]:

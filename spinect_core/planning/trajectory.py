@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # the windows module is another engineer's; we only read its 
 __all__ = [
     "NEEDLE_OUTER_DIAMETER_MM", "TrajectoryError", "TrajectoryOptions", "ClearanceReport",
     "Trajectory", "deepest_window_point", "find_skin_entry", "check_clearance",
-    "trajectory_angles", "plan_trajectory", "carm_angles",
+    "trajectory_angles", "plan_trajectory", "carm_angles", "carm_view_direction",
 ]
 
 #: Nominal outer diameter (mm) of a hypodermic / spinal needle by Birmingham gauge (ISO 9626).
@@ -527,6 +527,37 @@ def carm_angles(direction_lps: Sequence[float], side: str) -> dict[str, Any]:
     tilt_text = "no tilt" if tilt_word == "none" else f"{abs(tilt):.1f} deg {tilt_word} tilt"
     return {"side": side, "oblique_deg": obl, "oblique_word": obl_word, "tilt_deg": tilt,
             "tilt_word": tilt_word, "description": f"{obl_text}, {tilt_text}"}
+
+
+def carm_view_direction(oblique_deg: float, tilt_deg: float, side: str) -> np.ndarray:
+    """View direction (the beam, skin -> target) of C-arm angles for a prone patient.
+
+    The inverse of :func:`carm_angles`: ``u = cos(tilt) (cos(obl) P + sin(obl) S_side) +
+    sin(tilt) S`` (``P`` = LPS +y, ``S`` = LPS +z, ``S_side`` = LPS +x for "left", -x for
+    "right") and the rays travel along ``d = -u``.
+
+    Parameters
+    ----------
+    oblique_deg : float
+        Ipsilateral oblique (+) or contralateral (-), degrees; |oblique| < 90 keeps the entry on
+        the patient's back.
+    tilt_deg : float
+        Cranial (+) or caudal (-) detector tilt, degrees.
+    side : {"left", "right"}
+        Operated side.
+
+    Returns
+    -------
+    np.ndarray, shape (3,)
+        Unit LPS view direction ``d``.
+    """
+    side = str(side).lower()
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    o, t = math.radians(float(oblique_deg)), math.radians(float(tilt_deg))
+    lateral = 1.0 if side == "left" else -1.0
+    u = np.array([math.cos(t) * math.sin(o) * lateral, math.cos(t) * math.cos(o), math.sin(t)])
+    return -u / np.linalg.norm(u)
 
 
 # --- the trajectory ----------------------------------------------------------------------------------

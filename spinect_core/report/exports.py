@@ -11,7 +11,7 @@
 ``needle_<side>.mrk.json``                           the trajectory as a 3D Slicer markups line (LPS)
 ``screenshot_<side>_<kind>.png``                     the 3D scene from the window's best view, with the
                                                      window outlines, the needle and a legend
-``area_map_<side>_<kind>.png``                       window area over the (alpha, beta) view grid
+``area_map_<side>_<kind>.png``                       window area over the C-arm view grid
 ``planes_<side>/<needle|companion>_plane.nii.gz``    oblique CT planes through the needle (3D affine),
 ``..._plane_labels.nii.gz`` (+ ``.labels.json``),    their labels and a PNG with overlay
 ``..._plane.png``
@@ -836,9 +836,10 @@ def _write_area_maps(plan: "Plan", out: Path, overwrite: bool
             if o is None:
                 continue
             best = (None if wp.best_view is None else
-                    (wp.best_view.alpha_deg, wp.best_view.beta_deg, wp.best_view.area_mm2))
+                    (wp.best_view.oblique_deg, wp.best_view.tilt_deg, wp.best_view.area_mm2))
             plateau = (None if wp.plateau_view is None else
-                       (wp.plateau_view.alpha_deg, wp.plateau_view.beta_deg, wp.plateau_view.area_mm2))
+                       (wp.plateau_view.oblique_deg, wp.plateau_view.tilt_deg,
+                        wp.plateau_view.area_mm2))
             name = {"kambin": "Kambin", "safe": "safe"}[kind]
             rgb = render_area_map(o.alphas_deg, o.betas_deg, o.values, side=side,
                                   title=f"{side.capitalize()} {name} window: area (mm^2) vs view",

@@ -109,10 +109,25 @@ def _view_rows(label: str, view: Mapping[str, Any] | None) -> str:
     if not view:
         return (f"<tr><th>{_e(label)}</th><td colspan='3'>&mdash;</td></tr>")
     return (f"<tr><th>{_e(label)}</th>"
-            f"<td class='num'>&alpha; {_num(view.get('alpha_deg'))}&deg;, "
-            f"&beta; {_num(view.get('beta_deg'))}&deg;</td>"
+            f"<td>{carm_instruction(view.get('carm'))}</td>"
             f"<td class='num'>{_num(view.get('area_mm2'), 1, 'mm²')}</td>"
-            f"<td>{carm_instruction(view.get('carm'))}</td></tr>")
+            f"<td class='num'>&alpha; {_num(view.get('alpha_deg'))}&deg;, "
+            f"&beta; {_num(view.get('beta_deg'))}&deg;</td></tr>")
+
+
+def _literature_table(w: Mapping[str, Any]) -> str:
+    """The window's area at the views the literature uses (endplate squared)."""
+    views = w.get("literature_views") or []
+    if not views:
+        return ""
+    rows = "".join(
+        f"<tr><th>{_e(v.get('label', ''))}</th>"
+        f"<td class='num'>{_num((v.get('carm') or {}).get('tilt_deg'))}&deg;</td>"
+        f"<td class='num'>{_num(v.get('area_mm2'), 1, 'mm²')}</td></tr>" for v in views)
+    return ("<p class='small'>At the views of the published studies (C-arm tilt chosen to square "
+            "the S1 superior endplate), to compare with published areas:</p>"
+            "<table><tr><th>view</th><th>C-arm tilt (+ cranial)</th><th>window area</th></tr>"
+            f"{rows}</table>")
 
 
 def _window_table(kind: str, w: Mapping[str, Any]) -> str:
@@ -122,8 +137,8 @@ def _window_table(kind: str, w: Mapping[str, Any]) -> str:
                 "</p>")
     band = w.get("area_band_mm2") or [None, None]
     rows = [
-        "<tr><th>view</th><th>local angles</th><th>window area</th>"
-        "<th>C-arm (patient prone, from straight PA)</th></tr>",
+        "<tr><th>view</th><th>C-arm (patient prone, from straight PA)</th><th>window area</th>"
+        "<th>local angles</th></tr>",
         _view_rows("best view", w.get("best_view")),
         _view_rows("plateau view (recommended)", w.get("plateau_view")),
     ]
@@ -135,9 +150,11 @@ def _window_table(kind: str, w: Mapping[str, Any]) -> str:
         ("fitted triangle area", _num(w.get("triangle_area_mm2"), 1, "mm²")),
     ]
     rows_numbers = "".join(f"<tr><th>{_e(k)}</th><td class='num'>{v}</td></tr>" for k, v in numbers)
-    return (f"<h3>{_e(name)}</h3><table>{''.join(rows)}</table>"
+    edge = w.get("search_edge_note") or ""
+    edge_html = (f"<p class='warn'>{_e(edge[0].upper() + edge[1:])}.</p>" if edge else "")
+    return (f"<h3>{_e(name)}</h3><table>{''.join(rows)}</table>{edge_html}"
             f"<p class='small'>Numbers below are measured at the plateau view.</p>"
-            f"<table>{rows_numbers}</table>")
+            f"<table>{rows_numbers}</table>{_literature_table(w)}")
 
 
 def _trajectory_table(side: Mapping[str, Any]) -> str:
@@ -330,7 +347,12 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         "patient's long axis (ipsilateral = detector towards the operated side), tilt = angulation "
         "of the detector towards the head (cranial) or the feet (caudal). The plateau view is the "
         "centre of the views that show at least 90&nbsp;% of the best area: what a C-arm can hit "
-        "reliably.</p>",
+        "reliably. Views are searched in C-arm angles"
+        + (" (oblique {}, tilt {} deg)".format(
+            *(" to ".join(f"{float(v):g}" for v in (doc.get("view_search") or {}).get(k, []))
+              for k in ("oblique_range_deg", "tilt_range_deg")))
+           if doc.get("view_search") else "")
+        + "; the local angles are given as secondary numbers.</p>",
     ]
     for side, sp in (doc.get("sides") or {}).items():
         parts.append(f"<h2>{_e(side.capitalize())} side ({_e(level.side_label())})</h2>")

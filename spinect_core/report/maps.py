@@ -1,4 +1,7 @@
-"""Area-vs-view heat maps: window area over the (alpha, beta) grid of the optimiser, as a picture.
+"""Area-vs-view heat maps: window area over the view grid of the optimiser, as a picture.
+
+The plan's grid is over C-arm angles (oblique, + ipsilateral; tilt, + cranial; patient prone):
+below, "alpha" is the oblique along x and "beta" the tilt along y.
 
 Pillow only (no matplotlib in the core). The map shows the optimiser's coarse grid
 (:class:`~spinect_core.planning.optimise.ViewOptimum` ``values[i, j]`` at ``alphas_deg[i]``,
@@ -150,10 +153,10 @@ def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: n
         draw.text((left - 6, y), f"{betas[j]:g}", fill=(0, 0, 0), font=small, anchor="rm")
     towards = f" towards the {side}" if side else ""
     draw.text((left + pw / 2, top + ph + 10 + opts.font_px),
-              f"alpha (deg): oblique{towards}, 0 = straight posterior", fill=(0, 0, 0), font=font,
+              f"C-arm oblique (deg){towards}, 0 = straight PA", fill=(0, 0, 0), font=font,
               anchor="mt")
     ylabel = Image.new("RGB", (ph, opts.font_px + 6), (255, 255, 255))
-    ImageDraw.Draw(ylabel).text((ph / 2, 1), "beta (deg): + = needle pointing caudally",
+    ImageDraw.Draw(ylabel).text((ph / 2, 1), "C-arm tilt (deg): + = cranial",
                                 fill=(0, 0, 0), font=font, anchor="mt")
     img.paste(ylabel.rotate(90, expand=True), (4, top))
     if title:
@@ -171,9 +174,9 @@ def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: n
 
     notes = []
     if best is not None:
-        notes.append(f"x best: alpha {best[0]:.1f}, beta {best[1]:.1f} deg, {best[2]:.1f} mm^2")
+        notes.append(f"x best: oblique {best[0]:.1f}, tilt {best[1]:.1f} deg, {best[2]:.1f} mm^2")
     if plateau is not None:
-        notes.append(f"o plateau centre: alpha {plateau[0]:.1f}, beta {plateau[1]:.1f} deg, "
+        notes.append(f"o plateau centre: oblique {plateau[0]:.1f}, tilt {plateau[1]:.1f} deg, "
                      f"{plateau[2]:.1f} mm^2")
     y = top + ph + 16 + 2 * opts.font_px
     draw.text((left, y), "   ".join(notes), fill=(0, 0, 0), font=small)

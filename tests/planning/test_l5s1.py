@@ -12,6 +12,7 @@ from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.phantom import generate_phantom
 from spinect_core.planning.l5s1 import SideScene
 from spinect_core.planning.plan import PLAN_SCHEMA_VERSION, PlanEngine, PlanOptions
+from spinect_core.report.exports import validate_plan_document
 
 VIEW = (40.0, 5.0)  # a posterolateral oblique view where both windows are open on the phantom
 QUICK = PlanOptions(coarse_step_deg=15.0, final_step_deg=2.0)
@@ -98,16 +99,31 @@ def plan_and_engine(phantom):
 
 
 def test_plan_finds_both_windows_and_a_safe_needle(plan_and_engine) -> None:
-    plan, _ = plan_and_engine
+    plan, engine = plan_and_engine
     for side in ("left", "right"):
         sp = plan.sides[side]
         for kind in ("kambin", "safe"):
             w = sp.window(kind)
             assert w.found, (side, kind, w.reason)
             assert w.best_view.area_mm2 > 0
-            # The plateau view is within the search box and near the plateau level.
-            assert 0 <= w.plateau_view.alpha_deg <= 75 and -35 <= w.plateau_view.beta_deg <= 35
+            # The best and plateau views are C-arm views of the search range, entry on the back.
+            for v in (w.best_view, w.plateau_view):
+                assert 0 <= v.oblique_deg <= 60 and -40 <= v.tilt_deg <= 40, (side, kind)
+                assert v.entry_direction_lps[1] > 0.3
+                assert engine.scenes[side].angles(v.view_direction_lps) == pytest.approx(
+                    (v.alpha_deg, v.beta_deg), abs=1e-6)  # the local angles, secondary
             assert w.plateau_view.area_mm2 >= 0.5 * w.best_view.area_mm2
+            tol = max(engine.options.edge_tolerance_deg, engine.options.final_step_deg)
+            edge = (w.best_view.oblique_deg >= 60.0 - tol or w.best_view.oblique_deg <= tol
+                    or abs(w.best_view.tilt_deg) >= 40.0 - tol)
+            assert w.at_search_edge == edge
+            # The literature views: straight PA and 15-35 deg oblique, the S1 endplate squared.
+            lit = w.literature_views
+            assert [round(v.oblique_deg, 6) for v in lit] == [0, 15, 20, 25, 30, 35]
+            for v in lit:
+                assert v.view_direction_lps @ engine.anatomy.sides[side].frame.z_lps == (
+                    pytest.approx(0.0, abs=1e-9))
+                assert v.area_mm2 >= 0.0 and v.label
             assert w.inscribed_diameter_mm > 0
         t = sp.trajectory
         assert t is not None, sp.trajectory_reason
@@ -128,11 +144,18 @@ def test_plan_json_has_the_documented_keys(plan_and_engine) -> None:
             for key in ("found", "reason", "best_view", "plateau_view", "inscribed_diameter_mm",
                         "triangle_area_mm2"):
                 assert key in w
-            assert set(w["best_view"]) >= {"alpha_deg", "beta_deg", "area_mm2"}
+            assert set(w["best_view"]) >= {"oblique_deg", "tilt_deg", "alpha_deg", "beta_deg",
+                                           "area_mm2"}
+            assert isinstance(w["at_search_edge"], bool)
+            assert len(w["literature_views"]) == 6
+            assert w["area_map"]["frame"] == "carm"
         t = s["trajectory"]
         for key in ("entry_lps_mm", "target_lps_mm", "length_mm", "angle_to_axial_deg",
                     "angle_to_sagittal_deg", "min_nerve_clearance_mm", "carm"):
             assert key in t
+    assert doc["view_search"] == {"frame": "carm", "oblique_range_deg": [0.0, 60.0],
+                                  "tilt_range_deg": [-40.0, 40.0]}
+    validate_plan_document(doc)  # the new keys are in the schema
 
 
 def test_live_windows_match_the_plan_at_the_plateau_view(plan_and_engine) -> None:

@@ -149,7 +149,7 @@ def test_plan_casts_each_view_once_and_few_fine_views(engine) -> None:
     """View counts of one plan (deterministic): the grid's views are cast once for both windows
     and the refinement runs mostly on the grid's cheap rays."""
     plan = engine.plan()
-    grid = 9 * 8  # alpha 0..75 (10-degree steps and the end) x beta -35..35
+    grid = 7 * 9  # C-arm oblique 0..60 x tilt -40..40, 10-degree steps
     for side in ("left", "right"):
         assert all(plan.sides[side].window(k).found for k in ("kambin", "safe"))
         cheap = engine.view_casts[f"{side} 1 mm"]
@@ -159,4 +159,5 @@ def test_plan_casts_each_view_once_and_few_fine_views(engine) -> None:
         # measured). The search before cast ~77 views per side at 0.5 mm on this case.
         assert grid < cheap <= grid + 40
         assert fine <= 40
-        assert engine.view_casts[f"{side} 0.25 mm"] <= 4
+        # Best and plateau views of both windows, and the 6 literature views.
+        assert engine.view_casts[f"{side} 0.25 mm"] <= 4 + 6
