@@ -394,6 +394,8 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
                  large_hole_mm2: float, large_hole_hu: float, large_bridge_mm: float) -> np.ndarray:
     """Fill the cancellous interior of cortical shells, never the canal, foramina or discs.
 
+    ``mask`` is filled in place (and returned).
+
     A marrow space is enclosed by cortex in 3D; the spinal canal, the foramina (and the roots in
     them) and the discs open to the soft tissue around the spine. So a voxel is filled when
 
@@ -439,8 +441,13 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     cfill = cfill3d | cfill2d
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
     cfill = ndi.binary_dilation(cfill, iterations=1) & (cfill | cmask)
-    fill = _block_expand(cfill, f, mask.shape) & (hu >= min_hole_hu)
-    return mask | fill
+    # Back onto the fine grid one block row at a time (no full-size temporaries), in place.
+    for k in np.flatnonzero(cfill.any(axis=(1, 2))):
+        rows = slice(k * f[0], min((k + 1) * f[0], mask.shape[0]))
+        fine = np.repeat(np.repeat(cfill[k], f[1], axis=0), f[2], axis=1)
+        fine = fine[: mask.shape[1], : mask.shape[2]]
+        mask[rows] |= fine[None] & (hu[rows] >= min_hole_hu)
+    return mask
 
 
 def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
@@ -478,15 +485,16 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     report(progress, 0.2, "reading the histogram")
     th = _histogram_thresholds(hu, body, options)
     box = _bbox(body)
-    out = np.zeros(full.shape, np.uint8)
     rejected: dict[str, int] = {}
     notes: list[str] = []
     if box is None:
         notes.append("no body found in the CT")
-        return CTBone(mask=ct.with_array(out), thresholds_hu=th, notes=notes, timings_s=timings)
+        return CTBone(mask=ct.with_array(np.zeros(full.shape, np.uint8)), thresholds_hu=th,
+                      notes=notes, timings_s=timings)
     bsub = body[box]
     del body
     sub = _smoothed_int16(hu[box], sp, options.smooth_sigma_mm)
+    del hu                      # the working copy of a thin-slice CT (the CT itself stays)
     report(progress, 0.3, "finding contrast-filled vessels and organs")
     pools = _pools(sub, bsub, sp, th, options, rejected)
     timings["pools"] = time.perf_counter() - t0
@@ -509,11 +517,12 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     size = tuple(int(k) for k in 2 * np.floor(options.closing_mm / sp).astype(int) + 1)
     if max(size) > 1:
         b8 = np.pad(bone.view(np.uint8), [(k // 2, k // 2) for k in size])
-        closed = ndi.minimum_filter(ndi.maximum_filter(b8, size=size), size=size)
+        dilated = ndi.maximum_filter(b8, size=size)
+        ndi.minimum_filter(dilated, size=size, output=b8)    # into b8: its memory reused
+        del dilated
+        bone |= b8[tuple(slice(k // 2, k // 2 + n) for k, n in zip(size, bone.shape))
+                   ].view(bool)
         del b8
-        bone |= closed[tuple(slice(k // 2, k // 2 + n) for k, n in zip(size, bone.shape))
-                       ].view(bool)
-        del closed
     bone = _fill_shells(bone, sub, sp, axial_axis=_axial_axis(ct.direction),
                         max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
                         fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
@@ -531,6 +540,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     if options.half_maximum_edge:
         bone = _half_maximum_edge(bone, sub.astype(np.float32), sp, th["soft_tissue_peak"])
     del sub
+    out = np.zeros(full.shape, np.uint8)
     if work_f.prod() == 1:
         out[box] = bone
     else:
