@@ -305,7 +305,9 @@ class Segmenter:
         -------
         labels : np.ndarray, uint8 (z, y, x)
         probabilities : np.ndarray (C, z, y, x) float16, or None
-        next_best : np.ndarray, uint8 (z, y, x), or None
+        next_best : np.ndarray, uint8, or None
+            The runner-up class of each voxel labelled bone, in C order (one value per voxel of
+            ``labels == bone``: only those can lose the class).
         """
         from spinect_core.preprocess import restore_probabilities_in_slabs
 
@@ -315,20 +317,24 @@ class Segmenter:
                else None)
         labels = np.empty(shape, np.uint8)
         bone_id = self.table.id_of("bone") if next_best and self.table.has("bone") else None
-        alt = np.empty(shape, np.uint8) if bone_id is not None else None
+        alt_parts: list[np.ndarray] = []
         # The card's calibrated decision weights scale the probabilities for the argmax only.
         factors = np.array([float(self.card.decision_weights.get(self.table.name_of(c), 1.0))
                             for c in range(num_classes)], np.float32)[:, None, None, None]
         for z, q in restore_probabilities_in_slabs(model_probs, prepared, ct):
+            # (C, slab, y, x) float32: a few tens of MB whatever the CT's size
             if out is not None:
                 total = q.sum(axis=0, keepdims=True)
                 out[:, z] = q / np.maximum(total, 1e-6)
             score = q * factors
             labels[z] = np.argmax(score, axis=0)
-            if alt is not None:
+            if bone_id is not None:
+                # Only the network's bone voxels can lose the class: their runner-up alone.
                 score[bone_id] = -1.0
-                alt[z] = np.argmax(score, axis=0)
+                alt_parts.append(np.argmax(score, axis=0).astype(np.uint8)[labels[z] == bone_id])
             report(progress, z.stop / shape[0], f"{z.stop}/{shape[0]} slices")
+        alt = None if bone_id is None else (np.concatenate(alt_parts) if alt_parts
+                                            else np.zeros(0, np.uint8))
         return labels, out, alt
 
 
