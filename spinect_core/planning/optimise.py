@@ -10,8 +10,9 @@ and rays travel along the view direction ``d = -u``. ``alpha`` is the oblique an
 posterior towards the operated side; ``beta`` > 0 tilts ``u`` cranially, so the needle, travelling
 along ``d`` from the skin to the target, points caudally ("positive = needle pointing caudally").
 
-:func:`optimise_view` knows nothing about anatomy: it maximises any ``evaluate(alpha, beta)``
-(e.g. a window area) by a coarse grid, then a compass (pattern) search from the best grid points
+:func:`optimise_view` knows nothing about anatomy or frames: it maximises any ``evaluate(a, b)``
+over a box of two angles (the plan passes C-arm oblique and tilt, see
+:mod:`spinect_core.planning.plan`; the names ``alpha`` / ``beta`` below are generic), e.g. a window area, by a coarse grid, then a compass (pattern) search from the best grid points
 down to ``final_step_deg``, and reports the best view, the plateau centre and the grid map. The
 grid and the early, large compass steps may use a cheaper estimate of the objective
 (``grid_evaluate``); only the last step sizes run on ``evaluate``, from the best view found.
