@@ -12,8 +12,9 @@ along ``d`` from the skin to the target, points caudally ("positive = needle poi
 
 :func:`optimise_view` knows nothing about anatomy or frames: it maximises any ``evaluate(a, b)``
 over a box of two angles (the plan passes C-arm oblique and tilt, see
-:mod:`spinect_core.planning.plan`; the names ``alpha`` / ``beta`` below are generic), e.g. a window area, by a coarse grid, then a compass (pattern) search from the best grid points
-down to ``final_step_deg``, and reports the best view, the plateau centre and the grid map. The
+:mod:`spinect_core.planning.plan`; the names ``alpha`` / ``beta`` below are generic), e.g. a
+window area, by a coarse grid, then a compass (pattern) search from the best grid points down to
+``final_step_deg``, and reports the best view, the plateau centre and the grid map. The
 grid and the early, large compass steps may use a cheaper estimate of the objective
 (``grid_evaluate``); only the last step sizes run on ``evaluate``, from the best view found.
 """
