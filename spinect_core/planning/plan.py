@@ -206,9 +206,10 @@ class WindowPlan:
         if not self.search_edges or self.best_view is None:
             return ""
         edges = " and ".join(EDGE_WORDS.get(e, e) for e in self.search_edges)
+        view = self.best_view
         return (f"the largest {self.kind} window found on the {self.side} side lies on the edge of "
-                f"the C-arm search range ({edges} searched, at {self.best_view.oblique_deg:.1f} deg "
-                f"oblique, {self.best_view.tilt_deg:.1f} deg tilt): the window may grow further "
+                f"the C-arm search range ({edges} searched, at {view.oblique_deg:.1f} deg "
+                f"oblique, {view.tilt_deg:.1f} deg tilt): the window may grow further "
                 "outside the range, in views a C-arm does not take for this approach")
 
     def to_dict(self) -> dict[str, Any]:

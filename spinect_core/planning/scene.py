@@ -17,8 +17,9 @@ windows seen past sharp rims at 45 degrees 4-6 % too large), so around rims foun
 the smooth surface reads the exact distance to the voxel cubes instead; elsewhere, i.e. on
 smooth anatomy, it is the plain trilinear reading. ``surface="voxel"`` uses the exact distance
 to the union of the mask's voxel cubes everywhere (evaluated per query through the feature
-transform, nearest voxel of the other class). No pre-smoothing is applied in either case. Probabilities are thresholded at 0.5 first
-(no sub-voxel correction yet: see :meth:`SceneFields.from_probabilities`).
+transform, nearest voxel of the other class). No pre-smoothing is applied in either case.
+Probabilities are thresholded at 0.5 first (no sub-voxel correction yet: see
+:meth:`SceneFields.from_probabilities`).
 
 Ray casting samples both channels trilinearly and sphere-traces on their minimum
 (:mod:`spinect_core.planning.raycast`). The minimum of a channel's distance along a ray that
