@@ -209,8 +209,8 @@ class WindowPlan:
         view = self.best_view
         return (f"the largest {self.kind} window found on the {self.side} side lies on the edge of "
                 f"the C-arm search range ({edges} searched, at {view.oblique_deg:.1f} deg "
-                f"oblique, {view.tilt_deg:.1f} deg tilt): the window may grow further "
-                "outside the range, in views a C-arm does not take for this approach")
+                f"oblique, {view.tilt_deg:.1f} deg tilt): the window may be larger still outside "
+                "the range searched")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
