@@ -191,7 +191,11 @@ class Segmenter:
             options=PredictorOptions(patch_size=patch, stride=tuple(stride),
                                      blend=self.options.blend, batch_size=self.options.batch_size,
                                      device=self.options.device, precision=self.options.precision,
-                                     keep_probabilities=True),
+                                     keep_probabilities=True,
+                                     # float32 probabilities are the predictor's accumulator
+                                     # normalised in place (no second copy); the restore reads
+                                     # them a block at a time
+                                     prob_dtype="float32"),
             num_classes=self.card.labels.num_classes,
         )
 

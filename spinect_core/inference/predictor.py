@@ -394,7 +394,11 @@ def _finalise(
     if c > 256:
         raise SpinectError(f"{c} classes do not fit a uint8 label map")
     labels = np.empty((nz, ny, nx), dtype=np.uint8)
-    probs = np.empty((c, nz, ny, nx), dtype=prob_dtype) if keep_probabilities else None
+    # float32 probabilities on the CPU are the accumulator itself, normalised in place: a copy
+    # would need another C x volume x 4 bytes at the moment memory is tightest.
+    in_place = keep_probabilities and prob_dtype == np.float32 and acc.device.type == "cpu"
+    probs = (np.empty((c, nz, ny, nx), dtype=prob_dtype) if keep_probabilities and not in_place
+             else None)
     torch_prob_dtype = torch.float16 if prob_dtype == np.float16 else torch.float32
     step = max(1, _SLAB_VOXELS // max(1, ny * nx))
     for z0 in range(0, nz, step):
@@ -403,9 +407,13 @@ def _finalise(
         # the argmax of the sum is the study's rule; dividing by the (positive) total first would
         # not change it
         labels[z0:z1] = a.argmax(dim=0).to(torch.uint8).cpu().numpy()
-        if probs is not None:
+        if in_place:
+            a.div_(a.sum(dim=0, keepdim=True))          # a is a view: acc is normalised
+        elif probs is not None:
             total = a.sum(dim=0, keepdim=True)
             probs[:, z0:z1] = (a / total).to(torch_prob_dtype).cpu().numpy()
+    if in_place:
+        probs = acc[:, zs, ys, xs].numpy()              # a view of the accumulator, no copy
     return labels, probs
 
 

@@ -225,3 +225,18 @@ def test_non_float32_input_is_accepted(tiny_net, rng):
     a = Predictor(tiny_net, options=opts).predict(image)
     b = Predictor(tiny_net, options=opts).predict(image.astype(np.float32))
     np.testing.assert_array_equal(a.probabilities, b.probabilities)
+
+
+def test_float32_probabilities_are_the_normalised_sums_of_the_float16_path(tiny_net, rng):
+    # float32 on the CPU normalises the accumulator in place and returns a view of it (no copy):
+    # the same numbers as the float16 path, to float16's resolution, summing to 1.
+    image = rng.standard_normal((6, 29, 9)).astype(np.float32)     # padded: the view is a crop
+    base = dict(patch_size=(8, 12, 10), stride=(5, 7, 6), device="cpu", precision="float32",
+                channels_last=False)
+    p32 = Predictor(tiny_net, options=PredictorOptions(**base, prob_dtype="float32")).predict(image)
+    p16 = Predictor(tiny_net, options=PredictorOptions(**base, prob_dtype="float16")).predict(image)
+    assert p32.probabilities.dtype == np.float32 and p32.probabilities.shape == (3, 6, 29, 9)
+    np.testing.assert_allclose(p32.probabilities.sum(0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(p32.probabilities, p16.probabilities.astype(np.float32), atol=1e-3)
+    assert np.array_equal(p32.labels, p16.labels)
+    assert np.array_equal(p32.labels, np.argmax(p32.probabilities, axis=0))
