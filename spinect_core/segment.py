@@ -191,11 +191,7 @@ class Segmenter:
             options=PredictorOptions(patch_size=patch, stride=tuple(stride),
                                      blend=self.options.blend, batch_size=self.options.batch_size,
                                      device=self.options.device, precision=self.options.precision,
-                                     keep_probabilities=True,
-                                     # float32 probabilities are the predictor's accumulator
-                                     # normalised in place (no second copy); the restore reads
-                                     # them a block at a time
-                                     prob_dtype="float32"),
+                                     keep_probabilities=True),
             num_classes=self.card.labels.num_classes,
         )
 

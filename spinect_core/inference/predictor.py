@@ -8,9 +8,11 @@ probabilities, and the probabilities are divided by their per-voxel total so the
 
 Memory (a 200 x 300 x 300 volume, 5 classes, ``keep_probabilities=True``):
 
-* one float32 accumulator ``(C, z, y, x)``: 360 MB, on the compute device;
+* one float32 accumulator ``(C, d, y, x)`` on the compute device, only as deep (``d``) as the
+  windows of a batch reach: the windows run z-major, so the slices above the current batch are
+  finished, normalised and handed over, and the buffer rolls on (about 2 patch depths: 24 MB
+  here instead of 360 MB for the whole volume);
 * the float16 probabilities returned: 180 MB, and the uint8 labels: 18 MB;
-* the normalisation runs in slabs of a few million voxels, so its temporaries stay below ~100 MB;
 * the network's activations for one batch of windows (a few hundred MB for the study's U-Net at
   batch 4 and 32 x 64 x 64 patches).
 
@@ -54,7 +56,6 @@ __all__ = ["PredictorOptions", "Prediction", "Predictor"]
 
 _PROB_DTYPES = {"float16": np.float16, "float32": np.float32}
 #: Voxels per slab in the final normalisation / argmax: bounds its temporaries to ~100 MB.
-_SLAB_VOXELS = 1 << 22
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,8 +256,15 @@ def _sliding_window_sum(
     progress: ProgressCallback | None,
     notes: list[str],
     progress_span: float = 0.98,
-) -> tuple[torch.Tensor, _Stage]:
+    emit: Callable[[torch.Tensor, int], None] | None = None,
+) -> tuple[torch.Tensor | None, _Stage]:
     """Run all windows and sum their (weighted) softmax probabilities.
+
+    With ``emit`` the sums are kept only for the z-range the windows still reach (a rolling
+    buffer of two patch depths): the windows come z-major (:func:`tiling.tile_starts`), so
+    once a batch starts at ``z``, every voxel above ``z`` has all its windows and is handed to
+    ``emit(sums, z0)`` (``sums`` ``(C, n, Y, X)`` for padded slices ``z0 .. z0 + n``) and
+    dropped. A thin-slice CT then never holds a whole-volume accumulator.
 
     This is the device-agnostic core, testable on the CPU: ``stages`` is the fallback chain and
     ``prepare(stage)`` puts the network where the stage wants it and returns the forward callable,
@@ -282,11 +290,13 @@ def _sliding_window_sum(
         Called after every batch with ``done / total * progress_span``.
     notes : list of str
         Appended with a line per fallback step.
+    emit : callable, optional
+        ``emit(sums, z0)`` receives every finished slab of the sums, in z order, exactly once.
 
     Returns
     -------
-    acc : torch.Tensor, shape (C, Z, Y, X), float32
-        Summed probabilities on the final stage's stitch device.
+    acc : torch.Tensor, shape (C, Z, Y, X), float32, or None
+        Summed probabilities on the final stage's stitch device (``None`` with ``emit``).
     stage : _Stage
         The stage that finished the job.
     """
@@ -297,11 +307,27 @@ def _sliding_window_sum(
     forward = prepare(stage)
     w_dev = None if weight is None else weight.to(stage.compute_device)
     acc: torch.Tensor | None = None
+    base = 0                       # padded z of acc's first slice (0 without ``emit``)
+    depth = image.shape[0]
+    if emit is not None:
+        # Deep enough for any batch: its windows reach from its first z to its last z + pz.
+        zs = [z for z, _, _ in starts]
+        b = max(1, *(st.batch_size for st in stages))
+        span = max(zs[min(i + b, total) - 1] - zs[i] for i in range(total))
+        depth = min(image.shape[0], span + pz)
     done = 0
     report(progress, 0.0, f"0/{total} windows")
     while done < total:
         batch = starts[done: done + stage.batch_size]
         allocating = False
+        first_z = min(z for z, _, _ in batch)
+        if emit is not None and acc is not None and first_z > base:
+            # Every voxel above first_z has all its windows: hand it over, roll the buffer.
+            n = first_z - base
+            emit(acc[:, :n], base)
+            acc[:, : depth - n] = acc[:, n:].clone()
+            acc[:, depth - n:] = 0
+            base = first_z
         try:
             x = torch.stack([image[z:z + pz, y:y + py, x_:x_ + px] for z, y, x_ in batch])
             x = x.unsqueeze(1).to(stage.compute_device, non_blocking=True)
@@ -328,11 +354,13 @@ def _sliding_window_sum(
                         f"the network outputs {c} classes but {num_classes} were expected; "
                         "check that the weights match the label table")
                 allocating = True
-                acc = torch.zeros((c, *image.shape), dtype=torch.float32, device=stage.stitch_device)
+                acc = torch.zeros((c, depth, *image.shape[1:]), dtype=torch.float32,
+                                  device=stage.stitch_device)
+                base = first_z if emit is not None else 0
                 allocating = False
             # in-place adds allocate nothing, so an OOM cannot strike half-way through a batch
             for k, (z, y, x_) in enumerate(batch):
-                acc[:, z:z + pz, y:y + py, x_:x_ + px] += probs[k]
+                acc[:, z - base:z - base + pz, y:y + py, x_:x_ + px] += probs[k]
             del probs
         except Exception as exc:
             if not _is_oom(exc):
@@ -366,55 +394,10 @@ def _sliding_window_sum(
         done += len(batch)
         report(progress, progress_span * done / total, f"{done}/{total} windows")
     assert acc is not None
-    return acc, stage
-
-
-def _finalise(
-    acc: torch.Tensor,
-    crop: tuple[slice, slice, slice],
-    *,
-    keep_probabilities: bool,
-    prob_dtype: np.dtype,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Argmax labels and normalised probabilities of the cropped accumulator, slab by slab.
-
-    Parameters
-    ----------
-    acc : torch.Tensor, shape (C, Z, Y, X), float32
-    crop : slices (z, y, x) of the original volume inside the padded one
-
-    Returns
-    -------
-    labels : np.ndarray, shape (z, y, x), uint8
-    probabilities : np.ndarray, shape (C, z, y, x), prob_dtype, or None
-    """
-    c = acc.shape[0]
-    zs, ys, xs = crop
-    nz, ny, nx = zs.stop - zs.start, ys.stop - ys.start, xs.stop - xs.start
-    if c > 256:
-        raise SpinectError(f"{c} classes do not fit a uint8 label map")
-    labels = np.empty((nz, ny, nx), dtype=np.uint8)
-    # float32 probabilities on the CPU are the accumulator itself, normalised in place: a copy
-    # would need another C x volume x 4 bytes at the moment memory is tightest.
-    in_place = keep_probabilities and prob_dtype == np.float32 and acc.device.type == "cpu"
-    probs = (np.empty((c, nz, ny, nx), dtype=prob_dtype) if keep_probabilities and not in_place
-             else None)
-    torch_prob_dtype = torch.float16 if prob_dtype == np.float16 else torch.float32
-    step = max(1, _SLAB_VOXELS // max(1, ny * nx))
-    for z0 in range(0, nz, step):
-        z1 = min(nz, z0 + step)
-        a = acc[:, zs.start + z0: zs.start + z1, ys, xs]
-        # the argmax of the sum is the study's rule; dividing by the (positive) total first would
-        # not change it
-        labels[z0:z1] = a.argmax(dim=0).to(torch.uint8).cpu().numpy()
-        if in_place:
-            a.div_(a.sum(dim=0, keepdim=True))          # a is a view: acc is normalised
-        elif probs is not None:
-            total = a.sum(dim=0, keepdim=True)
-            probs[:, z0:z1] = (a / total).to(torch_prob_dtype).cpu().numpy()
-    if in_place:
-        probs = acc[:, zs, ys, xs].numpy()              # a view of the accumulator, no copy
-    return labels, probs
+    if emit is None:
+        return acc, stage
+    emit(acc[:, : image.shape[0] - base], base)
+    return None, stage
 
 
 # --- the predictor ------------------------------------------------------------------------------
@@ -564,26 +547,36 @@ class Predictor:
             self._place(stage.compute_device, stage.channels_last)
             return self.network
 
+        crop = tuple(slice(b, b + n) for (b, _), n in zip(pads, shape))
+        prob_dtype = np.dtype(_PROB_DTYPES[o.prob_dtype])
+        labels = np.empty(shape, np.uint8)
+        probs = np.empty((self.num_classes or 0, *shape), prob_dtype) \
+            if o.keep_probabilities else None
+        torch_prob_dtype = torch.float16 if prob_dtype == np.float16 else torch.float32
+
+        def emit(sums: torch.Tensor, z0: int) -> None:
+            """Labels and normalised probabilities of finished padded slices z0.. (cropped)."""
+            nonlocal probs
+            a = max(z0, crop[0].start)
+            b = min(z0 + sums.shape[1], crop[0].stop)
+            if b <= a:
+                return
+            part = sums[:, a - z0: b - z0, crop[1], crop[2]]
+            out = slice(a - crop[0].start, b - crop[0].start)
+            labels[out] = part.argmax(dim=0).to(torch.uint8).cpu().numpy()
+            if o.keep_probabilities:
+                if probs is None or probs.shape[0] != part.shape[0]:
+                    probs = np.empty((part.shape[0], *shape), prob_dtype)
+                total_ = part.sum(dim=0, keepdim=True)
+                probs[:, out] = (part / total_).to(torch_prob_dtype).cpu().numpy()
+
         with torch.inference_mode():
-            acc, stage = _sliding_window_sum(
+            # The sums are kept only for the z-range the windows still reach and handed to
+            # emit() as they finish: no whole-volume accumulator (C x volume x 4 bytes).
+            _, stage = _sliding_window_sum(
                 tensor, starts=starts, patch_size=o.patch_size, stages=self._stages(),
                 prepare=prepare, weight=self._weight, num_classes=self.num_classes,
-                progress=progress, notes=notes)
-            crop = tuple(slice(b, b + n) for (b, _), n in zip(pads, shape))
-            try:
-                labels, probs = _finalise(acc, crop, keep_probabilities=o.keep_probabilities,
-                                          prob_dtype=np.dtype(_PROB_DTYPES[o.prob_dtype]))
-            except Exception as exc:
-                if not _is_oom(exc):
-                    raise
-                note = f"out of memory on {acc.device} while normalising: finishing on the CPU"
-                notes.append(note)
-                log.warning("%s", note)
-                acc = acc.cpu()
-                _free_device_memory(stage.stitch_device)
-                labels, probs = _finalise(acc, crop, keep_probabilities=o.keep_probabilities,
-                                          prob_dtype=np.dtype(_PROB_DTYPES[o.prob_dtype]))
-            del acc
+                progress=progress, notes=notes, emit=emit)
         if stage.compute_device != self.device:
             # the next volume may fit: go back to the preferred device
             self._place(self.device, resolve_channels_last(o.channels_last, self.device))

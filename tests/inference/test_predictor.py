@@ -228,8 +228,7 @@ def test_non_float32_input_is_accepted(tiny_net, rng):
 
 
 def test_float32_probabilities_are_the_normalised_sums_of_the_float16_path(tiny_net, rng):
-    # float32 on the CPU normalises the accumulator in place and returns a view of it (no copy):
-    # the same numbers as the float16 path, to float16's resolution, summing to 1.
+    # The same numbers in both dtypes, to float16's resolution, summing to 1.
     image = rng.standard_normal((6, 29, 9)).astype(np.float32)     # padded: the view is a crop
     base = dict(patch_size=(8, 12, 10), stride=(5, 7, 6), device="cpu", precision="float32",
                 channels_last=False)
@@ -240,3 +239,28 @@ def test_float32_probabilities_are_the_normalised_sums_of_the_float16_path(tiny_
     np.testing.assert_allclose(p32.probabilities, p16.probabilities.astype(np.float32), atol=1e-3)
     assert np.array_equal(p32.labels, p16.labels)
     assert np.array_equal(p32.labels, np.argmax(p32.probabilities, axis=0))
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 40])
+def test_rolling_sums_equal_the_whole_volume_accumulator(tiny_net, rng, batch_size):
+    # With emit() the sums of each slice are handed over once, when no later window reaches it;
+    # together they are the whole-volume accumulator. A batch of 40 spans several z rows.
+    from spinect_core.inference.predictor import _plan_stages, _sliding_window_sum
+
+    image = torch.from_numpy(rng.standard_normal((37, 20, 18)).astype(np.float32))
+    patch, stride = (8, 12, 10), (5, 7, 6)
+    starts = tiling.tile_starts(tuple(image.shape), patch, stride)
+    stages = _plan_stages(device=torch.device("cpu"), precision="float32",
+                          batch_size=batch_size, channels_last_option=False, stitch_on_cpu=True,
+                          cpu_fallback=False, cpu_precision="float32")
+    kw = dict(starts=starts, patch_size=patch, stages=stages, prepare=lambda st: tiny_net,
+              weight=None, num_classes=3, progress=None, notes=[])
+    with torch.inference_mode():
+        whole, _ = _sliding_window_sum(image, **kw)
+        pieces = []
+        _, _ = _sliding_window_sum(image, **kw, emit=lambda sums, z0: pieces.append(
+            (z0, sums.clone())))
+    covered = [z for z0, sums in pieces for z in range(z0, z0 + sums.shape[1])]
+    assert covered == list(range(37))                    # every slice once, in order
+    rolled = torch.cat([sums for _, sums in pieces], dim=1)
+    assert torch.allclose(rolled, whole, atol=1e-5)
