@@ -68,9 +68,11 @@ class SceneOptions:
         for the smooth surface).
     sharp_rims : bool
         ``"smooth"`` only: read sharp rims with the exact voxel-cube distance (without it a
-        90-degree rim is cut by ~0.31 voxel: the analytic plates' windows at 45 degrees +5.8 %
-        instead of +1.5 %). Costs a feature transform per channel and, near rims only, the
+        90-degree rim is cut by ~0.31 voxel: the analytic triangle's window at 45 degrees +5.8 %
+        instead of -1.4 %). Costs a feature transform per channel and, near rims only, the
         exact distance per sample.
+    rim_face_voxels : int
+        A rim's two faces must be flat for this many voxels (:func:`rim_weights`).
     rim_length_voxels : int
         A rim must run on for this many voxels along an array axis (shorter corners are steps).
     rim_reach_voxels : int
@@ -96,8 +98,9 @@ class SceneOptions:
     crop_center_lps: Sequence[float] | None = None
     crop_radius_mm: float | None = None
     sharp_rims: bool = True
+    rim_face_voxels: int = 3
     rim_length_voxels: int = 3
-    rim_reach_voxels: int = 3
+    rim_reach_voxels: int = 1
 
 
 @dataclass(kw_only=True)
@@ -417,18 +420,20 @@ def rim_weights(mask: np.ndarray, options: "SceneOptions") -> np.ndarray:
     The exact distance to the voxel cubes keeps rims sharp, but it would keep the step corners of
     an oblique staircase too (shadows ~0.35 voxel too wide), where the trilinear surface through
     the steps is the better reading. A rim is told from a step by its faces: in a section along
-    two array axes, a rim voxel is the corner of a solid 3x3 quadrant whose two faces stay flat
-    for 3 voxels (the 3 + 3 + 1 voxels across them empty), for a convex rim in the mask and a
-    concave one in its complement. A staircase of a smooth surface never matches: its risers or
-    treads are one voxel long (a slope under ~70 degrees to an axis has one-voxel risers, a
-    steeper one one-voxel treads), and a curved surface's sections have no flat 3-voxel faces
-    meeting at a right angle. A rim must also run on for ``rim_length_voxels`` along the third
-    axis (on the Visible Human L5 voxelised at 1 mm, single matching corners are curved bone: a
-    length of 1 made its oblique silhouettes 0.1 mm wider). The matched voxels are grown by
-    ``rim_reach_voxels`` so that rays passing near a rim read its exact distance; the sampler
-    interpolates the weights trilinearly, so the blend ramps over one voxel. Rims of oblique
-    walls (a staircase meeting a face, e.g. the analytic triangle's hypotenuse) are not found
-    and keep the trilinear rounding (the triangle at 45 degrees: +1.5 %).
+    two array axes, a rim voxel is the corner of a solid k x k quadrant (k =
+    ``rim_face_voxels``) whose two faces stay flat for k voxels (the k + k + 1 voxels across
+    them empty), for a convex rim in the mask and a concave one in its complement. A staircase
+    of a smooth surface does not match: its risers or treads are one voxel long (a slope under
+    ~70 degrees to an axis has one-voxel risers, a steeper one one-voxel treads), and a curved
+    surface's sections have no flat k-voxel faces meeting at a right angle. A rim must also run
+    on for ``rim_length_voxels`` slices along the third axis, its corner moving by at most one
+    voxel per slice (an oblique wall's rim, e.g. the analytic triangle's hypotenuse, drifts so):
+    single matching corners are curved bone (on the Visible Human L5 voxelised at 1 mm, keeping
+    them made oblique silhouettes 0.1 mm wider). The matched voxels are grown by
+    ``rim_reach_voxels`` so that rays grazing a rim read its exact distance; the sampler
+    interpolates the weights trilinearly, so the blend ramps over one voxel. A larger reach
+    would read the staircase of a smooth wall next to a sharp rim as cubes too (a drilled
+    tunnel's mouth: its area down the axis 0.81 -> 0.77 of the true one at a reach of 3).
 
     Parameters
     ----------
@@ -442,21 +447,22 @@ def rim_weights(mask: np.ndarray, options: "SceneOptions") -> np.ndarray:
     from scipy import ndimage
 
     rims = np.zeros(mask.shape, bool)
+    k = int(options.rim_face_voxels)
     for solid, beyond in ((mask, False), (~mask, True)):
         # Beyond the array is empty: outside the mask, inside its complement.
-        padded = np.pad(solid, 3, constant_values=beyond)
+        padded = np.pad(solid, k, constant_values=beyond)
         for p, q in ((0, 1), (0, 2), (1, 2)):
             for sp in (-1, 1):
                 for sq in (-1, 1):
                     hit = np.ones(mask.shape, bool)
-                    # Inside: the 3x3 quadrant behind the corner; outside: the 3 + 3 + 1 voxels
+                    # Inside: the k x k quadrant behind the corner; outside: the k + k + 1 voxels
                     # in front of its two faces.
-                    cells = [((-i * sp, -j * sq), True) for i in range(3) for j in range(3)]
-                    cells += [((sp, -j * sq), False) for j in range(3)]
-                    cells += [((-i * sp, sq), False) for i in range(3)]
+                    cells = [((-i * sp, -j * sq), True) for i in range(k) for j in range(k)]
+                    cells += [((sp, -j * sq), False) for j in range(k)]
+                    cells += [((-i * sp, sq), False) for i in range(k)]
                     cells += [((sp, sq), False)]
                     for (dp, dq), inside in cells:
-                        shift = [3, 3, 3]
+                        shift = [k, k, k]
                         shift[p] += dp
                         shift[q] += dq
                         view = padded[tuple(slice(o, o + n) for o, n in zip(shift, mask.shape))]
@@ -467,18 +473,24 @@ def rim_weights(mask: np.ndarray, options: "SceneOptions") -> np.ndarray:
                     r = 3 - p - q
                     run = int(options.rim_length_voxels) // 2
                     if run > 0 and hit.any():
-                        ph = np.pad(hit, [(run, run) if a == r else (0, 0) for a in range(3)])
-                        keep = np.ones(mask.shape, bool)
-                        for k in range(-run, run + 1):
-                            keep &= ph[tuple(slice(run + k, run + k + n) if a == r else slice(None)
+                        # The rim may drift by a voxel across the section per slice (an oblique
+                        # wall's rim): look for the neighbours' corners within one voxel.
+                        plane = np.zeros((3, 3, 3), bool)
+                        plane[tuple(slice(None) if a in (p, q) else 1 for a in range(3))] = True
+                        near = ndimage.binary_dilation(hit, structure=plane)
+                        ph = np.pad(near, [(run, run) if a == r else (0, 0) for a in range(3)])
+                        keep = hit.copy()
+                        for m in range(-run, run + 1):
+                            keep &= ph[tuple(slice(run + m, run + m + n) if a == r else slice(None)
                                              for a, n in enumerate(mask.shape))]
                         hit = keep
                     rims |= hit
     if not rims.any():
         return np.zeros(mask.shape, np.float32)
     reach = int(options.rim_reach_voxels)
-    grown = ndimage.binary_dilation(rims, structure=np.ones((3, 3, 3), bool), iterations=reach)
-    return grown.astype(np.float32)
+    if reach > 0:  # (iterations=0 would dilate until nothing changes)
+        rims = ndimage.binary_dilation(rims, structure=np.ones((3, 3, 3), bool), iterations=reach)
+    return rims.astype(np.float32)
 
 
 def signed_distance_mm(mask: np.ndarray, spacing_zyx: Sequence[float], clamp_mm: float, *,
