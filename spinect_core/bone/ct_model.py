@@ -286,33 +286,37 @@ def _block_expand(a: np.ndarray, f: np.ndarray, shape: tuple[int, ...]) -> np.nd
     return a[: shape[0], : shape[1], : shape[2]]
 
 
+#: Bits of the ``dense`` map of :func:`_hole_votes`.
+_MEAN_FILL, _MEAN_CANCELLOUS, _LARGE_MARROW = 1, 2, 4
+
+
 def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
                 bridge_mm: float, axial_axis: int, min_height_mm: float, large_hole_mm2: float,
-                large_bridge_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per slice direction, whether each voxel lies in a small hole of ``mask``, and the highest
-    mean HU of those holes.
+                large_bridge_mm: float, fill_hu: float, cancellous_hu: float,
+                large_hole_hu: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice direction, whether each voxel lies in a small hole of ``mask``, and how dense
+    its holes are.
 
     Each slice is closed by ``bridge_mm`` first (a cortex broken by noise or by the
     basivertebral foramen still encloses its marrow); holes larger than ``max_hole_mm2`` do not
     count, nor, in sagittal and coronal slices, holes shorter than ``min_height_mm``
     cranio-caudally: a disc between two endplates is a thin band there, a marrow space is as
     tall as its vertebral body. All slices of a direction are processed at once with
-    structuring elements that connect voxels within a slice only.
+    structuring elements that connect voxels within a slice only. The answers are bits, not
+    float maps of hole means: on a thin-slice CT each float map would be a hundred MB or more.
 
     Returns
     -------
     votes : np.ndarray, uint8, shape of ``mask``
         Bit ``1 << axis`` set where the voxel is in a hole of a slice across array ``axis``.
-    hole_mean : np.ndarray, float32
-    large_axial_mean : np.ndarray, float32
-        The mean HU of the voxel's axial hole where that hole is at least ``large_hole_mm2``
-        (larger than any spinal canal: a vertebral body's or a femoral head's marrow), else
-        -1000.
+    dense : np.ndarray, uint8, shape of ``mask``
+        :data:`_MEAN_FILL` / :data:`_MEAN_CANCELLOUS` where one of the voxel's holes has a mean
+        of at least ``fill_hu`` / ``cancellous_hu``; :data:`_LARGE_MARROW` where its axial hole
+        is at least ``large_hole_mm2`` (larger than any spinal canal: a vertebral body's or a
+        femoral head's marrow) with a mean of at least ``large_hole_hu``.
     """
     votes = np.zeros(mask.shape, np.uint8)
-    hole_mean = np.full(mask.shape, -1000.0, np.float32)
-    large_axial_mean = np.full(mask.shape, -1000.0, np.float32)
-    hu32 = hu.astype(np.float32, copy=False)
+    dense = np.zeros(mask.shape, np.uint8)
     plane_of = {}
     for axis in range(3):
         # In-slice 4-neighbours (what 2D fill_holes and label use by default).
@@ -321,9 +325,10 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         plane[tuple(2 if a == axis else slice(None) for a in range(3))] = False
         plane_of[axis] = plane
 
-    def slice_holes(axis: int, bridge: float, thicken: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def slice_holes(axis: int, bridge: float, thicken: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Holes of each slice across ``axis`` after bridging gaps up to about 2 x ``bridge``:
-        their labels, voxel counts and mean HU."""
+        their labels, voxel counts and mean HU, and the hole voxels' flat indices."""
         disk = np.expand_dims(_disk(bridge, np.delete(sp, axis)), axis)   # flat: in a slice
         pad = [(0, 0) if a == axis else (max(disk.shape), max(disk.shape)) for a in range(3)]
         inner = tuple(slice(None) if a == axis else slice(max(disk.shape), -max(disk.shape))
@@ -338,25 +343,38 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
             thick = ndi.binary_dilation(np.pad(mask, pad), structure=disk)[inner]
             core = ndi.binary_fill_holes(np.pad(thick, ends), structure=plane_of[axis])[cut]
             core &= ~thick
+            del thick
             holes = ndi.binary_dilation(np.pad(core, pad), structure=disk)[inner] & ~mask
         else:
             closed = ndi.binary_closing(np.pad(mask, pad), structure=disk)[inner] | mask
             filled = ndi.binary_fill_holes(np.pad(closed, ends), structure=plane_of[axis])[cut]
             holes = (filled & ~closed) | (closed & ~mask)    # holes and the bridged gaps
+            del closed, filled
         if not holes.any():
             return None
-        lab, n = ndi.label(holes, structure=plane_of[axis])
-        count = np.bincount(lab.ravel(), minlength=n + 1)
-        mean = np.bincount(lab.ravel(), weights=hu32.ravel(), minlength=n + 1) / np.maximum(
-            count, 1)
-        return lab, count, mean
+        lab = np.empty(holes.shape, np.uint16)   # 2 bytes when the holes fit, else 4
+        try:
+            n = ndi.label(holes, structure=plane_of[axis], output=lab)
+        except RuntimeError:
+            lab, n = ndi.label(holes, structure=plane_of[axis])
+        where = np.flatnonzero(holes)
+        del holes
+        ids = lab.ravel()[where]
+        count = np.bincount(ids, minlength=n + 1)
+        mean = np.bincount(ids, weights=hu.ravel()[where], minlength=n + 1) / np.maximum(count, 1)
+        return lab, count, mean, where
+
+    def mark(out: np.ndarray, bit: int, where: np.ndarray, ids: np.ndarray, ok: np.ndarray
+             ) -> None:
+        on = ok[ids]
+        out.ravel()[where[on]] |= np.uint8(bit)
 
     for axis in range(3):
         pix = float(np.prod(np.delete(sp, axis)))
         found = slice_holes(axis, bridge_mm)
         if found is None:
             continue
-        lab, count, mean = found
+        lab, count, mean, where = found
         ok = count * pix <= max_hole_mm2
         ok[0] = False
         if axis != axial_axis:
@@ -365,20 +383,23 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
                                        * sp[axial_axis] if bx is not None else 0.0
                                        for bx in boxes])
             ok &= height >= min_height_mm
-        sel = ok[lab]
-        votes[sel] |= np.uint8(1 << axis)
-        hole_mean[sel] = np.maximum(hole_mean[sel], mean[lab[sel]].astype(np.float32))
+        ids = lab.ravel()[where]
+        del lab
+        mark(votes, 1 << axis, where, ids, ok)
+        mark(dense, _MEAN_FILL, where, ids, ok & (mean >= fill_hu))
+        mark(dense, _MEAN_CANCELLOUS, where, ids, ok & (mean >= cancellous_hu))
     # A vertebral body's ring is often broken by more than ``bridge_mm`` (vessels entering, a
     # thin anterior cortex at 2-3 mm slices): large holes are looked for with a wider bridge.
     found = slice_holes(axial_axis, large_bridge_mm, thicken=True)
     if found is not None:
-        lab, count, mean = found
+        lab, count, mean, where = found
+        ids = lab.ravel()[where]
+        del lab
         area = count * float(np.prod(np.delete(sp, axial_axis)))
-        large = (area >= large_hole_mm2) & (area <= max_hole_mm2)
+        large = (area >= large_hole_mm2) & (area <= max_hole_mm2) & (mean >= large_hole_hu)
         large[0] = False
-        sel = large[lab]
-        large_axial_mean[sel] = mean[lab[sel]].astype(np.float32)
-    return votes, hole_mean, large_axial_mean
+        mark(dense, _LARGE_MARROW, where, ids, large)
+    return votes, dense
 
 
 def _axial_axis(direction: np.ndarray) -> int:
@@ -424,13 +445,16 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     capped = np.pad(shell, ends, constant_values=True)
     inner = tuple(slice(1, -1) if a == axial_axis else slice(None) for a in range(3))
     cfill3d = ndi.binary_fill_holes(capped)[inner] & ~cmask
-    votes, hole_mean, large_mean = _hole_votes(
+    votes, dense = _hole_votes(
         cmask, chu, csp, max_hole_mm2=max_hole_mm2, bridge_mm=bridge_mm, axial_axis=axial_axis,
         min_height_mm=min_height_mm, large_hole_mm2=large_hole_mm2,
-        large_bridge_mm=large_bridge_mm)
+        large_bridge_mm=large_bridge_mm, fill_hu=fill_hu, cancellous_hu=cancellous_hu,
+        large_hole_hu=large_hole_hu)
+    del chu
     n_votes = sum(((votes >> a) & 1) for a in range(3))
-    cfill2d = ((n_votes >= 2) & (hole_mean >= fill_hu)) | (
-        (n_votes >= 1) & (hole_mean >= cancellous_hu)) | (large_mean >= large_hole_hu)
+    cfill2d = ((n_votes >= 2) & (dense & _MEAN_FILL > 0)) | (
+        (n_votes >= 1) & (dense & _MEAN_CANCELLOUS > 0)) | (dense & _LARGE_MARROW > 0)
+    del votes, dense, n_votes
     # Marrow is as tall as its bone; a disc between two endplates and a partial-volume rim
     # is not: of the slice-wise fill, an opening with a cranio-caudal line keeps only what is
     # at least ``min_fill_height_mm`` tall (3D holes are enclosed marrow and stay whole).
