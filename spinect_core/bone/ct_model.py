@@ -224,10 +224,16 @@ def _histogram_thresholds(hu: np.ndarray, body: np.ndarray, options: CTBoneOptio
                           ) -> dict[str, float]:
     """Soft-tissue peak and noise inside the body, and the two thresholds derived from them."""
     rng = np.random.default_rng(0)
-    inside = np.flatnonzero(body.ravel())
-    if inside.size == 0:
+    flat_body = body.ravel()
+    if flat_body.size <= 4_000_000:
+        pick = np.flatnonzero(flat_body)
+    else:
+        # A uniform sample of the volume kept where it is body: the indices of every body
+        # voxel (8 bytes each) would be larger than the CT itself.
+        pick = rng.integers(0, flat_body.size, 6_000_000)
+        pick = np.unique(pick[flat_body[pick]])
+    if pick.size == 0:
         raise InputError("no body found in the CT (nothing above -300 HU): cannot find bone")
-    pick = inside if inside.size <= 2_000_000 else rng.choice(inside, 2_000_000, replace=False)
     values = hu.ravel()[pick].astype(np.float32)
     soft = values[(values > -150) & (values < 200)]
     if soft.size < 1000:
