@@ -69,8 +69,10 @@ class SceneOptions:
     sharp_rims : bool
         ``"smooth"`` only: read sharp rims with the exact voxel-cube distance (without it a
         90-degree rim is cut by ~0.31 voxel: the analytic triangle's window at 45 degrees +5.8 %
-        instead of -1.4 %). Costs a feature transform per channel and, near rims only, the
-        exact distance per sample.
+        instead of -1.4 %). Costs the feature transforms (kept: 2 int32 channels), the weights
+        (2 float32 channels plus one more in the sampled fields), the rim search when the scene
+        is built, a third sampled channel, and the exact distance of samples near rims (on the
+        boxy procedural phantom about 1.4 % of the samples; a whole plan ~25 % slower).
     rim_face_voxels : int
         A rim's two faces must be flat for this many voxels (:func:`rim_weights`).
     rim_length_voxels : int
@@ -277,11 +279,13 @@ class SceneFields:
         if sharp:
             weights = [rim_weights(m, options) for m in masks]
             if any(w.any() for w in weights):
-                # One (4, nz, ny, nx) buffer: the sampler reads distances and weights together.
-                fields = np.empty((4,) + sdf.shape[1:], np.float32)
+                # One (3, nz, ny, nx) buffer: the sampler reads both distances and where any
+                # weight is non-zero together (a fourth channel would cost ~50 % more per
+                # sample; the per-channel weights are read only there).
+                fields = np.empty((3,) + sdf.shape[1:], np.float32)
                 fields[:2] = sdf
-                fields[2], fields[3] = weights
-                sdf, rim_weight = fields[:2], fields[2:]
+                np.maximum(weights[0], weights[1], out=fields[2])
+                sdf, rim_weight = fields[:2], np.stack(weights)
             else:
                 features = None
         affine = grid.affine_lps.copy()
@@ -335,9 +339,10 @@ class SceneFields:
                 fields = self.sdf
                 if self.rim_weight is not None:
                     base = self.sdf.base
-                    fields = (base if base is not None and base is self.rim_weight.base
-                              and base.shape[0] == 4
-                              else np.concatenate([self.sdf, self.rim_weight]))
+                    fields = (base if base is not None and base.shape[0] == 3
+                              else np.concatenate([self.sdf, self.rim_weight.max(0)[None]]))
+                    self._cache["rim"] = torch.from_numpy(
+                        np.ascontiguousarray(self.rim_weight, np.float32))[None]
                 self._cache["sdf"] = torch.from_numpy(
                     np.ascontiguousarray(fields, np.float32))[None]
                 nz, ny, nx = self.shape_zyx
@@ -351,13 +356,18 @@ class SceneFields:
                 return v
             # Near sharp rims: blend in the exact distance to the voxel cubes (rim_weights).
             values = np.ascontiguousarray(v[:, :2])
-            for c in range(2):
-                w = v[:, 2 + c]
-                sel = np.flatnonzero(w > 1e-4)
-                if len(sel):
-                    ws = w[sel]
-                    values[sel, c] = ((1.0 - ws) * values[sel, c]
-                                      + ws * self._cube_distance(q[sel], c))
+            near = np.flatnonzero(v[:, 2] > 1e-4)
+            if len(near):
+                weights = F.grid_sample(self._cache["rim"], g[near][None, None, None],
+                                        mode="bilinear", padding_mode="border",
+                                        align_corners=True)[0, :, 0, 0].numpy().T
+                for c in range(2):
+                    sel = np.flatnonzero(weights[:, c] > 1e-4)
+                    if len(sel):
+                        ws = weights[sel, c]
+                        at = near[sel]
+                        values[at, c] = ((1.0 - ws) * values[at, c]
+                                         + ws * self._cube_distance(q[at], c))
             return values
         out = np.empty((len(q), 2), np.float32)
         for c in range(2):
@@ -446,45 +456,65 @@ def rim_weights(mask: np.ndarray, options: "SceneOptions") -> np.ndarray:
     """
     from scipy import ndimage
 
-    rims = np.zeros(mask.shape, bool)
     k = int(options.rim_face_voxels)
+    run = int(options.rim_length_voxels) // 2
+    pad = k + run + 1
+    shape = np.array(mask.shape)
+    rims = np.zeros(tuple(shape + 2 * pad), bool)  # padded like the solids
     for solid, beyond in ((mask, False), (~mask, True)):
         # Beyond the array is empty: outside the mask, inside its complement.
-        padded = np.pad(solid, k, constant_values=beyond)
+        padded = np.pad(solid, pad, constant_values=beyond)
+        # Candidates: voxels of the solid inside the array with a 6-neighbour outside it (a
+        # corner has two); the templates are then tested on them only.
+        core = tuple(slice(pad, pad + n) for n in shape)
+        open_side = np.zeros(solid.shape, bool)
+        for axis in range(3):
+            for step in (-1, 1):
+                sl = [slice(pad, pad + n) for n in shape]
+                sl[axis] = slice(pad + step, pad + step + shape[axis])
+                open_side |= ~padded[tuple(sl)]
+        candidates = np.argwhere(padded[core] & open_side) + pad  # (N, 3) padded indices
         for p, q in ((0, 1), (0, 2), (1, 2)):
+            r = 3 - p - q
             for sp in (-1, 1):
                 for sq in (-1, 1):
-                    hit = np.ones(mask.shape, bool)
-                    # Inside: the k x k quadrant behind the corner; outside: the k + k + 1 voxels
-                    # in front of its two faces.
-                    cells = [((-i * sp, -j * sq), True) for i in range(k) for j in range(k)]
-                    cells += [((sp, -j * sq), False) for j in range(k)]
+                    # Outside first (they reject most candidates): the k + k + 1 voxels in front
+                    # of the two faces; then inside: the k x k quadrant behind the corner.
+                    cells = [((sp, -j * sq), False) for j in range(k)]
                     cells += [((-i * sp, sq), False) for i in range(k)]
                     cells += [((sp, sq), False)]
+                    cells += [((-i * sp, -j * sq), True) for i in range(k) for j in range(k)]
+                    v = candidates
                     for (dp, dq), inside in cells:
-                        shift = [k, k, k]
-                        shift[p] += dp
-                        shift[q] += dq
-                        view = padded[tuple(slice(o, o + n) for o, n in zip(shift, mask.shape))]
-                        hit &= view if inside else ~view
-                        if not hit.any():
+                        offset = np.zeros(3, np.int64)
+                        offset[p], offset[q] = dp, dq
+                        w = v + offset
+                        v = v[padded[w[:, 0], w[:, 1], w[:, 2]] == inside]
+                        if not len(v):
                             break
-                    # A rim runs on along the third axis: keep runs of >= rim_length_voxels.
-                    r = 3 - p - q
-                    run = int(options.rim_length_voxels) // 2
-                    if run > 0 and hit.any():
-                        # The rim may drift by a voxel across the section per slice (an oblique
-                        # wall's rim): look for the neighbours' corners within one voxel.
-                        plane = np.zeros((3, 3, 3), bool)
-                        plane[tuple(slice(None) if a in (p, q) else 1 for a in range(3))] = True
-                        near = ndimage.binary_dilation(hit, structure=plane)
-                        ph = np.pad(near, [(run, run) if a == r else (0, 0) for a in range(3)])
-                        keep = hit.copy()
+                    if not len(v):
+                        continue
+                    if run > 0:
+                        # A rim runs on along the third axis for >= rim_length_voxels slices,
+                        # its corner drifting by at most a voxel across the section per slice
+                        # (an oblique wall's rim).
+                        hit = np.zeros(rims.shape, bool)
+                        hit[v[:, 0], v[:, 1], v[:, 2]] = True
+                        keep = np.ones(len(v), bool)
                         for m in range(-run, run + 1):
-                            keep &= ph[tuple(slice(run + m, run + m + n) if a == r else slice(None)
-                                             for a, n in enumerate(mask.shape))]
-                        hit = keep
-                    rims |= hit
+                            if m == 0:
+                                continue
+                            found = np.zeros(len(v), bool)
+                            for dp in (-1, 0, 1):
+                                for dq in (-1, 0, 1):
+                                    offset = np.zeros(3, np.int64)
+                                    offset[p], offset[q], offset[r] = dp, dq, m
+                                    w = v + offset
+                                    found |= hit[w[:, 0], w[:, 1], w[:, 2]]
+                            keep &= found
+                        v = v[keep]
+                    rims[v[:, 0], v[:, 1], v[:, 2]] = True
+    rims = rims[tuple(slice(pad, pad + n) for n in shape)]
     if not rims.any():
         return np.zeros(mask.shape, np.float32)
     reach = int(options.rim_reach_voxels)
