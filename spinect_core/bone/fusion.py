@@ -97,20 +97,21 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
         bone &= net_bone
         _keep_near(bone, ct_mask, sp, options.near_mm)  # the network's bone near the CT's
         bone |= ct_mask
-    lost = ~bone
-    lost &= net_bone
-    if lost.any():
-        if next_best is None:
-            replacement = _next_best(probabilities, lost, bone_id, table)
-        elif next_best.shape == arr.shape:
-            replacement = next_best[lost]
-        else:                       # one value per voxel of the network's bone, in C order
-            replacement = next_best[lost[net_bone]]
-    del net_bone
+    # The voxels the network called bone that lose the class, in C order among its bone
+    # voxels (what a compact ``next_best`` holds), then as a map in net_bone's own memory.
+    lost_of_bone = ~bone[net_bone]
+    compact = next_best is not None and next_best.shape != arr.shape
+    replacement = next_best[lost_of_bone] if compact else None
+    lost = net_bone
+    for z in range(0, lost.shape[0], 16):              # lost &= ~bone, 16 slices at a time
+        lost[z:z + 16] &= ~bone[z:z + 16]
+    if lost_of_bone.any() and replacement is None:
+        replacement = (_next_best(probabilities, lost, bone_id, table) if next_best is None
+                       else next_best[lost])
     out = arr if in_place else arr.copy()
-    if lost.any():
+    if lost_of_bone.any():
         out[lost] = replacement
-    del lost
+    del lost, net_bone
     out[bone] = bone_id
     return labels if in_place else labels.with_array(out)
 
@@ -128,7 +129,7 @@ def _next_best(probabilities: np.ndarray | None, where: np.ndarray, bone_id: int
 
 
 def _keep_near(candidates: np.ndarray, mask: np.ndarray, spacing_zyx: np.ndarray,
-               radius_mm: float, *, slab_voxels: int = 8_000_000) -> np.ndarray:
+               radius_mm: float, *, slab_voxels: int = 2_000_000) -> np.ndarray:
     """Keep, in place, only the ``candidates`` voxels within ``radius_mm`` of ``mask``.
 
     The distance transform runs only in the box around the candidates, a z-slab at a time
