@@ -724,9 +724,14 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     if n == 0:
         return bone
     voxel_ml = float(np.prod(sp)) / 1000.0
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a fraction of it).
-    bright = np.bincount(lab[(hu >= 600.0) & (lab > 0)], minlength=n + 1)
+    # Counted a slab at a time: bincount copies its input to 8-byte integers.
+    sizes = np.zeros(n + 1, np.int64)
+    bright = np.zeros(n + 1, np.int64)
+    for z in range(0, lab.shape[0], 16):
+        sizes += np.bincount(lab[z:z + 16].ravel(), minlength=n + 1)
+        # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a part).
+        bright += np.bincount(lab[z:z + 16][hu[z:z + 16] >= 600.0], minlength=n + 1)
+    bright[0] = 0
     size_ml = sizes * voxel_ml
     homogeneous = (size_ml >= 5.0) & (bright < 0.01 * np.maximum(sizes, 1))
     small = ~homogeneous & (size_ml < options.min_component_ml)
