@@ -231,7 +231,7 @@ def _histogram_thresholds(hu: np.ndarray, body: np.ndarray, options: CTBoneOptio
         # A uniform sample of the volume kept where it is body: the indices of every body
         # voxel (8 bytes each) would be larger than the CT itself.
         pick = rng.integers(0, flat_body.size, 6_000_000)
-        pick = np.unique(pick[flat_body[pick]])
+        pick = pick[flat_body[pick]]         # repeats are harmless in a histogram
     if pick.size == 0:
         raise InputError("no body found in the CT (nothing above -300 HU): cannot find bone")
     values = hu.ravel()[pick].astype(np.float32)
