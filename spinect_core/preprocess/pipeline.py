@@ -25,7 +25,7 @@ from spinect_core.preprocess.crop import (
 from spinect_core.preprocess.normalise import CTNormalisation
 from spinect_core.preprocess.resample import (
     Grid, GridLike, Interpolation, as_grid, block_grid, resample_array_to_grid,
-    resample_probabilities_to_grid, resample_to_spacing, slab_grid, source_block,
+    resample_probabilities_to_grid, resample_to_spacing, slabs_with_source,
 )
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
@@ -268,15 +268,10 @@ def restore_probabilities_in_slabs(probabilities: np.ndarray, prepared: Prepared
         source = CropBox(start_zyx=start, stop_zyx=stop,
                          full_shape_zyx=box.full_shape_zyx).crop_grid(prepared.resampled_grid)
         offset = np.asarray(box.start_zyx) - start
-    nz, ny, nx = target.shape_zyx
-    step = max(1, slab_voxels // max(1, ny * nx))
-    for z0 in range(0, nz, step):
-        z1 = min(nz, z0 + step)
-        slab = slab_grid(target, z0, z1)
-        box = source_block(source, slab)
+    for z, slab, box in slabs_with_source(target, source, slab_voxels):
         if box is None:                            # the slab lies outside the model grid
             out = np.broadcast_to(fill[:, None, None, None], (n_classes, *slab.shape_zyx))
-            yield slice(z0, z1), np.array(out, np.float32)
+            yield z, np.array(out, np.float32)
             continue
         lo = np.array([b.start for b in box])
         hi = np.array([b.stop for b in box])
@@ -295,4 +290,4 @@ def restore_probabilities_in_slabs(probabilities: np.ndarray, prepared: Prepared
         for k in range(n_classes):
             out[k] = resample_array_to_grid(block[k], grid, slab, interpolation="linear",
                                             default_value=float(fill[k]))
-        yield slice(z0, z1), out
+        yield z, out

@@ -22,7 +22,7 @@ get ``default_value``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence, Union
+from typing import Iterator, Literal, Sequence, Union
 
 import numpy as np
 
@@ -197,22 +197,37 @@ def resample_array_to_grid(array: np.ndarray, source: GridLike, reference: GridL
                  and array.dtype != np.float16 else np.float64 if array.dtype == np.float64
                  else np.float32)
     out = np.empty(ref.shape_zyx, out_dtype)
-    nz, ny, nx = ref.shape_zyx
-    step = max(1, SLAB_VOXELS // max(1, ny * nx))
-    for z0 in range(0, nz, step):
-        z1 = min(nz, z0 + step)
-        slab = slab_grid(ref, z0, z1)
-        block = source_block(src, slab)
+    for z, slab, block in slabs_with_source(ref, src, SLAB_VOXELS):
         if block is None:                      # the slab lies wholly outside the source
-            out[z0:z1] = np.asarray(default_value).astype(out_dtype)
+            out[z] = np.asarray(default_value).astype(out_dtype)
             continue
-        out[z0:z1] = _resample_whole(array[block], block_grid(src, block), slab, interpolation,
-                                     default_value)
+        out[z] = _resample_whole(array[block], block_grid(src, block), slab, interpolation,
+                                 default_value)
     return out
 
 
 #: Resampling works on z-slabs of about this many voxels when a volume is larger.
 SLAB_VOXELS = 16_000_000
+
+
+def slabs_with_source(target: Grid, source: Grid, slab_voxels: int
+                      ) -> Iterator[tuple[slice, Grid, tuple[slice, slice, slice] | None]]:
+    """``target``'s z-slabs of about ``slab_voxels`` voxels, each with the index box of
+    ``source`` its linear resampling reads (:func:`source_block`; ``None`` outside it).
+
+    Yields
+    ------
+    z : slice
+        The slab's slices along ``target``'s array axis 0.
+    slab : Grid
+    block : tuple of 3 slices (z, y, x) or None
+    """
+    nz, ny, nx = target.shape_zyx
+    step = max(1, slab_voxels // max(1, ny * nx))
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        slab = slab_grid(target, z0, z1)
+        yield slice(z0, z1), slab, source_block(source, slab)
 
 
 def slab_grid(grid: Grid, z0: int, z1: int) -> Grid:

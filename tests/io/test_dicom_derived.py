@@ -6,8 +6,6 @@ dciodvfy (dicom3tools) is run where installed (CI installs it); without it those
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +21,10 @@ from spinect_core.io.dicom_write import write_dicom_series
 from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.reslice.plane import ObliquePlane
 from spinect_core.volume import CTMetadata, Volume
+from tests.dciodvfy import dciodvfy_errors
 from tests.io import dicom_factory as fac
 
 PATIENT_ID = "ID-777"
-
-
-def dciodvfy_errors(path: Path) -> list[str]:
-    exe = shutil.which("dciodvfy")
-    if exe is None:
-        pytest.skip("dciodvfy (dicom3tools) is not installed")
-    run = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (run.stdout + run.stderr).splitlines() if "Error" in line]
 
 
 def _ball_volume() -> Volume:

@@ -10,7 +10,7 @@ import pytest
 from spinect_core.io.dicom_derived import dicom_source, write_dataset
 from spinect_core.io.dicom_sr import PLANAR_TOLERANCE_MM, plan_sr_dataset
 from spinect_core.volume import CTMetadata, Volume
-from tests.io.test_dicom_derived import dciodvfy_errors
+from tests.dciodvfy import dciodvfy_errors
 
 AREA_CODE = "42798000"  # SCT Area
 

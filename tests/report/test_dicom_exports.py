@@ -12,26 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from spinect_core.labels import DEFAULT_LABELS
+from tests.dciodvfy import dciodvfy_errors
 
 PATIENT_NAME = "Testpatient^Anna"
 PATIENT_ID = "PAT-0042"
-
-
-def dciodvfy_errors(path: Path) -> list[str]:
-    """The "Error" lines of dciodvfy for ``path`` (skips the test without dciodvfy)."""
-    exe = shutil.which("dciodvfy")
-    if exe is None:
-        pytest.skip("dciodvfy (dicom3tools) is not installed")
-    run = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (run.stdout + run.stderr).splitlines() if "Error" in line]
 
 
 @pytest.fixture(scope="module")
