@@ -264,3 +264,19 @@ def test_rolling_sums_equal_the_whole_volume_accumulator(tiny_net, rng, batch_si
     assert covered == list(range(37))                    # every slice once, in order
     rolled = torch.cat([sums for _, sums in pieces], dim=1)
     assert torch.allclose(rolled, whole, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("batch_size", [4, 32])
+def test_cuda_rolling_accumulator_equals_the_cpu(tiny_net, rng, batch_size):
+    # The rolling accumulator on the GPU (stitching there, slabs handed to the host per z row)
+    # gives the CPU's labels and probabilities.
+    image = rng.standard_normal((45, 70, 66)).astype(np.float32)
+    base = dict(patch_size=(16, 24, 24), stride=(10, 15, 15), precision="float32",
+                channels_last=False, prob_dtype="float32", batch_size=batch_size)
+    cpu = Predictor(tiny_net, options=PredictorOptions(device="cpu", **base)).predict(image)
+    gpu = Predictor(tiny_net, options=PredictorOptions(device="cuda", **base)).predict(image)
+    assert gpu.device_used.startswith("cuda")
+    np.testing.assert_allclose(gpu.probabilities, cpu.probabilities, atol=1e-4)
+    assert (gpu.labels == cpu.labels).mean() > 0.999
