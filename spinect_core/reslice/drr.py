@@ -302,9 +302,10 @@ def compute_drr(ct: Volume, direction_lps: Sequence[float], isocentre_lps_mm: Se
     device = _torch_device(options.device)
     report(progress, 0.0, "preparing the attenuation volume")
 
-    hu = torch.as_tensor(np.ascontiguousarray(ct.array), device=device).to(torch.float32)
-    mu = torch.clamp(options.mu_water_per_mm * (1.0 + hu / 1000.0), min=0.0)
-    del hu
+    # torch.tensor always copies (as_tensor would share a float32 CT's memory, and the in-place
+    # steps below would then overwrite the caller's HU); in place keeps the peak at one copy.
+    mu = torch.tensor(ct.array, dtype=torch.float32, device=device)
+    mu.mul_(options.mu_water_per_mm / 1000.0).add_(options.mu_water_per_mm).clamp_(min=0.0)
     nz, ny, nx = mu.shape
     mu = mu[None, None]  # (1, 1, z, y, x) for grid_sample
 

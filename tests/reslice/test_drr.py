@@ -120,12 +120,14 @@ def test_plate_area_scales_with_magnification_squared():
 def test_water_cube_line_integral_through_its_centre():
     ct = _air((30, 30, 30), spacing=1.0)
     ct.array[5:25, 5:25, 5:25] = 0.0  # 20 mm of water
+    before = ct.array.copy()
     for d in [(0, 1, 0), (1, 0, 0)]:
         r = compute_drr(ct, d, (0, 0, 0),
                         options=DRROptions(detector_size_mm=(61.0, 61.0), detector_pixels=(61, 61),
                                            step_mm=0.5, device="cpu"))
         centre = float(r.line_integrals[30, 30])  # odd pixel count: this ray is the central ray
         assert abs(centre / (MU_WATER_PER_MM * 20.0) - 1.0) < 0.02, (d, centre)
+    assert np.array_equal(ct.array, before)  # the caller's HU are left alone
     # A corner ray (30 mm off-centre at the detector, the shadow's edge is at 17) sees only air (mu clipped at 0).
     assert float(r.line_integrals[0, 0]) == pytest.approx(0.0, abs=1e-6)
 
