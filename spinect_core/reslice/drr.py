@@ -26,7 +26,7 @@ No Qt here: the app and the plan exports draw the result.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -425,7 +425,6 @@ class DRROverlay:
     closed: bool = False
     width_px: int = 2
     marker_radius_px: int = 6
-    label: str = field(default="")
 
 
 def render_drr_overlay(result: DRRResult, overlays: Sequence[DRROverlay] = (), *,
