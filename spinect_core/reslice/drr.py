@@ -34,6 +34,7 @@ import numpy as np
 
 from spinect_core.errors import InputError
 from spinect_core.progress import ProgressCallback, report
+from spinect_core.vectors import unit
 from spinect_core.volume import Volume
 
 __all__ = [
@@ -222,11 +223,11 @@ class DRRResult:
 
 
 def _unit(v: Sequence[float], what: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64).reshape(3)
-    n = float(np.linalg.norm(a))
-    if not np.isfinite(n) or n < 1e-9:
-        raise InputError(f"{what} must be a non-zero finite 3-vector, got {list(a)}")
-    return a / n
+    """:func:`spinect_core.vectors.unit`, failing as a user's input error."""
+    try:
+        return unit(v, what)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def detector_geometry(direction_lps: Sequence[float], isocentre_lps_mm: Sequence[float], *,
