@@ -2,7 +2,9 @@
 
 No network, no training data: bone is what the CT itself shows, so this holds on any real scan
 (kernel, dose, slice thickness, patient age) where a phantom-trained network may not. The steps,
-on the CT's own grid (array (z, y, x), any spacing):
+on the CT's own grid (array (z, y, x), any spacing; thin slices and sub-millimetre pixels are
+averaged into blocks of about 0.9 mm first, ``working_voxel_mm``, and the mask comes back on the
+CT's grid):
 
 1. **Body**: voxels above -300 HU, opened by a few millimetres, the large components kept; flat
    thin components (the table, cushions) and everything outside the body are rejected.
@@ -13,13 +15,17 @@ on the CT's own grid (array (z, y, x), any spacing):
 3. **Hysteresis**: components of the grow mask that hold cortical seeds; closed by a small
    radius so a broken thin cortex becomes a shell, and filled (axial, coronal and sagittal
    hole filling) so the cancellous interior is bone whatever its density (osteoporotic bodies
-   at 60-150 HU included).
+   at 60-150 HU included); an axial hole larger than any spinal canal, found with the walls
+   thickened so that a body's broken ring still encloses it, is marrow even when as dark as
+   muscle.
 4. **Rejection** of what is dense but not bone, per component: contrast-filled vessels and
    organs (homogeneous, no cortex brighter than enhanced blood), calcified plaque and bowel
    contrast (small or homogeneous, away from the skeleton).
 
-Timings: about 18 s for a 512 x 512 x 300 CT on the loaded 2-core development machine, peak RSS
-2.3 GB (``benchmarks/ct_bone.py``; the target is 5 s).
+Timings: about 15 s for a 512 x 512 x 300 CT on the 2-core development machine, peak RSS 0.88 GB
+for the 150 MB CT (``benchmarks/ct_bone.py``; the target is 5 s). Memory: every full-size map is
+boolean or int16, built and freed one at a time, so that segmenting a 472 MB thin-slice CT stays
+within 3x its size (``benchmarks/segmentation_memory.py``).
 """
 
 from __future__ import annotations
