@@ -55,3 +55,43 @@ def test_drrs_are_written_with_outlines_needle_and_geometry(planned, outputs) ->
             y, x = int((r[0] + 0.5) * scale), int((c[0] + 0.5) * scale)
             patch = rgb[max(0, y - 4):y + 5, max(0, x - 4):x + 5]
             assert _colour_share(patch, NEEDLE_COLOUR, tol=10) > 0
+
+
+def _shoelace(xy: np.ndarray) -> float:
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def test_a_window_outline_projects_with_the_c_arms_magnification(planned) -> None:
+    # Issue 17: the window's outline at its best view, projected onto the simulated detector,
+    # covers its orthographic area times the magnification squared at its depth (within 3 %).
+    from spinect_core.reslice.drr import DRROptions, detector_geometry
+
+    _, _, plan, engine = planned
+    checked = 0
+    for side in ("left", "right"):
+        for kind in ("kambin", "safe"):
+            wp = plan.sides[side].window(kind)
+            if not wp.found or wp.window is None or not wp.window.polygons_lps:
+                continue
+            d = np.asarray(wp.best_view.view_direction_lps, float)
+            geom = detector_geometry(d, engine.anatomy.sides[side].foramen_centre_lps,
+                                     options=DRROptions())
+            # Orthographic: the outline in the plane normal to the view.
+            e1 = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [0.0, 1.0, 0.0])
+            e1 /= np.linalg.norm(e1)
+            e2 = np.cross(d, e1)
+            ortho = projected = 0.0
+            depths = []
+            for poly in wp.window.polygons_lps:
+                pts = np.asarray(poly, float)
+                ortho += _shoelace(np.stack([pts @ e1, pts @ e2], axis=1))
+                r, c = geom.project(pts)
+                projected += _shoelace(np.stack([c * geom.pixel_mm[1], r * geom.pixel_mm[0]],
+                                                axis=1))
+                depths.append((pts - geom.source_lps_mm) @ d)
+            magnification = geom.sdd_mm / float(np.mean(np.concatenate(depths)))
+            assert 1.3 < magnification < 2.2                 # the foramen near the isocentre
+            assert abs(projected / (ortho * magnification ** 2) - 1.0) < 0.03
+            checked += 1
+    assert checked >= 2
