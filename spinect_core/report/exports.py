@@ -770,6 +770,35 @@ _KEY = [("bone", CLASS_COLOURS["bone"]), ("L5 / S1", CLASS_COLOURS["bone_highlig
         ("safe", WINDOW_COLOURS["safe"]), ("needle", NEEDLE_COLOUR)]
 
 
+def _best_view_scene(plan: "Plan", engine: "PlanEngine", side: str, kind: str,
+                     opts: ExportOptions) -> tuple[Any, Any, np.ndarray, Any]:
+    """What a picture of ``side`` from the best view of its ``kind`` window needs: the side's and
+    the window's plans, the picture's up vector (LPS) and the windows recomputed at that view
+    (the plan keeps them at the plateau view; ``None`` without a scene).
+
+    Raises
+    ------
+    ValueError
+        The window was not found (it has no best view).
+    """
+    sp = plan.sides[side]
+    wp = sp.window(kind)
+    if not wp.found or wp.best_view is None:
+        raise ValueError(f"the {side} {kind} window was not found; there is no best view to show")
+    scene = engine.scenes.get(side)
+    up = scene.frame.z_lps if scene is not None else engine.anatomy.s1_endplate_normal_lps
+    windows = (scene.windows_at(wp.best_view.alpha_deg, wp.best_view.beta_deg,
+                                pixel_mm=opts.outline_pixel_mm, polygons=True)
+               if scene is not None else None)
+    return sp, wp, up, windows
+
+
+def _found_windows(plan: "Plan") -> list[tuple[str, str]]:
+    """(side, kind) of every window that was found and has a best view, in plan order."""
+    return [(side, kind) for side, sp in plan.sides.items() for kind in KINDS
+            if sp.window(kind).found and sp.window(kind).best_view is not None]
+
+
 def render_screenshot(plan: "Plan", engine: "PlanEngine", side: str, kind: str, *,
                       options: ExportOptions | None = None,
                       progress: ProgressCallback | None = None) -> np.ndarray:
@@ -791,17 +820,7 @@ def render_screenshot(plan: "Plan", engine: "PlanEngine", side: str, kind: str, 
     """
     opts = options or ExportOptions()
     anatomy = engine.anatomy
-    sp = plan.sides[side]
-    wp = sp.window(kind)
-    if not wp.found or wp.best_view is None:
-        raise ValueError(f"the {side} {kind} window was not found; there is no best view to show")
-    scene = engine.scenes.get(side)
-    # The plan keeps the windows at the plateau view; recompute them at the best view so that
-    # the outlines match the picture.
-    windows = (scene.windows_at(wp.best_view.alpha_deg, wp.best_view.beta_deg,
-                                pixel_mm=opts.outline_pixel_mm, polygons=True)
-               if scene is not None else None)
-    up = scene.frame.z_lps if scene is not None else anatomy.s1_endplate_normal_lps
+    sp, wp, up, windows = _best_view_scene(plan, engine, side, kind, opts)
     view = render_view(anatomy.parts, anatomy.parts_table, wp.best_view.view_direction_lps,
                        centre_lps=anatomy.sides[side].foramen_centre_lps, up_lps=up,
                        options=opts.screenshot, progress=progress)
@@ -820,8 +839,7 @@ def _write_screenshots(plan: "Plan", engine: "PlanEngine", out: Path, *, options
 
     from spinect_core.io.atomic import atomic_path
 
-    jobs = [(side, kind) for side, sp in plan.sides.items() for kind in KINDS
-            if sp.window(kind).found and sp.window(kind).best_view is not None]
+    jobs = _found_windows(plan)
     files: list[Path] = []
     images: dict[str, list[tuple[str, str]]] = {}
     for i, (side, kind) in enumerate(jobs):
@@ -868,20 +886,11 @@ def render_plan_drr(plan: "Plan", engine: "PlanEngine", ct: Volume, side: str, k
     from spinect_core.reslice.drr import DRROverlay, compute_drr, render_drr_overlay
 
     opts = options or ExportOptions()
-    anatomy = engine.anatomy
-    sp = plan.sides[side]
-    wp = sp.window(kind)
-    if not wp.found or wp.best_view is None:
-        raise ValueError(f"the {side} {kind} window was not found; there is no best view to show")
-    scene = engine.scenes.get(side)
-    up = scene.frame.z_lps if scene is not None else anatomy.s1_endplate_normal_lps
+    sp, wp, up, windows = _best_view_scene(plan, engine, side, kind, opts)
     drr_opts = dataclasses.replace(opts.drr_options, up_lps=tuple(float(v) for v in up))
     result = compute_drr(ct, wp.best_view.view_direction_lps,
-                         anatomy.sides[side].foramen_centre_lps, options=drr_opts,
+                         engine.anatomy.sides[side].foramen_centre_lps, options=drr_opts,
                          progress=sub_progress(progress, 0.0, 0.9))
-    windows = (scene.windows_at(wp.best_view.alpha_deg, wp.best_view.beta_deg,
-                                pixel_mm=opts.outline_pixel_mm, polygons=True)
-               if scene is not None else None)
     overlays = [DRROverlay(points_lps=pts, colour=colour, closed=True)
                 for pts, colour in _outlines(windows)]
     if sp.trajectory is not None:
@@ -900,8 +909,7 @@ def _write_drrs(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume,
                 ) -> tuple[list[Path], dict[str, list[tuple[str, str]]]]:
     from spinect_core.reslice.drr import write_drr_png
 
-    jobs = [(side, kind) for side, sp in plan.sides.items() for kind in KINDS
-            if sp.window(kind).found and sp.window(kind).best_view is not None]
+    jobs = _found_windows(plan)
     files: list[Path] = []
     images: dict[str, list[tuple[str, str]]] = {}
     for i, (side, kind) in enumerate(jobs):
