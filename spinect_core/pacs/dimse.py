@@ -31,8 +31,8 @@ from spinect_core.pacs.errors import (AssociationRejectedError, PacsRequestError
                                       PacsTimeoutError, PacsUnreachableError,
                                       PartialRetrieveError, UnknownAETitleError)
 from spinect_core.pacs.files import collect_dicom_files, instance_path, staged_folder
-from spinect_core.pacs.model import (PacsSeries, PacsStudy, Query, RetrieveResult,
-                                     StoreResult)
+from spinect_core.pacs.model import (PacsSeries, PacsStudy, Query, RetrieveResult, StoreResult,
+                                     int_or_none)
 from spinect_core.pacs.nodes import DEFAULT_AET, DEFAULT_TIMEOUT_S, DimseNode, check_ae_title
 from spinect_core.progress import ProgressCallback, report
 
@@ -47,13 +47,6 @@ def _quiet_pynetdicom() -> None:
     log.propagate = False
     if not log.handlers:
         log.addHandler(logging.NullHandler())
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _values(value: Any) -> list[str]:
@@ -318,13 +311,10 @@ class DimseClient:
                     if uid:
                         study.series.append(PacsSeries(
                             series_uid=uid, modality=str(ds.get("Modality", "") or ""),
-                            series_number=_int(ds.get("SeriesNumber")),
-                            instances=_int(ds.get("NumberOfSeriesRelatedInstances")),
+                            series_number=int_or_none(ds.get("SeriesNumber")),
+                            instances=int_or_none(ds.get("NumberOfSeriesRelatedInstances")),
                             description=str(ds.get("SeriesDescription", "") or "")))
-                study.series.sort(key=lambda s: (s.series_number is None, s.series_number or 0,
-                                                 s.series_uid))
-                if not study.modalities:
-                    study.modalities = sorted({s.modality for s in study.series if s.modality})
+                study.settle()
         finally:
             _release(assoc)
         studies.sort(key=lambda s: (s.date, s.study_uid))
@@ -392,10 +382,10 @@ class DimseClient:
         announced: int | None = None
         for status, _ident in responses:
             code = self._check_status(status, what, assoc)
-            done = _int(status.get("NumberOfCompletedSuboperations"))
-            remaining = _int(status.get("NumberOfRemainingSuboperations"))
-            failed = _int(status.get("NumberOfFailedSuboperations")) or 0
-            warned = _int(status.get("NumberOfWarningSuboperations")) or 0
+            done = int_or_none(status.get("NumberOfCompletedSuboperations"))
+            remaining = int_or_none(status.get("NumberOfRemainingSuboperations"))
+            failed = int_or_none(status.get("NumberOfFailedSuboperations")) or 0
+            warned = int_or_none(status.get("NumberOfWarningSuboperations")) or 0
             if remaining is not None and done is not None:
                 announced = max(announced or 0, done + remaining + failed + warned)
             if code in (0xFF00, 0xFF01):

@@ -105,6 +105,14 @@ class PacsStudy:
     description: str = ""
     series: list[PacsSeries] = field(default_factory=list)
 
+    def settle(self) -> None:
+        """Order the series (by number, then UID) and, when the PACS did not say, take the
+        study's modalities from its series."""
+        self.series.sort(key=lambda s: (s.series_number is None, s.series_number or 0,
+                                        s.series_uid))
+        if not self.modalities:
+            self.modalities = sorted({s.modality for s in self.series if s.modality})
+
     def to_json(self, *, descriptions: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {"StudyInstanceUID": self.study_uid,
                                "ModalitiesInStudy": self.modalities}
@@ -144,3 +152,11 @@ class StoreResult:
 
     stored: int = 0
     skipped: list[Path] = field(default_factory=list)
+
+
+def int_or_none(value: Any) -> int | None:
+    """An integer attribute of a query answer, ``None`` when absent or not a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -20,7 +20,8 @@ from spinect_core.pacs.errors import (AssociationRejectedError, PacsRequestError
                                       PacsTimeoutError, PacsUnreachableError,
                                       PartialRetrieveError)
 from spinect_core.pacs.files import collect_dicom_files, instance_path, staged_folder
-from spinect_core.pacs.model import PacsSeries, PacsStudy, Query, RetrieveResult, StoreResult
+from spinect_core.pacs.model import (PacsSeries, PacsStudy, Query, RetrieveResult, StoreResult,
+                                     int_or_none)
 from spinect_core.pacs.nodes import DEFAULT_TIMEOUT_S, WebNode
 from spinect_core.progress import ProgressCallback, report
 
@@ -34,13 +35,6 @@ def _first(item: dict[str, Any], tag: str) -> Any:
     """First value of a DICOM JSON attribute (``"0020000D"``) or None."""
     values = (item.get(tag) or {}).get("Value") or []
     return values[0] if values else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class DicomWebClient:
@@ -136,13 +130,10 @@ class DicomWebClient:
                 if uid:
                     study.series.append(PacsSeries(
                         series_uid=str(uid), modality=str(_first(item, "00080060") or ""),
-                        series_number=_int(_first(item, "00200011")),
-                        instances=_int(_first(item, "00201209")),
+                        series_number=int_or_none(_first(item, "00200011")),
+                        instances=int_or_none(_first(item, "00201209")),
                         description=str(_first(item, "0008103E") or "")))
-            study.series.sort(key=lambda s: (s.series_number is None, s.series_number or 0,
-                                             s.series_uid))
-            if not study.modalities:
-                study.modalities = sorted({s.modality for s in study.series if s.modality})
+            study.settle()
         studies.sort(key=lambda s: (s.date, s.study_uid))
         report(progress, 1.0, f"{len(studies)} studies found")
         return studies
@@ -157,7 +148,7 @@ class DicomWebClient:
         with self._errors("instance count (QIDO-RS)"):
             found = client.search_for_series(study_instance_uid=study_uid,
                                              fields=["NumberOfSeriesRelatedInstances"]) or []
-        counts = {str(_first(i, "0020000E")): _int(_first(i, "00201209")) for i in found}
+        counts = {str(_first(i, "0020000E")): int_or_none(_first(i, "00201209")) for i in found}
         wanted = [series_uid] if series_uid else list(counts)
         if wanted and all(counts.get(u) is not None for u in wanted):
             expected = sum(counts[u] or 0 for u in wanted)
