@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from spinect_core.bone.ct_model import _bbox
 from spinect_core.labels import LabelTable
 from spinect_core.volume import Volume
 
@@ -150,12 +151,9 @@ def _keep_near(candidates: np.ndarray, mask: np.ndarray, spacing_zyx: np.ndarray
         candidates[...] = False
         return candidates
     margin = np.ceil(radius_mm / spacing_zyx).astype(int) + 1
-    lo, hi = [], []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        idx = np.flatnonzero(candidates.any(axis=other))
-        lo.append(int(idx[0]))
-        hi.append(int(idx[-1]) + 1)
+    box = _bbox(candidates)
+    lo = [b.start for b in box]
+    hi = [b.stop for b in box]
     ny, nx = hi[1] - lo[1], hi[2] - lo[2]
     step = max(1, slab_voxels // max(1, ny * nx))
     for z0 in range(lo[0], hi[0], step):
