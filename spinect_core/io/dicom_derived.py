@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from spinect_core.io.atomic import atomic_path
-from spinect_core.io.dicom_write import (CT_IMAGE_STORAGE, EMPTY_TYPE2, ds_number,
-                                         set_empty_type2, set_int16_pixels)
+from spinect_core.io.dicom_write import (CT_IMAGE_STORAGE, EMPTY_TYPE2, ds_number, file_dataset,
+                                         new_uid, set_empty_type2, set_int16_pixels)
 from spinect_core.volume import Volume
 
 if TYPE_CHECKING:
@@ -83,12 +83,6 @@ PATIENT_STUDY_ATTRIBUTES = (
 )
 SERIES_PATIENT_ATTRIBUTES = ("PatientPosition", "BodyPartExamined", "Laterality")
 FRAME_OF_REFERENCE_ATTRIBUTES = ("FrameOfReferenceUID", "PositionReferenceIndicator")
-
-
-def new_uid() -> str:
-    from pydicom.uid import generate_uid
-
-    return str(generate_uid())
 
 
 def _version() -> str:
@@ -314,21 +308,6 @@ def _references(ds: "Dataset", source: DicomSource, instances: list[tuple[str, s
     ds.ReferencedSeriesSequence = [series]
 
 
-def _file_dataset(sop_class: str, sop_uid: str) -> "Dataset":
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    return ds
-
-
 # --- oblique planes ----------------------------------------------------------------------------------
 def plane_source_slices(plane: "ObliquePlane", ct: Volume, source: DicomSource
                         ) -> list[int] | None:
@@ -372,7 +351,7 @@ def plane_dataset(plane: "ObliquePlane", source: DicomSource, *, ct: Volume,
         Explicit VR little endian, int16 HU (RescaleSlope 1, RescaleIntercept 0).
     """
     sop_uid = new_uid()
-    ds = _file_dataset(CT_IMAGE_STORAGE, sop_uid)
+    ds = file_dataset(CT_IMAGE_STORAGE, sop_uid)
     copy_patient_and_study(source, ds)
     ds.Modality = "CT"
     ds.SeriesInstanceUID = series_instance_uid or new_uid()
@@ -429,7 +408,7 @@ def secondary_capture_dataset(rgb: np.ndarray, source: DicomSource, *, series_de
     pixels = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"a secondary capture needs an (H, W, 3) RGB picture, got {pixels.shape}")
-    ds = _file_dataset(SECONDARY_CAPTURE_STORAGE, new_uid())
+    ds = file_dataset(SECONDARY_CAPTURE_STORAGE, new_uid())
     copy_patient_and_study(source, ds)
     for name in FRAME_OF_REFERENCE_ATTRIBUTES:  # not part of the Secondary Capture IOD
         if name in ds:
@@ -484,7 +463,7 @@ def encapsulated_pdf_dataset(pdf: bytes, source: DicomSource, *, series_number: 
 
     if not pdf.startswith(b"%PDF"):
         raise ValueError("the document to encapsulate is not a PDF")
-    ds = _file_dataset(ENCAPSULATED_PDF_STORAGE, new_uid())
+    ds = file_dataset(ENCAPSULATED_PDF_STORAGE, new_uid())
     copy_patient_and_study(source, ds)
     for name in FRAME_OF_REFERENCE_ATTRIBUTES + SERIES_PATIENT_ATTRIBUTES:
         if name in ds:  # not part of the Encapsulated PDF IOD

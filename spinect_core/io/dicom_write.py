@@ -28,19 +28,36 @@ if TYPE_CHECKING:
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def _new_uid() -> str:
+def new_uid() -> str:
+    """A new DICOM UID (pydicom's root)."""
     from pydicom.uid import generate_uid
 
     return str(generate_uid())
+
+
+def file_dataset(sop_class: str, sop_uid: str) -> "Dataset":
+    """An empty DICOM file dataset of ``sop_class`` (explicit VR little endian file meta)."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    return ds
 
 
 @dataclass(frozen=True, kw_only=True)
 class DicomUIDs:
     """Study, series and frame-of-reference UIDs shared by the files of one series."""
 
-    study_instance_uid: str = field(default_factory=_new_uid)
-    series_instance_uid: str = field(default_factory=_new_uid)
-    frame_of_reference_uid: str = field(default_factory=_new_uid)
+    study_instance_uid: str = field(default_factory=new_uid)
+    series_instance_uid: str = field(default_factory=new_uid)
+    frame_of_reference_uid: str = field(default_factory=new_uid)
 
 
 def ds_number(value: float) -> str:
@@ -82,18 +99,7 @@ def ct_slice_dataset(
     uids : DicomUIDs
         Shared UIDs; the SOPInstanceUID is new.
     """
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
-
-    sop_uid = _new_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = CT_IMAGE_STORAGE
-    ds.SOPInstanceUID = sop_uid
+    ds = file_dataset(CT_IMAGE_STORAGE, new_uid())
     ds.StudyInstanceUID = uids.study_instance_uid
     ds.SeriesInstanceUID = uids.series_instance_uid
     ds.FrameOfReferenceUID = uids.frame_of_reference_uid
