@@ -31,6 +31,9 @@ from scipy import ndimage
 
 from spinect_core.errors import InputError, SpinectError
 from spinect_core.labels import LabelTable
+# The C-arm functions live in spinect_core.planning.carm (one C-arm language for every surface);
+# re-exported here so existing imports (PlanEngine, the app) keep working.
+from spinect_core.planning.carm import carm_angles, carm_view_direction
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
 from spinect_core.vectors import unit as _unit
@@ -477,87 +480,6 @@ def trajectory_angles(direction_lps: Sequence[float],
     axial = math.degrees(math.asin(min(abs(float(d[2])), 1.0)))
     sagittal = math.degrees(math.asin(min(abs(float(d @ n)), 1.0)))
     return axial, sagittal
-
-
-def carm_angles(direction_lps: Sequence[float], side: str) -> dict[str, Any]:
-    """C-arm angles that look down the needle ("tunnel view") for a prone patient.
-
-    The beam axis is parallel to the needle. Start from the straight posteroanterior view of a
-    prone patient (image intensifier / detector straight above the back, beam vertical). Let
-    ``u = -direction`` point from the target towards the detector (out of the skin) and write
-    ``u = cos(tilt) (cos(obl) P + sin(obl) S_side) + sin(tilt) S`` where ``P`` = posterior,
-    ``S`` = superior (LPS +y, +z) and ``S_side`` = the operated side (LPS +x for "left", -x for
-    "right"). Then
-
-    * ``oblique_deg`` = ``obl`` = atan2(u . side, u . P): rotation of the C-arm about the
-      patient's long axis that moves the detector towards the operated side (ipsilateral
-      oblique); negative = contralateral.
-    * ``tilt_deg`` = ``tilt`` = asin(u . S): angulation of the detector towards the head
-      (cranial, positive; the needle then points caudally) or towards the feet (caudal,
-      negative), applied after the oblique rotation.
-
-    Angles are relative to the CT's patient axes (the patient lying straight on the table).
-
-    Parameters
-    ----------
-    direction_lps : (3,)
-        Needle direction from entry to target (``Trajectory.direction_lps``).
-    side : {"left", "right"}
-        Operated side.
-
-    Returns
-    -------
-    dict
-        ``side``, ``oblique_deg`` (signed, + ipsilateral), ``oblique_word`` ("ipsilateral" /
-        "contralateral" / "none"), ``tilt_deg`` (signed, + cranial), ``tilt_word`` ("cranial" /
-        "caudal" / "none") and ``description`` such as
-        "25.0 deg ipsilateral (left) oblique, 12.0 deg cranial tilt".
-    """
-    side = str(side).lower()
-    if side not in ("left", "right"):
-        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
-    u = -_unit(direction_lps, "direction_lps")
-    lateral = 1.0 if side == "left" else -1.0
-    obl = math.degrees(math.atan2(lateral * float(u[0]), float(u[1])))
-    tilt = math.degrees(math.asin(max(-1.0, min(1.0, float(u[2])))))
-    obl_word = "none" if abs(obl) < 0.05 else ("ipsilateral" if obl > 0 else "contralateral")
-    tilt_word = "none" if abs(tilt) < 0.05 else ("cranial" if tilt > 0 else "caudal")
-    obl_text = ("straight PA" if obl_word == "none"
-                else f"{abs(obl):.1f} deg {obl_word} ({side if obl > 0 else 'contra-' + side}) oblique")
-    tilt_text = "no tilt" if tilt_word == "none" else f"{abs(tilt):.1f} deg {tilt_word} tilt"
-    return {"side": side, "oblique_deg": obl, "oblique_word": obl_word, "tilt_deg": tilt,
-            "tilt_word": tilt_word, "description": f"{obl_text}, {tilt_text}"}
-
-
-def carm_view_direction(oblique_deg: float, tilt_deg: float, side: str) -> np.ndarray:
-    """View direction (the beam, skin -> target) of C-arm angles for a prone patient.
-
-    The inverse of :func:`carm_angles`: ``u = cos(tilt) (cos(obl) P + sin(obl) S_side) +
-    sin(tilt) S`` (``P`` = LPS +y, ``S`` = LPS +z, ``S_side`` = LPS +x for "left", -x for
-    "right") and the rays travel along ``d = -u``.
-
-    Parameters
-    ----------
-    oblique_deg : float
-        Ipsilateral oblique (+) or contralateral (-), degrees; |oblique| < 90 keeps the entry on
-        the patient's back.
-    tilt_deg : float
-        Cranial (+) or caudal (-) detector tilt, degrees.
-    side : {"left", "right"}
-        Operated side.
-
-    Returns
-    -------
-    np.ndarray, shape (3,)
-        Unit LPS view direction ``d``.
-    """
-    side = str(side).lower()
-    if side not in ("left", "right"):
-        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
-    o, t = math.radians(float(oblique_deg)), math.radians(float(tilt_deg))
-    lateral = 1.0 if side == "left" else -1.0
-    u = np.array([math.cos(t) * math.sin(o) * lateral, math.cos(t) * math.cos(o), math.sin(t)])
-    return -u / np.linalg.norm(u)
 
 
 # --- the trajectory ----------------------------------------------------------------------------------
