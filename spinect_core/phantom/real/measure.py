@@ -1,0 +1,290 @@
+"""Measure the landmarks of the shipped real bones and store them beside the meshes (one-off).
+
+``python -m spinect_core.phantom.real.measure`` writes ``assets/anatomy_meshes/landmarks.json``,
+so no landmark of the real phantom is typed by hand. Everything is in the meshes' native LPS
+frame (mm) unless a key says ``local``: then it is in that vertebra's body frame.
+
+Definitions
+-----------
+Body frame (``L4``, ``L5``, ``S1``, from the ``*_body`` meshes)
+    Endplate faces are the faces whose outward normal is within ~45 deg of the body axis (up for
+    the superior endplate, down for the inferior one); each endplate's centre is their
+    area-weighted centroid and its normal their area-weighted mean normal (two passes, the
+    second with the axis from the first). The frame's z axis bisects the two normals
+    (``n_sup - n_inf``), y is native posterior made orthogonal to it, x = y cross z (patient
+    left), and the origin is the mid-height point centred on the body's mid-height outline (so
+    the posterior wall lies at ``y = +D/2``, as in the procedural phantom). ``W`` and ``D`` are
+    the outline's width and depth at mid-height (|z| < H/4), ``H`` the distance between the two
+    endplate centres along z, ``wedge_deg`` the sagittal angle between the endplates (positive:
+    taller in front).
+Pedicles (``L4``, ``L5``, in the body frame, from a 0.4 mm voxelisation of the whole vertebra)
+    Coronal slices from 1 to 13 mm behind the posterior wall; on each side the bone of a slice
+    in ``-H/2 < z < H/2 + 4`` lateral of 4 mm; the isthmus is the slice of least area (its y).
+    ``bottom``/``top`` = that section's lowest and highest z (the foramen's roof is the
+    bottom), ``medial`` its medial wall |x|; ``canal_width`` = distance between the medial
+    walls; the axis is the line fitted through the sections' centroids within 5 mm of the
+    isthmus (rough: the L5 transverse process joins the pedicle). ``width`` = the narrowest
+    passage from the body to the posterior elements in the axial slice through the section's
+    mean height (:func:`bottleneck_width`, whatever the pedicle's convergence); ``height`` the
+    same in the sagittal slice through the pedicle's middle (x = medial + width / 2), which is
+    also the centre's x.
+Canal depth
+    Midline (|x| < 1 mm) distance from the posterior wall back to the first bone at the height
+    of the pedicle centres.
+SAP / IAP tips, transverse tips
+    Highest (SAP) / lowest (IAP) point of the vertebra more than 8 mm lateral and more than
+    4 mm behind the posterior wall; the most lateral point on each side (transverse tips).
+S1 (sacrum)
+    SAP tips as above (highest posterior point more than 8 mm lateral), ``canal_width`` from an
+    axial section 4 mm below the endplate, ``pedicle_top`` the top of the bone at the
+    foramen (x = +-(canal/2 + 5), y = D/2 + 4), i.e. the floor of the L5/S1 foramen.
+Hip bones
+    Crest top = highest vertex; SI joint centre = centroid of the hip-bone vertices within
+    3 mm of a sacrum vertex (the joint surface).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from scipy import ndimage
+
+from spinect_core.phantom.real.meshes import MESH_FOLDER, load_mesh, voxelise
+from spinect_core.resources import asset_path
+
+SIDES = (("left", 1.0), ("right", -1.0))   # left = +x in LPS
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def endplates(mesh, axis=(0.0, 0.0, 1.0)) -> dict:
+    """Centres and outward normals (native) of the superior and inferior endplates of a body."""
+    fn = np.asarray(mesh.face_normals)
+    fa = np.asarray(mesh.area_faces)
+    fc = np.asarray(mesh.triangles_center)
+    a = _unit(axis)
+    out = {}
+    for _ in range(2):
+        h = (fc - fc.mean(axis=0)) @ a
+        res = {}
+        for name, sign in (("superior", 1.0), ("inferior", -1.0)):
+            sel = (sign * (fn @ a) > 0.7) & (sign * h > 0)
+            w = fa[sel]
+            res[name] = (np.average(fc[sel], axis=0, weights=w), _unit((fn[sel] * w[:, None]).sum(0)))
+        out = res
+        a = _unit(res["superior"][1] - res["inferior"][1])
+    return out
+
+
+def body_frame(body_mesh, *, sacral: bool = False) -> dict:
+    """Body frame and dimensions of a vertebral body mesh (see the module docstring).
+
+    ``sacral``: the S1 body's lower face is the fused S1/S2 junction, not an endplate; its
+    frame's z axis is then the superior endplate's normal (so the sacral slope is that
+    endplate's tilt, as in the procedural phantom) and ``H`` the body's extent along it, with
+    the origin ``H/2`` below the superior endplate centre.
+    """
+    ep = endplates(body_mesh)
+    (cs, ns), (ci, ni) = ep["superior"], ep["inferior"]
+    z = ns if sacral else _unit(ns - ni)
+    y = _unit(np.array([0.0, 1.0, 0.0]) - z[1] * z)
+    x = np.cross(y, z)
+    R = np.column_stack([x, y, z])
+    if sacral:
+        h = np.asarray(body_mesh.vertices) @ z
+        H = float(h.max() - h.min())
+        o = cs - 0.5 * H * z
+    else:
+        H = float((cs - ci) @ z)
+        o = 0.5 * (cs + ci)
+    loc = (np.asarray(body_mesh.vertices) - o) @ R
+    mid = loc[np.abs(loc[:, 2]) < 0.25 * H]
+    cx = 0.5 * (mid[:, 0].max() + mid[:, 0].min())
+    cy = 0.5 * (mid[:, 1].max() + mid[:, 1].min())
+    o = o + R @ np.array([cx, cy, 0.0])
+    W = float(mid[:, 0].max() - mid[:, 0].min())
+    D = float(mid[:, 1].max() - mid[:, 1].min())
+    # Sagittal wedge: a body taller in front has both endplate normals tilted posteriorly (+y).
+    a_s = np.degrees(np.arctan2(ns @ y, ns @ z))
+    a_i = np.degrees(np.arctan2(ni @ y, -(ni @ z)))
+    return {"origin": o, "R": R, "W": W, "D": D, "H": H, "wedge_deg": float(a_s + a_i),
+            "superior_endplate_centre": cs, "superior_endplate_normal": ns,
+            "inferior_endplate_centre": ci, "inferior_endplate_normal": ni}
+
+
+def bottleneck_width(mask: np.ndarray, a_region: np.ndarray, b_region: np.ndarray,
+                     pitch: float) -> float:
+    """Width (mm) of the narrowest passage of a 2D bone mask between two regions.
+
+    The largest ``r`` such that the pixels at least ``r`` deep inside the bone still connect
+    the deepest pixel of ``a_region`` to the deepest pixel of ``b_region``; ``2 r`` is the
+    diameter of the largest disc that can travel from one to the other: a pedicle's isthmus
+    width between the body and the posterior elements, whatever the pedicle's direction.
+    """
+    e = ndimage.distance_transform_edt(mask, sampling=pitch)
+    a = np.unravel_index(np.argmax(np.where(a_region, e, 0.0)), e.shape)
+    b = np.unravel_index(np.argmax(np.where(b_region, e, 0.0)), e.shape)
+    lo, hi = 0.0, float(min(e[a], e[b]))
+    for _ in range(25):
+        r = 0.5 * (lo + hi)
+        lab, _n = ndimage.label(e >= r)
+        lo, hi = (r, hi) if lab[a] and lab[a] == lab[b] else (lo, r)
+    return 2.0 * lo
+
+
+def _local_mask(mesh, frame: dict, pitch: float, lo, hi):
+    """Voxelise a mesh in a body frame's local coordinates (mask x, y, z; origin ``lo``)."""
+    v = (np.asarray(mesh.vertices) - frame["origin"]) @ frame["R"]
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    n = np.ceil((hi - lo) / pitch).astype(int) + 1
+    return voxelise(v, np.asarray(mesh.faces), lo, pitch, tuple(int(k) for k in n)), lo, v
+
+
+def vertebra_landmarks(mesh, frame: dict, pitch: float = 0.4) -> dict:
+    """Pedicles, canal, SAP/IAP and transverse tips of a lumbar vertebra (body-frame mm)."""
+    H, D = frame["H"], frame["D"]
+    v_loc = (np.asarray(mesh.vertices) - frame["origin"]) @ frame["R"]
+    lo = v_loc.min(axis=0) - 2.0
+    hi = v_loc.max(axis=0) + 2.0
+    M, lo, _ = _local_mask(mesh, frame, pitch, lo, hi)
+    xs = lo[0] + pitch * np.arange(M.shape[0])
+    ys = lo[1] + pitch * np.arange(M.shape[1])
+    zs = lo[2] + pitch * np.arange(M.shape[2])
+    zsel = (zs > -0.5 * H) & (zs < 0.5 * H + 4.0)
+    out: dict = {}
+    for side, s in SIDES:
+        secs = []
+        for iy in np.nonzero((ys > 0.5 * D + 1.0) & (ys < 0.5 * D + 13.0))[0]:
+            sl = M[:, iy, :] & zsel[None, :] & (s * xs[:, None] > 4.0)
+            lab, n = ndimage.label(sl)
+            if n == 0:
+                continue
+            sizes = ndimage.sum(sl, lab, range(1, n + 1))
+            comp = lab == (1 + int(np.argmax(sizes)))
+            ix, iz = np.nonzero(comp)
+            secs.append((float(sizes.max()) * pitch ** 2, ys[iy], xs[ix], zs[iz]))
+        k = int(np.argmin([a for a, *_ in secs]))
+        area, yk, px, pz = secs[k]
+        cents = np.array([[np.mean(sx), sy, np.mean(sz)] for _a, sy, sx, sz in secs
+                          if abs(sy - yk) <= 5.0])
+        c0 = cents.mean(axis=0)
+        axis = np.linalg.svd(cents - c0)[2][0]
+        axis = axis if axis[1] > 0 else -axis
+        medial = float(np.abs(px).min() - 0.5 * pitch)
+        zc = float(pz.mean())
+        # Isthmus width: narrowest passage body -> posterior elements in the axial slice through
+        # the pedicle's centre (this side only, so the path cannot go round the other pedicle).
+        iz = int(np.argmin(np.abs(zs - zc)))
+        side_x = (s * xs > 0)[:, None]
+        body = (np.abs(xs)[:, None] < 15.0) & (np.abs(ys)[None, :] < 0.5 * D - 3.0)
+        back = (ys[None, :] > 0.5 * D + 12.0) & (ys[None, :] < 0.5 * D + 30.0)
+        width = bottleneck_width(M[:, :, iz] & side_x, body, back, pitch)
+        # Height: the same in the sagittal slice through the pedicle's middle.
+        xc = s * (medial + 0.5 * width)
+        ix = int(np.argmin(np.abs(xs - xc)))
+        body_s = (np.abs(ys)[:, None] < 0.5 * D - 3.0) & (np.abs(zs)[None, :] < 0.5 * H - 2.0)
+        back_s = (ys[:, None] > 0.5 * D + 10.0) & (ys[:, None] < 0.5 * D + 30.0)
+        height = bottleneck_width(M[ix], body_s, back_s, pitch)
+        out[f"pedicle_{side}"] = {
+            "centre_local": [xc, float(yk), zc], "axis_local": axis.tolist(),
+            "coronal_area_mm2": area, "width": width, "height": height,
+            "bottom": float(pz.min() - 0.5 * pitch), "top": float(pz.max() + 0.5 * pitch),
+            "medial": medial}
+    out["canal_width"] = out["pedicle_left"]["medial"] + out["pedicle_right"]["medial"]
+    zc = 0.5 * (out["pedicle_left"]["centre_local"][2] + out["pedicle_right"]["centre_local"][2])
+    ix0 = np.abs(xs) < 1.0
+    iz0 = int(np.argmin(np.abs(zs - zc)))
+    col = M[ix0][:, :, iz0].any(axis=0) & (ys > 0.5 * D + 2.0)
+    out["canal_depth"] = float(ys[np.nonzero(col)[0][0]] - 0.5 * D - 0.5 * pitch)
+    post = v_loc[:, 1] > 0.5 * D + 4.0
+    for side, s in SIDES:
+        lat = post & (s * v_loc[:, 0] > 8.0)
+        out[f"sap_tip_{side}"] = v_loc[lat][np.argmax(v_loc[lat][:, 2])].tolist()
+        out[f"iap_tip_{side}"] = v_loc[lat][np.argmin(v_loc[lat][:, 2])].tolist()
+        out[f"transverse_tip_{side}"] = v_loc[np.argmax(s * v_loc[:, 0])].tolist()
+    out["spinous_tip"] = v_loc[np.argmax(v_loc[:, 1])].tolist()
+    return out
+
+
+def sacrum_landmarks(mesh, frame: dict, pitch: float = 0.5) -> dict:
+    """S1 SAP tips, canal width/depth and the foramen floor (S1 body frame, mm)."""
+    H, D = frame["H"], frame["D"]
+    v_loc = (np.asarray(mesh.vertices) - frame["origin"]) @ frame["R"]
+    lo = np.array([-45.0, -0.5 * D - 5.0, -0.5 * H - 10.0])
+    hi = np.array([45.0, 0.5 * D + 45.0, 0.5 * H + 30.0])
+    M, lo, _ = _local_mask(mesh, frame, pitch, lo, hi)
+    xs = lo[0] + pitch * np.arange(M.shape[0])
+    ys = lo[1] + pitch * np.arange(M.shape[1])
+    zs = lo[2] + pitch * np.arange(M.shape[2])
+    out: dict = {}
+    post = v_loc[:, 1] > 0.5 * D + 4.0
+    for side, s in SIDES:
+        lat = post & (s * v_loc[:, 0] > 8.0) & (v_loc[:, 2] > 0.0)
+        out[f"sap_tip_{side}"] = v_loc[lat][np.argmax(v_loc[lat][:, 2])].tolist()
+    # Canal: the empty run across the midline behind the body, 4 mm below the endplate.
+    iz = int(np.argmin(np.abs(zs - (0.5 * H - 4.0))))
+    iy = int(np.argmin(np.abs(ys - (0.5 * D + 4.0))))
+    row = M[:, iy, iz]
+    mid = int(np.argmin(np.abs(xs)))
+    lft = mid + int(np.argmax(row[mid:])) if row[mid:].any() else len(xs) - 1
+    rgt = mid - int(np.argmax(row[:mid + 1][::-1])) if row[:mid + 1].any() else 0
+    out["canal_width"] = float(xs[lft] - xs[rgt] - pitch)
+    col = M[np.abs(xs) < 1.0][:, :, iz].any(axis=0) & (ys > 0.5 * D + 2.0)
+    out["canal_depth"] = float(ys[np.nonzero(col)[0][0]] - 0.5 * D - 0.5 * pitch)
+    for side, s in SIDES:
+        ix = int(np.argmin(np.abs(xs - s * (0.5 * out["canal_width"] + 5.0))))
+        colz = M[ix, iy, :] & (zs < 0.5 * H + 25.0)
+        top = zs[np.nonzero(colz)[0]].max() if colz.any() else 0.5 * H
+        out[f"pedicle_top_{side}"] = float(top + 0.5 * pitch)
+    return out
+
+
+def hip_landmarks() -> dict:
+    from scipy.spatial import cKDTree
+
+    # Nearest sacrum vertex (vertices are ~1-2 mm apart, far below the 3 mm threshold's scale).
+    tree = cKDTree(np.asarray(load_mesh("sacrum").vertices))
+    out = {}
+    for side, _s in SIDES:
+        hip = load_mesh(f"hip_{side}")
+        v = np.asarray(hip.vertices)
+        out[f"iliac_crest_top_{side}"] = v[np.argmax(v[:, 2])].tolist()
+        near = v[tree.query(v)[0] < 3.0]
+        out[f"si_joint_centre_{side}"] = near.mean(axis=0).tolist()
+    return out
+
+
+def measure_all() -> dict:
+    """Every landmark of the shipped meshes (JSON-ready)."""
+    res: dict = {"coordinate_system": "LPS", "units": "mm",
+                 "source": "Visible Human lumbosacral meshes (assets/anatomy_meshes)",
+                 "generated_by": "python -m spinect_core.phantom.real.measure",
+                 "frames": {}, "vertebrae": {}}
+    for lv, body, whole in (("L4", "L4_body", "L4"), ("L5", "L5_body", "L5"),
+                            ("S1", "S1_body", "sacrum")):
+        fr = body_frame(load_mesh(body), sacral=lv == "S1")
+        res["frames"][lv] = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+                             for k, v in fr.items()}
+        mesh = load_mesh(whole)
+        res["vertebrae"][lv] = (vertebra_landmarks(mesh, fr) if lv != "S1"
+                                else sacrum_landmarks(mesh, fr))
+    res["pelvis"] = hip_landmarks()
+    return res
+
+
+def main() -> int:
+    from spinect_core.io.atomic import write_text_atomic
+
+    res = measure_all()
+    path = asset_path(MESH_FOLDER, "landmarks.json")
+    write_text_atomic(path, json.dumps(res, indent=1) + "\n", overwrite=True)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
