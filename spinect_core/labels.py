@@ -68,7 +68,8 @@ class LabelTable:
             data = data["labels"]
         if isinstance(data, Mapping):
             return cls({int(k): str(v) for k, v in data.items()})
-        return cls({int(e["id"]): str(e["name"]) for e in data})
+        entries: Iterable[Any] = data  # a list of {"id", "name"} mappings
+        return cls({int(e["id"]): str(e["name"]) for e in entries})
 
 
 #: The study's protocol: background, bone, nerve.

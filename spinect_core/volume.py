@@ -134,7 +134,8 @@ class Volume(LPSGeometry):
 
     # --- geometry ---------------------------------------------------------------------------
     @property
-    def shape_zyx(self) -> tuple[int, int, int]:
+    # LPSGeometry only annotates shape_zyx (Grid stores it as a field); here it is the array's.
+    def shape_zyx(self) -> tuple[int, int, int]:  # type: ignore[override]
         """Array shape (z, y, x)."""
         return tuple(int(n) for n in self.array.shape)  # type: ignore[return-value]
 

@@ -29,7 +29,7 @@ def _as_triplet(values: Sequence[int], name: str) -> tuple[int, int, int]:
     out = tuple(int(v) for v in values)
     if len(out) != 3:
         raise ValueError(f"{name} must have 3 values (z, y, x), got {tuple(values)}")
-    return out  # type: ignore[return-value]
+    return out
 
 
 def window_starts(size: int, patch: int, stride: int) -> list[int]:

@@ -25,6 +25,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
+from types import TracebackType
 from typing import Iterator
 
 from spinect_core.errors import OutputError, SpinectError
@@ -222,7 +223,8 @@ class StagedFiles:
     def __enter__(self) -> "StagedFiles":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is None:
             try:
                 self.commit()

@@ -172,7 +172,7 @@ def iter_files(path: Path) -> list[Path]:
     """All regular files under ``path`` (recursive, sorted; hidden files skipped)."""
     if path.is_file():
         return [path]
-    files = []
+    files: list[Path] = []
     for root, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
@@ -290,7 +290,7 @@ def _records(ds: Any, path: Path) -> list[SliceRecord]:
     iop = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=np.float64)
     ipp = np.array([float(v) for v in ds.ImagePositionPatient], dtype=np.float64)
     spacing_rc = [float(v) for v in ds.PixelSpacing]
-    common = dict(path=path, orientation=iop, pixel_spacing_xy_mm=(spacing_rc[1], spacing_rc[0]),
+    common: dict[str, Any] = dict(path=path, orientation=iop, pixel_spacing_xy_mm=(spacing_rc[1], spacing_rc[0]),
                   rows=rows, columns=cols, slope=top_slope, intercept=top_intercept,
                   has_intercept=has_intercept, slice_thickness_mm=thickness, localizer=localizer,
                   acquisition=acquisition)

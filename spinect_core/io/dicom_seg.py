@@ -149,7 +149,7 @@ def segmentation_dataset(labels: Volume, table: LabelTable, source: DicomSource,
                 image_position=[float(v) for v in labels.index_to_lps(np.array([0.0, 0.0, k]))])
                 for k in range(labels.shape_zyx[0])])
         source_images = source.unique_headers()
-    seg = hd.seg.Segmentation(
+    dataset = hd.seg.Segmentation(
         source_images=source_images, pixel_array=numbered,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
@@ -159,7 +159,7 @@ def segmentation_dataset(labels: Volume, table: LabelTable, source: DicomSource,
         device_serial_number="none", series_description=series_description,
         content_label="SEGMENTATION", content_description="bone, nerve, disc and dura of the plan",
         **grid)
-    return seg, segments
+    return dataset, segments
 
 
 def _version() -> str:

@@ -133,7 +133,7 @@ def _check_nifti(path: Path) -> None:
     gz = path.name.lower().endswith(".gz")
     opener = gzip.open if gz else open
     try:
-        with opener(path, "rb") as f:  # type: ignore[operator]
+        with opener(path, "rb") as f:
             head = f.read(540)
     except EOFError:  # a gzip stream cut inside the header
         raise TruncatedFileError(truncation_message(path.name)) from None
@@ -406,7 +406,7 @@ def check_finite(array: np.ndarray, *, source: str = "the CT") -> None:
                                                    (x_lo, y_lo, bad_z[0]), (x_hi, y_hi, bad_z[-1])))
 
 
-def check_volume_size(shape_zyx: Sequence[int], spacing_xyz_mm: Sequence[float], *,
+def check_volume_size(shape_zyx: Sequence[int], spacing_xyz_mm: Sequence[float] | np.ndarray, *,
                       min_voxels_per_axis: int, min_extent_mm: float,
                       source: str = "the CT") -> None:
     """Refuse a volume with too few voxels or too small a field of view along any axis.

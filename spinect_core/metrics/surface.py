@@ -91,7 +91,7 @@ class SurfaceDistances:
 
 
 def surface_distances(pred: np.ndarray, gt: np.ndarray,
-                      spacing_zyx_mm: Sequence[float]) -> SurfaceDistances:
+                      spacing_zyx_mm: Sequence[float] | np.ndarray) -> SurfaceDistances:
     """Directed distances between the surfaces of two binary masks.
 
     Parameters

@@ -216,10 +216,12 @@ class UNet3D(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.ConvTranspose3d):
                 nn.init.normal_(module.weight, mean=0.0, std=math.sqrt(2.0 / module.in_channels))
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # always built with a bias; the check narrows the type
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # always built with a bias; the check narrows the type
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, (nn.BatchNorm3d, nn.InstanceNorm3d)):
                 if module.weight is not None:
                     nn.init.ones_(module.weight)

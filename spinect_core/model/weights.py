@@ -210,7 +210,7 @@ def load_weights(path: str | os.PathLike, *, device: str | torch.device = "cpu")
                 f"{card_path.name} ({sidecar.tensors_sha256[:12] or 'none recorded'}...): the file is "
                 "corrupt or was replaced; copy both files again"
             )
-    if sidecar is not None and embedded is not None:
+    if sidecar is not None and embedded is not None and card_path is not None:
         differ = sidecar.differing_fields(embedded)
         if differ:
             raise WeightsError(f"model card {card_path.name} disagrees with the card embedded in "

@@ -19,6 +19,8 @@ and descriptions are kept for the user to choose from but shown only on request.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from spinect_core.pacs.errors import (AssociationRejectedError, PacsError, PacsRequestError,
                                       PacsStoreError, PacsTimeoutError, PacsUnreachableError,
                                       PartialRetrieveError, UnknownAETitleError)
@@ -34,12 +36,16 @@ __all__ = [
     "parse_dimse_node", "parse_node", "parse_web_node", "connect", "DEFAULT_SCP_PORT",
 ]
 
+if TYPE_CHECKING:  # imported when connecting: pynetdicom and dicomweb-client load only then
+    from spinect_core.pacs.dimse import DimseClient
+    from spinect_core.pacs.web import DicomWebClient
+
 #: Port of our temporary storage SCP for C-MOVE unless the user gives another.
 DEFAULT_SCP_PORT = 11113
 
 
 def connect(node: PacsNode, *, aet: str = DEFAULT_AET, timeout_s: float = DEFAULT_TIMEOUT_S,
-            scp_port: int = DEFAULT_SCP_PORT):
+            scp_port: int = DEFAULT_SCP_PORT) -> DimseClient | DicomWebClient:
     """The client of a node: :class:`~spinect_core.pacs.dimse.DimseClient` for a DICOM node,
     :class:`~spinect_core.pacs.web.DicomWebClient` for a DICOMweb URL. Both have ``echo()``,
     ``find(query)``, ``retrieve(study_uid, out_dir, series_uid=, move=)`` and ``store(paths)``;

@@ -198,7 +198,7 @@ class TrainOptions:
         """Validation stride: ``val_stride`` or 5/8 of the patch."""
         if self.val_stride is not None:
             return self.val_stride
-        return tuple(max(1, int(round(p * 5 / 8))) for p in self.patch_size)  # type: ignore
+        return tuple(max(1, int(round(p * 5 / 8))) for p in self.patch_size)  # type: ignore[return-value]
 
     @property
     def checkpoint_interval(self) -> int:

@@ -6,8 +6,6 @@ dciodvfy (dicom3tools) is run where installed (CI installs it); without it those
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pydicom
 import pytest
