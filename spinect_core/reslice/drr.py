@@ -2,16 +2,31 @@
 
 The C-arm is modelled as a point source and a flat detector. A view is given by
 
-* ``direction_lps``: unit vector in LPS along which the X-rays travel (source -> detector),
+* ``view_direction_lps``: unit vector in LPS along which the operator *looks*, from the
+  detector through the patient (the planner's view direction: into a prone patient's back, the
+  needle's direction in a tunnel view; :mod:`spinect_core.planning.carm`),
 * ``isocentre_lps_mm``: the point the central ray passes through (LPS, mm),
 * :class:`DRROptions`: source-to-detector distance (SDD), source-to-isocentre distance (SID),
-  detector size and pixel count, the detector's "up" vector, the ray step and the attenuation.
+  where the tube is, detector size and pixel count, the detector's "up" vector, the ray step and
+  the attenuation.
 
-Source ``S = iso - SID * d``; detector centre ``C = S + SDD * d``; the detector plane is normal
-to ``d``. The image is what an observer standing at the source sees looking along ``d`` (as the
-C-arm's monitor shows it, not mirrored): columns grow along ``right = d x up`` and rows grow
-along ``-up`` (row 0 at the top). ``up`` defaults to patient superior (LPS +z) projected onto the
-detector, or anterior (LPS -y) when the view looks along the body axis.
+Where the tube is (``DRROptions.tube``). A C-arm for a prone patient normally has its X-ray tube
+under the table and the detector above the back (``"below"``, the default): the rays travel
+against the view direction (anterior -> posterior in a straight PA view, "AP rays"), the source
+is ``S = iso + SID * d`` and the detector centre ``C = S - SDD * d`` lies behind the patient's
+back. ``"above"`` puts the tube above the back (rays along ``d``, posterior -> anterior):
+``S = iso - SID * d``, ``C = S + SDD * d``. The tube's side changes the magnification of what is
+near the back (the spine is closer to a detector above the back), never the picture's
+orientation.
+
+Display convention (the same for both tubes). The image is shown as the operator looks along
+``d`` at the prone patient's back with the head at the top of the screen, as the app's 3D view
+shows it: columns grow along ``right = d x up`` and rows grow along ``-up`` (row 0 at the top).
+In a straight PA view the patient's left is on the image's left. ``up`` defaults to patient
+superior (LPS +z) projected onto the detector, or anterior (LPS -y) when the view looks along the
+body axis. (Radiographs of a supine patient are conventionally shown the other way round, the
+patient's right on the left; the C-arm's own left-right flip gives that if a department prefers
+it.)
 
 Each pixel's value is the line integral ``sum(mu) * step`` (dimensionless) of the linear
 attenuation ``mu = mu_water * (1 + HU / 1000)`` (clipped at 0, so air and outside the CT add
@@ -40,12 +55,15 @@ from spinect_core.volume import Volume
 __all__ = [
     "DRROptions", "DetectorGeometry", "DRRResult", "DRROverlay", "compute_drr",
     "detector_geometry", "drr_to_uint8", "render_drr_overlay", "write_drr_png",
-    "MU_WATER_PER_MM",
+    "attenuation_volume", "MU_WATER_PER_MM", "TUBE_POSITIONS",
 ]
 
 #: Linear attenuation coefficient of water near the effective energy of a fluoroscopy beam
 #: (about 60-70 keV: 0.20 /cm), per millimetre.
 MU_WATER_PER_MM = 0.020
+#: Where the X-ray tube is for a prone patient: under the table (AP rays; the usual C-arm set-up)
+#: or above the back (PA rays).
+TUBE_POSITIONS = ("below", "above")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +77,9 @@ class DRROptions:
     sid_mm : float
         Source-to-isocentre distance, mm. 600 mm puts the isocentre at 60 % of the SDD, a
         typical C-arm (magnification 1000 / 600 = 1.67 at the isocentre).
+    tube : {"below", "above"}
+        The X-ray tube under the table (default: rays travel against the view direction, the
+        detector is above the prone patient's back) or above the back (rays along the view).
     detector_size_mm : (float, float)
         Detector extent along rows (height) and columns (width), mm, in the detector plane.
     detector_pixels : (int, int)
@@ -79,6 +100,7 @@ class DRROptions:
 
     sdd_mm: float = 1000.0
     sid_mm: float = 600.0
+    tube: str = "below"
     detector_size_mm: tuple[float, float] = (300.0, 300.0)
     detector_pixels: tuple[int, int] = (512, 512)
     up_lps: tuple[float, float, float] | None = None
@@ -92,6 +114,8 @@ class DRROptions:
             raise InputError("need 0 < source-to-isocentre distance < source-to-detector distance")
         if min(self.detector_size_mm) <= 0 or min(int(n) for n in self.detector_pixels) < 1:
             raise InputError("detector size and pixel counts must be positive")
+        if self.tube not in TUBE_POSITIONS:
+            raise InputError(f"tube must be one of {TUBE_POSITIONS}, got {self.tube!r}")
         if not self.step_mm > 0:
             raise InputError("step_mm must be positive")
         if not self.mu_water_per_mm > 0:
@@ -107,7 +131,7 @@ class DetectorGeometry:
     source_lps_mm : np.ndarray, shape (3,)
         X-ray focal spot, LPS mm.
     direction_lps : np.ndarray, shape (3,)
-        Unit central-ray direction (source -> detector), LPS.
+        Unit central-ray direction (source -> detector: the way the X-rays travel), LPS.
     isocentre_lps_mm : np.ndarray, shape (3,)
         Point on the central ray at ``sid_mm`` from the source, LPS mm.
     centre_lps_mm : np.ndarray, shape (3,)
@@ -120,6 +144,10 @@ class DetectorGeometry:
         Rows, columns.
     sdd_mm, sid_mm : float
         Source-to-detector and source-to-isocentre distances, mm.
+    view_direction_lps : np.ndarray, shape (3,) or None
+        Unit direction the picture is seen along (detector -> patient; see the module
+        docstring): ``-direction_lps`` with the tube below, ``direction_lps`` above. None (a
+        geometry read back from an older sidecar): ``direction_lps``.
     """
 
     source_lps_mm: np.ndarray
@@ -132,6 +160,14 @@ class DetectorGeometry:
     shape: tuple[int, int]
     sdd_mm: float
     sid_mm: float
+    view_direction_lps: np.ndarray | None = None
+
+    @property
+    def tube(self) -> str:
+        """"below" when the rays travel against the view direction, else "above"."""
+        if self.view_direction_lps is None:
+            return "above"
+        return "below" if float(np.dot(self.view_direction_lps, self.direction_lps)) < 0 else "above"
 
     @property
     def magnification_at_isocentre(self) -> float:
@@ -187,6 +223,10 @@ class DetectorGeometry:
             "coordinate_system": "LPS",
             "source_lps_mm": [float(v) for v in self.source_lps_mm],
             "direction_lps": [float(v) for v in self.direction_lps],
+            "view_direction_lps": [float(v) for v in (self.direction_lps
+                                                      if self.view_direction_lps is None
+                                                      else self.view_direction_lps)],
+            "tube": self.tube,
             "isocentre_lps_mm": [float(v) for v in self.isocentre_lps_mm],
             "detector_centre_lps_mm": [float(v) for v in self.centre_lps_mm],
             "row_axis_lps": [float(v) for v in self.row_axis_lps],
@@ -230,19 +270,21 @@ def _unit(v: Sequence[float], what: str) -> np.ndarray:
         raise InputError(str(exc)) from None
 
 
-def detector_geometry(direction_lps: Sequence[float], isocentre_lps_mm: Sequence[float], *,
+def detector_geometry(view_direction_lps: Sequence[float], isocentre_lps_mm: Sequence[float], *,
                       options: DRROptions = DRROptions()) -> DetectorGeometry:
     """The C-arm geometry of a view (see the module docstring for the conventions).
 
     Parameters
     ----------
-    direction_lps : (3,) floats
-        Direction the X-rays travel, LPS (normalised here).
+    view_direction_lps : (3,) floats
+        Direction the picture is seen along (detector -> patient; the planner's view
+        direction), LPS (normalised here). The X-rays travel along it with ``tube="above"``
+        and against it with ``tube="below"``.
     isocentre_lps_mm : (3,) floats
         Point on the central ray at ``options.sid_mm`` from the source, LPS mm.
     options : DRROptions
     """
-    d = _unit(direction_lps, "view direction")
+    d = _unit(view_direction_lps, "view direction")
     iso = np.asarray(isocentre_lps_mm, dtype=np.float64).reshape(3)
     if not np.all(np.isfinite(iso)):
         raise InputError("isocentre must be finite")
@@ -256,14 +298,17 @@ def detector_geometry(direction_lps: Sequence[float], isocentre_lps_mm: Sequence
     if np.linalg.norm(up) < 1e-6:
         raise InputError("the up vector is parallel to the view direction")
     up /= np.linalg.norm(up)
+    # Seen along d whatever side the tube is on: the operator's view of the back, not mirrored.
     right = np.cross(d, up)
-    source = iso - options.sid_mm * d
+    beam = -d if options.tube == "below" else d
+    source = iso - options.sid_mm * beam
     nr, nc = (int(n) for n in options.detector_pixels)
     return DetectorGeometry(
-        source_lps_mm=source, direction_lps=d, isocentre_lps_mm=iso,
-        centre_lps_mm=source + options.sdd_mm * d, row_axis_lps=-up, col_axis_lps=right,
+        source_lps_mm=source, direction_lps=beam, isocentre_lps_mm=iso,
+        centre_lps_mm=source + options.sdd_mm * beam, row_axis_lps=-up, col_axis_lps=right,
         pixel_mm=(float(options.detector_size_mm[0]) / nr, float(options.detector_size_mm[1]) / nc),
-        shape=(nr, nc), sdd_mm=float(options.sdd_mm), sid_mm=float(options.sid_mm))
+        shape=(nr, nc), sdd_mm=float(options.sdd_mm), sid_mm=float(options.sid_mm),
+        view_direction_lps=d)
 
 
 def _torch_device(name: str):  # noqa: ANN202 - torch imported lazily
@@ -274,8 +319,30 @@ def _torch_device(name: str):  # noqa: ANN202 - torch imported lazily
     return torch.device(name)
 
 
-def compute_drr(ct: Volume, direction_lps: Sequence[float], isocentre_lps_mm: Sequence[float], *,
-                options: DRROptions = DRROptions(),
+def attenuation_volume(ct: Volume, *, options: DRROptions = DRROptions()) -> Any:
+    """The CT as linear attenuation on torch, ready for :func:`compute_drr` (one copy).
+
+    For callers that project the same CT many times (the app's fluoroscopy view follows every
+    rotation): pass the result as ``compute_drr(..., attenuation=...)`` with the same
+    ``options.device`` and ``options.mu_water_per_mm``.
+
+    Returns
+    -------
+    torch.Tensor, shape (1, 1, z, y, x), float32
+        ``mu = mu_water * (1 + HU / 1000)`` clipped at 0, 1/mm, on ``options.device``.
+    """
+    import torch
+
+    # torch.tensor always copies (as_tensor would share a float32 CT's memory, and the in-place
+    # steps below would then overwrite the caller's HU); in place keeps the peak at one copy.
+    mu = torch.tensor(ct.array, dtype=torch.float32, device=_torch_device(options.device))
+    mu.mul_(options.mu_water_per_mm / 1000.0).add_(options.mu_water_per_mm).clamp_(min=0.0)
+    return mu[None, None]  # (1, 1, z, y, x) for grid_sample
+
+
+def compute_drr(ct: Volume, view_direction_lps: Sequence[float],
+                isocentre_lps_mm: Sequence[float], *, options: DRROptions = DRROptions(),
+                attenuation: Any = None,
                 progress: ProgressCallback | None = None) -> DRRResult:
     """Simulate the radiograph of ``ct`` for one C-arm view.
 
@@ -283,11 +350,16 @@ def compute_drr(ct: Volume, direction_lps: Sequence[float], isocentre_lps_mm: Se
     ----------
     ct : Volume
         CT in HU, array (z, y, x), LPS geometry.
-    direction_lps : (3,) floats
-        Direction the X-rays travel (source -> detector), LPS.
+    view_direction_lps : (3,) floats
+        Direction the picture is seen along (detector -> patient, the planner's view
+        direction), LPS; the X-rays travel against it with the tube below (default), along it
+        with the tube above (:class:`DRROptions`).
     isocentre_lps_mm : (3,) floats
         Point the central ray passes through, at ``options.sid_mm`` from the source, LPS mm.
     options : DRROptions
+    attenuation : torch.Tensor or None
+        :func:`attenuation_volume` of ``ct`` made earlier (same device and ``mu_water``);
+        None: made here.
     progress : ProgressCallback or None
         Called after each chunk of detector rows; returning False raises Cancelled.
 
@@ -299,16 +371,16 @@ def compute_drr(ct: Volume, direction_lps: Sequence[float], isocentre_lps_mm: Se
     import torch
     import torch.nn.functional as F
 
-    geom = detector_geometry(direction_lps, isocentre_lps_mm, options=options)
+    geom = detector_geometry(view_direction_lps, isocentre_lps_mm, options=options)
     device = _torch_device(options.device)
     report(progress, 0.0, "preparing the attenuation volume")
-
-    # torch.tensor always copies (as_tensor would share a float32 CT's memory, and the in-place
-    # steps below would then overwrite the caller's HU); in place keeps the peak at one copy.
-    mu = torch.tensor(ct.array, dtype=torch.float32, device=device)
-    mu.mul_(options.mu_water_per_mm / 1000.0).add_(options.mu_water_per_mm).clamp_(min=0.0)
-    nz, ny, nx = mu.shape
-    mu = mu[None, None]  # (1, 1, z, y, x) for grid_sample
+    if attenuation is None:
+        mu = attenuation_volume(ct, options=options)
+    else:
+        if tuple(attenuation.shape[-3:]) != tuple(ct.array.shape):
+            raise InputError("the attenuation volume was made from another CT")
+        mu = attenuation.to(device)
+    nz, ny, nx = mu.shape[-3:]
 
     # LPS -> continuous index (x, y, z) -> grid_sample's [-1, 1] (align_corners: -1 = first
     # voxel centre); a size-1 axis maps to 0 so its single slice is sampled.

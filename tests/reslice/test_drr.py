@@ -40,22 +40,27 @@ def _bead_ct() -> Volume:
     return ct
 
 
-def _analytic_pixel(point, d, up_hint, n_px, pixel_mm):
-    """Where ``point`` lands, written out from the pinhole model (not from the module)."""
+def _analytic_pixel(point, d, up_hint, n_px, pixel_mm, tube="below"):
+    """Where ``point`` lands, written out from the pinhole model (not from the module).
+
+    ``d`` is the view direction (detector -> patient); the X-rays travel against it with the
+    tube below the table, along it with the tube above. The picture is seen along ``d``.
+    """
     d = np.asarray(d, float) / np.linalg.norm(d)
     up = np.asarray(up_hint, float) - np.dot(up_hint, d) * d
     up /= np.linalg.norm(up)
     right = np.cross(d, up)
-    source = -SID * d  # isocentre at the origin
+    beam = -d if tube == "below" else d
+    source = -SID * beam  # isocentre at the origin
     rel = point - source
-    depth = rel @ d
+    depth = rel @ beam
     mag = SDD / depth  # similar triangles
     col = (n_px - 1) / 2 + (rel @ right) * mag / pixel_mm
     row = (n_px - 1) / 2 - (rel @ up) * mag / pixel_mm
     return row, col
 
 
-VIEWS = {
+VIEWS = {  # view directions (detector -> patient)
     "AP": (0.0, 1.0, 0.0),
     "oblique 35 deg": (np.sin(np.radians(35)), np.cos(np.radians(35)), 0.0),
     "oblique 30 deg + caudal 20 deg": (np.sin(np.radians(30)) * np.cos(np.radians(20)),
@@ -64,12 +69,19 @@ VIEWS = {
 }
 
 
+TUBES = ("below", "above")
+
+
 @pytest.fixture(scope="module")
 def bead_drrs():
     ct = _bead_ct()
-    opts = DRROptions(detector_size_mm=(60.0, 60.0), detector_pixels=(64, 64), step_mm=0.25,
-                      device="cpu")
-    return {name: compute_drr(ct, d, (0.0, 0.0, 0.0), options=opts) for name, d in VIEWS.items()}
+    out = {}
+    for tube in TUBES:
+        opts = DRROptions(detector_size_mm=(60.0, 60.0), detector_pixels=(64, 64), step_mm=0.25,
+                          device="cpu", tube=tube)
+        for name, d in VIEWS.items():
+            out[name, tube] = compute_drr(ct, d, (0.0, 0.0, 0.0), options=opts)
+    return out
 
 
 def _centroid(img):
@@ -78,19 +90,21 @@ def _centroid(img):
     return float((w * rr).sum() / w.sum()), float((w * cc).sum() / w.sum())
 
 
+@pytest.mark.parametrize("tube", TUBES)
 @pytest.mark.parametrize("name", list(VIEWS))
-def test_bead_projects_to_the_analytic_pixel(bead_drrs, name):
-    r = bead_drrs[name]
-    row, col = _analytic_pixel(BEAD, VIEWS[name], (0, 0, 1), 64, 60.0 / 64)
+def test_bead_projects_to_the_analytic_pixel(bead_drrs, name, tube):
+    r = bead_drrs[name, tube]
+    row, col = _analytic_pixel(BEAD, VIEWS[name], (0, 0, 1), 64, 60.0 / 64, tube)
     got = _centroid(r.line_integrals)
     assert abs(got[0] - row) < 0.5 and abs(got[1] - col) < 0.5, (name, got, (row, col))
     # The bead is off-centre, so a sign slip in either axis would miss by many pixels.
     assert abs(row - 31.5) > 3 and abs(col - 31.5) > 3
 
 
+@pytest.mark.parametrize("tube", TUBES)
 @pytest.mark.parametrize("name", list(VIEWS))
-def test_project_matches_where_the_bead_appears(bead_drrs, name):
-    r = bead_drrs[name]
+def test_project_matches_where_the_bead_appears(bead_drrs, name, tube):
+    r = bead_drrs[name, tube]
     rows, cols = r.project(BEAD[None])
     got = _centroid(r.line_integrals)
     assert abs(rows[0] - got[0]) < 0.5 and abs(cols[0] - got[1]) < 0.5
@@ -100,18 +114,20 @@ def test_project_matches_where_the_bead_appears(bead_drrs, name):
     assert np.allclose([rr[0], cc[0]], [rows[0], cols[0]], atol=1e-9)
 
 
-def test_plate_area_scales_with_magnification_squared():
-    # 20 x 20 x 2 mm plate, face-on (rays along +y), 60 mm beyond the isocentre.
+@pytest.mark.parametrize("tube", TUBES)
+def test_plate_area_scales_with_magnification_squared(tube):
+    # 20 x 20 x 2 mm plate, face-on (view along +y), 60 mm beyond the isocentre as seen: nearer
+    # the source when the tube is below (rays along -y), farther when it is above.
     depth = 60.0
     ct = _air((32, 10, 32), spacing=1.0, centre=(0.0, depth, 0.0))
     ct.array[6:26, 4:6, 6:26] = 1000.0  # voxel edges at +-10 mm: the trilinear 50 % crossing
     n, size = 121, 60.0
     r = compute_drr(ct, (0, 1, 0), (0, 0, 0),
                     options=DRROptions(detector_size_mm=(size, size), detector_pixels=(n, n),
-                                       step_mm=0.25, device="cpu"))
+                                       step_mm=0.25, device="cpu", tube=tube))
     L = r.line_integrals
     area = float((L > 0.5 * L.max()).sum()) * (size / n) ** 2
-    expected = 20.0 * 20.0 * (SDD / (SID + depth)) ** 2
+    expected = 20.0 * 20.0 * (SDD / (SID + (depth if tube == "above" else -depth))) ** 2
     assert abs(area / expected - 1.0) < 0.03, (area, expected)
     # Not merely the isocentre magnification: that would be 20 % off here.
     assert abs(area / (400.0 * (SDD / SID) ** 2) - 1.0) > 0.1
@@ -152,7 +168,7 @@ def test_progress_reaches_one_and_cancel_stops():
 
 
 def test_grey_picture_and_overlay_png(bead_drrs, tmp_path):
-    r = bead_drrs["AP"]
+    r = bead_drrs["AP", "below"]
     g = drr_to_uint8(r.line_integrals)
     row, col = (int(round(v[0])) for v in r.project(BEAD[None]))
     assert g.dtype == np.uint8 and g[row, col] < 40 and g[0, 0] == 255  # dense dark, air white
@@ -180,3 +196,40 @@ def test_gpu_matches_cpu():
     a = compute_drr(ct, VIEWS["oblique 35 deg"], (0, 0, 0), options=DRROptions(device="cpu", **kw))
     b = compute_drr(ct, VIEWS["oblique 35 deg"], (0, 0, 0), options=DRROptions(device="cuda", **kw))
     assert np.allclose(a.line_integrals, b.line_integrals, atol=1e-4 * a.line_integrals.max())
+
+
+def test_tube_below_the_table_and_the_picture_as_seen_from_the_back():
+    """The usual C-arm for a prone patient: tube under the table (AP rays), detector above the
+    back, the picture seen looking down at the back with the head up: the patient's left (LPS
+    +x) on the image's left, superior at the top, whatever side the tube is on."""
+    from spinect_core.reslice.drr import detector_geometry
+
+    view = (0.0, -1.0, 0.0)  # straight PA view of a prone patient: into the back
+    below = detector_geometry(view, (0, 0, 0), options=DRROptions())
+    above = detector_geometry(view, (0, 0, 0), options=DRROptions(tube="above"))
+    assert below.source_lps_mm[1] == pytest.approx(-SID)      # anterior: under the table
+    assert below.centre_lps_mm[1] == pytest.approx(SDD - SID)  # detector behind the back
+    assert np.allclose(below.direction_lps, (0, 1, 0)) and below.tube == "below"
+    assert above.source_lps_mm[1] == pytest.approx(SID) and above.tube == "above"
+    for g in (below, above):
+        (r_left, r_head), (c_left, c_head) = g.project(np.array([[20.0, 0, 0], [0, 0, 20.0]]))
+        assert c_left < (g.shape[1] - 1) / 2 - 10   # patient's left: image left
+        assert r_head < (g.shape[0] - 1) / 2 - 10   # head: image top
+        assert np.allclose(g.view_direction_lps, view)
+    assert below.to_dict()["tube"] == "below"
+    with pytest.raises(Exception):
+        DRROptions(tube="sideways")
+
+
+def test_a_prepared_attenuation_volume_gives_the_same_picture():
+    from spinect_core.reslice.drr import attenuation_volume
+
+    ct = _bead_ct()
+    opts = DRROptions(detector_size_mm=(60.0, 60.0), detector_pixels=(32, 32), step_mm=0.5,
+                      device="cpu")
+    mu = attenuation_volume(ct, options=opts)
+    a = compute_drr(ct, VIEWS["oblique 35 deg"], (0, 0, 0), options=opts)
+    b = compute_drr(ct, VIEWS["oblique 35 deg"], (0, 0, 0), options=opts, attenuation=mu)
+    assert np.array_equal(a.line_integrals, b.line_integrals) and a.line_integrals.max() > 0
+    with pytest.raises(Exception):
+        compute_drr(_air((8, 8, 8)), (0, 1, 0), (0, 0, 0), options=opts, attenuation=mu)
