@@ -51,9 +51,11 @@ class SegmentOptions:
         each window by an nnU-Net importance map (sigma = patch / 8).
     stride_zyx : tuple of 3 ints, optional
         Sliding-window step in voxels; default 5/8 of the card's patch (the study: 20x40x40).
-    batch_size : int
-        Windows per forward pass.
+    batch_size : int or "auto"
+        Windows per forward pass; ``"auto"``: 4 on the CPU, what free memory holds on a GPU
+        (:class:`~spinect_core.inference.PredictorOptions`).
     precision : {"auto", "float32", "bfloat16", "float16"}
+        ``"auto"`` on a CUDA GPU keeps whichever of float32 and half precision it measures faster.
     keep_probabilities : bool
         Also return per-class probabilities on the input grid (C x input size x 2 bytes).
     crop_to_body : bool
@@ -71,7 +73,7 @@ class SegmentOptions:
     device: str = "auto"
     blend: Literal["sum", "gaussian"] = "sum"
     stride_zyx: tuple[int, int, int] | None = None
-    batch_size: int = 4
+    batch_size: int | Literal["auto"] = "auto"
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     keep_probabilities: bool = False
     crop_to_body: bool = True
@@ -239,7 +241,7 @@ class Segmenter:
                                      progress=sub_progress(progress, 0.0, f_prep, "preparing: "))
         t1 = time.perf_counter()
         prediction = self.predictor.predict(
-            prepared.image, progress=sub_progress(progress, f_prep, f_pred, "segmenting: "))
+            prepared.image, body_mask=prepared.body_mask, progress=sub_progress(progress, f_prep, f_pred, "segmenting: "))
         t2 = time.perf_counter()
         report(progress, f_pred, "mapping the result onto the CT grid")
         labels, probabilities, next_best = self._restore(

@@ -47,6 +47,11 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def batch_size(text: str) -> int | str:
+    """``auto`` or a positive integer (argparse type)."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
@@ -128,8 +133,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="sum: the study's summed softmax; gaussian: nnU-Net importance weighting")
     p.add_argument("--stride", type=positive_int, nargs=3, metavar=("Z", "Y", "X"),
                    help="sliding-window step in voxels (default: 5/8 of the patch, 20 40 40)")
-    p.add_argument("--batch-size", type=positive_int, default=4,
-                   help="windows per forward pass (at least 1)")
+    p.add_argument("--batch-size", type=batch_size, default="auto",
+                   help="windows per forward pass: auto (default: 4 on the CPU, what free memory "
+                        "holds on a GPU) or an integer >= 1")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"),
                    default="auto")
     p.add_argument("--save-probabilities", action="store_true",

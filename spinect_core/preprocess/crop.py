@@ -21,8 +21,8 @@ import numpy as np
 from spinect_core.preprocess.resample import Grid, GridLike, as_grid
 from spinect_core.volume import Volume
 
-__all__ = ["BodyCropOptions", "CropBox", "body_mask", "body_bounding_box", "crop_to_body",
-           "crop_array", "crop_volume", "uncrop"]
+__all__ = ["BodyCropOptions", "CropBox", "body_mask", "body_bounding_box", "body_box_and_mask",
+           "crop_to_body", "crop_array", "crop_volume", "uncrop"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,11 +83,11 @@ class CropBox:
     @property
     def slices(self) -> tuple[slice, slice, slice]:
         """``(z, y, x)`` slices: ``array[box.slices]`` is the crop."""
-        return tuple(slice(a, b) for a, b in zip(self.start_zyx, self.stop_zyx))  # type: ignore
+        return tuple(slice(a, b) for a, b in zip(self.start_zyx, self.stop_zyx))  # type: ignore[return-value]
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
-        return tuple(b - a for a, b in zip(self.start_zyx, self.stop_zyx))  # type: ignore
+        return tuple(b - a for a, b in zip(self.start_zyx, self.stop_zyx))  # type: ignore[return-value]
 
     @property
     def is_full(self) -> bool:
@@ -132,11 +132,25 @@ def body_mask(array: np.ndarray, options: BodyCropOptions | None = None) -> np.n
 
 def body_bounding_box(volume: Volume, options: BodyCropOptions | None = None) -> CropBox:
     """The body crop box of ``volume`` (whole array when no voxel is above the threshold)."""
+    return body_box_and_mask(volume, options)[0]
+
+
+def body_box_and_mask(volume: Volume, options: BodyCropOptions | None = None
+                      ) -> tuple[CropBox, np.ndarray]:
+    """The body crop box of ``volume`` and the body mask it was found from.
+
+    Returns
+    -------
+    box : CropBox
+        Whole array when no voxel is above the threshold.
+    mask : np.ndarray of bool, shape volume.array.shape (z, y, x)
+        :func:`body_mask` of the whole array (crop it with ``box`` to match a cropped image).
+    """
     opts = options or BodyCropOptions()
     shape = volume.array.shape
     mask = body_mask(volume.array, opts)
     if not mask.any():
-        return CropBox.full(shape)
+        return CropBox.full(shape), mask
     spacing_zyx = volume.spacing_mm[::-1]
     margin = np.ceil(opts.margin_mm / spacing_zyx).astype(int)
     start, stop = [], []
@@ -153,7 +167,7 @@ def body_bounding_box(volume: Volume, options: BodyCropOptions | None = None) ->
                 centre = (start[axis] + stop[axis]) // 2
                 start[axis] = max(0, centre - max_vox[axis] // 2)
                 stop[axis] = min(shape[axis], start[axis] + max_vox[axis])
-    return CropBox(start_zyx=start, stop_zyx=stop, full_shape_zyx=shape)
+    return CropBox(start_zyx=start, stop_zyx=stop, full_shape_zyx=shape), mask
 
 
 def crop_array(array: np.ndarray, box: CropBox) -> np.ndarray:

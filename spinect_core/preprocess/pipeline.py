@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from spinect_core.preprocess.crop import (
-    BodyCropOptions, CropBox, body_bounding_box, crop_array, uncrop,
+    BodyCropOptions, CropBox, body_box_and_mask, crop_array, uncrop,
 )
 from spinect_core.preprocess.normalise import CTNormalisation
 from spinect_core.preprocess.resample import (
@@ -53,6 +53,9 @@ class Prepared:
     spacing_mm : np.ndarray, shape (3,)
         Model spacing along x, y, z, millimetres.
     normalisation : CTNormalisation
+    body_mask : np.ndarray of bool or None
+        The body (:func:`~spinect_core.preprocess.crop.body_mask`) on ``model_grid``, (z, y, x),
+        when the CT was cropped to it: the predictor does not run windows wholly outside it.
     """
 
     image: np.ndarray
@@ -62,6 +65,7 @@ class Prepared:
     input_grid: Grid
     spacing_mm: np.ndarray
     normalisation: CTNormalisation
+    body_mask: np.ndarray | None = None
 
     @property
     def volume(self) -> Volume:
@@ -125,18 +129,20 @@ def prepare_for_model(volume: Volume, *, spacing_mm: float | Sequence[float],
     resampled_grid = as_grid(resampled)
     report(progress, 0.6, "cropping to the body")
     box: CropBox | None = None
+    body: np.ndarray | None = None
     array = resampled.array
     model_grid = resampled_grid
     if crop:
-        box = body_bounding_box(resampled, crop_options)
+        box, body = body_box_and_mask(resampled, crop_options)
         array = crop_array(array, box)
+        body = crop_array(body, box)
         model_grid = box.crop_grid(resampled_grid)
     report(progress, 0.8, "normalising intensities")
     image = normalisation.apply(array)
     report(progress, 1.0, "prepared")
     return Prepared(image=image, model_grid=model_grid, resampled_grid=resampled_grid,
                     crop_box=box, input_grid=input_grid, spacing_mm=spacing,
-                    normalisation=normalisation)
+                    normalisation=normalisation, body_mask=body)
 
 
 def prepare_labels(labels: Volume, prepared: Prepared) -> np.ndarray:

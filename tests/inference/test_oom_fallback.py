@@ -167,7 +167,7 @@ def test_predictor_records_fallback_notes(monkeypatch):
                             channels_last=False, prob_dtype="float32", batch_size=4)
     predictor = Predictor(net, options=opts)
     stages = _fake_gpu_chain()
-    monkeypatch.setattr(predictor, "_stages", lambda: stages)
+    monkeypatch.setattr(predictor, "_stages", lambda batch, precision: stages)
     messages = []
     pred = predictor.predict(image, progress=lambda f, m: messages.append(m))
     assert pred.notes == [stages[1].note]
