@@ -38,7 +38,8 @@ from spinect_core import __version__
 from spinect_core.errors import Cancelled, SpinectError
 
 #: Subcommand modules in the order ``spinect --help`` lists them.
-COMMANDS = ("info", "segment", "evaluate", "phantom", "train", "window", "plan", "demo", "pacs")
+COMMANDS = ("info", "segment", "evaluate", "phantom", "train", "window", "plan", "validate",
+            "export_case", "demo", "pacs")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1

@@ -130,7 +130,9 @@ def _case_from_folder(folder: Path) -> CaseFiles | None:
     if not cts:
         others = [p for p, _ in images if p not in seg and p not in labels]
         cts = others if len(others) == 1 else []
-    found = labels + seg
+    # A label map beside a .seg.nrrd (an exported training case holds both, the same labels):
+    # the label map, whose sidecar names its classes exactly.
+    found = labels if len(labels) == 1 else labels + seg
     if len(cts) != 1 or len(found) != 1:
         return None
     return CaseFiles(case_id=folder.name, image=cts[0], labels=found[0])
