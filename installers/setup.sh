@@ -44,7 +44,12 @@ PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip >/dev/null
 # shellcheck disable=SC2086
 $PIP install -q ${SPINECT_TORCH:-torch==2.13.0}
+# [all] includes the dev extra: pytest and the gates' tools (ruff, mypy, import-linter) that
+# .ci/gates runs.
 $PIP install -q -e ".[all]"
+for tool in ruff mypy lint-imports; do
+  [ -x ".venv/bin/$tool" ] || { echo "setup.sh: .venv/bin/$tool missing after install" >&2; exit 1; }
+done
 echo "SPINECT planner installed in .venv ($(.venv/bin/spinect --version))"
 
 if [ "$run_demo" = 1 ]; then

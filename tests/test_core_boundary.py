@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import spinect_core
 
 CORE_DIR = Path(spinect_core.__file__).parent
+REPO = CORE_DIR.parent
 FORBIDDEN = ("PySide6", "PyQt5", "PyQt6", "qtpy", "pyvistaqt", "pyvista.plotting", "vtkmodules.vtkRendering")
 
 
@@ -53,3 +56,14 @@ def test_cli_help_lists_commands() -> None:
     assert result.returncode == 0, result.stderr
     for name in ("info", "segment", "evaluate"):
         assert name in result.stdout
+
+
+def test_import_contracts_kept() -> None:
+    """pyproject's import-linter contracts (layers, headless core) hold, as CI's gate checks."""
+    pytest.importorskip("importlinter")
+    code = ("import sys; from importlinter.cli import lint_imports; "
+            "sys.exit(lint_imports(no_cache=True, no_logo=True))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
