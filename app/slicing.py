@@ -7,6 +7,15 @@ the index axis closest to the anatomical normal (S for axial, L for sagittal, P 
 flip rows/columns so the display follows the radiological convention (axial: anterior up,
 patient's right on the viewer's left; sagittal: superior up, anterior left; coronal: superior
 up, patient's right on the left). An oblique grid is shown as it is and the view title says so.
+
+A slice is named by its position in LPS millimetres (``S 12.5 mm``: the LPS coordinate of the
+slice's centre along the view's anatomical axis, with the letter of the side it lies on), as
+radiology viewers do, not by its array index. Display pixels map back to continuous voxel
+indices (:func:`display_to_index`), so the HU readout, the crosshair and the ruler work in LPS
+millimetres whatever the spacing (anisotropic voxels) and the grid's orientation.
+
+Window/level presets are 3D Slicer's CT presets; a CT read from DICOM adds its own window
+(WindowCenter/WindowWidth of the series) as the first preset (:func:`presets_for`).
 """
 
 from __future__ import annotations
@@ -17,8 +26,11 @@ import numpy as np
 
 from spinect_core.volume import Volume
 
-__all__ = ["WindowLevel", "PRESETS", "PlaneSpec", "plane_specs", "extract_slice",
-           "window_to_uint8", "overlay_labels", "label_lut"]
+__all__ = ["WindowLevel", "PRESETS", "DICOM_PRESET", "WL_HU_PER_PIXEL", "MIN_WIDTH_HU",
+           "dicom_window", "presets_for", "drag_window", "PlaneSpec", "plane_specs",
+           "extract_slice", "slice_position_mm", "position_text", "display_to_index",
+           "value_at", "lps_text", "distance_mm", "window_to_uint8", "overlay_labels",
+           "label_lut"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +42,82 @@ class WindowLevel:
     level: float
 
 
+#: 3D Slicer's CT window/level presets (Volumes module), in its order. The keys "bone" and
+#: "soft" are what the app's View menu asks for; "soft" is Slicer's CT-abdomen window.
 PRESETS: dict[str, WindowLevel] = {
-    "bone": WindowLevel("Bone", 2000.0, 400.0),
-    "soft": WindowLevel("Soft tissue", 400.0, 40.0),
+    "bone": WindowLevel("CT-bone", 1000.0, 400.0),
+    "soft": WindowLevel("CT-abdomen", 350.0, 40.0),
+    "brain": WindowLevel("CT-brain", 100.0, 50.0),
+    "air": WindowLevel("CT-air", 1000.0, -426.0),
+    "lung": WindowLevel("CT-lung", 1400.0, -500.0),
 }
+#: Key of the series' own window in :func:`presets_for`.
+DICOM_PRESET = "dicom"
+#: HU the window width (horizontal) and level (vertical) change per pixel of a window drag.
+WL_HU_PER_PIXEL = 4.0
+#: Narrowest window a drag can reach (a zero width would divide by zero).
+MIN_WIDTH_HU = 1.0
+
+
+def _first_number(value) -> float | None:
+    """First value of a DICOM DS / multi-valued DS element as a float (None if absent/bad)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+        if len(value) == 0:
+            return None
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def dicom_window(volume: Volume | None) -> WindowLevel | None:
+    """The series' own window (WindowCenter / WindowWidth), HU, or None.
+
+    Read from the header of the middle slice in ``volume.metadata.source_headers`` (kept by the
+    DICOM loader); the first value when the header offers several. For CT the VOI window
+    applies to the rescaled values, i.e. HU. Its name carries the header's explanation (e.g.
+    "DICOM: BONE"), which describes the window, never the patient.
+    """
+    headers = getattr(getattr(volume, "metadata", None), "source_headers", ()) or ()
+    if not headers:
+        return None
+    header = headers[len(headers) // 2]
+    if header is None:
+        return None
+    centre = _first_number(getattr(header, "WindowCenter", None))
+    width = _first_number(getattr(header, "WindowWidth", None))
+    if centre is None or width is None or width <= 0:
+        return None
+    explanation = getattr(header, "WindowCenterWidthExplanation", None)
+    if explanation is not None and not isinstance(explanation, str):
+        explanation = explanation[0] if len(explanation) else None
+    label = f"DICOM: {str(explanation).strip()}" if explanation and str(explanation).strip() \
+        else "DICOM window"
+    return WindowLevel(label, float(width), float(centre))
+
+
+def presets_for(volume: Volume | None) -> dict[str, WindowLevel]:
+    """The presets offered for ``volume``: its DICOM window first (when it has one), then
+    :data:`PRESETS`."""
+    own = dicom_window(volume)
+    return ({DICOM_PRESET: own} if own is not None else {}) | dict(PRESETS)
+
+
+def drag_window(window: WindowLevel, dx_px: float, dy_px: float, *,
+                hu_per_pixel: float = WL_HU_PER_PIXEL) -> WindowLevel:
+    """The window after a drag of ``dx_px``, ``dy_px`` screen pixels (right, down positive).
+
+    Dragging right widens the window (less contrast), left narrows it; dragging down raises the
+    level (darker image), up lowers it (brighter), each by ``hu_per_pixel`` HU per pixel. The
+    width never falls below :data:`MIN_WIDTH_HU`.
+    """
+    width = max(MIN_WIDTH_HU, window.width + dx_px * hu_per_pixel)
+    return WindowLevel("Custom", float(width), float(window.level + dy_px * hu_per_pixel))
+
 
 _LPS_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))  # (negative, positive) end of x, y, z
 
@@ -58,6 +142,11 @@ class PlaneSpec:
         Orientation letters at the ``top``, ``bottom``, ``left``, ``right`` edges.
     obliquity_deg : float
         Angle between the slice normal and the anatomical normal of the view.
+    normal_lps : int
+        The view's anatomical axis (0 L, 1 P, 2 S) that names the slice position.
+    positive_step : int
+        +1 or -1: the index step that moves the slice toward the positive end of
+        :attr:`normal_lps` (S, L or P); the wheel and arrow keys step in anatomical terms.
     """
 
     name: str
@@ -70,16 +159,22 @@ class PlaneSpec:
     col_spacing_mm: float
     edges: dict
     obliquity_deg: float
+    normal_lps: int = 2
+    positive_step: int = 1
 
     def size(self, shape_zyx: tuple[int, int, int]) -> int:
         """Number of slices along :attr:`axis`."""
         return int(shape_zyx[self.axis])
 
-    def title(self, index: int, shape_zyx: tuple[int, int, int]) -> str:
+    def title(self, index: int, shape_zyx: tuple[int, int, int], position: str = "") -> str:
+        """"Axial · S 12.5 mm · slice 31/60", with the grid's obliquity when >= 1 degree.
+
+        ``position`` is the slice's LPS position (:func:`position_text`); the slice count is
+        secondary information for the operator who thinks in slices.
+        """
         oblique = f", grid {self.obliquity_deg:.0f}° oblique" if self.obliquity_deg >= 1.0 else ""
-        axis = "kji"[self.axis]
-        return (f"{self.name} · index plane {axis}={index + 1}/{self.size(shape_zyx)}"
-                f"{oblique}")
+        where = f" · {position}" if position else ""
+        return f"{self.name}{where} · slice {index + 1}/{self.size(shape_zyx)}{oblique}"
 
 
 def _assign_axes(direction: np.ndarray) -> dict[int, int]:
@@ -129,7 +224,8 @@ def plane_specs(volume: Volume) -> list[PlaneSpec]:
             flip_rows=flip_rows, flip_cols=flip_cols,
             row_spacing_mm=float(spacing[ridx]), col_spacing_mm=float(spacing[cidx]),
             edges={"top": top, "bottom": bottom, "left": left, "right": right},
-            obliquity_deg=float(np.degrees(np.arccos(min(1.0, cosine))))))
+            obliquity_deg=float(np.degrees(np.arccos(min(1.0, cosine)))),
+            normal_lps=normal, positive_step=int(sign(normal))))
     return specs
 
 
@@ -146,6 +242,61 @@ def extract_slice(array: np.ndarray, spec: PlaneSpec, index: int) -> np.ndarray:
     if spec.flip_cols:
         plane = plane[:, ::-1]
     return np.ascontiguousarray(plane)
+
+
+def slice_position_mm(volume: Volume, spec: PlaneSpec, index: int) -> float:
+    """LPS coordinate (mm) along ``spec.normal_lps`` of the centre of slice ``index``.
+
+    On an oblique grid the slice is not at one anatomical position; its centre names it.
+    """
+    centre = (np.asarray(volume.array.shape, float) - 1.0) / 2.0  # z, y, x
+    centre[spec.axis] = float(index)
+    return float(volume.index_to_lps(centre[::-1])[spec.normal_lps])
+
+
+def position_text(spec: PlaneSpec, position_mm: float) -> str:
+    """"S 12.5 mm" / "I 3.0 mm": the side's letter and the distance from the LPS origin."""
+    negative, positive = _LPS_LETTERS[spec.normal_lps]
+    value = round(float(position_mm), 1)
+    return f"{positive if value >= 0 else negative} {abs(value):.1f} mm"
+
+
+def display_to_index(spec: PlaneSpec, shape_zyx: tuple[int, int, int], index: int,
+                     row: float, col: float) -> np.ndarray:
+    """Continuous voxel index (x, y, z) of display pixel (``row``, ``col``) of slice ``index``.
+
+    ``row``, ``col`` are continuous display coordinates with pixel centres at integers (the
+    slice as :func:`extract_slice` returns it), so the result feeds ``Volume.index_to_lps``.
+    """
+    zyx = np.zeros(3)
+    zyx[spec.axis] = float(index)
+    n_rows, n_cols = shape_zyx[spec.row_axis], shape_zyx[spec.col_axis]
+    zyx[spec.row_axis] = (n_rows - 1 - row) if spec.flip_rows else row
+    zyx[spec.col_axis] = (n_cols - 1 - col) if spec.flip_cols else col
+    return zyx[::-1].copy()
+
+
+def value_at(array: np.ndarray, index_xyz: np.ndarray) -> float | None:
+    """The voxel value nearest to continuous index (x, y, z), or None outside the array."""
+    zyx = np.rint(np.asarray(index_xyz, float)[::-1]).astype(int)
+    if np.any(zyx < 0) or np.any(zyx >= np.asarray(array.shape)):
+        return None
+    return float(array[tuple(zyx)])
+
+
+def lps_text(point_lps_mm: np.ndarray) -> str:
+    """"LPS (12.3, -4.5, 30.0) mm": a point with its coordinate system named."""
+    x, y, z = (float(v) for v in np.asarray(point_lps_mm, float).reshape(3))
+    return f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm"
+
+
+def distance_mm(volume: Volume, a_xyz: np.ndarray, b_xyz: np.ndarray) -> float:
+    """Distance in mm between two continuous voxel indices (x, y, z) of ``volume``.
+
+    Through LPS, so anisotropic spacing and any grid orientation are accounted for.
+    """
+    a, b = volume.index_to_lps(np.stack([np.asarray(a_xyz, float), np.asarray(b_xyz, float)]))
+    return float(np.linalg.norm(b - a))
 
 
 def window_to_uint8(values: np.ndarray, width: float, level: float) -> np.ndarray:

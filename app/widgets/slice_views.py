@@ -1,32 +1,80 @@
 """Axial, sagittal and coronal slices of the CT with the label overlay (plain Qt).
 
 The slices are the volume's array index planes (see :mod:`app.slicing`), drawn as a QImage with
-the physical aspect ratio from the voxel spacing; the title states the index plane and whether the
-grid is oblique. Window/level presets: bone (W2000/L400) and soft tissue (W400/L40).
+the physical aspect ratio from the voxel spacing. They behave like a radiology viewer's (the
+keys and gestures are listed in one table, :data:`app.widgets.shortcuts.SHORTCUTS`, which the
+views dispatch on and Help > Keyboard shortcuts shows):
+
+* the title names the slice by its LPS position ("Axial · S 12.5 mm · slice 31/60");
+* window/level: a preset list (the series' own DICOM window first when it has one, then
+  3D Slicer's CT presets) and a right-button drag (left/right = width, up/down = level,
+  :data:`app.slicing.WL_HU_PER_PIXEL` HU per pixel);
+* Ctrl + wheel zooms about the cursor, middle drag or Shift + left drag pans, ``R`` resets;
+* the wheel, Up/Down and Page Up/Down step the slice (toward S, L or P first);
+* the status line under the views gives the HU and LPS position under the cursor;
+* ``M`` (or the Ruler button) then a left drag measures a distance in mm, through LPS, so
+  anisotropic voxels measure right; Delete clears it;
+* a left click or drag moves the other two planes to the point (crosshair) and emits
+  :attr:`SliceViewsPanel.crosshair_moved` with the LPS point (the 3D view marks it, see
+  :func:`app.widgets.shortcuts.install_slice_viewer`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from spinect_core.labels import LabelTable
 from spinect_core.volume import Volume
 
 from app.colors import color_of
-from app.slicing import (PRESETS, PlaneSpec, WindowLevel, extract_slice, label_lut,
-                         overlay_labels, plane_specs, window_to_uint8)
+from app.slicing import (DICOM_PRESET, PRESETS, PlaneSpec, WindowLevel, display_to_index,
+                         distance_mm, drag_window, extract_slice, label_lut, lps_text,
+                         overlay_labels, plane_specs, position_text, presets_for,
+                         slice_position_mm, value_at, window_to_uint8)
+from app.widgets.shortcuts import ZOOM_STEP, command_for_key
 
-__all__ = ["SliceCanvas", "SliceView", "SliceViewsPanel"]
+__all__ = ["SliceCanvas", "SliceView", "SliceViewsPanel", "MAX_ZOOM", "CUSTOM_PRESET"]
+
+#: Largest magnification of a slice over its fitted size.
+MAX_ZOOM = 32.0
+#: Combo entry of a window set by dragging.
+CUSTOM_PRESET = "custom"
+_RULER_COLOUR = QColor("#ffd24a")
 
 
 class SliceCanvas(QWidget):
-    """Draws one RGB slice with the right aspect, orientation letters, and nothing else."""
+    """Draws one RGB slice with the right aspect, orientation letters, crosshair and ruler.
+
+    Zoom and pan are the canvas's own (:meth:`zoom_by`, :meth:`pan_by`, :meth:`reset_view`);
+    everything that needs the volume is emitted as a signal with positions as fractions
+    ``[0, 1)`` of the displayed slice's rows and columns.
+
+    Signals
+    -------
+    wheel_steps(int)
+        Wheel notches without Ctrl (positive = away from the user).
+    clicked(float, float)
+        Left press or drag (crosshair) at row, column fractions.
+    hovered(object)
+        ``(row_frac, col_frac)`` under the cursor, or None when it leaves the slice.
+    window_dragged(float, float)
+        Right-drag movement since the last event, screen pixels (right, down positive).
+    ruler_dragged(float, float, float, float)
+        Ruler from (row, col) to (row, col), fractions (ruler mode, left drag).
+    key_command(str, float)
+        A slice-view key from the shortcut table that the canvas does not handle itself.
+    """
 
     wheel_steps = Signal(int)
     clicked = Signal(float, float)  # row, column as fractions [0, 1) of the displayed slice
+    hovered = Signal(object)
+    window_dragged = Signal(float, float)
+    ruler_dragged = Signal(float, float, float, float)
+    key_command = Signal(str, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,10 +83,21 @@ class SliceCanvas(QWidget):
         self._aspect = 1.0  # physical height / width of the slice
         self._edges: dict = {}
         self._cross: tuple[float | None, float | None] = (None, None)
+        self._ruler: tuple[tuple[float, float], tuple[float, float], str] | None = None
+        self.zoom = 1.0
+        self.pan = QPointF(0.0, 0.0)  # widget pixels, offset of the image centre
+        self.ruler_mode = False
+        self._drag: str | None = None
+        self._last = QPointF()
+        self._ruler_start: tuple[float, float] | None = None
+        self._wheel_rest = 0
         self.placeholder = "No CT"
         self.setMinimumSize(120, 120)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setMouseTracking(True)  # hover readout without a button held
+        self.setFocusPolicy(Qt.FocusPolicy.WheelFocus)
 
+    # --- content ---------------------------------------------------------------------------------
     def set_rgb(self, rgb: np.ndarray | None, *, row_spacing: float = 1.0,
                 col_spacing: float = 1.0, edges: dict | None = None) -> None:
         """Show ``rgb`` (rows, cols, 3) uint8; pixel steps are ``row_spacing`` x ``col_spacing`` mm."""
@@ -58,8 +117,15 @@ class SliceCanvas(QWidget):
         self._cross = (row_frac, col_frac)
         self.update()
 
-    def image_rect(self) -> QRectF:
-        """Where the slice is drawn: largest rectangle of the right aspect, centred."""
+    def set_ruler(self, start: tuple[float, float] | None, end: tuple[float, float] | None = None,
+                  text: str = "") -> None:
+        """Draw a ruler between two (row, col) fractions labelled ``text`` (None removes it)."""
+        self._ruler = None if start is None or end is None else (start, end, text)
+        self.update()
+
+    # --- view transform --------------------------------------------------------------------------
+    def fitted_rect(self) -> QRectF:
+        """Largest rectangle of the slice's aspect, centred (zoom 1, no pan)."""
         w, h = self.width(), self.height()
         if w * self._aspect <= h:
             dw, dh = float(w), w * self._aspect
@@ -67,6 +133,54 @@ class SliceCanvas(QWidget):
             dw, dh = h / self._aspect, float(h)
         return QRectF((w - dw) / 2, (h - dh) / 2, dw, dh)
 
+    def image_rect(self) -> QRectF:
+        """Where the slice is drawn, widget pixels: the fitted rectangle zoomed and panned."""
+        base = self.fitted_rect()
+        dw, dh = base.width() * self.zoom, base.height() * self.zoom
+        centre = base.center() + self.pan
+        return QRectF(centre.x() - dw / 2, centre.y() - dh / 2, dw, dh)
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Multiply the zoom by ``factor`` (clamped to 1..:data:`MAX_ZOOM`) keeping the image
+        point under ``anchor`` (widget pixels; the widget centre when None) where it is."""
+        anchor = QPointF(self.width() / 2, self.height() / 2) if anchor is None else anchor
+        old = self.image_rect()
+        fx = (anchor.x() - old.left()) / max(old.width(), 1e-9)
+        fy = (anchor.y() - old.top()) / max(old.height(), 1e-9)
+        self.zoom = float(np.clip(self.zoom * factor, 1.0, MAX_ZOOM))
+        base = self.fitted_rect()
+        dw, dh = base.width() * self.zoom, base.height() * self.zoom
+        # New rectangle with the same fraction of the image under the anchor.
+        centre = QPointF(anchor.x() - fx * dw + dw / 2, anchor.y() - fy * dh + dh / 2)
+        self.pan = centre - base.center()
+        if self.zoom == 1.0:
+            self.pan = QPointF(0.0, 0.0)  # back to fitted: nothing left to pan around
+        self.update()
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        """Move the image by (dx, dy) widget pixels."""
+        self.pan = self.pan + QPointF(dx, dy)
+        self.update()
+
+    def reset_view(self) -> None:
+        """Zoom 1, no pan: the whole slice in view."""
+        self.zoom = 1.0
+        self.pan = QPointF(0.0, 0.0)
+        self.update()
+
+    def fractions_at(self, pos: QPointF) -> tuple[float, float]:
+        """(row, col) fractions of the slice at widget position ``pos`` (may be outside 0..1)."""
+        rect = self.image_rect()
+        return ((pos.y() - rect.top()) / rect.height(), (pos.x() - rect.left()) / rect.width())
+
+    def _inside(self, pos: QPointF) -> bool:
+        return self._image is not None and self.image_rect().contains(pos)
+
+    def _point(self, frac: tuple[float, float]) -> QPointF:
+        rect = self.image_rect()
+        return QPointF(rect.left() + frac[1] * rect.width(), rect.top() + frac[0] * rect.height())
+
+    # --- drawing ---------------------------------------------------------------------------------
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#0b0e11"))
@@ -76,15 +190,37 @@ class SliceCanvas(QWidget):
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         rect = self.image_rect()
-        painter.drawImage(rect, self._image)
+        visible = rect.intersected(QRectF(self.rect()))
+        if not visible.isEmpty():
+            # Only the visible part is scaled: a 32x zoom would otherwise scale the whole slice.
+            sx = self._image.width() / rect.width()
+            sy = self._image.height() / rect.height()
+            source = QRectF((visible.left() - rect.left()) * sx, (visible.top() - rect.top()) * sy,
+                            visible.width() * sx, visible.height() * sy)
+            painter.drawImage(visible, self._image, source)
         row_frac, col_frac = self._cross
         painter.setPen(QPen(QColor(90, 170, 230, 110), 1))
         if row_frac is not None:
             y = rect.top() + row_frac * rect.height()
-            painter.drawLine(int(rect.left()), int(y), int(rect.right()), int(y))
+            painter.drawLine(QPointF(visible.left(), y), QPointF(visible.right(), y))
         if col_frac is not None:
             x = rect.left() + col_frac * rect.width()
-            painter.drawLine(int(x), int(rect.top()), int(x), int(rect.bottom()))
+            painter.drawLine(QPointF(x, visible.top()), QPointF(x, visible.bottom()))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if self._ruler is not None:
+            start, end, text = self._ruler
+            a, b = self._point(start), self._point(end)
+            painter.setPen(QPen(QColor(0, 0, 0, 180), 3))
+            painter.drawLine(a, b)
+            painter.setPen(QPen(_RULER_COLOUR, 1.5))
+            painter.drawLine(a, b)
+            for p in (a, b):
+                painter.drawEllipse(p, 3.0, 3.0)
+            if text:
+                painter.setPen(QPen(QColor(0, 0, 0, 200)))
+                painter.drawText(b + QPointF(7, -5), text)
+                painter.setPen(QPen(_RULER_COLOUR))
+                painter.drawText(b + QPointF(6, -6), text)
         font = QFont(painter.font())
         font.setBold(True)
         painter.setFont(font)
@@ -102,17 +238,87 @@ class SliceCanvas(QWidget):
                 painter.setPen(QPen(QColor("#e8c547")))
                 painter.drawText(r, flag, self._edges[key])
 
+    # --- mouse and keys --------------------------------------------------------------------------
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
-        rect = self.image_rect()
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
         pos = event.position()
-        if self._image is not None and rect.contains(pos):
-            self.clicked.emit((pos.y() - rect.top()) / rect.height(),
-                              (pos.x() - rect.left()) / rect.width())
+        button = event.button()
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self._last = pos
+        self._drag = None
+        if button == Qt.MouseButton.RightButton:
+            self._drag = "window"
+        elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton
+                                                        and shift):
+            self._drag = "pan"
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif button == Qt.MouseButton.LeftButton and self._inside(pos):
+            if self.ruler_mode:
+                self._drag = "ruler"
+                self._ruler_start = self.fractions_at(pos)
+                self.ruler_dragged.emit(*self._ruler_start, *self._ruler_start)
+            else:
+                self._drag = "cross"
+                self.clicked.emit(*self.fractions_at(pos))
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        pos = event.position()
+        delta = pos - self._last
+        self._last = pos
+        if self._drag == "window":
+            self.window_dragged.emit(delta.x(), delta.y())
+        elif self._drag == "pan":
+            self.pan_by(delta.x(), delta.y())
+        elif self._drag == "ruler" and self._ruler_start is not None:
+            row, col = self.fractions_at(pos)
+            # The ruler's end stays on the slice: a measure outside the CT means nothing.
+            end = (float(np.clip(row, 0.0, 1.0 - 1e-9)), float(np.clip(col, 0.0, 1.0 - 1e-9)))
+            self.ruler_dragged.emit(*self._ruler_start, *end)
+        elif self._drag == "cross" and self._inside(pos):
+            self.clicked.emit(*self.fractions_at(pos))
+        self.hovered.emit(self.fractions_at(pos) if self._inside(pos) else None)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._drag == "pan":
+            self.unsetCursor()
+            if self.ruler_mode:
+                self.setCursor(Qt.CursorShape.CrossCursor)
+        self._drag = None
+        self._ruler_start = None
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.hovered.emit(None)
+        super().leaveEvent(event)
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
-        steps = int(np.sign(event.angleDelta().y()))
-        if steps:
-            self.wheel_steps.emit(steps)
+        delta = event.angleDelta().y()
+        if not delta:
+            return
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_by(ZOOM_STEP ** (delta / 120.0), event.position())
+        else:
+            # 120 = one notch; touchpads and free-spinning wheels send small deltas that add up.
+            self._wheel_rest += delta
+            steps = int(self._wheel_rest / 120)
+            if steps:
+                self._wheel_rest -= steps * 120
+                self.wheel_steps.emit(steps)
+        event.accept()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        found = command_for_key(event.key(), event.modifiers())
+        if found is None:
+            super().keyPressEvent(event)
+            return
+        command, arg = found
+        if command == "zoom":
+            self.zoom_by(arg)
+        elif command == "reset_view":
+            self.reset_view()
+        else:
+            self.key_command.emit(command, arg)
+        event.accept()
 
 
 class SliceView(QWidget):
@@ -127,21 +333,33 @@ class SliceView(QWidget):
         self.canvas = SliceCanvas()
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
-        self.slider.setToolTip(f"{name} slice")
+        self.slider.setToolTip(f"{name} slice (wheel, Up/Down and Page Up/Down in the view)")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
         layout.addWidget(self.title)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.slider)
-        self.canvas.wheel_steps.connect(lambda s: self.slider.setValue(self.slider.value() + s))
+        self.canvas.wheel_steps.connect(self.step)
+
+    def step(self, steps: float) -> None:
+        """Move ``steps`` slices toward the positive LPS end (S, L or P) of the view's axis."""
+        sign = self.spec.positive_step if self.spec is not None else 1
+        self.slider.setValue(self.slider.value() + int(steps) * sign)
 
 
 class SliceViewsPanel(QWidget):
-    """The three planes side by side with a shared window/level preset and overlay opacity.
+    """The three planes side by side with a shared window/level, overlay opacity and ruler.
 
     Bind with :meth:`set_volume` (CT) and :meth:`set_labels` (label map on the CT grid).
+
+    Signals
+    -------
+    crosshair_moved(object)
+        ``np.ndarray`` (3,) LPS mm of the point clicked in a view (the crosshair).
     """
+
+    crosshair_moved = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -150,55 +368,114 @@ class SliceViewsPanel(QWidget):
         self.table: LabelTable | None = None
         self._lut: np.ndarray | None = None
         self._visible_ids: np.ndarray | None = None
+        self.presets: dict[str, WindowLevel] = dict(PRESETS)
         self.window: WindowLevel = PRESETS["bone"]
         self.overlay_alpha = 0.45
+        self.crosshair_lps: np.ndarray | None = None
+        #: The ruler: view index, slice index, (x, y, z) indices of its ends, fractions, mm.
+        self.ruler: dict | None = None
         self.views = [SliceView(n) for n in ("Axial", "Sagittal", "Coronal")]
 
         self.preset = QComboBox()
-        for key, wl in PRESETS.items():
-            self.preset.addItem(f"{wl.name}  (W{wl.width:.0f} / L{wl.level:.0f})", key)
-        self.preset.setToolTip("Window / level preset of the 2D views")
+        self.preset.setToolTip("Window / level preset of the 2D views (keys 1 to 9 in a view); "
+                               "the series' own DICOM window comes first. Right-drag in a view "
+                               "to adjust.")
         self.preset.currentIndexChanged.connect(self._on_preset)
+        self.wl_label = QLabel("")
+        self.wl_label.setToolTip("Current window width / level, HU. Right-drag in a view: "
+                                 "left/right changes the width, up/down the level.")
         self.overlay = QSlider(Qt.Orientation.Horizontal)
         self.overlay.setRange(0, 100)
         self.overlay.setValue(int(self.overlay_alpha * 100))
         self.overlay.setMaximumWidth(140)
         self.overlay.setToolTip("Opacity of the segmentation overlay")
         self.overlay.valueChanged.connect(self._on_overlay)
+        self.ruler_button = QToolButton()
+        self.ruler_button.setText("Ruler")
+        self.ruler_button.setCheckable(True)
+        self.ruler_button.setToolTip("Distance ruler (M): drag with the left button in a view to "
+                                     "measure in mm")
+        self.ruler_button.toggled.connect(self._on_ruler_mode)
+        self.clear_ruler_button = QToolButton()
+        self.clear_ruler_button.setText("Clear")
+        self.clear_ruler_button.setToolTip("Remove the ruler (Delete)")
+        self.clear_ruler_button.clicked.connect(self.clear_ruler)
+        self.reset_button = QToolButton()
+        self.reset_button.setText("Fit")
+        self.reset_button.setToolTip("Reset zoom and pan of the three views (R in a view). "
+                                     "Ctrl+wheel zooms, middle or Shift+left drag pans.")
+        self.reset_button.clicked.connect(self.reset_views)
         self.note = QLabel("")
         self.note.setObjectName("muted")
+        self.note.setToolTip("The views show the CT's own voxel planes, without resampling")
+        self.readout = QLabel("")
+        self.readout.setObjectName("muted")
+        self.readout.setToolTip("Under the cursor: position in LPS millimetres (x = patient "
+                                "left, y = posterior, z = superior) and the CT value in HU")
+        self.ruler_label = QLabel("")
+        self.ruler_label.setToolTip("Length of the ruler, mm (from the voxel spacing), and the "
+                                    "slice it lies on")
 
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 0, 4, 0)
         bar.addWidget(QLabel("Window:"))
         bar.addWidget(self.preset)
+        bar.addWidget(self.wl_label)
         bar.addSpacing(12)
         bar.addWidget(QLabel("Overlay:"))
         bar.addWidget(self.overlay)
+        bar.addSpacing(12)
+        bar.addWidget(self.ruler_button)
+        bar.addWidget(self.clear_ruler_button)
+        bar.addWidget(self.reset_button)
         bar.addStretch(1)
         bar.addWidget(self.note)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(4)
-        for view in self.views:
+        for i, view in enumerate(self.views):
             row.addWidget(view, 1)
             # Moving one plane moves the crosshair in the other two: redraw all three.
             view.slider.valueChanged.connect(lambda _v: self.refresh())
-            view.canvas.clicked.connect(lambda r, c, v=view: self._on_click(v, r, c))
+            c = view.canvas
+            c.clicked.connect(lambda r, col, v=view: self._on_click(v, r, col))
+            c.hovered.connect(lambda f, v=view: self._on_hover(v, f))
+            c.window_dragged.connect(self.drag_window)
+            c.ruler_dragged.connect(lambda r0, c0, r1, c1, i=i: self.set_ruler(i, (r0, c0),
+                                                                                (r1, c1)))
+            c.key_command.connect(lambda cmd, arg, v=view: self._on_key(v, cmd, arg))
+        status = QHBoxLayout()
+        status.setContentsMargins(4, 0, 4, 0)
+        status.addWidget(self.readout, 1)
+        status.addWidget(self.ruler_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(bar)
         layout.addLayout(row, 1)
+        layout.addLayout(status)
+        self._fill_presets("bone")
 
     # --- binding ---------------------------------------------------------------------------------
     def set_volume(self, ct: Volume | None) -> None:
-        """Show a CT (or clear with ``None``); sliders start in the middle."""
+        """Show a CT (or clear with ``None``); sliders start in the middle.
+
+        The window starts at the series' own DICOM window when it has one (as radiology viewers
+        and 3D Slicer open a series), else at CT-bone.
+        """
         self.ct = ct
         self.labels, self.table, self._lut, self._visible_ids = None, None, None, None
+        self.crosshair_lps = None
+        self.ruler = None
+        self.readout.setText("")
+        self.ruler_label.setText("")
+        self.presets = presets_for(ct)
+        self._fill_presets(DICOM_PRESET if DICOM_PRESET in self.presets else "bone")
         specs = plane_specs(ct) if ct is not None else [None, None, None]
         for view, spec in zip(self.views, specs):
             view.spec = spec
+            view.canvas.reset_view()
+            view.canvas.set_ruler(None)
             view.slider.blockSignals(True)
             if spec is None:
                 view.slider.setRange(0, 0)
@@ -233,21 +510,88 @@ class SliceViewsPanel(QWidget):
         self.refresh()
 
     def set_preset(self, key: str) -> None:
+        """Select a preset by key (``"dicom"``, ``"bone"``, ``"soft"``, ...); unknown keys are
+        ignored (e.g. ``"dicom"`` for a NIfTI CT)."""
         index = self.preset.findData(key)
         if index >= 0:
             self.preset.setCurrentIndex(index)
 
+    def set_window(self, window: WindowLevel) -> None:
+        """Use ``window`` (shown as Custom unless it is one of the presets' values)."""
+        key = next((k for k, wl in self.presets.items()
+                    if (wl.width, wl.level) == (window.width, window.level)), CUSTOM_PRESET)
+        self.window = window if key == CUSTOM_PRESET else self.presets[key]
+        self.preset.blockSignals(True)
+        self.preset.setCurrentIndex(self.preset.findData(key))
+        self.preset.blockSignals(False)
+        self._show_window()
+        self.refresh()
+
+    def drag_window(self, dx_px: float, dy_px: float) -> None:
+        """Apply a window/level drag of (dx, dy) screen pixels (see :func:`app.slicing.drag_window`)."""
+        self.set_window(drag_window(self.window, dx_px, dy_px))
+
     def set_slice(self, view_index: int, index: int) -> None:
         self.views[view_index].slider.setValue(int(index))
 
-    # --- drawing ---------------------------------------------------------------------------------
+    def reset_views(self) -> None:
+        """Zoom 1 and no pan in the three views."""
+        for view in self.views:
+            view.canvas.reset_view()
+
+    # --- presets ---------------------------------------------------------------------------------
+    def _fill_presets(self, selected: str) -> None:
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        for key, wl in self.presets.items():
+            self.preset.addItem(f"{wl.name}  (W{wl.width:.0f} / L{wl.level:.0f})", key)
+        self.preset.addItem("Custom (right-drag in a view)", CUSTOM_PRESET)
+        self.preset.setCurrentIndex(max(0, self.preset.findData(selected)))
+        self.preset.blockSignals(False)
+        self.window = self.presets.get(self.preset.currentData(), PRESETS["bone"])
+        self._show_window()
+
+    def _show_window(self) -> None:
+        self.wl_label.setText(f"W {self.window.width:.0f} / L {self.window.level:.0f}")
+
     def _on_preset(self, _index: int) -> None:
-        self.window = PRESETS[self.preset.currentData()]
+        key = self.preset.currentData()
+        if key in self.presets:
+            self.window = self.presets[key]
+        self._show_window()
         self.refresh()
 
     def _on_overlay(self, value: int) -> None:
         self.overlay_alpha = value / 100.0
         self.refresh()
+
+    # --- keys ------------------------------------------------------------------------------------
+    def _on_key(self, view: SliceView, command: str, arg: float) -> None:
+        """Run a slice-view command of the shortcut table (see app.widgets.shortcuts)."""
+        if command == "step":
+            view.step(arg)
+        elif command == "end":
+            view.slider.setValue(view.slider.minimum() if arg < 0 else view.slider.maximum())
+        elif command == "ruler":
+            self.ruler_button.toggle()
+        elif command == "clear_ruler":
+            self.clear_ruler()
+        elif command == "preset":
+            index = int(arg)
+            if 0 <= index < len(self.presets):
+                self.preset.setCurrentIndex(index)
+
+    # --- positions -------------------------------------------------------------------------------
+    def index_at(self, view: SliceView, row_frac: float, col_frac: float) -> np.ndarray | None:
+        """Continuous voxel index (x, y, z) at fractions of ``view``'s displayed slice."""
+        spec = view.spec
+        if spec is None or self.ct is None:
+            return None
+        shape = self.ct.array.shape
+        # Fraction f of n pixels -> continuous pixel coordinate with centres at integers.
+        row = row_frac * shape[spec.row_axis] - 0.5
+        col = col_frac * shape[spec.col_axis] - 0.5
+        return display_to_index(spec, shape, view.slider.value(), row, col)
 
     def _display_fraction(self, spec: PlaneSpec, axis: int, flip: bool) -> float | None:
         """Where the view cutting along numpy ``axis`` lies in ``spec``'s rows or columns."""
@@ -261,7 +605,7 @@ class SliceViewsPanel(QWidget):
         return None
 
     def _on_click(self, view: SliceView, row_frac: float, col_frac: float) -> None:
-        """A click in one view moves the other two views to that point."""
+        """A click in one view moves the other two views to that point (the crosshair)."""
         spec = view.spec
         if spec is None or self.ct is None:
             return
@@ -275,10 +619,75 @@ class SliceViewsPanel(QWidget):
             for other in self.views:
                 if other.spec is not None and other.spec.axis == axis:
                     other.slider.setValue(index)
+        index = self.index_at(view, row_frac, col_frac)
+        self.crosshair_lps = self.ct.index_to_lps(index)
+        self.crosshair_moved.emit(self.crosshair_lps.copy())
 
+    def _on_hover(self, view: SliceView, fractions) -> None:
+        """The status line: LPS position, HU (and structure) under the cursor."""
+        index = None if fractions is None else self.index_at(view, *fractions)
+        if index is None:
+            self.readout.setText("")
+            return
+        value = value_at(self.ct.array, index)
+        if value is None:
+            self.readout.setText(f"{view.name}: outside the CT")
+            return
+        text = f"{view.name}: {lps_text(self.ct.index_to_lps(index))} · {value:.0f} HU"
+        if self.labels is not None and self.table is not None:
+            label = value_at(self.labels, index)
+            name = self.table.names.get(int(label)) if label else None
+            if name:
+                text += f" · {name}"
+        self.readout.setText(text)
+
+    # --- ruler -----------------------------------------------------------------------------------
+    def _on_ruler_mode(self, on: bool) -> None:
+        for view in self.views:
+            view.canvas.ruler_mode = bool(on)
+            if on:
+                view.canvas.setCursor(Qt.CursorShape.CrossCursor)
+            else:
+                view.canvas.unsetCursor()
+
+    def set_ruler(self, view_index: int, start: tuple[float, float],
+                  end: tuple[float, float]) -> float | None:
+        """Put the ruler on ``view_index``'s current slice between two (row, col) fractions.
+
+        Returns its length in mm (through LPS, so the voxel spacing of each axis counts).
+        """
+        view = self.views[view_index]
+        a, b = self.index_at(view, *start), self.index_at(view, *end)
+        if a is None or b is None:
+            return None
+        length = distance_mm(self.ct, a, b)
+        index = view.slider.value()
+        where = position_text(view.spec, slice_position_mm(self.ct, view.spec, index))
+        self.ruler = {"view": view_index, "slice": index, "start_xyz": a, "end_xyz": b,
+                      "fractions": (tuple(start), tuple(end)), "length_mm": length}
+        self.ruler_label.setText(f"Ruler: {length:.1f} mm ({view.name}, {where})")
+        self._draw_ruler()
+        return length
+
+    def clear_ruler(self) -> None:
+        self.ruler = None
+        self.ruler_label.setText("")
+        self._draw_ruler()
+
+    def _draw_ruler(self) -> None:
+        r = self.ruler
+        for i, view in enumerate(self.views):
+            # Drawn on its own slice only: elsewhere it would lie over other anatomy.
+            if r is not None and r["view"] == i and view.slider.value() == r["slice"]:
+                view.canvas.set_ruler(*r["fractions"], f"{r['length_mm']:.1f} mm")
+            else:
+                view.canvas.set_ruler(None)
+
+    # --- drawing ---------------------------------------------------------------------------------
     def refresh(self) -> None:
         for view in self.views:
             self._render(view)
+        self._draw_ruler()
 
     def _render(self, view: SliceView) -> None:
         spec = view.spec
@@ -292,7 +701,8 @@ class SliceViewsPanel(QWidget):
         labels = extract_slice(self.labels, spec, index) if self.labels is not None else None
         rgb = overlay_labels(grey, labels, self._lut, alpha=self.overlay_alpha,
                              visible=self._visible_ids)
-        view.title.setText(spec.title(index, self.ct.array.shape))
+        position = position_text(spec, slice_position_mm(self.ct, spec, index))
+        view.title.setText(spec.title(index, self.ct.array.shape, position))
         view.canvas.set_rgb(rgb, row_spacing=spec.row_spacing_mm,
                             col_spacing=spec.col_spacing_mm, edges=spec.edges)
         view.canvas.set_crosshair(self._display_fraction(spec, spec.row_axis, spec.flip_rows),

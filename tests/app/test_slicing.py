@@ -8,8 +8,10 @@ import pytest
 from spinect_core.volume import Volume
 
 from app.colors import color_of
-from app.slicing import (PRESETS, extract_slice, label_lut, overlay_labels, plane_specs,
-                         window_to_uint8)
+from app.slicing import (DICOM_PRESET, MIN_WIDTH_HU, PRESETS, WL_HU_PER_PIXEL, WindowLevel,
+                         dicom_window, display_to_index, distance_mm, drag_window, extract_slice,
+                         label_lut, lps_text, overlay_labels, plane_specs, position_text,
+                         presets_for, slice_position_mm, value_at, window_to_uint8)
 
 
 def _volume(direction=np.eye(3), shape=(4, 5, 6), spacing=(0.5, 0.7, 2.0)) -> Volume:
@@ -80,16 +82,100 @@ def test_oblique_grid_is_reported() -> None:
     assert specs[0].obliquity_deg == pytest.approx(0.0, abs=1e-6)
     assert specs[1].obliquity_deg == pytest.approx(12.0, abs=1e-6)
     assert "12° oblique" in specs[1].title(0, (4, 5, 6))
-    assert "index plane" in specs[0].title(0, (4, 5, 6))
+    assert specs[0].title(0, (4, 5, 6), "S 0.0 mm") == "Axial · S 0.0 mm · slice 1/4"
 
 
-def test_window_level_presets() -> None:
-    bone = PRESETS["bone"]
-    assert (bone.width, bone.level) == (2000.0, 400.0)
+def test_window_level_presets_are_3d_slicers() -> None:
+    values = {k: (wl.width, wl.level) for k, wl in PRESETS.items()}
+    assert values == {"bone": (1000.0, 400.0), "soft": (350.0, 40.0), "brain": (100.0, 50.0),
+                      "air": (1000.0, -426.0), "lung": (1400.0, -500.0)}
     soft = PRESETS["soft"]
-    assert (soft.width, soft.level) == (400.0, 40.0)
-    out = window_to_uint8(np.array([-1000.0, -160.0, 40.0, 240.0, 3000.0]), soft.width, soft.level)
+    out = window_to_uint8(np.array([-1000.0, -135.0, 40.0, 215.0, 3000.0]), soft.width,
+                          soft.level)
     assert out.tolist() == [0, 0, 127, 255, 255]
+
+
+def _with_headers(headers) -> Volume:
+    from spinect_core.volume import CTMetadata
+
+    vol = _volume()
+    vol.metadata = CTMetadata(source_format="dicom", source_headers=tuple(headers))
+    return vol
+
+
+def test_dicom_window_is_the_first_preset() -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.multival import MultiValue
+    from pydicom.valuerep import DSfloat
+
+    plain = Dataset()
+    plain.WindowCenter, plain.WindowWidth = "40", "400"
+    multi = Dataset()  # two windows in the header: the first one is the series' default
+    multi.WindowCenter = MultiValue(DSfloat, ["300", "40"])
+    multi.WindowWidth = MultiValue(DSfloat, ["1500", "400"])
+    multi.WindowCenterWidthExplanation = ["BONE", "SOFT"]
+    assert dicom_window(_with_headers([plain, plain, plain])) == WindowLevel("DICOM window",
+                                                                             400.0, 40.0)
+    # The middle slice's header names the window.
+    assert dicom_window(_with_headers([plain, multi, plain])) == WindowLevel("DICOM: BONE",
+                                                                             1500.0, 300.0)
+    presets = presets_for(_with_headers([multi]))
+    assert list(presets)[0] == DICOM_PRESET and list(presets)[1:] == list(PRESETS)
+    # No header, no window tags or a zero width: the Slicer presets only.
+    bad = Dataset()
+    bad.WindowCenter, bad.WindowWidth = "40", "0"
+    for vol in (_volume(), _with_headers([Dataset()]), _with_headers([bad])):
+        assert dicom_window(vol) is None
+        assert list(presets_for(vol)) == list(PRESETS)
+
+
+def test_drag_window_moves_width_and_level_by_the_pixel_rate() -> None:
+    start = WindowLevel("x", 1000.0, 400.0)
+    moved = drag_window(start, 10, -5)
+    assert moved.width == pytest.approx(1000.0 + 10 * WL_HU_PER_PIXEL)
+    assert moved.level == pytest.approx(400.0 - 5 * WL_HU_PER_PIXEL)
+    assert drag_window(start, -10_000, 0).width == MIN_WIDTH_HU
+
+
+def test_slice_position_and_display_index_in_lps() -> None:
+    flipped = np.array([[-1, 0, 0], [0, -1, 0], [0, 0, -1]], float)  # index axes toward R, A, I
+    for direction in (np.eye(3), flipped):
+        vol = Volume(array=np.zeros((4, 5, 6), np.int16), spacing_mm=(0.5, 0.7, 2.0),
+                     origin_lps_mm=(10.0, -20.0, 3.0), direction=direction)
+        axial, sagittal, coronal = plane_specs(vol)
+        shape = vol.array.shape
+        for spec in (axial, sagittal, coronal):
+            n = spec.size(shape)
+            # Each index step moves the slice by the spacing; positive_step points to S, L, P.
+            p0, p1 = (slice_position_mm(vol, spec, i) for i in (1, 1 + spec.positive_step))
+            assert p1 - p0 == pytest.approx(vol.spacing_mm[2 - spec.axis])
+            for index in (0, n - 1):
+                for row, col in ((0.0, 0.0), (2.0, 3.5)):
+                    xyz = display_to_index(spec, shape, index, row, col)
+                    lps = vol.index_to_lps(xyz)
+                    # The displayed pixel lies on the named slice ...
+                    assert lps[spec.normal_lps] == pytest.approx(
+                        slice_position_mm(vol, spec, index))
+                    # ... and the displayed (row, col) is the pixel extract_slice put there.
+                    if float(row).is_integer() and float(col).is_integer():
+                        world = np.arange(vol.array.size).reshape(shape)
+                        expected = extract_slice(world, spec, index)[int(row), int(col)]
+                        assert value_at(world, xyz) == expected
+    vol = Volume(array=np.zeros((4, 5, 6), np.int16), spacing_mm=(1, 1, 2.5),
+                 origin_lps_mm=(0, 0, -5.0))
+    axial = plane_specs(vol)[0]
+    assert position_text(axial, slice_position_mm(vol, axial, 0)) == "I 5.0 mm"
+    assert position_text(axial, slice_position_mm(vol, axial, 3)) == "S 2.5 mm"
+    assert value_at(vol.array, np.array([6.0, 0, 0])) is None
+    assert lps_text(np.array([1.25, -2.0, 30.0])) == "LPS (1.2, -2.0, 30.0) mm"
+
+
+def test_distance_uses_each_axis_spacing() -> None:
+    vol = Volume(array=np.zeros((4, 5, 6), np.int16), spacing_mm=(0.5, 0.8, 2.5),
+                 origin_lps_mm=(0, 0, 0), direction=np.array([[0, 1, 0], [-1, 0, 0], [0, 0, 1.]]))
+    assert distance_mm(vol, [0, 0, 0], [4, 0, 0]) == pytest.approx(2.0)
+    assert distance_mm(vol, [0, 0, 0], [0, 3, 0]) == pytest.approx(2.4)
+    assert distance_mm(vol, [1, 1, 1], [4, 5, 3]) == pytest.approx(np.sqrt(1.5**2 + 3.2**2 + 5**2))
 
 
 def test_overlay_colours_labels_and_respects_visibility() -> None:
