@@ -324,6 +324,23 @@ class View3D(QWidget):
         """The shaft actor of ``side``'s needle, or None."""
         return self.plotter.actors.get(f"needle:{side}")
 
+    def set_marker(self, point_lps: np.ndarray | None, *, half_mm: float = 6.0) -> None:
+        """Mark the 2D views' crosshair point (LPS mm) with three short axes (None removes it).
+
+        Drawn on the overlay layer, so the point stays visible inside bone.
+        """
+        if getattr(self, "_marker_actor", None) is not None:
+            self._overlay.RemoveActor(self._marker_actor)
+        self._marker_actor = None
+        self.marker_lps = None
+        if point_lps is not None:
+            p = np.asarray(point_lps, float).reshape(3)
+            axes = [np.stack([p - half_mm * e, p + half_mm * e]) for e in np.eye(3)]
+            self._marker_actor = self._line_actor(axes, (90, 170, 230), width=2.0, closed=False)
+            self._overlay.AddActor(self._marker_actor)
+            self.marker_lps = p
+        self.render()
+
     def set_pick_plane(self, point_lps: np.ndarray | None,
                        normal_lps: np.ndarray | None = None) -> None:
         """Target picking: clicks land on the plane through ``point`` across ``normal``.
