@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -42,9 +43,9 @@ def test_start_screen_then_drop_a_dicom_folder_loads_the_ct(qtbot, window, phant
     assert window.stack.currentWidget() is window.workspace
     assert window.case_panel.step_status("load") == "done"
     assert dialogs.errors == []
-    # The 2D views show the CT's middle slices with the index plane in the title.
+    # The 2D views show the CT's middle slices named by their LPS position in mm.
     titles = [v.title.text() for v in window.slice_views.views]
-    assert titles[0].startswith("Axial · index plane k=")
+    assert re.match(r"Axial · [SI] \d+\.\d mm · slice \d+/\d+", titles[0]), titles[0]
     assert window.slice_views.views[0].canvas._image is not None
     # Not remembered in the recent list by default (paths may name the patient) ...
     assert window.settings.recent_files == []
