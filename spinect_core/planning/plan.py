@@ -29,6 +29,8 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from spinect_core import __version__
+from spinect_core.anatomy.root_tracing import TracingOptions
+from spinect_core.anatomy.roots import ROOTS_MODES, FusionOptions, RootsResult
 from spinect_core.errors import SpinectError
 from spinect_core.labels import LabelTable
 from spinect_core.planning.l5s1 import (
@@ -42,7 +44,7 @@ from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
 #: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
-PLAN_SCHEMA_VERSION = "1.3"
+PLAN_SCHEMA_VERSION = "1.4"
 
 #: Edge names of the C-arm search range (``WindowPlan.search_edges``), in words.
 EDGE_WORDS = {"oblique_min": "the smallest oblique", "oblique_max": "the largest oblique",
@@ -84,6 +86,17 @@ class PlanOptions:
         Window the needle goes through; ``auto``: the one with the larger usable area.
     l5s1 : L5S1Options
     trajectory : TrajectoryOptions
+    roots : {"fused", "ct", "network"} or None
+        Where the nerve roots come from (:func:`spinect_core.anatomy.roots.resolve_roots`):
+        ``fused`` (the CT's traced roots and the label map's nerve, fused, disagreements
+        warned), ``ct`` (traced on the CT; the label map's nerve class is not used at all),
+        ``network`` (the label map's nerve as it is, its roots recorded). ``None`` (the
+        library's default, as before schema 1.4): the label map's nerve as it is and no roots
+        recorded. ``spinect plan`` defaults to ``fused``.
+    tracing : TracingOptions
+        How roots are traced (CT and label map alike).
+    fusion : FusionOptions
+        When the network's and the CT's roots agree.
     """
 
     sides: tuple[str, ...] = SIDES
@@ -102,8 +115,13 @@ class PlanOptions:
     trajectory_window: Literal["auto", "kambin", "safe"] = "auto"
     l5s1: L5S1Options = field(default_factory=L5S1Options)
     trajectory: TrajectoryOptions = field(default_factory=TrajectoryOptions)
+    roots: Literal["fused", "ct", "network"] | None = None
+    tracing: TracingOptions = field(default_factory=TracingOptions)
+    fusion: FusionOptions = field(default_factory=FusionOptions)
 
     def __post_init__(self) -> None:
+        if self.roots is not None and self.roots not in ROOTS_MODES:
+            raise ValueError(f"roots must be one of {ROOTS_MODES} or None, got {self.roots!r}")
         bad = [s for s in self.sides if s not in SIDES]
         if bad or not self.sides:
             raise ValueError(f"sides must be a non-empty subset of {SIDES}, got {self.sides}")
@@ -252,6 +270,8 @@ class SidePlan:
     trajectory_window: str | None = None
     trajectory_reason: str = ""
     landmarks: dict[str, Any] = field(default_factory=dict)
+    #: ``plan.json``'s ``roots`` of this side (:meth:`RootsResult.side_dict`); None: not recorded.
+    roots: dict[str, Any] | None = None
 
     def window(self, kind: str) -> WindowPlan:
         return {"kambin": self.kambin, "safe": self.safe}[kind]
@@ -262,9 +282,12 @@ class SidePlan:
             traj = self.trajectory.to_dict()
             traj["window"] = self.trajectory_window
             traj["carm"] = carm_angles(self.trajectory.direction_lps, self.side)
-        return {"kambin": self.kambin.to_dict(), "safe": self.safe.to_dict(),
-                "trajectory": traj, "trajectory_reason": self.trajectory_reason,
-                "landmarks": self.landmarks}
+        out = {"kambin": self.kambin.to_dict(), "safe": self.safe.to_dict(),
+               "trajectory": traj, "trajectory_reason": self.trajectory_reason,
+               "landmarks": self.landmarks}
+        if self.roots is not None:
+            out["roots"] = self.roots  # schema 1.4
+        return out
 
 
 @dataclass(kw_only=True)
@@ -283,13 +306,16 @@ class Plan:
         Landmarks and the anatomy source, JSON-ready.
     warnings : list of str
         The segmentation check's warnings first (a disagreement of the network's bone with the
-        CT's), then the anatomy's.
+        CT's), then the anatomy's, then the roots' (the network and the CT disagree on a root, a
+        root not found or uncertain).
     bone_source : str or None
         Where the labels' bone class came from (``"network"``, ``"ct"``, ``"fused"``; ``None``
         for a label map read from a file).
     segmentation_check : dict or None
         :meth:`spinect_core.bone.agreement.BoneAgreement.to_dict` of the network's bone
         against the CT bone model, when the labels came from the network.
+    roots_mode : {"fused", "ct", "network"} or None
+        Where the roots came from (``PlanOptions.roots``); per side in ``SidePlan.roots``.
     options : PlanOptions
     timings_s : dict
     """
@@ -301,6 +327,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     bone_source: str | None = None
     segmentation_check: dict[str, Any] | None = None
+    roots_mode: str | None = None
     options: PlanOptions = field(default_factory=PlanOptions)
     timings_s: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
@@ -338,6 +365,9 @@ class Plan:
                             "oblique_range_deg": [float(v) for v in self.options.oblique_range_deg],
                             "tilt_range_deg": [float(v) for v in self.options.tilt_range_deg]},
             "sides": {s: p.to_dict() for s, p in self.sides.items()},
+            **({} if self.roots_mode is None else {"roots": {
+                "mode": self.roots_mode, "agreement_mm": float(self.options.fusion.agree_mm),
+                "coordinate_system": "LPS"}}),
             "warnings": list(self.warnings), "timings_s": dict(self.timings_s),
             "intended_use": "Research and planning support; not a certified medical device.",
         }
@@ -385,17 +415,38 @@ class PlanEngine:
         self.view_casts: dict[str, int] = {}
         t0 = time.perf_counter()
         report(progress, 0.0, "identifying L5/S1")
+        o = self.options
+        if o.roots == "ct":
+            from spinect_core.anatomy.roots import without_nerve
+
+            # --roots ct: the label map's nerve class is not used at all, not even to identify
+            # the anatomy; the traced roots are drawn in afterwards.
+            labels, instances = without_nerve(labels, table, instances)
+            self.labels = labels
         self.anatomy = identify_lumbosacral(labels, table, instances=instances,
                                             instance_table=instance_table, ct=ct,
-                                            progress=sub_progress(progress, 0.0, 0.6, "anatomy: "))
+                                            progress=sub_progress(progress, 0.0, 0.5, "anatomy: "))
         t1 = time.perf_counter()
+        #: The roots chosen (``None`` when ``options.roots`` is None).
+        self.roots: RootsResult | None = None
+        if o.roots is not None:
+            from spinect_core.anatomy.roots import resolve_roots
+
+            self.roots = resolve_roots(o.roots, ct, labels, table, self.anatomy, sides=o.sides,
+                                       tracing=o.tracing, fusion=o.fusion,
+                                       progress=sub_progress(progress, 0.5, 0.7, "roots: "))
+            # The planner (windows, needle clearance, exports) uses the chosen roots.
+            self.labels, self.table = self.roots.labels, self.roots.table
+        t2 = time.perf_counter()
         self.scenes: dict[str, SideScene] = {}
         for i, side in enumerate(self.options.sides):
-            report(progress, 0.6 + 0.4 * i / len(self.options.sides), f"building the {side} scene")
+            report(progress, 0.7 + 0.3 * i / len(self.options.sides), f"building the {side} scene")
             self.scenes[side] = SideScene(self.anatomy, side, variant=self.options.variant,
                                           options=self.options.l5s1)
         report(progress, 1.0, "scenes ready")
-        self.timings_s.update(anatomy=t1 - t0, scenes=time.perf_counter() - t1)
+        self.timings_s.update(anatomy=t1 - t0, scenes=time.perf_counter() - t2)
+        if self.roots is not None:
+            self.timings_s["roots"] = t2 - t1
 
     # --- live queries ---------------------------------------------------------------------------
     def windows_for_view(self, view_direction_lps: np.ndarray, *, pixel_mm: float = 0.5,
@@ -541,14 +592,16 @@ class PlanEngine:
         return Plan(sides=sides, ct_geometry=self.ct.geometry_dict(),
                     segmentation_source=self.segmentation_source, anatomy=self.anatomy_summary(),
                     warnings=(list(check.warnings) if check is not None else [])
-                    + list(self.anatomy.warnings),
-                    bone_source=self.bone_source,
+                    + list(self.anatomy.warnings)
+                    + ([] if self.roots is None else list(self.roots.warnings)),
+                    bone_source=self.bone_source, roots_mode=self.options.roots,
                     segmentation_check=check.to_dict() if check is not None else None,
                     options=self.options, timings_s=dict(self.timings_s))
 
     def _side_plan(self, side: str, kambin: WindowPlan, safe: WindowPlan) -> SidePlan:
         side_plan = SidePlan(side=side, kambin=kambin, safe=safe,
-                             landmarks=_landmarks(self.anatomy.sides[side]))
+                             landmarks=_landmarks(self.anatomy.sides[side]),
+                             roots=None if self.roots is None else self.roots.side_dict(side))
         choice = self.options.trajectory_window
         candidates = [w for w in (kambin, safe) if w.found and (choice == "auto" or w.kind == choice)]
         if not candidates:

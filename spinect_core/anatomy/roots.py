@@ -1,0 +1,460 @@
+"""The nerve roots of a plan: from the network's nerve class, from the CT, fused, rasterised.
+
+Per side, three roots matter at L5/S1 (:data:`~spinect_core.anatomy.root_tracing.ROOT_NAMES`):
+the exiting L5 root (the hypotenuse of both windows), the exiting L4 root and the traversing S1
+root. Each is a :class:`Root`: a centreline (LPS mm), a radius per point, a confidence and where
+it came from (``network``, ``ct``, ``fused`` or ``operator``).
+
+* :func:`network_roots`: the network's nerve class near the same landmarks, traced like the CT
+  (:func:`~spinect_core.anatomy.root_tracing.trace_root`) on a pseudo-CT of the mask (nerve 40
+  HU in -100 HU), so a root the network found in pieces has gaps, and its confidence is the
+  fraction of its length the mask covers.
+* :func:`fuse_roots`: where the network's and the CT's centrelines agree (symmetric mean distance
+  over the root's assessed segment at most :attr:`FusionOptions.agree_mm`) the fused centreline
+  is their confidence-weighted mean; where they disagree the more confident one is used and a
+  warning says so ("the exiting L5 root on the left: the network and the CT disagree by 5.0 mm:
+  ... review it"), for ``plan.json``, the report and the app.
+* :func:`apply_roots`: the chosen roots rasterised into the nerve class the planner uses (the
+  label map's nerve near the replaced roots removed) and into the anatomy's parts, whose
+  exiting L5 root centreline divides the foramen into the Kambin and safe windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from spinect_core.anatomy.parts import CLASS_ALIASES, PART_ID, find_ids
+from spinect_core.anatomy.root_tracing import (ROOT_NAMES, ROOT_WORDS, TracedRoot, TracingOptions,
+                                               mean_distance, polyline_distance, root_geometry,
+                                               segment_mask, trace_anatomy_roots, trace_root)
+from spinect_core.labels import LabelTable
+from spinect_core.progress import ProgressCallback, report, sub_progress
+from spinect_core.volume import Volume
+
+RootSource = Literal["network", "ct", "fused", "operator"]
+RootsMode = Literal["network", "ct", "fused"]
+ROOTS_MODES: tuple[str, ...] = ("network", "ct", "fused")
+
+#: HU of the pseudo-CT a nerve mask is traced on (inside, outside).
+_MASK_HU = (40.0, -100.0)
+
+
+@dataclass(kw_only=True)
+class Root:
+    """One nerve root of a plan.
+
+    Attributes
+    ----------
+    name : str
+        ``exiting_l5``, ``exiting_l4`` or ``traversing_s1``.
+    side : {"left", "right"}
+    centreline_lps_mm : np.ndarray, shape (N, 3)
+        LPS mm, from where it leaves the sac (medial / cranial) outwards.
+    radius_mm : np.ndarray, shape (N,)
+    confidence : float
+        0..1.
+    source : {"network", "ct", "fused", "operator"}
+    notes : list of str
+    """
+
+    name: str
+    side: str
+    centreline_lps_mm: np.ndarray
+    radius_mm: np.ndarray
+    confidence: float
+    source: RootSource
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def words(self) -> str:
+        return f"{ROOT_WORDS.get(self.name, self.name)} on the {self.side}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``plan.json``'s ``sides.<side>.roots.<name>`` (LPS mm)."""
+        return {"centreline_lps_mm": [[round(float(v), 3) for v in p]
+                                      for p in self.centreline_lps_mm],
+                "radius_mm": [round(float(r), 3) for r in self.radius_mm],
+                "confidence": round(float(self.confidence), 3), "source": self.source,
+                "notes": list(self.notes)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusionOptions:
+    """How the network's and the CT's roots are fused.
+
+    Attributes
+    ----------
+    agree_mm : float
+        Largest symmetric mean distance (mm, over the root's assessed segment: the foramen for
+        an exiting root, the lateral recess for the traversing one) at which the two agree.
+    replace_margin_mm : float
+        Network nerve voxels within a replaced root's radius plus this margin of its centreline
+        are taken out of the nerve class before the chosen root is drawn in.
+    """
+
+    agree_mm: float = 2.0
+    replace_margin_mm: float = 2.0
+
+
+def _root(traced: TracedRoot | None, name: str, side: str, source: RootSource) -> Root | None:
+    if traced is None:
+        return None
+    return Root(name=name, side=side, centreline_lps_mm=traced.centreline_lps_mm,
+                radius_mm=traced.radius_mm, confidence=traced.confidence, source=source,
+                notes=list(traced.notes))
+
+
+def ct_roots(ct: Volume, anatomy: Any, *, sides: Sequence[str] = ("left", "right"),
+             options: TracingOptions | None = None, progress: ProgressCallback | None = None
+             ) -> dict[str, dict[str, Root | None]]:
+    """The roots traced on the CT (:func:`trace_anatomy_roots`) as :class:`Root` records."""
+    traced = trace_anatomy_roots(ct, anatomy, sides=sides, options=options, progress=progress)
+    return {s: {n: _root(t, n, s, "ct") for n, t in by.items()} for s, by in traced.items()}
+
+
+def nerve_mask(labels: Volume, table: LabelTable) -> np.ndarray:
+    """(z, y, x) bool: the label map's nerve class (``nerve``, ``roots``, ... by name)."""
+    ids = find_ids(table, CLASS_ALIASES["nerve"])
+    return np.isin(labels.array, ids) if ids else np.zeros(labels.array.shape, bool)
+
+
+def network_roots(labels: Volume, table: LabelTable, anatomy: Any, *,
+                  sides: Sequence[str] = ("left", "right"), options: TracingOptions | None = None,
+                  progress: ProgressCallback | None = None) -> dict[str, dict[str, Root | None]]:
+    """The roots the label map's nerve class shows near the landmarks.
+
+    Traced with the same waypoints as the CT's (:func:`root_geometry`) on a pseudo-CT of the
+    mask, so the centreline follows the middle of the labelled tube and missing pieces are gaps
+    (bridged up to ``max_bridge_mm``, otherwise reported). A root whose box holds no nerve voxel
+    is ``None``.
+    """
+    mask = nerve_mask(labels, table)
+    out: dict[str, dict[str, Root | None]] = {s: {n: None for n in ROOT_NAMES} for s in sides}
+    if not mask.any():
+        report(progress, 1.0, "no nerve in the label map")
+        return out
+    pseudo = labels.with_array(np.where(mask, _MASK_HU[0], _MASK_HU[1]).astype(np.float32))
+    jobs = [(s, n) for s in sides for n in ROOT_NAMES]
+    for i, (side, name) in enumerate(jobs):
+        report(progress, i / len(jobs), f"the network's {ROOT_WORDS[name]} on the {side}")
+        geo = root_geometry(anatomy, side, name)
+        if geo is None:
+            continue
+        traced = trace_root(pseudo, anatomy.sides[side].frame, geo["waypoints"], geo["end"],
+                            box_lo_local=geo["box"][0], box_hi_local=geo["box"][1],
+                            options=options, name=f"network's {ROOT_WORDS[name]} on the {side}")
+        out[side][name] = _root(traced, name, side, "network")
+    report(progress, 1.0, "network roots found")
+    return out
+
+
+def _segment_points(root: Root, anatomy: Any) -> np.ndarray:
+    geo = root_geometry(anatomy, root.side, root.name)
+    pts = root.centreline_lps_mm
+    if geo is None:
+        return pts
+    sel = segment_mask(pts, anatomy.sides[root.side].frame, geo["segment"])
+    return pts[sel] if sel.sum() >= 3 else pts
+
+
+def root_distance(a: Root, b: Root, anatomy: Any) -> float:
+    """Symmetric mean distance (mm) of two roots over the root's assessed segment."""
+    pa, pb = _segment_points(a, anatomy), _segment_points(b, anatomy)
+    return 0.5 * float(polyline_distance(pa, b.centreline_lps_mm).mean()
+                       + polyline_distance(pb, a.centreline_lps_mm).mean())
+
+
+def _average(a: Root, b: Root) -> tuple[np.ndarray, np.ndarray]:
+    """``a``'s points moved towards their projections on ``b`` by the confidence weights (points
+    beyond ``b``'s ends stay)."""
+    wa, wb = max(a.confidence, 1e-3), max(b.confidence, 1e-3)
+    L = b.centreline_lps_mm
+    pts = a.centreline_lps_mm
+    seg_a, seg_b = L[:-1], L[1:]
+    ab = seg_b - seg_a
+    ap = pts[:, None, :] - seg_a[None]
+    t = np.clip((ap * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12)[None], 0.0, 1.0)
+    near = seg_a[None] + t[..., None] * ab[None]
+    k = np.linalg.norm(pts[:, None] - near, axis=-1).argmin(1)
+    proj = near[np.arange(len(pts)), k]
+    tk = t[np.arange(len(pts)), k]
+    inside = ~(((k == 0) & (tk <= 0.0)) | ((k == len(ab) - 1) & (tk >= 1.0)))
+    rb = b.radius_mm[k] + tk * (b.radius_mm[np.minimum(k + 1, len(b.radius_mm) - 1)] - b.radius_mm[k])
+    out = np.where(inside[:, None], (wa * pts + wb * proj) / (wa + wb), pts)
+    rad = np.where(inside, (wa * a.radius_mm + wb * rb) / (wa + wb), a.radius_mm)
+    return out, rad
+
+
+def fuse_roots(network: dict[str, dict[str, Root | None]], ct: dict[str, dict[str, Root | None]],
+               anatomy: Any, *, options: FusionOptions | None = None
+               ) -> tuple[dict[str, dict[str, Root | None]], list[str]]:
+    """Fuse the network's and the CT's roots per side and root.
+
+    Returns
+    -------
+    roots : dict
+        ``side -> name -> Root or None``: ``fused`` where both exist and agree (the CT's points
+        moved towards the network's by the confidence weights; confidence
+        ``1 - (1 - c_ct)(1 - c_net)``), otherwise the more confident of the two (the CT's on a
+        tie) with its own source, or the one that exists.
+    warnings : list of str
+        One per disagreement, naming the root, the distance, the bound and which was used; one
+        per root neither found.
+    """
+    o = options or FusionOptions()
+    out: dict[str, dict[str, Root | None]] = {}
+    warnings: list[str] = []
+    for side in sorted(set(network) | set(ct), key=("left", "right").index):
+        for name in ROOT_NAMES:
+            a = ct.get(side, {}).get(name)
+            b = network.get(side, {}).get(name)
+            words = f"the {ROOT_WORDS[name]} on the {side}"
+            if a is None and b is None:
+                chosen = None
+                warnings.append(f"{words}: neither the network nor the CT shows it: no root is "
+                                "drawn there, review the plan")
+            elif a is None or b is None:
+                chosen = replace(a or b, notes=list((a or b).notes) + [
+                    f"{'the network' if a is None else 'the CT'} alone shows it"])
+            else:
+                d = root_distance(a, b, anatomy)
+                if d <= o.agree_mm:
+                    pts, rad = _average(a, b)
+                    conf = 1.0 - (1.0 - a.confidence) * (1.0 - b.confidence)
+                    chosen = Root(name=name, side=side, centreline_lps_mm=pts, radius_mm=rad,
+                                  confidence=round(float(conf), 3), source="fused",
+                                  notes=a.notes + b.notes + [
+                                      f"the network and the CT agree within {d:.1f} mm"])
+                else:
+                    use = a if a.confidence >= b.confidence else b
+                    which = "the CT's" if use is a else "the network's"
+                    warnings.append(
+                        f"{words}: the network and the CT disagree by {d:.1f} mm (mean distance, "
+                        f"agreement within {o.agree_mm:g} mm): {which} is used (confidence CT "
+                        f"{a.confidence:.2f}, network {b.confidence:.2f}): review it")
+                    chosen = replace(use, notes=list(use.notes) + [
+                        f"the network and the CT disagree by {d:.1f} mm; {which} is used"])
+            out.setdefault(side, {})[name] = chosen
+    return out, warnings
+
+
+def rasterise_roots(roots: Sequence[Root], grid: Volume) -> np.ndarray:
+    """(z, y, x) bool of ``grid``: voxel centres inside the tubes of ``roots`` (the radius
+    interpolated linearly along each segment)."""
+    out = np.zeros(grid.array.shape, bool)
+    for root in roots:
+        out |= _tube_mask(root.centreline_lps_mm, root.radius_mm, grid)
+    return out
+
+
+def _tube_mask(line: np.ndarray, radius: np.ndarray, grid: Volume) -> np.ndarray:
+    out = np.zeros(grid.array.shape, bool)
+    line = np.asarray(line, float)
+    radius = np.asarray(radius, float)
+    if len(line) == 0:
+        return out
+    if len(line) == 1:
+        line, radius = np.vstack([line, line]), np.concatenate([radius, radius])
+    rmax = float(radius.max())
+    idx = grid.lps_to_index(line)
+    # The box of the tube in index space, grown by the radius in voxels.
+    pad = rmax / np.min(grid.spacing_mm) + 1.0
+    lo = np.maximum(np.floor(idx.min(0) - pad).astype(int), 0)
+    hi = np.minimum(np.ceil(idx.max(0) + pad).astype(int) + 1, np.array(grid.array.shape[::-1]))
+    if np.any(hi <= lo):
+        return out
+    xs, ys, zs = (np.arange(lo[i], hi[i]) for i in range(3))
+    zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
+    pts = grid.index_to_lps(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], -1))
+    inside = np.zeros(len(pts), bool)
+    a, b = line[:-1], line[1:]
+    for i in range(len(a)):
+        ab = b[i] - a[i]
+        ap = pts - a[i]
+        t = np.clip(ap @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        d = np.linalg.norm(ap - t[:, None] * ab, axis=1)
+        inside |= d <= radius[i] + t * (radius[i + 1] - radius[i])
+    out[zs[0]:zs[-1] + 1, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] = inside.reshape(zz.shape)
+    return out
+
+
+def without_nerve(labels: Volume, table: LabelTable, instances: Volume | None = None
+                  ) -> tuple[Volume, Volume | None]:
+    """The label map (and instance map) with the nerve class set to background: what
+    ``--roots ct`` plans on before the traced roots are drawn in."""
+    mask = nerve_mask(labels, table)
+    arr = labels.array.copy()
+    arr[mask] = 0
+    out = labels.with_array(arr)
+    out.warnings = list(labels.warnings)
+    inst = None
+    if instances is not None:
+        ia = instances.array.copy()
+        ia[mask] = 0
+        inst = instances.with_array(ia)
+    return out, inst
+
+
+def apply_roots(anatomy: Any, labels: Volume, table: LabelTable,
+                chosen: dict[str, dict[str, Root | None]],
+                replaced: dict[str, dict[str, Root | None]] | None = None, *,
+                options: FusionOptions | None = None) -> tuple[Volume, LabelTable]:
+    """Draw the chosen roots into the nerve class and the anatomy's parts.
+
+    Parameters
+    ----------
+    anatomy : LumbosacralAnatomy
+        Changed in place: its parts get the chosen roots (the exiting L5 root as
+        ``root_L5_<side>``, the others as ``other_nerve``; drawn over background and nerve parts
+        only, never over bone, disc or the sac), and each side's ``root_centreline_lps`` becomes
+        the chosen exiting L5 root within 20 mm of the foramen centre.
+    labels : Volume
+        The label map the planner uses (on the anatomy's grid).
+    table : LabelTable
+        Its table; a ``nerve`` class is added when it has none.
+    chosen : dict
+        ``side -> name -> Root or None``.
+    replaced : dict, optional
+        The network's roots: where a chosen root does not come from the network, the network's
+        nerve within its radius plus ``replace_margin_mm`` is removed first.
+    options : FusionOptions, optional
+
+    Returns
+    -------
+    labels, table : Volume, LabelTable
+        A new label map (the input is not changed) and its table.
+    """
+    o = options or FusionOptions()
+    ids = find_ids(table, CLASS_ALIASES["nerve"])
+    if ids:
+        nerve_id = ids[0]
+    else:
+        nerve_id = max(table.names) + 1
+        table = LabelTable({**table.names, nerve_id: "nerve"})
+    dtype = labels.array.dtype if nerve_id <= np.iinfo(labels.array.dtype).max else np.uint16
+    arr = labels.array.astype(dtype, copy=True)
+    parts = anatomy.parts.array
+    nerve_parts = np.array([PART_ID["root_L5_left"], PART_ID["root_L5_right"],
+                            PART_ID["other_nerve"]])
+    remove = np.zeros(arr.shape, bool)
+    for side, by in (replaced or {}).items():
+        for name, old in by.items():
+            new = chosen.get(side, {}).get(name)
+            if old is None or (new is not None and new.source == "network"):
+                continue
+            remove |= _tube_mask(old.centreline_lps_mm, old.radius_mm + o.replace_margin_mm,
+                                 labels)
+    nerve_now = np.isin(arr, ids) if ids else np.zeros(arr.shape, bool)
+    arr[remove & nerve_now] = 0
+    parts[remove & np.isin(parts, nerve_parts)] = 0
+    for side, by in chosen.items():
+        for name, root in by.items():
+            if root is None or root.source == "network":
+                continue  # the network's own root is already in both maps
+            tube = _tube_mask(root.centreline_lps_mm, root.radius_mm, labels)
+            free = (parts == 0) | np.isin(parts, nerve_parts)
+            pid = PART_ID[f"root_L5_{side}"] if name == "exiting_l5" else PART_ID["other_nerve"]
+            parts[tube & free] = pid
+            soft = (arr == 0) | nerve_now
+            arr[tube & soft] = nerve_id
+    for side, sa in anatomy.sides.items():
+        root = chosen.get(side, {}).get("exiting_l5")
+        if root is None:
+            continue
+        line = root.centreline_lps_mm
+        near = np.linalg.norm(line - np.asarray(sa.foramen_centre_lps, float), axis=1) <= 20.0
+        if near.sum() >= 2:
+            sa.root_centreline_lps = line[near].copy()
+    out = labels.with_array(arr)
+    out.warnings = list(labels.warnings)
+    return out, table
+
+
+@dataclass(kw_only=True)
+class RootsResult:
+    """What :func:`resolve_roots` chose.
+
+    Attributes
+    ----------
+    mode : {"network", "ct", "fused"}
+    roots : dict
+        ``side -> name -> Root or None``: the roots the plan uses.
+    network, ct : dict or None
+        The candidates (``None`` when not computed in this mode).
+    warnings : list of str
+        Disagreements and missing roots (for the plan's ``warnings``).
+    labels : Volume
+        The label map the planner uses (with the chosen roots drawn into the nerve class).
+    table : LabelTable
+    """
+
+    mode: str
+    roots: dict[str, dict[str, Root | None]]
+    network: dict[str, dict[str, Root | None]] | None
+    ct: dict[str, dict[str, Root | None]] | None
+    warnings: list[str]
+    labels: Volume
+    table: LabelTable
+
+    def side_dict(self, side: str) -> dict[str, Any]:
+        """``plan.json``'s ``sides.<side>.roots``: every root name, ``None`` where none."""
+        by = self.roots.get(side, {})
+        return {n: (None if by.get(n) is None else by[n].to_dict()) for n in ROOT_NAMES}
+
+
+def resolve_roots(mode: str, ct: Volume, labels: Volume, table: LabelTable, anatomy: Any, *,
+                  sides: Sequence[str] = ("left", "right"),
+                  tracing: TracingOptions | None = None, fusion: FusionOptions | None = None,
+                  progress: ProgressCallback | None = None) -> RootsResult:
+    """The roots of a plan in one of the modes of ``spinect plan --roots``.
+
+    * ``network``: the label map's nerve as it is (its roots measured for the record);
+    * ``ct``: the roots traced on the CT, drawn into the nerve class (``labels`` should already
+      have no nerve: :func:`without_nerve`);
+    * ``fused``: both, fused (:func:`fuse_roots`), with a warning per disagreement.
+    """
+    if mode not in ROOTS_MODES:
+        raise ValueError(f"roots mode must be one of {ROOTS_MODES}, got {mode!r}")
+    warnings: list[str] = []
+    net = ctr = None
+    if mode in ("network", "fused"):
+        net = network_roots(labels, table, anatomy, sides=sides, options=tracing,
+                            progress=sub_progress(progress, 0.0, 0.4, "network roots: "))
+    if mode in ("ct", "fused"):
+        ctr = ct_roots(ct, anatomy, sides=sides, options=tracing,
+                       progress=sub_progress(progress, 0.4, 0.9, "CT roots: "))
+    if mode == "network":
+        chosen = net
+        for side, by in chosen.items():
+            for name, root in by.items():
+                if root is None:
+                    warnings.append(f"the {ROOT_WORDS[name]} on the {side}: the network shows "
+                                    "no root there")
+    elif mode == "ct":
+        chosen = ctr
+        for side, by in chosen.items():
+            for name, root in by.items():
+                if root is None:
+                    warnings.append(f"the {ROOT_WORDS[name]} on the {side}: no root was found "
+                                    "on the CT: review the plan")
+    else:
+        chosen, warnings = fuse_roots(net, ctr, anatomy, options=fusion)
+    for by in chosen.values():
+        for root in by.values():
+            # A CT root's gap that the network's agreeing root covers is no longer a doubt:
+            # its note stays with the fused root, not in the plan's warnings.
+            if root is not None and root.source == "ct":
+                warnings.extend(n for n in root.notes if "review it" in n and n not in warnings)
+    report(progress, 0.95, "drawing the roots")
+    if mode == "network":
+        new_labels, new_table = labels, table
+    else:
+        new_labels, new_table = apply_roots(anatomy, labels, table, chosen, replaced=net,
+                                            options=fusion)
+    report(progress, 1.0, "roots ready")
+    return RootsResult(mode=mode, roots=chosen, network=net, ct=ctr, warnings=warnings,
+                       labels=new_labels, table=new_table)
