@@ -356,7 +356,8 @@ class SliceViewsPanel(QWidget):
     Signals
     -------
     crosshair_moved(object)
-        ``np.ndarray`` (3,) LPS mm of the point clicked in a view (the crosshair).
+        ``np.ndarray`` (3,) LPS mm of the point clicked in a view (the crosshair); None when a
+        new CT (or none) is shown.
     """
 
     crosshair_moved = Signal(object)
@@ -465,6 +466,8 @@ class SliceViewsPanel(QWidget):
         """
         self.ct = ct
         self.labels, self.table, self._lut, self._visible_ids = None, None, None, None
+        if self.crosshair_lps is not None:
+            self.crosshair_moved.emit(None)  # the old case's point means nothing in the new one
         self.crosshair_lps = None
         self.ruler = None
         self.readout.setText("")

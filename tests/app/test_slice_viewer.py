@@ -236,6 +236,8 @@ def test_click_moves_the_crosshair_and_emits_its_lps_point(qtbot, panel, ct) -> 
     np.testing.assert_allclose(points[-1], ct.index_to_lps(np.array([31, 9, axial.slider.value()])),
                                atol=1e-9)
     np.testing.assert_allclose(panel.crosshair_lps, points[-1])
+    panel.set_volume(ct)  # a new case removes the point (and the 3D marker)
+    assert points[-1] is None and panel.crosshair_lps is None
 
 
 def test_the_dicom_window_is_the_first_preset_and_the_default(qtbot, ct) -> None:
