@@ -73,7 +73,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut(keys="Wheel", does="Next / previous slice (one voxel toward S, L or P / back)"),
     Shortcut(keys="Up / Down", does="Next / previous slice (one voxel toward S, L or P / back)",
              command="step", bindings=((_K.Key_Up, 1), (_K.Key_Down, -1))),
-    Shortcut(keys="Page Up / Page Down", does=f"{PAGE_STEP} slices forward / back",
+    Shortcut(keys="Page Up / Page Down", does=f"{PAGE_STEP} slices toward S, L or P / back",
              command="step", bindings=((_K.Key_PageUp, PAGE_STEP), (_K.Key_PageDown, -PAGE_STEP))),
     Shortcut(keys="Home / End", does="First / last slice of the series", command="end",
              bindings=((_K.Key_Home, -1), (_K.Key_End, 1))),
