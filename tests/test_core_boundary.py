@@ -54,7 +54,7 @@ def test_cli_help_lists_commands() -> None:
     result = subprocess.run([sys.executable, "-m", "spinect_core", "--help"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    for name in ("info", "segment", "evaluate"):
+    for name in ("info", "segment", "evaluate", "phantom", "plan", "window", "pacs"):
         assert name in result.stdout
 
 

@@ -1,3 +1,5 @@
+import io
+
 import pytest
 import torch
 
@@ -41,8 +43,38 @@ def test_precision_rules(monkeypatch):
     assert dev.resolve_precision("float16", torch.device("cuda")) == "float16"
 
 
-def test_cpu_bf16_detection_returns_a_bool():
+def test_cpu_bf16_detection_on_this_machine_is_a_bool():
     assert isinstance(dev.cpu_has_fast_bf16(), bool)
+
+
+def test_cpu_bf16_detection_asks_torch_then_the_linux_flags(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    # torch's cpuinfo answers: native bf16 (AVX512_BF16) or AMX tiles, else not (emulated bf16).
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert dev.cpu_has_fast_bf16() is True
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert dev.cpu_has_fast_bf16() is False
+
+    # The private helper gone: /proc/cpuinfo's flags decide, on Linux only.
+    def moved():
+        raise AttributeError("_is_avx512_bf16_supported")
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", moved, raising=False)
+    monkeypatch.setattr(dev.platform, "system", lambda: "Linux")
+    flags = {"text": "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n"}
+    monkeypatch.setattr(dev, "open", lambda *a, **k: io.StringIO(flags["text"]), raising=False)
+    assert dev.cpu_has_fast_bf16() is True
+    flags["text"] = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512bw\n"  # emulated only
+    assert dev.cpu_has_fast_bf16() is False
+    flags["text"] = "processor\t: 0\nflags\t\t: fpu amx_bf16 amx_tile\n"
+    assert dev.cpu_has_fast_bf16() is True
+    monkeypatch.setattr(dev.platform, "system", lambda: "Darwin")
+    assert dev.cpu_has_fast_bf16() is False
+    # No oneDNN: no fast bf16 whatever the CPU says.
+    monkeypatch.setattr(dev.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert dev.cpu_has_fast_bf16() is False
 
 
 def test_channels_last_rules():

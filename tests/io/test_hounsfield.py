@@ -16,21 +16,42 @@ def body(seed=0, air=True):
     return a
 
 
+def passes(array, **kwargs) -> bool:
+    """True when ``check_hounsfield`` accepts ``array``, False when it refuses it as not HU."""
+    try:
+        check_hounsfield(array, **kwargs)
+    except NotHounsfieldError:
+        return False
+    return True
+
+
 def test_normal_ct_passes():
-    check_hounsfield(body())
+    assert passes(body())
+    assert not passes(body() + 1024)  # the same body unrescaled
 
 
-def test_tight_fov_without_air_passes():
-    check_hounsfield(body(air=False))
+def test_tight_fov_without_air_passes_on_its_fat():
+    # Rule 4's bound is -30 HU at the 0.5th percentile: fat (-100 HU) alone keeps a tight field
+    # of view in, and the same body shifted until its fat reads as water is refused.
+    a = body(air=False)
+    assert float(np.percentile(a, 0.5)) < -100
+    assert passes(a)
+    assert passes(a + 40)  # fat at -60 HU: still below the bound
+    assert not passes(a + 160)  # fat at +60 HU: no fat and no air
 
 
 def test_padding_outside_fov_ignored():
     a = body()
-    a[:, :, -8:] = -3024  # outside the reconstruction circle
-    check_hounsfield(a)
+    a[:, :, -8:] = -3024  # outside the reconstruction circle: 20 % of voxels, the minimum
+    assert passes(a)
+    # Not ignored when it is not the volume's minimum: 20 % of voxels below -1500 HU is refused.
+    a[0, 0, 0] = -3100
+    assert not passes(a)
     b = body()
     b[:, :, -8:] = -2000
-    check_hounsfield(b, padding_value=-2000)
+    b[0, 0, 0] = -3100  # so -2000 is not the minimum either: only the header's value removes it
+    assert not passes(b)
+    assert passes(b, padding_value=-2000)
 
 
 def test_unrescaled_with_air_at_zero_refused():
