@@ -95,6 +95,6 @@ class OutputError(SpinectError):
     """The output folder or file cannot be written (read-only, no space, a file in the way)."""
 
 
-# --- planning (later issues) --------------------------------------------------------------------
+# --- anatomy and planning -----------------------------------------------------------------------
 class AnatomyError(SpinectError):
     """The anatomy needed (e.g. L5/S1) is not in the field of view or cannot be identified."""

@@ -9,9 +9,7 @@ import spinect_core.cli as cli
 
 @pytest.fixture
 def main(monkeypatch, tmp_path):
-    """``spinect_core.cli.main`` with ``plan`` registered and crash logs under ``tmp_path``
-    (never in the user's log folder)."""
-    if "plan" not in cli.COMMANDS:
-        monkeypatch.setattr(cli, "COMMANDS", cli.COMMANDS + ("plan",))
+    """``spinect_core.cli.main`` with crash logs under ``tmp_path`` (never in the user's log
+    folder)."""
     monkeypatch.setenv("SPINECT_LOG_DIR", str(tmp_path / "logs"))
     return cli.main

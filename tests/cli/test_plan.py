@@ -1,8 +1,5 @@
-"""``spinect plan`` end to end on a small phantom, and its refusals.
-
-"plan" is not yet in the dispatcher's COMMANDS (the lead registers it), so the tests add it for
-their own run of :func:`spinect_core.cli.main`, the real dispatcher with its error handling.
-"""
+"""``spinect plan`` end to end on a small phantom, and its refusals, through
+:func:`spinect_core.cli.main` (the real dispatcher with its error handling)."""
 
 from __future__ import annotations
 
