@@ -1,6 +1,6 @@
 """The volume object every part of the core exchanges: voxels plus LPS geometry.
 
-Conventions (see ``DESIGN.md`` section 3):
+Conventions (see ``docs/ARCHITECTURE.md`` section 3):
 
 * ``array`` is indexed ``(z, y, x)`` (slowest to fastest), as SimpleITK's ``GetArrayFromImage``.
 * Geometry follows ITK and is given for the index axes in ``(x, y, z)`` order:

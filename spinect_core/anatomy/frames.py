@@ -1,4 +1,4 @@
-"""Local L5/S1 frames per side (``DESIGN.md`` section 4.1).
+"""Local L5/S1 frames per side (``docs/ARCHITECTURE.md`` section 4.1).
 
 The planning code measures view angles in a frame attached to the patient's anatomy rather than
 to the scanner, so that a tilted or rotated patient gives the same angles:
@@ -57,7 +57,7 @@ class LocalFrame(PlanningLocalFrame):
 
 def side_frame(*, origin_lps: np.ndarray, cranial_lps: np.ndarray, left_lps: np.ndarray,
                side: str) -> LocalFrame:
-    """The mirrored per-side frame of ``DESIGN.md`` section 4.1.
+    """The mirrored per-side frame of ``docs/ARCHITECTURE.md`` section 4.1.
 
     Parameters
     ----------

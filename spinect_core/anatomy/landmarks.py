@@ -54,7 +54,7 @@ class SideAnatomy:
     root_centreline_lps : np.ndarray, shape (N, 3), or None
         Exiting L5 root near the foramen (medial end first); None without a root label.
     frame : LocalFrame
-        The side's local frame (``DESIGN.md`` 4.1): origin at the foramen centre, z cranial,
+        The side's local frame (``docs/ARCHITECTURE.md`` 4.1): origin at the foramen centre, z cranial,
         y posterior, x lateral towards this side (left-handed for the right side).
     """
 

@@ -9,14 +9,14 @@ Pipeline per structure (each step documented where it changes results):
    would connect is split).
 3. **Volume smoothing**: ``smoothing="median"`` applies a median filter of ``median_kernel_mm``
    (the source study's 1.5 mm) to the field; a binary mask is then blurred with a Gaussian of
-   ``gaussian_sigma_vox`` (~0.6 voxel, DESIGN.md section 4: soft boundaries cut the error of
+   ``gaussian_sigma_vox`` (~0.6 voxel, docs/ARCHITECTURE.md 4.2: soft boundaries cut the error of
    oblique windows compared with the voxel staircase).
    The blur thins structures only one or two voxels across: the phantom's nerve roots at 2 mm
    spacing lose ~30 % of their volume (bone 2 %, disc 3 %, dura 6 %).
 4. **Pad by one voxel** of background so a structure touching the volume edge gets a closed
    (watertight) cap half a voxel outside the last voxel centre, on the outer voxel face.
 5. **Iso-surface** with VTK flying edges (``vtkFlyingEdges3D``; ~6x faster than
-   ``skimage.measure.marching_cubes`` on 192^3, DESIGN.md section 5) in continuous (x, y, z) index
+   ``skimage.measure.marching_cubes`` on 192^3, docs/ARCHITECTURE.md 6) in continuous (x, y, z) index
    space, then mapped to LPS with the full affine ``origin + direction @ (spacing * index)``.
    Faces are wound so normals point outward in LPS: a closed surface has positive signed volume
    (this also handles direction matrices with a negative determinant).

@@ -460,7 +460,7 @@ def calibrate_on_phantoms(weights: str | os.PathLike, *, seeds: Sequence[int] = 
     for _seed, phantom, seg in _segmented_phantoms(segmenter, seeds, spacing_mm, progress):
         probabilities.append(seg.probabilities)
         references.append(phantom.labels.array)
-    # Bone by volume: the planner's windows depend on where the bone surface lies (DESIGN.md).
+    # Bone by volume: the planner's windows depend on where the bone surface lies (docs/ARCHITECTURE.md, 4.2).
     weights, before, after = fit_decision_weights(probabilities, references, segmenter.table,
                                                   match_volume=("bone",))
     return {"decision_weights": weights, "seeds": [int(s) for s in seeds],
