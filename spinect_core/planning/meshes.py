@@ -177,11 +177,6 @@ class Mesh:
 
     # --- basic properties ------------------------------------------------------------------------
     @property
-    def vertices_mm(self) -> np.ndarray:
-        """Vertex positions (N, 3) in mm, in ``coordinate_system`` (alias of the field)."""
-        return self.vertices_lps_mm
-
-    @property
     def n_vertices(self) -> int:
         return int(len(self.vertices_lps_mm))
 
