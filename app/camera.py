@@ -1,8 +1,8 @@
 """Camera geometry for the 3D view in LPS millimetres (pure numpy, no VTK).
 
-A *view direction* ``d`` is the direction in which rays travel (from the X-ray source / eye into
+A *view direction* ``d`` is the direction the operator looks (from the eye / C-arm detector into
 the patient), as in the planning engine (DESIGN.md section 4: view d = -u, u the needle's entry
-direction). The camera sits at ``focal - distance * d`` and looks along ``d``; "up" on screen is
+direction); its C-arm words come from :mod:`spinect_core.planning.carm`. The camera sits at ``focal - distance * d`` and looks along ``d``; "up" on screen is
 the patient's cranial axis (+S, LPS +z) made perpendicular to ``d``.
 """
 
@@ -16,7 +16,7 @@ __all__ = ["CameraPose", "pose_for_direction", "direction_of", "describe_directi
            "POSTERIOR_VIEW"]
 
 CRANIAL_LPS = np.array([0.0, 0.0, 1.0])
-#: Rays travelling from posterior to anterior: the interventionist's view of a prone patient.
+#: Looking from posterior to anterior: the interventionist's straight PA view of a prone patient.
 POSTERIOR_VIEW = np.array([0.0, -1.0, 0.0])
 
 
@@ -60,19 +60,20 @@ def direction_of(position: np.ndarray, focal_point: np.ndarray) -> np.ndarray:
     return _unit(np.asarray(focal_point, float) - np.asarray(position, float))
 
 
-def describe_direction(direction_lps: np.ndarray) -> str:
-    """Scanner-frame description, e.g. ``"PA +20° L oblique, 10° caudal"``.
+def describe_direction(direction_lps: np.ndarray, side: str | None = None) -> str:
+    """The view in the C-arm words of the core, e.g. ``"25.0° ipsilateral (left) oblique, 12.0°
+    cranial tilt"`` (:func:`spinect_core.planning.carm.carm_words`; prone patient, from straight
+    PA, oblique + towards ``side``, tilt of the detector + towards the head).
 
-    Angles are about the scanner axes (not the patient-local L5/S1 frame, which the planning
-    engine defines): oblique = rotation about S of the ray from straight posterior->anterior,
-    towards the patient's left (L) or right (R); tilt = angle of the ray to the axial plane,
-    "cranial" when rays travel towards the head.
+    Parameters
+    ----------
+    direction_lps : (3,)
+        View direction (rays from the eye into the patient), LPS.
+    side : {"left", "right"} or None
+        Operated side that "ipsilateral" refers to; None: the side the view is rotated towards
+        (:func:`spinect_core.planning.carm.view_side`).
     """
+    from spinect_core.planning.carm import carm_angles, carm_text, view_side
+
     d = _unit(direction_lps)
-    # Rays from posterior: d_y < 0. Oblique measured from -P towards L/R seen from behind.
-    oblique = float(np.degrees(np.arctan2(-d[0], -d[1])))
-    tilt = float(np.degrees(np.arcsin(np.clip(d[2], -1, 1))))
-    side = "L" if oblique > 0.5 else "R" if oblique < -0.5 else ""
-    ob = f"{abs(oblique):.0f}° {side} oblique" if side else "straight PA"
-    tt = (f", {abs(tilt):.0f}° {'cranial' if tilt > 0 else 'caudal'}" if abs(tilt) >= 0.5 else "")
-    return ob + tt
+    return carm_text(carm_angles(d, side or view_side(d)))

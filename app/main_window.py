@@ -30,6 +30,7 @@ from app.settings import AppSettings
 from app.widgets.case_panel import CasePanel
 from app.widgets.drop_zone import StartScreen, paths_from_mime
 from app.widgets.needle_planes import NeedlePlanesView
+from app.widgets.drr_view import DRRView
 from app.widgets.planning_panel import PlanningPanel, carm_text
 from app.widgets.progress_panel import ProgressPanel
 from app.widgets.slice_views import SliceViewsPanel
@@ -83,11 +84,16 @@ class MainWindow(QMainWindow):
         self.slice_views = SliceViewsPanel()
         self.planning_panel = PlanningPanel()
         self.needle_planes = NeedlePlanesView()
+        self.drr_view = DRRView()
         self.progress = ProgressPanel()
         self.bottom_tabs = QTabWidget()
         self.bottom_tabs.setDocumentMode(True)
         self.bottom_tabs.addTab(self.slice_views, "CT slices")
         self.bottom_tabs.addTab(self.needle_planes, "Planes along the needle")
+        self.bottom_tabs.addTab(self.drr_view, "Fluoroscopy (DRR)")
+        self.bottom_tabs.setTabToolTip(
+            self.bottom_tabs.indexOf(self.drr_view),
+            "Simulated C-arm image of this CT at the 3D view's angle (follows the view)")
         self._snapped: tuple[np.ndarray, str, str] | None = None
         self._live_key: tuple | None = None
 
@@ -304,6 +310,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.workspace)
         self.case_panel.set_case(session.case_title(), ct)
         self.slice_views.set_volume(ct)
+        self.drr_view.set_ct(ct)
         self.view3d.clear_meshes(render=False)
         self.view3d.set_volume_box(_volume_bounds(ct) if ct is not None else None)
         self.view3d.show_hint("CT loaded: segment it, or open an existing segmentation")
@@ -378,9 +385,6 @@ class MainWindow(QMainWindow):
         """
         d = np.asarray(direction_lps, float)
         d = d / np.linalg.norm(d)
-        self.planning_panel.update_for_view(d)
-        if not self.controller.session.has_plan:
-            return
         pixel = planning.LIVE_PIXEL_MM
         if self._snapped is not None:
             snapped = self._snapped[0]
@@ -388,7 +392,26 @@ class MainWindow(QMainWindow):
                 d, pixel = snapped, planning.SNAPPED_PIXEL_MM
             else:
                 self._snapped = None
+        # At a best view, "ipsilateral" is that view's side (the words of the best-view list).
+        side = self._snapped[1] if self._snapped is not None else None
+        self.planning_panel.update_for_view(d, side)
+        self._update_drr(d, side)
+        if not self.controller.session.has_plan:
+            return
         self._request_live(d, pixel)
+
+    def _update_drr(self, d: np.ndarray, side: str | None = None) -> None:
+        """The fluoroscopy view follows the view; its central ray passes through the foramen of
+        the side named (or the needle's side) once there is a plan, else the CT's centre."""
+        session = self.controller.session
+        if session.ct is None:
+            return
+        side = side or self.planning_panel.needle_side
+        landmarks = session.engine.anatomy.sides.get(side) if session.engine else None
+        iso = getattr(landmarks, "foramen_centre_lps", None)
+        if iso is None:
+            iso = _volume_bounds(session.ct).mean(axis=0)
+        self.drr_view.set_view(d, iso, side)
 
     def _request_live(self, direction: np.ndarray, pixel_mm: float) -> None:
         key = (tuple(np.round(direction, 12)), float(pixel_mm))
@@ -402,6 +425,7 @@ class MainWindow(QMainWindow):
             return
         self.planning_panel.set_live_windows(live)
         self.view3d.set_window_outlines(live.outlines_lps)
+        self.drr_view.set_outlines(live.outlines_lps)
         self.live_windows_shown.emit(live)
 
     def _on_live_failed(self, report: ErrorReport) -> None:
@@ -443,6 +467,9 @@ class MainWindow(QMainWindow):
         self.planning_panel.set_pick_checked(False)
         self.planning_panel.set_plan(plan)
         self.view3d.set_window_outlines(None)
+        self.drr_view.set_outlines(None)
+        if self.planning_panel.last_direction is not None:
+            self._update_drr(self.planning_panel.last_direction)  # the plan's foramen centre
         self._show_needles()
         self._show_planes()
         self._update_actions()
@@ -479,7 +506,8 @@ class MainWindow(QMainWindow):
         focal = getattr(landmarks, "foramen_centre_lps", None)
         self._snapped = (d, side, kind)
         self.view3d.set_view_direction(d, focal_lps_mm=focal, zoom=BEST_VIEW_ZOOM)
-        self.planning_panel.update_for_view(d)
+        self.planning_panel.update_for_view(d, side)
+        self._update_drr(d, side)
         self.planning_panel.show_area(side, kind, wp.plateau_view.area_mm2)
         self._request_live(d, planning.SNAPPED_PIXEL_MM)
         self.statusBar().showMessage(
@@ -501,6 +529,7 @@ class MainWindow(QMainWindow):
             needles = {side: (sp.trajectory.entry_lps_mm, sp.trajectory.target_lps_mm)
                        for side, sp in plan.sides.items() if sp.trajectory is not None}
         self.view3d.set_needles(needles, active=self.planning_panel.needle_side)
+        self.drr_view.set_needles(needles)
 
     def _show_planes(self) -> None:
         side = self.planning_panel.needle_side
@@ -508,6 +537,8 @@ class MainWindow(QMainWindow):
         self.needle_planes.set_planes(planes, side=side if self.controller.session.plan else "")
 
     def _on_needle_side(self, side: str) -> None:
+        if self.planning_panel.last_direction is not None and self._snapped is None:
+            self._update_drr(self.planning_panel.last_direction)  # words and isocentre follow
         self._show_needles()
         self._show_planes()
         self._update_pick_plane()
@@ -661,6 +692,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.controller.shutdown()
+        self.drr_view.worker.clear()
+        self.drr_view.wait(10_000)
         self.settings.sync()
         self.view3d.close_plotter()
         super().closeEvent(event)

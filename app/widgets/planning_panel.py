@@ -3,7 +3,8 @@
 The panel only displays and asks: it is bound by the main window (``set_plan``,
 ``set_live_windows``, ``set_needle``) and emits requests (best view, needle window, nudges).
 Areas are mm^2 projected on the view plane; C-arm angles are for a prone patient, from the
-straight posteroanterior view, in the words the core uses (``ViewResult.carm['description']``).
+straight posteroanterior view, in the core's words (:mod:`spinect_core.planning.carm`): the best
+views, the needle and "This view" (ipsilateral meaning the needle's side chosen here) alike.
 
 The heading names "L5/S1" plainly only when the plan's level is established (high confidence, or
 per-level instance labels); otherwise it reads "Plan at the level identified as L5/S1 (moderate
@@ -25,6 +26,8 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QWidget)
 
 from app.camera import describe_direction
+from spinect_core.planning.carm import CARM_CONVENTION, CARM_CONVENTION_SHORT
+from spinect_core.planning.carm import carm_text as _core_carm_text
 from app.planning import KIND_LABELS, KINDS, plan_level
 from app.state import SettingsValues
 from app.widgets.view3d import WINDOW_COLORS
@@ -47,17 +50,12 @@ _LEVEL_BOX = "border-radius: 5px; padding: 5px 7px;"
 
 
 def carm_text(carm: dict[str, Any] | None, *, with_side: bool = True) -> str:
-    """The core's C-arm description with degree signs ("25.0° ipsilateral (left) oblique, ...").
+    """The core's C-arm words with degree signs ("25.0° ipsilateral (left) oblique, ...";
+    :func:`spinect_core.planning.carm.carm_text`).
 
     ``with_side=False`` drops the "(left)" that repeats a side named nearby.
     """
-    if not carm:
-        return "—"
-    text = str(carm.get("description", "—")).replace(" deg ", "° ")
-    if not with_side:
-        side = str(carm.get("side", ""))
-        text = text.replace(f" ({side})", "").replace(f" (contra-{side})", "")
-    return text
+    return _core_carm_text(carm, with_side=with_side, degree_sign=True)
 
 
 def _swatch(rgb: tuple[int, int, int]) -> str:
@@ -143,9 +141,14 @@ class PlanningPanel(QWidget):
         vl = QVBoxLayout(view_box)
         self.view_label = QLabel("—")
         self.view_label.setWordWrap(True)
-        self.view_label.setToolTip("Scanner frame: oblique about the long axis from straight PA, "
-                                   "tilt of the rays to the axial plane")
+        self.view_label.setToolTip(CARM_CONVENTION)
         vl.addWidget(self.view_label)
+        # The sign convention, shown once (the same words as the report and the CLI).
+        self.carm_legend = QLabel(f"C-arm: {CARM_CONVENTION_SHORT}; relative to the needle's side.")
+        self.carm_legend.setObjectName("muted")
+        self.carm_legend.setWordWrap(True)
+        self.carm_legend.setToolTip(CARM_CONVENTION)
+        vl.addWidget(self.carm_legend)
         grid = QGridLayout()
         grid.setHorizontalSpacing(10)
         grid.addWidget(self._muted("mm²"), 0, 0)
@@ -432,14 +435,18 @@ class PlanningPanel(QWidget):
             self.side_combo.blockSignals(True)
             self.side_combo.setCurrentIndex(max(0, self.side_combo.findData(first)))
             self.side_combo.blockSignals(False)
+            if self.last_direction is not None:
+                self.view_label.setText(describe_direction(self.last_direction, self.needle_side))
         self._show_needle()
 
     # --- live windows ----------------------------------------------------------------------------
-    def update_for_view(self, direction_lps: np.ndarray) -> None:
-        """The camera moved (throttled): show its direction; areas follow from the worker."""
+    def update_for_view(self, direction_lps: np.ndarray, side: str | None = None) -> None:
+        """The camera moved (throttled): show its direction in C-arm words, "ipsilateral"
+        meaning ``side`` (a best view's side) or else the needle's side chosen here; areas
+        follow from the worker."""
         d = np.asarray(direction_lps, float)
         self.last_direction = d
-        self.view_label.setText(describe_direction(d))
+        self.view_label.setText(describe_direction(d, side or self.needle_side))
         if self.plan is not None:
             self.live_note.setText("Measuring…")
 
@@ -466,6 +473,8 @@ class PlanningPanel(QWidget):
     # --- needle ----------------------------------------------------------------------------------
     def _on_side(self, _index: int) -> None:
         self._show_needle()
+        if self.last_direction is not None:  # "ipsilateral" now means the other side
+            self.view_label.setText(describe_direction(self.last_direction, self.needle_side))
         self.needle_side_changed.emit(self.needle_side)
 
     def _on_window(self, _index: int) -> None:
@@ -507,7 +516,7 @@ class PlanningPanel(QWidget):
                 v["verdict"].setText(sp.trajectory_reason or "No needle on this side.")
             self.target_note.setText(note)
             return
-        from spinect_core.planning.trajectory import carm_angles
+        from spinect_core.planning.carm import carm_angles
 
         v["length"].setText(f"{traj.length_mm:.1f} mm")
         v["axial"].setText(f"{traj.angle_to_axial_deg:.1f}°")
