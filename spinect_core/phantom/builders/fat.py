@@ -16,14 +16,34 @@ from spinect_core.phantom.builders.record import (
 FORAMINA = (("L5", "S1", "l5s1"), ("L4", "L5", "l4l5"))
 
 
-def foramen_span(up: VertebraGeometry, low: VertebraGeometry, side: int) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True, kw_only=True)
+class ForaminalFatShape:
+    """Fixed shape of the foraminal fat (mm)."""
+
+    #: The foramen's axis runs this far behind the posterior body walls (its middle, AP).
+    behind_wall_mm: float = 3.0
+    #: Ellipsoid semi-axes across the foramen: lateral (out along the root) and AP.
+    lateral_mm: float = 13.0
+    ap_mm: float = 9.0
+    #: Extra length beyond each pedicle margin (fat reaches into the recesses).
+    beyond_pedicles_mm: float = 3.0
+    #: Box margin beyond the vertical semi-axis (covers the lateral semi-axis).
+    box_margin_mm: float = 14.0
+
+
+#: Default foraminal fat shape.
+FORAMINAL_FAT = ForaminalFatShape()
+
+
+def foramen_span(up: VertebraGeometry, low: VertebraGeometry, side: int,
+                 behind_wall_mm: float = FORAMINAL_FAT.behind_wall_mm) -> tuple[np.ndarray, np.ndarray]:
     """(top, bottom) of a foramen, patient mm: the middle of the upper pedicle's lower margin
-    and of the lower pedicle's upper margin, 3 mm behind the posterior body walls."""
+    and of the lower pedicle's upper margin, ``behind_wall_mm`` behind the posterior body walls."""
     s = SIDES[side][2]
     top = up.frame.point([s * (0.5 * up.canal_width_mm + 0.5 * up.pedicle_width_mm[side]),
-                          0.5 * up.body_depth_mm + 3.0, up.pedicle_bottom_mm[side]])
+                          0.5 * up.body_depth_mm + behind_wall_mm, up.pedicle_bottom_mm[side]])
     bot = low.frame.point([s * (0.5 * low.canal_width_mm + 0.5 * low.pedicle_width_mm[side]),
-                           0.5 * low.body_depth_mm + 3.0,
+                           0.5 * low.body_depth_mm + behind_wall_mm,
                            low.pedicle_bottom_mm[side] + low.pedicle_height_mm[side]])
     return top, bot
 
@@ -36,20 +56,21 @@ class ForaminalFat:
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def build_foraminal_fat(spine: Spine) -> ForaminalFat:
-    """An ellipsoid of fat (13 mm lateral, 9 mm AP) spanning each foramen plus 3 mm each end."""
+def build_foraminal_fat(spine: Spine, shape: ForaminalFatShape = FORAMINAL_FAT) -> ForaminalFat:
+    """An ellipsoid of fat spanning each foramen from pedicle to pedicle (plus a margin)."""
+    k = shape
     parts: list[Part] = []
     lm: dict[str, np.ndarray] = {}
     for up_name, low_name, lname in FORAMINA:
         up, low = spine[up_name], spine[low_name]
         for side, sname, _s in SIDES:
-            top, bot = foramen_span(up, low, side)
+            top, bot = foramen_span(up, low, side, k.behind_wall_mm)
             c = 0.5 * (top + bot)
             lm[f"{lname}_foramen_centre_{sname}"] = c
-            half_h = 0.5 * np.linalg.norm(top - bot) + 3.0
+            half_h = 0.5 * np.linalg.norm(top - bot) + k.beyond_pedicles_mm
             f_f = axis_frame(c, [0.0, 1.0, 0.0], up=(top - bot))
             parts.append(Part(f"foramen_fat_{lname}_{sname}",
                               (lambda f, hh: lambda x, y, z: {"d": S.sd_ellipsoid(
-                                  *f.to_local(x, y, z), (13.0, 9.0, hh))})(f_f, half_h),
-                              box_of_points([c], half_h + 14.0), [Layer("fat")]))
+                                  *f.to_local(x, y, z), (k.lateral_mm, k.ap_mm, hh))})(f_f, half_h),
+                              box_of_points([c], half_h + k.box_margin_mm), [Layer("fat")]))
     return ForaminalFat(parts=parts, landmarks=lm)
