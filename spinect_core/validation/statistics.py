@@ -254,5 +254,5 @@ def angle_between_deg(a: Sequence[float] | None, b: Sequence[float] | None) -> f
     nu, nv = float(np.linalg.norm(u)), float(np.linalg.norm(v))
     if nu == 0.0 or nv == 0.0 or not (math.isfinite(nu) and math.isfinite(nv)):
         return float("nan")
-    c = float(np.clip(u @ v / (nu * nv), -1.0, 1.0))
-    return math.degrees(math.acos(c))
+    # atan2 of |u x v| and u . v: exact near 0 and 180 degrees, where acos loses digits.
+    return math.degrees(math.atan2(float(np.linalg.norm(np.cross(u, v))), float(u @ v)))
