@@ -218,6 +218,7 @@ def _tubeness(w: np.ndarray, sigmas_vox: Sequence[float]) -> np.ndarray:
 def trace_root(ct: Volume, frame: LocalFrame, waypoints: Sequence[Waypoint], end: EndRegion,
                *, box_lo_local: Sequence[float], box_hi_local: Sequence[float],
                options: TracingOptions | None = None, name: str = "root",
+               tube_filter: bool = True,
                progress: ProgressCallback | None = None) -> TracedRoot | None:
     """Trace one root on the CT between anatomical waypoints and an end region.
 
@@ -236,6 +237,9 @@ def trace_root(ct: Volume, frame: LocalFrame, waypoints: Sequence[Waypoint], end
     options : TracingOptions, optional
     name : str
         The root's name in notes (e.g. ``"exiting L5 root on the left"``).
+    tube_filter : bool
+        Run the ridge filter; off for a volume that holds the tube alone (a label mask drawn as
+        a pseudo-CT), where the likeness itself is the tubeness.
     progress : callable, optional
         ``(fraction, message)``; returning False raises
         :class:`~spinect_core.errors.Cancelled`.
@@ -260,7 +264,7 @@ def trace_root(ct: Volume, frame: LocalFrame, waypoints: Sequence[Waypoint], end
     hu = sample_hu(ct, grid.points_lps())
     w = nerve_likeness(hu, o)
     report(progress, 0.2, f"tubeness around the {name}")
-    t = _tubeness(w, [s / o.grid_mm for s in o.sigmas_mm])
+    t = _tubeness(w, [s / o.grid_mm for s in o.sigmas_mm]) if tube_filter else w
     score = w * t
     if float(score.max()) < 0.05:
         return None

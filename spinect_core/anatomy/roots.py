@@ -146,7 +146,8 @@ def network_roots(labels: Volume, table: LabelTable, anatomy: Any, *,
             continue
         traced = trace_root(pseudo, anatomy.sides[side].frame, geo["waypoints"], geo["end"],
                             box_lo_local=geo["box"][0], box_hi_local=geo["box"][1],
-                            options=options, name=f"network's {ROOT_WORDS[name]} on the {side}")
+                            options=options, name=f"network's {ROOT_WORDS[name]} on the {side}",
+                            tube_filter=False)
         out[side][name] = _root(traced, name, side, "network")
     report(progress, 1.0, "network roots found")
     return out

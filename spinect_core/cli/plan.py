@@ -61,6 +61,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--variant", choices=("feasible", "bony", "neural"), default="feasible",
                    help="blockers: feasible (everything, ilium included), bony (traversing root "
                    "and dura transparent), neural (S1 superior articular process transparent)")
+    p.add_argument("--roots", choices=("fused", "ct", "network"), default="fused",
+                   help="nerve roots: fused (traced on the CT and the segmentation's nerve, "
+                   "fused; disagreements are warned), ct (traced on the CT only: the "
+                   "segmentation's nerve class is not used at all) or network (the "
+                   "segmentation's nerve as it is); default fused")
     p.add_argument("--window", choices=("auto", "kambin", "safe"), default="auto",
                    help="window the needle goes through (auto: the larger usable area)")
     p.add_argument("--coarse-step", type=float, metavar="DEG",
@@ -96,7 +101,8 @@ def plan_options(args: argparse.Namespace) -> Any:
                                  f"got {value}")
             extra[name] = float(value)
     return PlanOptions(sides=SIDE_CHOICES[args.side], variant=args.variant,
-                       trajectory_window=args.window, **extra)
+                       trajectory_window=args.window,
+                       roots=getattr(args, "roots", None) or "fused", **extra)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,7 +176,10 @@ def run(args: argparse.Namespace) -> int:
                             progress=sub_progress(bar, start, start + 0.05 * (1 - start)))
         plan = engine.plan(progress=sub_progress(bar, start + 0.05 * (1 - start),
                                                  start + 0.8 * (1 - start), "optimising: "))
-        written = write_plan_outputs(plan, engine, out, ct=ct, labels=labels, table=table,
+        # The label map the plan used: with --roots ct or fused its nerve class holds the chosen
+        # roots, so the masks and meshes show what the windows were measured against.
+        written = write_plan_outputs(plan, engine, out, ct=ct, labels=engine.labels,
+                                     table=engine.table,
                                      meshes=not args.no_meshes, ras=args.ras,
                                      overwrite=args.force,
                                      progress=sub_progress(bar, start + 0.8 * (1 - start), 1.0,
