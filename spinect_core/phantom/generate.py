@@ -134,6 +134,9 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
         for a patient-like training case (:mod:`spinect_core.phantom.patient`): the same
         L4-S1 anatomy inside a randomised torso, ``instances`` on
         :data:`PATIENT_INSTANCE_LABELS`, metal labelled 255, ``meta["patient"]`` the draws.
+        ``anatomy="real"``: the bones are real surfaces varied per seed
+        (:mod:`spinect_core.phantom.real`), ``meta["real_variation"]`` the draws and
+        ``meta["parameters"]`` the procedural parameters with the real bones' sizes put in.
     progress : callable, optional
         ``(fraction, message)``; returning False raises :class:`~spinect_core.errors.Cancelled`.
 
@@ -158,7 +161,17 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
     params = sample_params(int(seed), options.overrides)
     if options.realism == "patient":
         return _generate_patient(int(seed), spacing, params, options, progress)
-    anatomy = build_anatomy(params)
+    extra_meta = None
+    if options.anatomy == "real":
+        from spinect_core.phantom.real import build_real_anatomy, sample_variation
+
+        report(progress, 0.005, "placing the real bones")
+        variation = sample_variation(int(seed))
+        anatomy, params = build_real_anatomy(params, variation)
+        extra_meta = {"anatomy": "real", "real_variation": variation.to_dict(),
+                      "real_bones": "Visible Human lumbosacral meshes (assets/anatomy_meshes)"}
+    else:
+        anatomy = build_anatomy(params)
     pose = patient_pose(params, anatomy.body_centre)
     lo, hi = anatomy.fov_lo.copy(), anatomy.fov_hi.copy()
     if options.crop_mm is not None:
@@ -194,7 +207,7 @@ def generate_phantom(*, seed: int, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0)
                          source_format="synthetic", slice_thickness_mm=float(spacing[2]))
     return _assemble(ct, out, grid=grid, pose=pose, anatomy=anatomy, params=params,
                      options=options, hu=hu, seed=seed, meta_ct=meta_ct,
-                     instance_table=INSTANCE_LABELS, progress=progress)
+                     instance_table=INSTANCE_LABELS, progress=progress, extra_meta=extra_meta)
 
 
 def _assemble(ct: np.ndarray, out, *, grid, pose: R.Pose, anatomy, params: PhantomParams,
@@ -240,6 +253,8 @@ def _options_meta(options: PhantomOptions) -> dict:
     if options.realism == "default":
         d.pop("realism", None)
         d.pop("patient_overrides", None)
+    if options.anatomy == "procedural":
+        d.pop("anatomy", None)   # the default phantom's meta stays as it was
     return _jsonable(d)
 
 

@@ -225,6 +225,10 @@ class PhantomOptions:
         With ``realism="patient"``: values forced over the drawn patient parameters (field
         names of :class:`~spinect_core.phantom.patient.PatientParams`, e.g.
         ``{"contrast_phase": "arterial", "bone_density": "osteoporotic"}``).
+    anatomy : {"procedural", "real"}
+        ``"procedural"``: bones built from shapes (the default). ``"real"``: the bones are
+        real surfaces (Visible Human L4, L5, sacrum, hip bones) varied per seed
+        (:mod:`spinect_core.phantom.real`); with ``realism="default"`` only.
     """
 
     blur: bool = True
@@ -236,13 +240,20 @@ class PhantomOptions:
     overrides: Mapping[str, Any] | None = field(default=None)
     realism: str = "default"
     patient_overrides: Mapping[str, Any] | None = field(default=None)
+    anatomy: str = "procedural"
 
     def __post_init__(self) -> None:
         if self.realism not in REALISMS:
             raise ValueError(f"realism must be one of {list(REALISMS)}, got {self.realism!r}")
+        if self.anatomy not in ANATOMIES:
+            raise ValueError(f"anatomy must be one of {list(ANATOMIES)}, got {self.anatomy!r}")
+        if self.anatomy == "real" and self.realism != "default":
+            raise ValueError("anatomy='real' is not available with realism='patient' yet")
         if self.patient_overrides and self.realism != "patient":
             raise ValueError("patient_overrides need realism='patient'")
 
 
 #: Values of :attr:`PhantomOptions.realism`.
 REALISMS = ("default", "patient")
+#: Values of :attr:`PhantomOptions.anatomy`.
+ANATOMIES = ("procedural", "real")

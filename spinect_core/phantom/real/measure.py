@@ -12,10 +12,11 @@ Body frame (``L4``, ``L5``, ``S1``, from the ``*_body`` meshes)
     area-weighted centroid and its normal their area-weighted mean normal (two passes, the
     second with the axis from the first). The frame's z axis bisects the two normals
     (``n_sup - n_inf``), y is native posterior made orthogonal to it, x = y cross z (patient
-    left), and the origin is the mid-height point centred on the body's mid-height outline (so
+    left), and the origin is the mid-height point centred on the body's outline (so
     the posterior wall lies at ``y = +D/2``, as in the procedural phantom). ``W`` and ``D`` are
-    the outline's width and depth at mid-height (|z| < H/4), ``H`` the distance between the two
-    endplate centres along z, ``wedge_deg`` the sagittal angle between the endplates (positive:
+    the body's largest width and depth (at the endplate rims), ``H`` the height between the
+    planes fitted through the endplates' outer faces (the rims) on the body axis (the origin is
+    midway), ``wedge_deg`` the sagittal angle between the endplates (positive:
     taller in front).
 Pedicles (``L4``, ``L5``, in the body frame, from a 0.4 mm voxelisation of the whole vertebra)
     Coronal slices from 1 to 13 mm behind the posterior wall; on each side the bone of a slice
@@ -36,8 +37,10 @@ SAP / IAP tips, transverse tips
     4 mm behind the posterior wall; the most lateral point on each side (transverse tips).
 S1 (sacrum)
     SAP tips as above (highest posterior point more than 8 mm lateral), ``canal_width`` from an
-    axial section 4 mm below the endplate, ``pedicle_top`` the top of the bone at the
-    foramen (x = +-(canal/2 + 5), y = D/2 + 4), i.e. the floor of the L5/S1 foramen.
+    axial section 4 mm below the endplate, ``canal_depth`` on the midline at the first level
+    from 4 mm below the endplate down where the canal has a bony roof, ``pedicle_top`` the top of the bone at the
+    foramen (x = +- the L5 pedicle centres' mean |x|, y = D/2 + 4, i.e. right under the L5
+    pedicle), the floor of the L5/S1 foramen.
 Hip bones
     Crest top = highest vertex; SI joint centre = centroid of the hip-bone vertices within
     3 mm of a sacrum vertex (the joint surface).
@@ -94,20 +97,33 @@ def body_frame(body_mesh, *, sacral: bool = False) -> dict:
     y = _unit(np.array([0.0, 1.0, 0.0]) - z[1] * z)
     x = np.cross(y, z)
     R = np.column_stack([x, y, z])
+    # Heights are taken at the endplates' rims (the ring apophyses, where the disc's height is
+    # measured and where the bodies would touch), not at their concave centres: the plane fitted
+    # through the outer endplate faces, evaluated on the body axis.
+    o = 0.5 * (cs + ci)
+    fn = np.asarray(body_mesh.face_normals) @ R
+    fc = (np.asarray(body_mesh.triangles_center) - o) @ R
+    r2 = (fc[:, 0] / np.ptp(fc[:, 0]) * 2) ** 2 + (fc[:, 1] / np.ptp(fc[:, 1]) * 2) ** 2
+    rim_z = {}
+    for name, sign in (("superior", 1.0), ("inferior", -1.0)):
+        sel = (sign * fn[:, 2] > 0.7) & (sign * fc[:, 2] > 0) & (r2 > 0.55)
+        A = np.column_stack([np.ones(sel.sum()), fc[sel, 0], fc[sel, 1]])
+        rim_z[name] = float(np.linalg.lstsq(A, fc[sel, 2], rcond=None)[0][0])
     if sacral:
-        h = np.asarray(body_mesh.vertices) @ z
-        H = float(h.max() - h.min())
-        o = cs - 0.5 * H * z
+        lowest = float(np.asarray((np.asarray(body_mesh.vertices) - o) @ R)[:, 2].min())
+        H = rim_z["superior"] - lowest
+        o = o + R @ np.array([0.0, 0.0, rim_z["superior"] - 0.5 * H])
     else:
-        H = float((cs - ci) @ z)
-        o = 0.5 * (cs + ci)
+        H = rim_z["superior"] - rim_z["inferior"]
+        o = o + R @ np.array([0.0, 0.0, 0.5 * (rim_z["superior"] + rim_z["inferior"])])
     loc = (np.asarray(body_mesh.vertices) - o) @ R
-    mid = loc[np.abs(loc[:, 2]) < 0.25 * H]
-    cx = 0.5 * (mid[:, 0].max() + mid[:, 0].min())
-    cy = 0.5 * (mid[:, 1].max() + mid[:, 1].min())
+    # Width and depth of the whole body (the endplate rims: bodies are waisted), as the
+    # procedural phantom's W and D; the origin is centred on that outline.
+    cx = 0.5 * (loc[:, 0].max() + loc[:, 0].min())
+    cy = 0.5 * (loc[:, 1].max() + loc[:, 1].min())
     o = o + R @ np.array([cx, cy, 0.0])
-    W = float(mid[:, 0].max() - mid[:, 0].min())
-    D = float(mid[:, 1].max() - mid[:, 1].min())
+    W = float(loc[:, 0].max() - loc[:, 0].min())
+    D = float(loc[:, 1].max() - loc[:, 1].min())
     # Sagittal wedge: a body taller in front has both endplate normals tilted posteriorly (+y).
     a_s = np.degrees(np.arctan2(ns @ y, ns @ z))
     a_i = np.degrees(np.arctan2(ni @ y, -(ni @ z)))
@@ -210,8 +226,9 @@ def vertebra_landmarks(mesh, frame: dict, pitch: float = 0.4) -> dict:
     return out
 
 
-def sacrum_landmarks(mesh, frame: dict, pitch: float = 0.5) -> dict:
-    """S1 SAP tips, canal width/depth and the foramen floor (S1 body frame, mm)."""
+def sacrum_landmarks(mesh, frame: dict, floor_x_mm: float, pitch: float = 0.5) -> dict:
+    """S1 SAP tips, canal width/depth and the foramen floor (S1 body frame, mm); the floor is
+    measured ``floor_x_mm`` from the midline (under the L5 pedicle centres)."""
     H, D = frame["H"], frame["D"]
     v_loc = (np.asarray(mesh.vertices) - frame["origin"]) @ frame["R"]
     lo = np.array([-45.0, -0.5 * D - 5.0, -0.5 * H - 10.0])
@@ -233,10 +250,16 @@ def sacrum_landmarks(mesh, frame: dict, pitch: float = 0.5) -> dict:
     lft = mid + int(np.argmax(row[mid:])) if row[mid:].any() else len(xs) - 1
     rgt = mid - int(np.argmax(row[:mid + 1][::-1])) if row[:mid + 1].any() else 0
     out["canal_width"] = float(xs[lft] - xs[rgt] - pitch)
-    col = M[np.abs(xs) < 1.0][:, :, iz].any(axis=0) & (ys > 0.5 * D + 2.0)
-    out["canal_depth"] = float(ys[np.nonzero(col)[0][0]] - 0.5 * D - 0.5 * pitch)
+    # Depth: the first bone behind the canal on the midline, at the first height (2 mm steps
+    # down from 4 mm under the endplate) where the canal has a bony roof there.
+    for dz in (4.0, 6.0, 8.0, 10.0, 12.0, 14.0):
+        izc = int(np.argmin(np.abs(zs - (0.5 * H - dz))))
+        col = M[np.abs(xs) < 1.0][:, :, izc].any(axis=0) & (ys > 0.5 * D + 2.0)
+        if col.any():
+            out["canal_depth"] = float(ys[np.nonzero(col)[0][0]] - 0.5 * D - 0.5 * pitch)
+            break
     for side, s in SIDES:
-        ix = int(np.argmin(np.abs(xs - s * (0.5 * out["canal_width"] + 5.0))))
+        ix = int(np.argmin(np.abs(xs - s * floor_x_mm)))
         colz = M[ix, iy, :] & (zs < 0.5 * H + 25.0)
         top = zs[np.nonzero(colz)[0]].max() if colz.any() else 0.5 * H
         out[f"pedicle_top_{side}"] = float(top + 0.5 * pitch)
@@ -270,8 +293,13 @@ def measure_all() -> dict:
         res["frames"][lv] = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
                              for k, v in fr.items()}
         mesh = load_mesh(whole)
-        res["vertebrae"][lv] = (vertebra_landmarks(mesh, fr) if lv != "S1"
-                                else sacrum_landmarks(mesh, fr))
+        if lv != "S1":
+            res["vertebrae"][lv] = vertebra_landmarks(mesh, fr)
+        else:
+            l5 = res["vertebrae"]["L5"]
+            px = 0.5 * (abs(l5["pedicle_left"]["centre_local"][0])
+                        + abs(l5["pedicle_right"]["centre_local"][0]))
+            res["vertebrae"][lv] = sacrum_landmarks(mesh, fr, px)
     res["pelvis"] = hip_landmarks()
     return res
 
