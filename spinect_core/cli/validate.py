@@ -64,13 +64,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the summary (validation.json's) as one JSON line on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    # plan_options() reads --window, which only matters for the needle: its default here.
-    p.set_defaults(handler=run, window="auto")
+    p.set_defaults(handler=run)
     one_line_errors(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinect_core.cli.plan import SIDE_CHOICES, plan_options
+    from spinect_core.cli.plan import SIDE_CHOICES
     from spinect_core.errors import InputError
     from spinect_core.io.atomic import check_output_location
     from spinect_core.progress import TqdmProgress, sub_progress
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     classes = None
     if args.classes:
         classes = tuple(c for c in re.split(r"[,\s]+", args.classes) if c) or None
-    options = ValidationOptions(plan=None if args.no_plan else plan_options(args),
+    options = ValidationOptions(plan=None if args.no_plan else _plan_options(args),
                                 planning=not args.no_plan, classes=classes, alpha=args.alpha)
     out = Path(args.output)
     cases = discover_cohort(args.cohort)
@@ -112,6 +111,24 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"wrote {len(written)} files to {out} (report: {out / 'report.html'})")
     return 0
+
+
+def _plan_options(args: argparse.Namespace) -> Any:
+    """:class:`PlanOptions` of both plans: the library's defaults (the label maps' own nerve
+    divides the windows, so Table 4 measures what the segmentation changes) with the sides,
+    variant and optimiser steps given."""
+    from spinect_core.cli.plan import SIDE_CHOICES
+    from spinect_core.errors import InputError
+    from spinect_core.planning.plan import PlanOptions
+
+    extra: dict[str, float] = {}
+    for flag, name, value in (("--coarse-step", "coarse_step_deg", args.coarse_step),
+                              ("--final-step", "final_step_deg", args.final_step)):
+        if value is not None:
+            if not 0.0 < value <= 45.0:
+                raise InputError(f"{flag} must be in (0, 45] degrees, got {value}")
+            extra[name] = float(value)
+    return PlanOptions(sides=SIDE_CHOICES[args.side], variant=args.variant, **extra)
 
 
 def summary_text(summary: dict[str, Any]) -> str:

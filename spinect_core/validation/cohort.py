@@ -464,11 +464,23 @@ def _read_cached(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | No
     if not isinstance(record, dict) or record.get("format") != CASE_FORMAT:
         return None
     if record.get("fingerprint") != fingerprint:
+        changed = ", ".join(_differences(record.get("fingerprint"), fingerprint)[:6])
         raise InputError(
             f"the output folder holds results of case {record.get('case_id')} made with other "
-            "settings (weights, bone source or plan options); choose another output folder, or "
-            "pass --force to recompute every case")
+            f"settings (differing: {changed or 'unknown'}; weights, bone source, plan options, "
+            "or options a newer spinect added); choose another output folder, or pass --force "
+            "to recompute every case")
     return record if record.get("status") == "done" else None
+
+
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Dotted names of the settings that differ between two fingerprints."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in list(dict.fromkeys([*old, *new])):
+            out += _differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+        return out
+    return [] if old == new else [where or "settings"]
 
 
 def run_cohort(cases: Sequence[CohortCase], out_dir: str | os.PathLike,
