@@ -34,6 +34,20 @@ class Frames:
         return {"S1": self.s1, "L5": self.l5, "L4": self.l4}
 
 
+@dataclass(frozen=True, kw_only=True)
+class FrameLimits:
+    """Limits on the bodies' own wedge (deg): the segmental angle not taken by the disc's wedge
+    goes to the upper body, within these (a lumbar body's wedge is a few degrees; L5 is the most
+    wedged lumbar body)."""
+
+    l5_body_wedge_max_deg: float = 12.0
+    l4_body_wedge_max_deg: float = 10.0
+
+
+#: Default limits.
+FRAME_LIMITS = FrameLimits()
+
+
 def disc_wedge_deg(anterior_mm: float, posterior_mm: float, depth_mm: float) -> float:
     """Wedge angle (deg) of a disc of the given anterior/posterior heights over ``depth_mm``."""
     return np.rad2deg(np.arctan2(anterior_mm - posterior_mm, depth_mm))
@@ -49,7 +63,7 @@ def stack_frame(lower_f: S.Frame, lower_top_h: float, lower_wedge: float, wd: fl
     return S.Frame(R, q + R @ np.array([0.0, 0.0, 0.5 * upper_h]))
 
 
-def build_frames(p: PhantomParams) -> Frames:
+def build_frames(p: PhantomParams, limits: FrameLimits = FRAME_LIMITS) -> Frames:
     """Frames of S1, L5 and L4 from the sacral slope, disc heights and segmental angles."""
     H1 = p.s1_body_height_mm
     D1, D5, D4 = p.s1_body_depth_mm, p.l5_body_depth_mm, p.l4_body_depth_mm
@@ -60,9 +74,9 @@ def build_frames(p: PhantomParams) -> Frames:
     ha5, hp5 = p.disc_l5s1_anterior_mm, p.disc_l5s1_posterior_mm
     ha4, hp4 = p.disc_l4l5_anterior_mm, p.disc_l4l5_posterior_mm
     wd5 = disc_wedge_deg(ha5, hp5, 0.5 * (D1 + D5))
-    wb5 = float(np.clip(p.segmental_angle_l5s1_deg - wd5, 0.0, 12.0))
+    wb5 = float(np.clip(p.segmental_angle_l5s1_deg - wd5, 0.0, limits.l5_body_wedge_max_deg))
     wd4 = disc_wedge_deg(ha4, hp4, 0.5 * (D5 + D4))
-    wb4 = float(np.clip(p.segmental_angle_l4l5_deg - wd4, 0.0, 10.0))
+    wb4 = float(np.clip(p.segmental_angle_l4l5_deg - wd4, 0.0, limits.l4_body_wedge_max_deg))
     derived = dict(l5s1_disc_wedge_deg=wd5, l5_body_wedge_deg=wb5, l4l5_disc_wedge_deg=wd4,
                    l4_body_wedge_deg=wb4, segmental_angle_l5s1_deg=wd5 + wb5,
                    segmental_angle_l4l5_deg=wd4 + wb4)
