@@ -31,6 +31,7 @@ from app.widgets.case_panel import CasePanel
 from app.widgets.drop_zone import StartScreen, paths_from_mime
 from app.widgets.needle_planes import NeedlePlanesView
 from app.widgets.drr_view import DRRView
+from app.widgets.shortcuts import install_slice_viewer
 from app.widgets.planning_panel import PlanningPanel, carm_text
 from app.widgets.progress_panel import ProgressPanel
 from app.widgets.slice_views import SliceViewsPanel
@@ -129,6 +130,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(body)
         self._build_menus()
         self._connect()
+        # Help > Keyboard shortcuts and the slice views' crosshair in the 3D view (the slice
+        # viewer's own wiring, app.widgets.shortcuts).
+        install_slice_viewer(self)
         self._refresh_recent()
         self.planning_panel.set_settings(settings.snapshot())
         self.statusBar().showMessage("Ready. Works offline; no data leaves this computer.")

@@ -31,9 +31,13 @@ def test_zero_direction_is_refused() -> None:
 
 
 def test_describe_direction() -> None:
-    assert describe_direction(POSTERIOR_VIEW) == "straight PA"
-    # Source on the patient's left, behind: rays travel towards the right and anterior.
+    # The core's C-arm words (spinect_core.planning.carm; tests/app/test_carm_words.py).
+    assert describe_direction(POSTERIOR_VIEW) == "straight PA, no tilt"
+    # Looking in from the patient's left, behind (detector over the left): left oblique.
     a = np.radians(25)
     text = describe_direction((-np.sin(a), -np.cos(a), 0.0))
-    assert text == "25° L oblique"
-    assert "caudal" in describe_direction((0.0, -1.0, -0.2))
+    assert text == "25.0° ipsilateral (left) oblique, no tilt"
+    assert describe_direction((-np.sin(a), -np.cos(a), 0.0), "right").startswith(
+        "25.0° contralateral (contra-right) oblique")
+    # Looking caudally into the back: the detector leans to the head, a cranial tilt.
+    assert "cranial tilt" in describe_direction((0.0, -1.0, -0.2))

@@ -71,8 +71,9 @@ def test_camera_hook_reports_the_view_direction_throttled(planned, qtbot) -> Non
     got = blocker.args[0]
     np.testing.assert_allclose(got, d / np.linalg.norm(d), atol=1e-6)
     assert window.planning_panel.last_direction is not None
-    assert "L oblique" in window.planning_panel.view_label.text()
-    assert "caudal" in window.planning_panel.view_label.text()
+    # C-arm words (detector over the patient's left, leaning to the head), for the needle's side.
+    assert "(left) oblique" in window.planning_panel.view_label.text()
+    assert "cranial tilt" in window.planning_panel.view_label.text()
     up = np.array(window.view3d.plotter.camera.GetViewUp())
     assert up[2] > 0.9  # cranial up
     window.reset_view()

@@ -124,7 +124,34 @@ def test_area_map_marks_the_peak_where_it_is() -> None:
 
 
 def test_carm_words() -> None:
+    # The one C-arm language (spinect_core.planning.carm), HTML-escaped.
     text = carm_instruction({"side": "left", "oblique_deg": 25.2, "tilt_deg": -11.6})
-    assert text == ("25&deg; ipsilateral oblique (detector towards the patient's left), then "
-                    "12&deg; caudal tilt")
-    assert "contralateral" in carm_instruction({"side": "right", "oblique_deg": -5, "tilt_deg": 0})
+    assert text == "25.2° ipsilateral (left) oblique, 11.6° caudal tilt"
+    assert carm_instruction({"side": "right", "oblique_deg": -5, "tilt_deg": 0}) == (
+        "5.0° contralateral (contra-right) oblique, no tilt")
+    assert carm_instruction(None) == "&mdash;"
+
+
+def test_area_map_axes_are_c_arm_degrees_with_the_literature_band() -> None:
+    from spinect_core.report.maps import AreaMapOptions, map_x
+
+    alphas = np.arange(0.0, 61.0, 5.0)  # C-arm oblique, degrees
+    betas = np.arange(-40.0, 41.0, 10.0)  # C-arm tilt, degrees
+    values = np.tile(np.linspace(1.0, 20.0, len(betas)), (len(alphas), 1))
+    plain = render_area_map(alphas, betas, values, side="left",
+                            options=AreaMapOptions(oblique_band_deg=None))
+    banded = render_area_map(alphas, betas, values, side="left")
+    top = 34 + AreaMapOptions().font_px  # the map's first row; the band's label is above it
+    changed = np.flatnonzero(np.any(plain[top:] != banded[top:], axis=(0, 2)))
+    # The shading spans the obliques 25 to 30 degrees on the oblique axis (cell centres at the
+    # grid's C-arm angles), and nothing else changes on the map.
+    x25, x30 = map_x(alphas, 25.0), map_x(alphas, 30.0)
+    assert changed.min() == pytest.approx(x25, abs=1.5)
+    assert changed.max() == pytest.approx(x30, abs=1.5)
+    rows = np.flatnonzero(np.any(plain[:, int(x25) + 3] != banded[:, int(x25) + 3], axis=-1))
+    assert rows.size > 300  # the whole height of the map
+    # The same map shifted: a grid from 10 degrees puts the band further left.
+    assert map_x(alphas + 10.0, 25.0) < x25 - 20
+    # Lighter, never darker: the band keeps the colours readable.
+    band = (slice(top, None), slice(int(x25) + 3, int(x30) - 2))
+    assert (banded[band].astype(int) >= plain[band].astype(int)).all()
