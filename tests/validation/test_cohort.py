@@ -199,3 +199,49 @@ def test_windows_compared_at_the_manual_best_view():
     row = summary["table4"]["same_view"]["left"]["kambin"]
     assert row["n"] == 1 and row["test"] == "none" and row["manual_values"] == [40.0]
     assert summary["table4"]["own_best"]["left"]["safe"]["manual_values"] == [0.0]
+
+
+def test_dicom_case_and_cropped_slicer_labels(tmp_path):
+    from spinect_core.io.slicer_seg import write_slicer_segmentation
+    from spinect_core.validation.cohort import load_manual_labels
+
+    shape = SHAPES["caseA"]
+    ct = Volume(array=np.zeros(shape, np.int16), spacing_mm=(1.0, 1.0, 2.0),
+                origin_lps_mm=(-10.0, 5.0, 3.0))
+    labels = _manual(shape)
+    # a DICOM case: a series in dicom/ (discovery only looks at the names) and a Slicer file
+    # cropped to its segments, as Slicer saves by default
+    folder = tmp_path / "cohort" / "site-007"
+    (folder / "dicom").mkdir(parents=True)
+    (folder / "dicom" / "IM0001.dcm").write_bytes(b"")
+    crop = labels[2:18, 4:14, 4:14]
+    cropped = Volume(array=crop, spacing_mm=ct.spacing_mm,
+                     origin_lps_mm=ct.origin_lps_mm + np.array([4.0, 4.0, 4.0]))
+    write_slicer_segmentation(cropped, STUDY_LABELS, folder / "Segmentation.seg.nrrd")
+    (case,) = discover_cohort(tmp_path / "cohort")
+    assert case.case_id == "site-007" and case.ct == folder / "dicom"
+    back, table = load_manual_labels(case, ct)
+    assert back.same_grid(ct) and np.array_equal(back.array, labels)
+    assert table.has("bone") and table.has("nerve")
+
+
+def test_plots_skipped_without_matplotlib(monkeypatch, tmp_path):
+    import sys
+
+    from spinect_core.validation.report import MATPLOTLIB_MISSING
+
+    manual = (None, _plan(kambin=_view([0, 1, 0], 40.0), safe=_view([0, 1, 0], 8.0)))
+    records = [{"case_id": f"c{i}", "status": "done", "metrics": {},
+                "windows": compare_windows((manual[0], manual[1]),
+                                           (None, _plan(kambin=_view([0, 1, 0], 40.0 + i),
+                                                        safe=_view([0, 1, 0], 8.0 - i))),
+                                           pixel_mm=0.25)} for i in range(3)]
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    written = write_validation_outputs(summarise_cohort(records), records, tmp_path)
+    assert not [p for p in written if p.suffix == ".png"]
+    assert "plots skipped: matplotlib is not installed" in (tmp_path / "report.html").read_text()
+    doc = json.loads((tmp_path / "validation.json").read_text())
+    assert doc["plots"] == [] and doc["plot_note"] == MATPLOTLIB_MISSING
+    # the statistics do not need the plots: the automatic best views differ by i from manual's
+    row = doc["summary"]["table4"]["own_best"]["left"]["kambin"]
+    assert row["automatic_values"] == [40.0, 41.0, 42.0] and row["difference"]["mean"] == 1.0
