@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --patient: force a patient parameter, e.g. "
                         "contrast_phase=arterial, bone_density=osteoporotic, screws=L4-S1 "
                         "(repeatable)")
+    parser.add_argument("--anatomy", choices=("procedural", "real"), default="procedural",
+                        help="bones built from shapes (procedural, default) or real bone surfaces "
+                        "(Visible Human L4-S1 and pelvis) varied per seed (real; not with "
+                        "--patient)")
     parser.add_argument("--dicom", action="store_true",
                         help="also write the CT as a DICOM series into OUT_DIR/dicom")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
@@ -60,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     if patient_set and not args.patient:
         raise InputError("--patient-set needs --patient")
     options = None
+    anatomy = getattr(args, "anatomy", "procedural") or "procedural"
+    if anatomy == "real" and getattr(args, "patient", False):
+        raise InputError("--anatomy real is not available with --patient yet")
+    if anatomy == "real":
+        options = PhantomOptions(anatomy="real")
     if getattr(args, "patient", False):
         try:
             options = PhantomOptions(realism="patient",
@@ -74,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         paths = write_phantom(phantom, args.out_dir, dicom=args.dicom, overwrite=args.force,
                               progress=sub_progress(bar, 0.7, 1.0))
     nx, ny, nz = phantom.ct.size_xyz
-    kind = "patient-like phantom" if options is not None else "phantom"
+    kind = ("patient-like phantom" if options is not None and options.realism == "patient"
+            else "real-bone phantom" if options is not None else "phantom")
     print(f"{kind} seed {args.seed}: {nx}x{ny}x{nz} voxels at "
           f"{' x '.join(f'{s:g}' for s in phantom.ct.spacing_mm)} mm -> {paths['ct'].parent}")
     return 0

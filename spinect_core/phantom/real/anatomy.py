@@ -347,8 +347,7 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
     # ANATOMY.md's "10-30 mm lateral to the L5 transverse tip": the gap from the tip to the
     # (deformed, scaled) hip bone's surface.
     derived["l5_transverse_tip_to_ilium_mm"] = [
-        float(P[f"hip_{n}"].distance(*[np.array([v]) for v in lm[f"l5_transverse_tip_{n}"]])[0])
-        for _i, n, _s in SIDES]
+        P[f"hip_{n}"].surface_distance(lm[f"l5_transverse_tip_{n}"]) for _i, n, _s in SIDES]
     derived["skin_y_mm"] = float(soft.body.y_skin)
     internals = {"spine": spine, "real_bones": placed, "hip_deformation": deform,
                  "bulge": q.disc_bulge_mm, "sac_w": sac.width_mm, "sac_d": sac.depth_mm,

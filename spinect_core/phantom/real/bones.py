@@ -102,8 +102,8 @@ class PlacedBone:
         """Patient position of a real-local point (scaled; the warp's few mm are ignored)."""
         return self.frame.point(np.asarray(real_local_xyz, float) * self.scale)
 
-    def bbox(self, margin_mm: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
-        """Conservative patient-frame box of the bone (its mesh vertices, deformed, + margin)."""
+    def vertices(self) -> np.ndarray:
+        """The bone's mesh vertices (n, 3) in the patient frame, deformed and scaled (not warped)."""
         src = "pelvis" if self.name.startswith("hip_") else self.name
         v = np.asarray(load_mesh(src).vertices, float)
         if self.name.startswith("hip_"):
@@ -111,7 +111,18 @@ class PlacedBone:
         if self.native_forward is not None:
             v = self.native_forward(v)
         loc = (v - self.native.t) @ self.native.R   # real-local
-        P = (loc * self.scale) @ self.frame.R.T + self.frame.t
+        return (loc * self.scale) @ self.frame.R.T + self.frame.t
+
+    def surface_distance(self, point) -> float:
+        """Distance (mm) from a patient point to the nearest mesh vertex (vertices are 1-3 mm
+        apart): a quick gap measure that needs no distance grid."""
+        from scipy.spatial import cKDTree
+
+        return float(cKDTree(self.vertices()).query(np.asarray(point, float))[0])
+
+    def bbox(self, margin_mm: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+        """Conservative patient-frame box of the bone (its mesh vertices, deformed, + margin)."""
+        P = self.vertices()
         grow = margin_mm + sum(b.height_mm for b in self.bumps) + (
             float(np.sum(self.warp.amplitudes)) if self.warp is not None else 0.0)
         return P.min(axis=0) - grow, P.max(axis=0) + grow

@@ -35,16 +35,18 @@ MESH_FOLDER = "anatomy_meshes"
 BONES = ("L4", "L5", "sacrum", "hip_left", "hip_right")
 #: Grid pitch (mm) of each bone's distance grid: fine where pedicles and facets bound the
 #: foramen, coarser for the large hip bones (the iliac wing is still >= 4 voxels thick).
-PITCH_MM = {"L4": 0.6, "L5": 0.6, "sacrum": 0.7, "hip_left": 0.9, "hip_right": 0.9}
-#: Empty margin (mm) around each mesh in its grid; the distance is valid out to the margin.
-#: The hip bones need more: the iliacus/gluteal muscle layer is painted 14 mm out from them.
-MARGIN_MM = {"L4": 10.0, "L5": 10.0, "sacrum": 12.0, "hip_left": 18.0, "hip_right": 18.0}
+PITCH_MM = {"L4": 0.6, "L5": 0.6, "sacrum": 0.7, "hip_left": 1.0, "hip_right": 1.0}
+#: Empty margin (mm) around each mesh in its grid; the distance is valid out to the margin
+#: (the phantom reads a vertebra's distance at most a few mm out: partial volume, the 1-2 mm
+#: clearances of carving, bumps of <= 3 mm). The hip bones need more: the iliacus/gluteal
+#: muscle layer is painted 14 mm out from them.
+MARGIN_MM = {"L4": 6.0, "L5": 6.0, "sacrum": 7.0, "hip_left": 16.0, "hip_right": 16.0}
 #: Value returned outside a grid (mm): far outside every bone.
 OUTSIDE_MM = 40.0
 #: Hip bones are cropped below this native z (mm, LPS): far below any phantom field of view
 #: (the S1 endplate is at native z ~ 10 mm, the view ends <= 60 mm below it).
 HIP_CROP_Z_MM = -110.0
-_GRID_VERSION = 1
+_GRID_VERSION = 2
 
 
 def mesh_path(name: str) -> Path:

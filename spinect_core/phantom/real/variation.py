@@ -9,9 +9,11 @@ tissue, HU, pose, scanner) keep their values.
 
 What varies where (ranges and sources)
 --------------------------------------
-- **Overall size**: ``size_scale`` 0.86-1.02 times the Visible Human bones, and per-axis factors
-  ``aspect_{x,y,z}`` 0.96-1.04 in each bone's own frame, so the L5 body spans about 45-55 mm
-  wide, 31-39 deep and 23-29 high (ANATOMY.md: 45-55, 33-38, 24-30).
+- **Overall size**: ``size_scale`` 0.88-1.00 times the Visible Human bones (he is at the top of
+  the adult ranges, so the draws only shrink him), and per-axis factors ``aspect`` 0.97-1.03
+  in each bone's own frame: the L5 body spans 45-56 mm wide, 31-38 deep and 23-28.5 high
+  (ANATOMY.md: 45-55, 33-38, 24-30; the Visible Human's L5 is relatively deep and low), its
+  pedicles 12-15 mm wide and 13-16.5 high (12-18, 13-16).
 - **Sacral slope** 35-45 deg and **disc heights** (anterior 10-14 mm, posterior 5-8 mm at L5/S1,
   6-9 mm at L4/L5): the procedural parameters. The segmental lordosis is the disc wedge plus the
   real body wedge (L5: 12 deg measured), so L5/S1 spans about 16-22 deg (ANATOMY.md 10-20; the
@@ -50,8 +52,8 @@ DEGENERATE_PROBABILITY = 0.25
 
 #: ``name -> (low, high)`` of every uniform draw (units in the names).
 RANGES: dict[str, tuple[float, float]] = {
-    "size_scale": (0.86, 1.02),
-    "aspect": (0.96, 1.04),
+    "size_scale": (0.88, 1.00),
+    "aspect": (0.97, 1.03),
     "pelvic_incidence_delta_deg": (-6.0, 6.0),
     "crest_raise_mm": (-8.0, 12.0),
     "sap_hypertrophy_mm": (0.0, 3.0),

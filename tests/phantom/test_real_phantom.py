@@ -1,0 +1,172 @@
+"""Mesh-based (real-bone) phantom: determinism, dimensions inside docs/ANATOMY.md, roots under
+their own pedicles, labels, DICOM.
+
+The default tests build the anatomy only (no distance grids, no rendering: ~3 s cold); the
+rendered phantom (the bones' distance grids take ~10-30 s to compute on a cold cache) is
+``slow``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spinect_core.phantom import PhantomOptions, generate_phantom, sample_params
+from spinect_core.phantom.real import build_real_anatomy, sample_variation
+from spinect_core.phantom.real.meshes import load_landmarks
+from spinect_core.phantom.real.variation import RANGES
+
+#: Seeds not used elsewhere (unseen by the bundled network's training either).
+SEEDS = tuple(range(100, 110))
+#: The draws are uniform over a box of scale factors; the Visible Human's proportions (a deep,
+#: low L5 with tall pedicles) put a corner of that box up to this far outside a range.
+TOL_MM = 1.5
+
+
+@pytest.fixture(scope="module")
+def anatomies():
+    out = {}
+    for seed in SEEDS:
+        var = sample_variation(seed)
+        anatomy, params = build_real_anatomy(sample_params(seed), var)
+        out[seed] = (anatomy, params, var)
+    return out
+
+
+def test_variation_is_seeded_and_inside_its_ranges():
+    a, b, c = sample_variation(7), sample_variation(7), sample_variation(8)
+    assert a.to_dict() == b.to_dict()
+    assert a.to_dict() != c.to_dict()
+    for seed in SEEDS:
+        v = sample_variation(seed)
+        assert RANGES["size_scale"][0] <= v.size_scale <= RANGES["size_scale"][1]
+        assert all(RANGES["aspect"][0] <= x <= RANGES["aspect"][1] for x in v.aspect)
+        lo, hi = RANGES["crest_raise_mm"]
+        assert lo <= v.crest_raise_mm <= hi
+        for disc, (ant, post) in v.disc_heights_mm.items():
+            assert v.degenerate_discs[disc]
+            assert post <= RANGES["degenerate_disc_posterior_mm"][1] < ant
+
+
+def test_anatomy_is_deterministic_per_seed(anatomies):
+    anatomy, _p, _v = anatomies[SEEDS[0]]
+    again, _q = build_real_anatomy(sample_params(SEEDS[0]), sample_variation(SEEDS[0]))
+    assert set(again.landmarks) == set(anatomy.landmarks)
+    for name, value in anatomy.landmarks.items():
+        assert np.array_equal(np.asarray(value), np.asarray(again.landmarks[name])), name
+    other = anatomies[SEEDS[1]][0]
+    assert not np.allclose(other.landmarks["l5_pedicle_centre_left"],
+                           anatomy.landmarks["l5_pedicle_centre_left"])
+
+
+def test_l5_body_pedicles_and_foramina_inside_anatomy_ranges(anatomies):
+    for seed, (anatomy, _p, var) in anatomies.items():
+        l5 = anatomy.internals["spine"]["L5"]
+        for value, (lo, hi) in ((l5.body_width_mm, (45, 55)), (l5.body_depth_mm, (33, 38)),
+                                (l5.body_height_mm, (24, 30))):
+            assert lo - TOL_MM <= value <= hi + TOL_MM, (seed, value)
+        for i in (0, 1):
+            assert 12 - TOL_MM <= l5.pedicle_width_mm[i] <= 18 + TOL_MM, seed
+            assert 13 - TOL_MM <= l5.pedicle_height_mm[i] <= 16 + TOL_MM, seed
+        heights = anatomy.derived["foramen_height_l5s1_mm"]
+        if var.degenerate_discs["L5S1"]:
+            # A collapsed disc lowers the foramen (<= 15 mm compresses the root: Hasegawa 1995).
+            assert all(8.0 <= h <= 21 + TOL_MM for h in heights), (seed, heights)
+        else:
+            assert all(15 - TOL_MM <= h <= 21 + TOL_MM for h in heights), (seed, heights)
+
+
+def test_pedicles_measured_on_the_real_l5_match_the_literature():
+    ped = load_landmarks()["vertebrae"]["L5"]
+    for side in ("left", "right"):
+        assert 12.0 <= ped[f"pedicle_{side}"]["width"] <= 18.0
+        assert 13.0 <= ped[f"pedicle_{side}"]["height"] <= 16.5
+
+
+def test_exiting_root_passes_under_its_own_pedicle(anatomies):
+    for seed, (anatomy, _p, _v) in anatomies.items():
+        spine = anatomy.internals["spine"]
+        for level in ("L4", "L5"):
+            v = spine[level]
+            for i, side, s in ((0, "left", 1.0), (1, "right", -1.0)):
+                line = np.asarray(anatomy.landmarks[f"root_{level}_{side}_centreline"])
+                radius = np.asarray(anatomy.landmarks[f"root_{level}_{side}_radius"])
+                x, y, z = v.frame.to_local(line[:, 0], line[:, 1], line[:, 2])
+                xc = s * (0.5 * v.canal_width_mm + 0.5 * v.pedicle_width_mm[i])
+                # The central half of the pedicle's width (at its medial wall the root is still
+                # turning down from the canal to pass under it).
+                under = ((np.abs(x - xc) <= 0.25 * v.pedicle_width_mm[i])
+                         & (y >= 0.5 * v.body_depth_mm) & (y <= 0.5 * v.body_depth_mm + 12.0)
+                         & (z < v.pedicle_bottom_mm[i]))
+                assert under.any(), (seed, level, side)
+                # Beneath this pedicle: the centreline always below its lower margin (the tube
+                # grazes the margin where it slides down the medial wall, by < 1 mm), the whole
+                # tube below it at the ganglion, and above the body's lower endplate (not in the
+                # next level's foramen).
+                zs, rs = z[under], radius[under]
+                bottom = v.pedicle_bottom_mm[i]
+                assert np.all(zs < bottom), (seed, level, side)
+                assert np.all(zs + rs < bottom + 1.0), (seed, level, side)
+                assert np.min(zs + rs) < bottom, (seed, level, side)
+                assert np.any(zs > -0.5 * v.body_height_mm), (seed, level, side)
+
+
+# --- rendered phantom (distance grids, rasterising): slow ------------------------------------------
+@pytest.fixture(scope="module")
+def rendered():
+    return generate_phantom(seed=SEEDS[0], spacing_mm=(1.5, 1.5, 1.5),
+                            options=PhantomOptions(anatomy="real"))
+
+
+@pytest.mark.slow
+def test_every_label_and_instance_present_and_l5_volume(rendered):
+    lab, ins = rendered.labels.array, rendered.instances.array
+    for cls in (1, 2, 3, 4):
+        assert (lab == cls).sum() > 50, cls
+    names = rendered.instance_table.to_json()["labels"]
+    ids = {str(n): int(i) for i, n in names.items()} if isinstance(names, dict) else {}
+    for name in ("L4", "L5", "S1", "ilium_left", "ilium_right", "disc_L4L5", "disc_L5S1",
+                 "dura", "root_L4_left", "root_L4_right", "root_L5_left", "root_L5_right",
+                 "root_S1_left", "root_S1_right"):
+        assert (ins == ids.get(name, rendered.instance_table.id_of(name))).sum() > 10, name
+    voxel_ml = float(np.prod(rendered.ct.spacing_mm)) / 1000.0
+    l5_ml = (ins == rendered.instance_table.id_of("L5")).sum() * voxel_ml
+    var = sample_variation(SEEDS[0])
+    expected = 76.2 * float(np.prod(var.scale_xyz))   # the Visible Human L5: 76.2 mL
+    # Roots carve their path (1 mm clearance) and partial volume shaves the surface.
+    assert 0.8 * expected <= l5_ml <= 1.05 * expected, (l5_ml, expected)
+    assert 45.0 <= l5_ml <= 90.0
+    assert rendered.meta["anatomy"] == "real"
+    assert rendered.meta["coordinate_system"] == "LPS"
+
+
+@pytest.mark.slow
+def test_rendered_root_lies_under_bone_of_its_pedicle(rendered):
+    lab = rendered.labels.array
+    lm = rendered.meta["landmarks"]
+    for level in ("l4", "l5"):
+        for side in ("left", "right"):
+            top = np.asarray(lm[f"{level}_pedicle_lower_margin_{side}"], float)
+            above = rendered.ct.lps_to_index(top + np.array([0.0, 0.0, 2.5]))
+            k = tuple(int(round(v)) for v in np.asarray(above)[::-1])
+            assert lab[k] == 1, (level, side)   # bone just above the pedicle's lower margin
+            line = np.asarray(lm[f"root_{level.upper()}_{side}_centreline"], float)
+            near = line[np.linalg.norm(line[:, :2] - top[:2], axis=1) < 6.0]
+            assert len(near) and np.all(near[:, 2] < top[2] + 0.5), (level, side)
+
+
+@pytest.mark.slow
+def test_crop_is_deterministic_and_dicom_reads_back(tmp_path):
+    from spinect_core.phantom import write_phantom
+
+    opts = PhantomOptions(anatomy="real", crop_mm=40.0)
+    a = generate_phantom(seed=SEEDS[1], spacing_mm=(2.0, 2.0, 2.0), options=opts)
+    b = generate_phantom(seed=SEEDS[1], spacing_mm=(2.0, 2.0, 2.0), options=opts)
+    assert np.array_equal(a.ct.array, b.ct.array)
+    assert np.array_equal(a.labels.array, b.labels.array)
+    paths = write_phantom(a, tmp_path / "d", dicom=True)
+    from spinect_core.io.load import load_ct
+    vol = load_ct(paths["dicom"])
+    assert np.allclose(vol.spacing_mm, a.ct.spacing_mm, atol=1e-3)
+    assert np.allclose(vol.origin_lps_mm, a.ct.origin_lps_mm, atol=1e-2)
+    assert np.array_equal(np.asarray(vol.array).astype(np.int16), a.ct.array)
