@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from spinect_core.planning.carm import carm_text
 from spinect_core.progress import TqdmProgress
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
                 if w.found:
                     v = w.plateau_view
                     print(f"  {side:5s} {kind:6s} {v.area_mm2:6.1f} mm2 at alpha {v.alpha_deg:5.1f}, "
-                          f"beta {v.beta_deg:5.1f} deg  ({v.carm['description']})")
+                          f"beta {v.beta_deg:5.1f} deg  ({carm_text(v.carm, degree_sign=False)})")
                 else:
                     print(f"  {side:5s} {kind:6s} not found: {w.reason}")
             t = sp.trajectory

@@ -27,7 +27,9 @@ Objects written here:
   ImageType ``DERIVED\\SECONDARY\\AXIAL``; AXIAL because the CT Image IOD allows only AXIAL or
   LOCALIZER as value 3, and it covers oblique cross-sections), registered to the CT through the
   shared frame of reference.
-* :func:`secondary_capture_dataset`: an RGB picture (the 3D screenshots) as a Secondary Capture.
+* :func:`secondary_capture_dataset`: an RGB picture (the 3D screenshots, the simulated
+  fluoroscopy) as a Secondary Capture; a picture with a row / column patient direction (the DRR)
+  names it in PatientOrientation (:func:`patient_orientation`).
 * :func:`encapsulated_pdf_dataset`: the PDF report as an Encapsulated PDF.
 """
 
@@ -54,8 +56,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENERATED_PATIENT_ID", "MANUFACTURER", "SECONDARY_CAPTURE_STORAGE", "DicomSource",
-    "dicom_source", "encapsulated_pdf_dataset", "new_uid", "plane_dataset",
-    "secondary_capture_dataset", "write_dataset",
+    "dicom_source", "encapsulated_pdf_dataset", "new_uid", "patient_orientation",
+    "plane_dataset", "secondary_capture_dataset", "write_dataset",
 ]
 
 #: PatientID of the generated study made for a CT without DICOM source (neutral, the same for
@@ -383,21 +385,58 @@ def plane_dataset(plane: "ObliquePlane", source: DicomSource, *, ct: Volume,
 
 
 # --- screenshots ---------------------------------------------------------------------------------------
+def patient_orientation(row_axis_lps: Sequence[float], col_axis_lps: Sequence[float], *,
+                        min_share: float = 0.3) -> list[str]:
+    """PatientOrientation (0020,0020) of a picture from its pixel axes in LPS.
+
+    Parameters
+    ----------
+    row_axis_lps, col_axis_lps : (3,)
+        LPS directions of increasing row (image down) and increasing column (image right).
+    min_share : float
+        A patient direction is named when its component is at least this share of the axis
+        (largest first, at most two letters, e.g. "RP").
+
+    Returns
+    -------
+    list of two str
+        The direction of the rows (along increasing column) and of the columns (along
+        increasing row) in DICOM letters: L/R, A/P, H (head) / F (feet).
+    """
+    letters = (("L", "R"), ("P", "A"), ("H", "F"))  # LPS +x, +y, +z and their opposites
+
+    def name(axis: Sequence[float]) -> str:
+        v = np.asarray(axis, dtype=np.float64).reshape(3)
+        v = v / max(float(np.linalg.norm(v)), 1e-12)
+        order = np.argsort(-np.abs(v))
+        out = [letters[a][0 if v[a] > 0 else 1] for a in order if abs(v[a]) >= min_share]
+        return "".join(out[:2]) or letters[order[0]][0 if v[order[0]] > 0 else 1]
+
+    return [name(col_axis_lps), name(row_axis_lps)]
+
+
 def secondary_capture_dataset(rgb: np.ndarray, source: DicomSource, *, series_description: str,
                               series_number: int, derivation_description: str,
-                              series_instance_uid: str | None = None) -> "Dataset":
+                              series_instance_uid: str | None = None,
+                              orientation: Sequence[str] | None = None,
+                              burned_in_annotation: bool = True) -> "Dataset":
     """An RGB picture as a Secondary Capture image of the source's study.
 
     Parameters
     ----------
     rgb : np.ndarray, shape (H, W, 3), uint8
-        The picture (e.g. a 3D screenshot with its legend).
+        The picture (e.g. a 3D screenshot with its legend, a simulated radiograph).
     source : DicomSource
     series_description, derivation_description : str
         What the picture shows (no identifiers).
     series_number : int
     series_instance_uid : str, optional
         New by default.
+    orientation : (str, str), optional
+        PatientOrientation (:func:`patient_orientation`) of a picture whose rows and columns
+        have a patient direction (a radiograph); None: empty (a 3D rendering has none).
+    burned_in_annotation : bool
+        Whether text is drawn into the pixels (BurnedInAnnotation YES / NO; never identifiers).
 
     Returns
     -------
@@ -419,7 +458,8 @@ def secondary_capture_dataset(rgb: np.ndarray, source: DicomSource, *, series_de
                              series_number=series_number, instance_number=1)
     ds.ConversionType = "WSD"
     ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.PatientOrientation = ""  # type 2C: a 3D rendering has no row/column patient direction
+    # Type 2C: empty for a 3D rendering (no row/column patient direction).
+    ds.PatientOrientation = list(orientation) if orientation is not None else ""
     ds.Rows, ds.Columns = pixels.shape[:2]
     ds.SamplesPerPixel = 3
     ds.PhotometricInterpretation = "RGB"
@@ -428,7 +468,7 @@ def secondary_capture_dataset(rgb: np.ndarray, source: DicomSource, *, series_de
     ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelRepresentation = 0
-    ds.BurnedInAnnotation = "YES"  # the legend is text in the pixels (no identifiers)
+    ds.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
     ds.PixelData = pixels.tobytes()
     _references(ds, source, source.instances(), derivation=None,
                 description=derivation_description)

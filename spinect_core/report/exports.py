@@ -20,6 +20,7 @@
 ``..._plane.png``
 ``dicom/planes_<side>_<needle|companion>/IM00001.dcm``  the planes as derived CT series (DICOM, below)
 ``dicom/sc_<side>_<kind>.dcm``                       the screenshots as Secondary Captures
+``dicom/drr_<side>_<kind>.dcm``                      the DRRs as Secondary Captures (PatientOrientation)
 ``dicom/seg.dcm``                                    the label map as a binary DICOM SEG
 ``dicom/sr.dcm``                                     the plan as a Comprehensive 3D SR (SCOORD3D, areas)
 ``dicom/report_pdf.dcm``                             ``report.pdf`` as an Encapsulated PDF
@@ -65,6 +66,7 @@ from spinect_core.errors import InputError
 from spinect_core.io.atomic import (FileExistsRefusedError, check_output_location, check_writable,
                                    signals_deferred, write_bytes_atomic, write_text_atomic)
 from spinect_core.labels import LabelTable
+from spinect_core.planning.carm import carm_text
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.reslice.drr import DRROptions
 from spinect_core.report.render import (CLASS_COLOURS, NEEDLE_COLOUR, WINDOW_COLOURS, Overlay,
@@ -86,8 +88,10 @@ PLAN_JSON = "plan.json"
 REPORT_HTML = "report.html"
 REPORT_PDF = "report.pdf"
 DICOM_DIR = "dicom"
-#: Series numbers of the derived DICOM series (planes count up from 901, screenshots from 951).
+#: Series numbers of the derived DICOM series (planes count up from 901, screenshots from 951,
+#: simulated fluoroscopy from 961).
 SERIES_PLANES, SERIES_SCREENSHOTS, SERIES_SEG, SERIES_SR, SERIES_PDF = 901, 951, 990, 991, 992
+SERIES_DRRS = 961
 KINDS = ("kambin", "safe")
 PLANE_KINDS = ("needle", "companion")
 #: Rough size of a plan's outputs (planes as NIfTI, PNG and DICOM, screenshots, meshes), bytes:
@@ -100,7 +104,7 @@ _PLAN_ENTRY = re.compile(
     r"|planes_(left|right)|meshes)")
 #: What a plan writes into ``dicom/``: a ``dicom`` folder holding anything else (the phantom's
 #: or a user's CT series) is not a plan's and is never replaced or counted as one.
-_DICOM_ENTRY = re.compile(r"planes_(left|right)_(needle|companion)|sc_(left|right)_(kambin|safe)"
+_DICOM_ENTRY = re.compile(r"planes_(left|right)_(needle|companion)|(sc|drr)_(left|right)_(kambin|safe)"
                           r"\.dcm|seg\.dcm|sr\.dcm|report_pdf\.dcm")
 
 
@@ -381,6 +385,7 @@ def plan_output_paths(plan: "Plan", out_dir: str | Path, table: LabelTable, *,
                       out / f"drr_{side}_{kind}.png", out / f"drr_{side}_{kind}.json"]
             if dicom:
                 paths.append(out / DICOM_DIR / f"sc_{side}_{kind}.dcm")
+                paths.append(out / DICOM_DIR / f"drr_{side}_{kind}.dcm")
     if meshes:
         for cs in ("LPS", "RAS") if ras else ("LPS",):
             paths += [out / "meshes" / mesh_filename(name, cs, "stl")
@@ -474,7 +479,7 @@ def _write_all(plan: "Plan", engine: "PlanEngine", out: Path, doc: dict[str, Any
     drr_images: dict[str, list[tuple[str, str]]] = {}
     if opts.drr:
         written["drrs"], drr_images = _write_drrs(plan, engine, out, ct=ct, options=opts,
-                                                  overwrite=overwrite,
+                                                  overwrite=overwrite, dicom=dicom,
                                                   progress=sub_progress(progress, 0.5, 0.6,
                                                                         "simulated fluoroscopy: "))
 
@@ -531,6 +536,7 @@ class _DicomWriter:
         self.notes: list[str] = []
         self._planes = SERIES_PLANES
         self._shots = SERIES_SCREENSHOTS
+        self._drrs = SERIES_DRRS
 
     def _write(self, ds: Any, relative: str, kind: str) -> Path:
         from spinect_core.io.dicom_derived import write_dataset
@@ -562,6 +568,26 @@ class _DicomWriter:
                                     "planned needle, SPINECT planner"))
         self._shots += 1
         return self._write(ds, f"{DICOM_DIR}/sc_{side}_{kind}.dcm", "secondary_capture")
+
+    def write_drr(self, rgb: np.ndarray, geometry: Any, side: str, kind: str, carm: Any) -> Path:
+        """The simulated fluoroscopy as a Secondary Capture; its rows and columns have a patient
+        direction (PatientOrientation from the detector axes)."""
+        from spinect_core.io.dicom_derived import patient_orientation, secondary_capture_dataset
+
+        name = {"kambin": "Kambin", "safe": "safe"}[kind]
+        g = geometry
+        ds = secondary_capture_dataset(
+            rgb, self.source, series_description=f"SPINECT {side} {name} window DRR",
+            series_number=self._drrs,
+            derivation_description=(
+                f"Simulated fluoroscopy (DRR) of the CT at the best view of the {side} {name} "
+                f"window, {carm_text(carm, degree_sign=False)} (prone; tube {g.tube} the table, "
+                f"SDD {g.sdd_mm:.0f} mm, SID {g.sid_mm:.0f} mm), window outlines and planned "
+                "needle drawn, SPINECT planner")[:1024],
+            orientation=patient_orientation(g.row_axis_lps, g.col_axis_lps),
+            burned_in_annotation=False)
+        self._drrs += 1
+        return self._write(ds, f"{DICOM_DIR}/drr_{side}_{kind}.dcm", "secondary_capture")
 
     def write_seg(self, labels: Volume, table: LabelTable, *, source_name: str) -> Path | None:
         from spinect_core.io.dicom_seg import segmentation_dataset
@@ -752,7 +778,7 @@ def _legend(side: str, kind: str, wp: "WindowPlan", sp: "SidePlan") -> list[str]
              f"local view alpha {b.alpha_deg:.1f} deg, beta {b.beta_deg:.1f} deg: area "
              f"{b.area_mm2:.1f} mm^2 (plateau view alpha {p.alpha_deg:.1f}, beta "
              f"{p.beta_deg:.1f} deg: {p.area_mm2:.1f} mm^2)",
-             f"C-arm (prone, from straight PA): {b.carm.get('description', '')}"]
+             f"C-arm (prone, from straight PA): {carm_text(b.carm, degree_sign=False)}"]
     t = sp.trajectory
     if t is not None:
         verdict = "clear of nerves" if t.safe else f"NOT safe: {t.reason}"
@@ -855,7 +881,7 @@ def _write_screenshots(plan: "Plan", engine: "PlanEngine", out: Path, *, options
         best = plan.sides[side].window(kind).best_view
         images.setdefault(side, []).append(
             (target.name, f"{side.capitalize()} {kind} window from its best view "
-                          f"({best.carm.get('description', '')})"))
+                          f"({carm_text(best.carm)})"))
         report(part, 1.0, "written")
     return files, images
 
@@ -865,9 +891,10 @@ def render_plan_drr(plan: "Plan", engine: "PlanEngine", ct: Volume, side: str, k
                     progress: ProgressCallback | None = None) -> tuple[np.ndarray, Any]:
     """Simulated fluoroscopy of ``side`` at the best view of its ``kind`` window.
 
-    The rays travel along the best view's direction (as the screenshot looks), the central ray
-    through the side's foramen centre (the isocentre); image up is the S1 endplate frame's
-    cranial axis, as in the screenshot. The Kambin (red) and safe (cyan) outlines at that view,
+    Seen along the best view's direction (as the screenshot looks; the X-rays travel from the
+    tube under the table, ``ExportOptions.drr_options.tube``), the central ray through the
+    side's foramen centre (the isocentre); image up is the S1 endplate frame's cranial axis, as
+    in the screenshot. The Kambin (red) and safe (cyan) outlines at that view,
     the needle (magenta) and a ring at its target are projected onto it.
 
     Returns
@@ -905,7 +932,8 @@ def render_plan_drr(plan: "Plan", engine: "PlanEngine", ct: Volume, side: str, k
 
 
 def _write_drrs(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume,
-                options: ExportOptions, overwrite: bool, progress: ProgressCallback | None
+                options: ExportOptions, overwrite: bool, progress: ProgressCallback | None,
+                dicom: "_DicomWriter | None" = None
                 ) -> tuple[list[Path], dict[str, list[tuple[str, str]]]]:
     from spinect_core.reslice.drr import write_drr_png
 
@@ -918,9 +946,16 @@ def _write_drrs(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume,
                                       progress=part)
         target = write_drr_png(rgb, out / f"drr_{side}_{kind}.png", overwrite=overwrite)
         best = plan.sides[side].window(kind).best_view
+        if dicom is not None:
+            dicom.write_drr(rgb, result.geometry, side, kind, best.carm)
         o = options.drr_options
         sidecar = {"coordinate_system": "LPS", "image": target.name, "side": side, "window": kind,
-                   "carm": best.carm, "geometry": result.geometry.to_dict(),
+                   "carm": best.carm, "carm_words": carm_text(best.carm, degree_sign=False),
+                   "display": ("seen along view_direction_lps (looking down at the prone "
+                               "patient's back), image up = -row_axis_lps; the X-rays travel "
+                               "along direction_lps (tube "
+                               f"{result.geometry.tube} the table)"),
+                   "geometry": result.geometry.to_dict(),
                    "step_mm": o.step_mm, "mu_water_per_mm": o.mu_water_per_mm,
                    "pixel_value": "grey = windowed line integral of mu (dense dark)"}
         files += [target, write_text_atomic(out / f"drr_{side}_{kind}.json",
@@ -928,8 +963,9 @@ def _write_drrs(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume,
                                             overwrite=overwrite)]
         images.setdefault(side, []).append(
             (target.name, f"{side.capitalize()} {kind} window: simulated fluoroscopy at its best "
-                          f"view ({best.carm.get('description', '')}; SDD {o.sdd_mm:.0f} mm, "
-                          f"SID {o.sid_mm:.0f} mm; outlines Kambin red, safe cyan, needle magenta)"))
+                          f"view ({carm_text(best.carm)}; tube {o.tube} the table, SDD "
+                          f"{o.sdd_mm:.0f} mm, SID {o.sid_mm:.0f} mm; seen from the back, head "
+                          "up; outlines Kambin red, safe cyan, needle magenta)"))
     return files, images
 
 

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from spinect_core.planning.carm import CARM_CONVENTION, carm_text
 from spinect_core.report.level_text import LevelStatus, level_status_from_plan
 
 __all__ = ["INTENDED_USE", "carm_instruction", "image_data_uri", "plan_report_html"]
@@ -85,24 +86,12 @@ def _vec(value: Sequence[float] | None, digits: int = 1) -> str:
 
 
 def carm_instruction(carm: Mapping[str, Any] | None) -> str:
-    """C-arm setting in words, e.g. "Rotate the C-arm 25 deg ipsilateral oblique (towards the
-    patient's left), then 12 deg cranial tilt (patient prone, from the straight PA view)"."""
+    """The C-arm setting in the one C-arm language (HTML-escaped), e.g. "25.0° ipsilateral (left)
+    oblique, 12.0° cranial tilt" (:func:`spinect_core.planning.carm.carm_text`; the convention is
+    printed once under "Coordinates and angles")."""
     if not carm:
         return "&mdash;"
-    side = str(carm.get("side", ""))
-    obl, tilt = float(carm.get("oblique_deg", 0.0)), float(carm.get("tilt_deg", 0.0))
-    other = {"left": "right", "right": "left"}.get(side, "other")
-    if abs(obl) < 0.05:
-        rot = "no oblique rotation (straight PA)"
-    elif obl > 0:
-        rot = f"{abs(obl):.0f}&deg; ipsilateral oblique (detector towards the patient's {_e(side)})"
-    else:
-        rot = f"{abs(obl):.0f}&deg; contralateral oblique (detector towards the patient's {_e(other)})"
-    if abs(tilt) < 0.05:
-        til = "no cranio-caudal tilt"
-    else:
-        til = f"{abs(tilt):.0f}&deg; {'cranial' if tilt > 0 else 'caudal'} tilt"
-    return f"{rot}, then {til}"
+    return _e(carm_text(carm))
 
 
 def _view_rows(label: str, view: Mapping[str, Any] | None) -> str:
@@ -342,10 +331,8 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         "<b>left</b>, +y <b>posterior</b>, +z <b>superior</b> (3D Slicer shows RAS: negate x and y). "
         "Local view angles: &alpha; = oblique rotation about the cranio-caudal axis (the S1 endplate "
         "normal) from straight posterior towards the operated side; &beta; = cranio-caudal tilt, "
-        "positive when the needle points caudally. C-arm terms assume a prone patient and start "
-        "from the straight posteroanterior view: oblique = rotation of the C-arm about the "
-        "patient's long axis (ipsilateral = detector towards the operated side), tilt = angulation "
-        "of the detector towards the head (cranial) or the feet (caudal). The plateau view is the "
+        "positive when the needle points caudally. "
+        f"<span id='carm-convention'>{_e(CARM_CONVENTION)}</span> The plateau view is the "
         "centre of the views that show at least 90&nbsp;% of the best area: what a C-arm can hit "
         "reliably. Views are searched in C-arm angles"
         + (" (oblique {}, tilt {} deg)".format(

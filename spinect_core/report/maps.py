@@ -1,12 +1,16 @@
 """Area-vs-view heat maps: window area over the view grid of the optimiser, as a picture.
 
-The plan's grid is over C-arm angles (oblique, + ipsilateral; tilt, + cranial; patient prone):
-below, "alpha" is the oblique along x and "beta" the tilt along y.
+The plan's grid is over C-arm angles in the one C-arm language of
+:mod:`spinect_core.planning.carm` (patient prone, from straight PA; oblique + = ipsilateral,
+the detector towards the operated side; tilt + = cranial, the detector towards the head): below,
+"alpha" is the oblique along x and "beta" the tilt along y, both in C-arm degrees. The
+literature's 25-30 degree oblique band (:data:`~spinect_core.planning.carm.LITERATURE_OBLIQUE_BAND_DEG`,
+where the published safe-triangle area at L5 peaks) is shaded lighter and labelled.
 
 Pillow only (no matplotlib in the core). The map shows the optimiser's coarse grid
 (:class:`~spinect_core.planning.optimise.ViewOptimum` ``values[i, j]`` at ``alphas_deg[i]``,
-``betas_deg[j]``) as cells, alpha along x (0 = straight posterior, increasing towards the operated
-side) and beta along y (positive up = needle pointing caudally), with a viridis-like colour scale,
+``betas_deg[j]``) as cells, alpha along x (0 = straight PA, increasing towards the operated
+side) and beta along y (positive up = cranial detector tilt: the needle points caudally), with a viridis-like colour scale,
 the plateau (views reaching the plateau fraction of the maximum) outlined in white, the best view
 as a white cross and the plateau centroid as a white ring.
 """
@@ -17,7 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AreaMapOptions", "colormap", "render_area_map"]
+from spinect_core.planning.carm import LITERATURE_OBLIQUE_BAND_DEG, carm_words
+
+__all__ = ["AreaMapOptions", "colormap", "map_x", "render_area_map"]
+
+#: Left margin of the map area, pixels (the tilt axis label and ticks).
+_LEFT_PX = 64
 
 # Anchor colours of matplotlib's viridis at 0, 1/8, ..., 1 (perceptually uniform, colour-blind safe).
 _VIRIDIS = np.array([(68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
@@ -46,10 +55,24 @@ class AreaMapOptions:
         Width and height of the map area.
     font_px : int
         Text size.
+    oblique_band_deg : (float, float) or None
+        C-arm oblique range shaded lighter and labelled "literature" (default 25-30 deg);
+        None: no band.
     """
 
     plot_size_px: tuple[int, int] = (480, 420)
     font_px: int = 14
+    oblique_band_deg: tuple[float, float] | None = LITERATURE_OBLIQUE_BAND_DEG
+
+
+def map_x(alphas_deg: np.ndarray, oblique_deg: float, options: AreaMapOptions | None = None
+          ) -> float:
+    """Horizontal pixel of a C-arm oblique on a map of :func:`render_area_map` (cell centres at
+    the grid's obliques, linear between and beyond them)."""
+    opts = options or AreaMapOptions()
+    alphas = np.asarray(alphas_deg, float).reshape(-1)
+    cw = opts.plot_size_px[0] / len(alphas)
+    return _LEFT_PX + (_fractional_index(alphas, float(oblique_deg)) + 0.5) * cw
 
 
 def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: np.ndarray, *,
@@ -93,7 +116,7 @@ def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: n
     font = ImageFont.load_default(size=opts.font_px)
     small = ImageFont.load_default(size=max(9, opts.font_px - 2))
     pw, ph = opts.plot_size_px
-    left, top, right, bottom = 64, 34 + opts.font_px, 110, 64 + 2 * opts.font_px
+    left, top, right, bottom = _LEFT_PX, 34 + opts.font_px, 110, 64 + 2 * opts.font_px
     img = Image.new("RGB", (left + pw + right, top + ph + bottom), (255, 255, 255))
     draw = ImageDraw.Draw(img)
 
@@ -105,6 +128,22 @@ def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: n
     img.paste(heat, (left, top))
 
     cw, ch = pw / len(alphas), ph / len(betas)
+
+    band = opts.oblique_band_deg
+    if band is not None:
+        # The literature's obliques: lighter cells (the colours stay readable) and dashed edges,
+        # clipped to the map.
+        x0, x1 = (min(max(map_x(alphas, b, opts), left), left + pw) for b in sorted(band))
+        if x1 - x0 >= 1:
+            x0i, x1i = int(round(x0)), int(round(x1))
+            box = (x0i, top, x1i, top + ph)
+            region = np.asarray(img.crop(box), np.float32)
+            img.paste(Image.fromarray(np.rint(0.6 * region + 0.4 * 255).astype(np.uint8)), box[:2])
+            for x in (x0i, x1i - 1):
+                for y in range(top, top + ph, 8):
+                    draw.line([(x, y), (x, min(y + 4, top + ph - 1))], fill=(255, 255, 255))
+            draw.text(((x0 + x1) / 2, top - 3), f"{band[0]:g}-{band[1]:g} literature",
+                      fill=(90, 90, 90), font=small, anchor="mb")
 
     def xy(alpha: float, beta: float) -> tuple[float, float]:
         # Cells are drawn equally wide, but the grid may be uneven (the last step of an axis is
@@ -151,12 +190,12 @@ def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: n
         _, y = xy(alphas[0], betas[j])
         draw.line([(left - 4, y), (left, y)], fill=(0, 0, 0))
         draw.text((left - 6, y), f"{betas[j]:g}", fill=(0, 0, 0), font=small, anchor="rm")
-    towards = f" towards the {side}" if side else ""
+    towards = f" ({side})" if side else ""
     draw.text((left + pw / 2, top + ph + 10 + opts.font_px),
-              f"C-arm oblique (deg){towards}, 0 = straight PA", fill=(0, 0, 0), font=font,
-              anchor="mt")
+              f"C-arm oblique (deg): + = ipsilateral{towards}, 0 = straight PA (prone)",
+              fill=(0, 0, 0), font=font, anchor="mt")
     ylabel = Image.new("RGB", (ph, opts.font_px + 6), (255, 255, 255))
-    ImageDraw.Draw(ylabel).text((ph / 2, 1), "C-arm tilt (deg): + = cranial",
+    ImageDraw.Draw(ylabel).text((ph / 2, 1), "C-arm tilt (deg): + = cranial, - = caudal",
                                 fill=(0, 0, 0), font=font, anchor="mt")
     img.paste(ylabel.rotate(90, expand=True), (4, top))
     if title:
@@ -172,14 +211,20 @@ def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: n
         draw.text((bx + bw + 4, y), f"{frac * vmax:.1f}", fill=(0, 0, 0), font=small, anchor="lm")
     draw.text((bx + bw / 2, top - 6), "mm^2", fill=(0, 0, 0), font=small, anchor="mb")
 
+    def words(view: tuple[float, float, float]) -> str:
+        # The same words as the report and the app when the side is known.
+        if side in ("left", "right"):
+            return carm_words(view[0], view[1], side, with_side=False)
+        return f"oblique {view[0]:.1f}, tilt {view[1]:.1f} deg"
+
     notes = []
     if best is not None:
-        notes.append(f"x best: oblique {best[0]:.1f}, tilt {best[1]:.1f} deg, {best[2]:.1f} mm^2")
+        notes.append(f"x best: {words(best)}, {best[2]:.1f} mm^2")
     if plateau is not None:
-        notes.append(f"o plateau centre: oblique {plateau[0]:.1f}, tilt {plateau[1]:.1f} deg, "
-                     f"{plateau[2]:.1f} mm^2")
+        notes.append(f"o plateau centre: {words(plateau)}, {plateau[2]:.1f} mm^2")
     y = top + ph + 16 + 2 * opts.font_px
-    draw.text((left, y), "   ".join(notes), fill=(0, 0, 0), font=small)
+    for k, note in enumerate(notes):
+        draw.text((left, y + k * (opts.font_px + 2)), note, fill=(0, 0, 0), font=small)
     return np.asarray(img, dtype=np.uint8)
 
 

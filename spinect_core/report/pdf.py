@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from spinect_core.planning.carm import CARM_CONVENTION
 from spinect_core.report.html import INTENDED_USE, carm_instruction
 from spinect_core.report.level_text import level_status_from_plan
 
@@ -73,8 +74,8 @@ def plan_report_lines(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
                      f"{sw.get('version', '')}, plan schema {doc.get('schema_version', '')}"),
             ("text", f"segmentation: {doc.get('segmentation_source') or 'unknown'}"),
             ("text", "Positions are patient LPS millimetres (+x left, +y posterior, +z superior; "
-                     "3D Slicer shows RAS: negate x and y). C-arm terms assume a prone patient "
-                     "and start from the straight PA view.")]
+                     "3D Slicer shows RAS: negate x and y)."),
+            ("text", CARM_CONVENTION)]
     for side, sp in (doc.get("sides") or {}).items():
         out.append(("head", f"{str(side).capitalize()} side ({level.side_label()})"))
         for kind, name in (("kambin", "Kambin triangle"), ("safe", "Safe (subpedicular) triangle")):

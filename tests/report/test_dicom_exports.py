@@ -278,3 +278,40 @@ def test_a_foreign_dicom_folder_is_refused_before_planning_and_never_replaced(pl
                        meshes=False, overwrite=True, options=ExportOptions(dicom=False, pdf=False))
     assert (out / "dicom" / "IM00001.dcm").read_bytes() == b"the CT"
     assert (out / "plan.json").is_file()
+
+
+def test_the_drrs_are_secondary_captures_with_their_patient_orientation(planned, dicom_outputs
+                                                                        ) -> None:
+    # Issue 17: the simulated fluoroscopy beside the other derived objects, in the CT's study.
+    import pydicom
+    from PIL import Image
+
+    from spinect_core.io.dicom_derived import SECONDARY_CAPTURE_STORAGE, patient_orientation
+
+    out, _ = dicom_outputs
+    _, _, plan, _ = planned
+    doc = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    listed = {o["path"]: o for o in doc["dicom"]["objects"]}
+    checked = 0
+    for side, sp in plan.sides.items():
+        for kind in ("kambin", "safe"):
+            if not sp.window(kind).found:
+                continue
+            rel = f"dicom/drr_{side}_{kind}.dcm"
+            assert listed[rel]["kind"] == "secondary_capture"
+            assert dciodvfy_errors(out / rel) == [], rel
+            ds = pydicom.dcmread(out / rel)
+            assert ds.SOPClassUID == SECONDARY_CAPTURE_STORAGE and ds.Modality == "OT"
+            assert "DRR" in ds.SeriesDescription and "tube below the table" in ds.DerivationDescription
+            assert ds.BurnedInAnnotation == "NO"
+            g = json.loads((out / f"drr_{side}_{kind}.json").read_text(encoding="utf-8"))["geometry"]
+            orientation = patient_orientation(g["row_axis_lps"], g["col_axis_lps"])
+            assert list(ds.PatientOrientation) == orientation
+            # Seen from the back, head up: rows run towards the feet, columns towards the right.
+            assert "F" in orientation[1] and "R" in orientation[0]
+            png = np.asarray(Image.open(out / f"drr_{side}_{kind}.png").convert("RGB"))
+            assert np.array_equal(ds.pixel_array, png)
+            checked += 1
+    assert checked >= 2
+    assert patient_orientation((0, 0, -1), (-1, 0, 0)) == ["R", "F"]  # straight PA, head up
+    assert patient_orientation((0, 0, -1), (-0.8, -0.6, 0)) == ["RA", "F"]

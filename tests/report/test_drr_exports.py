@@ -35,7 +35,11 @@ def test_drrs_are_written_with_outlines_needle_and_geometry(planned, outputs) ->
             g = meta["geometry"]
             assert g["sdd_mm"] == 1000.0 and g["sid_mm"] == 600.0
             best = plan.sides[side].window(kind).best_view
-            assert np.allclose(g["direction_lps"], best.view_direction_lps, atol=1e-6)
+            assert np.allclose(g["view_direction_lps"], best.view_direction_lps, atol=1e-6)
+            # The tube is under the table: the X-rays travel against the view (out of the back).
+            assert g["tube"] == "below"
+            assert np.allclose(g["direction_lps"], -np.asarray(best.view_direction_lps), atol=1e-6)
+            assert meta["carm_words"] == best.carm["description"]
             # Grey anatomy with the coloured overlays on it.
             grey = np.all(rgb == rgb[..., :1], axis=-1)
             assert grey.mean() > 0.8 and rgb[grey].std() > 10  # not a blank picture
@@ -49,7 +53,7 @@ def test_drrs_are_written_with_outlines_needle_and_geometry(planned, outputs) ->
                 centre_lps_mm=np.array(g["detector_centre_lps_mm"]),
                 row_axis_lps=np.array(g["row_axis_lps"]), col_axis_lps=np.array(g["col_axis_lps"]),
                 pixel_mm=tuple(g["pixel_mm"]), shape=tuple(g["shape"]), sdd_mm=g["sdd_mm"],
-                sid_mm=g["sid_mm"])
+                sid_mm=g["sid_mm"], view_direction_lps=np.array(g["view_direction_lps"]))
             r, c = geom.project(np.asarray(plan.sides[side].trajectory.target_lps_mm)[None])
             scale = rgb.shape[0] // g["shape"][0]
             y, x = int((r[0] + 0.5) * scale), int((c[0] + 0.5) * scale)
@@ -89,7 +93,7 @@ def test_a_window_outline_projects_with_the_c_arms_magnification(planned) -> Non
                 r, c = geom.project(pts)
                 projected += _shoelace(np.stack([c * geom.pixel_mm[1], r * geom.pixel_mm[0]],
                                                 axis=1))
-                depths.append((pts - geom.source_lps_mm) @ d)
+                depths.append((pts - geom.source_lps_mm) @ geom.direction_lps)
             magnification = geom.sdd_mm / float(np.mean(np.concatenate(depths)))
             assert 1.3 < magnification < 2.2                 # the foramen near the isocentre
             assert abs(projected / (ortho * magnification ** 2) - 1.0) < 0.03

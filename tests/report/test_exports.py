@@ -197,6 +197,8 @@ def test_area_maps_are_written_per_side_and_window(outputs) -> None:
 
 def test_html_reports_both_sides_and_the_numbers(planned, outputs) -> None:
     out, _, _ = outputs
+    from spinect_core.planning.carm import carm_text
+
     _, _, plan, _ = planned
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
@@ -209,7 +211,8 @@ def test_html_reports_both_sides_and_the_numbers(planned, outputs) -> None:
             assert f"{w.plateau_view.area_mm2:.1f}" in page
             assert f"{w.inscribed_diameter_mm:.2f}" in page
             assert f"{w.usable_area_mm2:.1f}" in page
-            assert f"{abs(w.best_view.carm['oblique_deg']):.0f}&deg; ipsilateral oblique" in page
+            # The C-arm words of the one C-arm language (spinect_core.planning.carm).
+            assert carm_text(w.best_view.carm) in page
         assert f"{sp.trajectory.length_mm:.1f}" in page
         assert f"{sp.trajectory.min_nerve_clearance_mm:.1f}" in page
     # Every image the page shows is embedded (the page is portable alone): no image links, and
