@@ -172,7 +172,8 @@ def build_bowel(body: Body, p: PhantomParams, shape: SoftTissueShape = SOFT_TISS
     body_fields = body.fields
 
     def bowel_fields(x, y, z):
-        d = np.maximum(y - bowel_y + k.bowel_curvature_per_mm * x * x, body_fields(x, y, z)["d"] + skin_t + fat_t)
+        d = np.maximum(y - bowel_y + k.bowel_curvature_per_mm * x * x,
+                       body_fields(x, y, z)["d"] + skin_t + fat_t)
         return {"d": d}
 
     parts = [Part("bowel", bowel_fields, (np.array([BIG[0][0], BIG[0][1], BIG[0][2]]),
