@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 
 from spinect_core.errors import InputError
@@ -50,3 +51,33 @@ def test_the_schema_agrees_with_jsonschema_where_installed(doc) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.Draft202012Validator.check_schema(plan_schema())
     jsonschema.validate(doc, plan_schema())
+
+
+def test_the_roots_of_schema_1_4_validate(doc) -> None:
+    from spinect_core.anatomy.roots import Root
+
+    root = Root(name="exiting_l5", side="left",
+                centreline_lps_mm=np.array([[1.0, 2.0, 3.0], [2.0, 2.5, 2.0], [3.0, 3.0, 1.0]]),
+                radius_mm=np.array([2.0, 2.5, 2.4]), confidence=0.8, source="fused",
+                notes=["the network and the CT agree within 0.6 mm"])
+    ok = copy.deepcopy(doc)
+    ok["roots"] = {"mode": "fused", "agreement_mm": 2.0, "coordinate_system": "LPS"}
+    ok["sides"]["left"]["roots"] = {"exiting_l5": root.to_dict(), "exiting_l4": None,
+                                    "traversing_s1": dict(root.to_dict(), source="ct")}
+    validate_plan_document(ok)
+    bad = copy.deepcopy(ok)
+    bad["sides"]["left"]["roots"]["exiting_l5"]["source"] = "guess"
+    bad["sides"]["left"]["roots"]["exiting_l5"]["centreline_lps_mm"][0] = [1.0, 2.0]
+    del bad["sides"]["left"]["roots"]["traversing_s1"]
+    bad["roots"]["mode"] = "both"
+    with pytest.raises(InputError) as info:
+        validate_plan_document(bad)
+    message = str(info.value)
+    for part in ("sides.left.roots.exiting_l5.source", "centreline_lps_mm[0] has 2 items",
+                 "traversing_s1", "roots.mode"):
+        assert part in message, message
+    try:
+        import jsonschema
+    except ImportError:  # the package's own validator above is the one plan exports use
+        return
+    jsonschema.validate(ok, plan_schema())
