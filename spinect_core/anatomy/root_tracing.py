@@ -296,7 +296,8 @@ def trace_root(ct: Volume, frame: LocalFrame, waypoints: Sequence[Waypoint], end
     line = _refine(ct, line, o)
     line = _resample(_smooth(line, o.smooth_mm / o.step_mm), o.step_mm)
     radius, evidence = _measure(ct, line, o)
-    line, radius, bridged, notes, uncertain = _bridge_gaps(line, radius, evidence, o, name)
+    line, radius, evidence, bridged, notes, uncertain = _bridge_gaps(line, radius, evidence, o,
+                                                                      name)
     if bridged.any():
         radius, evidence2 = _measure(ct, line, o)
         evidence = np.where(bridged, evidence, evidence2)
@@ -438,10 +439,12 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _bridge_gaps(line: np.ndarray, radius: np.ndarray, evidence: np.ndarray, o: TracingOptions,
-                 name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], bool]:
+                 name: str
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], bool]:
     """Bridge the inner gaps (runs without evidence) of at most ``max_bridge_mm`` by straight
     lines; report the longer ones. Gaps at the ends are trimmed away when short, reported when
-    long (the root is not followed there)."""
+    long (the root is not followed there). Returns the line, radius, evidence and bridged flags
+    (trimmed alike), the notes and whether a gap was too long to bridge."""
     gap = evidence < o.min_evidence
     out, rad = line.copy(), radius.copy()
     bridged = np.zeros(len(line), bool)
@@ -470,9 +473,10 @@ def _bridge_gaps(line: np.ndarray, radius: np.ndarray, evidence: np.ndarray, o: 
             notes.append(f"the {name}: a {length:.0f} mm stretch without fat around it is too "
                          f"long to bridge (over {o.max_bridge_mm:g} mm): the root there is "
                          "uncertain, review it")
+    ev = evidence.copy()
     if keep.sum() >= 3:
-        out, rad, bridged = out[keep], rad[keep], bridged[keep]
-    return out, rad, bridged, notes, uncertain
+        out, rad, ev, bridged = out[keep], rad[keep], ev[keep], bridged[keep]
+    return out, rad, ev, bridged, notes, uncertain
 
 
 # --- the roots of the L5/S1 anatomy ---------------------------------------------------------------

@@ -139,3 +139,50 @@ def test_apply_roots_adds_a_nerve_class_to_a_table_without_one(phantom, ct_engin
     assert 0.5 * volume <= nerve.sum() * 1.5 ** 3 <= 1.5 * volume
     assert not (nerve & (bone_only.array == 1)).any()
     assert (bone_only.array == labels.array)[~nerve].all()
+
+
+@pytest.mark.slow
+def test_spinect_plan_roots_fused_warns_in_plan_json_and_the_report(tmp_path, monkeypatch,
+                                                                   capsys) -> None:
+    """``spinect plan --roots fused`` on a phantom whose label map's nerve lies 6 mm off the
+    CT's roots: the disagreement is in ``plan.json``'s warnings and in ``report.html``, the roots
+    validate against the schema; ``--roots ct`` records CT roots only."""
+    import json
+    import html
+
+    import spinect_core.cli as cli
+    from spinect_core.io.labelmap import save_label_map
+    from spinect_core.phantom import write_phantom
+    from spinect_core.report.exports import validate_plan_document
+
+    monkeypatch.setenv("SPINECT_LOG_DIR", str(tmp_path / "logs"))
+    if "plan" not in cli.COMMANDS:
+        monkeypatch.setattr(cli, "COMMANDS", cli.COMMANDS + ("plan",))
+    ph = generate_phantom(seed=4, spacing_mm=(1.5, 1.5, 1.5))
+    paths = write_phantom(ph, tmp_path / "case")
+    arr = ph.labels.array.copy()
+    nerve = arr == DEFAULT_LABELS.id_of("nerve")
+    arr[nerve] = 0
+    arr[np.roll(nerve, 4, axis=0) & (arr == 0)] = DEFAULT_LABELS.id_of("nerve")  # 6 mm cranial
+    shifted = tmp_path / "shifted.nii.gz"
+    save_label_map(ph.labels.with_array(arr), DEFAULT_LABELS, shifted)
+    for mode, seg in (("fused", shifted), ("ct", paths["labels"])):
+        out = tmp_path / mode
+        rc = cli.main(["plan", str(paths["ct"]), "--segmentation", str(seg), "-o", str(out),
+                       "--side", "left", "--roots", mode, "--coarse-step", "15",
+                       "--final-step", "3", "--no-meshes", "--quiet"])
+        assert rc == 0, capsys.readouterr().err
+        doc = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+        validate_plan_document(doc)
+        assert doc["schema_version"] == "1.4" and doc["roots"]["mode"] == mode
+        roots = doc["sides"]["left"]["roots"]
+        assert set(roots) == set(ROOT_NAMES)
+        page = html.unescape((out / "report.html").read_text(encoding="utf-8"))
+        for w in doc["warnings"]:
+            assert w in page
+        if mode == "fused":
+            said = [w for w in doc["warnings"] if "the network and the CT disagree" in w]
+            assert any(w.startswith("the exiting L5 root on the left") for w in said), said
+        else:
+            assert all(r is None or r["source"] == "ct" for r in roots.values())
+            assert roots["exiting_l5"] is not None
