@@ -21,8 +21,9 @@ Body frame (``L4``, ``L5``, ``S1``, from the ``*_body`` meshes)
 Pedicles (``L4``, ``L5``, in the body frame, from a 0.4 mm voxelisation of the whole vertebra)
     Coronal slices from 1 to 13 mm behind the posterior wall; on each side the bone of a slice
     in ``-H/2 < z < H/2 + 4`` lateral of 4 mm; the isthmus is the slice of least area (its y).
-    ``bottom``/``top`` = that section's lowest and highest z (the foramen's roof is the
-    bottom), ``medial`` its medial wall |x|; ``canal_width`` = distance between the medial
+    ``bottom``/``top`` = the median over the middle half of the pedicle's width of each
+    column's lowest / highest bone in that section (the foramen's roof is the bottom; the margin
+    slopes down laterally into the transverse process's root), ``medial`` its medial wall |x|; ``canal_width`` = distance between the medial
     walls; the axis is the line fitted through the sections' centroids within 5 mm of the
     isthmus (rough: the L5 transverse process joins the pedicle). ``width`` = the narrowest
     passage from the body to the posterior elements in the axial slice through the section's
@@ -205,11 +206,17 @@ def vertebra_landmarks(mesh, frame: dict, pitch: float = 0.4) -> dict:
         body_s = (np.abs(ys)[:, None] < 0.5 * D - 3.0) & (np.abs(zs)[None, :] < 0.5 * H - 2.0)
         back_s = (ys[:, None] > 0.5 * D + 10.0) & (ys[:, None] < 0.5 * D + 30.0)
         height = bottleneck_width(M[ix], body_s, back_s, pitch)
+        # Lower and upper margins under and over the pedicle's middle half (the isthmus section
+        # also holds the transverse process's root, which reaches lower laterally).
+        # The margin slopes down laterally: take the median over those columns of each
+        # column's lowest (highest) bone.
+        cols = [c for c in np.unique(px) if abs(c - xc) <= 0.25 * width]
+        bottom = float(np.median([pz[px == c].min() for c in cols]) - 0.5 * pitch)
+        top = float(np.median([pz[px == c].max() for c in cols]) + 0.5 * pitch)
         out[f"pedicle_{side}"] = {
             "centre_local": [xc, float(yk), zc], "axis_local": axis.tolist(),
             "coronal_area_mm2": area, "width": width, "height": height,
-            "bottom": float(pz.min() - 0.5 * pitch), "top": float(pz.max() + 0.5 * pitch),
-            "medial": medial}
+            "bottom": bottom, "top": top, "medial": medial}
     out["canal_width"] = out["pedicle_left"]["medial"] + out["pedicle_right"]["medial"]
     zc = 0.5 * (out["pedicle_left"]["centre_local"][2] + out["pedicle_right"]["centre_local"][2])
     ix0 = np.abs(xs) < 1.0
