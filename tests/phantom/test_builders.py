@@ -16,7 +16,7 @@ from spinect_core.phantom import shapes as S
 from spinect_core.phantom.anatomy import build_anatomy
 from spinect_core.phantom.builders.bones import build_bones, vertebra_fields
 from spinect_core.phantom.builders.canal import build_canal
-from spinect_core.phantom.builders.discs import build_discs
+from spinect_core.phantom.builders.discs import DiscShape, build_discs
 from spinect_core.phantom.builders.facets import build_facets
 from spinect_core.phantom.builders.fat import build_foraminal_fat, foramen_span
 from spinect_core.phantom.builders.frames import build_frames
@@ -292,6 +292,10 @@ def test_disc_lies_between_the_endplates_with_the_requested_height():
     assert inside.max() == pytest.approx(10.0 + gap + 0.3, abs=0.02)
     nucleus = zs[_f(disc.fields, col, "inner") < 0]
     assert inside.min() < nucleus.min() and nucleus.max() < inside.max()
+    # A named shape parameter changes it: no overlap puts the disc exactly between the endplates.
+    flush = build_discs(sp, DiscShape(endplate_overlap_mm=0.0)).parts[0]
+    inside0 = zs[_f(flush.fields, col, "outer") < 0]
+    assert (inside0.min(), inside0.max()) == pytest.approx((10.0, 10.0 + gap), abs=0.02)
     # Width: the bodies' outline grown by the bulge on each side.
     xs = np.linspace(-30, 30, 1201)
     row = np.column_stack([xs, 0 * xs + 1.0, np.full_like(xs, 10.0 + 0.5 * gap)])

@@ -25,6 +25,17 @@ module                builds                                                  re
 ``landmarks``         endplate centre/normals, body centres                    Frames
 ====================  ======================================================  ==========================
 
+Named parameters
+----------------
+Sampled values (sizes that vary between patients) come from
+:class:`~spinect_core.phantom.params.PhantomParams`. Every fixed number of a structure's shape is
+a field of a frozen keyword-only dataclass beside its builder, with its unit and reason
+(``CanalShape``, ``SacShape``, ``RootShape``, ``DiscShape``, ``ForaminalFatShape``,
+``SoftTissueShape``, ``IliumShape``, ``FacetShape``, ``VertebraeShape``, ``PosteriorShape``,
+``SacrumShape``, ``FrameLimits``); the module-level default instance (``CANAL``, ``SAC``, ``ROOT``,
+...) is what the phantom uses, and every builder takes another as its last argument, e.g.
+``build_discs(spine, DiscShape(nucleus_inset_mm=6.0))``.
+
 Using the soft-tissue builders with other bones
 -----------------------------------------------
 The canal, sac, roots, soft-tissue, ilium, fat and disc builders never look at how the bones
@@ -64,21 +75,26 @@ procedural bones' sizes. Bone parts (``Part`` with layers ``cortical``/``cancell
 bones, nerves, sac) must be kept so that nerves and sac win over bone.
 """
 
-from spinect_core.phantom.builders.canal import Canal, build_canal
-from spinect_core.phantom.builders.discs import Discs, build_discs, disc_fields
-from spinect_core.phantom.builders.fat import ForaminalFat, build_foraminal_fat, foramen_span
+from spinect_core.phantom.builders.canal import CANAL, Canal, CanalShape, build_canal
+from spinect_core.phantom.builders.discs import DISC, Discs, DiscShape, build_discs, disc_fields
+from spinect_core.phantom.builders.fat import (
+    FORAMINAL_FAT, ForaminalFat, ForaminalFatShape, build_foraminal_fat, foramen_span,
+)
 from spinect_core.phantom.builders.record import (
     SIDES, Anatomy, Layer, Part, Spine, VertebraGeometry,
 )
-from spinect_core.phantom.builders.roots import Roots, build_roots
-from spinect_core.phantom.builders.sac import Sac, build_sac
+from spinect_core.phantom.builders.roots import ROOT, Roots, RootShape, build_roots
+from spinect_core.phantom.builders.sac import SAC, Sac, SacShape, build_sac
 from spinect_core.phantom.builders.soft_tissue import (
-    Body, SoftTissue, build_body, build_bowel, build_muscles, build_soft_tissue, build_vessels,
+    SOFT_TISSUE, Body, SoftTissue, SoftTissueShape, build_body, build_bowel, build_muscles,
+    build_soft_tissue, build_vessels,
 )
 
 __all__ = [
-    "SIDES", "Anatomy", "Body", "Canal", "Discs", "ForaminalFat", "Layer", "Part", "Roots", "Sac",
-    "SoftTissue", "Spine", "VertebraGeometry", "build_body", "build_bowel", "build_canal",
-    "build_discs", "build_foraminal_fat", "build_muscles", "build_roots", "build_sac",
-    "build_soft_tissue", "build_vessels", "disc_fields", "foramen_span",
+    "CANAL", "DISC", "FORAMINAL_FAT", "ROOT", "SAC", "SIDES", "SOFT_TISSUE", "Anatomy", "Body",
+    "Canal", "CanalShape", "DiscShape", "Discs", "ForaminalFat", "ForaminalFatShape", "Layer",
+    "Part", "RootShape", "Roots", "Sac", "SacShape", "SoftTissue", "SoftTissueShape", "Spine",
+    "VertebraGeometry", "build_body", "build_bowel", "build_canal", "build_discs",
+    "build_foraminal_fat", "build_muscles", "build_roots", "build_sac", "build_soft_tissue",
+    "build_vessels", "disc_fields", "foramen_span",
 ]
