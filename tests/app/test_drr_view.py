@@ -84,6 +84,7 @@ def test_the_view_follows_the_angle_and_names_it(qtbot, small_ct, tmp_path) -> N
     view.wait(10_000)
 
 
+@pytest.mark.slow  # loads the phantom into the window and projects it: ~7 s on 2 cores
 def test_the_main_window_tab_follows_the_3d_view(qtbot, window, phantom_case) -> None:
     from tests.app.test_segment_and_view import load
 
