@@ -21,7 +21,6 @@ it came from (``network``, ``ct``, ``fused`` or ``operator``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Sequence
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from spinect_core.anatomy.parts import CLASS_ALIASES, PART_ID, find_ids
 from spinect_core.anatomy.root_tracing import (ROOT_NAMES, ROOT_WORDS, TracedRoot, TracingOptions,
-                                               mean_distance, polyline_distance, root_geometry,
+                                               polyline_distance, root_geometry,
                                                segment_mask, trace_anatomy_roots, trace_root)
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
