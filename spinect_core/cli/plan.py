@@ -8,7 +8,12 @@ CT's own at L4-S1: disagreements are printed at once and lead the plan's warning
 ``.labels.json`` sidecar table; the default bone/nerve table otherwise) is used as it is, a 3D
 Slicer ``.seg.nrrd`` read by segment name (never by label value), and ``--label-map`` maps a
 site's names (a mapping JSON, or a ready one: ``totalsegmentator``, ``monailabel``) onto bone,
-nerve, disc and dura; names it does not match are refused with the names found. The
+nerve, disc and dura; names it does not match are refused with the names found. The nerve
+roots come from ``--roots``: ``fused`` (default: the exiting L4 and L5 and the traversing S1
+roots traced on the CT, fused with the segmentation's nerve where they agree; a disagreement is
+printed and goes into the plan's warnings and the report), ``ct`` (traced on the CT; the
+segmentation's nerve class is not used at all) or ``network`` (the segmentation's nerve as it
+is); ``plan.json`` records each side's roots (``sides.<side>.roots``, LPS mm). The
 output folder receives ``plan.json``, ``report.html``, the needle markups, screenshots, area maps,
 oblique planes (NIfTI, PNG, DICOM) and meshes (see
 :func:`spinect_core.report.exports.write_plan_outputs`); an existing plan there is never
@@ -256,6 +261,14 @@ def summary_text(doc: dict[str, Any]) -> str:
                          f"{v['beta_deg']:.1f} deg)")
             if w.get("search_edge_note"):
                 lines.append(f"{'':14s}note: {w['search_edge_note']}")
+        roots = sp.get("roots")
+        if roots:
+            words = {"exiting_l5": "exiting L5", "exiting_l4": "exiting L4",
+                     "traversing_s1": "traversing S1"}
+            lines.append(f"{side:5s} roots : " + ", ".join(
+                f"{words.get(n, n)} " + ("not found" if r is None else
+                                         f"{r['source']} (confidence {r['confidence']:.2f})")
+                for n, r in roots.items()))
         t = sp["trajectory"]
         if t is None:
             lines.append(f"{side:5s} needle: none ({sp['trajectory_reason']})")

@@ -186,3 +186,22 @@ def test_spinect_plan_roots_fused_warns_in_plan_json_and_the_report(tmp_path, mo
         else:
             assert all(r is None or r["source"] == "ct" for r in roots.values())
             assert roots["exiting_l5"] is not None
+
+
+def test_spinect_plan_roots_option() -> None:
+    import argparse
+
+    from spinect_core.cli import plan as plan_cli
+
+    parser = argparse.ArgumentParser()
+    plan_cli.register(parser.add_subparsers())
+    parse = lambda *extra: plan_cli.plan_options(  # noqa: E731
+        parser.parse_args(["plan", "ct", "-o", "o", *extra]))
+    assert parse().roots == "fused"  # the command's default
+    assert parse("--roots", "ct").roots == "ct"
+    assert parse("--roots", "network").roots == "network"
+    assert PlanOptions().roots is None  # the library keeps the label map's nerve as it is
+    with pytest.raises(SystemExit):
+        parser.parse_args(["plan", "ct", "-o", "o", "--roots", "both"])
+    with pytest.raises(ValueError, match="roots"):
+        PlanOptions(roots="both")
