@@ -136,12 +136,16 @@ def network_roots(labels: Volume, table: LabelTable, anatomy: Any, *,
     if not mask.any():
         report(progress, 1.0, "no nerve in the label map")
         return out
-    pseudo = labels.with_array(np.where(mask, _MASK_HU[0], _MASK_HU[1]).astype(np.float32))
     jobs = [(s, n) for s in sides for n in ROOT_NAMES]
     for i, (side, name) in enumerate(jobs):
         report(progress, i / len(jobs), f"the network's {ROOT_WORDS[name]} on the {side}")
         geo = root_geometry(anatomy, side, name)
         if geo is None:
+            continue
+        # The pseudo-CT of the mask in the root's box only (a full-size float copy of a thin-slice
+        # CT's labels would cost hundreds of MB).
+        pseudo = _pseudo_ct(labels, mask, anatomy.sides[side].frame, geo["box"])
+        if pseudo is None:
             continue
         traced = trace_root(pseudo, anatomy.sides[side].frame, geo["waypoints"], geo["end"],
                             box_lo_local=geo["box"][0], box_hi_local=geo["box"][1],
@@ -150,6 +154,24 @@ def network_roots(labels: Volume, table: LabelTable, anatomy: Any, *,
         out[side][name] = _root(traced, name, side, "network")
     report(progress, 1.0, "network roots found")
     return out
+
+
+def _pseudo_ct(labels: Volume, mask: np.ndarray, frame: Any, box: tuple) -> Volume | None:
+    """A float32 volume, -100 HU with the mask at 40 HU, over the index box of ``box`` (local
+    frame corners, mm) grown by 3 voxels; None when the box misses the grid."""
+    lo, hi = (np.asarray(v, float) for v in box)
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
+                        for c in (lo[2], hi[2])])
+    idx = labels.lps_to_index(frame.point_to_lps(corners))  # (8, 3) x, y, z
+    shape = np.array(mask.shape[::-1])
+    i0 = np.clip(np.floor(idx.min(0)).astype(int) - 3, 0, shape)
+    i1 = np.clip(np.ceil(idx.max(0)).astype(int) + 4, 0, shape)
+    if np.any(i1 - i0 < 2):
+        return None
+    sub = mask[i0[2]:i1[2], i0[1]:i1[1], i0[0]:i1[0]]
+    arr = np.where(sub, _MASK_HU[0], _MASK_HU[1]).astype(np.float32)
+    return Volume(array=arr, spacing_mm=labels.spacing_mm, direction=labels.direction,
+                  origin_lps_mm=labels.index_to_lps(i0[None].astype(float))[0])
 
 
 def _segment_points(root: Root, anatomy: Any) -> np.ndarray:
