@@ -1,4 +1,4 @@
-"""Oblique CT planes that contain the planned needle (DESIGN section 4, "Oblique plane").
+"""Oblique CT planes that contain the planned needle (docs/ARCHITECTURE.md, section 4.3).
 
 Two planes through the target, both containing the needle axis ``u`` (target -> skin):
 
