@@ -13,6 +13,14 @@ Usage::
     python benchmarks/segmentation.py --quick         # fast config, 64x128x128, 1 repeat (<1 min)
     python benchmarks/segmentation.py --json          # one JSON line on stdout
     python benchmarks/segmentation.py --device cuda --repeat 5 --precisions float32
+    python benchmarks/segmentation.py --device cuda --best --json   # + best settings and ceiling
+
+``--best`` (default on CUDA) adds, beside the comparison at the same settings: ours at its own
+best settings (``batch_size="auto"``, ``precision="auto"``: batch from free memory, precision
+measured), MONAI at its best (the fastest of ``sw_batch_size`` 4/8/16/32 in each precision), and
+the **raw forward ceiling**: the same windows, cut out beforehand and already on the device, through
+the network alone at the batch and precision ours chose. ``fraction_of_ceiling`` is the ceiling's
+time over ours: the share of the hardware's pace that the sliding-window machinery keeps.
 
 This is not a test: timings depend on the machine and on what else runs on it. MONAI is a
 benchmark-only dependency (``pip install monai`` / the ``dev`` extra).
@@ -95,6 +103,37 @@ def _build_model(config: str):
     return UNet3D(cfg).eval()
 
 
+def _raw_forward(model, image: np.ndarray, device: str, precision: str, batch: int,
+                 repeat: int) -> tuple[list[float], int]:
+    """Seconds for the network alone over every window, cut out and on the device beforehand."""
+    import torch
+
+    from spinect_core.inference import tiling
+    from spinect_core.inference.device import autocast, resolve_channels_last, resolve_device
+
+    dev = resolve_device(device)
+    model = model.to(dev)
+    starts = tiling.tile_starts(image.shape, PATCH, STRIDE)
+    vol = torch.from_numpy(image).to(dev)
+    windows = torch.stack([vol[z:z + PATCH[0], y:y + PATCH[1], x:x + PATCH[2]]
+                           for z, y, x in starts]).unsqueeze(1)
+    if resolve_channels_last("auto", dev):  # the layout our predictor uses on this device
+        model = model.to(memory_format=torch.channels_last_3d)
+        windows = windows.contiguous(memory_format=torch.channels_last_3d)
+    batches = [windows[i:i + batch] for i in range(0, len(starts), batch)]
+    times = []
+    with torch.inference_mode(), autocast(dev, precision):
+        model(batches[0])  # warm-up
+        for _ in range(repeat):
+            _sync(device)
+            t0 = time.perf_counter()
+            for b in batches:
+                model(b)
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    return times, len(starts)
+
+
 def _worker(args: argparse.Namespace) -> None:
     sampler = None
     try:
@@ -110,10 +149,16 @@ def _worker(args: argparse.Namespace) -> None:
     labels = None
     extra: dict[str, object] = {}
 
-    if args.impl == "ours":
+    batch = "auto" if args.batch == "auto" else int(args.batch)
+    if args.impl == "raw":
+        times, n = _raw_forward(model, image, args.device, args.precision, int(args.batch),
+                                args.repeat)
+        extra = {"windows": n, "batch": int(args.batch)}
+        labels = np.zeros(1, np.uint8)
+    elif args.impl == "ours":
         from spinect_core.inference import Predictor, PredictorOptions
 
-        opts = PredictorOptions(patch_size=PATCH, stride=STRIDE, batch_size=BATCH, blend="sum",
+        opts = PredictorOptions(patch_size=PATCH, stride=STRIDE, batch_size=batch, blend="sum",
                                 device=args.device, precision=args.precision)
         predictor = Predictor(model, options=opts)
         # warm-up: one small volume (one batch) so oneDNN/cuDNN pick their kernels
@@ -125,7 +170,7 @@ def _worker(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - t0)
         labels = pred.labels
         extra = {"device_used": pred.device_used, "precision_used": pred.precision_used,
-                 "notes": pred.notes, "windows": pred.num_windows,
+                 "notes": pred.notes, "windows": pred.num_windows, "batch": pred.batch_size,
                  "channels_last": bool(predictor._placement and predictor._placement[1])}
     else:
         from monai.inferers import sliding_window_inference
@@ -145,8 +190,8 @@ def _worker(args: argparse.Namespace) -> None:
             ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bfloat16"
                    else torch.autocast(device.type, enabled=False))
             with torch.inference_mode(), ctx:
-                out = sliding_window_inference(x, PATCH, BATCH, softmax_net, overlap=overlap,
-                                               mode="constant")
+                out = sliding_window_inference(x, PATCH, int(args.batch), softmax_net,
+                                               overlap=overlap, mode="constant")
                 return out[0].argmax(0).to(torch.uint8).cpu().numpy()
 
         run(image[: PATCH[0], : PATCH[1], : PATCH[2]])  # warm-up
@@ -155,7 +200,8 @@ def _worker(args: argparse.Namespace) -> None:
             labels = run(image)
             _sync(args.device)
             times.append(time.perf_counter() - t0)
-        extra = {"device_used": str(device), "precision_used": args.precision}
+        extra = {"device_used": str(device), "precision_used": args.precision,
+                 "batch": int(args.batch)}
 
     if args.labels_out:
         np.save(args.labels_out, labels)
@@ -173,10 +219,11 @@ def _sync(device: str) -> None:
 
 
 # --- driver -------------------------------------------------------------------------------------
-def _run_worker(impl: str, precision: str, args: argparse.Namespace, labels_out: Path) -> dict:
+def _run_worker(impl: str, precision: str, args: argparse.Namespace, labels_out: Path,
+                batch: int | str = BATCH, repeat: int = 1) -> dict:
     cmd = [sys.executable, __file__, "--_worker", impl, "--precision", precision,
-           "--config", args.config, "--shape", *map(str, args.shape), "--repeat", "1",
-           "--device", args.device, "--labels-out", str(labels_out)]
+           "--config", args.config, "--shape", *map(str, args.shape), "--repeat", str(repeat),
+           "--device", args.device, "--labels-out", str(labels_out), "--batch", str(batch)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -215,7 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     ap.add_argument("--config", choices=("study", "fast"), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--shape", type=int, nargs=3, default=None, help="volume (z y x)")
-    ap.add_argument("--_worker", choices=("ours", "monai"), default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--best", action=argparse.BooleanOptionalAction, default=None,
+                    help="also each implementation at its best settings and the raw forward "
+                         "ceiling (default: on for CUDA, off on the CPU)")
+    ap.add_argument("--_worker", choices=("ours", "monai", "raw"), default=None,
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--batch", default=str(BATCH), help=argparse.SUPPRESS)
     ap.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     ap.add_argument("--labels-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -262,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                 "ours_channels_last": runs["ours"][0].get("channels_last"),
                 "windows": runs["ours"][0].get("windows"),
             }
+    best = _best_settings(args) if (args.best if args.best is not None
+                                    else args.device.startswith("cuda")) else None
     # headline: the precision "auto" would pick on this machine, when it was measured
     from spinect_core.inference.device import resolve_device, resolve_precision
 
@@ -276,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": details[head]["ratio"],
         "peak_rss_mb": max(d["ours_peak_rss_mb"] for d in details.values()),
         "monai_peak_rss_mb": max(d["monai_peak_rss_mb"] for d in details.values()),
-        "precisions": details, "machine": _machine(),
+        "precisions": details, "best": best, "machine": _machine(),
     }
     if args.json:
         print(json.dumps(out))
@@ -287,7 +341,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{p:9s} ours {d['ours_s']:7.2f} s  MONAI {d['monai_s']:7.2f} s  "
                   f"ratio {d['ratio']:.2f} (paired {d['paired_ratio_median']:.2f})  peak RSS ours {d['ours_peak_rss_mb']:.0f} MB / "
                   f"MONAI {d['monai_peak_rss_mb']:.0f} MB  label agreement {d['label_agreement']:.5f}")
+        if best:
+            print(f"best settings: ours {best['ours_s']:.3f} s (batch {best['ours_batch']}, "
+                  f"{best['ours_precision']})  MONAI {best['monai_s']:.3f} s "
+                  f"(sw_batch_size {best['monai_batch']}, {best['monai_precision']})  ratio "
+                  f"{best['ratio']:.2f}  raw forward ceiling {best['ceiling_s']:.3f} s: ours "
+                  f"reaches {100 * best['fraction_of_ceiling']:.0f} %")
     return 0
+
+
+def _best_settings(args: argparse.Namespace) -> dict:
+    """Ours at batch/precision "auto", MONAI at its fastest swept setting, and the ceiling."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "x.npy"
+        ours = _run_worker("ours", "auto", args, out, batch="auto", repeat=args.repeat)
+        monai = []
+        for precision in ("float32", "bfloat16"):
+            for b in (4, 8, 16, 32):
+                res = _run_worker("monai", precision, args, out, batch=b, repeat=args.repeat)
+                monai.append((res["median_s"], b, precision))
+        m_s, m_b, m_p = min(monai)
+        raw = _run_worker("raw", ours["precision_used"], args, out, batch=ours["batch"],
+                          repeat=args.repeat)
+    return {"ours_s": ours["median_s"], "ours_batch": ours["batch"],
+            "ours_precision": ours["precision_used"], "ours_notes": ours.get("notes"),
+            "monai_s": m_s, "monai_batch": m_b, "monai_precision": m_p,
+            "monai_sweep": [{"s": s, "batch": b, "precision": p} for s, b, p in monai],
+            "ratio": ours["median_s"] / m_s, "ceiling_s": raw["median_s"],
+            "fraction_of_ceiling": raw["median_s"] / ours["median_s"]}
 
 
 if __name__ == "__main__":
