@@ -204,6 +204,9 @@ def trace_rays_many(fields: SceneFields, grids: Sequence[RayGrid], *,
     shares the per-iteration overhead of the marching loop, which dominates for small grids:
     the loop runs until the slowest ray (one grazing a surface) finishes.
 
+    The cast runs on torch on the scene's device (:attr:`SceneFields.device`: CUDA when present,
+    else the CPU) from the ray set-up to the margins; only the results come back as numpy.
+
     Parameters
     ----------
     fields : SceneFields
@@ -247,7 +250,6 @@ def trace_rays_many(fields: SceneFields, grids: Sequence[RayGrid], *,
              for g, box in zip(grids, crops)]
     shapes = [(r1 - r0, c1 - c0) for r0, r1, c0, c1 in boxes]
     sizes = [h * w for h, w in shapes]
-    n = int(sum(sizes))
     nz, ny, nx = fields.shape_zyx
     size_xyz = np.array([nx, ny, nz], float)
     inv = np.linalg.inv(fields.affine_lps[:3, :3])  # LPS -> continuous crop index (x, y, z)
@@ -262,133 +264,23 @@ def trace_rays_many(fields: SceneFields, grids: Sequence[RayGrid], *,
         reach_parts.append(np.full(size, refine_within_px * g.pixel_mm, np.float32))
     i0 = np.concatenate(i0_parts)
     di = np.concatenate(di_parts)
-    reach = np.concatenate(reach_parts)
     t_in, t_out = _slab(i0, di, np.zeros(3), size_xyz - 1.0)
-    i0 = i0.astype(np.float32)
-    di = di.astype(np.float32)
-    h_min = float(min_step_voxels) * float(np.min(fields.spacing_mm))
-    near = 2.0 * float(np.max(fields.spacing_mm)) if near_mm is None else float(near_mm)
-    cap = float(penetration_cap_mm)
+    tf = fields.torch_fields()
+    import torch
 
-    def sample(ids: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return fields.sample_index(i0[ids] + t[:, None] * di[ids])  # (m, 2)
-
-    big = np.float32(np.inf)
-    depth = np.full(n, np.nan, np.float32)
-    kind = np.zeros(n, np.uint8)
-    min_before = np.full((n, 2), big, np.float32)  # per channel, along the path before the hit
-    t_min = np.zeros((n, 2), np.float32)  # depth of that minimum
-    pen = np.zeros(n, np.float32)
-    # --- phase 1: march to the first crossing of either surface -------------------------------
-    # State of the active rays only. Finished rays are scattered back at once but compacted
-    # away only when they make up an eighth of the state: compacting a dozen arrays on every
-    # iteration costs more than marching a few finished rays along (their results are unused).
-    ids = np.flatnonzero(t_out > t_in)
-    t = t_in[ids].astype(np.float32)
-    t_end = t_out[ids].astype(np.float32)
-    start = i0[ids]
-    step_dir = di[ids]
-    t_prev = t.copy()
-    v_prev = np.full((len(ids), 2), big, np.float32)
-    mn = np.full((len(ids), 2), big, np.float32)
-    t_mn = np.zeros((len(ids), 2), np.float32)
-    alive = np.ones(len(ids), bool)
-    n_alive = len(ids)
-    hits: list[tuple[np.ndarray, ...]] = []
-    for _ in range(max_iterations):
-        if n_alive == 0:
-            break
-        v = fields.sample_index(start + t[:, None] * step_dir)
-        m = np.minimum(v[:, 0], v[:, 1])
-        crossed = m <= 0
-        better = (v < mn) & ~crossed[:, None]
-        mn = np.where(better, v, mn)
-        t_mn = np.where(better, t[:, None], t_mn)
-        step = np.maximum(np.where(m < near, relax * m, m), h_min)
-        t_next = t + step
-        done = (crossed | (t_next > t_end)) & alive
-        n_done = int(np.count_nonzero(done))  # (much faster than .any() on long bool arrays)
-        if n_done:
-            hit = crossed & done
-            if np.count_nonzero(hit):
-                hits.append((ids[hit], t_prev[hit], t[hit], v_prev[hit], v[hit]))
-            min_before[ids[done]] = mn[done]
-            t_min[ids[done]] = t_mn[done]
-            alive &= ~done
-            n_alive -= n_done
-            if n_alive <= len(ids) - max(len(ids) // 8, 1):
-                keep = alive
-                ids, start, step_dir = ids[keep], start[keep], step_dir[keep]
-                t_end, mn, t_mn, alive = t_end[keep], mn[keep], t_mn[keep], alive[keep]
-                t_prev, v_prev, t = t[keep], v[keep], t_next[keep]
-                continue
-        t_prev, v_prev, t = t, v, t_next
-    if hits:
-        ids, lo, hi, vlo, vhi = (np.concatenate(parts) for parts in zip(*hits))
-        # Which surface is crossed first: locate each crossed channel's crossing, earliest wins
-        # (ties -> blocker).
-        # Usually one channel crossed: refine it; where both did, refine the target too.
-        ch = (vhi[:, 1] <= 0).astype(np.int64)  # 1 = blocker
-        th = _regula_falsi(sample, ids, lo, hi, vlo, vhi, ch, refine_steps)
-        both = np.flatnonzero((vhi[:, 0] <= 0) & (vhi[:, 1] <= 0))
-        if len(both):
-            t_target = _regula_falsi(sample, ids[both], lo[both], hi[both], vlo[both],
-                                     vhi[both], np.zeros(len(both), np.int64), refine_steps)
-            first = t_target < th[both]
-            ch[both[first]] = 0
-            th[both[first]] = t_target[first]
-        depth[ids] = th
-        kind[ids] = np.where(ch == 1, HIT_BLOCKER, HIT_TARGET)
-        # The other channel at the hit point completes its minimum before the hit.
-        min_before[ids] = np.minimum(min_before[ids], sample(ids, th))
-        # --- phase 2: penetration into the hit structure over ``cap`` mm --------------------
-        # Only a sign and a rough size are needed here (margins near edges come from missed
-        # structures or are repaired in the image), so full distance steps.
-        t = th.copy()
-        deepest = np.zeros(len(ids), np.float32)
-        live = np.arange(len(ids))
-        for _ in range(max_iterations):
-            if len(live) == 0:
-                break
-            v = sample(ids[live], t[live])[np.arange(len(live)), ch[live]]
-            deepest[live] = np.maximum(deepest[live], -v)
-            t[live] += np.maximum(0.5 * np.abs(v), h_min)
-            # Keep going while inside (the first sample may sit just before the crossing).
-            inside = (v <= 0) | (t[live] - th[live] < 2.0 * h_min)
-            live = live[inside & (t[live] <= th[live] + cap)]
-        pen[ids] = deepest
-    # The exact part of a margin is the minimum distance to a missed structure (the blocker for
-    # a target-first ray, the target otherwise): sphere-tracing samples can miss that minimum by
-    # a few per cent of itself, so refine it near edges by golden-section search around the best
-    # sample.
-    missed = np.where(kind == HIT_TARGET, 1, 0)
-    rows = np.arange(n)
-    m_ex = min_before[rows, missed]
-    todo = np.flatnonzero((m_ex < reach) & ((kind == 0) | (m_ex <= pen)))
-    if len(todo):
-        c = missed[todo]
-        step = np.maximum(relax * m_ex[todo], h_min)
-        lo_t = t_min[todo, c] - 1.5 * step
-        hi_t = np.minimum(t_min[todo, c] + 1.5 * step, np.where(np.isfinite(depth[todo]),
-                                                                 depth[todo], np.inf))
-        best = _golden_min(lambda tt: sample(todo, tt)[np.arange(len(todo)), c], lo_t, hi_t,
-                           golden_steps)
-        min_before[todo, c] = np.minimum(m_ex[todo], best)
-    margin = np.where(kind == HIT_TARGET, np.minimum(min_before[:, 1], pen),
-                      np.where(kind == HIT_BLOCKER, -np.minimum(pen, min_before[:, 0]),
-                               -min_before[:, 0]))
-    # Only a ray that meets the target first is free. The target's "distance before the hit"
-    # of any other ray can dip below zero: sampled at a blocker hit where the two surfaces
-    # touch (target and blocker parts of one bone), or the refined minimum of a ray grazing
-    # the target between two steps; such rays are edge rays (margin 0), never free.
-    margin = np.where(kind == HIT_TARGET, margin, np.minimum(margin, 0.0))
-    exact = np.where(kind == HIT_TARGET, min_before[:, 1] <= pen,
-                     np.where(kind == HIT_BLOCKER, min_before[:, 0] <= pen, True))
+    # (inference mode: no autograd bookkeeping per operation, a few per cent on the CPU)
+    with _cpu_threads(tf.device, len(i0)), torch.inference_mode():
+        depth, kind, margin, exact = _trace(
+            tf, i0, di, t_in, t_out, np.concatenate(reach_parts),
+            h_min=float(min_step_voxels) * float(np.min(fields.spacing_mm)),
+            near=2.0 * float(np.max(fields.spacing_mm)) if near_mm is None else float(near_mm),
+            relax=float(relax), cap=float(penetration_cap_mm),
+            max_iterations=int(max_iterations), refine_steps=int(refine_steps),
+            golden_steps=int(golden_steps))
     finite = np.isfinite(margin)
     if not finite.all():
         # Rays that never enter the crop pass farther than its pad from everything.
-        margin = np.where(finite, margin, -fields.max_abs_distance_mm())
-    margin = margin.astype(np.float32)
+        margin = np.where(finite, margin, -fields.max_abs_distance_mm()).astype(np.float32)
     out = []
     for shape, a, b in zip(shapes, np.cumsum([0] + sizes[:-1]), np.cumsum(sizes)):
         out.append(RayHits(depth_mm=depth[a:b].reshape(shape), kind=kind[a:b].reshape(shape),
@@ -397,42 +289,246 @@ def trace_rays_many(fields: SceneFields, grids: Sequence[RayGrid], *,
     return out
 
 
-def _regula_falsi(sample, ids, lo, hi, v_lo, v_hi, channel: np.ndarray, steps: int
-                  ) -> np.ndarray:
+#: On the CPU, torch splits an operation over threads from ~32k elements on; the caster's
+#: arrays are that large only in big batches, and with the other cores busy (the usual case on
+#: a 2-core workstation) the threads wait for each other: a 100k-point lookup measured 3.7 ms on
+#: one thread and 130 ms on two. One thread per this many rays, up to torch's thread count.
+CPU_RAYS_PER_THREAD = 1 << 20
+
+
+class _cpu_threads:
+    """Context: torch's intra-op threads for a CPU cast of ``rays`` rays (restored after)."""
+
+    def __init__(self, device: Any, rays: int) -> None:
+        self.active = device.type == "cpu"
+        self.rays = int(rays)
+
+    def __enter__(self) -> None:
+        if self.active:
+            import torch
+
+            self.before = torch.get_num_threads()
+            want = max(1, min(self.before, -(-self.rays // CPU_RAYS_PER_THREAD)))
+            if want != self.before:
+                torch.set_num_threads(want)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            import torch
+
+            if torch.get_num_threads() != self.before:
+                torch.set_num_threads(self.before)
+
+
+def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
+           t_out_np: np.ndarray, reach_np: np.ndarray, *, h_min: float, near: float,
+           relax: float, cap: float, max_iterations: int, refine_steps: int,
+           golden_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ray cast of :func:`trace_rays_many` on ``tf`` (:class:`scene.TorchFields`).
+
+    Rays ``i0 + t * di`` (crop indices, (n, 3) each) between ``t_in`` and ``t_out`` (n,);
+    returns depth (n,) float32, kind (n,) uint8, margin (n,) float32 and exact (n,) bool.
+    State is kept as (channel, ray) tensors so that each channel is one contiguous row.
+    """
+    import torch
+
+    dev = tf.device
+    f32 = torch.float32
+    n = len(i0_np)
+    i0 = torch.from_numpy(np.ascontiguousarray(i0_np.T, np.float32)).to(dev)  # (3, n)
+    di = torch.from_numpy(np.ascontiguousarray(di_np.T, np.float32)).to(dev)
+    reach = torch.from_numpy(reach_np).to(dev)
+    t_in = torch.from_numpy(t_in_np.astype(np.float32)).to(dev)
+    t_out = torch.from_numpy(t_out_np.astype(np.float32)).to(dev)
+    inf = torch.inf
+
+    def sample(ids: Any, t: Any) -> Any:
+        """(2, m) distances of rays ``ids`` (m,) at depths ``t`` (m,)."""
+        return tf.sample(torch.addcmul(i0.index_select(1, ids), di.index_select(1, ids), t))
+
+    depth = torch.full((n,), torch.nan, dtype=f32, device=dev)
+    kind = torch.zeros(n, dtype=torch.uint8, device=dev)
+    min_before = torch.full((2, n), inf, dtype=f32, device=dev)  # before the hit
+    t_min = torch.zeros((2, n), dtype=f32, device=dev)  # depth of that minimum
+    pen = torch.zeros(n, dtype=f32, device=dev)
+    # --- phase 1: march to the first crossing of either surface -------------------------------
+    # State of the active rays only. A finished ray stays in place with its state frozen until
+    # finished rays make up an eighth of the state (and at least 256 rays); then their results
+    # are scattered back and the state is compacted: that bookkeeping costs a dozen operations,
+    # which on every iteration would cost more than marching a few frozen rays along (in the
+    # long tail of the last rays grazing a surface, one finishes every other iteration).
+    ids = torch.from_numpy(np.flatnonzero(t_out_np > t_in_np)).to(dev)
+    t = t_in.index_select(0, ids)
+    t_end = t_out.index_select(0, ids)
+    start, step_dir = i0.index_select(1, ids), di.index_select(1, ids)
+    t_prev = t.clone()
+    v_prev = torch.full((2, len(ids)), inf, dtype=f32, device=dev)
+    v_last = v_prev.clone()  # values where each finished ray stopped
+    mn = v_prev.clone()
+    t_mn = torch.zeros((2, len(ids)), dtype=f32, device=dev)
+    alive = torch.ones(len(ids), dtype=torch.bool, device=dev)
+    n_alive = len(ids)
+    hits: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        """Scatter the finished rays' minima and record their crossings."""
+        fin = (~alive).nonzero().squeeze(1)
+        if len(fin) == 0:
+            return
+        at = ids.index_select(0, fin)
+        min_before.index_copy_(1, at, mn.index_select(1, fin))
+        t_min.index_copy_(1, at, t_mn.index_select(1, fin))
+        v_fin = v_last.index_select(1, fin)
+        sel = (torch.minimum(v_fin[0], v_fin[1]) <= 0).nonzero().squeeze(1)
+        if len(sel):
+            hits.append((at.index_select(0, sel), t_prev.index_select(0, fin.index_select(0, sel)),
+                         t.index_select(0, fin.index_select(0, sel)),
+                         v_prev.index_select(1, fin.index_select(0, sel)),
+                         v_fin.index_select(1, sel)))
+
+    for _ in range(max_iterations):
+        if n_alive == 0:
+            break
+        v = tf.sample(torch.addcmul(start, step_dir, t))
+        m = torch.minimum(v[0], v[1])
+        free = m > 0
+        better = (v < mn).logical_and_(free)
+        mn = torch.where(better, v, mn)
+        t_mn = torch.where(better, t, t_mn)
+        t_next = torch.where(m < near, m * relax, m).clamp_(min=h_min).add_(t)
+        done = (t_next > t_end).logical_or_(~free).logical_and_(alive)
+        n_done = int(done.count_nonzero())
+        if n_done:
+            v_last = torch.where(done, v, v_last)
+            alive &= ~done
+            n_alive -= n_done
+        if n_alive < len(ids):  # frozen rays keep their state
+            t_prev = torch.where(alive, t, t_prev)
+            v_prev = torch.where(alive, v, v_prev)
+            t = torch.where(alive, t_next, t)
+            if n_done and (n_alive == 0 or len(ids) - n_alive >= max(len(ids) // 8, 256)):
+                flush()
+                keep = alive.nonzero().squeeze(1)
+                ids, t_end = ids.index_select(0, keep), t_end.index_select(0, keep)
+                start, step_dir = start.index_select(1, keep), step_dir.index_select(1, keep)
+                mn, t_mn = mn.index_select(1, keep), t_mn.index_select(1, keep)
+                t_prev, v_prev = t_prev.index_select(0, keep), v_prev.index_select(1, keep)
+                t, v_last = t.index_select(0, keep), v_last.index_select(1, keep)
+                alive = torch.ones(len(keep), dtype=torch.bool, device=dev)
+        else:
+            t_prev, v_prev, t = t, v, t_next
+    flush()  # (rays still running after max_iterations count as hitting nothing)
+    if hits:
+        ids, lo, hi, vlo, vhi = (torch.cat(parts, -1) for parts in zip(*hits))
+        # Which surface is crossed first: locate each crossed channel's crossing, earliest wins
+        # (ties -> blocker).
+        # Usually one channel crossed: refine it; where both did, refine the target too.
+        ch = (vhi[1] <= 0).to(torch.int64)  # 1 = blocker
+        th = _regula_falsi(sample, ids, lo, hi, vlo, vhi, ch, refine_steps)
+        both = ((vhi[0] <= 0) & (vhi[1] <= 0)).nonzero().squeeze(1)
+        if len(both):
+            t_target = _regula_falsi(sample, ids[both], lo[both], hi[both], vlo[:, both],
+                                     vhi[:, both], torch.zeros_like(both), refine_steps)
+            first = t_target < th[both]
+            ch[both[first]] = 0
+            th[both[first]] = t_target[first]
+        depth[ids] = th
+        kind[ids] = torch.where(ch == 1, HIT_BLOCKER, HIT_TARGET).to(torch.uint8)
+        # The other channel at the hit point completes its minimum before the hit.
+        min_before[:, ids] = torch.minimum(min_before[:, ids], sample(ids, th))
+        # --- phase 2: penetration into the hit structure over ``cap`` mm --------------------
+        # Only a sign and a rough size are needed here (margins near edges come from missed
+        # structures or are repaired in the image), so full distance steps.
+        t = th.clone()
+        deepest = torch.zeros(len(ids), dtype=f32, device=dev)
+        live = torch.arange(len(ids), device=dev)
+        for _ in range(max_iterations):
+            if len(live) == 0:
+                break
+            v = sample(ids[live], t[live]).gather(0, ch[live][None])[0]
+            deepest[live] = torch.maximum(deepest[live], -v)
+            t_live = t[live] + (0.5 * v.abs()).clamp_(min=h_min)
+            t[live] = t_live
+            # Keep going while inside (the first sample may sit just before the crossing).
+            th_live = th[live]
+            inside = (v <= 0) | (t_live - th_live < 2.0 * h_min)
+            live = live[inside & (t_live <= th_live + cap)]
+        pen[ids] = deepest
+    # The exact part of a margin is the minimum distance to a missed structure (the blocker for
+    # a target-first ray, the target otherwise): sphere-tracing samples can miss that minimum by
+    # a few per cent of itself, so refine it near edges by golden-section search around the best
+    # sample.
+    is_target = kind == HIT_TARGET
+    missed = is_target.to(torch.int64)  # channel of the missed structure (1: blocker)
+    m_ex = min_before.gather(0, missed[None])[0]
+    todo = ((m_ex < reach) & ((kind == 0) | (m_ex <= pen))).nonzero().squeeze(1)
+    if len(todo):
+        c = missed[todo]
+        m_todo = m_ex[todo]
+        step = (relax * m_todo).clamp_(min=h_min)
+        t_best = t_min[c, todo]
+        lo_t = t_best - 1.5 * step
+        d_todo = depth[todo]
+        hi_t = torch.minimum(t_best + 1.5 * step,
+                             torch.where(torch.isfinite(d_todo), d_todo, inf))
+        best = _golden_min(lambda tt: sample(todo, tt).gather(0, c[None])[0], lo_t, hi_t,
+                           golden_steps)
+        min_before[c, todo] = torch.minimum(m_todo, best)
+    zero = torch.zeros((), dtype=f32, device=dev)
+    margin = torch.where(is_target, torch.minimum(min_before[1], pen),
+                         torch.where(kind == HIT_BLOCKER, -torch.minimum(pen, min_before[0]),
+                                     -min_before[0]))
+    # Only a ray that meets the target first is free. The target's "distance before the hit"
+    # of any other ray can dip below zero: sampled at a blocker hit where the two surfaces
+    # touch (target and blocker parts of one bone), or the refined minimum of a ray grazing
+    # the target between two steps; such rays are edge rays (margin 0), never free.
+    margin = torch.where(is_target, margin, torch.minimum(margin, zero))
+    exact = torch.where(is_target, min_before[1] <= pen,
+                        torch.where(kind == HIT_BLOCKER, min_before[0] <= pen, True))
+    return (depth.cpu().numpy(), kind.cpu().numpy(), margin.cpu().numpy(),
+            exact.cpu().numpy())
+
+
+def _regula_falsi(sample, ids, lo, hi, v_lo, v_hi, channel, steps: int):
     """Depth (m,) where each ray's channel ``channel`` (m,) crosses 0 between ``lo`` (f > 0) and
-    ``hi`` (f <= 0); ``v_lo``, ``v_hi`` (m, 2) are both channels' values there."""
-    rows = np.arange(len(ids))
-    f_lo, f_hi = v_lo[rows, channel], v_hi[rows, channel]
-    f_lo = np.where(np.isfinite(f_lo), f_lo, np.float32(1.0))
+    ``hi`` (f <= 0); ``v_lo``, ``v_hi`` (2, m) are both channels' values there (tensors)."""
+    import torch
+
+    pick = channel[None]
+    f_lo, f_hi = v_lo.gather(0, pick)[0], v_hi.gather(0, pick)[0]
+    f_lo = torch.where(torch.isfinite(f_lo), f_lo, 1.0)
     for _ in range(steps):
-        w = np.clip(f_lo / np.maximum(f_lo - f_hi, 1e-12), 0.05, 0.95)
+        w = (f_lo / (f_lo - f_hi).clamp(min=1e-12)).clamp_(0.05, 0.95)
         mid = lo + w * (hi - lo)
-        f = sample(ids, mid)[rows, channel]
+        f = sample(ids, mid).gather(0, pick)[0]
         below = f <= 0
-        hi = np.where(below, mid, hi)
-        f_hi = np.where(below, f, f_hi)
-        lo = np.where(below, lo, mid)
-        f_lo = np.where(below, f_lo, f)
-    w = np.clip(f_lo / np.maximum(f_lo - f_hi, 1e-12), 0.0, 1.0)
-    return (lo + w * (hi - lo)).astype(np.float32)
+        hi = torch.where(below, mid, hi)
+        f_hi = torch.where(below, f, f_hi)
+        lo = torch.where(below, lo, mid)
+        f_lo = torch.where(below, f_lo, f)
+    w = (f_lo / (f_lo - f_hi).clamp(min=1e-12)).clamp_(0.0, 1.0)
+    return lo + w * (hi - lo)
 
 
-def _golden_min(f, lo: np.ndarray, hi: np.ndarray, steps: int) -> np.ndarray:
-    """Smallest value (m,) of ``f(t)`` found by golden-section search on ``[lo, hi]`` per ray."""
-    g = np.float32((np.sqrt(5.0) - 1.0) / 2.0)
-    hi = np.maximum(hi, lo)
+def _golden_min(f, lo, hi, steps: int):
+    """Smallest value (m,) of ``f(t)`` found by golden-section search on ``[lo, hi]`` per ray
+    (tensors)."""
+    import torch
+
+    g = float(np.float32((np.sqrt(5.0) - 1.0) / 2.0))
+    hi = torch.maximum(hi, lo)
     a, b = lo + (1 - g) * (hi - lo), lo + g * (hi - lo)
     fa, fb = f(a), f(b)
-    best = np.minimum(fa, fb)
+    best = torch.minimum(fa, fb)
     for _ in range(steps):
         left = fa < fb  # the minimum lies in [lo, b]
-        hi = np.where(left, b, hi)
-        lo = np.where(left, lo, a)
-        new_t = np.where(left, lo + (1 - g) * (hi - lo), lo + g * (hi - lo))
+        hi = torch.where(left, b, hi)
+        lo = torch.where(left, lo, a)
+        new_t = torch.where(left, lo + (1 - g) * (hi - lo), lo + g * (hi - lo))
         f_new = f(new_t)
-        a, b = np.where(left, new_t, b), np.where(left, a, new_t)
-        fa, fb = np.where(left, f_new, fb), np.where(left, fa, f_new)
-        best = np.minimum(best, f_new)
+        a, b = torch.where(left, new_t, b), torch.where(left, a, new_t)
+        fa, fb = torch.where(left, f_new, fb), torch.where(left, fa, f_new)
+        best = torch.minimum(best, f_new)
     return best
 
 

@@ -70,9 +70,9 @@ class SceneOptions:
         ``"smooth"`` only: read sharp rims with the exact voxel-cube distance (without it a
         90-degree rim is cut by ~0.31 voxel: the analytic triangle's window at 45 degrees +5.8 %
         instead of -1.4 %). Costs the feature transforms (kept: 2 int32 channels), the weights
-        (2 float32 channels plus one more in the sampled fields), the rim search when the scene
-        is built, a third sampled channel, and the exact distance of samples near rims (on the
-        boxy procedural phantom about 1.4 % of the samples; a whole plan ~25 % slower).
+        (2 float32 channels and a flag per cell on the device), the rim search when the scene
+        is built, and the exact distance of samples in cells next to rims (on the boxy
+        procedural phantom about 1 % of the samples).
     rim_face_voxels : int
         A rim's two faces must be flat for this many voxels (:func:`rim_weights`).
     rim_length_voxels : int
@@ -91,6 +91,10 @@ class SceneOptions:
     crop_center_lps, crop_radius_mm : (3,) LPS mm and mm, optional
         Keep only content inside a sphere (applied before the bounding box). Structures outside
         are ignored, so use it only when rays through the ROI cannot meet anything relevant there.
+    device : str
+        Where the fields live and rays are cast (:func:`resolve_device`): ``"auto"`` (CUDA when
+        available, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The numbers are the same
+        on every device up to float rounding.
     """
 
     surface: str = "smooth"
@@ -103,6 +107,7 @@ class SceneOptions:
     rim_face_voxels: int = 3
     rim_length_voxels: int = 3
     rim_reach_voxels: int = 1
+    device: str = "auto"
 
 
 @dataclass(kw_only=True)
@@ -131,6 +136,8 @@ class SceneFields:
         there is no sharp rim at all).
     description : dict
         Free-form provenance (label ids, names, options), JSON-ready.
+    device : str
+        Torch device of the ray caster (:class:`SceneOptions`); the arrays above stay numpy.
     """
 
     sdf: np.ndarray
@@ -141,7 +148,8 @@ class SceneFields:
     features: np.ndarray | None = None
     rim_weight: np.ndarray | None = None
     description: dict[str, Any] = field(default_factory=dict)
-    # Built on first use: the torch copy of the fields and its index scale, max |distance|.
+    device: str = "auto"
+    # Built on first use: the fields on the device (TorchFields), max |distance|.
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # --- construction ------------------------------------------------------------------------
@@ -279,13 +287,7 @@ class SceneFields:
         if sharp:
             weights = [rim_weights(m, options) for m in masks]
             if any(w.any() for w in weights):
-                # One (3, nz, ny, nx) buffer: the sampler reads both distances and where any
-                # weight is non-zero together (a fourth channel would cost ~50 % more per
-                # sample; the per-channel weights are read only there).
-                fields = np.empty((3,) + sdf.shape[1:], np.float32)
-                fields[:2] = sdf
-                np.maximum(weights[0], weights[1], out=fields[2])
-                sdf, rim_weight = fields[:2], np.stack(weights)
+                rim_weight = np.stack(weights)
             else:
                 features = None
         affine = grid.affine_lps.copy()
@@ -298,7 +300,7 @@ class SceneFields:
                      "crop_offset_zyx": [int(v) - pad for v in lo]})
         return cls(sdf=sdf, affine_lps=affine, spacing_mm=np.asarray(grid.spacing_mm, float).copy(),
                    scene_corners_lps=corners, band_mm=band, features=features,
-                   rim_weight=rim_weight, description=desc)
+                   rim_weight=rim_weight, description=desc, device=str(options.device))
 
     # --- queries -----------------------------------------------------------------------------
     @property
@@ -329,96 +331,212 @@ class SceneFields:
         """Signed distances (m, 2) float32 (mm; target, blocker) at crop indices ``xyz`` (m, 3).
 
         Points outside the crop read the border (the pad keeps it outside every structure).
+        A convenience for single queries: it runs :meth:`TorchFields.sample` on the scene's
+        device (:meth:`torch_fields`), which the ray caster calls directly.
         """
-        q = np.asarray(xyz, np.float32)
-        if self.features is None or self.rim_weight is not None:
-            import torch
-            import torch.nn.functional as F
+        import torch
 
-            if "sdf" not in self._cache:
-                fields = self.sdf
-                if self.rim_weight is not None:
-                    base = self.sdf.base
-                    fields = (base if base is not None and base.shape[0] == 3
-                              else np.concatenate([self.sdf, self.rim_weight.max(0)[None]]))
-                    self._cache["rim"] = torch.from_numpy(
-                        np.ascontiguousarray(self.rim_weight, np.float32))[None]
-                self._cache["sdf"] = torch.from_numpy(
-                    np.ascontiguousarray(fields, np.float32))[None]
-                nz, ny, nx = self.shape_zyx
-                self._cache["scale"] = (2.0 / np.maximum(
-                    np.array([nx, ny, nz], np.float32) - 1.0, 1.0)).astype(np.float32)
-            g = torch.from_numpy(q * self._cache["scale"] - np.float32(1.0))
-            out = F.grid_sample(self._cache["sdf"], g[None, None, None], mode="bilinear",
-                                padding_mode="border", align_corners=True)
-            v = out[0, :, 0, 0].numpy().T
-            if self.rim_weight is None:
-                return v
-            # Near sharp rims: blend in the exact distance to the voxel cubes (rim_weights).
-            values = np.ascontiguousarray(v[:, :2])
-            near = np.flatnonzero(v[:, 2] > 1e-4)
-            if len(near):
-                weights = F.grid_sample(self._cache["rim"], g[near][None, None, None],
-                                        mode="bilinear", padding_mode="border",
-                                        align_corners=True)[0, :, 0, 0].numpy().T
-                for c in range(2):
-                    sel = np.flatnonzero(weights[:, c] > 1e-4)
-                    if len(sel):
-                        ws = weights[sel, c]
-                        at = near[sel]
-                        values[at, c] = ((1.0 - ws) * values[at, c]
-                                         + ws * self._cube_distance(q[at], c))
+        tf = self.torch_fields()
+        q = torch.from_numpy(np.ascontiguousarray(np.asarray(xyz, np.float32).reshape(-1, 3).T))
+        return tf.sample(q.to(tf.device)).T.cpu().numpy()
+
+    def torch_fields(self) -> "TorchFields":
+        """The fields as torch tensors on :attr:`device` with their samplers (built on first use,
+        then cached; about 4x the bytes of :attr:`sdf` on the device)."""
+        if "torch" not in self._cache:
+            self._cache["torch"] = TorchFields(self, resolve_device(self.device))
+        return self._cache["torch"]
+
+
+def resolve_device(name: Any = "auto") -> Any:
+    """The torch device the planner runs on: ``"auto"`` is CUDA when available, else the CPU.
+
+    Parameters
+    ----------
+    name : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises
+    ------
+    InputError
+        CUDA is named but not available, or the name is not a device.
+    """
+    import torch
+
+    if isinstance(name, torch.device):
+        dev = name
+    elif str(name).strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(str(name).strip().lower())
+        except (RuntimeError, ValueError):
+            raise InputError(f"unknown planning device {name!r} (auto, cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"planning device {str(dev)!r} was requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"planning device {str(dev)!r}: only cpu and cuda are supported")
+    return dev
+
+
+class TorchFields:
+    """A :class:`SceneFields` as torch tensors on one device, and its samplers.
+
+    Everything the ray caster reads per sample lives here, so a whole ray cast stays on the
+    device (CUDA when present, else the CPU) without a numpy round trip per step.
+
+    Layout: torch's 3D ``grid_sample`` on the CPU is a plain per-point loop (~90 ns per point
+    for two channels, measured), its 2D kernel is vectorised, so the two distance channels are
+    stored as a 2D image whose rows are the crop's (z, y) rows, with slice ``z + 1`` as two more
+    channels: one bilinear lookup at (x, z0 * ny + y) gives both slices around a point, a linear
+    blend in z completes the trilinear reading (~40 ns per point; the same numbers up to float
+    rounding: the row coordinate is resolved to about ``nz * ny * 3e-8`` voxel). A fifth
+    channel flags the cells (lower corner z0, y0, x0) that touch a voxel of non-zero rim
+    weight; only samples where it reads > 0 look up the rim weights and, where those are
+    non-zero, the exact voxel-cube distance (:meth:`cube_distance`).
+
+    Attributes
+    ----------
+    device : torch.device
+    shape_zyx : (int, int, int)
+    image : torch.Tensor, shape (1, 4 or 5, nz * ny, nx), float32
+        Channels (target z, blocker z, target z + 1, blocker z + 1[, rim cell flag]).
+    rim : torch.Tensor, shape (1, 2, nz, ny, nx), float32, or None
+        Per channel weight of the exact distance (:func:`rim_weights`).
+    sdf_flat : torch.Tensor, shape (2, nz * ny * nx), float32
+    features : torch.Tensor, shape (2, nz * ny * nx), int64, or None
+        Flat index of the nearest voxel of the other class (-1: none).
+    exact_everywhere : bool
+        ``"voxel"`` surfaces: every sample is the exact voxel-cube distance.
+    """
+
+    def __init__(self, fields: "SceneFields", device: Any) -> None:
+        import torch
+
+        self.device = device
+        nz, ny, nx = fields.shape_zyx
+        self.shape_zyx = (nz, ny, nx)
+        sdf = torch.from_numpy(np.ascontiguousarray(fields.sdf, np.float32))
+        rims = fields.rim_weight is not None
+        image = torch.empty((1, 5 if rims else 4, nz * ny, nx), dtype=torch.float32)
+        image[0, :2] = sdf.reshape(2, nz * ny, nx)
+        # Slice z + 1 (the last slice repeats: z0 < nz - 1 unless nz == 1).
+        image[0, 2:4, :(nz - 1) * ny] = sdf[:, 1:].reshape(2, (nz - 1) * ny, nx)
+        image[0, 2:4, (nz - 1) * ny:] = sdf[:, -1]
+        self.rim = None
+        if rims:
+            w = np.ascontiguousarray(fields.rim_weight, np.float32)
+            self.rim = torch.from_numpy(w)[None].to(device)
+            # A cell reads a non-zero trilinear weight only if one of its 8 voxels (upper ones
+            # clamped to the crop) has one; the flag's own bilinear reading is > 0 in every
+            # flagged cell (its weight (1 - fx)(1 - fy) > 0), so no such sample is missed.
+            cells = w.max(0) > 0
+            for axis in range(3):
+                ahead = np.take(cells, np.minimum(np.arange(cells.shape[axis]) + 1,
+                                                  cells.shape[axis] - 1), axis=axis)
+                cells = cells | ahead
+            image[0, 4] = torch.from_numpy(cells.reshape(nz * ny, nx).astype(np.float32))
+        self.image = image.to(device)
+        self.sdf_flat = sdf.reshape(2, -1).to(device)
+        self.exact_everywhere = fields.features is not None and not rims
+        self.features = (None if fields.features is None else
+                         torch.from_numpy(fields.features.reshape(2, -1).astype(np.int64))
+                         .to(device))
+        self.spacing = torch.tensor(np.asarray(fields.spacing_mm, np.float32), device=device)
+        self.max_spacing = float(np.max(np.asarray(fields.spacing_mm, np.float32)))
+        # Index -> grid_sample's [-1, 1] (align_corners=True); 0 for a single voxel.
+        self.image_scale = torch.tensor([2.0 / max(nx - 1, 1), 2.0 / max(nz * ny - 1, 1)],
+                                        dtype=torch.float32, device=device)
+        self.volume_scale = torch.tensor([[2.0 / max(nx - 1, 1)], [2.0 / max(ny - 1, 1)],
+                                          [2.0 / max(nz - 1, 1)]], dtype=torch.float32,
+                                         device=device)
+        self.minus_one = torch.tensor(-1.0, dtype=torch.float32, device=device)
+        self.hi = torch.tensor([[nx - 1], [ny - 1], [nz - 1]], dtype=torch.int64, device=device)
+        # (3, 8) offsets (x, y, z) of a cell's corners from its lower corner: corner k has
+        # offset bit i = (k >> i) & 1 along axis i (x, y, z).
+        self.corners = torch.tensor([[(k >> i) & 1 for k in range(8)] for i in range(3)],
+                                    dtype=torch.int64, device=device)
+        self.bits = torch.tensor([[1], [2], [4]], dtype=torch.int64, device=device)
+        self.strides = torch.tensor([1, nx, nx * ny], dtype=torch.int64,
+                                    device=device).view(3, 1, 1)
+        self.coords = None
+        if self.features is not None:
+            # (x, y, z) of every flat voxel index: a candidate cube's position in one lookup.
+            zz, yy, xx = np.indices((nz, ny, nx), dtype=np.float32)
+            self.coords = torch.from_numpy(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], 1)
+                                           ).to(device)
+
+    def sample(self, q: Any) -> Any:
+        """Signed distances (2, m) float32 (mm; target, blocker) at crop indices ``q``.
+
+        Parameters
+        ----------
+        q : torch.Tensor, shape (3, m), float32, on :attr:`device`
+            Continuous crop indices (x, y, z); outside the crop the border is read.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        if self.exact_everywhere:
+            return self.cube_distance(q)
+        nz, ny, _ = self.shape_zyx
+        m = q.shape[1]
+        y = q[1].clamp(0.0, ny - 1.0)
+        z = q[2].clamp(0.0, nz - 1.0)
+        z0 = z.floor().clamp_(0.0, max(nz - 2, 0))
+        grid = torch.addcmul(self.minus_one, torch.stack((q[0], y.add_(z0, alpha=ny)), -1),
+                             self.image_scale)
+        out = F.grid_sample(self.image, grid.view(1, 1, m, 2), mode="bilinear",
+                            padding_mode="border", align_corners=True).view(-1, m)
+        values = torch.lerp(out[:2], out[2:4], z.sub_(z0))
+        if self.rim is None:
             return values
-        out = np.empty((len(q), 2), np.float32)
-        for c in range(2):
-            out[:, c] = self._cube_distance(q, c)
-        return out
+        # Near sharp rims: blend in the exact distance to the voxel cubes (rim_weights).
+        near = (out[4] > 0).nonzero().squeeze(1)
+        if near.numel() == 0:
+            return values
+        qn = q.index_select(1, near)
+        g3 = torch.addcmul(self.minus_one, qn, self.volume_scale)
+        weights = F.grid_sample(self.rim, g3.T.reshape(1, 1, 1, -1, 3), mode="bilinear",
+                                padding_mode="border", align_corners=True).view(2, -1)
+        old = values.index_select(1, near)
+        blend = (1.0 - weights) * old + weights * self.cube_distance(qn)
+        return values.index_copy_(1, near, torch.where(weights > 1e-4, blend, old))
 
-    def _cube_distance(self, q: np.ndarray, c: int) -> np.ndarray:
-        """Exact signed distance (m,) of crop indices ``q`` (m, 3) to channel ``c``'s voxel cubes.
+    def cube_distance(self, q: Any) -> Any:
+        """Exact signed distance (2, m) of crop indices ``q`` (3, m) to each channel's voxel cubes.
 
         The nearest cube of the other class is found through the feature transform: for points
-        near the surface (within two voxels) the candidates of all 8 voxels around the point are
-        compared, so ties and off-centre points are resolved exactly; farther away the containing
-        voxel's feature is enough (an upper bound by less than a voxel, fine for stepping).
+        near the surface (within two voxels) the candidates of the 8 voxels around the point
+        are compared (a voxel of the other class is itself a candidate, else its feature is),
+        so ties and off-centre points are resolved exactly; farther away the nearest voxel's
+        feature is enough (an upper bound by less than a voxel, fine for stepping). The
+        nearest voxel (rounded half up) is one of the 8 and decides inside / outside.
         """
+        import torch
+
         assert self.features is not None
-        nz, ny, nx = self.shape_zyx
-        hi = np.array([nx - 1, ny - 1, nz - 1])
-        sdf = self.sdf[c].reshape(-1)
-        feat = self.features[c].reshape(-1)
-        s = self.spacing_mm.astype(np.float32)
-
-        def flat_of(v: np.ndarray) -> np.ndarray:
-            v = np.clip(v, 0, hi)
-            return (v[:, 2] * ny + v[:, 1]) * nx + v[:, 0]
-
-        def dist_to(q: np.ndarray, cube: np.ndarray) -> np.ndarray:
-            cz, rem = np.divmod(cube, ny * nx)
-            cy, cx = np.divmod(rem, nx)
-            d2 = np.zeros(len(q), np.float32)
-            for axis, ca in enumerate((cx, cy, cz)):
-                e = np.maximum(np.abs(q[:, axis] - ca) - np.float32(0.5), 0) * s[axis]
-                d2 += e * e
-            return np.sqrt(d2)
-
-        own = flat_of(np.rint(q).astype(np.int64))
-        inside = sdf[own] < 0
-        f = feat[own]
-        d = np.where(f < 0, np.abs(sdf[own]), dist_to(q, np.maximum(f, 0)))
-        near = np.flatnonzero((f >= 0) & (d < 2.0 * float(s.max())))
-        if len(near):
-            qn, inside_n = q[near], inside[near]
-            base = np.floor(qn).astype(np.int64)
-            for corner in np.ndindex(2, 2, 2):
-                v = flat_of(base + np.array(corner))
-                # A voxel of the other class is itself a candidate cube; else its feature is.
-                cube = np.where((sdf[v] < 0) != inside_n, v, feat[v])
-                ok = cube >= 0
-                cand = np.where(ok, dist_to(qn, np.maximum(cube, 0)), np.inf)
-                d[near] = np.minimum(d[near], cand)
-        return np.where(inside, -d, d).astype(np.float32)
-
+        m = q.shape[1]
+        base = q.floor()
+        own = ((q - base) >= 0.5).to(torch.int64).mul_(self.bits).sum(0)  # (m,) corner 0-7
+        corners = torch.minimum((base.to(torch.int64)[:, None, :]
+                                 + self.corners[:, :, None]).clamp_(min=0),
+                                self.hi[:, :, None])  # (3, 8, m)
+        flat = (corners * self.strides).sum(0)  # (8, m)
+        sdf = self.sdf_flat.index_select(1, flat.view(-1)).view(2, 8, m)
+        feat = self.features.index_select(1, flat.view(-1)).view(2, 8, m)
+        pick = own.view(1, 1, m).expand(2, 1, m)
+        sdf_own = sdf.gather(1, pick)  # (2, 1, m)
+        inside = sdf_own < 0
+        cube = torch.where((sdf < 0) != inside, flat, feat)  # (2, 8, m)
+        xyz = self.coords.index_select(0, cube.clamp(min=0).view(-1)).view(2, 8, m, 3)
+        e = (q.T.view(1, 1, m, 3) - xyz).abs_().sub_(0.5).clamp_(min=0.0).mul_(self.spacing)
+        d = torch.where(cube >= 0, e.mul_(e).sum(-1).sqrt_(), torch.inf)  # (2, 8, m)
+        f_own = feat.gather(1, pick)
+        d_own = torch.where(f_own < 0, sdf_own.abs(), d.gather(1, pick))
+        near = (f_own >= 0) & (d_own < 2.0 * self.max_spacing)
+        d = torch.where(near, d.amin(1, keepdim=True), d_own).view(2, m)
+        return torch.where(inside.view(2, m), -d, d)
 
 def rim_weights(mask: np.ndarray, options: "SceneOptions") -> np.ndarray:
     """Per-voxel weight (nz, ny, nx) float32 in [0, 1] of the exact voxel-cube distance in the
