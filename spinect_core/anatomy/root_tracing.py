@@ -18,8 +18,8 @@ of the nerve:
    then reach the first voxel of an end region (a slab beyond the foramen).
 4. The path is resampled every ``step_mm``, re-centred on the CT itself (mean shift of the nerve
    likeness in the plane across the root, sampled at 0.25 mm), smoothed, and measured point by
-   point: the radius (where the likeness falls below one half, median over 16 directions) and
-   the *evidence* (the fraction of directions in which fat or bone bounds the tube within 7 mm;
+   point: the radius (the half-contrast edge towards the fat or bone around it, median over 16
+   directions) and the *evidence* (the fraction of directions in which fat or bone bounds the tube within 7 mm;
    a root whose fat is missing is not bounded).
 5. A run of points without evidence is a *gap*: up to ``max_bridge_mm`` long it is bridged by a
    straight line between the points around it (never rerouted through whatever the minimal path
@@ -423,13 +423,44 @@ def _measure(ct: Volume, line: np.ndarray, o: TracingOptions, n_dir: int = 16
     dirs = np.cos(ang)[None, :, None] * a[:, None] + np.sin(ang)[None, :, None] * b[:, None]
     pts = line[:, None, None, :] + r[None, None, :, None] * dirs[:, :, None, :]
     hu = sample_hu(ct, pts)  # (N, D, R)
-    w = nerve_likeness(hu, o)
-    below = w < 0.5
-    first = np.where(below.any(2), below.argmax(2), len(r) - 1)
-    radius = np.clip(np.median(r[first], axis=1), 1.0, 5.0)
+    radius = _half_contrast_radius(hu, sample_hu(ct, line), r, o)
     bounded = ((hu < o.fat_bound_hu) | (hu > o.bone_bound_hu)).any(2)
     evidence = bounded.mean(1) * (nerve_likeness(sample_hu(ct, line), o) >= 0.5)
     return radius.astype(float), evidence.astype(float)
+
+
+def _half_contrast_radius(hu: np.ndarray, centre_hu: np.ndarray, r: np.ndarray,
+                          o: TracingOptions) -> np.ndarray:
+    """(N,) radius (mm): the median over directions of where the HU first crosses halfway from
+    the centre's HU to the fat (the ray's minimum) or the bone (its maximum) that bounds it
+    (the half-contrast edge, as a full width at half maximum; interpolated between samples).
+    Directions without fat or bone give no edge; 1-5 mm, 2.5 mm without any edge.
+
+    hu : (N, D, R) samples along D rays at distances ``r`` (R,) from N centre points.
+    """
+    c = np.asarray(centre_hu, float)[:, None, None]
+    lo = hu.min(2, keepdims=True)
+    hi = hu.max(2, keepdims=True)
+    fat = lo < np.minimum(c - 40.0, o.fat_bound_hu)
+    bone = hi > np.maximum(c + 80.0, o.bone_bound_hu)
+    t_lo = np.where(fat, 0.5 * (c + lo), -np.inf)
+    t_hi = np.where(bone, 0.5 * (c + hi), np.inf)
+    # Signed excess over the nearer threshold: crosses zero at the edge.
+    excess = np.maximum(t_lo - hu, hu - t_hi)
+    out = excess >= 0
+    has = out.any(2)
+    k = np.where(has, out.argmax(2), 0)
+    k0 = np.maximum(k - 1, 0)
+    e1 = np.take_along_axis(excess, k[..., None], 2)[..., 0]
+    e0 = np.take_along_axis(excess, k0[..., None], 2)[..., 0]
+    with np.errstate(all="ignore"):  # infinite thresholds on rays without an edge
+        frac = np.where((k > 0) & (e1 > e0), -e0 / np.maximum(e1 - e0, 1e-9), 0.0)
+    edge = r[k0] + np.clip(frac, 0.0, 1.0) * (r[k] - r[k0])
+    edge = np.where(has, edge, np.nan)
+    rad = np.full(len(edge), 2.5)
+    some = has.any(1)
+    rad[some] = np.nanmedian(edge[some], axis=1)
+    return np.clip(rad, 1.0, 5.0)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
