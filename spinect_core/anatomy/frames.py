@@ -15,44 +15,19 @@ amount towards the operated side"), at the price of handedness: the left frame i
 matrix must use :attr:`LocalFrame.handedness` or work with :meth:`LocalFrame.point_to_local` /
 :meth:`LocalFrame.point_to_lps` (points) and ``to_local`` / :meth:`LocalFrame.vector_to_lps`
 (directions), which are exact for either handedness (the axes are orthonormal, so the inverse of
-the matrix is its transpose).
+the matrix is its transpose). The frame class is :class:`spinect_core.vectors.LocalFrame`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from spinect_core.planning.optimise import LocalFrame as PlanningLocalFrame
+# The frame itself is bottom-layer geometry (planning measures angles in it too); re-exported
+# here because the anatomy's callers know it as ``spinect_core.anatomy.LocalFrame``.
+from spinect_core.vectors import LocalFrame
 from spinect_core.vectors import unit as _unit
 
-
-class LocalFrame(PlanningLocalFrame):
-    """The planning code's :class:`spinect_core.planning.optimise.LocalFrame` with point maps.
-
-    Same fields (``origin_lps``, ``x_lps``, ``y_lps``, ``z_lps``: LPS, mm / unit vectors) and the
-    same :meth:`to_local`, which maps **direction vectors** (no origin): the view optimiser's
-    ``angles_of`` relies on that. Points go through :meth:`point_to_local` /
-    :meth:`point_to_lps`.
-    """
-
-    @property
-    def handedness(self) -> int:
-        """+1 for a right-handed frame (``x cross y = z``), -1 for a left-handed (mirrored) one."""
-        return 1 if float(np.dot(np.cross(self.x_lps, self.y_lps), self.z_lps)) > 0 else -1
-
-    def point_to_local(self, points_lps: np.ndarray) -> np.ndarray:
-        """Local coordinates (mm) of LPS points ``(..., 3)``."""
-        p = np.asarray(points_lps, dtype=np.float64)
-        return (p - self.origin_lps) @ self.matrix
-
-    def point_to_lps(self, points_local: np.ndarray) -> np.ndarray:
-        """LPS points (mm) of local coordinates ``(..., 3)``."""
-        q = np.asarray(points_local, dtype=np.float64)
-        return q @ self.matrix.T + self.origin_lps
-
-    def vector_to_lps(self, vectors_local: np.ndarray) -> np.ndarray:
-        """LPS components of local direction vectors ``(..., 3)`` (inverse of :meth:`to_local`)."""
-        return np.asarray(vectors_local, dtype=np.float64) @ self.matrix.T
+__all__ = ["LocalFrame", "side_frame"]
 
 
 def side_frame(*, origin_lps: np.ndarray, cranial_lps: np.ndarray, left_lps: np.ndarray,

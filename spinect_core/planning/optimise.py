@@ -29,40 +29,9 @@ import numpy as np
 
 from spinect_core.errors import InputError
 from spinect_core.progress import ProgressCallback, report
-
-
-@dataclass(frozen=True, kw_only=True)
-class LocalFrame:
-    """A right- or left-handed orthonormal frame in LPS (mirrored between sides).
-
-    Attributes
-    ----------
-    origin_lps : np.ndarray, shape (3,)
-        LPS mm (e.g. the foramen or the S1 endplate centre).
-    x_lps, y_lps, z_lps : np.ndarray, shape (3,)
-        Unit vectors: lateral towards the operated side, posterior, cranial (endplate normal).
-    """
-
-    origin_lps: np.ndarray
-    x_lps: np.ndarray
-    y_lps: np.ndarray
-    z_lps: np.ndarray
-
-    def __post_init__(self) -> None:
-        for name in ("origin_lps", "x_lps", "y_lps", "z_lps"):
-            object.__setattr__(self, name, np.asarray(getattr(self, name), float).reshape(3))
-        m = self.matrix
-        if not np.allclose(m.T @ m, np.eye(3), atol=1e-6):
-            raise InputError("local frame axes must be orthonormal")
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """(3, 3) with columns x, y, z (LPS)."""
-        return np.stack([self.x_lps, self.y_lps, self.z_lps], axis=1)
-
-    def to_local(self, vectors_lps: np.ndarray) -> np.ndarray:
-        """Components (..., 3) of LPS direction vectors along x, y, z."""
-        return np.asarray(vectors_lps, float) @ self.matrix
+# The frame is bottom-layer geometry (anatomy builds it, planning measures angles in it);
+# re-exported so ``planning.optimise.LocalFrame`` keeps working.
+from spinect_core.vectors import LocalFrame
 
 
 def entry_direction(frame: LocalFrame, alpha_deg: float, beta_deg: float) -> np.ndarray:
