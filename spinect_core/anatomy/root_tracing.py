@@ -535,10 +535,13 @@ def root_geometry(anatomy, side: str, root: str) -> dict | None:
     if root == "exiting_l5":
         return _exiting(xp, zl, xl, yw, ped[1])
     if root == "exiting_l4":
-        z4 = _l4_pedicle_bottom(anatomy, side, ped, yw, zl)
-        if z4 is None:
+        found = _l4_pedicle_bottom(anatomy, side, ped, yw, zl)
+        if found is None:
             return None
-        return _exiting(xp, z4, xl, yw, ped[1], extra_depth=8.0)
+        z4, y4 = found
+        # L4 sits further back in this frame (lordosis): its waypoints keep L5's offsets from
+        # the pedicle's lower margin, with the wall moved by as much as the pedicle.
+        return _exiting(xp, z4, xl, yw + (y4 - low[1]), y4, extra_depth=4.0)
     if root == "traversing_s1":
         d = xp - xm
         xs = xm + 0.33 * d
@@ -563,10 +566,12 @@ def _exiting(xp: float, zl: float, xl: float, yw: float, yp: float, *,
             "segment": ("x", xp - 8.0, max(xl, xp) + 8.0)}
 
 
-def _l4_pedicle_bottom(anatomy, side: str, ped: np.ndarray, yw: float, zl: float) -> float | None:
-    """Local z of the L4 pedicle's lower margin: the lowest bone (not L5, not S1) above the L5
-    pedicle in the pedicle's column (local x within 4 mm, y from the wall to 12 mm behind it),
-    within 15-50 mm above the L5 pedicle's lower margin."""
+def _l4_pedicle_bottom(anatomy, side: str, ped: np.ndarray, yw: float, zl: float
+                       ) -> tuple[float, float] | None:
+    """Local (z, y) of the L4 pedicle's lower margin: the lowest bone (not L5, not S1) above the
+    L5 pedicle in the pedicle's column (local x within 4 mm, y 8-20 mm behind the L5 wall:
+    in front lies the L4 body, behind the L4 inferior articular process), 20-50 mm above the L5
+    pedicle's lower margin; y the median of the bone within 2 mm of that height."""
     from spinect_core.anatomy.parts import PART_ID
 
     parts = anatomy.parts
@@ -576,11 +581,13 @@ def _l4_pedicle_bottom(anatomy, side: str, ped: np.ndarray, yw: float, zl: float
     if len(zz) == 0:
         return None
     q = f.point_to_local(parts.index_to_lps(np.stack([xx, yy, zz], -1)))
-    sel = ((np.abs(q[:, 0] - ped[0]) <= 4.0) & (q[:, 1] >= yw) & (q[:, 1] <= yw + 12.0)
-           & (q[:, 2] >= zl + 15.0) & (q[:, 2] <= zl + 50.0))
+    sel = ((np.abs(q[:, 0] - ped[0]) <= 4.0) & (q[:, 1] >= yw + 8.0) & (q[:, 1] <= yw + 20.0)
+           & (q[:, 2] >= zl + 20.0) & (q[:, 2] <= zl + 50.0))
     if sel.sum() < 5:
         return None
-    return float(np.percentile(q[sel, 2], 2)) - 0.5 * float(np.mean(parts.spacing_mm))
+    z = float(np.percentile(q[sel, 2], 2))
+    y = float(np.median(q[sel][q[sel][:, 2] <= z + 2.0, 1]))
+    return z - 0.5 * float(np.mean(parts.spacing_mm)), y
 
 
 def trace_anatomy_roots(ct: Volume, anatomy, *, sides: Sequence[str] = ("left", "right"),
