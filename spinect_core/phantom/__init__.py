@@ -8,6 +8,11 @@ and scanner effects (``render``) and ``write_phantom`` saves CT, labels, instanc
 randomised patient for training (``patient``: the draws and their ranges, ``torso``: thorax to
 femoral heads, organs, contrast, bowel, table, arms, metal; ``acquisition``: kernels, slice
 thickness, noise, streaks). It needs only numpy and scipy.
+
+``generate_phantom(seed=..., options=PhantomOptions(anatomy="real"))`` builds the bones from real
+surfaces instead (Visible Human L4, L5, sacrum and hip bones, varied per seed; the soft tissue,
+discs, sac and roots placed from them by the same builders): :mod:`spinect_core.phantom.real`
+(needs trimesh and vtk, and caches the bones' distance grids on disk).
 """
 
 from spinect_core.phantom.generate import (

@@ -28,6 +28,7 @@ y posterior, z superior, origin at the S1 superior endplate's centre):
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import numpy as np
 
@@ -111,7 +112,8 @@ def real_params(p: PhantomParams, var: RealVariation) -> PhantomParams:
 
 
 @functools.lru_cache(maxsize=None)
-def endplate_height_map(body: str, superior: bool, step_mm: float = 1.0):
+def endplate_height_map(body: str, superior: bool,
+                        step_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Real-local z (mm) of a body's endplate surface on a regular (x, y) grid.
 
     Returns ``(xs, ys, z)`` with ``z`` shape (len(xs), len(ys)): the endplate faces' centres
@@ -138,7 +140,8 @@ def endplate_height_map(body: str, superior: bool, step_mm: float = 1.0):
     return xs, ys, z
 
 
-def _surface(body: str, superior: bool, scale: np.ndarray, shift_mm: float):
+def _surface(body: str, superior: bool, scale: np.ndarray,
+             shift_mm: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``surface(x, y) -> local z`` of a real endplate in a scaled bone frame, moved by
     ``shift_mm`` along z (bilinear in the height map, clamped at its edges)."""
     from scipy.interpolate import RegularGridInterpolator
@@ -156,7 +159,7 @@ def _surface(body: str, superior: bool, scale: np.ndarray, shift_mm: float):
     return surface
 
 
-def real_spine(frames, var: RealVariation, q: PhantomParams) -> Spine:
+def real_spine(frames: dict[str, S.Frame], var: RealVariation, q: PhantomParams) -> Spine:
     """The :class:`Spine` record of the real L4, L5 and S1 on ``frames`` (scaled)."""
     L = load_landmarks()
     fr, vt = L["frames"], L["vertebrae"]
@@ -175,8 +178,8 @@ def real_spine(frames, var: RealVariation, q: PhantomParams) -> Spine:
             pw = (w, w)
             ph = (S1_PEDICLE_HEIGHT_MM, S1_PEDICLE_HEIGHT_MM)
             pb = tuple(z - S1_PEDICLE_HEIGHT_MM for z in floor)
-            pc = tuple(np.array([s * (0.5 * cw + 0.5 * pw[i]), 0.5 * D + 4.0, pb[i] + 0.5 * ph[i]])
-                       for i, _n, s in SIDES)
+            pc = (np.array([0.5 * cw + 0.5 * pw[0], 0.5 * D + 4.0, pb[0] + 0.5 * ph[0]]),
+                  np.array([-(0.5 * cw + 0.5 * pw[1]), 0.5 * D + 4.0, pb[1] + 0.5 * ph[1]]))
             cd = vt["S1"]["canal_depth"] * sc[1]
             tips = None
         else:
@@ -185,7 +188,8 @@ def real_spine(frames, var: RealVariation, q: PhantomParams) -> Spine:
             pw = tuple(d["width"] * sc[0] for d in peds)
             ph = tuple(d["height"] * sc[2] for d in peds)
             pb = tuple(d["bottom"] * sc[2] for d in peds)
-            pc = tuple(np.asarray(d["centre_local"], float) * sc for d in peds)
+            pc = (np.asarray(peds[0]["centre_local"], float) * sc,
+                  np.asarray(peds[1]["centre_local"], float) * sc)
             cd = vt[lv]["canal_depth"] * sc[1]
             tips = tuple(np.asarray(vt[lv][f"transverse_tip_{n}"], float) * sc
                          for _i, n, _s in SIDES)
@@ -353,6 +357,7 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
                  "bulge": q.disc_bulge_mm, "sac_w": sac.width_mm, "sac_d": sac.depth_mm,
                  "sac_y": sac.y_mm}
     anatomy = Anatomy(parts=parts, frames=frames, landmarks=lm, fov_lo=soft.body.fov_lo,
-                      fov_hi=soft.body.fov_hi, body_centre=soft.body.centre, derived=derived,
+                      fov_hi=soft.body.fov_hi, body_centre=soft.body.centre,
+                      derived=derived,  # type: ignore[arg-type]  # lists of per-side values too
                       internals=internals)
     return anatomy, q

@@ -25,7 +25,7 @@ which is all the renderer needs (it measures each voxel's extent along the gradi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class PlacedBone:
             d = d - b.height_mm * np.exp(-0.5 * r2 / b.radius_mm ** 2)
         return d
 
-    def point(self, real_local_xyz) -> np.ndarray:
+    def point(self, real_local_xyz: Any) -> np.ndarray:
         """Patient position of a real-local point (scaled; the warp's few mm are ignored)."""
         return self.frame.point(np.asarray(real_local_xyz, float) * self.scale)
 
@@ -113,7 +113,7 @@ class PlacedBone:
         loc = (v - self.native.t) @ self.native.R   # real-local
         return (loc * self.scale) @ self.frame.R.T + self.frame.t
 
-    def surface_distance(self, point) -> float:
+    def surface_distance(self, point: Any) -> float:
         """Distance (mm) from a patient point to the nearest mesh vertex (vertices are 1-3 mm
         apart): a quick gap measure that needs no distance grid."""
         from scipy.spatial import cKDTree
@@ -171,7 +171,7 @@ class HipDeformation:
     def _rot(self, sign: float) -> np.ndarray:
         return rotation_about_axis(self.si_left - self.si_right, sign * self.angle_deg)
 
-    def forward(self, p) -> np.ndarray:
+    def forward(self, p: Any) -> np.ndarray:
         p = np.asarray(p, float)
         c = 0.5 * (self.si_left + self.si_right)
         q = (p - c) @ self._rot(1.0).T + c

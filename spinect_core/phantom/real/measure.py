@@ -39,9 +39,10 @@ SAP / IAP tips, transverse tips
 S1 (sacrum)
     SAP tips as above (highest posterior point more than 8 mm lateral), ``canal_width`` from an
     axial section 4 mm below the endplate, ``canal_depth`` on the midline at the first level
-    from 4 mm below the endplate down where the canal has a bony roof, ``pedicle_top`` the top of the bone at the
-    foramen (x = +- the L5 pedicle centres' mean |x|, y = D/2 + 4, i.e. right under the L5
-    pedicle), the floor of the L5/S1 foramen.
+    from 4 mm below the endplate down where the canal has a bony roof, ``pedicle_top`` the top
+    of the bone at most 2 mm above the endplate's plane at the foramen (x = +- the L5 pedicle
+    centres' mean |x|, y = D/2 + 4, i.e. right under the L5 pedicle): the L5/S1 foramen's
+    floor.
 Hip bones
     Crest top = highest vertex; SI joint centre = centroid of the hip-bone vertices within
     3 mm of a sacrum vertex (the joint surface).
@@ -50,6 +51,7 @@ Hip bones
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -60,12 +62,12 @@ from spinect_core.resources import asset_path
 SIDES = (("left", 1.0), ("right", -1.0))   # left = +x in LPS
 
 
-def _unit(v) -> np.ndarray:
+def _unit(v: Any) -> np.ndarray:
     v = np.asarray(v, float)
     return v / np.linalg.norm(v)
 
 
-def endplates(mesh, axis=(0.0, 0.0, 1.0), *, sacral: bool = False) -> dict:
+def endplates(mesh: Any, axis: Any = (0.0, 0.0, 1.0), *, sacral: bool = False) -> dict:
     """Centres and outward normals (native) of the superior and inferior endplates of a body.
 
     Iterated to a fixed point (the selection cone follows the axis; the S1 endplate, tilted
@@ -92,7 +94,7 @@ def endplates(mesh, axis=(0.0, 0.0, 1.0), *, sacral: bool = False) -> dict:
     return out
 
 
-def body_frame(body_mesh, *, sacral: bool = False) -> dict:
+def body_frame(body_mesh: Any, *, sacral: bool = False) -> dict:
     """Body frame and dimensions of a vertebral body mesh (see the module docstring).
 
     ``sacral``: the S1 body's lower face is the fused S1/S2 junction, not an endplate; its
@@ -161,15 +163,16 @@ def bottleneck_width(mask: np.ndarray, a_region: np.ndarray, b_region: np.ndarra
     return 2.0 * lo
 
 
-def _local_mask(mesh, frame: dict, pitch: float, lo, hi):
+def _local_mask(mesh: Any, frame: dict, pitch: float, lo: Any,
+                hi: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Voxelise a mesh in a body frame's local coordinates (mask x, y, z; origin ``lo``)."""
     v = (np.asarray(mesh.vertices) - frame["origin"]) @ frame["R"]
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     n = np.ceil((hi - lo) / pitch).astype(int) + 1
-    return voxelise(v, np.asarray(mesh.faces), lo, pitch, tuple(int(k) for k in n)), lo, v
+    return voxelise(v, np.asarray(mesh.faces), lo, pitch, (int(n[0]), int(n[1]), int(n[2]))), lo, v
 
 
-def vertebra_landmarks(mesh, frame: dict, pitch: float = 0.4) -> dict:
+def vertebra_landmarks(mesh: Any, frame: dict, pitch: float = 0.4) -> dict:
     """Pedicles, canal, SAP/IAP and transverse tips of a lumbar vertebra (body-frame mm)."""
     H, D = frame["H"], frame["D"]
     v_loc = (np.asarray(mesh.vertices) - frame["origin"]) @ frame["R"]
@@ -203,17 +206,17 @@ def vertebra_landmarks(mesh, frame: dict, pitch: float = 0.4) -> dict:
         zc = float(pz.mean())
         # Isthmus width: narrowest passage body -> posterior elements in the axial slice through
         # the pedicle's centre (this side only, so the path cannot go round the other pedicle).
-        iz = int(np.argmin(np.abs(zs - zc)))
+        iz_c = int(np.argmin(np.abs(zs - zc)))
         side_x = (s * xs > 0)[:, None]
         body = (np.abs(xs)[:, None] < 15.0) & (np.abs(ys)[None, :] < 0.5 * D - 3.0)
         back = (ys[None, :] > 0.5 * D + 12.0) & (ys[None, :] < 0.5 * D + 30.0)
-        width = bottleneck_width(M[:, :, iz] & side_x, body, back, pitch)
+        width = bottleneck_width(M[:, :, iz_c] & side_x, body, back, pitch)
         # Height: the same in the sagittal slice through the pedicle's middle.
         xc = s * (medial + 0.5 * width)
-        ix = int(np.argmin(np.abs(xs - xc)))
+        ix_c = int(np.argmin(np.abs(xs - xc)))
         body_s = (np.abs(ys)[:, None] < 0.5 * D - 3.0) & (np.abs(zs)[None, :] < 0.5 * H - 2.0)
         back_s = (ys[:, None] > 0.5 * D + 10.0) & (ys[:, None] < 0.5 * D + 30.0)
-        height = bottleneck_width(M[ix], body_s, back_s, pitch)
+        height = bottleneck_width(M[ix_c], body_s, back_s, pitch)
         # Lower and upper margins under and over the pedicle's middle half (the isthmus section
         # also holds the transverse process's root, which reaches lower laterally).
         # The margin slopes down laterally: take the median over those columns of each
@@ -241,7 +244,7 @@ def vertebra_landmarks(mesh, frame: dict, pitch: float = 0.4) -> dict:
     return out
 
 
-def sacrum_landmarks(mesh, frame: dict, floor_x_mm: float, pitch: float = 0.5) -> dict:
+def sacrum_landmarks(mesh: Any, frame: dict, floor_x_mm: float, pitch: float = 0.5) -> dict:
     """S1 SAP tips, canal width/depth and the foramen floor (S1 body frame, mm); the floor is
     measured ``floor_x_mm`` from the midline (under the L5 pedicle centres)."""
     H, D = frame["H"], frame["D"]

@@ -23,6 +23,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -56,7 +57,7 @@ def mesh_path(name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def load_mesh(name: str):
+def load_mesh(name: str) -> Any:
     """A shipped bone surface as a ``trimesh.Trimesh`` (vertices LPS mm, native frame).
 
     ``hip_left`` and ``hip_right`` are the faces of ``pelvis.ply`` on the patient's left (+x)
@@ -194,7 +195,7 @@ def _compute_grid(name: str) -> SDFGrid:
     if hip:
         lo[2] = max(lo[2], HIP_CROP_Z_MM)
     n = np.ceil((hi - lo) / pitch).astype(int) + 1
-    inside = voxelise(v, f, lo, pitch, tuple(int(k) for k in n))
+    inside = voxelise(v, f, lo, pitch, (int(n[0]), int(n[1]), int(n[2])))
     if hip:
         # Keep this side's half of the closed pelvis (they join only at the symphysis).
         xs = lo[0] + pitch * np.arange(n[0])

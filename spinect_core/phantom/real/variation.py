@@ -88,7 +88,8 @@ class Warp:
     wavevectors: np.ndarray
     phases: np.ndarray
 
-    def displace(self, x: np.ndarray, y: np.ndarray, z: np.ndarray):
+    def displace(self, x: np.ndarray, y: np.ndarray,
+                 z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Displaced coordinates ``p + u(p)`` for three coordinate arrays."""
         ox, oy, oz = x.copy(), y.copy(), z.copy()
         for a, d, w, ph in zip(self.amplitudes, self.directions, self.wavevectors, self.phases):
@@ -166,12 +167,13 @@ def sample_variation(seed: int) -> RealVariation:
     """Draw the real-bone variation of ``seed`` (fixed order: reproducible on every platform)."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), REAL_STREAM])))
 
-    def u(name: str, size=None):
+    def u(name: str, size: int | None = None) -> Any:
         lo, hi = RANGES[name]
         return rng.uniform(lo, hi, size=size)
 
     size = float(u("size_scale"))
-    aspect = tuple(float(a) for a in u("aspect", 3))
+    ax, ay, az = (float(a) for a in u("aspect", 3))
+    aspect = (ax, ay, az)
     degenerate, heights = {}, {}
     for disc in ("L5S1", "L4L5"):
         degenerate[disc] = bool(rng.uniform() < DEGENERATE_PROBABILITY)
