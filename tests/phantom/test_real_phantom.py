@@ -178,3 +178,21 @@ def test_crop_is_deterministic_and_dicom_reads_back(tmp_path):
     assert np.allclose(vol.spacing_mm, a.ct.spacing_mm, atol=1e-3)
     assert np.allclose(vol.origin_lps_mm, a.ct.origin_lps_mm, atol=1e-2)
     assert np.array_equal(np.asarray(vol.array).astype(np.int16), a.ct.array)
+
+
+def test_cli_takes_anatomy_real_and_refuses_it_with_patient(tmp_path):
+    import argparse
+
+    from spinect_core.cli import phantom as cli
+    from spinect_core.errors import InputError
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["phantom", str(tmp_path / "c"), "--seed", "2", "--anatomy", "real",
+                              "--patient", "--quiet"])
+    assert args.anatomy == "real"
+    with pytest.raises(InputError, match="--anatomy real"):
+        args.handler(args)
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(ValueError, match="anatomy"):
+        PhantomOptions(anatomy="boxes")
