@@ -127,7 +127,7 @@ def optimise_view(evaluate: Callable, *,
                   final_step_deg: float = 0.25, starts: int = 2,
                   plateau_fraction: float = 0.9,
                   grid_evaluate: Callable | None = None, fine_levels: int = 1,
-                  batched: bool = False,
+                  batched: bool = False, grid_views_per_call: int | None = None,
                   progress: ProgressCallback | None = None) -> ViewOptimum:
     """Maximise ``evaluate(alpha_deg, beta_deg)`` over a box of views.
 
@@ -164,6 +164,10 @@ def optimise_view(evaluate: Callable, *,
         ``evaluate`` and ``grid_evaluate`` take a list of ``(alpha_deg, beta_deg)`` views and
         return their values (a sequence of floats), so that a caller can compute several views
         together (a whole grid row, the moves of one poll). Otherwise they take one view.
+    grid_views_per_call : int, optional
+        Views of the coarse grid per call of the batch objective: whole rows (at least one,
+        the default None), e.g. the whole grid at once for a GPU ray caster, which is the
+        faster the more views it traces together. Progress is reported per call.
     progress : callable, optional
         ``progress(fraction, message) -> bool | None``; False cancels (raises Cancelled).
 
@@ -207,10 +211,14 @@ def optimise_view(evaluate: Callable, *,
     coarse = f if grid_evaluate is None else cached(grid_evaluate, {}, "cheap")
 
     report(progress, 0.0, "view grid")
-    for i, a in enumerate(alphas):
-        values[i] = coarse([(float(a), float(b)) for b in betas])
-        report(progress, 0.8 * (i + 1) / len(alphas) if refine else (i + 1) / len(alphas),
-               f"view grid {min((i + 1) * len(betas), total)}/{total}")
+    rows = 1 if grid_views_per_call is None else max(int(grid_views_per_call) // len(betas), 1)
+    for i in range(0, len(alphas), rows):
+        chunk = alphas[i:i + rows]
+        values[i:i + len(chunk)] = np.reshape(
+            coarse([(float(a), float(b)) for a in chunk for b in betas]), (len(chunk), -1))
+        done = i + len(chunk)
+        report(progress, 0.8 * done / len(alphas) if refine else done / len(alphas),
+               f"view grid {min(done * len(betas), total)}/{total}")
     bi, bj = np.unravel_index(int(np.argmax(values)), values.shape)
     history: list[ViewPoint] = []
     box = (a0, a1, b0, b1)

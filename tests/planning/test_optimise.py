@@ -154,6 +154,30 @@ def test_batched_objective_gives_the_same_result_as_the_scalar_one() -> None:
     assert max(batches) >= 4 and sum(batches) == batched.fine_evaluations
 
 
+def test_the_whole_grid_in_one_call_gives_the_same_result() -> None:
+    # A GPU caster takes the whole coarse grid at once; the result is the row-by-row one.
+    calls = []
+
+    def cheap(views):
+        calls.append(len(views))
+        return [_smooth(a, b) - 1.0 for a, b in views]
+
+    def many(views):
+        return [_smooth(a, b) for a, b in views]
+
+    rows = optimise_view(many, grid_evaluate=cheap, batched=True)
+    n_rows = len(calls)
+    calls.clear()
+    whole = optimise_view(many, grid_evaluate=cheap, batched=True, grid_views_per_call=10_000)
+    assert calls[0] == whole.values.size and n_rows > len(rows.alphas_deg) - 1
+    assert whole.best == rows.best and whole.plateau == rows.plateau
+    np.testing.assert_array_equal(whole.values, rows.values)
+    calls.clear()
+    optimise_view(many, grid_evaluate=cheap, batched=True, refine=False,
+                  grid_views_per_call=3 * len(rows.betas_deg))
+    assert calls[:2] == [3 * len(rows.betas_deg)] * 2  # three rows per call
+
+
 def test_only_the_last_compass_steps_use_the_fine_objective() -> None:
     fine_calls = []
 
