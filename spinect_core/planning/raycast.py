@@ -21,6 +21,7 @@ one loop, or only a rectangular part of a grid, with the same numbers per ray.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -297,27 +298,46 @@ CPU_RAYS_PER_THREAD = 1 << 20
 
 
 class _cpu_threads:
-    """Context: torch's intra-op threads for a CPU cast of ``rays`` rays (restored after)."""
+    """Context: torch's intra-op threads for a CPU cast of ``rays`` rays, restored after.
+
+    The thread count is process-wide, and the app casts in worker threads while other workers
+    may run torch (the DRR view): the first cast to enter saves the count, the last to leave
+    restores it (a lock and a count of casts in progress), so overlapping casts never leave
+    the process on fewer threads.
+    """
+
+    _lock = threading.Lock()
+    _active = 0
+    _saved = 0
 
     def __init__(self, device: Any, rays: int) -> None:
-        self.active = device.type == "cpu"
+        self.cpu = device.type == "cpu"
         self.rays = int(rays)
 
     def __enter__(self) -> None:
-        if self.active:
-            import torch
+        if not self.cpu:
+            return
+        import torch
 
-            self.before = torch.get_num_threads()
-            want = max(1, min(self.before, -(-self.rays // CPU_RAYS_PER_THREAD)))
-            if want != self.before:
+        cls = type(self)
+        with cls._lock:
+            if cls._active == 0:
+                cls._saved = torch.get_num_threads()
+            cls._active += 1
+            want = max(1, min(cls._saved, -(-self.rays // CPU_RAYS_PER_THREAD)))
+            if want != torch.get_num_threads():
                 torch.set_num_threads(want)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.active:
-            import torch
+        if not self.cpu:
+            return
+        import torch
 
-            if torch.get_num_threads() != self.before:
-                torch.set_num_threads(self.before)
+        cls = type(self)
+        with cls._lock:
+            cls._active -= 1
+            if cls._active == 0 and torch.get_num_threads() != cls._saved:
+                torch.set_num_threads(cls._saved)
 
 
 def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,

@@ -133,6 +133,22 @@ def test_cast_restores_the_thread_count(triangle) -> None:
     assert torch.get_num_threads() == before
 
 
+def test_overlapping_casts_restore_the_thread_count_once() -> None:
+    # Casts in two app workers overlap: the first saves the count, the last restores it.
+    from spinect_core.planning.raycast import _cpu_threads
+
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    a, b = _cpu_threads(cpu, 1000), _cpu_threads(cpu, 1000)
+    a.__enter__()
+    b.__enter__()
+    assert torch.get_num_threads() == 1  # small casts run on one thread
+    a.__exit__(None, None, None)
+    assert torch.get_num_threads() == 1  # b still casting
+    b.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
+
+
 def test_device_names() -> None:
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
