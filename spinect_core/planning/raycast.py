@@ -11,12 +11,18 @@ Image orientation: rows run towards ``-up`` (caudal for the default ``up`` = LPS
 towards ``axis_row x d``, so the image is what a viewer looking along ``d`` sees (not mirrored).
 
 :func:`trace_rays` sphere-traces every ray on ``min(sdf_target, sdf_blocker)``
-(:meth:`SceneFields.sample_index`: trilinear, or exact voxel cubes) with a minimum step, refines
+(:meth:`scene.TorchFields.sample`: trilinear, or exact voxel cubes) with a minimum step, refines
 the first crossing by regula falsi, measures the penetration into the hit structure, and returns
 per ray the first hit (which structure, sub-sample depth) and a signed margin in mm whose zero
 level is the window edge (see :class:`RayHits`). Work is vectorised over the active rays, which
 are compacted as they finish. :func:`trace_rays_many` traces the rays of many grids (views) in
 one loop, or only a rectangular part of a grid, with the same numbers per ray.
+
+The cast runs on torch, one code path for every device: on the scene's device
+(``SceneOptions.device``, default ``"auto"``: CUDA when present, else the CPU) from the ray
+set-up to the margins; the rays' start points and directions are set up in float64 numpy and
+the results come back as numpy. On the CPU a cast uses one torch thread per
+:data:`CPU_RAYS_PER_THREAD` rays (in practice one: see there), restoring the count after.
 """
 
 from __future__ import annotations

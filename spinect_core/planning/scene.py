@@ -22,7 +22,8 @@ Probabilities are thresholded at 0.5 first (no sub-voxel correction yet: see
 :meth:`SceneFields.from_probabilities`).
 
 Ray casting samples both channels trilinearly and sphere-traces on their minimum
-(:mod:`spinect_core.planning.raycast`). The minimum of a channel's distance along a ray that
+(:mod:`spinect_core.planning.raycast`), on torch: :class:`TorchFields` holds the fields on the
+scene's device (``SceneOptions.device``: CUDA when present, else the CPU) with their samplers. The minimum of a channel's distance along a ray that
 misses it is the distance between the ray and the structure, i.e. the in-plane distance between
 the pixel and the structure's projection: that is what makes window edges sub-pixel accurate.
 
