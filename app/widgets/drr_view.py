@@ -26,14 +26,15 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 from app.camera import describe_direction
 from spinect_core.planning.carm import CARM_CONVENTION
 from spinect_core.reslice.drr import DRROptions
+from spinect_core.vocabulary import WINDOW_COLOURS
 
 __all__ = ["DRRView", "APP_DRR_OPTIONS", "drr_title"]
 
 #: The app's C-arm: the exports' geometry (SDD 1000 mm, SID 600 mm, 300 mm detector, tube under
 #: the table) at a coarser detector and ray step, so a view takes about a second on a CPU.
 APP_DRR_OPTIONS = DRROptions(detector_pixels=(256, 256), step_mm=1.5)
-#: Overlay colours (RGB): the 3D view's window colours and the needle's.
-_KIND_COLOURS = {"kambin": (230, 60, 60), "safe": (40, 200, 220)}
+#: Overlay colours (RGB): the windows' colours of the 3D view and the screenshots, and the needle's.
+_KIND_COLOURS = WINDOW_COLOURS
 _NEEDLE_COLOUR = (230, 60, 230)
 
 

@@ -29,6 +29,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from spinect_core.planning.meshes import Mesh
+from spinect_core.vocabulary import WINDOW_COLOURS
 
 from app.camera import POSTERIOR_VIEW, direction_of, pose_for_direction
 from app.colors import color_of_float, default_opacity
@@ -36,8 +37,9 @@ from app.colors import color_of_float, default_opacity
 __all__ = ["View3D", "CAMERA_THROTTLE_MS", "WINDOW_COLORS", "NEEDLE_COLOR"]
 
 CAMERA_THROTTLE_MS = 100
-#: Outline colours of the windows (RGB 0-255): Kambin red, safe cyan.
-WINDOW_COLORS = {"kambin": (235, 50, 50), "safe": (0, 220, 235)}
+#: Outline colours of the windows (RGB 0-255): Kambin red, safe cyan (the one table of
+#: :mod:`spinect_core.vocabulary`, as in the exported screenshots).
+WINDOW_COLORS = WINDOW_COLOURS
 #: The planned needle (RGB 0-255): orange, apart from the yellow nerves and red Kambin outline.
 NEEDLE_COLOR = (255, 140, 0)
 #: Drawn radius of the needle and of its tip marker, mm (a 22 G needle is 0.72 mm thick; the

@@ -14,6 +14,9 @@ import numpy as np
 
 from spinect_core.errors import AnatomyError, InputError
 from spinect_core.labels import LabelTable
+# Names meaning one of the generic classes: the structure vocabulary's table (roots.py and the
+# parts builders read it from here too).
+from spinect_core.vocabulary import CLASS_ALIASES
 from spinect_core.volume import Volume
 
 #: Part names in id order (id 0 = background).
@@ -36,14 +39,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "ilium_right": ("ilium_right", "hip_right", "iliac_right", "ilium_r"),
     "root_L5_left": ("root_l5_left", "nerve_l5_left", "l5_root_left"),
     "root_L5_right": ("root_l5_right", "nerve_l5_right", "l5_root_right"),
-    "dura": ("dura", "dural_sac", "thecal_sac"),
-}
-
-#: Names (lower case) meaning one of the generic classes in a label-map table.
-CLASS_ALIASES: dict[str, tuple[str, ...]] = {
-    "bone": ("bone",),
-    "nerve": ("nerve", "nerves", "root", "roots"),
-    "disc": ("disc", "discs", "intervertebral_disc"),
     "dura": ("dura", "dural_sac", "thecal_sac"),
 }
 

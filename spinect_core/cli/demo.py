@@ -6,6 +6,7 @@ import argparse
 
 from spinect_core.planning.carm import carm_text
 from spinect_core.progress import TqdmProgress
+from spinect_core.vocabulary import WINDOW_KINDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if result.plan is not None:
         print(f"\nPlan, using {result.plan_labels}: {result.plan_dir / 'report.html'}")
         for side, sp in result.plan.sides.items():
-            for kind in ("kambin", "safe"):
+            for kind in WINDOW_KINDS:
                 w = sp.window(kind)
                 if w.found:
                     v = w.plateau_view

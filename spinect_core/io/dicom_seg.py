@@ -23,6 +23,7 @@ import numpy as np
 
 from spinect_core.io.dicom_derived import MANUFACTURER, MODEL_NAME, DicomSource, new_uid
 from spinect_core.labels import LabelTable
+from spinect_core.vocabulary import STRUCTURE_COLOURS, class_of_name
 from spinect_core.volume import Volume
 
 if TYPE_CHECKING:
@@ -42,11 +43,6 @@ SEGMENT_CODES: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
              ("18545000", "SCT", "Dura mater structure")),
 }
 _GENERIC = (("91723000", "SCT", "Anatomical Structure"), ("91723000", "SCT", "Anatomical Structure"))
-
-#: Display colours (sRGB) of the segments, as the report's class colours.
-_COLOURS = {"bone": (230, 220, 200), "nerve": (255, 210, 0), "disc": (90, 160, 255),
-            "dura": (150, 90, 200)}
-
 
 @dataclass(frozen=True)
 class SegmentInfo:
@@ -124,7 +120,10 @@ def segmentation_dataset(labels: Volume, table: LabelTable, source: DicomSource,
     descriptions = []
     for seg in segments:
         category, kind = segment_code(seg.name)
-        colour = _COLOURS.get(seg.name.lower())
+        # Display colours (sRGB) as the app and the screenshots show the class; none for a name
+        # no class claims (viewers then pick their own).
+        cls = class_of_name(seg.name)
+        colour = None if cls is None else STRUCTURE_COLOURS[cls]
         descriptions.append(hd.seg.SegmentDescription(
             segment_number=seg.segment_number, segment_label=seg.name[:64],
             segmented_property_category=_coded(category), segmented_property_type=_coded(kind),

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from spinect_core.io.dicom_derived import MANUFACTURER, MODEL_NAME, DicomSource, new_uid
+from spinect_core.vectors import unit
+from spinect_core.vocabulary import WINDOW_KINDS
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -54,15 +56,14 @@ PLANAR_TOLERANCE_MM = 1e-5
 
 
 def _unit(vector: Any) -> np.ndarray | None:
-    """``vector`` as a finite unit (3,) array, or None when it is missing or degenerate."""
+    """``vector`` as a finite unit (3,) array, or None when it is missing or degenerate: the SR
+    then leaves the region out rather than failing the plan."""
     if vector is None:
         return None
     try:
-        v = np.asarray(vector, dtype=np.float64).reshape(-1)
+        return unit(vector, "view direction", min_norm=1e-12)
     except (TypeError, ValueError):
         return None
-    norm = float(np.linalg.norm(v)) if v.shape == (3,) and np.isfinite(v).all() else 0.0
-    return v / norm if norm > 1e-12 else None
 
 
 def _window_region(outline: Any, view_direction: Any) -> tuple[np.ndarray, str] | None:
@@ -143,7 +144,7 @@ def plan_sr_dataset(doc: Mapping[str, Any], source: DicomSource, *, series_numbe
     frame = source.frame_of_reference_uid
     groups: list[Any] = []
     for side, sp in (doc.get("sides") or {}).items():
-        for kind in ("kambin", "safe"):
+        for kind in WINDOW_KINDS:
             what = f"the {side} {KIND_NAMES[kind]}"
             try:
                 group = _window_group(hd, codes, sp.get(kind) or {}, side, kind, frame, said)

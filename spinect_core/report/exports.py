@@ -71,6 +71,7 @@ from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.reslice.drr import DRROptions
 from spinect_core.report.render import (CLASS_COLOURS, NEEDLE_COLOUR, WINDOW_COLOURS, Overlay,
                                         SceneRenderOptions, draw_overlays, render_view)
+from spinect_core.vocabulary import WINDOW_KINDS
 from spinect_core.volume import Volume
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ DICOM_DIR = "dicom"
 #: simulated fluoroscopy from 961).
 SERIES_PLANES, SERIES_SCREENSHOTS, SERIES_SEG, SERIES_SR, SERIES_PDF = 901, 951, 990, 991, 992
 SERIES_DRRS = 961
-KINDS = ("kambin", "safe")
+KINDS = WINDOW_KINDS
 PLANE_KINDS = ("needle", "companion")
 #: Rough size of a plan's outputs (planes as NIfTI, PNG and DICOM, screenshots, meshes), bytes:
 #: the free space asked for before planning.

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from spinect_core.planning.carm import CARM_CONVENTION, carm_text
 from spinect_core.report.level_text import LevelStatus, level_status_from_plan
+from spinect_core.vocabulary import WINDOW_KINDS
 
 __all__ = ["INTENDED_USE", "carm_instruction", "image_data_uri", "plan_report_html"]
 
@@ -343,7 +344,7 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
     ]
     for side, sp in (doc.get("sides") or {}).items():
         parts.append(f"<h2>{_e(side.capitalize())} side ({_e(level.side_label())})</h2>")
-        for kind in ("kambin", "safe"):
+        for kind in WINDOW_KINDS:
             if kind in sp:
                 parts.append(_window_table(kind, sp[kind]))
         parts.append(_trajectory_table(sp))

@@ -21,6 +21,8 @@ import numpy as np
 
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report
+from spinect_core.vocabulary import (LEVEL_HIGHLIGHT_COLOUR, STRUCTURE_COLOURS, WINDOW_COLOURS,
+                                     class_of_name)
 from spinect_core.volume import Volume
 
 __all__ = [
@@ -28,16 +30,15 @@ __all__ = [
     "class_of", "render_view", "Overlay", "draw_overlays",
 ]
 
-#: Colour (RGB 0-255) of each structure class (:func:`class_of` maps label names to classes).
+#: Colour (RGB 0-255) of each structure class (:func:`class_of` maps label names to classes):
+#: the app's colours, from :mod:`spinect_core.vocabulary`, plus L5 and S1 highlighted.
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
-    "bone": (255, 250, 215),            # ivory
-    "bone_highlight": (255, 236, 190),  # L5 and S1: warmer ivory, so the level stands out
-    "nerve": (255, 215, 0),             # yellow
-    "disc": (40, 190, 80),              # green
-    "dura": (60, 120, 255),             # blue
+    "bone": STRUCTURE_COLOURS["bone"],
+    "bone_highlight": LEVEL_HIGHLIGHT_COLOUR,
+    "nerve": STRUCTURE_COLOURS["nerve"],
+    "disc": STRUCTURE_COLOURS["disc"],
+    "dura": STRUCTURE_COLOURS["dura"],
 }
-#: Outline colours of the two windows.
-WINDOW_COLOURS: dict[str, tuple[int, int, int]] = {"kambin": (235, 30, 30), "safe": (0, 225, 235)}
 #: Colour of the needle (magenta: distinct from every structure and window colour).
 NEEDLE_COLOUR: tuple[int, int, int] = (255, 0, 210)
 BACKGROUND = (22, 24, 30)
@@ -49,16 +50,11 @@ def class_of(name: str) -> str:
     Works for the default table (``bone``, ``nerve``, ``disc``, ``dura``), the phantom's
     instances (``L5``, ``root_L5_left``, ``disc_L5S1``, ...) and the anatomy parts map.
     """
-    n = name.lower()
-    if "dura" in n or "thecal" in n:
-        return "dura"
-    if "disc" in n:
-        return "disc"
-    if "root" in n or "nerve" in n:
-        return "nerve"
-    if n in ("l5", "s1"):
+    if name.lower() in ("l5", "s1"):
         return "bone_highlight"
-    return "bone"
+    cls = class_of_name(name)
+    # The ilium and names no class claims are drawn as bone: every hit here is anatomy.
+    return cls if cls in ("nerve", "disc", "dura") else "bone"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,17 +12,13 @@ from typing import Sequence
 import numpy as np
 
 from spinect_core.reslice.plane import ObliquePlane
+from spinect_core.vocabulary import STRUCTURE_COLOURS, colour_of
 
 __all__ = ["LABEL_COLOURS", "RenderOptions", "orientation_letters", "render_plane"]
 
-#: Overlay colour (RGB 0-255) by class name; other names get :data:`_FALLBACK` colours.
-LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
-    "bone": (255, 250, 215),   # ivory
-    "nerve": (255, 215, 0),    # yellow
-    "disc": (40, 190, 80),     # green
-    "dura": (60, 120, 255),    # blue
-}
-_FALLBACK = [(230, 90, 200), (0, 200, 200), (255, 140, 0), (150, 100, 255), (160, 220, 60)]
+#: Overlay colour (RGB 0-255) by class name: the one table of :mod:`spinect_core.vocabulary`
+#: (other names get its stable palette colours, :func:`spinect_core.vocabulary.colour_of`).
+LABEL_COLOURS: dict[str, tuple[int, int, int]] = STRUCTURE_COLOURS
 
 #: LPS letters of the +/- directions of x, y, z.
 _LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
@@ -82,10 +78,6 @@ def orientation_letters(vector_lps: Sequence[float], *, max_letters: int = 2,
     return "".join(out[:max_letters]) or _LETTERS[order[0]][0 if v[order[0]] > 0 else 1]
 
 
-def _label_colour(name: str, label_id: int) -> tuple[int, int, int]:
-    return LABEL_COLOURS.get(name, _FALLBACK[label_id % len(_FALLBACK)])
-
-
 def render_plane(plane: ObliquePlane, *, options: RenderOptions | None = None) -> np.ndarray:
     """Draw ``plane`` as an RGB picture.
 
@@ -109,7 +101,7 @@ def render_plane(plane: ObliquePlane, *, options: RenderOptions | None = None) -
         for label_id, name in plane.table.foreground().items():
             sel = plane.labels == label_id
             if sel.any():
-                colour = np.asarray(_label_colour(name, label_id), dtype=np.float32)
+                colour = np.asarray(colour_of(name), dtype=np.float32)
                 rgb[sel] = (1.0 - opts.overlay_alpha) * rgb[sel] + opts.overlay_alpha * colour
     rgb[~plane.inside] = 0.0
     s = int(opts.scale)

@@ -91,7 +91,8 @@ def test_written_segmentation_is_named_coloured_and_reads_back(tmp_path):
     import SimpleITK as sitk
 
     image = sitk.ReadImage(str(path))
-    assert image.GetMetaData("Segment0_Color") == "1.0000 0.9804 0.8431"  # ivory bone
+    # Bone in the app's ivory, the one colour table's (spinect_core.vocabulary).
+    assert image.GetMetaData("Segment0_Color") == "0.9333 0.8863 0.7686"
     assert image.GetMetaData("Segment3_Extent") == "6 10 5 8 3 5"  # x0 x1 y0 y1 z0 z1
     assert image.GetMetaData("Segmentation_MasterRepresentation") == "Binary labelmap"
     labels, _ = load_label_map(path)
