@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Raises ValueError for a zero or non-finite direction (the camera has no view without one).
+from spinect_core.vectors import unit as _unit
+
 __all__ = ["CameraPose", "pose_for_direction", "direction_of", "describe_direction",
            "POSTERIOR_VIEW"]
 
@@ -27,14 +30,6 @@ class CameraPose:
     position: np.ndarray
     focal_point: np.ndarray
     view_up: np.ndarray
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, float).reshape(3)
-    n = np.linalg.norm(v)
-    if n == 0 or not np.isfinite(n):
-        raise ValueError(f"a direction must be a non-zero finite vector, got {v}")
-    return v / n
 
 
 def pose_for_direction(direction_lps: np.ndarray, focal_lps_mm: np.ndarray, distance_mm: float,

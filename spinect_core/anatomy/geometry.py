@@ -7,6 +7,9 @@ from scipy import ndimage as ndi
 from scipy import optimize
 from scipy.spatial import cKDTree
 
+# ``unit`` is the bottom layer's (raises on a zero vector, where this module's own gave NaN);
+# kept importable here as ``geometry.unit`` for the anatomy modules.
+from spinect_core.vectors import unit
 from spinect_core.volume import Volume
 
 
@@ -78,11 +81,6 @@ def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     c = points.mean(axis=0)
     _, s, vt = np.linalg.svd(points - c, full_matrices=False)
     return c, s / np.sqrt(max(len(points) - 1, 1)), vt
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, float)
-    return v / np.linalg.norm(v)
 
 
 def orthogonal_part(v: np.ndarray, n: np.ndarray) -> np.ndarray:

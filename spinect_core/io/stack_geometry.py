@@ -32,6 +32,7 @@ import numpy as np
 
 from spinect_core.errors import GantryTiltError, InconsistentSeriesError, MissingSlicesError
 from spinect_core.progress import ProgressCallback, report
+from spinect_core.vectors import unit
 
 #: A stack is regular when every slice lies within this fraction of the spacing of a uniform grid.
 REGULAR_TOLERANCE = 0.05
@@ -281,8 +282,6 @@ def _place(src: np.ndarray, shift_xy: np.ndarray, out_shape: tuple[int, int],
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64).reshape(3)
-    norm = float(np.linalg.norm(v))
-    if norm < 1e-6:
-        raise InconsistentSeriesError("ImageOrientationPatient holds a zero vector; the series is invalid")
-    return v / norm
+    # A zero (or shorter than 1e-6) orientation vector means a broken series, not a bug.
+    return unit(v, "ImageOrientationPatient's row or column direction (the series is invalid)",
+                error=InconsistentSeriesError, min_norm=1e-6)

@@ -262,14 +262,6 @@ class DRRResult:
         return drr_to_uint8(self.line_integrals, **kwargs)
 
 
-def _unit(v: Sequence[float], what: str) -> np.ndarray:
-    """:func:`spinect_core.vectors.unit`, failing as a user's input error."""
-    try:
-        return unit(v, what)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
 def detector_geometry(view_direction_lps: Sequence[float], isocentre_lps_mm: Sequence[float], *,
                       options: DRROptions = DRROptions()) -> DetectorGeometry:
     """The C-arm geometry of a view (see the module docstring for the conventions).
@@ -284,12 +276,12 @@ def detector_geometry(view_direction_lps: Sequence[float], isocentre_lps_mm: Seq
         Point on the central ray at ``options.sid_mm`` from the source, LPS mm.
     options : DRROptions
     """
-    d = _unit(view_direction_lps, "view direction")
+    d = unit(view_direction_lps, "view direction", error=InputError)
     iso = np.asarray(isocentre_lps_mm, dtype=np.float64).reshape(3)
     if not np.all(np.isfinite(iso)):
         raise InputError("isocentre must be finite")
     if options.up_lps is not None:
-        up = _unit(options.up_lps, "up vector")
+        up = unit(options.up_lps, "up vector", error=InputError)
     else:
         up = np.array([0.0, 0.0, 1.0])
         if abs(float(up @ d)) > 0.98:  # looking along the body axis: anterior is up
