@@ -1,6 +1,6 @@
 """The 3D view: structure surfaces (pyvistaqt), orientation marker, camera control and hook.
 
-Meshes arrive as core :class:`~spinect_core.planning.meshes.Mesh` objects (numpy, LPS mm) from a
+Meshes arrive as core :class:`~spinect_core.surfaces.Mesh` objects (numpy, LPS mm) from a
 worker; they are turned into VTK objects and rendered here, on the GUI thread only. The world of
 the scene is LPS: +x = patient left, +y = posterior, +z = superior.
 
@@ -28,7 +28,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from spinect_core.planning.meshes import Mesh
+from spinect_core.surfaces import Mesh
 from spinect_core.vocabulary import WINDOW_COLOURS
 
 from app.camera import POSTERIOR_VIEW, direction_of, pose_for_direction

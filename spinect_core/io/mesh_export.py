@@ -48,7 +48,7 @@ from spinect_core.errors import SpinectError
 from spinect_core.io.atomic import atomic_path, check_writable
 
 if TYPE_CHECKING:
-    from spinect_core.planning.meshes import Mesh
+    from spinect_core.surfaces import Mesh
 
 __all__ = [
     "GLTF_FROM_LPS_MM", "MESH_FORMATS", "MeshExportError", "export_mesh", "export_meshes",

@@ -1008,7 +1008,7 @@ def _write_area_maps(plan: "Plan", out: Path, overwrite: bool
 def _write_meshes(labels: Volume, table: LabelTable, out: Path, *, ras: bool, overwrite: bool,
                   progress: ProgressCallback | None) -> list[Path]:
     from spinect_core.io.mesh_export import export_meshes
-    from spinect_core.planning.meshes import meshes_from_labels
+    from spinect_core.surfaces import meshes_from_labels
 
     surfaces = meshes_from_labels(labels, table, progress=sub_progress(progress, 0.0, 0.9))
     files = export_meshes(surfaces, out / "meshes", coordinate_system="LPS", overwrite=overwrite)

@@ -19,7 +19,7 @@ from spinect_core.io.mesh_export import (
     lps_mm_to_gltf,
     mesh_filename,
 )
-from spinect_core.planning.meshes import Mesh, MeshOptions, mesh_from_mask
+from spinect_core.surfaces import Mesh, MeshOptions, mesh_from_mask
 from spinect_core.preprocess.resample import Grid
 
 FLIP = np.array([-1.0, -1.0, 1.0])

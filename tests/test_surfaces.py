@@ -13,7 +13,7 @@ from spinect_core.errors import Cancelled, InputError
 from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.phantom import generate_phantom
 from spinect_core.phantom.params import PhantomOptions
-from spinect_core.planning.meshes import (
+from spinect_core.surfaces import (
     Mesh,
     MeshOptions,
     median_kernel_voxels,
