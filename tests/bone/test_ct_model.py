@@ -195,3 +195,57 @@ def test_slabwise_smoothing_equals_smoothing_the_whole_volume():
     sigma = 0.6 / sp
     whole = np.floor(ndi.gaussian_filter(hu.astype(np.float32), sigma=sigma, truncate=2.0))
     assert np.array_equal(_smoothed_int16(hu, sp, 0.6, slab=8), whole.astype(np.int16))
+
+
+def _plane(axis):
+    plane = ndi.generate_binary_structure(3, 1)
+    plane[tuple(0 if a == axis else slice(None) for a in range(3))] = False
+    plane[tuple(2 if a == axis else slice(None) for a in range(3))] = False
+    return plane
+
+
+def test_fast_slice_morphology_equals_scipy():
+    """The row-decomposed disk dilation, erosion and closing and the fill by labelling are
+    exact replacements of scipy's (the model's output must not change with them)."""
+    from spinect_core.bone.ct_model import (_close_in_slices, _disk, _enclosed,
+                                            _morph_in_slices)
+
+    rng = np.random.default_rng(2)
+    for _ in range(6):
+        shape = tuple(int(n) for n in rng.integers(4, 26, 3))
+        m = ndi.binary_dilation(rng.random(shape) < 0.05) ^ (rng.random(shape) < 0.05)
+        sp = rng.uniform(0.6, 3.0, 3)
+        for axis in range(3):
+            for radius in (1.0, 3.0, 8.0):
+                d2 = _disk(radius, np.delete(sp, axis))
+                d3 = np.expand_dims(d2, axis)
+                assert np.array_equal(_morph_in_slices(m, d2, axis),
+                                      ndi.binary_dilation(m, structure=d3))
+                assert np.array_equal(_morph_in_slices(m, d2, axis, erode=True),
+                                      ndi.binary_erosion(m, structure=d3))
+                p = max(d3.shape)
+                pad = [(0, 0) if a == axis else (p, p) for a in range(3)]
+                inner = tuple(slice(None) if a == axis else slice(p, -p) for a in range(3))
+                assert np.array_equal(_close_in_slices(m, d2, axis), ndi.binary_closing(
+                    np.pad(m, pad), structure=d3)[inner])
+            in_plane = tuple(a for a in range(3) if a != axis)
+            filled = np.stack([ndi.binary_fill_holes(s) for s in np.moveaxis(m, axis, 0)])
+            assert np.array_equal(_enclosed(m, _plane(axis), in_plane),
+                                  np.moveaxis(filled, 0, axis) & ~m)
+        capped = np.pad(m, [(1, 1), (0, 0), (0, 0)], constant_values=True)
+        assert np.array_equal(_enclosed(m, ndi.generate_binary_structure(3, 1), (1, 2)),
+                              ndi.binary_fill_holes(capped)[1:-1] & ~m)
+
+
+def test_block_reduce_equals_the_padded_reduction():
+    from spinect_core.bone.ct_model import _block_reduce, _block_reduce_padded
+
+    rng = np.random.default_rng(3)
+    for shape in [(7, 9, 11), (8, 10, 12), (1, 5, 6)]:
+        hu = rng.integers(-1000, 2000, shape).astype(np.int16)
+        bone = rng.random(shape) < 0.3
+        for f in [(1, 2, 2), (2, 2, 2), (3, 1, 2), (2, 3, 3)]:
+            f = np.array(f)
+            for a, how in ((hu, "mean"), (bone, "max"), (hu, "max")):
+                fast, ref = _block_reduce(a, f, how), _block_reduce_padded(a, f, how)
+                assert fast.dtype == ref.dtype and np.array_equal(fast, ref)
