@@ -47,9 +47,9 @@ def triangle():
 
 
 def test_trilinear_sampler_matches_scipy(box_volume) -> None:
-    # The 2D-image layout (rows = (z, y), slice z + 1 as more channels) is plain trilinear
+    # The 2D-image layout (slices tiled, slice z + 1 as more channels) is plain trilinear
     # interpolation of the voxel-centre distances, border values outside the crop (up to the
-    # float32 row coordinate: ~nz * ny * 3e-8 voxel, here measured 3.6e-5 mm).
+    # float32 image coordinates; measured 1e-5 mm).
     fields = _scene(box_volume, sharp_rims=False)
     rng = np.random.default_rng(0)
     shape_xyz = np.array(fields.shape_zyx[::-1], float)
@@ -58,7 +58,7 @@ def test_trilinear_sampler_matches_scipy(box_volume) -> None:
     clipped = np.clip(q, 0, shape_xyz - 1)[:, ::-1].T  # (z, y, x) rows
     for c in range(2):
         ref = ndimage.map_coordinates(fields.sdf[c].astype(np.float64), clipped, order=1)
-        np.testing.assert_allclose(got[:, c], ref, atol=1e-4)
+        np.testing.assert_allclose(got[:, c], ref, atol=5e-5)
 
 
 def _cube_distance_brute(mask: np.ndarray, spacing_xyz: np.ndarray, q: np.ndarray) -> np.ndarray:
