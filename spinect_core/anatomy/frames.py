@@ -26,6 +26,7 @@ import numpy as np
 # here because the anatomy's callers know it as ``spinect_core.anatomy.LocalFrame``.
 from spinect_core.vectors import LocalFrame
 from spinect_core.vectors import unit as _unit
+from spinect_core.vocabulary import SIDES
 
 __all__ = ["LocalFrame", "side_frame"]
 
@@ -52,7 +53,7 @@ def side_frame(*, origin_lps: np.ndarray, cranial_lps: np.ndarray, left_lps: np.
         ``z`` cranial, ``y = z cross left`` (posterior), ``x`` = +left for ``"left"`` (a
         right-handed frame) and -left for ``"right"`` (left-handed).
     """
-    if side not in ("left", "right"):
+    if side not in SIDES:
         raise ValueError(f"side must be 'left' or 'right', got {side!r}")
     z = _unit(cranial_lps)
     left = np.asarray(left_lps, float).reshape(3)
