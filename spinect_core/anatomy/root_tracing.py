@@ -32,6 +32,7 @@ Everything is LPS millimetres; the grids are (x, y, z) of the local frame.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -432,17 +433,26 @@ def _measure(ct: Volume, line: np.ndarray, o: TracingOptions, n_dir: int = 16
 def _half_contrast_radius(hu: np.ndarray, centre_hu: np.ndarray, r: np.ndarray,
                           o: TracingOptions) -> np.ndarray:
     """(N,) radius (mm): the median over directions of where the HU first crosses halfway from
-    the centre's HU to the fat (the ray's minimum) or the bone (its maximum) that bounds it
-    (the half-contrast edge, as a full width at half maximum; interpolated between samples).
-    Directions without fat or bone give no edge; 1-5 mm, 2.5 mm without any edge.
+    the root's HU to the fat or the bone that bounds it (the half-contrast edge, as a full width
+    at half maximum; interpolated between samples). Directions without fat or bone give no
+    edge; 1-5 mm, 2.5 mm without any edge.
+
+    The levels are robust to noise: the root's HU is the mean within 0.75 mm of the centre, the
+    fat's (bone's) the median of the ray's samples below ``fat_bound_hu`` (above
+    ``bone_bound_hu``); a ray's extreme sample would sit ~2 noise SD beyond the tissue and move
+    the edge outwards (0.2-0.4 mm on phantoms).
 
     hu : (N, D, R) samples along D rays at distances ``r`` (R,) from N centre points.
     """
-    c = np.asarray(centre_hu, float)[:, None, None]
-    lo = hu.min(2, keepdims=True)
-    hi = hu.max(2, keepdims=True)
-    fat = lo < np.minimum(c - 40.0, o.fat_bound_hu)
-    bone = hi > np.maximum(c + 80.0, o.bone_bound_hu)
+    near = r <= 0.75
+    c = ((np.asarray(centre_hu, float) + hu[:, :, near].mean((1, 2)) * near.sum())
+         / (1 + near.sum()))[:, None, None]
+    with warnings.catch_warnings():  # rays without fat or bone: all-NaN slices
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo = np.nanmedian(np.where(hu < o.fat_bound_hu, hu, np.nan), axis=2)[..., None]
+        hi = np.nanmedian(np.where(hu > o.bone_bound_hu, hu, np.nan), axis=2)[..., None]
+    fat = np.isfinite(lo) & (lo < c - 40.0)
+    bone = np.isfinite(hi) & (hi > c + 80.0)
     t_lo = np.where(fat, 0.5 * (c + lo), -np.inf)
     t_hi = np.where(bone, 0.5 * (c + hi), np.inf)
     # Signed excess over the nearer threshold: crosses zero at the edge.
