@@ -1,9 +1,10 @@
-"""The workflow: open -> (series) -> load -> segment -> surfaces -> plan, on a :class:`Session`.
+"""The workflow: open -> (series) -> load -> segment -> surfaces -> plan, on the app's state.
 
-:class:`SessionController` owns the session and the job runner. It starts each step as a background
-job, stores the result in the session on the GUI thread and announces it with a signal; the main
-window binds widgets to those signals. It has no widgets itself: questions (which series?) go
-through the ``dialogs`` object, errors are emitted as :class:`~app.errors.ErrorReport`.
+:class:`SessionController` owns the state store (:class:`~app.store.StateStore`) and the job
+runner. It starts each step as a background job and, on the GUI thread, replaces the state with
+the step's result (never editing it in place) and announces it with a signal; the main window
+binds widgets to those signals. It has no widgets itself: questions (which series?) go through
+the ``dialogs`` object, errors are emitted as :class:`~app.errors.ErrorReport`.
 
 A failed or cancelled step keeps everything computed before it (a failed segmentation keeps the
 loaded CT; a failed new load keeps the previous case; a failed plan keeps the surfaces).
@@ -11,13 +12,17 @@ loaded CT; a failed new load keeps the previous case; a failed plan keeps the su
 Two interactive computations run beside the step runner on their own "latest request wins"
 workers (:class:`~app.workers.LatestWorker`): the window areas of the current view while the
 operator rotates, and needle re-plans while they choose another window or nudge the target.
+What the controller keeps beside the state is not state: the workers, the temporary folders and
+the loaded network (:class:`~app.pipeline.SegmenterCache`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 import threading
-from typing import Any, Callable
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QEventLoop, QObject, Signal
@@ -28,9 +33,20 @@ from app import pipeline
 from app import planning
 from app.errors import ErrorReport, describe_error
 from app.inputs import TempFolders
-from app.state import SettingsValues
-from app.state import SegmentationSource, Session
+from app.state import AppState, SegmentationSource, Session, frozen_map
+from app.store import StateStore
 from app.workers import Job, JobRunner, LatestWorker
+
+if TYPE_CHECKING:
+    from spinect_core.bone.agreement import BoneAgreement
+    from spinect_core.labels import LabelTable
+    from spinect_core.planning.plan import Plan, PlanEngine
+    from spinect_core.planning.trajectory import Trajectory
+    from spinect_core.segment import Segmentation
+    from spinect_core.volume import Volume
+
+    from app.dialogs import Dialogs
+    from app.settings import AppSettings
 
 __all__ = ["SessionController", "STEPS"]
 
@@ -40,14 +56,15 @@ STEPS = {"load": "Load CT", "segment": "Segment bone & nerves", "surfaces": "Bui
 
 
 class SessionController(QObject):
-    """Runs the steps of a session in the background and keeps :attr:`session` up to date.
+    """Runs the steps of a session in the background and keeps :attr:`store` up to date.
 
     Parameters
     ----------
-    settings : callable
-        Returns the current :class:`SettingsValues` (read when a step starts).
-    dialogs : object
-        :class:`app.dialogs.Dialogs` or a double; only ``choose_series`` is used here.
+    settings : AppSettings
+        The one settings source; its :meth:`~app.settings.AppSettings.snapshot` is read when a
+        step starts.
+    dialogs : Dialogs
+        Only ``choose_series`` is used here.
     """
 
     ct_changed = Signal()          # new case loaded (session.ct)
@@ -63,17 +80,16 @@ class SessionController(QObject):
     live_windows_ready = Signal(object)    # planning.LiveWindows of the latest view
     live_windows_failed = Signal(object)   # ErrorReport
 
-    def __init__(self, settings: Callable[[], SettingsValues], dialogs: Any,
+    def __init__(self, settings: AppSettings, dialogs: Dialogs,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.dialogs = dialogs
-        self.session = Session()
+        self.store = StateStore(parent=self)
         self.runner = JobRunner(self)
         self.runner.idle.connect(self._emit_busy)
         self.temp = TempFolders()
-        self.last_error: ErrorReport | None = None
-        self._pending_path: Path | None = None
+        self.segmenters = pipeline.SegmenterCache()
         # The live windows and an export may read the engine's scenes from two threads.
         self.engine_lock = threading.Lock()
         self.live = LatestWorker(self._compute_live, self)
@@ -82,10 +98,31 @@ class SessionController(QObject):
         self.needle = LatestWorker(self._compute_replan, self)
         self.needle.finished.connect(self._on_replanned)
         self.needle.failed.connect(self._on_replan_failed)
-        self.pending_targets: dict[str, np.ndarray] = {}
-        self.replans: dict[str, planning.ReplanResult] = {}
 
     # --- state -----------------------------------------------------------------------------------
+    @property
+    def state(self) -> AppState:
+        return self.store.state
+
+    @property
+    def session(self) -> Session:
+        """The current case (a frozen value: hold it and it never changes)."""
+        return self.store.session
+
+    @property
+    def last_error(self) -> ErrorReport | None:
+        return self.store.state.last_error
+
+    @property
+    def pending_targets(self) -> Mapping[str, np.ndarray]:
+        """Needle tips asked for whose re-plan has not arrived yet, per side."""
+        return self.store.session.pending_targets
+
+    @property
+    def replans(self) -> Mapping[str, planning.ReplanResult]:
+        """The last needle re-plan per side."""
+        return self.store.session.replans
+
     @property
     def busy(self) -> bool:
         return self.runner.busy
@@ -103,6 +140,7 @@ class SessionController(QObject):
         self.live.wait(timeout_ms)
         self.needle.wait(timeout_ms)
         self.temp.cleanup()
+        self.segmenters.clear()
 
     def _emit_busy(self) -> None:
         self.busy_changed.emit(self.runner.busy)
@@ -125,10 +163,12 @@ class SessionController(QObject):
 
         report = describe_error(exc if exc is not None else Cancelled(f"{stage} cancelled"),
                                 action=stage)
-        self.last_error = report
+        session = self.session
         if step == "plan":
             # A refusal (L5/S1 not established) says where the scan ends; no plan title shows.
-            self.session.plan_refusal = planning.refusal_level(exc)
+            session = dataclasses.replace(
+                session, plan_refusal=tuple(planning.refusal_level(exc)))
+        self.store.replace(session=session, last_error=report)
         self.step_changed.emit(step, "cancelled" if report.cancelled else "failed")
         self.error.emit(report)
         self.pipeline_finished.emit(False, report.text())
@@ -175,7 +215,7 @@ class SessionController(QObject):
             return False
         p = Path(path)
         temp = self.temp
-        self._pending_path = p
+        self.store.replace(opening=p)
         self._run("Reading the folder", "load",
                   lambda progress: pipeline.scan_input(p, temp, progress=progress),
                   self._on_scanned)
@@ -196,8 +236,8 @@ class SessionController(QObject):
                   self.open_path)
         return True
 
-    def _on_scanned(self, result: pipeline.ScanResult) -> None:
-        series = result.series
+    def _on_scanned(self, result: pipeline.OpenedInput) -> None:
+        series = result.scan.series
         chosen: SeriesInfo | None = None
         loadable = [s for s in series if not s.problem]
         if len(series) > 1:
@@ -208,17 +248,20 @@ class SessionController(QObject):
         elif len(loadable) == 1:
             chosen = loadable[0]
         uid = chosen.uid if chosen is not None and chosen.uid else None
-        input_path = result.input_path
+        input_path, scan = result.input_path, result.scan
+        # The series are loaded from this scan: no header is read twice.
         self._run("Loading CT", "load",
-                  lambda progress: pipeline.load_volume(input_path, uid, progress=progress),
+                  lambda progress: pipeline.load_volume(input_path, uid, scan=scan,
+                                                        progress=progress),
                   lambda ct: self._on_loaded(ct, result, uid))
 
-    def _on_loaded(self, ct: Any, scan: pipeline.ScanResult, uid: str | None) -> None:
+    def _on_loaded(self, ct: Volume, opened: pipeline.OpenedInput, uid: str | None) -> None:
         # A new case replaces the old one only now that it loaded.
         self._forget_plan()
-        self.session = Session(source_path=self._pending_path, input_path=scan.input_path,
-                               series=list(scan.series), series_uid=uid, ct=ct,
-                               notes=list(ct.warnings), settings=self.settings())
+        session = Session(source_path=self.state.opening, input_path=opened.input_path,
+                          series=tuple(opened.scan.series), scan=opened.scan, series_uid=uid,
+                          ct=ct, notes=tuple(ct.warnings), settings=self.settings.snapshot())
+        self.store.replace(session=session, opening=None)
         self.step_changed.emit("load", "done")
         for step in ("segment", "surfaces", "plan"):
             self.step_changed.emit(step, "pending")
@@ -226,7 +269,7 @@ class SessionController(QObject):
         self.labels_changed.emit()
         self.meshes_changed.emit()
         self.notes_changed.emit()
-        if self.session.settings.auto_segment:
+        if session.settings.auto_segment:
             self.segment()
         else:
             self.pipeline_finished.emit(True, "CT loaded")
@@ -237,14 +280,16 @@ class SessionController(QObject):
         if self.busy or self.session.ct is None:
             return False
         ct = self.session.ct
-        settings = self.settings()
-        self.session.settings = settings
+        settings = self.settings.snapshot()
+        self.store.replace_session(settings=settings)
+        segmenters = self.segmenters
         self._run("Segmenting", "segment",
-                  lambda progress: pipeline.segment_volume(ct, settings, progress=progress),
+                  lambda progress: pipeline.segment_volume(ct, settings, progress=progress,
+                                                           segmenters=segmenters),
                   self._on_segmented)
         return True
 
-    def _on_segmented(self, seg: Any) -> None:
+    def _on_segmented(self, seg: Segmentation) -> None:
         weights = Path(self.session.settings.weights_path).name or "bundled weights"
         bone = {"network": "network bone", "ct": "CT bone model",
                 "fused": "bone fused with the CT bone model"}.get(seg.bone_source, seg.bone_source)
@@ -253,8 +298,7 @@ class SessionController(QObject):
             description=f"{weights} on {seg.device_used} ({seg.precision_used}), {bone}",
             bone_source=seg.bone_source)
         self.set_segmentation(seg.labels, seg.table, source=source, notes=seg.notes,
-                              probabilities=seg.probabilities,
-                              bone_check=getattr(seg, "bone_check", None))
+                              probabilities=seg.probabilities, bone_check=seg.bone_check)
 
     def open_segmentation(self, path: str | Path) -> bool:
         """Read a label map onto the loaded CT's grid, then build surfaces."""
@@ -270,9 +314,11 @@ class SessionController(QObject):
                       source=SegmentationSource(kind="file", description=_format_of(p))))
         return True
 
-    def set_segmentation(self, labels: Any, table: Any, *, source: SegmentationSource,
-                         notes: list[str] | None = None, probabilities: Any = None,
-                         bone_check: Any = None, build_surfaces: bool = True) -> None:
+    def set_segmentation(self, labels: Volume, table: LabelTable, *,
+                         source: SegmentationSource, notes: list[str] | None = None,
+                         probabilities: np.ndarray | None = None,
+                         bone_check: BoneAgreement | None = None,
+                         build_surfaces: bool = True) -> None:
         """Store a label map on the CT's grid (from the network, a file or a test) and mesh it.
 
         ``bone_check`` is the network's bone against the CT's own
@@ -285,15 +331,12 @@ class SessionController(QObject):
             raise ValueError(f"label map shape {labels.array.shape} differs from the CT "
                              f"{self.session.ct.array.shape}")
         self._forget_plan()
-        self.session.clear_segmentation()
-        self.session.labels = labels
-        self.session.table = table
-        self.session.segmentation_source = source
-        self.session.probabilities = probabilities
-        self.session.bone_check = bone_check
         notes = list(bone_check.warnings if bone_check is not None else []) + list(notes or [])
+        old = self.session
+        self.store.replace_session(
+            old.without_segmentation(), labels=labels, table=table, segmentation_source=source,
+            probabilities=probabilities, bone_check=bone_check, notes=old.notes + tuple(notes))
         if notes:
-            self.session.notes.extend(notes)
             self.notes_changed.emit()
         self.step_changed.emit("segment", "done")
         self.step_changed.emit("surfaces", "pending")
@@ -305,19 +348,20 @@ class SessionController(QObject):
 
     # --- surfaces --------------------------------------------------------------------------------
     def build_surfaces(self) -> bool:
-        if self.busy or not self.session.has_labels:
+        session = self.session
+        if self.busy or session.labels is None or session.table is None:
             return False
-        labels, table = self.session.labels, self.session.table
+        labels, table = session.labels, session.table
         self._run("Building 3D surfaces", "surfaces",
                   lambda progress: pipeline.build_meshes(labels, table, progress=progress),
                   self._on_meshes)
         return True
 
     def _on_meshes(self, meshes: dict) -> None:
-        self.session.meshes = meshes
+        self.store.replace_session(meshes=frozen_map(meshes))
         self.step_changed.emit("surfaces", "done")
         self.meshes_changed.emit()
-        if self.settings().auto_plan and self.plan():
+        if self.settings.snapshot().auto_plan and self.plan():
             return
         names = ", ".join(meshes) or "none"
         self.pipeline_finished.emit(True, f"surfaces ready: {names}")
@@ -329,17 +373,17 @@ class SessionController(QObject):
         Runs :func:`app.planning.run_plan` in the background (progress + Cancel). A failure
         (no L5/S1 in the field of view, ...) is reported and keeps the CT, labels and surfaces.
         """
-        if self.busy or not self.session.has_labels or self.session.ct is None:
-            return False
         session = self.session
-        settings = self.settings()
-        session.settings = settings
+        if self.busy or session.labels is None or session.table is None or session.ct is None:
+            return False
+        settings = self.settings.snapshot()
         options = planning.plan_options(settings)
         ct, labels, table = session.ct, session.labels, session.table
         source = session.segmentation_source
         source_text = (f"{source.kind}: {source.description}" if source is not None else "")
         bone_source = source.bone_source if source is not None else None
         check = session.bone_check
+        self.store.replace_session(settings=settings)
         self._forget_plan()
         self._run("Planning L5/S1", "plan",
                   lambda progress: planning.run_plan(ct, labels, table, options=options,
@@ -352,16 +396,15 @@ class SessionController(QObject):
 
     def set_plan_result(self, result: planning.PlanningResult) -> None:
         """Store a plan (from the plan step, or a test / script that planned elsewhere)."""
-        session = self.session
         self._forget_plan()
-        session.plan = result.plan
-        session.engine = result.engine
-        session.body_mask = result.body_mask
-        session.planes = dict(result.planes)
+        session = self.session
         # The segmentation check's warnings are in the notes since the segmentation step.
         new = [n for n in result.notes + list(result.plan.warnings) if n not in session.notes]
+        self.store.replace_session(
+            session.without_plan(), plan=result.plan, engine=result.engine,
+            body_mask=result.body_mask, planes=frozen_map(result.planes),
+            notes=session.notes + tuple(new))
         if new:
-            session.notes.extend(new)
             self.notes_changed.emit()
         self.step_changed.emit("plan", "done")
         self.plan_changed.emit()
@@ -374,10 +417,11 @@ class SessionController(QObject):
     def _forget_plan(self) -> None:
         self.live.clear()
         self.needle.clear()
-        self.pending_targets.clear()
-        self.replans.clear()
-        had_plan = self.session.plan is not None
-        self.session.clear_plan()
+        session = self.session
+        had_plan = session.plan is not None
+        if (had_plan or session.engine is not None or session.planes or session.plan_refusal
+                or session.pending_targets or session.replans):
+            self.store.replace_session(session.without_plan())
         if had_plan:
             self.plan_changed.emit()
 
@@ -392,7 +436,8 @@ class SessionController(QObject):
                           np.asarray(direction_lps, float).copy(), float(pixel_mm))
         return True
 
-    def _compute_live(self, engine: Any, direction: np.ndarray, pixel_mm: float) -> Any:
+    def _compute_live(self, engine: PlanEngine, direction: np.ndarray,
+                      pixel_mm: float) -> planning.LiveWindows:
         with self.engine_lock:  # worker thread
             return planning.live_windows(engine, direction, pixel_mm=pixel_mm)
 
@@ -412,19 +457,21 @@ class SessionController(QObject):
 
     def choose_needle_window(self, side: str, kind: str) -> bool:
         """Plan ``side``'s needle through the ``kind`` window (its deepest point)."""
-        plan = self.session.plan
+        session = self.session
+        plan = session.plan
         if plan is None or side not in plan.sides or not plan.sides[side].window(kind).found:
             return False
-        self.pending_targets.pop(side, None)
-        self.needle.request(("window", side, kind), self.session.engine, plan, side, kind, None,
-                            None, self.session.body_mask)
+        self.store.replace_session(pending_targets=_without(session.pending_targets, side))
+        self.needle.request(("window", side, kind), session.engine, plan, side, kind, None,
+                            None, session.body_mask)
         return True
 
     def current_target(self, side: str) -> np.ndarray | None:
         """The needle tip the operator asked for last (pending nudges included)."""
-        if side in self.pending_targets:
-            return self.pending_targets[side]
-        plan = self.session.plan
+        session = self.session
+        if side in session.pending_targets:
+            return session.pending_targets[side]
+        plan = session.plan
         traj = plan.sides[side].trajectory if plan is not None and side in plan.sides else None
         return None if traj is None else np.asarray(traj.target_lps_mm, float)
 
@@ -436,61 +483,79 @@ class SessionController(QObject):
         """
         plan = self.session.plan
         traj = plan.sides[side].trajectory if plan is not None and side in plan.sides else None
-        if traj is None:
+        current = self.current_target(side)
+        if traj is None or current is None:
             return False
-        target = planning.nudged_target(self.current_target(side), traj.entry_direction_lps,
-                                        right_mm, up_mm)
+        target = planning.nudged_target(current, traj.entry_direction_lps, right_mm, up_mm)
         return self.set_target(side, target)
 
     def set_target(self, side: str, target_lps: np.ndarray) -> bool:
         """Aim ``side``'s needle at ``target_lps`` (same entry direction) and re-plan."""
-        plan = self.session.plan
+        session = self.session
+        plan = session.plan
         sp = plan.sides.get(side) if plan is not None else None
         if sp is None or sp.trajectory is None or sp.trajectory_window is None:
             return False
         target = np.asarray(target_lps, float).reshape(3).copy()
-        self.pending_targets[side] = target
-        self.needle.request(("target", side, sp.trajectory_window), self.session.engine, plan,
+        target.setflags(write=False)  # part of the state: nobody edits it
+        self.store.replace_session(
+            pending_targets=frozen_map(session.pending_targets, **{side: target}))
+        self.needle.request(("target", side, sp.trajectory_window), session.engine, plan,
                             side, sp.trajectory_window, target,
                             np.asarray(sp.trajectory.entry_direction_lps, float),
-                            self.session.body_mask)
+                            session.body_mask)
         return True
 
-    def _compute_replan(self, engine: Any, plan: Any, side: str, kind: str, target: Any,
-                        entry_direction: Any, body_mask: Any) -> planning.ReplanResult:
+    def _compute_replan(self, engine: PlanEngine, plan: Plan, side: str, kind: str,
+                        target: np.ndarray | None, entry_direction: np.ndarray | None,
+                        body_mask: np.ndarray | None) -> planning.ReplanResult:
         return planning.replan_needle(engine, plan, side, kind, target_lps=target,
                                       entry_direction_lps=entry_direction, body_mask=body_mask)
 
     def _on_replanned(self, tag: Any, result: planning.ReplanResult) -> None:
-        plan = self.session.plan
+        session = self.session
+        plan = session.plan
         if plan is None or result.side not in plan.sides:
             return
-        sp = plan.sides[result.side]
-        sp.trajectory = result.trajectory
-        sp.trajectory_window = result.kind
-        sp.trajectory_reason = result.trajectory.reason
-        if result.planes is not None:
-            self.session.planes[result.side] = result.planes
-        self.replans[result.side] = result
-        if tag[0] == "window" or self._target_reached(result.side, result.trajectory):
-            self.pending_targets.pop(result.side, None)
-        self.trajectory_changed.emit(result.side)
+        side = result.side
+        # A new plan with this side's needle replaced: the plan shown before stays as it was.
+        sp = dataclasses.replace(plan.sides[side], trajectory=result.trajectory,
+                                 trajectory_window=result.kind,
+                                 trajectory_reason=result.trajectory.reason)
+        new_plan = dataclasses.replace(plan, sides={**plan.sides, side: sp})
+        planes = (frozen_map(session.planes, **{side: result.planes})
+                  if result.planes is not None else session.planes)
+        pending = session.pending_targets
+        if tag[0] == "window" or self._target_reached(side, result.trajectory):
+            pending = _without(pending, side)
+        self.store.replace_session(plan=new_plan, planes=planes, pending_targets=pending,
+                                   replans=frozen_map(session.replans, **{side: result}))
+        self.trajectory_changed.emit(side)
 
-    def _target_reached(self, side: str, trajectory: Any) -> bool:
-        pending = self.pending_targets.get(side)
+    def _target_reached(self, side: str, trajectory: Trajectory) -> bool:
+        pending = self.session.pending_targets.get(side)
         return pending is None or bool(np.allclose(pending, trajectory.target_lps_mm, atol=1e-6))
 
     def _on_replan_failed(self, tag: Any, exc: BaseException) -> None:
+        session = self.session
         if isinstance(tag, tuple) and len(tag) > 1:
-            self.pending_targets.pop(tag[1], None)
+            session = dataclasses.replace(
+                session, pending_targets=_without(session.pending_targets, tag[1]))
         report = describe_error(exc, action="Planning the needle")
-        self.last_error = report
+        self.store.replace(session=session, last_error=report)
         self.error.emit(report)
 
     # --- settings --------------------------------------------------------------------------------
     def refresh_settings(self) -> None:
         """Copy the current settings into the session (planning inputs changed)."""
-        self.session.settings = self.settings()
+        self.store.replace_session(settings=self.settings.snapshot())
+
+
+def _without(items: Mapping, key: str) -> Mapping:
+    """``items`` without ``key`` (the same object when it has no such key)."""
+    if key not in items:
+        return items
+    return frozen_map({k: v for k, v in items.items() if k != key})
 
 
 def _format_of(path: Path) -> str:

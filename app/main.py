@@ -16,7 +16,6 @@ L5/S1 in the field of view).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -187,20 +186,18 @@ def create_app(argv: Sequence[str] | None = None, *, exec_app: bool = False,
         settings = AppSettings.from_file(args.settings) if args.settings else AppSettings()
     if dialogs is None and args.quit:
         dialogs = ConsoleDialogs()
-    window = MainWindow(settings, dialogs)
-    if dialogs is not None and getattr(dialogs, "parent", None) is None:
-        dialogs.parent = window
     # An unattended run plans exactly when --plan says so, whatever the stored setting.
-    overrides = {"auto_plan": bool(args.plan)} if args.input else {}
+    overrides: dict[str, object] = {"auto_plan": bool(args.plan)} if args.input else {}
     if args.weights:
         overrides["weights_path"] = str(Path(args.weights).resolve())
     if args.segmentation:
         overrides["auto_segment"] = False  # the label map replaces the network
-    if overrides:
-        # Command-line choices apply to this run only; the stored settings stay as they were.
-        window.controller.settings = lambda: dataclasses.replace(settings.snapshot(), **overrides)
-    window.exit_code = 0
-    window.automation = None
+    # Command-line choices apply to this run only; the stored settings stay as they were. They
+    # are part of the one settings source, so every reader sees them.
+    settings.set_overrides(**overrides)
+    window = MainWindow(settings, dialogs)
+    if dialogs is not None and dialogs.parent is None:
+        dialogs.parent = window
     window.show()
     if args.input:
         window.automation = Automation(window, args)

@@ -7,8 +7,11 @@ outlines are drawn over the scene. At a best view the areas are measured with th
 spacing, so they equal the plan's numbers.
 
 The window binds widgets to :class:`~app.controller.SessionController` signals and forwards user
-actions to it; it computes nothing itself. All modal interaction goes through :attr:`dialogs`
-(replaceable in tests and unattended runs).
+actions to it; it computes nothing itself. What it shows that is no data (the best view snapped
+to, target picking) is part of the app's state too (:class:`app.state.ViewState`, in the
+controller's store). All modal interaction goes through :attr:`dialogs` (the
+:class:`app.dialogs.Dialogs` protocol: replaceable in tests and unattended runs); every setting
+is read from the one :class:`~app.settings.AppSettings`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QMainWindow, QScrollArea, QSplitter,
                                QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
@@ -24,7 +27,7 @@ from PySide6.QtWidgets import (QApplication, QMainWindow, QScrollArea, QSplitter
 from app import export as export_logic
 from app import planning
 from app.controller import STEPS, SessionController
-from app.dialogs import LABEL_FILTER, Dialogs
+from app.dialogs import LABEL_FILTER, Dialogs, QtDialogs
 from app.errors import ErrorReport, describe_error
 from app.settings import AppSettings
 from app.widgets.case_panel import CasePanel
@@ -52,8 +55,9 @@ class MainWindow(QMainWindow):
     Parameters
     ----------
     settings : AppSettings
+        The one settings source (the controller and the dialogs read the same object).
     dialogs : Dialogs, optional
-        Defaults to real Qt dialogs parented to this window.
+        Defaults to real Qt dialogs parented to this window (:class:`~app.dialogs.QtDialogs`).
 
     Signals
     -------
@@ -72,8 +76,11 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings, dialogs: Dialogs | None = None) -> None:
         super().__init__()
         self.settings = settings
-        self.dialogs = dialogs if dialogs is not None else Dialogs(self)
-        self.controller = SessionController(settings.snapshot, self.dialogs, self)
+        self.dialogs: Dialogs = dialogs if dialogs is not None else QtDialogs(self)
+        self.controller = SessionController(settings, self.dialogs, self)
+        #: Exit code of an unattended run and its driver (:mod:`app.main`).
+        self.exit_code = 0
+        self.automation: QObject | None = None
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.resize(1500, 920)
@@ -95,8 +102,6 @@ class MainWindow(QMainWindow):
         self.bottom_tabs.setTabToolTip(
             self.bottom_tabs.indexOf(self.drr_view),
             "Simulated C-arm image of this CT at the 3D view's angle (follows the view)")
-        self._snapped: tuple[np.ndarray, str, str] | None = None
-        self._live_key: tuple | None = None
 
         left = QScrollArea()
         left.setWidget(self.case_panel)
@@ -390,14 +395,15 @@ class MainWindow(QMainWindow):
         d = np.asarray(direction_lps, float)
         d = d / np.linalg.norm(d)
         pixel = planning.LIVE_PIXEL_MM
-        if self._snapped is not None:
-            snapped = self._snapped[0]
-            if float(np.arccos(np.clip(d @ snapped, -1.0, 1.0))) < _SNAP_RAD:
-                d, pixel = snapped, planning.SNAPPED_PIXEL_MM
+        snapped = self.controller.store.view.snapped
+        if snapped is not None:
+            if float(np.arccos(np.clip(d @ snapped[0], -1.0, 1.0))) < _SNAP_RAD:
+                d, pixel = snapped[0], planning.SNAPPED_PIXEL_MM
             else:
-                self._snapped = None
+                snapped = None
+                self.controller.store.replace_view(snapped=None)
         # At a best view, "ipsilateral" is that view's side (the words of the best-view list).
-        side = self._snapped[1] if self._snapped is not None else None
+        side = snapped[1] if snapped is not None else None
         self.planning_panel.update_for_view(d, side)
         self._update_drr(d, side)
         if not self.controller.session.has_plan:
@@ -419,9 +425,9 @@ class MainWindow(QMainWindow):
 
     def _request_live(self, direction: np.ndarray, pixel_mm: float) -> None:
         key = (tuple(np.round(direction, 12)), float(pixel_mm))
-        if key == self._live_key:
+        if key == self.controller.store.view.live_key:
             return  # this exact view is already measured or being measured
-        self._live_key = key
+        self.controller.store.replace_view(live_key=key)
         self.controller.request_live_windows(direction, pixel_mm)
 
     def _on_live_windows(self, live) -> None:
@@ -433,7 +439,7 @@ class MainWindow(QMainWindow):
         self.live_windows_shown.emit(live)
 
     def _on_live_failed(self, report: ErrorReport) -> None:
-        self._live_key = None
+        self.controller.store.replace_view(live_key=None)
         self.planning_panel.live_note.setText(f"Could not measure this view: {report.message}")
 
     # --- planning --------------------------------------------------------------------------------
@@ -461,13 +467,12 @@ class MainWindow(QMainWindow):
             text = report.message if report is not None else status
             self.planning_panel.set_busy(f"Planning {status}: {text}")
             # A refusal (L5/S1 not established): no plan title, and where the scan ends.
-            self.planning_panel.set_refusal(self.controller.session.plan_refusal)
+            self.planning_panel.set_refusal(list(self.controller.session.plan_refusal))
 
     def _on_plan_changed(self) -> None:
         session = self.controller.session
         plan = session.plan if session.has_plan else None
-        self._snapped = None
-        self._live_key = None
+        self.controller.store.replace_view(snapped=None, live_key=None)
         self.planning_panel.set_pick_checked(False)
         self.planning_panel.set_plan(plan)
         self.view3d.set_window_outlines(None)
@@ -508,7 +513,7 @@ class MainWindow(QMainWindow):
         d = d / np.linalg.norm(d)
         landmarks = session.engine.anatomy.sides.get(side) if session.engine else None
         focal = getattr(landmarks, "foramen_centre_lps", None)
-        self._snapped = (d, side, kind)
+        self.controller.store.replace_view(snapped=(d, side, kind))
         self.view3d.set_view_direction(d, focal_lps_mm=focal, zoom=BEST_VIEW_ZOOM)
         self.planning_panel.update_for_view(d, side)
         self._update_drr(d, side)
@@ -541,7 +546,8 @@ class MainWindow(QMainWindow):
         self.needle_planes.set_planes(planes, side=side if self.controller.session.plan else "")
 
     def _on_needle_side(self, side: str) -> None:
-        if self.planning_panel.last_direction is not None and self._snapped is None:
+        if (self.planning_panel.last_direction is not None
+                and self.controller.store.view.snapped is None):
             self._update_drr(self.planning_panel.last_direction)  # words and isocentre follow
         self._show_needles()
         self._show_planes()
@@ -564,7 +570,7 @@ class MainWindow(QMainWindow):
 
     def set_picking(self, on: bool) -> None:
         """Target picking in the 3D view: a left click moves the active needle's tip there."""
-        self._picking = bool(on)
+        self.controller.store.replace_view(picking=bool(on))
         self._update_pick_plane()
         if on:
             self.statusBar().showMessage("Click in the 3D view to place the needle tip; Esc "
@@ -574,7 +580,7 @@ class MainWindow(QMainWindow):
         side = self.planning_panel.needle_side
         plan = self.controller.session.plan
         traj = plan.sides[side].trajectory if plan is not None and side in plan.sides else None
-        if not getattr(self, "_picking", False) or traj is None:
+        if not self.controller.store.view.picking or traj is None:
             self.view3d.set_pick_plane(None)
             return
         self.view3d.set_pick_plane(self.controller.current_target(side),
@@ -599,7 +605,7 @@ class MainWindow(QMainWindow):
                 note = "Re-planning the needle…"
             if result.planes_error:
                 note += f" No oblique planes: {result.planes_error}"
-        self.planning_panel.set_needle(side, note)
+        self.planning_panel.set_needle(side, note, plan=session.plan)
         self._show_needles()
         if side == self.planning_panel.needle_side:
             self._show_planes()
@@ -624,8 +630,7 @@ class MainWindow(QMainWindow):
         nodes = [n.name for n in self.settings.pacs_nodes]
         request = self.dialogs.export_request(folder, has_labels=session.has_labels,
                                               has_meshes=session.has_meshes,
-                                              has_plan=session.has_plan,
-                                              **({"pacs_nodes": nodes} if nodes else {}))
+                                              has_plan=session.has_plan, pacs_nodes=nodes)
         if request is None:
             return []
         return self.export_to(request)

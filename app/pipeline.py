@@ -6,13 +6,15 @@ Each function calls the core and returns numpy/Mesh data only; nothing here rend
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from spinect_core.errors import InputError
-from spinect_core.io import LoadOptions, SeriesInfo, list_series, load_ct, load_label_map
+from spinect_core.io import LoadOptions, load_ct, load_label_map
+from spinect_core.io.load import SeriesScan, scan_series
 from spinect_core.io.labelmap import read_label_table
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
 from spinect_core.planning.meshes import Mesh, MeshOptions, meshes_from_labels
@@ -24,20 +26,24 @@ from app.inputs import TempFolders, prepare_input
 from app.state import SettingsValues
 
 __all__ = [
-    "ScanResult", "LoadedSegmentation", "MESH_OPTIONS", "scan_input", "load_volume",
-    "segment_volume", "build_meshes", "load_segmentation_file", "device_summary",
+    "OpenedInput", "LoadedSegmentation", "SegmenterCache", "MESH_OPTIONS", "scan_input",
+    "load_volume", "segment_volume", "build_meshes", "load_segmentation_file", "device_summary",
 ]
 
 #: Surfaces for display: smoothed, and decimated so a full-resolution CT still rotates smoothly.
 MESH_OPTIONS = MeshOptions(target_triangles=250_000, min_component_mm3=20.0)
 
 
-@dataclass(kw_only=True)
-class ScanResult:
-    """What :func:`scan_input` found: the path the core reads and the series there."""
+@dataclass(frozen=True, kw_only=True)
+class OpenedInput:
+    """What :func:`scan_input` found: the path the core reads and its header scan.
+
+    ``scan.series`` lists the series there; :func:`load_volume` given ``scan`` reads no DICOM
+    header again.
+    """
 
     input_path: Path
-    series: list[SeriesInfo] = field(default_factory=list)
+    scan: SeriesScan
 
 
 @dataclass(kw_only=True)
@@ -50,28 +56,88 @@ class LoadedSegmentation:
 
 
 def scan_input(path: str | Path, temp: TempFolders, *,
-               progress: ProgressCallback | None = None) -> ScanResult:
+               progress: ProgressCallback | None = None) -> OpenedInput:
     """Unpack a zip if needed and list the series at ``path`` (headers only)."""
     input_path = prepare_input(path, temp, progress=sub_progress(progress, 0.0, 0.5, "unzip: "))
-    series = list_series(input_path, progress=sub_progress(progress, 0.5, 1.0, "scanning: "))
-    return ScanResult(input_path=input_path, series=series)
+    scan = scan_series(input_path, progress=sub_progress(progress, 0.5, 1.0, "scanning: "))
+    return OpenedInput(input_path=input_path, scan=scan)
 
 
-def load_volume(input_path: Path, series_uid: str | None, *,
+def load_volume(input_path: Path, series_uid: str | None, *, scan: SeriesScan | None = None,
                 progress: ProgressCallback | None = None) -> Volume:
-    """Load the CT (HU, LPS) of one series; ``None`` lets the core choose."""
+    """Load the CT (HU, LPS) of one series; ``None`` lets the core choose.
+
+    ``scan``: the header scan of ``input_path`` (:func:`scan_input`), so the headers are not
+    read a second time.
+    """
     return load_ct(input_path, options=LoadOptions(series_uid=series_uid or None),
-                   progress=progress)
+                   progress=progress, scan=scan)
+
+
+class SegmenterCache:
+    """The loaded :class:`~spinect_core.segment.Segmenter`, kept for the next segmentation.
+
+    Loading weights takes seconds (and memory on a GPU), so a second segmentation with the same
+    weights file and options reuses the network. The key is the weights file (resolved path,
+    size and modification time, so a replaced file is loaded again) and the
+    :class:`~spinect_core.segment.SegmentOptions`; another key replaces the one kept (one
+    network in memory at a time). Safe to use from the job thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._segmenter: Segmenter | None = None
+        #: Weights loaded so far (tests, diagnostics).
+        self.loads = 0
+
+    def get(self, weights_path: str | None, options: SegmentOptions) -> Segmenter:
+        """The segmenter of these weights (``None``: bundled default) and options.
+
+        Raises
+        ------
+        NoWeightsInstalledError, WeightsError
+            As :meth:`Segmenter.from_weights`; nothing is kept then.
+        """
+        key = (_weights_identity(weights_path), options)
+        with self._lock:
+            if self._segmenter is None or key != self._key:
+                self._segmenter, self._key = None, None  # free the old network first
+                self._segmenter = Segmenter.from_weights(weights_path, options=options)
+                self._key = key
+                self.loads += 1
+            return self._segmenter
+
+    def clear(self) -> None:
+        with self._lock:
+            self._segmenter, self._key = None, None
+
+
+def _weights_identity(weights_path: str | None) -> tuple:
+    """(path, size, mtime) of a weights file; the bundled default's when ``None``."""
+    if weights_path is None:
+        import spinect_core.model.weights as weights_module
+
+        path = weights_module.default_weights_path()
+    else:
+        path = Path(weights_path)
+    try:
+        stat = Path(path).stat()
+    except OSError:  # missing: from_weights says so; no identity to reuse
+        return (str(weights_path), None, None)
+    return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def segment_volume(ct: Volume, settings: SettingsValues, *,
-                   progress: ProgressCallback | None = None) -> Segmentation:
+                   progress: ProgressCallback | None = None,
+                   segmenters: SegmenterCache | None = None) -> Segmentation:
     """Segment ``ct`` with the weights, device and bone source chosen in the settings, and check
     the network's bone against the CT's own at L4-S1.
 
     The same :class:`~spinect_core.segment.Segmenter` path as ``spinect segment/plan``; the
     check (:func:`spinect_core.bone.agreement.check_segmentation`, reusing the CT bone model's
-    run) is in ``result.bone_check``.
+    run) is in ``result.bone_check``. With ``segmenters`` the network loaded for an earlier
+    segmentation with the same weights and options is reused.
 
     Raises
     ------
@@ -84,7 +150,9 @@ def segment_volume(ct: Volume, settings: SettingsValues, *,
     from spinect_core.bone.agreement import check_segmentation
 
     options = SegmentOptions(device=settings.device, blend=settings.blend, bone=settings.bone)
-    segmenter = Segmenter.from_weights(settings.weights_path or None, options=options)
+    weights = settings.weights_path or None
+    segmenter = (segmenters.get(weights, options) if segmenters is not None
+                 else Segmenter.from_weights(weights, options=options))
     result = segmenter.segment(ct, progress=sub_progress(progress, 0.02, 0.93))
     check_segmentation(result, ct, progress=sub_progress(progress, 0.93, 1.0, "checking: "))
     return result

@@ -4,6 +4,10 @@ Values are read through typed properties with defaults, so a missing or hand-edi
 never breaks start-up. :meth:`AppSettings.snapshot` gives an immutable copy that workers and the
 session use, so a worker never reads QSettings from its thread.
 
+One source: the window, the controller and the dialogs share one :class:`AppSettings`. Its
+snapshot is read from the store once and kept until a value is set; values given on the command
+line for one run (:meth:`AppSettings.set_overrides`) are part of every snapshot and never written.
+
 Privacy: CT folders and files are often named after the patient, so paths are kept on disk only
 when the user opts in (``remember_recent_paths``, off by default). Until then the recent-files list
 stays empty and the last open/export folders are remembered for this session only (in memory);
@@ -12,6 +16,7 @@ paths an earlier version stored are removed from the store when the settings are
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -51,6 +56,9 @@ class AppSettings:
         self.store = store if store is not None else QSettings("SPINECT", "SPINECT planner")
         #: Paths kept for this session only while ``remember_recent_paths`` is off.
         self._session_paths: dict[str, object] = {}
+        #: Values for this run only (command line), applied to every snapshot, never stored.
+        self._overrides: dict[str, object] = {}
+        self._snapshot: SettingsValues | None = None
         if not self.remember_recent_paths:
             self._forget_stored_paths()
 
@@ -60,6 +68,10 @@ class AppSettings:
         return cls(QSettings(str(path), QSettings.Format.IniFormat))
 
     # --- typed helpers ---------------------------------------------------------------------------
+    def _set(self, key: str, value: object) -> None:
+        self.store.setValue(key, value)
+        self._snapshot = None  # read again at the next snapshot
+
     def _str(self, key: str, default: str) -> str:
         value = self.store.value(key, default)
         return default if value is None else str(value)
@@ -90,7 +102,7 @@ class AppSettings:
     def device(self, value: str) -> None:
         if value not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {value!r}")
-        self.store.setValue("segmentation/device", value)
+        self._set("segmentation/device", value)
 
     @property
     def weights_path(self) -> str:
@@ -98,7 +110,7 @@ class AppSettings:
 
     @weights_path.setter
     def weights_path(self, value: str | Path | None) -> None:
-        self.store.setValue("segmentation/weights_path", str(value) if value else "")
+        self._set("segmentation/weights_path", str(value) if value else "")
 
     @property
     def blend(self) -> str:
@@ -108,7 +120,7 @@ class AppSettings:
     def blend(self, value: str) -> None:
         if value not in BLENDS:
             raise ValueError(f"blend must be one of {BLENDS}, got {value!r}")
-        self.store.setValue("segmentation/blend", value)
+        self._set("segmentation/blend", value)
 
     @property
     def bone(self) -> str:
@@ -118,7 +130,7 @@ class AppSettings:
     def bone(self, value: str) -> None:
         if value not in BONE_SOURCES:
             raise ValueError(f"bone must be one of {BONE_SOURCES}, got {value!r}")
-        self.store.setValue("segmentation/bone", value)
+        self._set("segmentation/bone", value)
 
     @property
     def auto_segment(self) -> bool:
@@ -126,7 +138,7 @@ class AppSettings:
 
     @auto_segment.setter
     def auto_segment(self, value: bool) -> None:
-        self.store.setValue("segmentation/auto_segment", bool(value))
+        self._set("segmentation/auto_segment", bool(value))
 
     @property
     def needle_gauge(self) -> int:
@@ -134,7 +146,7 @@ class AppSettings:
 
     @needle_gauge.setter
     def needle_gauge(self, value: int) -> None:
-        self.store.setValue("planning/needle_gauge", int(value))
+        self._set("planning/needle_gauge", int(value))
 
     @property
     def safety_margin_mm(self) -> float:
@@ -142,7 +154,7 @@ class AppSettings:
 
     @safety_margin_mm.setter
     def safety_margin_mm(self, value: float) -> None:
-        self.store.setValue("planning/safety_margin_mm", float(value))
+        self._set("planning/safety_margin_mm", float(value))
 
     @property
     def auto_plan(self) -> bool:
@@ -150,7 +162,7 @@ class AppSettings:
 
     @auto_plan.setter
     def auto_plan(self, value: bool) -> None:
-        self.store.setValue("planning/auto_plan", bool(value))
+        self._set("planning/auto_plan", bool(value))
 
     @property
     def variant(self) -> str:
@@ -160,7 +172,7 @@ class AppSettings:
     def variant(self, value: str) -> None:
         if value not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {value!r}")
-        self.store.setValue("planning/variant", value)
+        self._set("planning/variant", value)
 
     @property
     def trajectory_window(self) -> str:
@@ -171,7 +183,7 @@ class AppSettings:
         if value not in TRAJECTORY_WINDOWS:
             raise ValueError(f"trajectory_window must be one of {TRAJECTORY_WINDOWS}, "
                              f"got {value!r}")
-        self.store.setValue("planning/trajectory_window", value)
+        self._set("planning/trajectory_window", value)
 
     @property
     def plan_search(self) -> str:
@@ -181,7 +193,7 @@ class AppSettings:
     def plan_search(self, value: str) -> None:
         if value not in PLAN_SEARCHES:
             raise ValueError(f"plan_search must be one of {PLAN_SEARCHES}, got {value!r}")
-        self.store.setValue("planning/search", value)
+        self._set("planning/search", value)
 
     # --- paths (privacy: on disk only when the user opts in) -----------------------------------
     _PATH_KEYS = ("paths/recent_files", "paths/last_open_dir", "paths/last_export_dir")
@@ -198,9 +210,9 @@ class AppSettings:
         if value and not self.remember_recent_paths:
             # From now on on disk: what this session remembered goes there too.
             for key, v in self._session_paths.items():
-                self.store.setValue(key, v)
+                self._set(key, v)
             self._session_paths.clear()
-        self.store.setValue("privacy/remember_recent_paths", value)
+        self._set("privacy/remember_recent_paths", value)
         if not value:
             for key in self._PATH_KEYS:
                 if self.store.contains(key):
@@ -210,6 +222,7 @@ class AppSettings:
     def _forget_stored_paths(self) -> None:
         for key in self._PATH_KEYS:
             self.store.remove(key)
+        self._snapshot = None
 
     def _path_value(self, key: str, default: object) -> object:
         if self.remember_recent_paths:
@@ -218,9 +231,10 @@ class AppSettings:
 
     def _set_path_value(self, key: str, value: object) -> None:
         if self.remember_recent_paths:
-            self.store.setValue(key, value)
+            self._set(key, value)
         else:
             self._session_paths[key] = value
+            self._snapshot = None
 
     @property
     def last_export_dir(self) -> str:
@@ -258,11 +272,11 @@ class AppSettings:
             return []
         p = str(Path(path))
         items = [p] + [r for r in self.recent_files if r != p]
-        self.store.setValue("paths/recent_files", items[:MAX_RECENT])
+        self._set("paths/recent_files", items[:MAX_RECENT])
         return items[:MAX_RECENT]
 
     def clear_recent(self) -> None:
-        self.store.setValue("paths/recent_files", [])
+        self._set("paths/recent_files", [])
         self._session_paths.pop("paths/recent_files", None)
 
     # --- PACS (nodes the user configured; the app talks to no other) -----------------------------
@@ -277,7 +291,7 @@ class AppSettings:
     def pacs_nodes(self, nodes) -> None:
         from app.pacs_nodes import nodes_to_json
 
-        self.store.setValue("pacs/nodes", nodes_to_json(n.validate() for n in nodes))
+        self._set("pacs/nodes", nodes_to_json(n.validate() for n in nodes))
 
     @property
     def pacs_aet(self) -> str:
@@ -294,7 +308,7 @@ class AppSettings:
     def pacs_aet(self, value: str) -> None:
         from spinect_core.pacs import check_ae_title
 
-        self.store.setValue("pacs/our_aet", check_ae_title(value, what="our AE title"))
+        self._set("pacs/our_aet", check_ae_title(value, what="our AE title"))
 
     @property
     def pacs_scp_port(self) -> int:
@@ -307,13 +321,29 @@ class AppSettings:
     def pacs_scp_port(self, value: int) -> None:
         if not 0 < int(value) < 65536:
             raise ValueError(f"port must be in 1-65535, got {value}")
-        self.store.setValue("pacs/scp_port", int(value))
+        self._set("pacs/scp_port", int(value))
 
     def sync(self) -> None:
         self.store.sync()
 
+    def set_overrides(self, **values: object) -> None:
+        """Values for this run only (``spinect-app --weights ...``): every snapshot carries them,
+        the settings file keeps what it had. Names are :class:`SettingsValues` fields."""
+        known = {f.name for f in dataclasses.fields(SettingsValues)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}")
+        self._overrides = dict(values)
+        self._snapshot = None
+
     def snapshot(self) -> SettingsValues:
-        """An immutable copy of every value."""
+        """An immutable copy of every value (run-only overrides applied); read from the store
+        once, again after a value was set."""
+        if self._snapshot is None:
+            self._snapshot = dataclasses.replace(self._read(), **self._overrides)
+        return self._snapshot
+
+    def _read(self) -> SettingsValues:
         return SettingsValues(
             device=self.device, weights_path=self.weights_path, blend=self.blend, bone=self.bone,
             needle_gauge=self.needle_gauge, safety_margin_mm=self.safety_margin_mm,

@@ -1,14 +1,29 @@
-"""The typed state of one planning session, which the GUI binds to and exports read from.
+"""The typed state of the app, which the GUI binds to and exports read from.
 
-:class:`Session` holds data only (numpy volumes and meshes from the core); it knows nothing about
-Qt. :class:`app.controller.SessionController` fills it from workers and announces changes.
+Every piece is a frozen dataclass: nothing edits it in place (equality is identity: the
+fields hold volumes). A change makes a new value with
+:func:`dataclasses.replace` and hands it to the store (:class:`app.store.StateStore`), which
+emits the old and the new state once; widgets redraw from what changed. A worker that read a
+:class:`Session` keeps a consistent snapshot however the GUI moves on meanwhile.
+
+* :class:`Session`: the case (CT, labels, surfaces, plan) and the needle edits in progress.
+* :class:`ViewState`: what the window shows that is no data (best view snapped to, picking).
+* :class:`AppState`: both, plus what is being opened and the last error.
+
+This module holds data only (numpy volumes and meshes from the core); it knows nothing about Qt.
+The planning types are imported for type checking only, to keep start-up light.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from spinect_core.io import SeriesInfo
 from spinect_core.labels import LabelTable
@@ -16,7 +31,28 @@ from spinect_core.planning.meshes import Mesh
 from spinect_core.segment import DEFAULT_BONE_MODE
 from spinect_core.volume import Volume
 
-__all__ = ["Session", "SegmentationSource", "SettingsValues"]
+if TYPE_CHECKING:
+    from spinect_core.bone.agreement import BoneAgreement
+    from spinect_core.io.load import SeriesScan
+    from spinect_core.planning.plan import Plan, PlanEngine
+    from spinect_core.report.level_text import LevelStatus
+
+    from app.errors import ErrorReport
+    from app.planning import NeedlePlanes, ReplanResult
+
+__all__ = ["AppState", "Session", "SegmentationSource", "SettingsValues", "ViewState",
+           "frozen_map"]
+
+
+def frozen_map(items: Mapping | None = None, **changes) -> Mapping:
+    """A read-only copy of ``items`` with ``changes`` applied (the state's dict fields)."""
+    out = dict(items or {})
+    out.update(changes)
+    return MappingProxyType(out)
+
+
+def _empty_map() -> Mapping:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,9 +125,9 @@ class SegmentationSource:
     bone_source: str | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Session:
-    """Everything known about the case being planned.
+    """Everything known about the case being planned (immutable: see the module docstring).
 
     Attributes
     ----------
@@ -99,8 +135,10 @@ class Session:
         What the user opened (folder, zip or file), for the title and the recent list.
     input_path : Path or None
         What the core reads (the unzipped folder for a zip).
-    series : list of SeriesInfo
+    series : tuple of SeriesInfo
         Series found at ``input_path`` (headers only, no patient identifiers).
+    scan : spinect_core.io.load.SeriesScan or None
+        The header scan behind ``series``; loading a series from it reads no header again.
     series_uid : str or None
         The chosen series (``None``: the core's default choice).
     ct : Volume or None
@@ -115,45 +153,52 @@ class Session:
     bone_check : spinect_core.bone.agreement.BoneAgreement or None
         The network's bone against the CT bone model at L4-S1 (network segmentations only);
         its warnings join the notes and lead the plan's warnings.
-    meshes : dict of str to Mesh
-        Surfaces in LPS mm, keyed by class name.
-    notes : list of str
+    meshes : mapping of str to Mesh
+        Surfaces in LPS mm, keyed by class name (read-only).
+    notes : tuple of str
         Loader warnings and segmentation notes (fallbacks, OOM), shown to the user.
     settings : SettingsValues
         The settings the last computation used (device, weights, needle gauge, margin).
     plan : spinect_core.planning.plan.Plan or None
-        The L5/S1 plan; a nudged or re-planned needle replaces ``plan.sides[side].trajectory``,
-        so exports read the needle the operator sees.
+        The L5/S1 plan. A re-planned or nudged needle gives a new plan (its side replaced), so
+        exports read the needle the operator sees and no reader sees a half-edited plan.
     engine : spinect_core.planning.plan.PlanEngine or None
         The engine that made ``plan`` (anatomy and per-side scenes), for live windows and export.
     body_mask : np.ndarray or None
-        Body mask (z, y, x) on the CT grid, reused by needle re-plans.
-    planes : dict of str to app.planning.NeedlePlanes
+        Body mask, bool (z, y, x) on the CT grid, reused by needle re-plans.
+    planes : mapping of str to app.planning.NeedlePlanes
         Oblique planes along each side's needle (rendered RGB), for the 2D views.
-    plan_refusal : list of str
+    plan_refusal : tuple of str
         When the last plan step was refused (an ``AnatomyError``: L5/S1 not established): its
         message and, when known, where the scan ends (``app.planning.refusal_level``); empty
         otherwise. Shown instead of any plan title.
+    pending_targets : mapping of str to np.ndarray
+        Needle tips (LPS mm, shape (3,)) asked for per side whose re-plan has not arrived yet.
+    replans : mapping of str to app.planning.ReplanResult
+        The last needle re-plan per side (in or outside its window, planes error).
     """
 
     source_path: Path | None = None
     input_path: Path | None = None
-    series: list[SeriesInfo] = field(default_factory=list)
+    series: tuple[SeriesInfo, ...] = ()
+    scan: SeriesScan | None = None
     series_uid: str | None = None
     ct: Volume | None = None
     labels: Volume | None = None
     table: LabelTable | None = None
     segmentation_source: SegmentationSource | None = None
-    probabilities: Any = None
-    bone_check: Any = None
-    meshes: dict[str, Mesh] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    bone_check: BoneAgreement | None = None
+    meshes: Mapping[str, Mesh] = field(default_factory=_empty_map)
+    notes: tuple[str, ...] = ()
     settings: SettingsValues = field(default_factory=SettingsValues)
-    plan: Any = None
-    engine: Any = None
-    body_mask: Any = None
-    planes: dict[str, Any] = field(default_factory=dict)
-    plan_refusal: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    engine: PlanEngine | None = None
+    body_mask: np.ndarray | None = None
+    planes: Mapping[str, NeedlePlanes] = field(default_factory=_empty_map)
+    plan_refusal: tuple[str, ...] = ()
+    pending_targets: Mapping[str, np.ndarray] = field(default_factory=_empty_map)
+    replans: Mapping[str, ReplanResult] = field(default_factory=_empty_map)
 
     @property
     def has_ct(self) -> bool:
@@ -167,30 +212,25 @@ class Session:
     def has_meshes(self) -> bool:
         return any(not m.is_empty for m in self.meshes.values())
 
-    def clear_segmentation(self) -> None:
-        """Forget labels, meshes and plan (e.g. before a new segmentation); keep the CT."""
-        self.labels = None
-        self.table = None
-        self.segmentation_source = None
-        self.probabilities = None
-        self.bone_check = None
-        self.meshes = {}
-        self.clear_plan()
+    def without_segmentation(self) -> Session:
+        """This session without labels, meshes and plan (e.g. before a new segmentation)."""
+        return dataclasses.replace(
+            self.without_plan(), labels=None, table=None, segmentation_source=None,
+            probabilities=None, bone_check=None, meshes=_empty_map())
 
-    def clear_plan(self) -> None:
-        """Forget the plan, its engine and the needle planes (keep CT, labels, meshes)."""
-        self.plan = None
-        self.engine = None
-        self.body_mask = None
-        self.planes = {}
-        self.plan_refusal = []
+    def without_plan(self) -> Session:
+        """This session without plan, engine, needle planes and needle edits (keeps CT, labels,
+        meshes)."""
+        return dataclasses.replace(
+            self, plan=None, engine=None, body_mask=None, planes=_empty_map(), plan_refusal=(),
+            pending_targets=_empty_map(), replans=_empty_map())
 
     @property
     def has_plan(self) -> bool:
         return self.plan is not None and self.engine is not None
 
     @property
-    def plan_level(self) -> Any:
+    def plan_level(self) -> LevelStatus | None:
         """How sure the plan's level is (:class:`spinect_core.report.level_text.LevelStatus`),
         or None without a plan."""
         from app.planning import plan_level  # app.planning imports this module
@@ -209,3 +249,45 @@ class Session:
         nx, ny, nz = self.ct.size_xyz
         sx, sy, sz = (float(v) for v in self.ct.spacing_mm)
         return f"CT ({nx}x{ny}x{nz}, {sx:.2f}x{sy:.2f}x{sz:.2f} mm)"
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ViewState:
+    """What the main window shows that is no data.
+
+    Attributes
+    ----------
+    snapped : tuple of (np.ndarray, str, str) or None
+        The best view the 3D view was turned to and has not left: unit view direction (3,)
+        LPS, side, window kind. Its windows are measured with the plan's ray spacing.
+    live_key : tuple or None
+        The view (rounded direction, ray spacing mm) whose windows are measured or being
+        measured; the same view is not requested twice.
+    picking : bool
+        A left click in the 3D view places the active needle's tip.
+    """
+
+    snapped: tuple[np.ndarray, str, str] | None = None
+    live_key: tuple | None = None
+    picking: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class AppState:
+    """The whole state of the app: one value, replaced (never edited) on every change.
+
+    Attributes
+    ----------
+    session : Session
+    view : ViewState
+    opening : Path or None
+        What is being opened (scanned, chosen, loaded); it becomes ``session.source_path`` when
+        the CT loaded.
+    last_error : app.errors.ErrorReport or None
+        The last failure reported (a step, a needle re-plan).
+    """
+
+    session: Session = field(default_factory=Session)
+    view: ViewState = field(default_factory=ViewState)
+    opening: Path | None = None
+    last_error: ErrorReport | None = None

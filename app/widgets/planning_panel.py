@@ -484,8 +484,11 @@ class PlanningPanel(QWidget):
         if side == self.needle_side:
             self.target_note.setText(text)
 
-    def set_needle(self, side: str, note: str = "") -> None:
-        """The side's trajectory changed (in ``self.plan``)."""
+    def set_needle(self, side: str, note: str = "", *, plan: Any = None) -> None:
+        """The side's trajectory changed: in ``plan``, the new plan that replaced the one shown
+        (plans are never edited in place), or in ``self.plan`` when ``None``."""
+        if plan is not None:
+            self.plan = plan
         if side == self.needle_side:
             self._show_needle(note)
 

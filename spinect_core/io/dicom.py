@@ -44,7 +44,11 @@ _INT16 = np.iinfo(np.int16)
 def list_dicom_series(path: str | Path, *, progress: ProgressCallback | None = None
                       ) -> list[SeriesInfo]:
     """Summaries of every image series under ``path`` (headers only), largest CT first."""
-    result = scan(Path(path), progress=progress)
+    return series_list(scan(Path(path), progress=progress))
+
+
+def series_list(result: ScanResult) -> list[SeriesInfo]:
+    """Summaries of the series of a header scan (:func:`scan`), largest CT first."""
     infos = [series_info(g) for g in result.groups]
     return sorted(infos, key=lambda i: (i.modality != "CT", -i.extent_mm, -i.number_of_slices))
 
@@ -67,7 +71,8 @@ def series_info(group: SeriesGroup) -> SeriesInfo:
 
 
 def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
-               progress: ProgressCallback | None = None) -> Volume:
+               progress: ProgressCallback | None = None,
+               scanned: ScanResult | None = None) -> Volume:
     """Load one CT series from a DICOM folder or file.
 
     Parameters
@@ -79,6 +84,9 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
         Series choice and correction policies.
     progress : callable, optional
         ``(fraction, message)``; returning False cancels (:class:`~spinect_core.errors.Cancelled`).
+    scanned : ScanResult, optional
+        The header scan of ``path`` made earlier (:func:`~spinect_core.io.dicom_scan.scan`, e.g.
+        to list the series and let the user choose); the headers are then not read again.
 
     Returns
     -------
@@ -97,7 +105,8 @@ def load_dicom(path: str | Path, *, options: LoadOptions | None = None,
     opts = options or LoadOptions()
     path = Path(path)
     warnings: list[str] = []
-    result = scan(path, progress=sub_progress(progress, 0.0, 0.25))
+    result = (scanned if scanned is not None
+              else scan(path, progress=sub_progress(progress, 0.0, 0.25)))
     wanted_uid = opts.series_uid
     if path.is_file() and not wanted_uid and _is_lone_slice(result):
         # One file of a classic series: read its siblings (same SeriesInstanceUID) as well.

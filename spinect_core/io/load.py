@@ -7,21 +7,43 @@ otherwise tried as DICOM (single- or multi-frame).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from spinect_core.errors import NoImagesFoundError, UnsupportedFormatError
-from spinect_core.io.dicom import list_dicom_series, load_dicom
+from spinect_core.io.dicom import load_dicom, series_list
+from spinect_core.io import dicom_scan
 from spinect_core.io.images import image_format, image_series_info, load_image
 from spinect_core.io.options import LoadOptions
 from spinect_core.io.series import SeriesInfo
 from spinect_core.progress import ProgressCallback
 from spinect_core.volume import Volume
 
-__all__ = ["LoadOptions", "SeriesInfo", "list_series", "load_ct"]
+__all__ = ["LoadOptions", "SeriesInfo", "SeriesScan", "list_series", "load_ct", "scan_series"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeriesScan:
+    """What :func:`scan_series` found at a path: its series, and the DICOM headers read.
+
+    Attributes
+    ----------
+    path : Path
+        The path scanned.
+    series : tuple of SeriesInfo
+        Every series found, CT first, then by extent (as :func:`list_series`).
+    headers : spinect_core.io.dicom_scan.ScanResult or None
+        The DICOM header scan (``None`` for an image file); :func:`load_ct` given this scan
+        does not read the headers again.
+    """
+
+    path: Path
+    series: tuple[SeriesInfo, ...]
+    headers: dicom_scan.ScanResult | None = None
 
 
 def load_ct(path: str | os.PathLike, *, options: LoadOptions | None = None,
-            progress: ProgressCallback | None = None) -> Volume:
+            progress: ProgressCallback | None = None, scan: SeriesScan | None = None) -> Volume:
     """Load a CT volume in HU with LPS geometry from a DICOM folder/file or an image file.
 
     Parameters
@@ -34,6 +56,9 @@ def load_ct(path: str | os.PathLike, *, options: LoadOptions | None = None,
         irregular spacing up to 2.5x the median gap and gantry tilt, check HU).
     progress : callable, optional
         ``(fraction, message)``; returning False raises :class:`~spinect_core.errors.Cancelled`.
+    scan : SeriesScan, optional
+        :func:`scan_series` of this ``path`` (ignored for another path): its DICOM headers are
+        used instead of being read again.
 
     Returns
     -------
@@ -52,7 +77,8 @@ def load_ct(path: str | os.PathLike, *, options: LoadOptions | None = None,
     if p.is_file() and image_format(p):
         return load_image(p, options=options, progress=progress)
     _refuse_unknown_file(p)
-    return load_dicom(p, options=options, progress=progress)
+    scanned = scan.headers if scan is not None and Path(scan.path) == p else None
+    return load_dicom(p, options=options, progress=progress, scanned=scanned)
 
 
 def list_series(path: str | os.PathLike, *, progress: ProgressCallback | None = None
@@ -62,11 +88,18 @@ def list_series(path: str | os.PathLike, *, progress: ProgressCallback | None = 
     For an image file the list has one entry describing it. DICOM series are ordered CT first,
     then by extent along the slice normal.
     """
+    return list(scan_series(path, progress=progress).series)
+
+
+def scan_series(path: str | os.PathLike, *, progress: ProgressCallback | None = None
+                ) -> SeriesScan:
+    """:func:`list_series` that also keeps the DICOM headers read, for :func:`load_ct`."""
     p = _existing(path)
     if p.is_file() and image_format(p):
-        return [image_series_info(p)]
+        return SeriesScan(path=p, series=(image_series_info(p),))
     _refuse_unknown_file(p)
-    return list_dicom_series(p, progress=progress)
+    headers = dicom_scan.scan(p, progress=progress)
+    return SeriesScan(path=p, series=tuple(series_list(headers)), headers=headers)
 
 
 def _existing(path: str | os.PathLike) -> Path:

@@ -13,7 +13,8 @@ from spinect_core.io import SeriesInfo
 
 @dataclass
 class RecordingDialogs:
-    """Stands in for :class:`app.dialogs.Dialogs`: records every message, answers from fields."""
+    """Satisfies the :class:`app.dialogs.Dialogs` protocol: records every message, answers from
+    fields (``test_state.py`` checks that its methods match the protocol's)."""
 
     parent: Any = None
     errors: list = field(default_factory=list)
@@ -43,9 +44,15 @@ class RecordingDialogs:
             return self.choose(series)
         return series[0] if series else None
 
-    def export_request(self, folder, *, has_labels, has_meshes, has_plan=False):
+    def export_request(self, folder, *, has_labels, has_meshes, has_plan=False, pacs_nodes=()):
         self.export_offers.append({"folder": folder, "has_plan": has_plan})
         return self.export_answer
+
+    def open_from_pacs(self, settings):
+        return None
+
+    def edit_pacs_nodes(self, settings) -> bool:
+        return False
 
     def edit_settings(self, settings) -> bool:
         return False

@@ -154,5 +154,6 @@ def test_a_refusal_shows_no_plan_title_and_where_the_scan_ends(qtbot, window, ph
     assert "clear of nerves" not in panel.needle_values["verdict"].text()
     # A plan afterwards replaces the refusal.
     window.controller.set_plan_result(_with(left_plan, _evidence("high")))
-    assert session.plan_refusal == [] and panel.heading.text() == "L5/S1 plan"
+    session = window.controller.session  # the state is replaced, never edited
+    assert session.plan_refusal == () and panel.heading.text() == "L5/S1 plan"
     wait_idle(qtbot, window)

@@ -250,7 +250,7 @@ def test_nudge_buttons_move_the_target_and_replan(qtbot, planned) -> None:
         qtbot.mouseClick(panel.nudge_buttons["right"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.controller.needle.busy
                     and side not in window.controller.pending_targets, timeout=30_000)
-    after = plan.sides[side].trajectory
+    after = window.controller.session.plan.sides[side].trajectory  # a new plan replaced it
     assert after is not before and after.target_source == "point"
     moved = after.target_lps_mm - before.target_lps_mm
     np.testing.assert_allclose(moved, 1.0 * up + 0.5 * right, atol=1e-9)
@@ -263,7 +263,7 @@ def test_nudge_buttons_move_the_target_and_replan(qtbot, planned) -> None:
     # Re-aim: back to the window's deepest point.
     with qtbot.waitSignal(window.controller.trajectory_changed, timeout=30_000):
         qtbot.mouseClick(panel.reset_button, Qt.MouseButton.LeftButton)
-    again = plan.sides[side].trajectory
+    again = window.controller.session.plan.sides[side].trajectory
     assert again.target_source == "window"
     np.testing.assert_allclose(again.target_lps_mm, before.target_lps_mm, atol=1e-6)
 
@@ -277,6 +277,7 @@ def test_choosing_the_other_window_replans_through_it(qtbot, planned) -> None:
     with qtbot.waitSignal(window.controller.trajectory_changed, timeout=30_000):
         panel.window_combo.setCurrentIndex(panel.window_combo.findData(other))
         panel.window_combo.activated.emit(panel.window_combo.currentIndex())
+    sp = window.controller.session.plan.sides[side]  # a new plan replaced the one shown
     assert sp.trajectory_window == other
     d = sp.window(other).plateau_view.view_direction_lps
     assert _angle_deg(sp.trajectory.direction_lps, d) < 1e-6
@@ -301,7 +302,7 @@ def test_clicking_in_3d_places_the_target(qtbot, planned) -> None:
     with qtbot.waitSignal(window.controller.trajectory_changed, timeout=30_000):
         qtbot.mouseClick(window.view3d.plotter.interactor, Qt.MouseButton.LeftButton,
                          pos=QPoint(round(x), round(y)))
-    after = plan.sides[side].trajectory
+    after = window.controller.session.plan.sides[side].trajectory
     # Within a screen pixel of the point clicked, on the plane across the needle.
     assert np.linalg.norm(after.target_lps_mm - wanted) < 0.5
     assert abs((after.target_lps_mm - before.target_lps_mm) @ before.entry_direction_lps) < 1e-6

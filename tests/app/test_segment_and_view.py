@@ -68,7 +68,7 @@ def test_progress_is_shown_and_cancel_stops_segmentation(qtbot, window, phantom_
 
     calls = []
 
-    def slow_segment(ct, settings, *, progress=None):
+    def slow_segment(ct, settings, *, progress=None, segmenters=None):
         for k in range(2000):
             report(progress, k / 2000, f"window {k}")
             calls.append(k)

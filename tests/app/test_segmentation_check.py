@@ -81,6 +81,7 @@ def test_the_plan_step_carries_the_check_and_the_panel_shows_it(qtbot, window, p
     with qtbot.waitSignal(window.controller.pipeline_finished, timeout=180_000) as done:
         qtbot.mouseClick(panel.plan_button, Qt.MouseButton.LeftButton)
     assert done.args[0] is True, dialogs.errors
+    session = window.controller.session  # the state is replaced, never edited
     plan = session.plan
     assert plan.warnings[0] == check.warnings[0]
     assert session.notes.count(check.warnings[0]) == 1          # not repeated by the plan
