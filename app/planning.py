@@ -206,7 +206,11 @@ def refusal_level(exc: BaseException | None) -> list[str]:
 
 def live_windows(engine: PlanEngine, direction_lps: np.ndarray, *,
                  pixel_mm: float = LIVE_PIXEL_MM) -> LiveWindows:
-    """Kambin and safe windows of every planned side seen along ``direction_lps``."""
+    """Kambin and safe windows of every planned side seen along ``direction_lps``.
+
+    The rays are cast by the core's caster on the planner's device (``SceneOptions.device``,
+    default CUDA when present, else the CPU), the same numbers as the plan's.
+    """
     t0 = time.perf_counter()
     d = np.asarray(direction_lps, float).reshape(3)
     d = d / np.linalg.norm(d)
