@@ -145,7 +145,8 @@ class SessionController(QObject):
     def _emit_busy(self) -> None:
         self.busy_changed.emit(self.runner.busy)
 
-    def _run(self, stage: str, step: str, fn: Callable, on_success: Callable[[Any], None]) -> None:
+    def _run(self, stage: str, step: str, fn: Callable,
+             on_success: Callable[[Any], object]) -> None:
         job = Job(stage, fn)
         self.step_changed.emit(step, "running")
 
@@ -189,7 +190,8 @@ class SessionController(QObject):
         from spinect_core.errors import Cancelled
 
         if self.busy:
-            raise RuntimeError(f"busy: {self.runner.current.stage}")
+            current = self.runner.current
+            raise RuntimeError(f"busy: {current.stage if current is not None else ''}")
         loop = QEventLoop()
         outcome: dict[str, Any] = {}
 
@@ -411,7 +413,8 @@ class SessionController(QObject):
         found = [f"{side} {kind}" for side, sp in result.plan.sides.items()
                  for kind in planning.KINDS if sp.window(kind).found]
         level = planning.plan_level(result.plan)
-        self.pipeline_finished.emit(True, f"plan ready{level.qualifier()}: windows "
+        qualifier = level.qualifier() if level is not None else ""
+        self.pipeline_finished.emit(True, f"plan ready{qualifier}: windows "
                                     + (", ".join(found) or "none"))
 
     def _forget_plan(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings
 
@@ -57,7 +58,7 @@ class AppSettings:
         #: Paths kept for this session only while ``remember_recent_paths`` is off.
         self._session_paths: dict[str, object] = {}
         #: Values for this run only (command line), applied to every snapshot, never stored.
-        self._overrides: dict[str, object] = {}
+        self._overrides: dict[str, Any] = {}
         self._snapshot: SettingsValues | None = None
         if not self.remember_recent_paths:
             self._forget_stored_paths()
@@ -326,7 +327,7 @@ class AppSettings:
     def sync(self) -> None:
         self.store.sync()
 
-    def set_overrides(self, **values: object) -> None:
+    def set_overrides(self, **values: Any) -> None:
         """Values for this run only (``spinect-app --weights ...``): every snapshot carries them,
         the settings file keeps what it had. Names are :class:`SettingsValues` fields."""
         known = {f.name for f in dataclasses.fields(SettingsValues)}

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,7 +44,7 @@ __all__ = ["AppState", "Session", "SegmentationSource", "SettingsValues", "ViewS
            "frozen_map"]
 
 
-def frozen_map(items: Mapping | None = None, **changes) -> Mapping:
+def frozen_map(items: Mapping | None = None, **changes: Any) -> Mapping:
     """A read-only copy of ``items`` with ``changes`` applied (the state's dict fields)."""
     out = dict(items or {})
     out.update(changes)

@@ -10,6 +10,7 @@ state; nothing edits one in place behind their back. Listeners compare fields by
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -59,15 +60,15 @@ class StateStore(QObject):
         self.changed.emit(old, new)
         return new
 
-    def replace(self, **changes) -> AppState:
+    def replace(self, **changes: Any) -> AppState:
         """A new state with these top-level fields replaced (``session=``, ``view=``, ...)."""
         return self.set(dataclasses.replace(self._state, **changes))
 
-    def replace_session(self, session: Session | None = None, /, **changes) -> AppState:
+    def replace_session(self, session: Session | None = None, /, **changes: Any) -> AppState:
         """A new state whose session is ``session`` (default the current one) with ``changes``."""
         base = session if session is not None else self._state.session
         return self.replace(session=dataclasses.replace(base, **changes) if changes else base)
 
-    def replace_view(self, **changes) -> AppState:
+    def replace_view(self, **changes: Any) -> AppState:
         """A new state with these :class:`ViewState` fields replaced."""
         return self.replace(view=dataclasses.replace(self._state.view, **changes))

@@ -117,7 +117,7 @@ class JobRunner(QObject):
     def busy(self) -> bool:
         return self.current is not None
 
-    def start(self, job: Job, *, on_success: Callable[[Any], None] | None = None,
+    def start(self, job: Job, *, on_success: Callable[[Any], object] | None = None,
               on_failure: Callable[[BaseException], None] | None = None,
               on_cancel: Callable[[], None] | None = None) -> Job:
         """Start ``job``; the callbacks run on the GUI thread.
