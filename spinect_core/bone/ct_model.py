@@ -217,13 +217,18 @@ def _body_mask(hu: np.ndarray, sp: np.ndarray, options: CTBoneOptions) -> np.nda
     if not keep.any():
         keep[int(np.argmax(sizes))] = True
     body = keep[lab]
-    for k in range(body.shape[0]):
-        body[k] = ndi.binary_fill_holes(body[k])
+    del lab
+    # Each axial slice's holes filled (the background enclosed in the slice).
+    plane = np.zeros((3, 3, 3), bool)
+    plane[1] = ndi.generate_binary_structure(2, 1)
+    body |= _enclosed(body, plane, (1, 2))
     # Back to the full grid (nearest), dilated by a voxel of the coarse grid for the skin edge.
     body = ndi.binary_dilation(body, iterations=1)
-    idx = [np.minimum(np.arange(n_) // s, body.shape[a] - 1) for a, (n_, s) in
-           enumerate(zip(hu.shape, step))]
-    return body[np.ix_(*idx)]
+    out = np.empty(hu.shape, bool)
+    for off in np.ndindex(*step):      # the voxels at one offset in their coarse voxel
+        view = out[tuple(slice(o, None, k) for o, k in zip(off, step))]
+        view[...] = body[: view.shape[0], : view.shape[1], : view.shape[2]]
+    return out
 
 
 def _histogram_thresholds(hu: np.ndarray, body: np.ndarray, options: CTBoneOptions
@@ -651,9 +656,18 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # Holes are large (a marrow space is centimetres wide): find them on a ~1.4 mm grid where
     # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
     f = _coarse_factors(sp, 1.4)
-    cmask = _block_reduce(mask, f, "max")
-    chu = _block_reduce(hu, f, "mean") + FLOOR_BIAS_HU
     csp = sp * f
+    cmask = _block_reduce(mask, f, "max")
+    # Everything below stays within the widest bridge of the shells' box (closings stay in
+    # the box, holes are inside it): work in that box, padded beyond the widest disk, and the
+    # result is the same as on the whole grid.
+    cbox = _bbox(cmask, pad=np.floor(max(large_bridge_mm, bridge_mm, 1.5) / csp).astype(int) + 2)
+    if cbox is None:
+        return mask
+    cmask = np.ascontiguousarray(cmask[cbox])
+    fine_box = tuple(slice(b.start * k, min(b.stop * k, n)) for b, k, n in
+                     zip(cbox, f, mask.shape))
+    chu = _block_reduce(hu[fine_box], f, "mean") + FLOOR_BIAS_HU
     closed = ndi.binary_closing(np.pad(cmask, 2), structure=_ball(1.5, csp))[2:-2, 2:-2, 2:-2]
     # The scan's cranial and caudal ends cut the first and last vertebra: close them there
     # (the canal, foramina and discs still open sideways or forwards, so they stay open).
@@ -685,11 +699,12 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
     cfill = ndi.binary_dilation(cfill, iterations=1) & (cfill | cmask)
     # Back onto the fine grid one block row at a time (no full-size temporaries), in place.
+    sub_mask, sub_hu = mask[fine_box], hu[fine_box]
     for k in np.flatnonzero(cfill.any(axis=(1, 2))):
-        rows = slice(k * f[0], min((k + 1) * f[0], mask.shape[0]))
+        rows = slice(k * f[0], min((k + 1) * f[0], sub_mask.shape[0]))
         fine = np.repeat(np.repeat(cfill[k], f[1], axis=0), f[2], axis=1)
-        fine = fine[: mask.shape[1], : mask.shape[2]]
-        mask[rows] |= fine[None] & (hu[rows] >= min_hole_hu)
+        fine = fine[: sub_mask.shape[1], : sub_mask.shape[2]]
+        sub_mask[rows] |= fine[None] & (sub_hu[rows] >= min_hole_hu)
     return mask
 
 
@@ -829,9 +844,12 @@ def _smoothed_int16(hu: np.ndarray, sp: np.ndarray, sigma_mm: float, *, slab: in
     for z0 in range(0, n, slab):
         z1 = min(n, z0 + slab)
         a, b = max(0, z0 - halo), min(n, z1 + halo)
-        smooth = ndi.gaussian_filter(hu[a:b].astype(np.float32), sigma=sigma, truncate=2.0)
+        # Straight from int16 into float32 (the filter computes in double either way).
+        smooth = ndi.gaussian_filter(hu[a:b], sigma=sigma, truncate=2.0, output=np.float32)
         # Floor, not round: ``floor(x) >= t`` is ``x >= t`` for the integer thresholds.
-        out[z0:z1] = np.floor(smooth[z0 - a: z1 - a])
+        part = smooth[z0 - a: z1 - a]
+        np.floor(part, out=part)
+        out[z0:z1] = part
     return out
 
 
@@ -866,13 +884,14 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
         return np.zeros(full_shape, bool)
     voxel_ml = float(np.prod(sp)) / 1000.0
     where = np.flatnonzero(lab)                  # the flat regions' voxels (a few % of the CT)
-    sizes = np.bincount(lab.ravel()[where], minlength=n + 1)
+    ids = lab.ravel()[where]
+    sizes = np.bincount(ids, minlength=n + 1)
     sizes[0] = lab.size - where.size
     big = sizes * voxel_ml >= options.pool_min_ml
     big[0] = False
-    lab = np.where(big[lab], lab, 0)
     if not big.any():
         return np.zeros(full_shape, bool)
+    lab.ravel()[where[~big[ids]]] = 0           # the small regions are not tested
     # All regions at once: every voxel within 6 mm knows its nearest region (a distance
     # transform with indices, in the box around the regions); the surroundings are a shell
     # 3-6 mm out, past the partial-volume edge and past the rest of a vessel whose flat centre
@@ -882,9 +901,9 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     dist, idx = ndi.distance_transform_edt(sub_lab == 0, sampling=sp, return_indices=True)
     nearest = sub_lab[tuple(idx)]
     del idx
-    inner = np.bincount(lab.ravel()[where], weights=hu.ravel()[where], minlength=n + 1) \
-        / np.maximum(sizes, 1)
-    del where
+    # Mean HU of each region (of the big ones: the only ones a voxel's nearest region can be).
+    inner = np.bincount(ids, weights=hu.ravel()[where], minlength=n + 1) / np.maximum(sizes, 1)
+    del where, ids
     shell = (dist >= 3.0) & (dist <= 6.0) & (nearest > 0)
     shell_n = np.bincount(nearest[shell], minlength=n + 1)
     darker = sub_hu[shell] < inner[nearest[shell]] - options.pool_rim_drop_hu
@@ -941,14 +960,15 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     if n == 0:
         return bone
     voxel_ml = float(np.prod(sp)) / 1000.0
-    # Counted a slab at a time: bincount copies its input to 8-byte integers.
-    sizes = np.zeros(n + 1, np.int64)
-    bright = np.zeros(n + 1, np.int64)
-    for z in range(0, lab.shape[0], 16):
-        sizes += np.bincount(lab[z:z + 16].ravel(), minlength=n + 1)
-        # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a part).
-        bright += np.bincount(lab[z:z + 16][hu[z:z + 16] >= 600.0], minlength=n + 1)
-    bright[0] = 0
+    # Counted over the bone voxels alone (a few % of the box; bincount would copy a whole label
+    # map to 8-byte integers).
+    where = np.flatnonzero(bone)
+    ids = lab.ravel()[where]
+    del lab
+    sizes = np.bincount(ids, minlength=n + 1)
+    # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a part).
+    bright = np.bincount(ids[hu.ravel()[where] >= 600.0], minlength=n + 1)
+    sizes[0] = bright[0] = 0
     size_ml = sizes * voxel_ml
     homogeneous = (size_ml >= 5.0) & (bright < 0.01 * np.maximum(sizes, 1))
     small = ~homogeneous & (size_ml < options.min_component_ml)
@@ -959,4 +979,6 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
         rejected["small"] = int(sizes[small].sum())
     keep = ~(homogeneous | small)
     keep[0] = False
-    return keep[lab]
+    out = np.zeros(bone.shape, bool)
+    out.ravel()[where[keep[ids]]] = True
+    return out
