@@ -19,7 +19,8 @@ import zlib
 from typing import Literal
 
 __all__ = [
-    "SIDES", "Side", "WINDOW_KINDS", "WindowKind", "TRAJECTORY_WINDOWS", "VARIANTS", "Variant",
+    "SIDES", "Side", "WINDOW_KINDS", "WindowKind", "WINDOW_NAMES", "WINDOW_LONG_NAMES",
+    "TRAJECTORY_WINDOWS", "VARIANTS", "Variant",
     "CLASSES", "CLASS_ALIASES", "STRUCTURE_COLOURS", "LEVEL_HIGHLIGHT_COLOUR", "WINDOW_COLOURS",
     "class_of_name", "colour_of", "colour_of_float",
 ]
@@ -31,6 +32,10 @@ SIDES: tuple[Side, ...] = ("left", "right")
 WindowKind = Literal["kambin", "safe"]
 #: The two windows at L5/S1: Kambin's triangle and the safe (subpedicular) triangle.
 WINDOW_KINDS: tuple[WindowKind, ...] = ("kambin", "safe")
+#: The windows' names in text: short (captions, titles) and long (the first mention in a legend
+#: and the SR's "... triangle").
+WINDOW_NAMES: dict[str, str] = {"kambin": "Kambin", "safe": "safe"}
+WINDOW_LONG_NAMES: dict[str, str] = {"kambin": "Kambin", "safe": "safe (subpedicular)"}
 #: The needle's window choices: a kind, or ``auto`` (the larger usable area).
 TRAJECTORY_WINDOWS: tuple[str, ...] = ("auto", *WINDOW_KINDS)
 

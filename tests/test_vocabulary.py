@@ -52,8 +52,12 @@ def test_the_vocabulary_matches_the_label_tables_and_the_anatomy() -> None:
     assert set(V.CLASSES) == set(DEFAULT_LABELS.foreground().values())
     assert CLASS_ALIASES is V.CLASS_ALIASES
     assert set(V.CLASS_ALIASES) == set(V.CLASSES) and set(V.CLASSES) <= set(V.STRUCTURE_COLOURS)
-    assert V.TRAJECTORY_WINDOWS == ("auto", *V.WINDOW_KINDS) and set(V.WINDOW_KINDS) == set(
-        V.WINDOW_COLOURS)
+    assert V.TRAJECTORY_WINDOWS == ("auto", *V.WINDOW_KINDS)
+    for table in (V.WINDOW_COLOURS, V.WINDOW_NAMES, V.WINDOW_LONG_NAMES):
+        assert tuple(table) == V.WINDOW_KINDS
+    from spinect_core.io.dicom_sr import KIND_NAMES
+
+    assert KIND_NAMES == {"kambin": "Kambin triangle", "safe": "safe (subpedicular) triangle"}
     # An alias of the vocabulary is read as its class by the anatomy.
     from spinect_core.volume import Volume
 

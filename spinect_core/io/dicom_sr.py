@@ -34,14 +34,14 @@ import numpy as np
 
 from spinect_core.io.dicom_derived import MANUFACTURER, MODEL_NAME, DicomSource, new_uid
 from spinect_core.vectors import unit
-from spinect_core.vocabulary import WINDOW_KINDS
+from spinect_core.vocabulary import WINDOW_KINDS, WINDOW_LONG_NAMES
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 __all__ = ["plan_sr_dataset"]
 
-KIND_NAMES = {"kambin": "Kambin triangle", "safe": "safe (subpedicular) triangle"}
+KIND_NAMES = {kind: f"{name} triangle" for kind, name in WINDOW_LONG_NAMES.items()}
 
 
 def _version() -> str:

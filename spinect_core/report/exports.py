@@ -71,7 +71,7 @@ from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.reslice.drr import DRROptions
 from spinect_core.report.render import (CLASS_COLOURS, NEEDLE_COLOUR, WINDOW_COLOURS, Overlay,
                                         SceneRenderOptions, draw_overlays, render_view)
-from spinect_core.vocabulary import WINDOW_KINDS
+from spinect_core.vocabulary import WINDOW_KINDS, WINDOW_LONG_NAMES, WINDOW_NAMES
 from spinect_core.volume import Volume
 
 if TYPE_CHECKING:
@@ -560,7 +560,7 @@ class _DicomWriter:
     def write_screenshot(self, rgb: np.ndarray, side: str, kind: str) -> Path:
         from spinect_core.io.dicom_derived import secondary_capture_dataset
 
-        name = {"kambin": "Kambin", "safe": "safe"}[kind]
+        name = WINDOW_NAMES[kind]
         ds = secondary_capture_dataset(
             rgb, self.source, series_description=f"SPINECT {side} {name} window 3D view",
             series_number=self._shots,
@@ -575,7 +575,7 @@ class _DicomWriter:
         direction (PatientOrientation from the detector axes)."""
         from spinect_core.io.dicom_derived import patient_orientation, secondary_capture_dataset
 
-        name = {"kambin": "Kambin", "safe": "safe"}[kind]
+        name = WINDOW_NAMES[kind]
         g = geometry
         ds = secondary_capture_dataset(
             rgb, self.source, series_description=f"SPINECT {side} {name} window DRR",
@@ -773,7 +773,7 @@ def _outlines(windows: Any) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
 
 def _legend(side: str, kind: str, wp: "WindowPlan", sp: "SidePlan") -> list[str]:
     b, p = wp.best_view, wp.plateau_view
-    name = {"kambin": "Kambin", "safe": "safe (subpedicular)"}[kind]
+    name = WINDOW_LONG_NAMES[kind]
     lines = [f"{side.capitalize()} L5/S1, {name} window, best view (looking along the needle "
              f"direction; outlines: Kambin red, safe cyan)",
              f"local view alpha {b.alpha_deg:.1f} deg, beta {b.beta_deg:.1f} deg: area "
@@ -990,7 +990,7 @@ def _write_area_maps(plan: "Plan", out: Path, overwrite: bool
             plateau = (None if wp.plateau_view is None else
                        (wp.plateau_view.oblique_deg, wp.plateau_view.tilt_deg,
                         wp.plateau_view.area_mm2))
-            name = {"kambin": "Kambin", "safe": "safe"}[kind]
+            name = WINDOW_NAMES[kind]
             rgb = render_area_map(o.alphas_deg, o.betas_deg, o.values, side=side,
                                   title=f"{side.capitalize()} {name} window: area (mm^2) vs view",
                                   best=best, plateau=plateau,
