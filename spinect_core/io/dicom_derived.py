@@ -40,7 +40,7 @@ import datetime
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
@@ -51,8 +51,6 @@ from spinect_core.volume import Volume
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
-
-    from spinect_core.reslice.plane import ObliquePlane
 
 __all__ = [
     "GENERATED_PATIENT_ID", "MANUFACTURER", "SECONDARY_CAPTURE_STORAGE", "DicomSource",
@@ -311,7 +309,42 @@ def _references(ds: "Dataset", source: DicomSource, instances: list[tuple[str, s
 
 
 # --- oblique planes ----------------------------------------------------------------------------------
-def plane_source_slices(plane: "ObliquePlane", ct: Volume, source: DicomSource
+class PlaneImage(Protocol):
+    """What the writers read from an oblique plane (an
+    :class:`spinect_core.reslice.plane.ObliquePlane` has it), typed here so that io does not
+    import the reslice layer above it.
+
+    Attributes
+    ----------
+    image : np.ndarray, shape (rows, cols)
+        HU.
+    inside : np.ndarray, shape (rows, cols), bool
+        Pixels inside the CT.
+    origin_lps_mm : np.ndarray, shape (3,)
+        LPS mm of pixel (0, 0).
+    col_axis_lps, row_axis_lps : np.ndarray, shape (3,)
+        Unit LPS directions of increasing column and row.
+    pixel_mm : float
+        Pixel size, mm.
+    description : str
+        Default series description.
+    """
+
+    image: np.ndarray
+    inside: np.ndarray
+    origin_lps_mm: np.ndarray
+    col_axis_lps: np.ndarray
+    row_axis_lps: np.ndarray
+    pixel_mm: float
+    description: str
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    def pixel_to_lps(self, rows: Any, cols: Any) -> np.ndarray: ...
+
+
+def plane_source_slices(plane: PlaneImage, ct: Volume, source: DicomSource
                         ) -> list[int] | None:
     """Indices of the source slices the plane passes through (``None``: all of them, when the
     source slices are not the volume's grid)."""
@@ -326,14 +359,15 @@ def plane_source_slices(plane: "ObliquePlane", ct: Volume, source: DicomSource
     return list(range(lo, hi + 1))
 
 
-def plane_dataset(plane: "ObliquePlane", source: DicomSource, *, ct: Volume,
+def plane_dataset(plane: PlaneImage, source: DicomSource, *, ct: Volume,
                   series_number: int = 901, series_description: str | None = None,
                   series_instance_uid: str | None = None) -> "Dataset":
     """One oblique plane as a one-image derived CT series (see the module docstring).
 
     Parameters
     ----------
-    plane : ObliquePlane
+    plane : PlaneImage
+        An :class:`~spinect_core.reslice.plane.ObliquePlane`:
         HU image (H, W); ImageOrientationPatient = its column axis then row axis (LPS),
         ImagePositionPatient = the LPS centre of pixel (0, 0), PixelSpacing = ``pixel_mm``.
         Pixels outside the CT get -1024 HU.
