@@ -43,6 +43,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from spinect_core.vectors import unit as _unit
+from spinect_core.vocabulary import SIDES
 
 __all__ = ["CARM_CONVENTION", "CARM_CONVENTION_SHORT", "LITERATURE_OBLIQUE_BAND_DEG",
            "carm_angles", "carm_view_direction", "carm_words", "carm_text", "view_side"]
@@ -68,7 +69,7 @@ _NONE_DEG = 0.05
 
 def _check_side(side: str) -> str:
     s = str(side).lower()
-    if s not in ("left", "right"):
+    if s not in SIDES:
         raise ValueError(f"side must be 'left' or 'right', got {side!r}")
     return s
 

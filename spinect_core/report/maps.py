@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spinect_core.planning.carm import LITERATURE_OBLIQUE_BAND_DEG, carm_words
+from spinect_core.vocabulary import SIDES
 
 __all__ = ["AreaMapOptions", "colormap", "map_x", "render_area_map"]
 
@@ -213,7 +214,7 @@ def render_area_map(alphas_deg: np.ndarray, betas_deg: np.ndarray, values_mm2: n
 
     def words(view: tuple[float, float, float]) -> str:
         # The same words as the report and the app when the side is known.
-        if side in ("left", "right"):
+        if side in SIDES:
             return carm_words(view[0], view[1], side, with_side=False)
         return f"oblique {view[0]:.1f}, tilt {view[1]:.1f} deg"
 
