@@ -303,6 +303,11 @@ def trace_rays_many(fields: SceneFields, grids: Sequence[RayGrid], *,
 CPU_RAYS_PER_THREAD = 1 << 20
 
 
+#: Marching iterations between the caster's questions "how many rays still run?" per device
+#: type: each is a host sync on a GPU (tens of microseconds), free on the CPU.
+SYNC_EVERY = {"cpu": 1, "cuda": 8, "other": 8}
+
+
 class _cpu_threads:
     """Context: torch's intra-op threads for a CPU cast of ``rays`` rays, restored after.
 
@@ -412,7 +417,12 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
                          v_prev.index_select(1, fin.index_select(0, sel)),
                          v_fin.index_select(1, sel)))
 
-    for _ in range(max_iterations):
+    # How often the loop asks how many rays are still running (a host sync on a GPU): on the
+    # CPU every iteration (it compacts as soon as it can); elsewhere every few iterations,
+    # every ray's state is frozen by masks in between and a few iterations may run idle. The
+    # numbers are the same either way (a frozen ray never changes).
+    sync_every = SYNC_EVERY.get(dev.type, SYNC_EVERY["other"])
+    for it in range(max_iterations):
         if n_alive == 0:
             break
         v = tf.sample(torch.addcmul(start, step_dir, t))
@@ -423,16 +433,21 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
         t_mn = torch.where(better, t, t_mn)
         t_next = torch.where(m < near, m * relax, m).clamp_(min=h_min).add_(t)
         done = (t_next > t_end).logical_or_(~free).logical_and_(alive)
-        n_done = int(done.count_nonzero())
+        synced = sync_every == 1 or (it + 1) % sync_every == 0
+        n_done = int(done.count_nonzero()) if sync_every == 1 else -1  # -1: not asked
         if n_done:
             v_last = torch.where(done, v, v_last)
             alive &= ~done
-            n_alive -= n_done
-        if n_alive < len(ids):  # frozen rays keep their state
+            if sync_every == 1:
+                n_alive -= n_done
+            elif synced:
+                n_alive = int(alive.count_nonzero())
+        if n_alive < len(ids) or sync_every > 1:  # frozen rays keep their state
             t_prev = torch.where(alive, t, t_prev)
             v_prev = torch.where(alive, v, v_prev)
             t = torch.where(alive, t_next, t)
-            if n_done and (n_alive == 0 or len(ids) - n_alive >= max(len(ids) // 8, 256)):
+            if synced and n_done and (n_alive == 0
+                                      or len(ids) - n_alive >= max(len(ids) // 8, 256)):
                 flush()
                 keep = alive.nonzero().squeeze(1)
                 ids, t_end = ids.index_select(0, keep), t_end.index_select(0, keep)

@@ -452,6 +452,9 @@ class TorchFields:
         self.image = image.to(device)
         self.sdf_flat = sdf.reshape(2, -1).to(device)
         self.exact_everywhere = fields.features is not None and not rims
+        #: Blend the rims into every sample rather than find the samples near rims first: on a
+        #: GPU finding them is a host sync per sample, and the arithmetic is cheap there.
+        self.dense_rims = device.type != "cpu"
         self.features = (None if fields.features is None else
                          torch.from_numpy(fields.features.reshape(2, -1).astype(np.int64))
                          .to(device))
@@ -513,6 +516,13 @@ class TorchFields:
         if self.rim is None:
             return values
         # Near sharp rims: blend in the exact distance to the voxel cubes (rim_weights).
+        if self.dense_rims:
+            # Every sample (no host sync to find the few near rims; same numbers).
+            weights = F.grid_sample(self.rim, torch.addcmul(self.minus_one, q, self.volume_scale)
+                                    .T.reshape(1, 1, 1, -1, 3), mode="bilinear",
+                                    padding_mode="border", align_corners=True).view(2, -1)
+            blend = (1.0 - weights) * values + weights * self.cube_distance(q)
+            return torch.where(weights > 1e-4, blend, values)
         near = (out[4] > 0).nonzero().squeeze(1)
         if near.numel() == 0:
             return values
