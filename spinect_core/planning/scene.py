@@ -430,7 +430,13 @@ class TorchFields:
                       key=lambda c: (max(-(-nz // c) * ny, c * nx), c))
         self.columns = columns
         rows = -(-nz // columns)
-        channels = [sdf, sdf[:, np.minimum(np.arange(nz) + 1, nz - 1)]]  # slices z and z + 1
+        n_channels = 5 if rims else 4
+        # (channels, rows * columns slices (the last ones empty), ny, nx), then one transpose
+        # into the tiles.
+        stack = np.zeros((n_channels, rows * columns, ny, nx), np.float32)
+        stack[:2, :nz] = fields.sdf
+        stack[2:4, :nz - 1] = fields.sdf[:, 1:]  # slice z + 1 (the last slice repeats)
+        stack[2:4, nz - 1] = fields.sdf[:, -1]
         self.rim = None
         if rims:
             w = np.ascontiguousarray(fields.rim_weight, np.float32)
@@ -443,12 +449,10 @@ class TorchFields:
                 ahead = np.take(cells, np.minimum(np.arange(cells.shape[axis]) + 1,
                                                   cells.shape[axis] - 1), axis=axis)
                 cells = cells | ahead
-            channels.append(torch.from_numpy(cells.astype(np.float32))[None])
-        stack = torch.cat(channels)  # (4 or 5, nz, ny, nx)
-        image = torch.zeros((1, len(stack), rows * ny, columns * nx), dtype=torch.float32)
-        for z in range(nz):
-            r, c = divmod(z, columns)
-            image[0, :, r * ny:(r + 1) * ny, c * nx:(c + 1) * nx] = stack[:, z]
+            stack[4, :nz] = cells
+        image = torch.from_numpy(np.ascontiguousarray(
+            stack.reshape(n_channels, rows, columns, ny, nx).transpose(0, 1, 3, 2, 4)
+        ).reshape(1, n_channels, rows * ny, columns * nx))
         self.image = image.to(device)
         self.sdf_flat = sdf.reshape(2, -1).to(device)
         self.exact_everywhere = fields.features is not None and not rims
