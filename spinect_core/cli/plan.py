@@ -38,6 +38,7 @@ from typing import Any
 
 from spinect_core.cli.segment import add_bone_argument, one_line_errors, print_warnings
 from spinect_core.progress import TqdmProgress, sub_progress
+from spinect_core.vocabulary import TRAJECTORY_WINDOWS, WINDOW_KINDS
 
 SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
 
@@ -71,7 +72,7 @@ def register(subparsers: Any) -> None:
                    "fused; disagreements are warned), ct (traced on the CT only: the "
                    "segmentation's nerve class is not used at all) or network (the "
                    "segmentation's nerve as it is); default fused")
-    p.add_argument("--window", choices=("auto", "kambin", "safe"), default="auto",
+    p.add_argument("--window", choices=TRAJECTORY_WINDOWS, default="auto",
                    help="window the needle goes through (auto: the larger usable area)")
     p.add_argument("--coarse-step", type=float, metavar="DEG",
                    help="view grid spacing of the optimiser, degrees (default 5)")
@@ -250,7 +251,7 @@ def summary_text(doc: dict[str, Any]) -> str:
 
     lines = summary_lines(level_status_from_plan(doc))
     for side, sp in doc["sides"].items():
-        for kind in ("kambin", "safe"):
+        for kind in WINDOW_KINDS:
             w = sp[kind]
             if not w["found"]:
                 lines.append(f"{side:5s} {kind:6s}: not found ({w['reason']})")

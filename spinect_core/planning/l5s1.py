@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -40,11 +40,9 @@ from spinect_core.planning.raycast import make_ray_grid
 from spinect_core.planning.windows import (WindowOptions, WindowResult, compute_window,
                                            compute_windows, zone_values)
 
-Side = Literal["left", "right"]
-Variant = Literal["feasible", "bony", "neural"]
-SIDES: tuple[Side, ...] = ("left", "right")
-VARIANTS: tuple[Variant, ...] = ("feasible", "bony", "neural")
-WINDOW_KINDS = ("kambin", "safe")
+from spinect_core.vectors import unit_or_zero
+# re-exported: planning's callers import the sides, variants and window kinds from here
+from spinect_core.vocabulary import SIDES, VARIANTS, WINDOW_KINDS, Side, Variant  # noqa: F401
 
 #: Parts that make the target (the needle's backstop).
 TARGET_PARTS = ("L5", "disc_L5S1")
@@ -238,13 +236,13 @@ class SideScene:
         root = grid.project(self.root_lps)[:, :2]  # (N, 2) (row, col)
         # Extend both ends so the dividing line crosses the whole ROI.
         span = 4.0 * window.mask.shape[0]
-        start = root[0] - span * _unit(root[1] - root[0])
-        end = root[-1] + span * _unit(root[-1] - root[-2])
+        start = root[0] - span * unit_or_zero(root[1] - root[0])
+        end = root[-1] + span * unit_or_zero(root[-1] - root[-2])
         line = np.vstack([start, root, end])
         origin = grid.project(self.frame.origin_lps)[:2]
         cranial = grid.project(self.frame.origin_lps + self.frame.z_lps)[:2] - origin
         lateral = grid.project(self.frame.origin_lps + self.frame.x_lps)[:2] - origin
-        towards_safe = _unit(_unit(cranial) + _unit(lateral))
+        towards_safe = unit_or_zero(unit_or_zero(cranial) + unit_or_zero(lateral))
         rows, cols = np.indices(window.mask.shape)
         pixels = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(float)
         return (_side_of_polyline(pixels, line, towards_safe) > 0).reshape(window.mask.shape)
@@ -556,11 +554,6 @@ def _lookup(volume: Any, points_lps: np.ndarray) -> np.ndarray:
     out = np.zeros(len(points_lps), volume.array.dtype)
     out[ok] = volume.array[idx[ok, 2], idx[ok, 1], idx[ok, 0]]
     return out
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return v / n if n > 1e-12 else v
 
 
 def _side_of_polyline(points: np.ndarray, line: np.ndarray, towards: np.ndarray) -> np.ndarray:

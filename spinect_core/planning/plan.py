@@ -37,8 +37,9 @@ from spinect_core.planning.l5s1 import (
     SIDES, WINDOW_KINDS, L5S1Options, SideScene, SideWindows, Triangle, Variant,
 )
 from spinect_core.planning.optimise import ViewOptimum, optimise_view
-from spinect_core.planning.trajectory import (Trajectory, TrajectoryOptions, carm_angles,
-                                              carm_view_direction, plan_trajectory)
+from spinect_core.planning.carm import carm_angles, carm_view_direction
+from spinect_core.vocabulary import TRAJECTORY_WINDOWS
+from spinect_core.planning.trajectory import Trajectory, TrajectoryOptions, plan_trajectory
 from spinect_core.planning.windows import WindowResult
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
@@ -125,8 +126,8 @@ class PlanOptions:
         bad = [s for s in self.sides if s not in SIDES]
         if bad or not self.sides:
             raise ValueError(f"sides must be a non-empty subset of {SIDES}, got {self.sides}")
-        if self.trajectory_window not in ("auto", "kambin", "safe"):
-            raise ValueError("trajectory_window must be auto, kambin or safe")
+        if self.trajectory_window not in TRAJECTORY_WINDOWS:
+            raise ValueError(f"trajectory_window must be one of {TRAJECTORY_WINDOWS}")
         for name in ("oblique_range_deg", "tilt_range_deg"):
             lo, hi = (float(v) for v in getattr(self, name))
             if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
@@ -351,7 +352,7 @@ class Plan:
                 "beta_deg": "secondary: local cranio-caudal tilt; positive = needle pointing "
                             "caudally",
                 "carm": "C-arm tunnel view for a prone patient: oblique_deg + = ipsilateral, "
-                        "tilt_deg + = cranial (see spinect_core.planning.trajectory.carm_angles)",
+                        "tilt_deg + = cranial (see spinect_core.planning.carm.carm_angles)",
                 "literature_views": "straight PA and 15-35 deg ipsilateral oblique, each with the "
                                     "C-arm tilt that squares the S1 superior endplate (beam "
                                     "parallel to it)",

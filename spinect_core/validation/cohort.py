@@ -45,6 +45,7 @@ from spinect_core.errors import InputError, SpinectError
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
+from spinect_core.vocabulary import WINDOW_KINDS
 
 __all__ = ["CohortCase", "CohortRun", "ValidationOptions", "SegmentFunction", "discover_cohort",
            "load_manual_labels", "run_case", "run_cohort", "network_segment_function",
@@ -55,7 +56,7 @@ CASE_FORMAT = "spinect-validation-case"
 #: Sub-folder of the output folder holding the per-case records (the resume cache).
 CASES_DIR = "cases"
 #: Window kinds and sides, in table order.
-KINDS = ("kambin", "safe")
+KINDS = WINDOW_KINDS
 
 #: A segmentation function: ``(ct, progress) -> (labels on ct's grid, table, info)``; ``info`` is
 #: JSON-ready (source name, bone source, notes).

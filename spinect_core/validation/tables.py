@@ -22,6 +22,7 @@ import csv
 import io
 from typing import Any, Iterable, Mapping, Sequence
 
+from spinect_core.vocabulary import SIDES, WINDOW_KINDS
 from spinect_core.validation.statistics import (Description, bland_altman, describe,
                                                 paired_test)
 
@@ -31,8 +32,7 @@ __all__ = ["TABLE2_METRICS", "EXTRA_METRICS", "summarise_cohort", "table2_csv", 
 #: The study's Table 2 metrics, then the extra ones, in column order.
 TABLE2_METRICS = ("dice", "iou", "pixel_accuracy")
 EXTRA_METRICS = ("hd95_mm", "surface_dice_1mm")
-KINDS = ("kambin", "safe")
-SIDES = ("left", "right")
+KINDS = WINDOW_KINDS
 #: Row keys of Table 4: each side, then both pooled.
 SIDE_ROWS = ("left", "right", "both")
 
