@@ -30,6 +30,7 @@ from app.controller import STEPS, SessionController
 from app.dialogs import LABEL_FILTER, Dialogs, QtDialogs
 from app.errors import ErrorReport, describe_error
 from app.settings import AppSettings
+from app.state import AppState
 from app.widgets.case_panel import CasePanel
 from app.widgets.drop_zone import StartScreen, paths_from_mime
 from app.widgets.needle_planes import NeedlePlanesView
@@ -183,6 +184,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         c = self.controller
+        c.store.changed.connect(self._on_state_changed)
         c.ct_changed.connect(self._on_ct_changed)
         c.labels_changed.connect(self._on_labels_changed)
         c.meshes_changed.connect(self._on_meshes_changed)
@@ -565,16 +567,20 @@ class MainWindow(QMainWindow):
         if not self.controller.nudge_target(side, right_mm, up_mm):
             return False
         self.planning_panel.set_needle_pending(side, "Re-planning the needle…")
-        self._update_pick_plane()
         return True
 
     def set_picking(self, on: bool) -> None:
         """Target picking in the 3D view: a left click moves the active needle's tip there."""
-        self.controller.store.replace_view(picking=bool(on))
-        self._update_pick_plane()
+        self.controller.store.replace_view(picking=bool(on))  # the pick plane follows
         if on:
             self.statusBar().showMessage("Click in the 3D view to place the needle tip; Esc "
                                          "ends picking", 8000)
+
+    def _on_state_changed(self, old: AppState, new: AppState) -> None:
+        """The store replaced the state: redraw what follows it directly."""
+        if (old.view.picking != new.view.picking or old.session.plan is not new.session.plan
+                or old.session.pending_targets is not new.session.pending_targets):
+            self._update_pick_plane()  # through the tip asked for, across the needle
 
     def _update_pick_plane(self) -> None:
         side = self.planning_panel.needle_side
@@ -609,7 +615,6 @@ class MainWindow(QMainWindow):
         self._show_needles()
         if side == self.planning_panel.needle_side:
             self._show_planes()
-        self._update_pick_plane()
         traj = session.plan.sides[side].trajectory
         # "safe" carries the level's confidence when the level is not established.
         safe = f"safe{planning.plan_level(session.plan).qualifier()}"
