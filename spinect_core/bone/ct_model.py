@@ -794,7 +794,12 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     del allowed
     # Hysteresis: the grow voxels connected (26-neighbours) to a seed; a propagation keeps
     # only boolean maps, where labelling components would hold a 4-byte label per voxel.
-    bone = ndi.binary_propagation(seed, structure=np.ones((3, 3, 3), bool), mask=grow)
+    # In the grow mask's box: nothing propagates beyond it, and the scan is shorter.
+    gbox = _bbox(grow)
+    bone = np.zeros(grow.shape, bool)
+    if gbox is not None:
+        bone[gbox] = ndi.binary_propagation(seed[gbox], structure=np.ones((3, 3, 3), bool),
+                                            mask=grow[gbox])
     del seed, grow
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
@@ -1008,24 +1013,30 @@ def _bbox(mask: np.ndarray, pad: np.ndarray | None = None) -> tuple[slice, ...] 
 
 def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, float],
             options: CTBoneOptions, rejected: dict[str, int]) -> np.ndarray:
-    """Drop components that are dense but not bone (see the module docstring, step 4)."""
-    # 2-byte labels when the components fit (a CT has hundreds to a few thousand).
+    """Drop components that are dense but not bone (see the module docstring, step 4); in
+    place."""
+    # In the bone's box (the components are the same, the labelling shorter); 2-byte labels
+    # when the components fit (a CT has hundreds to a few thousand).
+    box = _bbox(bone)
+    if box is None:
+        return bone
+    whole, bone = bone, bone[box]
     lab = np.empty(bone.shape, np.uint16)
     try:
         n = ndi.label(bone, structure=np.ones((3, 3, 3), bool), output=lab)
     except RuntimeError:
         lab, n = ndi.label(bone, structure=np.ones((3, 3, 3), bool))
     if n == 0:
-        return bone
+        return whole
     voxel_ml = float(np.prod(sp)) / 1000.0
     # Counted over the bone voxels alone (a few % of the box; bincount would copy a whole label
     # map to 8-byte integers).
-    where = np.flatnonzero(bone)
+    where = np.flatnonzero(bone)                # of the box (a copy: it is not contiguous)
     ids = lab.ravel()[where]
     del lab
     sizes = np.bincount(ids, minlength=n + 1)
     # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a part).
-    bright = np.bincount(ids[hu.ravel()[where] >= 600.0], minlength=n + 1)
+    bright = np.bincount(ids[hu[box][bone] >= 600.0], minlength=n + 1)
     sizes[0] = bright[0] = 0
     size_ml = sizes * voxel_ml
     homogeneous = (size_ml >= 5.0) & (bright < 0.01 * np.maximum(sizes, 1))
@@ -1037,6 +1048,7 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
         rejected["small"] = int(sizes[small].sum())
     keep = ~(homogeneous | small)
     keep[0] = False
-    out = np.zeros(bone.shape, bool)
-    out.ravel()[where[keep[ids]]] = True
-    return out
+    kept = np.zeros(bone.shape, bool)
+    kept.ravel()[where[keep[ids]]] = True
+    whole[box] = kept
+    return whole
