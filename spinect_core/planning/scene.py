@@ -277,6 +277,7 @@ class SceneFields:
         clamp = float(options.clamp_mm)
         if options.surface not in ("smooth", "voxel"):
             raise InputError(f"surface must be 'smooth' or 'voxel', got {options.surface!r}")
+        resolve_device(options.device)  # a bad device name fails here, not at the first cast
         voxel = options.surface == "voxel"
         sharp = not voxel and bool(options.sharp_rims)
         masks = [np.pad(m[sl], pad) for m in (target, blockers)]

@@ -167,6 +167,8 @@ def test_scene_options_choose_the_device(triangle) -> None:
     assert fields.torch_fields().device.type == "cpu"
     assert compute_window(fields, tilted_view(0), roi_center_lps=centre,
                           options=OPT).area_mm2 == pytest.approx(triangle_area(0), rel=0.02)
+    with pytest.raises(InputError, match="planning device"):
+        _scene(vol, device="abacus")  # refused when the scene is built
 
 
 # --- CUDA against the CPU (skipped without CUDA; CI has none) ----------------------------------
