@@ -255,3 +255,12 @@ def test_block_reduce_equals_the_padded_reduction():
             for a, how in ((hu, "mean"), (bone, "max"), (hu, "max")):
                 fast, ref = _block_reduce(a, f, how), _block_reduce_padded(a, f, how)
                 assert fast.dtype == ref.dtype and np.array_equal(fast, ref)
+
+
+def test_worker_threads_do_not_change_the_mask():
+    vol, _, _ = _scene(tube_hu=350.0)
+    one = segment_bone_from_ct(vol, options=CTBoneOptions(threads=1))
+    two = segment_bone_from_ct(vol, options=CTBoneOptions(threads=2))
+    assert one.mask.array.any()
+    assert np.array_equal(one.mask.array, two.mask.array)
+    assert one.rejected == two.rejected
