@@ -561,14 +561,19 @@ def _side_of_polyline(points: np.ndarray, line: np.ndarray, towards: np.ndarray)
     on the other side (the segment normal is oriented to have a positive dot with ``towards``)."""
     a, b = line[:-1], line[1:]
     ab = b - a  # (S, 2)
-    ap = points[:, None, :] - a[None]  # (P, S, 2)
-    t = np.clip((ap * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12)[None], 0, 1)
-    nearest = a[None] + t[..., None] * ab[None]
-    seg = np.linalg.norm(points[:, None, :] - nearest, axis=-1).argmin(1)
+    # Per axis (P, S) arrays: (P, S, 2) temporaries and np.linalg.norm cost several times more.
+    apr = points[:, :1] - a[:, 0]
+    apc = points[:, 1:] - a[:, 1]
+    t = np.clip((apr * ab[:, 0] + apc * ab[:, 1]) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
+    # The point minus its nearest point on each segment, and its length, in the same
+    # arithmetic as before (so that near-ties between segments resolve the same way).
+    offr = points[:, :1] - (a[:, 0] + t * ab[:, 0])
+    offc = points[:, 1:] - (a[:, 1] + t * ab[:, 1])
+    seg = np.sqrt(offr * offr + offc * offc).argmin(1)
     normal = np.stack([-ab[:, 1], ab[:, 0]], axis=1)  # (S, 2), perpendicular to each segment
     normal *= np.where(normal @ towards >= 0, 1.0, -1.0)[:, None]
-    offset = points - nearest[np.arange(len(points)), seg]
-    return np.sign((offset * normal[seg]).sum(-1))
+    rows = np.arange(len(points))
+    return np.sign(offr[rows, seg] * normal[seg, 0] + offc[rows, seg] * normal[seg, 1])
 
 
 def _enclosing_triangle(mask: np.ndarray, *, tolerance_px: float = 0.75, max_edges: int = 16

@@ -40,6 +40,7 @@ from spinect_core.planning.optimise import ViewOptimum, optimise_view
 from spinect_core.planning.carm import carm_angles, carm_view_direction
 from spinect_core.vocabulary import TRAJECTORY_WINDOWS
 from spinect_core.planning.trajectory import Trajectory, TrajectoryOptions, plan_trajectory
+from spinect_core.planning.scene import resolve_device
 from spinect_core.planning.windows import WindowResult
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
@@ -467,6 +468,10 @@ class PlanEngine:
         """
         scene = self.scenes[side]
         o = self.options
+        # A GPU caster's cost is per cast (~100 marching steps of ~40 kernel launches), not per
+        # ray: it gets whole grid rows, or the whole coarse grid, per call.
+        on_gpu = resolve_device(scene.scene.device).type == "cuda"
+        batch = _BATCH_VIEWS_GPU if on_gpu else _BATCH_VIEWS
         # (oblique, tilt, pixel_mm) -> {kind: area}: one ray cast serves both optimisations.
         cache: dict[tuple[float, float, float], dict[str, float]] = {}
 
@@ -474,8 +479,8 @@ class PlanEngine:
                        ) -> list[dict[str, float]]:
             keys = [(round(float(a), 6), round(float(b), 6), pixel_mm) for a, b in views]
             todo = list(dict.fromkeys(k for k in keys if k not in cache))
-            for first in range(0, len(todo), _BATCH_VIEWS):
-                chunk = todo[first:first + _BATCH_VIEWS]
+            for first in range(0, len(todo), batch):
+                chunk = todo[first:first + batch]
                 got = scene.windows_many([self.local_angles(side, *k[:2]) for k in chunk],
                                          pixel_mm=pixel_mm, areas_only=True)
                 cache.update((k, {kind: w.area(kind) for kind in WINDOW_KINDS})
@@ -496,6 +501,7 @@ class PlanEngine:
             # The optimiser's two angles are the C-arm oblique and tilt here.
             optima.append(optimise_view(area(o.optimise_pixel_mm),
                                         grid_evaluate=area(o.grid_pixel_mm), batched=True,
+                                        grid_views_per_call=batch if on_gpu else None,
                                         alpha_range_deg=o.oblique_range_deg,
                                         beta_range_deg=o.tilt_range_deg,
                                         coarse_step_deg=o.coarse_step_deg,
@@ -667,6 +673,9 @@ def build_plan(ct: Volume, labels: Volume, table: LabelTable, *,
 #: Views cast together at most (at 1 mm rays, 15 views = 24000 rays: the marching loop's
 #: per-iteration overhead is shared, the arrays stay a few MB).
 _BATCH_VIEWS = 16
+#: The same on a CUDA device, where the per-cast launch overhead dominates (not yet measured on
+#: a GPU: a first guess from the CPU profile).
+_BATCH_VIEWS_GPU = 256
 
 
 def endplate_squared_tilt(endplate_normal_lps: Sequence[float], oblique_deg: float,
