@@ -206,7 +206,7 @@ def _body_mask(hu: np.ndarray, sp: np.ndarray, options: CTBoneOptions) -> np.nda
     step = np.maximum(np.round(2.0 / sp).astype(int), 1)       # ~2 mm working grid
     small = hu[:: step[0], :: step[1], :: step[2]] > options.body_hu
     ssp = sp * step
-    small = ndi.binary_opening(small, structure=_ball(3.0, ssp))
+    small = _open(small, _ball(3.0, ssp))
     lab, n = ndi.label(small)
     if n == 0:
         return np.zeros(hu.shape, bool)
@@ -231,7 +231,7 @@ def _body_mask(hu: np.ndarray, sp: np.ndarray, options: CTBoneOptions) -> np.nda
     plane[1] = ndi.generate_binary_structure(2, 1)
     body |= _enclosed(body, plane, (1, 2))
     # Back to the full grid (nearest), dilated by a voxel of the coarse grid for the skin edge.
-    body = ndi.binary_dilation(body, iterations=1)
+    body = _dilate(body, ndi.generate_binary_structure(3, 1))
     return _block_expand(body, step, hu.shape)
 
 
@@ -427,6 +427,85 @@ def _box_close(mask: np.ndarray, half: tuple[int, int, int]) -> np.ndarray:
     np.invert(packed, out=packed)
     return _unpack(packed, mask.shape[2] + 2 * half[2])[
         tuple(slice(h, h + n) for h, n in zip(half, mask.shape))]
+
+
+def _struct_rows(structure: np.ndarray) -> dict[int, list[tuple[int, int]]]:
+    """The x-rows of a centred 3D structuring element (odd sides) as ``{half_width: [(dz,
+    dy), ...]}``; each row must be a centred interval (balls, crosses and boxes are)."""
+    r = [k // 2 for k in structure.shape]
+    rows: dict[int, list[tuple[int, int]]] = {}
+    for i in range(structure.shape[0]):
+        for j in range(structure.shape[1]):
+            cols = np.flatnonzero(structure[i, j]) - r[2]
+            if cols.size == 0:
+                continue
+            w = int(cols.max())
+            if not np.array_equal(cols, np.arange(-w, w + 1)):
+                raise ValueError("the structure's rows must be centred intervals")
+            rows.setdefault(w, []).append((i - r[0], j - r[1]))
+    return rows
+
+
+def _struct_dilate_packed(packed: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Dilation of a packed map by a symmetric 3D structure (beyond the map: 0)."""
+    out = np.zeros_like(packed)
+    for w, offsets in _struct_rows(structure).items():
+        line = _dilate_line(packed, 2, w)
+        for dz, dy in offsets:
+            nz, ny = packed.shape[:2]
+            if abs(dz) >= nz or abs(dy) >= ny:
+                continue
+            out[max(-dz, 0): nz - max(dz, 0), max(-dy, 0): ny - max(dy, 0)] |= \
+                line[max(dz, 0): nz - max(-dz, 0), max(dy, 0): ny - max(-dy, 0)]
+        del line
+    return out
+
+
+def _check_symmetric(structure: np.ndarray) -> np.ndarray:
+    structure = np.asarray(structure, bool)
+    if any(k % 2 == 0 for k in structure.shape) or not np.array_equal(
+            structure, structure[::-1, ::-1, ::-1]):
+        raise ValueError("a symmetric structure with odd sides is required")
+    return structure
+
+
+def _dilate(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """``ndi.binary_dilation(mask, structure)`` (symmetric structure, outside empty), on
+    bit-packed rows."""
+    structure = _check_symmetric(structure)
+    return _unpack(_struct_dilate_packed(_pack(mask), structure), mask.shape[2])
+
+
+def _erode(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """``ndi.binary_erosion(mask, structure)`` (symmetric structure; beyond the map counts as
+    empty, scipy's ``border_value=0``): the complement of the complement's dilation, the map
+    padded by the structure's reach so that the padding is the empty outside."""
+    structure = _check_symmetric(structure)
+    pad = [(k // 2, k // 2) for k in structure.shape]
+    packed = _pack(np.pad(mask, pad))
+    np.invert(packed, out=packed)
+    packed = _struct_dilate_packed(packed, structure)
+    np.invert(packed, out=packed)
+    return _unpack(packed, mask.shape[2] + 2 * pad[2][0])[
+        tuple(slice(p, p + n) for (p, _), n in zip(pad, mask.shape))]
+
+
+def _open(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """``ndi.binary_opening(mask, structure)`` for a symmetric structure."""
+    return _dilate(_erode(mask, structure), structure)
+
+
+def _close(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Closing of ``mask`` with its outside empty (``ndi.binary_closing`` of the mask padded by
+    at least the structure's reach, cropped back), for a symmetric structure."""
+    structure = _check_symmetric(structure)
+    pad = [(k // 2, k // 2) for k in structure.shape]
+    packed = _struct_dilate_packed(_pack(np.pad(mask, pad)), structure)
+    np.invert(packed, out=packed)
+    packed = _struct_dilate_packed(packed, structure)
+    np.invert(packed, out=packed)
+    return _unpack(packed, mask.shape[2] + 2 * pad[2][0])[
+        tuple(slice(p, p + n) for (p, _), n in zip(pad, mask.shape))]
 
 
 def _enclosed(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
@@ -688,7 +767,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     fine_box = tuple(slice(b.start * k, min(b.stop * k, n)) for b, k, n in
                      zip(cbox, f, mask.shape))
     chu = _block_reduce(hu[fine_box], f, "mean") + FLOOR_BIAS_HU
-    closed = ndi.binary_closing(np.pad(cmask, 2), structure=_ball(1.5, csp))[2:-2, 2:-2, 2:-2]
+    closed = _close(cmask, _ball(1.5, csp))
     # The scan's cranial and caudal ends cut the first and last vertebra: close them there
     # (the canal, foramina and discs still open sideways or forwards, so they stay open).
 
@@ -724,7 +803,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         cfill2d = ndi.binary_opening(cfill2d, structure=line)
     cfill = cfill3d | cfill2d
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
-    cfill = ndi.binary_dilation(cfill, iterations=1) & (cfill | cmask)
+    cfill = _dilate(cfill, ndi.generate_binary_structure(3, 1)) & (cfill | cmask)
     # Back onto the fine grid one block row at a time (no full-size temporaries), in place.
     sub_mask, sub_hu = mask[fine_box], hu[fine_box]
     for k in np.flatnonzero(cfill.any(axis=(1, 2))):
@@ -937,7 +1016,7 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     np.sqrt(sd, out=sd)
     flat = (hu >= th["grow"]) & body & (sd <= options.pool_sd_noise_widths * max(th["noise_sd"], 8.0))
     del sd
-    flat = ndi.binary_opening(flat, structure=_ball(options.pool_opening_mm, sp))
+    flat = _open(flat, _ball(options.pool_opening_mm, sp))
     lab = np.empty(flat.shape, np.uint16)       # 2 bytes when the regions fit, else 4
     try:
         n = ndi.label(flat, output=lab)

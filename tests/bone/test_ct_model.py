@@ -207,8 +207,9 @@ def _plane(axis):
 def test_fast_morphology_equals_scipy():
     """The bit-packed disk and box morphology and the fill by labelling are exact replacements
     of scipy's (the model's output must not change with them)."""
-    from spinect_core.bone.ct_model import (_box_close, _box_dilate, _close_in_slices, _disk,
-                                            _dilate_in_slices, _enclosed)
+    from spinect_core.bone.ct_model import (_ball, _box_close, _box_dilate, _close,
+                                            _close_in_slices, _dilate, _dilate_in_slices, _disk,
+                                            _enclosed, _erode, _open)
 
     rng = np.random.default_rng(2)
     for shape in [(5, 7, 70), (9, 20, 13), (12, 11, 130), (1, 9, 64)]:
@@ -241,6 +242,14 @@ def test_fast_morphology_equals_scipy():
         capped = np.pad(m, [(1, 1), (0, 0), (0, 0)], constant_values=True)
         assert np.array_equal(_enclosed(m, ndi.generate_binary_structure(3, 1), (1, 2)),
                               ndi.binary_fill_holes(capped)[1:-1] & ~m)
+        for st in (_ball(3.0, np.array([2.5, 1.4, 1.4])), _ball(2.0, np.array([0.7, 0.7, 0.9])),
+                   ndi.generate_binary_structure(3, 1)):
+            assert np.array_equal(_dilate(m, st), ndi.binary_dilation(m, structure=st))
+            assert np.array_equal(_erode(m, st), ndi.binary_erosion(m, structure=st))
+            assert np.array_equal(_open(m, st), ndi.binary_opening(m, structure=st))
+            p = max(st.shape)
+            assert np.array_equal(_close(m, st), ndi.binary_closing(
+                np.pad(m, p), structure=st)[p:-p, p:-p, p:-p])
 
 
 def test_block_reduce_equals_the_padded_reduction():
