@@ -32,6 +32,7 @@ from spinect_core.planning.trajectory import (NEEDLE_OUTER_DIAMETER_MM, Trajecto
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.report.level_text import LevelStatus, level_status, refusal_lines
 from spinect_core.volume import Volume
+from spinect_core.vocabulary import WINDOW_KINDS, WINDOW_NAMES
 
 from app.state import SettingsValues
 
@@ -42,8 +43,8 @@ __all__ = [
     "target_in_window", "replan_needle", "needle_planes", "plan_level", "refusal_level",
 ]
 
-KINDS = ("kambin", "safe")
-KIND_LABELS = {"kambin": "Kambin", "safe": "Safe"}
+KINDS = WINDOW_KINDS
+KIND_LABELS = {k: WINDOW_NAMES[k].capitalize() for k in WINDOW_KINDS}
 #: Ray spacing of the live windows while the operator rotates, mm.
 LIVE_PIXEL_MM = 0.5
 #: Ray spacing at a best view: the plan's report spacing, so the numbers agree with the plan.

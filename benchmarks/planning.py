@@ -44,6 +44,7 @@ from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
 from spinect_core.phantom import generate_phantom, write_phantom  # noqa: E402
 from spinect_core.planning.l5s1 import L5S1Options  # noqa: E402
 from spinect_core.planning.plan import PlanEngine, PlanOptions  # noqa: E402
+from spinect_core.vocabulary import WINDOW_KINDS  # noqa: E402
 from spinect_core.planning.scene import SceneOptions, resolve_device  # noqa: E402
 
 
@@ -221,11 +222,11 @@ def main() -> None:
           optimise_view_casts=dict(engine.view_casts),
           plan={f"{side}_{kind}": (None if not sp.window(kind).found else
                                    round(float(sp.window(kind).best_view.area_mm2), 2))
-                for side, sp in plan.sides.items() for kind in ("kambin", "safe")},
+                for side, sp in plan.sides.items() for kind in WINDOW_KINDS},
           best_views={f"{side}_{kind}": (None if not sp.window(kind).found else
                                          [round(float(sp.window(kind).best_view.oblique_deg), 3),
                                           round(float(sp.window(kind).best_view.tilt_deg), 3)])
-                      for side, sp in plan.sides.items() for kind in ("kambin", "safe")})
+                      for side, sp in plan.sides.items() for kind in WINDOW_KINDS})
     phase("trajectory", trajectory_s=timings["trajectory_s"], plan_s=timings["plan_s"])
     phase("exports", **time_exports(plan, engine, phantom, keep=args.keep_exports))
     if not args.no_cli:
