@@ -7,12 +7,17 @@ from typing import Any
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+import scipy.sparse as sps
+from scipy import ndimage as ndi
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
+from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.checks import transitional_warnings
 from spinect_core.anatomy.ct_edges import bone_edge
 from spinect_core.anatomy.landmarks import (CoreLandmarks, SideAnatomy, endplates, root_centreline,
                                              side_landmarks)
-from spinect_core.anatomy.levels import LevelOptions, assign_roots, derive_parts
+from spinect_core.anatomy.levels import LevelOptions, derive_parts
 from spinect_core.anatomy.parts import (PART_ID, PARTS_TABLE, has_level_instances,
                                         parts_from_instances)
 from spinect_core.errors import AnatomyError, InputError
@@ -21,6 +26,220 @@ from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
 _VERTEBRA_NAME = re.compile(r"^(vertebrae?_)?([ctl]\d{1,2}|s\d|sacrum)$")
+_FULL = np.ones((3, 3, 3), bool)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RootMatchOptions:
+    """Options of :func:`match_exiting_roots` (millimetres).
+
+    Attributes
+    ----------
+    gate_half_width_mm : float
+        Half width of the foraminal gate: the sagittal slab (side frame) through the L5 pedicle's
+        lower margin, which the exiting root crosses on its way out of the canal.
+    contact_mm : float
+        The exiting root's gate voxels lie within this distance of the L5 bone (it runs along
+        the pedicle's underside and the body's posterolateral corner; the S1 root crosses the
+        gate inside the sacrum, 5 mm or more from L5, mostly 12 mm or more).
+    max_height_mm : float
+        Largest height difference (along the side frame's cranial axis) between a gate voxel and
+        the pedicle's lower margin for a match (the L4 root crosses 15-35 mm above, the S1 root
+        14-35 mm below, the L5 root within about -14..+6 mm on real bone).
+    anterior_mm, posterior_mm : float
+        The gate voxel must lie at most this far in front of / behind the lower margin (the root
+        runs in front of the pedicle, lateral of the body, up to ~25 mm on real bone).
+    weak_height_mm : float
+        A match whose nearest gate voxel is further than this from the margin's height is weak.
+    ambiguity_margin_mm : float
+        A match whose runner-up lies within this margin of it is weak.
+    canal_drop_mm : float
+        Medial of the gate, the root's voxels are those above the lowest gate crossing minus
+        this (the L5 root rises medially to the sac; the S1 root it may touch there descends).
+    """
+
+    gate_half_width_mm: float = 3.0
+    contact_mm: float = 5.0
+    max_height_mm: float = 16.0
+    anterior_mm: float = 35.0
+    posterior_mm: float = 8.0
+    weak_height_mm: float = 8.0
+    ambiguity_margin_mm: float = 5.0
+    canal_drop_mm: float = 3.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RootMatch:
+    """How one side's exiting L5 root was chosen among the nerve components (LPS mm).
+
+    Attributes
+    ----------
+    side : str
+        ``"left"`` or ``"right"``.
+    rule : str
+        ``"gate"`` (crosses the foraminal gate under the L5 pedicle, touching L5), ``"foramen"``
+        (no component does: the one nearest the foramen centre, always weak) or ``"none"``.
+    crossing_lps : np.ndarray, shape (3,), or None
+        The matched component's best gate voxel (``"gate"``), else its voxel nearest the foramen
+        centre.
+    distance_mm : float
+        Height difference of that voxel from the pedicle's lower margin (``"gate"``) or its
+        distance from the foramen centre (``"foramen"``); ``inf`` for ``"none"``.
+    runner_up_mm : float
+        The same for the next-best component (``inf`` when there is none).
+    weak : bool
+        The match should be checked by a user (see :attr:`reason`).
+    reason : str
+        Why it is weak, or empty.
+    """
+
+    side: str
+    rule: str
+    crossing_lps: np.ndarray | None
+    distance_mm: float
+    runner_up_mm: float
+    weak: bool
+    reason: str = ""
+
+
+def _nearest_per_component(comp: np.ndarray, d: np.ndarray, n: int
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per component id 1..n: the smallest ``d`` of its voxels and that voxel's index."""
+    dist = np.full(n + 1, np.inf)
+    np.minimum.at(dist, comp, d)
+    where = np.zeros(n + 1, int)
+    hit = np.flatnonzero(np.isfinite(d) & (d == dist[comp]))
+    where[comp[hit]] = hit      # ties: any of the equally near voxels
+    return dist, where
+
+
+def _root_voxels(q: np.ndarray, members: np.ndarray, best: int, gate_lo: float,
+                 link_mm: float, drop_mm: float) -> np.ndarray:
+    """Indices (into ``q``) of the exiting root within its component ``members``.
+
+    The lateral piece (``x >= gate_lo``) linked to the best gate voxel ``best`` is the root
+    through and beyond the foramen; medially only voxels above its lowest gate crossing minus
+    ``drop_mm`` are kept, so an S1 root touching it in the canal stays apart.
+    """
+    lat = members[q[members, 0] >= gate_lo]
+    if len(lat) == 0:
+        return members
+    pairs = cKDTree(q[lat]).query_pairs(link_mm, output_type="ndarray")
+    m = sps.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                       shape=(len(lat), len(lat)))
+    _, cc = connected_components(m, directed=False)
+    at = np.flatnonzero(lat == best)
+    piece = lat[cc == cc[at[0]]] if len(at) else lat
+    gate_h = q[piece[q[piece, 0] <= gate_lo + 2.0 * link_mm], 2]
+    floor = (float(gate_h.min()) if len(gate_h) else float(q[best, 2])) - drop_mm
+    med = members[(q[members, 0] < gate_lo) & (q[members, 2] >= floor)]
+    return np.concatenate([piece, med])
+
+
+def match_exiting_roots(parts: np.ndarray, grid: Volume, sides: dict[str, SideAnatomy],
+                        midline_point_lps: np.ndarray, midline_normal_lps: np.ndarray, *,
+                        options: RootMatchOptions | None = None) -> dict[str, RootMatch]:
+    """Relabel (in place) each side's exiting L5 root among the ``other_nerve`` voxels.
+
+    The exiting L5 root leaves the canal under the L5 pedicle and runs caudally, laterally and
+    anteriorly through the L5/S1 foramen, so it crosses the sagittal plane of the pedicle (the
+    "gate": the pedicle's lower margin +- ``gate_half_width_mm`` along the side frame's lateral
+    axis) at about the height of the pedicle's lower margin, against the L5 bone. The L4 root
+    crosses that plane 15 mm or more above the margin, the S1 root 14 mm or more below it,
+    inside the sacrum, away from L5. Among the nerve components with gate voxels on this side
+    of the midline, within ``contact_mm`` of L5 and ``anterior_mm``/``posterior_mm`` of the
+    margin, the one with a voxel nearest the margin's height (within ``max_height_mm``) is the
+    root. Unlike a ball about the foramen centre this holds when the root runs well in front of
+    the centre (up to ~25 mm on real bone, lateral of the body).
+
+    A component that holds more than the root (roots touching in the canal, or merged through
+    it across the midline) is cut: only this side of the midline, the lateral piece linked to
+    the gate crossing, and medially what lies above that crossing (see :func:`_root_voxels`).
+    Without any gate crossing (a root cut into pieces, a missing pedicle margin) the component
+    nearest the foramen centre (within 12 mm) is taken and the match is weak.
+
+    Parameters
+    ----------
+    parts : np.ndarray
+        uint8 parts map (nz, ny, nx), modified in place.
+    grid : Volume
+        Geometry of ``parts``.
+    sides : dict
+        ``"left"``/``"right"`` -> :class:`SideAnatomy` (pedicle lower margin, frame).
+    midline_point_lps, midline_normal_lps : np.ndarray, shape (3,)
+        Mid-sagittal plane; the normal points to patient left.
+    options : RootMatchOptions, optional
+
+    Returns
+    -------
+    dict
+        side -> :class:`RootMatch`.
+    """
+    o = options or RootMatchOptions()
+    nerve = parts == PART_ID["other_nerve"]
+    none = {s: RootMatch(side=s, rule="none", crossing_lps=None, distance_mm=float("inf"),
+                         runner_up_mm=float("inf"), weak=False) for s in sides}
+    if not nerve.any():
+        return none
+    sl = G.bbox_slices(nerve)
+    off = tuple(s.start for s in sl)
+    lab, n = ndi.label(nerve[sl], structure=_FULL)
+    zz, yy, xx = np.nonzero(lab)
+    comp = lab[zz, yy, xx]
+    pts = G.voxel_points(grid, lab > 0, off)
+    side_of = np.sign((pts - midline_point_lps) @ midline_normal_lps)   # +1 left, -1 right
+    vox = float(np.max(grid.spacing_mm))
+    half = max(o.gate_half_width_mm, 0.75 * vox)
+    l5 = parts == PART_ID["L5"]
+    l5_surface = G.voxel_points(grid, l5 & ~ndi.binary_erosion(l5))
+    l5_tree = cKDTree(l5_surface) if len(l5_surface) else None
+    out: dict[str, RootMatch] = {}
+    for side, sa in sides.items():
+        sgn = 1.0 if side == "left" else -1.0
+        on = side_of == sgn
+        q = sa.frame.point_to_local(pts)
+        low = sa.frame.point_to_local(np.asarray(sa.pedicle_lower_margin_lps, float))
+        q = q - low
+        gate = on & (np.abs(q[:, 0]) <= half) & (q[:, 1] >= -o.anterior_mm) & (
+            q[:, 1] <= o.posterior_mm) & (np.abs(q[:, 2]) <= o.max_height_mm)
+        if l5_tree is not None and gate.any():
+            idx = np.flatnonzero(gate)
+            dl5, _ = l5_tree.query(pts[idx], distance_upper_bound=o.contact_mm + vox)
+            gate[idx[dl5 > o.contact_mm + 0.5 * vox]] = False
+        rule, limit = "gate", o.max_height_mm
+        d = np.where(gate, np.abs(q[:, 2]), np.inf)
+        dist, where = _nearest_per_component(comp, d, n)
+        if not np.isfinite(dist).any():
+            rule, limit = "foramen", 12.0
+            d = np.linalg.norm(pts - np.asarray(sa.foramen_centre_lps, float), axis=1)
+            d[~on] = np.inf
+            dist, where = _nearest_per_component(comp, d, n)
+        ranked = np.argsort(dist)
+        best = int(ranked[0])
+        if not dist[best] <= limit:
+            out[side] = none[side]
+            continue
+        runner = float(dist[ranked[1]]) if n >= 2 else float("inf")
+        reasons = []
+        if rule == "foramen":
+            reasons.append("no nerve component crosses the foramen under the L5 pedicle; took "
+                           f"the one nearest the foramen centre ({dist[best]:.0f} mm)")
+        else:
+            if dist[best] > o.weak_height_mm:
+                reasons.append(f"it crosses the foramen {dist[best]:.0f} mm from the height of "
+                               "the L5 pedicle's lower margin")
+            if runner - dist[best] < o.ambiguity_margin_mm:
+                reasons.append(f"another nerve component crosses nearly as well ({runner:.0f} "
+                               f"mm against {dist[best]:.0f} mm)")
+        members = np.flatnonzero((comp == best) & on)
+        if rule == "gate":
+            members = _root_voxels(q, members, int(where[best]), -half, 1.8 * vox,
+                                   o.canal_drop_mm)
+        parts[sl][zz[members], yy[members], xx[members]] = PART_ID[f"root_L5_{side}"]
+        out[side] = RootMatch(side=side, rule=rule, crossing_lps=pts[where[best]].copy(),
+                              distance_mm=float(dist[best]), runner_up_mm=runner,
+                              weak=bool(reasons), reason="; ".join(reasons))
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,12 +409,20 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     if ct is not None:
         refine_zone_landmarks(sides, ct)
     if derived is not None:
-        assign_roots(parts, labels, {s: sides[s].foramen_centre_lps for s in sides},
-                     core.midline_point_lps, core.midline_normal_lps)
+        matches = match_exiting_roots(parts, labels, sides, core.midline_point_lps,
+                                      core.midline_normal_lps)
         for s, sa in sides.items():
+            m = matches[s]
+            # The centreline is gathered about the root's own crossing of the foramen: on real
+            # bone the root may run >15 mm in front of the foramen centre.
+            centre = m.crossing_lps if m.crossing_lps is not None else sa.foramen_centre_lps
             sa.root_centreline_lps = root_centreline(
-                labels, parts, s, sa.foramen_centre_lps, midline_point_lps=core.midline_point_lps,
+                labels, parts, s, centre, midline_point_lps=core.midline_point_lps,
                 midline_normal_lps=core.midline_normal_lps)
+            if m.weak:
+                warnings.append(f"the exiting L5 root at the {s} L5/S1 foramen is a weak match "
+                                f"({m.reason}): check that the nerve marked as the {s} L5 root "
+                                "is the one leaving under the L5 pedicle")
     report(progress, 0.9, "checking for transitional anatomy")
     evidence = derived.evidence if derived is not None else None
     warnings.extend(transitional_warnings(labels, parts, core, evidence=evidence))
