@@ -1,10 +1,11 @@
 """The typed state of the app, which the GUI binds to and exports read from.
 
-Every piece is a frozen dataclass: nothing edits it in place (equality is identity: the
-fields hold volumes). A change makes a new value with
+Every piece is a frozen dataclass (its dict fields read-only mappings): nothing edits it in
+place, and equality is identity (the fields hold volumes). A change makes a new value with
 :func:`dataclasses.replace` and hands it to the store (:class:`app.store.StateStore`), which
-emits the old and the new state once; widgets redraw from what changed. A worker that read a
-:class:`Session` keeps a consistent snapshot however the GUI moves on meanwhile.
+emits the old and the new state once; widgets redraw from what changed. A worker or an export
+that read a :class:`Session` keeps a consistent snapshot however the GUI moves on meanwhile.
+The arrays inside (CT, labels, body mask) are shared between states and never written to.
 
 * :class:`Session`: the case (CT, labels, surfaces, plan) and the needle edits in progress.
 * :class:`ViewState`: what the window shows that is no data (best view snapped to, picking).
