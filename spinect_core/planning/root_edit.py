@@ -397,6 +397,8 @@ class _Step:
     after: RootEditState
     changes: list[_Change] = field(default_factory=list)
     scenes: dict[str, str] = field(default_factory=dict)
+    #: Run after the changes, on undo and redo alike (the device copies of patched fields).
+    syncs: list[Callable[[], None]] = field(default_factory=list)
 
 
 class RootEditor:
@@ -489,6 +491,8 @@ class RootEditor:
         step = self._undo.pop()
         for ch in reversed(step.changes):
             ch.undo()
+        for sync in step.syncs:
+            sync()
         self.state = step.before
         self._redo.append(step)
         return self._finish(step.scenes, 0, t0, c0)
@@ -500,6 +504,8 @@ class RootEditor:
         step = self._redo.pop()
         for ch in step.changes:
             ch.redo()
+        for sync in step.syncs:
+            sync()
         self.state = step.after
         self._undo.append(step)
         return self._finish(step.scenes, 0, t0, c0)
@@ -576,10 +582,10 @@ class RootEditor:
             self._set(step, eng, "labels", eng.labels.with_array(
                 eng.labels.array.astype(np.uint16)))
 
-    def _tube(self, root: Root, extra_mm: float) -> tuple[tuple[slice, ...], np.ndarray] | None:
-        """The tube of a root on the parts' grid: its index box (z, y, x slices) and the mask in
-        it (voxel centres within the radius, interpolated along each segment, plus
-        ``extra_mm``), the same voxels as :func:`spinect_core.anatomy.roots.rasterise_roots`."""
+    def _tube_geometry(self, root: Root, extra_mm: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(line (N, 3) LPS, radius (N,), index (N, 3) x, y, z, box lo, box hi (x, y, z)) of a
+        root's tube on the parts' grid; None when it misses the grid."""
         grid = self.engine.anatomy.parts
         line = np.asarray(root.centreline_lps_mm, float)
         radius = np.asarray(root.radius_mm, float) + float(extra_mm)
@@ -594,19 +600,54 @@ class RootEditor:
                         np.array(grid.array.shape[::-1]))
         if np.any(hi <= lo):
             return None
-        xs, ys, zs = (np.arange(lo[i], hi[i]) for i in range(3))
-        zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
-        pts = grid.index_to_lps(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], -1))
-        inside = np.zeros(len(pts), bool)
+        return line, radius, idx, lo, hi
+
+    def _tube_box(self, root: Root, extra_mm: float) -> tuple[slice, ...] | None:
+        g = self._tube_geometry(root, extra_mm)
+        if g is None:
+            return None
+        lo, hi = g[3], g[4]
+        return (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+
+    def _tube(self, root: Root, extra_mm: float, clip: tuple[slice, ...]
+              ) -> np.ndarray | None:
+        """The tube of a root on the parts' grid within the index box ``clip`` (z, y, x slices):
+        voxel centres within the radius (interpolated along each segment) plus ``extra_mm`` of
+        the centreline, the same voxels as
+        :func:`spinect_core.anatomy.roots.rasterise_roots`. Each segment is tested only on the
+        voxels of its own box (its ends grown by its radius): far fewer distances than the
+        whole tube's box per segment. None when the tube misses ``clip``."""
+        g = self._tube_geometry(root, extra_mm)
+        if g is None:
+            return None
+        line, radius, idx, lo, hi = g
+        clo = np.array([clip[2].start, clip[1].start, clip[0].start])
+        chi = np.array([clip[2].stop, clip[1].stop, clip[0].stop])
+        lo, hi = np.maximum(lo, clo), np.minimum(hi, chi)
+        if np.any(hi <= lo):
+            return None
+        grid = self.engine.anatomy.parts
+        out = np.zeros(tuple(int(v) for v in (chi - clo)[::-1]), bool)
         a, b = line[:-1], line[1:]
+        spacing = float(np.min(grid.spacing_mm))
         for i in range(len(a)):
+            pad = max(radius[i], radius[i + 1]) / spacing + 1.0
+            slo = np.maximum(np.floor(np.minimum(idx[i], idx[i + 1]) - pad).astype(int), lo)
+            shi = np.minimum(np.ceil(np.maximum(idx[i], idx[i + 1]) + pad).astype(int) + 1, hi)
+            if np.any(shi <= slo):
+                continue
+            xs, ys, zs = (np.arange(slo[k], shi[k]) for k in range(3))
+            zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
+            pts = grid.index_to_lps(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], -1))
             ab = b[i] - a[i]
             ap = pts - a[i]
             t = np.clip(ap @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
             d = np.linalg.norm(ap - t[:, None] * ab, axis=1)
-            inside |= d <= radius[i] + t * (radius[i + 1] - radius[i])
-        sl = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
-        return sl, inside.reshape(zz.shape)
+            inside = (d <= radius[i] + t * (radius[i + 1] - radius[i])).reshape(zz.shape)
+            o0 = slo - clo
+            o1 = shi - clo
+            out[o0[2]:o1[2], o0[1]:o1[1], o0[0]:o1[0]] |= inside
+        return out
 
     def _redraw(self, old: RootEditState, new: RootEditState, step: _Step
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -621,9 +662,9 @@ class RootEditor:
         for r in moved:
             for root, extra in ((old.get(r.side, r.name).to_root(o), 0.0), (r.to_root(o), 0.0),
                                 (r.original, margin)):
-                t = self._tube(root, extra)
+                t = self._tube_box(root, extra)
                 if t is not None:
-                    boxes.append(t[0])
+                    boxes.append(t)
         empty = (np.zeros(0, int),) * 3
         if not boxes:
             return empty
@@ -642,18 +683,7 @@ class RootEditor:
         lab = np.asarray(self._labels0[box]).astype(labels0.dtype, copy=True)
 
         def local(root: Root, extra: float) -> np.ndarray | None:
-            t = self._tube(root, extra)
-            if t is None:
-                return None
-            sl, m = t
-            inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(sl, box))
-            if any(s.stop <= s.start for s in inter):
-                return None
-            out = np.zeros(parts.shape, bool)
-            src = tuple(slice(i.start - s.start, i.stop - s.start) for i, s in zip(inter, sl))
-            dst = tuple(slice(i.start - b.start, i.stop - b.start) for i, b in zip(inter, box))
-            out[dst] = m[src]
-            return out
+            return self._tube(root, extra, box)
 
         remove = np.zeros(parts.shape, bool)
         for r in new.edited:
@@ -801,6 +831,56 @@ def _update_blockers(scene: SideScene, anatomy: Any, changed: tuple[np.ndarray, 
         wz, wy, wx = np.unravel_index(np.where(ok, f, 0), mask.shape)
         flat = np.ravel_multi_index((wz + wlo[0], wy + wlo[1], wx + wlo[2]), tuple(shape))
         editor._patch(step, fields.features, dst, np.where(ok, flat, -1).astype(np.int32))
-    # The device copy and the cached maximum are stale now (rebuilt on the next cast).
-    editor._set(step, fields, "_cache", {})
+    # The device copy of the fields (when built) gets the same region; rebuilding it whole
+    # would cost more than everything else of the edit.
+    region = (tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+
+    def sync() -> None:
+        _sync_torch(fields, *region)
+    sync()
+    step.syncs.append(sync)
     return "window"
+
+
+def _sync_torch(fields: Any, lo: tuple[int, ...], hi: tuple[int, ...]) -> None:
+    """Copy the region ``[lo, hi)`` (crop z, y, x) of the fields' arrays into their device copy
+    (:class:`~spinect_core.planning.scene.TorchFields`: flat distances, features, rim weights and
+    the tiled image with its slice z + 1 and rim-cell channels); forget the cached maximum."""
+    fields._cache.pop("max_abs", None)
+    tf = fields._cache.get("torch")
+    if tf is None:
+        return
+    import torch
+
+    nz, ny, nx = fields.shape_zyx
+    dev = tf.device
+    # Cells read the 8 voxels of their upper corner: the region grows by one voxel downwards.
+    c0 = np.maximum(np.asarray(lo) - 1, 0)
+    c1 = np.asarray(hi)
+    sl = (slice(None),) + tuple(slice(int(a), int(b)) for a, b in zip(c0, c1))
+
+    def put(dst: Any, src: np.ndarray) -> None:
+        dst.copy_(torch.from_numpy(np.ascontiguousarray(src)).to(dev))
+
+    put(tf.sdf_flat.view(2, nz, ny, nx)[sl], fields.sdf[sl])
+    if tf.features is not None and fields.features is not None:
+        put(tf.features.view(2, nz, ny, nx)[sl], fields.features[sl].astype(np.int64))
+    cells = None
+    if tf.rim is not None and fields.rim_weight is not None:
+        put(tf.rim[0][sl], fields.rim_weight[sl].astype(np.float32))
+        ext = tuple(slice(int(a), int(min(b + 1, n))) for a, b, n in zip(c0, c1, (nz, ny, nx)))
+        cells = fields.rim_weight[(slice(None),) + ext].max(0) > 0
+        for axis in range(3):
+            n = cells.shape[axis]
+            cells = cells | np.take(cells, np.minimum(np.arange(n) + 1, n - 1), axis=axis)
+    columns = tf.columns
+    ys, xs = slice(int(c0[1]), int(c1[1])), slice(int(c0[2]), int(c1[2]))
+    for z in range(int(c0[0]), int(c1[0])):
+        r, c = divmod(z, columns)
+        rows = slice(r * ny + ys.start, r * ny + ys.stop)
+        cols = slice(c * nx + xs.start, c * nx + xs.stop)
+        put(tf.image[0, 0:2, rows, cols], fields.sdf[:, z, ys, xs])
+        put(tf.image[0, 2:4, rows, cols], fields.sdf[:, min(z + 1, nz - 1), ys, xs])
+        if cells is not None and tf.image.shape[1] > 4:
+            put(tf.image[0, 4, rows, cols], cells[z - int(c0[0]), :ys.stop - ys.start,
+                                                  :xs.stop - xs.start].astype(np.float32))
