@@ -114,29 +114,11 @@ class Automation(QObject):
 
 
 def plan_summary(plan) -> str:
-    """A few lines on the plan for the console: how sure its level is, best views, needles."""
-    from app.planning import plan_level
-    from spinect_core.report.level_text import summary_lines
+    """A few lines on the plan for the console: how sure its level is, best views, needles
+    (:func:`~spinect_core.report.level_text.plan_summary_lines`, as ``spinect plan`` prints)."""
+    from spinect_core.report.level_text import plan_summary_lines
 
-    status = plan_level(plan)
-    lines = [f"spinect-app: {line}" for line in summary_lines(status)] if status else []
-    for side, sp in plan.sides.items():
-        for kind in ("kambin", "safe"):
-            wp = sp.window(kind)
-            if wp.found and wp.plateau_view is not None:
-                v = wp.plateau_view
-                lines.append(f"spinect-app: {side} {kind}: {v.area_mm2:.1f} mm2 at "
-                             f"{v.carm.get('description', '')}")
-            else:
-                lines.append(f"spinect-app: {side} {kind}: not found ({wp.reason})")
-        t = sp.trajectory
-        if t is not None:
-            lines.append(f"spinect-app: {side} needle via {sp.trajectory_window}: "
-                         f"{t.length_mm:.1f} mm, nerve clearance {t.min_nerve_clearance_mm:.1f} mm"
-                         f", {'safe' if t.safe else 'NOT safe: ' + t.reason}")
-        else:
-            lines.append(f"spinect-app: {side} needle: none ({sp.trajectory_reason})")
-    return "\n".join(lines)
+    return "\n".join(f"spinect-app: {line}" for line in plan_summary_lines(plan))
 
 
 def create_app(argv: Sequence[str] | None = None, *, exec_app: bool = False,

@@ -8,7 +8,9 @@ engine (:class:`~spinect_core.planning.plan.PlanEngine`):
 * :func:`run_plan` identifies the anatomy, optimises the views and plans the needles;
 * :func:`live_windows` measures both windows of both sides for the exact current view;
 * :func:`replan_needle` plans a side's needle again through another window or to a nudged target
-  (same entry direction), and :func:`needle_planes` resamples and renders the oblique planes;
+  (same entry direction) with the engine's own :meth:`~PlanEngine.plan_needle` (the plan's
+  call, so a re-planned needle is judged as the plan's), and :func:`needle_planes` resamples and
+  renders the oblique planes; :func:`target_in_window` is the core's;
 * :func:`plan_level` says how sure the plan's level is (the words every title and verdict uses:
   "L5/S1" plainly only when the level is established), :func:`refusal_level` where a refused
   scan ends.
@@ -26,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from spinect_core.labels import LabelTable
-from spinect_core.planning.plan import Plan, PlanEngine, PlanOptions
+from spinect_core.planning.plan import Plan, PlanEngine, PlanOptions, target_in_window
 from spinect_core.planning.trajectory import (NEEDLE_OUTER_DIAMETER_MM, Trajectory,
-                                              TrajectoryOptions, plan_trajectory)
+                                              TrajectoryOptions)
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.report.level_text import LevelStatus, level_status, refusal_lines
 from spinect_core.volume import Volume
@@ -255,18 +257,6 @@ def nudged_target(target_lps: np.ndarray, entry_direction_lps: np.ndarray, right
     return np.asarray(target_lps, float).reshape(3) + right_mm * right + up_mm * up
 
 
-def target_in_window(window: Any, target_lps: np.ndarray) -> bool:
-    """True when ``target`` projects (along the window's rays) onto a free pixel of ``window``."""
-    if window is None:
-        return False
-    rel = np.asarray(target_lps, float).reshape(3) - np.asarray(window.plane_origin_lps, float)
-    pix = float(window.pixel_mm)
-    col = int(round(float(rel @ np.asarray(window.axis_col_lps, float)) / pix))
-    row = int(round(float(rel @ np.asarray(window.axis_row_lps, float)) / pix))
-    mask = np.asarray(window.mask, bool)
-    return bool(0 <= row < mask.shape[0] and 0 <= col < mask.shape[1] and mask[row, col])
-
-
 def replan_needle(engine: PlanEngine, plan: Plan, side: str, kind: str, *,
                   target_lps: np.ndarray | None = None,
                   entry_direction_lps: np.ndarray | None = None,
@@ -277,6 +267,10 @@ def replan_needle(engine: PlanEngine, plan: Plan, side: str, kind: str, *,
     Without ``target_lps`` the needle aims at the window's deepest point at its plateau view
     (as the plan does). With ``target_lps`` (a nudged target) the needle keeps
     ``entry_direction_lps`` (default: the side's current needle direction) and ends there.
+    Either way the engine plans it (:meth:`PlanEngine.plan_needle`: its CT, labels, body mask,
+    midline and needle options), exactly as the plan's own needles. ``body_mask`` is not used:
+    the engine's own (:meth:`PlanEngine.body_mask`, the array the session holds) finds the
+    skin; the parameter stays until the controller stops passing it.
 
     Raises
     ------
@@ -289,24 +283,16 @@ def replan_needle(engine: PlanEngine, plan: Plan, side: str, kind: str, *,
     wp = sp.window(kind)
     if not wp.found or wp.window is None:
         raise ValueError(f"no {KIND_LABELS[kind]} window on the {side} side: {wp.reason}")
-    table = engine.table
-    common = dict(ct=engine.ct, labels=engine.labels, table=table,
-                  midline_point_lps=engine.anatomy.midline_point_lps,
-                  midline_normal_lps=engine.anatomy.midline_normal_lps,
-                  nerve_names=tuple(n for n in ("nerve", "dura") if table.has(n)),
-                  bone_names=tuple(n for n in ("bone",) if table.has(n)),
-                  options=engine.options.trajectory,
-                  body_mask=body_mask if body_mask is not None else engine.body_mask(),
-                  progress=sub_progress(progress, 0.0, 0.6))
     if target_lps is None:
-        trajectory = plan_trajectory(wp.window, **common)
+        trajectory = engine.plan_needle(side, wp.window, progress=sub_progress(progress, 0.0, 0.6))
     else:
         u = entry_direction_lps
         if u is None:
             u = (sp.trajectory.entry_direction_lps if sp.trajectory is not None
                  else wp.plateau_view.entry_direction_lps)
-        trajectory = plan_trajectory(np.asarray(target_lps, float), entry_direction_lps=u,
-                                     **common)
+        trajectory = engine.plan_needle(side, wp.window, np.asarray(target_lps, float),
+                                        entry_direction_lps=u,
+                                        progress=sub_progress(progress, 0.0, 0.6))
     result = ReplanResult(side=side, kind=kind, trajectory=trajectory,
                           in_window=target_in_window(wp.window, trajectory.target_lps_mm))
     if planes:

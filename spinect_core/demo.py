@@ -194,6 +194,8 @@ def _plan_demo(ct: Any, phantom: Any, segmentation: Any, *, trained: bool, out: 
     engine = PlanEngine(ct, labels, table, options=options, segmentation_source=source,
                         progress=sub_progress(progress, 0.0, 0.1))
     result = engine.plan(progress=sub_progress(progress, 0.1, 0.8))
-    write_plan_outputs(result, engine, plan_dir, ct=ct, labels=labels, table=table,
-                       overwrite=overwrite, progress=sub_progress(progress, 0.8, 1.0, "exports: "))
+    # The exports read the CT, the label map and its table from the engine (the grid and roots
+    # the plan was made on).
+    write_plan_outputs(result, engine, plan_dir, overwrite=overwrite,
+                       progress=sub_progress(progress, 0.8, 1.0, "exports: "))
     return result, plan_dir, source

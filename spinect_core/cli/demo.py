@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from spinect_core.planning.carm import carm_text
 from spinect_core.progress import TqdmProgress
-from spinect_core.vocabulary import WINDOW_KINDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,21 +31,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"Segmentation: {result.segmentation}")
     print(result.evaluation.format_table())
     if result.plan is not None:
+        from spinect_core.report.level_text import plan_summary_lines
+
         print(f"\nPlan, using {result.plan_labels}: {result.plan_dir / 'report.html'}")
-        for side, sp in result.plan.sides.items():
-            for kind in WINDOW_KINDS:
-                w = sp.window(kind)
-                if w.found:
-                    v = w.plateau_view
-                    print(f"  {side:5s} {kind:6s} {v.area_mm2:6.1f} mm2 at alpha {v.alpha_deg:5.1f}, "
-                          f"beta {v.beta_deg:5.1f} deg  ({carm_text(v.carm, degree_sign=False)})")
-                else:
-                    print(f"  {side:5s} {kind:6s} not found: {w.reason}")
-            t = sp.trajectory
-            if t is not None:
-                print(f"  {side:5s} needle through the {sp.trajectory_window} window: "
-                      f"{t.length_mm:.0f} mm, nerve clearance {t.min_nerve_clearance_mm:.1f} mm, "
-                      f"{'safe' if t.safe else 'NOT SAFE: ' + t.reason}")
+        for line in plan_summary_lines(result.plan):
+            print(f"  {line}")
     for note in result.notes:
         print(f"note: {note}")
     seconds = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.timings_s.items())

@@ -5,7 +5,8 @@ INPUT is a DICOM folder (or multi-frame file) or an image (NIfTI, NRRD, MHA). Wi
 from ``--bone`` (network, CT bone model or fused), and the network's bone is checked against the
 CT's own at L4-S1: disagreements are printed at once and lead the plan's warnings (``plan.json``
 ``segmentation_check``, the report); with ``--segmentation``, that label map (and its
-``.labels.json`` sidecar table; the default bone/nerve table otherwise) is used as it is, a 3D
+``.labels.json`` sidecar table; the default bone/nerve table otherwise) is used as it is (on
+another grid than the CT it is resampled onto the CT's, nearest neighbour, with a note), a 3D
 Slicer ``.seg.nrrd`` read by segment name (never by label value), and ``--label-map`` maps a
 site's names (a mapping JSON, or a ready one: ``totalsegmentator``, ``monailabel``) onto bone,
 nerve, disc and dura; names it does not match are refused with the names found. The nerve
@@ -38,7 +39,7 @@ from typing import Any
 
 from spinect_core.cli.segment import add_bone_argument, one_line_errors, print_warnings
 from spinect_core.progress import TqdmProgress, sub_progress
-from spinect_core.vocabulary import TRAJECTORY_WINDOWS, WINDOW_KINDS
+from spinect_core.vocabulary import TRAJECTORY_WINDOWS
 
 SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
 
@@ -177,16 +178,18 @@ def run(args: argparse.Namespace) -> int:
             source = f"{segmenter.card.name} {segmenter.card.version}"
             bone_source = result.bone_source
             start = 0.4
+        # A label map on another grid than the CT is put on the CT's by the engine (a note).
         engine = PlanEngine(ct, labels, table, options=options, segmentation_source=source,
                             bone_source=bone_source, segmentation_check=check,
                             progress=sub_progress(bar, start, start + 0.05 * (1 - start)))
+        for note in engine.notes:
+            print(f"spinect: note: {note}", file=sys.stderr)
         plan = engine.plan(progress=sub_progress(bar, start + 0.05 * (1 - start),
                                                  start + 0.8 * (1 - start), "optimising: "))
-        # The label map the plan used: with --roots ct or fused its nerve class holds the chosen
-        # roots, so the masks and meshes show what the windows were measured against.
-        written = write_plan_outputs(plan, engine, out, ct=ct, labels=engine.labels,
-                                     table=engine.table,
-                                     meshes=not args.no_meshes, ras=args.ras,
+        # The exports read the CT, the label map and its table from the engine: with --roots ct
+        # or fused its nerve class holds the chosen roots, so the masks and meshes show what the
+        # windows were measured against.
+        written = write_plan_outputs(plan, engine, out, meshes=not args.no_meshes, ras=args.ras,
                                      overwrite=args.force,
                                      progress=sub_progress(bar, start + 0.8 * (1 - start), 1.0,
                                                            "exporting: "))
@@ -246,37 +249,7 @@ def _image_format(path: str) -> str:
 
 def summary_text(doc: dict[str, Any]) -> str:
     """How sure the level is (first), then a few lines per side: the plateau views, areas and
-    the needle."""
-    from spinect_core.report.level_text import level_status_from_plan, summary_lines
+    the needle (:func:`~spinect_core.report.level_text.plan_summary_lines`)."""
+    from spinect_core.report.level_text import plan_summary_lines
 
-    lines = summary_lines(level_status_from_plan(doc))
-    for side, sp in doc["sides"].items():
-        for kind in WINDOW_KINDS:
-            w = sp[kind]
-            if not w["found"]:
-                lines.append(f"{side:5s} {kind:6s}: not found ({w['reason']})")
-                continue
-            v = w["plateau_view"]
-            lines.append(f"{side:5s} {kind:6s}: {v['area_mm2'] or 0.0:6.1f} mm^2 at C-arm "
-                         f"{v['carm']['description']} (local alpha {v['alpha_deg']:.1f}, beta "
-                         f"{v['beta_deg']:.1f} deg)")
-            if w.get("search_edge_note"):
-                lines.append(f"{'':14s}note: {w['search_edge_note']}")
-        roots = sp.get("roots")
-        if roots:
-            words = {"exiting_l5": "exiting L5", "exiting_l4": "exiting L4",
-                     "traversing_s1": "traversing S1"}
-            lines.append(f"{side:5s} roots : " + ", ".join(
-                f"{words.get(n, n)} " + ("not found" if r is None else
-                                         f"{r['source']} (confidence {r['confidence']:.2f})")
-                for n, r in roots.items()))
-        t = sp["trajectory"]
-        if t is None:
-            lines.append(f"{side:5s} needle: none ({sp['trajectory_reason']})")
-        else:
-            state = "safe" if t["safe"] else f"NOT safe: {t['reason']}"
-            clearance = t["min_nerve_clearance_mm"]
-            lines.append(f"{side:5s} needle: {t['length_mm']:.1f} mm via the {t['window']} window, "
-                         f"nerve clearance {'n/a' if clearance is None else f'{clearance:.1f} mm'}, "
-                         f"{state}")
-    return "\n".join(lines)
+    return "\n".join(plan_summary_lines(doc))

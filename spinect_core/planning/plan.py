@@ -5,8 +5,12 @@ asks it for the windows of the exact current view while the operator rotates
 (:meth:`PlanEngine.windows_for_view`), and :meth:`PlanEngine.plan` fills a :class:`Plan`: for
 each side and window the best view and the plateau view (the centroid of the views that reach
 >= 90 % of the maximum, what a C-arm can hit), the window's numbers at the plateau view, its
-triangle, and a needle trajectory through the chosen window. Exports read only from the
-:class:`Plan` (``Plan.to_dict`` is the versioned ``plan.json`` schema, LPS millimetres).
+triangle, and a needle trajectory through the chosen window. The engine is the one planning
+entry of the CLI, the demo and the app: it puts the label map on the CT grid
+(:func:`labels_on_ct_grid`), plans every needle, the plan's and the app's re-plans alike
+(:meth:`PlanEngine.plan_needle`, on its one :meth:`PlanEngine.body_mask`), and the exports read
+the CT, the label map and its table from it. Exports read the plan only from the :class:`Plan`
+(``Plan.to_dict`` is the versioned ``plan.json`` schema, LPS millimetres).
 
 Views are searched in C-arm angles for a prone patient (:func:`carm_view_direction`:
 ipsilateral oblique and cranial/caudal detector tilt from the straight PA view, default 0-60
@@ -31,7 +35,7 @@ import numpy as np
 from spinect_core import __version__
 from spinect_core.anatomy.root_tracing import TracingOptions
 from spinect_core.anatomy.roots import ROOTS_MODES, FusionOptions, RootsResult
-from spinect_core.errors import SpinectError
+from spinect_core.errors import InputError, SpinectError
 from spinect_core.labels import LabelTable
 from spinect_core.planning.l5s1 import (
     SIDES, WINDOW_KINDS, L5S1Options, SideScene, SideWindows, Triangle, Variant,
@@ -383,10 +387,13 @@ class PlanEngine:
     ct : Volume
         HU, (z, y, x).
     labels : Volume
-        Class ids on any grid (usually the CT's); ``table`` names them.
+        Class ids, (z, y, x); ``table`` names them. On another grid than the CT it is resampled
+        onto the CT's (nearest neighbour; :attr:`notes` says so): the engine's :attr:`labels`
+        are always on the CT grid.
     table : LabelTable
     instances, instance_table : optional
-        Per-level labels (e.g. the phantom's) used directly when given.
+        Per-level labels (e.g. the phantom's) used directly when given (put on the CT grid like
+        ``labels``).
     options : PlanOptions, optional
     segmentation_source : str
         Recorded in the plan.
@@ -406,6 +413,15 @@ class PlanEngine:
                  progress: ProgressCallback | None = None) -> None:
         from spinect_core.anatomy import identify_lumbosacral
 
+        #: What the engine did to its inputs, in words (a label map resampled onto the CT grid).
+        self.notes: list[str] = []
+        # The planner works on the CT's grid: a label map (and instance map) on another grid is
+        # put on it here, nearest neighbour, for every caller alike (CLI, demo, app).
+        labels, note = labels_on_ct_grid(labels, ct, what="label map")
+        self.notes += [note] if note else []
+        if instances is not None:
+            instances, note = labels_on_ct_grid(instances, ct, what="instance map")
+            self.notes += [note] if note else []
         self.ct, self.labels, self.table = ct, labels, table
         self.options = options or PlanOptions()
         self.segmentation_source = segmentation_source
@@ -617,13 +633,7 @@ class PlanEngine:
             return side_plan
         chosen = max(candidates, key=lambda w: (w.usable_area_mm2, w.window.area_mm2))
         try:
-            trajectory = plan_trajectory(
-                chosen.window, ct=self.ct, labels=self.labels, table=self.table,
-                midline_point_lps=self.anatomy.midline_point_lps,
-                midline_normal_lps=self.anatomy.midline_normal_lps,
-                nerve_names=tuple(n for n in ("nerve", "dura") if self.table.has(n)),
-                bone_names=tuple(n for n in ("bone",) if self.table.has(n)),
-                options=self.options.trajectory, body_mask=self.body_mask())
+            trajectory = self.plan_needle(side, chosen.window)
         except SpinectError as exc:
             side_plan.trajectory_reason = str(exc)
             return side_plan
@@ -631,6 +641,66 @@ class PlanEngine:
         side_plan.trajectory_window = chosen.kind
         side_plan.trajectory_reason = trajectory.reason
         return side_plan
+
+    # --- the needle -----------------------------------------------------------------------------
+    def plan_needle(self, side: str, window: WindowResult | None,
+                    target: Sequence[float] | np.ndarray | None = None, *,
+                    entry_direction_lps: Sequence[float] | np.ndarray | None = None,
+                    progress: ProgressCallback | None = None) -> Trajectory:
+        """Plan ``side``'s needle through ``window`` (the one planning call of CLI, demo and app).
+
+        The needle is checked against this engine's CT (skin entry, on :meth:`body_mask`), its
+        label map and table (the chosen roots included), its nerve and bone classes, the
+        anatomy's midline and ``options.trajectory``: what :meth:`plan` does, so a re-planned
+        needle (another window, a nudged target) is judged exactly as the plan's own.
+
+        Parameters
+        ----------
+        side : {"left", "right"}
+            A planned side (a key of :attr:`scenes`).
+        window : WindowResult or None
+            The window the needle goes through (``WindowPlan.window``: its plateau view at the
+            report ray spacing). Without ``target`` the needle aims at its deepest point backed
+            off ``options.trajectory.back_off_mm``, along the window's view direction. May be
+            None only with ``target`` and ``entry_direction_lps``.
+        target : (3,) LPS mm, optional
+            A needle tip to aim at instead (a nudged or picked target).
+        entry_direction_lps : (3,), optional
+            ``u`` (target -> skin) for ``target``; default ``-window.view_direction_lps``.
+        progress : callable, optional
+
+        Returns
+        -------
+        Trajectory
+
+        Raises
+        ------
+        TrajectoryError
+            The window is empty or no skin entry is found.
+        InputError
+            ``side`` was not planned, or neither a window nor a target with its direction.
+        """
+        if side not in self.scenes:
+            raise InputError(f"the {side} side was not planned (sides: {', '.join(self.scenes)})")
+        if target is None:
+            if window is None:
+                raise InputError("plan_needle needs a window or a target")
+            aim: Any = window
+        else:
+            aim = np.asarray(target, float).reshape(3)
+            if entry_direction_lps is None:
+                if window is None:
+                    raise InputError("a target without a window needs its entry direction")
+                entry_direction_lps = -np.asarray(window.view_direction_lps, float)
+        table = self.table
+        return plan_trajectory(
+            aim, ct=self.ct, labels=self.labels, table=table,
+            entry_direction_lps=entry_direction_lps,
+            midline_point_lps=self.anatomy.midline_point_lps,
+            midline_normal_lps=self.anatomy.midline_normal_lps,
+            nerve_names=tuple(n for n in ("nerve", "dura") if table.has(n)),
+            bone_names=tuple(n for n in ("bone",) if table.has(n)),
+            options=self.options.trajectory, body_mask=self.body_mask(), progress=progress)
 
     def body_mask(self) -> np.ndarray:
         """(z, y, x) bool body mask (CT above the trajectory's body threshold, largest component).
@@ -655,6 +725,67 @@ class PlanEngine:
                 "disc_centre_lps_mm": _vec(a.disc_centre_lps),
                 "midline_point_lps_mm": _vec(a.midline_point_lps),
                 "midline_normal_lps": _vec(a.midline_normal_lps)}
+
+
+def labels_on_ct_grid(labels: Volume, ct: Volume, *, what: str = "label map"
+                      ) -> tuple[Volume, str]:
+    """``labels`` on ``ct``'s grid, and a note when it had to be resampled.
+
+    Parameters
+    ----------
+    labels : Volume
+        Integer class ids, (z, y, x), any LPS grid.
+    ct : Volume
+        The reference grid.
+    what : str
+        How the note and the error name ``labels``.
+
+    Returns
+    -------
+    labels : Volume
+        ``labels`` itself when the grids agree (:meth:`Volume.same_grid`, the tolerance the
+        anatomy checks with), else resampled onto ``ct``'s exact grid, nearest neighbour (0
+        outside ``labels``' extent), dtype kept.
+    note : str
+        Empty when nothing was done; else says the map was resampled.
+
+    Raises
+    ------
+    InputError
+        ``labels`` holds classes but none of them lies inside the CT's field of view.
+    """
+    if labels.same_grid(ct):
+        return labels, ""
+    from spinect_core.preprocess.resample import resample_to_grid
+
+    out = resample_to_grid(labels, ct, interpolation="nearest", default_value=0)
+    if np.any(labels.array) and not np.any(out.array):
+        raise InputError(f"the {what} does not overlap the CT; give the {what} of this CT")
+    return out, (f"the {what} is on another grid than the CT; resampled onto the CT grid "
+                 "(nearest neighbour)")
+
+
+def target_in_window(window: WindowResult | None, target_lps: Sequence[float] | np.ndarray
+                     ) -> bool:
+    """True when ``target_lps`` projects, along the window's rays, onto a free pixel of it.
+
+    Parameters
+    ----------
+    window : WindowResult or None
+        Its ray grid (:attr:`WindowResult.ray_grid`) and ``mask`` (H, W) bool; None: False.
+    target_lps : (3,) LPS mm
+
+    Returns
+    -------
+    bool
+        The nearest ray's pixel ``(row, col)`` lies in the grid and is free.
+    """
+    if window is None:
+        return False
+    row, col, _ = window.ray_grid.project(np.asarray(target_lps, float).reshape(3))
+    r, c = int(round(float(row))), int(round(float(col)))
+    mask = np.asarray(window.mask, bool)
+    return bool(0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c])
 
 
 def build_plan(ct: Volume, labels: Volume, table: LabelTable, *,

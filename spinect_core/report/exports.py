@@ -394,8 +394,9 @@ def plan_output_paths(plan: "Plan", out_dir: str | Path, table: LabelTable, *,
     return paths
 
 
-def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, *, ct: Volume,
-                       labels: Volume, table: LabelTable, meshes: bool = True, ras: bool = False,
+def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, *,
+                       ct: Volume | None = None, labels: Volume | None = None,
+                       table: LabelTable | None = None, meshes: bool = True, ras: bool = False,
                        overwrite: bool = False, options: ExportOptions | None = None,
                        progress: ProgressCallback | None = None) -> dict[str, list[Path]]:
     """Write the plan's files (see the module docstring for the layout).
@@ -409,11 +410,15 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
         and per-side scenes (the windows at the best views, for the screenshots).
     out_dir : path-like
         Created if needed.
-    ct : Volume
-        The CT (HU, (z, y, x)); its metadata gives the DICOM frame of reference.
-    labels : Volume
-        The label map the plan used, ids of ``table``.
-    table : LabelTable
+    ct : Volume, optional
+        The CT (HU, (z, y, x)); its metadata gives the DICOM frame of reference. Default: the
+        engine's (the one the plan was made on); give it only to write the same CT loaded with
+        other metadata (e.g. its DICOM series).
+    labels : Volume, optional
+        The label map, ids of ``table``. Default: the engine's (on the CT grid, with the roots
+        the plan chose drawn in), i.e. what the windows were measured against.
+    table : LabelTable, optional
+        Default: the engine's.
     meshes : bool
         Write one STL surface per label class (LPS).
     ras : bool
@@ -434,6 +439,10 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
         ``screenshots``, ``drrs``, ``area_maps``, ``meshes``, ``dicom`` -> files written.
     """
     opts = options or ExportOptions()
+    # The engine holds what the plan was made on; a caller passes these only to override.
+    ct = engine.ct if ct is None else ct
+    labels = engine.labels if labels is None else labels
+    table = engine.table if table is None else table
     out = check_output_dir(out_dir, overwrite=overwrite, need_bytes=0, dicom=opts.dicom)
     doc = plan_document(plan, ct=ct)
     validate_plan_document(doc)

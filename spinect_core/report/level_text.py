@@ -12,7 +12,9 @@ confident L5/S1 plan "clear of nerves and dura".
 :class:`LevelStatus` holding every phrase; :func:`level_status_from_plan` reads a ``plan.json``
 document (``anatomy.level_evidence`` and ``anatomy.source``). :func:`refusal_lines` words a
 refused scan (an :class:`~spinect_core.errors.AnatomyError`, whose ``evidence`` says where the
-scan ends). Plain strings only: no HTML, no Qt.
+scan ends). :func:`plan_summary_lines` is the one console summary of a plan (``spinect plan``,
+``spinect demo`` and ``spinect-app --plan`` print it): the level first, then per side the windows
+at their plateau views, the roots and the needle. Plain strings only: no HTML, no Qt.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from spinect_core.vocabulary import WINDOW_KINDS
+
 __all__ = ["CONFIDENCES", "LevelStatus", "level_status", "level_status_from_plan",
-           "evidence_dict", "refusal_lines", "summary_lines"]
+           "evidence_dict", "refusal_lines", "summary_lines", "plan_summary_lines"]
 
 #: The confidences of :class:`~spinect_core.anatomy.counting.LevelEvidence`, surest first.
 CONFIDENCES = ("high", "moderate", "low")
@@ -212,4 +216,57 @@ def refusal_lines(message: str, evidence: Any = None) -> list[str]:
     if last and last != "?" and "scan ends" not in message:
         lines.append(f"The scan ends at {last} (the lowest vertebra in view, "
                      f"{_COUNTED_FROM.get(str(ev.get('counted_from')), 'by the count')}).")
+    return lines
+
+
+#: Root names of ``plan.json``'s ``sides.<side>.roots``, in words.
+_ROOT_WORDS = {"exiting_l5": "exiting L5", "exiting_l4": "exiting L4",
+               "traversing_s1": "traversing S1"}
+
+
+def plan_summary_lines(plan: Any) -> list[str]:
+    """The plan in a few console lines: how sure the level is (first), then per side each
+    window's plateau view (area, C-arm angles, local angles, a search-edge note), the roots when
+    recorded, and the needle (length, window, nerve clearance, safe or why not).
+
+    Parameters
+    ----------
+    plan : Plan or mapping
+        A :class:`~spinect_core.planning.plan.Plan` or its ``plan.json`` document
+        (``Plan.to_dict()``, or the file as written); only ``anatomy`` and ``sides`` are read.
+
+    Returns
+    -------
+    list of str
+        One line each, no trailing newline; callers add their own prefix.
+    """
+    doc: Mapping[str, Any] = plan if isinstance(plan, Mapping) else plan.to_dict()
+    lines = summary_lines(level_status_from_plan(doc))
+    for side, sp in doc["sides"].items():
+        for kind in WINDOW_KINDS:
+            w = sp[kind]
+            if not w["found"]:
+                lines.append(f"{side:5s} {kind:6s}: not found ({w['reason']})")
+                continue
+            v = w["plateau_view"]
+            lines.append(f"{side:5s} {kind:6s}: {v['area_mm2'] or 0.0:6.1f} mm^2 at C-arm "
+                         f"{v['carm']['description']} (local alpha {v['alpha_deg']:.1f}, beta "
+                         f"{v['beta_deg']:.1f} deg)")
+            if w.get("search_edge_note"):
+                lines.append(f"{'':14s}note: {w['search_edge_note']}")
+        roots = sp.get("roots")
+        if roots:
+            lines.append(f"{side:5s} roots : " + ", ".join(
+                f"{_ROOT_WORDS.get(n, n)} " + ("not found" if r is None else
+                                               f"{r['source']} (confidence {r['confidence']:.2f})")
+                for n, r in roots.items()))
+        t = sp["trajectory"]
+        if t is None:
+            lines.append(f"{side:5s} needle: none ({sp['trajectory_reason']})")
+        else:
+            state = "safe" if t["safe"] else f"NOT safe: {t['reason']}"
+            clearance = t["min_nerve_clearance_mm"]
+            lines.append(f"{side:5s} needle via the {t['window']} window: {t['length_mm']:.1f} mm, "
+                         f"nerve clearance {'n/a' if clearance is None else f'{clearance:.1f} mm'}, "
+                         f"{state}")
     return lines

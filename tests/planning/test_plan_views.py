@@ -1,4 +1,5 @@
-"""Views cast together: batched ray casts, cropped windows and the plan's view counts.
+"""Views cast together: batched ray casts, cropped windows and the plan's view counts; on the
+same plan, the engine's one needle call (:meth:`PlanEngine.plan_needle`) and the one summary.
 
 The optimiser casts many views at once (:func:`raycast.trace_rays_many`,
 :func:`windows.compute_windows`, :meth:`l5s1.SideScene.windows_many`) and measures the optimisation's
@@ -145,10 +146,15 @@ def test_only_rays_that_meet_the_target_first_are_free(scenes) -> None:
             assert np.all(hits.kind[free] == HIT_TARGET), (scene.side, view)
 
 
-def test_plan_casts_each_view_once_and_few_fine_views(engine) -> None:
+@pytest.fixture(scope="module")
+def plan(engine):
+    """The engine's one plan (its view counts are of this plan alone)."""
+    return engine.plan()
+
+
+def test_plan_casts_each_view_once_and_few_fine_views(engine, plan) -> None:
     """View counts of one plan (deterministic): the grid's views are cast once for both windows
     and the refinement runs mostly on the grid's cheap rays."""
-    plan = engine.plan()
     grid = 7 * 9  # C-arm oblique 0..60 x tilt -40..40, 10-degree steps
     for side in ("left", "right"):
         assert all(plan.sides[side].window(k).found for k in ("kambin", "safe"))
@@ -161,3 +167,57 @@ def test_plan_casts_each_view_once_and_few_fine_views(engine) -> None:
         assert fine <= 40
         # Best and plateau views of both windows, and the 6 literature views.
         assert engine.view_casts[f"{side} 0.25 mm"] <= 4 + 6
+
+
+# --- the needle and the summary, on the same plan ------------------------------------------------
+def test_plan_needle_is_the_plans_needle_call(engine, plan) -> None:
+    """Re-planning a side's needle through its window gives the plan's needle exactly (the app
+    re-plans with this call), and a target with a direction is judged the same way."""
+    from spinect_core.planning.plan import target_in_window
+
+    for side, sp in plan.sides.items():
+        assert sp.trajectory is not None, (side, sp.trajectory_reason)
+        window = sp.window(sp.trajectory_window).window
+        again = engine.plan_needle(side, window)
+        assert again.to_dict() == sp.trajectory.to_dict(), side
+        # The plan's tip, given as a point with the plan's direction: the same path.
+        tip = engine.plan_needle(side, window, sp.trajectory.target_lps_mm)
+        np.testing.assert_allclose(tip.entry_lps_mm, sp.trajectory.entry_lps_mm, atol=1e-9)
+        assert tip.target_source == "point" and tip.safe == sp.trajectory.safe
+        assert tip.min_nerve_clearance_mm == pytest.approx(sp.trajectory.min_nerve_clearance_mm,
+                                                           abs=1e-6)
+        # The tip lies on the ray of the pixel it was aimed through; a point 10 mm across the
+        # rays (more than the window is wide) does not.
+        assert target_in_window(window, sp.trajectory.target_lps_mm)
+        across = sp.trajectory.target_lps_mm + 10.0 * np.asarray(window.axis_col_lps, float)
+        assert not target_in_window(window, across)
+        assert not target_in_window(None, sp.trajectory.target_lps_mm)
+
+
+def test_plan_needle_refuses_an_unplanned_side_and_a_target_without_direction(engine,
+                                                                             plan) -> None:
+    window = plan.sides["left"].window(plan.sides["left"].trajectory_window).window
+    with pytest.raises(InputError, match="was not planned"):
+        engine.plan_needle("middle", window)
+    with pytest.raises(InputError, match="entry direction"):
+        engine.plan_needle("left", None, plan.sides["left"].trajectory.target_lps_mm)
+    with pytest.raises(InputError, match="window or a target"):
+        engine.plan_needle("left", None)
+
+
+def test_one_summary_for_a_plan_and_its_document(plan) -> None:
+    """CLI, demo and app print the same lines (level first, then windows, roots, needles)."""
+    from spinect_core.cli.plan import summary_text
+    from spinect_core.report.level_text import plan_summary_lines
+
+    lines = plan_summary_lines(plan)
+    assert lines == plan_summary_lines(plan.to_dict())
+    assert summary_text(plan.to_dict()).splitlines() == lines
+    assert lines[0].startswith("level: ")
+    for side, sp in plan.sides.items():
+        needle = next(x for x in lines if x.startswith(f"{side:5s} needle"))
+        assert f"via the {sp.trajectory_window} window: {sp.trajectory.length_mm:.1f} mm" in needle
+        assert f"nerve clearance {sp.trajectory.min_nerve_clearance_mm:.1f} mm" in needle
+        for kind in ("kambin", "safe"):
+            area = sp.window(kind).plateau_view.area_mm2
+            assert any(x.startswith(f"{side:5s} {kind:6s}: {area:6.1f} mm^2") for x in lines)
