@@ -79,6 +79,7 @@ class SessionController(QObject):
     trajectory_changed = Signal(str)       # side whose needle was planned again
     live_windows_ready = Signal(object)    # planning.LiveWindows of the latest view
     live_windows_failed = Signal(object)   # ErrorReport
+    roots_changed = Signal()               # the plan's roots were edited (or undone / redone)
 
     def __init__(self, settings: AppSettings, dialogs: Dialogs,
                  parent: QObject | None = None) -> None:
@@ -98,6 +99,19 @@ class SessionController(QObject):
         self.needle = LatestWorker(self._compute_replan, self)
         self.needle.finished.connect(self._on_replanned)
         self.needle.failed.connect(self._on_replan_failed)
+        # Root edits (issue 13): the editor changes the engine in place under engine_lock on its
+        # own worker; the GUI keeps the state it asked for last (latest request wins: the state
+        # asked for holds every edit before it, so a dropped request loses nothing).
+        from spinect_core.planning.root_edit import RootEditOptions
+
+        self.root_edit_options = RootEditOptions()
+        self._root_editor: Any = None
+        self._root_state: Any = None
+        self._live_direction: np.ndarray | None = None
+        self._live_pixel_mm = planning.LIVE_PIXEL_MM
+        self.root_edits = LatestWorker(self._compute_root_edit, self)
+        self.root_edits.finished.connect(self._on_root_edit)
+        self.root_edits.failed.connect(self._on_root_edit_failed)
 
     # --- state -----------------------------------------------------------------------------------
     @property
@@ -136,9 +150,11 @@ class SessionController(QObject):
         self.runner.cancel()
         self.live.clear()
         self.needle.clear()
+        self.root_edits.clear()
         self.runner.wait(timeout_ms)
         self.live.wait(timeout_ms)
         self.needle.wait(timeout_ms)
+        self.root_edits.wait(timeout_ms)
         self.temp.cleanup()
         self.segmenters.clear()
 
@@ -420,6 +436,9 @@ class SessionController(QObject):
     def _forget_plan(self) -> None:
         self.live.clear()
         self.needle.clear()
+        self.root_edits.clear()
+        self._root_editor = None
+        self._root_state = None
         session = self.session
         had_plan = session.plan is not None
         if (had_plan or session.engine is not None or session.planes or session.plan_refusal
@@ -435,6 +454,9 @@ class SessionController(QObject):
         engine = self.session.engine
         if engine is None:
             return False
+        # Kept for the re-plan after a root edit (the windows of the view being looked at).
+        self._live_direction = np.asarray(direction_lps, float).copy()
+        self._live_pixel_mm = float(pixel_mm)
         self.live.request((np.asarray(direction_lps, float).copy(), float(pixel_mm)), engine,
                           np.asarray(direction_lps, float).copy(), float(pixel_mm))
         return True
@@ -449,6 +471,86 @@ class SessionController(QObject):
 
     def _on_live_failed(self, _tag: Any, exc: BaseException) -> None:
         self.live_windows_failed.emit(describe_error(exc, action="Measuring the windows"))
+
+    # --- root edits ------------------------------------------------------------------------------
+    def root_state(self) -> Any:
+        """The roots as the operator asked for them last
+        (:class:`~spinect_core.planning.root_edit.RootEditState`), None without an engine."""
+        engine = self.session.engine
+        if engine is None:
+            return None
+        if self._root_state is None:
+            from spinect_core.planning.root_edit import initial_state
+
+            with self.engine_lock:
+                self._root_state = initial_state(engine, self.root_edit_options)
+        return self._root_state
+
+    def move_root_point(self, side: str, name: str, index: int, point_lps: Any) -> bool:
+        """Move a root's control point (LPS mm) and re-plan the windows in the background."""
+        from spinect_core.errors import SpinectError
+        from spinect_core.planning.root_edit import drag_point
+
+        state = self.root_state()
+        if state is None:
+            return False
+        try:
+            new = drag_point(state, side, name, int(index), point_lps, self.root_edit_options)
+        except SpinectError as exc:
+            self.error.emit(describe_error(exc, action="Moving the root"))
+            return False
+        self._root_state = new
+        self.root_edits.request(("apply",), self.session.engine, "apply", new,
+                                self._live_direction, self._live_pixel_mm)
+        return True
+
+    def undo_root_edit(self) -> bool:
+        """Undo the last root edit (the engine restored exactly) and re-plan."""
+        if self.session.engine is None:
+            return False
+        self.root_edits.request(("undo",), self.session.engine, "undo", None,
+                                self._live_direction, self._live_pixel_mm)
+        return True
+
+    def redo_root_edit(self) -> bool:
+        if self.session.engine is None:
+            return False
+        self.root_edits.request(("redo",), self.session.engine, "redo", None,
+                                self._live_direction, self._live_pixel_mm)
+        return True
+
+    def _compute_root_edit(self, engine: PlanEngine, op: str, state: Any,
+                           direction: np.ndarray | None, pixel_mm: float) -> tuple[Any, Any]:
+        from spinect_core.planning.root_edit import RootEditor
+
+        with self.engine_lock:  # worker thread
+            if self._root_editor is None or self._root_editor.engine is not engine:
+                self._root_editor = RootEditor(engine, options=self.root_edit_options)
+            editor = self._root_editor
+            if op == "apply" and state != editor.state:
+                editor.apply(state)
+            elif op == "undo" and editor.can_undo:
+                editor.undo()
+            elif op == "redo" and editor.can_redo:
+                editor.redo()
+            live = (None if direction is None
+                    else planning.live_windows(engine, direction, pixel_mm=pixel_mm))
+            return editor.state, live
+
+    def _on_root_edit(self, tag: Any, result: tuple[Any, Any]) -> None:
+        state, live = result
+        if tag[0] != "apply" or self._root_state is None:
+            self._root_state = state
+        self.roots_changed.emit()
+        if live is not None:
+            self.live_windows_ready.emit(live)
+
+    def _on_root_edit_failed(self, _tag: Any, exc: BaseException) -> None:
+        # The engine holds the last state that applied; show that one.
+        if self._root_editor is not None:
+            self._root_state = self._root_editor.state
+        self.roots_changed.emit()
+        self.error.emit(describe_error(exc, action="Re-planning after the root edit"))
 
     # --- needle re-plans -------------------------------------------------------------------------
     def needle_window(self, side: str) -> str | None:

@@ -16,14 +16,18 @@ views dispatch on and Help > Keyboard shortcuts shows):
   anisotropic voxels measure right; Delete clears it;
 * a left click or drag moves the other two planes to the point (crosshair) and emits
   :attr:`SliceViewsPanel.crosshair_moved` with the LPS point (the 3D view marks it, see
-  :func:`app.widgets.shortcuts.install_slice_viewer`).
+  :func:`app.widgets.shortcuts.install_slice_viewer`);
+* the plan's nerve roots are drawn with their control points (:mod:`app.widgets.root_overlay`);
+  a left drag on a control point moves it (the crosshair stays), and on release
+  :attr:`SliceViewsPanel.root_point_moved` asks for the re-plan; Ctrl+Z / Ctrl+Shift+Z undo and
+  redo the root edits.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QKeySequence, QPainter, QPen
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -31,6 +35,8 @@ from spinect_core.labels import LabelTable
 from spinect_core.volume import Volume
 
 from app.colors import color_of
+from app.widgets.root_overlay import (ROOT_COLOURS, RootOverlay, handles_in_view, lines_in_view,
+                                      moved_point)
 from app.slicing import (DICOM_PRESET, PRESETS, PlaneSpec, WindowLevel, display_to_index,
                          distance_mm, drag_window, extract_slice, label_lut, lps_text,
                          overlay_labels, plane_specs, position_text, presets_for,
@@ -44,6 +50,8 @@ MAX_ZOOM = 32.0
 #: Combo entry of a window set by dragging.
 CUSTOM_PRESET = "custom"
 _RULER_COLOUR = QColor("#ffd24a")
+#: A press within this many widget pixels of a root's control point grabs it.
+HANDLE_GRAB_PX = 8.0
 
 
 class SliceCanvas(QWidget):
@@ -67,6 +75,8 @@ class SliceCanvas(QWidget):
         Ruler from (row, col) to (row, col), fractions (ruler mode, left drag).
     key_command(str, float)
         A slice-view key from the shortcut table that the canvas does not handle itself.
+    handle_released(object, float, float)
+        A root's control point (its key) dragged and let go at (row, col) fractions.
     """
 
     wheel_steps = Signal(int)
@@ -75,10 +85,15 @@ class SliceCanvas(QWidget):
     window_dragged = Signal(float, float)
     ruler_dragged = Signal(float, float, float, float)
     key_command = Signal(str, float)
+    handle_released = Signal(object, float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
+        # Roots: (key, row_frac, col_frac, QColor) control points and (QColor, (M, 2)) lines.
+        self._handles: list[tuple[object, float, float, QColor]] = []
+        self._root_lines: list[tuple[QColor, np.ndarray]] = []
+        self._grabbed: int | None = None
         self._buffer: np.ndarray | None = None
         self._aspect = 1.0  # physical height / width of the slice
         self._edges: dict = {}
@@ -116,6 +131,26 @@ class SliceCanvas(QWidget):
         """Lines where the other two views cut this slice (fractions of rows / columns)."""
         self._cross = (row_frac, col_frac)
         self.update()
+
+    def set_roots(self, handles: list[tuple[object, float, float, QColor]],
+                  lines: list[tuple[QColor, np.ndarray]]) -> None:
+        """Draw roots: control points ``(key, row_frac, col_frac, colour)`` and centreline
+        pieces ``(colour, (M, 2) row/col fractions)``."""
+        if self._grabbed is not None:
+            return  # a drag in progress keeps its own preview until it is let go
+        self._handles = list(handles)
+        self._root_lines = list(lines)
+        self.update()
+
+    def handle_at(self, pos: QPointF) -> int | None:
+        """Index of the control point within :data:`HANDLE_GRAB_PX` of ``pos`` (nearest)."""
+        best, best_d = None, HANDLE_GRAB_PX
+        for i, (_key, r, c, _colour) in enumerate(self._handles):
+            p = self._point((r, c))
+            d = float(np.hypot(p.x() - pos.x(), p.y() - pos.y()))
+            if d <= best_d:
+                best, best_d = i, d
+        return best
 
     def set_ruler(self, start: tuple[float, float] | None, end: tuple[float, float] | None = None,
                   text: str = "") -> None:
@@ -207,6 +242,17 @@ class SliceCanvas(QWidget):
             x = rect.left() + col_frac * rect.width()
             painter.drawLine(QPointF(x, visible.top()), QPointF(x, visible.bottom()))
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for colour, line in self._root_lines:
+            pts = [self._point((float(r), float(c))) for r, c in line]
+            painter.setPen(QPen(colour, 1.5, Qt.PenStyle.DashLine))
+            for a, b in zip(pts[:-1], pts[1:]):
+                painter.drawLine(a, b)
+        for i, (_key, r, c, colour) in enumerate(self._handles):
+            p = self._point((r, c))
+            painter.setPen(QPen(QColor(0, 0, 0, 200), 1.5))
+            painter.setBrush(colour if i != self._grabbed else QColor("#ffffff"))
+            painter.drawEllipse(p, 4.5, 4.5)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
         if self._ruler is not None:
             start, end, text = self._ruler
             a, b = self._point(start), self._point(end)
@@ -253,10 +299,15 @@ class SliceCanvas(QWidget):
             self._drag = "pan"
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif button == Qt.MouseButton.LeftButton and self._inside(pos):
+            grab = None if self.ruler_mode else self.handle_at(pos)
             if self.ruler_mode:
                 self._drag = "ruler"
                 self._ruler_start = self.fractions_at(pos)
                 self.ruler_dragged.emit(*self._ruler_start, *self._ruler_start)
+            elif grab is not None:
+                self._drag = "handle"
+                self._grabbed = grab
+                self.update()
             else:
                 self._drag = "cross"
                 self.clicked.emit(*self.fractions_at(pos))
@@ -277,9 +328,18 @@ class SliceCanvas(QWidget):
             self.ruler_dragged.emit(*self._ruler_start, *end)
         elif self._drag == "cross" and self._inside(pos):
             self.clicked.emit(*self.fractions_at(pos))
+        elif self._drag == "handle" and self._grabbed is not None:
+            key, _r, _c, colour = self._handles[self._grabbed]
+            self._handles[self._grabbed] = (key, *self.fractions_at(pos), colour)
+            self.update()  # a preview: the re-plan waits for the release
         self.hovered.emit(self.fractions_at(pos) if self._inside(pos) else None)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._drag == "handle" and self._grabbed is not None:
+            key, r, c, _colour = self._handles[self._grabbed]
+            self._grabbed = None
+            self.update()
+            self.handle_released.emit(key, float(r), float(c))
         if self._drag == "pan":
             self.unsetCursor()
             if self.ruler_mode:
@@ -309,7 +369,19 @@ class SliceCanvas(QWidget):
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
         found = command_for_key(event.key(), event.modifiers())
         if found is None:
-            super().keyPressEvent(event)
+            # Undo / redo of the root edits (Ctrl+Z, Ctrl+Shift+Z or the platform's keys) in the
+            # view that has the focus, as the key reaches it (no window-wide shortcut).
+            ctrl_shift = (Qt.KeyboardModifier.ControlModifier
+                          | Qt.KeyboardModifier.ShiftModifier)
+            if event.matches(QKeySequence.StandardKey.Redo) or (
+                    event.key() == Qt.Key.Key_Z and (event.modifiers() & ctrl_shift) == ctrl_shift):
+                self.key_command.emit("redo_roots", 0.0)
+            elif event.matches(QKeySequence.StandardKey.Undo):
+                self.key_command.emit("undo_roots", 0.0)
+            else:
+                super().keyPressEvent(event)
+                return
+            event.accept()
             return
         command, arg = found
         if command == "zoom":
@@ -358,9 +430,17 @@ class SliceViewsPanel(QWidget):
     crosshair_moved(object)
         ``np.ndarray`` (3,) LPS mm of the point clicked in a view (the crosshair); None when a
         new CT (or none) is shown.
+    root_point_moved(str, str, int, object)
+        Side, root name, control point index and its new LPS position (3,) mm: a control
+        point dragged and let go.
+    root_undo_requested(), root_redo_requested()
+        Ctrl+Z / Ctrl+Shift+Z in a view.
     """
 
     crosshair_moved = Signal(object)
+    root_point_moved = Signal(str, str, int, object)
+    root_undo_requested = Signal()
+    root_redo_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -370,6 +450,7 @@ class SliceViewsPanel(QWidget):
         self._lut: np.ndarray | None = None
         self._visible_ids: np.ndarray | None = None
         self.presets: dict[str, WindowLevel] = dict(PRESETS)
+        self.root_overlay: RootOverlay | None = None
         self.window: WindowLevel = PRESETS["bone"]
         self.overlay_alpha = 0.45
         self.crosshair_lps: np.ndarray | None = None
@@ -445,6 +526,7 @@ class SliceViewsPanel(QWidget):
             c.ruler_dragged.connect(lambda r0, c0, r1, c1, i=i: self.set_ruler(i, (r0, c0),
                                                                                 (r1, c1)))
             c.key_command.connect(lambda cmd, arg, v=view: self._on_key(v, cmd, arg))
+            c.handle_released.connect(lambda key, r, col, v=view: self._on_handle(v, key, r, col))
         status = QHBoxLayout()
         status.setContentsMargins(4, 0, 4, 0)
         status.addWidget(self.readout, 1)
@@ -579,6 +661,10 @@ class SliceViewsPanel(QWidget):
             self.ruler_button.toggle()
         elif command == "clear_ruler":
             self.clear_ruler()
+        elif command == "undo_roots":
+            self.root_undo_requested.emit()
+        elif command == "redo_roots":
+            self.root_redo_requested.emit()
         elif command == "preset":
             index = int(arg)
             if 0 <= index < len(self.presets):
@@ -672,6 +758,31 @@ class SliceViewsPanel(QWidget):
         self._draw_ruler()
         return length
 
+    def set_root_overlay(self, overlay: RootOverlay | None) -> None:
+        """Draw these roots and their control points (None: none)."""
+        self.root_overlay = overlay
+        for view in self.views:
+            self._draw_roots(view)
+
+    def _draw_roots(self, view: SliceView) -> None:
+        o = self.root_overlay
+        if o is None or self.ct is None or view.spec is None:
+            view.canvas.set_roots([], [])
+            return
+        index = view.slider.value()
+        handles = [(h, r, c, QColor(*ROOT_COLOURS.get(h.name, (255, 255, 255))))
+                   for h, r, c in handles_in_view(o, view.spec, self.ct, index)]
+        lines = [(QColor(*ROOT_COLOURS.get(name, (255, 255, 255))), line)
+                 for name, line in lines_in_view(o, view.spec, self.ct, index)]
+        view.canvas.set_roots(handles, lines)
+
+    def _on_handle(self, view: SliceView, handle, row_frac: float, col_frac: float) -> None:
+        """A control point let go: its new LPS position, for the controller's re-plan."""
+        if self.ct is None or view.spec is None:
+            return
+        lps = moved_point(view.spec, self.ct, handle, row_frac, col_frac)
+        self.root_point_moved.emit(handle.side, handle.name, int(handle.index), lps)
+
     def clear_ruler(self) -> None:
         self.ruler = None
         self.ruler_label.setText("")
@@ -690,6 +801,7 @@ class SliceViewsPanel(QWidget):
     def refresh(self) -> None:
         for view in self.views:
             self._render(view)
+            self._draw_roots(view)
         self._draw_ruler()
 
     def _render(self, view: SliceView) -> None:
