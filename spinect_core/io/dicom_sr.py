@@ -159,6 +159,9 @@ def plan_sr_dataset(doc: Mapping[str, Any], source: DicomSource, *, series_numbe
                 groups.append(_needle_group(hd, codes, t, side, frame))
             except (ValueError, TypeError, KeyError) as exc:
                 said.append(f"SR: the {side} needle left out ({exc})")
+    if not groups:
+        # highdicom's MeasurementReport needs at least one measurement group
+        raise ValueError("the plan has no window and no needle to report")
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -166,7 +169,7 @@ def plan_sr_dataset(doc: Mapping[str, Any], source: DicomSource, *, series_numbe
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
-        imaging_measurements=groups or None)
+        imaging_measurements=groups)
     sr = hd.sr.Comprehensive3DSR(
         evidence=source.unique_headers(), content=report[0],
         series_instance_uid=series_instance_uid or new_uid(), series_number=int(series_number),

@@ -622,6 +622,10 @@ class _DicomWriter:
 
         try:
             ds = plan_sr_dataset(doc, self.source, series_number=SERIES_SR, notes=self.notes)
+        except ValueError as exc:  # nothing to report: a note, not a stack trace
+            log.warning("no DICOM SR: %s", exc)
+            self.notes.append(f"no SR: {exc}")
+            return None
         except Exception as exc:  # noqa: BLE001 - the SR comes last: never fail a finished plan
             log.warning("no DICOM SR: %s", exc, exc_info=True)
             self.notes.append(f"no SR: {type(exc).__name__}: {exc}")

@@ -145,3 +145,12 @@ def test_unusable_items_are_left_out_with_a_note_not_a_crash(tmp_path):
     assert any("left Kambin triangle has no usable outline" in n for n in notes), notes
     assert any("left needle left out" in n for n in notes), notes
     assert dciodvfy_errors(write_dataset(ds, tmp_path / "sr.dcm")) == []
+
+
+def test_a_plan_with_nothing_to_report_is_a_clear_value_error():
+    # No window found on any side and no needle: highdicom cannot build an empty measurement
+    # report, and the exports turn this message into a note instead of a stack trace.
+    doc = {"sides": {"left": {"kambin": {"found": False}, "safe": {"found": False},
+                              "trajectory": None}}}
+    with pytest.raises(ValueError, match="no window and no needle"):
+        plan_sr_dataset(doc, _source())
