@@ -35,6 +35,7 @@ from app.widgets.case_panel import CasePanel
 from app.widgets.drop_zone import StartScreen, paths_from_mime
 from app.widgets.needle_planes import NeedlePlanesView
 from app.widgets.drr_view import DRRView
+from app.widgets.root_overlay import install_root_editing
 from app.widgets.shortcuts import install_slice_viewer
 from app.widgets.planning_panel import PlanningPanel, carm_text
 from app.widgets.progress_panel import ProgressPanel
@@ -139,6 +140,8 @@ class MainWindow(QMainWindow):
         # Help > Keyboard shortcuts and the slice views' crosshair in the 3D view (the slice
         # viewer's own wiring, app.widgets.shortcuts).
         install_slice_viewer(self)
+        # The plan's roots in the slice views, dragged and undone there (issue 13).
+        install_root_editing(self.controller, self.slice_views)
         self._refresh_recent()
         self.planning_panel.set_settings(settings.snapshot())
         self.statusBar().showMessage("Ready. Works offline; no data leaves this computer.")

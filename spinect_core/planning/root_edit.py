@@ -25,9 +25,14 @@ with the current state:
 Every change to the engine is recorded as the array regions and attributes it replaced, so
 **undo restores the engine exactly** (the same bytes), not an approximation of it.
 
-Speed (phantom seed 3, 1.5 mm voxels, 68^3 scene crops; 2 shared cores, load average ~3.8):
-see :attr:`EditResult.cpu_s` and the module's tests; on that case one control-point move costs
-about 0.1-0.2 s of CPU (redraw, one side's blocker window, the windows of that side).
+Speed, measured in CPU time of the process (``time.process_time``, torch's threads included)
+on the shared 2-core machine at a load average of about 6: on the 0.8 mm phantom (seed 1, grid
+147 x 203 x 287, scene crops 155 x 144 x 201 voxels) one control-point move of the left exiting
+L5 root costs 0.46-0.51 s CPU (1.7-2.8 s wall at that load) with both sides' windows at 0.5 mm
+rays, an undo 0.15 s; rebuilding one side's scene from scratch costs 6.5 s CPU. The move's
+time is mostly the blocker's distance transform and rim search in the window (both sides:
+the left root lies inside the right scene's crop sphere too) and the device copy of the region
+(:func:`_sync_torch`); the redraw of the nerve is ~0.05 s.
 """
 
 from __future__ import annotations
