@@ -519,6 +519,46 @@ class SessionController(QObject):
                                 self._live_direction, self._live_pixel_mm)
         return True
 
+    def save_root_session(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the planning session file (the operator's root corrections and the needles'
+        targets, LPS mm; :mod:`spinect_core.planning.session_file`) beside the exports.
+
+        Raises InputError when no root was corrected; an existing file is refused unless
+        ``overwrite``.
+        """
+        from spinect_core.errors import InputError
+        from spinect_core.planning.session_file import save_session
+
+        editor = self._root_editor
+        if editor is None or editor.engine is not self.session.engine or not editor.state.edited:
+            raise InputError("no root was corrected: there is no planning session to save")
+        plan = self.session.plan
+        targets = {}
+        for side, sp in (plan.sides.items() if plan is not None else ()):
+            if sp.trajectory is not None:
+                targets[side] = {"target_lps_mm": list(sp.trajectory.target_lps_mm),
+                                 "entry_lps_mm": list(sp.trajectory.entry_lps_mm)}
+        with self.engine_lock:
+            return save_session(path, editor, needle_targets=targets, overwrite=overwrite)
+
+    def open_root_session(self, path: str | Path) -> bool:
+        """Apply a saved planning session's root corrections to the current plan (in the
+        background, one undoable step). A file made on another CT is refused (error signal)."""
+        from spinect_core.errors import SpinectError
+        from spinect_core.planning.session_file import load_session
+
+        engine = self.session.engine
+        if engine is None:
+            return False
+        try:
+            saved = load_session(path)
+        except SpinectError as exc:
+            self.error.emit(describe_error(exc, action="Opening the planning session"))
+            return False
+        self.root_edits.request(("session",), engine, "session", saved, self._live_direction,
+                                self._live_pixel_mm)
+        return True
+
     def _compute_root_edit(self, engine: PlanEngine, op: str, state: Any,
                            direction: np.ndarray | None, pixel_mm: float) -> tuple[Any, Any]:
         from spinect_core.planning.root_edit import RootEditor
@@ -533,6 +573,12 @@ class SessionController(QObject):
                 editor.undo()
             elif op == "redo" and editor.can_redo:
                 editor.redo()
+            elif op == "session":
+                from spinect_core.planning.session_file import session_state
+
+                new = session_state(engine, editor.state, state)
+                if new != editor.state:
+                    editor.apply(new)
             live = (None if direction is None
                     else planning.live_windows(engine, direction, pixel_mm=pixel_mm))
             return editor.state, live

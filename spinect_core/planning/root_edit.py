@@ -106,7 +106,8 @@ class EditableRoot:
     side: str
     control_lps_mm: tuple[tuple[float, float, float], ...]
     radius_mm: tuple[float, ...]
-    original: Root
+    # Not compared: (side, name) say which root it is, and a Root's arrays have no truth value.
+    original: Root = field(compare=False)
     edited: bool = False
 
     @property

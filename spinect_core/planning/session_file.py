@@ -221,15 +221,20 @@ def apply_session(engine: Any, session: PlanningSession, *,
     ``engine.plan()`` is the corrected plan (its warnings say which roots the operator
     corrected).
     """
-    check_grid(session, engine)
     editor = RootEditor(engine, options=options, view_direction_lps=view_direction_lps,
                         pixel_mm=pixel_mm)
-    state: RootEditState = editor.state
-    for r in session.roots:
-        current = state.get(r.side, r.name)  # InputError when the plan has no such root
-        state = state.with_root(replace(current, control_lps_mm=r.control_points_lps_mm,
-                                        radius_mm=r.radius_mm, edited=True))
-    if session.roots:
+    state = session_state(engine, editor.state, session)
+    if state != editor.state:
         editor.apply(state, progress=progress)
     return editor
 
+
+def session_state(engine: Any, state: RootEditState, session: PlanningSession) -> RootEditState:
+    """``state`` with the session's roots as the operator left them (the CT grid checked;
+    InputError when the plan has no such root)."""
+    check_grid(session, engine)
+    for r in session.roots:
+        current = state.get(r.side, r.name)
+        state = state.with_root(replace(current, control_lps_mm=r.control_points_lps_mm,
+                                        radius_mm=r.radius_mm, edited=True))
+    return state

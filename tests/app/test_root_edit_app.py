@@ -37,7 +37,8 @@ def case():
     return ph, engine
 
 
-def test_drag_in_a_slice_view_replans_and_ctrl_z_restores(qtbot, settings, dialogs, case) -> None:
+def test_drag_in_a_slice_view_replans_and_ctrl_z_restores(qtbot, settings, dialogs, case,
+                                                         tmp_path) -> None:
     from app.widgets.root_overlay import install_root_editing
 
     ph, engine = case
@@ -100,10 +101,21 @@ def test_drag_in_a_slice_view_replans_and_ctrl_z_restores(qtbot, settings, dialo
     assert any(h[0].key == ("left", "exiting_l5", k) for v in panel.views
                for h in v.canvas._handles)
 
+    saved = controller.save_root_session(tmp_path / "planning_session.json")
+
     # Ctrl+Z in the slice views: the windows of the plan as it was, exactly.
     with qtbot.waitSignal(controller.live_windows_ready, timeout=60_000) as got:
         qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert dict(got.args[0].areas_mm2) == before
     assert engine.roots.roots["left"]["exiting_l5"] is original
     assert np.allclose(controller.root_state().get("left", "exiting_l5").control_lps_mm[k], pts[k])
+
+    # The saved session reopened: the corrected windows again; then undone.
+    with qtbot.waitSignal(controller.live_windows_ready, timeout=60_000) as got:
+        assert controller.open_root_session(saved)
+    for key, area in after.items():
+        assert got.args[0].areas_mm2[key] == pytest.approx(area, abs=0.05)
+    with qtbot.waitSignal(controller.live_windows_ready, timeout=60_000) as got:
+        controller.undo_root_edit()
+    assert dict(got.args[0].areas_mm2) == before
     controller.shutdown()
