@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from spinect_core.labels import LabelTable
     from spinect_core.planning.plan import Plan, PlanEngine
     from spinect_core.planning.trajectory import Trajectory
+    from spinect_core.progress import ProgressCallback
     from spinect_core.segment import Segmentation
     from spinect_core.volume import Volume
 
@@ -106,6 +107,9 @@ class SessionController(QObject):
 
         self.root_edit_options = RootEditOptions()
         self._root_editor: Any = None
+        # The root corrections the current plan's best views and needles were computed with
+        # (None: the plan came from the plan step, before any correction).
+        self._plan_root_state: Any = None
         self._root_state: Any = None
         self._live_direction: np.ndarray | None = None
         self._live_pixel_mm = planning.LIVE_PIXEL_MM
@@ -439,6 +443,7 @@ class SessionController(QObject):
         self.root_edits.clear()
         self._root_editor = None
         self._root_state = None
+        self._plan_root_state = None
         session = self.session
         had_plan = session.plan is not None
         if (had_plan or session.engine is not None or session.planes or session.plan_refusal
@@ -518,6 +523,37 @@ class SessionController(QObject):
         self.root_edits.request(("redo",), self.session.engine, "redo", None,
                                 self._live_direction, self._live_pixel_mm)
         return True
+
+    @property
+    def has_root_corrections(self) -> bool:
+        """The operator corrected a root of the current plan's engine."""
+        editor = self._root_editor
+        return bool(editor is not None and editor.engine is self.session.engine
+                    and editor.state.edited)
+
+    @property
+    def plan_outdated_by_root_edits(self) -> bool:
+        """The roots were corrected after the plan's best views and needles were computed: the
+        live windows follow the corrections, the plan does not until :meth:`replan_roots`."""
+        if not self.has_root_corrections or self.session.plan is None:
+            return False
+        return self._root_editor.state != self._plan_root_state
+
+    def replan_roots(self, progress: ProgressCallback | None = None) -> tuple[Any, Any]:
+        """Re-optimise the plan on the engine that holds the root corrections (worker thread):
+        best views, plateaus and needles then follow the corrected roots. Returns
+        ``(plan, root state)`` for :meth:`set_replanned_roots`."""
+        engine = self.session.engine
+        with self.engine_lock:
+            return engine.plan(progress=progress), self._root_editor.state
+
+    def set_replanned_roots(self, result: tuple[Any, Any]) -> None:
+        """Store the plan re-optimised after root corrections (GUI thread). The needle planes
+        shown belonged to the old needles: they are dropped until the next plan step."""
+        plan, state = result
+        self._plan_root_state = state
+        self.store.replace_session(plan=plan, planes=frozen_map({}))
+        self.plan_changed.emit()
 
     def save_root_session(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the planning session file (the operator's root corrections and the needles'

@@ -657,7 +657,13 @@ class MainWindow(QMainWindow):
                 return []
             request.send_client = client_for(node, aet=self.settings.pacs_aet,
                                              scp_port=self.settings.pacs_scp_port)
+        from spinect_core.planning.session_file import SESSION_FILE_NAME
+
+        session_file = (Path(request.folder) / SESSION_FILE_NAME
+                        if request.plan and self.controller.has_root_corrections else None)
         existing = export_logic.existing_targets(request, session)
+        if session_file is not None and session_file.exists():
+            existing.append(session_file)
         overwrite = False
         if existing:
             if not self.dialogs.confirm_overwrite(existing):
@@ -667,6 +673,16 @@ class MainWindow(QMainWindow):
         if self.controller.busy:
             self.statusBar().showMessage("Busy: wait for the current step or cancel it", 5000)
             return []
+        if request.plan and self.controller.plan_outdated_by_root_edits:
+            # The exported plan must be the one the corrected roots give, not the plan from
+            # before the corrections with today's live windows.
+            try:
+                self.controller.set_replanned_roots(self.controller.run_and_wait(
+                    "Re-planning with the corrected roots", self.controller.replan_roots))
+            except Exception as exc:  # noqa: BLE001 - shown to the user, nothing was written
+                self.show_error(describe_error(exc, action="Re-planning with the corrected roots"))
+                return []
+            session = self.controller.session
         # Rendering stays on the GUI thread: grab the 3D view before the worker writes.
         png = self.view3d.screenshot_png() if request.screenshot else None
         lock = self.controller.engine_lock
@@ -678,6 +694,12 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays usable
             self.show_error(describe_error(exc, action="Export"))
             return []
+        if session_file is not None:
+            try:  # the operator's corrections, to reopen the corrected plan later
+                written.append(self.controller.save_root_session(session_file,
+                                                                 overwrite=overwrite))
+            except Exception as exc:  # noqa: BLE001 - the export itself is written
+                self.show_error(describe_error(exc, action="Saving the planning session"))
         self.settings.last_export_dir = str(request.folder)
         sent = " and sent its DICOM objects to the PACS" if request.send_client is not None else ""
         self.statusBar().showMessage(f"Exported {len(written)} files to {request.folder}{sent}",

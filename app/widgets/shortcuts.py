@@ -89,6 +89,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut(keys="1 … 9", does="Window preset 1 to 9 of the Window list (1 = the series' own "
              "DICOM window when it has one)", command="preset",
              bindings=tuple((getattr(_K, f"Key_{n}"), n - 1) for n in range(1, 10))),
+    # Mouse gestures and Ctrl keys the slice canvas handles itself (no command binding).
+    Shortcut(keys="Left drag on a root's control point", does="Move the point: the root is "
+             "refitted and the windows at the current view are measured again on release"),
+    Shortcut(keys="Ctrl + Z / Ctrl + Shift + Z", does="Undo / redo the last root correction"),
     # The main window's own QShortcut (not a menu action, so not found in the menus).
     Shortcut(keys="Esc", does="End target picking", area="3D view"),
 )

@@ -103,6 +103,17 @@ def test_drag_in_a_slice_view_replans_and_ctrl_z_restores(qtbot, settings, dialo
 
     saved = controller.save_root_session(tmp_path / "planning_session.json")
 
+    # A plan made before the correction is outdated by it (the export re-plans first); the plan
+    # re-optimised on the edited engine (a stand-in here: the real one re-optimises all four
+    # windows, MainWindow.export_to runs controller.replan_roots) is current again.
+    assert controller.has_root_corrections and not controller.plan_outdated_by_root_edits
+    controller.store.replace_session(plan=object())
+    assert controller.plan_outdated_by_root_edits
+    fresh = object()
+    controller.set_replanned_roots((fresh, controller.root_state()))
+    assert controller.session.plan is fresh and not controller.plan_outdated_by_root_edits
+    controller.store.replace_session(plan=None)
+
     # Ctrl+Z in the slice views: the windows of the plan as it was, exactly.
     with qtbot.waitSignal(controller.live_windows_ready, timeout=60_000) as got:
         qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
