@@ -13,8 +13,10 @@ Geometry (all LPS millimetres):
   ``body_threshold_hu`` and in the body's largest connected component), refined to the
   threshold crossing of the trilinearly interpolated CT.
 * **Clearance**: distance from the needle *axis* to the surface of each structure, sampled along
-  the segment every <= 0.25 mm on trilinearly interpolated, half-voxel-corrected Euclidean
-  distance transforms of the label map (mm, anisotropic spacing honoured). The path is safe when
+  the segment every <= 0.25 mm on the trilinearly interpolated signed distance of each class
+  with the windows' surface definition (:func:`spinect_core.planning.scene.signed_distance_mm`:
+  the boundary on the voxel faces, exact for axis-aligned faces; anisotropic spacing honoured),
+  so a window's edge and the needle's clearance read the same surface. The path is safe when
   it crosses nothing, stays >= needle radius + ``safety_margin_mm`` from nerve and dura, and
   >= needle radius from bone except within ``bone_exempt_last_mm`` of the target (the tip may
   rest near the endplate or pedicle it was aimed past).
@@ -34,6 +36,7 @@ from spinect_core.labels import LabelTable
 # The C-arm functions live in spinect_core.planning.carm (one C-arm language for every surface);
 # re-exported here so existing imports (PlanEngine, the app) keep working.
 from spinect_core.planning.carm import carm_angles, carm_view_direction
+from spinect_core.planning.scene import signed_distance_mm
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
 from spinect_core.vectors import unit as _unit
@@ -329,22 +332,6 @@ class ClearanceReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _signed_distance_mm(mask: np.ndarray, spacing_zyx: np.ndarray, need_inside: bool) -> np.ndarray:
-    """Distance (mm) from voxel centres to the mask's surface: + outside, - inside.
-
-    The surface is taken halfway between the last inside and first outside voxel centre, hence
-    the half-voxel correction; trilinear interpolation of this field then places the zero level
-    on that surface instead of on voxel centres.
-    """
-    half = 0.5 * float(np.exp(np.mean(np.log(spacing_zyx))))
-    out = ndimage.distance_transform_edt(~mask, sampling=spacing_zyx).astype(np.float32) - half
-    if need_inside:
-        inside = ndimage.distance_transform_edt(mask, sampling=spacing_zyx).astype(np.float32) - half
-    else:  # only the boundary layer matters when no sample lies deeper inside
-        inside = np.full(mask.shape, half, dtype=np.float32)
-    return np.where(mask, -inside, out)
-
-
 def check_clearance(entry_lps: Sequence[float], target_lps: Sequence[float], labels: Volume,
                     table: LabelTable, *, nerve_names: Sequence[str] = ("nerve", "dura"),
                     bone_names: Sequence[str] = ("bone",),
@@ -392,6 +379,7 @@ def check_clearance(entry_lps: Sequence[float], target_lps: Sequence[float], lab
     shape = np.array(labels.array.shape)
     spacing_zyx = labels.spacing_mm[::-1].copy()
     horizon = float(opts.clearance_horizon_mm)
+    clamp = horizon + 2.0 * float(np.linalg.norm(spacing_zyx))
     warnings: list[str] = []
 
     in_grid = np.all((zyx >= -0.5) & (zyx <= (shape - 0.5)[:, None]), axis=0)
@@ -426,7 +414,11 @@ def check_clearance(entry_lps: Sequence[float], target_lps: Sequence[float], lab
             values = np.full(n, horizon, dtype=np.float64)
             mask = sub == label_id if sub.size else np.zeros((0, 0, 0), bool)
             if mask.any() and considered.any():
-                dist = _signed_distance_mm(mask, spacing_zyx, need_inside=bool(inside.any()))
+                # The windows' surface definition (scene.signed_distance_mm): the boundary on the
+                # voxel faces, so the needle's clearance and a window's edge read one surface.
+                # Clamped beyond the horizon by a voxel diagonal: a sample read below the
+                # horizon interpolates unclamped corners only.
+                dist = signed_distance_mm(mask, spacing_zyx, clamp)
                 values[in_grid] = ndimage.map_coordinates(dist, local[:, in_grid], order=1,
                                                           mode="nearest")
                 values = np.minimum(values, horizon)
