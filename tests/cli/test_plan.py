@@ -186,3 +186,31 @@ def test_plan_bone_default_and_refusals(main, tmp_path, capsys, monkeypatch) -> 
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith("spinect: error: argument --bone: invalid choice")
+
+
+@pytest.mark.slow
+def test_a_label_map_on_another_grid_is_put_on_the_ct_grid(main, phantom_files, tmp_path,
+                                                           capsys) -> None:
+    """``--segmentation`` on another grid (here: the same map padded by 3 voxels) is resampled
+    onto the CT's by the engine, as the app's is, with a note: the plan is the one of the map
+    on the CT's grid (before, the anatomy refused it)."""
+    from spinect_core.io import load_label_map, save_label_map
+    from spinect_core.volume import Volume
+
+    ct, labels_path = phantom_files
+    labels, table = load_label_map(labels_path, default_table=DEFAULT_LABELS)
+    pad = 3
+    padded = Volume(array=np.pad(labels.array, pad), spacing_mm=labels.spacing_mm,
+                    origin_lps_mm=labels.index_to_lps(np.full(3, -pad, float)),
+                    direction=labels.direction)
+    other = save_label_map(padded, table, tmp_path / "padded.nii.gz")
+    args = ["--side", "left", "--coarse-step", "15", "--final-step", "3", "--quiet", "--roots",
+            "network"]
+    docs = []
+    for name, seg in (("same", labels_path), ("other", other)):
+        rc = main(["plan", str(ct), "--segmentation", str(seg), "-o", str(tmp_path / name), *args])
+        err = capsys.readouterr().err
+        assert rc == 0, err
+        assert ("resampled onto the CT grid" in err) == (name == "other"), err
+        docs.append(json.loads((tmp_path / name / "plan.json").read_text(encoding="utf-8")))
+    assert docs[1]["sides"] == docs[0]["sides"]
