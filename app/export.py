@@ -172,8 +172,9 @@ def run_export(request: ExportRequest, session: Session, *,
         report(progress, 0.1, "plan outputs")
         with engine_lock if engine_lock is not None else nullcontext():
             files = write_plan_outputs(
-                session.plan, session.engine, folder, ct=session.ct, labels=session.labels,
-                table=session.table, meshes=False, overwrite=overwrite,
+                # CT, labels and table from the engine: the label map the plan was measured
+                # on (with the chosen and corrected roots drawn in), not the session's.
+                session.plan, session.engine, folder, meshes=False, overwrite=overwrite,
                 options=ExportOptions(dicom=request.plan_dicom),
                 progress=sub_progress(progress, 0.1, 1.0, "plan: "))
         # Every file of the plan, the DICOM objects included: Send to PACS stores the *.dcm
