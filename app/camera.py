@@ -1,7 +1,7 @@
 """Camera geometry for the 3D view in LPS millimetres (pure numpy, no VTK).
 
 A *view direction* ``d`` is the direction the operator looks (from the eye / C-arm detector into
-the patient), as in the planning engine (DESIGN.md section 4: view d = -u, u the needle's entry
+the patient), as in the planning engine (docs/ARCHITECTURE.md section 4.1: view d = -u, u the needle's entry
 direction); its C-arm words come from :mod:`spinect_core.planning.carm`. The camera sits at ``focal - distance * d`` and looks along ``d``; "up" on screen is
 the patient's cranial axis (+S, LPS +z) made perpendicular to ``d``.
 """

@@ -526,7 +526,7 @@ def root_geometry(anatomy, side: str, root: str) -> dict | None:
     """Waypoints, end region and working box (the side frame, mm) of one root, from the anatomy.
 
     Positions relative to the landmarks (local frame of ``side``: x lateral, y posterior, z
-    cranial; DESIGN.md 4.1): the exiting L5 root starts 9 mm medial of the L5 pedicle's centre
+    cranial; docs/ARCHITECTURE.md 4.1): the exiting L5 root starts 9 mm medial of the L5 pedicle's centre
     and 4 mm above its lower margin (where it leaves the lateral recess), passes 3.5 mm under
     the pedicle just behind the posterior wall, and ends in a slab 10-13 mm lateral of the
     body's lateral border; the exiting L4 root the same under the L4 pedicle (found as the bone

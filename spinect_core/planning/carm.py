@@ -59,8 +59,8 @@ CARM_CONVENTION = (
 #: One line of the same (area maps, figure captions).
 CARM_CONVENTION_SHORT = ("prone; oblique + = ipsilateral (detector towards the operated side); "
                          "tilt + = cranial (detector towards the head)")
-#: The ipsilateral oblique at which the published safe-triangle area at L5 peaks (DESIGN.md
-#: "Published anchors", ANATOMY.md: Pain Practice 2015;15:393), degrees; marked on the area maps.
+#: The ipsilateral oblique at which the published safe-triangle area at L5 peaks (the
+#: clinical literature: Pain Practice 2015;15:393; docs/ARCHITECTURE.md section 1), degrees; marked on the area maps.
 LITERATURE_OBLIQUE_BAND_DEG = (25.0, 30.0)
 
 # Below this angle (degrees) a rotation is "none": the words then say "straight PA" / "no tilt".

@@ -1,4 +1,4 @@
-"""Kambin and safe windows at L5/S1 for one side, for any view (DESIGN.md section 4).
+"""Kambin and safe windows at L5/S1 for one side, for any view (docs/ARCHITECTURE.md section 4).
 
 For one side and one variant, :class:`SideScene` builds the soft scene once (target = L5 body +
 L5/S1 disc; blockers = everything a needle must not cross) and then, for any view direction,
@@ -57,7 +57,7 @@ class L5S1Options:
     Attributes
     ----------
     zone_slack_mm : float
-        Slack around the foraminal zone (DESIGN.md: 1-2 mm).
+        Slack around the foraminal zone (docs/ARCHITECTURE.md 4.2: 1-2 mm).
     zone_depth_mm : float or None
         How far in front of the L5 body's posterior wall a target hit may lie (local y, mm, before
         the slack): the foramen is 6-10 mm deep (AP) on CT, so a ray that meets the body's lateral
@@ -69,7 +69,7 @@ class L5S1Options:
         S1 bone this far above the S1 endplate plane counts as the superior articular process
         (made transparent by the ``neural`` variant).
     roi_size_mm : float
-        Side of the square ray grid around the foramen (DESIGN.md: ~40 mm).
+        Side of the square ray grid around the foramen (docs/ARCHITECTURE.md 4.2: ~40 mm).
     scene : SceneOptions
         Soft-boundary options of the scene.
     """

@@ -1,6 +1,6 @@
 """Generic view optimiser over (alpha, beta) and the local frame the angles are measured in.
 
-Angles (``DESIGN.md`` sections 3 and 4): in a :class:`LocalFrame` with axes x (lateral, towards
+Angles (docs/ARCHITECTURE.md sections 3 and 4.1): in a :class:`LocalFrame` with axes x (lateral, towards
 the operated side), y (posterior) and z (cranial, S1 endplate normal), the needle's entry
 direction (from the target towards the skin) is::
 

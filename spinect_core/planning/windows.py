@@ -22,7 +22,7 @@ edge, and:
   the edge);
 * ``usable_area_mm2``: area where that distance is >= ``needle_radius_mm + margin_mm``, i.e. where
   a needle's axis can pass with that clearance to every edge;
-* ``area_low_mm2`` / ``area_high_mm2``: the uncertainty band (``DESIGN.md`` section 4), the areas
+* ``area_low_mm2`` / ``area_high_mm2``: the uncertainty band (docs/ARCHITECTURE.md section 4.2), the areas
   with every boundary moved by ``+-band_mm`` (the 0.35 / 0.65 levels of an edge blurred by the
   scene's ``sigma_voxels``, see :mod:`scene`): ``{margin > band}`` and ``{margin > -band}``.
 

@@ -77,7 +77,7 @@ class SceneRenderOptions:
     surface_sigma_voxels : float
         Gaussian sigma (voxels, per axis) applied to the foreground occupancy before the depth
         refinement: the 0.5 iso-surface of a smoothed binary mask shows no voxel staircase
-        (DESIGN.md's soft-boundary recipe); 0 keeps the plain trilinear surface.
+        (a soft boundary: the window's edges are not drawn on a staircase); 0 keeps the plain trilinear surface.
     light_lps : (3,) or None
         Direction *towards* the light in LPS; ``None``: a headlight from the viewer, slightly
         from the upper left of the picture.

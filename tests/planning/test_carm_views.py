@@ -1,5 +1,5 @@
 """C-arm view angles (prone patient): known directions and words, round trips, the search range,
-its edges, and the literature views (DESIGN.md sections 3 and 4)."""
+its edges, and the literature views (docs/ARCHITECTURE.md sections 3 and 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The free-window primitive against analytic answers (DESIGN.md section 4) and invariances."""
+"""The free-window primitive against analytic answers (docs/ARCHITECTURE.md section 4.4) and invariances."""
 
 from __future__ import annotations
 
