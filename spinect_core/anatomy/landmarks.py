@@ -26,6 +26,9 @@ SIDE_SIGN = {"left": 1.0, "right": -1.0}   # sign of ``lat`` (patient left = +x 
 #: Radius of the ball that fits into a vertebral body (height >= 20 mm) but not into a pedicle
 #: (height <= ~16 mm), so an opening separates the body from the arch.
 BODY_BALL_MM = 8.5
+#: Least height (mm) of the band above the L5 inferior endplate where the body's lateral border
+#: is measured (about a third of an L5 body's posterior height).
+BORDER_BAND_MM = 4.0
 
 
 @dataclass(kw_only=True)
@@ -244,6 +247,11 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         below = (np.abs(s1_q[:, 0] - f_lat) <= 2.0) & (np.abs(s1_q[:, 1] - f_post) <= 2.0) & (
             s1_q[:, 2] < low_h)
         s1_top = float(s1_q[below, 2].max()) + half_vox if below.any() else 0.0
+        # The foramen's floor does not lie below the S1 superior endplate (h = 0; Kambin's
+        # triangle stands on it): on real bone the column behind the wall may hold no S1 bone
+        # down to the S1 pedicle's lower half, or the ala only (the SAP split off into another
+        # part), which put the foramen centre 10-15 mm under the disc.
+        s1_top = max(s1_top, 0.0)
         f_h = 0.5 * (low_h + s1_top)
         f_post = wall_at(f_h) + half_vox + 3.0
         foramen_q = np.array([f_lat, f_post, f_h])
@@ -252,11 +260,25 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
             h_range=(l5_inf_h, low_h - 1.0), cap=wall + 3.0, default=f_post - 3.0 - half_vox)
             + half_vox, 0.5 * (l5_inf_h + low_h - 1.0)])
 
-        # Lateral border of the body between the inferior endplate and the pedicle.
-        lv = body_q[(body_q[:, 2] <= low_h) & (body_q[:, 2] >= l5_inf_h - 1.0)]
+        # Lateral border of the body between the inferior endplate and the pedicle, on the raw
+        # bone in front of the posterior wall (only the body lies there below the pedicle): the
+        # opened body loses its lateral rim to the ball (up to ~15 mm on real vertebrae, whose
+        # sides are concave between flaring endplate rims). The band is at least
+        # BORDER_BAND_MM high: on real bone the pedicle's lower margin may lie level with the
+        # endplate centre, which left a band too thin to hold the body's lateral edge.
+        band_hi = max(low_h, l5_inf_h - 1.0 + BORDER_BAND_MM)
+        lv = l5_q[(l5_q[:, 2] <= band_hi) & (l5_q[:, 2] >= l5_inf_h - 1.0)
+                  & (l5_q[:, 1] <= wall - 2.0) & (sgn * l5_q[:, 0] >= 0.0)]
+        if len(lv) == 0:
+            lv = body_q[(body_q[:, 2] <= low_h) & (body_q[:, 2] >= l5_inf_h - 1.0)]
         if len(lv) == 0:
             lv = body_q
-        border_q = lv[np.argmax(sgn * lv[:, 0])].copy()
+        # At the most lateral ``x``, at the middle of the rim within 1.5 mm of it: a single
+        # extreme voxel moves along the rim when the segmentation is a voxel thicker, and the
+        # CT edge found from it (identify.refine_zone_landmarks) with it.
+        x_max = float(np.max(sgn * lv[:, 0]))
+        border_q = lv[sgn * lv[:, 0] >= x_max - 1.5].mean(axis=0)
+        border_q[0] = sgn * x_max
 
         def to_lps(q: np.ndarray) -> np.ndarray:
             q = np.array(q, float)
