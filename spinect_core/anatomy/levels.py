@@ -24,7 +24,8 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
    joints).
 5. **The L5/S1 disc** is the disc component between the two bodies or, without a disc label, the
    unlabelled gap between them.
-6. The exiting L5 roots are assigned later (:func:`assign_roots`) from the foramen centres.
+6. The exiting L5 roots are matched later
+   (:func:`spinect_core.anatomy.identify.match_exiting_roots`) at the L5 pedicles.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ def derive_parts(labels: Volume, table: LabelTable, *, options: LevelOptions | N
     Returns
     -------
     DerivedLevels
-        Roots are not split yet: all nerve voxels are ``other_nerve`` (see :func:`assign_roots`).
+        Roots are not split yet: all nerve voxels are ``other_nerve`` (see
+        :func:`spinect_core.anatomy.identify.match_exiting_roots`).
 
     Raises
     ------
@@ -520,37 +522,3 @@ def _gap_between_in(free: np.ndarray, l5_body: np.ndarray, s1_body: np.ndarray, 
     sizes[0] = 0
     return lab == int(np.argmax(sizes))
 
-
-def assign_roots(parts: np.ndarray, grid: Volume, foramen_lps: dict[str, np.ndarray],
-                 midline_point_lps: np.ndarray, midline_normal_lps: np.ndarray, *,
-                 radius_mm: float = 8.0) -> None:
-    """Relabel (in place) the nerve component passing through each L5/S1 foramen as that side's
-    exiting L5 root; the other nerve voxels stay ``other_nerve``.
-
-    A component reaching both foramina (roots merged through the canal) is split at the
-    mid-sagittal plane.
-    """
-    nerve = parts == PART_ID["other_nerve"]
-    if not nerve.any():
-        return
-    sl = G.bbox_slices(nerve)
-    off = tuple(s.start for s in sl)
-    lab, n = ndi.label(nerve[sl], structure=_FULL)
-    pts = G.voxel_points(grid, lab > 0, off)
-    comp = lab[lab > 0]
-    zz, yy, xx = np.nonzero(lab > 0)
-    side_of = np.sign((pts - midline_point_lps) @ midline_normal_lps)   # +1 left, -1 right
-    for side, sgn in (("left", 1.0), ("right", -1.0)):
-        d = np.linalg.norm(pts - foramen_lps[side], axis=1)
-        best = None
-        for r in (radius_mm, 1.5 * radius_mm):
-            near = d <= r
-            if near.any():
-                counts = np.bincount(comp[near], minlength=n + 1)
-                best = int(np.argmax(counts))
-                break
-        if best is None:
-            continue
-        sel = (comp == best) & (side_of == sgn)
-        target = parts[sl]
-        target[zz[sel], yy[sel], xx[sel]] = PART_ID[f"root_L5_{side}"]

@@ -31,7 +31,6 @@ Everything is LPS millimetres; the grids are (x, y, z) of the local frame.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -658,10 +657,3 @@ def polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     d = np.linalg.norm(ap - t[..., None] * ab[None], axis=-1)
     return d.min(1)
 
-
-def mean_distance(line_a: np.ndarray, line_b: np.ndarray) -> float:
-    """Symmetric mean distance (mm) between two polylines (the mean of both directions)."""
-    if len(line_a) == 0 or len(line_b) == 0:
-        return math.inf
-    return 0.5 * float(polyline_distance(line_a, line_b).mean()
-                       + polyline_distance(line_b, line_a).mean())

@@ -62,10 +62,6 @@ class Frame:
     R: np.ndarray
     t: np.ndarray
 
-    @staticmethod
-    def identity() -> "Frame":
-        return Frame(np.eye(3), np.zeros(3))
-
     def to_local(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> Arrays:
         """Local coordinates of parent points given as three arrays."""
         dx, dy, dz = x - self.t[0], y - self.t[1], z - self.t[2]
@@ -85,16 +81,6 @@ class Frame:
     def compose(self, child: "Frame") -> "Frame":
         """The frame of ``child`` (given in this frame) expressed in this frame's parent."""
         return Frame(self.R @ child.R, self.R @ child.t + self.t)
-
-
-def frame_from_axes(origin, z_axis, x_hint=(1.0, 0.0, 0.0)) -> Frame:
-    """Frame whose z axis is ``z_axis`` and whose x axis is ``x_hint`` made orthogonal to it."""
-    z = np.asarray(z_axis, float)
-    z = z / np.linalg.norm(z)
-    x = np.asarray(x_hint, float) - np.dot(x_hint, z) * z
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    return Frame(np.column_stack([x, y, z]), np.asarray(origin, float))
 
 
 # --- operators ----------------------------------------------------------------------------------
@@ -308,11 +294,6 @@ def catmull_rom(points: np.ndarray, samples_per_segment: int = 8) -> np.ndarray:
                           + (-p0 + 3 * p1 - 3 * p2 + p3) * ts ** 3))
     out.append(P[-1:])
     return np.vstack(out)
-
-
-def polyline_length(points: np.ndarray) -> float:
-    """Total length of a polyline (m, 3), mm."""
-    return float(np.sum(np.linalg.norm(np.diff(points, axis=0), axis=1)))
 
 
 def resample_values(points_src: np.ndarray, values: np.ndarray, points_dst: np.ndarray) -> np.ndarray:

@@ -246,17 +246,6 @@ class SceneFields:
         return cls.from_masks(grid, t, b, options=options, description=desc)
 
     @classmethod
-    def from_occupancy(cls, grid: Volume, target: np.ndarray, blockers: np.ndarray, *,
-                       options: SceneOptions = SceneOptions()) -> "SceneFields":
-        """Fields from soft occupancies in [0, 1] (shape (nz, ny, nx) each), thresholded at 0.5."""
-        t = np.asarray(target, dtype=np.float32)
-        b = np.asarray(blockers, dtype=np.float32)
-        _check_shape(grid, t, "target")
-        _check_shape(grid, b, "blockers")
-        return cls.from_masks(grid, t >= 0.5, b >= 0.5, options=options,
-                              description={"source": "occupancy"})
-
-    @classmethod
     def _build(cls, grid: Volume, target: np.ndarray, blockers: np.ndarray, *,
                options: SceneOptions, description: dict[str, Any] | None) -> "SceneFields":
         corners = _grid_corners_lps(grid)
