@@ -24,6 +24,7 @@ from PySide6.QtCore import QSettings
 
 from spinect_core.bone import BONE_MODES
 from spinect_core.segment import DEFAULT_BONE_MODE
+from spinect_core.vocabulary import TRAJECTORY_WINDOWS, VARIANTS
 
 from app.state import SettingsValues
 
@@ -37,8 +38,6 @@ BLENDS = ("sum", "gaussian")
 #: Sources of the segmentation's bone (``SegmentOptions.bone``, ``--bone``).
 BONE_SOURCES = tuple(BONE_MODES)
 #: Planning variants (``PlanOptions.variant``), needle windows and view-search grids.
-VARIANTS = ("feasible", "bony", "neural")
-TRAJECTORY_WINDOWS = ("auto", "kambin", "safe")
 PLAN_SEARCHES = ("standard", "quick")
 MAX_RECENT = 10
 

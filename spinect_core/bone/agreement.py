@@ -43,6 +43,7 @@ import numpy as np
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
+from spinect_core.vectors import unit_or_zero
 from spinect_core.volume import Volume
 
 if TYPE_CHECKING:
@@ -413,10 +414,6 @@ class _Region:
         return np.array(out)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-9)
-
-
 def _regions(chain: np.ndarray, options: AgreementOptions) -> dict[str, _Region]:
     """The region of each level of :data:`LEVELS` present in the chain (the last body is S1)."""
     out: dict[str, _Region] = {}
@@ -429,15 +426,15 @@ def _regions(chain: np.ndarray, options: AgreementOptions) -> dict[str, _Region]
         up = 0.5 * (chain[k - 1] + c) if k > 0 else None
         if up is None and down is None:
             continue
-        down_n = _unit(c - chain[k + 1]) if down is not None else None
-        up_n = _unit(chain[k - 1] - c) if up is not None else None
+        down_n = unit_or_zero(c - chain[k + 1]) if down is not None else None
+        up_n = unit_or_zero(chain[k - 1] - c) if up is not None else None
         if up is None:
             up, up_n = 2.0 * c - down, down_n
         if down is None:
             down, down_n = 2.0 * c - up, up_n
-        axis = _unit(up - down)
-        lateral = _unit(np.array([1.0, 0.0, 0.0]) - axis[0] * axis)
-        posterior = _unit(np.cross(axis, lateral))
+        axis = unit_or_zero(up - down)
+        lateral = unit_or_zero(np.array([1.0, 0.0, 0.0]) - axis[0] * axis)
+        posterior = unit_or_zero(np.cross(axis, lateral))
         if posterior[1] < 0:        # +y is posterior in LPS
             posterior = -posterior
         out[name] = _Region(centre=c, up_point=up, up_normal=up_n, down_point=down,

@@ -58,13 +58,9 @@ from scipy import ndimage
 
 from spinect_core.phantom.real.meshes import MESH_FOLDER, load_mesh, voxelise
 from spinect_core.resources import asset_path
+from spinect_core.vectors import unit
 
 SIDES = (("left", 1.0), ("right", -1.0))   # left = +x in LPS
-
-
-def _unit(v: Any) -> np.ndarray:
-    v = np.asarray(v, float)
-    return v / np.linalg.norm(v)
 
 
 def endplates(mesh: Any, axis: Any = (0.0, 0.0, 1.0), *, sacral: bool = False) -> dict:
@@ -77,7 +73,7 @@ def endplates(mesh: Any, axis: Any = (0.0, 0.0, 1.0), *, sacral: bool = False) -
     fn = np.asarray(mesh.face_normals)
     fa = np.asarray(mesh.area_faces)
     fc = np.asarray(mesh.triangles_center)
-    a = _unit(axis)
+    a = unit(axis)
     out = {}
     for _ in range(20):
         h = (fc - fc.mean(axis=0)) @ a
@@ -85,9 +81,9 @@ def endplates(mesh: Any, axis: Any = (0.0, 0.0, 1.0), *, sacral: bool = False) -
         for name, sign in (("superior", 1.0), ("inferior", -1.0)):
             sel = (sign * (fn @ a) > 0.7) & (sign * h > 0)
             w = fa[sel]
-            res[name] = (np.average(fc[sel], axis=0, weights=w), _unit((fn[sel] * w[:, None]).sum(0)))
+            res[name] = (np.average(fc[sel], axis=0, weights=w), unit((fn[sel] * w[:, None]).sum(0)))
         out = res
-        new = res["superior"][1] if sacral else _unit(res["superior"][1] - res["inferior"][1])
+        new = res["superior"][1] if sacral else unit(res["superior"][1] - res["inferior"][1])
         if np.degrees(np.arccos(np.clip(new @ a, -1.0, 1.0))) < 0.05:
             break
         a = new
@@ -104,8 +100,8 @@ def body_frame(body_mesh: Any, *, sacral: bool = False) -> dict:
     """
     ep = endplates(body_mesh, sacral=sacral)
     (cs, ns), (ci, ni) = ep["superior"], ep["inferior"]
-    z = ns if sacral else _unit(ns - ni)
-    y = _unit(np.array([0.0, 1.0, 0.0]) - z[1] * z)
+    z = ns if sacral else unit(ns - ni)
+    y = unit(np.array([0.0, 1.0, 0.0]) - z[1] * z)
     x = np.cross(y, z)
     R = np.column_stack([x, y, z])
     # Heights are taken at the endplates' rims (the ring apophyses, where the disc's height is
