@@ -65,9 +65,15 @@ def supported_gauge(gauge: int) -> int:
 
 
 def plan_options(settings: SettingsValues) -> PlanOptions:
-    """Planning options from the settings (needle gauge and margin, variant, window, search)."""
+    """Planning options from the settings (needle gauge and margin, variant, window, search).
+
+    The roots are those ``spinect plan`` uses by default (``fused``: traced on the CT and fused
+    with the segmentation's nerve, a disagreement warned in the plan), so the app and the CLI
+    plan the same case alike.
+    """
     coarse, final = SEARCH_STEPS_DEG.get(settings.plan_search, SEARCH_STEPS_DEG["standard"])
     return PlanOptions(
+        roots="fused",
         variant=settings.variant, trajectory_window=settings.trajectory_window,
         coarse_step_deg=coarse, final_step_deg=final,
         trajectory=TrajectoryOptions(needle_gauge=supported_gauge(settings.needle_gauge),
