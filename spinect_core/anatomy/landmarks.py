@@ -29,6 +29,9 @@ BODY_BALL_MM = 8.5
 #: Least height (mm) of the band above the L5 inferior endplate where the body's lateral border
 #: is measured (about a third of an L5 body's posterior height).
 BORDER_BAND_MM = 4.0
+#: How far (mm) the opened body's posterior wall may lie behind its canal-facing part before
+#: the opening is taken to have kept the pedicle (measured: 0.1-1.8 mm, or 12-16 mm when kept).
+ARCH_KEPT_MM = 5.0
 
 
 @dataclass(kw_only=True)
@@ -211,6 +214,17 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         if band.sum() < 5:
             band = upper & (sgn * body_q[:, 0] > 0)
         wall = float(np.percentile(body_q[band, 1], 98)) + half_vox
+        # On some real vertebrae the ball fits into the thick L5 pedicle, and the opened body
+        # keeps it: its lateral part then reaches 12-16 mm behind the wall that faces the canal
+        # (elsewhere the two agree within 2 mm), and the "pedicle" found behind it was the
+        # lamina. The wall within 10 mm of the midline, medial of the pedicles, holds then.
+        body_side = (sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 25.0)
+        inner = upper & (sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 10.0)
+        if inner.sum() >= 5:
+            wall_inner = float(np.percentile(body_q[inner, 1], 98)) + half_vox
+            if wall - wall_inner > ARCH_KEPT_MM:
+                wall = wall_inner
+                body_side &= body_q[:, 1] <= wall + 3.0
         slab = (l5_q[:, 1] >= wall + 1.0) & (l5_q[:, 1] <= wall + 5.0) & (sgn * l5_q[:, 0] >= 4.0) & (
             l5_q[:, 2] >= l5_inf_h)
         if slab.sum() < 5:
@@ -240,8 +254,7 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         # Posterior wall of the body at the pedicle's lateral position, below the pedicle.
         # The foramen lies 3 mm behind the posterior wall, which leans with L5's lordosis:
         # follow the wall line down to the foramen's height.
-        wall_at = _wall_line(body_q[(sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 25.0)],
-                             default=wall - half_vox)
+        wall_at = _wall_line(body_q[body_side], default=wall - half_vox)
         f_lat = centre_q[0]
         f_post = wall_at(low_h - 5.0) + half_vox + 3.0
         below = (np.abs(s1_q[:, 0] - f_lat) <= 2.0) & (np.abs(s1_q[:, 1] - f_post) <= 2.0) & (
