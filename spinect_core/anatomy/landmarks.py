@@ -47,11 +47,12 @@ class SideAnatomy:
     pedicle_medial_wall_lps : np.ndarray, shape (3,)
         Most medial point of the pedicle (the medial bound of the foraminal zone).
     vertebral_body_lateral_border_lps : np.ndarray, shape (3,)
-        Most lateral point of the L5 body between its inferior endplate and the pedicle (the
-        lateral bound of the foraminal zone).
+        Most lateral point of the raw L5 bone in front of the body's posterior wall, between
+        its inferior endplate and the pedicle (a band at least ``BORDER_BAND_MM`` high): the
+        lateral bound of the foraminal zone.
     foramen_centre_lps : np.ndarray, shape (3,)
-        Midway between the pedicle's lower margin and the S1 bone below it, 3 mm behind the
-        L5 body's posterior wall.
+        Midway between the pedicle's lower margin and the S1 bone below it (not below the S1
+        superior endplate's plane), 3 mm behind the L5 body's posterior wall.
     posterior_wall_lps : np.ndarray, shape (3,)
         The L5 body's posterior wall just below the pedicle (the foramen's anterior wall where
         the safe triangle lies), at the foramen centre's lateral position, halfway between the
@@ -175,8 +176,9 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
     Definitions (anatomical frame of the module docstring):
 
     * L5 body = the largest connected part of L5 that an 8.5 mm ball fits into;
-    * posterior wall = 95th percentile of ``post`` over body voxels 10-22 mm lateral of the
-      midline in the body's upper 60 % (the pedicle level);
+    * posterior wall = 98th percentile of ``post`` over body voxels 0-25 mm lateral of the
+      midline in the body's upper 60 % (the pedicle level), or over those within 10 mm of the
+      midline when that lies more than ``ARCH_KEPT_MM`` in front (the opening kept a pedicle);
     * pedicle = the L5 bone 1-5 mm behind that wall (only the pedicle crosses that slab: the
       articular and transverse processes lie behind the foramen), grown 12 mm backwards without
       going below its lowest point in the slab;
