@@ -87,7 +87,8 @@ def run_demo(out_dir: str | Path, *, weights: str | Path | None = None, overwrit
     spacing_mm : 3 floats
         Voxel size of the demo CT (x, y, z); tests use a coarser one.
     plan_options : PlanOptions, optional
-        Planning options (default: :class:`~spinect_core.planning.plan.PlanOptions`).
+        Planning options (default: :class:`~spinect_core.planning.plan.PlanOptions` with the roots
+        ``spinect plan`` uses by default, ``fused``).
     plan : bool
         Also plan L5/S1 and write the plan exports.
     progress : callable, optional
@@ -146,6 +147,10 @@ def run_demo(out_dir: str | Path, *, weights: str | Path | None = None, overwrit
     timings["evaluate_s"] = time.perf_counter() - t
 
     plan_result, plan_dir, plan_labels = None, None, ""
+    if plan_options is None:
+        from spinect_core.planning.plan import PlanOptions
+
+        plan_options = PlanOptions(roots="fused")  # as `spinect plan` and the app
     if plan:
         t = time.perf_counter()
         plan_result, plan_dir, plan_labels = _plan_demo(
