@@ -449,20 +449,14 @@ def resolve_roots(mode: str, ct: Volume, labels: Volume, table: LabelTable, anat
     if mode in ("ct", "fused"):
         ctr = ct_roots(ct, anatomy, sides=sides, options=tracing,
                        progress=sub_progress(progress, 0.4, 0.9, "CT roots: "))
-    if mode == "network":
-        chosen = net
+    if mode in ("network", "ct"):
+        chosen = net if mode == "network" else ctr
+        missing = ("the network shows no root there" if mode == "network"
+                   else "no root was found on the CT: review the plan")
         for side, by in chosen.items():
             for name, root in by.items():
                 if root is None:
-                    warnings.append(f"the {ROOT_WORDS[name]} on the {side}: the network shows "
-                                    "no root there")
-    elif mode == "ct":
-        chosen = ctr
-        for side, by in chosen.items():
-            for name, root in by.items():
-                if root is None:
-                    warnings.append(f"the {ROOT_WORDS[name]} on the {side}: no root was found "
-                                    "on the CT: review the plan")
+                    warnings.append(f"the {ROOT_WORDS[name]} on the {side}: {missing}")
     else:
         chosen, warnings = fuse_roots(net, ctr, anatomy, options=fusion)
     for by in chosen.values():
