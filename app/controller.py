@@ -650,7 +650,7 @@ class SessionController(QObject):
             return False
         self.store.replace_session(pending_targets=_without(session.pending_targets, side))
         self.needle.request(("window", side, kind), session.engine, plan, side, kind, None,
-                            None, session.body_mask)
+                            None)
         return True
 
     def current_target(self, side: str) -> np.ndarray | None:
@@ -689,15 +689,14 @@ class SessionController(QObject):
             pending_targets=frozen_map(session.pending_targets, **{side: target}))
         self.needle.request(("target", side, sp.trajectory_window), session.engine, plan,
                             side, sp.trajectory_window, target,
-                            np.asarray(sp.trajectory.entry_direction_lps, float),
-                            session.body_mask)
+                            np.asarray(sp.trajectory.entry_direction_lps, float))
         return True
 
     def _compute_replan(self, engine: PlanEngine, plan: Plan, side: str, kind: str,
-                        target: np.ndarray | None, entry_direction: np.ndarray | None,
-                        body_mask: np.ndarray | None) -> planning.ReplanResult:
+                        target: np.ndarray | None, entry_direction: np.ndarray | None
+                        ) -> planning.ReplanResult:
         return planning.replan_needle(engine, plan, side, kind, target_lps=target,
-                                      entry_direction_lps=entry_direction, body_mask=body_mask)
+                                      entry_direction_lps=entry_direction)
 
     def _on_replanned(self, tag: Any, result: planning.ReplanResult) -> None:
         session = self.session

@@ -266,7 +266,7 @@ def nudged_target(target_lps: np.ndarray, entry_direction_lps: np.ndarray, right
 def replan_needle(engine: PlanEngine, plan: Plan, side: str, kind: str, *,
                   target_lps: np.ndarray | None = None,
                   entry_direction_lps: np.ndarray | None = None,
-                  body_mask: np.ndarray | None = None, planes: bool = True,
+                  planes: bool = True,
                   progress: ProgressCallback | None = None) -> ReplanResult:
     """Plan ``side``'s needle through the ``kind`` window again.
 
@@ -274,9 +274,8 @@ def replan_needle(engine: PlanEngine, plan: Plan, side: str, kind: str, *,
     (as the plan does). With ``target_lps`` (a nudged target) the needle keeps
     ``entry_direction_lps`` (default: the side's current needle direction) and ends there.
     Either way the engine plans it (:meth:`PlanEngine.plan_needle`: its CT, labels, body mask,
-    midline and needle options), exactly as the plan's own needles. ``body_mask`` is not used:
-    the engine's own (:meth:`PlanEngine.body_mask`, the array the session holds) finds the
-    skin; the parameter stays until the controller stops passing it.
+    midline and needle options), exactly as the plan's own needles; the engine's own body mask
+    (:meth:`PlanEngine.body_mask`) finds the skin.
 
     Raises
     ------
