@@ -22,9 +22,9 @@ CT's grid):
    organs (homogeneous, no cortex brighter than enhanced blood), calcified plaque and bowel
    contrast (small or homogeneous, away from the skeleton).
 
-Timings: 5.7 s of CPU for a 512 x 512 x 300 CT (5.6 s wall on the loaded 2-core development
-machine, 15 s before the binary morphology moved to bit-packed rows and hole filling to
-labelling), peak RSS 0.82 GB for the 150 MB CT (``benchmarks/ct_bone.py``; the target is 5 s).
+Timings: 7.1-7.7 s wall for a 512 x 512 x 300 CT on the idle 2-core development machine (3.3x
+a bare threshold; 15 s, 6.8x, before the binary morphology moved to bit-packed rows and hole
+filling to labelling), peak RSS 0.82 GB for the 150 MB CT (``benchmarks/ct_bone.py``; the target is 5 s).
 Two worker threads (``CTBoneOptions.threads``) share the parts that split. Memory: every
 full-size map is boolean or int16, built and freed one at a time, so that segmenting a 472 MB
 thin-slice CT stays within 3x its size (``benchmarks/segmentation_memory.py``).
