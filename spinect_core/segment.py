@@ -241,7 +241,8 @@ class Segmenter:
                                      progress=sub_progress(progress, 0.0, f_prep, "preparing: "))
         t1 = time.perf_counter()
         prediction = self.predictor.predict(
-            prepared.image, body_mask=prepared.body_mask, progress=sub_progress(progress, f_prep, f_pred, "segmenting: "))
+            prepared.image, body_mask=prepared.body_mask,
+            progress=sub_progress(progress, f_prep, f_pred, "segmenting: "))
         t2 = time.perf_counter()
         report(progress, f_pred, "mapping the result onto the CT grid")
         labels, probabilities, next_best = self._restore(
