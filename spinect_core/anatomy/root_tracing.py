@@ -423,9 +423,10 @@ def _measure(ct: Volume, line: np.ndarray, o: TracingOptions, n_dir: int = 16
     dirs = np.cos(ang)[None, :, None] * a[:, None] + np.sin(ang)[None, :, None] * b[:, None]
     pts = line[:, None, None, :] + r[None, None, :, None] * dirs[:, :, None, :]
     hu = sample_hu(ct, pts)  # (N, D, R)
-    radius = _half_contrast_radius(hu, sample_hu(ct, line), r, o)
+    centre_hu = sample_hu(ct, line)  # (N,)
+    radius = _half_contrast_radius(hu, centre_hu, r, o)
     bounded = ((hu < o.fat_bound_hu) | (hu > o.bone_bound_hu)).any(2)
-    evidence = bounded.mean(1) * (nerve_likeness(sample_hu(ct, line), o) >= 0.5)
+    evidence = bounded.mean(1) * (nerve_likeness(centre_hu, o) >= 0.5)
     return radius.astype(float), evidence.astype(float)
 
 
