@@ -90,7 +90,8 @@ SI_JOINT_CLEARANCE = (2.0, 2.0)
 VERTEBRA_BLEND_MM = 2.0
 
 
-def _bone_layers(inst: str) -> list[Layer]:
+def bone_layers(inst: str) -> list[Layer]:
+    """Cortical (key ``outer``) and cancellous (key ``inner``) layers of bone instance ``inst``."""
     return [Layer("cortical", key="outer", label="bone", instance=inst),
             Layer("cancellous", key="inner", label="bone", instance=inst)]
 
@@ -179,7 +180,7 @@ def build_bones(p: PhantomParams, vertebrae: Vertebrae, ilium: Ilium,
     parts: list[Part] = []
     for v in (vertebrae.l4, vertebrae.l5):
         parts.append(Part(v.name, vertebra_fields(v), local_box(v.frame, *v.bbox_local()),
-                          _bone_layers(v.name), carve=root_carve + [("canal", 0.0, 0.0)]))
+                          bone_layers(v.name), carve=root_carve + [("canal", 0.0, 0.0)]))
     v_s1 = vertebrae.s1
     D1, H1 = v_s1.D, v_s1.H
     x_si, canal_d = ilium.x_si, vertebrae.canal_depth_mm
@@ -188,10 +189,10 @@ def build_bones(p: PhantomParams, vertebrae: Vertebrae, ilium: Ilium,
     lat, front, below, back, above = sacrum.box_mm
     s1_lo = np.array([-(x_si + lat), -0.5 * D1 - front, -0.5 * H1 - below])
     s1_hi = np.array([x_si + lat, 0.5 * D1 + canal_d + back, 0.5 * H1 + above])
-    parts.append(Part("S1", sacrum_fields, local_box(v_s1.frame, s1_lo, s1_hi), _bone_layers("S1"),
+    parts.append(Part("S1", sacrum_fields, local_box(v_s1.frame, s1_lo, s1_hi), bone_layers("S1"),
                       cache=True, carve=root_carve + [("canal", 0.0, 0.0)]))
     for _side, sname, _s in SIDES:
         inst = f"ilium_{sname}"
-        parts.append(Part(inst, ilium.fields[sname], ilium.bbox[sname], _bone_layers(inst),
+        parts.append(Part(inst, ilium.fields[sname], ilium.bbox[sname], bone_layers(inst),
                           carve=[("S1", *SI_JOINT_CLEARANCE)] + root_carve))
     return Bones(parts=parts, sacrum_fields=sacrum_fields)

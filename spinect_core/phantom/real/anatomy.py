@@ -34,9 +34,10 @@ import numpy as np
 
 from spinect_core.phantom import shapes as S
 from spinect_core.phantom.builders import (
-    Anatomy, Layer, Part, Spine, VertebraGeometry, build_canal, build_discs, build_foraminal_fat,
-    build_roots, build_sac, build_soft_tissue,
+    SIDES, Anatomy, Layer, Part, Spine, VertebraGeometry, build_canal, build_discs,
+    build_foraminal_fat, build_roots, build_sac, build_soft_tissue,
 )
+from spinect_core.phantom.builders.bones import ROOT_CLEARANCE, SI_JOINT_CLEARANCE, bone_layers
 from spinect_core.phantom.builders.frames import build_frames
 from spinect_core.phantom.builders.landmarks import spine_landmarks
 from spinect_core.phantom.builders.vertebra import body_outline
@@ -45,7 +46,6 @@ from spinect_core.phantom.real.bones import Bump, HipDeformation, PlacedBone, bo
 from spinect_core.phantom.real.meshes import load_landmarks, load_mesh
 from spinect_core.phantom.real.variation import RealVariation
 
-SIDES = ((0, "left", 1.0), (1, "right", -1.0))   # left = +x in LPS
 #: How far (mm) the discs reach into the adjacent bodies (painted over by the bone).
 DISC_OVERLAP_MM = 1.5
 #: Radius (mm, Gaussian SD) of the SAP hypertrophy and of an osteophyte.
@@ -276,15 +276,13 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
     deform: HipDeformation = placed.pop("_hip_deformation")   # type: ignore[assignment]
     L = load_landmarks()
     fr, vt = L["frames"], L["vertebrae"]
-    root_carve = [(name, 1.0, 1.0) for name in roots.tubes]
+    root_carve = [(name, *ROOT_CLEARANCE) for name in roots.tubes]
 
     def bone_part(bone: str, inst: str, carve: list, cache: bool) -> Part:
         pb = placed[bone]
         cort = q.cortical_thickness_mm if bone in ("L4", "L5", "sacrum") else HIP_CORTEX_MM
-        return Part(inst, bone_fields(pb, cort), pb.bbox(), [
-            Layer("cortical", key="outer", label="bone", instance=inst),
-            Layer("cancellous", key="inner", label="bone", instance=inst)],
-            cache=cache, carve=carve)
+        return Part(inst, bone_fields(pb, cort), pb.bbox(), bone_layers(inst),
+                    cache=cache, carve=carve)
 
     s1f = _frame(fr["S1"])
     crest_top = {}
@@ -305,7 +303,7 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
                                  [Layer("muscle", key="muscle")]))
     bones = [bone_part("L4", "L4", root_carve, True), bone_part("L5", "L5", root_carve, True),
              bone_part("sacrum", "S1", root_carve, True)]
-    bones += [bone_part(f"hip_{n}", f"ilium_{n}", [("S1", 2.0, 2.0)] + root_carve, False)
+    bones += [bone_part(f"hip_{n}", f"ilium_{n}", [("S1", *SI_JOINT_CLEARANCE)] + root_carve, False)
               for _i, n, _s in SIDES]
     sac_part = sac.part
     sac_part.carve = [(b, SAC_CLEARANCE_MM, 0.0) for b in ("L4", "L5", "S1")]
