@@ -213,8 +213,10 @@ def _rim_point(frame: dict, side_sign: float, angle_deg: float, top: bool) -> np
                      (0.5 if top else -0.5) * frame["H"]])
 
 
-def place_bones(frames: dict[str, S.Frame], var: RealVariation) -> dict[str, PlacedBone]:
-    """The five real bones placed on the procedural frames (``L4``, ``L5``, ``S1``)."""
+def place_bones(frames: dict[str, S.Frame],
+                var: RealVariation) -> tuple[dict[str, PlacedBone], HipDeformation]:
+    """The five real bones placed on the procedural frames (``L4``, ``L5``, ``S1``), and the hip
+    bones' deformation (pelvic incidence, crest raise) they were placed with."""
     L = load_landmarks()
     sc = var.scale_xyz
     fr, vt = L["frames"], L["vertebrae"]
@@ -244,8 +246,7 @@ def place_bones(frames: dict[str, S.Frame], var: RealVariation) -> dict[str, Pla
         placed[f"hip_{n}"] = PlacedBone(f"hip_{n}", frames["S1"], _frame(fr["S1"]), sc,
                                         var.warps.get(f"hip_{n}"), native_map=deform.inverse,
                                         native_forward=deform.forward)
-    placed["_hip_deformation"] = deform   # type: ignore[assignment]
-    return placed
+    return placed, deform
 
 
 def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, PhantomParams]:
@@ -272,8 +273,7 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
     soft = build_soft_tissue(spine, q)
     foramina = build_foraminal_fat(spine)
     discs = build_discs(spine)
-    placed = place_bones(frames, var)
-    deform: HipDeformation = placed.pop("_hip_deformation")   # type: ignore[assignment]
+    placed, deform = place_bones(frames, var)
     L = load_landmarks()
     fr, vt = L["frames"], L["vertebrae"]
     root_carve = [(name, *ROOT_CLEARANCE) for name in roots.tubes]
