@@ -50,7 +50,7 @@ from spinect_core.anatomy.roots import FusionOptions, Root, RootsResult
 from spinect_core.errors import InputError
 from spinect_core.labels import LabelTable
 from spinect_core.planning.l5s1 import SideScene, SideWindows
-from spinect_core.planning.scene import rim_weights, signed_distance_mm
+from spinect_core.planning.scene import rim_cells, rim_weights, signed_distance_mm
 from spinect_core.progress import ProgressCallback, report
 
 #: Edited roots keep the exiting L5 root's points within this distance (mm) of the foramen centre
@@ -875,10 +875,7 @@ def _sync_torch(fields: Any, lo: tuple[int, ...], hi: tuple[int, ...]) -> None:
     if tf.rim is not None and fields.rim_weight is not None:
         put(tf.rim[0][sl], fields.rim_weight[sl].astype(np.float32))
         ext = tuple(slice(int(a), int(min(b + 1, n))) for a, b, n in zip(c0, c1, (nz, ny, nx)))
-        cells = fields.rim_weight[(slice(None),) + ext].max(0) > 0
-        for axis in range(3):
-            n = cells.shape[axis]
-            cells = cells | np.take(cells, np.minimum(np.arange(n) + 1, n - 1), axis=axis)
+        cells = rim_cells(fields.rim_weight[(slice(None),) + ext])
     columns = tf.columns
     ys, xs = slice(int(c0[1]), int(c1[1])), slice(int(c0[2]), int(c1[2]))
     for z in range(int(c0[0]), int(c1[0])):

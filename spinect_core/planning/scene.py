@@ -431,15 +431,9 @@ class TorchFields:
         if rims:
             w = np.ascontiguousarray(fields.rim_weight, np.float32)
             self.rim = torch.from_numpy(w)[None].to(device)
-            # A cell reads a non-zero trilinear weight only if one of its 8 voxels (upper ones
-            # clamped to the crop) has one; the flag's own bilinear reading is > 0 in every
-            # flagged cell (its weight (1 - fx)(1 - fy) > 0), so no such sample is missed.
-            cells = w.max(0) > 0
-            for axis in range(3):
-                ahead = np.take(cells, np.minimum(np.arange(cells.shape[axis]) + 1,
-                                                  cells.shape[axis] - 1), axis=axis)
-                cells = cells | ahead
-            stack[4, :nz] = cells
+            # The flag's own bilinear reading is > 0 in every flagged cell (its weight
+            # (1 - fx)(1 - fy) > 0), so no sample near a rim is missed.
+            stack[4, :nz] = rim_cells(w)
         image = torch.from_numpy(np.ascontiguousarray(
             stack.reshape(n_channels, rows, columns, ny, nx).transpose(0, 1, 3, 2, 4)
         ).reshape(1, n_channels, rows * ny, columns * nx))
@@ -562,6 +556,26 @@ class TorchFields:
         near = (f_own >= 0) & (d_own < 2.0 * self.max_spacing)
         d = torch.where(near, d.amin(1, keepdim=True), d_own).view(2, m)
         return torch.where(inside.view(2, m), -d, d)
+
+def rim_cells(rim_weight: np.ndarray) -> np.ndarray:
+    """(nz, ny, nx) bool: the cells (by lower corner z0, y0, x0) that touch a voxel of non-zero
+    rim weight, the flag channel of :class:`TorchFields`.
+
+    A cell reads a non-zero trilinear weight only if one of its 8 voxels (upper ones clamped to
+    the array) has one. On a sub-block the last row of each axis clamps to itself, so a caller
+    passes one voxel more than the cells it needs (:func:`root_edit._sync_torch`).
+
+    Parameters
+    ----------
+    rim_weight : np.ndarray, shape (2, nz, ny, nx)
+        Per channel weights (:func:`rim_weights`).
+    """
+    cells = rim_weight.max(0) > 0
+    for axis in range(3):
+        n = cells.shape[axis]
+        cells = cells | np.take(cells, np.minimum(np.arange(n) + 1, n - 1), axis=axis)
+    return cells
+
 
 def rim_weights(mask: np.ndarray, options: "SceneOptions") -> np.ndarray:
     """Per-voxel weight (nz, ny, nx) float32 in [0, 1] of the exact voxel-cube distance in the
