@@ -565,8 +565,7 @@ class SessionController(QObject):
         from spinect_core.errors import InputError
         from spinect_core.planning.session_file import save_session
 
-        editor = self._root_editor
-        if editor is None or editor.engine is not self.session.engine or not editor.state.edited:
+        if not self.has_root_corrections:
             raise InputError("no root was corrected: there is no planning session to save")
         plan = self.session.plan
         targets = {}
@@ -575,7 +574,8 @@ class SessionController(QObject):
                 targets[side] = {"target_lps_mm": list(sp.trajectory.target_lps_mm),
                                  "entry_lps_mm": list(sp.trajectory.entry_lps_mm)}
         with self.engine_lock:
-            return save_session(path, editor, needle_targets=targets, overwrite=overwrite)
+            return save_session(path, self._root_editor, needle_targets=targets,
+                                overwrite=overwrite)
 
     def open_root_session(self, path: str | Path) -> bool:
         """Apply a saved planning session's root corrections to the current plan (in the
