@@ -32,17 +32,14 @@ from spinect_core.phantom.builders.record import (  # noqa: F401
 )
 from spinect_core.phantom.builders.record import axis_frame as _axis_frame  # noqa: F401
 from spinect_core.phantom.builders.record import box_of_points as _box_of_points  # noqa: F401
-from spinect_core.phantom.builders.record import ellipsoid as _ellipsoid  # noqa: F401
 from spinect_core.phantom.builders.record import local_box as _local_box  # noqa: F401
 from spinect_core.phantom.builders.roots import build_roots
 from spinect_core.phantom.builders.sac import build_sac
 from spinect_core.phantom.builders.soft_tissue import build_soft_tissue
 from spinect_core.phantom.builders.vertebra import (  # noqa: F401
-    Vertebra, body_bottom, body_top, sd_body,
+    Vertebra, sd_body,
 )
-from spinect_core.phantom.builders.vertebra import body_outline as _body_outline  # noqa: F401
 from spinect_core.phantom.builders.vertebra import body_outline_radius as _outline_radius  # noqa: F401
-from spinect_core.phantom.builders.vertebra import endplate_profile as _endplate_profile  # noqa: F401
 from spinect_core.phantom.params import PhantomParams
 
 
