@@ -373,15 +373,17 @@ def apply_roots(anatomy: Any, labels: Volume, table: LabelTable,
     nerve_now = np.isin(arr, ids) if ids else np.zeros(arr.shape, bool)
     arr[remove & nerve_now] = 0
     parts[remove & np.isin(parts, nerve_parts)] = 0
+    # Where a root may be drawn, once for all roots: drawing one only writes nerve parts and the
+    # nerve id, which leave later roots the same voxels to draw on (or rewrite them unchanged).
+    free = (parts == 0) | np.isin(parts, nerve_parts)
+    soft = (arr == 0) | nerve_now
     for side, by in chosen.items():
         for name, root in by.items():
             if root is None or root.source == "network":
                 continue  # the network's own root is already in both maps
             tube = _tube_mask(root.centreline_lps_mm, root.radius_mm, labels)
-            free = (parts == 0) | np.isin(parts, nerve_parts)
             pid = PART_ID[f"root_L5_{side}"] if name == "exiting_l5" else PART_ID["other_nerve"]
             parts[tube & free] = pid
-            soft = (arr == 0) | nerve_now
             arr[tube & soft] = nerve_id
     for side, sa in anatomy.sides.items():
         root = chosen.get(side, {}).get("exiting_l5")
