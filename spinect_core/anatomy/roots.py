@@ -174,8 +174,9 @@ def _pseudo_ct(labels: Volume, mask: np.ndarray, frame: Any, box: tuple) -> Volu
                   origin_lps_mm=labels.index_to_lps(i0[None].astype(float))[0])
 
 
-def _segment_points(root: Root, anatomy: Any) -> np.ndarray:
-    geo = root_geometry(anatomy, root.side, root.name)
+def _segment_points(root: Root, anatomy: Any, geo: dict | None) -> np.ndarray:
+    """The root's points within ``geo``'s assessed segment (all of them without ``geo`` or
+    with fewer than 3 there)."""
     pts = root.centreline_lps_mm
     if geo is None:
         return pts
@@ -185,7 +186,11 @@ def _segment_points(root: Root, anatomy: Any) -> np.ndarray:
 
 def root_distance(a: Root, b: Root, anatomy: Any) -> float:
     """Symmetric mean distance (mm) of two roots over the root's assessed segment."""
-    pa, pb = _segment_points(a, anatomy), _segment_points(b, anatomy)
+    # The geometry once for the pair (the exiting L4 root's searches the whole parts map).
+    geo = root_geometry(anatomy, a.side, a.name)
+    geo_b = geo if (b.side, b.name) == (a.side, a.name) else root_geometry(anatomy, b.side,
+                                                                             b.name)
+    pa, pb = _segment_points(a, anatomy, geo), _segment_points(b, anatomy, geo_b)
     return 0.5 * float(polyline_distance(pa, b.centreline_lps_mm).mean()
                        + polyline_distance(pb, a.centreline_lps_mm).mean())
 
