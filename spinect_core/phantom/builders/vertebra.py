@@ -218,8 +218,7 @@ class Vertebra:
                 post.append(S.sd_round_box(la, lb, lc, (half_len, k.lamina_half_thickness_mm,
                                                         k.lamina_half_height_mm), k.lamina_rounding_mm))
                 # Transverse process: tapered capsule laterally, slightly rising.
-                tip = np.array([s * self.tp_tip[side], J[1] - k.transverse_tip_forward_mm,
-                                J[2] + self.tp_rise])
+                tip = self.transverse_tip(side)
                 rx, ry = k.transverse_root_offset_mm
                 root = J + np.array([-s * rx, -ry, 0.0])
                 post.append(S.sd_capsule(x, y, z, root, tip, *k.transverse_radii_mm))
