@@ -39,6 +39,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy.frames import LocalFrame
+from spinect_core.anatomy.geometry import voxel_points
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
 
@@ -585,12 +586,10 @@ def _l4_pedicle_bottom(anatomy, side: str, ped: np.ndarray, yw: float, zl: float
     from spinect_core.anatomy.parts import PART_ID
 
     parts = anatomy.parts
-    bone = np.isin(parts.array, [PART_ID["other_bone"]])
     f = anatomy.sides[side].frame
-    zz, yy, xx = np.nonzero(bone)
-    if len(zz) == 0:
+    q = f.point_to_local(voxel_points(parts, parts.array == PART_ID["other_bone"]))
+    if len(q) == 0:
         return None
-    q = f.point_to_local(parts.index_to_lps(np.stack([xx, yy, zz], -1)))
     sel = ((np.abs(q[:, 0] - ped[0]) <= 4.0) & (q[:, 1] >= yw + 8.0) & (q[:, 1] <= yw + 20.0)
            & (q[:, 2] >= zl + 20.0) & (q[:, 2] <= zl + 50.0))
     if sel.sum() < 5:
