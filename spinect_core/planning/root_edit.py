@@ -247,8 +247,9 @@ def _project(point: np.ndarray, line: np.ndarray) -> tuple[float, float]:
 
 
 # --- operations on states (pure) -----------------------------------------------------------------
-def _start(root: EditableRoot, options: RootEditOptions) -> EditableRoot:
-    """The root as control points (its first edit starts from its own centreline)."""
+def _start(root: EditableRoot) -> EditableRoot:
+    """The root marked as edited: from its first edit on, the plan uses the tube refitted
+    through its control points (:meth:`EditableRoot.to_root`)."""
     if root.edited:
         return root
     return replace(root, edited=True)
@@ -257,7 +258,7 @@ def _start(root: EditableRoot, options: RootEditOptions) -> EditableRoot:
 def drag_point(state: RootEditState, side: str, name: str, index: int,
                point_lps_mm: Sequence[float], options: RootEditOptions) -> RootEditState:
     """Move control point ``index`` of one root to ``point_lps_mm`` (LPS mm)."""
-    root = _start(state.get(side, name), options)
+    root = _start(state.get(side, name))
     pts, rad = root.controls()
     _check_index(index, len(pts))
     p = np.asarray(point_lps_mm, float).reshape(3)
@@ -274,7 +275,7 @@ def insert_point(state: RootEditState, side: str, name: str, point_lps_mm: Seque
     Returns the new state and the new point's index. Raises InputError when the click lies
     farther than the root's radius plus ``insert_reach_mm`` from its centreline.
     """
-    root = _start(state.get(side, name), options)
+    root = _start(state.get(side, name))
     line = root.to_root(options)
     click = np.asarray(point_lps_mm, float).reshape(3)
     dist, s_click = _project(click, line.centreline_lps_mm)
@@ -298,7 +299,7 @@ def insert_point(state: RootEditState, side: str, name: str, point_lps_mm: Seque
 def delete_point(state: RootEditState, side: str, name: str, index: int,
                  options: RootEditOptions) -> RootEditState:
     """Delete control point ``index`` (a root keeps at least two)."""
-    root = _start(state.get(side, name), options)
+    root = _start(state.get(side, name))
     pts, rad = root.controls()
     _check_index(index, len(pts))
     if len(pts) <= 2:
@@ -314,7 +315,7 @@ def set_radius(state: RootEditState, side: str, name: str, radius_mm: float,
     r = float(radius_mm)
     if not (math.isfinite(r) and lo <= r <= hi):
         raise InputError(f"a root's radius must lie between {lo:g} and {hi:g} mm, got {r:g}")
-    root = _start(state.get(side, name), options)
+    root = _start(state.get(side, name))
     _, rad = root.controls()
     if index is None:
         rad[:] = r
