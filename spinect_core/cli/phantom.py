@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                               progress=sub_progress(bar, 0.7, 1.0))
     nx, ny, nz = phantom.ct.size_xyz
     kind = ("patient-like phantom" if options is not None and options.realism == "patient"
-            else "real-bone phantom" if options is not None else "phantom")
+            else "real-bone phantom" if anatomy == "real" else "phantom")
     print(f"{kind} seed {args.seed}: {nx}x{ny}x{nz} voxels at "
           f"{' x '.join(f'{s:g}' for s in phantom.ct.spacing_mm)} mm -> {paths['ct'].parent}")
     return 0
