@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from spinect_core import __version__
 from spinect_core.errors import InputError, SpinectError
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
+from spinect_core.validation.statistics import angle_between_deg, finite_or_none
 from spinect_core.volume import Volume
 from spinect_core.vocabulary import WINDOW_KINDS
 
@@ -226,17 +226,11 @@ def network_segment_function(weights: str | os.PathLike | None = None, *,
 
 
 # --- one case -------------------------------------------------------------------------------------
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _view_record(view: Any) -> dict[str, Any] | None:
     if view is None:
         return None
     return {"oblique_deg": round(view.oblique_deg, 3), "tilt_deg": round(view.tilt_deg, 3),
-            "area_mm2": _nan_to_none(float(view.area_mm2)),
+            "area_mm2": finite_or_none(float(view.area_mm2)),
             "view_direction_lps": [float(v) for v in view.view_direction_lps]}
 
 
@@ -285,8 +279,6 @@ def compare_windows(manual: tuple[Any, Any], automatic: tuple[Any, Any], *,
         measurable), ``manual_best`` / ``automatic_best`` (each plan's own best view and area)
         and ``best_view_angle_deg``.
     """
-    from spinect_core.validation.statistics import angle_between_deg
-
     (m_engine, m_plan), (a_engine, a_plan) = manual, automatic
     sides = list(dict.fromkeys((list(m_plan.sides) if m_plan else [])
                                + (list(a_plan.sides) if a_plan else [])))
@@ -318,12 +310,12 @@ def compare_windows(manual: tuple[Any, Any], automatic: tuple[Any, Any], *,
                           else _area_at(a_engine, side, kind, d, pixel_mm))
             out[side][kind] = {
                 "reference_view": reference, "view": _view_record(view),
-                "manual_area_mm2": _nan_to_none(m_area),
-                "automatic_area_mm2": _nan_to_none(a_area),
+                "manual_area_mm2": finite_or_none(m_area),
+                "automatic_area_mm2": finite_or_none(a_area),
                 "manual_found": None if m_plan is None else m_best is not None,
                 "automatic_found": None if a_plan is None else a_best is not None,
                 "manual_best": _view_record(m_best), "automatic_best": _view_record(a_best),
-                "best_view_angle_deg": _nan_to_none(angle_between_deg(
+                "best_view_angle_deg": finite_or_none(angle_between_deg(
                     None if m_best is None else m_best.view_direction_lps,
                     None if a_best is None else a_best.view_direction_lps)),
             }

@@ -28,10 +28,11 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["Description", "PairedTest", "BlandAltman", "describe", "paired_test",
-           "bland_altman", "angle_between_deg"]
+           "bland_altman", "angle_between_deg", "finite_or_none"]
 
 
-def _json(value: float | None) -> float | None:
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` as a float, ``None`` when missing or not finite (NaN, inf): JSON has neither."""
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
@@ -58,7 +59,8 @@ class Description:
     max: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (_json(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {k: (finite_or_none(v) if isinstance(v, float) else v)
+                for k, v in asdict(self).items()}
 
     def text(self, digits: int = 3) -> str:
         """``"mean +- SD (min-max)"`` as the study's tables print it; ``"n/a"`` when empty."""
@@ -124,9 +126,11 @@ class PairedTest:
         return {"n": self.n, "n_excluded": self.n_excluded, "manual": self.manual.to_dict(),
                 "automatic": self.automatic.to_dict(), "difference": self.difference.to_dict(),
                 "difference_definition": "automatic - manual",
-                "shapiro_w": _json(self.shapiro_w), "shapiro_p": _json(self.shapiro_p),
-                "normal": self.normal, "test": self.test, "statistic": _json(self.statistic),
-                "p": _json(self.p), "alpha": self.alpha, "note": self.note}
+                "shapiro_w": finite_or_none(self.shapiro_w),
+                "shapiro_p": finite_or_none(self.shapiro_p),
+                "normal": self.normal, "test": self.test,
+                "statistic": finite_or_none(self.statistic),
+                "p": finite_or_none(self.p), "alpha": self.alpha, "note": self.note}
 
 
 def _pairs(manual: Sequence[float], automatic: Sequence[float]) -> tuple[np.ndarray, np.ndarray,
@@ -219,8 +223,9 @@ class BlandAltman:
     loa_high: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": int(self.means.size), "bias": _json(self.bias), "sd": _json(self.sd),
-                "loa_low": _json(self.loa_low), "loa_high": _json(self.loa_high),
+        return {"n": int(self.means.size), "bias": finite_or_none(self.bias),
+                "sd": finite_or_none(self.sd), "loa_low": finite_or_none(self.loa_low),
+                "loa_high": finite_or_none(self.loa_high),
                 "means": [float(v) for v in self.means],
                 "differences": [float(v) for v in self.differences],
                 "difference_definition": "automatic - manual",
