@@ -15,8 +15,8 @@ from scipy.spatial import cKDTree
 from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.checks import transitional_warnings
 from spinect_core.anatomy.ct_edges import bone_edge
-from spinect_core.anatomy.landmarks import (CoreLandmarks, SideAnatomy, endplates, root_centreline,
-                                             side_landmarks)
+from spinect_core.anatomy.landmarks import (SIDE_SIGN, CoreLandmarks, SideAnatomy, endplates,
+                                             root_centreline, side_landmarks)
 from spinect_core.anatomy.levels import LevelOptions, derive_parts
 from spinect_core.anatomy.parts import (PART_ID, PARTS_TABLE, has_level_instances,
                                         parts_from_instances)
@@ -195,8 +195,7 @@ def match_exiting_roots(parts: np.ndarray, grid: Volume, sides: dict[str, SideAn
     l5_tree = cKDTree(l5_surface) if len(l5_surface) else None
     out: dict[str, RootMatch] = {}
     for side, sa in sides.items():
-        sgn = 1.0 if side == "left" else -1.0
-        on = side_of == sgn
+        on = side_of == SIDE_SIGN[side]
         q = sa.frame.point_to_local(pts)
         low = sa.frame.point_to_local(np.asarray(sa.pedicle_lower_margin_lps, float))
         q = q - low
