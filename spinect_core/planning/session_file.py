@@ -38,6 +38,7 @@ from spinect_core.errors import InputError
 from spinect_core.io.atomic import write_text_atomic
 from spinect_core.planning.root_edit import RootEditor, RootEditOptions, RootEditState
 from spinect_core.progress import ProgressCallback
+from spinect_core.vocabulary import SIDES
 
 SESSION_FORMAT = "spinect-planning-session"
 SESSION_SCHEMA_VERSION = "1.0"
@@ -157,7 +158,7 @@ def parse_session(doc: Any, *, where: str = "the session") -> PlanningSession:
         except (KeyError, TypeError, ValueError):
             raise InputError(f"{where}: root {i} is incomplete (side, name, "
                              "control_points_lps_mm, radius_mm)") from None
-        if side not in ("left", "right") or name not in ROOT_NAMES:
+        if side not in SIDES or name not in ROOT_NAMES:
             raise InputError(f"{where}: root {i} names an unknown root {side!r} {name!r}")
         if (pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 2 or rad.shape != (len(pts),)
                 or not np.all(np.isfinite(pts)) or not np.all(np.isfinite(rad))
@@ -181,7 +182,7 @@ def _targets(raw: Any, *, where: str = "the needle targets") -> dict[str, Any]:
         raise InputError(f"{where}: needle_targets must be a mapping side -> points")
     out: dict[str, Any] = {}
     for side, pts in raw.items():
-        if side not in ("left", "right") or not isinstance(pts, dict):
+        if side not in SIDES or not isinstance(pts, dict):
             raise InputError(f"{where}: needle target of an unknown side {side!r}")
         entry = {}
         for key in ("target_lps_mm", "entry_lps_mm"):
