@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from spinect_core.phantom import shapes as S
-from spinect_core.phantom.real.meshes import bone_sdf, load_mesh
+from spinect_core.phantom.real.meshes import bone_sdf, bone_vertices
 from spinect_core.phantom.real.variation import Warp
 
 NativeMap = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple]
@@ -104,10 +104,7 @@ class PlacedBone:
 
     def vertices(self) -> np.ndarray:
         """The bone's mesh vertices (n, 3) in the patient frame, deformed and scaled (not warped)."""
-        src = "pelvis" if self.name.startswith("hip_") else self.name
-        v = np.asarray(load_mesh(src).vertices, float)
-        if self.name.startswith("hip_"):
-            v = v[(1.0 if self.name == "hip_left" else -1.0) * v[:, 0] > 0]
+        v = bone_vertices(self.name)
         if self.native_forward is not None:
             v = self.native_forward(v)
         loc = (v - self.native.t) @ self.native.R   # real-local

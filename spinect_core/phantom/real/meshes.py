@@ -80,6 +80,16 @@ def load_mesh(name: str) -> Any:
     return trimesh.load(path, force="mesh", process=False)
 
 
+def bone_vertices(name: str) -> np.ndarray:
+    """Native-frame vertices (n, 3), float64 LPS mm, of one bone of :data:`BONES`: a hip bone is
+    the vertices of ``pelvis.ply`` on its side of the midline (left: +x)."""
+    hip = name.startswith("hip_")
+    v = np.asarray(load_mesh("pelvis" if hip else name).vertices, np.float64)
+    if hip:
+        v = v[(1.0 if name == "hip_left" else -1.0) * v[:, 0] > 0]
+    return v
+
+
 @dataclass(frozen=True)
 class SDFGrid:
     """Signed distance to a bone surface sampled on a regular grid (native LPS frame).
@@ -187,9 +197,7 @@ def _compute_grid(name: str) -> SDFGrid:
     v = np.asarray(mesh.vertices, np.float64)
     f = np.asarray(mesh.faces, np.int64)
     pitch, margin = PITCH_MM[name], MARGIN_MM[name]
-    sel = v
-    if hip:
-        sel = v[(1.0 if name == "hip_left" else -1.0) * v[:, 0] > 0]
+    sel = bone_vertices(name)
     lo = sel.min(axis=0) - margin
     hi = sel.max(axis=0) + margin
     if hip:
