@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -389,21 +390,30 @@ def _dilate_in_slices(mask: np.ndarray, disk2d: np.ndarray, axis: int) -> np.nda
 
 def _close_in_slices(mask: np.ndarray, disk2d: np.ndarray, axis: int) -> np.ndarray:
     """Binary closing of ``mask`` (its outside empty) by a flat disk in each slice across
-    ``axis``: ``ndi.binary_closing`` of the mask padded by the disk's size, cropped back.
+    ``axis``: ``ndi.binary_closing`` of the mask padded by the disk's size, cropped back
+    (:func:`_packed_close`)."""
+    a1, a2 = (a for a in range(3) if a != axis)
+    r = {a1: disk2d.shape[0] // 2, a2: disk2d.shape[1] // 2}
+    return _packed_close(mask, [r.get(a, 0) for a in range(3)],
+                         lambda packed: _disk_dilate_packed(packed, disk2d, axis))
+
+
+def _packed_close(mask: np.ndarray, pad: Sequence[int],
+                  dilate_packed: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Closing of ``mask`` (its outside empty) by the dilation ``dilate_packed`` of packed maps
+    (:func:`_pack`): the mask padded by ``pad`` voxels per axis at both ends (at least the
+    element's reach), dilated, its complement dilated and complemented, cropped back.
 
     The erosion is the complement of the dilation of the complement; the padding keeps what
     lies beyond the padded map (taken as empty, or as set where the complement's spare bits are)
     out of reach of the voxels kept.
     """
-    a1, a2 = (a for a in range(3) if a != axis)
-    r = {a1: disk2d.shape[0] // 2, a2: disk2d.shape[1] // 2}
-    pad = [(r.get(a, 0), r.get(a, 0)) for a in range(3)]
-    packed = _disk_dilate_packed(_pack(np.pad(mask, pad)), disk2d, axis)
+    packed = dilate_packed(_pack(np.pad(mask, [(p, p) for p in pad])))
     np.invert(packed, out=packed)
-    packed = _disk_dilate_packed(packed, disk2d, axis)
+    packed = dilate_packed(packed)
     np.invert(packed, out=packed)
-    nx = mask.shape[2] + 2 * pad[2][0]
-    return _unpack(packed, nx)[tuple(slice(p, p + n) for (p, _), n in zip(pad, mask.shape))]
+    return _unpack(packed, mask.shape[2] + 2 * pad[2])[
+        tuple(slice(p, p + n) for p, n in zip(pad, mask.shape))]
 
 
 def _box_dilate_packed(packed: np.ndarray, half: tuple[int, int, int]) -> np.ndarray:
@@ -422,13 +432,7 @@ def _box_dilate(mask: np.ndarray, half: tuple[int, int, int]) -> np.ndarray:
 def _box_close(mask: np.ndarray, half: tuple[int, int, int]) -> np.ndarray:
     """Closing of ``mask`` (its outside empty) by a box of ``2 half + 1`` voxels: a maximum
     then a minimum filter of the mask padded by ``half``, cropped back."""
-    pad = [(h, h) for h in half]
-    packed = _box_dilate_packed(_pack(np.pad(mask, pad)), half)
-    np.invert(packed, out=packed)
-    packed = _box_dilate_packed(packed, half)
-    np.invert(packed, out=packed)
-    return _unpack(packed, mask.shape[2] + 2 * half[2])[
-        tuple(slice(h, h + n) for h, n in zip(half, mask.shape))]
+    return _packed_close(mask, half, lambda packed: _box_dilate_packed(packed, half))
 
 
 def _struct_rows(structure: np.ndarray) -> dict[int, list[tuple[int, int]]]:
@@ -501,13 +505,8 @@ def _close(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
     """Closing of ``mask`` with its outside empty (``ndi.binary_closing`` of the mask padded by
     at least the structure's reach, cropped back), for a symmetric structure."""
     structure = _check_symmetric(structure)
-    pad = [(k // 2, k // 2) for k in structure.shape]
-    packed = _struct_dilate_packed(_pack(np.pad(mask, pad)), structure)
-    np.invert(packed, out=packed)
-    packed = _struct_dilate_packed(packed, structure)
-    np.invert(packed, out=packed)
-    return _unpack(packed, mask.shape[2] + 2 * pad[2][0])[
-        tuple(slice(p, p + n) for (p, _), n in zip(pad, mask.shape))]
+    return _packed_close(mask, [k // 2 for k in structure.shape],
+                         lambda packed: _struct_dilate_packed(packed, structure))
 
 
 def _enclosed(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
