@@ -17,7 +17,7 @@ from spinect_core.io import LoadOptions, load_ct, load_label_map
 from spinect_core.io.load import SeriesScan, scan_series
 from spinect_core.io.labelmap import read_label_table
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
-from spinect_core.planning.meshes import Mesh, MeshOptions, meshes_from_labels
+from spinect_core.surfaces import Mesh, MeshOptions, meshes_from_labels
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.segment import Segmentation, SegmentOptions, Segmenter
 from spinect_core.volume import Volume

@@ -28,7 +28,7 @@ import numpy as np
 
 from spinect_core.io import SeriesInfo
 from spinect_core.labels import LabelTable
-from spinect_core.planning.meshes import Mesh
+from spinect_core.surfaces import Mesh
 from spinect_core.segment import DEFAULT_BONE_MODE
 from spinect_core.volume import Volume
 
