@@ -509,19 +509,24 @@ def _close(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
                          lambda packed: _struct_dilate_packed(packed, structure))
 
 
+def _label(mask: np.ndarray, structure: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """``ndi.label(mask, structure)`` into 2-byte labels when the components fit (else scipy's
+    4-byte ones): a full-size label map is the largest temporary of several steps."""
+    lab = np.empty(mask.shape, np.uint16)
+    try:
+        n = ndi.label(mask, structure=structure, output=lab)
+    except RuntimeError:             # more than 65535 components
+        lab, n = ndi.label(mask, structure=structure)
+    return lab, int(n)
+
+
 def _enclosed(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
     """The background of ``mask`` that ``ndi.binary_fill_holes(mask, structure)`` fills, where
     only the array's faces across ``open_axes`` open to the outside (``structure`` connects
     nothing across the others): the background components, labelled once, that touch none of
     those faces. One labelling pass, where the fill propagates the outside voxel by voxel (four
     to five times slower here)."""
-    lab = np.empty(mask.shape, np.uint16)            # 2 bytes when the components fit, else 4
-    background = ~mask
-    try:
-        n = ndi.label(background, structure=structure, output=lab)
-    except RuntimeError:
-        lab, n = ndi.label(background, structure=structure)
-    del background
+    lab, n = _label(~mask, structure)
     outside = np.zeros(n + 1, bool)
     outside[0] = True                                # the mask itself
     for axis in open_axes:
@@ -663,11 +668,7 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
             del closed
         if not holes.any():
             return None
-        lab = np.empty(holes.shape, np.uint16)   # 2 bytes when the holes fit, else 4
-        try:
-            n = ndi.label(holes, structure=plane_of[axis], output=lab)
-        except RuntimeError:
-            lab, n = ndi.label(holes, structure=plane_of[axis])
+        lab, n = _label(holes, plane_of[axis])
         where = np.flatnonzero(holes)
         del holes
         ids = lab.ravel()[where]
@@ -1018,11 +1019,7 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     flat = (hu >= th["grow"]) & body & (sd <= options.pool_sd_noise_widths * max(th["noise_sd"], 8.0))
     del sd
     flat = _open(flat, _ball(options.pool_opening_mm, sp))
-    lab = np.empty(flat.shape, np.uint16)       # 2 bytes when the regions fit, else 4
-    try:
-        n = ndi.label(flat, output=lab)
-    except RuntimeError:
-        lab, n = ndi.label(flat)
+    lab, n = _label(flat)
     if n == 0:
         return np.zeros(full_shape, bool)
     voxel_ml = float(np.prod(sp)) / 1000.0
@@ -1101,11 +1098,7 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     if box is None:
         return bone
     whole, bone = bone, bone[box]
-    lab = np.empty(bone.shape, np.uint16)
-    try:
-        n = ndi.label(bone, structure=np.ones((3, 3, 3), bool), output=lab)
-    except RuntimeError:
-        lab, n = ndi.label(bone, structure=np.ones((3, 3, 3), bool))
+    lab, n = _label(bone, np.ones((3, 3, 3), bool))
     if n == 0:
         return whole
     voxel_ml = float(np.prod(sp)) / 1000.0
