@@ -212,16 +212,17 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
 
     out: dict[str, SideAnatomy] = {}
     for side, sgn in SIDE_SIGN.items():
-        band = upper & (sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 25.0)
+        lat = sgn * body_q[:, 0]
+        body_side = (lat >= 0.0) & (lat <= 25.0)
+        band = upper & body_side
         if band.sum() < 5:
-            band = upper & (sgn * body_q[:, 0] > 0)
+            band = upper & (lat > 0)
         wall = float(np.percentile(body_q[band, 1], 98)) + half_vox
         # On some real vertebrae the ball fits into the thick L5 pedicle, and the opened body
         # keeps it: its lateral part then reaches 12-16 mm behind the wall that faces the canal
         # (elsewhere the two agree within 2 mm), and the "pedicle" found behind it was the
         # lamina. The wall within 10 mm of the midline, medial of the pedicles, holds then.
-        body_side = (sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 25.0)
-        inner = upper & (sgn * body_q[:, 0] >= 0.0) & (sgn * body_q[:, 0] <= 10.0)
+        inner = upper & (lat >= 0.0) & (lat <= 10.0)
         if inner.sum() >= 5:
             wall_inner = float(np.percentile(body_q[inner, 1], 98)) + half_vox
             if wall - wall_inner > ARCH_KEPT_MM:
