@@ -289,18 +289,9 @@ def _disk(radius_mm: float, sp2: np.ndarray) -> np.ndarray:
 def _disk_rows(disk2d: np.ndarray) -> dict[int, list[int]]:
     """The rows of a flat disk (2D, odd sides, centred) as ``{half_width: [row offsets]}``: a
     disk's row at offset ``d`` along its first axis is the interval ``[-w, w]`` along the
-    second."""
-    r1, r2 = disk2d.shape[0] // 2, disk2d.shape[1] // 2
-    rows: dict[int, list[int]] = {}
-    for i in range(disk2d.shape[0]):
-        cols = np.flatnonzero(disk2d[i]) - r2
-        if cols.size == 0:
-            continue
-        w = int(cols.max())
-        if not np.array_equal(cols, np.arange(-w, w + 1)):
-            raise ValueError("a disk's rows must be centred intervals")
-        rows.setdefault(w, []).append(i - r1)
-    return rows
+    second (:func:`_struct_rows` of the disk as a one-slice structure)."""
+    return {w: [dy for _, dy in offsets]
+            for w, offsets in _struct_rows(np.asarray(disk2d)[None]).items()}
 
 
 #: Binary morphology on bit-packed maps: each row along x packed 64 voxels to a word, so that a
