@@ -15,7 +15,7 @@ import numpy as np
 from spinect_core.errors import InputError
 from spinect_core.io import LoadOptions, load_ct, load_label_map
 from spinect_core.io.load import SeriesScan, scan_series
-from spinect_core.io.labelmap import read_label_table
+from spinect_core.io.labelmap import labels_on_ct_grid, read_label_table
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
 from spinect_core.surfaces import Mesh, MeshOptions, meshes_from_labels
 from spinect_core.progress import ProgressCallback, report, sub_progress
@@ -172,8 +172,6 @@ def load_segmentation_file(path: str | Path, ct: Volume, *,
     Without a label-table sidecar the default table (background, bone, nerve, disc, dura) is
     assumed, and a note says so.
     """
-    from spinect_core.preprocess.resample import resample_to_grid
-
     p = Path(path)
     notes: list[str] = []
     report(progress, 0.0, f"reading {p.name}")
@@ -184,13 +182,9 @@ def load_segmentation_file(path: str | Path, ct: Volume, *,
     unknown = sorted(set(np.unique(labels.array).tolist()) - set(table.ids))
     if unknown:
         raise InputError(f"{p.name} holds ids {unknown} that its label table does not name")
-    if not labels.same_grid(ct, atol=1e-3):
-        report(progress, 0.5, "resampling the label map onto the CT grid")
-        labels = resample_to_grid(labels, ct, interpolation="nearest", default_value=0)
-        notes.append(f"{p.name} is on another grid than the CT; resampled (nearest neighbour)")
-        if not np.any(labels.array):
-            raise InputError(f"{p.name} does not overlap the loaded CT; choose the segmentation "
-                             "of this CT")
+    labels, note = labels_on_ct_grid(labels, ct, what=f"label map {p.name}", atol=1e-3,
+                                     progress=sub_progress(progress, 0.5, 0.95))
+    notes += [note] if note else []
     dtype = np.uint8 if max(table.ids) < 256 else np.uint16
     labels = labels.with_array(labels.array.astype(dtype, copy=False))
     report(progress, 1.0, "label map read")

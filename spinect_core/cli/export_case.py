@@ -46,10 +46,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from spinect_core.io import load_ct
-    from spinect_core.io.labelmap import load_label_map, resolve_label_mapping
+    from spinect_core.io.labelmap import labels_on_ct_grid, load_label_map, resolve_label_mapping
     from spinect_core.labels import DEFAULT_LABELS
     from spinect_core.training.case_export import export_training_case
 
@@ -59,13 +57,8 @@ def run(args: argparse.Namespace) -> int:
     for warning in ct.warnings:
         print(f"spinect: warning: {warning}", file=sys.stderr)
     labels, table = load_label_map(args.labels, default_table=DEFAULT_LABELS, mapping=mapping)
-    if not ct.same_grid(labels, atol=1e-3):
-        from spinect_core.preprocess.resample import resample_array_to_grid
-
-        # A Slicer segmentation is cropped to its segments by default: put it on the CT's grid.
-        arr = resample_array_to_grid(labels.array, labels, ct, interpolation="nearest",
-                                     default_value=0)
-        labels = ct.with_array(np.asarray(arr))
+    # A Slicer segmentation is cropped to its segments by default: put it on the CT's grid.
+    labels, _ = labels_on_ct_grid(labels, ct, atol=1e-3, check_overlap=False)
     edited = None
     if args.edited:
         edited = [e for e in re.split(r"[,\s]+", args.edited) if e]

@@ -50,6 +50,7 @@ import numpy as np
 from spinect_core.errors import InputError
 from spinect_core.io.atomic import atomic_path, write_text_atomic
 from spinect_core.labels import DEFAULT_LABELS, STUDY_LABELS, LabelTable
+from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import CTMetadata, Volume
 
 #: File endings we write and read as images (longest first so ``.nii.gz`` wins over ``.gz``).
@@ -248,6 +249,61 @@ def map_label_volume(volume: Volume, source: LabelTable | None, mapping: "LabelM
                                         dtype=lut.dtype)])
     dtype = np.uint8 if max(mapping.table.ids) < 256 else np.uint16
     return volume.with_array(lut[arr].astype(dtype))
+
+
+def labels_on_ct_grid(labels: Volume, ct: Volume, *, what: str = "label map",
+                      atol: float = 1e-4, check_overlap: bool = True,
+                      progress: ProgressCallback | None = None) -> tuple[Volume, str]:
+    """``labels`` on ``ct``'s grid, and a note when it had to be resampled.
+
+    The one place a label map (or instance map) is put on a CT's grid: the planner, the app's
+    segmentation loader, ``spinect export-case``, the cohort validation and the training loader
+    all call it (a 3D Slicer segmentation is cropped to its segments by default, so its grid
+    rarely is the CT's).
+
+    Parameters
+    ----------
+    labels : Volume
+        Integer class ids, (z, y, x), any LPS grid.
+    ct : Volume
+        The reference grid.
+    what : str
+        How the note, the progress message and the error name ``labels``.
+    atol : float
+        Tolerance of the grid comparison (:meth:`Volume.same_grid`: spacing and origin in mm,
+        direction cosines). The default is the one the anatomy checks with; loaders of files
+        written by other software pass 1e-3 (headers round their geometry).
+    check_overlap : bool
+        Raise when ``labels`` holds classes but none of them lands inside the CT after
+        resampling (the label map of another scan). False: return the empty map.
+    progress : ProgressCallback or None
+        Told when resampling starts and ends (nothing when the grids agree).
+
+    Returns
+    -------
+    labels : Volume
+        ``labels`` itself when the grids agree, else resampled onto ``ct``'s exact grid, nearest
+        neighbour (0 outside ``labels``' extent), dtype, metadata and warnings of ``labels`` kept.
+    note : str
+        Empty when nothing was done; else says the map was resampled.
+
+    Raises
+    ------
+    InputError
+        ``check_overlap`` and ``labels`` holds classes but none of them lies inside the CT's
+        field of view.
+    """
+    if labels.same_grid(ct, atol=atol):
+        return labels, ""
+    from spinect_core.preprocess.resample import resample_to_grid
+
+    report(progress, 0.0, f"resampling the {what} onto the CT grid")
+    out = resample_to_grid(labels, ct, interpolation="nearest", default_value=0)
+    if check_overlap and np.any(labels.array) and not np.any(out.array):
+        raise InputError(f"the {what} does not overlap the CT; give the {what} of this CT")
+    report(progress, 1.0, f"{what} resampled")
+    return out, (f"the {what} is on another grid than the CT; resampled onto the CT grid "
+                 "(nearest neighbour)")
 
 
 # --- label mappings -------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ from spinect_core import __version__
 from spinect_core.anatomy.root_tracing import TracingOptions
 from spinect_core.anatomy.roots import ROOTS_MODES, FusionOptions, RootsResult
 from spinect_core.errors import InputError, SpinectError
+# labels_on_ct_grid lives with the label maps (the loaders below planning use it too); planning
+# re-exports it for its callers.
+from spinect_core.io.labelmap import labels_on_ct_grid
 from spinect_core.labels import LabelTable
 from spinect_core.planning.l5s1 import (
     SIDES, WINDOW_KINDS, L5S1Options, SideScene, SideWindows, Triangle, Variant,
@@ -725,44 +728,6 @@ class PlanEngine:
                 "disc_centre_lps_mm": _vec(a.disc_centre_lps),
                 "midline_point_lps_mm": _vec(a.midline_point_lps),
                 "midline_normal_lps": _vec(a.midline_normal_lps)}
-
-
-def labels_on_ct_grid(labels: Volume, ct: Volume, *, what: str = "label map"
-                      ) -> tuple[Volume, str]:
-    """``labels`` on ``ct``'s grid, and a note when it had to be resampled.
-
-    Parameters
-    ----------
-    labels : Volume
-        Integer class ids, (z, y, x), any LPS grid.
-    ct : Volume
-        The reference grid.
-    what : str
-        How the note and the error name ``labels``.
-
-    Returns
-    -------
-    labels : Volume
-        ``labels`` itself when the grids agree (:meth:`Volume.same_grid`, the tolerance the
-        anatomy checks with), else resampled onto ``ct``'s exact grid, nearest neighbour (0
-        outside ``labels``' extent), dtype kept.
-    note : str
-        Empty when nothing was done; else says the map was resampled.
-
-    Raises
-    ------
-    InputError
-        ``labels`` holds classes but none of them lies inside the CT's field of view.
-    """
-    if labels.same_grid(ct):
-        return labels, ""
-    from spinect_core.preprocess.resample import resample_to_grid
-
-    out = resample_to_grid(labels, ct, interpolation="nearest", default_value=0)
-    if np.any(labels.array) and not np.any(out.array):
-        raise InputError(f"the {what} does not overlap the CT; give the {what} of this CT")
-    return out, (f"the {what} is on another grid than the CT; resampled onto the CT grid "
-                 "(nearest neighbour)")
 
 
 def target_in_window(window: WindowResult | None, target_lps: Sequence[float] | np.ndarray

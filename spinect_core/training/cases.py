@@ -52,7 +52,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from spinect_core.errors import InputError
-from spinect_core.io.labelmap import LabelMapping
+from spinect_core.io.labelmap import LabelMapping, labels_on_ct_grid
 from spinect_core.io.slicer_seg import SlicerSegment, read_slicer_segmentation, slicer_to_labels
 from spinect_core.labels import STUDY_LABELS, LabelTable
 from spinect_core.progress import ProgressCallback, report
@@ -245,7 +245,6 @@ def load_case(files: CaseFiles, *, mapping: LabelMapping | None = None) -> Case:
         whose table does not name 255 stay 255 (unlabelled; see the module docstring).
     """
     from spinect_core.io import load_ct, load_label_map, read_label_table
-    from spinect_core.preprocess.resample import resample_array_to_grid
 
     ct = load_ct(files.image)
     if files.is_slicer:
@@ -272,12 +271,9 @@ def load_case(files: CaseFiles, *, mapping: LabelMapping | None = None) -> Case:
             raise InputError(f"{files.labels.name} holds label id {top} that its table "
                              f"{list(table.names.values())} does not name")
         labels = volume.with_array(lut[arr])
-    if not ct.same_grid(labels, atol=1e-3):
-        arr = resample_array_to_grid(labels.array, labels, ct, interpolation="nearest",
-                                     default_value=0)
-        labels = ct.with_array(arr.astype(np.uint8))
-    else:
-        labels = ct.with_array(labels.array.astype(np.uint8))
+    # No overlap check: a case whose labels miss the CT is caught by the case checks (no class).
+    labels, _ = labels_on_ct_grid(labels, ct, atol=1e-3, check_overlap=False)
+    labels = ct.with_array(np.asarray(labels.array).astype(np.uint8))
     return Case(case_id=files.case_id, ct=ct, labels=labels, table=mapping.table)
 
 

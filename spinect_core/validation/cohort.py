@@ -190,15 +190,10 @@ def discover_cohort(root: str | os.PathLike) -> list[CohortCase]:
 def load_manual_labels(case: CohortCase, ct: Volume) -> tuple[Volume, LabelTable]:
     """The case's manual labels on the CT's grid (nearest neighbour when they are on another
     grid, e.g. a Slicer segmentation cropped to its segments) and their table."""
-    from spinect_core.io.labelmap import load_label_map
+    from spinect_core.io.labelmap import labels_on_ct_grid, load_label_map
 
     labels, table = load_label_map(case.labels, default_table=DEFAULT_LABELS)
-    if not ct.same_grid(labels, atol=1e-3):
-        from spinect_core.preprocess.resample import resample_array_to_grid
-
-        arr = resample_array_to_grid(labels.array, labels, ct, interpolation="nearest",
-                                     default_value=0)
-        labels = ct.with_array(np.asarray(arr))
+    labels, _ = labels_on_ct_grid(labels, ct, atol=1e-3, check_overlap=False)
     dtype = np.uint8 if max(table.ids) < 256 else np.uint16
     return dataclasses.replace(ct.with_array(np.asarray(labels.array).astype(dtype)),
                                warnings=[]), table

@@ -47,3 +47,45 @@ def test_a_label_map_that_misses_the_ct_is_refused() -> None:
                  origin_lps_mm=(500.0, 500.0, 500.0))
     with pytest.raises(InputError, match="does not overlap the CT"):
         labels_on_ct_grid(far, ct)
+
+
+def test_the_planning_name_is_the_one_function_the_loaders_use() -> None:
+    from spinect_core.io import labelmap
+
+    assert labels_on_ct_grid is labelmap.labels_on_ct_grid
+
+
+def test_atol_decides_what_counts_as_the_same_grid() -> None:
+    ct = _ct()
+    # 5e-4 mm off along x: the same grid at atol 1e-3 (what file loaders pass), another at 1e-4.
+    shifted = Volume(array=np.ones(ct.array.shape, np.uint8), spacing_mm=ct.spacing_mm,
+                     origin_lps_mm=ct.origin_lps_mm + np.array([5e-4, 0.0, 0.0]))
+    out, note = labels_on_ct_grid(shifted, ct, atol=1e-3)
+    assert out is shifted and note == ""
+    out, note = labels_on_ct_grid(shifted, ct)  # default 1e-4: another grid, resampled
+    assert out is not shifted and out.same_grid(ct, atol=0.0) and "resampled" in note
+    assert np.all(out.array == 1)
+
+
+def test_without_the_overlap_check_a_map_that_misses_the_ct_comes_back_empty() -> None:
+    ct = _ct()
+    far = Volume(array=np.ones((4, 4, 4), np.uint8), spacing_mm=(1.0, 1.0, 1.0),
+                 origin_lps_mm=(500.0, 500.0, 500.0))
+    out, note = labels_on_ct_grid(far, ct, check_overlap=False)
+    assert out.same_grid(ct) and not np.any(out.array) and "resampled" in note
+
+
+def test_progress_is_told_only_when_resampling() -> None:
+    ct = _ct()
+    seen: list[tuple[float, str]] = []
+
+    def progress(fraction: float, message: str) -> bool:
+        seen.append((fraction, message))
+        return True
+
+    labels_on_ct_grid(ct.with_array(np.ones(ct.array.shape, np.uint8)), ct, progress=progress)
+    assert seen == []
+    coarse = Volume(array=np.ones((4, 5, 6), np.uint8), spacing_mm=(2.0, 2.0, 4.0),
+                    origin_lps_mm=(-4.5, -3.5, 11.0))
+    labels_on_ct_grid(coarse, ct, what="instance map", progress=progress)
+    assert [f for f, _ in seen] == [0.0, 1.0] and "instance map" in seen[0][1]
