@@ -36,8 +36,8 @@ from spinect_core import __version__
 from spinect_core.anatomy.root_tracing import TracingOptions
 from spinect_core.anatomy.roots import ROOTS_MODES, FusionOptions, RootsResult
 from spinect_core.errors import InputError, SpinectError
-# labels_on_ct_grid lives with the label maps (the loaders below planning use it too); planning
-# re-exports it for its callers.
+# labels_on_ct_grid lives with the label maps (every label-map loader uses it, not only the
+# planner); re-exported here for planning's callers.
 from spinect_core.io.labelmap import labels_on_ct_grid
 from spinect_core.labels import LabelTable
 from spinect_core.planning.l5s1 import (
