@@ -17,7 +17,7 @@ Everything here except :func:`install_root_editing` is plain numpy on the CT's i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,8 @@ from spinect_core.volume import Volume
 from app.slicing import PlaneSpec, display_to_index
 
 __all__ = ["RootHandle", "RootOverlay", "overlay_from_state", "handles_in_view",
-           "lines_in_view", "moved_point", "install_root_editing", "HANDLE_SLAB_MM",
-           "LINE_SLAB_MM"]
+           "lines_in_view", "moved_point", "nearest_root", "distance_to_line", "root_words",
+           "install_root_editing", "HANDLE_SLAB_MM", "LINE_SLAB_MM", "ROOT_COLOURS"]
 
 #: A control point shows on slices within this distance (mm) of it.
 HANDLE_SLAB_MM = 2.5
@@ -41,24 +41,72 @@ ROOT_COLOURS = {"exiting_l5": (255, 196, 0), "exiting_l4": (255, 140, 200),
 
 @dataclass(frozen=True)
 class RootHandle:
-    """One control point: which root, its index, where it is (LPS mm, shape (3,))."""
+    """One control point: which root, its index, where it is (LPS mm, shape (3,)), its radius
+    (mm) and how many points the root has."""
 
     side: str
     name: str
     index: int
     lps: tuple[float, float, float]
+    radius_mm: float = float("nan")
+    count: int = 0
 
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.side, self.name, self.index)
 
+    @property
+    def words(self) -> str:
+        """"exiting L5 root on the left"."""
+        return root_words(self.side, self.name)
+
+    @property
+    def tooltip(self) -> str:
+        """What the slice views show over the point: root, point, radius, what to do."""
+        count = f"/{self.count}" if self.count else ""
+        return (f"{self.words[0].upper()}{self.words[1:]}, control point {self.index + 1}{count}, "
+                f"radius {self.radius_mm:.2f} mm\n"
+                "Drag: move · Shift+wheel: radius · right click: menu · Delete: remove")
+
 
 @dataclass(frozen=True)
 class RootOverlay:
-    """What the slice views draw: the control points and the centrelines (LPS mm)."""
+    """What the views draw: the control points and the centrelines (LPS mm).
+
+    Attributes
+    ----------
+    handles : tuple of RootHandle
+    lines : tuple of (side, name, np.ndarray (M, 3) LPS mm)
+        Each root's centreline as the plan uses it (refitted once edited).
+    radius_mm : dict
+        ``(side, name)`` -> largest radius (mm) of the root's tube.
+    radius_range_mm : (float, float)
+        Radii the operator may set (:class:`~spinect_core.planning.root_edit.RootEditOptions`).
+    insert_reach_mm : float
+        A point is added to a root within its radius plus this (mm) of its centreline.
+    """
 
     handles: tuple[RootHandle, ...]
     lines: tuple[tuple[str, str, np.ndarray], ...]
+    radius_mm: dict = field(default_factory=dict)
+    radius_range_mm: tuple[float, float] = (0.5, 10.0)
+    insert_reach_mm: float = 5.0
+
+    def handle(self, side: str, name: str, index: int) -> RootHandle | None:
+        for h in self.handles:
+            if h.key == (side, name, index):
+                return h
+        return None
+
+    def count(self, side: str, name: str) -> int:
+        """Number of control points of one root."""
+        return sum(1 for h in self.handles if (h.side, h.name) == (side, name))
+
+
+def root_words(side: str, name: str) -> str:
+    from spinect_core.anatomy.root_tracing import ROOT_WORDS
+
+    return f"{ROOT_WORDS.get(name, name)} on the {side}"
 
 
 def overlay_from_state(state: Any, options: Any = None) -> RootOverlay:
@@ -66,12 +114,46 @@ def overlay_from_state(state: Any, options: Any = None) -> RootOverlay:
     from spinect_core.planning.root_edit import RootEditOptions
 
     o = options or RootEditOptions()
-    handles, lines = [], []
+    handles, lines, radius = [], [], {}
     for r in state.roots:
-        for i, p in enumerate(r.control_lps_mm):
-            handles.append(RootHandle(r.side, r.name, i, tuple(float(v) for v in p)))
-        lines.append((r.side, r.name, np.asarray(r.to_root(o).centreline_lps_mm, float)))
-    return RootOverlay(handles=tuple(handles), lines=tuple(lines))
+        pts, rad = r.controls()
+        for i, p in enumerate(pts):
+            handles.append(RootHandle(r.side, r.name, i, tuple(float(v) for v in p),
+                                      float(rad[i]), len(pts)))
+        root = r.to_root(o)
+        lines.append((r.side, r.name, np.asarray(root.centreline_lps_mm, float)))
+        radius[(r.side, r.name)] = float(np.max(root.radius_mm)) if np.size(root.radius_mm) \
+            else float(np.max(rad))
+    return RootOverlay(handles=tuple(handles), lines=tuple(lines), radius_mm=radius,
+                       radius_range_mm=tuple(o.radius_range_mm),  # type: ignore[arg-type]
+                       insert_reach_mm=float(o.insert_reach_mm))
+
+
+def distance_to_line(point_lps: np.ndarray, line: np.ndarray) -> float:
+    """Distance (mm) from an LPS point (3,) to a polyline (M, 3) LPS mm."""
+    line = np.asarray(line, float).reshape(-1, 3)
+    p = np.asarray(point_lps, float).reshape(3)
+    if len(line) == 1:
+        return float(np.linalg.norm(p - line[0]))
+    a, ab = line[:-1], np.diff(line, axis=0)
+    t = np.clip(((p - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-12), 0.0, 1.0)
+    return float(np.min(np.linalg.norm(p - (a + t[:, None] * ab), axis=1)))
+
+
+def nearest_root(overlay: RootOverlay, point_lps: np.ndarray
+                 ) -> tuple[str, str, float, float] | None:
+    """The root whose centreline passes nearest an LPS point: ``(side, name, distance mm,
+    reach mm)`` where reach is how near a click must be to add a point to it (the core's rule,
+    :func:`~spinect_core.planning.root_edit.insert_point`); None without roots."""
+    best = None
+    for side, name, line in overlay.lines:
+        if len(line) == 0:
+            continue
+        d = distance_to_line(point_lps, line)
+        if best is None or d < best[2]:
+            reach = overlay.radius_mm.get((side, name), 0.0) + overlay.insert_reach_mm
+            best = (side, name, d, reach)
+    return best
 
 
 def _project(spec: PlaneSpec, ct: Volume, points_lps: np.ndarray

@@ -19,14 +19,22 @@ views dispatch on and Help > Keyboard shortcuts shows):
   :func:`app.widgets.shortcuts.install_slice_viewer`);
 * the plan's nerve roots are drawn with their control points (:mod:`app.widgets.root_overlay`);
   a left drag on a control point moves it (the crosshair stays), and on release
-  :attr:`SliceViewsPanel.root_point_moved` asks for the re-plan; Ctrl+Z / Ctrl+Shift+Z undo and
-  redo the root edits.
+  :attr:`SliceViewsPanel.root_point_moved` asks for the re-plan; a click selects it (Delete
+  removes it), Ctrl + left click near a root adds a point there, Shift + wheel over a point
+  changes its radius, a right click (without dragging) opens the root's menu (add, delete, set
+  the radius of the point or the whole root); Ctrl+Z / Ctrl+Shift+Z undo and redo the edits;
+* tools (a label brush, :meth:`SliceViewsPanel.set_tool`) can take the left button; the
+  panel's :attr:`~SliceViewsPanel.slice_clicked` / ``slice_dragged`` / ``slice_released``
+  carry the point (:class:`SliceEvent`) in LPS mm and voxel index.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeySequence, QPainter, QPen
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton,
                                QVBoxLayout, QWidget)
@@ -35,15 +43,16 @@ from spinect_core.labels import LabelTable
 from spinect_core.volume import Volume
 
 from app.colors import color_of
-from app.widgets.root_overlay import (ROOT_COLOURS, RootOverlay, handles_in_view, lines_in_view,
-                                      moved_point)
+from app.widgets.root_overlay import (ROOT_COLOURS, RootHandle, RootOverlay, handles_in_view,
+                                      lines_in_view, moved_point, nearest_root, root_words)
 from app.slicing import (DICOM_PRESET, PRESETS, PlaneSpec, WindowLevel, display_to_index,
                          distance_mm, drag_window, extract_slice, label_lut, lps_text,
                          overlay_labels, plane_specs, position_text, presets_for,
                          slice_position_mm, value_at, window_to_uint8)
 from app.widgets.shortcuts import ZOOM_STEP, command_for_key
 
-__all__ = ["SliceCanvas", "SliceView", "SliceViewsPanel", "MAX_ZOOM", "CUSTOM_PRESET"]
+__all__ = ["SliceCanvas", "SliceView", "SliceViewsPanel", "SliceEvent", "MAX_ZOOM",
+           "CUSTOM_PRESET", "HANDLE_GRAB_PX", "CLICK_SLOP_PX"]
 
 #: Largest magnification of a slice over its fitted size.
 MAX_ZOOM = 32.0
@@ -52,6 +61,49 @@ CUSTOM_PRESET = "custom"
 _RULER_COLOUR = QColor("#ffd24a")
 #: A press within this many widget pixels of a root's control point grabs it.
 HANDLE_GRAB_PX = 8.0
+#: A press and release closer than this (widget pixels) is a click, not a drag: a click on a
+#: control point selects it without moving it, a right click opens the context menu.
+CLICK_SLOP_PX = 3.0
+
+
+@dataclass(frozen=True)
+class SliceEvent:
+    """A left-button press, drag or release in a slice view, for tools such as a label brush.
+
+    Attributes
+    ----------
+    kind : {"press", "drag", "release"}
+    view : str
+        ``"Axial"``, ``"Sagittal"`` or ``"Coronal"``.
+    view_index : int
+        0, 1, 2 (:attr:`SliceViewsPanel.views`).
+    lps_mm : np.ndarray, shape (3,)
+        The point under the cursor, LPS mm, on the view's current slice.
+    index_xyz : np.ndarray, shape (3,)
+        The same point as a continuous voxel index (x, y, z) of the CT (``round`` it for a
+        voxel; may lie outside the grid when the cursor is outside the slice).
+    axis : int
+        Numpy axis (0 = z, 1 = y, 2 = x of the ``(z, y, x)`` array) the view cuts across.
+    slice_index : int
+        Index of the view's slice along ``axis``.
+    buttons : int
+        ``Qt.MouseButton`` flags held (``int(event.buttons())``; on release the button let go).
+    modifiers : int
+        ``Qt.KeyboardModifier`` flags.
+    inside : bool
+        The cursor lies on the displayed slice.
+    """
+
+    kind: str
+    view: str
+    view_index: int
+    lps_mm: np.ndarray
+    index_xyz: np.ndarray
+    axis: int
+    slice_index: int
+    buttons: int
+    modifiers: int
+    inside: bool
 
 
 class SliceCanvas(QWidget):
@@ -76,7 +128,29 @@ class SliceCanvas(QWidget):
     key_command(str, float)
         A slice-view key from the shortcut table that the canvas does not handle itself.
     handle_released(object, float, float)
-        A root's control point (its key) dragged and let go at (row, col) fractions.
+        A root's control point (its key) dragged and let go at (row, col) fractions (a click
+        that does not move it only selects it).
+    handle_selected(object)
+        The control point clicked (its key), or None when the selection is cleared.
+    insert_requested(float, float)
+        Ctrl + left click off the control points at (row, col) fractions: add a root point.
+    context_requested(object, float, float, object)
+        Right click without a drag: the control point under it (key or None), (row, col)
+        fractions and the global ``QPoint`` where a menu would open.
+    handle_wheel(object, int)
+        Shift + wheel over a control point (its key): notches, positive away from the user.
+    tool_event(str, float, float, int, int)
+        ``"press"``, ``"drag"`` or ``"release"`` of the left button off the control points (or
+        anywhere while a :attr:`tool` is set) at (row, col) fractions, with the buttons and
+        modifiers as ints.
+
+    Attributes
+    ----------
+    tool : str or None
+        While set (e.g. ``"brush"``), the left button belongs to the tool: no crosshair, no
+        control point grabbed, no ruler; only :attr:`tool_event` is emitted.
+    tool_radius_mm : float or None
+        With a tool, a circle of this radius (mm) follows the cursor.
     """
 
     wheel_steps = Signal(int)
@@ -86,6 +160,11 @@ class SliceCanvas(QWidget):
     ruler_dragged = Signal(float, float, float, float)
     key_command = Signal(str, float)
     handle_released = Signal(object, float, float)
+    handle_selected = Signal(object)
+    insert_requested = Signal(float, float)
+    context_requested = Signal(object, float, float, object)
+    handle_wheel = Signal(object, int)
+    tool_event = Signal(str, float, float, int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +173,13 @@ class SliceCanvas(QWidget):
         self._handles: list[tuple[object, float, float, QColor]] = []
         self._root_lines: list[tuple[QColor, np.ndarray]] = []
         self._grabbed: int | None = None
+        self.selected: object | None = None  # key of the selected control point
+        self.tool: str | None = None
+        self.tool_radius_mm: float | None = None
+        self._cursor: QPointF | None = None
+        self._press = QPointF()
+        self._moved = False
+        self._spacing = (1.0, 1.0)  # mm per image row, column
         self._buffer: np.ndarray | None = None
         self._aspect = 1.0  # physical height / width of the slice
         self._edges: dict = {}
@@ -124,6 +210,7 @@ class SliceCanvas(QWidget):
             h, w, _ = self._buffer.shape
             self._image = QImage(self._buffer.data, w, h, 3 * w, QImage.Format.Format_RGB888)
             self._aspect = (h * row_spacing) / max(w * col_spacing, 1e-6)
+            self._spacing = (float(row_spacing), float(col_spacing))
         self._edges = dict(edges or {})
         self.update()
 
@@ -141,6 +228,18 @@ class SliceCanvas(QWidget):
         self._handles = list(handles)
         self._root_lines = list(lines)
         self.update()
+
+    def select_handle(self, key: object | None) -> None:
+        """Mark the control point ``key`` as selected (Delete removes it); None clears."""
+        if key != self.selected:
+            self.selected = key
+            self.handle_selected.emit(key)
+        self.update()
+
+    def handle_key_at(self, pos: QPointF) -> object | None:
+        """Key of the control point under ``pos`` (widget pixels), or None."""
+        i = self.handle_at(pos)
+        return None if i is None else self._handles[i][0]
 
     def handle_at(self, pos: QPointF) -> int | None:
         """Index of the control point within :data:`HANDLE_GRAB_PX` of ``pos`` (nearest)."""
@@ -247,12 +346,22 @@ class SliceCanvas(QWidget):
             painter.setPen(QPen(colour, 1.5, Qt.PenStyle.DashLine))
             for a, b in zip(pts[:-1], pts[1:]):
                 painter.drawLine(a, b)
-        for i, (_key, r, c, colour) in enumerate(self._handles):
+        for i, (key, r, c, colour) in enumerate(self._handles):
             p = self._point((r, c))
-            painter.setPen(QPen(QColor(0, 0, 0, 200), 1.5))
+            selected = self.selected is not None and key == self.selected
+            # The selected point (Delete removes it) wears a white ring.
+            painter.setPen(QPen(QColor("#ffffff") if selected else QColor(0, 0, 0, 200),
+                                2.5 if selected else 1.5))
             painter.setBrush(colour if i != self._grabbed else QColor("#ffffff"))
-            painter.drawEllipse(p, 4.5, 4.5)
+            painter.drawEllipse(p, 5.5 if selected else 4.5, 5.5 if selected else 4.5)
         painter.setBrush(Qt.BrushStyle.NoBrush)
+        if self.tool and self.tool_radius_mm and self._cursor is not None \
+                and self._image is not None:
+            # The tool's footprint: radius mm through the pixel size of each image axis.
+            rx = self.tool_radius_mm / self._spacing[1] * rect.width() / self._image.width()
+            ry = self.tool_radius_mm / self._spacing[0] * rect.height() / self._image.height()
+            painter.setPen(QPen(QColor(255, 255, 255, 200), 1.0))
+            painter.drawEllipse(self._cursor, rx, ry)
         if self._ruler is not None:
             start, end, text = self._ruler
             a, b = self._point(start), self._point(end)
@@ -289,10 +398,19 @@ class SliceCanvas(QWidget):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         pos = event.position()
         button = event.button()
-        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        mods = event.modifiers()
+        shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
         self._last = pos
+        self._press = pos
+        self._moved = False
         self._drag = None
-        if button == Qt.MouseButton.RightButton:
+        if button == Qt.MouseButton.LeftButton and self.tool and self._image is not None:
+            # A tool (label brush...) owns the left button, on the slice or beside it.
+            self._drag = "tool"
+            self.tool_event.emit("press", *self.fractions_at(pos), int(event.buttons().value),
+                                 int(mods.value))
+        elif button == Qt.MouseButton.RightButton:
             self._drag = "window"
         elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton
                                                         and shift):
@@ -307,17 +425,28 @@ class SliceCanvas(QWidget):
             elif grab is not None:
                 self._drag = "handle"
                 self._grabbed = grab
-                self.update()
+                self.select_handle(self._handles[grab][0])
+            elif ctrl:
+                self.insert_requested.emit(*self.fractions_at(pos))
             else:
                 self._drag = "cross"
+                self.select_handle(None)
                 self.clicked.emit(*self.fractions_at(pos))
+                self.tool_event.emit("press", *self.fractions_at(pos),
+                                     int(event.buttons().value), int(mods.value))
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
         pos = event.position()
         delta = pos - self._last
         self._last = pos
-        if self._drag == "window":
+        self._cursor = pos
+        if (pos - self._press).manhattanLength() > CLICK_SLOP_PX:
+            self._moved = True
+        mods = int(event.modifiers().value)
+        if self._drag == "tool":
+            self.tool_event.emit("drag", *self.fractions_at(pos), int(event.buttons().value), mods)
+        elif self._drag == "window":
             self.window_dragged.emit(delta.x(), delta.y())
         elif self._drag == "pan":
             self.pan_by(delta.x(), delta.y())
@@ -328,18 +457,38 @@ class SliceCanvas(QWidget):
             self.ruler_dragged.emit(*self._ruler_start, *end)
         elif self._drag == "cross" and self._inside(pos):
             self.clicked.emit(*self.fractions_at(pos))
+            self.tool_event.emit("drag", *self.fractions_at(pos), int(event.buttons().value), mods)
         elif self._drag == "handle" and self._grabbed is not None:
             key, _r, _c, colour = self._handles[self._grabbed]
             self._handles[self._grabbed] = (key, *self.fractions_at(pos), colour)
             self.update()  # a preview: the re-plan waits for the release
+        elif self._drag is None:
+            key = self.handle_key_at(pos) if self._inside(pos) else None
+            self.setToolTip(getattr(key, "tooltip", "") if key is not None else "")
+        if self.tool:
+            self.update()  # the tool's circle follows the cursor
         self.hovered.emit(self.fractions_at(pos) if self._inside(pos) else None)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt override
+        pos = event.position()
+        mods = int(event.modifiers().value)
+        if self._drag == "tool":
+            self.tool_event.emit("release", *self.fractions_at(pos), int(event.button().value),
+                                 mods)
+        elif self._drag == "cross":
+            self.tool_event.emit("release", *self.fractions_at(pos), int(event.button().value),
+                                 mods)
         if self._drag == "handle" and self._grabbed is not None:
             key, r, c, _colour = self._handles[self._grabbed]
             self._grabbed = None
             self.update()
-            self.handle_released.emit(key, float(r), float(c))
+            if self._moved:  # a click only selects the point: no edit, no re-plan
+                self.handle_released.emit(key, float(r), float(c))
+        if self._drag == "window" and not self._moved and self._inside(pos):
+            # A right click that did not drag the window: the root's context menu.
+            key = self.handle_key_at(pos)
+            global_pos = self.mapToGlobal(QPoint(round(pos.x()), round(pos.y())))
+            self.context_requested.emit(key, *self.fractions_at(pos), global_pos)
         if self._drag == "pan":
             self.unsetCursor()
             if self.ruler_mode:
@@ -348,14 +497,28 @@ class SliceCanvas(QWidget):
         self._ruler_start = None
 
     def leaveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._cursor = None
+        if self.tool:
+            self.update()
         self.hovered.emit(None)
         super().leaveEvent(event)
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
-        delta = event.angleDelta().y()
+        # Some platforms turn Shift + wheel into a horizontal wheel.
+        delta = event.angleDelta().y() or event.angleDelta().x()
         if not delta:
             return
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+        mods = event.modifiers()
+        key = (self.handle_key_at(event.position())
+               if mods & Qt.KeyboardModifier.ShiftModifier else None)
+        if key is not None:
+            # Shift + wheel over a control point: its radius (Ctrl + wheel stays the zoom).
+            self._wheel_rest += delta
+            steps = int(self._wheel_rest / 120)
+            if steps:
+                self._wheel_rest -= steps * 120
+                self.handle_wheel.emit(key, steps)
+        elif mods & Qt.KeyboardModifier.ControlModifier:
             self.zoom_by(ZOOM_STEP ** (delta / 120.0), event.position())
         else:
             # 120 = one notch; touchpads and free-spinning wheels send small deltas that add up.
@@ -433,14 +596,35 @@ class SliceViewsPanel(QWidget):
     root_point_moved(str, str, int, object)
         Side, root name, control point index and its new LPS position (3,) mm: a control
         point dragged and let go.
+    root_point_inserted(str, str, object)
+        Side, root name and the LPS point (3,) mm where a control point is to be added
+        (Ctrl + left click near a root, or its context menu).
+    root_point_deleted(str, str, int)
+        Side, root name, index of the control point to delete (context menu, or Delete with
+        the point selected).
+    root_radius_set(str, str, float, object)
+        Side, root name, the new radius (mm) and the control point's index, or None for the
+        whole root (context menu, Shift + wheel over a point).
     root_undo_requested(), root_redo_requested()
         Ctrl+Z / Ctrl+Shift+Z in a view.
+    slice_clicked(SliceEvent), slice_dragged(SliceEvent), slice_released(SliceEvent)
+        The left button pressed, dragged, let go in a view, off the roots' control points (or
+        anywhere while a tool is set, :meth:`set_tool`): the hook for label editing tools.
+        Without a tool the crosshair follows the button as well.
     """
 
     crosshair_moved = Signal(object)
     root_point_moved = Signal(str, str, int, object)
+    root_point_inserted = Signal(str, str, object)
+    root_point_deleted = Signal(str, str, int)
+    root_radius_set = Signal(str, str, float, object)
     root_undo_requested = Signal()
     root_redo_requested = Signal()
+    slice_clicked = Signal(object)
+    slice_dragged = Signal(object)
+    slice_released = Signal(object)
+    #: Radius change of one Shift + wheel notch over a control point, mm.
+    RADIUS_STEP_MM = 0.25
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -527,6 +711,13 @@ class SliceViewsPanel(QWidget):
                                                                                 (r1, c1)))
             c.key_command.connect(lambda cmd, arg, v=view: self._on_key(v, cmd, arg))
             c.handle_released.connect(lambda key, r, col, v=view: self._on_handle(v, key, r, col))
+            c.handle_selected.connect(lambda key, v=view: self._on_selected(v, key))
+            c.insert_requested.connect(lambda r, col, v=view: self.insert_root_point_at(v, r, col))
+            c.context_requested.connect(
+                lambda key, r, col, where, v=view: self._on_context(v, key, r, col, where))
+            c.handle_wheel.connect(self._on_handle_wheel)
+            c.tool_event.connect(
+                lambda kind, r, col, b, m, i=i: self._on_tool_event(i, kind, r, col, b, m))
         status = QHBoxLayout()
         status.setContentsMargins(4, 0, 4, 0)
         status.addWidget(self.readout, 1)
@@ -577,15 +768,82 @@ class SliceViewsPanel(QWidget):
         self.refresh()
 
     def set_labels(self, labels: Volume | None, table: LabelTable | None) -> None:
-        """Overlay a label map on the CT's grid (``None`` removes it)."""
+        """Overlay a label map on the CT's grid (``None`` removes it).
+
+        A new label map with the same class names as the one shown (an edited copy) keeps the
+        classes hidden with :meth:`set_structure_visible` hidden.
+        """
         if labels is None or table is None or self.ct is None:
             self.labels, self.table, self._lut, self._visible_ids = None, None, None, None
         else:
+            same = (self.table is not None and self._visible_ids is not None
+                    and dict(self.table.names) == dict(table.names))
             self.labels = labels.array
             self.table = table
             self._lut = label_lut(table.names, color_of)
-            self._visible_ids = np.ones(len(self._lut), bool)
+            if not same or self._visible_ids is None or len(self._visible_ids) != len(self._lut):
+                self._visible_ids = np.ones(len(self._lut), bool)
         self.refresh()
+
+    def set_label_array(self, array: np.ndarray) -> None:
+        """Show ``array`` (z, y, x) ids on the CT's grid with the label map's table and class
+        visibility kept: cheap enough to call after each brush stroke."""
+        if self.labels is None or self.ct is None:
+            raise ValueError("set_label_array needs a label map shown (set_labels first)")
+        if array.shape != self.ct.array.shape:
+            raise ValueError(f"label array shape {array.shape} differs from the CT "
+                             f"{self.ct.array.shape}")
+        self.labels = array
+        self.refresh()
+
+    # --- tools (label editing) -------------------------------------------------------------------
+    @property
+    def tool(self) -> str | None:
+        """The tool that owns the left button (:meth:`set_tool`), or None."""
+        return self.views[0].canvas.tool
+
+    def set_tool(self, tool: str | None, *, radius_mm: float | None = None) -> None:
+        """Give the left button to a tool (e.g. ``"brush"``, ``"eraser"``) or back (None).
+
+        While a tool is set, a left press, drag and release in any view emit
+        :attr:`slice_clicked`, :attr:`slice_dragged` and :attr:`slice_released` only (no
+        crosshair, no root control point grabbed, no ruler), and a circle of ``radius_mm``
+        follows the cursor when given. Right drag (window), middle drag (pan), the wheel and
+        the keys work as usual.
+        """
+        if tool:
+            self.ruler_button.setChecked(False)
+        for view in self.views:
+            c = view.canvas
+            c.tool = tool or None
+            c.tool_radius_mm = float(radius_mm) if tool and radius_mm else None
+            if tool:
+                c.setCursor(Qt.CursorShape.CrossCursor)
+            else:
+                c.unsetCursor()
+            c.update()
+
+    def slice_event(self, view_index: int, kind: str, row_frac: float, col_frac: float,
+                    buttons: int = 0, modifiers: int = 0) -> SliceEvent | None:
+        """The :class:`SliceEvent` at (row, col) fractions of a view's slice (None without a
+        CT)."""
+        view = self.views[view_index]
+        index = self.index_at(view, row_frac, col_frac)
+        if index is None or self.ct is None or view.spec is None:
+            return None
+        inside = 0.0 <= row_frac < 1.0 and 0.0 <= col_frac < 1.0
+        return SliceEvent(kind=kind, view=view.name, view_index=view_index,
+                          lps_mm=self.ct.index_to_lps(index), index_xyz=index,
+                          axis=view.spec.axis, slice_index=view.slider.value(),
+                          buttons=int(buttons), modifiers=int(modifiers), inside=inside)
+
+    def _on_tool_event(self, view_index: int, kind: str, row_frac: float, col_frac: float,
+                       buttons: int, modifiers: int) -> None:
+        event = self.slice_event(view_index, kind, row_frac, col_frac, buttons, modifiers)
+        if event is None:
+            return
+        {"press": self.slice_clicked, "drag": self.slice_dragged,
+         "release": self.slice_released}[kind].emit(event)
 
     def set_structure_visible(self, name: str, visible: bool) -> None:
         """Hide/show one class in the overlay (same toggles as the 3D view)."""
@@ -660,7 +918,12 @@ class SliceViewsPanel(QWidget):
         elif command == "ruler":
             self.ruler_button.toggle()
         elif command == "clear_ruler":
-            self.clear_ruler()
+            # Delete removes the selected root control point; with none, the ruler.
+            handle = view.canvas.selected
+            if handle is not None:
+                self.delete_root_point(handle)  # type: ignore[arg-type]
+            else:
+                self.clear_ruler()
         elif command == "undo_roots":
             self.root_undo_requested.emit()
         elif command == "redo_roots":
@@ -782,6 +1045,143 @@ class SliceViewsPanel(QWidget):
             return
         lps = moved_point(view.spec, self.ct, handle, row_frac, col_frac)
         self.root_point_moved.emit(handle.side, handle.name, int(handle.index), lps)
+
+    # --- root editing (add, delete, radius) ------------------------------------------------------
+    def _on_selected(self, view: SliceView, key: object | None) -> None:
+        """One selected control point across the three views."""
+        if key is None:
+            return
+        for other in self.views:
+            if other is not view and other.canvas.selected is not None:
+                other.canvas.select_handle(None)
+
+    def selected_handle(self) -> RootHandle | None:
+        """The control point selected by a click (Delete removes it), or None."""
+        for view in self.views:
+            key = view.canvas.selected
+            if key is not None:
+                return key  # type: ignore[return-value]
+        return None
+
+    def root_near(self, view: SliceView, row_frac: float, col_frac: float
+                  ) -> tuple[str, str, np.ndarray, float, float] | None:
+        """The root nearest the point at (row, col) fractions of ``view``'s slice:
+        ``(side, name, point LPS (3,) mm, distance mm, reach mm)``; None without roots."""
+        if self.root_overlay is None or self.ct is None:
+            return None
+        index = self.index_at(view, row_frac, col_frac)
+        if index is None:
+            return None
+        lps = self.ct.index_to_lps(index)
+        found = nearest_root(self.root_overlay, lps)
+        if found is None:
+            return None
+        side, name, distance, reach = found
+        return side, name, lps, distance, reach
+
+    def insert_root_point_at(self, view: SliceView, row_frac: float, col_frac: float) -> bool:
+        """Ask for a control point on the root nearest (row, col) of ``view``'s slice (the
+        controller refuses a click too far from every root, with the reason)."""
+        found = self.root_near(view, row_frac, col_frac)
+        if found is None:
+            return False
+        side, name, lps, _distance, _reach = found
+        self.root_point_inserted.emit(side, name, lps)
+        return True
+
+    def delete_root_point(self, handle: RootHandle) -> None:
+        """Ask for ``handle``'s control point to be deleted (a root keeps two: the controller
+        refuses the third-last with the reason)."""
+        for view in self.views:
+            if view.canvas.selected is not None and view.canvas.selected == handle:
+                view.canvas.select_handle(None)
+        self.root_point_deleted.emit(handle.side, handle.name, int(handle.index))
+
+    def ask_radius(self, words: str, current_mm: float) -> float | None:
+        """The radius (mm) the operator types for ``words`` (None: cancelled). Tests replace it."""
+        from PySide6.QtWidgets import QInputDialog
+
+        lo, hi = self.root_overlay.radius_range_mm if self.root_overlay else (0.5, 10.0)
+        value, ok = QInputDialog.getDouble(self, "Root radius", f"Radius of the {words} (mm):",
+                                           float(np.clip(current_mm, lo, hi)), lo, hi, 2)
+        return float(value) if ok else None
+
+    def set_root_radius_dialog(self, side: str, name: str, index: int | None,
+                               current_mm: float) -> bool:
+        """Ask for a radius (one point when ``index`` is given, else the whole root) and emit
+        :attr:`root_radius_set`."""
+        words = root_words(side, name)
+        if index is not None:
+            words = f"{words}, control point {index + 1}"
+        value = self.ask_radius(words, current_mm)
+        if value is None:
+            return False
+        self.root_radius_set.emit(side, name, float(value), index)
+        return True
+
+    def root_actions(self, view: SliceView, handle: RootHandle | None, row_frac: float,
+                     col_frac: float) -> list[tuple[str, Callable[[], object] | None]]:
+        """The context menu's entries at a point: ``(text, action)``; a None action is shown
+        disabled (the text says why)."""
+        o = self.root_overlay
+        if o is None:
+            return []
+        actions: list[tuple[str, Callable[[], object] | None]] = []
+        if handle is not None:
+            h = handle
+            n = o.count(h.side, h.name)
+            if n > 2:
+                actions.append((f"Delete point {h.index + 1} of the {h.words}",
+                                lambda: self.delete_root_point(h)))
+            else:
+                actions.append((f"Delete point: the {h.words} keeps at least two points", None))
+            actions.append((f"Set radius of this point ({h.radius_mm:.2f} mm)…",
+                            lambda: self.set_root_radius_dialog(h.side, h.name, h.index,
+                                                                h.radius_mm)))
+            whole = o.radius_mm.get((h.side, h.name), h.radius_mm)
+            actions.append((f"Set radius of the whole {h.words}…",
+                            lambda: self.set_root_radius_dialog(h.side, h.name, None, whole)))
+            return actions
+        found = self.root_near(view, row_frac, col_frac)
+        if found is None:
+            return actions
+        side, name, lps, distance, reach = found
+        words = root_words(side, name)
+        if distance <= reach:
+            actions.append((f"Add a control point to the {words} here",
+                            lambda: self.root_point_inserted.emit(side, name, lps)))
+            actions.append((f"Set radius of the whole {words}…",
+                            lambda: self.set_root_radius_dialog(
+                                side, name, None, o.radius_mm.get((side, name), 2.5))))
+        else:
+            actions.append((f"Add a point: {distance:.1f} mm from the {words}, click within "
+                            f"{reach:.1f} mm", None))
+        return actions
+
+    def _on_context(self, view: SliceView, key: object | None, row_frac: float,
+                    col_frac: float, where: object) -> None:
+        from PySide6.QtWidgets import QMenu
+
+        actions = self.root_actions(view, key, row_frac, col_frac)  # type: ignore[arg-type]
+        if not actions:
+            return
+        menu = QMenu(self)
+        for text, fn in actions:
+            action = menu.addAction(text)
+            if fn is None:
+                action.setEnabled(False)
+            else:
+                action.triggered.connect(lambda _checked=False, fn=fn: fn())
+        menu.exec(where)  # type: ignore[arg-type]
+        menu.deleteLater()
+
+    def _on_handle_wheel(self, handle: RootHandle, steps: int) -> None:
+        """Shift + wheel over a control point: its radius by :attr:`RADIUS_STEP_MM` a notch."""
+        lo, hi = self.root_overlay.radius_range_mm if self.root_overlay else (0.5, 10.0)
+        current = handle.radius_mm if np.isfinite(handle.radius_mm) else 2.5
+        new = float(np.clip(current + steps * self.RADIUS_STEP_MM, lo, hi))
+        if new != current:
+            self.root_radius_set.emit(handle.side, handle.name, new, int(handle.index))
 
     def clear_ruler(self) -> None:
         self.ruler = None
