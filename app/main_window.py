@@ -12,6 +12,13 @@ to, target picking) is part of the app's state too (:class:`app.state.ViewState`
 controller's store). All modal interaction goes through :attr:`dialogs` (the
 :class:`app.dialogs.Dialogs` protocol: replaceable in tests and unattended runs); every setting
 is read from the one :class:`~app.settings.AppSettings`.
+
+Label editing (issue 13): the tools bar above the slice views and the Tools menu's label entries
+drive :class:`app.label_editing.LabelEditing` (brush and eraser, "Re-plan with the edited
+labels"); an export writes the edited label map and the planning session beside its files,
+File > Open planning session reopens them, and File > Export as training case writes the
+reviewed case (CT, corrected labels, 3D Slicer segmentation) into a site folder under a
+generated, non-identifying name.
 """
 
 from __future__ import annotations
@@ -24,17 +31,21 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QMainWindow, QScrollArea, QSplitter,
                                QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
+from spinect_core.progress import report
+
 from app import export as export_logic
 from app import planning
 from app.controller import STEPS, SessionController
 from app.dialogs import LABEL_FILTER, Dialogs, QtDialogs
 from app.errors import ErrorReport, describe_error
+from app.label_editing import LabelEditing, training_labels
 from app.settings import AppSettings
 from app.state import AppState
 from app.widgets.case_panel import CasePanel
 from app.widgets.drop_zone import StartScreen, paths_from_mime
 from app.widgets.needle_planes import NeedlePlanesView
 from app.widgets.drr_view import DRRView
+from app.widgets.label_tools import LabelToolsBar
 from app.widgets.root_overlay import install_root_editing
 from app.widgets.shortcuts import install_slice_viewer
 from app.widgets.planning_panel import PlanningPanel, carm_text
@@ -49,6 +60,8 @@ APP_TITLE = "SPINECT planner"
 BEST_VIEW_ZOOM = 1.6
 #: Views closer than this to a best view count as that view (rad).
 _SNAP_RAD = 1e-4
+#: File filter of File > Open planning session.
+SESSION_FILTER = "Planning session (planning_session.json *.json);;All files (*)"
 
 
 class MainWindow(QMainWindow):
@@ -92,13 +105,20 @@ class MainWindow(QMainWindow):
         self.case_panel = CasePanel(STEPS)
         self.view3d = View3D()
         self.slice_views = SliceViewsPanel()
+        self.label_tools = LabelToolsBar()
         self.planning_panel = PlanningPanel()
         self.needle_planes = NeedlePlanesView()
         self.drr_view = DRRView()
         self.progress = ProgressPanel()
         self.bottom_tabs = QTabWidget()
         self.bottom_tabs.setDocumentMode(True)
-        self.bottom_tabs.addTab(self.slice_views, "CT slices")
+        slices_page = QWidget()
+        slices_layout = QVBoxLayout(slices_page)
+        slices_layout.setContentsMargins(0, 0, 0, 0)
+        slices_layout.setSpacing(2)
+        slices_layout.addWidget(self.label_tools)
+        slices_layout.addWidget(self.slice_views, 1)
+        self.bottom_tabs.addTab(slices_page, "CT slices")
         self.bottom_tabs.addTab(self.needle_planes, "Planes along the needle")
         self.bottom_tabs.addTab(self.drr_view, "Fluoroscopy (DRR)")
         self.bottom_tabs.setTabToolTip(
@@ -135,6 +155,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.progress)
         self.setCentralWidget(body)
+        #: The label brush and eraser (bound to the controller, the slice views and the bar).
+        self.label_editing: LabelEditing | None = None
         self._build_menus()
         self._connect()
         # Help > Keyboard shortcuts and the slice views' crosshair in the 3D view (the slice
@@ -142,6 +164,11 @@ class MainWindow(QMainWindow):
         install_slice_viewer(self)
         # The plan's roots in the slice views, dragged and undone there (issue 13).
         install_root_editing(self.controller, self.slice_views)
+        # The label map's brush and eraser in the slice views (issue 13).
+        self.label_editing = LabelEditing(self.controller, self.slice_views, self.label_tools,
+                                          parent=self)
+        self.label_editing.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.label_editing.changed.connect(self._update_actions)
         self._refresh_recent()
         self.planning_panel.set_settings(settings.snapshot())
         self.statusBar().showMessage("Ready. Works offline; no data leaves this computer.")
@@ -172,6 +199,10 @@ class MainWindow(QMainWindow):
         self.act_plan = self._action(file_menu, "&Plan L5/S1", self.plan, QKeySequence("Ctrl+P"))
         self.act_export = self._action(file_menu, "&Export…", self.export,
                                        QKeySequence("Ctrl+E"))
+        self.act_export_training = self._action(file_menu, "Export as &training case…",
+                                                self.export_training_case)
+        self.act_open_session = self._action(file_menu, "Open planning se&ssion…",
+                                             self.open_planning_session)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = bar.addMenu("&View")
@@ -181,6 +212,23 @@ class MainWindow(QMainWindow):
         tools = bar.addMenu("&Tools")
         self._action(tools, "&Settings…", self.edit_settings, QKeySequence("Ctrl+,"))
         self._action(tools, "PACS &nodes…", self.edit_pacs_nodes)
+        labels = tools.addMenu("&Label editing")
+        # Single keys, as 3D Slicer's Segment Editor; the Help dialog lists them from here.
+        self.act_brush = self._action(labels, "Label &brush", lambda: self._toggle_tool("brush"),
+                                      QKeySequence("B"))
+        self.act_eraser = self._action(labels, "Label &eraser",
+                                       lambda: self._toggle_tool("erase"), QKeySequence("E"))
+        self.act_smaller = self._action(labels, "S&maller brush",
+                                        lambda: self._step_radius(-1), QKeySequence("["))
+        self.act_larger = self._action(labels, "&Larger brush", lambda: self._step_radius(1),
+                                       QKeySequence("]"))
+        labels.addSeparator()
+        self.act_label_undo = self._action(labels, "&Undo label edit",
+                                           lambda: self.label_editing and self.label_editing.undo())
+        self.act_label_redo = self._action(labels, "&Redo label edit",
+                                           lambda: self.label_editing and self.label_editing.redo())
+        self.act_replan_labels = self._action(labels, "Re-&plan with the edited labels",
+                                              self.replan_with_edited_labels)
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About SPINECT planner", self.about)
         self._update_actions()
@@ -372,6 +420,17 @@ class MainWindow(QMainWindow):
         self.act_segment.setEnabled(session.has_ct and not busy)
         self.act_plan.setEnabled(session.has_labels and not busy)
         self.act_export.setEnabled(session.has_labels and not busy)
+        self.act_export_training.setEnabled(session.has_labels and not busy)
+        self.act_open_session.setEnabled(session.has_labels and not busy)
+        editing = self.label_editing
+        for act in (self.act_brush, self.act_eraser, self.act_smaller, self.act_larger):
+            act.setEnabled(session.has_labels)
+        self.act_label_undo.setEnabled(editing is not None and editing.editor is not None
+                                       and editing.editor.can_undo)
+        self.act_label_redo.setEnabled(editing is not None and editing.editor is not None
+                                       and editing.editor.can_redo)
+        self.act_replan_labels.setEnabled(editing is not None and editing.pending and not busy)
+        self.label_tools.replan_button.setEnabled(not busy)
         self.planning_panel.set_can_plan(session.has_labels and not busy)
         self.case_panel.set_enabled_actions(has_ct=session.has_ct,
                                             has_labels=session.has_labels, busy=busy)
@@ -459,7 +518,119 @@ class MainWindow(QMainWindow):
                                         hint="Segment the CT or open a segmentation first."))
             return False
         self.controller.refresh_settings()
+        if self.label_editing is not None and self.label_editing.pending:
+            return self.label_editing.replan()  # the plan must use the labels as edited
         return self.controller.plan()
+
+    # --- label editing ---------------------------------------------------------------------------
+    def _toggle_tool(self, tool: str) -> None:
+        if self.label_editing is None:
+            return
+        self.label_editing.toggle_tool(tool)
+        if self.label_editing.tool is not None:
+            self.bottom_tabs.setCurrentIndex(0)  # the slice views, where the tool paints
+            self.statusBar().showMessage(
+                f"Label {'brush' if tool == 'brush' else 'eraser'}: left drag in a slice view "
+                f"({self.label_editing.label}, {self.label_editing.radius_mm:g} mm); "
+                f"{'B' if tool == 'brush' else 'E'} again ends it", 8000)
+
+    def _step_radius(self, steps: int) -> None:
+        if self.label_editing is not None:
+            self.label_editing.step_radius(steps)
+            self.statusBar().showMessage(f"Brush radius {self.label_editing.radius_mm:g} mm",
+                                         3000)
+
+    def replan_with_edited_labels(self) -> bool:
+        """Surfaces and plan again on the label map as the operator edited it."""
+        if self.label_editing is None or not self.label_editing.pending:
+            return False
+        self.controller.refresh_settings()
+        return self.label_editing.replan()
+
+    def open_planning_session(self) -> bool:
+        path = self.dialogs.open_file("Open planning session",
+                                      self.settings.last_export_dir or self.settings.last_open_dir,
+                                      SESSION_FILTER)
+        return bool(path) and self.open_planning_session_file(path)
+
+    def open_planning_session_file(self, path: str | Path) -> bool:
+        """Reopen a planning session saved beside an export: its label edits (the edited map,
+        one undo step; re-plan to use it) and its root corrections (applied to the current plan
+        in the background). The loaded CT must be the session's."""
+        from spinect_core.planning.session_file import load_session
+
+        if self.label_editing is None or self.controller.busy:
+            return False
+        try:
+            labels = self.label_editing.restore(path)
+            saved = load_session(path)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, nothing changed
+            self.show_error(describe_error(exc, action="Opening the planning session"))
+            return False
+        done = ["label edits"] if labels else []
+        if saved.roots:
+            if self.controller.session.has_plan and self.controller.open_root_session(path):
+                done.append("root corrections")
+            else:
+                self.statusBar().showMessage("The session's root corrections apply to a plan: "
+                                             "plan L5/S1, then open the session again", 10000)
+                return labels
+        if labels and self.controller.session.has_plan:
+            done.append("re-plan with the edited labels to use them")
+        self.statusBar().showMessage(f"Planning session opened: {', '.join(done) or 'no edits'}",
+                                     10000)
+        return True
+
+    def export_training_case(self) -> Path | None:
+        """File > Export as training case: ask for the site's training folder, then write the
+        case (see :meth:`export_training_case_to`)."""
+        if self.controller.busy:
+            self.statusBar().showMessage("Busy: wait for the current step or cancel it", 5000)
+            return None
+        if not self.controller.session.has_labels:
+            self.show_error(ErrorReport(title="No segmentation",
+                                        message="A training case needs the CT's labels.",
+                                        hint="Segment the CT or open a segmentation first."))
+            return None
+        site = self.dialogs.open_folder("Export as training case: the site's training folder",
+                                        self.settings.last_export_dir or str(Path.home()))
+        return self.export_training_case_to(site) if site else None
+
+    def export_training_case_to(self, site_dir: str | Path) -> Path | None:
+        """Write the reviewed case into ``site_dir`` in the background (progress, Cancel): the
+        CT, the corrected labels (the edited label map; with root corrections, the plan's labels
+        with the corrected roots drawn in), their table and a 3D Slicer ``.seg.nrrd``, under a
+        generated case name (:func:`spinect_core.training.case_export.export_training_case`:
+        nothing of the patient in any name). Returns the case folder."""
+        from spinect_core.training.case_export import export_training_case
+
+        session = self.controller.session
+        if session.ct is None:
+            return None
+        try:
+            chosen = training_labels(self.controller, self.label_editing)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.show_error(describe_error(exc, action="Export as training case"))
+            return None
+        ct, site = session.ct, Path(site_dir)
+
+        def job(progress):
+            report(progress, 0.0, "writing the CT, the labels and the 3D Slicer segmentation")
+            case = export_training_case(ct, chosen.labels, chosen.table, site,
+                                        source="operator-reviewed", edited=list(chosen.edited))
+            report(progress, 1.0, "training case written")
+            return case
+
+        try:
+            case = self.controller.run_and_wait("Exporting the training case", job)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays usable
+            self.show_error(describe_error(exc, action="Export as training case"))
+            return None
+        edited = ", ".join(chosen.edited) or "nothing edited"
+        note = f"; {chosen.note}" if chosen.note else ""
+        self.statusBar().showMessage(f"Training case {case.name} written to the site folder "
+                                     f"({edited}){note}", 12000)
+        return case.folder
 
     def _on_step(self, key: str, status: str) -> None:
         if key != "plan":
@@ -659,11 +830,23 @@ class MainWindow(QMainWindow):
                                              scp_port=self.settings.pacs_scp_port)
         from spinect_core.planning.session_file import SESSION_FILE_NAME
 
+        editing = self.label_editing
+        if request.plan and editing is not None and editing.plan_outdated:
+            self.show_error(ErrorReport(
+                title="Plan outdated",
+                message="The label map was edited after this plan; the plan would not match "
+                        "the edited labels.",
+                hint="Press \"Re-plan with the edited labels\" above the slice views (or undo "
+                     "the edits), then export."))
+            return []
         session_file = (Path(request.folder) / SESSION_FILE_NAME
                         if request.plan and self.controller.has_root_corrections else None)
         existing = export_logic.existing_targets(request, session)
         if session_file is not None and session_file.exists():
             existing.append(session_file)
+        # The edited label map and the session file that names it (issue 13).
+        label_files = editing.session_targets(request.folder) if editing is not None else []
+        existing += [p for p in label_files if p.exists() and p not in existing]
         overwrite = False
         if existing:
             if not self.dialogs.confirm_overwrite(existing):
@@ -694,12 +877,19 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays usable
             self.show_error(describe_error(exc, action="Export"))
             return []
+        roots_file = None
         if session_file is not None:
             try:  # the operator's corrections, to reopen the corrected plan later
-                written.append(self.controller.save_root_session(session_file,
-                                                                 overwrite=overwrite))
+                roots_file = self.controller.save_root_session(session_file, overwrite=overwrite)
+                written.append(roots_file)
             except Exception as exc:  # noqa: BLE001 - the export itself is written
                 self.show_error(describe_error(exc, action="Saving the planning session"))
+        if label_files:
+            try:  # the edited label map beside the exports, named by the session file
+                written += editing.save_files(request.folder, overwrite=overwrite,
+                                              session_written=roots_file)
+            except Exception as exc:  # noqa: BLE001 - the export itself is written
+                self.show_error(describe_error(exc, action="Saving the edited label map"))
         self.settings.last_export_dir = str(request.folder)
         sent = " and sent its DICOM objects to the PACS" if request.send_client is not None else ""
         self.statusBar().showMessage(f"Exported {len(written)} files to {request.folder}{sent}",

@@ -1,0 +1,207 @@
+"""Label brush and eraser in the app: a dab through the slice views' tool hook changes the label
+map the views show (not the session's), the plan is marked outdated, undo restores, "Re-plan
+with the edited labels" hands the edited map to the controller and the new plan says what the
+operator changed; the main window exports the edits beside an export, reopens them, and writes a
+training case into a site folder.
+
+A small synthetic CT and label map (48 x 56 x 64 voxels, anisotropic) put straight into the
+session: no phantom, no segmentation, no plan step.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from spinect_core.labels import DEFAULT_LABELS
+from spinect_core.volume import Volume
+
+from app.label_editing import LabelEditing
+from app.state import SegmentationSource
+from app.widgets.label_tools import LabelToolsBar
+from app.widgets.slice_views import SliceViewsPanel
+
+BONE, NERVE = DEFAULT_LABELS.id_of("bone"), DEFAULT_LABELS.id_of("nerve")
+
+
+@pytest.fixture(scope="module")
+def case():
+    a = np.zeros((48, 56, 64), np.uint8)
+    a[10:38, 14:40, 16:44] = BONE
+    a[20:30, 26:28, 46:52] = NERVE
+    labels = Volume(array=a, spacing_mm=(0.8, 0.8, 1.5), origin_lps_mm=(-25.0, -20.0, 80.0))
+    ct = labels.with_array(np.where(a == BONE, 800, np.where(a == NERVE, 40, -80))
+                           .astype(np.int16))
+    return ct, labels
+
+
+def _session(controller, ct, labels) -> None:
+    controller.store.replace_session(
+        ct=ct, labels=labels, table=DEFAULT_LABELS,
+        segmentation_source=SegmentationSource(kind="file", description="label map file (nii.gz)"))
+
+
+def _axial(panel):
+    return next(i for i, v in enumerate(panel.views) if v.spec.axis == 0)
+
+
+def test_a_dab_in_a_slice_view_edits_the_shown_map_and_outdates_the_plan(
+        qtbot, settings, dialogs, case, monkeypatch) -> None:
+    from spinect_core.planning.plan import Plan
+
+    from app.controller import SessionController
+
+    ct, labels = case
+    controller = SessionController(settings, dialogs)
+    panel = SliceViewsPanel()
+    bar = LabelToolsBar()
+    qtbot.addWidget(panel)
+    qtbot.addWidget(bar)
+    panel.resize(1200, 420)
+    panel.show()
+    _session(controller, ct, labels)
+    panel.set_volume(ct)
+    panel.set_labels(labels, DEFAULT_LABELS)
+    editing = LabelEditing(controller, panel, bar)
+    controller.labels_changed.emit()
+    assert editing.tool is None and panel.tool is None  # off by default
+    bar.buttons["brush"].click()
+    assert editing.tool == "brush" and panel.tool == "brush"
+    bar.set_label("nerve")
+    bar.radius.setValue(2.0)
+    assert editing.label == "nerve" and editing.radius_mm == 2.0
+
+    # One click in the middle of the axial view: a nerve disc on that slice only.
+    i = _axial(panel)
+    view = panel.views[i]
+    view.slider.setValue(24)
+    rect = view.canvas.image_rect()
+    pos = QPoint(round(rect.center().x()), round(rect.center().y()))
+    qtbot.mouseClick(view.canvas, Qt.MouseButton.LeftButton, pos=pos)
+    edited = editing.editor.volume.array
+    changed = np.argwhere(edited != labels.array)
+    assert len(changed) > 0 and set(changed[:, 0]) == {24}
+    assert np.all(edited[tuple(changed.T)] == NERVE)
+    # A disc of 2 mm on 0.8 mm pixels: at most the voxels within 2 mm (+ rounding) of the dab.
+    assert len(changed) <= 25 and editing.editor.counts()["nerve"]["added"] == len(changed)
+    assert panel.labels is edited  # the views show the edited map at once
+    assert np.array_equal(controller.session.labels.array, labels.array)  # the state is not
+    assert editing.pending and "edited" in bar.outdated.text()
+    assert not editing.plan_outdated  # no plan yet
+
+    # A plan made before the edit is outdated; the bar offers the re-plan.
+    plan = Plan(sides={}, ct_geometry=ct.geometry_dict(), segmentation_source="file",
+                anatomy={})
+    controller.store.replace_session(plan=plan, engine=object())
+    controller.plan_changed.emit()
+    assert editing.plan_outdated and "Plan outdated" in bar.outdated.text()
+    assert not bar.replan_button.isHidden()
+
+    # A stroke (press, drags, release) is one undo step; erasing bone leaves the nerve.
+    ev = [panel.slice_event(i, k, 0.5, c) for k, c in (("press", 0.30), ("drag", 0.36),
+                                                       ("drag", 0.42), ("release", 0.42))]
+    before = edited.copy()
+    editing.set_tool("erase")
+    editing.set_label("bone")
+    for e in ev:
+        {"press": panel.slice_clicked, "drag": panel.slice_dragged,
+         "release": panel.slice_released}[e.kind].emit(e)
+    assert np.count_nonzero(edited == NERVE) == np.count_nonzero(before == NERVE)
+    assert np.count_nonzero(edited == BONE) < np.count_nonzero(before == BONE)
+    assert editing.undo()
+    assert np.array_equal(edited, before)
+    assert editing.undo()
+    assert np.array_equal(edited, labels.array) and not editing.pending
+    assert bar.outdated.text() == ""
+    assert editing.redo() and editing.pending
+
+    # Re-plan with the edited labels: the controller gets them (surfaces, then the plan step).
+    controller.store.replace_session(plan=None, engine=None)
+    planned = []
+    monkeypatch.setattr(controller, "plan", lambda: planned.append(1) or True)
+    settings.auto_plan = False
+    assert editing.replan()
+    session = controller.session
+    assert np.array_equal(session.labels.array, edited) and session.labels.array is not edited
+    n = editing.editor.counts()["nerve"]["changed"]
+    assert f"; edited by the operator (bone {n} voxels, nerve {n} voxels)" in \
+        session.segmentation_source.description  # the dab painted nerve over bone
+    assert not editing.pending and editing.has_edits  # the edits still count against the start
+    qtbot.waitUntil(lambda: bool(planned), timeout=30_000)
+    # The plan made on the edited map says what the operator changed (plan.json, report).
+    controller.store.replace_session(plan=plan, engine=object())
+    controller.plan_changed.emit()
+    warnings = controller.session.plan.warnings
+    assert any(w.startswith("nerve edited by the operator: ") and " ml; " in w and "LPS" in w
+               for w in warnings)
+    assert not editing.plan_outdated
+    controller.shutdown()
+
+
+def test_window_saves_reopens_and_exports_a_training_case(window, dialogs, case,
+                                                          tmp_path) -> None:
+    from spinect_core.io import load_label_map
+    from spinect_core.training.case_export import CASE_NAME_PATTERN
+
+    from app.export import ExportRequest
+
+    ct, labels = case
+    c = window.controller
+    _session(c, ct, labels)
+    c.ct_changed.emit()
+    c.labels_changed.emit()
+    editing = window.label_editing
+    window._toggle_tool("brush")
+    assert editing.tool == "brush" and window.slice_views.tool == "brush"
+    editing.set_label("nerve")
+    editing.set_radius(3.0)
+    centre = ct.index_to_lps(np.array([30.0, 20.0, 24.0]))
+    axis = 0  # axial: numpy axis z
+    assert editing.paint(centre, axis) > 0
+    editing.set_tool("erase")
+    editing.set_label("bone")
+    editing.set_radius(2.0)
+    assert editing.paint(ct.index_to_lps(np.array([20.0, 20.0, 12.0])), axis) > 0
+    editing._update()
+    edited = editing.editor.volume.array.copy()
+    counts = editing.editor.counts()
+
+    # An export writes the edited map beside it and the session file naming it.
+    out = tmp_path / "export"
+    written = window.export_to(ExportRequest(folder=out, mesh_formats=[], screenshot=False))
+    names = sorted(p.name for p in written)
+    assert names == sorted(["segmentation.nii.gz", "segmentation.labels.json",
+                            "labels_edited.nii.gz", "labels_edited.labels.json",
+                            "planning_session.json"])
+    doc = json.loads((out / "planning_session.json").read_text())
+    assert doc["label_edits"]["file"] == "labels_edited.nii.gz"
+    assert sorted(c["name"] for c in doc["label_edits"]["summary"]["classes"]) == ["bone",
+                                                                                 "nerve"]
+    saved, _ = load_label_map(out / "labels_edited.nii.gz")
+    assert np.array_equal(saved.array, edited) and saved.same_grid(ct)
+
+    # Reopened on the unedited session: the same edits, one undo step.
+    while editing.undo():
+        pass
+    assert not editing.pending
+    assert window.open_planning_session_file(out / "planning_session.json")
+    assert np.array_equal(editing.editor.volume.array, edited)
+    assert editing.editor.counts() == counts and editing.pending
+
+    # File > Export as training case: a generated case name in the site folder, the edited map.
+    site = tmp_path / "site"
+    dialogs.folder_answer = str(site)
+    folder = window.export_training_case()
+    assert folder is not None and folder.parent == site
+    assert CASE_NAME_PATTERN.match(folder.name)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([
+        "ct.nii.gz", "labels.nii.gz", "labels.labels.json", "segmentation.seg.nrrd",
+        "case.json"])
+    exported, table = load_label_map(folder / "labels.nii.gz")
+    assert table == DEFAULT_LABELS and np.array_equal(exported.array, edited)
+    info = json.loads((folder / "case.json").read_text())
+    assert info["source"] == "operator-reviewed" and sorted(info["edited"]) == ["bone", "nerve"]
+    assert dialogs.errors == []
