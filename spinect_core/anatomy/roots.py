@@ -274,38 +274,115 @@ def rasterise_roots(roots: Sequence[Root], grid: Volume) -> np.ndarray:
     interpolated linearly along each segment)."""
     out = np.zeros(grid.array.shape, bool)
     for root in roots:
-        out |= _tube_mask(root.centreline_lps_mm, root.radius_mm, grid)
+        out |= tube_mask(root.centreline_lps_mm, root.radius_mm, grid)
     return out
 
 
-def _tube_mask(line: np.ndarray, radius: np.ndarray, grid: Volume) -> np.ndarray:
-    out = np.zeros(grid.array.shape, bool)
+def _tube_geometry(line: np.ndarray, radius: np.ndarray, grid: Volume
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(line (N, 3) LPS mm, radius (N,) mm, indices (N, 3) x, y, z, box lo, box hi (x, y, z,
+    hi exclusive)) of a tube on ``grid``, a one-point line doubled; None when it misses."""
     line = np.asarray(line, float)
     radius = np.asarray(radius, float)
     if len(line) == 0:
-        return out
+        return None
     if len(line) == 1:
         line, radius = np.vstack([line, line]), np.concatenate([radius, radius])
-    rmax = float(radius.max())
     idx = grid.lps_to_index(line)
-    # The box of the tube in index space, grown by the radius in voxels.
-    pad = rmax / np.min(grid.spacing_mm) + 1.0
+    # The box of the tube in index space, grown by the radius in voxels (an index step is at
+    # least the smallest spacing long, whatever the direction matrix).
+    pad = float(radius.max()) / np.min(grid.spacing_mm) + 1.0
     lo = np.maximum(np.floor(idx.min(0) - pad).astype(int), 0)
     hi = np.minimum(np.ceil(idx.max(0) + pad).astype(int) + 1, np.array(grid.array.shape[::-1]))
     if np.any(hi <= lo):
+        return None
+    return line, radius, idx, lo, hi
+
+
+def tube_box(line: np.ndarray, radius: np.ndarray, grid: Volume
+             ) -> tuple[slice, slice, slice] | None:
+    """The index box of ``grid`` that holds the tube :func:`tube_mask` draws.
+
+    Parameters
+    ----------
+    line : (N, 3) LPS mm
+        The centreline.
+    radius : (N,) mm
+        The radius at each centreline point.
+    grid : Volume
+        Only its geometry is read.
+
+    Returns
+    -------
+    (z, y, x) slices or None
+        Within the grid; None when the tube misses it (or ``line`` is empty).
+    """
+    g = _tube_geometry(line, radius, grid)
+    if g is None:
+        return None
+    lo, hi = g[3], g[4]
+    return (slice(int(lo[2]), int(hi[2])), slice(int(lo[1]), int(hi[1])),
+            slice(int(lo[0]), int(hi[0])))
+
+
+def tube_mask(line: np.ndarray, radius: np.ndarray, grid: Volume, *,
+              clip: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+    """Voxel centres of ``grid`` inside a tube: within the radius (interpolated linearly along
+    each segment) of the centreline.
+
+    The one tube rasteriser: :func:`rasterise_roots`, :func:`apply_roots` and the root editor's
+    in-place redraw (:mod:`spinect_core.planning.root_edit`, on a ``clip`` box) all draw with it,
+    so an edited root is drawn to exactly the voxels a full redraw gives.
+
+    Parameters
+    ----------
+    line : (N, 3) LPS mm
+        The centreline; one point draws a ball.
+    radius : (N,) mm
+        The radius at each centreline point (add a margin to it for a grown tube).
+    grid : Volume
+        Only its geometry is read.
+    clip : (z, y, x) slices with int start and stop, optional
+        Draw only in this index box of ``grid`` (the result has the box's shape).
+
+    Returns
+    -------
+    (z, y, x) bool
+        ``grid``'s shape, or ``clip``'s box's shape; all False when the tube misses it.
+    """
+    shape = grid.array.shape
+    if clip is None:
+        clip = (slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+    clo = np.array([clip[2].start, clip[1].start, clip[0].start])
+    chi = np.array([clip[2].stop, clip[1].stop, clip[0].stop])
+    out = np.zeros(tuple(int(v) for v in (chi - clo)[::-1]), bool)
+    g = _tube_geometry(line, radius, grid)
+    if g is None:
         return out
-    xs, ys, zs = (np.arange(lo[i], hi[i]) for i in range(3))
-    zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
-    pts = grid.index_to_lps(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], -1))
-    inside = np.zeros(len(pts), bool)
+    line, radius, idx, lo, hi = g
+    lo, hi = np.maximum(lo, clo), np.minimum(hi, chi)
+    if np.any(hi <= lo):
+        return out
     a, b = line[:-1], line[1:]
+    spacing = float(np.min(grid.spacing_mm))
+    # Each segment is tested only on the voxels of its own box (its ends grown by its larger
+    # radius): far fewer distances than the whole tube's box for every segment.
     for i in range(len(a)):
+        pad = max(radius[i], radius[i + 1]) / spacing + 1.0
+        slo = np.maximum(np.floor(np.minimum(idx[i], idx[i + 1]) - pad).astype(int), lo)
+        shi = np.minimum(np.ceil(np.maximum(idx[i], idx[i + 1]) + pad).astype(int) + 1, hi)
+        if np.any(shi <= slo):
+            continue
+        xs, ys, zs = (np.arange(slo[k], shi[k]) for k in range(3))
+        zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
+        pts = grid.index_to_lps(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], -1))
         ab = b[i] - a[i]
         ap = pts - a[i]
         t = np.clip(ap @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
         d = np.linalg.norm(ap - t[:, None] * ab, axis=1)
-        inside |= d <= radius[i] + t * (radius[i + 1] - radius[i])
-    out[zs[0]:zs[-1] + 1, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] = inside.reshape(zz.shape)
+        inside = (d <= radius[i] + t * (radius[i + 1] - radius[i])).reshape(zz.shape)
+        o0, o1 = slo - clo, shi - clo
+        out[o0[2]:o1[2], o0[1]:o1[1], o0[0]:o1[0]] |= inside
     return out
 
 
@@ -373,7 +450,7 @@ def apply_roots(anatomy: Any, labels: Volume, table: LabelTable,
             new = chosen.get(side, {}).get(name)
             if old is None or (new is not None and new.source == "network"):
                 continue
-            remove |= _tube_mask(old.centreline_lps_mm, old.radius_mm + o.replace_margin_mm,
+            remove |= tube_mask(old.centreline_lps_mm, old.radius_mm + o.replace_margin_mm,
                                  labels)
     nerve_now = np.isin(arr, ids) if ids else np.zeros(arr.shape, bool)
     arr[remove & nerve_now] = 0
@@ -386,7 +463,7 @@ def apply_roots(anatomy: Any, labels: Volume, table: LabelTable,
         for name, root in by.items():
             if root is None or root.source == "network":
                 continue  # the network's own root is already in both maps
-            tube = _tube_mask(root.centreline_lps_mm, root.radius_mm, labels)
+            tube = tube_mask(root.centreline_lps_mm, root.radius_mm, labels)
             pid = PART_ID[f"root_L5_{side}"] if name == "exiting_l5" else PART_ID["other_nerve"]
             parts[tube & free] = pid
             arr[tube & soft] = nerve_id

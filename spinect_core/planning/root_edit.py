@@ -46,7 +46,7 @@ import numpy as np
 
 from spinect_core.anatomy.parts import CLASS_ALIASES, PART_ID, find_ids
 from spinect_core.anatomy.root_tracing import ROOT_NAMES, ROOT_WORDS
-from spinect_core.anatomy.roots import FusionOptions, Root, RootsResult
+from spinect_core.anatomy.roots import FusionOptions, Root, RootsResult, tube_box, tube_mask
 from spinect_core.errors import InputError
 from spinect_core.labels import LabelTable
 from spinect_core.planning.l5s1 import SideScene, SideWindows
@@ -589,73 +589,6 @@ class RootEditor:
             self._set(step, eng, "labels", eng.labels.with_array(
                 eng.labels.array.astype(np.uint16)))
 
-    def _tube_geometry(self, root: Root, extra_mm: float
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """(line (N, 3) LPS, radius (N,), index (N, 3) x, y, z, box lo, box hi (x, y, z)) of a
-        root's tube on the parts' grid; None when it misses the grid."""
-        grid = self.engine.anatomy.parts
-        line = np.asarray(root.centreline_lps_mm, float)
-        radius = np.asarray(root.radius_mm, float) + float(extra_mm)
-        if len(line) == 0:
-            return None
-        if len(line) == 1:
-            line, radius = np.vstack([line, line]), np.concatenate([radius, radius])
-        idx = grid.lps_to_index(line)
-        pad = float(radius.max()) / np.min(grid.spacing_mm) + 1.0
-        lo = np.maximum(np.floor(idx.min(0) - pad).astype(int), 0)
-        hi = np.minimum(np.ceil(idx.max(0) + pad).astype(int) + 1,
-                        np.array(grid.array.shape[::-1]))
-        if np.any(hi <= lo):
-            return None
-        return line, radius, idx, lo, hi
-
-    def _tube_box(self, root: Root, extra_mm: float) -> tuple[slice, ...] | None:
-        g = self._tube_geometry(root, extra_mm)
-        if g is None:
-            return None
-        lo, hi = g[3], g[4]
-        return (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
-
-    def _tube(self, root: Root, extra_mm: float, clip: tuple[slice, ...]
-              ) -> np.ndarray | None:
-        """The tube of a root on the parts' grid within the index box ``clip`` (z, y, x slices):
-        voxel centres within the radius (interpolated along each segment) plus ``extra_mm`` of
-        the centreline, the same voxels as
-        :func:`spinect_core.anatomy.roots.rasterise_roots`. Each segment is tested only on the
-        voxels of its own box (its ends grown by its radius): far fewer distances than the
-        whole tube's box per segment. None when the tube misses ``clip``."""
-        g = self._tube_geometry(root, extra_mm)
-        if g is None:
-            return None
-        line, radius, idx, lo, hi = g
-        clo = np.array([clip[2].start, clip[1].start, clip[0].start])
-        chi = np.array([clip[2].stop, clip[1].stop, clip[0].stop])
-        lo, hi = np.maximum(lo, clo), np.minimum(hi, chi)
-        if np.any(hi <= lo):
-            return None
-        grid = self.engine.anatomy.parts
-        out = np.zeros(tuple(int(v) for v in (chi - clo)[::-1]), bool)
-        a, b = line[:-1], line[1:]
-        spacing = float(np.min(grid.spacing_mm))
-        for i in range(len(a)):
-            pad = max(radius[i], radius[i + 1]) / spacing + 1.0
-            slo = np.maximum(np.floor(np.minimum(idx[i], idx[i + 1]) - pad).astype(int), lo)
-            shi = np.minimum(np.ceil(np.maximum(idx[i], idx[i + 1]) + pad).astype(int) + 1, hi)
-            if np.any(shi <= slo):
-                continue
-            xs, ys, zs = (np.arange(slo[k], shi[k]) for k in range(3))
-            zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
-            pts = grid.index_to_lps(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], -1))
-            ab = b[i] - a[i]
-            ap = pts - a[i]
-            t = np.clip(ap @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-            d = np.linalg.norm(ap - t[:, None] * ab, axis=1)
-            inside = (d <= radius[i] + t * (radius[i + 1] - radius[i])).reshape(zz.shape)
-            o0 = slo - clo
-            o1 = shi - clo
-            out[o0[2]:o1[2], o0[1]:o1[1], o0[0]:o1[0]] |= inside
-        return out
-
     def _redraw(self, old: RootEditState, new: RootEditState, step: _Step
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Redraw parts and nerve labels in the box the change touches; returns the (z, y, x)
@@ -665,11 +598,16 @@ class RootEditor:
         margin = self.fusion.replace_margin_mm
         moved = [r for r in new.roots if r != old.get(r.side, r.name)]
         # The box: the old and new tubes of the moved roots and their originals' removal tubes.
+        grid = eng.anatomy.parts
+
+        def radius(root: Root, extra: float) -> np.ndarray:
+            return np.asarray(root.radius_mm, float) + float(extra)
+
         boxes = []
         for r in moved:
             for root, extra in ((old.get(r.side, r.name).to_root(o), 0.0), (r.to_root(o), 0.0),
                                 (r.original, margin)):
-                t = self._tube_box(root, extra)
+                t = tube_box(root.centreline_lps_mm, radius(root, extra), grid)
                 if t is not None:
                     boxes.append(t)
         empty = (np.zeros(0, int),) * 3
@@ -689,14 +627,13 @@ class RootEditor:
         # copied it).
         lab = np.asarray(self._labels0[box]).astype(labels0.dtype, copy=True)
 
-        def local(root: Root, extra: float) -> np.ndarray | None:
-            return self._tube(root, extra, box)
+        def local(root: Root, extra: float) -> np.ndarray:
+            # The same voxels apply_roots draws: one rasteriser, clipped to the box.
+            return tube_mask(root.centreline_lps_mm, radius(root, extra), grid, clip=box)
 
         remove = np.zeros(parts.shape, bool)
         for r in new.edited:
-            m = local(r.original, margin)
-            if m is not None:
-                remove |= m
+            remove |= local(r.original, margin)
         nerve_now = np.isin(lab, nerve_ids)
         lab[remove & nerve_now] = 0
         parts[remove & np.isin(parts, nerve_parts)] = 0
@@ -705,8 +642,6 @@ class RootEditor:
             if root.source == "network":
                 continue
             m = local(root, 0.0)
-            if m is None:
-                continue
             free = (parts == 0) | np.isin(parts, nerve_parts)
             pid = PART_ID[f"root_L5_{r.side}"] if r.name == "exiting_l5" else PART_ID["other_nerve"]
             parts[m & free] = pid

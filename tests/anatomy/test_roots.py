@@ -231,3 +231,31 @@ def test_ct_roots_meet_the_accuracy_targets_on_an_unseen_phantom(spacing, bound_
         root = roots[side]["exiting_l5"]
         assert root is not None and root.confidence >= 0.5
         assert _segment_error(ph, engine, root) <= bound_mm, side
+
+
+def test_tube_mask_is_the_distance_test_on_every_voxel_and_a_clip_box_cuts_it_exactly() -> None:
+    """The one tube rasteriser (what apply_roots and the root editor's in-place redraw share):
+    against brute force on an oblique anisotropic grid, whole and clipped to its tube_box."""
+    from spinect_core.anatomy.roots import tube_box, tube_mask
+    from spinect_core.volume import Volume
+
+    c, s = np.cos(0.4), np.sin(0.4)
+    grid = Volume(array=np.zeros((24, 30, 28), np.uint8), spacing_mm=(0.8, 1.1, 1.7),
+                  origin_lps_mm=(-10.0, -12.0, -20.0),
+                  direction=np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]))
+    line = np.array([[-2.0, -3.0, -8.0], [3.0, 2.0, 0.0], [4.0, 8.0, 9.0]])
+    radius = np.array([1.5, 3.0, 2.0])
+    full = tube_mask(line, radius, grid)
+    zz, yy, xx = np.indices(grid.array.shape)
+    pts = grid.index_to_lps(np.stack([xx, yy, zz], -1).reshape(-1, 3))
+    inside = np.zeros(len(pts), bool)
+    for a, b, ra, rb in zip(line[:-1], line[1:], radius[:-1], radius[1:]):
+        t = np.clip((pts - a) @ (b - a) / ((b - a) @ (b - a)), 0.0, 1.0)
+        d = np.linalg.norm(pts - a - t[:, None] * (b - a), axis=1)
+        inside |= d <= ra + t * (rb - ra)
+    assert full.any() and np.array_equal(full, inside.reshape(full.shape))
+    box = tube_box(line, radius, grid)
+    assert box is not None and not full[box].all() and full.sum() == full[box].sum()
+    assert np.array_equal(tube_mask(line, radius, grid, clip=box), full[box])
+    far = line + 500.0
+    assert tube_box(far, radius, grid) is None and not tube_mask(far, radius, grid).any()
