@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -601,6 +601,7 @@ def _l4_pedicle_bottom(anatomy, side: str, ped: np.ndarray, yw: float, zl: float
 
 def trace_anatomy_roots(ct: Volume, anatomy, *, sides: Sequence[str] = ("left", "right"),
                         options: TracingOptions | None = None,
+                        geometries: Mapping[tuple[str, str], dict | None] | None = None,
                         progress: ProgressCallback | None = None
                         ) -> dict[str, dict[str, TracedRoot | None]]:
     """Trace the exiting L5 and L4 and the traversing S1 root of each side on the CT.
@@ -612,6 +613,9 @@ def trace_anatomy_roots(ct: Volume, anatomy, *, sides: Sequence[str] = ("left", 
     anatomy : LumbosacralAnatomy
     sides : sequence of {"left", "right"}
     options : TracingOptions, optional
+    geometries : mapping, optional
+        ``(side, root name) -> root_geometry(anatomy, side, name)`` already computed (the
+        exiting L4 root's searches the whole parts map); the missing ones are computed here.
     progress : callable, optional
 
     Returns
@@ -624,7 +628,8 @@ def trace_anatomy_roots(ct: Volume, anatomy, *, sides: Sequence[str] = ("left", 
     jobs = [(s, r) for s in sides for r in ROOT_NAMES]
     for i, (side, root) in enumerate(jobs):
         report(progress, i / len(jobs), f"tracing the {ROOT_WORDS[root]} on the {side}")
-        geo = root_geometry(anatomy, side, root)
+        geo = (geometries[(side, root)] if geometries is not None and (side, root) in geometries
+               else root_geometry(anatomy, side, root))
         traced = None
         if geo is not None:
             traced = trace_root(ct, anatomy.sides[side].frame, geo["waypoints"], geo["end"],

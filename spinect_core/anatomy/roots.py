@@ -22,7 +22,7 @@ it came from (``network``, ``ct``, ``fused`` or ``operator``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -107,11 +107,33 @@ def _root(traced: TracedRoot | None, name: str, side: str, source: RootSource) -
                 notes=list(traced.notes))
 
 
+#: ``(side, root name) -> root_geometry(anatomy, side, name)`` (None where a landmark is missing).
+RootGeometries = Mapping[tuple[str, str], dict | None]
+
+
+def root_geometries(anatomy: Any, sides: Sequence[str] = ("left", "right")
+                    ) -> dict[tuple[str, str], dict | None]:
+    """:func:`root_geometry` of every root of ``sides``, computed once for all the steps of a
+    plan's roots (the network's tracing, the CT's and their fusion each need it; the exiting L4
+    root's searches the whole parts map for the L4 pedicle)."""
+    return {(s, n): root_geometry(anatomy, s, n) for s in sides for n in ROOT_NAMES}
+
+
+def _geometry(anatomy: Any, side: str, name: str, geometries: RootGeometries | None
+              ) -> dict | None:
+    """The root's geometry from ``geometries`` when it holds it, else computed."""
+    if geometries is not None and (side, name) in geometries:
+        return geometries[(side, name)]
+    return root_geometry(anatomy, side, name)
+
+
 def ct_roots(ct: Volume, anatomy: Any, *, sides: Sequence[str] = ("left", "right"),
-             options: TracingOptions | None = None, progress: ProgressCallback | None = None
-             ) -> dict[str, dict[str, Root | None]]:
-    """The roots traced on the CT (:func:`trace_anatomy_roots`) as :class:`Root` records."""
-    traced = trace_anatomy_roots(ct, anatomy, sides=sides, options=options, progress=progress)
+             options: TracingOptions | None = None, geometries: RootGeometries | None = None,
+             progress: ProgressCallback | None = None) -> dict[str, dict[str, Root | None]]:
+    """The roots traced on the CT (:func:`trace_anatomy_roots`) as :class:`Root` records
+    (``geometries``: :func:`root_geometries` already computed)."""
+    traced = trace_anatomy_roots(ct, anatomy, sides=sides, options=options,
+                                 geometries=geometries, progress=progress)
     return {s: {n: _root(t, n, s, "ct") for n, t in by.items()} for s, by in traced.items()}
 
 
@@ -123,13 +145,14 @@ def nerve_mask(labels: Volume, table: LabelTable) -> np.ndarray:
 
 def network_roots(labels: Volume, table: LabelTable, anatomy: Any, *,
                   sides: Sequence[str] = ("left", "right"), options: TracingOptions | None = None,
+                  geometries: RootGeometries | None = None,
                   progress: ProgressCallback | None = None) -> dict[str, dict[str, Root | None]]:
     """The roots the label map's nerve class shows near the landmarks.
 
     Traced with the same waypoints as the CT's (:func:`root_geometry`) on a pseudo-CT of the
     mask, so the centreline follows the middle of the labelled tube and missing pieces are gaps
     (bridged up to ``max_bridge_mm``, otherwise reported). A root whose box holds no nerve voxel
-    is ``None``.
+    is ``None``. ``geometries``: :func:`root_geometries` already computed.
     """
     mask = nerve_mask(labels, table)
     out: dict[str, dict[str, Root | None]] = {s: {n: None for n in ROOT_NAMES} for s in sides}
@@ -139,7 +162,7 @@ def network_roots(labels: Volume, table: LabelTable, anatomy: Any, *,
     jobs = [(s, n) for s in sides for n in ROOT_NAMES]
     for i, (side, name) in enumerate(jobs):
         report(progress, i / len(jobs), f"the network's {ROOT_WORDS[name]} on the {side}")
-        geo = root_geometry(anatomy, side, name)
+        geo = _geometry(anatomy, side, name, geometries)
         if geo is None:
             continue
         # The pseudo-CT of the mask in the root's box only (a full-size float copy of a thin-slice
@@ -184,12 +207,14 @@ def _segment_points(root: Root, anatomy: Any, geo: dict | None) -> np.ndarray:
     return pts[sel] if sel.sum() >= 3 else pts
 
 
-def root_distance(a: Root, b: Root, anatomy: Any) -> float:
-    """Symmetric mean distance (mm) of two roots over the root's assessed segment."""
+def root_distance(a: Root, b: Root, anatomy: Any, *,
+                  geometries: RootGeometries | None = None) -> float:
+    """Symmetric mean distance (mm) of two roots over the root's assessed segment
+    (``geometries``: :func:`root_geometries` already computed)."""
     # The geometry once for the pair (the exiting L4 root's searches the whole parts map).
-    geo = root_geometry(anatomy, a.side, a.name)
-    geo_b = geo if (b.side, b.name) == (a.side, a.name) else root_geometry(anatomy, b.side,
-                                                                             b.name)
+    geo = _geometry(anatomy, a.side, a.name, geometries)
+    geo_b = (geo if (b.side, b.name) == (a.side, a.name)
+             else _geometry(anatomy, b.side, b.name, geometries))
     pa, pb = _segment_points(a, anatomy, geo), _segment_points(b, anatomy, geo_b)
     return 0.5 * float(polyline_distance(pa, b.centreline_lps_mm).mean()
                        + polyline_distance(pb, a.centreline_lps_mm).mean())
@@ -217,9 +242,11 @@ def _average(a: Root, b: Root) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fuse_roots(network: dict[str, dict[str, Root | None]], ct: dict[str, dict[str, Root | None]],
-               anatomy: Any, *, options: FusionOptions | None = None
+               anatomy: Any, *, options: FusionOptions | None = None,
+               geometries: RootGeometries | None = None
                ) -> tuple[dict[str, dict[str, Root | None]], list[str]]:
-    """Fuse the network's and the CT's roots per side and root.
+    """Fuse the network's and the CT's roots per side and root (``geometries``:
+    :func:`root_geometries` already computed).
 
     Returns
     -------
@@ -248,7 +275,7 @@ def fuse_roots(network: dict[str, dict[str, Root | None]], ct: dict[str, dict[st
                 chosen = replace(a or b, notes=list((a or b).notes) + [
                     f"{'the network' if a is None else 'the CT'} alone shows it"])
             else:
-                d = root_distance(a, b, anatomy)
+                d = root_distance(a, b, anatomy, geometries=geometries)
                 if d <= o.agree_mm:
                     pts, rad = _average(a, b)
                     conf = 1.0 - (1.0 - a.confidence) * (1.0 - b.confidence)
@@ -527,11 +554,14 @@ def resolve_roots(mode: str, ct: Volume, labels: Volume, table: LabelTable, anat
         raise ValueError(f"roots mode must be one of {ROOTS_MODES}, got {mode!r}")
     warnings: list[str] = []
     net = ctr = None
+    # Fused: each root's geometry once for the network's tracing, the CT's and their fusion
+    # (the other modes need each one once anyway; the network's skips them without a nerve).
+    geos = root_geometries(anatomy, sides) if mode == "fused" else None
     if mode in ("network", "fused"):
-        net = network_roots(labels, table, anatomy, sides=sides, options=tracing,
+        net = network_roots(labels, table, anatomy, sides=sides, options=tracing, geometries=geos,
                             progress=sub_progress(progress, 0.0, 0.4, "network roots: "))
     if mode in ("ct", "fused"):
-        ctr = ct_roots(ct, anatomy, sides=sides, options=tracing,
+        ctr = ct_roots(ct, anatomy, sides=sides, options=tracing, geometries=geos,
                        progress=sub_progress(progress, 0.4, 0.9, "CT roots: "))
     if mode in ("network", "ct"):
         chosen = net if mode == "network" else ctr
@@ -542,7 +572,7 @@ def resolve_roots(mode: str, ct: Volume, labels: Volume, table: LabelTable, anat
                 if root is None:
                     warnings.append(f"the {ROOT_WORDS[name]} on the {side}: {missing}")
     else:
-        chosen, warnings = fuse_roots(net, ctr, anatomy, options=fusion)
+        chosen, warnings = fuse_roots(net, ctr, anatomy, options=fusion, geometries=geos)
     for by in chosen.values():
         for root in by.values():
             # A CT root's gap that the network's agreeing root covers is no longer a doubt:

@@ -259,3 +259,33 @@ def test_tube_mask_is_the_distance_test_on_every_voxel_and_a_clip_box_cuts_it_ex
     assert np.array_equal(tube_mask(line, radius, grid, clip=box), full[box])
     far = line + 500.0
     assert tube_box(far, radius, grid) is None and not tube_mask(far, radius, grid).any()
+
+
+def test_fused_roots_compute_each_root_geometry_once(phantom, ct_engine, monkeypatch) -> None:
+    """Fused mode traces the network's and the CT's roots and fuses them: every step reads the
+    same geometry, computed once per root (the exiting L4 root's searches the parts map), and
+    the roots are the ones the steps give on their own."""
+    from spinect_core.anatomy import root_tracing
+    from spinect_core.anatomy import roots as roots_module
+    from spinect_core.anatomy.roots import resolve_roots
+
+    engine, _ = ct_engine
+    calls: list[tuple[str, str]] = []
+    real = root_tracing.root_geometry
+
+    def counted(anatomy, side, name):
+        calls.append((side, name))
+        return real(anatomy, side, name)
+
+    monkeypatch.setattr(root_tracing, "root_geometry", counted)
+    monkeypatch.setattr(roots_module, "root_geometry", counted)
+    got = resolve_roots("fused", phantom.ct, phantom.labels, DEFAULT_LABELS, engine.anatomy,
+                        sides=("left",))
+    assert sorted(calls) == sorted(("left", n) for n in ROOT_NAMES)
+    # The same CT roots as the ct-mode engine traced with its own geometries.
+    for name in ROOT_NAMES:
+        a, b = got.ct["left"][name], engine.roots.ct["left"][name]
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert np.array_equal(a.centreline_lps_mm, b.centreline_lps_mm)
+    assert got.roots["left"]["exiting_l5"].source == "fused"
