@@ -446,9 +446,12 @@ class SessionController(QObject):
         self._plan_root_state = None
         session = self.session
         had_plan = session.plan is not None
-        if (had_plan or session.engine is not None or session.planes or session.plan_refusal
-                or session.pending_targets or session.replans):
-            self.store.replace_session(session.without_plan())
+        # Session.without_plan is the one list of what a plan brings; the store is replaced
+        # (and its listeners told) only when the session held any of it.
+        stripped = session.without_plan()
+        if any(_holds(getattr(session, f.name), getattr(stripped, f.name))
+               for f in dataclasses.fields(session)):
+            self.store.replace_session(stripped)
         if had_plan:
             self.plan_changed.emit()
 
@@ -493,18 +496,55 @@ class SessionController(QObject):
 
     def move_root_point(self, side: str, name: str, index: int, point_lps: Any) -> bool:
         """Move a root's control point (LPS mm) and re-plan the windows in the background."""
-        from spinect_core.errors import SpinectError
         from spinect_core.planning.root_edit import drag_point
+
+        return self._edit_root("Moving the root", lambda state, o: drag_point(
+            state, side, name, int(index), point_lps, o))
+
+    def insert_root_point(self, side: str, name: str, point_lps: Any) -> bool:
+        """Add a control point to a root where the LPS point (3,) mm projects onto it (the core's
+        :func:`~spinect_core.planning.root_edit.insert_point` decides its place along the root)
+        and re-plan. A point too far from the root is refused (error signal, False)."""
+        from spinect_core.planning.root_edit import insert_point
+
+        return self._edit_root("Adding a root point", lambda state, o: insert_point(
+            state, side, name, point_lps, o)[0])
+
+    def delete_root_point(self, side: str, name: str, index: int) -> bool:
+        """Delete a root's control point and re-plan; a root keeps at least two points (refused
+        with the reason on the error signal, False)."""
+        from spinect_core.planning.root_edit import delete_point
+
+        return self._edit_root("Deleting a root point", lambda state, o: delete_point(
+            state, side, name, int(index), o))
+
+    def set_root_radius(self, side: str, name: str, radius_mm: float,
+                        index: int | None = None) -> bool:
+        """Set the radius (mm) of one control point (``index``) or of the whole root (None) and
+        re-plan; a radius outside the options' range is refused (error signal, False)."""
+        from spinect_core.planning.root_edit import set_radius
+
+        return self._edit_root("Setting the root's radius", lambda state, o: set_radius(
+            state, side, name, float(radius_mm), o,
+            index=None if index is None else int(index)))
+
+    def _edit_root(self, action: str, edit: Callable[[Any, Any], Any]) -> bool:
+        """Apply ``edit(state, options) -> new state`` to the roots asked for last and re-plan
+        in the background (one undo step; latest request wins). A refusal of the core
+        (InputError: too far, too few points, radius out of range) goes to the error signal."""
+        from spinect_core.errors import SpinectError
 
         state = self.root_state()
         if state is None:
             return False
         try:
-            new = drag_point(state, side, name, int(index), point_lps, self.root_edit_options)
+            new = edit(state, self.root_edit_options)
         except SpinectError as exc:
-            self.error.emit(describe_error(exc, action="Moving the root"))
+            self.error.emit(describe_error(exc, action=action))
             return False
         self._root_state = new
+        # Shown at once (the handles where the operator put them); the windows follow.
+        self.roots_changed.emit()
         self.root_edits.request(("apply",), self.session.engine, "apply", new,
                                 self._live_direction, self._live_pixel_mm)
         return True
@@ -735,6 +775,16 @@ class SessionController(QObject):
     def refresh_settings(self) -> None:
         """Copy the current settings into the session (planning inputs changed)."""
         self.store.replace_session(settings=self.settings.snapshot())
+
+
+def _holds(value: Any, cleared: Any) -> bool:
+    """``value`` differs from what :meth:`Session.without_plan` left in its place (the fields it
+    does not clear are the same objects; cleared ones are None or empty)."""
+    if value is cleared:
+        return False
+    if isinstance(value, (Mapping, tuple)) and isinstance(cleared, (Mapping, tuple)):
+        return len(value) > 0 or len(cleared) > 0
+    return True
 
 
 def _without(items: Mapping, key: str) -> Mapping:

@@ -2,15 +2,21 @@
 
 The pictures come from :func:`spinect_core.reslice.render_plane` (bone window, label overlay,
 needle in orange, orientation letters and a 10 mm bar), computed in a worker
-(:func:`app.planning.needle_planes`); this widget only shows them with the right aspect.
+(:func:`app.planning.needle_planes`); this widget shows them with the right aspect and draws
+the plan's nerve roots over them (:meth:`NeedlePlanesView.set_roots`: the centrelines and
+control points within :data:`~app.widgets.root_overlay.OBLIQUE_SLAB_MM` of each plane, in the
+slice views' colours), kept up to date after each root edit, undo and redo. The points are shown
+here, not dragged (drag them in the slice views).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from app.widgets.root_overlay import ROOT_COLOURS, RootOverlay, in_oblique_plane
 from app.widgets.slice_views import SliceCanvas
 
 __all__ = ["NeedlePlanesView"]
@@ -25,6 +31,7 @@ class NeedlePlanesView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.planes: Any = None
+        self.root_overlay: RootOverlay | None = None
         self.canvases: dict[str, SliceCanvas] = {}
         self.titles: dict[str, QLabel] = {}
         row = QHBoxLayout()
@@ -38,6 +45,7 @@ class NeedlePlanesView(QWidget):
             title.setObjectName("viewTitle")
             canvas = SliceCanvas()
             canvas.placeholder = "No needle"
+            canvas.editable_handles = False
             box.addWidget(title)
             box.addWidget(canvas, 1)
             row.addLayout(box, 1)
@@ -58,6 +66,7 @@ class NeedlePlanesView(QWidget):
         if planes is None:
             for canvas in self.canvases.values():
                 canvas.set_rgb(None)
+                canvas.set_roots([], [])
             self.note.setText(f"No oblique planes for the {side} needle." if side else
                               "The planes along the needle appear once a needle is planned.")
             return
@@ -66,3 +75,22 @@ class NeedlePlanesView(QWidget):
         for kind, rgb in (("needle", planes.needle_rgb), ("companion", planes.companion_rgb)):
             self.canvases[kind].set_rgb(rgb, row_spacing=planes.pixel_mm,
                                         col_spacing=planes.pixel_mm)
+        self._draw_roots()
+
+    def set_roots(self, overlay: RootOverlay | None) -> None:
+        """Draw these roots on the planes (None: none); redrawn with each new pair of planes."""
+        self.root_overlay = overlay
+        self._draw_roots()
+
+    def _draw_roots(self) -> None:
+        for kind, canvas in self.canvases.items():
+            plane = getattr(self.planes, f"{kind}_plane", None) if self.planes is not None \
+                else None
+            if self.root_overlay is None or plane is None:
+                canvas.set_roots([], [])
+                continue
+            handles, lines = in_oblique_plane(self.root_overlay, plane)
+            colour = {name: QColor(*rgb) for name, rgb in ROOT_COLOURS.items()}
+            white = QColor(255, 255, 255)
+            canvas.set_roots([(h, r, c, colour.get(h.name, white)) for h, r, c in handles],
+                             [(colour.get(name, white), line) for name, line in lines])

@@ -27,13 +27,16 @@ from spinect_core.volume import Volume
 from app.slicing import PlaneSpec, display_to_index
 
 __all__ = ["RootHandle", "RootOverlay", "overlay_from_state", "handles_in_view",
-           "lines_in_view", "moved_point", "nearest_root", "distance_to_line", "root_words",
-           "install_root_editing", "HANDLE_SLAB_MM", "LINE_SLAB_MM", "ROOT_COLOURS"]
+           "lines_in_view", "in_oblique_plane", "moved_point", "nearest_root", "distance_to_line", "root_words",
+           "install_root_editing", "HANDLE_SLAB_MM", "LINE_SLAB_MM", "OBLIQUE_SLAB_MM", "ROOT_COLOURS"]
 
 #: A control point shows on slices within this distance (mm) of it.
 HANDLE_SLAB_MM = 2.5
 #: The part of a centreline within this distance (mm) of the slice is drawn.
 LINE_SLAB_MM = 4.0
+#: In the planes along the needle, the roots within this distance (mm) of the plane are drawn
+#: (wider than a slice's slab: the plane is one picture, not a stack to scroll through).
+OBLIQUE_SLAB_MM = 5.0
 #: Colours (RGB) of the roots: the exiting L5 root (the windows' hypotenuse) stands out.
 ROOT_COLOURS = {"exiting_l5": (255, 196, 0), "exiting_l4": (255, 140, 200),
                 "traversing_s1": (120, 220, 255)}
@@ -196,13 +199,41 @@ def lines_in_view(overlay: RootOverlay, spec: PlaneSpec, ct: Volume, slice_index
         if len(line) < 2:
             continue
         rows, cols, depth = _project(spec, ct, line)
-        near = np.abs(depth - slice_index) <= slab
         # Consecutive runs of points near the slice, each drawn as one polyline.
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], near.astype(int), [0]])))
-        for a, b in zip(edges[::2], edges[1::2]):
-            if b - a >= 2:
-                out.append((name, np.stack([rows[a:b], cols[a:b]], 1)))
+        out += [(name, run) for run in _runs(rows, cols, np.abs(depth - slice_index) <= slab)]
     return out
+
+
+def _runs(rows: np.ndarray, cols: np.ndarray, near: np.ndarray) -> list[np.ndarray]:
+    """Consecutive runs (>= 2 points) of ``near`` points, each as (M, 2) row/col fractions."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], near.astype(int), [0]])))
+    return [np.stack([rows[a:b], cols[a:b]], 1) for a, b in zip(edges[::2], edges[1::2])
+            if b - a >= 2]
+
+
+def in_oblique_plane(overlay: RootOverlay, plane: Any, slab_mm: float = OBLIQUE_SLAB_MM
+                     ) -> tuple[list[tuple[RootHandle, float, float]],
+                                list[tuple[str, np.ndarray]]]:
+    """The roots on an oblique plane (:class:`~spinect_core.reslice.plane.ObliquePlane`, e.g.
+    the planes along the needle): the control points and the centreline pieces within
+    ``slab_mm`` of it, as (row, col) fractions of its picture (pixel centres at
+    ``(i + 0.5) / n``): ``([(handle, row_frac, col_frac)], [(root name, (M, 2))])``."""
+    h, w = plane.shape
+    handles = []
+    if overlay.handles:
+        pts = np.array([hd.lps for hd in overlay.handles], float)
+        rows, cols, off = plane.lps_to_pixel(pts)
+        for hd, r, c, o in zip(overlay.handles, rows, cols, off):
+            if abs(o) <= slab_mm:
+                handles.append((hd, float((r + 0.5) / h), float((c + 0.5) / w)))
+    lines = []
+    for _side, name, line in overlay.lines:
+        if len(line) < 2:
+            continue
+        rows, cols, off = plane.lps_to_pixel(np.asarray(line, float))
+        lines += [(name, run) for run in _runs((rows + 0.5) / h, (cols + 0.5) / w,
+                                               np.abs(off) <= slab_mm)]
+    return handles, lines
 
 
 def moved_point(spec: PlaneSpec, ct: Volume, handle: RootHandle, row_frac: float,
@@ -218,19 +249,44 @@ def moved_point(spec: PlaneSpec, ct: Volume, handle: RootHandle, row_frac: float
     return ct.index_to_lps(display_to_index(spec, shape, depth, row, col))  # type: ignore[arg-type]
 
 
-def install_root_editing(controller: Any, panel: Any) -> None:
+def install_root_editing(controller: Any, panel: Any, *, needle_planes: Any = None,
+                         view3d: Any = None) -> None:
     """Connect a :class:`~app.controller.SessionController` and a
-    :class:`~app.widgets.slice_views.SliceViewsPanel`: the panel shows the controller's roots
-    (after a plan, an edit, an undo), its drags and undo / redo keys go to the controller."""
+    :class:`~app.widgets.slice_views.SliceViewsPanel` both ways: the panel shows the
+    controller's roots (after a plan, an edit, an undo); its drags, added and deleted points,
+    radius changes and undo / redo keys go to the controller.
+
+    The roots are also drawn in ``needle_planes``
+    (:class:`~app.widgets.needle_planes.NeedlePlanesView`) and ``view3d``
+    (:class:`~app.widgets.view3d.View3D`); when not given, those of the panel's window
+    (``window.needle_planes``, ``window.view3d``) are used if it has them.
+    """
+    from PySide6.QtWidgets import QWidget
+
+    # QWidget.window itself: the panel's own ``window`` attribute is its window/level.
+    window = QWidget.window(panel) if isinstance(panel, QWidget) else None
+    if needle_planes is None:
+        needle_planes = getattr(window, "needle_planes", None)
+    if view3d is None:
+        view3d = getattr(window, "view3d", None)
+    targets = [panel.set_root_overlay]
+    for widget in (needle_planes, view3d):
+        if widget is not None and hasattr(widget, "set_roots"):
+            targets.append(widget.set_roots)
 
     def show() -> None:
         state = controller.root_state()
-        panel.set_root_overlay(None if state is None else overlay_from_state(
-            state, controller.root_edit_options))
+        overlay = None if state is None else overlay_from_state(
+            state, controller.root_edit_options)
+        for target in targets:
+            target(overlay)
 
     controller.roots_changed.connect(show)
     controller.plan_changed.connect(show)
     panel.root_point_moved.connect(controller.move_root_point)
+    panel.root_point_inserted.connect(controller.insert_root_point)
+    panel.root_point_deleted.connect(controller.delete_root_point)
+    panel.root_radius_set.connect(controller.set_root_radius)
     panel.root_undo_requested.connect(controller.undo_root_edit)
     panel.root_redo_requested.connect(controller.redo_root_edit)
     show()

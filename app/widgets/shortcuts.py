@@ -13,7 +13,10 @@ Mouse conventions (as in 3D Slicer and most PACS viewers)
 * left click or drag: crosshair (the other two planes move to the point; marked in 3D);
 * right drag: window/level (left/right = width, up/down = level);
 * middle drag or Shift + left drag: pan; Ctrl + wheel: zoom about the cursor;
-* wheel: previous / next slice; ``M`` then left drag: distance ruler.
+* wheel: previous / next slice; ``M`` then left drag: distance ruler;
+* nerve roots: left drag on a control point moves it, a click selects it (Delete removes it),
+  Ctrl + left click near a root adds a point, Shift + wheel over a point sets its radius, a right
+  click without dragging opens the root's menu (Ctrl + wheel stays the zoom everywhere).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView,
                                QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-__all__ = ["Shortcut", "SHORTCUTS", "SLICE_VIEWS", "ZOOM_STEP", "PAGE_STEP", "command_for_key",
+from spinect_core.planning.root_edit import RootEditOptions
+
+__all__ = ["Shortcut", "SHORTCUTS", "SLICE_VIEWS", "ZOOM_STEP", "PAGE_STEP", "RADIUS_STEP_MM",
+           "command_for_key",
            "shortcut_rows", "ShortcutsDialog", "install_help_menu", "install_slice_viewer"]
 
 #: Where the slice-view shortcuts work (the view must have the keyboard focus: click it first).
@@ -34,8 +40,12 @@ SLICE_VIEWS = "Slice views (click a view first)"
 ZOOM_STEP = 1.25
 #: Slices moved by Page Up / Page Down.
 PAGE_STEP = 10
+#: Change of a root control point's radius (mm) by one Shift + wheel notch over it.
+RADIUS_STEP_MM = 0.25
 
 _K = Qt.Key
+#: The root edits' limits the Help rows quote (the controller edits with these defaults).
+_EDIT = RootEditOptions()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,15 +94,27 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              bindings=((_K.Key_R, 0),)),
     Shortcut(keys="M, then left drag", does="Distance ruler on and off; the drag measures in mm",
              command="ruler", bindings=((_K.Key_M, 0),)),
-    Shortcut(keys="Delete / Backspace", does="Clear the ruler", command="clear_ruler",
-             bindings=((_K.Key_Delete, 0), (_K.Key_Backspace, 0))),
+    Shortcut(keys="Delete / Backspace", does="Delete the selected root control point (a root "
+             "keeps at least two); with no point selected, clear the ruler",
+             command="clear_ruler", bindings=((_K.Key_Delete, 0), (_K.Key_Backspace, 0))),
     Shortcut(keys="1 … 9", does="Window preset 1 to 9 of the Window list (1 = the series' own "
              "DICOM window when it has one)", command="preset",
              bindings=tuple((getattr(_K, f"Key_{n}"), n - 1) for n in range(1, 10))),
     # Mouse gestures and Ctrl keys the slice canvas handles itself (no command binding).
     Shortcut(keys="Left drag on a root's control point", does="Move the point: the root is "
              "refitted and the windows at the current view are measured again on release"),
-    Shortcut(keys="Ctrl + Z / Ctrl + Shift + Z", does="Undo / redo the last root correction"),
+    Shortcut(keys="Left click on a root's control point", does="Select it (white ring); "
+             "Delete removes it. Hovering shows the root, the point and its radius"),
+    Shortcut(keys="Ctrl + left click near a root", does="Add a control point to the nearest "
+             f"root where the click projects onto it (within the root's radius + "
+             f"{_EDIT.insert_reach_mm:g} mm)"),
+    Shortcut(keys="Shift + wheel over a control point", does=f"Radius of that point, "
+             f"{RADIUS_STEP_MM:g} mm a notch ({_EDIT.radius_range_mm[0]:g} to "
+             f"{_EDIT.radius_range_mm[1]:g} mm)"),
+    Shortcut(keys="Right click (without dragging)", does="Root menu: on a control point delete "
+             "it or set its radius or the whole root's (mm); near a root add a point there"),
+    Shortcut(keys="Ctrl + Z / Ctrl + Shift + Z", does="Undo / redo the last root correction "
+             "(move, add, delete, radius)"),
     # The main window's own QShortcut (not a menu action, so not found in the menus).
     Shortcut(keys="Esc", does="End target picking", area="3D view"),
 )

@@ -49,7 +49,7 @@ from app.slicing import (DICOM_PRESET, PRESETS, PlaneSpec, WindowLevel, display_
                          distance_mm, drag_window, extract_slice, label_lut, lps_text,
                          overlay_labels, plane_specs, position_text, presets_for,
                          slice_position_mm, value_at, window_to_uint8)
-from app.widgets.shortcuts import ZOOM_STEP, command_for_key
+from app.widgets.shortcuts import RADIUS_STEP_MM, ZOOM_STEP, command_for_key
 
 __all__ = ["SliceCanvas", "SliceView", "SliceViewsPanel", "SliceEvent", "MAX_ZOOM",
            "CUSTOM_PRESET", "HANDLE_GRAB_PX", "CLICK_SLOP_PX"]
@@ -151,6 +151,8 @@ class SliceCanvas(QWidget):
         control point grabbed, no ruler; only :attr:`tool_event` is emitted.
     tool_radius_mm : float or None
         With a tool, a circle of this radius (mm) follows the cursor.
+    editable_handles : bool
+        False: control points are drawn (with their tooltips) but a press does not grab them.
     """
 
     wheel_steps = Signal(int)
@@ -174,6 +176,7 @@ class SliceCanvas(QWidget):
         self._root_lines: list[tuple[QColor, np.ndarray]] = []
         self._grabbed: int | None = None
         self.selected: object | None = None  # key of the selected control point
+        self.editable_handles = True  # False: control points are shown, not grabbed
         self.tool: str | None = None
         self.tool_radius_mm: float | None = None
         self._cursor: QPointF | None = None
@@ -417,7 +420,7 @@ class SliceCanvas(QWidget):
             self._drag = "pan"
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif button == Qt.MouseButton.LeftButton and self._inside(pos):
-            grab = None if self.ruler_mode else self.handle_at(pos)
+            grab = None if self.ruler_mode or not self.editable_handles else self.handle_at(pos)
             if self.ruler_mode:
                 self._drag = "ruler"
                 self._ruler_start = self.fractions_at(pos)
@@ -623,8 +626,6 @@ class SliceViewsPanel(QWidget):
     slice_clicked = Signal(object)
     slice_dragged = Signal(object)
     slice_released = Signal(object)
-    #: Radius change of one Shift + wheel notch over a control point, mm.
-    RADIUS_STEP_MM = 0.25
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -1176,10 +1177,11 @@ class SliceViewsPanel(QWidget):
         menu.deleteLater()
 
     def _on_handle_wheel(self, handle: RootHandle, steps: int) -> None:
-        """Shift + wheel over a control point: its radius by :attr:`RADIUS_STEP_MM` a notch."""
+        """Shift + wheel over a control point: its radius by
+        :data:`~app.widgets.shortcuts.RADIUS_STEP_MM` a notch."""
         lo, hi = self.root_overlay.radius_range_mm if self.root_overlay else (0.5, 10.0)
         current = handle.radius_mm if np.isfinite(handle.radius_mm) else 2.5
-        new = float(np.clip(current + steps * self.RADIUS_STEP_MM, lo, hi))
+        new = float(np.clip(current + steps * RADIUS_STEP_MM, lo, hi))
         if new != current:
             self.root_radius_set.emit(handle.side, handle.name, new, int(handle.index))
 

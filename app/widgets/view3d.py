@@ -13,7 +13,8 @@ Planning hooks (stage 2 wires them to the planning engine):
 
 Planning overlays: :meth:`View3D.set_window_outlines` draws the Kambin (red) and safe (cyan)
 window outlines of the current view on an overlay layer, so they stay visible through bone;
-:meth:`View3D.set_needles` draws each side's needle as a thin cylinder from the skin entry to
+:meth:`View3D.set_roots` draws the nerve roots' centrelines and control points (the roots the
+operator edits in the slice views), :meth:`View3D.set_needles` draws each side's needle as a thin cylinder from the skin entry to
 the target with a sphere at the tip (and a faint copy on the overlay where bone hides it). In
 *target picking* mode (:meth:`View3D.set_pick_plane`) a left click puts a point on the plane
 through the current target perpendicular to the needle and emits :attr:`View3D.target_picked`.
@@ -33,6 +34,7 @@ from spinect_core.vocabulary import WINDOW_COLOURS
 
 from app.camera import POSTERIOR_VIEW, direction_of, pose_for_direction
 from app.colors import color_of_float, default_opacity
+from app.widgets.root_overlay import ROOT_COLOURS, RootOverlay
 
 __all__ = ["View3D", "CAMERA_THROTTLE_MS", "WINDOW_COLORS", "NEEDLE_COLOR"]
 
@@ -127,6 +129,9 @@ class View3D(QWidget):
         self._outline_actors: dict[str, object] = {}
         self._needle_actors: dict[str, list] = {}
         self._ghost_actors: dict[str, object] = {}
+        self._root_actors: dict[str, object] = {}
+        #: Control points shown per root, ``"side:name"`` -> (K, 3) LPS mm.
+        self.root_points: dict[str, np.ndarray] = {}
         self.needle_endpoints: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._pick_plane: tuple[np.ndarray, np.ndarray] | None = None
         self.plotter.interactor.installEventFilter(self)
@@ -321,6 +326,58 @@ class View3D(QWidget):
             self._ghost_actors[side] = ghost
         self.plotter.renderer.ResetCameraClippingRange()
         self.render()
+
+    def set_roots(self, overlay: RootOverlay | None) -> None:
+        """Draw the plan's nerve roots: each centreline (LPS mm) as a line and its control points
+        as small spheres, in the roots' colours (:data:`app.widgets.root_overlay.ROOT_COLOURS`).
+
+        Drawn on the overlay layer, so a root stays visible inside the nerve's and the bones'
+        surfaces; None removes them. Called after each root edit, undo and redo.
+        """
+        for actor in self._root_actors.values():
+            self._overlay.RemoveActor(actor)
+        self._root_actors.clear()
+        self.root_points = {}
+        for side, name, line in (overlay.lines if overlay is not None else ()):
+            colour = ROOT_COLOURS.get(name, (255, 255, 255))
+            key = f"{side}:{name}"
+            line = np.asarray(line, float).reshape(-1, 3)
+            if len(line) >= 2:
+                actor = self._line_actor([line], colour, width=3.0, closed=False)
+                self._overlay.AddActor(actor)
+                self._root_actors[f"line:{key}"] = actor
+            points = np.array([h.lps for h in overlay.handles  # type: ignore[union-attr]
+                               if (h.side, h.name) == (side, name)], float).reshape(-1, 3)
+            if len(points):
+                actor = self._points_actor(points, colour, size_px=9.0)
+                self._overlay.AddActor(actor)
+                self._root_actors[f"points:{key}"] = actor
+                self.root_points[key] = points
+        self.render()
+
+    @property
+    def root_names(self) -> list[str]:
+        """``line:side:name`` and ``points:side:name`` of the root actors shown."""
+        return list(self._root_actors)
+
+    @staticmethod
+    def _points_actor(points: np.ndarray, color: tuple[int, int, int], *, size_px: float):
+        """Points (K, 3) LPS mm drawn as shaded spheres of a fixed screen size."""
+        import pyvista as pv
+        from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+        poly = pv.PolyData(np.asarray(points, float).reshape(-1, 3))
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(poly)
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        prop = actor.GetProperty()
+        prop.SetColor(*(c / 255.0 for c in color))
+        prop.SetPointSize(size_px)
+        prop.SetRenderPointsAsSpheres(True)
+        prop.SetRepresentationToPoints()
+        actor.PickableOff()
+        return actor
 
     def needle_actor(self, side: str):
         """The shaft actor of ``side``'s needle, or None."""

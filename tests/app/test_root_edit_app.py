@@ -130,3 +130,192 @@ def test_drag_in_a_slice_view_replans_and_ctrl_z_restores(qtbot, settings, dialo
         controller.undo_root_edit()
     assert dict(got.args[0].areas_mm2) == before
     controller.shutdown()
+
+
+# --- add, delete, radius (issue 13 part 2) -------------------------------------------------------
+PIXEL_MM = 1.0  # rays of the live windows in these tests: the same comparison, fewer rays
+
+
+def _core_areas(anatomy0, labels0, originals, state, direction) -> dict:
+    """The window areas the core computes from scratch for the roots of ``state`` (edited roots
+    refitted, drawn over the original anatomy and labels as the plan step draws them)."""
+    from spinect_core.planning.root_edit import RootEditOptions
+
+    anatomy = copy.deepcopy(anatomy0)
+    chosen = {s: dict(by) for s, by in originals.items()}
+    replaced: dict = {}
+    for r in state.edited:
+        chosen[r.side][r.name] = r.to_root(RootEditOptions())
+        replaced.setdefault(r.side, {})[r.name] = originals[r.side][r.name]
+    apply_roots(anatomy, labels0, DEFAULT_LABELS, chosen, replaced=replaced)
+    core = SideScene(anatomy, "left").windows(direction, pixel_mm=PIXEL_MM)
+    return {("left", kind): core.area(kind) for kind in ("kambin", "safe")}
+
+
+def _show_point(panel, ct, point, view_name="Coronal"):
+    """Move ``view_name`` to the slice through an LPS point; the point's widget position."""
+    from PySide6.QtCore import QPointF
+
+    from app.widgets.root_overlay import _project
+
+    view = next(v for v in panel.views if v.spec.name == view_name)
+    rows, cols, depth = _project(view.spec, ct, np.asarray(point, float)[None])
+    view.slider.setValue(int(round(float(depth[0]))))
+    canvas = view.canvas
+    if canvas.zoom == 1.0:
+        # Zoomed in about the point: control points 5 mm apart lie well apart on screen.
+        canvas.zoom_by(4.0, canvas._point((float(rows[0]), float(cols[0]))))
+    p = canvas._point((float(rows[0]), float(cols[0])))
+    return view, QPoint(round(p.x()), round(p.y())), QPointF(QPoint(round(p.x()), round(p.y())))
+
+
+@pytest.fixture()
+def editing(qtbot, settings, dialogs, case):
+    """A controller on the case's engine and a slice panel bound to it; every edit is undone
+    at the end (the engine is shared by the module's tests)."""
+    from app.widgets.root_overlay import install_root_editing
+
+    ph, engine = case
+    controller = SessionController(settings, dialogs)
+    # Not qtbot.addWidget: pytest-qt would close the panel before this fixture undoes the edits
+    # (which redraw it).
+    panel = SliceViewsPanel()
+    panel.resize(1200, 450)
+    panel.show()
+    controller.store.replace_session(ct=ph.ct, engine=engine)
+    panel.set_volume(ph.ct)
+    install_root_editing(controller, panel)
+    originals = {s: dict(by) for s, by in engine.roots.roots.items()}
+    yield controller, panel
+    for _ in range(20):
+        qtbot.waitUntil(lambda: not controller.root_edits.busy, timeout=60_000)
+        editor = controller._root_editor
+        if editor is None or not editor.can_undo:
+            break
+        with qtbot.waitSignal(controller.roots_changed, timeout=60_000):
+            controller.undo_root_edit()
+    controller.shutdown()
+    panel.close()
+    panel.deleteLater()
+    assert all(engine.roots.roots[s][n] is r for s, by in originals.items() for n, r in by.items())
+
+
+def test_add_delete_and_radius_replan_as_the_core_and_undo_restores(qtbot, case, editing
+                                                                  ) -> None:
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from spinect_core.planning.root_edit import (RootEditOptions, delete_point, insert_point,
+                                                 set_radius)
+
+    ph, engine = case
+    controller, panel = editing
+    o = RootEditOptions()
+    direction = engine.scenes["left"].view_direction(*VIEW)
+    originals = {s: dict(by) for s, by in engine.roots.roots.items()}
+    anatomy0 = copy.deepcopy(engine.anatomy)
+    labels0 = copy.deepcopy(engine.labels)
+    with qtbot.waitSignal(controller.live_windows_ready, timeout=60_000) as got:
+        controller.request_live_windows(direction, PIXEL_MM)
+    before = dict(got.args[0].areas_mm2)
+    state0 = controller.root_state()
+    pts0, _ = state0.get("left", "exiting_l5").controls()
+    k = int(np.argmin(np.linalg.norm(pts0 - engine.anatomy.sides["left"].foramen_centre_lps,
+                                     axis=1)))
+    k = min(k, len(pts0) - 2)
+
+    def edit(gesture) -> dict:
+        with qtbot.waitSignal(controller.live_windows_ready, timeout=60_000) as got:
+            gesture()
+        return dict(got.args[0].areas_mm2)
+
+    # Add: Ctrl + left click on the root's centreline between points k and k + 1.
+    line = np.asarray(originals["left"]["exiting_l5"].centreline_lps_mm, float)
+    mid = line[np.argmin(np.linalg.norm(line - (pts0[k] + pts0[k + 1]) / 2, axis=1))]
+    view, at, _ = _show_point(panel, ph.ct, mid)
+    assert view.canvas.handle_at(QPointF(at)) is None  # on the line, off the points
+    after = edit(lambda: qtbot.mouseClick(view.canvas, Qt.MouseButton.LeftButton,
+                                          Qt.KeyboardModifier.ControlModifier, at))
+    state1 = controller.root_state()
+    pts1, _ = state1.get("left", "exiting_l5").controls()
+    assert len(pts1) == len(pts0) + 1
+    clicked = ph.ct.index_to_lps(panel.index_at(view, *view.canvas.fractions_at(QPointF(at))))
+    expected, new = insert_point(state0, "left", "exiting_l5", clicked, o)
+    assert state1 == expected and new == k + 1
+    assert np.linalg.norm(pts1[new] - mid) < 2.0  # on the root, where the click was
+    assert engine.roots.roots["left"]["exiting_l5"].source == "operator"
+    assert after == pytest.approx(_core_areas(anatomy0, labels0, originals, state1, direction),
+                                  abs=1e-9)
+
+    # Radius of the whole root from the right-click menu (the dialog answers 4.5 mm).
+    panel.ask_radius = lambda words, current: 4.5
+    handle = panel.root_overlay.handle("left", "exiting_l5", new)
+    actions = dict(panel.root_actions(view, handle, 0.5, 0.5))
+    whole = next(text for text in actions if text.startswith("Set radius of the whole"))
+    wider = edit(actions[whole])
+    state2 = controller.root_state()
+    assert state2 == set_radius(state1, "left", "exiting_l5", 4.5, o)
+    assert wider != after  # a thicker root narrows the windows it bounds
+    assert wider == pytest.approx(_core_areas(anatomy0, labels0, originals, state2, direction),
+                                  abs=1e-9)
+
+    # Shift + wheel over the new point: its radius one step up.
+    _v, at, atf = _show_point(panel, ph.ct, pts1[new])
+    wheel = QWheelEvent(atf, view.canvas.mapToGlobal(atf), QPoint(0, 0), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.ShiftModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    stepped = edit(lambda: QApplication.sendEvent(view.canvas, wheel))
+    state3 = controller.root_state()
+    assert state3 == set_radius(state2, "left", "exiting_l5", 4.75, o, index=new)
+    assert stepped == pytest.approx(_core_areas(anatomy0, labels0, originals, state3,
+                                                direction), abs=1e-9)
+
+    # Delete: a click selects the point (no edit), Delete removes it.
+    qtbot.mouseClick(view.canvas, Qt.MouseButton.LeftButton, pos=at)
+    assert view.canvas.selected is not None and view.canvas.selected.key == (
+        "left", "exiting_l5", new)
+    assert controller.root_state() is state3
+    removed = edit(lambda: qtbot.keyClick(view.canvas, Qt.Key.Key_Delete))
+    state4 = controller.root_state()
+    assert state4 == delete_point(state3, "left", "exiting_l5", new, o)
+    assert removed == pytest.approx(_core_areas(anatomy0, labels0, originals, state4,
+                                                direction), abs=1e-9)
+
+    # Undo, step by step: each state again, then the plan's windows exactly.
+    for state, areas in ((state3, stepped), (state2, wider), (state1, after)):
+        restored = edit(controller.undo_root_edit)
+        assert controller.root_state() == state
+        assert restored == pytest.approx(areas, abs=1e-9)
+    assert edit(controller.undo_root_edit) == before
+    assert engine.roots.roots["left"]["exiting_l5"] is originals["left"]["exiting_l5"]
+
+
+def test_a_root_keeps_two_points(qtbot, case, editing) -> None:
+    ph, engine = case
+    controller, panel = editing
+    errors = []
+    controller.error.connect(errors.append)
+    state = controller.root_state()
+    n = len(state.get("left", "traversing_s1").control_lps_mm)
+    for _ in range(n - 2):
+        with qtbot.waitSignal(controller.roots_changed, timeout=60_000):
+            assert controller.delete_root_point("left", "traversing_s1", 1)
+    assert len(controller.root_state().get("left", "traversing_s1").control_lps_mm) == 2
+    # The menu says why it cannot; the Delete key asks anyway and the controller refuses.
+    handle = panel.root_overlay.handle("left", "traversing_s1", 0)
+    view = panel.views[0]
+    actions = panel.root_actions(view, handle, 0.5, 0.5)
+    assert ("Delete point: the traversing S1 root on the left keeps at least two points",
+            None) in actions
+    view.canvas.select_handle(handle)
+    kept = controller.root_state()
+    qtbot.keyClick(view.canvas, Qt.Key.Key_Delete)
+    assert controller.root_state() is kept
+    assert errors and "at least two control points" in errors[-1].text()
+    # Too far from every root: the reason, no edit.
+    assert not controller.insert_root_point("left", "exiting_l5",
+                                            np.asarray(engine.anatomy.sides["left"]
+                                                       .foramen_centre_lps) + 60.0)
+    assert "click within" in errors[-1].text() and controller.root_state() is kept
+    qtbot.waitUntil(lambda: not controller.root_edits.busy, timeout=60_000)
