@@ -93,6 +93,8 @@ class NeedlePlanes:
         Size of one picture pixel, mm (the plane's pixel size over the magnification).
     length_mm : float
         Needle length shown.
+    needle_plane, companion_plane : spinect_core.reslice.plane.ObliquePlane or None
+        The planes' geometry (LPS mm of every pixel), to draw the roots on the pictures.
     """
 
     side: str
@@ -100,6 +102,8 @@ class NeedlePlanes:
     companion_rgb: np.ndarray
     pixel_mm: float
     length_mm: float
+    needle_plane: Any = None
+    companion_plane: Any = None
 
 
 @dataclass(kw_only=True)
@@ -322,4 +326,5 @@ def needle_planes(engine: PlanEngine, trajectory: Trajectory, side: str) -> Need
     return NeedlePlanes(side=side, needle_rgb=render_plane(needle, options=options),
                         companion_rgb=render_plane(companion, options=options),
                         pixel_mm=PLANE_PIXEL_MM / PLANE_SCALE,
-                        length_mm=float(trajectory.length_mm))
+                        length_mm=float(trajectory.length_mm), needle_plane=needle,
+                        companion_plane=companion)
