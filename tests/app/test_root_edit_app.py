@@ -319,3 +319,87 @@ def test_a_root_keeps_two_points(qtbot, case, editing) -> None:
                                                        .foramen_centre_lps) + 60.0)
     assert "click within" in errors[-1].text() and controller.root_state() is kept
     qtbot.waitUntil(lambda: not controller.root_edits.busy, timeout=60_000)
+
+
+def test_roots_in_the_planes_along_the_needle_and_in_3d_follow_edits(qtbot, case, editing
+                                                                     ) -> None:
+    from types import SimpleNamespace
+
+    import pyvista as pv
+
+    from spinect_core.reslice import oblique_planes, render_plane
+
+    from app.widgets.needle_planes import NeedlePlanesView
+    from app.widgets.root_overlay import OBLIQUE_SLAB_MM, install_root_editing
+    from app.widgets.view3d import View3D
+
+    ph, engine = case
+    controller, panel = editing
+    # A needle from posterolateral (left, posterior) to the foramen centre.
+    target = np.asarray(engine.anatomy.sides["left"].foramen_centre_lps, float)
+    entry = target + 60.0 * np.array([0.6, 0.8, 0.0])
+    direction = (target - entry) / 60.0
+    needle = SimpleNamespace(entry_lps_mm=entry, target_lps_mm=target, length_mm=60.0,
+                             direction_lps=direction)
+    planes_geometry = oblique_planes(ph.ct, None, needle, pixel_mm=0.7, size_mm=(80.0, 60.0),
+                                     endplate_normal_lps=engine.anatomy.s1_endplate_normal_lps)
+    planes = planning.NeedlePlanes(
+        side="left", needle_rgb=render_plane(planes_geometry[0]),
+        companion_rgb=render_plane(planes_geometry[1]), pixel_mm=0.7, length_mm=60.0,
+        needle_plane=planes_geometry[0], companion_plane=planes_geometry[1])
+    view = NeedlePlanesView()
+    qtbot.addWidget(view)
+    view3d = View3D()
+    qtbot.addWidget(view3d)
+    try:
+        install_root_editing(controller, panel, needle_planes=view, view3d=view3d)
+        view.set_planes(planes, side="left")
+
+        def shown_in_planes() -> dict:
+            """Control points drawn on the two planes: key -> LPS back from the picture."""
+            out = {}
+            for kind, plane in zip(("needle", "companion"), planes_geometry):
+                h, w = plane.shape
+                for handle, r, c, _colour in view.canvases[kind]._handles:
+                    gap = plane.pixel_to_lps(r * h - 0.5, c * w - 0.5) - np.asarray(handle.lps)
+                    across = gap @ plane.normal_lps
+                    # Drawn exactly where the point projects, from within the plane's slab.
+                    assert abs(across) <= OBLIQUE_SLAB_MM
+                    assert np.linalg.norm(gap - across * plane.normal_lps) < 1e-6
+                    out[handle.key] = np.asarray(handle.lps)
+            return out
+
+        state = controller.root_state()
+        pts, _ = state.get("left", "exiting_l5").controls()
+        in_planes = shown_in_planes()
+        assert any(key[1] == "exiting_l5" for key in in_planes)
+        assert any(len(view.canvases[k]._root_lines) for k in ("needle", "companion"))
+        assert {"line:left:exiting_l5", "points:left:exiting_l5",
+                "line:left:traversing_s1"} <= set(view3d.root_names)
+        np.testing.assert_allclose(view3d.root_points["left:exiting_l5"], pts)
+        line_actor = view3d._root_actors["line:left:exiting_l5"]
+        assert view3d._overlay.HasViewProp(line_actor)
+        np.testing.assert_allclose(pv.wrap(line_actor.GetMapper().GetInput()).points,
+                                   engine.roots.roots["left"]["exiting_l5"].centreline_lps_mm,
+                                   atol=1e-4)
+
+        # A point moved: the planes and 3D show it at once, then the undo puts it back.
+        k = next(key[2] for key in in_planes if key[1] == "exiting_l5")
+        moved = pts[k] + np.array([0.0, 0.0, -3.0])
+        assert controller.move_root_point("left", "exiting_l5", k, moved)
+        np.testing.assert_allclose(view3d.root_points["left:exiting_l5"][k], moved)
+        refitted = controller.root_state().get("left", "exiting_l5").to_root(
+            controller.root_edit_options).centreline_lps_mm
+        np.testing.assert_allclose(
+            pv.wrap(view3d._root_actors["line:left:exiting_l5"].GetMapper().GetInput()).points,
+            refitted, atol=1e-4)
+        now = shown_in_planes()
+        assert ("left", "exiting_l5", k) not in now or np.allclose(
+            now[("left", "exiting_l5", k)], moved)
+        qtbot.waitUntil(lambda: not controller.root_edits.busy, timeout=60_000)
+        with qtbot.waitSignal(controller.roots_changed, timeout=60_000):
+            controller.undo_root_edit()
+        np.testing.assert_allclose(view3d.root_points["left:exiting_l5"], pts)
+        assert shown_in_planes().keys() == in_planes.keys()
+    finally:
+        view3d.close_plotter()
