@@ -22,7 +22,7 @@ __all__ = [
     "SIDES", "Side", "WINDOW_KINDS", "WindowKind", "WINDOW_NAMES", "WINDOW_LONG_NAMES",
     "TRAJECTORY_WINDOWS", "VARIANTS", "Variant",
     "CLASSES", "CLASS_ALIASES", "STRUCTURE_COLOURS", "LEVEL_HIGHLIGHT_COLOUR", "WINDOW_COLOURS",
-    "class_of_name", "colour_of", "colour_of_float",
+    "NEEDLE_COLOUR", "class_of_name", "colour_of", "colour_of_float",
 ]
 
 Side = Literal["left", "right"]
@@ -69,6 +69,9 @@ STRUCTURE_COLOURS: dict[str, tuple[int, int, int]] = {
 LEVEL_HIGHLIGHT_COLOUR: tuple[int, int, int] = (238, 212, 160)
 #: Outline colours of the two windows (red Kambin, cyan safe): apart from every structure.
 WINDOW_COLOURS: dict[str, tuple[int, int, int]] = {"kambin": (235, 50, 50), "safe": (0, 220, 235)}
+#: The planned needle: orange, apart from the yellow nerves, the red Kambin outline and grey
+#: fluoroscopy; the same in the 3D view, the needle planes, the DRRs and the report's pictures.
+NEEDLE_COLOUR: tuple[int, int, int] = (255, 140, 0)
 
 # Name fragments and the class they mean, checked in this order (the first match wins).
 _FRAGMENTS = (("dura", "dura"), ("thecal", "dura"), ("csf", "dura"), ("disc", "disc"),

@@ -26,16 +26,12 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 from app.camera import describe_direction
 from spinect_core.planning.carm import CARM_CONVENTION
 from spinect_core.reslice.drr import DRROptions
-from spinect_core.vocabulary import WINDOW_COLOURS
 
 __all__ = ["DRRView", "APP_DRR_OPTIONS", "drr_title"]
 
 #: The app's C-arm: the exports' geometry (SDD 1000 mm, SID 600 mm, 300 mm detector, tube under
 #: the table) at a coarser detector and ray step, so a view takes about a second on a CPU.
 APP_DRR_OPTIONS = DRROptions(detector_pixels=(256, 256), step_mm=1.5)
-#: Overlay colours (RGB): the windows' colours of the 3D view and the screenshots, and the needle's.
-_KIND_COLOURS = WINDOW_COLOURS
-_NEEDLE_COLOUR = (230, 60, 230)
 
 
 def drr_title(direction_lps: np.ndarray, side: str | None) -> str:
@@ -124,7 +120,7 @@ class DRRView(QWidget):
                                "tube under the table, detector above the back, SDD "
                                f"{options.sdd_mm:.0f} mm, SID {options.sid_mm:.0f} mm; seen "
                                "from the back, head up. Outlines: Kambin red, safe cyan; "
-                               "needle magenta.")
+                               "needle orange.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.setSpacing(2)
@@ -209,16 +205,12 @@ class DRRView(QWidget):
     def _redraw(self) -> None:
         if self.result is None:
             return
-        from spinect_core.reslice.drr import DRROverlay, render_drr_overlay
+        from spinect_core.reslice.drr import render_plan_drr
 
-        overlays = []
-        for (_side, kind), polys in self.outlines.items():
-            overlays += [DRROverlay(points_lps=p, colour=_KIND_COLOURS.get(kind, (255, 200, 0)),
-                                    closed=True) for p in polys if len(p) >= 2]
-        for entry, target in self.needles.values():
-            overlays += [DRROverlay(points_lps=np.stack([entry, target]), colour=_NEEDLE_COLOUR),
-                         DRROverlay(points_lps=target[None], colour=_NEEDLE_COLOUR)]
-        self.canvas.set_rgb(render_drr_overlay(self.result, overlays, scale=2))
+        # The report's DRR pictures are drawn by the same function, in the same colours.
+        outlines = [(kind, p) for (_side, kind), polys in self.outlines.items() for p in polys]
+        self.canvas.set_rgb(render_plan_drr(self.result, outlines=outlines,
+                                            needles=self.needles.values(), scale=2))
 
     def wait(self, timeout_ms: int = -1) -> bool:
         """Block until the worker is idle (tests and shutdown)."""

@@ -775,13 +775,18 @@ def _write_planes(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume, 
     return files, images
 
 
-def _outlines(windows: Any) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    outlines = []
+def _window_polygons(windows: Any) -> list[tuple[str, np.ndarray]]:
+    """(kind, (N, 3) LPS polygon) of every window outline of ``windows``."""
+    polygons = []
     for kind in KINDS:
         w = windows.window(kind) if windows is not None else None
         if w is not None:
-            outlines += [(np.asarray(p, float), WINDOW_COLOURS[kind]) for p in w.polygons_lps]
-    return outlines
+            polygons += [(kind, np.asarray(p, float)) for p in w.polygons_lps]
+    return polygons
+
+
+def _outlines(windows: Any) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    return [(p, WINDOW_COLOURS[kind]) for kind, p in _window_polygons(windows)]
 
 
 def _legend(side: str, kind: str, wp: "WindowPlan", sp: "SidePlan") -> list[str]:
@@ -796,7 +801,7 @@ def _legend(side: str, kind: str, wp: "WindowPlan", sp: "SidePlan") -> list[str]
     t = sp.trajectory
     if t is not None:
         verdict = "clear of nerves" if t.safe else f"NOT safe: {t.reason}"
-        lines.append(f"needle (magenta) via the {sp.trajectory_window} window: {t.length_mm:.1f} mm, "
+        lines.append(f"needle (orange) via the {sp.trajectory_window} window: {t.length_mm:.1f} mm, "
                      f"min nerve clearance {t.min_nerve_clearance_mm:.1f} mm, {verdict}")
     else:
         lines.append(f"no needle: {sp.trajectory_reason}")
@@ -845,7 +850,7 @@ def render_screenshot(plan: "Plan", engine: "PlanEngine", side: str, kind: str, 
     """The 3D scene of ``side`` seen from the best view of its ``kind`` window, as a picture.
 
     The anatomy parts map is ray-cast along the best view (:func:`render_view`), the Kambin
-    (red) and safe (cyan) outlines at that view and the side's needle (magenta) are drawn on
+    (red) and safe (cyan) outlines at that view and the side's needle (orange) are drawn on
     it, and a legend panel (side, window, local angles, C-arm terms, areas, needle) goes below.
 
     Returns
@@ -909,7 +914,7 @@ def render_plan_drr(plan: "Plan", engine: "PlanEngine", ct: Volume, side: str, k
     tube under the table, ``ExportOptions.drr_options.tube``), the central ray through the
     side's foramen centre (the isocentre); image up is the S1 endplate frame's cranial axis, as
     in the screenshot. The Kambin (red) and safe (cyan) outlines at that view,
-    the needle (magenta) and a ring at its target are projected onto it.
+    the needle (orange) and a ring at its target are projected onto it.
 
     Returns
     -------
@@ -924,7 +929,7 @@ def render_plan_drr(plan: "Plan", engine: "PlanEngine", ct: Volume, side: str, k
     """
     import dataclasses
 
-    from spinect_core.reslice.drr import DRROverlay, compute_drr, render_drr_overlay
+    from spinect_core.reslice.drr import compute_drr, render_plan_drr
 
     opts = options or ExportOptions()
     sp, wp, up, windows = _best_view_scene(plan, engine, side, kind, opts)
@@ -932,15 +937,11 @@ def render_plan_drr(plan: "Plan", engine: "PlanEngine", ct: Volume, side: str, k
     result = compute_drr(ct, wp.best_view.view_direction_lps,
                          engine.anatomy.sides[side].foramen_centre_lps, options=drr_opts,
                          progress=sub_progress(progress, 0.0, 0.9))
-    overlays = [DRROverlay(points_lps=pts, colour=colour, closed=True)
-                for pts, colour in _outlines(windows)]
-    if sp.trajectory is not None:
-        t = sp.trajectory
-        overlays += [DRROverlay(points_lps=np.stack([t.entry_lps_mm, t.target_lps_mm]),
-                                colour=NEEDLE_COLOUR),
-                     DRROverlay(points_lps=np.asarray(t.target_lps_mm, float)[None],
-                                colour=NEEDLE_COLOUR)]
-    rgb = render_drr_overlay(result, overlays, scale=opts.screenshot_scale)
+    # The app's simulated fluoroscopy draws with the same function, in the same colours.
+    needles = ([] if sp.trajectory is None
+               else [(sp.trajectory.entry_lps_mm, sp.trajectory.target_lps_mm)])
+    rgb = render_plan_drr(result, outlines=_window_polygons(windows), needles=needles,
+                          scale=opts.screenshot_scale)
     report(progress, 1.0, "DRR drawn")
     return rgb, result
 
@@ -979,7 +980,7 @@ def _write_drrs(plan: "Plan", engine: "PlanEngine", out: Path, *, ct: Volume,
             (target.name, f"{side.capitalize()} {kind} window: simulated fluoroscopy at its best "
                           f"view ({carm_text(best.carm)}; tube {o.tube} the table, SDD "
                           f"{o.sdd_mm:.0f} mm, SID {o.sid_mm:.0f} mm; seen from the back, head "
-                          "up; outlines Kambin red, safe cyan, needle magenta)"))
+                          "up; outlines Kambin red, safe cyan, needle orange)"))
     return files, images
 
 

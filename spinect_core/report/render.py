@@ -21,8 +21,8 @@ import numpy as np
 
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report
-from spinect_core.vocabulary import (LEVEL_HIGHLIGHT_COLOUR, STRUCTURE_COLOURS, WINDOW_COLOURS,
-                                     class_of_name)
+from spinect_core.vocabulary import (LEVEL_HIGHLIGHT_COLOUR, NEEDLE_COLOUR, STRUCTURE_COLOURS,
+                                     WINDOW_COLOURS, class_of_name)
 from spinect_core.volume import Volume
 
 __all__ = [
@@ -39,8 +39,7 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "disc": STRUCTURE_COLOURS["disc"],
     "dura": STRUCTURE_COLOURS["dura"],
 }
-#: Colour of the needle (magenta: distinct from every structure and window colour).
-NEEDLE_COLOUR: tuple[int, int, int] = (255, 0, 210)
+# NEEDLE_COLOUR (exported here too) is the app's needle colour, from spinect_core.vocabulary.
 BACKGROUND = (22, 24, 30)
 
 

@@ -43,18 +43,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from spinect_core.errors import InputError
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.vectors import unit
+from spinect_core.vocabulary import NEEDLE_COLOUR, WINDOW_COLOURS
 from spinect_core.volume import Volume
 
 __all__ = [
     "DRROptions", "DetectorGeometry", "DRRResult", "DRROverlay", "compute_drr",
-    "detector_geometry", "drr_to_uint8", "render_drr_overlay", "write_drr_png",
+    "detector_geometry", "drr_to_uint8", "render_drr_overlay", "render_plan_drr", "write_drr_png",
     "attenuation_volume", "MU_WATER_PER_MM", "TUBE_POSITIONS",
 ]
 
@@ -536,6 +537,45 @@ def render_drr_overlay(result: DRRResult, overlays: Sequence[DRROverlay] = (), *
                 xy = xy + [xy[0]]
             draw.line(xy, fill=colour, width=ov.width_px, joint="curve")
     return np.asarray(img, dtype=np.uint8)
+
+
+#: Outline colour of a window kind :data:`WINDOW_COLOURS` does not name.
+_OTHER_OUTLINE = (255, 200, 0)
+
+
+def render_plan_drr(result: DRRResult, *, outlines: Iterable[tuple[str, np.ndarray]] = (),
+                    needles: Iterable[tuple[np.ndarray, np.ndarray]] = (),
+                    scale: int = 1) -> np.ndarray:
+    """A DRR with the plan drawn on it: the one drawing of the app's simulated fluoroscopy and
+    the report's DRR pictures, so both show the windows and the needle alike.
+
+    Parameters
+    ----------
+    result : DRRResult
+    outlines : iterable of (kind, polygon)
+        Window outlines: ``kind`` a window kind (``kambin``, ``safe``: its
+        :data:`~spinect_core.vocabulary.WINDOW_COLOURS` colour), ``polygon`` (N, 3) LPS mm,
+        drawn closed; fewer than 2 points: skipped.
+    needles : iterable of (entry, target)
+        (3,) LPS mm each: the needle's line in
+        :data:`~spinect_core.vocabulary.NEEDLE_COLOUR` and a ring at its target.
+    scale : int
+        Integer magnification before drawing (:func:`render_drr_overlay`).
+
+    Returns
+    -------
+    np.ndarray, shape (rows * scale, cols * scale, 3), uint8
+    """
+    overlays = [DRROverlay(points_lps=p, colour=WINDOW_COLOURS.get(kind, _OTHER_OUTLINE),
+                           closed=True)
+                for kind, poly in outlines
+                for p in [np.asarray(poly, float).reshape(-1, 3)] if len(p) >= 2]
+    for entry, target in needles:
+        tip = np.asarray(target, float).reshape(3)
+        overlays += [DRROverlay(points_lps=np.stack([np.asarray(entry, float).reshape(3), tip]),
+                                colour=NEEDLE_COLOUR),
+                     DRROverlay(points_lps=tip[None], colour=NEEDLE_COLOUR)]
+    return render_drr_overlay(result, overlays, scale=scale)
 
 
 def write_drr_png(rgb: np.ndarray, path: str | Path, *, overwrite: bool = False) -> Path:

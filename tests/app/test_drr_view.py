@@ -71,9 +71,16 @@ def test_the_view_follows_the_angle_and_names_it(qtbot, small_ct, tmp_path) -> N
     started = view.worker.started_count
     view.set_view(carm_view_direction(35.0, 15.0, "left"), (0.0, 0.0, 0.0), "left")
     before = view.canvas.rgb.copy()
-    view.set_needles({"left": (np.array([20.0, 40.0, 10.0]), np.array([5.0, 0.0, 0.0]))})
+    needle = (np.array([20.0, 40.0, 10.0]), np.array([5.0, 0.0, 0.0]))
+    view.set_needles({"left": needle})
     assert view.worker.started_count == started
     assert not np.array_equal(before, view.canvas.rgb)
+    # Drawn by the core's one plan-on-DRR function (the report's), in the app's needle colour.
+    from app.colors import NEEDLE_COLOR
+    from spinect_core.reslice.drr import render_plan_drr
+
+    assert np.array_equal(view.canvas.rgb, render_plan_drr(view.result, needles=[needle], scale=2))
+    assert (view.canvas.rgb == NEEDLE_COLOR).all(axis=-1).any()
     # A hidden view computes nothing until it is shown.
     view.hide()
     view.set_view(carm_view_direction(10.0, 0.0, "left"), (0.0, 0.0, 0.0), "left")

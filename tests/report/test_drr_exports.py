@@ -46,7 +46,7 @@ def test_drrs_are_written_with_outlines_needle_and_geometry(planned, outputs) ->
             assert _colour_share(rgb, WINDOW_COLOURS["kambin"]) > 1e-4
             assert _colour_share(rgb, WINDOW_COLOURS["safe"]) > 1e-4
             assert _colour_share(rgb, NEEDLE_COLOUR) > 1e-4
-            # The needle's target, projected with the sidecar's geometry, is on the magenta line.
+            # The needle's target, projected with the sidecar's geometry, is on the needle's line.
             geom = DetectorGeometry(
                 source_lps_mm=np.array(g["source_lps_mm"]), direction_lps=np.array(g["direction_lps"]),
                 isocentre_lps_mm=np.array(g["isocentre_lps_mm"]),

@@ -8,7 +8,7 @@ import pytest
 from spinect_core.errors import Cancelled
 from spinect_core.reslice.drr import (
     MU_WATER_PER_MM, DRROptions, DRROverlay, compute_drr, drr_to_uint8, render_drr_overlay,
-    write_drr_png)
+    render_plan_drr, write_drr_png)
 from spinect_core.volume import Volume
 
 SDD, SID = 1000.0, 600.0
@@ -187,6 +187,26 @@ def test_grey_picture_and_overlay_png(bead_drrs, tmp_path):
     assert path.stat().st_size > 0
     with pytest.raises(Exception):
         write_drr_png(rgb, path)  # never silently overwritten
+
+
+def test_the_plan_on_a_drr_windows_in_their_colours_needle_in_the_needle_colour(bead_drrs):
+    """render_plan_drr, the one drawing of the app's fluoroscopy and the report's DRRs."""
+    from spinect_core.vocabulary import NEEDLE_COLOUR, WINDOW_COLOURS
+
+    r = bead_drrs["AP", "below"]
+    square = np.array([[-12.0, 0, -12], [12, 0, -12], [12, 0, 12], [-12, 0, 12]])
+    entry, target = np.array([-15.0, 0.0, 15.0]), BEAD
+    rgb = render_plan_drr(r, outlines=[("kambin", square), ("safe", 0.5 * square),
+                                       ("safe", square[:1])],  # one point: no outline
+                          needles=[(entry, target)], scale=2)
+    expected = render_drr_overlay(r, [
+        DRROverlay(points_lps=square, colour=WINDOW_COLOURS["kambin"], closed=True),
+        DRROverlay(points_lps=0.5 * square, colour=WINDOW_COLOURS["safe"], closed=True),
+        DRROverlay(points_lps=np.stack([entry, target]), colour=NEEDLE_COLOUR),
+        DRROverlay(points_lps=target[None], colour=NEEDLE_COLOUR)], scale=2)
+    assert np.array_equal(rgb, expected)
+    for colour in (WINDOW_COLOURS["kambin"], WINDOW_COLOURS["safe"], NEEDLE_COLOUR):
+        assert (rgb == colour).all(axis=-1).sum() > 20, colour
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
