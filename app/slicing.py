@@ -11,7 +11,8 @@ up, patient's right on the left). An oblique grid is shown as it is and the view
 A slice is named by its position in LPS millimetres (``S 12.5 mm``: the LPS coordinate of the
 slice's centre along the view's anatomical axis, with the letter of the side it lies on), as
 radiology viewers do, not by its array index. Display pixels map back to continuous voxel
-indices (:func:`display_to_index`), so the HU readout, the crosshair and the ruler work in LPS
+indices (:func:`display_to_index`) and back (:func:`index_to_display`: where a point of the
+volume, a root or a crosshair, is drawn), so the HU readout, the crosshair and the ruler work in LPS
 millimetres whatever the spacing (anisotropic voxels) and the grid's orientation.
 
 Window/level presets are 3D Slicer's CT presets; a CT read from DICOM adds its own window
@@ -29,7 +30,7 @@ from spinect_core.volume import Volume
 __all__ = ["WindowLevel", "PRESETS", "DICOM_PRESET", "WL_HU_PER_PIXEL", "MIN_WIDTH_HU",
            "dicom_window", "presets_for", "drag_window", "PlaneSpec", "plane_specs",
            "extract_slice", "slice_position_mm", "position_text", "display_to_index",
-           "value_at", "lps_text", "distance_mm", "window_to_uint8", "overlay_labels",
+           "index_to_display", "value_at", "lps_text", "distance_mm", "window_to_uint8", "overlay_labels",
            "label_lut"]
 
 
@@ -274,6 +275,35 @@ def display_to_index(spec: PlaneSpec, shape_zyx: tuple[int, int, int], index: in
     zyx[spec.row_axis] = (n_rows - 1 - row) if spec.flip_rows else row
     zyx[spec.col_axis] = (n_cols - 1 - col) if spec.flip_cols else col
     return zyx[::-1].copy()
+
+
+def index_to_display(spec: PlaneSpec, shape_zyx: tuple[int, int, int], index_xyz: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where continuous voxel indices (x, y, z) are shown: the inverse of
+    :func:`display_to_index`.
+
+    Parameters
+    ----------
+    spec : PlaneSpec
+    shape_zyx : (3,) int
+        The volume's array shape.
+    index_xyz : np.ndarray, shape (..., 3)
+        Continuous voxel indices in (x, y, z) order (``Volume.lps_to_index`` of LPS points).
+
+    Returns
+    -------
+    index, row, col : np.ndarray, shape ``index_xyz.shape[:-1]``
+        The continuous slice coordinate along ``spec.axis`` (round it for the slice a point is
+        on) and the display row and column, pixel centres at integers (the slice as
+        :func:`extract_slice` returns it; display fractions are ``(row + 0.5) / n_rows``).
+    """
+    zyx = np.asarray(index_xyz, float)[..., ::-1]
+    row, col = zyx[..., spec.row_axis], zyx[..., spec.col_axis]
+    if spec.flip_rows:
+        row = shape_zyx[spec.row_axis] - 1 - row
+    if spec.flip_cols:
+        col = shape_zyx[spec.col_axis] - 1 - col
+    return zyx[..., spec.axis], row, col
 
 
 def value_at(array: np.ndarray, index_xyz: np.ndarray) -> float | None:

@@ -10,7 +10,7 @@ from spinect_core.volume import Volume
 from app.colors import color_of
 from app.slicing import (DICOM_PRESET, MIN_WIDTH_HU, PRESETS, WL_HU_PER_PIXEL, WindowLevel,
                          dicom_window, display_to_index, distance_mm, drag_window, extract_slice,
-                         label_lut, lps_text, overlay_labels, plane_specs, position_text,
+                         index_to_display, label_lut, lps_text, overlay_labels, plane_specs, position_text,
                          presets_for, slice_position_mm, value_at, window_to_uint8)
 
 
@@ -168,6 +168,35 @@ def test_slice_position_and_display_index_in_lps() -> None:
     assert position_text(axial, slice_position_mm(vol, axial, 3)) == "S 2.5 mm"
     assert value_at(vol.array, np.array([6.0, 0, 0])) is None
     assert lps_text(np.array([1.25, -2.0, 30.0])) == "LPS (1.2, -2.0, 30.0) mm"
+
+
+@pytest.mark.parametrize("direction", [
+    np.eye(3),
+    np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float),   # a sagittal stack, flipped axes
+    np.diag([-1.0, -1.0, -1.0]),                            # index axes toward R, A, I
+])
+def test_index_to_display_inverts_display_to_index(direction) -> None:
+    vol = _volume(np.asarray(direction, float), shape=(4, 5, 6))
+    shape = vol.array.shape
+    rng = np.random.default_rng(0)
+    for spec in plane_specs(vol):
+        # Continuous display points of slice 2 go to indices and come back unchanged.
+        n_rows, n_cols = shape[spec.row_axis], shape[spec.col_axis]
+        rows, cols = rng.uniform(-0.5, n_rows - 0.5, 20), rng.uniform(-0.5, n_cols - 0.5, 20)
+        xyz = np.array([display_to_index(spec, shape, 2, r, c) for r, c in zip(rows, cols)])
+        index, row, col = index_to_display(spec, shape, xyz)
+        assert index.shape == (20,) and np.allclose(index, 2.0)
+        assert np.allclose(row, rows) and np.allclose(col, cols)
+        # Every voxel is shown at the pixel of its slice that extract_slice puts its value at.
+        k, j, i = np.indices(shape)
+        xyz = np.stack([i, j, k], -1).reshape(-1, 3).astype(float)
+        index, row, col = (np.rint(a).astype(int) for a in index_to_display(spec, shape, xyz))
+        shown = np.array([extract_slice(vol.array, spec, s)[r, c]
+                          for s, r, c in zip(index, row, col)])
+        assert np.array_equal(shown, vol.array.reshape(-1))
+        # One point: 0-d arrays.
+        one = index_to_display(spec, shape, xyz[7])
+        assert all(np.ndim(a) == 0 for a in one)
 
 
 def test_distance_uses_each_axis_spacing() -> None:
