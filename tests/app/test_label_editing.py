@@ -23,6 +23,7 @@ from app.label_editing import LabelEditing
 from app.state import SegmentationSource
 from app.widgets.label_tools import LabelToolsBar
 from app.widgets.slice_views import SliceViewsPanel
+from tests.app.test_planning import phantom_plan, planned  # noqa: F401 - fixtures
 
 BONE, NERVE = DEFAULT_LABELS.id_of("bone"), DEFAULT_LABELS.id_of("nerve")
 
@@ -120,8 +121,8 @@ def test_a_dab_in_a_slice_view_edits_the_shown_map_and_outdates_the_plan(
 
     # Re-plan with the edited labels: the controller gets them (surfaces, then the plan step).
     controller.store.replace_session(plan=None, engine=None)
-    planned = []
-    monkeypatch.setattr(controller, "plan", lambda: planned.append(1) or True)
+    plan_calls = []
+    monkeypatch.setattr(controller, "plan", lambda: plan_calls.append(1) or True)
     settings.auto_plan = False
     assert editing.replan()
     session = controller.session
@@ -130,7 +131,7 @@ def test_a_dab_in_a_slice_view_edits_the_shown_map_and_outdates_the_plan(
     assert f"; edited by the operator (bone {n} voxels, nerve {n} voxels)" in \
         session.segmentation_source.description  # the dab painted nerve over bone
     assert not editing.pending and editing.has_edits  # the edits still count against the start
-    qtbot.waitUntil(lambda: bool(planned), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(plan_calls), timeout=30_000)
     # The plan made on the edited map says what the operator changed (plan.json, report).
     controller.store.replace_session(plan=plan, engine=object())
     controller.plan_changed.emit()
@@ -205,3 +206,75 @@ def test_window_saves_reopens_and_exports_a_training_case(window, dialogs, case,
     info = json.loads((folder / "case.json").read_text())
     assert info["source"] == "operator-reviewed" and sorted(info["edited"]) == ["bone", "nerve"]
     assert dialogs.errors == []
+
+
+@pytest.mark.slow
+def test_replan_with_edited_labels_keeps_root_corrections_and_marks_the_report(
+        qtbot, planned, dialogs, tmp_path) -> None:  # noqa: F811 - the imported fixture
+    """The phantom's plan (2 mm, quick search): a root corrected and the nerve touched up, then
+    "Re-plan with the edited labels": the new plan uses the edited map, the root correction is
+    applied to it again, and plan.json, the report, the session file and a training case all
+    say what the operator changed."""
+    from spinect_core.io import load_label_map
+
+    from app.export import ExportRequest
+
+    window = planned
+    c = window.controller
+    editing = window.label_editing
+    # A root correction (as a drag in a slice view would ask for).
+    state = c.root_state()
+    root = state.get("left", "exiting_l5")
+    pts, _ = root.controls()
+    sa = c.session.engine.anatomy.sides["left"]
+    k = int(np.argmin(np.linalg.norm(pts - sa.foramen_centre_lps, axis=1)))
+    with qtbot.waitSignal(c.roots_changed, timeout=60_000):
+        assert c.move_root_point("left", "exiting_l5", k, pts[k] - 2.0 * sa.frame.z_lps)
+    qtbot.waitUntil(lambda: not c.root_edits.busy, timeout=60_000)
+    assert c.has_root_corrections
+    # A nerve dab beside the foramen, in its axial slice.
+    window._toggle_tool("brush")
+    editing.set_label("nerve")
+    editing.set_radius(3.0)
+    centre = np.asarray(sa.foramen_centre_lps, float) + 6.0 * np.asarray(sa.frame.x_lps)
+    assert editing.paint(centre, 0) > 0
+    editing._update()
+    assert editing.plan_outdated
+    # Exporting the outdated plan is refused with a clear message (nothing written).
+    out = tmp_path / "export"
+    request = ExportRequest(folder=out, label_map=True, mesh_formats=[], screenshot=False,
+                            plan=True, plan_dicom=False)
+    assert window.export_to(request) == [] and dialogs.errors[-1].title == "Plan outdated"
+    dialogs.errors.clear()
+
+    with qtbot.waitSignal(c.roots_changed, timeout=240_000):  # the correction applied again
+        with qtbot.waitSignal(window.plan_shown, timeout=240_000):
+            assert window.replan_with_edited_labels()
+    qtbot.waitUntil(lambda: not c.root_edits.busy and not c.busy, timeout=60_000)
+    session = c.session
+    assert np.array_equal(session.labels.array, editing.editor.volume.array)
+    assert c.has_root_corrections and not editing.plan_outdated
+    nerve_line = next(w for w in session.plan.warnings
+                      if w.startswith("nerve edited by the operator: "))
+
+    written = window.export_to(request)
+    assert dialogs.errors == []
+    doc = json.loads((out / "plan.json").read_text())
+    assert nerve_line in doc["warnings"]
+    assert "exiting L5 root on the left: corrected by the operator" in doc["warnings"]
+    assert "edited by the operator" in doc["segmentation_source"]
+    assert "nerve edited by the operator" in (out / "report.html").read_text()
+    saved = json.loads((out / "planning_session.json").read_text())
+    assert [r["name"] for r in saved["roots"]] == ["exiting_l5"]
+    assert saved["label_edits"]["file"] == "labels_edited.nii.gz"
+    assert nerve_line in saved["notes"]
+    assert {p.name for p in written} >= {"labels_edited.nii.gz", "planning_session.json"}
+
+    # The training case: the plan's labels with the corrected root drawn in.
+    site = tmp_path / "site"
+    folder = window.export_training_case_to(site)
+    info = json.loads((folder / "case.json").read_text())
+    assert sorted(info["edited"]) == ["nerve", "roots"]
+    exported, _ = load_label_map(folder / "labels.nii.gz")
+    with c.engine_lock:
+        assert np.array_equal(exported.array, c.session.engine.labels.array)
