@@ -114,6 +114,7 @@ class LabelEditing(QObject):
         # the controller by replan() (the session's labels are one of these while the editor
         # belongs to them; anything else is a new segmentation).
         self._base: Volume | None = None
+        self._base_source: Any = None
         self._committed: Volume | None = None
         self._committed_lines: list[str] = []
         self._pending = False
@@ -196,6 +197,7 @@ class LabelEditing(QObject):
             self.editor = LabelEditor(session.labels, session.table,
                                       options=LabelEditOptions(classes=classes))
             self._base = session.labels
+            self._base_source = session.segmentation_source
         return self.editor
 
     def paint(self, center_lps_mm: Any, axis: int) -> int:
@@ -306,9 +308,13 @@ class LabelEditing(QObject):
         """Recompute whether the edits are pending (after a stroke, undo, redo or a new map)
         and show it."""
         session = self.controller.session
-        self._pending = bool(
-            self.editor is not None and session.labels is not None
-            and not np.array_equal(self.editor.volume.array, session.labels.array))
+        self._pending = False
+        if self.editor is not None and session.labels is not None:
+            # The session's map is the editor's start or a snapshot of it: they can differ only
+            # where the editor ever wrote.
+            box = self.editor.written_region()
+            self._pending = box is not None and not np.array_equal(
+                self.editor.volume.array[box], session.labels.array[box])
         if self.bar is not None:
             self.bar.show_state(enabled=session.has_labels, counts=self.counts_text(),
                                 can_undo=self.editor is not None and self.editor.can_undo,
@@ -355,25 +361,33 @@ class LabelEditing(QObject):
             roots = c.save_root_session(c.temp.new("spinect-roots-") / SESSION_FILE_NAME)
         summary = self.editor.summary()
         lines = summary.lines()
-        old = session.segmentation_source
+        # Described from the segmentation the edits started from (a second re-plan does not
+        # stack its words on the first's); all edits undone: that segmentation's own words.
+        base = self._base_source
         edits = ", ".join(f"{e.name} {e.changed} voxels" for e in summary.classes)
-        described = f"edited by the operator ({edits})" if edits else "edited by the operator"
-        source = (dataclasses.replace(old, description=f"{old.description}; {described}")
-                  if old is not None else SegmentationSource(kind="file", description=described))
+        source = base
+        if edits:
+            described = f"edited by the operator ({edits})"
+            source = (dataclasses.replace(base, description=f"{base.description}; {described}")
+                      if base is not None else SegmentationSource(kind="file",
+                                                                  description=described))
+        elif base is None:
+            source = SegmentationSource(kind="file", description="label map")
+        old_lines = self._committed_lines
         self._committed = self.editor.to_volume()
         self._committed_lines = lines
         self._roots_to_reapply = roots
         self._plan_after_surfaces = True
-        before = session.notes
         # The network's probabilities do not describe the edited map: they are not kept.
         c.set_segmentation(self._committed, self.editor.table, source=source,
-                           notes=[n for n in lines if n not in before],
                            probabilities=None, bone_check=session.bone_check,
                            build_surfaces=True)
-        # set_segmentation adds the bone check's warnings to the notes again: once is enough.
-        notes = c.session.notes
-        if len(set(notes)) != len(notes):
-            c.store.replace_session(notes=tuple(dict.fromkeys(notes)))
+        # The notes: the last re-plan's edit lines replaced by these, and the bone check's
+        # warnings (set_segmentation adds them again) once.
+        notes = tuple(dict.fromkeys(
+            [n for n in c.session.notes if n not in old_lines] + lines))
+        if notes != c.session.notes:
+            c.store.replace_session(notes=notes)
             c.notes_changed.emit()
         self.message.emit("Re-planning with the edited labels…")
         return True

@@ -208,7 +208,9 @@ class LabelEditor:
     ----------
     labels : Volume
         Class ids (non-negative integers < 256), array (z, y, x), LPS geometry (the CT's grid).
-        It is not changed: the editor paints on its own copy (:attr:`volume`).
+        It is not changed: the editor paints on its own copy (:attr:`volume`) and counts the
+        edits against this array (kept by reference when it is uint8 in C order: do not write
+        into it while editing).
     table : LabelTable
         Names the ids; the painted classes are looked up by name in it.
     options : LabelEditOptions, optional
@@ -238,7 +240,13 @@ class LabelEditor:
             if not table.has(name):
                 raise InputError(f"the label table {list(table.names.values())} has no class "
                                  f"{name!r} to edit")
-        self.original = np.array(arr, dtype=np.uint8, order="C")
+        # The original is the caller's array when it is already uint8 in C order (a label map
+        # of a whole CT is hundreds of MB): a read-only view, never written here; the caller
+        # must not write into it either while the editor is in use (the app's state never is).
+        if arr.dtype == np.uint8 and arr.flags.c_contiguous:
+            self.original = arr.view()
+        else:
+            self.original = np.ascontiguousarray(arr, dtype=np.uint8)
         self.original.setflags(write=False)
         self.volume = Volume(array=self.original.copy(order="C"),
                              spacing_mm=labels.spacing_mm.copy(),
@@ -444,6 +452,16 @@ class LabelEditor:
                 centroid_lps_mm=_triple(pts.mean(axis=0)),
                 bbox_lps_mm=(_triple(lo), _triple(hi))))
         return LabelEditSummary(classes=tuple(classes), voxel_ml=self.voxel_ml)
+
+    def written_region(self) -> tuple[slice, slice, slice] | None:
+        """Slices (z, y, x) of a box holding every voxel the editor ever wrote (None: none).
+
+        The working map equals any earlier snapshot of it outside this box, so comparing the
+        two there is enough (the app asks whether the map shown still equals the planned one)."""
+        if self._touched is None:
+            return None
+        z0, z1, y0, y1, x0, x1 = self._touched
+        return (slice(z0, z1), slice(y0, y1), slice(x0, x1))
 
     def to_volume(self) -> Volume:
         """A snapshot of the working map (a copy: later dabs do not reach it)."""

@@ -139,6 +139,18 @@ def test_a_dab_in_a_slice_view_edits_the_shown_map_and_outdates_the_plan(
     assert any(w.startswith("nerve edited by the operator: ") and " ml; " in w and "LPS" in w
                for w in warnings)
     assert not editing.plan_outdated
+    # More edits, a second re-plan: its words replace the first's (description, notes).
+    first_lines = [n for n in controller.session.notes if "edited by the operator" in n]
+    editing.set_tool("brush")
+    editing.set_label("bone")
+    assert editing.paint(ct.index_to_lps(np.array([5.0, 5.0, 5.0])), 0) > 0
+    editing._update()
+    assert editing.plan_outdated and editing.replan()
+    description = controller.session.segmentation_source.description
+    assert description.count("edited by the operator") == 1
+    lines = [n for n in controller.session.notes if "edited by the operator" in n]
+    assert lines == editing.editor.summary().lines() and lines != first_lines
+    qtbot.waitUntil(lambda: len(plan_calls) == 2, timeout=30_000)
     controller.shutdown()
 
 
