@@ -35,6 +35,7 @@ import numpy as np
 
 from spinect_core.errors import InputError
 from spinect_core.planning.scene import SceneFields
+from spinect_core.vectors import unit
 
 #: Kind codes of a ray's first hit.
 HIT_NONE, HIT_TARGET, HIT_BLOCKER = 0, 1, 2
@@ -102,14 +103,9 @@ def _check_box(box: Sequence[int], shape: tuple[int, int]) -> tuple[int, int, in
 
 
 def unit_vector(v: Sequence[float], name: str = "view direction") -> np.ndarray:
-    """``v`` normalised; InputError for a zero or non-finite vector."""
-    a = np.asarray(v, dtype=float).reshape(-1)
-    if a.shape != (3,) or not np.all(np.isfinite(a)):
-        raise InputError(f"{name} must be 3 finite numbers, got {list(a)}")
-    n = float(np.linalg.norm(a))
-    if n < 1e-9:
-        raise InputError(f"{name} is the zero vector")
-    return a / n
+    """``v`` normalised (:func:`spinect_core.vectors.unit`); InputError naming ``name`` for a
+    zero, non-finite or wrongly shaped vector (user input: the CLI reports it in one line)."""
+    return unit(v, name, error=InputError)
 
 
 def view_axes(view_direction_lps: Sequence[float], up_lps: Sequence[float] = (0.0, 0.0, 1.0)
@@ -392,6 +388,9 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
     t = t_in.index_select(0, ids)
     t_end = t_out.index_select(0, ids)
     start, step_dir = i0.index_select(1, ids), di.index_select(1, ids)
+    skip = tf.skip_field()
+    if skip is not None and skip[3] >= max(near, h_min) and len(ids):
+        t = _skip_open_space(skip, start, step_dir, t, t_end)
     t_prev = t.clone()
     v_prev = torch.full((2, len(ids)), inf, dtype=f32, device=dev)
     v_last = v_prev.clone()  # values where each finished ray stopped
@@ -464,37 +463,49 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
         # Which surface is crossed first: locate each crossed channel's crossing, earliest wins
         # (ties -> blocker).
         # Usually one channel crossed: refine it; where both did, refine the target too.
+        # (index_select / index_copy_ throughout: indexing with tensors costs ~10x more.)
         ch = (vhi[1] <= 0).to(torch.int64)  # 1 = blocker
         th = _regula_falsi(sample, ids, lo, hi, vlo, vhi, ch, refine_steps)
         both = ((vhi[0] <= 0) & (vhi[1] <= 0)).nonzero().squeeze(1)
         if len(both):
-            t_target = _regula_falsi(sample, ids[both], lo[both], hi[both], vlo[:, both],
-                                     vhi[:, both], torch.zeros_like(both), refine_steps)
-            first = t_target < th[both]
-            ch[both[first]] = 0
-            th[both[first]] = t_target[first]
-        depth[ids] = th
-        kind[ids] = torch.where(ch == 1, HIT_BLOCKER, HIT_TARGET).to(torch.uint8)
+            t_target = _regula_falsi(sample, ids.index_select(0, both), lo.index_select(0, both),
+                                     hi.index_select(0, both), vlo.index_select(1, both),
+                                     vhi.index_select(1, both), torch.zeros_like(both),
+                                     refine_steps)
+            first = t_target < th.index_select(0, both)
+            ch.index_copy_(0, both, torch.where(first, 0, ch.index_select(0, both)))
+            th.index_copy_(0, both, torch.where(first, t_target, th.index_select(0, both)))
+        depth.index_copy_(0, ids, th)
+        kind.index_copy_(0, ids, (ch + HIT_TARGET).to(torch.uint8))  # 0 -> target, 1 -> blocker
         # The other channel at the hit point completes its minimum before the hit.
-        min_before[:, ids] = torch.minimum(min_before[:, ids], sample(ids, th))
+        min_before.index_copy_(1, ids, torch.minimum(min_before.index_select(1, ids),
+                                                     sample(ids, th)))
         # --- phase 2: penetration into the hit structure over ``cap`` mm --------------------
         # Only a sign and a rough size are needed here (margins near edges come from missed
-        # structures or are repaired in the image), so full distance steps.
-        t = th.clone()
+        # structures or are repaired in the image), so full distance steps. The state of the
+        # rays still inside is compacted as they leave.
         deepest = torch.zeros(len(ids), dtype=f32, device=dev)
-        live = torch.arange(len(ids), device=dev)
+        live = torch.arange(len(ids), device=dev)  # positions in the hit arrays
+        l_start, l_dir = i0.index_select(1, ids), di.index_select(1, ids)
+        l_ch, l_th, l_t = ch[None], th, th
+        l_deep = torch.zeros(len(ids), dtype=f32, device=dev)
         for _ in range(max_iterations):
             if len(live) == 0:
                 break
-            v = sample(ids[live], t[live]).gather(0, ch[live][None])[0]
-            deepest[live] = torch.maximum(deepest[live], -v)
-            t_live = t[live] + (0.5 * v.abs()).clamp_(min=h_min)
-            t[live] = t_live
+            v = tf.sample(torch.addcmul(l_start, l_dir, l_t)).gather(0, l_ch)[0]
+            l_deep = torch.maximum(l_deep, -v)
+            l_t = l_t + (0.5 * v.abs()).clamp_(min=h_min)
             # Keep going while inside (the first sample may sit just before the crossing).
-            th_live = th[live]
-            inside = (v <= 0) | (t_live - th_live < 2.0 * h_min)
-            live = live[inside & (t_live <= th_live + cap)]
-        pen[ids] = deepest
+            keep = ((v <= 0) | (l_t - l_th < 2.0 * h_min)).logical_and_(l_t <= l_th + cap)
+            n_keep = int(keep.count_nonzero())
+            if n_keep == len(live):
+                continue
+            deepest.index_copy_(0, live, l_deep)
+            sel = keep.nonzero().squeeze(1)
+            live, l_deep, l_t, l_th = (x.index_select(0, sel) for x in (live, l_deep, l_t, l_th))
+            l_start, l_dir, l_ch = (x.index_select(1, sel) for x in (l_start, l_dir, l_ch))
+        deepest.index_copy_(0, live, l_deep)  # (rays still inside after max_iterations)
+        pen.index_copy_(0, ids, deepest)
     # The exact part of a margin is the minimum distance to a missed structure (the blocker for
     # a target-first ray, the target otherwise): sphere-tracing samples can miss that minimum by
     # a few per cent of itself, so refine it near edges by golden-section search around the best
@@ -504,17 +515,19 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
     m_ex = min_before.gather(0, missed[None])[0]
     todo = ((m_ex < reach) & ((kind == 0) | (m_ex <= pen))).nonzero().squeeze(1)
     if len(todo):
-        c = missed[todo]
-        m_todo = m_ex[todo]
+        c = missed.index_select(0, todo)[None]
+        m_todo = m_ex.index_select(0, todo)
         step = (relax * m_todo).clamp_(min=h_min)
-        t_best = t_min[c, todo]
+        t_best = t_min.index_select(1, todo).gather(0, c)[0]
         lo_t = t_best - 1.5 * step
-        d_todo = depth[todo]
+        d_todo = depth.index_select(0, todo)
         hi_t = torch.minimum(t_best + 1.5 * step,
                              torch.where(torch.isfinite(d_todo), d_todo, inf))
-        best = _golden_min(lambda tt: sample(todo, tt).gather(0, c[None])[0], lo_t, hi_t,
+        best = _golden_min(lambda tt: sample(todo, tt).gather(0, c)[0], lo_t, hi_t,
                            golden_steps)
-        min_before[c, todo] = torch.minimum(m_todo, best)
+        refined = min_before.index_select(1, todo)
+        refined.scatter_(0, c, torch.minimum(m_todo, best)[None])
+        min_before.index_copy_(1, todo, refined)
     zero = torch.zeros((), dtype=f32, device=dev)
     margin = torch.where(is_target, torch.minimum(min_before[1], pen),
                          torch.where(kind == HIT_BLOCKER, -torch.minimum(pen, min_before[0]),
@@ -528,6 +541,38 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
                         torch.where(kind == HIT_BLOCKER, min_before[0] <= pen, True))
     return (depth.cpu().numpy(), kind.cpu().numpy(), margin.cpu().numpy(),
             exact.cpu().numpy())
+
+
+#: Rounds of the empty-space skip before the marching loop (each moves a ray through open space
+#: as far as its block's lower bound allows; later rounds rarely move a ray).
+SKIP_ROUNDS = 3
+
+
+def _skip_open_space(skip: Any, start: Any, step_dir: Any, t: Any, t_end: Any) -> Any:
+    """Depths (n,) after the marching loop's steps through open space, taken at once.
+
+    In open space (:meth:`scene.TorchFields.skip_field`) every sample reads the clamp
+    ``value`` and the loop steps exactly ``value`` mm per iteration, so ``k`` of its steps
+    are ``k`` additions of ``value`` (done here one by one, so the depths are those of the
+    loop), as long as they stay within the block's lower bound and at or before ``t_end``
+    (the loop then samples there, as it would have). Only the depth of the minimum of the
+    rays that never leave open space changes, and it is not used (their minimum is the clamp).
+    """
+    import torch
+
+    bound, strides, block, value, last = skip
+    scale = 1.0 / block
+    for _ in range(SKIP_ROUNDS):
+        q = torch.addcmul(start, step_dir, t)
+        cell = torch.minimum(q.mul_(scale).floor_().clamp_(min=0.0), last).to(torch.int64)
+        lb = bound.index_select(0, (cell * strides).sum(0))
+        k = torch.minimum(lb, t_end - t).div_(value).floor_()
+        most = int(k.max())
+        if most < 1:
+            break
+        for j in range(most):
+            t = torch.where(k > j, t + value, t)
+    return t
 
 
 def _regula_falsi(sample, ids, lo, hi, v_lo, v_hi, channel, steps: int):

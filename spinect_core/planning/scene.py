@@ -447,6 +447,7 @@ class TorchFields:
                          torch.from_numpy(fields.features.reshape(2, -1).astype(np.int64))
                          .to(device))
         self.spacing = torch.tensor(np.asarray(fields.spacing_mm, np.float32), device=device)
+        self.spacing_zyx_mm = tuple(float(v) for v in np.asarray(fields.spacing_mm)[::-1])
         self.max_spacing = float(np.max(np.asarray(fields.spacing_mm, np.float32)))
         # Index -> grid_sample's [-1, 1] (align_corners=True); 0 for a single voxel.
         self.image_scale = torch.tensor([2.0 / max(columns * nx - 1, 1),
@@ -456,6 +457,14 @@ class TorchFields:
                                           [2.0 / max(nz - 1, 1)]], dtype=torch.float32,
                                          device=device)
         self.minus_one = torch.tensor(-1.0, dtype=torch.float32, device=device)
+        # The sampler's clamp of crop indices (x, y, z) to the crop, the largest lower slice of
+        # a z cell, and each slice's tile offset (x, y) in image pixels.
+        self.index_lo = torch.zeros((3, 1), dtype=torch.float32, device=device)
+        self.index_hi = torch.tensor([[nx - 1.0], [ny - 1.0], [nz - 1.0]], dtype=torch.float32,
+                                     device=device)
+        self.z0_max = float(max(nz - 2, 0))
+        self.tile_offset = torch.tensor([[(z % columns) * nx, (z // columns) * ny]
+                                         for z in range(nz)], dtype=torch.float32, device=device)
         self.hi = torch.tensor([[nx - 1], [ny - 1], [nz - 1]], dtype=torch.int64, device=device)
         # (3, 8) offsets (x, y, z) of a cell's corners from its lower corner: corner k has
         # offset bit i = (k >> i) & 1 along axis i (x, y, z).
@@ -471,6 +480,77 @@ class TorchFields:
             self.coords = torch.from_numpy(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], 1)
                                            ).to(device)
 
+    #: Cells per block side of :meth:`skip_field`'s coarse grid.
+    SKIP_BLOCK = 2
+
+    def skip_field(self) -> Any:
+        """The empty-space skip of the ray caster: ``(lower_bound, strides, block, value)`` or
+        None (no open space, or ``"voxel"`` surfaces).
+
+        Far from every surface both channels read their clamp ``value`` (the fields' largest
+        distance), so sphere tracing there steps exactly ``value`` mm per sample and every
+        sample reads ``value``. The coarse grid says how many such steps a ray may take at
+        once: per block of :attr:`SKIP_BLOCK` cells a side, ``lower_bound`` (mm) is a lower
+        bound of the distance from any point of the block to the nearest block holding a cell
+        with a corner voxel below ``value`` (the distance between block centres, from a
+        distance transform of the coarse grid, minus two block half-diagonals). Within that
+        distance every sample reads ``value``.
+
+        Built on first use and rebuilt when the fields' tensors change in place (root edits,
+        :func:`root_edit._sync_torch`, patch them: their version counters tell).
+
+        Returns
+        -------
+        tuple or None
+            ``lower_bound`` : torch.Tensor, shape (nbz * nby * nbx,), float32, on the device
+            (block flat index ``(bz * nby + by) * nbx + bx``); ``strides`` : torch.Tensor,
+            shape (3, 1), int64, of block x, y, z; ``block`` : int (cells a side); ``value`` :
+            float (mm); ``last`` : torch.Tensor, shape (3, 1), float32, the largest block x,
+            y, z.
+        """
+        import torch
+
+        if self.exact_everywhere:
+            return None  # (the exact voxel-cube distance is not clamped: no constant steps)
+        key = (self.sdf_flat._version, self.image._version)
+        cached = getattr(self, "_skip", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        from scipy import ndimage
+
+        nz, ny, nx = self.shape_zyx
+        b = int(self.SKIP_BLOCK)
+        sdf = self.sdf_flat.view(2, nz, ny, nx).amin(0).cpu().numpy()
+        value = float(sdf.max())
+        out = None
+        closed = sdf < value
+        if not closed.all() and min(nz, ny, nx) > 1:
+            # A cell (lower corner) is closed when one of its 8 voxels is.
+            cells = closed[:-1, :-1, :-1].copy()
+            for dz, dy, dx in np.ndindex(2, 2, 2):
+                if dz or dy or dx:
+                    cells |= closed[dz:nz - 1 + dz, dy:ny - 1 + dy, dx:nx - 1 + dx]
+            # Blocks of b cells a side; cells past the crop (the last block's) count as closed
+            # only if the crop's last cells are (a sample there reads the border).
+            nb = [-(-n // b) for n in cells.shape]
+            cells = np.pad(cells, [(0, k * b - n) for k, n in zip(nb, cells.shape)], mode="edge")
+            blocks = cells.reshape(nb[0], b, nb[1], b, nb[2], b).any(axis=(1, 3, 5))
+            if not blocks.all():
+                size_zyx = b * np.asarray(self.spacing_zyx_mm, float)
+                # Distance (mm) between each open block's centre and the nearest closed one's;
+                # a point of the block is within a half-diagonal of its centre, and a closed
+                # block's cells within a half-diagonal of that one's.
+                centre = ndimage.distance_transform_edt(~blocks, sampling=size_zyx)
+                bound = np.maximum(centre - float(np.linalg.norm(size_zyx)) - 1e-3, 0.0)
+                out = (torch.from_numpy(bound.astype(np.float32).ravel()).to(self.device),
+                       torch.tensor([[1], [nb[2]], [nb[1] * nb[2]]], dtype=torch.int64,
+                                    device=self.device),
+                       b, value,
+                       torch.tensor([[nb[2] - 1], [nb[1] - 1], [nb[0] - 1]],
+                                    dtype=torch.float32, device=self.device))
+        self._skip = (key, out)
+        return out
+
     def sample(self, q: Any) -> Any:
         """Signed distances (2, m) float32 (mm; target, blocker) at crop indices ``q``.
 
@@ -484,23 +564,18 @@ class TorchFields:
 
         if self.exact_everywhere:
             return self.cube_distance(q)
-        nz, ny, nx = self.shape_zyx
         m = q.shape[1]
-        y = q[1].clamp(0.0, ny - 1.0)
-        z = q[2].clamp(0.0, nz - 1.0)
-        z0 = z.floor().clamp_(0.0, max(nz - 2, 0))
-        if self.columns == 1:
-            x, tile_row = q[0], z0
-        else:
-            # Tile (row, column) of slice z0; x clamped to its tile.
-            x = q[0].clamp(0.0, nx - 1.0)
-            tile_row = (z0 + 0.5).mul_(1.0 / self.columns).floor_()
-            x.add_(z0.sub(tile_row, alpha=self.columns), alpha=nx)
-        grid = torch.addcmul(self.minus_one, torch.stack((x, y.add_(tile_row, alpha=ny)), -1),
-                             self.image_scale)
-        out = F.grid_sample(self.image, grid.view(1, 1, m, 2), mode="bilinear",
-                            padding_mode="border", align_corners=True).view(-1, m)
-        values = torch.lerp(out[:2], out[2:4], z.sub_(z0))
+        # Few operations per call: the caster calls this ~100 times per view, mostly on a few
+        # hundred points, where each torch operation's fixed cost (~1-2 us) is what counts.
+        qc = torch.clamp(q, min=self.index_lo, max=self.index_hi)
+        z = qc[2]
+        z0 = z.floor().clamp_(max=self.z0_max)
+        # Slice z0's tile: its (x, y) pixel offsets in the image (whole numbers, exact in float32).
+        xy = qc[:2].T + self.tile_offset.index_select(0, z0.to(torch.int64))
+        out = F.grid_sample(self.image, torch.addcmul(self.minus_one, xy, self.image_scale)
+                            .view(1, 1, m, 2), mode="bilinear", padding_mode="border",
+                            align_corners=True).view(-1, m)
+        values = torch.lerp(out[:2], out[2:4], z - z0)
         if self.rim is None:
             return values
         # Near sharp rims: blend in the exact distance to the voxel cubes (rim_weights).

@@ -116,7 +116,7 @@ def test_zero_direction_exits_2(plate_file, capsys) -> None:
     path, _ = plate_file
     assert _main([str(path), "--target", "target", "--view-direction", "0", "0", "0"]) == 2
     err = capsys.readouterr().err
-    assert "zero vector" in err and err.count("\n") == 1
+    assert "non-zero 3-vector" in err and err.count("\n") == 1
 
 
 def test_missing_file_exits_2(tmp_path, capsys) -> None:
