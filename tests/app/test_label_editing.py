@@ -167,10 +167,20 @@ def test_window_saves_reopens_and_exports_a_training_case(window, dialogs, case,
     c.ct_changed.emit()
     c.labels_changed.emit()
     editing = window.label_editing
-    window._toggle_tool("brush")
+    # Tools > Label editing: B, E, [ and ] (listed in Help > Keyboard shortcuts from the menu).
+    from app.widgets.shortcuts import shortcut_rows
+
+    rows = {(keys, does) for where, keys, does in shortcut_rows(window)
+            if where == "Menu Tools > Label editing"}
+    assert {("B", "Label brush"), ("E", "Label eraser"), ("[", "Smaller brush"),
+            ("]", "Larger brush")} <= rows
+    window.act_brush.trigger()
     assert editing.tool == "brush" and window.slice_views.tool == "brush"
+    assert window.label_tools.buttons["brush"].isChecked()
+    editing.set_radius(2.5)
+    window.act_larger.trigger()
+    assert editing.radius_mm == 3.0 and window.label_tools.radius.value() == 3.0
     editing.set_label("nerve")
-    editing.set_radius(3.0)
     centre = ct.index_to_lps(np.array([30.0, 20.0, 24.0]))
     axis = 0  # axial: numpy axis z
     assert editing.paint(centre, axis) > 0
