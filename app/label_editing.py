@@ -293,9 +293,12 @@ class LabelEditing(QObject):
     def counts_text(self) -> str:
         if self.editor is None:
             return ""
-        parts = [f"{name} +{c['added']} / −{c['removed']} voxels"
-                 for name, c in self.editor.counts().items()]
-        return ("Edited: " + ", ".join(parts)) if parts else ""
+        parts = []
+        for name, c in self.editor.counts().items():
+            signed = [f"+{c['added']}"] if c["added"] else []
+            signed += [f"−{c['removed']}"] if c["removed"] else []
+            parts.append(f"{name} {' / '.join(signed)}")
+        return f"Edited (voxels): {', '.join(parts)}" if parts else ""
 
     def outdated_text(self) -> str:
         if not self._pending:

@@ -51,12 +51,12 @@ class LabelToolsBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.buttons: dict[str, QToolButton] = {}
+        # Push buttons: the app's style shows a checked QPushButton (the tool that is on).
+        self.buttons: dict[str, QPushButton] = {}
         self.group = QButtonGroup(self)
         self.group.setExclusive(False)  # exclusive by hand: a second click turns the tool off
         for key, text in TOOLS.items():
-            b = QToolButton()
-            b.setText(text)
+            b = QPushButton(text)
             b.setCheckable(True)
             b.setToolTip({"brush": "Paint the chosen class in the slice views with the left "
                                    "button (B). Paints over other classes.",
@@ -91,7 +91,7 @@ class LabelToolsBar(QWidget):
         self.counts.setToolTip("What the operator changed in the label map, per class, against "
                                "the segmentation (voxels added and removed)")
         self.outdated = QLabel("")
-        self.outdated.setObjectName("warning")
+        self.outdated.setStyleSheet("color: #f0b429;")  # the app's style has no warning label
         self.replan_button = QPushButton("Re-plan with the edited labels")
         self.replan_button.setToolTip("Rebuild the 3D surfaces and plan L5/S1 again on the label "
                                       "map as edited")
