@@ -24,7 +24,7 @@ import numpy as np
 
 from spinect_core.volume import Volume
 
-from app.slicing import PlaneSpec, display_to_index
+from app.slicing import PlaneSpec, display_to_index, index_to_display
 
 __all__ = ["RootHandle", "RootOverlay", "overlay_from_state", "handles_in_view",
            "lines_in_view", "in_oblique_plane", "moved_point", "nearest_root", "distance_to_line", "root_words",
@@ -164,14 +164,9 @@ def _project(spec: PlaneSpec, ct: Volume, points_lps: np.ndarray
     """Row and column fractions of LPS points (N, 3) in ``spec``'s slices, and their slice
     coordinate (continuous index along ``spec.axis``)."""
     shape = ct.array.shape
-    zyx = ct.lps_to_index(np.asarray(points_lps, float).reshape(-1, 3))[:, ::-1]
-    rows, cols = zyx[:, spec.row_axis], zyx[:, spec.col_axis]
-    n_rows, n_cols = shape[spec.row_axis], shape[spec.col_axis]
-    if spec.flip_rows:
-        rows = n_rows - 1 - rows
-    if spec.flip_cols:
-        cols = n_cols - 1 - cols
-    return (rows + 0.5) / n_rows, (cols + 0.5) / n_cols, zyx[:, spec.axis]
+    depth, rows, cols = index_to_display(
+        spec, shape, ct.lps_to_index(np.asarray(points_lps, float).reshape(-1, 3)))
+    return ((rows + 0.5) / shape[spec.row_axis], (cols + 0.5) / shape[spec.col_axis], depth)
 
 
 def _slab_voxels(ct: Volume, spec: PlaneSpec, mm: float) -> float:

@@ -1026,6 +1026,14 @@ class SliceViewsPanel(QWidget):
         """Draw these roots and their control points (None: none)."""
         self.root_overlay = overlay
         for view in self.views:
+            selected = view.canvas.selected
+            if isinstance(selected, RootHandle):
+                # The same point in the new roots (its radius or place may have changed); an
+                # added or deleted point renumbers the root: the selection goes rather than
+                # pointing at another point.
+                new = overlay.handle(*selected.key) if overlay is not None else None
+                view.canvas.selected = new if new is not None and new.count == selected.count \
+                    else None
             self._draw_roots(view)
 
     def _draw_roots(self, view: SliceView) -> None:
