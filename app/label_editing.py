@@ -216,7 +216,11 @@ class LabelEditing(QObject):
             return  # the crosshair's and the roots' events
         from spinect_core.errors import SpinectError
 
-        editor = self.ensure_editor()
+        try:
+            editor = self.ensure_editor()
+        except SpinectError as exc:  # a label map the editor cannot take (ids above 255)
+            self.message.emit(f"Label {self.tool}: {exc}")
+            return
         if editor is None:
             return
         point = np.asarray(event.lps_mm, float)
