@@ -184,3 +184,25 @@ def test_refusals_and_replace_all() -> None:
         ed.replace_all(edited[1:])
     with pytest.raises(InputError, match="does not name"):
         ed.replace_all(np.full_like(edited, 9))
+
+
+def test_named_planes_on_a_real_ct_in_pir_orientation(shared_data) -> None:
+    """The real lumbar crop's grid is PIR (no index axis is S first): "axial" still paints one
+    axial plane (one S coordinate), "coronal" one P and "sagittal" one L coordinate."""
+    from spinect_core.io.labelmap import read_label_image
+
+    path = shared_data / "real_ct_lumbar_crop" / "vertebrae.nii.gz"
+    if not path.exists():
+        pytest.skip("real_ct_lumbar_crop is not in the shared data")
+    vertebrae = read_label_image(path)
+    labels = vertebrae.with_array((vertebrae.array > 0).astype(np.uint8) * BONE)
+    ed = LabelEditor(labels, DEFAULT_LABELS)
+    bone = np.argwhere(labels.array == BONE)
+    centre = labels.index_to_lps(bone[len(bone) // 2][::-1].astype(float))
+    for plane, flat in (("axial", 2), ("coronal", 1), ("sagittal", 0)):
+        before = ed.volume.array.copy()
+        assert ed.erase(centre, 6.0, "bone", plane=plane) > 10
+        pts = labels.index_to_lps(np.argwhere(ed.volume.array != before)[:, ::-1].astype(float))
+        spread = np.ptp(pts, axis=0)
+        assert spread[flat] < 1e-6 and np.all(np.delete(spread, flat) > 3.0)
+        assert np.all(np.linalg.norm(np.delete(pts - centre, flat, axis=1), axis=1) <= 6.0)
