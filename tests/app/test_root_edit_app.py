@@ -403,3 +403,18 @@ def test_roots_in_the_planes_along_the_needle_and_in_3d_follow_edits(qtbot, case
         assert shown_in_planes().keys() == in_planes.keys()
     finally:
         view3d.close_plotter()
+
+
+def test_the_main_window_draws_the_roots_in_its_three_places(window, case) -> None:
+    """install_root_editing finds the window's planes along the needle and 3D view itself."""
+    ph, engine = case
+    window.controller.store.replace_session(ct=ph.ct, engine=engine)
+    window.slice_views.set_volume(ph.ct)
+    window.controller.roots_changed.emit()
+    keys = {(s, n) for s, n, _line in window.slice_views.root_overlay.lines}
+    assert ("left", "exiting_l5") in keys
+    assert window.needle_planes.root_overlay is window.slice_views.root_overlay
+    assert {f"line:{s}:{n}" for s, n in keys} <= set(window.view3d.root_names)
+    window.controller.store.replace_session(engine=None)
+    window.controller.roots_changed.emit()
+    assert window.view3d.root_names == [] and window.needle_planes.root_overlay is None
