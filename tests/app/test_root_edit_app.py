@@ -418,3 +418,16 @@ def test_the_main_window_draws_the_roots_in_its_three_places(window, case) -> No
     window.controller.store.replace_session(engine=None)
     window.controller.roots_changed.emit()
     assert window.view3d.root_names == [] and window.needle_planes.root_overlay is None
+
+
+def test_forgetting_the_plan_clears_what_session_without_plan_clears(settings, dialogs) -> None:
+    controller = SessionController(settings, dialogs)
+    untouched = controller.session
+    controller._forget_plan()
+    assert controller.session is untouched  # nothing of a plan: the state is not replaced
+    mask = np.ones((2, 2, 2), bool)
+    # Only a body mask (the plan's): the fields were once listed twice and this one was missed.
+    controller.store.replace_session(body_mask=mask)
+    controller._forget_plan()
+    assert controller.session.body_mask is None
+    controller.shutdown()
