@@ -1,4 +1,4 @@
-"""The nerve roots' control points in the slice views: where they are drawn, what a drag means.
+"""The nerve roots' control points in the views: where they are drawn, what a gesture means.
 
 The roots of the plan (:class:`~spinect_core.planning.root_edit.RootEditState`) are drawn in
 each slice view as their centrelines (the part within :data:`LINE_SLAB_MM` of the slice) and
@@ -7,12 +7,20 @@ slices through it). Dragging a handle moves the point within the slice's plane; 
 own position across the slice (a drag never snaps it onto the slice). On release the panel
 emits :attr:`app.widgets.slice_views.SliceViewsPanel.root_point_moved` and the controller
 re-plans in the background (:meth:`app.controller.SessionController.move_root_point`).
+Likewise a point is added where a click near a root projects onto it (:func:`nearest_root`
+picks the root; the core's ``insert_point`` the place along it), deleted, or given a radius
+(one point or the whole root); each is one undoable edit of the controller.
 
-:func:`install_root_editing` connects a controller and a slice panel both ways (the roots shown
-follow the controller's state; drags, Ctrl+Z and Ctrl+Shift+Z go to the controller).
+The same overlay is drawn on the planes along the needle (:func:`in_oblique_plane`, the roots
+within :data:`OBLIQUE_SLAB_MM` of each plane) and in the 3D view (centrelines and control
+points, :meth:`app.widgets.view3d.View3D.set_roots`).
+
+:func:`install_root_editing` connects a controller and the views both ways (the roots shown
+follow the controller's state; drags, added and deleted points, radii, Ctrl+Z and Ctrl+Shift+Z
+go to the controller).
 
 Everything here except :func:`install_root_editing` is plain numpy on the CT's index planes
-(:mod:`app.slicing`): no Qt.
+(:mod:`app.slicing`) and LPS millimetres: no Qt.
 """
 
 from __future__ import annotations
