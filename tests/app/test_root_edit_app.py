@@ -289,6 +289,9 @@ def test_add_delete_and_radius_replan_as_the_core_and_undo_restores(qtbot, case,
         assert restored == pytest.approx(areas, abs=1e-9)
     assert edit(controller.undo_root_edit) == before
     assert engine.roots.roots["left"]["exiting_l5"] is originals["left"]["exiting_l5"]
+    # Redo: the added point again, with its windows.
+    assert edit(controller.redo_root_edit) == pytest.approx(after, abs=1e-9)
+    assert controller.root_state() == state1
 
 
 def test_a_root_keeps_two_points(qtbot, case, editing) -> None:
