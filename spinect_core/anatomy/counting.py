@@ -343,9 +343,11 @@ class SacrumCheck:
         if not self.ilia:
             return "no sacrum found (no ilia beside the lowest vertebral body)"
         if not self.shaped:
-            return ("no sacrum found: the lowest vertebral body has ilia beside it but is not "
-                    "shaped like a sacrum (no wider, larger or taller than the body above it), so "
-                    "the sacrum is outside the field of view or not segmented")
+            # Not "it has ilia beside it": what the ilia test found can be ribs or a scapula
+            # on a chest CT, and the shape is what decides.
+            return ("no sacrum found: the lowest vertebral body is not shaped like a sacrum (no "
+                    "wider, larger or taller than the body above it), so the sacrum is outside "
+                    "the field of view or not segmented")
         if not self.deep_enough:
             return (f"the sacrum is mostly outside the field of view (only "
                     f"{max(self.depth_mm, 0.0):.0f} mm of bone below the lowest disc are in view; "
@@ -705,26 +707,57 @@ def count_warnings(lumbar_count: int) -> list[str]:
     return [head + " (the count is unreliable)" + tail]
 
 
+_USE = "use a CT that includes L5 and the sacrum"
+
+
+def _absent_below(last: str) -> str:
+    """What is missing below the last vertebra ``last``, with its verb: "L4, L5 and the sacrum
+    are" below L3, "the sacrum (S1) is" below L5 (or a sixth lumbar vertebra)."""
+    if _rank(last) >= _rank("L5"):
+        return "the sacrum (S1) is"
+    below = [v for v in ("L1", "L2", "L3", "L4", "L5") if _rank(v) > _rank(last)]
+    return ", ".join(below) + " and the sacrum are"
+
+
 def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
                     just_below: bool = False, uncountable: str = "") -> str:
-    """One-line refusal: what is missing, where the scan ends, what to do.
+    """One-line refusal that says first what was found: where the scan ends when the count
+    says so, then what is missing, then what to do.
 
-    ``just_below``: the scan ends a little below ``last_level`` (a sliver of the next body in
-    view) rather than within it. ``uncountable``: why the levels cannot be counted although ribs
-    are in view (replaces the level the scan ends at).
+    * the count ends above L5: ``"the scan ends at L3 (counted down from the last rib-bearing
+      vertebra, T12): L4, L5 and the sacrum are not in the field of view, so L5/S1 is not in
+      the field of view; use ..."`` (no word on the sacrum test: there is no sacrum to test);
+    * it ends at L5 (or below): where it ends, then why the bone below is not a sacrum
+      (``missing``);
+    * the levels cannot be counted (``uncountable``, or no ribs): why, and ``missing``.
+
+    Parameters
+    ----------
+    missing : str
+        Why the lowest body is not the sacrum (:meth:`SacrumCheck.missing`).
+    last_level : str or None
+        The last vertebra the count names (None or ``"?"``: not counted).
+    counted_from : str
+        ``ribs`` when counted down from T12 (said in the message).
+    just_below : bool
+        The scan ends a little below ``last_level`` (a sliver of the next body in view) rather
+        than within it.
+    uncountable : str
+        Why the levels cannot be counted although ribs are in view (replaces where it ends).
     """
-    at = f"just below {last_level}" if just_below else f"at {last_level}"
     if uncountable:
-        where = uncountable
-    elif last_level and last_level != "?" and counted_from == "ribs":
-        where = f"the scan ends {at} (counted down from the last rib-bearing vertebra, T12)"
-    elif last_level and last_level != "?":
-        where = f"the scan ends {at}"
-    else:
-        where = ("no ribs are in view either: the sacrum is not in the field of view and the "
-                 "levels cannot be counted")
-    return (f"{missing}; {where}; L5/S1 is not in the field of view; use a CT that includes L5 "
-            "and the sacrum")
+        return f"L5/S1 is not in the field of view: {missing}, and {uncountable}; {_USE}"
+    if not last_level or last_level == "?":
+        return (f"L5/S1 is not in the field of view: {missing}, and no ribs are in view to count "
+                f"the levels from, so the levels cannot be counted; {_USE}")
+    at = f"just below {last_level}" if just_below else f"at {last_level}"
+    counted = (" (counted down from the last rib-bearing vertebra, T12)" if counted_from == "ribs"
+               else "")
+    where = f"the scan ends {at}{counted}"
+    if _rank(last_level) < _rank("L5"):
+        return (f"{where}: {_absent_below(last_level)} not in the field of view, so L5/S1 is not "
+                f"in the field of view; {_USE}")
+    return f"{where}: L5/S1 is not in the field of view ({missing}); {_USE}"
 
 
 # --- instance label maps ------------------------------------------------------------------------
@@ -832,14 +865,9 @@ def require_l5_s1(levels: InstanceLevels) -> None:
         raise AnatomyError(f"the instance labels hold the sacrum but no L5 (the last lumbar level "
                            f"labelled is {last or 'none'}): L5/S1 is not in the field of view or "
                            "not labelled; provide labels that include L5 and the sacrum")
-    if _rank(last) >= _rank("L5"):
-        missing = "the sacrum (S1) is"
-    else:
-        below = [v for v in ("L1", "L2", "L3", "L4", "L5") if _rank(v) > _rank(last)]
-        missing = ", ".join(below) + " and the sacrum are"
-    raise AnatomyError(f"the scan ends at {last} (the last vertebra labelled): {missing} not in "
-                       "the field of view; L5/S1 is not in the field of view; use a CT that "
-                       "includes L5 and the sacrum")
+    raise AnatomyError(f"the scan ends at {last} (the last vertebra labelled): "
+                       f"{_absent_below(last)} not in the field of view; L5/S1 is not in the "
+                       f"field of view; {_USE}")
 
 
 def evidence_from_instances(levels: InstanceLevels) -> LevelEvidence:
