@@ -416,6 +416,9 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
                          v_prev.index_select(1, fin.index_select(0, sel)),
                          v_fin.index_select(1, sel)))
 
+    # The loop's constants as tensors (a Python number costs each operation a conversion).
+    zero_t, near_t, relax_t, h_t = (torch.tensor(x, dtype=f32, device=dev)
+                                    for x in (0.0, near, relax, h_min))
     # How often the loop asks how many rays are still running (a host sync on a GPU): on the
     # CPU every iteration (it compacts as soon as it can); elsewhere every few iterations,
     # every ray's state is frozen by masks in between and a few iterations may run idle. The
@@ -426,11 +429,11 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
             break
         v = tf.sample(torch.addcmul(start, step_dir, t))
         m = torch.minimum(v[0], v[1])
-        free = m > 0
-        better = (v < mn).logical_and_(free)
+        free = torch.gt(m, zero_t)
+        better = torch.lt(v, mn).logical_and_(free)
         mn = torch.where(better, v, mn)
         t_mn = torch.where(better, t, t_mn)
-        t_next = torch.where(m < near, m * relax, m).clamp_(min=h_min).add_(t)
+        t_next = torch.where(torch.lt(m, near_t), m * relax_t, m).clamp_(min=h_t).add_(t)
         done = (t_next > t_end).logical_or_(~free).logical_and_(alive)
         synced = sync_every == 1 or (it + 1) % sync_every == 0
         n_done = int(done.count_nonzero()) if sync_every == 1 else -1  # -1: not asked
@@ -625,13 +628,12 @@ def _slab(origin: np.ndarray, direction: np.ndarray, lo: np.ndarray, hi: np.ndar
         inv = 1.0 / direction
         a = (lo - origin) * inv
         b = (hi - origin) * inv
-    tmin = np.where(np.isfinite(a), np.minimum(a, b), -np.inf)
-    tmax = np.where(np.isfinite(b), np.maximum(a, b), np.inf)
-    # A ray parallel to a slab is inside it for all t, or never.
     parallel = direction == 0
-    inside = (origin >= lo) & (origin <= hi)
-    tmin = np.where(parallel, np.where(inside, -np.inf, np.inf), tmin)
-    tmax = np.where(parallel, np.where(inside, np.inf, -np.inf), tmax)
-    t_in = np.maximum(tmin.max(1), 0.0)
-    t_out = tmax.min(1)
+    if parallel.any():
+        # A ray parallel to a slab is inside it for all t, or never.
+        inside = (origin >= lo) & (origin <= hi)
+        a = np.where(parallel, np.where(inside, -np.inf, np.inf), a)
+        b = np.where(parallel, np.where(inside, np.inf, -np.inf), b)
+    t_in = np.maximum(np.minimum(a, b).max(1), 0.0)
+    t_out = np.maximum(a, b).min(1)
     return t_in, t_out

@@ -449,6 +449,7 @@ class TorchFields:
         self.spacing = torch.tensor(np.asarray(fields.spacing_mm, np.float32), device=device)
         self.spacing_zyx_mm = tuple(float(v) for v in np.asarray(fields.spacing_mm)[::-1])
         self.max_spacing = float(np.max(np.asarray(fields.spacing_mm, np.float32)))
+        self._near = torch.tensor(2.0 * self.max_spacing, dtype=torch.float32, device=device)
         # Index -> grid_sample's [-1, 1] (align_corners=True); 0 for a single voxel.
         self.image_scale = torch.tensor([2.0 / max(columns * nx - 1, 1),
                                          2.0 / max(rows * ny - 1, 1)],
@@ -457,6 +458,10 @@ class TorchFields:
                                           [2.0 / max(nz - 1, 1)]], dtype=torch.float32,
                                          device=device)
         self.minus_one = torch.tensor(-1.0, dtype=torch.float32, device=device)
+        self._half = torch.tensor(0.5, dtype=torch.float32, device=device)
+        self._zero_f = torch.tensor(0.0, dtype=torch.float32, device=device)
+        self._zero_i = torch.tensor(0, dtype=torch.int64, device=device)
+        self._inf = torch.tensor(torch.inf, dtype=torch.float32, device=device)
         # The sampler's clamp of crop indices (x, y, z) to the crop, the largest lower slice of
         # a z cell, and each slice's tile offset (x, y) in image pixels.
         self.index_lo = torch.zeros((3, 1), dtype=torch.float32, device=device)
@@ -610,25 +615,28 @@ class TorchFields:
         import torch
 
         assert self.features is not None
+        # (Constants as tensors made once: a Python number costs each operation a conversion.)
         m = q.shape[1]
         base = q.floor()
-        own = ((q - base) >= 0.5).to(torch.int64).mul_(self.bits).sum(0)  # (m,) corner 0-7
-        corners = torch.minimum((base.to(torch.int64)[:, None, :]
-                                 + self.corners[:, :, None]).clamp_(min=0),
-                                self.hi[:, :, None])  # (3, 8, m)
-        flat = (corners * self.strides).sum(0)  # (8, m)
-        sdf = self.sdf_flat.index_select(1, flat.view(-1)).view(2, 8, m)
-        feat = self.features.index_select(1, flat.view(-1)).view(2, 8, m)
+        own = torch.ge(q - base, self._half).to(torch.int64).mul_(self.bits).sum(0)  # corner 0-7
+        corners = torch.clamp(base.to(torch.int64)[:, None, :] + self.corners[:, :, None],
+                              min=self._zero_i, max=self.hi[:, :, None])  # (3, 8, m)
+        flat = (corners * self.strides).sum(0).view(-1)  # (8 m,)
+        sdf = self.sdf_flat.index_select(1, flat).view(2, 8, m)
+        feat = self.features.index_select(1, flat).view(2, 8, m)
         pick = own.view(1, 1, m).expand(2, 1, m)
         sdf_own = sdf.gather(1, pick)  # (2, 1, m)
-        inside = sdf_own < 0
-        cube = torch.where((sdf < 0) != inside, flat, feat)  # (2, 8, m)
-        xyz = self.coords.index_select(0, cube.clamp(min=0).view(-1)).view(2, 8, m, 3)
-        e = (q.T.view(1, 1, m, 3) - xyz).abs_().sub_(0.5).clamp_(min=0.0).mul_(self.spacing)
-        d = torch.where(cube >= 0, e.mul_(e).sum(-1).sqrt_(), torch.inf)  # (2, 8, m)
-        f_own = feat.gather(1, pick)
-        d_own = torch.where(f_own < 0, sdf_own.abs(), d.gather(1, pick))
-        near = (f_own >= 0) & (d_own < 2.0 * self.max_spacing)
+        inside = torch.lt(sdf_own, self._zero_f)
+        cube = torch.where(torch.lt(sdf, self._zero_f) != inside, flat.view(1, 8, m), feat)
+        valid = torch.ge(cube, self._zero_i)  # (2, 8, m)
+        xyz = self.coords.index_select(0, torch.where(valid, cube, self._zero_i).view(-1)
+                                       ).view(2, 8, m, 3)
+        e = (q.T.view(1, 1, m, 3) - xyz).abs_().sub_(self._half).clamp_(min=self._zero_f
+                                                                        ).mul_(self.spacing)
+        d = torch.where(valid, e.mul_(e).sum(-1).sqrt_(), self._inf)  # (2, 8, m)
+        has = torch.ge(feat.gather(1, pick), self._zero_i)
+        d_own = torch.where(has, d.gather(1, pick), sdf_own.abs())
+        near = has.logical_and_(torch.lt(d_own, self._near))
         d = torch.where(near, d.amin(1, keepdim=True), d_own).view(2, m)
         return torch.where(inside.view(2, m), -d, d)
 
