@@ -468,34 +468,43 @@ def _trace(tf: Any, i0_np: np.ndarray, di_np: np.ndarray, t_in_np: np.ndarray,
         # Usually one channel crossed: refine it; where both did, refine the target too.
         # (index_select / index_copy_ throughout: indexing with tensors costs ~10x more.)
         ch = (vhi[1] <= 0).to(torch.int64)  # 1 = blocker
-        th = _regula_falsi(sample, ids, lo, hi, vlo, vhi, ch, refine_steps)
         both = ((vhi[0] <= 0) & (vhi[1] <= 0)).nonzero().squeeze(1)
+        n_hits = len(ids)
         if len(both):
-            t_target = _regula_falsi(sample, ids.index_select(0, both), lo.index_select(0, both),
-                                     hi.index_select(0, both), vlo.index_select(1, both),
-                                     vhi.index_select(1, both), torch.zeros_like(both),
-                                     refine_steps)
+            # The target's crossing of those rays in the same regula falsi calls (rows after
+            # the n_hits first).
+            th = _regula_falsi(sample, torch.cat([ids, ids.index_select(0, both)]),
+                               torch.cat([lo, lo.index_select(0, both)]),
+                               torch.cat([hi, hi.index_select(0, both)]),
+                               torch.cat([vlo, vlo.index_select(1, both)], 1),
+                               torch.cat([vhi, vhi.index_select(1, both)], 1),
+                               torch.cat([ch, torch.zeros_like(both)]), refine_steps)
+            th, t_target = th[:n_hits], th[n_hits:]
             first = t_target < th.index_select(0, both)
             ch.index_copy_(0, both, torch.where(first, 0, ch.index_select(0, both)))
             th.index_copy_(0, both, torch.where(first, t_target, th.index_select(0, both)))
+        else:
+            th = _regula_falsi(sample, ids, lo, hi, vlo, vhi, ch, refine_steps)
         depth.index_copy_(0, ids, th)
         kind.index_copy_(0, ids, (ch + HIT_TARGET).to(torch.uint8))  # 0 -> target, 1 -> blocker
-        # The other channel at the hit point completes its minimum before the hit.
-        min_before.index_copy_(1, ids, torch.minimum(min_before.index_select(1, ids),
-                                                     sample(ids, th)))
+        # The other channel at the hit point completes its minimum before the hit (and the
+        # hit channel's value there is the penetration's first sample below).
+        l_start, l_dir = i0.index_select(1, ids), di.index_select(1, ids)
+        v_hit = tf.sample(torch.addcmul(l_start, l_dir, th))
+        min_before.index_copy_(1, ids, torch.minimum(min_before.index_select(1, ids), v_hit))
         # --- phase 2: penetration into the hit structure over ``cap`` mm --------------------
         # Only a sign and a rough size are needed here (margins near edges come from missed
         # structures or are repaired in the image), so full distance steps. The state of the
         # rays still inside is compacted as they leave.
         deepest = torch.zeros(len(ids), dtype=f32, device=dev)
         live = torch.arange(len(ids), device=dev)  # positions in the hit arrays
-        l_start, l_dir = i0.index_select(1, ids), di.index_select(1, ids)
         l_ch, l_th, l_t = ch[None], th, th
         l_deep = torch.zeros(len(ids), dtype=f32, device=dev)
-        for _ in range(max_iterations):
+        for it in range(max_iterations):
             if len(live) == 0:
                 break
-            v = tf.sample(torch.addcmul(l_start, l_dir, l_t)).gather(0, l_ch)[0]
+            v = (v_hit if it == 0 else tf.sample(torch.addcmul(l_start, l_dir, l_t))
+                 ).gather(0, l_ch)[0]
             l_deep = torch.maximum(l_deep, -v)
             l_t = l_t + (0.5 * v.abs()).clamp_(min=h_min)
             # Keep going while inside (the first sample may sit just before the crossing).

@@ -460,6 +460,7 @@ class TorchFields:
         self.minus_one = torch.tensor(-1.0, dtype=torch.float32, device=device)
         self._half = torch.tensor(0.5, dtype=torch.float32, device=device)
         self._zero_f = torch.tensor(0.0, dtype=torch.float32, device=device)
+        self._tiny = torch.tensor(1e-4, dtype=torch.float32, device=device)  # (rim weight)
         self._zero_i = torch.tensor(0, dtype=torch.int64, device=device)
         self._inf = torch.tensor(torch.inf, dtype=torch.float32, device=device)
         # The sampler's clamp of crop indices (x, y, z) to the crop, the largest lower slice of
@@ -589,9 +590,9 @@ class TorchFields:
             weights = F.grid_sample(self.rim, torch.addcmul(self.minus_one, q, self.volume_scale)
                                     .T.reshape(1, 1, 1, -1, 3), mode="bilinear",
                                     padding_mode="border", align_corners=True).view(2, -1)
-            blend = (1.0 - weights) * values + weights * self.cube_distance(q)
-            return torch.where(weights > 1e-4, blend, values)
-        near = (out[4] > 0).nonzero().squeeze(1)
+            blend = torch.lerp(values, self.cube_distance(q), weights)
+            return torch.where(torch.gt(weights, self._tiny), blend, values)
+        near = torch.gt(out[4], self._zero_f).nonzero().squeeze(1)
         if near.numel() == 0:
             return values
         qn = q.index_select(1, near)
@@ -599,8 +600,9 @@ class TorchFields:
         weights = F.grid_sample(self.rim, g3.T.reshape(1, 1, 1, -1, 3), mode="bilinear",
                                 padding_mode="border", align_corners=True).view(2, -1)
         old = values.index_select(1, near)
-        blend = (1.0 - weights) * old + weights * self.cube_distance(qn)
-        return values.index_copy_(1, near, torch.where(weights > 1e-4, blend, old))
+        blend = torch.lerp(old, self.cube_distance(qn), weights)
+        return values.index_copy_(1, near, torch.where(torch.gt(weights, self._tiny), blend,
+                                                       old))
 
     def cube_distance(self, q: Any) -> Any:
         """Exact signed distance (2, m) of crop indices ``q`` (3, m) to each channel's voxel cubes.
