@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from spinect_core.reslice.plane import ObliquePlane
-from spinect_core.vocabulary import STRUCTURE_COLOURS, colour_of
+from spinect_core.vocabulary import NEEDLE_COLOUR, STRUCTURE_COLOURS, colour_of
 
 __all__ = ["LABEL_COLOURS", "RenderOptions", "orientation_letters", "render_plane"]
 
@@ -39,7 +39,8 @@ class RenderOptions:
     draw_needle : bool
         Draw the needle (line entry -> target) and a ring at the target.
     needle_colour : (int, int, int)
-        RGB of the needle.
+        RGB of the needle: :data:`~spinect_core.vocabulary.NEEDLE_COLOUR` (the app's orange,
+        the report's pictures and DRRs too) by default.
     needle_width_px : int
         Line width in output pixels.
     letters : bool
@@ -51,7 +52,7 @@ class RenderOptions:
     overlay_alpha: float = 0.35
     scale: int = 2
     draw_needle: bool = True
-    needle_colour: tuple[int, int, int] = (255, 40, 40)
+    needle_colour: tuple[int, int, int] = NEEDLE_COLOUR
     needle_width_px: int = 2
     letters: bool = True
 

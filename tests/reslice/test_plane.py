@@ -99,7 +99,7 @@ def test_render_draws_ct_overlay_needle_and_letters(planes):
     opts = RenderOptions(scale=2, overlay_alpha=0.5)
     rgb = render_plane(main, options=opts)
     assert rgb.shape == (2 * main.shape[0], 2 * main.shape[1], 3) and rgb.dtype == np.uint8
-    # needle: pure-ish red along the middle row between target and entry
+    # needle: the needle colour along the middle row between target and entry
     row = int(round((main.target_pixel[0] + 0.5) * 2 - 0.5))
     mid_col = int(round(((main.target_pixel[1] + main.entry_pixel[1]) / 2 + 0.5) * 2 - 0.5))
     assert tuple(rgb[row, mid_col]) == opts.needle_colour
