@@ -712,9 +712,12 @@ _USE = "use a CT that includes L5 and the sacrum"
 
 def _absent_below(last: str) -> str:
     """What is missing below the last vertebra ``last``, with its verb: "L4, L5 and the sacrum
-    are" below L3, "the sacrum (S1) is" below L5 (or a sixth lumbar vertebra)."""
+    are" below L3, "the lumbar spine (L1-L5) and the sacrum are" below a thoracic vertebra,
+    "the sacrum (S1) is" below L5 (or a sixth lumbar vertebra)."""
     if _rank(last) >= _rank("L5"):
         return "the sacrum (S1) is"
+    if _rank(last) < _rank("L1"):
+        return "the lumbar spine (L1-L5) and the sacrum are"
     below = [v for v in ("L1", "L2", "L3", "L4", "L5") if _rank(v) > _rank(last)]
     return ", ".join(below) + " and the sacrum are"
 

@@ -300,3 +300,26 @@ def test_instance_evidence_says_how_sure_the_labels_are():
     assert six.confidence == "moderate" and six.lumbar_count == 6
     assert any("lumbarised S1" in w for w in six.warnings)
     json.dumps(six.to_dict())
+
+
+def test_refusal_words_say_first_what_the_count_found():
+    from spinect_core.anatomy.counting import refusal_message
+
+    detail = "no sacrum found: the lowest vertebral body is not shaped like a sacrum"
+    above = refusal_message(detail, last_level="L3", counted_from="ribs")
+    assert above.startswith("the scan ends at L3 (counted down from the last rib-bearing "
+                            "vertebra, T12): L4, L5 and the sacrum are not in the field of view")
+    assert "L5/S1 is not in the field of view" in above and "shaped" not in above
+    chest = refusal_message(detail, last_level="T12", counted_from="ribs")
+    assert "the lumbar spine (L1-L5) and the sacrum are not in the field of view" in chest
+    at_l5 = refusal_message(detail, last_level="L5", counted_from="sacrum", just_below=True)
+    assert at_l5.startswith("the scan ends just below L5: L5/S1 is not in the field of view")
+    assert detail in at_l5 and "counted down" not in at_l5
+    merged = refusal_message(detail, last_level=None, counted_from="ribs",
+                             uncountable="the bodies are not separated: the levels cannot be "
+                                         "counted")
+    assert merged.startswith(f"L5/S1 is not in the field of view: {detail}, and the bodies")
+    no_ribs = refusal_message(detail, last_level=None, counted_from="none")
+    assert "no ribs are in view" in no_ribs and "levels cannot be counted" in no_ribs
+    for words in (above, chest, at_l5, merged, no_ribs):
+        assert words.endswith("use a CT that includes L5 and the sacrum")
