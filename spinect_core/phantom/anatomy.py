@@ -26,6 +26,7 @@ from spinect_core.phantom.builders.fat import build_foraminal_fat
 from spinect_core.phantom.builders.frames import build_frames
 from spinect_core.phantom.builders.ilium import build_ilium
 from spinect_core.phantom.builders.landmarks import spine_landmarks
+from spinect_core.phantom.builders.paint import paint_order
 from spinect_core.phantom.builders.pedicles import build_vertebrae, procedural_spine
 from spinect_core.phantom.builders.record import (  # noqa: F401
     SIDES, Anatomy, FieldFn, Layer, Part,
@@ -68,11 +69,10 @@ def build_anatomy(p: PhantomParams) -> Anatomy:
     discs = build_discs(spine)
     bones = build_bones(p, verts, ilium, list(roots.tubes))
 
-    # Paint order: soft tissue, muscle around the ilia, fat and ligaments, discs, bones, then
-    # the nerves and the sac on top (highest priority).
-    parts = (soft.parts + ilium.muscle_parts + [canal.part] + facets.capsules + foramina.parts
-             + roots.fat_sleeves() + discs.parts + bones.parts
-             + roots.nerve_parts(body.part.bbox) + [sac.part])
+    parts = paint_order(soft_tissue=soft.parts, muscle=ilium.muscle_parts, canal=canal.part,
+                        capsules=facets.capsules, foraminal_fat=foramina.parts, roots=roots,
+                        discs=discs.parts, bones=bones.parts, sac=sac.part,
+                        body_box=body.part.bbox)
     lm: dict[str, object] = {}
     lm.update(facets.landmarks)
     lm["dural_sac_centreline"] = sac.line

@@ -23,6 +23,7 @@ module                builds                                                  re
 ``discs``             L5/S1 and L4/L5 discs (annulus, nucleus)                 Spine
 ``bones``             L4, L5, sacrum, ilia (cortex, cancellous), carving       Vertebrae, Ilium, roots
 ``landmarks``         endplate centre/normals, body centres                    Frames
+``paint``             the paint order of all parts (both anatomies)            every builder's parts
 ====================  ======================================================  ==========================
 
 Named parameters
@@ -70,9 +71,9 @@ Then, for instance::
 ``p`` is a :class:`~spinect_core.phantom.params.PhantomParams` (``sample_params(seed)``); these
 builders read only its soft-tissue fields (sac, roots, skin, fat, field of view), never the
 procedural bones' sizes. Bone parts (``Part`` with layers ``cortical``/``cancellous`` and
-``carve=[(root name, 1.0, 1.0), ("canal", 0.0, 0.0)]``) come from the caller; the paint order of
-:func:`~spinect_core.phantom.anatomy.build_anatomy` (soft tissue, fat and ligaments, discs,
-bones, nerves, sac) must be kept so that nerves and sac win over bone.
+``carve=[(root name, 1.0, 1.0), ("canal", 0.0, 0.0)]``) come from the caller; put every part in
+the one paint order, :func:`~spinect_core.phantom.builders.paint.paint_order` (soft tissue, fat
+and ligaments, discs, bones, nerves, sac), so that nerves and sac win over bone.
 """
 
 from spinect_core.phantom.builders.canal import CANAL, Canal, CanalShape, build_canal
@@ -80,6 +81,7 @@ from spinect_core.phantom.builders.discs import DISC, Discs, DiscShape, build_di
 from spinect_core.phantom.builders.fat import (
     FORAMINAL_FAT, ForaminalFat, ForaminalFatShape, build_foraminal_fat, foramen_span,
 )
+from spinect_core.phantom.builders.paint import paint_order
 from spinect_core.phantom.builders.record import (
     SIDES, Anatomy, Layer, Part, Spine, VertebraGeometry,
 )
@@ -96,5 +98,5 @@ __all__ = [
     "Part", "RootShape", "Roots", "Sac", "SacShape", "SoftTissue", "SoftTissueShape", "Spine",
     "VertebraGeometry", "build_body", "build_bowel", "build_canal", "build_discs",
     "build_foraminal_fat", "build_muscles", "build_roots", "build_sac", "build_soft_tissue",
-    "build_vessels", "disc_fields", "foramen_span",
+    "build_vessels", "disc_fields", "foramen_span", "paint_order",
 ]

@@ -40,6 +40,7 @@ from spinect_core.phantom.builders import (
 from spinect_core.phantom.builders.bones import ROOT_CLEARANCE, SI_JOINT_CLEARANCE, bone_layers
 from spinect_core.phantom.builders.frames import build_frames
 from spinect_core.phantom.builders.landmarks import spine_landmarks
+from spinect_core.phantom.builders.paint import paint_order
 from spinect_core.phantom.builders.vertebra import body_outline
 from spinect_core.phantom.params import PhantomParams
 from spinect_core.phantom.real.bones import Bump, HipDeformation, PlacedBone, bone_fields
@@ -307,10 +308,10 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
               for _i, n, _s in SIDES]
     sac_part = sac.part
     sac_part.carve = [(b, SAC_CLEARANCE_MM, 0.0) for b in ("L4", "L5", "S1")]
-    # Paint order of the procedural phantom: soft tissue, muscle around the ilia, fat, discs,
-    # bones, then the nerves and the sac on top.
-    parts = (soft.parts + muscle_parts + [canal.part] + foramina.parts + roots.fat_sleeves()
-             + discs.parts + bones + roots.nerve_parts(soft.body.part.bbox) + [sac_part])
+    # The procedural phantom's paint order; the real facets have no capsules.
+    parts = paint_order(soft_tissue=soft.parts, muscle=muscle_parts, canal=canal.part,
+                        capsules=[], foraminal_fat=foramina.parts, roots=roots, discs=discs.parts,
+                        bones=bones, sac=sac_part, body_box=soft.body.part.bbox)
 
     lm: dict[str, object] = {"dural_sac_centreline": sac.line}
     lm.update(roots.landmarks)
