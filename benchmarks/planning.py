@@ -22,7 +22,9 @@ its exact labels and per-level instances. The planner's phases, on the device ch
 
 With ``--json`` each phase prints one JSON line as it ends (``{"phase": ..., "device": ...}``)
 and a last line holds everything. Timings vary 2-4x with the load of the other cores; the JSON
-records the load average before and after.
+records the load average before and after, and with each timed phase. Each wall time comes with
+the process's CPU time (``time.process_time``, ``*_cpu_*`` keys: all threads), the steadier
+figure on a shared machine.
 ``--quick``: 6 views, a coarse optimisation (15 / 2 deg steps) and ``--coarse-step 15`` end to end.
 """
 
@@ -69,18 +71,22 @@ def time_views(engine: PlanEngine, n_views: int) -> dict:
         scene.windows_at(30.0, 0.0, pixel_mm=px)  # warm-up (allocations, caches)
         options = WindowOptions(roi_size_mm=scene.options.roi_size_mm, pixel_mm=px,
                                 polygons=False, up_lps=tuple(scene.frame.z_lps))
-        times, cast, areas = [], [], []
+        times, cpu, cast, cast_cpu, areas = [], [], [], [], []
         for a, b in _views(n_views):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             w = scene.windows_at(a, b, pixel_mm=px)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
             areas.append(w.free.area_mm2)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             compute_window(scene.scene, scene.view_direction(a, b),
                            roi_center_lps=scene.roi_center_lps, zone=scene._zone, options=options)
             cast.append(time.perf_counter() - t)
+            cast_cpu.append(time.process_time() - c)
         out[f"view_{px}mm_median_ms"] = 1000.0 * statistics.median(times)
+        out[f"view_{px}mm_median_cpu_ms"] = 1000.0 * statistics.median(cpu)
         out[f"view_{px}mm_free_window_median_ms"] = 1000.0 * statistics.median(cast)
+        out[f"view_{px}mm_free_window_median_cpu_ms"] = 1000.0 * statistics.median(cast_cpu)
         out[f"view_{px}mm_max_ms"] = 1000.0 * max(times)
         out[f"view_{px}mm_rays"] = int(round(scene.options.roi_size_mm / px)) ** 2
         out[f"view_{px}mm_views_with_free_area"] = int(sum(a > 0 for a in areas))
@@ -123,7 +129,7 @@ def time_cli(phantom, quick: bool) -> dict:
             argv += ["--segmentation", str(paths["labels"])]
         if quick:
             argv += ["--coarse-step", "15", "--final-step", "2"]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         devnull = open(os.devnull, "w")
         stdout, sys.stdout = sys.stdout, devnull
         try:
@@ -132,8 +138,10 @@ def time_cli(phantom, quick: bool) -> dict:
             sys.stdout = stdout
             devnull.close()
         elapsed = time.perf_counter() - t
+        cpu = time.process_time() - c
         n_files = sum(1 for p in (Path(tmp) / "out").rglob("*") if p.is_file())
-    return {"cli_s": elapsed, "cli_rc": rc, "cli_files": n_files, "cli_segmented": segment,
+    return {"cli_s": elapsed, "cli_cpu_s": cpu, "load_average": list(os.getloadavg()),
+            "cli_rc": rc, "cli_files": n_files, "cli_segmented": segment,
             "cli_note": ("segmented with the installed weights" if segment else
                          "no trained weights installed: --segmentation with the phantom's labels "
                          "(no segmentation time included)")}
@@ -141,16 +149,18 @@ def time_cli(phantom, quick: bool) -> dict:
 
 def time_plan(engine: PlanEngine) -> tuple[object, dict]:
     """One :meth:`PlanEngine.plan`, its view searches and needle plans timed separately."""
-    timings = {"optimise_s": 0.0, "trajectory_s": 0.0}
+    timings = {"optimise_s": 0.0, "optimise_cpu_s": 0.0, "trajectory_s": 0.0,
+               "trajectory_cpu_s": 0.0}
     optimise, side_plan = engine.optimise_side, engine._side_plan
 
     def timed(function, key):
         def run(*args, **kwargs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 timings[key] += time.perf_counter() - t
+                timings[key.replace("_s", "_cpu_s")] += time.process_time() - c
         return run
 
     engine.optimise_side = timed(optimise, "optimise_s")
@@ -211,10 +221,12 @@ def main() -> None:
     phase("fields", engine_s=engine_s, anatomy_s=engine.timings_s.get("anatomy"),
           fields_s=engine.timings_s.get("scenes"), fields_upload_s=upload_s,
           fields_shape_zyx={side: list(s.scene.shape_zyx) for side, s in engine.scenes.items()})
-    phase("one_view", **time_views(engine, 6 if args.quick else 20))
+    phase("one_view", **time_views(engine, 6 if args.quick else 20),
+          load_average=list(os.getloadavg()))
 
     plan, timings = time_plan(engine)
     phase("optimisation", optimise_s=timings["optimise_s"],
+          optimise_cpu_s=timings["optimise_cpu_s"], load_average=list(os.getloadavg()),
           optimise_options={"coarse_step_deg": options.coarse_step_deg,
                             "final_step_deg": options.final_step_deg},
           # Deterministic cost of the optimisation, comparable across machines and loads: the
@@ -227,7 +239,8 @@ def main() -> None:
                                          [round(float(sp.window(kind).best_view.oblique_deg), 3),
                                           round(float(sp.window(kind).best_view.tilt_deg), 3)])
                       for side, sp in plan.sides.items() for kind in WINDOW_KINDS})
-    phase("trajectory", trajectory_s=timings["trajectory_s"], plan_s=timings["plan_s"])
+    phase("trajectory", trajectory_s=timings["trajectory_s"],
+          trajectory_cpu_s=timings["trajectory_cpu_s"], plan_s=timings["plan_s"])
     phase("exports", **time_exports(plan, engine, phantom, keep=args.keep_exports))
     if not args.no_cli:
         phase("end_to_end", **time_cli(phantom, args.quick))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -220,32 +220,34 @@ def optimise_view(evaluate: Callable, *,
         report(progress, 0.8 * done / len(alphas) if refine else done / len(alphas),
                f"view grid {min(done * len(betas), total)}/{total}")
     bi, bj = np.unravel_index(int(np.argmax(values)), values.shape)
+    # The plateau depends on the grid alone: its view is evaluated with the first call of
+    # ``evaluate`` below (one call fewer; every call of a batch ray caster costs its fixed time).
+    mask = _plateau(values, (bi, bj), plateau_fraction)
+    ii, jj = np.nonzero(mask)
+    plateau_view = (float(alphas[ii].mean()), float(betas[jj].mean()))
     history: list[ViewPoint] = []
     box = (a0, a1, b0, b1)
     if refine:
         steps = _steps(coarse_step_deg / 2.0, final_step_deg)
         n_fine = min(max(int(fine_levels), 1), len(steps))
         seeds = _seeds(values, starts)
-        ends = []
-        for k, (i, j) in enumerate(seeds):
-            # A seed's grid value is the cheap objective's value there (cached).
-            p = ViewPoint(float(alphas[i]), float(betas[j]), float(values[i, j]))
-            ends.append(_compass(coarse, p, steps[:-n_fine], box=box, history=history))
-            report(progress, 0.8 + 0.1 * (k + 1) / len(seeds), "refining the best view")
+        # The seeds' searches run side by side, their polls in one call per round (the same
+        # paths as one seed after the other).
+        ends = _compass_many(coarse, [ViewPoint(float(alphas[i]), float(betas[j]),
+                                                float(values[i, j])) for i, j in seeds],
+                             steps[:-n_fine], box=box, history=history)
+        report(progress, 0.9, "refining the best view")
         start = max(ends, key=lambda p: p.value)  # first (best seed) on ties
         # The start's value on ``evaluate`` comes with its first poll (one batch; cached).
         views = [(start.alpha_deg, start.beta_deg)]
-        start = start._replace(value=f(views + _poll(views[0], steps[-n_fine], AXIS_MOVES,
-                                                     box))[0])
-        best = _compass(f, start, steps[-n_fine:], box=box, history=history)
+        start = start._replace(value=f(views + _poll(views[0], steps[-n_fine], AXIS_MOVES, box)
+                                       + [plateau_view])[0])
+        best = _compass_many(f, [start], steps[-n_fine:], box=box, history=history)[0]
         report(progress, 0.95, "refining the best view")
     else:
-        best = ViewPoint(float(alphas[bi]), float(betas[bj]),
-                         f([(float(alphas[bi]), float(betas[bj]))])[0])
-    mask = _plateau(values, (bi, bj), plateau_fraction)
-    ii, jj = np.nonzero(mask)
-    pa, pb = float(alphas[ii].mean()), float(betas[jj].mean())
-    plateau = ViewPoint(pa, pb, f([(pa, pb)])[0])
+        view = (float(alphas[bi]), float(betas[bj]))
+        best = ViewPoint(*view, f([view, plateau_view])[0])
+    plateau = ViewPoint(*plateau_view, f([plateau_view])[0])
     report(progress, 1.0, "view optimised")
     fine = counts["fine"]
     return ViewOptimum(best=best, plateau=plateau, alphas_deg=alphas, betas_deg=betas,
@@ -281,28 +283,52 @@ def _steps(first: float, final: float) -> list[float]:
     return out
 
 
-def _compass(f: Callable[[Sequence[tuple[float, float]]], list[float]], p: ViewPoint,
-             steps: Iterable[float], *, box: tuple[float, float, float, float],
-             history: list[ViewPoint]) -> ViewPoint:
-    """Compass search from ``p`` (value of ``f``) through ``steps``: poll the axis moves (then
-    the diagonals if none improves), move to the best improvement, go to the next step when
-    nothing improves. Each poll is one call of the batch objective ``f``."""
-    a, b, value = p
-    for step in steps:
-        while True:
-            best_move = None
-            for moves in (AXIS_MOVES, DIAGONAL_MOVES):
-                views = _poll((a, b), step, moves, box)
-                for (na, nb), v in zip(views, f(views) if views else []):
-                    history.append(ViewPoint(na, nb, v))
-                    if v > value + 1e-12 and (best_move is None or v > best_move[2]):
-                        best_move = (na, nb, v)
-                if best_move is not None:
+def _compass_many(f: Callable[[Sequence[tuple[float, float]]], list[float]],
+                  points: Sequence[ViewPoint], steps: Sequence[float], *,
+                  box: tuple[float, float, float, float], history: list[ViewPoint]
+                  ) -> list[ViewPoint]:
+    """Compass searches from each of ``points`` (values of ``f``) through ``steps``, side by side.
+
+    Each search polls the axis moves (then the diagonals if none improves), moves to the best
+    improvement, and goes to the next step when nothing improves. The searches are
+    independent (each takes the path it would take alone); a round evaluates the current poll
+    of every search still running in one call of the batch objective ``f``.
+    """
+    steps = list(steps)
+    # Per search: view, value, step index, moves tried (0: axis, 1: diagonals).
+    state = [[p.alpha_deg, p.beta_deg, p.value, 0, 0] for p in points]
+    while True:
+        polls: list[list[tuple[float, float]]] = []
+        for st in state:
+            views: list[tuple[float, float]] = []
+            while st[3] < len(steps):
+                views = _poll((st[0], st[1]), steps[st[3]],
+                              DIAGONAL_MOVES if st[4] else AXIS_MOVES, box)
+                if views:
                     break
-            if best_move is None:
-                break
-            a, b, value = best_move
-    return ViewPoint(a, b, value)
+                # No distinct view to try (the box's corner): as if none improved.
+                st[3], st[4] = (st[3] + 1, 0) if st[4] else (st[3], 1)
+            polls.append(views)
+        if not any(polls):
+            break
+        values = f([v for views in polls for v in views])
+        offset = 0
+        for st, views in zip(state, polls):
+            got, offset = values[offset:offset + len(views)], offset + len(views)
+            if not views:
+                continue
+            best_move = None
+            for (na, nb), v in zip(views, got):
+                history.append(ViewPoint(na, nb, v))
+                if v > st[2] + 1e-12 and (best_move is None or v > best_move[2]):
+                    best_move = (na, nb, v)
+            if best_move is not None:
+                st[0], st[1], st[2], st[4] = best_move[0], best_move[1], best_move[2], 0
+            elif st[4]:
+                st[3], st[4] = st[3] + 1, 0  # nothing improves at this step: the next one
+            else:
+                st[4] = 1  # the diagonals next
+    return [ViewPoint(st[0], st[1], st[2]) for st in state]
 
 
 def _poll(view: tuple[float, float], step: float, moves: Sequence[tuple[int, int]],

@@ -224,3 +224,55 @@ def test_batched_objective_must_return_one_value_per_view() -> None:
 
     with pytest.raises(InputError, match="values for"):
         optimise_view(lambda views: [1.0], batched=True)
+
+
+def _two_hills(a: float, b: float) -> float:
+    return max(50.0 - 0.05 * ((a - 15.0) ** 2 + (b + 20.0) ** 2),
+               60.0 - 0.08 * ((a - 55.0) ** 2 + (b - 12.0) ** 2))
+
+
+def test_seeds_searched_side_by_side_take_the_paths_they_take_alone() -> None:
+    # The compass searches from several grid seeds share each round's call of the batch
+    # objective; each still takes its own path (same end, same views polled).
+    from spinect_core.planning.optimise import ViewPoint, _compass_many
+
+    calls = []
+
+    def many(views):
+        calls.append(list(views))
+        return [_two_hills(a, b) for a, b in views]
+
+    box = (0.0, 75.0, -35.0, 35.0)
+    seeds = [ViewPoint(10.0, -15.0, _two_hills(10.0, -15.0)),
+             ViewPoint(50.0, 15.0, _two_hills(50.0, 15.0))]
+    steps = [2.5, 1.25, 0.625]
+    alone, alone_history, alone_calls = [], [], []
+    for seed in seeds:
+        history: list = []
+        calls.clear()
+        alone.append(_compass_many(many, [seed], steps, box=box, history=history)[0])
+        alone_history.append(history)
+        alone_calls.append(len(calls))
+    calls.clear()
+    history = []
+    together = _compass_many(many, seeds, steps, box=box, history=history)
+    assert together == alone
+    assert sorted(history) == sorted(alone_history[0] + alone_history[1])
+    assert len(calls) == max(alone_calls) < sum(alone_calls)
+    assert together[0].alpha_deg == pytest.approx(15.0, abs=0.7)
+    assert together[1].alpha_deg == pytest.approx(55.0, abs=0.7)
+
+
+def test_the_plateau_view_comes_with_the_first_fine_call() -> None:
+    fine_calls = []
+
+    def fine(views):
+        fine_calls.append(list(views))
+        return [_two_hills(a, b) for a, b in views]
+
+    res = optimise_view(fine, grid_evaluate=lambda views: [_two_hills(a, b) - 1.0
+                                                           for a, b in views], batched=True)
+    assert (res.plateau.alpha_deg, res.plateau.beta_deg) in fine_calls[0]
+    assert res.plateau.value == pytest.approx(_two_hills(res.plateau.alpha_deg,
+                                                         res.plateau.beta_deg))
+    assert res.best.value >= 59.9
