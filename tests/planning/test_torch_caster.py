@@ -233,3 +233,73 @@ def test_the_gpu_schedule_gives_the_cpu_numbers(triangle, monkeypatch) -> None:
         np.testing.assert_allclose(b.margin, a.margin, atol=1e-6)
         np.testing.assert_allclose(b.hit_depth_mm, a.hit_depth_mm, atol=1e-5)
         assert b.area_mm2 == pytest.approx(a.area_mm2, rel=1e-6)
+
+
+# --- the empty-space skip -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def open_scene():
+    """A 1 mm scene with much open space: a ball (target) behind a plate with a round hole
+    (blocker), 56 mm across, so rays cross ~20 mm where both fields read the 10 mm clamp."""
+    arr = np.zeros((56, 56, 56), np.uint8)
+    z, y, x = np.indices(arr.shape)
+    arr[(z - 34) ** 2 + (y - 28) ** 2 + (x - 28) ** 2 < 25] = 2
+    plate = (z >= 26) & (z < 28) & ((y - 28) ** 2 + (x - 28) ** 2 >= 9)
+    plate &= (np.abs(y - 28) < 12) & (np.abs(x - 28) < 12)
+    arr[plate] = 1
+    vol = Volume(array=arr, spacing_mm=[1.0, 1.0, 1.0], origin_lps_mm=[0.0, 0.0, 0.0])
+    return vol, np.array([28.0, 28.0, 27.0])
+
+
+def test_the_empty_space_skip_gives_the_loops_numbers(open_scene, monkeypatch) -> None:
+    import spinect_core.planning.raycast as raycast
+
+    vol, centre = open_scene
+    fields = _scene(vol, pad_voxels=20)
+    skip = fields.torch_fields().skip_field()
+    assert skip is not None and float(skip[0].max()) > 2 * skip[3]  # skips of several steps
+    views = [tilted_view(t) for t in (0, 20, 40)]
+    options = replace(OPT, roi_size_mm=14.0, pixel_mm=0.5)
+    grids = [make_ray_grid(fields.scene_corners_lps, v, roi_center_lps=centre,
+                           roi_size_mm=20.0, pixel_mm=0.5) for v in views]
+    with_skip = trace_rays_many(fields, grids)
+    got = compute_windows(fields, views, roi_center_lps=centre, options=options)
+    monkeypatch.setattr(raycast, "SKIP_ROUNDS", 0)
+    without = trace_rays_many(fields, grids)
+    ref = compute_windows(fields, views, roi_center_lps=centre, options=options)
+    for a, b in zip(with_skip, without):
+        np.testing.assert_array_equal(a.kind, b.kind)
+        np.testing.assert_allclose(a.depth_mm, b.depth_mm, atol=1e-3)
+        np.testing.assert_allclose(a.margin_mm, b.margin_mm, atol=1e-3)
+    for a, b in zip(got, ref):
+        assert a.area_mm2 == pytest.approx(b.area_mm2, rel=1e-4) and a.area_mm2 > 5.0
+
+
+def test_the_skip_follows_edits_of_the_device_fields(open_scene) -> None:
+    # A root edit patches the device copy in place (root_edit._sync_torch); a block drawn in
+    # what was open space must stop the rays that cross it, not be skipped.
+    from spinect_core.planning.root_edit import _sync_torch
+    from spinect_core.planning.scene import signed_distance_mm
+
+    vol, centre = open_scene
+    fields = _scene(vol, pad_voxels=40)
+    tf = fields.torch_fields()
+    view = tilted_view(0)
+    grid = make_ray_grid(fields.scene_corners_lps, view, roi_center_lps=centre,
+                         roi_size_mm=4.0, pixel_mm=0.5)
+    before = trace_rays(fields, grid)
+    assert tf.skip_field() is not None and (before.kind == 1).all()  # through the hole
+    # A blocker block 30 mm in front of the plate, in the open space a stale skip jumps.
+    hit = grid.points_lps(np.array([4.0]), np.array([4.0]), np.array([0.0]))[0]
+    first = float(np.nanmin(before.depth_mm))
+    block_centre = fields.lps_to_index(hit + (first - 30.0) * grid.view_direction_lps)
+    cx, cy, cz = np.round(block_centre).astype(int)
+    blocker = fields.sdf[1] < 0
+    blocker[cz - 2:cz + 3, cy - 6:cy + 7, cx - 6:cx + 7] = True
+    sdf = signed_distance_mm(blocker, fields.spacing_mm[::-1], 10.0, features=True)
+    fields.sdf[1] = sdf[0]
+    if fields.features is not None:
+        fields.features[1] = sdf[1]
+    _sync_torch(fields, (0, 0, 0), fields.shape_zyx)
+    after = trace_rays(fields, grid)
+    assert (after.kind == 2).all()
+    assert np.nanmax(after.depth_mm) < first - 10.0
