@@ -32,6 +32,19 @@ BORDER_BAND_MM = 4.0
 #: How far (mm) the opened body's posterior wall may lie behind its canal-facing part before
 #: the opening is taken to have kept the pedicle (measured: 0.1-1.8 mm, or 12-16 mm when kept).
 ARCH_KEPT_MM = 5.0
+#: How far (mm) behind the body's posterior wall the pedicle is followed at most.
+PEDICLE_REACH_MM = 14.0
+#: The coronal slab (mm behind the posterior wall) taken to hold only the pedicle.
+PEDICLE_SLAB_MM = (1.0, 5.0)
+#: Where (mm behind the wall) the pedicle's middle section and its centre lie on a pedicle at
+#: least ``PEDICLE_MID_MM[1]`` long; a shorter one's are as far along it proportionally.
+PEDICLE_MID_MM = (7.0, 11.0)
+PEDICLE_CENTRE_MM = 8.0
+#: L5 bone behind the wall this far (mm) below the S1 superior endplate's plane is the inferior
+#: articular process: it reaches the L5/S1 facet, whose lower end lies beside the S1 endplate or
+#: lower (6-9 mm below it on the real bones). Bone a segmentation gave to L5 by mistake near a
+#: long procedural pedicle (the S1 superior articular process's tip) stays above that.
+IAP_BELOW_S1_ENDPLATE_MM = 3.0
 
 
 @dataclass(kw_only=True)
@@ -228,29 +241,69 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
             if wall - wall_inner > ARCH_KEPT_MM:
                 wall = wall_inner
                 body_side &= body_q[:, 1] <= wall + 3.0
-        slab = (l5_q[:, 1] >= wall + 1.0) & (l5_q[:, 1] <= wall + 5.0) & (sgn * l5_q[:, 0] >= 4.0) & (
-            l5_q[:, 2] >= l5_inf_h)
+        slab = (l5_q[:, 1] >= wall + PEDICLE_SLAB_MM[0]) & (l5_q[:, 1] <= wall + PEDICLE_SLAB_MM[1]) & (
+            sgn * l5_q[:, 0] >= 4.0) & (l5_q[:, 2] >= l5_inf_h)
         if slab.sum() < 5:
             raise AnatomyError(f"cannot find the {side} L5 pedicle; check the segmentation of L5")
         sec = _main_cluster(l5_q[slab], grid)
-        h_min = float(sec[:, 2].min())
         lat_lo, lat_hi = float(sec[:, 0].min()), float(sec[:, 0].max())
-        ped_sel = (l5_q[:, 1] >= wall) & (l5_q[:, 1] <= wall + 14.0) & (l5_q[:, 2] >= h_min - 1.0) & (
+        # The pedicle ends where the posterior elements begin. A real L5 pedicle is short
+        # (3-5 mm behind the wall, then the inferior articular process hangs down to the facet):
+        # the fixed 14 mm reach, made for long pedicles, put the "centre" 8 mm behind the wall
+        # in the articular process and the lower margin 4-9 mm too low (at the L5 endplate).
+        length = _pedicle_length(l5_q, sgn=sgn, wall=wall, lat_range=(lat_lo, lat_hi),
+                                 below_h=-IAP_BELOW_S1_ENDPLATE_MM)
+        # Its middle section lies 7-11 mm behind the wall. When the posterior elements begin
+        # inside the slab taken for the pedicle (a short pedicle), it lies proportionally nearer
+        # and the pedicle ends at ``length``. A longer pedicle keeps the full reach: bone of the
+        # S1 superior articular process that a segmentation gave to L5 can hang down 7-12 mm
+        # behind the wall of a long pedicle, and must not shorten it.
+        short_pedicle = length <= PEDICLE_SLAB_MM[1]
+        scale = length / PEDICLE_MID_MM[1] if short_pedicle else 1.0
+        reach = length if short_pedicle else PEDICLE_REACH_MM
+        if short_pedicle:
+            short = slab & (l5_q[:, 1] <= wall + reach)
+            if short.sum() >= 5:
+                sec = _main_cluster(l5_q[short], grid)
+                lat_lo, lat_hi = float(sec[:, 0].min()), float(sec[:, 0].max())
+        h_min = float(sec[:, 2].min())
+        ped_sel = (l5_q[:, 1] >= wall) & (l5_q[:, 1] <= wall + reach) & (
+            l5_q[:, 2] >= h_min - 1.0) & (
             l5_q[:, 2] <= float(sec[:, 2].max()) + 1.0) & (sgn * l5_q[:, 0] >= 4.0) & (
             l5_q[:, 0] >= lat_lo - 6.0) & (l5_q[:, 0] <= lat_hi + 6.0)
         ped_q = l5_q[ped_sel]
         # Centre = middle of the pedicle's cross-section halfway along it (the pedicles converge,
         # so a centroid of the whole pedicle would sit too medial).
-        mid = ped_q[(ped_q[:, 1] >= wall + 7.0) & (ped_q[:, 1] <= wall + 11.0)]
+        mid_sel = (ped_q[:, 1] >= wall + PEDICLE_MID_MM[0] * scale) & (
+            ped_q[:, 1] <= wall + PEDICLE_MID_MM[1] * scale)
+        if short_pedicle:
+            # A short pedicle's section also holds the root of the transverse process, which
+            # joins it and the body's side and reaches far beyond the body (the L5 one): the
+            # pedicle is sought over the body's width, which it does not pass.
+            side_lat = sgn * body_q[upper & (sgn * body_q[:, 0] > 0.0), 0]
+            if len(side_lat) >= 5:
+                within = sgn * ped_q[:, 0] <= float(np.percentile(side_lat, 98)) + half_vox
+                if (mid_sel & within).sum() >= 5:
+                    mid_sel &= within
+        mid = ped_q[mid_sel]
         if len(mid) < 5:
             mid = ped_q
         lo_q, hi_q = np.percentile(mid, 5, axis=0), np.percentile(mid, 95, axis=0)
         centre_q = 0.5 * (lo_q + hi_q)
-        centre_q[1] = float(np.clip(wall + 8.0, ped_q[:, 1].min(), ped_q[:, 1].max()))
+        centre_q[1] = float(np.clip(wall + PEDICLE_CENTRE_MM * scale, ped_q[:, 1].min(),
+                                    ped_q[:, 1].max()))
         col = ped_q[np.hypot(ped_q[:, 0] - centre_q[0], ped_q[:, 1] - centre_q[1]) <= 4.0]
         if len(col) == 0:
             col = sec
-        low_h = float(col[:, 2].min()) - half_vox
+        if short_pedicle:
+            # The margin of a short pedicle slopes down laterally into the transverse process's
+            # root: the median of the 1 mm columns' lowest bone under the pedicle's middle (as
+            # the real bones' landmarks are measured), not the lowest point at its side.
+            lat_bin = np.floor(col[:, 0] - centre_q[0]).astype(int)
+            lows = [float(col[lat_bin == b, 2].min()) for b in np.unique(lat_bin)]
+            low_h = float(np.median(lows)) - half_vox
+        else:
+            low_h = float(col[:, 2].min()) - half_vox
         lower_q = np.array([centre_q[0], centre_q[1], low_h])
         medial_q = sec[np.argmin(sgn * sec[:, 0])].copy()
 
@@ -330,6 +383,26 @@ def _wall_below_pedicle(q: np.ndarray, *, h_range: tuple[float, float], cap: flo
     if sel.sum() < 20:
         return default
     return float(np.percentile(q[sel, 1], 98))
+
+
+def _pedicle_length(q: np.ndarray, *, sgn: float, wall: float, lat_range: tuple[float, float],
+                    below_h: float, min_points: int = 3) -> float:
+    """How far (mm) behind the posterior wall ``wall`` the pedicle reaches (at most
+    ``PEDICLE_REACH_MM``).
+
+    ``q`` holds the L5 voxel points (N, 3: lat, post, h; mm). The pedicle ends at the first 1 mm
+    coronal section behind the wall (from 1 mm on) in which at least ``min_points`` points of the
+    pedicle's columns (``lat_range``, 4 mm or more from the midline on this side) lie below
+    ``below_h``: the inferior articular process, which hangs down behind the foramen to the
+    facet joint. A long pedicle (the procedural phantom's) meets none within the reach.
+    """
+    cols = (sgn * q[:, 0] >= 4.0) & (q[:, 0] >= lat_range[0]) & (q[:, 0] <= lat_range[1]) & (
+        q[:, 2] < below_h)
+    post = q[cols, 1] - wall
+    for d in np.arange(1.0, PEDICLE_REACH_MM):
+        if int(np.count_nonzero((post >= d) & (post < d + 1.0))) >= min_points:
+            return float(max(d, 2.0))
+    return PEDICLE_REACH_MM
 
 
 def _wall_line(q: np.ndarray, *, default: float):
