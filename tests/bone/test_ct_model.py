@@ -62,6 +62,31 @@ def test_hollow_cylinder_with_thin_cortex_is_filled(interior_hu):
     np.testing.assert_allclose(result.mask.spacing_mm, vol.spacing_mm)
 
 
+def test_marrow_carries_into_slices_whose_ring_is_broken():
+    """The first body of a scan, cut by its end, with its ring open over half its
+    circumference in its first 4 slices (a thin anterior cortex): the marrow above carries
+    down into those slices, and not out of the gap."""
+    vol, bone, _ = _scene(interior_hu=60.0, noise=5.0)
+    start = 20                                          # the scan begins inside the body
+    hu, bone = vol.array[start:].copy(), bone[start:]
+    zz, yy, xx = np.mgrid[: hu.shape[0], : hu.shape[1], : hu.shape[2]]
+    gap = (zz < 4) & (xx > 40) & bone & ~ndi.binary_erosion(bone, iterations=2)
+    hu[gap] = 40                                        # half the ring's cortex is gone
+    broken = Volume(array=hu, spacing_mm=vol.spacing_mm, origin_lps_mm=vol.origin_lps_mm,
+                    direction=vol.direction)
+    in_plane = ndi.generate_binary_structure(3, 1) & (np.arange(3) == 1)[:, None, None]
+    inner = ndi.binary_erosion(bone, in_plane, iterations=4)
+    carried = segment_bone_from_ct(broken).mask.array.astype(bool)
+    plain = segment_bone_from_ct(broken, options=CTBoneOptions(carry_marrow_mm=0.0))
+    plain = plain.mask.array.astype(bool)
+    # The scan's first slice: no hole of its own in any direction. Where the intact half of
+    # the ring still holds the marrow on three sides it is carried down; the open half is not.
+    edge = inner & (zz == 0)
+    assert carried[edge].mean() > plain[edge].mean() + 0.2
+    assert carried[inner & (zz >= 4)].mean() > 0.97
+    assert not np.any(carried & ~ndi.binary_dilation(bone, iterations=2))
+
+
 def test_contrast_filled_tube_touching_bone_is_not_bone():
     vol, bone, tube = _scene(tube_hu=350.0)
     result = segment_bone_from_ct(vol)
