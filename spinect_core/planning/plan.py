@@ -325,6 +325,14 @@ class Plan:
         against the CT bone model, when the labels came from the network.
     roots_mode : {"fused", "ct", "network"} or None
         Where the roots came from (``PlanOptions.roots``); per side in ``SidePlan.roots``.
+    operator_edits : list of dict or None
+        The operator's label edits (the app's brush and eraser) in the label map the plan was
+        made on, one record per class changed, against the segmentation they started from:
+        ``name``, ``added_voxels``, ``removed_voxels``, ``changed_voxels``, ``added_ml``,
+        ``removed_ml``, ``changed_ml``, ``centroid_lps_mm`` (3,) and ``bbox_lps_mm`` (2, 3),
+        LPS mm (:meth:`spinect_core.planning.label_edit.ClassEdit.to_dict` with the added and
+        removed volumes). ``plan.json``'s ``segmentation.operator_edits``; None (the key left
+        out): the labels were not edited.
     options : PlanOptions
     timings_s : dict
     """
@@ -337,6 +345,7 @@ class Plan:
     bone_source: str | None = None
     segmentation_check: dict[str, Any] | None = None
     roots_mode: str | None = None
+    operator_edits: list[dict[str, Any]] | None = None
     options: PlanOptions = field(default_factory=PlanOptions)
     timings_s: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
@@ -367,7 +376,9 @@ class Plan:
                 "view_direction_lps": "direction in which rays travel (skin to target)",
             },
             "ct": self.ct_geometry, "segmentation_source": self.segmentation_source,
-            "segmentation": {"source": self.segmentation_source, "bone_source": self.bone_source},
+            "segmentation": {"source": self.segmentation_source, "bone_source": self.bone_source,
+                             **({} if self.operator_edits is None else {
+                                 "operator_edits": [dict(e) for e in self.operator_edits]})},
             "segmentation_check": self.segmentation_check,
             "anatomy": self.anatomy, "variant": self.options.variant,
             "view_search": {"frame": "carm",

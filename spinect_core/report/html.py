@@ -8,7 +8,10 @@ it is safe; how sure the level is (a "Level identification" box right under the 
 names "L5/S1" plainly only when the level is established: see
 :mod:`spinect_core.report.level_text`); warnings (first on the page after it: a disagreement of
 the network's bone with the CT's own bone must not be missed); the segmentation check per level;
-the coordinate system; and the intended-use statement. No patient identifiers are printed (the
+the nerve roots the plan used (one row per side and root: source, confidence, mean radius,
+centreline points and length; a root the operator corrected is marked, a root not found says
+why) and the labels the operator edited (``segmentation.operator_edits``); the coordinate
+system; and the intended-use statement. No patient identifiers are printed (the
 plan holds none).
 
 With ``embed_from`` (what :func:`~spinect_core.report.exports.write_plan_outputs` passes) every
@@ -23,14 +26,17 @@ import base64
 import html
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from spinect_core.anatomy.root_tracing import ROOT_NAMES, ROOT_WORDS
 from spinect_core.planning.carm import CARM_CONVENTION, carm_text
 from spinect_core.report.level_text import LevelStatus, level_status_from_plan
 from spinect_core.vocabulary import WINDOW_KINDS
 
-__all__ = ["INTENDED_USE", "carm_instruction", "image_data_uri", "plan_report_html"]
+__all__ = ["INTENDED_USE", "ROOT_SOURCES", "RootRow", "carm_instruction", "image_data_uri",
+           "label_edit_ml", "plan_report_html", "root_rows"]
 
 #: Intended-use statement printed on every report.
 INTENDED_USE = "For research and planning support; not a certified medical device."
@@ -60,6 +66,7 @@ th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: ta
 figcaption { font-size: 0.85em; color: #555; max-width: 520px; }
 .small { font-size: 0.85em; color: #555; }
 .safe-yes { color: #11722b; font-weight: 600; } .safe-no { color: #b00; font-weight: 600; }
+tr.operator td, tr.operator th { background: #fff4d6; } .operator-mark { color: #8a5a00; font-weight: 700; }
 """
 
 
@@ -216,6 +223,182 @@ def _segmentation_check(check: Mapping[str, Any] | None, bone_source: Any) -> st
     return head + intro + f"<table>{''.join(rows)}</table>"
 
 
+#: A root's source (``plan.json``'s ``sides.<side>.roots.<name>.source``) in words.
+ROOT_SOURCES = {"network": "network", "ct": "CT (traced)", "fused": "fused (network and CT)",
+                "operator": "operator"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RootRow:
+    """One row of the report's "Nerve roots" table (HTML and PDF alike).
+
+    Attributes
+    ----------
+    side : str
+        ``"left"`` / ``"right"``.
+    name : str
+        ``exiting_l5``, ``exiting_l4`` or ``traversing_s1``.
+    words : str
+        The root in words ("exiting L5 root").
+    found : bool
+    source : str or None
+        ``network``, ``ct``, ``fused`` or ``operator`` (None when not found).
+    confidence : float or None
+        0..1.
+    mean_radius_mm : float or None
+        Mean of the radii along the centreline, mm.
+    points : int
+        Centreline points.
+    length_mm : float or None
+        Length of the centreline polyline, mm.
+    operator : bool
+        Corrected by the operator (source ``operator``).
+    note : str
+        Not found: why, when the plan's warnings say it; found: the root's notes, joined.
+    """
+
+    side: str
+    name: str
+    words: str
+    found: bool
+    source: str | None = None
+    confidence: float | None = None
+    mean_radius_mm: float | None = None
+    points: int = 0
+    length_mm: float | None = None
+    operator: bool = False
+    note: str = ""
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def root_rows(doc: Mapping[str, Any]) -> list[RootRow]:
+    """The rows of the "Nerve roots" table: one per side and root of ``plan.json``'s
+    ``sides.<side>.roots`` (sides without roots recorded give none).
+
+    A root that was not found (null) takes its reason from the plan's warning about it
+    (``"the exiting L4 root on the left: ..."``), when there is one.
+
+    Parameters
+    ----------
+    doc : mapping
+        The ``plan.json`` document.
+
+    Returns
+    -------
+    list of RootRow
+    """
+    warnings = [str(w) for w in doc.get("warnings") or []]
+    rows = []
+    for side, sp in (doc.get("sides") or {}).items():
+        roots = (sp or {}).get("roots")
+        if not isinstance(roots, Mapping):
+            continue
+        names = list(ROOT_NAMES) + [n for n in roots if n not in ROOT_NAMES]
+        for name in names:
+            if name not in roots:
+                continue
+            words = ROOT_WORDS.get(name, str(name).replace("_", " "))
+            root = roots[name]
+            if not root:
+                # The roots' warnings name a root as "the <words> on the <side>: <why>".
+                head = f"the {words} on the {side}: "
+                why = next((w[len(head):] for w in warnings if w.startswith(head)), "")
+                rows.append(RootRow(side=str(side), name=str(name), words=words, found=False,
+                                    note=why))
+                continue
+            pts = [[float(v) for v in p] for p in root.get("centreline_lps_mm") or []]
+            radii = [r for r in (_float_or_none(v) for v in root.get("radius_mm") or [])
+                     if r is not None]
+            length = (sum(math.dist(a, b) for a, b in zip(pts[:-1], pts[1:]))
+                      if len(pts) >= 2 else None)
+            source = root.get("source")
+            rows.append(RootRow(
+                side=str(side), name=str(name), words=words, found=True,
+                source=None if source is None else str(source),
+                confidence=_float_or_none(root.get("confidence")),
+                mean_radius_mm=sum(radii) / len(radii) if radii else None, points=len(pts),
+                length_mm=length, operator=source == "operator",
+                note="; ".join(str(n) for n in root.get("notes") or [])))
+    return rows
+
+
+def label_edit_ml(edit: Mapping[str, Any], kind: str) -> float | None:
+    """``added_ml`` / ``removed_ml`` (``kind`` ``"added"`` / ``"removed"``) of a label edit
+    record; from ``changed_ml`` per changed voxel for a record without them
+    (:meth:`~spinect_core.planning.label_edit.ClassEdit.to_dict` alone); None without volumes."""
+    if edit.get(f"{kind}_ml") is not None:
+        return _float_or_none(edit.get(f"{kind}_ml"))
+    changed = _float_or_none(edit.get("changed_voxels"))
+    changed_ml = _float_or_none(edit.get("changed_ml"))
+    voxels = _float_or_none(edit.get(f"{kind}_voxels"))
+    if not changed or changed_ml is None or voxels is None:
+        return None
+    return voxels * changed_ml / changed
+
+
+def _roots_section(doc: Mapping[str, Any]) -> str:
+    """"Nerve roots" (one row per side and root, the operator's corrections marked) and "Labels
+    edited by the operator" (``segmentation.operator_edits``); empty when the plan has
+    neither."""
+    rows = root_rows(doc)
+    edits = list((doc.get("segmentation") or {}).get("operator_edits") or [])
+    if not rows and not edits:
+        return ""
+    out = ["<h2 id='roots'>Nerve roots and the operator's corrections</h2>"]
+    if rows:
+        n_op = sum(r.operator for r in rows)
+        out.append("<h3>Nerve roots</h3><p class='small'>The roots the plan used (mode "
+                   f"{_e((doc.get('roots') or {}).get('mode') or 'not recorded')}). "
+                   + (f"<span class='operator-mark'>{n_op} corrected by the operator</span>: "
+                      "their shape is the operator's, not the software's."
+                      if n_op else "None was corrected by the operator.") + "</p>")
+        table = ["<table><tr><th>side</th><th>root</th><th>source</th><th>confidence</th>"
+                 "<th>mean radius</th><th>centreline points</th><th>length</th>"
+                 "<th>notes</th></tr>"]
+        for r in rows:
+            head = f"<th>{_e(r.side)}</th><th>{_e(r.words)}</th>"
+            if not r.found:
+                table.append(f"<tr>{head}<td colspan='6' class='agree-no'>not found"
+                             + (f": {_e(r.note)}" if r.note else "") + "</td></tr>")
+                continue
+            source = (_e(ROOT_SOURCES.get(r.source or "", r.source or "unknown")) if not r.operator
+                      else "<span class='operator-mark'>corrected by the operator</span>")
+            cls = " class='operator'" if r.operator else ""
+            table.append(
+                f"<tr{cls}>{head}<td>{source}</td>"
+                f"<td class='num'>{_num(r.confidence, 2)}</td>"
+                f"<td class='num'>{_num(r.mean_radius_mm, 1, 'mm')}</td>"
+                f"<td class='num'>{r.points}</td>"
+                f"<td class='num'>{_num(r.length_mm, 1, 'mm')}</td>"
+                f"<td class='small'>{_e(r.note)}</td></tr>")
+        table.append("</table>")
+        out += table
+    if edits:
+        out.append("<h3>Labels edited by the operator</h3><p class='small'>The plan was made "
+                   "on the label map as the operator edited it (brush and eraser), counted "
+                   "against the segmentation the edits started from.</p>")
+        table = ["<table><tr><th>class</th><th>added</th><th>removed</th>"
+                 "<th>centre of the changes (LPS)</th></tr>"]
+        for e in edits:
+            table.append(
+                f"<tr class='operator'><th>{_e(e.get('name', ''))}</th>"
+                f"<td class='num'>{_e(e.get('added_voxels', 0))} voxels "
+                f"({_num(label_edit_ml(e, 'added'), 2, 'ml')})</td>"
+                f"<td class='num'>{_e(e.get('removed_voxels', 0))} voxels "
+                f"({_num(label_edit_ml(e, 'removed'), 2, 'ml')})</td>"
+                f"<td>{_vec(e.get('centroid_lps_mm'))}&nbsp;mm</td></tr>")
+        table.append("</table>")
+        out += table
+    return "".join(out)
+
+
 def _level_box(status: LevelStatus) -> str:
     """The "Level identification" box: the confidence in words, how the level was counted, what
     to do when it is not established, the reasons and the warnings."""
@@ -327,6 +510,8 @@ def plan_report_html(plan_doc: Mapping[str, Any], *,
         f"spacing {_e(', '.join(f'{float(s):.2f}' for s in ct.get('spacing_mm', [])))} mm</td></tr>",
         "</table>",
         _segmentation_check(doc.get("segmentation_check"), bone_source),
+        # The operator's corrections right after the segmentation they change.
+        _roots_section(doc),
         "<h2>Coordinates and angles</h2>",
         "<p>All positions are patient <b>LPS</b> millimetres as in DICOM: +x towards the patient's "
         "<b>left</b>, +y <b>posterior</b>, +z <b>superior</b> (3D Slicer shows RAS: negate x and y). "

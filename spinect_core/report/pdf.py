@@ -1,7 +1,9 @@
 """The plan report as a PDF (``report.pdf``): the numbers of ``report.html`` and its figures.
 
 Built with matplotlib's PDF backend (no network, no external program): the first page(s) hold
-the title, the level identification, the intended-use notice, the warnings and per side the
+the title, the level identification, the intended-use notice, the warnings, the nerve roots
+(one line per side and root, the operator's corrections in bold capitals) and the labels the
+operator edited, and per side the
 windows (plateau and best views with C-arm terms, areas, inscribed diameter) and the needle
 (entry and target in LPS mm, length, angles, clearance, verdict); then one page per figure with
 its caption. Like the HTML page it prints no patient identifiers. The same bytes go into the
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from spinect_core.planning.carm import CARM_CONVENTION
-from spinect_core.report.html import INTENDED_USE, carm_instruction
+from spinect_core.report.html import (INTENDED_USE, ROOT_SOURCES, carm_instruction,
+                                      label_edit_ml, root_rows)
 from spinect_core.report.level_text import level_status_from_plan
 
 __all__ = ["plan_report_pdf", "plan_report_lines"]
@@ -46,6 +49,46 @@ def _num(value: Any, digits: int = 1, unit: str = "") -> str:
 
 def _vec(value: Sequence[float] | None) -> str:
     return "-" if value is None else "(" + ", ".join(f"{float(v):.1f}" for v in value) + ") mm"
+
+
+def _roots_lines(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The HTML report's "Nerve roots" and "Labels edited by the operator" as lines (none when
+    the plan records neither)."""
+    rows = root_rows(doc)
+    edits = list((doc.get("segmentation") or {}).get("operator_edits") or [])
+    if not rows and not edits:
+        return []
+    out: list[tuple[str, str]] = [("head", "Nerve roots and the operator's corrections")]
+    if rows:
+        n_op = sum(r.operator for r in rows)
+        out.append(("text", f"The roots the plan used (mode "
+                            f"{(doc.get('roots') or {}).get('mode') or 'not recorded'}): "
+                            + (f"{n_op} corrected by the operator." if n_op
+                               else "none was corrected by the operator.")))
+        for r in rows:
+            where = f"  {r.side} {r.words}: "
+            if not r.found:
+                out.append(("bold", where + "not found" + (f" ({r.note})" if r.note else "")))
+                continue
+            numbers = (f"confidence {_num(r.confidence, 2)}, mean radius "
+                       f"{_num(r.mean_radius_mm, 1, 'mm')}, {r.points} centreline points, "
+                       f"{_num(r.length_mm, 1, 'mm')} long")
+            if r.operator:  # bold and in capitals: the shape is the operator's
+                out.append(("bold", where + "CORRECTED BY THE OPERATOR, " + numbers))
+            else:
+                source = ROOT_SOURCES.get(r.source or "", r.source or "unknown")
+                out.append(("text", where + f"{source}, {numbers}"))
+    if edits:
+        out.append(("bold", "Labels edited by the operator (the plan was made on the edited "
+                            "label map):"))
+        for e in edits:
+            centre = e.get("centroid_lps_mm")
+            out.append(("text", f"  {e.get('name', '')}: {e.get('added_voxels', 0)} voxels "
+                                f"added ({_num(label_edit_ml(e, 'added'), 2, 'ml')}), "
+                                f"{e.get('removed_voxels', 0)} removed "
+                                f"({_num(label_edit_ml(e, 'removed'), 2, 'ml')}), around LPS "
+                                f"{_vec(centre)}"))
+    return out
 
 
 def plan_report_lines(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -76,6 +119,7 @@ def plan_report_lines(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
             ("text", "Positions are patient LPS millimetres (+x left, +y posterior, +z superior; "
                      "3D Slicer shows RAS: negate x and y)."),
             ("text", CARM_CONVENTION)]
+    out += _roots_lines(doc)
     for side, sp in (doc.get("sides") or {}).items():
         out.append(("head", f"{str(side).capitalize()} side ({level.side_label()})"))
         for kind, name in (("kambin", "Kambin triangle"), ("safe", "Safe (subpedicular) triangle")):
