@@ -15,8 +15,13 @@ controller's session, the slice views (H1's tool hook: ``set_tool``, ``slice_cli
   controller's own path (``set_segmentation``: surfaces, then the plan step as after any
   segmentation), its source says "edited by the operator", and the new plan's warnings list
   what changed per class ("bone edited by the operator: N voxels (x ml ...) around LPS (...)
-  mm"), so plan.json, the HTML and PDF reports carry it. Root corrections made before are
-  saved to a temporary session file and applied again to the new plan.
+  mm") and carries them as data (``Plan.operator_edits``: plan.json's
+  ``segmentation.operator_edits``, :func:`operator_edit_records`), so plan.json, the HTML and
+  PDF reports carry it. Root corrections made before are saved to a temporary session file and
+  applied again to the new plan.
+* Edit > Undo / Redo (Ctrl+Z, Ctrl+Shift+Z) undo the label strokes while a label tool is on
+  and there is a stroke to undo (:attr:`LabelEditing.owns_undo`, :attr:`LabelEditing.owns_redo`),
+  else the root corrections (the main window routes them).
 * :meth:`LabelEditing.save_files` writes ``labels_edited.nii.gz`` (LPS, the CT's grid, with its
   label-table sidecar) beside the exports and references it from ``planning_session.json``;
   :meth:`LabelEditing.restore` reopens them (one undo step).
@@ -38,11 +43,12 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from spinect_core.labels import LabelTable
-from spinect_core.planning.label_edit import EDITABLE_CLASSES, LabelEditor, LabelEditOptions
+from spinect_core.planning.label_edit import (EDITABLE_CLASSES, LabelEditor, LabelEditOptions,
+                                              LabelEditSummary)
 from spinect_core.volume import Volume
 
 __all__ = ["LabelEditing", "LABEL_SHORTCUTS", "TrainingLabels", "training_labels",
-           "DAB_SPACING"]
+           "DAB_SPACING", "operator_edit_records"]
 
 #: Keys of the label tools (the main window's Tools menu holds them as actions, so the Help
 #: dialog lists them with the menus' shortcuts): (keys, what they do).
@@ -54,6 +60,16 @@ LABEL_SHORTCUTS = (
 )
 #: Dabs along a drag are at most this fraction of the radius apart (no gaps between them).
 DAB_SPACING = 0.5
+
+
+def operator_edit_records(summary: LabelEditSummary) -> list[dict[str, Any]] | None:
+    """``Plan.operator_edits`` (plan.json's ``segmentation.operator_edits``) of the operator's
+    label edits: per class changed :meth:`ClassEdit.to_dict` (voxels, ``changed_ml``, centroid
+    and bounding box in LPS mm) with the added and removed volumes (ml); None without edits."""
+    if not summary:
+        return None
+    return [dict(c.to_dict(), added_ml=round(c.added * c.voxel_ml, 6),
+                 removed_ml=round(c.removed * c.voxel_ml, 6)) for c in summary.classes]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +133,8 @@ class LabelEditing(QObject):
         self._base_source: Any = None
         self._committed: Volume | None = None
         self._committed_lines: list[str] = []
+        # plan.json's segmentation.operator_edits of the committed map (None: no edits).
+        self._committed_edits: list[dict[str, Any]] | None = None
         self._pending = False
         self._plan_after_surfaces = False
         self._roots_to_reapply: Path | None = None
@@ -256,6 +274,17 @@ class LabelEditing(QObject):
             self.editor.end_stroke()
             self._update()
 
+    @property
+    def owns_undo(self) -> bool:
+        """Edit > Undo (Ctrl+Z) undoes a label stroke: a label tool is on and there is one to
+        undo (otherwise it undoes the last root correction)."""
+        return self.tool is not None and self.editor is not None and self.editor.can_undo
+
+    @property
+    def owns_redo(self) -> bool:
+        """Edit > Redo (Ctrl+Shift+Z) redoes a label stroke (as :attr:`owns_undo`)."""
+        return self.tool is not None and self.editor is not None and self.editor.can_redo
+
     def undo(self) -> bool:
         if self.editor is None or not self.editor.undo():
             return False
@@ -336,6 +365,7 @@ class LabelEditing(QObject):
             # A new case or a new segmentation: its edits start again.
             self.editor, self._base, self._committed = None, None, None
             self._committed_lines = []
+            self._committed_edits = None
             self._roots_to_reapply = None
             self._plan_after_surfaces = False
             self._last = None
@@ -383,6 +413,7 @@ class LabelEditing(QObject):
         old_lines = self._committed_lines
         self._committed = self.editor.to_volume()
         self._committed_lines = lines
+        self._committed_edits = operator_edit_records(summary)
         self._roots_to_reapply = roots
         self._plan_after_surfaces = True
         # The network's probabilities do not describe the edited map: they are not kept.
@@ -416,11 +447,14 @@ class LabelEditing(QObject):
         if plan is not None and self._committed is not None and session.labels is \
                 self._committed:
             missing = [w for w in self._committed_lines if w not in plan.warnings]
-            if missing:
-                # The plan made on the edited map says what the operator changed (plan.json,
-                # report): a new plan value, as every change of the state.
+            if missing or plan.operator_edits != self._committed_edits:
+                # The plan made on the edited map says what the operator changed, in words (the
+                # warnings) and as data (plan.json's segmentation.operator_edits, the report's
+                # table): a new plan value, as every change of the state. Each plan made on the
+                # map (a re-plan of the roots too) gets them again.
                 c.store.replace_session(plan=dataclasses.replace(
-                    plan, warnings=list(plan.warnings) + missing))
+                    plan, warnings=list(plan.warnings) + missing,
+                    operator_edits=self._committed_edits))
             if self._roots_to_reapply is not None:
                 path, self._roots_to_reapply = self._roots_to_reapply, None
                 c.open_root_session(path)

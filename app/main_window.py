@@ -18,7 +18,9 @@ drive :class:`app.label_editing.LabelEditing` (brush and eraser, "Re-plan with t
 labels"); an export writes the edited label map and the planning session beside its files,
 File > Open planning session reopens them, and File > Export as training case writes the
 reviewed case (CT, corrected labels, 3D Slicer segmentation) into a site folder under a
-generated, non-identifying name.
+generated, non-identifying name. Edit > Undo / Redo (Ctrl+Z, Ctrl+Shift+Z) act on the label
+strokes while a label tool is on and has one to undo or redo, else on the root corrections; the
+items say which ("Undo label stroke", "Undo root correction").
 """
 
 from __future__ import annotations
@@ -205,6 +207,13 @@ class MainWindow(QMainWindow):
                                              self.open_planning_session)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit_menu = bar.addMenu("&Edit")
+        # Window-wide Ctrl+Z / Ctrl+Shift+Z: the menu's shortcut takes the key before a slice
+        # view's own root undo sees it, so one place decides what is undone (undo()).
+        self.act_undo = self._action(edit_menu, "&Undo", self.undo,
+                                     QKeySequence.StandardKey.Undo)
+        self.act_redo = self._action(edit_menu, "&Redo", self.redo)
+        self.act_redo.setShortcuts(_redo_keys())
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Posterior (PA) view", self.reset_view, QKeySequence("Ctrl+R"))
         self._action(view_menu, "&Bone window", lambda: self.slice_views.set_preset("bone"))
@@ -430,6 +439,15 @@ class MainWindow(QMainWindow):
         self.act_label_redo.setEnabled(editing is not None and editing.editor is not None
                                        and editing.editor.can_redo)
         self.act_replan_labels.setEnabled(editing is not None and editing.pending and not busy)
+        # Edit > Undo / Redo name what they act on (undo() and redo() decide the same way).
+        roots = session.engine is not None
+        for act, verb, labels in ((self.act_undo, "Undo", editing is not None
+                                   and editing.owns_undo),
+                                  (self.act_redo, "Redo", editing is not None
+                                   and editing.owns_redo)):
+            act.setText(f"&{verb} label stroke" if labels
+                        else f"&{verb} root correction" if roots else f"&{verb}")
+            act.setEnabled(labels or roots)
         self.label_tools.replan_button.setEnabled(not busy)
         self.planning_panel.set_can_plan(session.has_labels and not busy)
         self.case_panel.set_enabled_actions(has_ct=session.has_ct,
@@ -539,6 +557,22 @@ class MainWindow(QMainWindow):
             self.label_editing.step_radius(steps)
             self.statusBar().showMessage(f"Brush radius {self.label_editing.radius_mm:g} mm",
                                          3000)
+
+    def undo(self) -> bool:
+        """Edit > Undo (Ctrl+Z): the last label stroke while a label tool is on and has one
+        (:attr:`LabelEditing.owns_undo`), else the last root correction (in the background);
+        False when neither can be undone."""
+        editing = self.label_editing
+        if editing is not None and editing.owns_undo:
+            return editing.undo()
+        return self.controller.undo_root_edit()
+
+    def redo(self) -> bool:
+        """Edit > Redo (Ctrl+Shift+Z): as :meth:`undo`, the other way."""
+        editing = self.label_editing
+        if editing is not None and editing.owns_redo:
+            return editing.redo()
+        return self.controller.redo_root_edit()
 
     def replan_with_edited_labels(self) -> bool:
         """Surfaces and plan again on the label map as the operator edited it."""
@@ -926,6 +960,13 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.view3d.close_plotter()
         super().closeEvent(event)
+
+
+def _redo_keys() -> list[QKeySequence]:
+    """The platform's redo keys and Ctrl+Shift+Z (what the slice views took for redo)."""
+    keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)
+    extra = QKeySequence("Ctrl+Shift+Z")
+    return list(keys) + ([] if extra in keys else [extra])
 
 
 def _volume_bounds(ct) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Label brush and eraser in the app: a dab through the slice views' tool hook changes the label
 map the views show (not the session's), the plan is marked outdated, undo restores, "Re-plan
 with the edited labels" hands the edited map to the controller and the new plan says what the
-operator changed; the main window exports the edits beside an export, reopens them, and writes a
-training case into a site folder.
+operator changed (in words and as plan.json's ``segmentation.operator_edits``); the main window
+exports the edits beside an export, reopens them, and writes a training case into a site folder;
+Ctrl+Z with the brush on undoes the stroke, not a root correction.
 
 A small synthetic CT and label map (48 x 56 x 64 voxels, anisotropic) put straight into the
 session: no phantom, no segmentation, no plan step.
@@ -11,6 +12,7 @@ session: no phantom, no segmentation, no plan step.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from PySide6.QtCore import QPoint, Qt
 from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.volume import Volume
 
-from app.label_editing import LabelEditing
+from app.label_editing import LabelEditing, operator_edit_records
 from app.state import SegmentationSource
 from app.widgets.label_tools import LabelToolsBar
 from app.widgets.slice_views import SliceViewsPanel
@@ -138,6 +140,14 @@ def test_a_dab_in_a_slice_view_edits_the_shown_map_and_outdates_the_plan(
     warnings = controller.session.plan.warnings
     assert any(w.startswith("nerve edited by the operator: ") and " ml; " in w and "LPS" in w
                for w in warnings)
+    # ... and as data: plan.json's segmentation.operator_edits, one record per class changed.
+    records = controller.session.plan.operator_edits
+    assert records == operator_edit_records(editing.editor.summary())
+    nerve = next(r for r in records if r["name"] == "nerve")
+    assert nerve["added_voxels"] == n and nerve["removed_voxels"] == 0
+    assert nerve["added_ml"] == pytest.approx(n * editing.editor.voxel_ml, abs=1e-6)
+    saved = json.loads(json.dumps(controller.session.plan.to_dict()))
+    assert saved["segmentation"]["operator_edits"] == records
     assert not editing.plan_outdated
     # More edits, a second re-plan: its words replace the first's (description, notes).
     first_lines = [n for n in controller.session.notes if "edited by the operator" in n]
@@ -286,6 +296,14 @@ def test_replan_with_edited_labels_keeps_root_corrections_and_marks_the_report(
     assert "exiting L5 root on the left: corrected by the operator" in doc["warnings"]
     assert "edited by the operator" in doc["segmentation_source"]
     assert "nerve edited by the operator" in (out / "report.html").read_text()
+    # The edits as data (plan.json) and the report's roots table with the corrected root marked.
+    edits = doc["segmentation"]["operator_edits"]
+    assert [e["name"] for e in edits] == ["nerve"] and edits[0]["added_voxels"] > 0
+    assert doc["sides"]["left"]["roots"]["exiting_l5"]["source"] == "operator"
+    page = (out / "report.html").read_text()
+    assert "Labels edited by the operator" in page
+    marked = re.findall(r"<tr class='operator'><th>(\w+)</th><th>([^<]+)</th>", page)
+    assert marked == [("left", "exiting L5 root")]
     saved = json.loads((out / "planning_session.json").read_text())
     assert [r["name"] for r in saved["roots"]] == ["exiting_l5"]
     assert saved["label_edits"]["file"] == "labels_edited.nii.gz"
@@ -300,3 +318,84 @@ def test_replan_with_edited_labels_keeps_root_corrections_and_marks_the_report(
     exported, _ = load_label_map(folder / "labels.nii.gz")
     with c.engine_lock:
         assert np.array_equal(exported.array, c.session.engine.labels.array)
+
+
+def test_ctrl_z_undoes_the_label_stroke_while_a_label_tool_is_on_else_the_roots(
+        qtbot, window, case, monkeypatch) -> None:
+    """Edit > Undo / Redo (Ctrl+Z, Ctrl+Shift+Z in a slice view): with the brush on and a stroke
+    to undo, the stroke; the roots' undo is not asked. Otherwise the roots', as before."""
+    from types import SimpleNamespace
+
+    from PySide6.QtWidgets import QApplication
+
+    ct, labels = case
+    c = window.controller
+    _session(c, ct, labels)
+    c.ct_changed.emit()
+    c.labels_changed.emit()
+    # The roots' undo and redo, recorded (the window's Edit menu and a slice view's keys alike).
+    calls: list[str] = []
+
+    def recorder(name: str):
+        def record() -> bool:
+            calls.append(name)
+            return True
+        return record
+
+    monkeypatch.setattr(c, "undo_root_edit", recorder("undo"))
+    monkeypatch.setattr(c, "redo_root_edit", recorder("redo"))
+    window.slice_views.root_undo_requested.connect(recorder("view undo"))
+    window.slice_views.root_redo_requested.connect(recorder("view redo"))
+    # A plan's engine (a stand-in: the window reads its anatomy): root edits can be undone.
+    c.store.replace_session(engine=SimpleNamespace(anatomy=SimpleNamespace(sides={})))
+    window._update_actions()
+    assert window.act_undo.text() == "&Undo root correction" and window.act_undo.isEnabled()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5_000)
+    editing = window.label_editing
+    panel = window.slice_views
+    view = panel.views[_axial(panel)]
+    view.slider.setValue(24)
+    view.canvas.setFocus()
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+
+    def keys(*mods) -> None:
+        modifiers = Qt.KeyboardModifier.NoModifier
+        for m in mods:
+            modifiers |= m
+        qtbot.keyClick(view.canvas, Qt.Key.Key_Z, modifiers)
+
+    # No label tool: Ctrl+Z undoes the last root correction.
+    keys(ctrl)
+    assert calls == ["undo"]
+
+    # The brush on, one stroke in the axial view: Ctrl+Z undoes the stroke, not a root.
+    window.act_brush.trigger()
+    editing.set_label("nerve")
+    editing.set_radius(2.0)
+    rect = view.canvas.image_rect()
+    pos = QPoint(round(rect.center().x()), round(rect.center().y()))
+    qtbot.mouseClick(view.canvas, Qt.MouseButton.LeftButton, pos=pos)
+    stroke = editing.editor.volume.array.copy()
+    assert not np.array_equal(stroke, labels.array) and editing.owns_undo
+    assert window.act_undo.text() == "&Undo label stroke"
+    keys(ctrl)
+    assert np.array_equal(editing.editor.volume.array, labels.array)
+    assert calls == ["undo"]  # the roots' undo was not asked
+    assert window.act_redo.text() == "&Redo label stroke"
+    keys(ctrl, shift)
+    assert np.array_equal(editing.editor.volume.array, stroke) and calls == ["undo"]
+    # The Edit menu's items do the same.
+    window.act_undo.trigger()
+    assert np.array_equal(editing.editor.volume.array, labels.array) and calls == ["undo"]
+
+    # Nothing left to undo with the brush on: Ctrl+Z is the roots' again.
+    assert not editing.owns_undo and window.act_undo.text() == "&Undo root correction"
+    keys(ctrl)
+    assert calls == ["undo", "undo"]
+    # The brush off: the stroke's redo waits; Ctrl+Shift+Z redoes a root correction.
+    window.act_brush.trigger()
+    assert editing.tool is None and editing.editor.can_redo and not editing.owns_redo
+    keys(ctrl, shift)
+    assert calls == ["undo", "undo", "redo"]
+    assert np.array_equal(editing.editor.volume.array, labels.array)
