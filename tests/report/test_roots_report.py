@@ -12,6 +12,7 @@ import copy
 import html
 import json
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ import pytest
 from spinect_core.anatomy.roots import Root
 from spinect_core.errors import InputError
 from spinect_core.labels import DEFAULT_LABELS
-from spinect_core.planning.label_edit import LabelEditor, summary_from_dict
+from spinect_core.planning.label_edit import LabelEditor, LabelEditSummary, summary_from_dict
 from spinect_core.planning.plan import Plan
 from spinect_core.report.exports import validate_plan_document
 from spinect_core.report.html import plan_report_html, root_rows
@@ -30,7 +31,7 @@ MISSING = ("the exiting L4 root on the right: neither the network nor the CT sho
            "is drawn there, review the plan")
 
 
-def _root(name: str, side: str, source: str, *, length_mm: float = 20.0,
+def _root(name: str, side: str, source: Any, *, length_mm: float = 20.0,
           radius_mm: float = 2.0, notes: tuple[str, ...] = ()) -> Root:
     """A straight root of ``length_mm`` along z, 21 points, radius ``radius_mm``."""
     z = np.linspace(0.0, -length_mm, 21)
@@ -117,15 +118,16 @@ def test_no_roots_section_without_roots_or_label_edits() -> None:
     assert not any("Nerve roots" in text for _, text in plan_report_lines(doc))
 
 
-def _edited_records() -> tuple[list[dict], object]:
+def _edited_records() -> tuple[list[dict], LabelEditSummary]:
     """The label edit records of two strokes (nerve painted over bone, bone erased) as the app
     puts them into the plan: ClassEdit.to_dict() and the added / removed volumes."""
     a = np.zeros((30, 30, 30), np.uint8)
     a[5:25, 5:25, 5:25] = DEFAULT_LABELS.id_of("bone")
-    labels = Volume(array=a, spacing_mm=(0.8, 0.8, 1.5), origin_lps_mm=(-10.0, -10.0, 50.0))
+    labels = Volume(array=a, spacing_mm=np.array([0.8, 0.8, 1.5]),
+                    origin_lps_mm=np.array([-10.0, -10.0, 50.0]))
     editor = LabelEditor(labels, DEFAULT_LABELS)
-    assert editor.paint(labels.index_to_lps(np.array([15.0, 15.0, 15.0])), 3.0, "nerve") > 0
-    assert editor.erase(labels.index_to_lps(np.array([8.0, 8.0, 10.0])), 2.0, "bone") > 0
+    assert editor.paint(labels.index_to_lps(np.array([15.0, 15.0, 15.0])).tolist(), 3.0, "nerve") > 0
+    assert editor.erase(labels.index_to_lps(np.array([8.0, 8.0, 10.0])).tolist(), 2.0, "bone") > 0
     summary = editor.summary()
     records = [dict(c.to_dict(), added_ml=round(c.added * c.voxel_ml, 6),
                     removed_ml=round(c.removed * c.voxel_ml, 6)) for c in summary.classes]
