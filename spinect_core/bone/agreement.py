@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     from spinect_core.segment import Segmentation
 
 __all__ = ["MIN_DICE", "VOLUME_RATIO_RANGE", "LEVELS", "AgreementOptions", "LevelAgreement",
-           "BoneAgreement", "compare_bone", "check_segmentation", "disagreement_warning"]
+           "BoneAgreement", "compare_bone", "check_segmentation", "disagreement_warning",
+           "NOMINAL_LEVEL_SPACING_MM", "PlannedLevelCheck", "check_planned_level"]
 
 #: A level whose network bone reaches a lower Dice against the CT bone model disagrees.
 MIN_DICE = 0.80
@@ -342,6 +343,95 @@ def check_segmentation(seg: "Segmentation", ct: Volume, *, options: AgreementOpt
     check = compare_bone(seg.network_bone_mask(), seg.ct_bone, options=options, progress=progress)
     seg.bone_check = check
     return check
+
+
+# --- the planned level against the CT's count ----------------------------------------------------
+#: Centre-to-centre distance of two lumbar bodies used when L4 is not in the CT's chain (mm;
+#: body height 25-30 mm plus a disc, ANATOMY.md).
+NOMINAL_LEVEL_SPACING_MM = 35.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedLevelCheck:
+    """Where the planned L5/S1 disc lies among the vertebrae counted on the CT's own bone.
+
+    The CT bone model's levels (:func:`compare_bone`, step 1) are counted on other evidence than
+    the segmentation's, so a segmentation that merged, missed or split a body (and so planned
+    one level too high or too low) shows as a disc outside the CT's L5-to-S1 interval.
+
+    Attributes
+    ----------
+    judged : bool
+        The CT's chain held L5 and S1.
+    offset_mm : float or None
+        The planned disc centre's distance below the CT's L5 body centre along the column
+        (caudal +; the unit vector from the CT's L4 to its L5 centre, or from L5 to S1 without
+        L4). The right level lies at about half a level spacing.
+    level_spacing_mm : float or None
+        The CT's L4-L5 centre distance (:data:`NOMINAL_LEVEL_SPACING_MM` without L4).
+    agrees : bool or None
+        ``0 <= offset_mm <= level_spacing_mm``: the disc lies between the CT's L5 centre and
+        the centre of the body below it. ``None`` when not judged.
+    warning : str
+        What a user must check when it disagrees ("" otherwise).
+    """
+
+    judged: bool = False
+    offset_mm: float | None = None
+    level_spacing_mm: float | None = None
+    agrees: bool | None = None
+    warning: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "planned L5/S1 disc centre between the CT bone model's L5 body centre "
+                          "and one level spacing below it, along the column",
+                "judged": bool(self.judged), "offset_mm": _round(self.offset_mm, 1),
+                "level_spacing_mm": _round(self.level_spacing_mm, 1), "agrees": self.agrees,
+                "warning": self.warning}
+
+
+def check_planned_level(check: BoneAgreement, disc_centre_lps: np.ndarray | Any
+                        ) -> PlannedLevelCheck:
+    """Does the planned L5/S1 disc lie where the CT's own bone counts it?
+
+    Parameters
+    ----------
+    check : BoneAgreement
+        :func:`compare_bone`'s result (its L4, L5 and S1 body centres from the CT's bone).
+    disc_centre_lps : array-like, shape (3,)
+        The planned L5/S1 disc centre (LPS, mm), from the segmentation.
+
+    Returns
+    -------
+    PlannedLevelCheck
+        Not judged when the CT's chain lacks L5 or S1.
+    """
+    centres = {r.level: r.centre_lps_mm for r in check.levels
+               if r.found and r.centre_lps_mm is not None}
+    if not check.levels_found or "L5" not in centres or "S1" not in centres:
+        return PlannedLevelCheck()
+    l5 = np.asarray(centres["L5"], float)
+    if "L4" in centres:
+        axis = l5 - np.asarray(centres["L4"], float)
+        spacing = float(np.linalg.norm(axis))
+    else:
+        axis = np.asarray(centres["S1"], float) - l5
+        spacing = NOMINAL_LEVEL_SPACING_MM
+    u = unit_or_zero(axis)
+    if not np.any(u) or spacing <= 0.0:
+        return PlannedLevelCheck()
+    offset = float((np.asarray(disc_centre_lps, float).reshape(3) - l5) @ u)
+    agrees = bool(0.0 <= offset <= spacing)
+    warning = ""
+    if not agrees:
+        where = (f"{-offset:.0f} mm above the centre of the body" if offset < 0.0
+                 else f"{offset:.0f} mm below the centre of the body")
+        guess = "L4/L5" if offset < 0.0 else "S1/S2"
+        warning = (f"the level is in doubt: the planned L5/S1 disc lies {where} that the CT's "
+                   f"own bone counts as L5 (the CT's count would make it {guess}); confirm the "
+                   "level on the images before using this plan")
+    return PlannedLevelCheck(judged=True, offset_mm=offset, level_spacing_mm=spacing,
+                             agrees=agrees, warning=warning)
 
 
 # --- levels and regions --------------------------------------------------------------------------

@@ -458,6 +458,8 @@ class PlanEngine:
         self.anatomy = identify_lumbosacral(labels, table, instances=instances,
                                             instance_table=instance_table, ct=ct,
                                             progress=sub_progress(progress, 0.0, 0.5, "anatomy: "))
+        #: The planned L5/S1 against the levels counted on the CT's own bone (network labels).
+        self.level_check = _check_planned_level(self.anatomy, segmentation_check)
         t1 = time.perf_counter()
         #: The roots chosen (``None`` when ``options.roots`` is None).
         self.roots: RootsResult | None = None
@@ -625,15 +627,26 @@ class PlanEngine:
             sides[side] = self._side_plan(side, kambin, safe)
         report(progress, 1.0, "plan ready")
         self.timings_s["optimise_and_trajectories"] = time.perf_counter() - t0
-        check = self.segmentation_check
+        check, level = self.segmentation_check, self.level_check
+        check_doc = None
+        if check is not None:
+            check_doc = {**check.to_dict(),
+                         **({} if level is None else {"planned_level": level.to_dict()})}
         return Plan(sides=sides, ct_geometry=self.ct.geometry_dict(),
                     segmentation_source=self.segmentation_source, anatomy=self.anatomy_summary(),
-                    warnings=(list(check.warnings) if check is not None else [])
-                    + list(self.anatomy.warnings)
-                    + ([] if self.roots is None else list(self.roots.warnings)),
+                    warnings=self.plan_warnings(),
                     bone_source=self.bone_source, roots_mode=self.options.roots,
-                    segmentation_check=check.to_dict() if check is not None else None,
+                    segmentation_check=check_doc,
                     options=self.options, timings_s=dict(self.timings_s))
+
+    def plan_warnings(self) -> list[str]:
+        """The plan's warnings: a level in doubt first (it makes every other number moot), then
+        the segmentation check's, the anatomy's and the roots'."""
+        level, check = self.level_check, self.segmentation_check
+        return (([level.warning] if level is not None and level.warning else [])
+                + (list(check.warnings) if check is not None else [])
+                + list(self.anatomy.warnings)
+                + ([] if self.roots is None else list(self.roots.warnings)))
 
     def _side_plan(self, side: str, kambin: WindowPlan, safe: WindowPlan) -> SidePlan:
         side_plan = SidePlan(side=side, kambin=kambin, safe=safe,
@@ -739,6 +752,22 @@ class PlanEngine:
                 "disc_centre_lps_mm": _vec(a.disc_centre_lps),
                 "midline_point_lps_mm": _vec(a.midline_point_lps),
                 "midline_normal_lps": _vec(a.midline_normal_lps)}
+
+
+def _check_planned_level(anatomy: Any, check: Any) -> Any:
+    """:func:`spinect_core.bone.agreement.check_planned_level` of the identified disc against a
+    segmentation check's CT levels (``None`` without a check whose levels were found). A level
+    in doubt lowers the level evidence to ``"low"`` with the warning as its reason, so the
+    report's and the app's level line say so too."""
+    if check is None or not getattr(check, "levels_found", False):
+        return None
+    from spinect_core.bone.agreement import check_planned_level
+
+    result = check_planned_level(check, anatomy.disc_centre_lps)
+    evidence = getattr(anatomy, "level_evidence", None)
+    if result.agrees is False and evidence is not None:
+        evidence.downgrade("low", result.warning)
+    return result
 
 
 def target_in_window(window: WindowResult | None, target_lps: Sequence[float] | np.ndarray

@@ -220,7 +220,23 @@ def _segmentation_check(check: Mapping[str, Any] | None, bone_source: Any) -> st
                     f"<td class='num'>{_num(lv.get('ct_bone_ml'), 1, 'ml')}</td>"
                     f"<td class='num'>{_num(lv.get('volume_ratio'), 2)}</td>"
                     f"<td>{verdict}</td></tr>")
-    return head + intro + f"<table>{''.join(rows)}</table>"
+    return head + intro + f"<table>{''.join(rows)}</table>" + _planned_level(
+        check.get("planned_level"))
+
+
+def _planned_level(level: Mapping[str, Any] | None) -> str:
+    """One line: does the planned L5/S1 disc lie where the CT's own bone counts it?"""
+    if not level or not level.get("judged"):
+        return ""
+    offset = float(level.get("offset_mm") or 0.0)
+    where = (f"{_num(abs(offset), 0, 'mm')} {'above' if offset < 0 else 'below'} the CT's L5 "
+             "body centre "
+             f"(the right level lies between 0 and "
+             f"{_num(level.get('level_spacing_mm'), 0, 'mm')}, one level spacing)")
+    if level.get("agrees"):
+        return f"<p class='small'>Level: the planned L5/S1 disc lies {where}: agrees.</p>"
+    return (f"<p class='warn'>Level in doubt: the planned L5/S1 disc lies {where}. "
+            f"{_e(level.get('warning') or '')}</p>")
 
 
 #: A root's source (``plan.json``'s ``sides.<side>.roots.<name>.source``) in words.

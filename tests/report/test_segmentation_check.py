@@ -86,3 +86,17 @@ def test_a_check_that_found_no_levels_is_shown_as_such() -> None:
     page = plan_report_html(doc)
     assert "no sacrum found" in page and "could not be checked" in page
     assert "0.80" in page and "0.65" in page
+
+
+def test_the_planned_level_check_is_a_line_under_the_table() -> None:
+    level = {"judged": True, "offset_mm": -15.6, "level_spacing_mm": 32.8, "agrees": False,
+             "warning": "the level is in doubt: the planned L5/S1 disc lies 16 mm above ..."}
+    doc = {"segmentation": {"bone_source": "network"}, "warnings": [level["warning"]],
+           "segmentation_check": {"levels_found": True, "levels": [], "bounds": {},
+                                  "planned_level": level}}
+    page = plan_report_html(doc)
+    assert "Level in doubt: the planned L5/S1 disc lies 16&nbsp;mm above the CT's L5" in page
+    level.update(agrees=True, offset_mm=18.6, warning="")
+    page = plan_report_html(doc)
+    assert "lies 19&nbsp;mm below the CT's L5 body centre" in page and ": agrees." in page
+    assert "Level in doubt" not in page

@@ -1,0 +1,102 @@
+"""The planned L5/S1 against the levels counted on the CT's own bone (never silently wrong).
+
+A segmentation that merges or misses a body plans one level too high or too low (measured on a
+real-bone phantom at 2.5 mm slices, seed 100: the network's labels put "L5/S1" 35 mm up, at
+L4/L5, with "moderate" level confidence). The CT bone model's count is independent evidence:
+the planned disc must lie between its L5 centre and one level spacing below it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spinect_core.bone.agreement import (NOMINAL_LEVEL_SPACING_MM, BoneAgreement,
+                                         LevelAgreement, check_planned_level, compare_bone)
+from tests.bone.cases import phantom_case, truth_as_ct_bone
+
+
+def _check(centres: dict[str, tuple[float, float, float]]) -> BoneAgreement:
+    """A check whose CT chain holds the given body centres (LPS mm)."""
+    levels = [LevelAgreement(level=name, found=name in centres,
+                             centre_lps_mm=None if name not in centres
+                             else np.asarray(centres[name], float))
+              for name in ("L4", "L5", "S1")]
+    return BoneAgreement(levels=levels, levels_found=True)
+
+
+#: An upright column: L4, L5 and S1 centres 32 mm apart along -z (caudal).
+COLUMN = {"L4": (0.0, 0.0, 0.0), "L5": (0.0, 0.0, -32.0), "S1": (0.0, 5.0, -70.0)}
+
+
+@pytest.mark.parametrize("disc_z, agrees, words", [
+    (-48.0, True, ""),            # half a level below L5's centre: the right level
+    (-16.0, False, "L4/L5"),      # half a level above it: the disc above L5
+    (-80.0, False, "S1/S2"),      # below the body under L5
+])
+def test_the_disc_must_lie_between_l5_and_the_body_below(disc_z, agrees, words) -> None:
+    result = check_planned_level(_check(COLUMN), np.array([3.0, 20.0, disc_z]))
+    assert result.judged
+    assert result.level_spacing_mm == pytest.approx(32.0)
+    assert result.offset_mm == pytest.approx(-32.0 - disc_z)
+    assert result.agrees is agrees
+    assert (words in result.warning) if words else result.warning == ""
+    if not agrees:
+        assert result.warning.startswith("the level is in doubt")
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_without_l4_the_nominal_spacing_and_the_l5_to_s1_axis() -> None:
+    column = {"L5": (0.0, 0.0, 0.0), "S1": (0.0, 0.0, -40.0)}
+    inside = check_planned_level(_check(column), np.array([0.0, 0.0, -NOMINAL_LEVEL_SPACING_MM
+                                                           + 1.0]))
+    outside = check_planned_level(_check(column), np.array([0.0, 0.0, 2.0]))
+    assert inside.level_spacing_mm == NOMINAL_LEVEL_SPACING_MM and inside.agrees is True
+    assert outside.agrees is False and outside.offset_mm == pytest.approx(-2.0)
+
+
+def test_not_judged_without_the_ct_levels() -> None:
+    assert check_planned_level(BoneAgreement(), np.zeros(3)).judged is False
+    no_s1 = check_planned_level(_check({"L4": (0, 0, 0), "L5": (0, 0, -30)}), np.zeros(3))
+    assert no_s1.judged is False and no_s1.agrees is None and no_s1.warning == ""
+
+
+def test_the_phantom_disc_agrees_and_the_disc_a_level_up_does_not() -> None:
+    """On a phantom's CT-chain (the true bone as the CT's), the true L5/S1 disc agrees; the same
+    point moved to the L4/L5 disc (one level up) is in doubt."""
+    ph, _ = phantom_case()
+    check = compare_bone(ph.labels.array == 1, truth_as_ct_bone(ph))
+    lm = ph.meta["landmarks"]
+    disc = np.asarray(lm["l5s1_disc_centre"], float)
+    up = disc + (np.asarray(lm["l4_body_centre"], float) - np.asarray(lm["l5_body_centre"], float))
+    right, wrong = check_planned_level(check, disc), check_planned_level(check, up)
+    assert right.agrees is True, right
+    assert wrong.agrees is False and "L4/L5" in wrong.warning, wrong
+
+
+def test_a_level_in_doubt_lowers_the_plans_level_confidence_and_leads_its_warnings() -> None:
+    """PlanEngine wiring: a check whose CT levels lie one level lower than the labels' makes
+    the level evidence "low" with the reason, and its warning leads the plan's."""
+    from spinect_core.labels import DEFAULT_LABELS
+    from spinect_core.planning.plan import PlanEngine
+
+    ph, _ = phantom_case()
+    check = compare_bone(ph.labels.array == 1, truth_as_ct_bone(ph))
+    lm = ph.meta["landmarks"]
+    step = np.asarray(lm["l5_body_centre"], float) - np.asarray(lm["l4_body_centre"], float)
+    shifted = BoneAgreement(levels_found=True, levels=[
+        LevelAgreement(level=r.level, found=r.found, agrees=r.agrees, dice=r.dice,
+                       centre_lps_mm=None if r.centre_lps_mm is None else r.centre_lps_mm + step)
+        for r in check.levels])
+    engine = PlanEngine(ph.ct, ph.labels, DEFAULT_LABELS, segmentation_check=shifted)
+    assert engine.level_check is not None and engine.level_check.agrees is False
+    evidence = engine.anatomy.level_evidence
+    assert evidence.confidence == "low"
+    assert engine.level_check.warning in evidence.reasons
+    assert engine.plan_warnings()[0] == engine.level_check.warning
+    # The unshifted check agrees and changes nothing.
+    quiet = PlanEngine(ph.ct, ph.labels, DEFAULT_LABELS, segmentation_check=check)
+    assert quiet.level_check.agrees is True
+    assert not any(w.startswith("the level is in doubt") for w in quiet.plan_warnings())
