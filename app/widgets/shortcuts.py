@@ -113,8 +113,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              f"{_EDIT.radius_range_mm[1]:g} mm)"),
     Shortcut(keys="Right click (without dragging)", does="Root menu: on a control point delete "
              "it or set its radius or the whole root's (mm); near a root add a point there"),
-    Shortcut(keys="Ctrl + Z / Ctrl + Shift + Z", does="Undo / redo the last root correction "
-             "(move, add, delete, radius)"),
+    Shortcut(keys="Ctrl + Z / Ctrl + Shift + Z", does="Undo / redo the last label stroke while a "
+             "label tool is on, else the last root correction (move, add, delete, radius)"),
     # The main window's own QShortcut (not a menu action, so not found in the menus).
     Shortcut(keys="Esc", does="End target picking", area="3D view"),
 )

@@ -53,7 +53,8 @@ from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
 #: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
-PLAN_SCHEMA_VERSION = "1.4"
+#: 1.5: ``segmentation.operator_edits`` and ``segmentation_check.planned_level``.
+PLAN_SCHEMA_VERSION = "1.5"
 
 #: Edge names of the C-arm search range (``WindowPlan.search_edges``), in words.
 EDGE_WORDS = {"oblique_min": "the smallest oblique", "oblique_max": "the largest oblique",

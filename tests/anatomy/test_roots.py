@@ -174,7 +174,7 @@ def test_spinect_plan_roots_fused_warns_in_plan_json_and_the_report(tmp_path, mo
         assert rc == 0, capsys.readouterr().err
         doc = json.loads((out / "plan.json").read_text(encoding="utf-8"))
         validate_plan_document(doc)
-        assert doc["schema_version"] == "1.4" and doc["roots"]["mode"] == mode
+        assert doc["schema_version"] == "1.5" and doc["roots"]["mode"] == mode
         roots = doc["sides"]["left"]["roots"]
         assert set(roots) == set(ROOT_NAMES)
         page = html.unescape((out / "report.html").read_text(encoding="utf-8"))

@@ -24,7 +24,7 @@ def test_the_schema_is_package_data_and_names_this_version(doc) -> None:
     assert schema["$schema"].endswith("2020-12/schema")
     assert schema["properties"]["schema_version"]["pattern"].startswith(
         "^" + PLAN_SCHEMA_VERSION.split(".")[0])
-    assert PLAN_SCHEMA_VERSION == "1.4"
+    assert PLAN_SCHEMA_VERSION == "1.5"
     validate_plan_document(doc)
 
 
