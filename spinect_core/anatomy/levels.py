@@ -34,7 +34,7 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -216,7 +216,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
     if ct is not None and not ct.same_grid(labels):
         raise ValueError("the CT and the label map must share one grid")
     try:
-        return _derive_parts(labels, table, None, options, progress)
+        return _derive_coarse_then_fine(labels, table, None, options, progress)
     except AnatomyError as exc:
         if ct is None or isinstance(exc, NoBone):
             raise
@@ -230,7 +230,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
     if not carved.any():
         raise first
     try:
-        derived = _derive_parts(labels, table, carved, options, progress)
+        derived = _derive_coarse_then_fine(labels, table, carved, options, progress)
     except AnatomyError:
         raise first from None          # the labels' own reason, not the cut bone's
     derived.disc_source = "ct"
@@ -238,6 +238,32 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         f"the labels alone failed ({first}); with the bone cut at the dark bands between "
         "bright endplates on the CT (discs the labels bridged) the levels were found")
     return derived
+
+
+def _derive_coarse_then_fine(labels: Volume, table: LabelTable, carved: np.ndarray | None,
+                             options: LevelOptions, progress: ProgressCallback | None
+                             ) -> DerivedLevels:
+    """:func:`_derive_parts` with its quick coarse first pass and, when that fails and the labels
+    are finer than it, again with the first pass at full resolution.
+
+    Block-averaging to ``coarse_mm`` closes the last unlabelled voxels of a disc that partial
+    volume nearly bridged (2-3 mm slices), so the coarse cores of L5 and S1 merge where the
+    full-resolution ones do not (measured: 2 of 6 real-bone phantoms' fused labels at 2.5 mm
+    were refused "cannot separate L5 from S1" and are found within 2 mm at full resolution). A
+    scan refused at full resolution too keeps the coarse pass's reason.
+    """
+    try:
+        return _derive_parts(labels, table, carved, options, progress)
+    except NoBone:
+        raise
+    except AnatomyError as exc:
+        coarse = np.round(options.coarse_mm / G.spacing_zyx(labels))
+        if not np.any(coarse > 1):
+            raise
+        try:
+            return _derive_parts(labels, table, carved, replace(options, coarse_mm=0.0), progress)
+        except AnatomyError:
+            raise exc from None
 
 
 def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
