@@ -20,7 +20,8 @@ Heights are along the detected side frame's z (the S1 endplate normal), lateral 
 The literature at L5/S1 (Pain Pract 2015): Kambin 37.8 +- 20.9 mm^2 (11-88), safe 8.7 +- 2.2
 (3-18), safe largest at 25-30 deg oblique (18-24 mm^2). ``--quick`` (default) uses a coarse
 optimisation (5 deg grid at 1 mm rays, 1 mm refinement, 0.5 mm reported rays); ``--json FILE``
-appends one JSON line per seed.
+appends one JSON line per seed. The summary gives the phantoms' generation time (those
+generated in this run; the first one in a process also loads the bones' distance grids).
 """
 
 from __future__ import annotations
@@ -32,20 +33,31 @@ import pickle
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT_DIR))
 
+from spinect_core.anatomy.identify import LumbosacralAnatomy  # noqa: E402
 from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
-from spinect_core.phantom import generate_phantom  # noqa: E402
+from spinect_core.phantom import Phantom, generate_phantom  # noqa: E402
 from spinect_core.phantom.params import PhantomOptions  # noqa: E402
 from spinect_core.planning.plan import PlanEngine, PlanOptions  # noqa: E402
 
-QUICK = dict(coarse_step_deg=5.0, final_step_deg=1.0, grid_pixel_mm=1.0, optimise_pixel_mm=1.0,
-             report_pixel_mm=0.5)
+QUICK: dict[str, Any] = dict(coarse_step_deg=5.0, final_step_deg=1.0, grid_pixel_mm=1.0,
+                             optimise_pixel_mm=1.0, report_pixel_mm=0.5)
 PLATEAU_RANGE = (15.0, 45.0)
+
+
+def in_plateau_range(oblique_deg: float) -> bool:
+    """Whether a plateau view's oblique (degrees) lies in :data:`PLATEAU_RANGE`.
+
+    The optimiser's views come out a float rounding off the grid (a 15 deg view as
+    14.999999999999998, counted out before): 1e-6 deg of slack.
+    """
+    return PLATEAU_RANGE[0] - 1e-6 <= oblique_deg <= PLATEAU_RANGE[1] + 1e-6
 
 
 def _seeds(text: str) -> list[int]:
@@ -63,7 +75,8 @@ def _phantom_hash() -> str:
     return h.hexdigest()[:10]
 
 
-def load_phantom(seed: int, anatomy: str, spacing: float, cache: Path | None):
+def load_phantom(seed: int, anatomy: str, spacing: float,
+                 cache: Path | None) -> tuple[Phantom, float]:
     """The phantom of ``seed`` (from the on-disk cache when its sources are unchanged)."""
     path = None
     if cache is not None:
@@ -82,7 +95,7 @@ def load_phantom(seed: int, anatomy: str, spacing: float, cache: Path | None):
     return ph, dt
 
 
-def side_geometry(anatomy, lm: dict, side: str) -> dict:
+def side_geometry(anatomy: LumbosacralAnatomy, lm: dict, side: str) -> dict:
     """Detected vs true pedicle lower margin, and the true L5 root under the pedicle."""
     sa = anatomy.sides[side]
     fr = sa.frame
@@ -109,7 +122,7 @@ def side_geometry(anatomy, lm: dict, side: str) -> dict:
     return out
 
 
-def plan_seed(ph, options: PlanOptions) -> dict:
+def plan_seed(ph: Phantom, options: PlanOptions) -> dict:
     lm = ph.meta["landmarks"]
     e = PlanEngine(ph.ct, ph.labels, DEFAULT_LABELS, instances=ph.instances,
                    instance_table=ph.instance_table, options=options,
@@ -121,10 +134,10 @@ def plan_seed(ph, options: PlanOptions) -> dict:
         r = side_geometry(e.anatomy, lm, side)
         for kind in ("kambin", "safe"):
             w = sp.window(kind)
-            if not w.found:
+            b, p = w.best_view, w.plateau_view
+            if not w.found or b is None or p is None:
                 r[kind] = None
                 continue
-            b, p = w.best_view, w.plateau_view
             r[kind] = {"best": float(b.area_mm2), "usable": float(w.usable_area_mm2),
                        "plateau_area": float(p.area_mm2),
                        "best_oblique": b.oblique_deg, "best_tilt": b.tilt_deg,
@@ -137,19 +150,19 @@ def plan_seed(ph, options: PlanOptions) -> dict:
     return rec
 
 
-def _f(v, fmt="{:5.1f}") -> str:
+def _f(v: Any, fmt: str = "{:5.1f}") -> str:
     return "   - " if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
 
 
 def print_row(seed: int, side: str, r: dict) -> None:
     k, s = r.get("kambin"), r.get("safe")
 
-    def win(w):
+    def win(w: dict | None) -> str:
         if w is None:
             return "  none" + " " * 27
         return (f"{_f(w['best'])} {_f(w['usable'])} {_f(w['best_oblique'], '{:4.0f}')}/"
                 f"{_f(w['best_tilt'], '{:<4.0f}')} {_f(w['plateau_oblique'], '{:4.0f}')}")
-    ins = (s is not None and PLATEAU_RANGE[0] <= s["plateau_oblique"] <= PLATEAU_RANGE[1])
+    ins = s is not None and in_plateau_range(s["plateau_oblique"])
     print(f"{seed:4d} {side:5s} | {win(k)} | {win(s)} {'in ' if ins else 'OUT'} | "
           f"{_f(r['dz_ped'])} {_f(r['d_ped'])} | {_f(r.get('root_gap'))} {_f(r.get('root_post'))} "
           f"| {_f(r['zone_h'])} {_f(r['zone_h_true'])}", flush=True)
@@ -170,19 +183,27 @@ def summary(recs: list[dict]) -> None:
     ok_seed = 0
     for r in recs:
         ins = [r.get(s, {}).get("safe") for s in ("left", "right")]
-        if all(w is not None and PLATEAU_RANGE[0] <= w["plateau_oblique"] <= PLATEAU_RANGE[1]
+        if all(w is not None and in_plateau_range(w["plateau_oblique"])
                for w in ins):
             ok_seed += 1
     n_side_in = sum(1 for _s, _d, x in rows if x.get("safe") and
-                    PLATEAU_RANGE[0] <= x["safe"]["plateau_oblique"] <= PLATEAU_RANGE[1])
+                    in_plateau_range(x["safe"]["plateau_oblique"]))
+    # A window of (almost) no area still has a plateau view: say how many of those count.
+    n_tiny = sum(1 for _s, _d, x in rows if x.get("safe") and x["safe"]["best"] < 3.0
+                 and in_plateau_range(x["safe"]["plateau_oblique"]))
     print(f"safe plateau within {PLATEAU_RANGE[0]:g}-{PLATEAU_RANGE[1]:g} deg on both sides: "
-          f"{ok_seed}/{len(recs)} seeds ({n_side_in}/{len(rows)} sides)")
+          f"{ok_seed}/{len(recs)} seeds ({n_side_in}/{len(rows)} sides, {n_tiny} of them with a "
+          "safe best under 3 mm^2)")
     print(f"Kambin found {len(kb)}/{len(rows)}, safe found {len(sb)}/{len(rows)}; "
           f"safe best 3-30 mm^2: {sum(3 <= v <= 30 for v in sb)}/{len(rows)}; "
           f"Kambin best 10-90 mm^2: {sum(10 <= v <= 90 for v in kb)}/{len(rows)}")
     dz = [x["dz_ped"] for _s, _d, x in rows]
     print(f"pedicle lower margin detected - true (mm): median {np.median(dz):+.1f}, "
           f"range {min(dz):+.1f}..{max(dz):+.1f}")
+    # Phantoms read from the cache took no generation time (gen_s 0): left out.
+    gen = [r["gen_s"] for r in recs if r.get("gen_s", 0.0) > 0.0]
+    print(f"phantom generation (s; {len(recs) - len(gen)} read from the cache): "
+          + (f"median {np.median(gen):.1f}, max {max(gen):.1f}, n={len(gen)}" if gen else "none"))
 
 
 def main() -> None:
@@ -200,7 +221,7 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else None
     print("seed side  | Kambin best usable obl/tilt plat | safe best usable obl/tilt plat 15-45 "
           "| dz_ped d_ped | root_gap root_post | zone_h true")
-    recs = []
+    recs: list[dict[str, Any]] = []
     for seed in _seeds(args.seeds):
         t = time.perf_counter()
         ph, t_gen = load_phantom(seed, args.anatomy, args.spacing, cache)
@@ -208,7 +229,8 @@ def main() -> None:
             from spinect_core.anatomy import identify_lumbosacral
             a = identify_lumbosacral(ph.labels, DEFAULT_LABELS, instances=ph.instances,
                                      instance_table=ph.instance_table, ct=ph.ct)
-            rec = {s: side_geometry(a, ph.meta["landmarks"], s) for s in ("left", "right")}
+            rec: dict[str, Any] = {s: side_geometry(a, ph.meta["landmarks"], s)
+                                   for s in ("left", "right")}
         else:
             rec = plan_seed(ph, options)
         rec.update(seed=seed, anatomy=args.anatomy, gen_s=round(t_gen, 1),
