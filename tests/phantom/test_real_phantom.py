@@ -117,6 +117,20 @@ def test_exiting_root_passes_under_its_own_pedicle(anatomies):
                 assert np.any(zs > -0.5 * v.body_height_mm), (seed, level, side)
 
 
+def test_field_of_view_holds_l4_down_to_below_s2(anatomies):
+    """The field of view spans L4 to S2 (not the femoral heads: those are the patient-like
+    phantom's): level counting needs 30 mm of sacrum below the L5/S1 disc to call it S1; the
+    draws give 46-60 mm below the S1 endplate centre on seeds 100-109."""
+    for seed, (anatomy, _p, _v) in anatomies.items():
+        lo, hi, lm = anatomy.fov_lo, anatomy.fov_hi, anatomy.landmarks
+        below = float(lm["s1_superior_endplate_centre"][2] - lo[2])
+        assert below >= 45.0, (seed, below)
+        for name in ("l4_body_centre", "l5_body_centre", "s1_body_centre", "iliac_crest_top_left",
+                     "iliac_crest_top_right"):
+            p = np.asarray(lm[name], float)
+            assert np.all(lo < p) and np.all(p < hi), (seed, name)
+
+
 # --- rendered phantom (distance grids, rasterising): slow ------------------------------------------
 @pytest.fixture(scope="module")
 def rendered():
