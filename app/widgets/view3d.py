@@ -240,10 +240,23 @@ class View3D(QWidget):
         return overlay
 
     @staticmethod
-    def _line_actor(polylines: list[np.ndarray], color: tuple[int, int, int], *, width: float,
-                    opacity: float = 1.0, closed: bool = True):
-        import pyvista as pv
+    def _overlay_actor(poly, color: tuple[int, int, int]):
+        """An unlit, unpickable actor of ``poly`` in ``color`` (0-255 RGB) and its property."""
         from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(poly)
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        prop = actor.GetProperty()
+        prop.SetColor(*(c / 255.0 for c in color))
+        actor.PickableOff()
+        return actor, prop
+
+    @classmethod
+    def _line_actor(cls, polylines: list[np.ndarray], color: tuple[int, int, int], *,
+                    width: float, opacity: float = 1.0, closed: bool = True):
+        import pyvista as pv
 
         points, cells, start = [], [], 0
         for line in polylines:
@@ -255,16 +268,10 @@ class View3D(QWidget):
             points.append(pts)
             start += len(pts)
         poly = pv.PolyData(np.vstack(points), lines=np.asarray(cells, np.int64))
-        mapper = vtkPolyDataMapper()
-        mapper.SetInputData(poly)
-        actor = vtkActor()
-        actor.SetMapper(mapper)
-        prop = actor.GetProperty()
-        prop.SetColor(*(c / 255.0 for c in color))
+        actor, prop = cls._overlay_actor(poly, color)
         prop.SetLineWidth(width)
         prop.SetOpacity(opacity)
         prop.LightingOff()
-        actor.PickableOff()
         return actor
 
     def set_window_outlines(self, outlines: Mapping[tuple[str, str], list[np.ndarray]] | None
@@ -360,23 +367,16 @@ class View3D(QWidget):
         """``line:side:name`` and ``points:side:name`` of the root actors shown."""
         return list(self._root_actors)
 
-    @staticmethod
-    def _points_actor(points: np.ndarray, color: tuple[int, int, int], *, size_px: float):
+    @classmethod
+    def _points_actor(cls, points: np.ndarray, color: tuple[int, int, int], *, size_px: float):
         """Points (K, 3) LPS mm drawn as shaded spheres of a fixed screen size."""
         import pyvista as pv
-        from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
-        poly = pv.PolyData(np.asarray(points, float).reshape(-1, 3))
-        mapper = vtkPolyDataMapper()
-        mapper.SetInputData(poly)
-        actor = vtkActor()
-        actor.SetMapper(mapper)
-        prop = actor.GetProperty()
-        prop.SetColor(*(c / 255.0 for c in color))
+        actor, prop = cls._overlay_actor(pv.PolyData(np.asarray(points, float).reshape(-1, 3)),
+                                         color)
         prop.SetPointSize(size_px)
         prop.SetRenderPointsAsSpheres(True)
         prop.SetRepresentationToPoints()
-        actor.PickableOff()
         return actor
 
     def needle_actor(self, side: str):
