@@ -74,8 +74,8 @@ class LevelStatus:
     counted_from : str
         How the level was found, in words (``"counted up from the sacrum; ..."``).
     sentence : str
-        ``"L5/S1 established with moderate confidence"`` (the report's box heading and the CLI's
-        first line).
+        ``"L5/S1 established with high confidence"`` or ``"Level identified as L5/S1 with
+        moderate confidence"`` (the report's box heading and the CLI's first line).
     level_name : str
         ``"L5/S1"`` when established, else ``"the level identified as L5/S1 (moderate
         confidence)"``: what titles call the level.
@@ -169,7 +169,9 @@ def level_status(evidence: Any, *, anatomy_source: str = "") -> LevelStatus:
     reasons = tuple(str(r) for r in ev.get("reasons") or ())
     warnings = tuple(str(w) for w in ev.get("warnings") or ())
     lumbar = ev.get("lumbar_count")
-    sentence = f"L5/S1 established with {confidence} confidence"
+    # Only a high confidence "establishes" the level; the others name it as identified.
+    sentence = (f"L5/S1 established with {confidence} confidence" if confidence == "high"
+                else f"Level identified as L5/S1 with {confidence} confidence")
     if confidence == "high":
         return LevelStatus(established=True, confidence=confidence, counted_from=how,
                            sentence=sentence, level_name="L5/S1", headline=sentence,

@@ -89,7 +89,7 @@ def test_wording_for_each_confidence() -> None:
     moderate = level_status(LevelEvidence(confidence="moderate", counted_from="sacrum",
                                           reasons=["no ribs in view"]))
     assert not moderate.established
-    assert moderate.sentence == "L5/S1 established with moderate confidence"
+    assert moderate.sentence == "Level identified as L5/S1 with moderate confidence"
     assert moderate.headline == ("Level identified as L5/S1 (moderate confidence): check the "
                                  "count")
     assert moderate.plan_title() == "Plan at the level identified as L5/S1 (moderate confidence)"
@@ -139,7 +139,7 @@ def test_summary_lines_put_the_confidence_first() -> None:
     assert high == ["level: L5/S1 established with high confidence (counted up from the sacrum "
                     "and checked against the rib count)"]
     low = summary_lines(level_status(_low()))
-    assert low[0].startswith("level: L5/S1 established with low confidence")
+    assert low[0].startswith("level: Level identified as L5/S1 with low confidence")
     assert "may be wrong" in low[1]
     assert any("missing body" in line for line in low[2:])
 
@@ -157,7 +157,7 @@ def test_phantom_plan_is_moderate_and_the_report_says_so_next_to_the_title(deriv
     box = page.index("<div class='level level-moderate' id='level'>")
     assert page.index("</h1>") < box < page.index("class='notice'") < page.index("<table>")
     assert "Level identification" in page[box:]
-    assert "L5/S1 established with moderate confidence" in page
+    assert "Level identified as L5/S1 with moderate confidence" in page
     assert "Check the count: confirm that this is L5/S1" in page
     for reason in ev["reasons"]:
         assert html.escape(reason, quote=True) in page
@@ -165,7 +165,7 @@ def test_phantom_plan_is_moderate_and_the_report_says_so_next_to_the_title(deriv
     assert "Left side (L5/S1)" not in page
     # The CLI's summary: the confidence first, then why.
     lines = summary_text(derived_doc).splitlines()
-    assert lines[0].startswith("level: L5/S1 established with moderate confidence")
+    assert lines[0].startswith("level: Level identified as L5/S1 with moderate confidence")
     assert lines[1].startswith("level: check the count")
     assert any("no ribs in view" in line for line in lines[2:])
     assert any(line.startswith("left  kambin") or line.startswith("left  safe")
