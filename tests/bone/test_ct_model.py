@@ -298,3 +298,23 @@ def test_worker_threads_do_not_change_the_mask():
     assert one.mask.array.any()
     assert np.array_equal(one.mask.array, two.mask.array)
     assert one.rejected == two.rejected
+
+
+def test_sides_with_cortex_equals_the_running_maximum():
+    """The bit-packed one-sided dilations count the same sides as the running maximum."""
+    from spinect_core.bone.ct_model import _sides_with_cortex, _sides_with_cortex_reference
+
+    rng = np.random.default_rng(4)
+    seen = set()
+    for shape in [(5, 7, 70), (9, 20, 13), (12, 11, 130), (1, 9, 64), (4, 3, 2)]:
+        shell = rng.random(shape) < 0.03
+        for axial_axis in range(3):
+            for reach_mm in (0.5, 3.0, 10.0, 40.0, 300.0):
+                sp = rng.uniform(0.6, 3.0, 3)
+                fast = _sides_with_cortex(shell, sp, axial_axis=axial_axis, reach_mm=reach_mm)
+                ref = _sides_with_cortex_reference(shell, sp, axial_axis=axial_axis,
+                                                   reach_mm=reach_mm)
+                assert fast.dtype == ref.dtype == np.uint8
+                assert np.array_equal(fast, ref)
+                seen.update(np.unique(ref).tolist())
+    assert seen == {0, 1, 2, 3, 4}
