@@ -526,6 +526,29 @@ def _label(mask: np.ndarray, structure: np.ndarray | None = None) -> tuple[np.nd
     return lab, int(n)
 
 
+def _seeded_components(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``ndi.binary_propagation(seed, structure=np.ones((3, 3, 3)), mask=mask)`` for ``seed``
+    within ``mask``: the 26-connected components of ``mask`` that hold a seed voxel.
+
+    One labelling pass (2-byte labels when they fit), where the propagation sweeps the volume
+    until nothing changes (measured on the benchmark CT's grow mask, 300 x 317 x 452: 0.33
+    against 0.37 s).
+
+    Parameters
+    ----------
+    seed, mask : np.ndarray, bool, shape (z, y, x); ``seed`` a subset of ``mask``
+
+    Returns
+    -------
+    np.ndarray, bool, shape (z, y, x)
+    """
+    lab, n = _label(mask, np.ones((3, 3, 3), bool))
+    seeded = np.zeros(n + 1, bool)
+    seeded[lab[seed]] = True
+    seeded[0] = False
+    return seeded[lab]
+
+
 def _enclosed(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
     """The background of ``mask`` that ``ndi.binary_fill_holes(mask, structure)`` fills, where
     only the array's faces across ``open_axes`` open to the outside (``structure`` connects
@@ -992,14 +1015,16 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     grow &= sub >= th["grow"]
     grow &= allowed
     del allowed
-    # Hysteresis: the grow voxels connected (26-neighbours) to a seed; a propagation keeps
-    # only boolean maps, where labelling components would hold a 4-byte label per voxel.
-    # In the grow mask's box: nothing propagates beyond it, and the scan is shorter.
+    # Hysteresis: the grow voxels connected (26-neighbours) to a seed. In the grow mask's box:
+    # nothing propagates beyond it, and the scan is shorter.
     gbox = _bbox(grow)
     bone = np.zeros(grow.shape, bool)
     if gbox is not None:
-        bone[gbox] = ndi.binary_propagation(seed[gbox], structure=np.ones((3, 3, 3), bool),
-                                            mask=grow[gbox])
+        if th["seed"] >= th["grow"]:            # every seed is a grow voxel
+            bone[gbox] = _seeded_components(seed[gbox], grow[gbox])
+        else:
+            bone[gbox] = ndi.binary_propagation(seed[gbox], structure=np.ones((3, 3, 3), bool),
+                                                mask=grow[gbox])
     del seed, grow
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")

@@ -318,3 +318,16 @@ def test_sides_with_cortex_equals_the_running_maximum():
                 assert np.array_equal(fast, ref)
                 seen.update(np.unique(ref).tolist())
     assert seen == {0, 1, 2, 3, 4}
+
+
+def test_seeded_components_equal_the_propagation():
+    """The hysteresis by labelling keeps what scipy's propagation from the seeds reaches."""
+    from spinect_core.bone.ct_model import _seeded_components
+
+    rng = np.random.default_rng(5)
+    for shape in [(6, 9, 11), (20, 17, 30), (1, 30, 40)]:
+        grow = ndi.binary_dilation(rng.random(shape) < 0.015)
+        seed = (rng.random(shape) < 0.05) & grow
+        ref = ndi.binary_propagation(seed, structure=np.ones((3, 3, 3), bool), mask=grow)
+        assert ref.any() and (grow & ~ref).any()
+        assert np.array_equal(_seeded_components(seed, grow), ref)
