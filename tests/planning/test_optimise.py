@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from spinect_core.errors import Cancelled
-from spinect_core.planning.optimise import (LocalFrame, angles_of, entry_direction,
-                                            optimise_view, view_direction)
+from spinect_core.planning.optimise import (GRID_VIEWS_PER_CALL, LocalFrame, angles_of,
+                                            entry_direction, optimise_view, view_direction)
 from spinect_core.planning.scene import SceneFields
 from spinect_core.planning.windows import WindowOptions, compute_window
 from spinect_core.volume import Volume
@@ -165,11 +165,21 @@ def test_the_whole_grid_in_one_call_gives_the_same_result() -> None:
     def many(views):
         return [_smooth(a, b) for a, b in views]
 
-    rows = optimise_view(many, grid_evaluate=cheap, batched=True)
+    rows = optimise_view(many, grid_evaluate=cheap, batched=True, grid_views_per_call=1)
     n_rows = len(calls)
     calls.clear()
     whole = optimise_view(many, grid_evaluate=cheap, batched=True, grid_views_per_call=10_000)
     assert calls[0] == whole.values.size and n_rows > len(rows.alphas_deg) - 1
+    calls.clear()
+    default = optimise_view(many, grid_evaluate=cheap, batched=True)
+    # By default whole rows, GRID_VIEWS_PER_CALL views or fewer per call.
+    rows_per_call = GRID_VIEWS_PER_CALL // len(rows.betas_deg)
+    n_grid_calls = -(-len(rows.alphas_deg) // rows_per_call)
+    assert 1 < n_grid_calls < len(rows.alphas_deg)
+    assert calls[0] == rows_per_call * len(rows.betas_deg)
+    assert sum(calls[:n_grid_calls]) == rows.values.size
+    assert default.best == rows.best and default.plateau == rows.plateau
+    np.testing.assert_array_equal(default.values, rows.values)
     assert whole.best == rows.best and whole.plateau == rows.plateau
     np.testing.assert_array_equal(whole.values, rows.values)
     calls.clear()
