@@ -862,8 +862,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # at least ``min_fill_height_mm`` tall (3D holes are enclosed marrow and stay whole).
     n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
     if n_line > 1:
-        line = np.ones([n_line if a == axial_axis else 1 for a in range(3)], bool)
-        cfill2d = ndi.binary_opening(cfill2d, structure=line)
+        cfill2d = _open_line(cfill2d, axial_axis, n_line)
     cfill = cfill3d | cfill2d
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
     cfill = _dilate(cfill, ndi.generate_binary_structure(3, 1)) & (cfill | cmask)
@@ -875,6 +874,35 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         fine = fine[: sub_mask.shape[1], : sub_mask.shape[2]]
         sub_mask[rows] |= fine[None] & (sub_hu[rows] >= min_hole_hu)
     return mask
+
+
+def _open_line(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """``ndi.binary_opening(mask, structure=line)`` for a line of ``length`` voxels along
+    ``axis``: the voxels of runs of at least ``length`` along it (the union of the line's
+    placements inside the mask), by shifted ANDs and ORs of slices (scipy visits the line at
+    every voxel, ten times slower here).
+
+    Parameters
+    ----------
+    mask : np.ndarray, bool, shape (z, y, x)
+    axis : int
+    length : int, at least 1
+
+    Returns
+    -------
+    np.ndarray, bool, shape of ``mask``
+    """
+    n = mask.shape[axis]
+    out = np.zeros(mask.shape, bool)
+    if length > n:
+        return out
+    # ``start``: the line placed from here on lies in the mask.
+    start = mask[_along(axis, 0, n - length + 1)].copy()
+    for k in range(1, length):
+        start &= mask[_along(axis, k, n - length + 1 + k)]
+    for k in range(length):
+        out[_along(axis, k, n - length + 1 + k)] |= start
+    return out
 
 
 def _sides_with_cortex(shell: np.ndarray, sp: np.ndarray, *, axial_axis: int,
