@@ -580,15 +580,18 @@ def _block_reduce_padded(a: np.ndarray, f: np.ndarray, how: str) -> np.ndarray:
     return b.max(axis=(1, 3, 5)) if how == "max" else b.mean(axis=(1, 3, 5), dtype=np.float32)
 
 
-def _block_reduce(a: np.ndarray, f: np.ndarray, how: str) -> np.ndarray:
+def _block_reduce(a: np.ndarray, f: np.ndarray, how: str, *, slab: int = 8
+                  ) -> np.ndarray:
     """Blocks of ``f`` voxels reduced by ``"max"`` or ``"mean"`` (edges padded with the edge
     voxels; means as float32).
 
-    The whole blocks are reduced from ``prod(f)`` strided views, a running maximum or float32
-    sum, with no padded copy of the volume (a reduction over the reshaped block axes is several
-    times slower); only the partial blocks at the far ends go through a padded copy. The sum of
-    a block of integers is exact in float32 and divided as :func:`numpy.mean` divides it, so the
-    result is the same to the bit as the padded version's; float input takes the padded path.
+    The whole blocks are reduced from strided views with no padded copy of the volume (a
+    reduction over the reshaped block axes is several times slower): for 1- and 2-byte maps one
+    axis after the other, ``slab`` blocks along z at a time, summing in int32; else from the
+    ``prod(f)`` views, a running maximum or float32 sum. Only the partial blocks at the far ends
+    go through a padded copy. The sum of a block of integers is exact in float32 and divided as
+    :func:`numpy.mean` divides it, so the result is the same to the bit as the padded version's;
+    float input takes the padded path.
     """
     f = [int(k) for k in f]
     whole = [n // k for n, k in zip(a.shape, f)]
@@ -602,19 +605,22 @@ def _block_reduce(a: np.ndarray, f: np.ndarray, how: str) -> np.ndarray:
         # One axis after the other (z, y, then x on the smallest map), integer sums in int32:
         # each block's sum is the same integer (below 2^23, exact in float32) as the running
         # float32 sum below, in a third of the passes over the volume.
-        acc = bulk
-        for axis, k in enumerate(f):
-            if k == 1:
-                continue
-            views = [acc[_along_step(axis, o, k)] for o in range(k)]
-            if how == "max":
-                red = np.maximum(views[0], views[1])
-            else:
-                red = np.add(views[0], views[1], dtype=np.int32)
-            for view in views[2:]:
-                (np.maximum if how == "max" else np.add)(red, view, out=red)
-            acc = red
-        dst[...] = acc
+        # A slab of blocks at a time: the temporaries stay small (and in the cache).
+        for b0 in range(0, whole[0], slab):
+            b1 = min(whole[0], b0 + slab)
+            acc = bulk[b0 * f[0]: b1 * f[0]]
+            for axis, k in enumerate(f):
+                if k == 1:
+                    continue
+                views = [acc[_along_step(axis, o, k)] for o in range(k)]
+                if how == "max":
+                    red = np.maximum(views[0], views[1])
+                else:
+                    red = np.add(views[0], views[1], dtype=np.int32)
+                for view in views[2:]:
+                    (np.maximum if how == "max" else np.add)(red, view, out=red)
+                acc = red
+            dst[b0:b1] = acc
     else:
         for i, off in enumerate(np.ndindex(*f)):
             view = bulk[tuple(slice(o, None, k) for o, k in zip(off, f))]
