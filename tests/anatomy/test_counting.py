@@ -323,3 +323,16 @@ def test_refusal_words_say_first_what_the_count_found():
     assert "no ribs are in view" in no_ribs and "levels cannot be counted" in no_ribs
     for words in (above, chest, at_l5, merged, no_ribs):
         assert words.endswith("use a CT that includes L5 and the sacrum")
+
+
+@pytest.mark.parametrize("l4_kept_mm", [17.0, 21.0])
+def test_l5_beside_the_iliac_crests_under_a_cut_l4_is_not_taken_for_the_sacrum(l4_kept_mm):
+    """The field of view cuts L4 to its lower 17-21 mm: L5 looks sacrum-shaped against it (wider,
+    larger, with the iliac crests beside it), but the sacrum below L5 is sacrum-shaped against
+    L5 and is the sacrum (real-bone phantoms at 3 mm slices were planned at L4/L5 this way)."""
+    col = Column(["L4", "L5"], ribs=set())
+    vol = col.volume()
+    arr = vol.array.copy()
+    arr[int((col.bottom["L4"] + l4_kept_mm - col.z0) / SP):] = 0
+    derived = derive_parts(vol.with_array(arr), STUDY_LABELS)
+    assert abs(derived.l5_centre_lps[2] - (col.bottom["L5"] + 0.5 * BODY_H)) < 4.0
