@@ -526,27 +526,68 @@ def _label(mask: np.ndarray, structure: np.ndarray | None = None) -> tuple[np.nd
     return lab, int(n)
 
 
-def _seeded_components(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _component_ids(mask: np.ndarray, where: np.ndarray, threads: int = 1
+                   ) -> tuple[np.ndarray, int]:
+    """The 26-connected component of each of the voxels ``where`` of ``mask``.
+
+    The components are the same as ``ndi.label(mask, np.ones((3, 3, 3)))``'s, numbered
+    ``1 .. n`` in another order: SimpleITK's run-length labelling (twice as fast as scipy's on
+    the sparse masks of a CT's bone: measured 0.20 against 0.41 s on the benchmark's 300 x 317 x
+    452 grow mask); scipy's where SimpleITK is missing.
+
+    Parameters
+    ----------
+    mask : np.ndarray, bool, shape (z, y, x)
+    where : np.ndarray, int, (k,)
+        Flat indices of True voxels of ``mask``.
+    threads : int
+
+    Returns
+    -------
+    ids : np.ndarray, unsigned int, (k,)
+    n : int
+        The largest id (0 when ``where`` is empty).
+    """
+    try:
+        import SimpleITK as sitk
+    except ImportError:                      # the training machine has no SimpleITK
+        lab, _ = _label(mask, np.ones((3, 3, 3), bool))
+        ids = lab.ravel()[where]
+    else:
+        labeller = sitk.ConnectedComponentImageFilter()
+        labeller.FullyConnectedOn()
+        labeller.SetNumberOfThreads(max(int(threads), 1))
+        image = labeller.Execute(sitk.GetImageFromArray(
+            np.ascontiguousarray(mask).view(np.uint8)))
+        # A view of the image's buffer, read while the image lives.
+        ids = sitk.GetArrayViewFromImage(image).ravel()[where]
+        del image
+    return ids, int(ids.max()) if ids.size else 0
+
+
+def _seeded_components(seed: np.ndarray, mask: np.ndarray, threads: int = 1) -> np.ndarray:
     """``ndi.binary_propagation(seed, structure=np.ones((3, 3, 3)), mask=mask)`` for ``seed``
     within ``mask``: the 26-connected components of ``mask`` that hold a seed voxel.
 
-    One labelling pass (2-byte labels when they fit), where the propagation sweeps the volume
-    until nothing changes (measured on the benchmark CT's grow mask, 300 x 317 x 452: 0.33
-    against 0.37 s).
+    One labelling pass (:func:`_component_ids`), where the propagation sweeps the volume until
+    nothing changes; the components are looked up at the mask's voxels alone (a few % of it).
 
     Parameters
     ----------
     seed, mask : np.ndarray, bool, shape (z, y, x); ``seed`` a subset of ``mask``
+    threads : int
 
     Returns
     -------
     np.ndarray, bool, shape (z, y, x)
     """
-    lab, n = _label(mask, np.ones((3, 3, 3), bool))
+    where = np.flatnonzero(mask)
+    ids, n = _component_ids(mask, where, threads)
     seeded = np.zeros(n + 1, bool)
-    seeded[lab[seed]] = True
-    seeded[0] = False
-    return seeded[lab]
+    seeded[ids[np.ascontiguousarray(seed).ravel()[where]]] = True
+    out = np.zeros(mask.shape, bool)
+    out.ravel()[where[seeded[ids]]] = True
+    return out
 
 
 def _enclosed(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
@@ -1077,7 +1118,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     bone = np.zeros(grow.shape, bool)
     if gbox is not None:
         if th["seed"] >= th["grow"]:            # every seed is a grow voxel
-            bone[gbox] = _seeded_components(seed[gbox], grow[gbox])
+            bone[gbox] = _seeded_components(seed[gbox], grow[gbox], options.threads)
         else:
             bone[gbox] = ndi.binary_propagation(seed[gbox], structure=np.ones((3, 3, 3), bool),
                                                 mask=grow[gbox])
@@ -1300,15 +1341,13 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     if box is None:
         return bone
     whole, bone = bone, bone[box]
-    lab, n = _label(bone, np.ones((3, 3, 3), bool))
-    if n == 0:
-        return whole
-    voxel_ml = float(np.prod(sp)) / 1000.0
     # Counted over the bone voxels alone (a few % of the box; bincount would copy a whole label
     # map to 8-byte integers).
     where = np.flatnonzero(bone)                # of the box (a copy: it is not contiguous)
-    ids = lab.ravel()[where]
-    del lab
+    ids, n = _component_ids(bone, where, options.threads)
+    if n == 0:
+        return whole
+    voxel_ml = float(np.prod(sp)) / 1000.0
     sizes = np.bincount(ids, minlength=n + 1)
     # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a part).
     bright = np.bincount(ids[hu[box][bone] >= 600.0], minlength=n + 1)

@@ -322,17 +322,30 @@ def test_sides_with_cortex_equals_the_running_maximum():
     assert seen == {0, 1, 2, 3, 4}
 
 
-def test_seeded_components_equal_the_propagation():
-    """The hysteresis by labelling keeps what scipy's propagation from the seeds reaches."""
-    from spinect_core.bone.ct_model import _seeded_components
+@pytest.mark.parametrize("sitk_missing", [False, True])
+def test_seeded_components_equal_the_propagation(monkeypatch, sitk_missing):
+    """The hysteresis by labelling keeps what scipy's propagation from the seeds reaches, and
+    the component ids partition the mask as scipy's 26-connected labels do (with SimpleITK and
+    with the scipy fallback)."""
+    import sys
 
+    from spinect_core.bone.ct_model import _component_ids, _seeded_components
+
+    if sitk_missing:
+        monkeypatch.setitem(sys.modules, "SimpleITK", None)     # import fails
     rng = np.random.default_rng(5)
     for shape in [(6, 9, 11), (20, 17, 30), (1, 30, 40)]:
         grow = ndi.binary_dilation(rng.random(shape) < 0.015)
         seed = (rng.random(shape) < 0.05) & grow
         ref = ndi.binary_propagation(seed, structure=np.ones((3, 3, 3), bool), mask=grow)
         assert ref.any() and (grow & ~ref).any()
-        assert np.array_equal(_seeded_components(seed, grow), ref)
+        assert np.array_equal(_seeded_components(seed, grow, threads=2), ref)
+        lab, n = ndi.label(grow, np.ones((3, 3, 3), bool))
+        where = np.flatnonzero(grow)
+        ids, m = _component_ids(grow, where)
+        assert n > 1 and m == n and ids.min() == 1
+        pairs = np.unique(np.stack([lab.ravel()[where], ids]), axis=1)
+        assert pairs.shape[1] == n == np.unique(ids).size      # one id per label, and back
 
 
 def test_line_opening_equals_scipy():
