@@ -785,14 +785,11 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         lab, count, mean, where = found
         ok = count * pix <= max_hole_mm2
         ok[0] = False
-        if axis != axial_axis:
-            boxes = ndi.find_objects(lab)
-            height = np.array([0.0] + [(bx[axial_axis].stop - bx[axial_axis].start)
-                                       * sp[axial_axis] if bx is not None else 0.0
-                                       for bx in boxes])
-            ok &= height >= min_height_mm
         ids = lab.ravel()[where]
         del lab
+        if axis != axial_axis:
+            ok &= _extent_along(ids, where, mask.shape, axial_axis, ok.size) \
+                * sp[axial_axis] >= min_height_mm
         return [(votes, 1 << axis, where[ok[ids]]),
                 (dense, _MEAN_FILL, where[(ok & (mean >= fill_hu))[ids]]),
                 (dense, _MEAN_CANCELLOUS, where[(ok & (mean >= cancellous_hu))[ids]])]
@@ -820,6 +817,38 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
             out.ravel()[idx] |= np.uint8(bit)
     del jobs
     return votes, dense
+
+
+def _extent_along(ids: np.ndarray, where: np.ndarray, shape: tuple[int, ...], axis: int,
+                  n: int) -> np.ndarray:
+    """Extent in voxels along ``axis`` of each labelled region, from its voxels alone: the
+    length of ``ndi.find_objects(lab)[i - 1][axis]`` for each label ``i`` (0 for label 0 and
+    for absent labels), where ``lab.ravel()[where] == ids`` holds all the labelled voxels
+    (find_objects scans the whole label map).
+
+    Parameters
+    ----------
+    ids : np.ndarray, int, (k,)
+        Labels (1 .. n - 1) of the voxels ``where``.
+    where : np.ndarray, int, (k,)
+        Flat indices into an array of ``shape``.
+    shape : tuple of int
+    axis : int
+    n : int
+        Number of labels plus one (the length of the result).
+
+    Returns
+    -------
+    np.ndarray, int64, (n,)
+    """
+    along = (where // int(np.prod(shape[axis + 1:], dtype=np.int64))) % shape[axis]
+    lo = np.full(n, shape[axis], np.int64)
+    hi = np.full(n, -1, np.int64)
+    np.minimum.at(lo, ids, along)
+    np.maximum.at(hi, ids, along)
+    extent = np.maximum(hi - lo + 1, 0)
+    extent[0] = 0
+    return extent
 
 
 def _axial_axis(direction: np.ndarray) -> int:

@@ -360,3 +360,22 @@ def test_line_opening_equals_scipy():
                 line = np.ones([length if a == axis else 1 for a in range(3)], bool)
                 ref = ndi.binary_opening(m, structure=line)
                 assert np.array_equal(_open_line(m, axis, length), ref)
+
+
+def test_extent_along_equals_find_objects():
+    """The holes' cranio-caudal extents from their voxels equal find_objects' boxes."""
+    from spinect_core.bone.ct_model import _extent_along
+
+    rng = np.random.default_rng(7)
+    longest = 0
+    for shape in [(9, 12, 15), (20, 5, 31), (1, 8, 8)]:
+        lab, n = ndi.label(rng.random(shape) < 0.3)
+        lab[lab == 2] = 0                            # an absent label
+        where = np.flatnonzero(lab)
+        for axis in range(3):
+            ref = np.array([0] + [0 if b is None else b[axis].stop - b[axis].start
+                                  for b in ndi.find_objects(lab, max_label=n)])
+            longest = max(longest, int(ref.max()))
+            assert np.array_equal(_extent_along(lab.ravel()[where], where, shape, axis, n + 1),
+                                  ref)
+    assert longest > 3
