@@ -24,11 +24,15 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout this script lies in is measured, not whichever one the environment installed
+# (a git worktree of an older commit benchmarks its own code).
+sys.path.insert(0, str(ROOT))
 
 
-def _volume(slices: int):
+def _volume(slices: int) -> tuple[Any, str]:
     import numpy as np
 
     from spinect_core.volume import Volume
@@ -98,7 +102,7 @@ def _child(kind: str, slices: int, threads: int | None) -> dict:
             "shape": list(vol.array.shape), "source": source, "bone_voxels": int(mask.sum())}
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--slices", type=int, default=300)
