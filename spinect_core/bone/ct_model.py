@@ -621,7 +621,7 @@ def _block_reduce_padded(a: np.ndarray, f: np.ndarray, how: str) -> np.ndarray:
     return b.max(axis=(1, 3, 5)) if how == "max" else b.mean(axis=(1, 3, 5), dtype=np.float32)
 
 
-def _block_reduce(a: np.ndarray, f: np.ndarray, how: str, *, slab: int = 8
+def _block_reduce(a: np.ndarray, f: np.ndarray | Sequence[int], how: str, *, slab: int = 8
                   ) -> np.ndarray:
     """Blocks of ``f`` voxels reduced by ``"max"`` or ``"mean"`` (edges padded with the edge
     voxels; means as float32).
@@ -1137,7 +1137,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     del bsub
     seed = (sub >= th["seed"]) & allowed
     reach = np.maximum(np.round(options.grow_reach_mm / sp).astype(int), 0)
-    grow = _box_dilate(seed, tuple(int(k) for k in reach))
+    grow = _box_dilate(seed, (int(reach[0]), int(reach[1]), int(reach[2])))
     grow &= sub >= th["grow"]
     grow &= allowed
     del allowed
@@ -1155,7 +1155,8 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
     # A box closing (separable: seconds faster than a ball on a full CT).
-    half = tuple(int(k) for k in np.floor(options.closing_mm / sp).astype(int))
+    half_zyx = np.floor(options.closing_mm / sp).astype(int)
+    half = (int(half_zyx[0]), int(half_zyx[1]), int(half_zyx[2]))
     if max(half) > 0:
         bone |= _box_close(bone, half)
     bone = _fill_shells(bone, sub, sp, axial_axis=_axial_axis(ct.direction),

@@ -77,8 +77,8 @@ def test_marrow_carries_into_slices_whose_ring_is_broken():
     in_plane = ndi.generate_binary_structure(3, 1) & (np.arange(3) == 1)[:, None, None]
     inner = ndi.binary_erosion(bone, in_plane, iterations=4)
     carried = segment_bone_from_ct(broken).mask.array.astype(bool)
-    plain = segment_bone_from_ct(broken, options=CTBoneOptions(carry_marrow_mm=0.0))
-    plain = plain.mask.array.astype(bool)
+    plain = segment_bone_from_ct(
+        broken, options=CTBoneOptions(carry_marrow_mm=0.0)).mask.array.astype(bool)
     # The scan's first slice: no hole of its own in any direction. Where the intact half of
     # the ring still holds the marrow on three sides it is carried down; the open half is not.
     edge = inner & (zz == 0)
@@ -284,8 +284,8 @@ def test_block_reduce_equals_the_padded_reduction():
     for shape in [(7, 9, 11), (8, 10, 12), (1, 5, 6)]:
         hu = rng.integers(-1000, 2000, shape).astype(np.int16)
         bone = rng.random(shape) < 0.3
-        for f in [(1, 2, 2), (2, 2, 2), (3, 1, 2), (2, 3, 3)]:
-            f = np.array(f)
+        for block in [(1, 2, 2), (2, 2, 2), (3, 1, 2), (2, 3, 3)]:
+            f = np.array(block)
             for a, how in ((hu, "mean"), (bone, "max"), (hu, "max"),
                            (hu.astype(np.int32) * 40_000, "mean")):
                 ref = _block_reduce_padded(a, f, how)
