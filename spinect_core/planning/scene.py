@@ -447,6 +447,7 @@ class TorchFields:
                          torch.from_numpy(fields.features.reshape(2, -1).astype(np.int64))
                          .to(device))
         self.spacing = torch.tensor(np.asarray(fields.spacing_mm, np.float32), device=device)
+        self.spacing4 = self.spacing.view(3, 1, 1, 1)
         self.spacing_zyx_mm = tuple(float(v) for v in np.asarray(fields.spacing_mm)[::-1])
         self.max_spacing = float(np.max(np.asarray(fields.spacing_mm, np.float32)))
         self._near = torch.tensor(2.0 * self.max_spacing, dtype=torch.float32, device=device)
@@ -476,6 +477,9 @@ class TorchFields:
         # offset bit i = (k >> i) & 1 along axis i (x, y, z).
         self.corners = torch.tensor([[(k >> i) & 1 for k in range(8)] for i in range(3)],
                                     dtype=torch.int64, device=device)
+        # (Their broadcast views made once: each view is an operation per call.)
+        self.corners3 = self.corners[:, :, None]
+        self.hi3 = self.hi[:, :, None]
         self.bits = torch.tensor([[1], [2], [4]], dtype=torch.int64, device=device)
         self.strides = torch.tensor([1, nx, nx * ny], dtype=torch.int64,
                                     device=device).view(3, 1, 1)
@@ -483,8 +487,8 @@ class TorchFields:
         if self.features is not None:
             # (x, y, z) of every flat voxel index: a candidate cube's position in one lookup.
             zz, yy, xx = np.indices((nz, ny, nx), dtype=np.float32)
-            self.coords = torch.from_numpy(np.stack([xx.ravel(), yy.ravel(), zz.ravel()], 1)
-                                           ).to(device)
+            self.coords = torch.from_numpy(np.stack([xx.ravel(), yy.ravel(), zz.ravel()])
+                                           ).to(device)  # (3, nz * ny * nx)
 
     #: Cells per block side of :meth:`skip_field`'s coarse grid.
     SKIP_BLOCK = 2
@@ -592,7 +596,8 @@ class TorchFields:
                                     padding_mode="border", align_corners=True).view(2, -1)
             blend = torch.lerp(values, self.cube_distance(q), weights)
             return torch.where(torch.gt(weights, self._tiny), blend, values)
-        near = torch.gt(out[4], self._zero_f).nonzero().squeeze(1)
+        # (The flag's reading is never negative: != 0 is > 0, one operation fewer.)
+        near = out[4].nonzero().squeeze(1)
         if near.numel() == 0:
             return values
         qn = q.index_select(1, near)
@@ -621,8 +626,8 @@ class TorchFields:
         m = q.shape[1]
         base = q.floor()
         own = torch.ge(q - base, self._half).to(torch.int64).mul_(self.bits).sum(0)  # corner 0-7
-        corners = torch.clamp(base.to(torch.int64)[:, None, :] + self.corners[:, :, None],
-                              min=self._zero_i, max=self.hi[:, :, None])  # (3, 8, m)
+        corners = torch.clamp(base.to(torch.int64)[:, None, :] + self.corners3,
+                              min=self._zero_i, max=self.hi3)  # (3, 8, m)
         flat = (corners * self.strides).sum(0).view(-1)  # (8 m,)
         sdf = self.sdf_flat.index_select(1, flat).view(2, 8, m)
         feat = self.features.index_select(1, flat).view(2, 8, m)
@@ -631,14 +636,15 @@ class TorchFields:
         inside = torch.lt(sdf_own, self._zero_f)
         cube = torch.where(torch.lt(sdf, self._zero_f) != inside, flat.view(1, 8, m), feat)
         valid = torch.ge(cube, self._zero_i)  # (2, 8, m)
-        xyz = self.coords.index_select(0, torch.where(valid, cube, self._zero_i).view(-1)
-                                       ).view(2, 8, m, 3)
-        e = (q.T.view(1, 1, m, 3) - xyz).abs_().sub_(self._half).clamp_(min=self._zero_f
-                                                                        ).mul_(self.spacing)
-        d = torch.where(valid, e.mul_(e).sum(-1).sqrt_(), self._inf)  # (2, 8, m)
+        # (x, y, z) first: q needs no transpose and the sum runs over the outer axis.
+        xyz = self.coords.index_select(1, torch.where(valid, cube, self._zero_i).view(-1)
+                                       ).view(3, 2, 8, m)
+        e = (q.view(3, 1, 1, m) - xyz).abs_().sub_(self._half).clamp_(min=self._zero_f
+                                                                      ).mul_(self.spacing4)
+        d = torch.where(valid, e.mul_(e).sum(0).sqrt_(), self._inf)  # (2, 8, m)
         has = torch.ge(feat.gather(1, pick), self._zero_i)
         d_own = torch.where(has, d.gather(1, pick), sdf_own.abs())
-        near = has.logical_and_(torch.lt(d_own, self._near))
+        near = has & torch.lt(d_own, self._near)
         d = torch.where(near, d.amin(1, keepdim=True), d_own).view(2, m)
         return torch.where(inside.view(2, m), -d, d)
 
