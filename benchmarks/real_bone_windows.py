@@ -216,8 +216,17 @@ def main() -> None:
     ap.add_argument("--geometry-only", action="store_true",
                     help="landmarks only (no view optimisation)")
     ap.add_argument("--json", default="", help="append one JSON line per seed to this file")
+    ap.add_argument("--zone-depth", default="default",
+                    help="L5S1Options.zone_depth_mm: a number (mm), 'none' (no anterior limit) "
+                         "or 'default'")
     args = ap.parse_args()
     options = PlanOptions() if args.full else PlanOptions(**QUICK)
+    if args.zone_depth != "default":
+        import dataclasses
+
+        from spinect_core.planning.l5s1 import L5S1Options
+        depth = None if args.zone_depth.lower() == "none" else float(args.zone_depth)
+        options = dataclasses.replace(options, l5s1=L5S1Options(zone_depth_mm=depth))
     cache = Path(args.cache) if args.cache else None
     print("seed side  | Kambin best usable obl/tilt plat | safe best usable obl/tilt plat 15-45 "
           "| dz_ped d_ped | root_gap root_post | zone_h true")
