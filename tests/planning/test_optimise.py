@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from spinect_core.errors import Cancelled
+from spinect_core.errors import Cancelled, InputError
 from spinect_core.planning.optimise import (GRID_VIEWS_PER_CALL, LocalFrame, angles_of,
-                                            entry_direction, optimise_view, view_direction)
+                                            entry_direction, optimise_view, optimise_views,
+                                            view_direction)
 from spinect_core.planning.scene import SceneFields
 from spinect_core.planning.windows import WindowOptions, compute_window
 from spinect_core.volume import Volume
@@ -152,6 +153,54 @@ def test_batched_objective_gives_the_same_result_as_the_scalar_one() -> None:
                                                                scalar.fine_evaluations)
     # The fine objective gets whole polls (4 axis moves + the start, or 4 diagonals) at once.
     assert max(batches) >= 4 and sum(batches) == batched.fine_evaluations
+
+
+def _ridge(a: float, b: float) -> float:
+    # A second objective with two peaks and a flat-topped ridge (ties in the compass).
+    return (60.0 * math.exp(-((a - 55.0) / 8) ** 2 - ((b - 20.0) / 6) ** 2)
+            + 40.0 * math.exp(-((a - 12.0) / 10) ** 2 - ((b + 25.0) / 7) ** 2)
+            + min(30.0, 35.0 * math.exp(-((b - 5.0) / 4) ** 2)))
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_objectives_searched_together_give_each_its_own_result(refine: bool) -> None:
+    functions = (_smooth, _ridge)
+    joint_calls: list[int] = []
+
+    def fine(views):
+        joint_calls.append(len(views))
+        return [[fn(a, b) for fn in functions] for a, b in views]
+
+    def cheap(views):
+        joint_calls.append(len(views))
+        return [[round(fn(a, b), 1) for fn in functions] for a, b in views]
+
+    together = optimise_views(fine, 2, grid_evaluate=cheap, final_step_deg=0.5, fine_levels=2,
+                              refine=refine)
+    alone_calls = 0
+    for fn, got in zip(functions, together):
+        calls: list[int] = []
+
+        def many(views, fn=fn, calls=calls):
+            calls.append(len(views))
+            return [fn(a, b) for a, b in views]
+
+        def few(views, fn=fn, calls=calls):
+            calls.append(len(views))
+            return [round(fn(a, b), 1) for a, b in views]
+
+        alone = optimise_view(many, grid_evaluate=few, batched=True, final_step_deg=0.5,
+                              fine_levels=2, refine=refine)
+        alone_calls += len(calls)
+        assert got.best == alone.best and got.plateau == alone.plateau
+        assert got.history == alone.history
+        np.testing.assert_array_equal(got.values, alone.values)
+        np.testing.assert_array_equal(got.plateau_mask, alone.plateau_mask)
+    assert together[0].best != together[1].best
+    # One call per round for both objectives: fewer calls than one search after the other.
+    assert len(joint_calls) < alone_calls
+    with pytest.raises(InputError):
+        optimise_views(lambda views: [[1.0] for _ in views], 2)
 
 
 def test_the_whole_grid_in_one_call_gives_the_same_result() -> None:
