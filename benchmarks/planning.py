@@ -26,6 +26,8 @@ records the load average before and after, and with each timed phase. Each wall 
 the process's CPU time (``time.process_time``, ``*_cpu_*`` keys: all threads), the steadier
 figure on a shared machine.
 ``--quick``: 6 views, a coarse optimisation (15 / 2 deg steps) and ``--coarse-step 15`` end to end.
+``--no-exports`` / ``--no-cli`` skip phases 5 / 6 (e.g. to compare the view search of two
+checkouts back to back: ``python OTHER/benchmarks/planning.py`` times OTHER's package).
 """
 
 from __future__ import annotations
@@ -182,6 +184,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true",
                     help="JSON lines: one per phase, then one with everything")
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end run")
+    ap.add_argument("--no-exports", action="store_true",
+                    help="skip the exports (20 s of files that the view search does not touch)")
     ap.add_argument("--keep-exports", metavar="DIR",
                     help="write the timed exports into DIR (replacing an earlier set) to look at")
     args = ap.parse_args()
@@ -241,7 +245,8 @@ def main() -> None:
                       for side, sp in plan.sides.items() for kind in WINDOW_KINDS})
     phase("trajectory", trajectory_s=timings["trajectory_s"],
           trajectory_cpu_s=timings["trajectory_cpu_s"], plan_s=timings["plan_s"])
-    phase("exports", **time_exports(plan, engine, phantom, keep=args.keep_exports))
+    if not args.no_exports:
+        phase("exports", **time_exports(plan, engine, phantom, keep=args.keep_exports))
     if not args.no_cli:
         phase("end_to_end", **time_cli(phantom, args.quick))
     out["load_average_after"] = list(os.getloadavg())
