@@ -526,8 +526,17 @@ def _label(mask: np.ndarray, structure: np.ndarray | None = None) -> tuple[np.nd
     return lab, int(n)
 
 
-def _component_ids(mask: np.ndarray, where: np.ndarray, threads: int = 1
-                   ) -> tuple[np.ndarray, int]:
+def _simpleitk() -> Any:
+    """The SimpleITK module, or None where it is missing (the training machine has none)."""
+    try:
+        import SimpleITK
+    except ImportError:
+        return None
+    return SimpleITK
+
+
+def _component_ids(mask: np.ndarray, where: np.ndarray, threads: int = 1, *,
+                   fast: bool = True) -> tuple[np.ndarray, int]:
     """The 26-connected component of each of the voxels ``where`` of ``mask``.
 
     The components are the same as ``ndi.label(mask, np.ones((3, 3, 3)))``'s, numbered
@@ -541,6 +550,9 @@ def _component_ids(mask: np.ndarray, where: np.ndarray, threads: int = 1
     where : np.ndarray, int, (k,)
         Flat indices of True voxels of ``mask``.
     threads : int
+    fast : bool
+        SimpleITK's labelling, whose maps take 5 bytes a voxel while it runs (its input's
+        copy and 4-byte labels); False: scipy's 2-byte labels.
 
     Returns
     -------
@@ -548,11 +560,11 @@ def _component_ids(mask: np.ndarray, where: np.ndarray, threads: int = 1
     n : int
         The largest id (0 when ``where`` is empty).
     """
-    try:
-        import SimpleITK as sitk
-    except ImportError:                      # the training machine has no SimpleITK
+    sitk = _simpleitk() if fast else None
+    if sitk is None:
         lab, _ = _label(mask, np.ones((3, 3, 3), bool))
         ids = lab.ravel()[where]
+        del lab
     else:
         labeller = sitk.ConnectedComponentImageFilter()
         labeller.FullyConnectedOn()
@@ -1145,12 +1157,14 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     # nothing propagates beyond it, and the scan is shorter.
     gbox = _bbox(grow)
     bone = np.zeros(grow.shape, bool)
-    if gbox is not None:
-        if th["seed"] >= th["grow"]:            # every seed is a grow voxel
-            bone[gbox] = _seeded_components(seed[gbox], grow[gbox], options.threads)
-        else:
-            bone[gbox] = ndi.binary_propagation(seed[gbox], structure=np.ones((3, 3, 3), bool),
-                                                mask=grow[gbox])
+    if gbox is not None and th["seed"] >= th["grow"]:      # every seed is a grow voxel
+        # The box's maps copied and the whole ones freed first: the labelling's own maps
+        # (5 bytes a voxel of the box) are this step's peak of memory.
+        seed, grow = np.ascontiguousarray(seed[gbox]), np.ascontiguousarray(grow[gbox])
+        bone[gbox] = _seeded_components(seed, grow, options.threads)
+    elif gbox is not None:
+        bone[gbox] = ndi.binary_propagation(seed[gbox], structure=np.ones((3, 3, 3), bool),
+                                            mask=grow[gbox])
     del seed, grow
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
@@ -1374,7 +1388,9 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     # Counted over the bone voxels alone (a few % of the box; bincount would copy a whole label
     # map to 8-byte integers).
     where = np.flatnonzero(bone)                # of the box (a copy: it is not contiguous)
-    ids, n = _component_ids(bone, where, options.threads)
+    # scipy's 2-byte labels: here the bone's box is held twice (the whole map is kept), and
+    # SimpleITK's 5 bytes a voxel would raise the model's peak of memory on thin slices.
+    ids, n = _component_ids(bone, where, options.threads, fast=False)
     if n == 0:
         return whole
     voxel_ml = float(np.prod(sp)) / 1000.0

@@ -346,6 +346,8 @@ def test_seeded_components_equal_the_propagation(monkeypatch, sitk_missing):
         assert n > 1 and m == n and ids.min() == 1
         pairs = np.unique(np.stack([lab.ravel()[where], ids]), axis=1)
         assert pairs.shape[1] == n == np.unique(ids).size      # one id per label, and back
+        scipy_ids, m = _component_ids(grow, where, fast=False)
+        assert m == n and np.array_equal(scipy_ids, lab.ravel()[where])
 
 
 def test_line_opening_equals_scipy():
