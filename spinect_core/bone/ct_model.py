@@ -22,9 +22,11 @@ CT's grid):
    organs (homogeneous, no cortex brighter than enhanced blood), calcified plaque and bowel
    contrast (small or homogeneous, away from the skeleton).
 
-Timings: 7.1-7.7 s wall for a 512 x 512 x 300 CT on the idle 2-core development machine (3.3x
-a bare threshold; 15 s, 6.8x, before the binary morphology moved to bit-packed rows and hole
-filling to labelling), peak RSS 0.82 GB for the 150 MB CT (``benchmarks/ct_bone.py``; the target is 5 s).
+Timings (``benchmarks/ct_bone.py``; the target is 5 s): 3.9 s wall, 4.4 s CPU for a 512 x 512 x
+300 CT on the 2-core development machine under load, 2.1x a bare threshold run alongside (the
+code before 2026-12-05: 5.0 s, 2.5x there, 7.1-7.7 s in slower idle runs; 15 s, 6.8x, before the
+binary morphology moved to bit-packed rows and hole filling to labelling), peak RSS 0.84 GB for
+the 150 MB CT.
 Two worker threads (``CTBoneOptions.threads``) share the parts that split. Memory: every
 full-size map is boolean or int16, built and freed one at a time, so that segmenting a 472 MB
 thin-slice CT stays within 3x its size (``benchmarks/segmentation_memory.py``).
@@ -142,8 +144,8 @@ class CTBoneOptions:
         0 works on the CT's own voxels.
     threads : int
         Worker threads for the steps that split into independent parts (the smoothing's slabs,
-        the local spread's two filters, the slice directions of the hole search); the result
-        is the same for any number. 1: one at a time. Each extra worker holds its own part's
+        the local spread's two filters, the slice directions of the hole search) and for
+        SimpleITK's labelling of the hysteresis; the result is the same for any number. 1: one at a time. Each extra worker holds its own part's
         maps (measured: no rise of the peak memory at 2, whose peak lies elsewhere).
     """
 
