@@ -183,85 +183,18 @@ def optimise_view(evaluate: Callable, *,
     -------
     ViewOptimum
     """
-    if coarse_step_deg <= 0 or final_step_deg <= 0:
-        raise InputError("angle steps must be positive")
-    a0, a1 = sorted(float(v) for v in alpha_range_deg)
-    b0, b1 = sorted(float(v) for v in beta_range_deg)
-    alphas = _axis(a0, a1, coarse_step_deg)
-    betas = _axis(b0, b1, coarse_step_deg)
-    values = np.zeros((len(alphas), len(betas)))
-    counts = {"fine": 0, "cheap": 0}
-    total = values.size
-
-    def cached(function: Callable, store: dict, name: str
-               ) -> Callable[[Sequence[tuple[float, float]]], list[float]]:
-        """Batch form of ``function`` with a cache (views rounded to 1e-6 deg)."""
+    # One objective of optimise_views: the same grid, compass paths, calls and results.
+    def rows(function: Callable) -> Callable[[Sequence[tuple[float, float]]], list[tuple[float]]]:
         many = function if batched else (lambda views: [function(a, b) for a, b in views])
+        return lambda views: [(v,) for v in many(views)]
 
-        def g(views: Sequence[tuple[float, float]]) -> list[float]:
-            keys = [(round(float(a), 6), round(float(b), 6)) for a, b in views]
-            todo: dict[tuple[float, float], tuple[float, float]] = {}
-            for k, (a, b) in zip(keys, views):
-                if k not in store and k not in todo:
-                    todo[k] = (float(a), float(b))
-            if todo:
-                got = [float(v) for v in many(list(todo.values()))]
-                if len(got) != len(todo):
-                    raise InputError(f"the objective returned {len(got)} values for "
-                                     f"{len(todo)} views")
-                for k, v in zip(todo, got):
-                    store[k] = v if math.isfinite(v) else -math.inf
-                counts[name] += len(todo)
-            return [store[k] for k in keys]
-        return g
-
-    f = cached(evaluate, {}, "fine")
-    coarse = f if grid_evaluate is None else cached(grid_evaluate, {}, "cheap")
-
-    report(progress, 0.0, "view grid")
-    per_call = GRID_VIEWS_PER_CALL if grid_views_per_call is None else int(grid_views_per_call)
-    rows = max(per_call // len(betas), 1)
-    for i in range(0, len(alphas), rows):
-        chunk = alphas[i:i + rows]
-        values[i:i + len(chunk)] = np.reshape(
-            coarse([(float(a), float(b)) for a in chunk for b in betas]), (len(chunk), -1))
-        done = i + len(chunk)
-        report(progress, 0.8 * done / len(alphas) if refine else done / len(alphas),
-               f"view grid {min(done * len(betas), total)}/{total}")
-    bi, bj = np.unravel_index(int(np.argmax(values)), values.shape)
-    # The plateau depends on the grid alone: its view is evaluated with the first call of
-    # ``evaluate`` below (one call fewer; every call of a batch ray caster costs its fixed time).
-    mask = _plateau(values, (bi, bj), plateau_fraction)
-    ii, jj = np.nonzero(mask)
-    plateau_view = (float(alphas[ii].mean()), float(betas[jj].mean()))
-    history: list[ViewPoint] = []
-    box = (a0, a1, b0, b1)
-    if refine:
-        steps = _steps(coarse_step_deg / 2.0, final_step_deg)
-        n_fine = min(max(int(fine_levels), 1), len(steps))
-        seeds = _seeds(values, starts)
-        # The seeds' searches run side by side, their polls in one call per round (the same
-        # paths as one seed after the other).
-        ends = _compass_many(coarse, [ViewPoint(float(alphas[i]), float(betas[j]),
-                                                float(values[i, j])) for i, j in seeds],
-                             steps[:-n_fine], box=box, history=history)
-        report(progress, 0.9, "refining the best view")
-        start = max(ends, key=lambda p: p.value)  # first (best seed) on ties
-        # The start's value on ``evaluate`` comes with its first poll (one batch; cached).
-        views = [(start.alpha_deg, start.beta_deg)]
-        start = start._replace(value=f(views + _poll(views[0], steps[-n_fine], AXIS_MOVES, box)
-                                       + [plateau_view])[0])
-        best = _compass_many(f, [start], steps[-n_fine:], box=box, history=history)[0]
-        report(progress, 0.95, "refining the best view")
-    else:
-        view = (float(alphas[bi]), float(betas[bj]))
-        best = ViewPoint(*view, f([view, plateau_view])[0])
-    plateau = ViewPoint(*plateau_view, f([plateau_view])[0])
-    report(progress, 1.0, "view optimised")
-    fine = counts["fine"]
-    return ViewOptimum(best=best, plateau=plateau, alphas_deg=alphas, betas_deg=betas,
-                       values=values, plateau_mask=mask, evaluations=fine + counts["cheap"],
-                       fine_evaluations=fine, history=history)
+    return optimise_views(rows(evaluate), 1,
+                          grid_evaluate=None if grid_evaluate is None else rows(grid_evaluate),
+                          alpha_range_deg=alpha_range_deg, beta_range_deg=beta_range_deg,
+                          coarse_step_deg=coarse_step_deg, refine=refine,
+                          final_step_deg=final_step_deg, starts=starts,
+                          plateau_fraction=plateau_fraction, fine_levels=fine_levels,
+                          grid_views_per_call=grid_views_per_call, progress=progress)[0]
 
 
 def optimise_views(evaluate: Callable[[Sequence[tuple[float, float]]], Sequence[Sequence[float]]],
