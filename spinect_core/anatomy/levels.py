@@ -216,15 +216,11 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
     if ct is not None and not ct.same_grid(labels):
         raise ValueError("the CT and the label map must share one grid")
     try:
-        derived = _derive_coarse_then_fine(labels, table, None, options, progress)
+        return _derive_coarse_then_fine(labels, table, None, options, progress)
     except AnatomyError as exc:
         if ct is None or isinstance(exc, NoBone):
             raise
         first = exc
-    else:
-        hidden = hidden_body_above_sacrum(derived.chain_centres_lps)
-        return derived if hidden is None else _recount_hidden(derived, hidden, labels, table, ct,
-                                                               options, progress)
     # Only when the labels alone fail: discs the labels bridged join bodies (L5 and S1 into
     # one, or the whole column into one "sacrum"). Not always: the dark bands also cut the
     # marrow-filled sacral canal and foramina of a threshold's bone, which the sacrum test of a
@@ -241,75 +237,6 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
     derived.evidence.reasons.append(
         f"the labels alone failed ({first}); with the bone cut at the dark bands between "
         "bright endplates on the CT (discs the labels bridged) the levels were found")
-    return derived
-
-
-#: Lumbar body centres lie 31-39 mm apart on the real-bone phantoms (ANATOMY.md: a body 25-30 mm
-#: high plus a disc); the reference spacing is never taken below this.
-NOMINAL_BODY_SPACING_MM = 35.0
-#: The sacrum's core centre lies deeper than a body's (S1-S3, the alae, merged ilia): 43-55 mm
-#: from L5's on real-bone phantoms at 2.5 mm (true, fused and network labels), 57-61 mm on the
-#: procedural phantoms (seeds 0-15; their L4-L5 link 36-40 mm), 1.2-1.7 lumbar spacings. Where
-#: L5 is merged with the sacrum or missing, the body named L5 is L4 and the link is 70-84 mm
-#: (real-bone seed 106's network and fused labels at 2.5 mm, procedural phantoms with the
-#: L5/S1 disc labelled bone): a link of this many spacings or more hides a body.
-HIDDEN_BODY_LINK_FACTOR = 1.9
-
-
-def hidden_body_above_sacrum(chain_centres_lps: np.ndarray) -> str | None:
-    """Why a body may be hidden between the body named L5 and the sacrum, or None.
-
-    Parameters
-    ----------
-    chain_centres_lps : np.ndarray, shape (K, 3)
-        Body core centres (LPS mm), cranial first, the sacrum last.
-
-    Returns
-    -------
-    str or None
-        The reason when the sacrum's centre lies :data:`HIDDEN_BODY_LINK_FACTOR` times the
-        lumbar spacing (the median of the chain's other links, at least
-        :data:`NOMINAL_BODY_SPACING_MM`) or more below the body named L5.
-    """
-    chain = np.asarray(chain_centres_lps, float).reshape(-1, 3)
-    if len(chain) < 2:
-        return None
-    links = np.linalg.norm(np.diff(chain, axis=0), axis=1)
-    spacing = max(float(np.median(links[:-1])) if len(links) > 1 else 0.0,
-                  NOMINAL_BODY_SPACING_MM)
-    limit = HIDDEN_BODY_LINK_FACTOR * spacing
-    if links[-1] < limit:
-        return None
-    return (f"the sacrum's centre lies {links[-1]:.0f} mm from the body named L5 (under "
-            f"{limit:.0f} mm expected): a vertebral body may be hidden there (L5 merged with the "
-            "sacrum in the labels, or not segmented), which would put the plan one level too "
-            "high; confirm the level on the images")
-
-
-def _recount_hidden(derived: DerivedLevels, hidden: str, labels: Volume, table: LabelTable,
-                    ct: Volume | None, options: LevelOptions,
-                    progress: ProgressCallback | None) -> DerivedLevels:
-    """A count whose sacrum lies too far below L5 (:func:`hidden_body_above_sacrum`): counted
-    again with the labels' bone cut at the CT's dark bands (a bridged L5/S1 disc); that count is
-    taken when it has no such gap, else the first one with its confidence lowered to "low"."""
-    if ct is not None:
-        report(progress, 0.0, "cutting the bone at the dark bands of the CT")
-        carved = dark_bands(np.asarray(ct.array), class_masks(labels, table)["bone"], labels)
-        if carved.any():
-            try:
-                again = _derive_coarse_then_fine(labels, table, carved, options, progress)
-            except AnatomyError:
-                again = None
-            if again is not None and hidden_body_above_sacrum(again.chain_centres_lps) is None:
-                again.disc_source = "ct"
-                again.evidence.reasons.append(
-                    f"from the labels alone {hidden.split(':')[0]}; with the bone cut at the dark "
-                    "bands between bright endplates on the CT (a disc the labels bridged) the "
-                    "body between was found")
-                return again
-    derived.evidence.downgrade("low", hidden)
-    if hidden not in derived.evidence.warnings:
-        derived.evidence.warnings.append(hidden)
     return derived
 
 

