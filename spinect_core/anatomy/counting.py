@@ -355,9 +355,9 @@ class SacrumCheck:
         return ""
 
 
-def _core_extent(grid: Volume, core_lab: np.ndarray, off, label: int) -> tuple[float, float, float]:
-    """(left-right width, volume in voxels, cranio-caudal height) of one core, mm."""
-    p = G.voxel_points(grid, core_lab == label, off)
+def _core_extent(p: np.ndarray) -> tuple[float, float, float]:
+    """(left-right width, volume in voxels, cranio-caudal height) of one core's voxel centres
+    ``p`` (N, 3, LPS mm), mm."""
     if len(p) == 0:
         return 0.0, 0.0, 0.0
     w = float(np.percentile(p[:, 0], 98) - np.percentile(p[:, 0], 2))
@@ -430,18 +430,17 @@ def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray
     return max(min(last, t_end) - top, 0.0)
 
 
-def _upper_medial_centre(grid: Volume, core_lab: np.ndarray, off, label: int,
-                         above: np.ndarray, *, fallback: np.ndarray, half_width_mm: float = 15.0,
-                         top_mm: float = 20.0) -> np.ndarray:
-    """Centre (LPS mm) of a core's voxels within ``half_width_mm`` left-right of the body above
-    and within ``top_mm`` of their highest point: where the column enters the body below.
+def _upper_medial_centre(p: np.ndarray, above: np.ndarray, *, fallback: np.ndarray,
+                         half_width_mm: float = 15.0, top_mm: float = 20.0) -> np.ndarray:
+    """Centre (LPS mm) of a core's voxel centres ``p`` (N, 3, LPS mm) within ``half_width_mm``
+    left-right of the body above and within ``top_mm`` of their highest point: where the column
+    enters the body below.
 
     A sacrum's core merged with bone beside S1 (an ilium at the sacroiliac joint) has its
     centroid 10-15 mm lateral and behind the S1 body, and a depth line aimed there crosses the
     L5/S1 disc obliquely, where it never looks like a gap (real-bone phantoms at 2.5-3 mm).
     ``fallback`` when no voxel qualifies.
     """
-    p = G.voxel_points(grid, core_lab == label, off)
     p = p[np.abs(p[:, 0] - float(above[0])) <= half_width_mm]
     if len(p) == 0:
         return np.asarray(fallback, float)
@@ -485,8 +484,10 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
     ratios = (0.0, 0.0, 0.0)
     shaped = False
     if index > 0:
-        a = _core_extent(grid, core_lab, off, chain[index - 1].label)
-        b = _core_extent(grid, core_lab, off, c.label)
+        # The candidate's core voxels, read once for its shape and its depth line below.
+        c_pts = G.voxel_points(grid, core_lab == c.label, off)
+        a = _core_extent(G.voxel_points(grid, core_lab == chain[index - 1].label, off))
+        b = _core_extent(c_pts)
         ratios = tuple(float(bb / aa) if aa > 0 else 0.0 for aa, bb in zip(a, b))
         shaped = (ratios[0] >= options.sacrum_width_ratio
                   or ratios[1] >= options.sacrum_volume_ratio
@@ -498,8 +499,7 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
         step = float(max(grid.spacing_mm.max(), 1.0))
         # Along the line to the core's centre and to its upper medial part, whichever sees
         # more (see _upper_medial_centre).
-        aim = _upper_medial_centre(grid, core_lab, off, c.label, chain[index - 1].centre,
-                                   fallback=c.centre)
+        aim = _upper_medial_centre(c_pts, chain[index - 1].centre, fallback=c.centre)
         depth = max(_depth_below_gap(bone_pts, chain[index - 1].centre, target, fov, step)
                     for target in (c.centre, aim))
     else:
