@@ -159,13 +159,17 @@ def _chain(cores: list[_Core]) -> list[_Core]:
     return out[::-1]
 
 
+def _block_factors(grid: Volume, target_mm: float) -> np.ndarray:
+    """Voxels per block along (z, y, x) of :func:`_coarse`'s block average (1: not coarsened)."""
+    return np.maximum(np.round(target_mm / G.spacing_zyx(grid)).astype(int), 1)
+
+
 def _coarse(bone: np.ndarray, grid: Volume, off, target_mm: float):
     """Block-averaged copy of a (cropped) mask with voxels of about ``target_mm`` (majority vote).
 
     Returns the coarse mask and a Volume carrying its LPS geometry (array unused elsewhere).
     """
-    sp = G.spacing_zyx(grid)
-    f = np.maximum(np.round(target_mm / sp).astype(int), 1)
+    f = _block_factors(grid, target_mm)
     if np.all(f == 1):
         return bone, grid, tuple(off)
     n = (np.array(bone.shape) // f) * f
@@ -257,8 +261,7 @@ def _derive_coarse_then_fine(labels: Volume, table: LabelTable, carved: np.ndarr
     except NoBone:
         raise
     except AnatomyError as exc:
-        coarse = np.round(options.coarse_mm / G.spacing_zyx(labels))
-        if not np.any(coarse > 1):
+        if np.all(_block_factors(labels, options.coarse_mm) == 1):
             raise
         try:
             return _derive_parts(labels, table, carved, replace(options, coarse_mm=0.0), progress)
