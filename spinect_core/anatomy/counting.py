@@ -119,7 +119,9 @@ def level_below(level: str, steps: int = 1) -> str:
     return seq[k] if 0 <= k < len(seq) else "?"
 
 
-def _rank(level: str) -> int:
+def level_rank(level: str) -> int:
+    """Position of a level name from the skull down (C1 lowest, L7 highest; -1 if unknown):
+    ``level_rank(a) < level_rank("L5")`` means ``a`` lies above L5."""
     return _RANK.get(level, -1)
 
 
@@ -182,6 +184,36 @@ def _axis(chain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = np.array([k.centre for k in chain], float).reshape(-1, 3)
     o = np.argsort(c[:, 2])
     return c[o, 2], c[o, 0], c[o, 1]
+
+
+def along_chain(point: np.ndarray, centres: np.ndarray) -> float:
+    """Arc length (mm) along the polyline of ``centres`` of ``point``'s projection onto it.
+
+    Parameters
+    ----------
+    point : np.ndarray, shape (3,)
+        LPS mm.
+    centres : np.ndarray, shape (K, 3)
+        Body centres, cranial first (LPS mm); body ``k`` lies at the arc length of the first
+        ``k`` links.
+
+    Returns
+    -------
+    float
+        0 at the first centre; the first and last links are extended beyond the chain's ends
+        (negative above the first body).
+    """
+    centres = np.asarray(centres, float).reshape(-1, 3)
+    if len(centres) < 2:
+        return 0.0
+    d = np.diff(centres, axis=0)
+    length = np.linalg.norm(d, axis=1)
+    t = np.einsum("ij,ij->i", np.asarray(point, float) - centres[:-1], d) / length ** 2
+    t[1:] = np.maximum(t[1:], 0.0)
+    t[:-1] = np.minimum(t[:-1], 1.0)
+    gap = np.linalg.norm(centres[:-1] + t[:, None] * d - point, axis=1)
+    k = int(np.argmin(gap))
+    return float(np.concatenate([[0.0], np.cumsum(length)])[k] + t[k] * length[k])
 
 
 def find_ribs(bone: np.ndarray, grid: Volume, off, dt: np.ndarray, core_lab: np.ndarray,
@@ -259,6 +291,9 @@ def find_ribs(bone: np.ndarray, grid: Volume, off, dt: np.ndarray, core_lab: np.
         markers[core_lab == c.label] = i + 1
     basins = np.zeros(bone.shape, np.int32)
     basins[box] = watershed(-dt[box], markers[box] * near[box], mask=near[box])
+    centres = np.array([c.centre for c in chain], float).reshape(-1, 3)
+    s_bodies = np.array([along_chain(c, centres) for c in centres])
+    level_mm = float(np.median(np.diff(s_bodies))) if len(chain) > 1 else np.inf
 
     for k in cand:
         sel = comp == k
@@ -280,10 +315,76 @@ def find_ribs(bone: np.ndarray, grid: Volume, off, dt: np.ndarray, core_lab: np.
         owners = sub[ind[0][iz[ok], iy[ok], ix[ok]], ind[1][iz[ok], iy[ok], ix[ok]],
                      ind[2][iz[ok], iy[ok], ix[ok]]]
         body = int(np.bincount(owners).argmax()) - 1
+        # The basin that reaches the rib's medial end is its vertebra's, unless that body lies
+        # more than a level away along the column: on a strongly tilted column the arch of the
+        # vertebra two below reaches back up beside the rib's head (measured on a real chest CT
+        # at 2 mm blocks: the 12th rib's head level with T12 was given to L2, so L2 was "T12").
+        s_rib = along_chain(pts[medial].mean(axis=0), centres)
+        if abs(s_bodies[body] - s_rib) > level_mm:
+            body = int(np.argmin(np.abs(s_bodies - s_rib)))
         side = "left" if float(np.median(lat[sel])) > 0 else "right"
         out.ribs.append(Rib(side=side, body=body, medial_lps=pts[medial].mean(axis=0),
                             reach_mm=float(reach[k]), volume_mm3=float(counts[k] * voxel)))
     return out
+
+
+def body_cut_below(chain, bone: np.ndarray, grid: Volume, off, fov: Volume, *,
+                   radius_mm: float = 10.0, min_fill: float = 0.3,
+                   min_partial_mm: float = 6.0) -> bool:
+    """Whether the field of view ends inside a vertebral body below the chain's last one.
+
+    A body the scan's edge cuts a few centimetres deep has no core (too shallow, or its marrow
+    not filled), so the chain ends one body early: a chest CT that ends in L3 counted to L2.
+    Below the last body, along the column (the last link extended), the next body's upper
+    endplate lies about 0.6 of a level spacing away (half a body and a disc); when the field of
+    view reaches at least ``min_partial_mm`` past it and bone fills at least ``min_fill`` of a
+    cylinder of ``radius_mm`` around the axis there, that body is in view, cut.
+
+    Parameters
+    ----------
+    chain : sequence
+        Bodies, cranial first, with ``centre`` (LPS mm); at least two.
+    bone : np.ndarray, bool, shape (nz, ny, nx)
+        The mask the chain came from, a crop of ``grid`` starting at index ``off`` (z, y, x).
+    grid : Volume
+        Geometry of the uncropped mask.
+    off : tuple of int
+    fov : Volume
+        The scan's own grid (its edge is the field of view's).
+
+    Returns
+    -------
+    bool
+    """
+    if len(chain) < 2:
+        return False
+    centres = np.array([c.centre for c in chain], float)
+    links = np.diff(centres, axis=0)
+    spacing = float(np.median(np.linalg.norm(links[-3:], axis=1)))
+    u = links[-1] / np.linalg.norm(links[-1])
+    if u[2] > -0.5:                               # not heading down the column
+        return False
+    last = centres[-1]
+    to_fov = (last[2] - fov_bottom_z(fov, last[0], last[1])) / -u[2]
+    start, stop = 0.6 * spacing, min(to_fov, 1.4 * spacing)
+    if not np.isfinite(to_fov) or stop < start + min_partial_mm:
+        return False
+    # Sample the cylinder on a 1.5 mm lattice in LPS and read the mask there.
+    a = np.cross(u, [1.0, 0.0, 0.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(u, a)
+    r = np.arange(-radius_mm, radius_mm + 1e-6, 1.5)
+    ga, gb = np.meshgrid(r, r, indexing="ij")
+    disk = ga[ga ** 2 + gb ** 2 <= radius_mm ** 2], gb[ga ** 2 + gb ** 2 <= radius_mm ** 2]
+    t = np.arange(start, stop, 1.5)
+    pts = (last + t[:, None, None] * u + disk[0][None, :, None] * a
+           + disk[1][None, :, None] * b).reshape(-1, 3)
+    ijk = np.rint(grid.lps_to_index(pts)).astype(int)[:, ::-1] - np.asarray(off)   # (z, y, x)
+    inside = np.all((ijk >= 0) & (ijk < np.array(bone.shape)), axis=1)
+    if inside.sum() < 0.5 * len(pts):
+        return False
+    k = ijk[inside]
+    return bool(bone[k[:, 0], k[:, 1], k[:, 2]].mean() >= min_fill)
 
 
 # --- the sacrum ----------------------------------------------------------------------------------
@@ -746,16 +847,16 @@ def _absent_below(last: str) -> str:
     """What is missing below the last vertebra ``last``, with its verb: "L4, L5 and the sacrum
     are" below L3, "the lumbar spine (L1-L5) and the sacrum are" below a thoracic vertebra,
     "the sacrum (S1) is" below L5 (or a sixth lumbar vertebra)."""
-    if _rank(last) >= _rank("L5"):
+    if level_rank(last) >= level_rank("L5"):
         return "the sacrum (S1) is"
-    if _rank(last) < _rank("L1"):
+    if level_rank(last) < level_rank("L1"):
         return "the lumbar spine (L1-L5) and the sacrum are"
-    below = [v for v in ("L1", "L2", "L3", "L4", "L5") if _rank(v) > _rank(last)]
+    below = [v for v in ("L1", "L2", "L3", "L4", "L5") if level_rank(v) > level_rank(last)]
     return ", ".join(below) + " and the sacrum are"
 
 
 def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
-                    just_below: bool = False, uncountable: str = "") -> str:
+                    just_below: bool = False, cut: bool = False, uncountable: str = "") -> str:
     """One-line refusal that says first what was found: where the scan ends when the count
     says so, then what is missing, then what to do.
 
@@ -777,6 +878,9 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
     just_below : bool
         The scan ends a little below ``last_level`` (a sliver of the next body in view) rather
         than within it.
+    cut : bool
+        ``last_level`` is a body the field of view cuts (:func:`body_cut_below`): "the scan
+        ends within L3".
     uncountable : str
         Why the levels cannot be counted although ribs are in view (replaces where it ends).
     """
@@ -785,11 +889,12 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
     if not last_level or last_level == "?":
         return (f"L5/S1 is not in the field of view: {missing}, and no ribs are in view to count "
                 f"the levels from, so the levels cannot be counted; {_USE}")
-    at = f"just below {last_level}" if just_below else f"at {last_level}"
+    at = (f"just below {last_level}" if just_below else
+          f"within {last_level}" if cut else f"at {last_level}")
     counted = (" (counted down from the last rib-bearing vertebra, T12)" if counted_from == "ribs"
                else "")
     where = f"the scan ends {at}{counted}"
-    if _rank(last_level) < _rank("L5"):
+    if level_rank(last_level) < level_rank("L5"):
         return (f"{where}: {_absent_below(last_level)} not in the field of view, so L5/S1 is not "
                 f"in the field of view; {_USE}")
     return f"{where}: L5/S1 is not in the field of view ({missing}); {_USE}"
@@ -878,7 +983,7 @@ def instance_levels(instances: Volume | np.ndarray,
     for i in ids:
         if counts[i] >= min_voxels:
             found.setdefault(names[int(i)], int(i))
-    order = sorted(found, key=_rank)
+    order = sorted(found, key=level_rank)
     return InstanceLevels(tuple(order), tuple(found[v] for v in order))
 
 

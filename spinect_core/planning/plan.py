@@ -756,10 +756,12 @@ class PlanEngine:
 
 def _check_planned_level(anatomy: Any, check: Any) -> Any:
     """:func:`spinect_core.bone.agreement.check_planned_level` of the identified disc against a
-    segmentation check's CT levels (``None`` without a check whose levels were found). A level
-    in doubt lowers the level evidence to ``"low"`` with the warning as its reason, so the
-    report's and the app's level line say so too."""
-    if check is None or not getattr(check, "levels_found", False):
+    segmentation check's CT levels (``None`` without a check whose levels were found or whose
+    count said where the scan ends above L5). A level in doubt lowers the level evidence to
+    ``"low"`` with the warning as its reason, so the report's and the app's level line say so
+    too."""
+    if check is None or not (getattr(check, "levels_found", False)
+                             or getattr(check, "ct_ends_at", None)):
         return None
     from spinect_core.bone.agreement import check_planned_level
 

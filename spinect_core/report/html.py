@@ -201,7 +201,8 @@ def _segmentation_check(check: Mapping[str, Any] | None, bone_source: Any) -> st
              f"Dice is below {_num(bounds.get('min_bone_dice'), 2)} or the network's bone volume "
              f"is outside {_num(lo, 2)}&ndash;{_num(hi, 2)} times the CT bone model's.</p>")
     if not check.get("levels_found"):
-        return head + intro + f"<p class='warn'>{_e(check.get('reason') or 'levels not found')}</p>"
+        return (head + intro + f"<p class='warn'>{_e(check.get('reason') or 'levels not found')}"
+                "</p>" + _planned_level(check.get("planned_level")))
     rows = ["<tr><th>level</th><th>bone Dice</th><th>network bone</th><th>CT bone</th>"
             "<th>ratio</th><th>verdict</th></tr>"]
     for lv in check.get("levels") or []:
@@ -228,6 +229,9 @@ def _planned_level(level: Mapping[str, Any] | None) -> str:
     """One line: does the planned L5/S1 disc lie where the CT's own bone counts it?"""
     if not level or not level.get("judged"):
         return ""
+    if level.get("offset_mm") is None:          # the CT's count ends above L5: no offset
+        why = str(level.get("warning") or "").removeprefix("the level is in doubt: ")
+        return f"<p class='warn'>Level in doubt: {_e(why)}</p>"
     offset = float(level.get("offset_mm") or 0.0)
     where = (f"{_num(abs(offset), 0, 'mm')} {'above' if offset < 0 else 'below'} the CT's L5 "
              "body centre "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from spinect_core.anatomy.counting import (CountOptions, InstanceLevels, LevelEvidence,
-                                           chain_positions, count_warnings,
+                                           along_chain, chain_positions, count_warnings,
                                            evidence_from_instances, fov_bottom_z,
                                            instance_levels, level_below, level_of_name,
                                            require_l5_s1)
@@ -32,6 +32,7 @@ class Column:
 
     def __init__(self, names: list[str], *, ribs: set[str], sacrum: bool = True,
                  hollow: set[str] = frozenset(), bridged: set[str] = frozenset(),
+                 porous: set[str] = frozenset(),
                  l5_tp_to_ilium: bool = False):
         self.names = names
         step = BODY_H + DISC_H
@@ -47,6 +48,12 @@ class Column:
             zb = self.bottom[nm]
             c = (0.0, 0.0, zb + 0.5 * BODY_H)
             self.box((-22, 22), (-17, 17), (zb, zb + BODY_H))
+            if nm in porous:                         # fatty marrow unfilled: half its voxels
+                self.box((-20, 20), (-15, 15), (zb + 2, zb + BODY_H - 2), value=False)
+                sz, sy, sx = (slice(self._idx(a, o, n), self._idx(b, o, n)) for a, b, o, n in (
+                    (zb + 2, zb + BODY_H - 2, self.z0, nz), (-15, 15, Y0, NY), (-20, 20, X0, NX)))
+                z, y, x = np.ogrid[sz, sy, sx]
+                self.bone[sz, sy, sx] = (z + y + x) % 2 == 0
             if nm in hollow:                         # a body without a core: 2 mm shell only
                 self.box((-20, 20), (-15, 15), (zb + 2, zb + BODY_H - 2), value=False)
             if nm in bridged:                        # the disc below it labelled as bone
@@ -205,6 +212,31 @@ def test_chain_ending_at_l3_with_ribs_ends_at_l3():
     assert "L4, L5 and the sacrum are not in the field of view" in str(err.value)
     assert "ilia" not in str(err.value) and "shaped" not in str(err.value)
     assert err.value.evidence.levels == ("T9", "T10", "T11", "T12", "L1", "L2", "L3")
+
+
+def test_a_body_the_field_of_view_cuts_is_named_where_the_scan_ends():
+    # L4's marrow unfilled (no core) and the scan's edge 10 mm above its lower endplate: the
+    # chain ends at L3, but bone fills the column below to the edge (a real chest CT ending in
+    # L3 was refused as "ends at L2").
+    col = Column(_names(4, 4), ribs=set(THORACIC), sacrum=False, porous={"L4"})
+    with pytest.raises(AnatomyError) as err:
+        derive_parts(col.volume(crop_below_mm=col.bottom["L4"] + 10.0), STUDY_LABELS)
+    assert str(err.value).startswith("the scan ends within L4 (counted down from the last rib-")
+    assert "L5 and the sacrum are not in the field of view" in str(err.value)
+    assert err.value.evidence.last_level == "L4"
+    assert err.value.evidence.levels[-1] == "L3"
+    # The same scan ending in the L3/L4 disc: nothing below L3 is a body.
+    with pytest.raises(AnatomyError, match=r"^the scan ends at L3 \(") as err:
+        derive_parts(col.volume(crop_below_mm=col.bottom["L3"] - DISC_H + 2.0), STUDY_LABELS)
+    assert err.value.evidence.last_level == "L3"
+
+
+def test_along_chain_is_the_arc_length_of_the_projection() -> None:
+    centres = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -30.0], [0.0, 10.0, -60.0]])
+    assert along_chain(np.array([25.0, 0.0, -12.0]), centres) == pytest.approx(12.0)
+    assert along_chain(np.array([0.0, 5.0, -45.0]), centres) == pytest.approx(
+        30.0 + np.hypot(5.0, 15.0), abs=1e-6)
+    assert along_chain(np.array([0.0, 0.0, 8.0]), centres) == pytest.approx(-8.0)   # above
 
 
 def test_no_ribs_no_sacrum_cannot_count():

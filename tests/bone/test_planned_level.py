@@ -98,3 +98,30 @@ def test_a_level_in_doubt_lowers_the_plans_level_confidence_and_leads_its_warnin
     assert engine.plan_warnings()[0] == engine.level_check.warning
     # The unshifted check agrees with the same anatomy (what the engine would ask it).
     assert check_planned_level(check, engine.anatomy.disc_centre_lps).agrees is True
+
+
+def test_a_ct_count_that_ends_above_l5_puts_any_planned_l5_s1_in_doubt() -> None:
+    """The CT's own bone, counted from the ribs, ends within L3 (a real chest CT): whatever the
+    labels called L5/S1 is another level (the fused labels of that scan once found a "sacrum"
+    at T11)."""
+    result = check_planned_level(BoneAgreement(levels_found=False, ct_ends_at="L3"),
+                                 np.array([0.0, 0.0, -40.0]))
+    assert result.judged and result.agrees is False and result.offset_mm is None
+    assert result.warning.startswith("the level is in doubt") and "ends at L3" in result.warning
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_the_ct_count_of_a_scan_ending_at_l3_says_so() -> None:
+    """compare_bone records where the CT's count ends (from T12 down) when it refuses; a count
+    that ends at the sacrum region or cannot name the level records nothing."""
+    from spinect_core.anatomy.counting import LevelEvidence
+    from spinect_core.bone.agreement import _ends_above_l5
+    from tests.anatomy.test_counting import THORACIC, Column, _names
+
+    col = Column(_names(4, 3), ribs=set(THORACIC), sacrum=False)
+    bone = col.volume(crop_below_mm=col.bottom["L3"] - 4.0)
+    check = compare_bone(bone.array == 1, bone)
+    assert not check.levels_found and check.ct_ends_at == "L3"
+    assert check.to_dict()["ct_ends_at"] == "L3"
+    assert _ends_above_l5(LevelEvidence(last_level="L5", counted_from="ribs")) is None
+    assert _ends_above_l5(LevelEvidence(last_level=None, counted_from="none")) is None

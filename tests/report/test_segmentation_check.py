@@ -100,3 +100,18 @@ def test_the_planned_level_check_is_a_line_under_the_table() -> None:
     page = plan_report_html(doc)
     assert "lies 19&nbsp;mm below the CT's L5 body centre" in page and ": agrees." in page
     assert "Level in doubt" not in page
+
+
+def test_a_ct_count_ending_above_l5_is_a_level_in_doubt_line_without_an_offset() -> None:
+    warning = ("the level is in doubt: the CT's own bone, counted down from the last rib-bearing "
+               "vertebra (T12), ends at L3, so L5/S1 would not be in the field of view")
+    doc = {"segmentation": {"bone_source": "fused"}, "warnings": [warning],
+           "segmentation_check": {"levels_found": False, "ct_ends_at": "L3",
+                                  "reason": "the scan ends within L3", "levels": [],
+                                  "bounds": {},
+                                  "planned_level": {"judged": True, "offset_mm": None,
+                                                    "level_spacing_mm": None, "agrees": False,
+                                                    "warning": warning}}}
+    page = plan_report_html(doc)
+    assert "the scan ends within L3" in page
+    assert "Level in doubt: the CT&#x27;s own bone, counted down" in page
