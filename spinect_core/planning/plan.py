@@ -35,7 +35,7 @@ import numpy as np
 from spinect_core import __version__
 from spinect_core.anatomy.root_tracing import TracingOptions
 from spinect_core.anatomy.roots import ROOTS_MODES, FusionOptions, RootsResult
-from spinect_core.errors import InputError, SpinectError
+from spinect_core.errors import AnatomyError, InputError, SpinectError
 # labels_on_ct_grid lives with the label maps (every label-map loader uses it, not only the
 # planner); re-exported here for planning's callers.
 from spinect_core.io.labelmap import labels_on_ct_grid
@@ -456,11 +456,19 @@ class PlanEngine:
             # the anatomy; the traced roots are drawn in afterwards.
             labels, instances = without_nerve(labels, table, instances)
             self.labels = labels
-        self.anatomy = identify_lumbosacral(labels, table, instances=instances,
-                                            instance_table=instance_table, ct=ct,
-                                            progress=sub_progress(progress, 0.0, 0.5, "anatomy: "))
-        #: The planned L5/S1 against the levels counted on the CT's own bone (network labels).
-        self.level_check = _check_planned_level(self.anatomy, segmentation_check)
+        anatomy_progress = sub_progress(progress, 0.0, 0.5, "anatomy: ")
+        try:
+            self.anatomy = identify_lumbosacral(labels, table, instances=instances,
+                                                instance_table=instance_table, ct=ct,
+                                                progress=anatomy_progress)
+            #: The planned L5/S1 against the levels counted on the CT's own bone (network labels).
+            self.level_check = _check_planned_level(self.anatomy, segmentation_check)
+        except AnatomyError as exc:
+            if instances is not None or not _ct_bone_may_count(exc, bone_source):
+                raise
+            labels = self._count_on_ct_bone(exc, table, anatomy_progress)
+            # The check would compare the CT's count with itself.
+            self.level_check = None
         t1 = time.perf_counter()
         #: The roots chosen (``None`` when ``options.roots`` is None).
         self.roots: RootsResult | None = None
@@ -742,6 +750,55 @@ class PlanEngine:
             self._body = body_mask(self.ct.array, BodyCropOptions(threshold_hu=threshold))
         return self._body
 
+    def _count_on_ct_bone(self, refusal: AnatomyError, table: LabelTable,
+                          progress: ProgressCallback | None) -> Volume:
+        """Identify the anatomy on the labels with their bone replaced by the CT bone model's.
+
+        For a network's segmentation whose levels could not be counted (bodies merged across
+        discs the network called bone, or bone it missed: on a real chest CT the fused labels
+        made one 71 mm block of T12 to L2 where the CT bone model's own bone counted right). The
+        rest of the labels (nerve, disc, dura) stay; the network's bone outside the CT's becomes
+        background. Sets :attr:`anatomy`, :attr:`labels` and :attr:`bone_source` (``"ct"``) and
+        says so in the level evidence, the anatomy's warnings and :attr:`notes`.
+
+        Returns
+        -------
+        Volume
+            The relabelled map (the engine's :attr:`labels`).
+
+        Raises
+        ------
+        AnatomyError
+            ``refusal`` again when the CT bone's levels cannot be counted either.
+        """
+        from spinect_core.anatomy import identify_lumbosacral
+        from spinect_core.bone import segment_bone_from_ct
+
+        ct_bone = np.asarray(segment_bone_from_ct(
+            self.ct, progress=sub_progress(progress, 0.0, 0.3, "CT bone model: ")).mask.array,
+            bool)
+        bone_id = table.id_of("bone")
+        array = np.asarray(self.labels.array).copy()
+        array[array == bone_id] = 0
+        array[ct_bone] = bone_id
+        labels = self.labels.with_array(array)
+        try:
+            anatomy = identify_lumbosacral(labels, table, ct=self.ct,
+                                           progress=sub_progress(progress, 0.3, 1.0))
+        except AnatomyError:
+            raise refusal from None
+        why = (f"the segmentation's bone could not be counted ({refusal}); the levels were "
+               "counted on the CT bone model's bone, which the plan uses (as --bone ct), so the "
+               "check of the level against the CT's own count is not independent here")
+        evidence = getattr(anatomy, "level_evidence", None)
+        if evidence is not None:
+            evidence.reasons.append(why)
+        anatomy.warnings.insert(0, why)
+        self.notes.append("the levels were counted on the CT bone model's bone: the "
+                          "segmentation's own could not be counted")
+        self.anatomy, self.labels, self.bone_source = anatomy, labels, "ct"
+        return labels
+
     def anatomy_summary(self) -> dict[str, Any]:
         a = self.anatomy
         evidence = getattr(a, "level_evidence", None)
@@ -752,6 +809,17 @@ class PlanEngine:
                 "disc_centre_lps_mm": _vec(a.disc_centre_lps),
                 "midline_point_lps_mm": _vec(a.midline_point_lps),
                 "midline_normal_lps": _vec(a.midline_normal_lps)}
+
+
+def _ct_bone_may_count(refusal: AnatomyError, bone_source: str | None) -> bool:
+    """Whether a refused identification may be tried again on the CT bone model's bone: the
+    labels are a network's (``bone_source`` "network" or "fused"; a user's label map is taken
+    as given) and the refusal does not say where the scan ends (``"the scan ends at L3"`` is a
+    statement about the field of view, not about the labels)."""
+    if bone_source not in ("network", "fused"):
+        return False
+    last = getattr(getattr(refusal, "evidence", None), "last_level", None)
+    return not (last and last != "?")
 
 
 def _check_planned_level(anatomy: Any, check: Any) -> Any:
