@@ -70,7 +70,8 @@ from spinect_core.planning.carm import carm_text
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.reslice.drr import DRROptions
 from spinect_core.report.render import (CLASS_COLOURS, NEEDLE_COLOUR, WINDOW_COLOURS, Overlay,
-                                        SceneRenderOptions, draw_overlays, render_view)
+                                        PreparedLabels, SceneRenderOptions, draw_overlays,
+                                        prepare_render, render_view)
 from spinect_core.vocabulary import WINDOW_KINDS, WINDOW_LONG_NAMES, WINDOW_NAMES
 from spinect_core.volume import Volume
 
@@ -846,12 +847,19 @@ def _found_windows(plan: "Plan") -> list[tuple[str, str]]:
 
 def render_screenshot(plan: "Plan", engine: "PlanEngine", side: str, kind: str, *,
                       options: ExportOptions | None = None,
+                      prepared: PreparedLabels | None = None,
                       progress: ProgressCallback | None = None) -> np.ndarray:
     """The 3D scene of ``side`` seen from the best view of its ``kind`` window, as a picture.
 
     The anatomy parts map is ray-cast along the best view (:func:`render_view`), the Kambin
     (red) and safe (cyan) outlines at that view and the side's needle (orange) are drawn on
     it, and a legend panel (side, window, local angles, C-arm terms, areas, needle) goes below.
+
+    Parameters
+    ----------
+    prepared : PreparedLabels, optional
+        ``prepare_render(engine.anatomy.parts, options=options.screenshot)``, made once for
+        several screenshots of the same engine; ``None``: prepared here.
 
     Returns
     -------
@@ -868,7 +876,7 @@ def render_screenshot(plan: "Plan", engine: "PlanEngine", side: str, kind: str, 
     sp, wp, up, windows = _best_view_scene(plan, engine, side, kind, opts)
     view = render_view(anatomy.parts, anatomy.parts_table, wp.best_view.view_direction_lps,
                        centre_lps=anatomy.sides[side].foramen_centre_lps, up_lps=up,
-                       options=opts.screenshot, progress=progress)
+                       options=opts.screenshot, prepared=prepared, progress=progress)
     needle = (None if sp.trajectory is None
               else (sp.trajectory.entry_lps_mm, sp.trajectory.target_lps_mm))
     return draw_overlays(view, Overlay(outlines=_outlines(windows), needle_lps=needle,
@@ -887,9 +895,12 @@ def _write_screenshots(plan: "Plan", engine: "PlanEngine", out: Path, *, options
     jobs = _found_windows(plan)
     files: list[Path] = []
     images: dict[str, list[tuple[str, str]]] = {}
+    # Every screenshot shows the same parts map: crop it, smooth it and map its empty space once.
+    prepared = (prepare_render(engine.anatomy.parts, options=options.screenshot) if jobs
+                else None)
     for i, (side, kind) in enumerate(jobs):
         part = sub_progress(progress, i / len(jobs), (i + 1) / len(jobs), f"{side} {kind}: ")
-        rgb = render_screenshot(plan, engine, side, kind, options=options,
+        rgb = render_screenshot(plan, engine, side, kind, options=options, prepared=prepared,
                                 progress=sub_progress(part, 0.0, 0.9))
         target = out / f"screenshot_{side}_{kind}.png"
         with atomic_path(target, overwrite=overwrite) as tmp:

@@ -2,9 +2,10 @@
 
 :func:`render_view` ray-casts a label map orthographically along a view direction: an image
 plane perpendicular to the view over a square field (~110 mm) around a centre point, one ray per
-pixel (~0.45 mm). Rays are marched in slabs through the label volume in index space (nearest
-neighbour, i.e. ``map_coordinates(order=0)`` without the copy); the first non-background sample
-is the hit, its class gives the colour. The hit depth is refined by bisection on the trilinear
+pixel (~0.45 mm). Rays are marched through the label volume in index space (nearest
+neighbour, i.e. ``map_coordinates(order=0)`` without the copy), skipping empty space by a
+clearance map (:func:`prepare_render`, made once per map and shared between views); the first
+non-background sample is the hit, its class gives the colour. The hit depth is refined by bisection on the trilinear
 occupancy of the foreground (a staircase of voxels would otherwise show as terraces), and the
 picture is Lambert-shaded from the normals of the depth map with a little depth cueing.
 
@@ -27,7 +28,7 @@ from spinect_core.volume import Volume
 
 __all__ = [
     "CLASS_COLOURS", "WINDOW_COLOURS", "NEEDLE_COLOUR", "SceneRenderOptions", "RenderedView",
-    "class_of", "render_view", "Overlay", "draw_overlays",
+    "class_of", "render_view", "PreparedLabels", "prepare_render", "Overlay", "draw_overlays",
 ]
 
 #: Colour (RGB 0-255) of each structure class (:func:`class_of` maps label names to classes):
@@ -70,7 +71,9 @@ class SceneRenderOptions:
         March step in units of the smallest voxel size (nearest-neighbour sampling; 0.5 never
         steps over a voxel).
     slab_steps : int
-        Samples per ray processed at once (memory: rays x slab_steps x 12 bytes).
+        Samples per ray processed at once by the exhaustive reference march (memory: rays x
+        slab_steps x 12 bytes); the rendering itself skips empty space one sample per ray at
+        a time and does not use it.
     refine_iterations : int
         Bisection steps of the hit depth on the smoothed trilinear occupancy.
     surface_sigma_voxels : float
@@ -142,12 +145,222 @@ class RenderedView:
                          p @ self.view_direction_lps], axis=1)
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class PreparedLabels:
+    """A label map made ready for :func:`render_view`, to share between views of one scene.
+
+    Everything here depends on the label map (and the surface smoothing) only, not on the view:
+    :func:`prepare_render` builds it once and each :func:`render_view` given it skips that work.
+
+    Attributes
+    ----------
+    shape_zyx : (3,) tuple of int
+        Shape of the label map it was made from (checked against the map rendered).
+    spacing_mm, origin_lps_mm : np.ndarray, shape (3,)
+        Voxel size (x, y, z order) and origin of that map, mm (checked as well).
+    direction : np.ndarray, shape (3, 3)
+        Direction cosines of that map (checked as well).
+    offset_xyz : np.ndarray, shape (3,), float64
+        Index (x, y, z) of the crop's first voxel in the label map.
+    crop : np.ndarray, shape (cz, cy, cx), integer
+        The label ids in the foreground's bounding box (one background voxel when there is no
+        foreground).
+    occupancy : np.ndarray, shape (cz, cy, cx), float32
+        Foreground occupancy (0..1) of the crop, Gaussian-smoothed by ``surface_sigma_voxels``:
+        the surface of the hit-depth refinement.
+    clearance_mm : np.ndarray, shape (cz, cy, cx), float32
+        For each voxel of the crop, a lower bound on the distance (mm) from any point that
+        rounds to it to any point that rounds to a foreground voxel (0 on and next to the
+        foreground): how far a ray may skip ahead without missing a voxel
+        (:func:`_clearance_map`).
+    surface_sigma_voxels : float
+        The smoothing of ``occupancy`` (:attr:`SceneRenderOptions.surface_sigma_voxels`).
+    """
+
+    shape_zyx: tuple[int, int, int]
+    spacing_mm: np.ndarray
+    origin_lps_mm: np.ndarray
+    direction: np.ndarray
+    offset_xyz: np.ndarray
+    crop: np.ndarray
+    occupancy: np.ndarray
+    clearance_mm: np.ndarray
+    surface_sigma_voxels: float
+
+    def check(self, labels: Volume, options: SceneRenderOptions) -> None:
+        """Raise ValueError unless this was prepared for the grid of ``labels`` and ``options``.
+
+        The voxel values are not compared (that would cost what preparing saves): the caller
+        passes the preparation of the same map.
+        """
+        same_grid = (tuple(np.shape(labels.array)) == self.shape_zyx
+                     and np.allclose(labels.spacing_mm, self.spacing_mm)
+                     and np.allclose(labels.origin_lps_mm, self.origin_lps_mm)
+                     and np.allclose(labels.direction, self.direction))
+        if not same_grid:
+            raise ValueError("prepared was made for another label map grid")
+        if float(options.surface_sigma_voxels) != self.surface_sigma_voxels:
+            raise ValueError(f"prepared was made with surface_sigma_voxels "
+                             f"{self.surface_sigma_voxels}, not {options.surface_sigma_voxels}")
+
+
+def prepare_render(labels: Volume, *, options: SceneRenderOptions | None = None
+                   ) -> PreparedLabels:
+    """The view-independent part of :func:`render_view`, to share between views of one map.
+
+    Parameters
+    ----------
+    labels : Volume
+        Integer ids, array (z, y, x), any LPS geometry.
+    options : SceneRenderOptions, optional
+        Only ``surface_sigma_voxels`` matters here; render with the same value.
+
+    Returns
+    -------
+    PreparedLabels
+        The foreground's bounding box (crop), its smoothed occupancy and its clearance map
+        (float32, each the crop's size).
+    """
+    from scipy import ndimage
+
+    opts = options or SceneRenderOptions()
+    arr = np.asarray(labels.array)
+    if arr.dtype.kind not in "iub":
+        raise ValueError(f"labels must hold integer ids, got {arr.dtype}")
+    spacing = np.asarray(labels.spacing_mm, dtype=np.float64)
+    # Work on the foreground's bounding box only: rays spend no time in empty margins.
+    fg = arr > 0
+    if not fg.any():
+        box = tuple(slice(0, 1) for _ in range(3))
+    else:
+        zz, yy, xx = (np.flatnonzero(fg.any(axis=a)) for a in ((1, 2), (0, 2), (0, 1)))
+        box = (slice(zz[0], zz[-1] + 1), slice(yy[0], yy[-1] + 1), slice(xx[0], xx[-1] + 1))
+    crop = np.ascontiguousarray(arr[box])
+    fg_crop = fg[box]
+    occ = fg_crop.astype(np.float32)
+    if opts.surface_sigma_voxels > 0:
+        occ = ndimage.gaussian_filter(occ, float(opts.surface_sigma_voxels), mode="constant")
+    clearance = _clearance_map(fg_crop, spacing)
+    return PreparedLabels(
+        shape_zyx=tuple(int(s) for s in arr.shape),  # type: ignore[arg-type]
+        spacing_mm=spacing.copy(), origin_lps_mm=np.asarray(labels.origin_lps_mm, float).copy(),
+        direction=np.asarray(labels.direction, float).copy(),
+        offset_xyz=np.array([box[2].start, box[1].start, box[0].start], dtype=np.float64),
+        crop=crop, occupancy=occ, clearance_mm=clearance,
+        surface_sigma_voxels=float(opts.surface_sigma_voxels))
+
+
+#: Side (mm) of the cells of the clearance map: a coarser map is quicker to compute (its
+#: distance transform dominates :func:`prepare_render`), a finer one lets rays skip further.
+_CLEARANCE_CELL_MM = 1.5
+
+
+def _clearance_map(fg: np.ndarray, spacing_xyz: np.ndarray) -> np.ndarray:
+    """Lower bound (mm) on the distance from any point rounding to each voxel to the foreground.
+
+    A point p "rounds to" voxel v when ``rint(p) = v``, i.e. p lies in v's closed unit box.
+    Voxels are grouped into cells of about :data:`_CLEARANCE_CELL_MM` (b voxels per axis); the
+    gap between the boxes of cells c and c' is ``|max(|c - c'| - 1, 0) * b * spacing|``, which is
+    the centre-to-centre distance from c to the nearest cell of the foreground cells dilated by
+    one cell (3 x 3 x 3): so the Euclidean distance transform of that dilation, on the cells,
+    is the distance from each cell's box to the nearest box of a cell holding foreground, a
+    lower bound for every voxel and point of the cell.
+
+    Parameters
+    ----------
+    fg : np.ndarray, shape (z, y, x), bool
+        Foreground of the crop.
+    spacing_xyz : np.ndarray, shape (3,)
+        Voxel size (x, y, z), mm.
+
+    Returns
+    -------
+    np.ndarray, shape (z, y, x), float32
+        The bound at each voxel (that of its cell).
+    """
+    from scipy import ndimage
+
+    spacing_zyx = np.asarray(spacing_xyz, dtype=np.float64)[::-1]
+    if not fg.any():
+        # Nothing to hit: any clearance beyond the crop's size lets a ray cross it at once.
+        return np.full(fg.shape, float(np.linalg.norm(spacing_zyx * fg.shape)) + 1.0,
+                       np.float32)
+    cell_mm = max(_CLEARANCE_CELL_MM, float(spacing_zyx.max()))
+    b = np.maximum(1, np.rint(cell_mm / spacing_zyx)).astype(int)
+    padded = np.pad(fg, [(0, (-s) % bb) for s, bb in zip(fg.shape, b)])
+    cells = padded.reshape(padded.shape[0] // b[0], b[0], padded.shape[1] // b[1], b[1],
+                           padded.shape[2] // b[2], b[2]).any(axis=(1, 3, 5))
+    near = ndimage.maximum_filter(cells.view(np.uint8), size=3, mode="constant") > 0
+    dist = ndimage.distance_transform_edt(~near, sampling=spacing_zyx * b).astype(np.float32)
+    full = dist.repeat(b[0], 0).repeat(b[1], 1).repeat(b[2], 2)
+    return np.ascontiguousarray(full[:fg.shape[0], :fg.shape[1], :fg.shape[2]])
+
+
+@dataclass(kw_only=True)
+class _Rays:
+    """Rays of one view in the crop's index space (sample k of ray i: ``base[i] + k * di_t``).
+
+    ``base`` is float32 (N, 3) (x, y, z), ``di_t`` float64 (3,): the marches evaluate samples
+    in float32 as ``base + float32(k) * float32(di_t)`` so that they agree to the bit.
+    """
+
+    n: int
+    pix: float
+    col: np.ndarray
+    row: np.ndarray
+    d: np.ndarray
+    plane_origin: np.ndarray
+    base: np.ndarray
+    di_t: np.ndarray
+    step_mm: float
+    n_steps: int
+
+
+def _setup_rays(labels: Volume, prepared: PreparedLabels, view_direction_lps: Sequence[float],
+                centre_lps: Sequence[float], up_lps: Sequence[float],
+                opts: SceneRenderOptions) -> _Rays:
+    """The image plane and the rays of one view (see :class:`_Rays`)."""
+    from spinect_core.planning.raycast import view_axes
+
+    col, row, d = view_axes(view_direction_lps, up_lps)
+    n = max(1, int(round(opts.field_mm / opts.pixel_mm)))
+    pix = float(opts.pixel_mm)
+    centre = np.asarray(centre_lps, dtype=np.float64).reshape(3)
+    offset_xyz = prepared.offset_xyz
+    shape_xyz = np.array(prepared.crop.shape[::-1])
+
+    # Depth range: the box's corners projected on d, relative to the centre's depth.
+    corners_idx = np.array([[x, y, z] for x in (-0.5, shape_xyz[0] - 0.5)
+                            for y in (-0.5, shape_xyz[1] - 0.5)
+                            for z in (-0.5, shape_xyz[2] - 0.5)]) + offset_xyz
+    corners = labels.index_to_lps(corners_idx)
+    t_corners = (corners - centre) @ d
+    t0, t1 = float(t_corners.min()) - 1.0, float(t_corners.max()) + 1.0
+    plane_origin = centre + t0 * d - (n - 1) / 2.0 * pix * (col + row)
+
+    # Index-space geometry: index(p) is affine in p, so each step is one vector addition.
+    to_index = np.linalg.inv(labels.direction * np.asarray(labels.spacing_mm)[None, :])
+    i0 = labels.lps_to_index(plane_origin[None])[0] - offset_xyz
+    step_mm = float(opts.step_voxels) * float(np.min(labels.spacing_mm))
+    di_col, di_row, di_t = (to_index @ (pix * col), to_index @ (pix * row), to_index @ (step_mm * d))
+    n_steps = int(np.ceil((t1 - t0) / step_mm)) + 1
+    rr, cc = np.mgrid[0:n, 0:n]
+    base = (i0[None] + cc.reshape(-1, 1) * di_col + rr.reshape(-1, 1) * di_row).astype(np.float32)
+    return _Rays(n=n, pix=pix, col=col, row=row, d=d, plane_origin=plane_origin, base=base,
+                 di_t=di_t, step_mm=step_mm, n_steps=n_steps)
+
+
 def render_view(labels: Volume, table: LabelTable, view_direction_lps: Sequence[float], *,
                 centre_lps: Sequence[float], up_lps: Sequence[float] = (0.0, 0.0, 1.0),
                 colours: Mapping[int, tuple[int, int, int]] | None = None,
                 options: SceneRenderOptions | None = None,
+                prepared: PreparedLabels | None = None,
                 progress: ProgressCallback | None = None) -> RenderedView:
     """Orthographic, shaded picture of a label map seen along ``view_direction_lps``.
+
+    Each ray's first foreground sample (nearest neighbour, steps of ``step_voxels``) is found
+    with empty-space skipping on the clearance map of :func:`prepare_render`: the same sample
+    an exhaustive march would find, without visiting the empty space in between.
 
     Parameters
     ----------
@@ -165,6 +378,9 @@ def render_view(labels: Volume, table: LabelTable, view_direction_lps: Sequence[
     colours : mapping of id to RGB, optional
         Overrides the colour of individual ids.
     options : SceneRenderOptions, optional
+    prepared : PreparedLabels, optional
+        ``prepare_render(labels, options=options)``, made once for several views of the same
+        map; ``None``: prepared here.
     progress : callable, optional
         ``(fraction, message)``; returning False cancels.
 
@@ -172,62 +388,62 @@ def render_view(labels: Volume, table: LabelTable, view_direction_lps: Sequence[
     -------
     RenderedView
         Picture (H = W = round(field_mm / pixel_mm)), depth and hit labels.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` does not hold integer ids, or ``prepared`` was made for another grid or
+        surface smoothing.
     """
-    from spinect_core.planning.raycast import view_axes
-
     opts = options or SceneRenderOptions()
-    col, row, d = view_axes(view_direction_lps, up_lps)
-    n = max(1, int(round(opts.field_mm / opts.pixel_mm)))
-    pix = float(opts.pixel_mm)
-    centre = np.asarray(centre_lps, dtype=np.float64).reshape(3)
-    arr = np.asarray(labels.array)
-    if arr.dtype.kind not in "iub":
-        raise ValueError(f"labels must hold integer ids, got {arr.dtype}")
-    # Work on the foreground's bounding box only: rays spend no time in empty margins.
-    fg = arr > 0
     report(progress, 0.0, "rendering: preparing the scene")
-    if not fg.any():
-        box = tuple(slice(0, 1) for _ in range(3))
+    if prepared is None:
+        prepared = prepare_render(labels, options=opts)
     else:
-        zz, yy, xx = (np.flatnonzero(fg.any(axis=a)) for a in ((1, 2), (0, 2), (0, 1)))
-        box = (slice(zz[0], zz[-1] + 1), slice(yy[0], yy[-1] + 1), slice(xx[0], xx[-1] + 1))
-    crop = np.ascontiguousarray(arr[box])
-    occ = fg[box].astype(np.float32)
-    if opts.surface_sigma_voxels > 0:
-        from scipy import ndimage
+        prepared.check(labels, opts)
+    rays = _setup_rays(labels, prepared, view_direction_lps, centre_lps, up_lps, opts)
+    hit_step, hit_label = _march_skipping(prepared, rays, progress)
 
-        occ = ndimage.gaussian_filter(occ, float(opts.surface_sigma_voxels), mode="constant")
-    offset_xyz = np.array([box[2].start, box[1].start, box[0].start], dtype=np.float64)
+    n = rays.n
+    depth = np.full(n * n, np.nan, np.float32)
+    hit = np.flatnonzero(hit_step >= 0)
+    if hit.size:
+        depth[hit] = _refine_depth(prepared.occupancy, rays.base[hit].astype(np.float64),
+                                   rays.di_t, hit_step[hit], rays.step_mm,
+                                   int(opts.refine_iterations))
+    depth = depth.reshape(n, n)
+    hit_label = hit_label.reshape(n, n)
+    report(progress, 0.95, "rendering: shading")
+    rgb = _shade(depth, hit_label, table, colours or {}, rays.col, rays.row, rays.d, rays.pix, opts)
+    report(progress, 1.0, "rendering done")
+    return RenderedView(rgb=rgb, depth_mm=depth, label_ids=hit_label,
+                        plane_origin_lps=rays.plane_origin, axis_col_lps=rays.col,
+                        axis_row_lps=rays.row, view_direction_lps=rays.d, pixel_mm=rays.pix)
+
+
+def _march_exhaustive(prepared: PreparedLabels, rays: _Rays, slab_steps: int,
+                      progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reference march: every sample of every ray that meets the box, ``slab_steps`` at a time.
+
+    Returns
+    -------
+    hit_step : np.ndarray, shape (N,), int64
+        Index k of each ray's first non-background sample, -1 for none.
+    hit_label : np.ndarray, shape (N,), int32
+        Its label id (0 for none).
+    """
+    crop, base, n_steps = prepared.crop, rays.base, rays.n_steps
     shape_xyz = np.array(crop.shape[::-1])
-
-    # Depth range: the box's corners projected on d, relative to the centre's depth.
-    corners_idx = np.array([[x, y, z] for x in (-0.5, shape_xyz[0] - 0.5)
-                            for y in (-0.5, shape_xyz[1] - 0.5)
-                            for z in (-0.5, shape_xyz[2] - 0.5)]) + offset_xyz
-    corners = labels.index_to_lps(corners_idx)
-    t_corners = (corners - centre) @ d
-    t0, t1 = float(t_corners.min()) - 1.0, float(t_corners.max()) + 1.0
-    plane_origin = centre + t0 * d - (n - 1) / 2.0 * pix * (col + row)
-
-    # Index-space geometry: index(p) is affine in p, so each step is one vector addition.
-    to_index = np.linalg.inv(labels.direction * np.asarray(labels.spacing_mm)[None, :])
-    i0 = labels.lps_to_index(plane_origin[None])[0] - offset_xyz
-    step_mm = float(opts.step_voxels) * float(np.min(labels.spacing_mm))
-    di_col, di_row, di_t = (to_index @ (pix * col), to_index @ (pix * row), to_index @ (step_mm * d))
-    n_steps = int(np.ceil((t1 - t0) / step_mm)) + 1
-
-    rr, cc = np.mgrid[0:n, 0:n]
-    base = (i0[None] + cc.reshape(-1, 1) * di_col + rr.reshape(-1, 1) * di_row).astype(np.float32)
-    hit_step = np.full(n * n, -1, np.int64)
-    hit_label = np.zeros(n * n, np.int32)
-    active = np.arange(n * n)
+    di_t32 = rays.di_t.astype(np.float32)
+    hit_step = np.full(len(base), -1, np.int64)
+    hit_label = np.zeros(len(base), np.int32)
     # Rays whose path stays outside the box are dropped at once (cheap bound per ray).
-    active = active[_ray_meets_box(base, di_t.astype(np.float32), n_steps, shape_xyz)]
+    active = np.flatnonzero(_ray_meets_box(base, di_t32, n_steps, shape_xyz))
     k = 0
-    slab = max(1, int(opts.slab_steps))
+    slab = max(1, int(slab_steps))
     while k < n_steps and active.size:
         ks = np.arange(k, min(k + slab, n_steps), dtype=np.float32)
-        idx = base[active][:, None, :] + ks[None, :, None] * di_t.astype(np.float32)[None, None, :]
+        idx = base[active][:, None, :] + ks[None, :, None] * di_t32[None, None, :]
         ii = np.rint(idx).astype(np.int64)
         inside = np.all((ii >= 0) & (ii < shape_xyz[None, None, :]), axis=2)
         np.clip(ii, 0, shape_xyz - 1, out=ii)
@@ -235,43 +451,100 @@ def render_view(labels: Volume, table: LabelTable, view_direction_lps: Sequence[
         got = vals != 0
         any_hit = got.any(axis=1)
         first = np.argmax(got, axis=1)
-        rays = active[any_hit]
-        hit_step[rays] = k + first[any_hit]
-        hit_label[rays] = vals[any_hit, first[any_hit]]
+        hits = active[any_hit]
+        hit_step[hits] = k + first[any_hit]
+        hit_label[hits] = vals[any_hit, first[any_hit]]
         active = active[~any_hit]
         k += slab
         report(progress, 0.9 * min(k, n_steps) / n_steps, "rendering: casting rays")
-
-    depth = np.full(n * n, np.nan, np.float32)
-    hit = np.flatnonzero(hit_step >= 0)
-    if hit.size:
-        depth[hit] = _refine_depth(occ, base[hit].astype(np.float64), di_t, hit_step[hit],
-                                   step_mm, int(opts.refine_iterations))
-    depth = depth.reshape(n, n)
-    hit_label = hit_label.reshape(n, n)
-    report(progress, 0.95, "rendering: shading")
-    rgb = _shade(depth, hit_label, table, colours or {}, col, row, d, pix, opts)
-    report(progress, 1.0, "rendering done")
-    return RenderedView(rgb=rgb, depth_mm=depth, label_ids=hit_label, plane_origin_lps=plane_origin,
-                        axis_col_lps=col, axis_row_lps=row, view_direction_lps=d, pixel_mm=pix)
+    return hit_step, hit_label
 
 
-def _ray_meets_box(base: np.ndarray, di_t: np.ndarray, n_steps: int, shape_xyz: np.ndarray
-                   ) -> np.ndarray:
-    """(N,) bool: the segment base + [0, n_steps] * di_t passes through the index box (slab test)."""
+def _march_skipping(prepared: PreparedLabels, rays: _Rays,
+                    progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first non-background sample of each ray, as :func:`_march_exhaustive` finds it.
+
+    Empty-space skipping: a sample p_k rounds to voxel v_k whose clearance D
+    (:attr:`PreparedLabels.clearance_mm`) bounds the distance from p_k to any point that rounds
+    to a foreground voxel; a later sample p_j at r = |p_j - p_k| < D is therefore background,
+    and the march jumps to the first sample it cannot rule out (ceil(D / step), at least 1).
+    Each ray starts one sample before it enters the box and ends one after it leaves
+    (outside, every sample is background). The samples visited are computed exactly as the
+    reference march computes them, so the hit sample and its label are the same, bit for bit.
+
+    Returns
+    -------
+    hit_step : np.ndarray, shape (N,), int64
+    hit_label : np.ndarray, shape (N,), int32
+        As :func:`_march_exhaustive`.
+    """
+    crop, clearance, base, n_steps = prepared.crop, prepared.clearance_mm, rays.base, rays.n_steps
+    shape_xyz = np.array(crop.shape[::-1])
+    di_t32 = rays.di_t.astype(np.float32)
+    hit_step = np.full(len(base), -1, np.int64)
+    hit_label = np.zeros(len(base), np.int32)
+    lo, hi = _ray_box_interval(base, di_t32, n_steps, shape_xyz)
+    ray = np.flatnonzero(lo <= hi)
+    k = np.maximum(np.floor(lo[ray]) - 1.0, 0.0).astype(np.int64)
+    k_end = np.minimum(np.ceil(hi[ray]) + 1.0, n_steps - 1).astype(np.int64)
+    # One sample's length in mm in the crop's index metric (the clearance map's), whatever
+    # the direction cosines.
+    sample_mm = float(np.linalg.norm(prepared.spacing_mm * di_t32.astype(np.float64)))
+    # A margin far above the float32 rounding of the positions and the clearances (~1e-5 mm).
+    guard_mm = 1e-3
+    n_total = max(1, ray.size)
+    iteration = 0
+    while ray.size:
+        pos = base[ray] + k.astype(np.float32)[:, None] * di_t32[None, :]
+        ii = np.rint(pos).astype(np.int64)
+        inside = np.all((ii >= 0) & (ii < shape_xyz[None, :]), axis=1)
+        np.clip(ii, 0, shape_xyz - 1, out=ii)
+        flat = (ii[:, 2] * crop.shape[1] + ii[:, 1]) * crop.shape[2] + ii[:, 0]
+        vals = np.where(inside, crop.ravel()[flat], 0)
+        got = vals != 0
+        hits = ray[got]
+        hit_step[hits] = k[got]
+        hit_label[hits] = vals[got]
+        # Outside the box (only just before entry / after exit) the march steps one sample.
+        free = np.where(inside, clearance.ravel()[flat], 0.0) - guard_mm
+        jump = np.maximum(np.ceil(free / sample_mm), 1.0)
+        k = k + np.minimum(jump, n_steps).astype(np.int64)
+        keep = ~got & (k <= k_end)
+        ray, k, k_end = ray[keep], k[keep], k_end[keep]
+        iteration += 1
+        if iteration % 8 == 0:
+            report(progress, 0.9 * (1.0 - ray.size / n_total), "rendering: casting rays")
+    report(progress, 0.9, "rendering: casting rays")
+    return hit_step, hit_label
+
+
+def _ray_box_interval(base: np.ndarray, di_t: np.ndarray, n_steps: int, shape_xyz: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) lo, hi: the steps k in [0, n_steps] where base + k * di_t is in the index box.
+
+    The box is [-0.5, shape - 0.5] per axis (every sample that rounds into the crop); lo > hi
+    where the ray misses it (slab test).
+    """
     lo = np.full(len(base), 0.0)
     hi = np.full(len(base), float(n_steps))
-    ok = np.ones(len(base), bool)
     for a in range(3):
         lo_b, hi_b = -0.5, float(shape_xyz[a]) - 0.5
         if abs(float(di_t[a])) < 1e-12:
-            ok &= (base[:, a] >= lo_b) & (base[:, a] <= hi_b)
+            out = (base[:, a] < lo_b) | (base[:, a] > hi_b)
+            lo[out], hi[out] = 1.0, 0.0
             continue
         ta = (lo_b - base[:, a]) / di_t[a]
         tb = (hi_b - base[:, a]) / di_t[a]
         lo = np.maximum(lo, np.minimum(ta, tb))
         hi = np.minimum(hi, np.maximum(ta, tb))
-    return ok & (lo <= hi)
+    return lo, hi
+
+
+def _ray_meets_box(base: np.ndarray, di_t: np.ndarray, n_steps: int, shape_xyz: np.ndarray
+                   ) -> np.ndarray:
+    """(N,) bool: the segment base + [0, n_steps] * di_t passes through the index box (slab test)."""
+    lo, hi = _ray_box_interval(base, di_t, n_steps, shape_xyz)
+    return lo <= hi
 
 
 def _refine_depth(occ: np.ndarray, base: np.ndarray, di_t: np.ndarray, steps: np.ndarray,

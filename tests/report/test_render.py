@@ -155,3 +155,120 @@ def test_area_map_axes_are_c_arm_degrees_with_the_literature_band() -> None:
     # Lighter, never darker: the band keeps the colours readable.
     band = (slice(top, None), slice(int(x25) + 3, int(x30) - 2))
     assert (banded[band].astype(int) >= plain[band].astype(int)).all()
+
+
+# --- Empty-space skipping: the same first hit as the exhaustive march ----------------------
+
+def _rotation(axis, angle_deg: float) -> np.ndarray:
+    """Rotation matrix about ``axis`` by ``angle_deg`` (Rodrigues)."""
+    a = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    t = np.radians(angle_deg)
+    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
+
+
+def _thin_scene() -> Volume:
+    """Anisotropic, obliquely oriented grid with one-voxel-thin structures: a tilted plate, a
+    line, scattered single voxels and a small block (ids 1-4)."""
+    n = (24, 50, 46)  # z, y, x
+    arr = np.zeros(n, np.uint8)
+    zz, yy, xx = np.indices(n)
+    arr[np.abs(xx - 0.7 * yy - 5) < 0.5] = 1  # a plate one voxel thick, tilted in x-y
+    arr[12, 25, 3:40] = 2  # a line along x
+    rng = np.random.default_rng(7)
+    arr[tuple(rng.integers(0, n, size=(40, 3)).T)] = 3  # isolated voxels
+    arr[2:5, 40:44, 30:33] = 4
+    return Volume(array=arr, spacing_mm=np.array([0.7, 0.9, 2.5]), origin_lps_mm=np.array([5., -3., 8.]),
+                  direction=_rotation((1.0, 2.0, 0.5), 23.0))
+
+
+@pytest.fixture(scope="module")
+def phantom_instances() -> Volume:
+    """The per-level instance map of a coarse phantom on obliquely rotated axes."""
+    import dataclasses
+
+    from spinect_core.phantom import generate_phantom
+
+    labels = generate_phantom(seed=0, spacing_mm=(1.5, 1.5, 2.0)).instances
+    return dataclasses.replace(labels, direction=_rotation((0.3, -1.0, 0.2), 17.0))
+
+
+def _views_of(labels: Volume) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(view direction, up) pairs: along the grid axes (grazing the voxel faces), oblique,
+    and nearly parallel to the thin scene's plate."""
+    m = labels.direction
+    plate = m @ np.array([0.7 * 0.7, 0.9, 0.0])  # x - 0.7 y = 5 runs along (0.7, 1, 0) voxels
+    return [(m[:, 0], m[:, 2]), (-m[:, 2], m[:, 1]), (m @ [1.0, 1.0, 1.0], m[:, 2]),
+            (m @ [0.3, -1.0, 0.6], (0.0, 0.0, 1.0)), (plate + 0.02 * m[:, 2], m[:, 2]),
+            (m @ [1.0, 1e-7, 0.0], m[:, 1])]
+
+
+@pytest.mark.parametrize("scene", ["thin", "phantom"])
+def test_skipping_march_finds_the_exhaustive_first_hit(scene, request) -> None:
+    from spinect_core.report.render import (_march_exhaustive, _march_skipping, _setup_rays,
+                                            prepare_render)
+
+    labels = _thin_scene() if scene == "thin" else request.getfixturevalue("phantom_instances")
+    opts = SceneRenderOptions(field_mm=90.0, pixel_mm=0.6)
+    prepared = prepare_render(labels, options=opts)
+    # The map lets rays skip: not every voxel of the crop is next to the foreground.
+    assert prepared.clearance_mm.max() > 3.0
+    centre = labels.index_to_lps(np.array(labels.array.shape[::-1], float)[None] / 2.0)[0]
+    hits = 0
+    for direction, up in _views_of(labels):
+        rays = _setup_rays(labels, prepared, direction, centre, up, opts)
+        ref_step, ref_label = _march_exhaustive(prepared, rays, opts.slab_steps)
+        step, label = _march_skipping(prepared, rays)
+        np.testing.assert_array_equal(step, ref_step)
+        np.testing.assert_array_equal(label, ref_label)
+        hits += int((ref_step >= 0).sum())
+    assert hits > 1000  # the views do see the scene
+
+
+def test_clearance_bounds_the_distance_between_voxel_boxes() -> None:
+    from spinect_core.report.render import _clearance_map
+
+    rng = np.random.default_rng(3)
+    fg = rng.random((9, 13, 11)) < 0.01
+    fg[4, 6, 5] = True
+    spacing_xyz = np.array([0.8, 0.8, 1.5])
+    clearance = _clearance_map(fg, spacing_xyz)
+    # Brute force: the gap between the closed unit boxes of each voxel and each foreground voxel.
+    v = np.stack(np.indices(fg.shape), axis=-1).reshape(-1, 1, 3)
+    u = np.argwhere(fg)[None]
+    gap = np.maximum(np.abs(v - u) - 1, 0) * spacing_xyz[::-1]
+    exact = np.linalg.norm(gap, axis=-1).min(axis=1).reshape(fg.shape)
+    assert (clearance <= exact + 1e-5).all()
+    assert (clearance[fg] == 0).all()
+    # Coarse cells give a bound, not a useless one: far from the foreground it lets rays skip.
+    assert (clearance > 0.5 * exact - 2.0).all() and clearance.max() > 3.0
+
+
+def test_prepared_scene_gives_the_same_picture_and_checks_its_grid() -> None:
+    from spinect_core.report.render import prepare_render
+
+    labels, centre = _scene(spacing=(0.8, 0.8, 1.5))
+    opts = SceneRenderOptions(field_mm=60.0, pixel_mm=0.5)
+    prepared = prepare_render(labels, options=opts)
+    for direction in ((0.0, 1.0, 0.0), (1.0, 0.4, -0.3)):
+        plain = render_view(labels, TABLE, direction, centre_lps=centre, options=opts)
+        again = render_view(labels, TABLE, direction, centre_lps=centre, options=opts,
+                            prepared=prepared)
+        np.testing.assert_array_equal(again.rgb, plain.rgb)
+        np.testing.assert_array_equal(again.label_ids, plain.label_ids)
+        np.testing.assert_array_equal(again.depth_mm, plain.depth_mm)
+    other, _ = _scene(spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="grid"):
+        render_view(other, TABLE, (0.0, 1.0, 0.0), centre_lps=centre, options=opts,
+                    prepared=prepared)
+    with pytest.raises(ValueError, match="surface_sigma"):
+        render_view(labels, TABLE, (0.0, 1.0, 0.0), centre_lps=centre, prepared=prepared,
+                    options=SceneRenderOptions(field_mm=60.0, surface_sigma_voxels=0.0))
+
+
+def test_rendering_an_empty_map_hits_nothing() -> None:
+    labels, centre = _scene()
+    empty = labels.with_array(np.zeros_like(labels.array))
+    view = render_view(empty, TABLE, (0.3, 1.0, 0.2), centre_lps=centre,
+                       options=SceneRenderOptions(field_mm=40.0, pixel_mm=1.0))
+    assert np.isnan(view.depth_mm).all() and (view.label_ids == 0).all()
