@@ -222,14 +222,22 @@ def _wait_for(predicate, timeout_s: float, proc: subprocess.Popen) -> bool:
     return False
 
 
+#: ``python -m spinect_core`` with Ctrl-C raising KeyboardInterrupt, whoever started the test
+#: run: a background job of a shell without job control (``bash .ci/run &``) starts with SIGINT
+#: ignored, its children inherit that, and the plan then ignored the signal and exited 0.
+_SPINECT_WITH_CTRL_C = ("import runpy, signal; "
+                        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "runpy.run_module('spinect_core', run_name='__main__', alter_sys=True)")
+
+
 def test_sigint_during_the_plan_export_leaves_nothing(phantom_files, tmp_path):
     ct, labels = phantom_files
     out = tmp_path / "plan"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SPINECT_LOG_DIR": str(tmp_path / "logs")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spinect_core", "plan", str(ct), "--segmentation", str(labels),
-         "-o", str(out), "--side", "left", "--coarse-step", "20", "--final-step", "5",
-         "--no-meshes", "--quiet"],
+        [sys.executable, "-c", _SPINECT_WITH_CTRL_C, "plan", str(ct), "--segmentation",
+         str(labels), "-o", str(out), "--side", "left", "--coarse-step", "20", "--final-step",
+         "5", "--no-meshes", "--quiet"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The export writes into a hidden sibling folder: interrupt once it is being filled.
