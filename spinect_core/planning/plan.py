@@ -769,7 +769,9 @@ class PlanEngine:
         Raises
         ------
         AnatomyError
-            ``refusal`` again when the CT bone's levels cannot be counted either.
+            ``refusal`` again when the CT bone's levels cannot be counted either, or the CT
+            bone's own refusal when it says where the scan ends (``"the scan ends within L3"``)
+            and ``refusal`` does not.
         """
         from spinect_core.anatomy import identify_lumbosacral
         from spinect_core.bone import segment_bone_from_ct
@@ -785,7 +787,11 @@ class PlanEngine:
         try:
             anatomy = identify_lumbosacral(labels, table, ct=self.ct,
                                            progress=sub_progress(progress, 0.3, 1.0))
-        except AnatomyError:
+        except AnatomyError as exc:
+            # The segmentation's own reason, unless only the CT's bone says where the scan ends.
+            if _ct_bone_may_count(refusal, self.bone_source) and not _ct_bone_may_count(
+                    exc, self.bone_source):
+                raise exc from None
             raise refusal from None
         why = (f"the segmentation's bone could not be counted ({refusal}); the levels were "
                "counted on the CT bone model's bone, which the plan uses (as --bone ct), so the "

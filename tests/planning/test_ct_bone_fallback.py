@@ -54,3 +54,20 @@ def test_a_refusal_that_names_where_the_scan_ends_is_kept() -> None:
     assert not _ct_bone_may_count(ends, "fused")
     assert _ct_bone_may_count(merged, "fused") and _ct_bone_may_count(merged, "network")
     assert not _ct_bone_may_count(merged, "ct") and not _ct_bone_may_count(merged, None)
+
+
+def test_the_ct_bones_refusal_is_given_when_it_says_where_the_scan_ends() -> None:
+    """A network that found no bone on a scan that ends above L5: the CT's bone is counted,
+    refused with where it ends, and that refusal (not "no bone") is what the user reads."""
+    from tests.anatomy.test_counting import THORACIC, Column, _names
+
+    col = Column(_names(4, 3), ribs=set(THORACIC), sacrum=False)
+    bone = col.volume(crop_below_mm=col.bottom["L3"] - 4.0)
+    rng = np.random.default_rng(0)
+    # Bone with a trabecular spread (a flat bright region is a contrast pool), soft tissue around.
+    ct = bone.with_array(np.where(bone.array > 0, rng.normal(600.0, 200.0, bone.array.shape),
+                                  rng.normal(40.0, 10.0, bone.array.shape)).astype(np.int16))
+    nothing = bone.with_array(np.zeros(bone.array.shape, np.uint8))
+    with pytest.raises(AnatomyError, match="^the scan ends at L3"):
+        PlanEngine(ct, nothing, DEFAULT_LABELS, bone_source="network",
+                   options=PlanOptions(sides=("left",)))
