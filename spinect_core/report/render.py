@@ -70,10 +70,6 @@ class SceneRenderOptions:
     step_voxels : float
         March step in units of the smallest voxel size (nearest-neighbour sampling; 0.5 never
         steps over a voxel).
-    slab_steps : int
-        Samples per ray processed at once by the exhaustive reference march (memory: rays x
-        slab_steps x 12 bytes); the rendering itself skips empty space one sample per ray at
-        a time and does not use it.
     refine_iterations : int
         Bisection steps of the hit depth on the smoothed trilinear occupancy.
     surface_sigma_voxels : float
@@ -94,7 +90,6 @@ class SceneRenderOptions:
     field_mm: float = 110.0
     pixel_mm: float = 0.45
     step_voxels: float = 0.5
-    slab_steps: int = 24
     refine_iterations: int = 6
     surface_sigma_voxels: float = 1.0
     light_lps: tuple[float, float, float] | None = None
@@ -421,48 +416,9 @@ def render_view(labels: Volume, table: LabelTable, view_direction_lps: Sequence[
                         axis_row_lps=rays.row, view_direction_lps=rays.d, pixel_mm=rays.pix)
 
 
-def _march_exhaustive(prepared: PreparedLabels, rays: _Rays, slab_steps: int,
-                      progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Reference march: every sample of every ray that meets the box, ``slab_steps`` at a time.
-
-    Returns
-    -------
-    hit_step : np.ndarray, shape (N,), int64
-        Index k of each ray's first non-background sample, -1 for none.
-    hit_label : np.ndarray, shape (N,), int32
-        Its label id (0 for none).
-    """
-    crop, base, n_steps = prepared.crop, rays.base, rays.n_steps
-    shape_xyz = np.array(crop.shape[::-1])
-    di_t32 = rays.di_t.astype(np.float32)
-    hit_step = np.full(len(base), -1, np.int64)
-    hit_label = np.zeros(len(base), np.int32)
-    # Rays whose path stays outside the box are dropped at once (cheap bound per ray).
-    active = np.flatnonzero(_ray_meets_box(base, di_t32, n_steps, shape_xyz))
-    k = 0
-    slab = max(1, int(slab_steps))
-    while k < n_steps and active.size:
-        ks = np.arange(k, min(k + slab, n_steps), dtype=np.float32)
-        idx = base[active][:, None, :] + ks[None, :, None] * di_t32[None, None, :]
-        ii = np.rint(idx).astype(np.int64)
-        inside = np.all((ii >= 0) & (ii < shape_xyz[None, None, :]), axis=2)
-        np.clip(ii, 0, shape_xyz - 1, out=ii)
-        vals = np.where(inside, crop[ii[..., 2], ii[..., 1], ii[..., 0]], 0)
-        got = vals != 0
-        any_hit = got.any(axis=1)
-        first = np.argmax(got, axis=1)
-        hits = active[any_hit]
-        hit_step[hits] = k + first[any_hit]
-        hit_label[hits] = vals[any_hit, first[any_hit]]
-        active = active[~any_hit]
-        k += slab
-        report(progress, 0.9 * min(k, n_steps) / n_steps, "rendering: casting rays")
-    return hit_step, hit_label
-
-
 def _march_skipping(prepared: PreparedLabels, rays: _Rays,
                     progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The first non-background sample of each ray, as :func:`_march_exhaustive` finds it.
+    """The first non-background sample of each ray, as a march through every sample finds it.
 
     Empty-space skipping: a sample p_k rounds to voxel v_k whose clearance D
     (:attr:`PreparedLabels.clearance_mm`) bounds the distance from p_k to any point that rounds
@@ -475,8 +431,9 @@ def _march_skipping(prepared: PreparedLabels, rays: _Rays,
     Returns
     -------
     hit_step : np.ndarray, shape (N,), int64
+        Index k of each ray's first non-background sample, -1 for none.
     hit_label : np.ndarray, shape (N,), int32
-        As :func:`_march_exhaustive`.
+        Its label id (0 for none).
     """
     crop, clearance, base, n_steps = prepared.crop, prepared.clearance_mm, rays.base, rays.n_steps
     shape_xyz = np.array(crop.shape[::-1])
@@ -538,13 +495,6 @@ def _ray_box_interval(base: np.ndarray, di_t: np.ndarray, n_steps: int, shape_xy
         lo = np.maximum(lo, np.minimum(ta, tb))
         hi = np.minimum(hi, np.maximum(ta, tb))
     return lo, hi
-
-
-def _ray_meets_box(base: np.ndarray, di_t: np.ndarray, n_steps: int, shape_xyz: np.ndarray
-                   ) -> np.ndarray:
-    """(N,) bool: the segment base + [0, n_steps] * di_t passes through the index box (slab test)."""
-    lo, hi = _ray_box_interval(base, di_t, n_steps, shape_xyz)
-    return lo <= hi
 
 
 def _refine_depth(occ: np.ndarray, base: np.ndarray, di_t: np.ndarray, steps: np.ndarray,
