@@ -370,15 +370,11 @@ def body_cut_below(chain, bone: np.ndarray, grid: Volume, off, fov: Volume, *,
     if not np.isfinite(to_fov) or stop < start + min_partial_mm:
         return False
     # Sample the cylinder on a 1.5 mm lattice in LPS and read the mask there.
-    a = np.cross(u, [1.0, 0.0, 0.0])
-    a /= np.linalg.norm(a)
-    b = np.cross(u, a)
-    r = np.arange(-radius_mm, radius_mm + 1e-6, 1.5)
-    ga, gb = np.meshgrid(r, r, indexing="ij")
-    disk = ga[ga ** 2 + gb ** 2 <= radius_mm ** 2], gb[ga ** 2 + gb ** 2 <= radius_mm ** 2]
+    (a,), (b,) = G.cross_axes(u[None])
+    disc = G.disc_offsets(radius_mm, 1.5)                                  # (M, 2)
     t = np.arange(start, stop, 1.5)
-    pts = (last + t[:, None, None] * u + disk[0][None, :, None] * a
-           + disk[1][None, :, None] * b).reshape(-1, 3)
+    pts = (last + t[:, None, None] * u + disc[None, :, :1] * a
+           + disc[None, :, 1:] * b).reshape(-1, 3)
     ijk = np.rint(grid.lps_to_index(pts)).astype(int)[:, ::-1] - np.asarray(off)   # (z, y, x)
     inside = np.all((ijk >= 0) & (ijk < np.array(bone.shape)), axis=1)
     if inside.sum() < 0.5 * len(pts):

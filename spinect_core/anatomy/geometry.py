@@ -88,6 +88,25 @@ def orthogonal_part(v: np.ndarray, n: np.ndarray) -> np.ndarray:
     return unit(v - np.dot(v, n) * n)
 
 
+def cross_axes(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors across each unit direction: ``t`` (N, 3) -> ``a``, ``b`` (N, 3) with
+    (t, a, b) right-handed and orthonormal."""
+    helper = np.where(np.abs(t[:, [0]]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
+    a = np.cross(t, helper)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = np.cross(t, a)
+    return a, b
+
+
+def disc_offsets(radius: float, step: float) -> np.ndarray:
+    """(M, 2) offsets (same unit as ``radius``) of a square lattice of ``step`` centred on 0,
+    within ``radius`` of it: a disc sampled across a direction (see :func:`cross_axes`)."""
+    g = np.arange(-radius, radius + 1e-9, step)
+    u, v = np.meshgrid(g, g, indexing="ij")
+    keep = u ** 2 + v ** 2 <= radius ** 2
+    return np.stack([u[keep], v[keep]], 1)
+
+
 def symmetry_plane(points: np.ndarray, normal0: np.ndarray, point0: np.ndarray, *,
                    max_points: int = 3000, cap_mm: float = 6.0, seed: int = 0
                    ) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy.frames import LocalFrame
-from spinect_core.anatomy.geometry import voxel_points
+from spinect_core.anatomy.geometry import cross_axes, disc_offsets, voxel_points
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
 
@@ -370,29 +370,13 @@ def _tangents(line: np.ndarray) -> np.ndarray:
     return t / np.maximum(n, 1e-9)
 
 
-def _cross_axes(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two unit vectors (N, 3) across each tangent."""
-    helper = np.where(np.abs(t[:, [0]]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
-    a = np.cross(t, helper)
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    b = np.cross(t, a)
-    return a, b
-
-
-def _disc_offsets(radius: float, step: float) -> np.ndarray:
-    g = np.arange(-radius, radius + 1e-9, step)
-    u, v = np.meshgrid(g, g, indexing="ij")
-    keep = u ** 2 + v ** 2 <= radius ** 2
-    return np.stack([u[keep], v[keep]], 1)
-
-
 def _refine(ct: Volume, line: np.ndarray, o: TracingOptions, iterations: int = 3) -> np.ndarray:
     """Re-centre each point on the nerve likeness across the root (Gaussian mean shift)."""
-    uv = _disc_offsets(o.refine_radius_mm, 0.25)
+    uv = disc_offsets(o.refine_radius_mm, 0.25)
     sigma = 0.5 * o.refine_radius_mm
     out = line.copy()
     for _ in range(iterations):
-        a, b = _cross_axes(_tangents(out))
+        a, b = cross_axes(_tangents(out))
         pts = out[:, None, :] + uv[None, :, :1] * a[:, None] + uv[None, :, 1:] * b[:, None]
         w = nerve_likeness(sample_hu(ct, pts), o)
         # Weights relative to the current centre (mean shift).
@@ -418,7 +402,7 @@ def _measure(ct: Volume, line: np.ndarray, o: TracingOptions, n_dir: int = 16
     when a sample within ``bound_reach_mm`` is fat (below ``fat_bound_hu``) or bone (above
     ``bone_bound_hu``).
     """
-    a, b = _cross_axes(_tangents(line))
+    a, b = cross_axes(_tangents(line))
     ang = np.linspace(0.0, 2 * np.pi, n_dir, endpoint=False)
     r = np.arange(0.25, o.bound_reach_mm + 1e-9, 0.25)
     dirs = np.cos(ang)[None, :, None] * a[:, None] + np.sin(ang)[None, :, None] * b[:, None]
