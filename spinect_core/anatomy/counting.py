@@ -851,6 +851,13 @@ def _absent_below(last: str) -> str:
     return ", ".join(below) + " and the sacrum are"
 
 
+def refused_last_level(refusal: BaseException) -> str | None:
+    """The last level a refused count named (``"L3"`` of "the scan ends at L3": its
+    :class:`LevelEvidence`'s ``last_level``), or None when it named none."""
+    last = getattr(getattr(refusal, "evidence", None), "last_level", None)
+    return last if last and last != "?" else None
+
+
 def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
                     just_below: bool = False, cut: bool = False, uncountable: str = "") -> str:
     """One-line refusal that says first what was found: where the scan ends when the count

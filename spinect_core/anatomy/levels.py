@@ -44,7 +44,8 @@ from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
                                            body_cut_below, chain_positions, check_sacrum,
                                            count_warnings, find_ribs, level_below,
-                                           merged_bodies, name_levels, refusal_message)
+                                           merged_bodies, name_levels, refusal_message,
+                                           refused_last_level)
 from spinect_core.anatomy.parts import PART_ID, class_masks
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
@@ -301,7 +302,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         # The labels' own reason, not the cut bone's; unless only the cut bone could be counted
         # and it says where the scan ends (a real chest CT's labels merged T12 to L2 into one
         # block; cut at the CT's discs they counted down to L3).
-        if _last_level_named(exc) and not _last_level_named(first):
+        if refused_last_level(exc) and not refused_last_level(first):
             exc.evidence.reasons.append(
                 f"counted on the labels' bone cut at the dark bands of the CT; the labels alone "
                 f"could not be counted ({first})")
@@ -312,12 +313,6 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         f"the labels alone failed ({first}); with the bone cut at the dark bands between "
         "bright endplates on the CT (discs the labels bridged) the levels were found")
     return derived
-
-
-def _last_level_named(exc: AnatomyError) -> bool:
-    """The refusal's count named the last level in view (``"the scan ends at L3"``)."""
-    last = getattr(getattr(exc, "evidence", None), "last_level", None)
-    return bool(last) and last != "?"
 
 
 def _derive_coarse_then_fine(labels: Volume, table: LabelTable, carved: np.ndarray | None,

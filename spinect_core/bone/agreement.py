@@ -263,7 +263,7 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
         chain = _chain(ct_bone, ct, options, progress=sub_progress(progress, 0.0, 0.7, "levels: "))
     except AnatomyError as exc:
         result.reason = f"the levels L4-S1 could not be found in the CT's bone ({exc})"
-        result.ct_ends_at = _ends_above_l5(getattr(exc, "evidence", None))
+        result.ct_ends_at = _ends_above_l5(exc)
         result.warnings.append("the segmentation could not be checked against the CT: "
                                + result.reason)
         result.timings_s["total"] = time.perf_counter() - t0
@@ -450,12 +450,12 @@ def check_planned_level(check: BoneAgreement, disc_centre_lps: np.ndarray | Any
                              agrees=agrees, warning=warning)
 
 
-def _ends_above_l5(evidence: Any) -> str | None:
+def _ends_above_l5(refusal: AnatomyError) -> str | None:
     """The last level of a refused count that the ribs named above L5 (``"L3"``), else None."""
-    from spinect_core.anatomy.counting import level_rank
+    from spinect_core.anatomy.counting import level_rank, refused_last_level
 
-    last = getattr(evidence, "last_level", None)
-    if not last or last == "?" or getattr(evidence, "counted_from", "") not in ("ribs",):
+    last = refused_last_level(refusal)
+    if last is None or getattr(getattr(refusal, "evidence", None), "counted_from", "") != "ribs":
         return None
     return last if level_rank(last) < level_rank("L5") else None
 

@@ -33,6 +33,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from spinect_core import __version__
+from spinect_core.anatomy.counting import refused_last_level
 from spinect_core.anatomy.root_tracing import TracingOptions
 from spinect_core.anatomy.roots import ROOTS_MODES, FusionOptions, RootsResult
 from spinect_core.errors import AnatomyError, InputError, SpinectError
@@ -789,8 +790,7 @@ class PlanEngine:
                                            progress=sub_progress(progress, 0.3, 1.0))
         except AnatomyError as exc:
             # The segmentation's own reason, unless only the CT's bone says where the scan ends.
-            if _ct_bone_may_count(refusal, self.bone_source) and not _ct_bone_may_count(
-                    exc, self.bone_source):
+            if refused_last_level(exc) and not refused_last_level(refusal):
                 raise exc from None
             raise refusal from None
         why = (f"the segmentation's bone could not be counted ({refusal}); the levels were "
@@ -822,10 +822,7 @@ def _ct_bone_may_count(refusal: AnatomyError, bone_source: str | None) -> bool:
     labels are a network's (``bone_source`` "network" or "fused"; a user's label map is taken
     as given) and the refusal does not say where the scan ends (``"the scan ends at L3"`` is a
     statement about the field of view, not about the labels)."""
-    if bone_source not in ("network", "fused"):
-        return False
-    last = getattr(getattr(refusal, "evidence", None), "last_level", None)
-    return not (last and last != "?")
+    return bone_source in ("network", "fused") and refused_last_level(refusal) is None
 
 
 def _check_planned_level(anatomy: Any, check: Any) -> Any:

@@ -115,6 +115,7 @@ def test_the_ct_count_of_a_scan_ending_at_l3_says_so() -> None:
     """compare_bone records where the CT's count ends (from T12 down) when it refuses; a count
     that ends at the sacrum region or cannot name the level records nothing."""
     from spinect_core.anatomy.counting import LevelEvidence
+    from spinect_core.errors import AnatomyError
     from spinect_core.bone.agreement import _ends_above_l5
     from tests.anatomy.test_counting import THORACIC, Column, _names
 
@@ -123,5 +124,10 @@ def test_the_ct_count_of_a_scan_ending_at_l3_says_so() -> None:
     check = compare_bone(bone.array == 1, bone)
     assert not check.levels_found and check.ct_ends_at == "L3"
     assert check.to_dict()["ct_ends_at"] == "L3"
-    assert _ends_above_l5(LevelEvidence(last_level="L5", counted_from="ribs")) is None
-    assert _ends_above_l5(LevelEvidence(last_level=None, counted_from="none")) is None
+    def refused(evidence: LevelEvidence) -> AnatomyError:
+        exc = AnatomyError("refused")
+        exc.evidence = evidence                              # type: ignore[attr-defined]
+        return exc
+
+    assert _ends_above_l5(refused(LevelEvidence(last_level="L5", counted_from="ribs"))) is None
+    assert _ends_above_l5(refused(LevelEvidence(last_level=None, counted_from="none"))) is None
