@@ -775,16 +775,11 @@ class PlanEngine:
             and ``refusal`` does not.
         """
         from spinect_core.anatomy import identify_lumbosacral
-        from spinect_core.bone import segment_bone_from_ct
+        from spinect_core.bone import combine_bone, segment_bone_from_ct
 
-        ct_bone = np.asarray(segment_bone_from_ct(
-            self.ct, progress=sub_progress(progress, 0.0, 0.3, "CT bone model: ")).mask.array,
-            bool)
-        bone_id = table.id_of("bone")
-        array = np.asarray(self.labels.array).copy()
-        array[array == bone_id] = 0
-        array[ct_bone] = bone_id
-        labels = self.labels.with_array(array)
+        ct_bone = segment_bone_from_ct(
+            self.ct, progress=sub_progress(progress, 0.0, 0.3, "CT bone model: ")).mask.array
+        labels = combine_bone(self.labels, table, ct_bone, mode="ct")
         try:
             anatomy = identify_lumbosacral(labels, table, ct=self.ct,
                                            progress=sub_progress(progress, 0.3, 1.0))
