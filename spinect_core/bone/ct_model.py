@@ -1003,7 +1003,8 @@ def _sides_with_cortex(shell: np.ndarray, sp: np.ndarray, *, axial_axis: int,
     A side is a one-sided dilation along its axis (the voxel itself and ``reach`` voxels
     towards that side), on bit-packed rows (:func:`_pack`), its offsets doubled at each step,
     so that each side costs a few shifts of an eighth of the bytes whatever the reach
-    (:func:`_sides_with_cortex_reference` is the running-maximum version it replaces).
+    (a running maximum of the last shell voxel's index, carried along each axis, is the
+    straightforward version it replaces; the tests compare the two).
     """
     packed = _pack(shell)
     count = np.zeros(shell.shape, np.uint8)
@@ -1026,25 +1027,6 @@ def _ray_dilate_packed(packed: np.ndarray, axis: int, towards: int, reach: int) 
         _or_shifted(out, out.copy(), axis, towards * k)
         span += k
     return out
-
-
-def _sides_with_cortex_reference(shell: np.ndarray, sp: np.ndarray, *, axial_axis: int,
-                                 reach_mm: float) -> np.ndarray:
-    """:func:`_sides_with_cortex` the straightforward way: along each axis the index of the
-    last shell voxel seen is carried forward (a running maximum), one pass per side."""
-    count = np.zeros(shell.shape, np.uint8)
-    for axis in (a for a in range(3) if a != axial_axis):
-        reach = int(round(reach_mm / float(sp[axis])))
-        shape = [1, 1, 1]
-        shape[axis] = shell.shape[axis]
-        position = np.arange(shell.shape[axis], dtype=np.int32).reshape(shape)
-        for flipped in (False, True):
-            walls = np.flip(shell, axis) if flipped else shell
-            last = np.maximum.accumulate(np.where(walls, position, np.int32(-(1 << 30))),
-                                         axis=axis)
-            near = (position - last) <= reach
-            count += np.flip(near, axis) if flipped else near
-    return count
 
 
 def _carry_marrow(marrow: np.ndarray, shell: np.ndarray, hu: np.ndarray, sp: np.ndarray, *,
