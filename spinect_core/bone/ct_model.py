@@ -331,8 +331,10 @@ def _unpack(packed: np.ndarray, nx: int) -> np.ndarray:
                          bitorder="little").view(bool)
 
 
-def _along(axis: int, start: int | None, stop: int | None) -> tuple[slice, ...]:
-    return tuple(slice(start, stop) if a == axis else slice(None) for a in range(3))
+def _along(axis: int, start: int | None, stop: int | None, step: int | None = None
+           ) -> tuple[slice, ...]:
+    """The index of a 3D array that slices ``start:stop:step`` along ``axis`` alone."""
+    return tuple(slice(start, stop, step) if a == axis else slice(None) for a in range(3))
 
 
 def _or_shifted(dst: np.ndarray, src: np.ndarray, axis: int, d: int) -> None:
@@ -667,7 +669,7 @@ def _block_reduce(a: np.ndarray, f: np.ndarray | Sequence[int], how: str, *, sla
             for axis, k in enumerate(f):
                 if k == 1:
                     continue
-                views = [acc[_along_step(axis, o, k)] for o in range(k)]
+                views = [acc[_along(axis, o, None, k)] for o in range(k)]
                 if how == "max":
                     red = np.maximum(views[0], views[1])
                 else:
@@ -697,10 +699,6 @@ def _block_reduce(a: np.ndarray, f: np.ndarray | Sequence[int], how: str, *, sla
     if wx < a.shape[2]:
         out[: whole[0], : whole[1], whole[2]:] = _block_reduce_padded(a[:wz, :wy, wx:], fa, how)
     return out
-
-
-def _along_step(axis: int, start: int, step: int) -> tuple[slice, ...]:
-    return tuple(slice(start, None, step) if a == axis else slice(None) for a in range(3))
 
 
 def _block_expand(a: np.ndarray, f: np.ndarray, shape: tuple[int, ...],
