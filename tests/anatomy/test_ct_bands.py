@@ -1,0 +1,162 @@
+"""Discs the labels bridged: the dark band between two bright endplates on the CT cuts them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spinect_core.anatomy.ct_bands import across_bone, bright_plates, dark_bands
+from spinect_core.anatomy.levels import derive_parts
+from spinect_core.anatomy.parts import PART_ID
+from spinect_core.errors import AnatomyError
+from spinect_core.labels import DEFAULT_LABELS
+from spinect_core.volume import Volume
+from tests.anatomy.conftest import landmarks
+
+
+def _stack(dz_mm: float):
+    """Two 'bodies' (250 HU marrow, 1 voxel of 700 HU endplate on each face) with a 4 mm disc
+    (90 HU) between, in 40 HU soft tissue; the label map calls bodies and disc bone."""
+    nz = int(round(60 / dz_mm))
+    z = (np.arange(nz) + 0.5) * dz_mm
+    hu = np.full((nz, 30, 30), 40.0)
+    bone = np.zeros(hu.shape, bool)
+    inside = (slice(None), slice(5, 25), slice(5, 25))
+    col = np.full(nz, 40.0)
+    col[(z >= 8) & (z < 28)] = 250.0
+    col[(z >= 32) & (z < 52)] = 250.0
+    for lo, hi in ((8, 28), (32, 52)):
+        ends = np.flatnonzero((z >= lo) & (z < hi))
+        col[ends[[0, -1]]] = 700.0
+    col[(z >= 28) & (z < 32)] = 90.0
+    hu[inside] = col[:, None, None]
+    bone[inside] = ((z >= 8) & (z < 52))[:, None, None]
+    grid = Volume(array=hu.astype(np.int16), spacing_mm=np.array([1.0, 1.0, dz_mm]),
+                  origin_lps_mm=np.zeros(3), direction=np.eye(3))
+    disc = ((z >= 28) & (z < 32))[:, None, None] & bone
+    return grid, bone, disc
+
+
+@pytest.mark.parametrize("dz_mm", [1.0, 2.0])
+def test_the_disc_is_the_band_and_the_marrow_is_not(dz_mm) -> None:
+    grid, bone, disc = _stack(dz_mm)
+    band = dark_bands(grid.array, bone, grid, min_mm3=50.0)
+    assert band.any()
+    assert np.count_nonzero(band & disc) >= 0.5 * np.count_nonzero(disc)
+    assert band[:, 15, 15].any()                          # through the middle of the column
+    assert not np.any(band & bone & ~disc)               # never the marrow or an endplate
+
+
+def test_one_bright_side_is_not_a_band() -> None:
+    """Marrow beside an endplate, soft tissue beside a body: brighter on one side only."""
+    grid, bone, disc = _stack(1.0)
+    hu = grid.array.copy()
+    hu[disc] = 250                                        # no disc: marrow, endplates, marrow
+    assert not dark_bands(hu, bone, grid, min_mm3=50.0).any()
+
+
+def test_a_bridged_disc_is_found_on_the_ct(phantom) -> None:
+    """The L5/S1 disc relabelled bone (a network or threshold that bridged it): the labels
+    alone cannot name the level; with the CT the dark band is the disc, recorded as such."""
+    labels = phantom.labels.array.copy()
+    labels[labels == DEFAULT_LABELS.id_of("disc")] = DEFAULT_LABELS.id_of("bone")
+    bridged = phantom.labels.with_array(labels)
+    try:
+        blind = derive_parts(bridged, DEFAULT_LABELS)
+    except AnatomyError:
+        blind = None
+    true_centre = landmarks(phantom)["l5s1_disc_centre"]
+
+    def disc_centre(derived) -> np.ndarray:
+        zz, yy, xx = np.nonzero(derived.parts == PART_ID["disc_L5S1"])
+        return bridged.index_to_lps(np.stack([xx, yy, zz], axis=1).astype(float)).mean(axis=0)
+
+    if blind is not None:                      # the labels alone: no disc of their own
+        assert blind.disc_source != "ct"
+    seen = derive_parts(bridged, DEFAULT_LABELS, ct=phantom.ct)
+    assert seen.disc_source == "ct"
+    assert np.linalg.norm(disc_centre(seen) - true_centre) < 4.0
+    assert any("dark band" in r for r in seen.evidence.reasons)
+    moved = Volume(array=phantom.ct.array, spacing_mm=phantom.ct.spacing_mm,
+                   origin_lps_mm=phantom.ct.origin_lps_mm + 5.0, direction=phantom.ct.direction)
+    with pytest.raises(ValueError, match="one grid"):
+        derive_parts(bridged, DEFAULT_LABELS, ct=moved)
+
+
+def _collapsed_stack(dz_mm: float):
+    """One 'body' 44 mm tall (250 HU marrow) labelled bone throughout, crossed in its middle by
+    a 3 mm plate at 650 HU: the two endplates of a collapsed disc, joined by partial volume."""
+    nz = int(round(60 / dz_mm))
+    z = (np.arange(nz) + 0.5) * dz_mm
+    hu = np.full((nz, 30, 30), 40.0)
+    inside = (slice(None), slice(5, 25), slice(5, 25))
+    col = np.where((z >= 8) & (z < 52), 250.0, 40.0)
+    plate_rows = (z >= 28.5) & (z < 31.5)
+    col[plate_rows] = 650.0
+    hu[inside] = col[:, None, None]
+    bone = np.zeros(hu.shape, bool)
+    bone[inside] = ((z >= 8) & (z < 52))[:, None, None]
+    grid = Volume(array=hu.astype(np.int16), spacing_mm=np.array([1.0, 1.0, dz_mm]),
+                  origin_lps_mm=np.zeros(3), direction=np.eye(3))
+    return grid, bone, plate_rows[:, None, None] & bone
+
+
+@pytest.mark.parametrize("dz_mm", [1.0, 3.0])
+def test_a_collapsed_disc_is_a_bright_plate_and_the_marrow_is_not(dz_mm) -> None:
+    grid, bone, plate = _collapsed_stack(dz_mm)
+    found = bright_plates(grid.array, bone, grid, min_mm3=50.0)
+    assert found[:, 15, 15].any()                         # through the middle of the column
+    assert np.count_nonzero(found & plate) >= 0.5 * np.count_nonzero(plate[:, 10:20, 10:20])
+    assert not np.any(found & ~plate)                     # never the marrow beside it
+
+
+def test_an_endplate_facing_a_disc_is_not_a_plate() -> None:
+    """The disc is not bone: the endplate beside it is bright against the marrow only."""
+    grid, bone, disc = _stack(1.0)
+    assert not bright_plates(grid.array, bone & ~disc, grid, min_mm3=50.0).any()
+
+
+def test_across_bone_reaches_the_surface_in_plane_only() -> None:
+    grid, bone, plate = _collapsed_stack(1.0)
+    deep = np.zeros_like(plate)
+    deep[29, 9:21, 9:21] = True                           # found only 4 mm inside the bone
+    wide = across_bone(deep, bone, grid, reach_mm=6.0)
+    assert wide[29][bone[29]].all()                       # the whole cross-section of the body
+    assert not np.any(wide & ~bone)                       # never outside the bone
+    assert not wide[28].any() and not wide[30].any()      # not along the column
+
+
+def test_l5_joined_to_the_sacrum_is_cut_at_its_collapsed_disc(phantom) -> None:
+    """A collapsed L5/S1 disc the labels call bone: the labels alone join L5 to the sacrum and
+    name L4 as L5 (measured on real-bone phantoms' network labels at 1-3 mm: planned at L4/L5,
+    35 mm off, "moderate"); with the CT the plate of its endplates is the disc, and the level
+    is in doubt."""
+    true_centre = landmarks(phantom)["l5s1_disc_centre"]
+    disc = derive_parts(phantom.labels, DEFAULT_LABELS).parts == PART_ID["disc_L5S1"]
+    labels = phantom.labels.array.copy()
+    labels[disc] = DEFAULT_LABELS.id_of("bone")
+    # The disc's middle 3 mm (along z, column by column) is the plate, the rest marrow.
+    z = np.arange(disc.shape[0], dtype=float)[:, None, None] * phantom.ct.spacing_mm[2]
+    count = np.maximum(disc.sum(axis=0), 1)
+    middle = (z * disc).sum(axis=0) / count
+    plate = disc & (np.abs(z - middle) <= 1.5)
+    hu = phantom.ct.array.copy()
+    hu[disc] = 220
+    hu[plate] = 650
+    joined, ct = phantom.labels.with_array(labels), phantom.ct.with_array(hu)
+
+    def disc_error(derived) -> float:
+        zz, yy, xx = np.nonzero(derived.parts == PART_ID["disc_L5S1"])
+        centre = joined.index_to_lps(np.stack([xx, yy, zz], axis=1).astype(float)).mean(axis=0)
+        return float(np.linalg.norm(centre - true_centre))
+
+    blind = derive_parts(joined, DEFAULT_LABELS)
+    assert disc_error(blind) > 25.0                 # one level too high, and nothing says so
+    assert not blind.evidence.warnings
+    seen = derive_parts(joined, DEFAULT_LABELS, ct=ct)
+    assert disc_error(seen) < 4.0
+    assert seen.disc_source == "ct"
+    assert seen.evidence.confidence == "low"
+    assert any("collapsed disc" in w for w in seen.evidence.warnings)
+    plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
+    assert not any("collapsed disc" in w for w in plain.evidence.warnings)
