@@ -90,11 +90,15 @@ def bright_plates(hu: np.ndarray, bone: np.ndarray, grid: Volume, *,
 
 def across_bone(band: np.ndarray, bone: np.ndarray, grid: Volume, *, reach_mm: float = 6.0
                 ) -> np.ndarray:
-    """``band`` widened across the column (in the slice plane) by ``reach_mm`` within ``bone``.
+    """Each connected piece of ``band`` widened within its own plane by ``reach_mm``, inside
+    ``bone``.
 
     A band is only found deep inside bone (``min_depth_mm``): the rim of the body around it
     still joins the bone above to the bone below, and a cut of the labels' bone along it must
-    reach the body's surface to part the two bodies.
+    reach the body's surface to part the two bodies. The widening keeps to the piece's plane
+    (its least principal axis is the normal; its thickness along the normal, at least half the
+    largest voxel side, is kept, plus half that side): a disc tilted 40 degrees with the sacrum, widened in the
+    axial plane instead, cut 15 mm of the vertebral body above it at 3 mm slices.
 
     Parameters
     ----------
@@ -108,14 +112,26 @@ def across_bone(band: np.ndarray, bone: np.ndarray, grid: Volume, *, reach_mm: f
     np.ndarray, bool, same shape
     """
     sp = G.spacing_zyx(grid)
-    axis = _cranio_caudal_axis(grid)
-    half = np.where(np.arange(3) == axis, 0, np.floor(reach_mm / sp)).astype(int)
+    half = np.ceil(reach_mm / sp).astype(int)
     grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
     ball = sum((g * s) ** 2 for g, s in zip(grids, sp)) <= reach_mm ** 2
-    box = G.bbox_slices(band, half)
     out = band.copy()
-    if box is not None:
-        out[box] |= ndi.binary_dilation(band[box], structure=ball) & bone[box]
+    lab, n = ndi.label(band, structure=_FULL)
+    for k, box in enumerate(ndi.find_objects(lab), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(b.start - h, 0), min(b.stop + h, size))
+                    for b, h, size in zip(box, half, band.shape))
+        piece = lab[box] == k
+        idx = np.argwhere(piece) * sp                      # (m, 3) mm, (z, y, x)
+        centre = idx.mean(axis=0)
+        normal = np.linalg.svd(idx - centre, full_matrices=False)[2][-1]
+        # Its half-thickness along the normal, plus half a voxel: a disc is not quite flat.
+        voxel = float(sp.max())
+        thick = max(float(np.abs((idx - centre) @ normal).max()), 0.5 * voxel) + 0.5 * voxel
+        zyx = np.indices(piece.shape).reshape(3, -1).T * sp
+        in_plane = (np.abs((zyx - centre) @ normal) <= thick).reshape(piece.shape)
+        out[box] |= ndi.binary_dilation(piece, structure=ball) & in_plane & bone[box]
     return out
 
 

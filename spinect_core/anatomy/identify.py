@@ -288,8 +288,8 @@ class LumbosacralAnatomy(CoreLandmarks):
     source : str
         ``"instances"`` (per-level labels), ``"labels"`` (derived from bone and a disc label) or
         ``"bone+nerve"`` (derived, the disc found as the gap between the bodies) or
-        ``"labels+ct"`` (derived, the disc found on the CT as the dark band between the
-        endplates; a warning says so).
+        ``"labels+ct"`` (derived, the disc found on the CT as the dark band or the bright
+        plate of a collapsed disc between the endplates; a warning says so).
     level_evidence : LevelEvidence or None
         How well the level count establishes L5/S1 when the levels were derived from class
         labels (:class:`~spinect_core.anatomy.counting.LevelEvidence`; ``confidence``,
@@ -406,8 +406,9 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
         source = {"label": "labels", "gap": "bone+nerve", "ct": "labels+ct"}[derived.disc_source]
         if derived.disc_source == "ct":
             warnings.append("the L5/S1 disc is not in the segmentation (bridged by bone or too "
-                            "thin at this slice thickness): it was found on the CT as the dark "
-                            "band between the L5 and S1 endplates; review the level")
+                            "thin at this slice thickness): it was found on the CT between the "
+                            "L5 and S1 endplates (a dark band, or the bright plate of a collapsed "
+                            "disc); review the level")
     report(progress, 0.75, "measuring landmarks")
     core = endplates(labels, parts, warnings)
     sides = side_landmarks(labels, parts, core)

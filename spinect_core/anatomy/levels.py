@@ -55,7 +55,7 @@ from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindi
 from spinect_core.anatomy.parts import PART_ID, class_masks
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
-from spinect_core.progress import ProgressCallback, report
+from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
 _FULL = np.ones((3, 3, 3), bool)
@@ -249,14 +249,26 @@ def block_majority(bone: np.ndarray, grid: Volume, off, target_mm: float
     f = _block_factors(grid, target_mm)
     if np.all(f == 1):
         return bone, grid, tuple(off)
-    n = (np.array(bone.shape) // f) * f
-    b = bone[: n[0], : n[1], : n[2]].reshape(n[0] // f[0], f[0], n[1] // f[1], f[1], n[2] // f[2], f[2])
-    coarse = b.mean(axis=(1, 3, 5)) >= 0.5
+    coarse = _block_means(bone, f) >= 0.5
     first = np.array(off, float) + 0.5 * (f - 1)          # (z, y, x) index of block 0's centre
     origin = grid.index_to_lps(first[::-1])
     cgrid = Volume(array=coarse, spacing_mm=grid.spacing_mm * f[::-1], origin_lps_mm=origin,
                    direction=grid.direction)
     return coarse, cgrid, (0, 0, 0)
+
+
+def block_mean(values: np.ndarray, grid: Volume, target_mm: float) -> np.ndarray:
+    """The mean of ``values`` (e.g. HU) over the blocks of :func:`block_majority` of an uncropped
+    array on ``grid``: float32, the shape of its ``coarse``, on its ``cgrid``."""
+    return _block_means(values, _block_factors(grid, target_mm)).astype(np.float32, copy=False)
+
+
+def _block_means(a: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Means of whole blocks of ``f`` (z, y, x) voxels (the partial blocks at the far ends are
+    dropped)."""
+    n = (np.array(a.shape) // f) * f
+    return a[: n[0], : n[1], : n[2]].reshape(n[0] // f[0], f[0], n[1] // f[1], f[1],
+                                             n[2] // f[2], f[2]).mean(axis=(1, 3, 5))
 
 
 def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
@@ -298,15 +310,19 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
     if ct is not None and not ct.same_grid(labels):
         raise ValueError("the CT and the label map must share one grid")
     carved = None
+    # Progress: the labels alone, then (with the CT) the dark bands' try and the S1 check.
     try:
-        derived = _derive_coarse_then_fine(labels, table, None, options, progress)
+        derived = _derive_coarse_then_fine(labels, table, None, options,
+                                           sub_progress(progress, 0.0, 1.0 if ct is None else 0.6))
     except AnatomyError as exc:
         if ct is None or isinstance(exc, NoBone):
             raise
-        derived, carved = _derive_on_dark_bands(labels, table, ct, exc, options, progress)
+        derived, carved = _derive_on_dark_bands(labels, table, ct, exc, options,
+                                                sub_progress(progress, 0.6, 0.85))
     if ct is None:
         return derived
-    return _split_collapsed_disc(derived, labels, table, ct, carved, options, progress)
+    return _split_collapsed_disc(derived, labels, table, ct, carved, options,
+                                 sub_progress(progress, 0.85, 1.0))
 
 
 def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: AnatomyError,
@@ -361,7 +377,7 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     plate = _plate_in_s1(derived, labels, np.asarray(ct.array), bone, options)
     if plate is None:
         return derived
-    report(progress, 0.85, "a collapsed disc inside S1: counting again")
+    report(progress, 0.0, "a collapsed disc inside S1: counting again")
     plate = across_bone(plate, bone, labels)
     cut = plate if carved is None else carved | plate
     depth = _plate_depth_mm(derived, labels, plate)
@@ -369,10 +385,10 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
         recut = _derive_coarse_then_fine(labels, table, cut, options, progress)
     except AnatomyError as exc:
         derived.evidence.warnings.append(
-            f"the CT shows a plate like the endplates of a collapsed disc across the body named "
-            f"S1, {depth:.0f} mm below the L5/S1 disc: L5 may be joined to the sacrum in the "
-            "segmentation and the planned level one too high; check the level on a sagittal "
-            "view")
+            f"the CT shows a plate like the endplates of a collapsed disc (or of a disc the "
+            f"segmentation calls bone) across the body named S1, {depth:.0f} mm below the L5/S1 "
+            "disc: L5 may be joined to the sacrum in the segmentation and the planned level one "
+            "too high; check the level on a sagittal view")
         derived.evidence.downgrade("low", f"a collapsed disc inside S1? the bone cut there "
                                           f"could not be counted ({exc})")
         return derived
@@ -380,10 +396,10 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
         return derived                   # counted again, the plate is not the new L5/S1 disc
     recut.disc_source = "ct"
     recut.evidence.warnings.append(
-        f"the segmentation joined L5 to the sacrum: the CT shows the endplates of a collapsed "
-        f"disc {depth:.0f} mm below the disc the labels gave as L5/S1, and the plan is one "
-        "level lower, at that disc (a sclerotic S1/S2 junction could look alike); check the "
-        "level on a sagittal view")
+        f"the segmentation joined L5 to the sacrum: the CT shows endplates across the body it "
+        f"called S1, {depth:.0f} mm below the disc it gave as L5/S1 (a collapsed disc, or a disc "
+        "the segmentation calls bone), and the plan is one level lower, at those endplates (a "
+        "sclerotic S1/S2 junction could look alike); check the level on a sagittal view")
     recut.evidence.downgrade("low", "L5/S1 taken at a collapsed disc seen on the CT inside the "
                                     "body the labels called S1")
     return recut
@@ -448,14 +464,15 @@ def _derive_coarse_then_fine(labels: Volume, table: LabelTable, carved: np.ndarr
     scan refused at full resolution too keeps the coarse pass's reason.
     """
     try:
-        return _derive_parts(labels, table, carved, options, progress)
+        return _derive_parts(labels, table, carved, options, sub_progress(progress, 0.0, 0.5))
     except NoBone:
         raise
     except AnatomyError as exc:
         if np.all(_block_factors(labels, options.coarse_mm) == 1):
             raise
         try:
-            return _derive_parts(labels, table, carved, replace(options, coarse_mm=0.0), progress)
+            return _derive_parts(labels, table, carved, replace(options, coarse_mm=0.0),
+                                 sub_progress(progress, 0.5, 1.0))
         except AnatomyError:
             raise exc from None
 

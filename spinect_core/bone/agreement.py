@@ -225,7 +225,7 @@ def disagreement_warning(record: LevelAgreement, options: AgreementOptions | Non
 
 
 def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", *,
-                 options: AgreementOptions | None = None,
+                 hu: Volume | None = None, options: AgreementOptions | None = None,
                  progress: ProgressCallback | None = None) -> BoneAgreement:
     """Compare a network's bone with the CT bone model's at L4, L5 and S1.
 
@@ -235,6 +235,10 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
         The network's bone (before any fusion with the CT's), on the CT's grid.
     ct_bone : Volume or CTBone
         The CT bone model's mask (uint8 0/1, (z, y, x), the CT's geometry) or its whole result.
+    hu : Volume, optional
+        The CT itself: the CT bone's levels are then counted with the CT's evidence of discs the
+        bone bridged, as the planning counts them (dark bands, a collapsed disc inside S1:
+        :func:`~spinect_core.anatomy.levels.derive_parts` with ``ct``).
     options : AgreementOptions, optional
     progress : callable, optional
         ``(fraction, message)``; returning False raises :class:`Cancelled`.
@@ -260,7 +264,8 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
 
     report(progress, 0.0, "finding the levels in the CT's bone")
     try:
-        chain = _chain(ct_bone, ct, options, progress=sub_progress(progress, 0.0, 0.7, "levels: "))
+        chain = _chain(ct_bone, ct, options, hu=hu,
+                       progress=sub_progress(progress, 0.0, 0.7, "levels: "))
     except AnatomyError as exc:
         result.reason = f"the levels L4-S1 could not be found in the CT's bone ({exc})"
         result.ct_ends_at = _ends_above_l5(exc)
@@ -347,7 +352,8 @@ def check_segmentation(seg: "Segmentation", ct: Volume, *, options: AgreementOpt
                                            progress=sub_progress(progress, 0.0, 0.5,
                                                                  "CT bone model: "))
         progress = sub_progress(progress, 0.5, 1.0)
-    check = compare_bone(seg.network_bone_mask(), seg.ct_bone, options=options, progress=progress)
+    check = compare_bone(seg.network_bone_mask(), seg.ct_bone, hu=ct, options=options,
+                         progress=progress)
     seg.bone_check = check
     return check
 
@@ -461,11 +467,12 @@ def _ends_above_l5(refusal: AnatomyError) -> str | None:
 
 
 # --- levels and regions --------------------------------------------------------------------------
-def _chain(grid: Volume, bone: np.ndarray, options: AgreementOptions, *,
+def _chain(grid: Volume, bone: np.ndarray, options: AgreementOptions, *, hu: Volume | None,
            progress: ProgressCallback | None) -> np.ndarray:
     """Vertebral body centres of the CT bone's spine chain (K, 3) LPS, cranial first, ending
-    with L5 and the sacrum; raises :class:`AnatomyError` when :func:`derive_parts` refuses."""
-    from spinect_core.anatomy.levels import block_majority, derive_parts
+    with L5 and the sacrum (counted with the CT ``hu`` when given); raises
+    :class:`AnatomyError` when :func:`derive_parts` refuses."""
+    from spinect_core.anatomy.levels import block_majority, block_mean, derive_parts
 
     # On the blocks of the planning's own first pass (``LevelOptions.coarse_mm``): the chain,
     # ribs and sacrum are then found on the same voxels as when the planning counts a label map
@@ -473,7 +480,9 @@ def _chain(grid: Volume, bone: np.ndarray, options: AgreementOptions, *,
     # transverse process as a rib and named L2 "T12".
     blocks, coarse, _ = block_majority(np.asarray(bone, bool), grid, (0, 0, 0),
                                        options.level_grid_mm)
-    derived = derive_parts(coarse.with_array(blocks.astype(np.uint8)), _BONE_TABLE,
+    coarse_ct = None if hu is None else coarse.with_array(
+        block_mean(np.asarray(hu.array), grid, options.level_grid_mm))
+    derived = derive_parts(coarse.with_array(blocks.astype(np.uint8)), _BONE_TABLE, ct=coarse_ct,
                            progress=progress)
     chain = np.asarray(derived.chain_centres_lps, float).reshape(-1, 3)
     # derive_parts takes the sacrum and L5 from the chain's end; use its own fields for them

@@ -11,7 +11,7 @@ from spinect_core.anatomy.parts import PART_ID
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.volume import Volume
-from tests.anatomy.conftest import landmarks
+from tests.anatomy.conftest import collapsed_l5s1_disc, landmarks
 
 
 def _stack(dz_mm: float):
@@ -123,7 +123,7 @@ def test_across_bone_reaches_the_surface_in_plane_only() -> None:
     wide = across_bone(deep, bone, grid, reach_mm=6.0)
     assert wide[29][bone[29]].all()                       # the whole cross-section of the body
     assert not np.any(wide & ~bone)                       # never outside the bone
-    assert not wide[28].any() and not wide[30].any()      # not along the column
+    assert not wide[27].any() and not wide[31].any()      # not along the column
 
 
 def test_l5_joined_to_the_sacrum_is_cut_at_its_collapsed_disc(phantom) -> None:
@@ -132,18 +132,7 @@ def test_l5_joined_to_the_sacrum_is_cut_at_its_collapsed_disc(phantom) -> None:
     35 mm off, "moderate"); with the CT the plate of its endplates is the disc, and the level
     is in doubt."""
     true_centre = landmarks(phantom)["l5s1_disc_centre"]
-    disc = derive_parts(phantom.labels, DEFAULT_LABELS).parts == PART_ID["disc_L5S1"]
-    labels = phantom.labels.array.copy()
-    labels[disc] = DEFAULT_LABELS.id_of("bone")
-    # The disc's middle 3 mm (along z, column by column) is the plate, the rest marrow.
-    z = np.arange(disc.shape[0], dtype=float)[:, None, None] * phantom.ct.spacing_mm[2]
-    count = np.maximum(disc.sum(axis=0), 1)
-    middle = (z * disc).sum(axis=0) / count
-    plate = disc & (np.abs(z - middle) <= 1.5)
-    hu = phantom.ct.array.copy()
-    hu[disc] = 220
-    hu[plate] = 650
-    joined, ct = phantom.labels.with_array(labels), phantom.ct.with_array(hu)
+    joined, ct = collapsed_l5s1_disc(phantom)
 
     def disc_error(derived) -> float:
         zz, yy, xx = np.nonzero(derived.parts == PART_ID["disc_L5S1"])
@@ -160,3 +149,21 @@ def test_l5_joined_to_the_sacrum_is_cut_at_its_collapsed_disc(phantom) -> None:
     assert any("collapsed disc" in w for w in seen.evidence.warnings)
     plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
     assert not any("collapsed disc" in w for w in plain.evidence.warnings)
+
+
+def test_across_bone_keeps_a_tilted_plate_in_its_plane() -> None:
+    """A disc tilted 39 degrees (as at L5/S1): the cut reaches the surface within the plate's
+    plane and does not eat the bodies above and below it."""
+    shape = (60, 60, 60)
+    z, y, x = np.indices(shape).astype(float)
+    bone = np.zeros(shape, bool)
+    bone[5:55, 5:55, 5:55] = True
+    off_plane = (z - 30.0 - 0.8 * (y - 30.0)) / np.sqrt(1.0 + 0.8 ** 2)      # mm from the plane
+    plate = (np.abs(off_plane) <= 0.7) & (np.abs(y - 30) <= 10) & (np.abs(x - 30) <= 10)
+    grid = Volume(array=np.zeros(shape, np.int16), spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3),
+                  direction=np.eye(3))
+    wide = across_bone(plate, bone, grid, reach_mm=6.0)
+    assert wide.sum() > 1.5 * plate.sum()                 # widened ...
+    assert np.abs(off_plane[wide]).max() <= 1.3           # ... within the plate's own plane
+    ring = (np.abs(off_plane) <= 0.5) & bone & (np.abs(y - 30) <= 13) & (np.abs(x - 30) <= 14)
+    assert wide[ring].all()                               # 4-5 mm past the plate all round

@@ -131,3 +131,21 @@ def test_the_ct_count_of_a_scan_ending_at_l3_says_so() -> None:
 
     assert _ends_above_l5(refused(LevelEvidence(last_level="L5", counted_from="ribs"))) is None
     assert _ends_above_l5(refused(LevelEvidence(last_level=None, counted_from="none"))) is None
+
+
+def test_the_cts_count_sees_a_collapsed_disc_with_the_ct() -> None:
+    """The CT bone bridging a collapsed L5/S1 disc joins L5 to the sacrum too: counted on the
+    bone alone, the true disc is judged a level low ("S1/S2"); with the CT's plate, as the
+    planning counts, it agrees."""
+    from spinect_core.bone import CTBone
+    from tests.anatomy.conftest import collapsed_l5s1_disc
+
+    ph, _ = phantom_case()
+    joined, ct = collapsed_l5s1_disc(ph)
+    bone = joined.array == 1
+    ct_bone = CTBone(mask=ct.with_array(bone.astype(np.uint8)))
+    disc = np.asarray(ph.meta["landmarks"]["l5s1_disc_centre"], float)
+    blind = check_planned_level(compare_bone(bone, ct_bone), disc)
+    assert blind.agrees is False and "S1/S2" in blind.warning, blind
+    seen = check_planned_level(compare_bone(bone, ct_bone, hu=ct), disc)
+    assert seen.agrees is True, seen
