@@ -368,8 +368,9 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     phantom with a 3-4 mm L5/S1 disc at 3 mm slices: the fused labels were planned at L4/L5,
     35 mm off, with "moderate" confidence). When the CT shows the plate of two endplates across
     the column inside the S1 body (:func:`_plate_in_s1`), the bone is cut there and the levels
-    derived again. Either way the confidence is low and a warning says why: a sclerotic S1/S2
-    junction could look alike.
+    derived again. When they then put L5/S1 at the plate, or cannot be counted, the confidence is
+    low and a warning says why (a sclerotic S1/S2 junction could look alike); when the plate
+    does not become the disc, the first count stands.
     """
     bone = class_masks(labels, table)["bone"]
     if carved is not None:
