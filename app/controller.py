@@ -422,12 +422,21 @@ class SessionController(QObject):
         session = self.session
         # The segmentation check's warnings are in the notes since the segmentation step.
         new = [n for n in result.notes + list(result.plan.warnings) if n not in session.notes]
+        meshes = session.meshes
+        if result.bone_mesh is not None:
+            # The plan was made on the CT bone model's bone: the surfaces show that bone.
+            meshes = frozen_map(meshes, bone=result.bone_mesh)
+            note = ("the 3D view shows the CT bone model's bone, on which the plan counted the "
+                    "levels (the segmentation's own bone could not be counted)")
+            new += [note] if note not in session.notes else []
         self.store.replace_session(
             session.without_plan(), plan=result.plan, engine=result.engine,
             body_mask=result.body_mask, planes=frozen_map(result.planes),
-            notes=session.notes + tuple(new))
+            notes=session.notes + tuple(new), meshes=meshes)
         if new:
             self.notes_changed.emit()
+        if result.bone_mesh is not None:
+            self.meshes_changed.emit()
         self.step_changed.emit("plan", "done")
         self.plan_changed.emit()
         found = [f"{side} {kind}" for side, sp in result.plan.sides.items()

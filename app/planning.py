@@ -115,6 +115,10 @@ class PlanningResult:
     body_mask: np.ndarray | None = None
     planes: dict[str, NeedlePlanes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The bone surface (LPS mm) of the labels the plan used, when that is not the
+    #: segmentation's bone: the engine counted the levels on the CT bone model's bone (a
+    #: network segmentation whose levels could not be counted); else None.
+    bone_mesh: Any = None
 
 
 @dataclass(kw_only=True)
@@ -179,6 +183,15 @@ def run_plan(ct: Volume, labels: Volume, table: LabelTable, *, options: PlanOpti
                         progress=sub_progress(progress, 0.0, 0.12, "anatomy: "))
     plan = engine.plan(progress=sub_progress(progress, 0.12, 0.94))
     result = PlanningResult(engine=engine, plan=plan, body_mask=engine.body_mask())
+    if engine.bone_source == "ct" and bone_source not in (None, "ct"):
+        # The 3D view must show the bone the plan was made on, not the network's.
+        report(progress, 0.94, "the CT bone model's bone surface")
+        from spinect_core.surfaces import meshes_from_labels
+
+        from app.pipeline import MESH_OPTIONS
+
+        result.bone_mesh = meshes_from_labels(engine.labels, engine.table, names=["bone"],
+                                              options=MESH_OPTIONS).get("bone")
     if planes:
         sides = [s for s, sp in plan.sides.items() if sp.trajectory is not None]
         for i, side in enumerate(sides):

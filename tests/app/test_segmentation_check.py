@@ -96,3 +96,38 @@ def test_the_plan_step_carries_the_check_and_the_panel_shows_it(qtbot, window, p
         build_surfaces=False)
     assert window.controller.session.bone_check is None
     assert not panel.warnings.isVisibleTo(panel)                # the plan (and its box) is gone
+
+
+def test_a_plan_counted_on_the_ct_bone_shows_that_bone_in_3d(qtbot, window, tmp_path) -> None:
+    """A network segmentation whose bone cannot be counted (here: none at all) is planned on the
+    CT bone model's bone; the 3D view then shows that bone, and a note says so."""
+    import numpy as np
+
+    from spinect_core.io import write_image
+    from spinect_core.planning.plan import PlanOptions
+
+    from app import planning
+    from tests.bone.cases import phantom_case as bone_case
+
+    ph, _ = bone_case()
+    array = np.asarray(ph.labels.array).copy()
+    array[array == DEFAULT_LABELS.id_of("bone")] = 0
+    labels = ph.labels.with_array(array)
+    load(qtbot, window, write_image(ph.ct, tmp_path / "ct.nii.gz"))
+    window.controller.set_segmentation(
+        labels, DEFAULT_LABELS, build_surfaces=False,
+        source=SegmentationSource(kind="network", description="test", bone_source="network"))
+    assert "bone" not in window.controller.session.meshes
+    result = planning.run_plan(window.controller.session.ct, labels, DEFAULT_LABELS,
+                               options=PlanOptions(sides=("left",)), bone_source="network",
+                               planes=False)
+    assert result.engine.bone_source == "ct" and result.bone_mesh is not None
+    with qtbot.waitSignal(window.controller.meshes_changed, timeout=10_000):
+        window.controller.set_plan_result(result)
+    session = window.controller.session
+    assert session.meshes["bone"] is result.bone_mesh and not result.bone_mesh.is_empty
+    assert any("the 3D view shows the CT bone model's bone" in n for n in session.notes)
+    same = planning.run_plan(session.ct, ph.labels, DEFAULT_LABELS,
+                             options=PlanOptions(sides=("left",)), bone_source="network",
+                             planes=False)
+    assert same.bone_mesh is None                 # counted on its own bone: nothing replaced
