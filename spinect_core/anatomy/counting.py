@@ -495,7 +495,8 @@ def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray
     below: the column follows the lordosis and the sacral slope), bounded by the field of view.
 
     A run of bins under :data:`DISC_BIN_FRACTION` of the upper body's own fill is the disc; the next bin over
-    40 % of it is the top of the body below. 0 when no bone follows a gap inside the field of view.
+    40 % of it is the top of the body below; without such a run, the narrowest bin between the
+    two centres. 0 when no bone follows a gap inside the field of view.
     """
     above = np.asarray(above, float)
     axis = np.asarray(centre, float) - above
@@ -514,14 +515,20 @@ def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray
     ref = float(counts[:3].max())
     if ref <= 0:
         return 0.0
-    gap = np.nonzero(counts < DISC_BIN_FRACTION * ref)[0]
-    if len(gap) == 0:
-        top = float(np.linalg.norm(axis)) if axis is not None else 0.0   # one fused block
+    full = counts >= 0.4 * ref
+    # A disc: a run of thin bins with bone again after it (thin bins where the bone ends, with
+    # nothing after them, are the end of the column, not a disc).
+    gap = [k for k in np.nonzero(counts < DISC_BIN_FRACTION * ref)[0] if full[k + 1:].any()]
+    if gap:
+        top = float(edges[np.flatnonzero(full & (np.arange(len(counts)) > gap[0]))[0]])
     else:
-        after = np.nonzero((counts >= 0.4 * ref) & (np.arange(len(counts)) > gap[0]))[0]
-        if len(after) == 0:
-            return 0.0
-        top = float(edges[after[0]])
+        # One block along the line (labels that bridged the disc there, while the two bodies'
+        # cores are apart): the body below begins at the narrowest bone between the two
+        # centres. (Its centre was taken instead, or the end of the bone for a disc, and half
+        # the body was lost: a fused network label map's sacrum measured 0-29 mm deep and the
+        # scan was refused as "the sacrum mostly outside the field of view".)
+        centre_bin = min(int(np.linalg.norm(axis) // step), len(counts) - 1)
+        top = float(edges[int(np.argmin(counts[: centre_bin + 1]))])
     below = t[t >= top]
     last = float(below.max()) + 0.5 * step if len(below) else top
     return max(min(last, t_end) - top, 0.0)

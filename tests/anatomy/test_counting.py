@@ -368,3 +368,29 @@ def test_l5_beside_the_iliac_crests_under_a_cut_l4_is_not_taken_for_the_sacrum(l
     arr[int((col.bottom["L4"] + l4_kept_mm - col.z0) / SP):] = 0
     derived = derive_parts(vol.with_array(arr), STUDY_LABELS)
     assert abs(derived.l5_centre_lps[2] - (col.bottom["L5"] + 0.5 * BODY_H)) < 4.0
+
+
+def _column_points(disc_fill: float) -> np.ndarray:
+    """LPS points (1 mm apart) of a column 16 mm across running down from z = 0: a body to
+    z = -25, a disc to z = -31 filled to ``disc_fill`` of the bone's density, a body to
+    z = -110 (a sacrum), nothing below."""
+    z, y, x = np.mgrid[-130:1, -8:9, -8:9].astype(float)
+    inside = (x ** 2 + y ** 2 <= 64.0) & (z > -110.0)
+    disc = (z <= -25.0) & (z > -31.0)
+    keep = np.random.default_rng(0).random(z.shape) < np.where(disc, disc_fill, 1.0)
+    return np.stack([x, y, z], axis=-1)[inside & keep]
+
+
+@pytest.mark.parametrize("disc_fill, top", [(0.0, -31.0), (0.45, -28.0)])
+def test_the_sacrums_depth_is_measured_from_its_disc_bridged_or_not(disc_fill, top) -> None:
+    """An empty disc is a gap, and the body below is measured from its top; a disc the labels
+    bridged (45 % filled, no gap along the line) from the narrowest bone between the two
+    centres. Measuring it from the lower centre, or from the end of the bone as if that were
+    the disc, made a fused label map's sacrum 0-29 mm deep and refused the scan."""
+    from spinect_core.anatomy.counting import _depth_below_gap
+
+    fov = Volume(array=np.zeros((160, 40, 40), np.uint8), spacing_mm=np.ones(3),
+                 origin_lps_mm=np.array([-20.0, -20.0, -150.0]), direction=np.eye(3))
+    depth = _depth_below_gap(_column_points(disc_fill), np.array([0.0, 0.0, -12.0]),
+                             np.array([0.0, 0.0, -60.0]), fov, step=3.0)
+    assert depth == pytest.approx(110.0 + top, abs=4.0)       # from the body's top to its end
