@@ -33,7 +33,8 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
    disc inside it (the bright plate of two endplates,
    :func:`~spinect_core.anatomy.ct_bands.bright_plates`): labels that bridged it join L5 to the
    sacrum and name L4 as L5; the bone is cut there, the levels derived again and the level
-   given as in doubt.
+   given as in doubt. The body named L5 is checked the same way for a collapsed L4/L5 disc
+   (labels that joined L4 to L5 leave the level right but L5's pedicles wrong).
 6. The exiting L5 roots are matched later
    (:func:`spinect_core.anatomy.identify.match_exiting_roots`) at the L5 pedicles.
 """
@@ -59,6 +60,8 @@ from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
 _FULL = np.ones((3, 3, 3), bool)
+#: How the level evidence's note on bodies merged in the labels begins.
+_MERGED_NOTE_START = "the vertebral bodies are not separated in the bone labels"
 #: Two counts name the same body when its core centres lie this close (mm): a cut elsewhere
 #: leaves a core as it was, while a body split off the sacrum lies a body height away.
 _SAME_BODY_MM = 10.0
@@ -84,9 +87,9 @@ class LevelOptions:
     coarse_mm : float
         Voxel size of the first pass that finds the column and the sacrum (speed on fine scans).
     plate_search_mm, plate_central_mm, plate_width_mm, plate_below_mm : float
-        A collapsed disc inside the body named S1 (:func:`_plate_in_s1`): how far from the
+        A collapsed disc inside the body named S1 or L5 (:func:`_plate_in`): how far from the
         L5/S1 disc it is searched, how far from its centre (left-right) it may lie, how wide it
-        must be and how far below the disc it must lie.
+        must be and how far below (above) the disc it must lie.
     counting : CountOptions
         Rib detection and the sacrum's evidence (shape, depth in the field of view).
     """
@@ -324,8 +327,10 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
                                                 sub_progress(progress, 0.6, 0.85))
     if ct is None:
         return derived
-    return _split_collapsed_disc(derived, labels, table, ct, carved, options,
-                                 sub_progress(progress, 0.85, 1.0))
+    derived = _split_collapsed_disc(derived, labels, table, ct, carved, options,
+                                    sub_progress(progress, 0.85, 0.95))
+    return _split_merged_l5(derived, labels, table, ct, carved, options,
+                            sub_progress(progress, 0.95, 1.0))
 
 
 def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: AnatomyError,
@@ -370,7 +375,7 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     larger and taller than the body above), and the body above is L4 (measured on a real-bone
     phantom with a 3-4 mm L5/S1 disc at 3 mm slices: the fused labels were planned at L4/L5,
     35 mm off, with "moderate" confidence). When the CT shows the plate of two endplates across
-    the column inside the S1 body (:func:`_plate_in_s1`), the bone is cut there and the levels
+    the column inside the S1 body (:func:`_plate_in`), the bone is cut there and the levels
     derived again. When they then put L5/S1 at the plate, or cannot be counted, the confidence is
     low and a warning says why (a sclerotic S1/S2 junction could look alike); when the plate
     does not become the disc, the first count stands.
@@ -378,7 +383,7 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     bone = class_masks(labels, table)["bone"]
     if carved is not None:
         bone &= ~carved
-    plate = _plate_in_s1(derived, labels, np.asarray(ct.array), bone, options)
+    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part="S1")
     if plate is None:
         return derived
     report(progress, 0.0, "a collapsed disc inside S1: counting again")
@@ -419,17 +424,69 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     return recut
 
 
-def _plate_in_s1(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
-                 options: LevelOptions) -> np.ndarray | None:
-    """The CT's bright plates (:func:`~spinect_core.anatomy.ct_bands.bright_plates`) that cross
-    the column inside the body named S1, below its disc; None when there is none.
+def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
+                     carved: np.ndarray | None, options: LevelOptions,
+                     progress: ProgressCallback | None) -> DerivedLevels:
+    """Step 5's check of the body named L5: the plate of a collapsed L4/L5 disc inside it (the
+    labels joined L4 to L5) parts them.
 
-    A plate counts when most of it is S1, its centre lies within
+    The level stands (the sacrum and the L5/S1 disc are where they were), but the part named L5
+    held L4 too, and its pedicles were L4's or between the two (measured on a phantom whose L4/L5
+    disc was collapsed: the L5 pedicle landmarks 9-25 mm off, the foramen 3-5 mm; the level
+    count said only "a block 47 mm tall where L5 should be"). When the cut parts them, with the
+    sacrum and the L5/S1 disc unchanged, the levels derived on the cut bone are used and a
+    warning says so.
+    """
+    bone = class_masks(labels, table)["bone"]
+    if carved is not None:
+        bone &= ~carved
+    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part="L5")
+    if plate is None:
+        return derived
+    report(progress, 0.0, "a collapsed disc inside L5: parting it from L4")
+    plate = across_bone(plate, bone, labels)
+    cut = plate if carved is None else carved | plate
+    try:
+        counted = _count_pass(labels, table, cut, replace(options, coarse_mm=0.0), None)
+        if (np.linalg.norm(counted.chain[-2].centre - derived.l5_centre_lps) <= _SAME_BODY_MM
+                or np.linalg.norm(counted.chain[-1].centre - derived.sacrum_centre_lps)
+                > _SAME_BODY_MM):
+            return derived               # the cut parts nothing, or moves the sacrum
+        parted = _derive_coarse_then_fine(labels, table, cut, options, progress)
+    except AnatomyError:
+        return derived
+    if _plate_depth_mm(parted, labels, plate) < options.plate_below_mm or np.linalg.norm(
+            parted.l5_centre_lps - derived.l5_centre_lps) <= _SAME_BODY_MM:
+        return derived
+    before = G.voxel_points(labels, derived.parts == PART_ID["disc_L5S1"]).mean(axis=0)
+    after = G.voxel_points(labels, parted.parts == PART_ID["disc_L5S1"]).mean(axis=0)
+    if np.linalg.norm(after - before) > _SAME_BODY_MM:
+        return derived                   # another L5/S1: not this check's to decide
+    parted.disc_source = derived.disc_source
+    # The first count's warnings still hold, but for the bodies it found merged: now parted.
+    parted.evidence.warnings.extend(
+        w for w in derived.evidence.warnings
+        if w not in parted.evidence.warnings and not w.startswith(_MERGED_NOTE_START))
+    parted.evidence.warnings.append(
+        f"the segmentation joined L4 to L5: they were parted where the CT shows the endplates "
+        f"of a collapsed disc, {_plate_depth_mm(derived, labels, plate):.0f} mm above the L5/S1 "
+        "disc; check L5's pedicles and the foramen on the images")
+    parted.evidence.reasons.append("L5 parted from L4 at a collapsed disc seen on the CT")
+    return parted
+
+
+def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
+              options: LevelOptions, *, part: str) -> np.ndarray | None:
+    """The CT's bright plates (:func:`~spinect_core.anatomy.ct_bands.bright_plates`) that cross
+    the column inside the body named ``part`` ("S1": below the L5/S1 disc; "L5": above it);
+    None when there is none.
+
+    A plate counts when most of it is ``part``, its centre lies within
     :attr:`LevelOptions.plate_central_mm` of the L5/S1 disc's centre from left to right (the
     plates of sacroiliac joints the labels filled lie 33-62 mm lateral, measured on ten
     real-bone phantoms), it spans at least :attr:`LevelOptions.plate_width_mm` from left to right
     and its centre lies :attr:`LevelOptions.plate_below_mm` or more from the disc's (not the
-    disc's own endplates) and below it.
+    disc's own endplates), on ``part``'s side of it.
 
     Returns
     -------
@@ -437,19 +494,20 @@ def _plate_in_s1(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: n
     """
     disc_c = G.voxel_points(labels, derived.parts == PART_ID["disc_L5S1"]).mean(axis=0)
     sl = _roi(labels, labels.array.shape, (0, 0, 0), disc_c, options.plate_search_mm)
-    s1 = derived.parts[sl] == PART_ID["S1"]
+    inside = derived.parts[sl] == PART_ID[part]
     lab, n = ndi.label(bright_plates(hu[sl], bone[sl], labels), structure=_FULL)
     off = tuple(s.start for s in sl)
+    side = -1.0 if part == "S1" else 1.0          # S1 lies below the disc, L5 above it
     keep = []
     for k in range(1, n + 1):
         piece = lab == k
-        if np.count_nonzero(piece & s1) < 0.5 * np.count_nonzero(piece):
+        if np.count_nonzero(piece & inside) < 0.5 * np.count_nonzero(piece):
             continue
         pts = G.voxel_points(labels, piece, off)
         centre = pts.mean(axis=0)
         if (abs(centre[0] - disc_c[0]) <= options.plate_central_mm
                 and np.ptp(pts[:, 0]) >= options.plate_width_mm
-                and centre[2] < disc_c[2]
+                and side * (centre[2] - disc_c[2]) > 0.0
                 and np.linalg.norm(centre - disc_c) >= options.plate_below_mm):
             keep.append(k)
     if not keep:
@@ -697,7 +755,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
     merged_note = ""
     if tall:
         j, h = max(tall.items(), key=lambda kv: kv[1])
-        merged_note = (f"the vertebral bodies are not separated in the bone labels (a block "
+        merged_note = (f"{_MERGED_NOTE_START} (a block "
                        f"{h:.0f} mm tall where {ev.levels[j]} should be, no disc seen): the levels "
                        "cannot be counted")
     ev.counted_from = ("sacrum+ribs" if t12 is not None and s_idx is not None else

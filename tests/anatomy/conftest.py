@@ -59,18 +59,34 @@ def identified(ph, mode: str):
 
 
 def collapsed_l5s1_disc(ph):
-    """The phantom with a collapsed L5/S1 disc that its labels call bone: (labels, ct) Volumes.
-
-    The disc's voxels are labelled bone; on the CT its middle 3 mm (along z, column by column)
-    is the bright plate of the two endplates (650 HU) and the rest marrow (220 HU): how a 3-4 mm
-    disc looks through 3 mm slices (measured on a real-bone phantom: 530-735 HU between marrow
-    at 110-160 HU).
-    """
+    """The phantom with a collapsed L5/S1 disc that its labels call bone: (labels, ct) Volumes
+    (see :func:`_collapsed`)."""
     from spinect_core.anatomy.levels import derive_parts
     from spinect_core.anatomy.parts import PART_ID
     from spinect_core.labels import DEFAULT_LABELS
 
-    disc = derive_parts(ph.labels, DEFAULT_LABELS).parts == PART_ID["disc_L5S1"]
+    return _collapsed(ph, derive_parts(ph.labels, DEFAULT_LABELS).parts == PART_ID["disc_L5S1"])
+
+
+def collapsed_l4l5_disc(ph):
+    """The phantom with a collapsed L4/L5 disc that its labels call bone: (labels, ct) Volumes."""
+    from scipy import ndimage as ndi
+
+    from spinect_core.labels import DEFAULT_LABELS
+
+    pieces, _ = ndi.label(ph.labels.array == DEFAULT_LABELS.id_of("disc"))
+    x, y, z = np.round(ph.labels.lps_to_index(landmarks(ph)["l4l5_disc_centre"])).astype(int)
+    assert pieces[z, y, x] > 0
+    return _collapsed(ph, pieces == pieces[z, y, x])
+
+
+def _collapsed(ph, disc: np.ndarray):
+    """``disc`` (bool, the labels' shape) labelled bone; on the CT its middle 3 mm (along z,
+    column by column) is the bright plate of the two endplates (650 HU) and the rest marrow
+    (220 HU): how a 3-4 mm disc looks through 3 mm slices (measured on a real-bone phantom:
+    530-735 HU between marrow at 110-160 HU)."""
+    from spinect_core.labels import DEFAULT_LABELS
+
     labels = ph.labels.array.copy()
     labels[disc] = DEFAULT_LABELS.id_of("bone")
     z = np.arange(disc.shape[0], dtype=float)[:, None, None] * ph.ct.spacing_mm[2]
@@ -80,4 +96,3 @@ def collapsed_l5s1_disc(ph):
     hu[disc] = 220
     hu[plate] = 650
     return ph.labels.with_array(labels), ph.ct.with_array(hu)
-
