@@ -380,15 +380,11 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     low and a warning says why (a sclerotic S1/S2 junction could look alike); when the plate
     does not become the disc, the first count stands.
     """
-    bone = class_masks(labels, table)["bone"]
-    if carved is not None:
-        bone &= ~carved
-    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part="S1")
-    if plate is None:
+    found = _plate_cut(derived, labels, table, ct, carved, options, part="S1")
+    if found is None:
         return derived
     report(progress, 0.0, "a collapsed disc inside S1: counting again")
-    plate = across_bone(plate, bone, labels)
-    cut = plate if carved is None else carved | plate
+    plate, cut = found
     depth = _plate_depth_mm(derived, labels, plate)
     # The count alone first (0.3-0.8 s where the whole takes 1.5-2 s), on the labels' own
     # voxels (blocks of 2 mm lose a cut one or two voxels thick to their majority vote): when
@@ -437,15 +433,11 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
     sacrum and the L5/S1 disc unchanged, the levels derived on the cut bone are used and a
     warning says so.
     """
-    bone = class_masks(labels, table)["bone"]
-    if carved is not None:
-        bone &= ~carved
-    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part="L5")
-    if plate is None:
+    found = _plate_cut(derived, labels, table, ct, carved, options, part="L5")
+    if found is None:
         return derived
     report(progress, 0.0, "a collapsed disc inside L5: parting it from L4")
-    plate = across_bone(plate, bone, labels)
-    cut = plate if carved is None else carved | plate
+    plate, cut = found
     try:
         counted = _count_pass(labels, table, cut, replace(options, coarse_mm=0.0), None)
         if (np.linalg.norm(counted.chain[-2].centre - derived.l5_centre_lps) <= _SAME_BODY_MM
@@ -473,6 +465,22 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
         "disc; check L5's pedicles and the foramen on the images")
     parted.evidence.reasons.append("L5 parted from L4 at a collapsed disc seen on the CT")
     return parted
+
+
+def _plate_cut(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
+               carved: np.ndarray | None, options: LevelOptions, *, part: str
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The plate inside ``part`` (:func:`_plate_in`) widened to the body's surface
+    (:func:`~spinect_core.anatomy.ct_bands.across_bone`) and the whole cut of the labels' bone
+    (it and ``carved``); None without a plate."""
+    bone = class_masks(labels, table)["bone"]
+    if carved is not None:
+        bone &= ~carved
+    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part=part)
+    if plate is None:
+        return None
+    plate = across_bone(plate, bone, labels)
+    return plate, plate if carved is None else carved | plate
 
 
 def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
