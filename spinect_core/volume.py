@@ -74,6 +74,13 @@ class LPSGeometry:
         a[:3, 3] = self.origin_lps_mm
         return a
 
+    @property
+    def cranio_caudal_axis_zyx(self) -> int:
+        """The array axis (0, 1, 2 of (z, y, x)) that runs most cranio-caudally: slices across
+        it are axial (``direction``'s columns are the LPS directions of index x, y, z)."""
+        cols = np.asarray(self.direction, float)
+        return int(np.argmax([abs(cols[2, 2 - a]) for a in range(3)]))
+
     def index_to_lps(self, index_xyz: np.ndarray) -> np.ndarray:
         """LPS millimetres of continuous indices ``(..., 3)`` given in (x, y, z) order."""
         idx = np.asarray(index_xyz, dtype=np.float64)

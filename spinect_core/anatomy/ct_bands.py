@@ -135,12 +135,6 @@ def across_bone(band: np.ndarray, bone: np.ndarray, grid: Volume, *, reach_mm: f
     return out
 
 
-def _cranio_caudal_axis(grid: Volume) -> int:
-    """The array axis (z, y, x order) that runs most cranio-caudally."""
-    cols = np.asarray(grid.direction, float)
-    return int(np.argmax([abs(cols[2, 2 - a]) for a in range(3)]))
-
-
 def _bands(hu: np.ndarray, bone: np.ndarray, grid: Volume, *, sign: float,
            reaches_mm: tuple[float, ...], contrast_hu: float, min_depth_mm: float,
            min_mm3: float) -> np.ndarray:
@@ -151,7 +145,7 @@ def _bands(hu: np.ndarray, bone: np.ndarray, grid: Volume, *, sign: float,
     if box is None:
         return out
     sp = G.spacing_zyx(grid)
-    axis = _cranio_caudal_axis(grid)
+    axis = grid.cranio_caudal_axis_zyx
     sub_bone = bone[box]
     sigma = np.where(np.arange(3) == axis, 0.0, 0.7 / sp)
     # Signed so that the band is always the brighter: a dark band is a bright one of -HU.

@@ -868,13 +868,6 @@ def _extent_along(ids: np.ndarray, where: np.ndarray, shape: tuple[int, ...], ax
     return extent
 
 
-def _axial_axis(direction: np.ndarray) -> int:
-    """The array axis (0, 1, 2 of (z, y, x)) that runs most cranio-caudally: slices across it
-    are axial. ``direction``'s columns are the LPS directions of the index axes x, y, z."""
-    cols = np.asarray(direction, float)
-    return int(np.argmax([abs(cols[2, 2 - a]) for a in range(3)]))
-
-
 def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis: int,
                  max_hole_mm2: float, min_hole_hu: float, fill_hu: float, cancellous_hu: float,
                  bridge_mm: float, min_height_mm: float, min_fill_height_mm: float,
@@ -1160,7 +1153,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     half = (int(half_zyx[0]), int(half_zyx[1]), int(half_zyx[2]))
     if max(half) > 0:
         bone |= _box_close(bone, half)
-    bone = _fill_shells(bone, sub, sp, axial_axis=_axial_axis(ct.direction),
+    bone = _fill_shells(bone, sub, sp, axial_axis=ct.cranio_caudal_axis_zyx,
                         max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
                         fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
                         bridge_mm=options.bridge_mm, min_height_mm=options.min_marrow_height_mm,
