@@ -121,6 +121,7 @@ class DerivedLevels:
     chain_centres_lps: np.ndarray      # (K, 3) vertebral body core centroids, cranial first
     sacrum_centre_lps: np.ndarray
     l5_centre_lps: np.ndarray
+    disc_centre_lps: np.ndarray        # (3,) centroid of the L5/S1 disc's voxels
     disc_source: str                   # "label", "gap" or "ct"
     evidence: LevelEvidence = field(default_factory=LevelEvidence)
 
@@ -292,7 +293,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         The CT (HU) on the same grid: when the labels have neither a disc nor a gap between L5
         and S1, their bone is cut at the CT's dark bands
         (:func:`~spinect_core.anatomy.ct_bands.dark_bands`) and the levels derived again; a
-        collapsed disc inside the body named S1 cuts it too (step 5).
+        collapsed disc inside the body named S1 or L5 cuts it too (step 5).
     options : LevelOptions, optional
     progress : callable, optional
         ``(fraction, message)``; returning False cancels.
@@ -385,7 +386,8 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
         return derived
     report(progress, 0.0, "a collapsed disc inside S1: counting again")
     plate, cut = found
-    depth = _plate_depth_mm(derived, labels, plate)
+    plate_c = G.voxel_points(labels, plate).mean(axis=0)
+    depth = float(np.linalg.norm(plate_c - derived.disc_centre_lps))
     # The count alone first (0.3-0.8 s where the whole takes 1.5-2 s), on the labels' own
     # voxels (blocks of 2 mm lose a cut one or two voxels thick to their majority vote): when
     # the body above the sacrum is still the one named L5 (the plate lies inside the sacrum,
@@ -407,7 +409,7 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
         derived.evidence.downgrade("low", f"a collapsed disc inside S1? the bone cut there "
                                           f"could not be counted ({exc})")
         return derived
-    if _plate_depth_mm(recut, labels, plate) > 10.0:
+    if np.linalg.norm(plate_c - recut.disc_centre_lps) > 10.0:
         return derived                   # counted again, the plate is not the new L5/S1 disc
     recut.disc_source = "ct"
     recut.evidence.warnings.append(
@@ -438,6 +440,7 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
         return derived
     report(progress, 0.0, "a collapsed disc inside L5: parting it from L4")
     plate, cut = found
+    plate_c = G.voxel_points(labels, plate).mean(axis=0)
     try:
         counted = _count_pass(labels, table, cut, replace(options, coarse_mm=0.0), None)
         if (np.linalg.norm(counted.chain[-2].centre - derived.l5_centre_lps) <= _SAME_BODY_MM
@@ -447,11 +450,10 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
         parted = _derive_coarse_then_fine(labels, table, cut, options, progress)
     except AnatomyError:
         return derived
-    if _plate_depth_mm(parted, labels, plate) < options.plate_below_mm or np.linalg.norm(
+    before, after = derived.disc_centre_lps, parted.disc_centre_lps
+    if np.linalg.norm(plate_c - after) < options.plate_below_mm or np.linalg.norm(
             parted.l5_centre_lps - derived.l5_centre_lps) <= _SAME_BODY_MM:
         return derived
-    before = G.voxel_points(labels, derived.parts == PART_ID["disc_L5S1"]).mean(axis=0)
-    after = G.voxel_points(labels, parted.parts == PART_ID["disc_L5S1"]).mean(axis=0)
     if np.linalg.norm(after - before) > _SAME_BODY_MM:
         return derived                   # another L5/S1: not this check's to decide
     parted.disc_source = derived.disc_source
@@ -461,7 +463,7 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
         if w not in parted.evidence.warnings and not w.startswith(_MERGED_NOTE_START))
     parted.evidence.warnings.append(
         f"the segmentation joined L4 to L5: they were parted where the CT shows the endplates "
-        f"of a collapsed disc, {_plate_depth_mm(derived, labels, plate):.0f} mm above the L5/S1 "
+        f"of a collapsed disc, {np.linalg.norm(plate_c - before):.0f} mm above the L5/S1 "
         "disc; check L5's pedicles and the foramen on the images")
     parted.evidence.reasons.append("L5 parted from L4 at a collapsed disc seen on the CT")
     return parted
@@ -500,7 +502,7 @@ def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.n
     -------
     np.ndarray, bool, the labels' shape, or None
     """
-    disc_c = G.voxel_points(labels, derived.parts == PART_ID["disc_L5S1"]).mean(axis=0)
+    disc_c = derived.disc_centre_lps
     sl = _roi(labels, labels.array.shape, (0, 0, 0), disc_c, options.plate_search_mm)
     inside = derived.parts[sl] == PART_ID[part]
     lab, n = ndi.label(bright_plates(hu[sl], bone[sl], labels), structure=_FULL)
@@ -523,12 +525,6 @@ def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.n
     out = np.zeros(labels.array.shape, bool)
     out[sl] = np.isin(lab, keep)
     return out
-
-
-def _plate_depth_mm(derived: DerivedLevels, labels: Volume, plate: np.ndarray) -> float:
-    """Distance (mm) from the centre of ``derived``'s L5/S1 disc to the centre of ``plate``."""
-    disc = G.voxel_points(labels, derived.parts == PART_ID["disc_L5S1"]).mean(axis=0)
-    return float(np.linalg.norm(G.voxel_points(labels, plate).mean(axis=0) - disc))
 
 
 def _derive_coarse_then_fine(labels: Volume, table: LabelTable, carved: np.ndarray | None,
@@ -688,6 +684,7 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     report(progress, 0.8, "levels identified")
     return DerivedLevels(parts=parts, chain_centres_lps=np.array([c.centre for c in chain]),
                          sacrum_centre_lps=sacrum_c.centre, l5_centre_lps=l5_c.centre,
+                         disc_centre_lps=G.voxel_points(labels, chosen, off).mean(axis=0),
                          disc_source=source, evidence=evidence)
 
 
