@@ -1395,14 +1395,16 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     voxel_ml = float(np.prod(sp)) / 1000.0
     sizes = np.bincount(ids, minlength=n + 1)
     # Cortex: bone is brighter than any enhanced blood somewhere (>= 600 HU in a part).
-    bright = np.bincount(ids[hu[box][bone] >= 600.0], minlength=n + 1)
+    bone_hu = hu[box][bone]                     # in ``ids``' order (both C order)
+    bright = np.bincount(ids[bone_hu >= 600.0], minlength=n + 1)
     sizes[0] = bright[0] = 0
     size_ml = sizes * voxel_ml
     homogeneous = (size_ml >= 5.0) & (bright < 0.01 * np.maximum(sizes, 1))
     # Homogeneous in fact: enhanced blood is one density, bone (cortex and marrow) is not. A
     # thin rib through 2.5 mm slices has no voxel at 600 HU either (measured on a real contrast
     # CT: a floating rib, p90 - p50 = 126 HU, was removed whole; its enhanced vessels: 31 HU).
-    homogeneous &= _upper_spread(ids, hu[box][bone], homogeneous) <= options.homogeneous_spread_hu
+    homogeneous &= _upper_spread(ids, bone_hu, homogeneous) <= options.homogeneous_spread_hu
+    del bone_hu
     small = ~homogeneous & (size_ml < options.min_component_ml)
     homogeneous[0] = small[0] = False
     if homogeneous.any():
