@@ -97,8 +97,9 @@ def across_bone(band: np.ndarray, bone: np.ndarray, grid: Volume, *, reach_mm: f
     still joins the bone above to the bone below, and a cut of the labels' bone along it must
     reach the body's surface to part the two bodies. The widening keeps to the piece's plane
     (its least principal axis is the normal; its thickness along the normal, at least half the
-    largest voxel side, is kept, plus half that side): a disc tilted 40 degrees with the sacrum, widened in the
-    axial plane instead, cut 15 mm of the vertebral body above it at 3 mm slices.
+    largest voxel side, is kept, plus half that side): a disc tilted 40 degrees with the
+    sacrum, widened in the axial plane instead, cut 15 mm of the vertebral body above it at
+    3 mm slices.
 
     Parameters
     ----------
@@ -115,8 +116,9 @@ def across_bone(band: np.ndarray, bone: np.ndarray, grid: Volume, *, reach_mm: f
     half = np.ceil(reach_mm / sp).astype(int)
     grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
     ball = sum((g * s) ** 2 for g, s in zip(grids, sp)) <= reach_mm ** 2
+    voxel = float(sp.max())
     out = band.copy()
-    lab, n = ndi.label(band, structure=_FULL)
+    lab, _ = ndi.label(band, structure=_FULL)
     for k, box in enumerate(ndi.find_objects(lab), start=1):
         if box is None:
             continue
@@ -127,7 +129,6 @@ def across_bone(band: np.ndarray, bone: np.ndarray, grid: Volume, *, reach_mm: f
         centre = idx.mean(axis=0)
         normal = np.linalg.svd(idx - centre, full_matrices=False)[2][-1]
         # Its half-thickness along the normal, plus half a voxel: a disc is not quite flat.
-        voxel = float(sp.max())
         thick = max(float(np.abs((idx - centre) @ normal).max()), 0.5 * voxel) + 0.5 * voxel
         zyx = np.indices(piece.shape).reshape(3, -1).T * sp
         in_plane = (np.abs((zyx - centre) @ normal) <= thick).reshape(piece.shape)

@@ -195,9 +195,9 @@ def _bridged_disc_points(grid: Volume, s1: np.ndarray, l5: np.ndarray, disc: np.
     watershed's border between L5 and S1 running through it): the endplates fitted to that strip
     alone put the disc centre 6-8 mm behind and above the true one, and the S1 endplate normal
     off by 10-12 degrees (measured on real-bone phantoms' fused labels at 2.5-3 mm slices). The
-    contact is kept in front of the labelled
-    disc's back (LPS +y is posterior; the L5/S1 facet joints, which touch too, lie behind the
-    canal), within ``lateral_mm`` left-right and ``height_mm`` cranio-caudally of its centre.
+    contact is kept in front of the labelled disc's back (LPS +y is posterior; the L5/S1 facet
+    joints, which touch too, lie behind the canal), within ``lateral_mm`` left-right and
+    ``height_mm`` cranio-caudally of its centre.
     """
     touch = G.interface_points(grid, s1, l5)
     if not len(touch):

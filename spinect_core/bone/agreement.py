@@ -237,7 +237,7 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
         The CT bone model's mask (uint8 0/1, (z, y, x), the CT's geometry) or its whole result.
     hu : Volume, optional
         The CT itself: the CT bone's levels are then counted with the CT's evidence of discs the
-        bone bridged, as the planning counts them (dark bands, a collapsed disc inside S1:
+        bone bridged, as the planning counts them (dark bands, a collapsed disc inside S1 or L5:
         :func:`~spinect_core.anatomy.levels.derive_parts` with ``ct``).
     options : AgreementOptions, optional
     progress : callable, optional
