@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from spinect_core.anatomy.landmarks import endplates
 from spinect_core.anatomy.levels import derive_parts
@@ -33,3 +34,21 @@ def test_a_disc_labelled_only_at_its_back_keeps_its_centre_and_normal(phantom) -
     assert np.linalg.norm(found.disc_centre_lps - true_centre) < 4.0       # 7.6-9.2 mm without
     assert np.linalg.norm(found.disc_centre_lps - reference.disc_centre_lps) < 4.0
     assert angle_deg(found.s1_endplate_normal_lps, reference.s1_endplate_normal_lps) < 6.0
+
+
+def test_an_l5_body_labelled_on_one_side_only_is_refused_by_name(phantom) -> None:
+    """Measured on a real 3 mm CT: the labels held L5's body on one side of the midline only,
+    and the planner stopped with an internal error (an empty percentile) instead of a reason."""
+    from spinect_core.anatomy.landmarks import side_landmarks
+    from spinect_core.errors import AnatomyError
+
+    parts = derive_parts(phantom.labels, DEFAULT_LABELS).parts.copy()
+    core = endplates(phantom.labels, parts, [])
+    zz, yy, xx = np.nonzero(parts == PART_ID["L5"])
+    lps = phantom.labels.index_to_lps(np.stack([xx, yy, zz], axis=1).astype(float))
+    left = (lps - core.midline_point_lps) @ core.midline_normal_lps
+    # The half on the side the midline normal points to is gone (LPS +x is the patient's left).
+    gone = left > 0.0 if core.midline_normal_lps[0] > 0 else left < 0.0
+    parts[zz[gone], yy[gone], xx[gone]] = 0
+    with pytest.raises(AnatomyError, match="half of the L5 vertebral body"):
+        side_landmarks(phantom.labels, parts, core)
