@@ -86,6 +86,12 @@ class LevelOptions:
         Half-size of the box around L5/S1 in which the watershed runs (speed).
     coarse_mm : float
         Voxel size of the first pass that finds the column and the sacrum (speed on fine scans).
+    max_off_midline_mm : float
+        Cores farther than this left or right of the skeleton's midline (the median of its
+        bone) are not vertebral bodies: a femoral head, an acetabulum and an iliac body in a
+        row once stood in for L4, L5 and S1, 56-81 mm to the left of a spine whose bodies the
+        bone labels had left hollow (a real 3 mm CT). Scoliotic lumbar bodies lie up to 20-30
+        mm off the midline.
     plate_search_mm, plate_central_mm, plate_width_mm, plate_below_mm : float
         A collapsed disc inside the body named S1 or L5 (:func:`_plate_in`): how far from the
         L5/S1 disc it is searched, how far from its centre (left-right) it may lie, how wide it
@@ -100,6 +106,7 @@ class LevelOptions:
     min_ilium_mm3: float = 5000.0
     roi_mm: float = 130.0
     coarse_mm: float = 2.0
+    max_off_midline_mm: float = 40.0
     plate_search_mm: float = 60.0
     plate_central_mm: float = 15.0
     plate_width_mm: float = 20.0
@@ -587,7 +594,14 @@ def _count_pass(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     cbone, cgrid, coff = block_majority(bone_full[box], labels, box_off, options.coarse_mm)
     csp = G.spacing_zyx(cgrid)
     cdt, clab, ccores = _cores(cbone, cgrid, coff, csp, options)
-    chain = _chain(ccores)
+    midline_x = float(np.median(G.voxel_points(cgrid, cbone, coff)[:, 0]))
+    central = [c for c in ccores if abs(c.centre[0] - midline_x) <= options.max_off_midline_mm]
+    chain = _chain(central)
+    if not chain and ccores:
+        off_mm = min(abs(c.centre[0] - midline_x) for c in ccores)
+        raise AnatomyError(f"no vertebral body near the skeleton's midline (the nearest thick bone "
+                           f"lies {off_mm:.0f} mm to the side): the spine's bodies are not solid "
+                           "in the bone labels; check the segmentation of the spine")
     if not chain:
         raise AnatomyError("no vertebral body found in the bone labels: L5/S1 cannot be identified;"
                            " check that the label map holds the spine")

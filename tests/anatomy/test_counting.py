@@ -394,3 +394,16 @@ def test_the_sacrums_depth_is_measured_from_its_disc_bridged_or_not(disc_fill, t
     depth = _depth_below_gap(_column_points(disc_fill), np.array([0.0, 0.0, -12.0]),
                              np.array([0.0, 0.0, -60.0]), fov, step=3.0)
     assert depth == pytest.approx(110.0 + top, abs=4.0)       # from the body's top to its end
+
+
+def test_solid_bones_beside_a_hollow_spine_are_not_taken_for_its_bodies():
+    """Measured on a real 3 mm CT whose bone labels left the lumbar bodies hollow: a femoral
+    head, an acetabulum and an iliac body, in a row 56-81 mm to the left, were named L4, L5
+    and S1 with moderate confidence (a plan 92 mm from the L5/S1 disc). Solid bone that far
+    off the skeleton's midline is not a vertebral body: the labels are refused by name."""
+    col = Column(_names(0, 5), ribs=set(), sacrum=False, hollow=set(_names(0, 5)))
+    for k in range(3):                                  # three solid blocks, 35 mm apart
+        z = col.bottom["L3"] - 35.0 * k
+        col.box((50, 80), (-15, 15), (z, z + 26))
+    with pytest.raises(AnatomyError, match="no vertebral body near the skeleton's midline"):
+        derive_parts(col.volume(), STUDY_LABELS)
