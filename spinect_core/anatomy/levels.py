@@ -837,10 +837,17 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
         if ev.rib_count_agrees:
             ev.reasons.append("5 lumbar vertebrae between T12 and the sacrum: the rib count and "
                               "the count from the sacrum agree")
-        else:
+        elif ev.lumbar_count in (4, 6):
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("moderate", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: transitional anatomy")
+        else:
+            # Three lumbar vertebrae, or seven, is not a variant: the count went wrong (measured
+            # on a real 3 mm CT: L4 taken for the sacrum, planned 82 mm from L5/S1 at
+            # "moderate").
+            ev.warnings.extend(count_warnings(ev.lumbar_count))
+            ev.downgrade("low", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
+                         "sacrum: no transitional anatomy gives that, the count went wrong")
     if merged_note:
         ev.warnings.append(merged_note.replace("the levels cannot be counted",
                                                "the level count is unreliable; check the "

@@ -159,6 +159,17 @@ def test_six_or_four_lumbar_vertebrae_warn_transitional_anatomy(n_lumbar, words)
     assert ev.levels[-2] == f"L{n_lumbar}" and ev.levels[-1] == "S1"
 
 
+@pytest.mark.parametrize("n_lumbar", [3, 7])
+def test_three_or_seven_lumbar_vertebrae_are_a_wrong_count_with_low_confidence(n_lumbar):
+    """No transitional anatomy gives three lumbar vertebrae or seven (measured on a real 3 mm
+    CT: L4 taken for the sacrum and planned 82 mm from L5/S1 with moderate confidence)."""
+    col = Column(_names(4, n_lumbar), ribs=set(THORACIC))
+    ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+    assert ev.lumbar_count == n_lumbar and ev.rib_count_agrees is False
+    assert ev.confidence == "low"
+    assert any("the count is unreliable" in w for w in ev.warnings)
+
+
 def test_no_ribs_counts_from_the_sacrum_with_moderate_confidence():
     col = Column(["L2", "L3", "L4", "L5"], ribs=set())
     ev = derive_parts(col.volume(), STUDY_LABELS).evidence
