@@ -50,6 +50,7 @@ from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.ct_bands import across_bone, bright_plates, dark_bands
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
                                            body_cut_below, chain_positions, check_sacrum,
+                                           column_continues_below,
                                            count_warnings, find_ribs, level_below,
                                            merged_bodies, name_levels, refusal_message,
                                            refused_last_level)
@@ -802,10 +803,24 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
             ev.last_level = None
             ev.levels = tuple("?" for _ in ev.levels)
             ev.reasons.append(merged_note)
+        # The column goes on in view below the last body (its bodies have no core in the bone):
+        # the scan does not end there, the labels do.
+        beyond = (None if sliver or cut else
+                  column_continues_below(chain, cbone, cgrid, coff, fov))
         ev.confidence = "low"
         if len(chain) < 2 and bottom.ilia and bottom.deep_enough:
             err = AnatomyError("no vertebral body above the sacrum: L5 is not in the field of "
                                "view; use a CT that includes L5 and the sacrum")
+        elif beyond is not None:
+            last = ev.levels[-1] if t12 is not None and not merged_note else "the last body found"
+            ev.last_level = None
+            ev.reasons.append(f"the column goes on below {last} for {beyond:.0f} mm of the field "
+                              "of view without a solid vertebral body in the bone")
+            err = AnatomyError(
+                f"the vertebral bodies found end at {last} although the scan reaches {beyond:.0f} "
+                f"mm further down the column with bone there: the bodies below (and the sacrum) "
+                "are not solid in the bone labels (their marrow left out), so the sacrum cannot "
+                "be identified; check the segmentation of the lower spine and the sacrum")
         else:
             err = AnatomyError(refusal_message(
                 bottom.missing(), last_level=ev.last_level, counted_from=ev.counted_from,

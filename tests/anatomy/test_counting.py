@@ -418,3 +418,18 @@ def test_solid_bones_beside_a_hollow_spine_are_not_taken_for_its_bodies():
         col.box((50, 80), (-15, 15), (z, z + 26))
     with pytest.raises(AnatomyError, match="no vertebral body near the skeleton's midline"):
         derive_parts(col.volume(), STUDY_LABELS)
+
+
+def test_a_sacrum_without_solid_marrow_is_not_called_the_end_of_the_scan():
+    """Measured on a real 3 mm CT: the bone left the sacrum's fatty marrow out, the count
+    stopped at L5 and the refusal said "the scan ends at L5" with the scan reaching 156 mm
+    further down. The refusal says the labels end there, not the scan."""
+    col = Column(_names(4, 5), ribs=set(THORACIC))
+    k = int(round((col.sacrum_top - col.z0) / SP))
+    z, y, x = np.indices(col.bone[:k].shape)
+    col.bone[:k] &= (z + y + x) % 2 == 0               # everything below L5 porous: no core
+    with pytest.raises(AnatomyError, match="the vertebral bodies found end at L5 although the "
+                                           "scan reaches") as refusal:
+        derive_parts(col.volume(), STUDY_LABELS)
+    assert "the scan ends" not in str(refusal.value)
+    assert refusal.value.evidence.last_level is None
