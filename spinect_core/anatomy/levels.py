@@ -809,8 +809,13 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
                   column_continues_below(chain, cbone, cgrid, coff, fov))
         ev.confidence = "low"
         if len(chain) < 2 and bottom.ilia and bottom.deep_enough:
-            err = AnatomyError("no vertebral body above the sacrum: L5 is not in the field of "
-                               "view; use a CT that includes L5 and the sacrum")
+            # Bone beside a lone body is no proof of a sacrum: a real 40 mm slab of the upper
+            # abdomen (one thoracic body, ribs and arms beside it) was refused as "no vertebral
+            # body above the sacrum".
+            err = AnatomyError("only one vertebral body is in view: with no body above it to "
+                               "compare, it cannot be told whether it is the sacrum (L5 out of "
+                               "view) or another vertebra, so L5/S1 cannot be identified; use a "
+                               "CT that includes L5 and the sacrum")
         elif beyond is not None:
             last = ev.levels[-1] if t12 is not None and not merged_note else "the last body found"
             ev.last_level = None

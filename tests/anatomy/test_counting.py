@@ -433,3 +433,15 @@ def test_a_sacrum_without_solid_marrow_is_not_called_the_end_of_the_scan():
         derive_parts(col.volume(), STUDY_LABELS)
     assert "the scan ends" not in str(refusal.value)
     assert refusal.value.evidence.last_level is None
+
+
+def test_a_lone_body_with_bone_beside_it_is_not_called_the_sacrum():
+    """One body in view, bone beside it: a sacrum with L5 out of view, or (a real 40 mm slab of
+    the upper abdomen) a thoracic body with its ribs and the arms, once refused as "no vertebral
+    body above the sacrum". The refusal says it cannot be told."""
+    col = Column(["L5"], ribs=set())
+    k = int(round((col.sacrum_top + 2.0 - col.z0) / SP))
+    col.bone[k:] = False                               # only the sacrum and the ilia in view
+    with pytest.raises(AnatomyError, match="only one vertebral body is in view") as refusal:
+        derive_parts(col.volume(), STUDY_LABELS)
+    assert "above the sacrum" not in str(refusal.value)
