@@ -445,3 +445,20 @@ def test_a_lone_body_with_bone_beside_it_is_not_called_the_sacrum():
     with pytest.raises(AnatomyError, match="only one vertebral body is in view") as refusal:
         derive_parts(col.volume(), STUDY_LABELS)
     assert "above the sacrum" not in str(refusal.value)
+
+
+def test_a_sacrum_found_only_taller_than_l5_lowers_the_confidence():
+    """A sacrum's core with its alae is wider than L5's (1.9-2.7x on real-bone phantoms); L5
+    joined to the top of S1 is only taller (a patient-like phantom at 3 mm: L5 taken for the
+    sacrum, 1.08x as wide and 1.8x as tall, planned 38 mm off at moderate confidence). Here a
+    sacrum without alae or lower segments: found, but with low confidence and the words."""
+    col = Column(_names(0, 5), ribs=set())
+    t = col.sacrum_top
+    col.box((-58, 58), (-8, 24), (t - 30, t - 4), value=False)      # no alae
+    col.box((-25, 25), (-18, 18), (t - 30, t))                       # the S1 body back
+    col.box((-30, 30), (-30, 60), (t - 95, t - 45), value=False)    # S3 and below gone
+    ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+    w, v, h = ev.sacrum_shape_ratios
+    assert w < 1.5 and v < 3.0 and h >= 1.8
+    assert ev.levels[-1] == "S1" and ev.confidence == "low"
+    assert any("only taller than the one above" in x for x in ev.warnings)
