@@ -817,13 +817,14 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
                                "view) or another vertebra, so L5/S1 cannot be identified; use a "
                                "CT that includes L5 and the sacrum")
         elif beyond is not None:
-            last = ev.levels[-1] if t12 is not None and not merged_note else "the last body found"
+            last = (f" ({ev.levels[-1]} by the rib count)" if t12 is not None and not merged_note
+                    else "")
             ev.last_level = None
-            ev.reasons.append(f"the column goes on below {last} for {beyond:.0f} mm of the field "
-                              "of view without a solid vertebral body in the bone")
+            ev.reasons.append(f"the column goes on below the last body found for {beyond:.0f} mm "
+                              "of the field of view without a solid vertebral body in the bone")
             err = AnatomyError(
-                f"the vertebral bodies found end at {last} although the scan reaches {beyond:.0f} "
-                f"mm further down the column with bone there: the bodies below (and the sacrum) "
+                f"the scan reaches {beyond:.0f} mm further down the column than the last "
+                f"vertebral body found{last}, with bone there: the bodies below (and the sacrum) "
                 "are not solid in the bone labels (their marrow left out), so the sacrum cannot "
                 "be identified; check the segmentation of the lower spine and the sacrum")
         else:
