@@ -677,6 +677,10 @@ class LevelEvidence:
         Bodies inferred in chain gaps (no core found there).
     merged_bodies : int
         Cores in the counted span too tall for one body (several bodies merged in the labels).
+    column_beyond_mm : float or None
+        On a refusal: how far the field of view reaches down the column below the last body
+        found, with bone there (:func:`column_continues_below`): the labels end there, not the
+        scan; None otherwise.
     levels : tuple of str
         Names of the chain's bodies, cranial first (matching ``chain_centres_lps``); ``"?"``
         where they cannot be named.
@@ -709,6 +713,7 @@ class LevelEvidence:
     rib_count_agrees: bool | None = None
     missing_bodies: int = 0
     merged_bodies: int = 0
+    column_beyond_mm: float | None = None
     levels: tuple[str, ...] = ()
     level_centres_lps: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     last_level: str | None = None
@@ -739,6 +744,8 @@ class LevelEvidence:
             "last_rib_level": self.last_rib_level, "lumbar_count": self.lumbar_count,
             "rib_count_agrees": self.rib_count_agrees, "missing_bodies": int(self.missing_bodies),
             "merged_bodies": int(self.merged_bodies),
+            "column_beyond_mm": (None if self.column_beyond_mm is None
+                                 else round(float(self.column_beyond_mm), 1)),
             "levels": list(self.levels),
             "level_centres_lps": np.round(np.asarray(self.level_centres_lps, float), 1).tolist(),
             "last_level": self.last_level,

@@ -463,3 +463,24 @@ def test_a_sacrum_found_only_taller_than_l5_lowers_the_confidence():
     assert w < 1.5 and v < 3.0 and h >= 1.8
     assert ev.levels[-1] == "S1" and ev.confidence == "low"
     assert any("only taller than the one above" in x for x in ev.warnings)
+
+
+def test_four_lumbar_bodies_with_a_long_gap_above_the_sacrum_lower_the_confidence():
+    """L5 without a core of its own (its marrow left out) and the sacrum's link not examined
+    for a hidden body: four lumbar bodies by the count, a possible sacralised L5 in words, and
+    (a patient-like phantom at 3 mm, planned 37 mm off at moderate) the long gap above the
+    sacrum now says a body may hide there, with low confidence."""
+    from spinect_core.anatomy.levels import LevelOptions, _count_pass
+
+    def counted(col: Column):
+        # The count alone (pass 1): a hollow box body also stops the full-resolution pass.
+        return _count_pass(col.volume(), STUDY_LABELS, None, LevelOptions(), None).evidence
+
+    ev = counted(Column(_names(4, 5), ribs=set(THORACIC), hollow={"L5"}))
+    assert ev.lumbar_count == 4 and ev.confidence == "low"
+    assert any("possible sacralised L5" in w for w in ev.warnings)
+    assert any("may lie between them" in w for w in ev.warnings)
+    # A true four-lumbar spine has no such gap: moderate, as before.
+    four = counted(Column(_names(4, 4), ribs=set(THORACIC)))
+    assert four.lumbar_count == 4 and four.confidence == "moderate"
+    assert not any("may lie between them" in w for w in four.warnings)
