@@ -633,20 +633,6 @@ def _seeded_components(seed: np.ndarray, mask: np.ndarray, threads: int = 1) -> 
     return out
 
 
-def _hysteresis(seed: np.ndarray, grow: np.ndarray, threads: int) -> np.ndarray:
-    """The voxels of ``grow`` connected (26-neighbours) to a voxel of ``seed`` (both bool,
-    (z, y, x), ``seed`` within ``grow`` where it matters), in the grow mask's box: nothing
-    propagates beyond it, and the labelling is shorter; bool, shape of ``grow``."""
-    gbox = _bbox(grow)
-    bone = np.zeros(grow.shape, bool)
-    if gbox is not None:
-        # The box's maps copied: the labelling's own maps (5 bytes a voxel of the box) are
-        # this step's peak of memory.
-        bone[gbox] = _seeded_components(np.ascontiguousarray(seed[gbox] & grow[gbox]),
-                                        np.ascontiguousarray(grow[gbox]), threads)
-    return bone
-
-
 def _components_up_to(mask: np.ndarray, max_ml: float, sp: np.ndarray) -> np.ndarray:
     """The 26-connected components of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) of at most
     ``max_ml`` millilitres; bool, shape of ``mask``."""
@@ -1181,24 +1167,43 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     report(progress, 0.4, "hysteresis from cortical seeds")
     allowed = bsub & ~pools
     del bsub
+    # No enhanced blood in the scan: dense tissue beyond the seeds' reach is marrow (see
+    # CTBoneOptions.marrow_max_ml), never an organ as dense as bone.
+    pool_ml = float(pools.sum()) * float(np.prod(sp)) / 1000.0
+    join_marrow = options.marrow_max_ml > 0 and pool_ml < options.no_contrast_pool_ml
     seed = (sub >= th["seed"]) & allowed
     reach = np.maximum(np.round(options.grow_reach_mm / sp).astype(int), 0)
     grow = _box_dilate(seed, (int(reach[0]), int(reach[1]), int(reach[2])))
     grow &= sub >= th["grow"]
     grow &= allowed
-    bone = _hysteresis(seed, grow, options.threads)
-    del grow
-    pool_ml = float(pools.sum()) * float(np.prod(sp)) / 1000.0
-    if options.marrow_max_ml > 0 and pool_ml < options.no_contrast_pool_ml:
-        # No enhanced blood in the scan: dense tissue beyond the reach of the seeds is marrow
-        # (see CTBoneOptions.marrow_max_ml), never an organ as dense as bone.
+    dense = ((sub >= th["grow"]) & allowed) if join_marrow else None
+    del allowed
+    # Hysteresis: the grow voxels connected (26-neighbours) to a seed. In the grow mask's box:
+    # nothing propagates beyond it, and the scan is shorter.
+    gbox = _bbox(grow)
+    bone = np.zeros(grow.shape, bool)
+    # The box's maps copied and the whole ones freed first (the seeds are kept for the marrow's
+    # join): the labelling's own maps (5 bytes a voxel of the box) are this step's peak of
+    # memory.
+    seed_box = np.ascontiguousarray(seed[gbox]) if gbox is not None else None
+    join_seed = seed if dense is not None else None
+    del seed
+    if gbox is not None and seed_box is not None:
+        grow = np.ascontiguousarray(grow[gbox])
+        bone[gbox] = _seeded_components(seed_box & grow, grow, options.threads)
+    del grow, seed_box
+    if dense is not None and join_seed is not None:
         report(progress, 0.5, "joining the marrow of a scan without contrast")
-        dense = (sub >= th["grow"]) & allowed
-        joined = _hysteresis(seed, dense, options.threads) & ~bone
-        del dense
-        bone |= _components_up_to(joined, options.marrow_max_ml, sp)
-        del joined
-    del seed, allowed
+        dbox = _bbox(dense)
+        if dbox is not None:
+            dense = np.ascontiguousarray(dense[dbox])
+            joined = _seeded_components(np.ascontiguousarray(join_seed[dbox]) & dense, dense,
+                                        options.threads)
+            del dense
+            joined &= ~bone[dbox]
+            bone[dbox] |= _components_up_to(joined, options.marrow_max_ml, sp)
+            del joined
+    del join_seed
     timings["hysteresis"] = time.perf_counter() - t0
     report(progress, 0.55, "closing and filling the cortical shells")
     # A box closing (separable: seconds faster than a ball on a full CT).
