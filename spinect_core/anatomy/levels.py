@@ -867,7 +867,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("moderate", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: transitional anatomy")
-            hidden = _hidden_body_above_sacrum(chain, s_idx, options)
+            hidden = _hidden_body_above_sacrum(chain, s_idx)
             if ev.lumbar_count == 4 and hidden is not None:
                 note = (f"the last lumbar body found lies {hidden:.1f}x the spacing of the "
                         "bodies above it from the sacrum: a body without a solid core (L5) may "
@@ -877,8 +877,8 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
                 ev.downgrade("low", note)
         else:
             # Three lumbar vertebrae, or seven, is not a variant: the count went wrong (measured
-            # on a real 3 mm CT: L4 taken for the sacrum, planned 82 mm from L5/S1 at
-            # "moderate").
+            # on a real 3 mm CT's bone from a trial variant of the CT bone model: L4 taken for
+            # the sacrum, planned 82 mm from L5/S1 at "moderate").
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("low", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: no transitional anatomy gives that, the count went wrong")
@@ -913,8 +913,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
 HIDDEN_BODY_LINK_RATIO = 1.7
 
 
-def _hidden_body_above_sacrum(chain: list[_Core], s_idx: int, options: LevelOptions
-                              ) -> float | None:
+def _hidden_body_above_sacrum(chain: list[_Core], s_idx: int) -> float | None:
     """The ratio of the last link (the body above the sacrum to the sacrum's core, along the
     column: LPS z) to the median of the links above, when it is at least
     :data:`HIDDEN_BODY_LINK_RATIO` and there are two links above to compare; else None.
