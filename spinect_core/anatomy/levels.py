@@ -375,7 +375,32 @@ def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: 
     derived.evidence.reasons.append(
         f"the labels alone failed ({first}); with the bone cut at the dark bands between "
         "bright endplates on the CT (discs the labels bridged) the levels were found")
+    first_centres = getattr(getattr(first, "evidence", None), "level_centres_lps", None)
+    lost = 0 if first_centres is None else _lost_bodies(
+        np.asarray(first_centres, float), np.asarray(derived.chain_centres_lps, float))
+    if lost:
+        # The cut may take a body's core with the disc (a patient-like phantom's labels, L5 and
+        # S1 left without cores: cut, the count kept L3 and L4 only and took L4 for the
+        # sacrum, 73 mm off at moderate confidence).
+        note = (f"the count on the bone cut at the CT's dark bands misses {lost} of the "
+                "vertebral bodies that the labels' own count found above its sacrum: the level "
+                "may be off; check it on a sagittal view")
+        derived.evidence.warnings.append(note)
+        derived.evidence.downgrade("low", note)
     return derived, carved
+
+
+def _lost_bodies(before: np.ndarray, after: np.ndarray) -> int:
+    """How many bodies of the count ``before`` (core centres, (N, 3) LPS mm, cranial first)
+    that lie above the last body of ``after`` (cranial first, the sacrum last) have no body of
+    ``after`` within ``_SAME_BODY_MM`` (the same body in both)."""
+    if len(before) == 0 or len(after) == 0:
+        return 0
+    above = before[before[:, 2] > after[-1][2] + _SAME_BODY_MM]
+    if len(above) == 0:
+        return 0
+    d = np.linalg.norm(above[:, None, :] - after[None, :, :], axis=2)
+    return int(np.count_nonzero(d.min(axis=1) > _SAME_BODY_MM))
 
 
 def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,

@@ -484,3 +484,17 @@ def test_four_lumbar_bodies_with_a_long_gap_above_the_sacrum_lower_the_confidenc
     four = counted(Column(_names(4, 4), ribs=set(THORACIC)))
     assert four.lumbar_count == 4 and four.confidence == "moderate"
     assert not any("may lie between them" in w for w in four.warnings)
+
+
+def test_bodies_a_second_count_misses_above_its_sacrum_are_counted():
+    """The dark-band fallback's count is checked against the labels' own: bodies of the first
+    count above the second's sacrum with no body of the second within 10 mm are missed (a
+    patient-like phantom's cut count kept L3 and L4 only and took L4 for the sacrum)."""
+    from spinect_core.anatomy.levels import _lost_bodies
+
+    first = np.array([[0.0, 0.0, z] for z in (6.0, -28.0, -61.0, -96.0)])
+    cut = np.array([[9.0, 3.0, -61.0], [1.0, 0.0, -96.0]])      # L3 moved 9 mm, sacrum at L4
+    assert _lost_bodies(first, cut) == 2
+    assert _lost_bodies(first, np.array([[0.0, 0.0, z] for z in (6.0, -28.0, -61.0, -96.0,
+                                                                -130.0)])) == 0
+    assert _lost_bodies(first, np.zeros((0, 3))) == 0
