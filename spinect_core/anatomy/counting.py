@@ -686,6 +686,8 @@ class LevelEvidence:
         where they cannot be named.
     level_centres_lps : np.ndarray, shape (len(levels), 3)
         Their core centroids (LPS, mm); also set when the scan is refused.
+    level_core_volumes_mm3 : np.ndarray, shape (len(levels),)
+        Their cores' volumes (mm^3), as ``level_centres_lps``.
     last_level : str or None
         The lowest vertebra in view, by the count that could be made.
     counted_from : str
@@ -716,6 +718,7 @@ class LevelEvidence:
     column_beyond_mm: float | None = None
     levels: tuple[str, ...] = ()
     level_centres_lps: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    level_core_volumes_mm3: np.ndarray = field(default_factory=lambda: np.zeros(0))
     last_level: str | None = None
     counted_from: str = "none"
     confidence: str = "low"

@@ -375,9 +375,23 @@ def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: 
     derived.evidence.reasons.append(
         f"the labels alone failed ({first}); with the bone cut at the dark bands between "
         "bright endplates on the CT (discs the labels bridged) the levels were found")
-    first_centres = getattr(getattr(first, "evidence", None), "level_centres_lps", None)
+    first_ev = getattr(first, "evidence", None)
+    first_centres = getattr(first_ev, "level_centres_lps", None)
     lost = 0 if first_centres is None else _lost_bodies(
         np.asarray(first_centres, float), np.asarray(derived.chain_centres_lps, float))
+    below = 0 if first_centres is None else _lumbar_sized_below(
+        np.asarray(first_centres, float), np.asarray(first_ev.level_core_volumes_mm3, float),
+        np.asarray(derived.chain_centres_lps, float)[-1])
+    if below:
+        # The cut may shrink the core of the body above and make the next one look like a
+        # sacrum (a patient-like phantom at 1.5 mm: L4 taken for the sacrum, 75 mm off at
+        # moderate confidence, with the labels' own count's larger L5 below it).
+        note = (f"the count on the bone cut at the CT's dark bands took for the sacrum a body "
+                f"with {below} vertebral bod{'y' if below == 1 else 'ies'} of lumbar size below "
+                "it in the labels' own count: the level may be too high; check it on a "
+                "sagittal view")
+        derived.evidence.warnings.append(note)
+        derived.evidence.downgrade("low", note)
     if lost:
         # The cut may take a body's core with the disc (a patient-like phantom's labels, L5 and
         # S1 left without cores: cut, the count kept L3 and L4 only and took L4 for the
@@ -388,6 +402,20 @@ def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: 
         derived.evidence.warnings.append(note)
         derived.evidence.downgrade("low", note)
     return derived, carved
+
+
+def _lumbar_sized_below(centres: np.ndarray, volumes: np.ndarray, sacrum: np.ndarray) -> int:
+    """How many bodies of a count (core centres (N, 3) LPS mm and core volumes (N,) mm^3,
+    cranial first) lie below ``sacrum`` (a core centre, LPS mm; more than ``_SAME_BODY_MM``
+    lower) with a core at least half the median of those above it: lumbar bodies, not S2
+    (whose core is far smaller than L5's, when it has one)."""
+    if len(centres) == 0 or len(volumes) != len(centres):
+        return 0
+    lower = centres[:, 2] < sacrum[2] - _SAME_BODY_MM
+    upper = centres[:, 2] > sacrum[2] + _SAME_BODY_MM
+    if not lower.any() or not upper.any():
+        return 0
+    return int(np.count_nonzero(volumes[lower] >= 0.5 * np.median(volumes[upper])))
 
 
 def _lost_bodies(before: np.ndarray, after: np.ndarray) -> int:
@@ -794,6 +822,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgri
                              ends_with_sacrum=s_idx is not None)
     ev.levels = name_levels(pos, sacrum=s_idx, t12=t12)
     ev.level_centres_lps = np.array([c.centre for c in chain[: end + 1]], float).reshape(-1, 3)
+    ev.level_core_volumes_mm3 = np.array([c.volume_mm3 for c in chain[: end + 1]], float)
     start = t12 if t12 is not None else max(end - 5, 0)
     ev.missing_bodies = (pos[end] - pos[start]) - (end - start)
     # Bodies merged in the labels (no disc between them) make any count through them wrong.

@@ -498,3 +498,17 @@ def test_bodies_a_second_count_misses_above_its_sacrum_are_counted():
     assert _lost_bodies(first, np.array([[0.0, 0.0, z] for z in (6.0, -28.0, -61.0, -96.0,
                                                                 -130.0)])) == 0
     assert _lost_bodies(first, np.zeros((0, 3))) == 0
+
+
+def test_lumbar_sized_bodies_below_a_second_counts_sacrum_are_counted():
+    """A cut count's sacrum with a body of lumbar size below it in the labels' own count (a
+    patient-like phantom at 1.5 mm: L4 taken for the sacrum, with L5 below) is suspect; a
+    small S2 core below S1 is not lumbar-sized."""
+    from spinect_core.anatomy.levels import _lumbar_sized_below
+
+    centres = np.array([[0.0, 0.0, z] for z in (-63.0, -91.0, -124.0, -159.0)])
+    volumes = np.array([3000.0, 9000.0, 9500.0, 11000.0])
+    assert _lumbar_sized_below(centres, volumes, np.array([0.0, 0.0, -124.0])) == 1
+    assert _lumbar_sized_below(centres, volumes, np.array([0.0, 0.0, -159.0])) == 0
+    s2 = np.array([3000.0, 9000.0, 9500.0, 1500.0])                # a small S2 core
+    assert _lumbar_sized_below(centres, s2, np.array([0.0, 0.0, -124.0])) == 0
