@@ -450,8 +450,7 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     if found is None:
         return derived
     report(progress, 0.0, "a collapsed disc inside S1: counting again")
-    plate, cut = found
-    plate_c = G.voxel_points(labels, plate).mean(axis=0)
+    plate_c, cut = found
     depth = float(np.linalg.norm(plate_c - derived.disc_centre_lps))
     # The count alone first (0.3-0.8 s where the whole takes 1.5-2 s), on the labels' own
     # voxels (blocks of 2 mm lose a cut one or two voxels thick to their majority vote): when
@@ -504,8 +503,7 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
     if found is None:
         return derived
     report(progress, 0.0, "a collapsed disc inside L5: parting it from L4")
-    plate, cut = found
-    plate_c = G.voxel_points(labels, plate).mean(axis=0)
+    plate_c, cut = found
     try:
         counted = _count_pass(labels, table, cut, replace(options, coarse_mm=0.0), None)
         if (np.linalg.norm(counted.chain[-2].centre - derived.l5_centre_lps) <= _SAME_BODY_MM
@@ -537,9 +535,10 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
 def _plate_cut(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
                carved: np.ndarray | None, options: LevelOptions, *, part: str
                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The plate inside ``part`` (:func:`_plate_in`) widened to the body's surface
-    (:func:`~spinect_core.anatomy.ct_bands.across_bone`) and the whole cut of the labels' bone
-    (it and ``carved``); None without a plate."""
+    """The centre (LPS mm) of the plate inside ``part`` (:func:`_plate_in`) and the whole cut
+    of the labels' bone: the plate widened to the body's surface
+    (:func:`~spinect_core.anatomy.ct_bands.across_bone`) and ``carved``; None without a
+    plate."""
     bone = class_masks(labels, table)["bone"]
     if carved is not None:
         bone &= ~carved
@@ -547,7 +546,8 @@ def _plate_cut(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Vo
     if plate is None:
         return None
     plate = across_bone(plate, bone, labels)
-    return plate, plate if carved is None else carved | plate
+    return (G.voxel_points(labels, plate).mean(axis=0),
+            plate if carved is None else carved | plate)
 
 
 def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
