@@ -376,12 +376,14 @@ def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: 
         f"the labels alone failed ({first}); with the bone cut at the dark bands between "
         "bright endplates on the CT (discs the labels bridged) the levels were found")
     first_ev = getattr(first, "evidence", None)
-    first_centres = getattr(first_ev, "level_centres_lps", None)
-    lost = 0 if first_centres is None else _lost_bodies(
-        np.asarray(first_centres, float), np.asarray(derived.chain_centres_lps, float))
-    below = 0 if first_centres is None else _lumbar_sized_below(
-        np.asarray(first_centres, float), np.asarray(first_ev.level_core_volumes_mm3, float),
-        np.asarray(derived.chain_centres_lps, float)[-1])
+    lost = below = 0
+    if first_ev is not None:
+        first_centres = np.asarray(first_ev.level_centres_lps, float)
+        cut_centres = np.asarray(derived.chain_centres_lps, float)
+        lost = _lost_bodies(first_centres, cut_centres)
+        below = _lumbar_sized_below(first_centres,
+                                    np.asarray(first_ev.level_core_volumes_mm3, float),
+                                    cut_centres[-1])
     if below:
         # The cut may shrink the core of the body above and make the next one look like a
         # sacrum (a patient-like phantom at 1.5 mm: L4 taken for the sacrum, 75 mm off at
@@ -652,7 +654,8 @@ def _count_pass(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     cbone, cgrid, coff = block_majority(bone_full[box], labels, box_off, options.coarse_mm)
     csp = G.spacing_zyx(cgrid)
     cdt, clab, ccores = _cores(cbone, cgrid, coff, csp, options)
-    midline_x = float(np.median(G.voxel_points(cgrid, cbone, coff)[:, 0]))
+    cpts = G.voxel_points(cgrid, cbone, coff)        # LPS of the coarse bone's voxels
+    midline_x = float(np.median(cpts[:, 0]))
     central = [c for c in ccores if abs(c.centre[0] - midline_x) <= options.max_off_midline_mm]
     chain = _chain(central)
     if not chain and ccores:
@@ -667,7 +670,8 @@ def _count_pass(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     ribs = find_ribs(cbone, cgrid, coff, cdt, clab, chain, core_mm=options.core_mm,
                      options=options.counting)
     report(progress, 0.25, "finding the sacrum")
-    s_idx, evidence = _count_levels(chain, ribs, cbone, cgrid, coff, clab, labels, options)
+    s_idx, evidence = _count_levels(chain, ribs, cbone, cpts, cgrid, coff, clab, labels,
+                                    options)
     # S2... found as separate bodies below the sacrum are part of it.
     return _Counted(masks=masks, chain=chain[: s_idx + 1], sacral=chain[s_idx + 1:],
                     evidence=evidence)
@@ -766,17 +770,17 @@ def _sized_bodies_below(chain: list[_Core], index: int) -> int:
     return sum(c.volume_mm3 >= 0.5 * ref for c in chain[index + 1:])
 
 
-def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cgrid: Volume,
-                  coff, clab: np.ndarray, fov: Volume, options: LevelOptions
+def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts: np.ndarray,
+                  cgrid: Volume, coff, clab: np.ndarray, fov: Volume, options: LevelOptions
                   ) -> tuple[int, LevelEvidence]:
     """Find the sacrum in the chain and name the levels, or refuse saying what is missing.
 
-    Returns the sacrum's chain index and the evidence (``s1_endplate_found`` still False: the
-    second pass establishes it).
+    ``cpts`` (N, 3) are the LPS centres of ``cbone``'s voxels (``np.nonzero`` order). Returns
+    the sacrum's chain index and the evidence (``s1_endplate_found`` still False: the second
+    pass establishes it).
     """
     co = options.counting
     voxel = float(np.prod(G.spacing_zyx(cgrid)))
-    cpts = G.voxel_points(cgrid, cbone, coff)
     heavy = ~ribs.thin_points
     checks: list[SacrumCheck] = []
     for k in range(len(chain) - 1, max(len(chain) - 4, 0) - 1, -1):   # the lowest 3-4 bodies
