@@ -33,7 +33,7 @@ class Column:
     def __init__(self, names: list[str], *, ribs: set[str], sacrum: bool = True,
                  hollow: set[str] = frozenset(), bridged: set[str] = frozenset(),
                  porous: set[str] = frozenset(),
-                 l5_tp_to_ilium: bool = False):
+                 l5_tp_to_ilium: bool = False, below_sacrum_top_mm: float = 95.0):
         self.names = names
         step = BODY_H + DISC_H
         n_bodies = len(names)
@@ -41,7 +41,7 @@ class Column:
         # Body k (cranial first) has its bottom endplate at sacrum_top + DISC_H + (n-1-k) * step.
         self.bottom = {nm: self.sacrum_top + DISC_H + (n_bodies - 1 - k) * step
                        for k, nm in enumerate(names)}
-        self.z0 = self.sacrum_top - 95.0
+        self.z0 = self.sacrum_top - below_sacrum_top_mm
         nz = int((self.bottom[names[0]] + BODY_H + 12.0 - self.z0) / SP) + 1
         self.bone = np.zeros((nz, NY, NX), bool)
         for nm in names:
@@ -361,7 +361,7 @@ def test_refusal_words_say_first_what_the_count_found():
     merged = refusal_message(detail, last_level=None, counted_from="ribs",
                              uncountable="the bodies are not separated: the levels cannot be "
                                          "counted")
-    assert merged.startswith(f"L5/S1 is not in the field of view: {detail}, and the bodies")
+    assert merged.startswith(f"L5/S1 cannot be identified: {detail}, and the bodies")
     no_ribs = refusal_message(detail, last_level=None, counted_from="none")
     assert "no ribs are in view" in no_ribs and "levels cannot be counted" in no_ribs
     for words in (above, chest, at_l5, merged, no_ribs):
@@ -498,6 +498,7 @@ def test_bodies_a_second_count_misses_above_its_sacrum_are_counted():
     assert _lost_bodies(first, np.array([[0.0, 0.0, z] for z in (6.0, -28.0, -61.0, -96.0,
                                                                 -130.0)])) == 0
     assert _lost_bodies(first, np.zeros((0, 3))) == 0
+    assert _lost_bodies(first[2:3], cut) == 0                      # one core: no count
 
 
 def test_lumbar_sized_bodies_below_a_second_counts_sacrum_are_counted():
@@ -512,3 +513,50 @@ def test_lumbar_sized_bodies_below_a_second_counts_sacrum_are_counted():
     assert _lumbar_sized_below(centres, volumes, np.array([0.0, 0.0, -159.0])) == 0
     s2 = np.array([3000.0, 9000.0, 9500.0, 1500.0])                # a small S2 core
     assert _lumbar_sized_below(centres, s2, np.array([0.0, 0.0, -124.0])) == 0
+
+
+def test_a_sacrum_joined_to_an_ilium_is_cut_from_it_and_found():
+    """A coarse scan blurs the sacroiliac joint: the sacrum's core and an ilium's become one
+    deep block, centred far to the side (patient-like phantoms at 2-3 mm: 6 of 24 refused as
+    "the column goes on below L5"). Cut beside the column, its central part is the sacrum."""
+    col = Column(_names(4, 5), ribs=set(THORACIC))
+    t = col.sacrum_top
+    col.box((-25, 25), (-18, 18), (t - 30, t))
+    col.box((10, 82), (-20, 24), (t - 40, t - 2))            # ala and left ilium, one block
+    ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+    assert ev.sacrum_found and ev.levels[-2:] == ("L5", "S1")
+    assert ev.lumbar_count == 5 and ev.confidence == "high"
+    s1 = ev.level_centres_lps[-1]
+    assert abs(s1[0]) < 15.0                                 # the sacrum's centre, not the block's
+
+
+def test_a_sacrum_core_taller_than_a_sacrum_lowers_the_confidence():
+    """Lumbar bodies merged into the sacrum's core (two patient-like phantoms at 3 mm: cores
+    110-111 mm tall, planned 37-38 mm from L5/S1; 58-92 mm on 46 label maps counted right)."""
+    from spinect_core.anatomy.levels import LevelOptions, _count_pass
+
+    col = Column(["L2", "L3", "L4", "L5"], ribs=set(), below_sacrum_top_mm=140.0)
+    t = col.sacrum_top
+    col.box((-25, 25), (-18, 18), (t - 125, t))             # a solid block 125 mm tall
+    ev = _count_pass(col.volume(), STUDY_LABELS, None, LevelOptions(), None).evidence
+    assert ev.sacrum_found and ev.confidence == "low"
+    assert any("taller than a sacrum's" in w for w in ev.warnings)
+    plain = Column(["L2", "L3", "L4", "L5"], ribs=set())
+    ok = _count_pass(plain.volume(), STUDY_LABELS, None, LevelOptions(), None).evidence
+    assert not any("taller than a sacrum's" in w for w in ok.warnings)
+
+
+def test_a_shallow_sacrum_with_the_scan_going_on_below_is_not_called_out_of_view():
+    """The sacrum's core found but little solid bone below its top, while the field of view
+    reaches far below: the refusal blames the bone labels, not the field of view (a real 3 mm
+    CT's trial bone, its sacral canal filled, was refused as "the scan ends just below L5")."""
+    from spinect_core.anatomy.counting import SacrumCheck
+
+    shallow = SacrumCheck(index=5, ilia=("left", "right"), shaped=True, ratios=(2.0, 3.0, 1.8),
+                          depth_mm=15.0, deep_enough=False, fov_depth_mm=140.0)
+    assert not shallow.cut_by_fov
+    assert "solid in the bone labels" in shallow.missing()
+    assert "outside the field of view" not in shallow.missing()
+    cut = SacrumCheck(index=5, ilia=("left", "right"), shaped=True, ratios=(2.0, 3.0, 1.8),
+                      depth_mm=15.0, deep_enough=False, fov_depth_mm=18.0)
+    assert cut.cut_by_fov and "mostly outside the field of view" in cut.missing()
