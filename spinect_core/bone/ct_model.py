@@ -96,7 +96,11 @@ class CTBoneOptions:
         cannot leak in (on a scan without contrast, see :attr:`marrow_max_ml`).
     max_hole_mm2 : float
         Largest hole of a cortical shell that is filled, per slice (a vertebral body or the
-        sacrum; the thorax inside the ribs and the pelvis inside its ring are larger).
+        sacrum; the thorax inside the ribs and the pelvis inside its ring are larger). The
+        sacrum with its alae is about 110 x 40 mm across at S1: 2500 left its upper part
+        hollow on a real 3 mm CT (measured 2026-12-05, 2500 -> 4000: bone Dice 0.868 -> 0.872,
+        sacrum recall 0.61 -> 0.69; the chest, the lumbar crop and the phantoms' masks
+        unchanged).
     min_hole_hu : float
         Voxels of a hole darker than this (air, pure fat) are not filled.
     half_maximum_edge : bool
@@ -188,7 +192,7 @@ class CTBoneOptions:
     pool_opening_mm: float = 3.0
     pool_rim_drop_hu: float = 20.0
     grow_reach_mm: float = 3.0
-    max_hole_mm2: float = 2500.0
+    max_hole_mm2: float = 4000.0
     min_hole_hu: float = -150.0
     half_maximum_edge: bool = False
     bridge_mm: float = 3.0
