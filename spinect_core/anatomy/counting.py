@@ -442,6 +442,12 @@ def fov_bottom_z(grid: Volume, x: float, y: float) -> float:
     return float(lo_t) if lo_t <= hi_t else float("inf")
 
 
+#: A sacrum check's field of view "ends" below the body when it reaches less than this (mm)
+#: past the depth needed: the depth is measured along the sloping column (30-50 degrees at the
+#: sacrum), the field of view's reach straight down.
+FOV_SLACK_MM = 15.0
+
+
 @dataclass
 class SacrumCheck:
     """The evidence that one chain body is the sacrum.
@@ -477,7 +483,7 @@ class SacrumCheck:
     def cut_by_fov(self) -> bool:
         """Too shallow because the field of view ends (not the bone: a sacrum left hollow in the
         bone labels is shallow with the scan going on below it)."""
-        return self.fov_depth_mm < self.min_depth_mm + 15.0
+        return self.fov_depth_mm < self.min_depth_mm + FOV_SLACK_MM
 
     @property
     def ok(self) -> bool:

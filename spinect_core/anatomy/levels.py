@@ -164,8 +164,8 @@ def _cores(bone: np.ndarray, grid: Volume, off, sp, options: LevelOptions, *,
     (``options.ilium_lateral_mm``), is cut at ``split_x +- options.core_split_mm``: a sacrum
     whose sacroiliac joints a coarse scan blurs is one deep block with the ilia (a real 3 mm
     CT's trial bone: its core reached from the midline to 109 mm left, centred 69 mm to the
-    side; 6 of 24 patient-like phantoms at 2-3 mm were refused so), which the cut returns to
-    its central part. A sacrum with its alae alone stays whole (its centre, not moved down by
+    side; of 24 patient-like phantoms at 1.5-3 mm, 5 were refused so and 2 planned 38-75 mm
+    off), which the cut returns to its central part. A sacrum with its alae alone stays whole (its centre, not moved down by
     cutting the alae off, is where the chain's link from the body above expects it).
     ``dt``: the distance map of ``bone`` when already computed.
     """
