@@ -761,6 +761,11 @@ class LevelEvidence:
         if reason and reason not in self.reasons:
             self.reasons.append(reason)
 
+    def doubt(self, note: str) -> None:
+        """Warn the user with ``note`` and lower the confidence to low for the same reason."""
+        self.warnings.append(note)
+        self.downgrade("low", note)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (for ``plan.json``)."""
         return {

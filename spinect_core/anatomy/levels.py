@@ -430,8 +430,7 @@ def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: 
                 f"with {below} vertebral bod{'y' if below == 1 else 'ies'} of lumbar size below "
                 "it in the labels' own count: the level may be too high; check it on a "
                 "sagittal view")
-        derived.evidence.warnings.append(note)
-        derived.evidence.downgrade("low", note)
+        derived.evidence.doubt(note)
     if lost:
         # The cut may take a body's core with the disc (a patient-like phantom's labels, L5 and
         # S1 left without cores: cut, the count kept L3 and L4 only and took L4 for the
@@ -439,8 +438,7 @@ def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: 
         note = (f"the count on the bone cut at the CT's dark bands misses {lost} of the "
                 "vertebral bodies that the labels' own count found above its sacrum: the level "
                 "may be off; check it on a sagittal view")
-        derived.evidence.warnings.append(note)
-        derived.evidence.downgrade("low", note)
+        derived.evidence.doubt(note)
     return derived, carved
 
 
@@ -983,8 +981,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                         "bodies above it from the sacrum: a body without a solid core (L5) may "
                         "lie between them, which would make the two counts agree and the planned "
                         "L5/S1 L4/L5; check the level on a sagittal view")
-                ev.warnings.append(note)
-                ev.downgrade("low", note)
+                ev.doubt(note)
         else:
             # Three lumbar vertebrae, or seven, is not a variant: the count went wrong (measured
             # on a real 3 mm CT's bone from a trial variant of the CT bone model: L4 taken for
@@ -1002,8 +999,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                 f"not wider ({w:.1f}x) or larger ({v:.1f}x): L5 joined to S1 in the labels "
                 "looks alike, so the planned L5/S1 may be L4/L5; check the level on a sagittal "
                 "view")
-        ev.warnings.append(note)
-        ev.downgrade("low", note)
+        ev.doubt(note)
     sacrum_h = heights.get(s_idx, 0.0)
     if sacrum_h > co.max_sacrum_core_height_mm:
         # Lumbar bodies merged into the sacrum's core (their discs bridged in the labels): the
@@ -1012,8 +1008,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                 f"sacrum's (up to about {co.max_sacrum_core_height_mm:.0f} mm): lumbar bodies may "
                 "be merged into it in the bone labels, and the planned L5/S1 may lie higher up; "
                 "check the level on a sagittal view")
-        ev.warnings.append(note)
-        ev.downgrade("low", note)
+        ev.doubt(note)
     if merged_note:
         ev.warnings.append(merged_note.replace("the levels cannot be counted",
                                                "the level count is unreliable; check the "

@@ -304,6 +304,10 @@ def test_evidence_downgrade_never_raises():
     assert ev.confidence == "moderate"
     ev.downgrade("low", "y")
     assert ev.confidence == "low" and ev.reasons == ["x", "y"]
+    doubted = LevelEvidence(confidence="high")
+    doubted.doubt("the level may be off")
+    assert doubted.confidence == "low"
+    assert doubted.warnings == doubted.reasons == ["the level may be off"]
 
 
 # --- instance label maps --------------------------------------------------------------------------
