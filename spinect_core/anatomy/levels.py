@@ -165,9 +165,9 @@ def _cores(bone: np.ndarray, grid: Volume, off, sp, options: LevelOptions, *,
     whose sacroiliac joints a coarse scan blurs is one deep block with the ilia (a real 3 mm
     CT's trial bone: its core reached from the midline to 109 mm left, centred 69 mm to the
     side; of 24 patient-like phantoms at 1.5-3 mm, 5 were refused so and 2 planned 38-75 mm
-    off), which the cut returns to its central part. A sacrum with its alae alone stays whole (its centre, not moved down by
-    cutting the alae off, is where the chain's link from the body above expects it).
-    ``dt``: the distance map of ``bone`` when already computed.
+    off), which the cut returns to its central part. A sacrum with its alae alone stays whole
+    (its centre, not moved down by cutting the alae off, is where the chain's link from the
+    body above expects it). ``dt``: the distance map of ``bone`` when already computed.
     """
     if dt is None:
         dt = ndi.distance_transform_edt(bone, sampling=sp)
@@ -696,16 +696,18 @@ def _count_pass(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     cdt, clab, ccores = _cores(cbone, cgrid, coff, csp, options)
     cpts = G.voxel_points(cgrid, cbone, coff)        # LPS of the coarse bone's voxels
     midline_x = float(np.median(cpts[:, 0]))
-    central = [c for c in ccores if abs(c.centre[0] - midline_x) <= options.max_off_midline_mm]
-    chain = _chain(central)
+
+    def column_of(cores: list[_Core]) -> list[_Core]:
+        return _chain([c for c in cores
+                       if abs(c.centre[0] - midline_x) <= options.max_off_midline_mm])
+
+    chain = column_of(ccores)
     column_x = float(np.median([c.centre[0] for c in chain])) if chain else midline_x
     if chain:
         # Again with the cores cut beside the column (see _cores): the sacrum and an ilium
         # joined in the labels.
         cdt, clab, ccores = _cores(cbone, cgrid, coff, csp, options, split_x=column_x, dt=cdt)
-        central = [c for c in ccores
-                   if abs(c.centre[0] - midline_x) <= options.max_off_midline_mm]
-        chain = _chain(central)
+        chain = column_of(ccores)
     if not chain and ccores:
         off_mm = min(abs(c.centre[0] - midline_x) for c in ccores)
         raise AnatomyError(f"no vertebral body near the skeleton's midline (the nearest thick bone "
