@@ -6,7 +6,9 @@ reference segmentation as one mask per structure in a folder (TotalSegmentator's
 on the CT's grid). It reports
 
 * bone Dice, precision and recall of the CT bone model (``--bone ct``'s bone) and of the issue's
-  yardstick, ``HU > 120`` with slice-wise hole filling, against the union of the bone masks;
+  yardstick, ``HU > 120`` with slice-wise hole filling
+  (:func:`spinect_core.training.demo_weights.threshold_bone_baseline`), against the union of
+  the bone masks;
 * the recall of each bone structure;
 * the reference L5/S1 disc centre (LPS mm): the centroid of the space between the L5 mask and
   the sacrum's, in front of the canal (the voxels whose distances to the two add up to at most
@@ -48,6 +50,8 @@ def reference_disc_centre(l5: Any, sacrum: Any, grid: Any) -> list[float] | None
     import numpy as np
     from scipy import ndimage as ndi
 
+    from spinect_core.anatomy import geometry as G
+
     if not l5.any() or not sacrum.any():
         return None
     zz, yy, xx = np.indices(l5.shape)
@@ -64,17 +68,16 @@ def reference_disc_centre(l5: Any, sacrum: Any, grid: Any) -> list[float] | None
     between = front & ~body5 & ~body1 & (d5 + d1 <= gap + 4.0)
     if not between.any():
         return None
-    z, y, x = np.nonzero(between)
-    return grid.index_to_lps(np.stack([x, y, z], axis=1).astype(float)).mean(axis=0).tolist()
+    return G.voxel_points(grid, between).mean(axis=0).tolist()
 
 
 def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None) -> dict[str, Any]:
     import numpy as np
-    from scipy import ndimage as ndi
 
     from spinect_core.bone import segment_bone_from_ct
     from spinect_core.io import load_ct
     from spinect_core.io.labelmap import read_label_image
+    from spinect_core.training.demo_weights import bone_metrics, threshold_bone_baseline
 
     ct = load_ct(ct_path)
     masks = {}
@@ -93,21 +96,15 @@ def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None) -> dict[str,
         ref |= m
 
     def scores(mask: np.ndarray) -> dict[str, float]:
-        tp = float((mask & ref).sum())
-        return {"dice": round(2 * tp / (mask.sum() + ref.sum()), 4),
-                "precision": round(tp / max(mask.sum(), 1), 4),
-                "recall": round(tp / ref.sum(), 4)}
+        m = bone_metrics(mask, ref)
+        return {k: round(float(m[k] or 0.0), 4) for k in ("dice", "precision", "recall")}
 
     result = segment_bone_from_ct(ct)
     bone = result.mask.array > 0
-    hu = np.asarray(ct.array)
-    axis = ct.cranio_caudal_axis_zyx
-    threshold = np.moveaxis(np.stack([ndi.binary_fill_holes(s)
-                                      for s in np.moveaxis(hu > 120, axis, 0)]), 0, axis)
     out: dict[str, Any] = {
-        "ct": str(ct_path.name), "shape_zyx": list(hu.shape),
+        "ct": str(ct_path.name), "shape_zyx": list(bone.shape),
         "spacing_xyz_mm": [float(v) for v in ct.spacing_mm],
-        "ct_bone_model": scores(bone), "hu120_fill": scores(threshold),
+        "ct_bone_model": scores(bone), "hu120_fill": scores(threshold_bone_baseline(ct)),
         "ct_bone_thresholds_hu": result.thresholds_hu, "ct_bone_rejected": result.rejected,
         "recall_per_structure": {n: round(float((bone & m).sum() / m.sum()), 3)
                                  for n, m in masks.items() if m.sum() >= 50},
