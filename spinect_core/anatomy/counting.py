@@ -98,6 +98,10 @@ class CountOptions:
         58-92 mm measured on 46 label maps of real-bone and patient-like phantoms counted right;
         110-111 mm on two whose lowest lumbar bodies had merged into it (planned 37-38 mm from
         L5/S1).
+    hollow_radius_mm, hollow_seed_mm, hollow_min_seed_mm3 : float
+        A sacrum without a core (:func:`find_hollow_sacrum`): the radius of the cylinder along
+        the column in which its top is sought, how far below the L5/S1 gap its seed reaches, and
+        the least bone the seed must hold.
     """
 
     near_mm: float = 25.0
@@ -111,6 +115,9 @@ class CountOptions:
     missing_body_factor: float = 1.6
     max_core_height_mm: float = 35.0
     max_sacrum_core_height_mm: float = 100.0
+    hollow_radius_mm: float = 12.0
+    hollow_seed_mm: float = 15.0
+    hollow_min_seed_mm3: float = 1000.0
 
 
 # --- level names --------------------------------------------------------------------------------
@@ -547,15 +554,34 @@ def _line_exit(grid: Volume, p0: np.ndarray, u: np.ndarray) -> float:
 DISC_BIN_FRACTION = 0.35
 
 
-def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray, fov: Volume,
-                     step: float, radius_mm: float = 10.0) -> float:
-    """How far (mm) bone reaches beyond the first disc-like gap below ``above`` (a body centre),
-    in a cylinder of ``radius_mm`` along the line from ``above`` through ``centre`` (the body
-    below: the column follows the lordosis and the sacral slope), bounded by the field of view.
+@dataclass(frozen=True)
+class GapBelow:
+    """The bone beyond the first disc-like gap below a body, along a line (:func:`gap_below`).
 
-    A run of bins under :data:`DISC_BIN_FRACTION` of the upper body's own fill is the disc; the next bin over
-    40 % of it is the top of the body below; without such a run, the narrowest bin between the
-    two centres. 0 when no bone follows a gap inside the field of view.
+    Attributes
+    ----------
+    top_mm : float
+        Distance (mm) along the line from the body's centre to the top of the bone below the gap.
+    depth_mm : float
+        How far (mm) that bone reaches beyond ``top_mm``, bounded by the field of view.
+    axis : np.ndarray, shape (3,)
+        The line's unit direction (LPS).
+    """
+
+    top_mm: float
+    depth_mm: float
+    axis: np.ndarray
+
+
+def gap_below(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray, fov: Volume,
+              step: float, radius_mm: float = 10.0) -> GapBelow | None:
+    """The first disc-like gap below ``above`` (a body centre) and the bone beyond it, in a
+    cylinder of ``radius_mm`` along the line from ``above`` through ``centre`` (the body below:
+    the column follows the lordosis and the sacral slope), bounded by the field of view.
+
+    A run of bins under :data:`DISC_BIN_FRACTION` of the upper body's own fill is the disc; the
+    next bin over 40 % of it is the top of the body below; without such a run, the narrowest bin
+    between the two centres. None when no bone lies along the line inside the field of view.
     """
     above = np.asarray(above, float)
     axis = np.asarray(centre, float) - above
@@ -568,12 +594,12 @@ def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray
     r = np.linalg.norm(rel - np.outer(t, u), axis=1)
     t = t[(r <= radius_mm) & (t >= 0.0) & (t <= t_end)]
     if len(t) == 0 or t_end < 3 * step:
-        return 0.0
+        return None
     edges = np.arange(0.0, t_end + step, step)
     counts = np.histogram(t, bins=edges)[0]                 # from ``above`` downwards
     ref = float(counts[:3].max())
     if ref <= 0:
-        return 0.0
+        return None
     full = counts >= 0.4 * ref
     # A disc: a run of thin bins with bone again after it (thin bins where the bone ends, with
     # nothing after them, are the end of the column, not a disc).
@@ -590,7 +616,15 @@ def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray
         top = float(edges[int(np.argmin(counts[: centre_bin + 1]))])
     below = t[t >= top]
     last = float(below.max()) + 0.5 * step if len(below) else top
-    return max(min(last, t_end) - top, 0.0)
+    return GapBelow(top_mm=top, depth_mm=max(min(last, t_end) - top, 0.0), axis=u)
+
+
+def _depth_below_gap(bone_pts: np.ndarray, above: np.ndarray, centre: np.ndarray, fov: Volume,
+                     step: float, radius_mm: float = 10.0) -> float:
+    """How far (mm) bone reaches beyond the first disc-like gap below ``above`` (see
+    :func:`gap_below`); 0 when no bone follows a gap inside the field of view."""
+    found = gap_below(bone_pts, above, centre, fov, step, radius_mm)
+    return 0.0 if found is None else found.depth_mm
 
 
 def _upper_medial_centre(p: np.ndarray, above: np.ndarray, *, fallback: np.ndarray,
@@ -673,6 +707,102 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
                        min_depth_mm=options.min_sacrum_depth_mm, fov_depth_mm=float(fov_depth))
 
 
+@dataclass(frozen=True)
+class HollowSacrum:
+    """A sacrum found without a core (:func:`find_hollow_sacrum`).
+
+    Attributes
+    ----------
+    centre_lps : np.ndarray, shape (3,)
+        Centre (LPS mm) of the seed: the bone just below the L5/S1 gap along the column.
+    seed_lps : np.ndarray, shape (M, 3)
+        The seed's bone voxel centres (LPS mm): the top of S1.
+    depth_mm : float
+        How far bone reaches below the gap along the column, in the field of view (mm).
+    """
+
+    centre_lps: np.ndarray
+    seed_lps: np.ndarray
+    depth_mm: float
+
+
+def find_hollow_sacrum(chain, bone_pts: np.ndarray, fov: Volume, *, step: float,
+                       voxel_mm3: float, options: CountOptions) -> HollowSacrum | None:
+    """The top of a sacrum that has no core: the bone the column runs into beyond the first
+    disc-like gap below the chain's last body.
+
+    An elderly sacrum's marrow is fat (-140 to +90 HU measured on a real 3 mm CT) and its S1
+    body, sloping back at 40-50 degrees, is solid in axial slices over a few millimetres only:
+    the bone labels keep its cortex and leave it without a core, and the count ends at L5 with
+    the column going on below. Here the line of the last link (L4 to L5) is followed past the
+    L5/S1 gap (:func:`gap_below`); the bone within ``options.hollow_radius_mm`` of it, from the
+    gap down to ``options.hollow_seed_mm`` below, is the top of S1. Whether that body is the
+    sacrum is for the caller to establish (the rib count, the ilia): this only finds it.
+
+    Parameters
+    ----------
+    chain : sequence
+        Bodies with ``centre`` (LPS mm), cranial first; at least two.
+    bone_pts : np.ndarray, shape (N, 3)
+        LPS centres of the bone voxels.
+    fov : Volume
+        The scan's grid (its field of view).
+    step : float
+        Bin length along the column (mm): the coarse voxel size.
+    voxel_mm3 : float
+        Volume of one of ``bone_pts``' voxels.
+    options : CountOptions
+
+    Returns
+    -------
+    HollowSacrum or None
+        None when no gap and bone follow, the seed holds less than
+        ``options.hollow_min_seed_mm3`` of bone, or bone goes on down the midline for less
+        than ``options.min_sacrum_depth_mm`` below the gap (:func:`_midline_depth`).
+    """
+    if len(chain) < 2:
+        return None
+    # One link further down, in the column's sagittal plane: a body's core may lie to one
+    # side of it (a real 3 mm CT's osteoporotic L5 had two cores, 11 mm left and 12 mm right
+    # of the midline; the chain took the left one).
+    last = np.asarray(chain[-1].centre, float).copy()
+    last[0] = float(np.median([c.centre[0] for c in chain]))
+    aim = last + (np.asarray(chain[-1].centre, float) - np.asarray(chain[-2].centre, float))
+    aim[0] = last[0]
+    found = gap_below(bone_pts, last, aim, fov, step, options.hollow_radius_mm)
+    if found is None:
+        return None
+    rel = bone_pts - last
+    t = rel @ found.axis
+    r = np.linalg.norm(rel - np.outer(t, found.axis), axis=1)
+    seed = bone_pts[(r <= options.hollow_radius_mm) & (t >= found.top_mm)
+                    & (t <= found.top_mm + options.hollow_seed_mm)]
+    if len(seed) * voxel_mm3 < options.hollow_min_seed_mm3:
+        return None
+    depth = _midline_depth(bone_pts, last + found.top_mm * found.axis, fov, step=step,
+                           half_width_mm=options.hollow_radius_mm)
+    if depth < options.min_sacrum_depth_mm:
+        return None
+    return HollowSacrum(centre_lps=seed.mean(axis=0), seed_lps=seed, depth_mm=depth)
+
+
+def _midline_depth(bone_pts: np.ndarray, top: np.ndarray, fov: Volume, *, step: float,
+                   half_width_mm: float, max_gap_bins: int = 3) -> float:
+    """How far down (LPS z, mm) bone goes on without a break from ``top`` (LPS mm), within
+    ``half_width_mm`` left-right of it, in the field of view: the sacrum follows its slope
+    backwards, which a line down the column leaves after a centimetre or two (a real 3 mm CT's
+    S1, sloping 45 degrees). A break is ``max_gap_bins`` bins of ``step`` mm without bone."""
+    z = bone_pts[(np.abs(bone_pts[:, 0] - top[0]) <= half_width_mm)
+                 & (bone_pts[:, 2] <= top[2]), 2]
+    reach = top[2] - fov_bottom_z(fov, float(top[0]), float(top[1]))
+    if len(z) == 0 or not np.isfinite(reach) or reach <= 0:
+        return 0.0
+    counts = np.histogram(top[2] - z, bins=np.arange(0.0, reach + step, step))[0]
+    empty = np.convolve(counts == 0, np.ones(max_gap_bins, int), "valid") == max_gap_bins
+    stop = int(np.argmax(empty)) if empty.any() else len(counts)
+    return float(min(stop * step, reach))
+
+
 # --- the evidence record ------------------------------------------------------------------------
 @dataclass
 class LevelEvidence:
@@ -681,7 +811,11 @@ class LevelEvidence:
     Attributes
     ----------
     sacrum_found : bool
-        A chain body passed every sacrum test (ilia, shape, depth).
+        A chain body passed every sacrum test (ilia, shape, depth), or a sacrum without a core
+        was found below the L5 of the rib count (``sacrum_hollow``).
+    sacrum_hollow : bool
+        The sacrum has no core in the bone labels: found as the bone below the L5/S1 gap, its
+        shape unchecked.
     ilia_found : bool
         Thick bone far lateral of the sacrum (or of the lowest body) on at least one side.
     ilia_sides : tuple of str
@@ -731,6 +865,7 @@ class LevelEvidence:
     """
 
     sacrum_found: bool = False
+    sacrum_hollow: bool = False
     ilia_found: bool = False
     ilia_sides: tuple[str, ...] = ()
     sacrum_shape_ratios: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -770,7 +905,8 @@ class LevelEvidence:
         """Plain JSON types (for ``plan.json``)."""
         return {
             "confidence": self.confidence, "counted_from": self.counted_from,
-            "sacrum_found": bool(self.sacrum_found), "ilia_found": bool(self.ilia_found),
+            "sacrum_found": bool(self.sacrum_found), "sacrum_hollow": bool(self.sacrum_hollow),
+            "ilia_found": bool(self.ilia_found),
             "ilia_sides": list(self.ilia_sides),
             "sacrum_shape_ratios": [round(float(r), 2) for r in self.sacrum_shape_ratios],
             "sacrum_depth_mm": None if self.sacrum_depth_mm is None else round(

@@ -50,8 +50,8 @@ from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.ct_bands import across_bone, bright_plates, dark_bands
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
                                            body_cut_below, chain_positions, check_sacrum,
-                                           column_continues_below,
-                                           count_warnings, find_ribs, level_below,
+                                           column_continues_below, count_warnings,
+                                           find_hollow_sacrum, find_ribs, level_below,
                                            merged_bodies, name_levels, refusal_message,
                                            refused_last_level)
 from spinect_core.anatomy.parts import PART_ID, class_masks
@@ -147,11 +147,15 @@ class NoBone(AnatomyError):
 
 @dataclass
 class _Core:
+    """A vertebral body's core in the chain: its label in the cores' map (-1 for a sacrum found
+    without a core, whose ``seed_lps`` (M, 3) are the top of S1's bone voxels, LPS mm)."""
+
     label: int
     centre: np.ndarray
     volume_mm3: float
     top_z: float
     bottom_z: float = float("nan")
+    seed_lps: np.ndarray | None = None
 
 
 def _cores(bone: np.ndarray, grid: Volume, off, sp, options: LevelOptions, *,
@@ -720,8 +724,8 @@ def _count_pass(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     ribs = find_ribs(cbone, cgrid, coff, cdt, clab, chain, core_mm=options.core_mm,
                      options=options.counting)
     report(progress, 0.25, "finding the sacrum")
-    s_idx, evidence = _count_levels(chain, ribs, cbone, cpts, cgrid, coff, clab, labels,
-                                    options)
+    chain, s_idx, evidence = _count_levels(chain, ribs, cbone, cpts, cgrid, coff, clab, labels,
+                                           options)
     # S2... found as separate bodies below the sacrum are part of it.
     return _Counted(masks=masks, chain=chain[: s_idx + 1], sacral=chain[s_idx + 1:],
                     evidence=evidence, column_x=column_x)
@@ -749,7 +753,10 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
 
     def role(c: _Core) -> str:
         near = min(chain + sacral, key=lambda k: float(np.linalg.norm(k.centre - c.centre)))
-        if np.linalg.norm(near.centre - c.centre) <= 12.0:
+        d = np.abs(near.centre - c.centre)
+        # Near the body's core, or beside it at its height (a body whose marrow is hollow in
+        # the middle keeps a core on each side: a real 3 mm CT's L5, 23 mm apart).
+        if np.linalg.norm(d) <= 12.0 or (d[0] <= 30.0 and d[1] <= 10.0 and d[2] <= 10.0):
             if near is sacrum_c or any(near is k for k in sacral):
                 return "S1"
             return "L5" if near is l5_c else "other_bone"
@@ -764,8 +771,13 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
         roles[c.label] = role(c)
         markers[core_lab == c.label] = PART_ID[roles[c.label]]
     l5_ids = [k for k, r in roles.items() if r == "L5"]
-    s1_ids = [k for k, r in roles.items() if r == "S1"]
-    if not l5_ids or not s1_ids:
+    s1_seed = np.isin(core_lab, [k for k, r in roles.items() if r == "S1"])
+    if sacrum_c.seed_lps is not None:
+        # A sacrum without a core: its top's bone seeds S1 (see _hollow_sacrum).
+        s1_seed |= _seed_mask(sacrum_c.seed_lps, labels, off, bone, options.coarse_mm) & (
+            markers == 0)
+        markers[s1_seed] = PART_ID["S1"]
+    if not l5_ids or not s1_seed.any():
         raise AnatomyError("cannot separate L5 from S1 at full resolution; check the "
                                 "segmentation at L5/S1")
     bone_pts = G.voxel_points(labels, bone, off)
@@ -787,7 +799,7 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     for cls, pid in (("nerve", "other_nerve"), ("dura", "dura"), ("disc", "disc_other")):
         parts_c[masks[cls][sl] & ~bone] = PART_ID[pid]
     l5_body = _body_of(parts_c == PART_ID["L5"], np.isin(core_lab, l5_ids), sp, options)
-    s1_body = _body_of(parts_c == PART_ID["S1"], np.isin(core_lab, s1_ids), sp, options)
+    s1_body = _body_of(parts_c == PART_ID["S1"], s1_seed, sp, options)
     disc = masks["disc"][sl]
     source = "label"
     chosen = _disc_between(disc, l5_body, s1_body, sp) if disc.any() else None
@@ -823,12 +835,13 @@ def _sized_bodies_below(chain: list[_Core], index: int) -> int:
 
 def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts: np.ndarray,
                   cgrid: Volume, coff, clab: np.ndarray, fov: Volume, options: LevelOptions
-                  ) -> tuple[int, LevelEvidence]:
+                  ) -> tuple[list[_Core], int, LevelEvidence]:
     """Find the sacrum in the chain and name the levels, or refuse saying what is missing.
 
     ``cpts`` (N, 3) are the LPS centres of ``cbone``'s voxels (``np.nonzero`` order). Returns
-    the sacrum's chain index and the evidence (``s1_endplate_found`` still False: the second
-    pass establishes it).
+    the chain (with a sacrum found without a core appended, see :func:`_hollow_sacrum`), the
+    sacrum's chain index and the evidence (``s1_endplate_found`` still False: the second pass
+    establishes it).
     """
     co = options.counting
     voxel = float(np.prod(G.spacing_zyx(cgrid)))
@@ -922,6 +935,10 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         beyond = (None if sliver or cut else
                   column_continues_below(chain, cbone, cgrid, coff, fov))
         ev.confidence = "low"
+        hollow = (_hollow_sacrum(chain, ev, bottom, cpts, cgrid, fov, options)
+                  if beyond is not None and not merged_note else None)
+        if hollow is not None:
+            return [*chain, hollow], len(chain), ev
         if len(chain) < 2 and bottom.ilia and bottom.deep_enough:
             # Bone beside a lone body is no proof of a sacrum: a real 40 mm slab of the upper
             # abdomen (one thoracic body, ribs and arms beside it) was refused as "no vertebral
@@ -1020,7 +1037,54 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         ev.downgrade("low", f"{ev.missing_bodies} vertebral bod"
                      f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in a "
                      "gap of the chain: the count may be off")
-    return s_idx, ev
+    return chain, s_idx, ev
+
+
+def _hollow_sacrum(chain: list[_Core], ev: LevelEvidence, bottom: SacrumCheck, cpts: np.ndarray,
+                   cgrid: Volume, fov: Volume, options: LevelOptions) -> _Core | None:
+    """A sacrum without a core below the chain's last body, accepted on the rib count: the
+    sacrum's record for the chain, with ``ev`` completed (moderate confidence at most), or None.
+
+    Only when the ribs name the last body L5 with no body missing in the count and the ilia lie
+    beside it on both sides, and the column goes on below it with bone (the caller's test):
+    then the bone past the L5/S1 gap (:func:`~spinect_core.anatomy.counting.find_hollow_sacrum`)
+    is taken for S1. The sacrum's shape cannot be checked (it has no core to compare with
+    L5's), so transitional anatomy is not excluded and the user is told so. Measured on a real
+    3 mm CT (elderly, fatty sacral marrow): refused before as "the scan reaches 156 mm further
+    down the column than the last vertebral body found (L5 by the rib count)".
+    """
+    if not (ev.ribs_found and ev.levels and ev.levels[-1] == "L5" and ev.missing_bodies == 0
+            and len(bottom.ilia) == 2):
+        return None
+    step = float(max(cgrid.spacing_mm.max(), 1.0))
+    found = find_hollow_sacrum(chain, cpts, fov, step=step,
+                               voxel_mm3=float(np.prod(G.spacing_zyx(cgrid))),
+                               options=options.counting)
+    if found is None:
+        return None
+    seed_z = found.seed_lps[:, 2]
+    core = _Core(-1, found.centre_lps, 0.0, float(seed_z.max()), float(seed_z.min()),
+                 seed_lps=found.seed_lps)
+    ev.sacrum_found = ev.sacrum_hollow = True
+    ev.ilia_found = True
+    ev.ilia_sides = bottom.ilia
+    ev.sacrum_depth_mm = found.depth_mm
+    ev.levels = (*ev.levels, "S1")
+    ev.level_centres_lps = np.vstack([ev.level_centres_lps, found.centre_lps[None]])
+    ev.level_core_volumes_mm3 = np.append(ev.level_core_volumes_mm3, 0.0)
+    ev.last_level = "S1"
+    ev.counted_from = "ribs"
+    ev.lumbar_count = 5
+    ev.confidence = "moderate"
+    ev.reasons.append(
+        f"the sacrum has no solid core in the bone labels (its marrow left out): the bone the "
+        f"column runs into below the L5/S1 gap, {found.depth_mm:.0f} mm of it in view, between "
+        f"ilia on both sides, is taken for it because the rib count names the body above L5")
+    ev.warnings.append(
+        "the sacrum is not solid in the bone labels, so L5 was named by counting down from the "
+        "last rib-bearing vertebra only: a transitional vertebra (sacralised L5, lumbarised S1) "
+        "or an unusual rib count cannot be excluded; confirm the level on a sagittal view")
+    return core
 
 
 #: A link from the last lumbar body to the sacrum's core this many times the median spacing of
@@ -1055,6 +1119,20 @@ def _roi(grid: Volume, shape, off, centre_lps: np.ndarray, half_mm: float):
     lo = np.floor(idx.min(axis=0)).astype(int)[::-1] - np.asarray(off)
     hi = np.ceil(idx.max(axis=0)).astype(int)[::-1] - np.asarray(off) + 1
     return tuple(slice(max(int(a), 0), min(int(b), n)) for a, b, n in zip(lo, hi, shape))
+
+
+def _seed_mask(seed_lps: np.ndarray, grid: Volume, off, bone: np.ndarray, reach_mm: float
+               ) -> np.ndarray:
+    """The bone of ``bone`` (a crop of ``grid`` at index ``off``) within about ``reach_mm`` (a
+    coarse voxel) of the points ``seed_lps`` (M, 3, LPS mm)."""
+    ijk = np.rint(grid.lps_to_index(seed_lps)).astype(int)[:, ::-1] - np.asarray(off)
+    ijk = ijk[np.all((ijk >= 0) & (ijk < np.array(bone.shape)), axis=1)]
+    mask = np.zeros(bone.shape, bool)
+    mask[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = True
+    reach = np.maximum(np.rint(0.5 * reach_mm / G.spacing_zyx(grid)).astype(int), 0)
+    if reach.any():
+        mask = ndi.binary_dilation(mask, structure=np.ones(2 * reach + 1, bool))
+    return mask & bone
 
 
 def _body_of(part: np.ndarray, core: np.ndarray, sp, options: LevelOptions) -> np.ndarray:

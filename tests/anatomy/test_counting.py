@@ -432,20 +432,70 @@ def test_solid_bones_beside_a_hollow_spine_are_not_taken_for_its_bodies():
         derive_parts(col.volume(), STUDY_LABELS)
 
 
-def test_a_sacrum_without_solid_marrow_is_not_called_the_end_of_the_scan():
-    """Measured on a real 3 mm CT: the bone left the sacrum's fatty marrow out, the count
-    stopped at L5 and the refusal said "the scan ends at L5" with the scan reaching 156 mm
-    further down. The refusal says the labels end there, not the scan."""
-    col = Column(_names(4, 5), ribs=set(THORACIC))
+def _porous_below_l5(col: Column) -> Column:
+    """Everything below the top of the sacrum porous (every other voxel bone): no core, as a
+    sacrum whose fatty marrow the bone labels left out."""
     k = int(round((col.sacrum_top - col.z0) / SP))
     z, y, x = np.indices(col.bone[:k].shape)
-    col.bone[:k] &= (z + y + x) % 2 == 0               # everything below L5 porous: no core
+    col.bone[:k] &= (z + y + x) % 2 == 0
+    return col
+
+
+def test_a_sacrum_without_a_core_below_the_l5_of_the_rib_count_is_found():
+    """Measured on a real 3 mm CT: the bone left the sacrum's fatty marrow out, the count
+    stopped at L5 (by the rib count) and the scan was refused, the scan reaching 156 mm further
+    down. The bone below the L5/S1 gap is now taken for the sacrum, at moderate confidence
+    and with a warning that the count rests on the ribs alone."""
+    col = _porous_below_l5(Column(_names(4, 5), ribs=set(THORACIC)))
+    derived = derive_parts(col.volume(), STUDY_LABELS)
+    ev = derived.evidence
+    assert ev.levels[-2:] == ("L5", "S1") and ev.sacrum_hollow and ev.sacrum_found
+    assert ev.counted_from == "ribs" and ev.confidence == "moderate"
+    assert any("counting down from the last rib-bearing vertebra only" in w for w in ev.warnings)
+    true_disc = np.array([0.0, 0.0, col.sacrum_top + 0.5 * DISC_H])
+    assert np.linalg.norm(derived.disc_centre_lps - true_disc) < 6.0
+    assert ev.to_dict()["sacrum_hollow"] is True
+
+
+@pytest.mark.parametrize("n_lumbar, ribs", [(5, set()), (4, set(THORACIC))])
+def test_a_sacrum_without_a_core_is_refused_unless_the_ribs_name_l5_above_it(n_lumbar, ribs):
+    """Without ribs, or with the rib count naming the last body L4, the bone below could be a
+    body without a core: still refused, saying the labels end there, not the scan."""
+    col = _porous_below_l5(Column(_names(4, n_lumbar), ribs=ribs))
     with pytest.raises(AnatomyError, match=r"the scan reaches \d+ mm further down the column "
-                                           r"than the last vertebral body found \(L5 by the rib "
-                                           r"count\)") as refusal:
+                                           r"than the last vertebral body found") as refusal:
         derive_parts(col.volume(), STUDY_LABELS)
     assert "the scan ends" not in str(refusal.value)
     assert refusal.value.evidence.last_level is None
+    assert not refusal.value.evidence.sacrum_hollow
+
+
+def test_find_hollow_sacrum_seeds_the_bone_past_the_gap_below_l5():
+    """Two bodies and, past a 9 mm gap, a shell of bone going on down the midline for 60 mm:
+    the seed is the bone just below the gap, on the column's line; a shell ending 20 mm below
+    the gap is too shallow for a sacrum."""
+    from spinect_core.anatomy.counting import find_hollow_sacrum
+
+    g = np.mgrid[-20:21:2, -20:21:2].reshape(2, -1).T.astype(float)          # (441, 2) x, y
+
+    def slab(z0, z1):
+        return np.array([[x, y, z] for z in np.arange(z0, z1, 2.0) for x, y in g])
+
+    class _Body:
+        def __init__(self, z):
+            self.centre = np.array([0.0, 0.0, z])
+
+    fov = Volume(array=np.zeros((80, 30, 30), np.uint8), spacing_mm=(2.0, 2.0, 2.0),
+                 origin_lps_mm=(-30.0, -30.0, -100.0))
+    chain = [_Body(49.0), _Body(13.0)]
+    for below, found in ((60.0, True), (20.0, False)):
+        pts = np.vstack([slab(36, 62), slab(0, 26), slab(-9 - below, -9)])
+        hollow = find_hollow_sacrum(chain, pts, fov, step=2.0, voxel_mm3=8.0,
+                                    options=CountOptions())
+        assert (hollow is not None) == found
+        if found:
+            assert -26.0 <= hollow.seed_lps[:, 2].min() and hollow.seed_lps[:, 2].max() <= -9.0
+            assert abs(hollow.centre_lps[0]) < 1.0 and hollow.depth_mm >= 55.0
 
 
 def test_a_lone_body_with_bone_beside_it_is_not_called_the_sacrum():
