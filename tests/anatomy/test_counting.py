@@ -14,6 +14,7 @@ from spinect_core.anatomy.counting import (CountOptions, InstanceLevels, LevelEv
                                            instance_levels, level_below, level_of_name,
                                            require_l5_s1)
 from spinect_core.anatomy.levels import derive_parts
+from spinect_core.anatomy.parts import PART_ID
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable, STUDY_LABELS
 from spinect_core.volume import Volume
@@ -455,6 +456,12 @@ def test_a_sacrum_without_a_core_below_the_l5_of_the_rib_count_is_found():
     true_disc = np.array([0.0, 0.0, col.sacrum_top + 0.5 * DISC_H])
     assert np.linalg.norm(derived.disc_centre_lps - true_disc) < 6.0
     assert ev.to_dict()["sacrum_hollow"] is True
+    # Its middle below the top is S1 too, not left to the ilia or "other bone".
+    z, y, x = np.nonzero(col.bone)
+    p = col.volume().index_to_lps(np.stack([x, y, z], axis=1).astype(float))
+    middle = (np.abs(p[:, 0]) <= 20.0) & (p[:, 2] < col.sacrum_top - 20.0) & (
+        p[:, 2] > col.sacrum_top - 60.0)
+    assert np.all(derived.parts[z[middle], y[middle], x[middle]] == PART_ID["S1"])
 
 
 @pytest.mark.parametrize("n_lumbar, ribs", [(5, set()), (4, set(THORACIC))])
@@ -468,6 +475,22 @@ def test_a_sacrum_without_a_core_is_refused_unless_the_ribs_name_l5_above_it(n_l
     assert "the scan ends" not in str(refusal.value)
     assert refusal.value.evidence.last_level is None
     assert not refusal.value.evidence.sacrum_hollow
+
+
+def test_an_l5_hollow_down_its_middle_is_l5_on_both_sides():
+    """A body whose marrow the labels left hollow in the middle keeps a core on each side (a
+    real 3 mm CT's L5: 23 mm apart); the chain takes one, and the full-resolution pass gave
+    the other to "other bone", leaving that side of L5 without a body."""
+    col = Column(_names(4, 5), ribs=set(THORACIC))
+    zb = col.bottom["L5"]
+    col.box((-6, 6), (-17, 17), (zb + 2, zb + 24), value=False)
+    derived = derive_parts(col.volume(), STUDY_LABELS)
+    z, y, x = np.nonzero(col.bone)
+    p = col.volume().index_to_lps(np.stack([x, y, z], axis=1).astype(float))
+    for side in (1.0, -1.0):
+        half = ((side * p[:, 0] > 8.0) & (side * p[:, 0] < 22.0) & (np.abs(p[:, 1]) < 15.0)
+                & (p[:, 2] > zb + 4.0) & (p[:, 2] < zb + 22.0))
+        assert np.all(derived.parts[z[half], y[half], x[half]] == PART_ID["L5"])
 
 
 def test_find_hollow_sacrum_seeds_the_bone_past_the_gap_below_l5():

@@ -93,3 +93,22 @@ def test_real_l5_pedicle_lower_margin_and_centre_near_the_truth(real_phantom, si
     assert -3.0 <= dz <= 1.5, dz
     centre = np.asarray(lm[f"l5_pedicle_centre_{side}"], float)
     assert np.linalg.norm(sa.pedicle_centre_lps - centre) <= 6.0
+
+
+def test_an_l5_body_opened_into_two_halves_keeps_both():
+    """An osteoporotic L5 whose marrow the bone labels left hollow in the middle opens into a
+    left and a right half (a real 3 mm CT): both are the body, else one side of L5 has none. A
+    smaller piece elsewhere (a pedicle the ball fits into, higher up) is not."""
+    from spinect_core.volume import Volume
+
+    grid = Volume(array=np.zeros((20, 20, 40), np.uint8), spacing_mm=(2.0, 2.0, 2.0),
+                  origin_lps_mm=(0.0, 0.0, 0.0))
+    body = np.zeros((20, 20, 40), bool)
+    body[5:12, 5:15, 3:15] = True                       # right half
+    body[5:12, 5:15, 25:37] = True                      # left half, 20 mm to the side
+    assert LM._body_halves(body, grid).sum() == body.sum()
+    other = body.copy()
+    other[5:12, 5:15, 25:37] = False
+    other[15:19, 5:15, 25:37] = True                    # 20 mm higher up: not a half
+    kept = LM._body_halves(other, grid)
+    assert kept.sum() == 7 * 10 * 12 and kept[8, 10, 8]
