@@ -98,10 +98,11 @@ class CountOptions:
         58-92 mm measured on 46 label maps of real-bone and patient-like phantoms counted right;
         110-111 mm on two whose lowest lumbar bodies had merged into it (planned 37-38 mm from
         L5/S1).
-    hollow_radius_mm, hollow_seed_mm, hollow_min_seed_mm3 : float
+    hollow_radius_mm, hollow_half_width_mm, hollow_seed_mm, hollow_min_seed_mm3 : float
         A sacrum without a core (:func:`find_hollow_sacrum`): the radius of the cylinder along
-        the column in which its top is sought, how far below the L5/S1 gap its seed reaches, and
-        the least bone the seed must hold.
+        the column in which its top is sought (and the seed's reach front to back), the seed's
+        half-width left-right, how far below the L5/S1 gap it reaches, and the least bone it
+        must hold.
     """
 
     near_mm: float = 25.0
@@ -116,6 +117,7 @@ class CountOptions:
     max_core_height_mm: float = 35.0
     max_sacrum_core_height_mm: float = 100.0
     hollow_radius_mm: float = 12.0
+    hollow_half_width_mm: float = 20.0
     hollow_seed_mm: float = 15.0
     hollow_min_seed_mm3: float = 1000.0
 
@@ -734,10 +736,12 @@ def find_hollow_sacrum(chain, bone_pts: np.ndarray, fov: Volume, *, step: float,
     An elderly sacrum's marrow is fat (-140 to +90 HU measured on a real 3 mm CT) and its S1
     body, sloping back at 40-50 degrees, is solid in axial slices over a few millimetres only:
     the bone labels keep its cortex and leave it without a core, and the count ends at L5 with
-    the column going on below. Here the line of the last link (L4 to L5) is followed past the
-    L5/S1 gap (:func:`gap_below`); the bone within ``options.hollow_radius_mm`` of it, from the
-    gap down to ``options.hollow_seed_mm`` below, is the top of S1. Whether that body is the
-    sacrum is for the caller to establish (the rib count, the ilia): this only finds it.
+    the column going on below. Here the line of the last link (L4 to L5), in the column's
+    sagittal plane, is followed past the L5/S1 gap (:func:`gap_below`); the bone around it
+    (``options.hollow_half_width_mm`` left and right, ``options.hollow_radius_mm`` front and
+    back), from the gap down to ``options.hollow_seed_mm`` below, is the top of S1. Whether
+    that body is the sacrum is for the caller to establish (the rib count, the ilia): this only
+    finds it.
 
     Parameters
     ----------
@@ -774,8 +778,12 @@ def find_hollow_sacrum(chain, bone_pts: np.ndarray, fov: Volume, *, step: float,
         return None
     rel = bone_pts - last
     t = rel @ found.axis
-    r = np.linalg.norm(rel - np.outer(t, found.axis), axis=1)
-    seed = bone_pts[(r <= options.hollow_radius_mm) & (t >= found.top_mm)
+    across = rel - np.outer(t, found.axis)        # the axis has no left-right part: x is across
+    front_back = np.linalg.norm(across[:, 1:], axis=1)
+    # As wide as the S1 endplate's middle (it is 45-55 mm wide, 30-40 mm deep): a narrower
+    # seed left one side of S1's top out, and the L5/S1 disc found against it with it.
+    seed = bone_pts[(np.abs(across[:, 0]) <= options.hollow_half_width_mm)
+                    & (front_back <= options.hollow_radius_mm) & (t >= found.top_mm)
                     & (t <= found.top_mm + options.hollow_seed_mm)]
     if len(seed) * voxel_mm3 < options.hollow_min_seed_mm3:
         return None
