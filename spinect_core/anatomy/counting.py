@@ -766,11 +766,13 @@ def find_hollow_sacrum(chain, bone_pts: np.ndarray, fov: Volume, *, step: float,
     """
     if len(chain) < 2:
         return None
-    # One link further down, in the column's sagittal plane: a body's core may lie to one
-    # side of it (a real 3 mm CT's osteoporotic L5 had two cores, 11 mm left and 12 mm right
-    # of the midline; the chain took the left one).
+    # One link further down, in the sagittal plane through the last body's bone: its core may
+    # lie to one side (a real 3 mm CT's osteoporotic L5 had two cores, 11 mm left and 12 mm
+    # right of the midline; the chain took the left one).
     last = np.asarray(chain[-1].centre, float).copy()
-    last[0] = float(np.median([c.centre[0] for c in chain]))
+    last[0] = _body_middle_x(bone_pts, last, float(np.median([c.centre[0] for c in chain])),
+                             half_width_mm=options.hollow_half_width_mm + options.hollow_radius_mm,
+                             depth_mm=options.hollow_radius_mm)
     aim = last + (np.asarray(chain[-1].centre, float) - np.asarray(chain[-2].centre, float))
     aim[0] = last[0]
     found = gap_below(bone_pts, last, aim, fov, step, options.hollow_radius_mm)
@@ -792,6 +794,21 @@ def find_hollow_sacrum(chain, bone_pts: np.ndarray, fov: Volume, *, step: float,
     if depth < options.min_sacrum_depth_mm:
         return None
     return HollowSacrum(centre_lps=seed.mean(axis=0), seed_lps=seed, depth_mm=depth)
+
+
+def _body_middle_x(bone_pts: np.ndarray, core_centre: np.ndarray, column_x: float, *,
+                   half_width_mm: float, depth_mm: float) -> float:
+    """LPS x (mm) midway between the left and right ends of a body's bone at its core's height:
+    the bone within ``half_width_mm`` left and right of ``column_x`` and ``depth_mm`` up, down,
+    front and back of ``core_centre`` (its 5th and 95th percentiles of x); ``column_x`` when
+    there is none."""
+    near = bone_pts[(np.abs(bone_pts[:, 0] - column_x) <= half_width_mm)
+                    & (np.abs(bone_pts[:, 1] - core_centre[1]) <= depth_mm)
+                    & (np.abs(bone_pts[:, 2] - core_centre[2]) <= depth_mm)]
+    if len(near) == 0:
+        return column_x
+    lo, hi = np.percentile(near[:, 0], [5, 95])
+    return float(0.5 * (lo + hi))
 
 
 def _midline_depth(bone_pts: np.ndarray, top: np.ndarray, fov: Volume, *, step: float,

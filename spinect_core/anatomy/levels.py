@@ -103,7 +103,7 @@ class LevelOptions:
         L5/S1 disc it is searched, how far from its centre (left-right) it may lie, how wide it
         must be and how far below (above) the disc it must lie.
     sacral_middle_mm, sacral_reach_mm : float
-        A sacrum without a core (:func:`_sacral_middle`): how far left and right of the column,
+        A sacrum without a core (:func:`_sacral_middle`): how far left and right of its seed,
         and how far from its seed, its bone seeds S1.
     counting : CountOptions
         Rib detection and the sacrum's evidence (shape, depth in the field of view).
@@ -783,8 +783,7 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
         # sacroiliac joints: a real 3 mm CT's sacrum went to the ilia but for its top).
         s1_seed |= _seed_mask(sacrum_c.seed_lps, labels, off, bone, options.coarse_mm) & (
             markers == 0)
-        s1_seed |= _sacral_middle(sacrum_c, labels, off, bone, counted.column_x, options) & (
-            markers == 0)
+        s1_seed |= _sacral_middle(sacrum_c, labels, off, bone, options) & (markers == 0)
         markers[s1_seed] = PART_ID["S1"]
     if not l5_ids or not s1_seed.any():
         raise AnatomyError("cannot separate L5 from S1 at full resolution; check the "
@@ -1144,17 +1143,17 @@ def _seed_mask(seed_lps: np.ndarray, grid: Volume, off, bone: np.ndarray, reach_
     return mask & bone
 
 
-def _sacral_middle(sacrum: _Core, grid: Volume, off, bone: np.ndarray, column_x: float,
-                   options: LevelOptions) -> np.ndarray:
-    """The bone of a sacrum without a core below its seed (``sacrum.seed_lps``), near the
-    column: within ``options.sacral_middle_mm`` left-right of ``column_x`` (medial of the
+def _sacral_middle(sacrum: _Core, grid: Volume, off, bone: np.ndarray, options: LevelOptions
+                   ) -> np.ndarray:
+    """The bone of a sacrum without a core below its seed (``sacrum.seed_lps``), near its
+    midline: within ``options.sacral_middle_mm`` left-right of the seed's centre (medial of the
     sacroiliac joints, 40-50 mm out), lower than the seed's lowest point (below the top of S1
     by the seed's depth: the inferior articular processes of L5 end higher up, behind the
     sloping S1 endplate) and within ``options.sacral_reach_mm`` of the seed's centre (not the
     pubic symphysis). ``bone`` is a crop of ``grid`` at index ``off``."""
     zz, yy, xx = np.nonzero(bone)
     pts = G.voxel_points(grid, bone, off)
-    keep = ((np.abs(pts[:, 0] - column_x) <= options.sacral_middle_mm)
+    keep = ((np.abs(pts[:, 0] - sacrum.centre[0]) <= options.sacral_middle_mm)
             & (pts[:, 2] < sacrum.bottom_z)
             & (np.linalg.norm(pts - sacrum.centre, axis=1) <= options.sacral_reach_mm))
     out = np.zeros(bone.shape, bool)
