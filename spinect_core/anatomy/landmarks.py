@@ -227,25 +227,19 @@ def _crop(grid: Volume, mask: np.ndarray, margin_mm: float):
     return sl, offset
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndi.label(mask, structure=np.ones((3, 3, 3)))
-    if n <= 1:
-        return mask
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
-
-
-#: Two pieces of an opened L5 body are its two halves when their centres lie within this
-#: (mm) of each other cranio-caudally and front to back (and within a body's width apart).
+#: Two pieces of an opened L5 body are its two halves when their centres lie within
+#: ``BODY_HALVES_MM`` of each other cranio-caudally and front to back, and within a body's width
+#: (``BODY_HALVES_APART_MM``) left to right.
 BODY_HALVES_MM = 10.0
+BODY_HALVES_APART_MM = 50.0
 
 
 def _body_halves(body: np.ndarray, grid: Volume) -> np.ndarray:
-    """The largest piece of the opened body, with a piece beside it at its height: an
-    osteoporotic body whose marrow the bone labels left hollow in the middle opens into a left
-    and a right half (a real 3 mm CT's L5: 93 and 126 voxels, 31 mm apart left to right, at
-    the same height and depth), and the largest alone left one side of L5 without a body."""
+    """The largest piece of the opened body (bool, (z, y, x) on ``grid``), with the next largest
+    when it lies beside it at its height and is at least half its size: an osteoporotic body
+    whose marrow the bone labels left hollow in the middle opens into a left and a right half (a
+    real 3 mm CT's L5: 93 and 126 voxels, 31 mm apart left to right, at the same height and
+    depth), and the largest alone left one side of L5 without a body."""
     lab, n = ndi.label(body, structure=np.ones((3, 3, 3)))
     if n <= 1:
         return body
@@ -254,7 +248,7 @@ def _body_halves(body: np.ndarray, grid: Volume) -> np.ndarray:
     order = np.argsort(sizes)[::-1]
     centres = np.array(ndi.center_of_mass(body, lab, order[:2]), float)   # (2, 3) z, y, x
     d = np.abs(centres[0] - centres[1]) * G.spacing_zyx(grid)
-    pair = (d[0] <= BODY_HALVES_MM and d[1] <= BODY_HALVES_MM and d[2] <= 50.0
+    pair = (d[0] <= BODY_HALVES_MM and d[1] <= BODY_HALVES_MM and d[2] <= BODY_HALVES_APART_MM
             and sizes[order[1]] >= 0.5 * sizes[order[0]])
     return np.isin(lab, order[:2]) if pair else lab == int(order[0])
 
@@ -265,7 +259,8 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
 
     Definitions (anatomical frame of the module docstring):
 
-    * L5 body = the largest connected part of L5 that an 8.5 mm ball fits into;
+    * L5 body = the largest connected part of L5 that an 8.5 mm ball fits into (with a
+      second part beside it at its height: :func:`_body_halves`);
     * posterior wall = 98th percentile of ``post`` over body voxels 0-25 mm lateral of the
       midline in the body's upper 60 % (the pedicle level), or over those within 10 mm of the
       midline when that lies more than ``ARCH_KEPT_MM`` in front (the opening kept a pedicle);
