@@ -63,3 +63,13 @@ def test_lumbar_sized_bodies_below_a_sacrum_candidate_are_counted() -> None:
     assert _sized_bodies_below(chain, 1) == 1          # S2-like (900 < half of 2000) not counted
     chain[3].volume_mm3 = 1200.0
     assert _sized_bodies_below(chain, 1) == 2
+
+
+def test_small_cores_behind_the_column_do_not_outrun_its_bodies() -> None:
+    # Three small cores (facet joints, 120 mm^3 beside bodies of 2000: 430-1100 beside
+    # 11000-14000 on a patient-like phantom) run on behind the column from body 2, turning 45
+    # degrees there, one link further than bodies 3 and 4 (a sacrum without a core below them):
+    # the chain keeps the bodies.
+    facets = [_core(10 + k, 4.0 + 2.0 * k, 12.0 * k, -58.0 - 25.0 * k, volume=120.0)
+              for k in range(3)]
+    assert _labels(_chain(COLUMN + facets)) == [1, 2, 3, 4]
