@@ -1,6 +1,6 @@
 """L5/S1 level identification on patient-like phantoms, as ``spinect plan`` does it
-(``python benchmarks/levels_patient_like.py [--cache DIR] [--seeds 200,201] [--hollow-sacrum]
-[--json]``).
+(``python benchmarks/levels_patient_like.py [--cache DIR] [--seeds 200,201]
+[--hollow sacrum|l5|both] [--json]``).
 
 Each case is a patient-like phantom (``PhantomOptions(realism="patient")``: bone density from
 osteoporotic to sclerotic, contrast phases, bowel, table, arms, noise and kernels) at the slice
@@ -20,11 +20,12 @@ The 24 cases are seeds 200-225 (less 203 and 204) at 1.5-3 mm, the contrast phas
 the seed's own draw was overridden (``rand``: the seed's own); no tuning used them before they
 were measured (2026-12-05).
 
-``--hollow-sacrum`` first drops every other bone voxel more than 4 mm below the true L5/S1 disc
-(:func:`hollow_below`): the sacrum without a core, as an elderly sacrum's fatty marrow left out
-of the bone (a real 3 mm CT). Each case is then refused, or found on the rib count (the report
-says "sacrum without a core, on the ribs"), or planned from a lumbar body taken for the sacrum;
-the last must not happen at "moderate" or "high".
+``--hollow sacrum`` first drops every other bone voxel more than 4 mm below the true L5/S1 disc
+(:func:`hollow`): the sacrum without a core, as an elderly sacrum's fatty marrow left out of the
+bone (a real 3 mm CT); ``--hollow l5`` does so in L5's body, ``--hollow both`` in both. Each case
+is then refused, or found on the rib count (the report says "sacrum without a core, on the
+ribs"), or planned from another body taken for the sacrum; a plan at the wrong level must not be
+at "moderate" or "high".
 """
 
 from __future__ import annotations
@@ -68,22 +69,32 @@ def phantom_of(seed: int, phase: str, spacing: float):
                                                    patient_overrides=overrides))
 
 
-def hollow_below(labels, truth_disc: np.ndarray, *, below_mm: float = 4.0):
-    """``labels`` (a Volume) with every other bone voxel (a checkerboard) dropped more than
-    ``below_mm`` under the true L5/S1 disc centre: the sacrum (and the pelvis beside and below
-    it) without a core, as the bone of an elderly sacrum whose fatty marrow the segmentation
-    left out (a real 3 mm CT's, refused or planned on the rib count alone)."""
+#: ``--hollow`` choices: which bone loses every other voxel (see :func:`hollow`).
+HOLLOW = ("sacrum", "l5", "both")
+
+
+def hollow(labels, truth_disc: np.ndarray, what: str):
+    """``labels`` (a Volume) with every other bone voxel (a checkerboard) dropped: ``"sacrum"``
+    more than 4 mm under the true L5/S1 disc centre (the sacrum, and the pelvis beside and below
+    it, without a core: an elderly sacrum whose fatty marrow the segmentation left out, as on a
+    real 3 mm CT), ``"l5"`` in L5's body (4-30 mm above the disc centre, within 30 mm left and
+    right and 25 mm front and back of it), ``"both"``."""
     arr = np.asarray(labels.array).copy()
     zz, yy, xx = np.indices(arr.shape)
-    z_lps = labels.index_to_lps(np.stack([xx, yy, zz], axis=-1).reshape(-1, 3).astype(float)
-                                )[:, 2].reshape(arr.shape)
+    p = labels.index_to_lps(np.stack([xx, yy, zz], axis=-1).reshape(-1, 3).astype(float)
+                            ).reshape(arr.shape + (3,))
+    dz = p[..., 2] - truth_disc[2]
+    sacrum = dz < -4.0
+    l5 = ((dz > 4.0) & (dz < 30.0) & (np.abs(p[..., 0] - truth_disc[0]) < 30.0)
+          & (np.abs(p[..., 1] - truth_disc[1]) < 25.0))
+    region = {"sacrum": sacrum, "l5": l5, "both": sacrum | l5}[what]
     bone = arr == DEFAULT_LABELS.id_of("bone")
-    arr[bone & (z_lps < truth_disc[2] - below_mm) & ((zz + yy + xx) % 2 == 1)] = 0
+    arr[bone & region & ((zz + yy + xx) % 2 == 1)] = 0
     return labels.with_array(arr)
 
 
 def run_case(seed: int, phase: str, spacing: float, cache: Path | None, *,
-             hollow_sacrum: bool = False) -> dict:
+             hollowed: str | None = None) -> dict:
     t0 = time.perf_counter()
     ph = phantom_of(seed, phase, spacing)
     truth = np.asarray(ph.meta["landmarks"]["l5s1_disc_centre"], float)
@@ -95,8 +106,8 @@ def run_case(seed: int, phase: str, spacing: float, cache: Path | None, *,
         if stored is not None:
             stored.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(stored, labels=np.asarray(labels.array))
-    if hollow_sacrum:
-        labels = hollow_below(labels, truth)
+    if hollowed is not None:
+        labels = hollow(labels, truth, hollowed)
     row: dict = {"seed": seed, "phase": phase, "spacing_mm": spacing,
                  "contrast_phase": ph.meta["patient"].get("contrast_phase"),
                  "bone_density": ph.meta["patient"].get("bone_density")}
@@ -130,16 +141,16 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, help="keep / reuse each case's label map here")
     ap.add_argument("--seeds", help="comma-separated seeds (default: all of CASES)")
     ap.add_argument("--json", action="store_true", help="one JSON line per case and a summary")
-    ap.add_argument("--hollow-sacrum", action="store_true",
-                    help="drop every other bone voxel below the true L5/S1 disc first (a sacrum "
-                         "without a core in the bone)")
+    ap.add_argument("--hollow", choices=HOLLOW,
+                    help="drop every other bone voxel of the sacrum, of L5's body or of both "
+                         "first (bone without a core, marrow left out)")
     args = ap.parse_args()
     wanted = {int(s) for s in args.seeds.split(",")} if args.seeds else None
     rows = []
     for seed, phase, spacing in CASES:
         if wanted is not None and seed not in wanted:
             continue
-        row = run_case(seed, phase, spacing, args.cache, hollow_sacrum=args.hollow_sacrum)
+        row = run_case(seed, phase, spacing, args.cache, hollowed=args.hollow)
         rows.append(row)
         if args.json:
             print(json.dumps(row), flush=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spinect_core.anatomy.levels import _chain, _Core, _sized_bodies_below
+from spinect_core.anatomy.levels import _body_as_large_below, _chain, _Core, _sized_bodies_below
 
 
 def _core(label: int, x: float, y: float, z: float, volume: float = 2000.0) -> _Core:
@@ -73,3 +73,12 @@ def test_small_cores_behind_the_column_do_not_outrun_its_bodies() -> None:
     facets = [_core(10 + k, 4.0 + 2.0 * k, 12.0 * k, -58.0 - 25.0 * k, volume=120.0)
               for k in range(3)]
     assert _labels(_chain(COLUMN + facets)) == [1, 2, 3, 4]
+
+
+def test_a_body_below_as_large_as_the_candidate_makes_it_no_sacrum() -> None:
+    # What lies below a sacrum's core is at most 3 % of it (45 label maps counted right); a
+    # lumbar body below L3 is as large as L3.
+    chain = [_core(1, 0, 0, 0, 2000.0), _core(2, 0, 0, -30, 7000.0), _core(3, 0, 0, -60, 7200.0)]
+    assert _body_as_large_below(chain, 1)
+    sacrum = [_core(1, 0, 0, 0, 7000.0), _core(2, 0, 0, -40, 60000.0), _core(3, 0, 0, -80, 900.0)]
+    assert not _body_as_large_below(sacrum, 1) and not _body_as_large_below(sacrum, 2)

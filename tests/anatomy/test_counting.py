@@ -445,13 +445,13 @@ def _porous_below_l5(col: Column) -> Column:
 def test_a_sacrum_without_a_core_below_the_l5_of_the_rib_count_is_found():
     """Measured on a real 3 mm CT: the bone left the sacrum's fatty marrow out, the count
     stopped at L5 (by the rib count) and the scan was refused, the scan reaching 156 mm further
-    down. The bone below the L5/S1 gap is now taken for the sacrum, at moderate confidence
-    and with a warning that the count rests on the ribs alone."""
+    down. The bone below the L5/S1 gap is now taken for the sacrum, at low confidence and with
+    a warning that the count rests on the ribs alone."""
     col = _porous_below_l5(Column(_names(4, 5), ribs=set(THORACIC)))
     derived = derive_parts(col.volume(), STUDY_LABELS)
     ev = derived.evidence
     assert ev.levels[-2:] == ("L5", "S1") and ev.sacrum_hollow and ev.sacrum_found
-    assert ev.counted_from == "ribs" and ev.confidence == "moderate"
+    assert ev.counted_from == "ribs" and ev.confidence == "low"
     assert any("counting down from the last rib-bearing vertebra only" in w for w in ev.warnings)
     true_disc = np.array([0.0, 0.0, col.sacrum_top + 0.5 * DISC_H])
     assert np.linalg.norm(derived.disc_centre_lps - true_disc) < 6.0
@@ -598,6 +598,24 @@ def test_bodies_a_second_count_misses_above_its_sacrum_are_counted():
                                                                 -130.0)])) == 0
     assert _lost_bodies(first, np.zeros((0, 3))) == 0
     assert _lost_bodies(first[2:3], cut) == 0                      # one core: no count
+
+
+def test_a_cut_counts_sacrum_above_a_hollow_column_is_suspect():
+    """The labels' own count saw the column go on 194 mm below its last body with bone but no
+    core; a cut count that calls that body (or one above it) the sacrum is suspect (a
+    patient-like phantom at 1.5 mm whose L5 had no core: L4, 75 mm off at moderate), one that
+    finds it lower down is not."""
+    from spinect_core.anatomy.levels import _hollow_column_below
+
+    first = LevelEvidence(level_centres_lps=np.array([[0.0, 0.0, z] for z in (-63.0, -91.0,
+                                                                             -124.0)]),
+                          column_beyond_mm=194.0)
+    assert _hollow_column_below(first, np.array([0.0, 0.0, -126.0])) == 194.0
+    assert _hollow_column_below(first, np.array([0.0, 0.0, -91.0])) == 194.0
+    assert _hollow_column_below(first, np.array([0.0, 0.0, -190.0])) is None
+    first.column_beyond_mm = None
+    assert _hollow_column_below(first, np.array([0.0, 0.0, -124.0])) is None
+    assert _hollow_column_below(None, np.array([0.0, 0.0, -124.0])) is None
 
 
 def test_lumbar_sized_bodies_below_a_second_counts_sacrum_are_counted():
