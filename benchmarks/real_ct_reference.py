@@ -22,7 +22,7 @@ d2907f6, its v1 output: an abdomen-pelvis CT without contrast, 3 mm isotropic, T
 femoral heads): CT bone model 0.872 (0.770 before the marrow of coarse scans joined), yardstick
 0.862. ``spinect plan`` refused it until 2026-12-05 (the sacrum's fatty marrow is left out of the
 bone); it now finds the sacrum without a core below the L5 of the rib count and plans L5/S1 at
-moderate confidence, its disc centre 7.0 mm from the reference one (see the README's real-CT
+low confidence, its disc centre 6.7 mm from the reference one (see the README's real-CT
 section).
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json] [--json]
