@@ -436,7 +436,11 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
         warnings.extend(w for w in evidence.warnings if w not in warnings)
     for s, sa in sides.items():
         if sa.root_centreline_lps is None and (parts == PART_ID["other_nerve"]).any():
-            warnings.append(f"no exiting L5 root found at the {s} L5/S1 foramen")
+            # Said of the segmentation's nerve: roots traced on the CT come later and are
+            # reported on their own (a real 3 mm CT said "no exiting L5 root found" beside the
+            # CT's exiting L5 root at confidence 0.6).
+            warnings.append(f"the segmentation's nerve shows no exiting L5 root at the {s} "
+                            "L5/S1 foramen")
     report(progress, 1.0, "L5/S1 identified")
     seg = labels.with_array(parts)
     seg.warnings = list(labels.warnings)

@@ -150,3 +150,17 @@ def test_zone_landmarks_sit_on_the_ct_edge_whatever_the_bone_thickness(scanned_p
             a, b = (frame.point_to_local(getattr(r.sides[side], name))[axis] for r in on_labels)
             label_shift.append(abs(a - b))
     assert max(label_shift) >= 1.0  # the labels alone do move: the refinement is what holds them
+
+
+def test_a_nerve_that_misses_the_foramina_is_said_of_the_segmentation(phantom):
+    """The label map's nerve kept only in its top 12 slices (far above both L5/S1 foramina):
+    the warning names the segmentation's nerve, not the roots at large (the CT's roots, traced
+    later, may show them: a real 3 mm CT said "no exiting L5 root found" beside the CT's
+    exiting L5 roots)."""
+    arr = phantom.labels.array.copy()
+    nerve = arr == phantom.label_table.id_of("nerve")
+    nerve[-12:] = False
+    arr[nerve] = 0
+    res = identify_lumbosacral(phantom.labels.with_array(arr), phantom.label_table)
+    said = [w for w in res.warnings if "shows no exiting L5 root" in w]
+    assert len(said) == 2 and all(w.startswith("the segmentation's nerve") for w in said)
