@@ -225,7 +225,7 @@ SHARP_CHAIN_TURN_DEG = 35.0
 #: the cores) counts as that fraction of a body in the chain's length: small cores behind the
 #: column (sclerotic facet joints) otherwise make a longer chain than the bodies in front of
 #: them when the sacrum below has no core (measured on patient-like phantoms whose sacrum's
-#: marrow was left out of the bone: 3 of 24 planned 35-56 mm off at moderate confidence through
+#: marrow was left out of the bone: 2 of 24 planned 35-56 mm off at moderate confidence through
 #: facet cores of 400-1100 mm^3 beside bodies of 11000-14000).
 SMALL_CORE_FRACTION = 0.2
 
