@@ -1111,8 +1111,17 @@ def refused_last_level(refusal: BaseException) -> str | None:
     return last if last and last != "?" else None
 
 
+#: Without ribs, a refusal says L5/S1 is out of view only when the field of view reaches less
+#: than this (mm) below the lowest body's top: a body, a disc and the least sacrum the count
+#: needs (:attr:`CountOptions.min_sacrum_depth_mm`). Farther, the sacrum may be in view but not
+#: recognised (a patient-like phantom at 5 mm slices, its sacrum in view, was refused as "L5/S1
+#: is not in the field of view").
+SACRUM_IN_VIEW_MM = 70.0
+
+
 def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
-                    just_below: bool = False, cut: bool = False, uncountable: str = "") -> str:
+                    just_below: bool = False, cut: bool = False, uncountable: str = "",
+                    fov_below_mm: float | None = None) -> str:
     """One-line refusal that says first what was found: where the scan ends when the count
     says so, then what is missing, then what to do.
 
@@ -1140,12 +1149,21 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
         ends within L3".
     uncountable : str
         Why the levels cannot be counted although ribs are in view (replaces where it ends).
+    fov_below_mm : float, optional
+        How far the field of view reaches below the lowest body's top (mm): without ribs, from
+        :data:`SACRUM_IN_VIEW_MM` on the message does not say L5/S1 is out of view.
     """
     if uncountable:
         # The count failed: whether L5/S1 is in view is not known.
         return (f"L5/S1 cannot be identified: {missing}, and {uncountable}; check the bone "
                 f"segmentation, or {_USE}")
     if not last_level or last_level == "?":
+        if fov_below_mm is not None and fov_below_mm >= SACRUM_IN_VIEW_MM:
+            return (f"L5/S1 cannot be identified: {missing}, and no ribs are in view to count the "
+                    f"levels from, so the levels cannot be counted, while the field of view "
+                    f"reaches {fov_below_mm:.0f} mm below the top of the lowest vertebral body "
+                    f"found (the sacrum may be in view but not in the bone labels); check the "
+                    f"bone segmentation, or {_USE}")
         return (f"L5/S1 is not in the field of view: {missing}, and no ribs are in view to count "
                 f"the levels from, so the levels cannot be counted; {_USE}")
     at = (f"just below {last_level}" if just_below else

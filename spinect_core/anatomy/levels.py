@@ -1016,7 +1016,8 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         else:
             err = AnatomyError(refusal_message(
                 bottom.missing(), last_level=ev.last_level, counted_from=ev.counted_from,
-                just_below=sliver, cut=cut, uncountable=merged_note if t12 is not None else ""))
+                just_below=sliver, cut=cut, uncountable=merged_note if t12 is not None else "",
+                fov_below_mm=bottom.fov_depth_mm))
         err.evidence = ev                # what was found, for a report of the refusal
         raise err
 

@@ -513,6 +513,21 @@ def test_l5_under_a_small_l4_core_is_not_taken_for_a_sacrum_without_a_core(ribs)
     assert np.linalg.norm(derived.disc_centre_lps - true_disc) < 6.0
 
 
+def test_without_ribs_a_deep_field_of_view_is_not_called_out_of_view():
+    """No ribs and no sacrum in the bone labels, but the field of view goes on 95 mm below the
+    sacrum's place: the refusal says L5/S1 cannot be identified, not that it is out of view (a
+    patient-like phantom at 5 mm slices, its sacrum in view but not recognised); cropped just
+    below L5 it is out of view."""
+    col = Column(_names(0, 5), ribs=set(), sacrum=False)
+    with pytest.raises(AnatomyError) as deep:
+        derive_parts(col.volume(), STUDY_LABELS)
+    assert str(deep.value).startswith("L5/S1 cannot be identified: no sacrum found")
+    assert "while the field of view reaches" in str(deep.value)
+    with pytest.raises(AnatomyError) as cropped:
+        derive_parts(col.volume(crop_below_mm=col.sacrum_top + 2.0), STUDY_LABELS)
+    assert str(cropped.value).startswith("L5/S1 is not in the field of view")
+
+
 def test_find_hollow_sacrum_seeds_the_bone_past_the_gap_below_l5():
     """Two bodies and, past a 9 mm gap, a shell of bone going on down the midline for 60 mm:
     the seed is the bone just below the gap, on the column's line; a shell ending 20 mm below
