@@ -1150,8 +1150,9 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
     uncountable : str
         Why the levels cannot be counted although ribs are in view (replaces where it ends).
     fov_below_mm : float, optional
-        How far the field of view reaches below the lowest body's top (mm): without ribs, from
-        :data:`SACRUM_IN_VIEW_MM` on the message does not say L5/S1 is out of view.
+        How far the field of view reaches below the lowest body's top (mm), given when it does
+        not end within a body there: without ribs, from :data:`SACRUM_IN_VIEW_MM` on the message
+        does not say L5/S1 is out of view.
     """
     if uncountable:
         # The count failed: whether L5/S1 is in view is not known.

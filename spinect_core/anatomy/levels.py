@@ -1014,10 +1014,14 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                 "are not solid in the bone labels (their marrow left out), so the sacrum cannot "
                 "be identified; check the segmentation of the lower spine and the sacrum")
         else:
+            # Without ribs the refusal says L5/S1 is out of view unless the field of view goes
+            # on well below a chain of bodies and does not end within a body below it (a real
+            # lumbar crop ends within L4, 72 mm below the top of L3, its only body with a core).
+            open_below = len(chain) > 1 and not body_cut_below(chain, cbone, cgrid, coff, fov)
             err = AnatomyError(refusal_message(
                 bottom.missing(), last_level=ev.last_level, counted_from=ev.counted_from,
                 just_below=sliver, cut=cut, uncountable=merged_note if t12 is not None else "",
-                fov_below_mm=bottom.fov_depth_mm))
+                fov_below_mm=bottom.fov_depth_mm if open_below else None))
         err.evidence = ev                # what was found, for a report of the refusal
         raise err
 
