@@ -526,6 +526,12 @@ def test_without_ribs_a_deep_field_of_view_is_not_called_out_of_view():
     with pytest.raises(AnatomyError) as cropped:
         derive_parts(col.volume(crop_below_mm=col.sacrum_top + 2.0), STUDY_LABELS)
     assert str(cropped.value).startswith("L5/S1 is not in the field of view")
+    # One body with a core: no spacing to judge the depth by (a real lumbar crop, L3 alone with
+    # a core, ends within L4 72 mm below L3's top): out of view.
+    col = Column(_names(0, 5), ribs=set(), sacrum=False, porous={"L1", "L2", "L3", "L5"})
+    with pytest.raises(AnatomyError) as lone:
+        derive_parts(col.volume(), STUDY_LABELS)
+    assert str(lone.value).startswith("L5/S1 is not in the field of view")
 
 
 def test_find_hollow_sacrum_seeds_the_bone_past_the_gap_below_l5():
