@@ -812,6 +812,8 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
         roles[c.label] = role(c)
         markers[core_lab == c.label] = PART_ID[roles[c.label]]
     l5_ids = [k for k, r in roles.items() if r == "L5"]
+    bone_pts = G.voxel_points(labels, bone, off)
+    zz, yy, xx = np.nonzero(bone)
     s1_seed = np.isin(core_lab, [k for k, r in roles.items() if r == "S1"])
     if sacrum_c.seed_lps is not None:
         # A sacrum without a core: its top's bone seeds S1 (see _hollow_sacrum), and so does
@@ -819,13 +821,12 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
         # sacroiliac joints: a real 3 mm CT's sacrum went to the ilia but for its top).
         s1_seed |= _seed_mask(sacrum_c.seed_lps, labels, off, bone, options.coarse_mm) & (
             markers == 0)
-        s1_seed |= _sacral_middle(sacrum_c, labels, off, bone, options) & (markers == 0)
+        middle = _sacral_middle(sacrum_c, bone_pts, options) & (markers[zz, yy, xx] == 0)
+        s1_seed[zz[middle], yy[middle], xx[middle]] = True
         markers[s1_seed] = PART_ID["S1"]
     if not l5_ids or not s1_seed.any():
         raise AnatomyError("cannot separate L5 from S1 at full resolution; check the "
                                 "segmentation at L5/S1")
-    bone_pts = G.voxel_points(labels, bone, off)
-    zz, yy, xx = np.nonzero(bone)
     dx = bone_pts[:, 0] - sacrum_c.centre[0]
     far = (np.abs(dx) > options.ilium_lateral_mm) & (bone_pts[:, 2] < l5_c.top_z + 40.0) & (
         markers[zz, yy, xx] == 0)
@@ -974,8 +975,8 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         if sliver and t12 is not None:
             ev.last_level = ev.levels[-2]
         # The scan's edge cuts a body below the last core (too shallow for a core of its own).
-        cut = (not sliver and t12 is not None and not merged_note
-               and body_cut_below(chain, cbone, cgrid, coff, fov))
+        ends_in_body = body_cut_below(chain, cbone, cgrid, coff, fov)
+        cut = not sliver and t12 is not None and not merged_note and ends_in_body
         if cut:
             ev.last_level = level_below(ev.levels[-1])
             ev.reasons.append(f"the field of view cuts a vertebral body below {ev.levels[-1]} "
@@ -1017,7 +1018,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
             # Without ribs the refusal says L5/S1 is out of view unless the field of view goes
             # on well below a chain of bodies and does not end within a body below it (a real
             # lumbar crop ends within L4, 72 mm below the top of L3, its only body with a core).
-            open_below = len(chain) > 1 and not body_cut_below(chain, cbone, cgrid, coff, fov)
+            open_below = len(chain) > 1 and not ends_in_body
             err = AnatomyError(refusal_message(
                 bottom.missing(), last_level=ev.last_level, counted_from=ev.counted_from,
                 just_below=sliver, cut=cut, uncountable=merged_note if t12 is not None else "",
@@ -1196,22 +1197,17 @@ def _seed_mask(seed_lps: np.ndarray, grid: Volume, off, bone: np.ndarray, reach_
     return mask & bone
 
 
-def _sacral_middle(sacrum: _Core, grid: Volume, off, bone: np.ndarray, options: LevelOptions
-                   ) -> np.ndarray:
-    """The bone of a sacrum without a core below its seed (``sacrum.seed_lps``), near its
-    midline: within ``options.sacral_middle_mm`` left-right of the seed's centre (medial of the
-    sacroiliac joints, 40-50 mm out), lower than the seed's lowest point (below the top of S1
-    by the seed's depth: the inferior articular processes of L5 end higher up, behind the
-    sloping S1 endplate) and within ``options.sacral_reach_mm`` of the seed's centre (not the
-    pubic symphysis). ``bone`` is a crop of ``grid`` at index ``off``."""
-    zz, yy, xx = np.nonzero(bone)
-    pts = G.voxel_points(grid, bone, off)
-    keep = ((np.abs(pts[:, 0] - sacrum.centre[0]) <= options.sacral_middle_mm)
-            & (pts[:, 2] < sacrum.bottom_z)
-            & (np.linalg.norm(pts - sacrum.centre, axis=1) <= options.sacral_reach_mm))
-    out = np.zeros(bone.shape, bool)
-    out[zz[keep], yy[keep], xx[keep]] = True
-    return out
+def _sacral_middle(sacrum: _Core, bone_pts: np.ndarray, options: LevelOptions) -> np.ndarray:
+    """(N,) bool: which of the bone voxels ``bone_pts`` (N, 3, LPS mm) are a sacrum without a
+    core below its seed (``sacrum.seed_lps``), near its midline: within
+    ``options.sacral_middle_mm`` left-right of the seed's centre (medial of the sacroiliac
+    joints, 40-50 mm out), lower than the seed's lowest point (below the top of S1 by the seed's
+    depth: the inferior articular processes of L5 end higher up, behind the sloping S1
+    endplate) and within ``options.sacral_reach_mm`` of the seed's centre (not the pubic
+    symphysis)."""
+    return ((np.abs(bone_pts[:, 0] - sacrum.centre[0]) <= options.sacral_middle_mm)
+            & (bone_pts[:, 2] < sacrum.bottom_z)
+            & (np.linalg.norm(bone_pts - sacrum.centre, axis=1) <= options.sacral_reach_mm))
 
 
 def _body_of(part: np.ndarray, core: np.ndarray, sp, options: LevelOptions) -> np.ndarray:
