@@ -20,7 +20,8 @@ CT's grid):
    hole filling) so the cancellous interior is bone whatever its density (osteoporotic bodies
    at 60-150 HU included); an axial hole larger than any spinal canal, found with the walls
    thickened so that a body's broken ring still encloses it, is marrow even when as dark as
-   muscle.
+   muscle; a hole of marrow's size that the shell encloses only once closed wider across the
+   slices (a noisy scan's perforated thin walls) is marrow whatever its density.
 4. **Rejection** of what is dense but not bone, per component: contrast-filled vessels and
    organs (homogeneous, no cortex brighter than enhanced blood), calcified plaque and bowel
    contrast (small or homogeneous, away from the skeleton).
@@ -137,6 +138,21 @@ class CTBoneOptions:
         fatty marrow of an osteoporotic body is darker than muscle).
     large_bridge_mm : float
         Gaps up to about twice this are bridged when looking for such large holes.
+    wide_closing_mm, wide_closing_cc_mm : float
+        Radii (mm) across the slices and along the spine of a second, wider closing of the
+        shell before the 3D fill: the thin walls of a noisy or osteoporotic body are broken
+        by gaps wider than the 1.5 mm closing bridges, and its marrow, as dark as fat, passes
+        none of the slice-wise density tests. Along the spine it stays short, so that a disc
+        between two endplates is not sealed. 0 turns it off. Measured 2026-12-05 (4.5 / 2.5):
+        bone Dice on the real lumbar crop 0.771 -> 0.836 (its bodies' marrow recall 0.79 ->
+        0.94), on a real 3 mm abdomen-pelvis CT 0.872 -> 0.885, the chest's held-out slab
+        unchanged (0.814); 3.5 mm along the spine lowered the chest to 0.794 (thoracic discs
+        are 4-6 mm high).
+    wide_min_ml : float
+        Holes that only the wide closing encloses are kept from this volume up (a vertebral
+        body's marrow is 15-40 ml): such a closing also seals small pockets between
+        posterior elements and at a disc's rim (1 ml kept them: the chest's slab 0.807, the
+        crop 0.831, against 0.816 and 0.836).
     carry_marrow_mm : float
         A large marrow hole carries into the axial slices above and below it, up to this far,
         where the body's ring is broken too widely to enclose anything (a thin anterior cortex,
@@ -153,6 +169,11 @@ class CTBoneOptions:
         A component of 5 ml or more with almost no voxel at 600 HU is enhanced blood (a vessel,
         an organ) only when its 90th HU percentile lies at most this far above its median:
         blood is one density, bone (cortex and marrow) is not.
+    small_homogeneous_min_ml, small_homogeneous_spread_hu : float
+        A smaller component (from this volume up to 5 ml) with almost no voxel at 600 HU is
+        enhanced blood when its 90th HU percentile lies at most this far above its median: a
+        vessel's branch cut off from a pool. Bone pieces that small keep a cortex or a
+        partial-volume edge; the bound is tighter than for large components.
     marrow_max_ml : float
         Where the scan shows no enhanced blood (contrast pools under
         :attr:`no_contrast_pool_ml`), grow voxels connected to the seeds beyond
@@ -204,10 +225,15 @@ class CTBoneOptions:
     large_hole_mm2: float = 450.0
     large_hole_above_soft_hu: float = -30.0
     large_bridge_mm: float = 8.0
+    wide_closing_mm: float = 4.5
+    wide_closing_cc_mm: float = 2.5
+    wide_min_ml: float = 4.0
     carry_marrow_mm: float = 7.5
     carry_reach_mm: float = 25.0
     carry_min_sides: int = 3
     homogeneous_spread_hu: float = 80.0
+    small_homogeneous_min_ml: float = 0.1
+    small_homogeneous_spread_hu: float = 40.0
     marrow_max_ml: float = 50.0
     no_contrast_pool_ml: float = 5.0
     working_voxel_mm: float = 0.9
@@ -250,6 +276,15 @@ def _ball(radius_mm: float, spacing_zyx: np.ndarray) -> np.ndarray:
     zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
     d2 = (zz * spacing_zyx[0]) ** 2 + (yy * spacing_zyx[1]) ** 2 + (xx * spacing_zyx[2]) ** 2
     return d2 <= radius_mm ** 2 + 1e-6
+
+
+def _ellipsoid(radius_mm: float, axial_radius_mm: float, spacing_zyx: np.ndarray,
+               axial_axis: int) -> np.ndarray:
+    """A ball of ``radius_mm`` across the slices and ``axial_radius_mm`` along the array's
+    cranio-caudal ``axial_axis`` (a structuring element on a grid of ``spacing_zyx`` mm)."""
+    stretch = np.ones(3)
+    stretch[axial_axis] = radius_mm / max(axial_radius_mm, 1e-6)
+    return _ball(radius_mm, np.asarray(spacing_zyx, float) * stretch)
 
 
 def _body_mask(hu: np.ndarray, sp: np.ndarray, options: CTBoneOptions) -> np.ndarray:
@@ -917,7 +952,8 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
                  bridge_mm: float, min_height_mm: float, min_fill_height_mm: float,
                  large_hole_mm2: float, large_hole_hu: float, large_bridge_mm: float,
                  carry_mm: float = 0.0, carry_reach_mm: float = 25.0, carry_min_sides: int = 3,
-                 threads: int = 1) -> np.ndarray:
+                 wide_closing_mm: float = 0.0, wide_closing_cc_mm: float = 0.0,
+                 wide_min_ml: float = 0.0, threads: int = 1) -> np.ndarray:
     """Fill the cancellous interior of cortical shells, never the canal, foramina or discs.
 
     ``mask`` is filled in place (and returned).
@@ -947,7 +983,8 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # Everything below stays within the widest bridge of the shells' box (closings stay in
     # the box, holes are inside it): work in that box, padded beyond the widest disk, and the
     # result is the same as on the whole grid.
-    cbox = _bbox(cmask, pad=np.floor(max(large_bridge_mm, bridge_mm, 1.5) / csp).astype(int) + 2)
+    cbox = _bbox(cmask, pad=np.floor(max(large_bridge_mm, bridge_mm, wide_closing_mm, 1.5)
+                                     / csp).astype(int) + 2)
     if cbox is None:
         return mask
     cmask = np.ascontiguousarray(cmask[cbox])
@@ -967,15 +1004,36 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         enclosed |= closed & ~cmask
         return enclosed
 
+    def wide3d() -> np.ndarray:
+        # A noisy or osteoporotic body's thin walls leave gaps wider than the closing above
+        # bridges: closed wider across the slices (never much along the spine, where a
+        # collapsed disc is a few millimetres high), its shell encloses the marrow. Such a
+        # closing also seals pockets between posterior elements and at a disc's rim; only
+        # holes as large as a marrow space are kept.
+        wide = fill3d(_close(cmask, _ellipsoid(wide_closing_mm, wide_closing_cc_mm, csp,
+                                               axial_axis)))
+        lab, n = _label(wide)
+        del wide
+        where = np.flatnonzero(lab)
+        sizes = np.bincount(lab.ravel()[where], minlength=n + 1) * float(np.prod(csp)) / 1e3
+        del where
+        keep = sizes >= wide_min_ml
+        keep[0] = False
+        return keep[lab]
+
+    n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
     with ThreadPoolExecutor(max(int(threads), 1)) as executor:
         job3d = executor.submit(fill3d, closed)
+        job_wide = executor.submit(wide3d) if wide_closing_mm > 0 else None
         votes, dense = _hole_votes(
             cmask, chu, csp, max_hole_mm2=max_hole_mm2, bridge_mm=bridge_mm,
             axial_axis=axial_axis, min_height_mm=min_height_mm, large_hole_mm2=large_hole_mm2,
             large_bridge_mm=large_bridge_mm, fill_hu=fill_hu, cancellous_hu=cancellous_hu,
             large_hole_hu=large_hole_hu, executor=executor)
         cfill3d = job3d.result()
-        del job3d
+        if job_wide is not None:
+            cfill3d |= job_wide.result()
+        del job3d, job_wide
     del closed
     n_votes = sum(((votes >> a) & 1) for a in range(3))
     marrow = dense & _LARGE_MARROW > 0
@@ -990,7 +1048,6 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # Marrow is as tall as its bone; a disc between two endplates and a partial-volume rim
     # is not: of the slice-wise fill, an opening with a cranio-caudal line keeps only what is
     # at least ``min_fill_height_mm`` tall (3D holes are enclosed marrow and stay whole).
-    n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
     if n_line > 1:
         cfill2d = _open_line(cfill2d, axial_axis, n_line)
     cfill = cfill3d | cfill2d
@@ -1226,7 +1283,9 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                         large_hole_hu=th["soft_tissue_peak"] + options.large_hole_above_soft_hu,
                         carry_mm=options.carry_marrow_mm, carry_reach_mm=options.carry_reach_mm,
                         carry_min_sides=options.carry_min_sides,
-                        threads=options.threads)
+                        wide_closing_mm=options.wide_closing_mm,
+                        wide_closing_cc_mm=options.wide_closing_cc_mm,
+                        wide_min_ml=options.wide_min_ml, threads=options.threads)
     bone &= ~pools
     del pools
     timings["fill"] = time.perf_counter() - t0
@@ -1423,7 +1482,8 @@ def _bbox(mask: np.ndarray, pad: np.ndarray | None = None) -> tuple[slice, ...] 
 
 def _upper_spread(ids: np.ndarray, values: np.ndarray, which: np.ndarray) -> np.ndarray:
     """Per component id, the 90th minus the 50th percentile of ``values`` (HU) for the ids
-    where ``which`` is True (a few: each is sorted); +inf elsewhere.
+    where ``which`` is True; +inf elsewhere. The percentiles are numpy's (linear), all
+    components at once (one sort of their voxels).
 
     Parameters
     ----------
@@ -1434,9 +1494,24 @@ def _upper_spread(ids: np.ndarray, values: np.ndarray, which: np.ndarray) -> np.
     which : np.ndarray, bool, shape (n_components + 1,)
     """
     out = np.full(which.shape, np.inf)
-    for k in np.flatnonzero(which):
-        p50, p90 = np.percentile(values[ids == k], [50.0, 90.0])
-        out[k] = p90 - p50
+    pick = np.flatnonzero(which[ids])
+    if pick.size == 0:
+        return out
+    k_ids, k_values = ids[pick], values[pick].astype(np.float64)
+    order = np.lexsort((k_values, k_ids))
+    k_ids, k_values = k_ids[order], k_values[order]
+    counts = np.bincount(k_ids, minlength=which.size)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    comps = np.flatnonzero(counts)
+
+    def percentile(q: float) -> np.ndarray:
+        pos = q / 100.0 * (counts[comps] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, counts[comps] - 1)
+        a, b = k_values[starts[comps] + lo], k_values[starts[comps] + hi]
+        return a + (b - a) * (pos - lo)
+
+    out[comps] = percentile(90.0) - percentile(50.0)
     return out
 
 
@@ -1469,7 +1544,15 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     # Homogeneous in fact: enhanced blood is one density, bone (cortex and marrow) is not. A
     # thin rib through 2.5 mm slices has no voxel at 600 HU either (measured on a real contrast
     # CT: a floating rib, p90 - p50 = 126 HU, was removed whole; its enhanced vessels: 31 HU).
-    homogeneous &= _upper_spread(ids, bone_hu, homogeneous) <= options.homogeneous_spread_hu
+    # Smaller components, from a vessel's branch to a piece of rib, are tested only for
+    # blood's own flatness: a rib cut out of the slab, or a spinous tip, has a cortex or
+    # partial-volume edge (measured on a real contrast CT: bone pieces of 0.4-5 ml, p90 - p50
+    # = 63-420 HU; enhanced vessels cut off from the aorta: 18-33 HU).
+    small_flat = ((size_ml >= options.small_homogeneous_min_ml) & (size_ml < 5.0)
+                  & (bright < 0.01 * np.maximum(sizes, 1)))
+    spread = _upper_spread(ids, bone_hu, homogeneous | small_flat)
+    homogeneous &= spread <= options.homogeneous_spread_hu
+    homogeneous |= small_flat & (spread <= options.small_homogeneous_spread_hu)
     del bone_hu
     small = ~homogeneous & (size_ml < options.min_component_ml)
     homogeneous[0] = small[0] = False
