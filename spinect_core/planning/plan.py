@@ -36,6 +36,7 @@ from spinect_core import __version__
 from spinect_core.anatomy.counting import refused_last_level
 from spinect_core.anatomy.root_tracing import TracingOptions
 from spinect_core.anatomy.roots import ROOTS_MODES, FusionOptions, RootsResult
+from spinect_core.bone.metal import MetalOptions, MetalReport, find_metal
 from spinect_core.errors import AnatomyError, InputError, SpinectError
 # labels_on_ct_grid lives with the label maps (every label-map loader uses it, not only the
 # planner); re-exported here for planning's callers.
@@ -55,7 +56,8 @@ from spinect_core.volume import Volume
 
 #: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
 #: 1.5: ``segmentation.operator_edits`` and ``segmentation_check.planned_level``.
-PLAN_SCHEMA_VERSION = "1.5"
+#: 1.6: ``metal`` (pieces of metal in the CT and their distance to the L5/S1 disc centre).
+PLAN_SCHEMA_VERSION = "1.6"
 
 #: Edge names of the C-arm search range (``WindowPlan.search_edges``), in words.
 EDGE_WORDS = {"oblique_min": "the smallest oblique", "oblique_max": "the largest oblique",
@@ -108,6 +110,9 @@ class PlanOptions:
         How roots are traced (CT and label map alike).
     fusion : FusionOptions
         When the network's and the CT's roots agree.
+    metal : MetalOptions
+        What counts as metal in the CT and how near the L5/S1 disc centre it is warned of
+        (:func:`spinect_core.bone.metal.find_metal`).
     """
 
     sides: tuple[str, ...] = SIDES
@@ -129,6 +134,7 @@ class PlanOptions:
     roots: Literal["fused", "ct", "network"] | None = None
     tracing: TracingOptions = field(default_factory=TracingOptions)
     fusion: FusionOptions = field(default_factory=FusionOptions)
+    metal: MetalOptions = field(default_factory=MetalOptions)
 
     def __post_init__(self) -> None:
         if self.roots is not None and self.roots not in ROOTS_MODES:
@@ -316,9 +322,9 @@ class Plan:
     anatomy : dict
         Landmarks and the anatomy source, JSON-ready.
     warnings : list of str
-        The segmentation check's warnings first (a disagreement of the network's bone with the
-        CT's), then the anatomy's, then the roots' (the network and the CT disagree on a root, a
-        root not found or uncertain).
+        A level in doubt first, then the segmentation check's warnings (a disagreement of the
+        network's bone with the CT's), metal near L5/S1, the anatomy's, then the roots' (the
+        network and the CT disagree on a root, a root not found or uncertain).
     bone_source : str or None
         Where the labels' bone class came from (``"network"``, ``"ct"``, ``"fused"``; ``None``
         for a label map read from a file).
@@ -335,6 +341,10 @@ class Plan:
         LPS mm (:meth:`spinect_core.planning.label_edit.ClassEdit.to_dict` with the added and
         removed volumes). ``plan.json``'s ``segmentation.operator_edits``; None (the key left
         out): the labels were not edited.
+    metal : dict or None
+        :meth:`spinect_core.bone.metal.MetalReport.to_dict`: the CT's metal, each piece's volume,
+        centroid and distance to the L5/S1 disc centre (LPS mm), and the warning when one lies
+        near (``plan.json``'s ``metal``; None: the key left out).
     options : PlanOptions
     timings_s : dict
     """
@@ -348,6 +358,7 @@ class Plan:
     segmentation_check: dict[str, Any] | None = None
     roots_mode: str | None = None
     operator_edits: list[dict[str, Any]] | None = None
+    metal: dict[str, Any] | None = None
     options: PlanOptions = field(default_factory=PlanOptions)
     timings_s: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
@@ -382,6 +393,7 @@ class Plan:
                              **({} if self.operator_edits is None else {
                                  "operator_edits": [dict(e) for e in self.operator_edits]})},
             "segmentation_check": self.segmentation_check,
+            **({} if self.metal is None else {"metal": self.metal}),
             "anatomy": self.anatomy, "variant": self.options.variant,
             "view_search": {"frame": "carm",
                             "oblique_range_deg": [float(v) for v in self.options.oblique_range_deg],
@@ -470,6 +482,11 @@ class PlanEngine:
             labels = self._count_on_ct_bone(exc, table, anatomy_progress)
             # The check would compare the CT's count with itself.
             self.level_check = None
+        #: Metal in the CT and how far it lies from L5/S1: its streaks corrupt the bone and the
+        #: roots found near it.
+        self.metal: MetalReport = find_metal(ct, point_lps_mm=self.anatomy.disc_centre_lps,
+                                             point_name="the L5/S1 disc centre",
+                                             options=o.metal)
         t1 = time.perf_counter()
         #: The roots chosen (``None`` when ``options.roots`` is None).
         self.roots: RootsResult | None = None
@@ -645,15 +662,16 @@ class PlanEngine:
                     segmentation_source=self.segmentation_source, anatomy=self.anatomy_summary(),
                     warnings=self.plan_warnings(),
                     bone_source=self.bone_source, roots_mode=self.options.roots,
-                    segmentation_check=check_doc,
+                    segmentation_check=check_doc, metal=self.metal.to_dict(),
                     options=self.options, timings_s=dict(self.timings_s))
 
     def plan_warnings(self) -> list[str]:
         """The plan's warnings: a level in doubt first (it makes every other number moot), then
-        the segmentation check's, the anatomy's and the roots'."""
+        the segmentation check's, metal near L5/S1, the anatomy's and the roots'."""
         level, check = self.level_check, self.segmentation_check
         return (([level.warning] if level is not None and level.warning else [])
                 + (list(check.warnings) if check is not None else [])
+                + ([self.metal.warning] if self.metal.warning else [])
                 + list(self.anatomy.warnings)
                 + ([] if self.roots is None else list(self.roots.warnings)))
 

@@ -24,7 +24,7 @@ def test_the_schema_is_package_data_and_names_this_version(doc) -> None:
     assert schema["$schema"].endswith("2020-12/schema")
     assert schema["properties"]["schema_version"]["pattern"].startswith(
         "^" + PLAN_SCHEMA_VERSION.split(".")[0])
-    assert PLAN_SCHEMA_VERSION == "1.5"
+    assert PLAN_SCHEMA_VERSION == "1.6"
     validate_plan_document(doc)
 
 
@@ -81,3 +81,14 @@ def test_the_roots_of_schema_1_4_validate(doc) -> None:
     except ImportError:  # the package's own validator above is the one plan exports use
         return
     jsonschema.validate(ok, plan_schema())
+
+
+def test_the_metal_block_is_written_and_checked(doc) -> None:
+    """1.6: every plan lists the CT's metal (none on the demo phantom); a malformed block is a
+    schema violation."""
+    assert doc["metal"]["pieces"] == [] and doc["metal"]["near"] is False
+    assert doc["metal"]["coordinate_system"] == "LPS"
+    bad = copy.deepcopy(doc)
+    bad["metal"]["pieces"] = [{"volume_ml": 1.0, "centroid_lps_mm": [0.0, 1.0]}]
+    with pytest.raises(InputError, match="metal"):
+        validate_plan_document(bad)
