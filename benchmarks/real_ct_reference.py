@@ -19,11 +19,11 @@ on the CT's grid). It reports
 Measured 2026-12-05 on TotalSegmentator's example CT (Apache-2.0; ``tests/reference_files/
 example_ct.nii.gz`` and the per-structure masks of ``example_seg/`` at the commit before
 d2907f6, its v1 output: an abdomen-pelvis CT without contrast, 3 mm isotropic, T11 to the
-femoral heads): CT bone model 0.885 (0.872 before the wide closing of perforated shells, 0.770
+femoral heads): CT bone model 0.884 (0.872 before the wide closing of perforated shells, 0.770
 before the marrow of coarse scans joined), yardstick 0.862. ``spinect plan`` refused it until
 2026-12-05 (the sacrum's fatty marrow is left out of the bone); it now finds the sacrum without a
-core below the L5 of the rib count and plans L5/S1 at low confidence, its disc centre 7.1 mm from
-the reference one (6.7 before the wide closing; see the README's real-CT section).
+core below the L5 of the rib count and plans L5/S1 at low confidence, its disc centre 6.7 mm from
+the reference one (see the README's real-CT section).
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json] [--json]
 """

@@ -6,7 +6,9 @@
 * :func:`combine_bone` (``fusion``): the bone class of a network's label map replaced by the CT's
   bone (``"ct"``) or fused with it (``"fused"``);
 * the agreement check between a network's bone and the CT's bone per level lives in
-  ``agreement``.
+  ``agreement``;
+* metal in the CT (``metal``): pieces of 2500 HU or more and their distance to a point, whose
+  streaks make the bone and roots found near them unreliable.
 """
 
 from spinect_core.bone.ct_model import CTBone, CTBoneOptions, segment_bone_from_ct

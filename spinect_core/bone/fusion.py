@@ -8,7 +8,10 @@
   likely class (disc, dura, nerve or background), so the network's soft-tissue classes survive;
 * ``fused``: the CT's bone plus the network's bone within :attr:`FusionOptions.near_mm` of it
   (a low-density cancellous region or a thin cortex the thresholds missed), never the network's
-  bone far from any CT bone (false bone in enhanced organs, bowel contrast).
+  bone far from any CT bone (false bone in enhanced organs, bowel contrast); where the network
+  sees disc, dura or a nerve and the CT is darker than cortex, the network's class stays: the CT
+  bone model's filled holes are a geometric guess, and a disc sealed between its endplates or a
+  canal closed by its arch is filled like marrow.
 """
 
 from __future__ import annotations
@@ -38,14 +41,28 @@ class FusionOptions:
     ----------
     near_mm : float
         ``fused``: network bone within this distance (mm) of the CT's bone is kept.
+    soft_classes : tuple of str
+        ``fused``: the network's classes that keep their voxels from the CT's bone where the CT
+        is darker than :attr:`soft_below_hu` (classes the table lacks are ignored).
+    soft_below_hu : float
+        Cortex is brighter (300 HU and more, the CT bone model's lowest seed threshold); a
+        filled hole (marrow, or a disc, canal or root taken for it) is darker. Measured on
+        patient-like phantoms at 2-3 mm (seeds 206, 216, 221), the fused labels' Dice against
+        the truth without / with it: disc 0.40-0.75 / 0.82-0.90, dura 0.52-0.94 / 0.89-0.94,
+        bone 0.77-0.87 / 0.78-0.88; on the real CTs, where the network finds little disc and no
+        dura, bone Dice within 0.002 (chest slab 0.819 -> 0.821, lumbar crop unchanged, a 3 mm
+        abdomen-pelvis CT 0.8905 -> 0.8902).
     """
 
     near_mm: float = 3.0
+    soft_classes: tuple[str, ...] = ("disc", "dura", "nerve")
+    soft_below_hu: float = 300.0
 
 
 def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode: BoneMode,
                  probabilities: np.ndarray | None = None, next_best: np.ndarray | None = None,
-                 in_place: bool = False, options: FusionOptions | None = None) -> Volume:
+                 in_place: bool = False, options: FusionOptions | None = None,
+                 ct_hu: np.ndarray | None = None) -> Volume:
     """The label map with its bone class taken from ``mode``.
 
     Parameters
@@ -69,6 +86,9 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
         Change ``labels.array`` itself and return ``labels`` (a thin-slice CT's label map is
         hundreds of MB; :class:`~spinect_core.segment.Segmenter` owns its map and needs no copy).
     options : FusionOptions, optional
+    ct_hu : np.ndarray, shape (z, y, x), optional
+        The CT's HU on the same grid: with it, ``fused`` keeps the network's soft-tissue classes
+        where the CT is darker than cortex (:attr:`FusionOptions.soft_below_hu`).
 
     Returns
     -------
@@ -98,6 +118,16 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
         bone &= net_bone
         _keep_near(bone, ct_mask, sp, options.near_mm)  # the network's bone near the CT's
         bone |= ct_mask
+        soft_ids = [table.id_of(c) for c in options.soft_classes if table.has(c)]
+        if ct_hu is not None and soft_ids:
+            hu = np.asarray(ct_hu)
+            if hu.shape != arr.shape:
+                raise ValueError(f"CT shape {hu.shape} differs from the labels' {arr.shape}")
+            for z in range(0, arr.shape[0], 16):         # 16 slices at a time (thin-slice CTs)
+                rows = slice(z, z + 16)
+                soft = np.isin(arr[rows], soft_ids)
+                soft &= hu[rows] < options.soft_below_hu
+                bone[rows] &= ~soft
     # The voxels the network called bone that lose the class, in C order among its bone
     # voxels (what a compact ``next_best`` holds), then as a map in net_bone's own memory.
     lost_of_bone = ~bone[net_bone]

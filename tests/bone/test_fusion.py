@@ -1,0 +1,65 @@
+"""The fused bone (:func:`spinect_core.bone.combine_bone`, ``mode="fused"``) and the network's
+soft-tissue classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spinect_core.bone import FusionOptions, combine_bone
+from spinect_core.labels import DEFAULT_LABELS
+from spinect_core.volume import Volume
+
+BONE, NERVE, DISC, DURA = (DEFAULT_LABELS.id_of(c) for c in ("bone", "nerve", "disc", "dura"))
+
+
+def _case():
+    """A column of 1 mm voxels: two bodies (cortex 900 HU, marrow 120 HU) and a disc (90 HU)
+    between them that the CT bone model filled like marrow; the network calls the disc a disc
+    and, in one corner of it, the cortex of the endplate above too."""
+    shape = (30, 8, 8)
+    hu = np.full(shape, 120.0)
+    hu[[0, 9, 20, 29]] = 900.0                      # the bodies' endplates
+    hu[10:20] = 90.0                                 # the disc
+    hu[10, :2, :2] = 900.0                           # an osteophyte: cortex in the disc's rim
+    net = np.full(shape, BONE, np.uint8)
+    net[10:20] = DISC
+    ct_bone = np.ones(shape, bool)                   # the CT bone model took it all for bone
+    labels = Volume(array=net, spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3),
+                    direction=np.eye(3))
+    return labels, ct_bone, hu
+
+
+def test_the_networks_disc_stays_where_the_ct_is_darker_than_cortex() -> None:
+    labels, ct_bone, hu = _case()
+    out = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu).array
+    assert np.all(out[11:20] == DISC)
+    assert np.all(out[10, 2:, 2:] == DISC)
+    assert np.all(out[10, :2, :2] == BONE)          # cortex stays bone whatever the network says
+    assert np.all(out[:10] == BONE) and np.all(out[20:] == BONE)
+
+
+def test_without_the_ct_or_in_ct_mode_the_ct_bone_wins() -> None:
+    labels, ct_bone, hu = _case()
+    fused = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused").array
+    assert np.all(fused == BONE)
+    ct_only = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="ct", ct_hu=hu).array
+    assert np.all(ct_only == BONE)                   # --bone ct: exactly the CT's bone
+    none = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu,
+                        options=FusionOptions(soft_classes=())).array
+    assert np.all(none == BONE)
+
+
+def test_dura_and_nerve_stay_too_and_slabs_change_nothing() -> None:
+    """The rule runs 16 slices at a time: a 40-slice map gives what a whole pass would."""
+    rng = np.random.default_rng(3)
+    shape = (40, 6, 6)
+    net = rng.choice([0, BONE, NERVE, DISC, DURA], size=shape).astype(np.uint8)
+    hu = rng.uniform(-100.0, 1200.0, shape)
+    ct_bone = rng.random(shape) < 0.6
+    labels = Volume(array=net, spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3),
+                    direction=np.eye(3))
+    out = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu,
+                       options=FusionOptions(near_mm=0.0)).array
+    soft = np.isin(net, [NERVE, DISC, DURA]) & (hu < 300.0)
+    assert np.array_equal(out[soft], net[soft])
+    assert np.all(out[ct_bone & ~soft] == BONE)
