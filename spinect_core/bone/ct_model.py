@@ -30,7 +30,8 @@ Timings (``benchmarks/ct_bone.py``; the target is 5 s): 3.9 s wall, 4.4 s CPU fo
 300 CT on the 2-core development machine under load, 2.1x a bare threshold run alongside (the
 code before 2026-12-05: 5.0 s, 2.5x there, 7.1-7.7 s in slower idle runs; 15 s, 6.8x, before the
 binary morphology moved to bit-packed rows and hole filling to labelling), peak RSS 0.84 GB for
-the 150 MB CT.
+the 150 MB CT; the wide closing of perforated shells (session 14) adds 0.2-0.4 s of CPU
+(2.1-2.2x the threshold, old and new alternated under load).
 Two worker threads (``CTBoneOptions.threads``) share the parts that split. Memory: every
 full-size map is boolean or int16, built and freed one at a time, so that segmenting a 472 MB
 thin-slice CT stays within 3x its size (``benchmarks/segmentation_memory.py``).
