@@ -145,8 +145,8 @@ class CTBoneOptions:
         by gaps wider than the 1.5 mm closing bridges, and its marrow, as dark as fat, passes
         none of the slice-wise density tests. Along the spine it stays short, so that a disc
         between two endplates is not sealed. 0 turns it off. Measured 2026-12-05 (4.5 / 2.5):
-        bone Dice on the real lumbar crop 0.771 -> 0.836 (its bodies' marrow recall 0.79 ->
-        0.94), on a real 3 mm abdomen-pelvis CT 0.872 -> 0.884, the chest's held-out slab
+        bone Dice on the real lumbar crop 0.771 -> 0.836 (recall 0.79 -> 0.94: its bodies'
+        marrow), on a real 3 mm abdomen-pelvis CT 0.872 -> 0.884, the chest's held-out slab
         unchanged (0.814); 3.5 mm along the spine lowered the chest to 0.794 (thoracic discs
         are 4-6 mm high).
     wide_min_ml : float
@@ -1026,7 +1026,6 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         keep[0] = False
         return keep[lab]
 
-    n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
     with ThreadPoolExecutor(max(int(threads), 1)) as executor:
         job3d = executor.submit(fill3d, closed)
         job_wide = executor.submit(wide3d) if wide_closing_mm > 0 else None
@@ -1053,6 +1052,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # Marrow is as tall as its bone; a disc between two endplates and a partial-volume rim
     # is not: of the slice-wise fill, an opening with a cranio-caudal line keeps only what is
     # at least ``min_fill_height_mm`` tall (3D holes are enclosed marrow and stay whole).
+    n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
     if n_line > 1:
         cfill2d = _open_line(cfill2d, axial_axis, n_line)
     cfill = cfill3d | cfill2d
@@ -1551,7 +1551,7 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     # CT: a floating rib, p90 - p50 = 126 HU, was removed whole; its enhanced vessels: 31 HU).
     # Smaller components, from a vessel's branch to a piece of rib, are tested only for
     # blood's own flatness: a rib cut out of the slab, or a spinous tip, has a cortex or
-    # partial-volume edge (measured on a real contrast CT: bone pieces of 0.4-5 ml, p90 - p50
+    # partial-volume edge (measured on a real contrast CT: bone pieces of 0.3-5 ml, p90 - p50
     # = 63-420 HU; enhanced vessels cut off from the aorta: 18-33 HU).
     small_flat = ((size_ml >= options.small_homogeneous_min_ml) & (size_ml < 5.0)
                   & (bright < 0.01 * np.maximum(sizes, 1)))
