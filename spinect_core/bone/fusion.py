@@ -8,10 +8,9 @@
   likely class (disc, dura, nerve or background), so the network's soft-tissue classes survive;
 * ``fused``: the CT's bone plus the network's bone within :attr:`FusionOptions.near_mm` of it
   (a low-density cancellous region or a thin cortex the thresholds missed), never the network's
-  bone far from any CT bone (false bone in enhanced organs, bowel contrast); where the network
-  sees disc, dura or a nerve and the CT is darker than cortex, the network's class stays: the CT
-  bone model's filled holes are a geometric guess, and a disc sealed between its endplates or a
-  canal closed by its arch is filled like marrow.
+  bone far from any CT bone (false bone in enhanced organs, bowel contrast); optionally
+  (:attr:`FusionOptions.soft_classes`, off by default) the network's disc, dura or nerve stays
+  where the CT is darker than cortex.
 """
 
 from __future__ import annotations
@@ -43,19 +42,25 @@ class FusionOptions:
         ``fused``: network bone within this distance (mm) of the CT's bone is kept.
     soft_classes : tuple of str
         ``fused``: the network's classes that keep their voxels from the CT's bone where the CT
-        is darker than :attr:`soft_below_hu` (classes the table lacks are ignored).
+        is darker than :attr:`soft_below_hu` (classes the table lacks are ignored), e.g.
+        ``("disc", "dura", "nerve")``. The CT bone model's filled holes are a geometric guess:
+        on patient-like phantoms at 2-3 mm it fills discs and the canal, and the fused labels
+        call them bone. Measured 2026-12-05 with ``("disc", "dura", "nerve")`` against the
+        truth (seeds 206, 216, 221) without / with it: disc 0.40-0.75 / 0.82-0.90, dura
+        0.52-0.94 / 0.89-0.94, bone 0.77-0.87 / 0.78-0.88; on the real CTs, where the network
+        finds little disc and no dura, bone Dice within 0.002. L5/S1 on 24 patient-like
+        phantoms: 19 within 3 mm instead of 18 and one refusal fewer, but with the sacrum made
+        coreless (``benchmarks/levels_patient_like.py --hollow sacrum``) one case was planned a
+        level off (34 mm) at *moderate* confidence, where without it that case is refused: a
+        confident wrong level, so it is **off by default** until the level count is safe with
+        the network's discs kept.
     soft_below_hu : float
         Cortex is brighter (300 HU and more, the CT bone model's lowest seed threshold); a
-        filled hole (marrow, or a disc, canal or root taken for it) is darker. Measured on
-        patient-like phantoms at 2-3 mm (seeds 206, 216, 221), the fused labels' Dice against
-        the truth without / with it: disc 0.40-0.75 / 0.82-0.90, dura 0.52-0.94 / 0.89-0.94,
-        bone 0.77-0.87 / 0.78-0.88; on the real CTs, where the network finds little disc and no
-        dura, bone Dice within 0.002 (chest slab 0.819 -> 0.821, lumbar crop unchanged, a 3 mm
-        abdomen-pelvis CT 0.8905 -> 0.8902).
+        filled hole (marrow, or a disc, canal or root taken for it) is darker.
     """
 
     near_mm: float = 3.0
-    soft_classes: tuple[str, ...] = ("disc", "dura", "nerve")
+    soft_classes: tuple[str, ...] = ()
     soft_below_hu: float = 300.0
 
 

@@ -10,6 +10,8 @@ from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.volume import Volume
 
 BONE, NERVE, DISC, DURA = (DEFAULT_LABELS.id_of(c) for c in ("bone", "nerve", "disc", "dura"))
+#: The rule is off by default (FusionOptions.soft_classes): these tests turn it on.
+SOFT = FusionOptions(soft_classes=("disc", "dura", "nerve"))
 
 
 def _case():
@@ -31,22 +33,22 @@ def _case():
 
 def test_the_networks_disc_stays_where_the_ct_is_darker_than_cortex() -> None:
     labels, ct_bone, hu = _case()
-    out = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu).array
+    out = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu, options=SOFT).array
     assert np.all(out[11:20] == DISC)
     assert np.all(out[10, 2:, 2:] == DISC)
     assert np.all(out[10, :2, :2] == BONE)          # cortex stays bone whatever the network says
     assert np.all(out[:10] == BONE) and np.all(out[20:] == BONE)
 
 
-def test_without_the_ct_or_in_ct_mode_the_ct_bone_wins() -> None:
+def test_by_default_without_the_ct_or_in_ct_mode_the_ct_bone_wins() -> None:
     labels, ct_bone, hu = _case()
-    fused = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused").array
+    fused = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", options=SOFT).array
     assert np.all(fused == BONE)
-    ct_only = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="ct", ct_hu=hu).array
+    ct_only = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="ct", ct_hu=hu,
+                           options=SOFT).array
     assert np.all(ct_only == BONE)                   # --bone ct: exactly the CT's bone
-    none = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu,
-                        options=FusionOptions(soft_classes=())).array
-    assert np.all(none == BONE)
+    default = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu).array
+    assert np.all(default == BONE)                   # off by default
 
 
 def test_dura_and_nerve_stay_too_and_slabs_change_nothing() -> None:
@@ -59,7 +61,8 @@ def test_dura_and_nerve_stay_too_and_slabs_change_nothing() -> None:
     labels = Volume(array=net, spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3),
                     direction=np.eye(3))
     out = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_hu=hu,
-                       options=FusionOptions(near_mm=0.0)).array
+                       options=FusionOptions(near_mm=0.0,
+                                             soft_classes=("disc", "dura", "nerve"))).array
     soft = np.isin(net, [NERVE, DISC, DURA]) & (hu < 300.0)
     assert np.array_equal(out[soft], net[soft])
     assert np.all(out[ct_bone & ~soft] == BONE)
