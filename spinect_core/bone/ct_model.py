@@ -590,6 +590,10 @@ def _close(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
                          lambda packed: _struct_dilate_packed(packed, structure))
 
 
+#: 26-neighbour connectivity (scipy's default structure connects 6).
+_FULLY_CONNECTED = np.ones((3, 3, 3), bool)
+
+
 def _label(mask: np.ndarray, structure: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """``ndi.label(mask, structure)`` into 2-byte labels when the components fit (else scipy's
     4-byte ones): a full-size label map is the largest temporary of several steps."""
@@ -637,7 +641,7 @@ def _component_ids(mask: np.ndarray, where: np.ndarray, threads: int = 1, *,
     """
     sitk = _simpleitk() if fast else None
     if sitk is None:
-        lab, _ = _label(mask, np.ones((3, 3, 3), bool))
+        lab, _ = _label(mask, _FULLY_CONNECTED)
         ids = lab.ravel()[where]
         del lab
     else:
@@ -677,20 +681,26 @@ def _seeded_components(seed: np.ndarray, mask: np.ndarray, threads: int = 1) -> 
     return out
 
 
-def _components_up_to(mask: np.ndarray, max_ml: float, sp: np.ndarray) -> np.ndarray:
-    """The 26-connected components of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) of at most
-    ``max_ml`` millilitres; bool, shape of ``mask``."""
+def _components_sized(mask: np.ndarray, sp: np.ndarray, *, min_ml: float = 0.0,
+                      max_ml: float = np.inf,
+                      structure: np.ndarray | None = _FULLY_CONNECTED) -> np.ndarray:
+    """The components of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) of ``min_ml`` to
+    ``max_ml`` millilitres, connected by ``structure`` (default 26 neighbours; None: scipy's
+    6); bool, shape of ``mask``."""
     box = _bbox(mask)
     out = np.zeros(mask.shape, bool)
     if box is None:
         return out
     sub = mask[box]
     where = np.flatnonzero(sub)
-    ids, n = _component_ids(sub, where, 1, fast=False)
-    small = np.bincount(ids, minlength=n + 1) * (float(np.prod(sp)) / 1000.0) <= max_ml
-    small[0] = False
+    lab, n = _label(sub, structure)
+    ids = lab.ravel()[where]
+    del lab
+    ml = np.bincount(ids, minlength=n + 1) * (float(np.prod(sp)) / 1000.0)
+    keep = (ml >= min_ml) & (ml <= max_ml)
+    keep[0] = False
     kept = np.zeros(sub.shape, bool)
-    kept.ravel()[where[small[ids]]] = True
+    kept.ravel()[where[keep[ids]]] = True
     out[box] = kept
     return out
 
@@ -1017,14 +1027,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         # holes as large as a marrow space are kept.
         wide = fill3d(_close(cmask, _ellipsoid(wide_closing_mm, wide_closing_cc_mm, csp,
                                                axial_axis)))
-        lab, n = _label(wide)
-        del wide
-        where = np.flatnonzero(lab)
-        sizes = np.bincount(lab.ravel()[where], minlength=n + 1) * float(np.prod(csp)) / 1e3
-        del where
-        keep = sizes >= wide_min_ml
-        keep[0] = False
-        return keep[lab]
+        return _components_sized(wide, csp, min_ml=wide_min_ml, structure=None)
 
     with ThreadPoolExecutor(max(int(threads), 1)) as executor:
         job3d = executor.submit(fill3d, closed)
@@ -1267,7 +1270,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                                         options.threads)
             del dense
             joined &= ~bone[dbox]
-            bone[dbox] |= _components_up_to(joined, options.marrow_max_ml, sp)
+            bone[dbox] |= _components_sized(joined, sp, max_ml=options.marrow_max_ml)
             del joined
     del join_seed
     timings["hysteresis"] = time.perf_counter() - t0

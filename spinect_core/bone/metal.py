@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
-
+from spinect_core.bone.ct_model import _FULLY_CONNECTED, _bbox, _label
 from spinect_core.volume import Volume
 
 __all__ = ["MetalOptions", "MetalPiece", "MetalReport", "find_metal"]
@@ -145,11 +144,16 @@ def find_metal(ct: Volume, *, point_lps_mm: np.ndarray | None = None, point_name
     options = options or MetalOptions()
     dense = np.asarray(ct.array) >= options.metal_hu
     point = None if point_lps_mm is None else np.asarray(point_lps_mm, float).reshape(3)
-    if not dense.any():
+    box = _bbox(dense)
+    if box is None:
         return MetalReport(pieces=(), options=options, point_lps_mm=point, point_name=point_name)
-    lab, n = ndi.label(dense, structure=np.ones((3, 3, 3), bool))
+    # Labelled in the metal's box only (2-byte labels): a full-size label map of a thin-slice
+    # CT would be about a GB for a few ml of metal.
+    lab, n = _label(dense[box], _FULLY_CONNECTED)
+    del dense
     idx = np.argwhere(lab)                                   # (N, 3) z, y, x: metal is small
     ids = lab[tuple(idx.T)]
+    idx += [b.start for b in box]                            # back to the CT's indices
     voxel_ml = float(np.prod(ct.spacing_mm)) / 1000.0
     sizes = np.bincount(ids, minlength=n + 1)
     lps = ct.index_to_lps(idx[:, ::-1].astype(float))        # (N, 3) LPS mm
