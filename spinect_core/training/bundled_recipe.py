@@ -88,7 +88,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PACK_FORMAT", "AIR_FLOOR_HU", "DEFAULT_TRAIN_SEEDS", "DEFAULT_PATIENT_SEEDS",
            "DEFAULT_PATIENT_OPTION", "DeviceOptions", "CompactCase", "pack_case",
-           "load_packed_case", "pack_real_chest", "compact_case", "prepared_case",
+           "load_packed_case", "pack_real_chest", "pack_phantoms", "PACKED_PHANTOM_LABELS", "compact_case", "prepared_case",
            "patient_phantom_options", "fit_decision_weights_torch", "run_device", "main"]
 
 #: ``format`` of a packed case's ``meta``.
@@ -103,6 +103,9 @@ AIR_HU = -1024
 DEFAULT_TRAIN_SEEDS: tuple[int, ...] = tuple(range(100, 116)) + tuple(range(118, 134))
 #: Seeds of the patient-like phantoms: new anatomies, not re-renderings of the default ones.
 DEFAULT_PATIENT_SEEDS: tuple[int, ...] = tuple(range(134, 166))
+#: ``meta["labels_kind"]`` of a packed phantom (complete labels; trained as a phantom).
+PACKED_PHANTOM_LABELS = "phantom truth"
+
 #: Name of the ``PhantomOptions`` field that switches on the patient-like rendering.
 DEFAULT_PATIENT_OPTION = "realism=patient"
 #: Body voxels kept per case for the normalisation fit (``CTNormalisation.fit``'s default).
@@ -247,6 +250,42 @@ def pack_real_chest(chest_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             "unlabelled_margin_mm": provenance.get("options", {}).get("unlabelled_margin_mm")}
     return pack_case(case, Path(out_dir) / "real_ct_chest.npz", spacing_mm=spacing_mm, meta=meta,
                      overwrite=overwrite)
+
+
+def pack_phantoms(out_dir: str | os.PathLike, seeds: Sequence[int], *,
+                  options: Mapping[str, Any], spacing_mm: Sequence[float] = (1.0, 1.0, 1.0),
+                  overwrite: bool = False) -> list[Path]:
+    """Phantoms that the GPU machine cannot make (the real-bone ones need VTK) as packed cases.
+
+    Each is written as ``phantom_<seed>_<tag>.npz`` with ``meta["labels_kind"]`` =
+    :data:`PACKED_PHANTOM_LABELS`, so the device run trains on it as a phantom (complete
+    labels), not in the ``real_fraction`` share.
+
+    Parameters
+    ----------
+    out_dir : path-like
+    seeds : sequence of int
+        Phantom seeds; keep them apart from the training, validation and test seeds.
+    options : mapping
+        ``PhantomOptions`` keywords, e.g. ``{"anatomy": "real"}``.
+    spacing_mm : 3 floats
+        Training spacing (x, y, z), millimetres; the phantom is generated on it.
+    """
+    from spinect_core.phantom import PhantomOptions, generate_phantom
+
+    opts = PhantomOptions(**{"ct_dtype": "int16", **dict(options)})
+    tag = "_".join(f"{k}-{v}" for k, v in sorted(options.items())) or "default"
+    written = []
+    for seed in seeds:
+        phantom = generate_phantom(seed=int(seed), spacing_mm=tuple(spacing_mm), options=opts)
+        case_id = f"phantom_{int(seed)}_{tag}"
+        case = Case(case_id=case_id, ct=phantom.ct, labels=phantom.labels, table=DEFAULT_LABELS)
+        written.append(pack_case(case, Path(out_dir) / f"{case_id}.npz", spacing_mm=spacing_mm,
+                                 overwrite=overwrite,
+                                 meta={"source": f"phantom seed {int(seed)}",
+                                       "labels_kind": PACKED_PHANTOM_LABELS,
+                                       "phantom_options": dict(options)}))
+    return written
 
 
 # --- compact cases and the model grid without SimpleITK -------------------------------------------
@@ -832,6 +871,8 @@ class DeviceOptions:
     transport: str = "auto"
     init_weights: Path | None = None
     synthseg: bool = False
+    wait_for: Path | None = None
+    wait_max_s: float = 300.0
 
     def __post_init__(self) -> None:
         overlap = (set(self.train_seeds) | set(self.patient_seeds)) & set(self.val_seeds)
@@ -995,12 +1036,17 @@ def _run_device(run: _Run, options: DeviceOptions, progress: ProgressCallback | 
         for path in sorted(Path(options.cases_dir).glob("*.npz")):
             try:
                 case, meta = load_packed_case(path)
-                real_compact.append(compact_case(case, spacing_mm=spacing, kind="real"))
+                # A packed phantom (labels_kind PACKED_PHANTOM_LABELS: made here where VTK is,
+                # e.g. the real-bone phantoms) joins the phantoms, not the real_fraction share.
+                is_phantom = meta.get("labels_kind") == PACKED_PHANTOM_LABELS
+                kind = "phantom-packed" if is_phantom else "real"
+                (train_compact if is_phantom else real_compact).append(
+                    compact_case(case, spacing_mm=spacing, kind=kind))
                 summary["real_cases"].append({"file": path.name, "case_id": case.case_id,
                                               "shape_zyx": list(case.ct.array.shape),
                                               "labels_kind": meta.get("labels_kind"),
-                                              "source": meta.get("source")})
-                say(f"real case {case.case_id} {case.ct.array.shape} from {path.name}")
+                                              "source": meta.get("source"), "kind": kind})
+                say(f"{kind} case {case.case_id} {case.ct.array.shape} from {path.name}")
             except (InputError, ValueError, KeyError) as exc:
                 notes.append(f"skipped {path.name}: {exc}")
                 say(f"skipped {path.name}: {exc}")
@@ -1014,8 +1060,25 @@ def _run_device(run: _Run, options: DeviceOptions, progress: ProgressCallback | 
         notes.append("no validation phantom: the last model is kept and not calibrated")
         say(notes[-1])
     train_all = train_compact + real_compact
+    if options.wait_for is not None:
+        _wait_for_file(run, Path(options.wait_for), options.wait_max_s)
     return _train_phase(run, options, topts, train_all, val_compact, len(train_compact),
                         progress, stop_requested)
+
+
+def _wait_for_file(run: _Run, path: Path, max_s: float) -> None:
+    """Wait until ``path`` exists or ``max_s`` seconds pass; the wait goes into the summary."""
+    t = time.perf_counter()
+    if not path.exists():
+        run.say(f"waiting for {path} (at most {max_s:.0f} s) before training on the GPU")
+    while not path.exists() and time.perf_counter() - t < max_s:
+        time.sleep(0.5)
+    waited = time.perf_counter() - t
+    run.summary["timings_s"]["wait_for_gpu"] = round(waited, 2)
+    if not path.exists():
+        run.summary["notes"].append(f"{path} did not appear in {max_s:.0f} s: training "
+                                    "started beside the other GPU job")
+        run.say(run.summary["notes"][-1])
 
 
 def _train_phase(run: _Run, options: DeviceOptions, topts: Any, train_all: list[CompactCase],
@@ -1492,6 +1555,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     pk.add_argument("--spacing", type=float, nargs=3, default=None,
                     help="training spacing x y z mm (default: the fast recipe's)")
     pk.add_argument("--overwrite", action="store_true")
+    pp = sub.add_parser("pack-phantoms",
+                        help="phantoms the GPU machine cannot make -> packed cases (here)")
+    pp.add_argument("out_dir")
+    pp.add_argument("--seeds", required=True, help="e.g. 400-403")
+    pp.add_argument("--option", action="append", default=[],
+                    help="PhantomOptions field NAME=JSON VALUE (e.g. anatomy=real); repeatable")
+    pp.add_argument("--spacing", type=float, nargs=3, default=None)
+    pp.add_argument("--overwrite", action="store_true")
     dv = sub.add_parser("device", help="generate, train for the budget, calibrate, package")
     dv.add_argument("--out", required=True)
     dv.add_argument("--cases", default=".device/cases", help="folder of packed .npz cases")
@@ -1527,8 +1598,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     dv.add_argument("--init", default=None, help="start from these weights")
     dv.add_argument("--synthseg", action="store_true",
                     help="add SynthSeg-style contrast randomisation (remap, gamma, bias field)")
+    dv.add_argument("--wait-for", default=None, metavar="FILE",
+                    help="before training, wait until FILE exists (another GPU job ends)")
+    dv.add_argument("--wait-max-s", type=float, default=300.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+
+    if args.command == "pack-phantoms":
+        spacing = tuple(args.spacing) if args.spacing else _default_spacing()
+        for path in pack_phantoms(args.out_dir, _seeds(args.seeds),
+                                  options=dict(_parse_option(o) for o in args.option),
+                                  spacing_mm=spacing, overwrite=args.overwrite):
+            print(f"{path} {path.stat().st_size / 2 ** 20:.1f} MB")
+        return 0
 
     if args.command == "pack-real":
         from spinect_core.training.cases import discover_cases, load_case
@@ -1579,7 +1661,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes=args.processes, max_iterations=args.max_iterations,
         channels_last=not args.no_channels_last, log_every=args.log_every,
         device_intensity=not args.cpu_intensity, transport=args.transport,
-        init_weights=Path(args.init) if args.init else None, synthseg=args.synthseg)
+        init_weights=Path(args.init) if args.init else None, synthseg=args.synthseg,
+        wait_for=Path(args.wait_for) if args.wait_for else None, wait_max_s=args.wait_max_s)
     run_device(options, args.out, stop_requested=lambda: stop["flag"])
     return 0
 
