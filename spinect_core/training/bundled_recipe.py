@@ -271,16 +271,20 @@ def pack_phantoms(out_dir: str | os.PathLike, seeds: Sequence[int], *,
     spacing_mm : 3 floats
         Training spacing (x, y, z), millimetres; the phantom is generated on it.
     """
+    from spinect_core.io.atomic import FileExistsRefusedError
     from spinect_core.phantom import PhantomOptions, generate_phantom
 
     opts = PhantomOptions(**{"ct_dtype": "int16", **dict(options)})
     tag = "_".join(f"{k}-{v}" for k, v in sorted(options.items())) or "default"
     written = []
     for seed in seeds:
-        phantom = generate_phantom(seed=int(seed), spacing_mm=tuple(spacing_mm), options=opts)
         case_id = f"phantom_{int(seed)}_{tag}"
+        target = Path(out_dir) / f"{case_id}.npz"
+        if target.exists() and not overwrite:  # before the seconds of making it
+            raise FileExistsRefusedError(f"{target} already exists; pass overwrite to replace it")
+        phantom = generate_phantom(seed=int(seed), spacing_mm=tuple(spacing_mm), options=opts)
         case = Case(case_id=case_id, ct=phantom.ct, labels=phantom.labels, table=DEFAULT_LABELS)
-        written.append(pack_case(case, Path(out_dir) / f"{case_id}.npz", spacing_mm=spacing_mm,
+        written.append(pack_case(case, target, spacing_mm=spacing_mm,
                                  overwrite=overwrite,
                                  meta={"source": f"phantom seed {int(seed)}",
                                        "labels_kind": PACKED_PHANTOM_LABELS,

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spinect_core.io.atomic import FileExistsRefusedError
 from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.preprocess import CTNormalisation
 from spinect_core.training.bundled_recipe import (
-    AIR_HU, compact_case, fit_decision_weights_torch, load_packed_case, pack_case,
+    AIR_HU, PACKED_PHANTOM_LABELS, _Run, _wait_for_file, compact_case,
+    fit_decision_weights_torch, load_packed_case, pack_case, pack_phantoms,
     patient_phantom_options, prepared_case,
 )
 from spinect_core.training.calibration import fit_decision_weights
@@ -174,6 +176,8 @@ def test_device_run_tiny_without_simpleitk(tmp_path):
     pack_case(_synthetic_case(spacing_xyz=(3.0, 3.0, 3.0), shape_zyx=(20, 30, 30),
                               flip_y=False), cases / "synthetic_real.npz",
               spacing_mm=(3.0, 3.0, 3.0), meta={"labels_kind": "synthetic"})
+    # a phantom packed here (as the real-bone ones are, which need VTK): trained as a phantom
+    pack_phantoms(cases, [103], options={}, spacing_mm=(3.0, 3.0, 3.0))
     out = tmp_path / "out"
     proc = _run_blocked(["device", "--out", str(out), "--cases", str(cases), "--budget-s", "400",
                          "--spacing", "3", "3", "3", "--patch", "16", "32", "32",
@@ -181,14 +185,20 @@ def test_device_run_tiny_without_simpleitk(tmp_path):
                          "--patient-option", "no_such_field=1", "--val-seeds", "116",
                          "--batch-size", "2", "--workers", "1", "--processes", "2",
                          "--max-iterations", "3", "--save-every-s", "0",
-                         "--real-fraction", "0.5", "--log-every", "1"], cwd=tmp_path)
+                         "--real-fraction", "0.5", "--log-every", "1",
+                         "--wait-for", str(tmp_path / "never"), "--wait-max-s", "1"],
+                        cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [
         "model.json", "model.safetensors", "progress.log", "summary.json", "training_log.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["training"]["iterations"] == 3
     assert summary["phantoms"]["made"] == 3 and summary["patient_like"]["available"] is False
-    assert [c["case_id"] for c in summary["real_cases"]] == ["synthetic_real"]
+    assert {c["case_id"]: c["kind"] for c in summary["real_cases"]} == {
+        "phantom_103_default": "phantom-packed", "synthetic_real": "real"}
+    # the flag never appeared: the run waited its maximum, said so and trained anyway
+    assert summary["timings_s"]["wait_for_gpu"] >= 1.0
+    assert any("did not appear" in n for n in summary["notes"])
     assert summary["loader"]["workers"] == 1 and not any(
         "sampling in this process" in n for n in summary["notes"])
     assert "SimpleITK" not in summary["third_party_modules"]
@@ -198,12 +208,46 @@ def test_device_run_tiny_without_simpleitk(tmp_path):
     assert card.tensors_dtype == "float16" and card.name == "spinect-demo"
     assert card.metrics["device_run"]["final"] is True
     assert card.decision_weights == summary["calibration"]["decision_weights"]
-    assert card.training["data"]["train"]["count"] == 3
-    assert "synthetic_real" in card.training["data"]["train"]["case_ids"]
+    assert card.training["data"]["train"]["count"] == 4
+    assert {"synthetic_real", "phantom_103_default"} <= set(card.training["data"]["train"]["case_ids"])
     np.testing.assert_allclose(card.spacing_mm, 3.0)
     rows = json.loads((out / "training_log.json").read_text())["rows"]
     assert {r["kind"] for r in rows} == {"train", "val"}
     assert "saved the best model so far" in (out / "progress.log").read_text()
+
+
+def test_pack_phantoms_writes_phantom_cases(tmp_path):
+    """Packed phantoms carry complete labels and say so (the device run trains them as
+    phantoms); the file name holds the seed and the options, nothing else."""
+    (path,) = pack_phantoms(tmp_path, [7], options={}, spacing_mm=(3.0, 3.0, 3.0))
+    assert path.name == "phantom_7_default.npz"
+    case, meta = load_packed_case(path)
+    assert meta["labels_kind"] == PACKED_PHANTOM_LABELS and meta["phantom_options"] == {}
+    labels = np.asarray(case.labels.array)
+    assert UNLABELLED not in np.unique(labels)
+    assert {1, 2, 3, 4} <= set(np.unique(labels).tolist())
+    np.testing.assert_allclose(case.ct.spacing_mm, 3.0)
+    with pytest.raises(FileExistsRefusedError):  # refused before the phantom is made again
+        pack_phantoms(tmp_path, [7], options={}, spacing_mm=(3.0, 3.0, 3.0))
+
+
+def test_wait_for_file_returns_when_the_file_appears(tmp_path):
+    import threading
+
+    run = _Run(tmp_path / "out", budget_s=60.0)
+    flag = tmp_path / "gpu-free"
+    timer = threading.Timer(0.3, flag.touch)
+    timer.start()
+    try:
+        _wait_for_file(run, flag, 30.0)
+    finally:
+        timer.join()
+    assert 0.2 <= run.summary["timings_s"]["wait_for_gpu"] < 10.0
+    assert run.summary["notes"] == []
+    _wait_for_file(run, tmp_path / "never", 0.6)
+    assert run.summary["timings_s"]["wait_for_gpu"] >= 0.6
+    assert "did not appear" in run.summary["notes"][-1]
+    run.log_file.close()
 
 
 def test_device_intensity_augmentation_follows_the_options():
