@@ -25,6 +25,8 @@ class and intersecting them.
 
 from __future__ import annotations
 
+import functools
+
 import math
 import weakref
 from dataclasses import dataclass, field, replace
@@ -217,9 +219,8 @@ class SideScene:
                                "foramen into the Kambin and safe windows")
         if skip_empty and not free.mask.any():
             return SideWindows(free=free, kambin=free, safe=free)
-        safe_side = self._safe_side_mask(free)
-        return SideWindows(free=free, kambin=free.restricted(~safe_side),
-                           safe=free.restricted(safe_side))
+        safe, kambin = free.split(self._safe_side_mask(free))
+        return SideWindows(free=free, kambin=kambin, safe=safe)
 
     def windows_at(self, alpha_deg: float, beta_deg: float, **kwargs: Any) -> SideWindows:
         return self.windows(self.view_direction(alpha_deg, beta_deg), **kwargs)
@@ -243,8 +244,7 @@ class SideScene:
         cranial = grid.project(self.frame.origin_lps + self.frame.z_lps)[:2] - origin
         lateral = grid.project(self.frame.origin_lps + self.frame.x_lps)[:2] - origin
         towards_safe = unit_or_zero(unit_or_zero(cranial) + unit_or_zero(lateral))
-        rows, cols = np.indices(window.mask.shape)
-        pixels = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(float)
+        pixels = _pixel_centres(window.mask.shape)
         return (_side_of_polyline(pixels, line, towards_safe) > 0).reshape(window.mask.shape)
 
     # --- triangles ------------------------------------------------------------------------------
@@ -556,20 +556,44 @@ def _lookup(volume: Any, points_lps: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_centres(shape: tuple[int, int]) -> np.ndarray:
+    """(H * W, 2) float64 (row, col) of every pixel of an (H, W) image, row-major; read-only
+    (shared by every view of the same ray-grid size)."""
+    rows, cols = np.indices(shape)
+    pixels = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(float)
+    pixels.flags.writeable = False
+    return pixels
+
+
 def _side_of_polyline(points: np.ndarray, line: np.ndarray, towards: np.ndarray) -> np.ndarray:
     """+1 where a 2D point lies on the ``towards`` side of the nearest segment of ``line``, -1
     on the other side (the segment normal is oriented to have a positive dot with ``towards``)."""
     a, b = line[:-1], line[1:]
     ab = b - a  # (S, 2)
     # Per axis (P, S) arrays: (P, S, 2) temporaries and np.linalg.norm cost several times more.
+    # Four (P, S) buffers reused in place: the same operations in the same order as with fresh
+    # temporaries (so the same numbers, and near-ties between segments resolve the same way),
+    # at a third of the allocations.
     apr = points[:, :1] - a[:, 0]
     apc = points[:, 1:] - a[:, 1]
-    t = np.clip((apr * ab[:, 0] + apc * ab[:, 1]) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
-    # The point minus its nearest point on each segment, and its length, in the same
-    # arithmetic as before (so that near-ties between segments resolve the same way).
-    offr = points[:, :1] - (a[:, 0] + t * ab[:, 0])
-    offc = points[:, 1:] - (a[:, 1] + t * ab[:, 1])
-    seg = np.sqrt(offr * offr + offc * offc).argmin(1)
+    t = apr * ab[:, 0]
+    tmp = apc * ab[:, 1]
+    t += tmp
+    t /= np.maximum((ab * ab).sum(-1), 1e-12)
+    np.clip(t, 0, 1, out=t)
+    # The point minus its nearest point on each segment (into apr / apc), and its length.
+    offr, offc = apr, apc
+    np.multiply(t, ab[:, 0], out=offr)
+    offr += a[:, 0]
+    np.subtract(points[:, :1], offr, out=offr)
+    np.multiply(t, ab[:, 1], out=offc)
+    offc += a[:, 1]
+    np.subtract(points[:, 1:], offc, out=offc)
+    np.multiply(offr, offr, out=tmp)
+    np.multiply(offc, offc, out=t)
+    tmp += t
+    seg = np.sqrt(tmp, out=tmp).argmin(1)
     normal = np.stack([-ab[:, 1], ab[:, 0]], axis=1)  # (S, 2), perpendicular to each segment
     normal *= np.where(normal @ towards >= 0, 1.0, -1.0)[:, None]
     rows = np.arange(len(points))

@@ -235,7 +235,20 @@ class WindowResult:
         Used to split one free area into sub-windows (e.g. Kambin and safe triangle); the cut
         runs half-way between kept and dropped pixel centres.
         """
-        f = np.minimum(self.margin, _cut_distance(np.asarray(keep, bool), self.pixel_mm))
+        return self._cut_by(_cut_distance(np.asarray(keep, bool), self.pixel_mm))
+
+    def split(self, keep: np.ndarray) -> tuple["WindowResult", "WindowResult"]:
+        """``(restricted(keep), restricted(~keep))``, with one distance transform for both.
+
+        The cut distance of the complement is the negated cut distance of ``keep`` (each pixel's
+        distance to the other side is the same number), so the two halves share it.
+        """
+        cut = _cut_distance(np.asarray(keep, bool), self.pixel_mm)
+        return self._cut_by(cut), self._cut_by(-cut)
+
+    def _cut_by(self, cut: np.ndarray) -> "WindowResult":
+        """This window, its margin capped by a cut's signed distance (H, W) mm, re-measured."""
+        f = np.minimum(self.margin, cut)
         polys = (window_polygons_lps(f, self.ray_grid, self.hit_depth_mm)
                  if self.polygons_lps else [])
         return replace(self, polygons_lps=polys, **_measure(f, self.pixel_mm))

@@ -234,3 +234,25 @@ def test_zone_ends_in_front_of_the_foramen(anatomy, scenes) -> None:
             limited = scene.windows_at(*view, pixel_mm=0.5).free
             free = unlimited.windows_at(*view, pixel_mm=0.5).free
             assert not np.any(limited.mask & ~free.mask)
+
+
+def test_side_of_polyline_takes_the_nearest_segment() -> None:
+    """A V-shaped dividing line: each point's side is decided against its nearest segment,
+    whose normal points towards ``towards``."""
+    from spinect_core.planning.l5s1 import _side_of_polyline
+
+    # (row, col) points; the V opens upwards (towards smaller rows): (0, 0) -> (10, 10) -> (0, 20)
+    line = np.array([[0.0, 0.0], [10.0, 10.0], [0.0, 20.0]])
+    towards = np.array([-1.0, 0.0])  # "up" (smaller rows) is the positive side
+    points = np.array([[5.0, 10.0],    # inside the V, above its tip
+                       [12.0, 10.0],   # below the tip
+                       [2.0, 4.0],     # above the left arm
+                       [6.0, 2.0],     # below the left arm
+                       [2.0, 16.0],    # above the right arm
+                       [6.0, 18.0]])   # below the right arm
+    np.testing.assert_array_equal(_side_of_polyline(points, line, towards),
+                                  [1, -1, 1, -1, 1, -1])
+    # a repeated vertex (a zero-length segment) changes nothing
+    doubled = np.array([[0.0, 0.0], [10.0, 10.0], [10.0, 10.0], [0.0, 20.0]])
+    np.testing.assert_array_equal(_side_of_polyline(points, doubled, towards),
+                                  [1, -1, 1, -1, 1, -1])

@@ -281,6 +281,22 @@ def test_restricted_splits_a_window(rectangle) -> None:
     assert left.inscribed_diameter_mm < w.inscribed_diameter_mm + 1e-9
 
 
+def test_split_is_restricted_on_both_sides(rectangle) -> None:
+    """split(keep) gives restricted(keep) and restricted(~keep) to the bit, with one distance
+    transform (the complement's cut distance is the negated one), also for an empty side."""
+    _, centre, scene = rectangle
+    w = compute_window(scene, tilted_view(0), roi_center_lps=centre,
+                       options=WindowOptions(roi_size_mm=12.0))
+    rng = np.random.default_rng(3)
+    rows, cols = np.indices(w.mask.shape)
+    for keep in (cols < w.mask.shape[1] // 3, rows + 0.7 * cols > 40,
+                 rng.random(w.mask.shape) < 0.5, np.zeros(w.mask.shape, bool)):
+        inside, outside = w.split(keep)
+        for got, want in ((inside, w.restricted(keep)), (outside, w.restricted(~keep))):
+            np.testing.assert_array_equal(got.margin, want.margin)
+            assert got.area_mm2 == want.area_mm2
+
+
 def test_probabilities_are_thresholded_at_one_half(rectangle) -> None:
     vol, centre, scene = rectangle
     probs = np.stack([(vol.array == k).astype(np.float32) for k in range(3)])
