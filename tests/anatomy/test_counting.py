@@ -591,6 +591,28 @@ def test_a_sacrum_found_only_taller_than_l5_lowers_the_confidence():
     assert any("only taller than the one above" in x for x in ev.warnings)
 
 
+def test_a_sacrum_not_clearly_wider_than_l5_lowers_the_confidence():
+    """A wide L5 above a sacrum left without a core passed for the sacrum at 1.5x as wide and
+    1.1x as large as L4 (a patient-like phantom, planned 34 mm off at moderate confidence); real
+    sacra are 2.0-2.8x as wide. A candidate 1.5x as wide and under 3x as large is in doubt; one
+    twice as wide is not."""
+    for half, depth, doubted in ((30, 18, True), (38, 12, False)):
+        col = Column(_names(0, 5), ribs=set())
+        t = col.sacrum_top
+        col.box((-58, 58), (-8, 24), (t - 30, t - 4), value=False)      # no alae
+        col.box((-half, half), (-depth, depth), (t - 30, t))             # S1's body, this wide
+        col.box((-30, 30), (-30, 60), (t - 95, t - 45), value=False)    # S3 and below gone
+        ev = derive_parts(col.volume(), STUDY_LABELS).evidence
+        w, v, _ = ev.sacrum_shape_ratios
+        assert ev.levels[-1] == "S1" and v < 3.0
+        if doubted:
+            assert 1.5 <= w < 1.8 and ev.confidence == "low"
+            assert any("not clearly wider than the one above" in x for x in ev.warnings)
+        else:
+            assert w >= 1.8 and ev.confidence == "moderate"
+            assert not any("the body taken for the sacrum" in x for x in ev.warnings)
+
+
 def test_four_lumbar_bodies_with_a_long_gap_above_the_sacrum_lower_the_confidence():
     """L5 without a core of its own (its marrow left out) and the sacrum's link not examined
     for a hidden body: four lumbar bodies by the count, a possible sacralised L5 in words, and
