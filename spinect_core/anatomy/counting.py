@@ -86,13 +86,15 @@ class CountOptions:
     sacrum_width_ratio, sacrum_volume_ratio, sacrum_height_ratio : float
         The sacrum's core is at least this much wider (left-right), larger or taller than the
         core of the body above it (any one suffices); lumbar bodies differ by < 1.3x.
-    sacrum_clear_width_ratio : float
-        Unless the rib count agrees, a sacrum whose core is not this much wider than the body
-        above's nor ``sacrum_volume_ratio`` larger is in doubt (low confidence): real sacra are
-        2.0-2.8x as wide on 20 real-bone label maps at 2.5-3 mm (their cores only 1.4-2.5x as
-        large), and patient-like phantoms' 6-18x as large, while a patient-like phantom's true
-        L5, its sacrum's marrow left out, passed for the sacrum at 1.5x as wide and 1.1x as large
-        as L4's core (planned 34 mm from L5/S1 at moderate confidence).
+    sacrum_clear_volume_ratio : float
+        Unless the rib count agrees, a sacrum whose core is not at least this much larger than
+        the body above's is in doubt (low confidence), whatever its width. Real sacra's cores
+        are 1.4-2.5x as large on 20 real-bone label maps at 2.5-3 mm (2.6-5.7x in the fused
+        labels at 1 x 1 x 2.5-3 mm) and 6-18x on patient-like phantoms; two bodies a level too
+        high passed for the sacrum with cores 1.1x as large as the body above's: a patient-like
+        phantom's wide L5 above a sacrum left without a core (1.5x as wide; planned 34 mm from
+        L5/S1 at moderate confidence), and a real-bone phantom's L5 at 1 x 1 x 3 mm whose sacral
+        canal the CT bone model had filled (1.8x as wide; 32 mm, moderate).
     missing_body_factor : float
         A gap between two cores longer than the others' by (this - 1) times the body spacing
         hides a body without a core (see :func:`chain_positions`).
@@ -120,7 +122,7 @@ class CountOptions:
     sacrum_width_ratio: float = 1.5
     sacrum_volume_ratio: float = 3.0
     sacrum_height_ratio: float = 1.8
-    sacrum_clear_width_ratio: float = 1.8
+    sacrum_clear_volume_ratio: float = 1.3
     missing_body_factor: float = 1.6
     max_core_height_mm: float = 35.0
     max_sacrum_core_height_mm: float = 100.0
