@@ -53,7 +53,11 @@ class FusionOptions:
         coreless (``benchmarks/levels_patient_like.py --hollow sacrum``) one case was planned a
         level off (34 mm) at *moderate* confidence, where without it that case is refused: a
         confident wrong level, so it is **off by default** until the level count is safe with
-        the network's discs kept.
+        the network's discs kept. The level count now doubts that case (its sacrum's core is
+        hardly larger than the body above's), but on the real-bone phantoms at 1 x 1 x 2.5 mm
+        the rule planned seed 106 a level off (35.1 mm) at moderate confidence with a sacrum
+        that looks right (2.2x as wide, 5.2x as large; 7.5 mm, low, without the rule), so it
+        stays off (measured 2026-12-05, session 15).
     soft_below_hu : float
         Cortex is brighter (300 HU and more, the CT bone model's lowest seed threshold); a
         filled hole (marrow, or a disc, canal or root taken for it) is darker.
