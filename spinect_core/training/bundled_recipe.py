@@ -47,7 +47,16 @@ fallbacks taken) and ``progress.log`` (the printed lines).
 Command line::
 
     python -m spinect_core.training.bundled_recipe pack-real .device/cases
-    python -m spinect_core.training.bundled_recipe device --out OUT --budget-s 480
+    python -m spinect_core.training.bundled_recipe pack-phantoms .device/cases --seeds 400-403 \
+        --option anatomy=real
+    python -m spinect_core.training.bundled_recipe device --out OUT --budget-s 480 \
+        [--wait-for FILE]
+
+``pack-phantoms`` packs phantoms that the GPU machine cannot make (the real-bone ones need VTK);
+the device run trains them as phantoms (``meta["labels_kind"]`` = :data:`PACKED_PHANTOM_LABELS`),
+not in the real cases' share. ``--wait-for FILE`` holds the first GPU step until FILE exists, so
+a benchmark run on the same machine keeps the GPU to itself while the phantoms are made
+(``benchmarks/device_session.sh`` runs both).
 
 ``--budget-s`` counts from the start of :func:`run_device` (after the interpreter and torch have
 been imported, a few seconds) to the last file written. Run it with one BLAS/OpenMP thread per
@@ -88,7 +97,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PACK_FORMAT", "AIR_FLOOR_HU", "DEFAULT_TRAIN_SEEDS", "DEFAULT_PATIENT_SEEDS",
            "DEFAULT_PATIENT_OPTION", "DeviceOptions", "CompactCase", "pack_case",
-           "load_packed_case", "pack_real_chest", "pack_phantoms", "PACKED_PHANTOM_LABELS", "compact_case", "prepared_case",
+           "load_packed_case", "pack_real_chest", "pack_phantoms", "PACKED_PHANTOM_LABELS",
+           "compact_case", "prepared_case",
            "patient_phantom_options", "fit_decision_weights_torch", "run_device", "main"]
 
 #: ``format`` of a packed case's ``meta``.
