@@ -1068,9 +1068,9 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("low", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: no transitional anatomy gives that, the count went wrong")
-    unclear = ((w < co.sacrum_width_ratio and v < co.sacrum_volume_ratio)
-               or v < co.sacrum_clear_volume_ratio)
-    if unclear and not ev.rib_count_agrees:
+    taller_only = w < co.sacrum_width_ratio and v < co.sacrum_volume_ratio
+    hardly_larger = v < co.sacrum_clear_volume_ratio
+    if (taller_only or hardly_larger) and not ev.rib_count_agrees:
         # Taller only: a sacrum's core with its alae is wider than L5's (1.9-2.7x on 46 label
         # maps of real-bone phantoms); L5 joined to the top of S1 in the labels is only taller
         # (a patient-like phantom, osteoporotic, 3 mm: L5 was taken for the sacrum, 1.08x as
@@ -1078,8 +1078,8 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         # larger: a body a level too high, wide but with a core 1.1x as large as the one above
         # (a wide L5 above a sacrum without a core; an L5 above a sacrum whose canal the CT bone
         # model filled: planned 34 and 32 mm off at moderate confidence).
-        shape = ("only taller than the one above" if w < co.sacrum_width_ratio
-                 and v < co.sacrum_volume_ratio else "hardly larger than the one above")
+        shape = ("only taller than the one above" if taller_only
+                 else "hardly larger than the one above")
         note = (f"the body taken for the sacrum is {shape} ({h:.1f}x as tall, {w:.1f}x as "
                 f"wide, {v:.1f}x as large): L5 joined to S1 in the labels, or a wide L5 above a "
                 "sacrum left without a core, looks alike, so the planned L5/S1 may be L4/L5; "

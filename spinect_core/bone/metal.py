@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from spinect_core.bone.ct_model import _FULLY_CONNECTED, _bbox, _label
 from spinect_core.volume import Volume
 
