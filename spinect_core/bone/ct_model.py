@@ -1002,7 +1002,11 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
       HU, as dense as a disc or an enhanced organ) enclosed by its cortical ring; or
     * it lies up to ``carry_mm`` straight above or below such marrow, in slices where the ring
       is broken but cortex lies within ``carry_reach_mm`` on ``carry_min_sides`` of its four
-      in-plane sides (:func:`_carry_marrow`).
+      in-plane sides (:func:`_carry_marrow`); or
+    * it lies in a 3D hole of ``wide_min_ml`` or more that only a wider closing of the shell
+      (``wide_closing_mm`` across the slices, ``wide_closing_cc_mm`` along them) encloses, not
+      more than ``wide_max_fat_fraction`` of it below ``wide_fat_hu`` (marrow behind a wall
+      broken by wide gaps; not the fat of the sacral canal).
     """
     # Holes are large (a marrow space is centimetres wide): find them on a ~1.4 mm grid where
     # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
@@ -1033,7 +1037,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         enclosed |= closed & ~cmask
         return enclosed
 
-    def wide3d() -> np.ndarray:
+    def wide3d(block_hu: np.ndarray) -> np.ndarray:
         # A noisy or osteoporotic body's thin walls leave gaps wider than the closing above
         # bridges: closed wider across the slices (never much along the spine, where a
         # collapsed disc is a few millimetres high), its shell encloses the marrow. Such a
@@ -1043,12 +1047,12 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         wide = fill3d(_close(cmask, _ellipsoid(wide_closing_mm, wide_closing_cc_mm, csp,
                                                axial_axis)))
         wide = _components_sized(wide, csp, min_ml=wide_min_ml, structure=None)
-        return _drop_fatty_components(wide, chu, fat_hu=wide_fat_hu,
+        return _drop_fatty_components(wide, block_hu, fat_hu=wide_fat_hu,
                                       max_fat_fraction=wide_max_fat_fraction)
 
     with ThreadPoolExecutor(max(int(threads), 1)) as executor:
         job3d = executor.submit(fill3d, closed)
-        job_wide = executor.submit(wide3d) if wide_closing_mm > 0 else None
+        job_wide = executor.submit(wide3d, chu) if wide_closing_mm > 0 else None
         votes, dense = _hole_votes(
             cmask, chu, csp, max_hole_mm2=max_hole_mm2, bridge_mm=bridge_mm,
             axial_axis=axial_axis, min_height_mm=min_height_mm, large_hole_mm2=large_hole_mm2,
