@@ -709,10 +709,13 @@ def _seeded_components(seed: np.ndarray, mask: np.ndarray, threads: int = 1) -> 
 
 def _components_sized(mask: np.ndarray, sp: np.ndarray, *, min_ml: float = 0.0,
                       max_ml: float = np.inf,
-                      structure: np.ndarray | None = _FULLY_CONNECTED) -> np.ndarray:
+                      structure: np.ndarray | None = _FULLY_CONNECTED,
+                      hu: np.ndarray | None = None, fat_hu: float = -80.0,
+                      max_fat_fraction: float = 1.0) -> np.ndarray:
     """The components of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) of ``min_ml`` to
     ``max_ml`` millilitres, connected by ``structure`` (default 26 neighbours; None: scipy's
-    6); bool, shape of ``mask``."""
+    6); bool, shape of ``mask``. With ``hu`` (the HU of each voxel, shape of ``mask``), also
+    only those with at most ``max_fat_fraction`` of their voxels below ``fat_hu``."""
     box = _bbox(mask)
     out = np.zeros(mask.shape, bool)
     if box is None:
@@ -722,8 +725,12 @@ def _components_sized(mask: np.ndarray, sp: np.ndarray, *, min_ml: float = 0.0,
     lab, n = _label(sub, structure)
     ids = lab.ravel()[where]
     del lab
-    ml = np.bincount(ids, minlength=n + 1) * (float(np.prod(sp)) / 1000.0)
+    size = np.bincount(ids, minlength=n + 1)
+    ml = size * (float(np.prod(sp)) / 1000.0)
     keep = (ml >= min_ml) & (ml <= max_ml)
+    if hu is not None and max_fat_fraction < 1.0:
+        fat = np.bincount(ids, weights=hu[box].ravel()[where] < fat_hu, minlength=n + 1)
+        keep &= fat <= max_fat_fraction * size
     keep[0] = False
     kept = np.zeros(sub.shape, bool)
     kept.ravel()[where[keep[ids]]] = True
@@ -1059,9 +1066,8 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         # fat (the sacral canal is sealed whole once its foramina and hiatus are bridged).
         wide = fill3d(_close(cmask, _ellipsoid(wide_closing_mm, wide_closing_cc_mm, csp,
                                                axial_axis)))
-        wide = _components_sized(wide, csp, min_ml=wide_min_ml, structure=None)
-        return _drop_fatty_components(wide, block_hu, fat_hu=wide_fat_hu,
-                                      max_fat_fraction=wide_max_fat_fraction)
+        return _components_sized(wide, csp, min_ml=wide_min_ml, structure=None, hu=block_hu,
+                                 fat_hu=wide_fat_hu, max_fat_fraction=wide_max_fat_fraction)
 
     with ThreadPoolExecutor(max(int(threads), 1)) as executor:
         job3d = executor.submit(fill3d, closed)
@@ -1103,35 +1109,6 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         fine = fine[: sub_mask.shape[1], : sub_mask.shape[2]]
         sub_mask[rows] |= fine[None] & (sub_hu[rows] >= min_hole_hu)
     return mask
-
-
-def _drop_fatty_components(mask: np.ndarray, hu: np.ndarray, *, fat_hu: float,
-                           max_fat_fraction: float) -> np.ndarray:
-    """``mask`` without its components (6-connected) whose share of voxels below ``fat_hu``
-    exceeds ``max_fat_fraction``.
-
-    Parameters
-    ----------
-    mask : np.ndarray, bool, shape (z, y, x)
-    hu : np.ndarray, float, shape of ``mask``
-        Mean HU of each voxel (block).
-    fat_hu : float
-    max_fat_fraction : float, 0-1; 1 keeps everything.
-
-    Returns
-    -------
-    np.ndarray, bool, shape of ``mask`` (``mask`` itself when nothing is dropped)
-    """
-    if max_fat_fraction >= 1.0 or not mask.any():
-        return mask
-    lab, n = _label(mask)
-    ids = lab[mask]
-    fat = np.bincount(ids, weights=hu[mask] < fat_hu, minlength=n + 1)
-    size = np.bincount(ids, minlength=n + 1)
-    fatty = fat > max_fat_fraction * np.maximum(size, 1)
-    if not fatty[1:].any():
-        return mask
-    return mask & ~fatty[lab]
 
 
 def _open_line(mask: np.ndarray, axis: int, length: int) -> np.ndarray:

@@ -26,7 +26,6 @@ class and intersecting them.
 from __future__ import annotations
 
 import functools
-
 import math
 import weakref
 from dataclasses import dataclass, field, replace
