@@ -528,10 +528,10 @@ def _slotted_bodies(*, disc_mm: float | None = None, radius: float = 14.0,
                     osteophyte_ring: bool = False, disc_hu: float = 80.0, seed: int = 2,
                     interior_hu: float = -60.0):
     """Fatty vertebral bodies (interior ``interior_hu``, -60 HU: below every density test of
-    the slice-wise fills) in soft tissue at 1 mm: cylinders of radius 14 mm and 30 mm tall with a 1.5 mm
-    cortex and endplates at 900 HU, their walls perforated by windows 4 mm square, 4 mm apart
-    (a noisy or osteoporotic body's broken thin walls: wider than the 3 mm a narrow closing
-    bridges). One body, or two with a disc of ``disc_mm`` (``disc_hu``) between them, open all
+    the slice-wise fills) in soft tissue at 1 mm: cylinders of radius 14 mm and 30 mm tall with
+    a 1.5 mm cortex and endplates at 900 HU, their walls perforated by windows 4 mm square, 4 mm
+    apart (a noisy or osteoporotic body's broken thin walls: wider than the 3 mm a narrow
+    closing bridges). One body, or two with a disc of ``disc_mm`` (``disc_hu``) between them, open all
     round or, with ``osteophyte_ring``, walled by a perforated bony ring like the bodies'.
 
     Returns the CT, the bodies' interiors and the disc (bool, (z, y, x))."""
