@@ -22,16 +22,22 @@ CT's grid):
    thickened so that a body's broken ring still encloses it, is marrow even when as dark as
    muscle; a hole of marrow's size that the shell encloses only once closed wider across the
    slices (a noisy scan's perforated thin walls) is marrow whatever its density.
-4. **Rejection** of what is dense but not bone, per component: contrast-filled vessels and
-   organs (homogeneous, no cortex brighter than enhanced blood), calcified plaque and bowel
-   contrast (small or homogeneous, away from the skeleton).
+4. **Rejection** of what is dense but not bone: in an arterial phase, the lumens of the
+   arteries branching from the contrast pools, traced through the mask as flat voxels of the
+   pools' blood density (a calcified or thin artery, or one touching a vertebral body, passes
+   the per-component tests); then per component, contrast-filled vessels and organs
+   (homogeneous, no cortex brighter than enhanced blood), calcified plaque and bowel contrast
+   (small or homogeneous, away from the skeleton).
 
 Timings (``benchmarks/ct_bone.py``; the target is 5 s): 3.9 s wall, 4.4 s CPU for a 512 x 512 x
 300 CT on the 2-core development machine under load, 2.1x a bare threshold run alongside (the
 code before 2026-12-05: 5.0 s, 2.5x there, 7.1-7.7 s in slower idle runs; 15 s, 6.8x, before the
 binary morphology moved to bit-packed rows and hole filling to labelling), peak RSS 0.84 GB for
 the 150 MB CT; the wide closing of perforated shells (session 14) adds 0.2-0.4 s of CPU
-(2.1-2.2x the threshold, old and new alternated under load).
+(2.1-2.2x the threshold, old and new alternated under load); the trace of the arteries from the
+contrast pools (session 17) 0.5 s more on that contrast CT (idle machine, one run each: 3.0 ->
+3.7 s wall, 4.0 -> 4.7 s CPU, 2.4x -> 3.0x the threshold; the peak RSS unchanged, 0.90 GB); a
+scan without bright pools skips it.
 Two worker threads (``CTBoneOptions.threads``) share the parts that split. Memory: every
 full-size map is boolean or int16, built and freed one at a time, so that segmenting a 472 MB
 thin-slice CT stays within 3x its size (``benchmarks/segmentation_memory.py``).
@@ -216,6 +222,23 @@ class CTBoneOptions:
         4.7-4.8 s, on a loaded machine). 0 turns it off.
     no_contrast_pool_ml : float
         A scan with contrast pools (:func:`_pools`) under this volume shows no enhanced blood.
+    lumen_min_pool_ml : float
+        Where the contrast pools hold at least this much blood as bright as the cortical seed
+        threshold (an arterial phase), the vessels branching from them are traced through the
+        bone mask and taken out (:func:`_lumens`): such blood seeds itself, and calcified walls
+        and the partial volume of a small artery defeat the per-component tests of its
+        flatness. 0 turns it off.
+    lumen_below_hu, lumen_above_hu : float
+        A lumen voxel lies from this far below to this far above the bright pools' median HU
+        (a small artery reads darker: partial volume).
+    lumen_sd_noise_widths : float
+        ... and its in-plane 3 x 3 standard deviation is at most this many noise widths
+        (blood is flat; cancellous bone and every partial-volume edge of a cortex in that band
+        are not), and it is connected through such voxels to a pool.
+    lumen_rim_mm : float
+        Bone voxels within this distance of a lumen and no brighter than its band (the
+        vessel's partial-volume wall) go with it; calcified plaque, brighter, stays and is
+        judged by the per-component tests.
     working_voxel_mm : float
         The model works on blocks of CT voxels of about this size (a 0.5 mm slice CT on pairs
         of slices; 0.7 mm pixels stay as they are): its maps take several bytes per voxel.
@@ -267,6 +290,11 @@ class CTBoneOptions:
     small_homogeneous_spread_hu: float = 40.0
     marrow_max_ml: float = 50.0
     no_contrast_pool_ml: float = 5.0
+    lumen_min_pool_ml: float = 1.0
+    lumen_below_hu: float = 150.0
+    lumen_above_hu: float = 80.0
+    lumen_sd_noise_widths: float = 3.0
+    lumen_rim_mm: float = 2.5
     working_voxel_mm: float = 0.9
     threads: int = 2
 
@@ -1337,8 +1365,13 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                         wide_max_fat_fraction=options.wide_max_fat_fraction,
                         threads=options.threads)
     bone &= ~pools
-    del pools
     timings["fill"] = time.perf_counter() - t0
+    if options.lumen_min_pool_ml > 0 and pools.any():
+        report(progress, 0.75, "tracing enhanced vessels from the contrast pools")
+        bone = _lumens(bone, sub, sp, pools, th, options, rejected,
+                       axial_axis=ct.cranio_caudal_axis_zyx)
+        timings["lumens"] = time.perf_counter() - t0
+    del pools
     report(progress, 0.8, "rejecting vessels, organs and bowel contrast")
     bone = _reject(bone, sub, sp, th, options, rejected)
     if options.half_maximum_edge:
@@ -1498,6 +1531,107 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     if out.any():
         rejected["contrast_pool"] = int(out.sum() * f.prod())
     return _block_expand(out, f, full_shape)
+
+
+def _inplane_sd(hu: np.ndarray, where: np.ndarray, axial_axis: int) -> np.ndarray:
+    """Standard deviation (HU, float32, (k,)) of the 3 x 3 in-plane neighbourhood of each of the
+    voxels ``where`` (flat indices into ``hu``, (z, y, x)); the plane is the one across
+    ``axial_axis``. Neighbours beyond the array's edge repeat the edge (as ``ndi``'s
+    ``nearest`` mode). Gathered at those voxels alone: a few % of the CT."""
+    coords = np.unravel_index(where, hu.shape)
+    a, b = (ax for ax in range(3) if ax != axial_axis)
+    flat = hu.ravel()
+    total = np.zeros(where.size, np.float64)
+    total_sq = np.zeros(where.size, np.float64)
+    for da in (-1, 0, 1):
+        ia = np.clip(coords[a] + da, 0, hu.shape[a] - 1)
+        for db in (-1, 0, 1):
+            ib = np.clip(coords[b] + db, 0, hu.shape[b] - 1)
+            idx = list(coords)
+            idx[a], idx[b] = ia, ib
+            v = flat[np.ravel_multi_index(tuple(idx), hu.shape)].astype(np.float64)
+            total += v
+            total_sq += v * v
+    mean = total / 9.0
+    return np.sqrt(np.maximum(total_sq / 9.0 - mean * mean, 0.0)).astype(np.float32)
+
+
+def _lumens(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, pools: np.ndarray,
+            th: dict[str, float], options: CTBoneOptions, rejected: dict[str, int], *,
+            axial_axis: int) -> np.ndarray:
+    """``bone`` (bool, (z, y, x), in place) without the enhanced vessels that branch from the
+    contrast pools.
+
+    In an arterial phase the blood reads 300-450 HU, above the cortical seed threshold, so
+    every artery seeds itself; the pools (:func:`_pools`) catch the wide, flat ones, but a
+    renal or mesenteric artery is too thin for their opening, and one whose wall is calcified,
+    or which touches a vertebral body, joins a component that the per-component tests keep.
+    Its lumen is blood nevertheless: as dense as the pools' bright blood (a small artery a
+    little darker) and flat, and continuous with a pool. The lumen voxels are those of the bone
+    mask in that band of HU whose in-plane spread is within
+    :attr:`CTBoneOptions.lumen_sd_noise_widths` noise widths, in 26-connected components that
+    touch a pool; they and the bone voxels within :attr:`CTBoneOptions.lumen_rim_mm` of them
+    that are no brighter than the band are dropped. Cancellous bone in the band is not flat
+    (trabeculae), and a cortex's partial-volume edge crossing the band is a gradient, so
+    neither carries the trace from a vessel into a bone.
+
+    Measured 2026-12-06 on the held-out slab of the real contrast chest CT (renal, splenic and
+    mesenteric arteries, a calcified aorta touching L2-L3; bright pools 20 ml at 401 HU):
+    8.3 k voxels dropped, none of them reference bone, bone Dice 0.816 -> 0.834. On 7
+    patient-like phantoms in an arterial phase at 2.5-3 mm: 0-880 voxels dropped, of which
+    0-75 true bone (a flat, blood-dense marrow against the aorta), bone Dice unchanged or up
+    to 0.005 higher.
+    """
+    voxel_ml = float(np.prod(sp)) / 1000.0
+    bright = pools & (hu >= th["seed"])
+    n_bright = int(bright.sum())
+    if n_bright * voxel_ml < options.lumen_min_pool_ml:
+        return bone
+    blood = float(np.median(hu[bright]))
+    del bright
+    lo = max(th["grow"], blood - options.lumen_below_hu)
+    hi = blood + options.lumen_above_hu
+    box = _bbox(bone)
+    if box is None:
+        return bone
+    b_sub, h_sub, p_sub = bone[box], hu[box], pools[box]
+    # Nor next to anything brighter than the band (a cortex, a calcified wall): where an artery
+    # touches a bone, the trace stops at the cortex rather than run on into marrow as dense
+    # as the blood (a sclerotic body against the aorta, or a phantom's flat marrow).
+    band = b_sub & (h_sub >= lo) & (h_sub <= hi)
+    band &= ~_box_dilate(h_sub > hi, (1, 1, 1))
+    where = np.flatnonzero(band)
+    del band
+    if where.size == 0:
+        return bone
+    sd = _inplane_sd(h_sub, where, axial_axis)
+    where = where[sd <= options.lumen_sd_noise_widths * max(th["noise_sd"], 8.0)]
+    if where.size == 0:
+        return bone
+    flat = np.zeros(b_sub.shape, bool)
+    flat.ravel()[where] = True
+    ids, n = _component_ids(flat, where, options.threads, fast=False)
+    touching = np.zeros(n + 1, bool)
+    near_pool = _box_dilate(p_sub, (1, 1, 1)).ravel()[where]
+    touching[ids[near_pool]] = True
+    touching[0] = False
+    if not touching.any():
+        return bone
+    lumen = np.zeros(b_sub.shape, bool)
+    lumen.ravel()[where[touching[ids]]] = True
+    del flat, ids, where
+    # The lumen's partial-volume wall (a dilation on bit-packed rows, in the lumen's own box).
+    pad = np.floor(options.lumen_rim_mm / sp).astype(int)
+    lbox = _bbox(lumen, pad=pad)
+    assert lbox is not None
+    drop = _dilate(lumen[lbox], _ball(options.lumen_rim_mm, sp))
+    drop &= b_sub[lbox]
+    drop &= h_sub[lbox] <= hi
+    n_drop = int(drop.sum())
+    if n_drop:
+        b_sub[lbox] &= ~drop
+        rejected["enhanced_vessel"] = n_drop
+    return bone
 
 
 def _half_maximum_edge(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, soft_hu: float
