@@ -1138,8 +1138,9 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
     * the count ends above L5: ``"the scan ends at L3 (counted down from the last rib-bearing
       vertebra, T12): L4, L5 and the sacrum are not in the field of view, so L5/S1 is not in
       the field of view; use ..."`` (no word on the sacrum test: there is no sacrum to test);
-    * it ends at L5 (or below): where it ends, then why the bone below is not a sacrum
-      (``missing``);
+    * it ends at L5: where it ends, then why the bone below is not a sacrum (``missing``);
+    * it ends below L5 (the count names an L6): L5/S1 is not said to be out of view (the disc
+      under L5 is in view), only that the body below L5 is no recognisable sacrum;
     * the levels cannot be counted (``uncountable``, or no ribs): why, and ``missing``; with
       ``uncountable`` the message does not say L5/S1 is out of view (it may be in view).
 
@@ -1185,6 +1186,14 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
     if level_rank(last_level) < level_rank("L5"):
         return (f"{where}: {_absent_below(last_level)} not in the field of view, so L5/S1 is not "
                 f"in the field of view; {_USE}")
+    if level_rank(last_level) > level_rank("L5"):
+        # The count passed L5: the disc below L5 is in view, but the body under it is no
+        # recognisable sacrum, so "L6" may be a sixth lumbar vertebra or the top of a sacrum
+        # (a real 3 mm CT cut 33 mm into S1, its fatty marrow left out of the bone, was refused
+        # as "the scan ends at L6: L5/S1 is not in the field of view").
+        return (f"{where}, below L5 by the count: L5/S1 cannot be identified ({missing}; the body "
+                f"below L5 may be a sixth lumbar vertebra, or a sacrum that the scan cuts or that "
+                f"is not solid in the bone labels); check the bone segmentation, or {_USE}")
     return f"{where}: L5/S1 is not in the field of view ({missing}); {_USE}"
 
 

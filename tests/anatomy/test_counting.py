@@ -377,7 +377,13 @@ def test_refusal_words_say_first_what_the_count_found():
     assert merged.startswith(f"L5/S1 cannot be identified: {detail}, and the bodies")
     no_ribs = refusal_message(detail, last_level=None, counted_from="none")
     assert "no ribs are in view" in no_ribs and "levels cannot be counted" in no_ribs
-    for words in (above, chest, at_l5, merged, no_ribs):
+    # A count past L5: the disc under L5 is in view, the body below it no recognisable sacrum.
+    past_l5 = refusal_message(detail, last_level="L6", counted_from="ribs")
+    assert past_l5.startswith("the scan ends at L6 (counted down from the last rib-bearing "
+                              "vertebra, T12), below L5 by the count: L5/S1 cannot be identified")
+    assert "not in the field of view" not in past_l5 and detail in past_l5
+    assert "sixth lumbar vertebra" in past_l5
+    for words in (above, chest, at_l5, merged, no_ribs, past_l5):
         assert words.endswith("use a CT that includes L5 and the sacrum")
 
 
