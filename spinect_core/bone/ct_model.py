@@ -401,10 +401,15 @@ def _histogram_thresholds(hu: np.ndarray, body: np.ndarray, options: CTBoneOptio
     else:
         hist, edges = np.histogram(soft, bins=175, range=(-150, 200))
         hist = ndi.gaussian_filter1d(hist.astype(float), 2.0)
-        # Soft tissue (muscle, organs) is the highest peak above -50 HU (fat lies below).
+        # Soft tissue (muscle, organs) is the highest peak above -50 HU (fat lies below): a
+        # local maximum, not the range's edge, where a noisy scan of much fat puts the fat
+        # peak's flank higher than the muscle's peak (patient-like phantoms at 23-27 HU of
+        # noise read -49 HU, and every muscle voxel two noise widths up passed for bone).
         centres = 0.5 * (edges[:-1] + edges[1:])
-        allowed = centres > -50
-        peak = float(centres[allowed][np.argmax(hist[allowed])])
+        local_max = np.zeros(hist.shape, bool)
+        local_max[1:-1] = (hist[1:-1] >= hist[:-2]) & (hist[1:-1] >= hist[2:])
+        allowed = (centres > -50) & local_max
+        peak = float(centres[allowed][np.argmax(hist[allowed])]) if allowed.any() else 40.0
     # Noise: spread of the difference between x-neighbours in soft tissue near the peak.
     z = np.unique(np.linspace(0, hu.shape[0] - 1, min(hu.shape[0], 12)).astype(int))
     sl = hu[z].astype(np.float32)

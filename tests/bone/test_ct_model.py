@@ -230,6 +230,27 @@ def test_thresholds_follow_the_scan_histogram():
     assert fixed.thresholds_hu["seed"] == 500.0 and fixed.thresholds_hu["grow"] == 150.0
 
 
+
+def test_soft_tissue_peak_is_muscle_not_the_flank_of_much_fat():
+    """A noisy scan of a body almost all fat: 97 % of its soft tissue at -100 HU, the rest muscle
+    (40 HU; a phantom's organs and muscles spread over 30-60 HU make a lower peak still), noise
+    28 HU. The fat peak's flank at -50 HU is higher than the muscle's peak; the soft-tissue
+    peak must still be the muscle's (it read -49 HU, and every muscle voxel two noise widths up
+    passed the grow threshold for bone)."""
+    rng = np.random.default_rng(3)
+    vol, _, _ = _scene(noise=0.0)
+    hu = vol.array.astype(float)
+    zz, yy, xx = np.mgrid[: hu.shape[0], : hu.shape[1], : hu.shape[2]]
+    soft = hu == 40.0
+    fat = soft & (np.hypot(yy - 48, xx - 48) > 10)     # all but the body's core
+    hu[fat] = -100.0
+    assert 0.95 < fat.sum() / soft.sum() < 0.98
+    hu += rng.normal(0.0, 28.0, hu.shape)
+    peak = segment_bone_from_ct(vol.with_array(hu.astype(np.int16))).thresholds_hu[
+        "soft_tissue_peak"]
+    assert abs(peak - 40.0) < 15.0
+
+
 def test_real_lumbar_crop(shared_data):
     from spinect_core.io import load_ct
     from spinect_core.io.labelmap import read_label_image
