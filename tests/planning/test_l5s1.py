@@ -256,3 +256,27 @@ def test_side_of_polyline_takes_the_nearest_segment() -> None:
     doubled = np.array([[0.0, 0.0], [10.0, 10.0], [10.0, 10.0], [0.0, 20.0]])
     np.testing.assert_array_equal(_side_of_polyline(points, doubled, towards),
                                   [1, -1, 1, -1, 1, -1])
+
+
+def test_a_coarse_ct_is_warned_of() -> None:
+    """3 mm slices: the windows are approximate, and the plan says so; 1.5 mm voxels are not
+    warned of by default (the limit is ``PlanOptions.coarse_voxel_mm``)."""
+    from spinect_core.planning.plan import coarse_ct_warning
+
+    words = coarse_ct_warning((0.7, 0.7, 3.0), 1.5)
+    assert words.startswith("the CT's voxels are 0.7 x 0.7 x 3 mm (over 1.5 mm along an axis)")
+    assert "approximate" in words
+    assert coarse_ct_warning((1.5, 1.5, 1.5), 1.5) == ""
+    assert coarse_ct_warning((0.7, 0.7, 3.0), 0.0) == ""
+
+
+def test_the_plan_carries_the_coarse_ct_warning(plan_and_engine) -> None:
+    plan, engine = plan_and_engine
+    assert not any("the CT's voxels are" in w for w in plan.warnings)   # 1.5 mm voxels
+    kept = engine.options
+    engine.options = PlanOptions(coarse_voxel_mm=1.0)
+    try:
+        assert any(w.startswith("the CT's voxels are 1.5 x 1.5 x 1.5 mm")
+                   for w in engine.plan_warnings())
+    finally:
+        engine.options = kept
