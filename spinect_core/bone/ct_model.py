@@ -228,8 +228,12 @@ class CTBoneOptions:
         bone mask and taken out (:func:`_lumens`): such blood seeds itself, and calcified walls
         and the partial volume of a small artery defeat the per-component tests of its
         flatness. 0 turns it off.
+    lumen_max_blood_hu : float
+        Pool voxels denser than this are excreted or oral contrast (a bladder, the bowel), not
+        blood (250-450 HU in an arterial phase, up to about 600 in an angiography): they set no
+        blood density and start no trace.
     lumen_below_hu, lumen_above_hu : float
-        A lumen voxel lies from this far below to this far above the bright pools' median HU
+        A lumen voxel lies from this far below to this far above the blood pools' median HU
         (a small artery reads darker: partial volume).
     lumen_sd_noise_widths : float
         ... and its in-plane 3 x 3 standard deviation is at most this many noise widths
@@ -291,6 +295,7 @@ class CTBoneOptions:
     marrow_max_ml: float = 50.0
     no_contrast_pool_ml: float = 5.0
     lumen_min_pool_ml: float = 1.0
+    lumen_max_blood_hu: float = 700.0
     lumen_below_hu: float = 150.0
     lumen_above_hu: float = 80.0
     lumen_sd_noise_widths: float = 3.0
@@ -1588,18 +1593,21 @@ def _lumens(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, pools: np.ndarray,
     to 0.005 higher.
     """
     voxel_ml = float(np.prod(sp)) / 1000.0
-    bright = pools & (hu >= th["seed"])
-    n_bright = int(bright.sum())
-    if n_bright * voxel_ml < options.lumen_min_pool_ml:
+    blood_pool = pools & (hu >= th["seed"]) & (hu <= options.lumen_max_blood_hu)
+    if int(blood_pool.sum()) * voxel_ml < options.lumen_min_pool_ml:
         return bone
-    blood = float(np.median(hu[bright]))
-    del bright
+    blood = float(np.median(hu[blood_pool]))
+    del blood_pool
     lo = max(th["grow"], blood - options.lumen_below_hu)
     hi = blood + options.lumen_above_hu
     box = _bbox(bone)
     if box is None:
         return bone
-    b_sub, h_sub, p_sub = bone[box], hu[box], pools[box]
+    b_sub, h_sub = bone[box], hu[box]
+    # The trace starts from the pools, but not from a bladder's or bowel's denser contrast
+    # (nor from its rim, within two voxels of it).
+    p_sub = pools[box]
+    start = p_sub & ~_box_dilate(p_sub & (h_sub > options.lumen_max_blood_hu), (2, 2, 2))
     # Nor next to anything brighter than the band (a cortex, a calcified wall): where an artery
     # touches a bone, the trace stops at the cortex rather than run on into marrow as dense
     # as the blood (a sclerotic body against the aorta, or a phantom's flat marrow).
@@ -1617,7 +1625,8 @@ def _lumens(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, pools: np.ndarray,
     flat.ravel()[where] = True
     ids, n = _component_ids(flat, where, options.threads, fast=False)
     touching = np.zeros(n + 1, bool)
-    near_pool = _box_dilate(p_sub, (1, 1, 1)).ravel()[where]
+    near_pool = _box_dilate(start, (1, 1, 1)).ravel()[where]
+    del start
     touching[ids[near_pool]] = True
     touching[0] = False
     if not touching.any():

@@ -662,12 +662,13 @@ def test_small_enhanced_vessel_pieces_are_rejected_and_rib_pieces_kept():
     assert kept.mask.array.astype(bool)[vessel].mean() > 0.5
 
 
-def _aorta_and_artery(*, marrow_hu: float = 100.0, seed: int = 0):
+def _aorta_and_artery(*, marrow_hu: float = 100.0, bladder: bool = False, seed: int = 0):
     """The cylinder of :func:`_scene` (marrow ``marrow_hu``), an aorta (a vertical tube of
     radius 10 mm at 400 HU, 8 mm from the cylinder) and an artery (radius 3.5 mm, 400 HU)
     branching from it to the cylinder's cortex, with three calcified spots (900 HU) on its
-    wall: a renal artery with plaque that reaches a vertebral body. Returns the volume, the
-    bone and the artery (without the aorta)."""
+    wall: a renal artery with plaque that reaches a vertebral body; with ``bladder``, a larger
+    pool of excreted contrast (1200 HU) away from both. Returns the volume, the bone and the
+    artery (without the aorta)."""
     rng = np.random.default_rng(seed)
     vol, bone, _ = _scene(shape=(60, 110, 110), interior_hu=marrow_hu, noise=0.0)
     hu = vol.array.astype(float)
@@ -680,6 +681,8 @@ def _aorta_and_artery(*, marrow_hu: float = 100.0, seed: int = 0):
                    + (zz - 30.0) ** 2)
     artery = (dist <= 3.5) & ~aorta & ~bone
     hu[aorta | artery] = 400.0
+    if bladder:
+        hu[(np.hypot(yy - 85.0, xx - 30.0) <= 14.0) & (zz >= 8) & (zz < 52)] = 1200.0
     for a in (12.0, 20.0, 28.0):                              # plaque on the artery's wall
         c = p0 + a * u
         hu[np.sqrt((yy - c[0]) ** 2 + (xx - c[1]) ** 2 + (zz - 33.5) ** 2) <= 1.2] = 900.0
@@ -709,3 +712,15 @@ def test_marrow_as_dense_as_the_blood_is_not_traced_past_the_cortex():
     mask = segment_bone_from_ct(vol).mask.array.astype(bool)
     assert mask[ndi.binary_erosion(bone, iterations=2)].mean() > 0.97
     assert mask[ndi.binary_erosion(artery)].mean() < 0.1
+
+
+def test_excreted_contrast_sets_no_blood_density():
+    """A bladder full of excreted contrast (1200 HU, a larger pool than the aorta) beside the
+    arterial blood: the blood's density, and so the artery's trace, come from the blood."""
+    vol, bone, artery = _aorta_and_artery(bladder=True)
+    result = segment_bone_from_ct(vol)
+    mask = result.mask.array.astype(bool)
+    assert mask[ndi.binary_erosion(artery)].mean() < 0.1
+    assert mask[ndi.binary_erosion(bone, iterations=2)].mean() > 0.97
+    mixed = segment_bone_from_ct(vol, options=CTBoneOptions(lumen_max_blood_hu=5000.0))
+    assert mixed.mask.array.astype(bool)[ndi.binary_erosion(artery)].mean() > 0.5
