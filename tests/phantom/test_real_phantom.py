@@ -210,3 +210,23 @@ def test_cli_takes_anatomy_real_and_refuses_it_with_patient(tmp_path):
     assert not (tmp_path / "c").exists()
     with pytest.raises(ValueError, match="anatomy"):
         PhantomOptions(anatomy="boxes")
+
+
+def test_a_bone_grid_computed_here_equals_the_cached_one(tmp_path, monkeypatch):
+    """A phantom must not depend on whether this process computed a bone's distance grid or read
+    it from the cache (float16 on disk): before, real-bone phantoms of one seed differed by a
+    few voxels between a machine's first run and its later ones."""
+    from spinect_core.phantom.real import meshes
+
+    monkeypatch.setenv("SPINECT_CACHE_DIR", str(tmp_path))
+    meshes.bone_sdf.cache_clear()
+    try:
+        computed = meshes.bone_sdf("L5")
+        assert any(tmp_path.iterdir())                 # written to the cache
+        meshes.bone_sdf.cache_clear()
+        read_back = meshes.bone_sdf("L5")
+    finally:
+        meshes.bone_sdf.cache_clear()                  # the other tests' grids: from their cache
+    assert read_back is not computed
+    np.testing.assert_array_equal(computed.values, read_back.values)
+    np.testing.assert_array_equal(computed.origin_mm, read_back.origin_mm)

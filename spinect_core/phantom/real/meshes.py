@@ -226,6 +226,11 @@ def bone_sdf(name: str) -> SDFGrid:
     except (OSError, KeyError, ValueError):
         pass
     grid = _compute_grid(name)
+    # As the cache keeps it (float16): a phantom must not depend on whether this process
+    # computed the grid or read it back (real-bone phantoms of one seed differed by 1-4 bone
+    # voxels of the CT bone model between a machine's first run and the later ones).
+    grid = SDFGrid(values=grid.values.astype(np.float16).astype(np.float32),
+                   origin_mm=grid.origin_mm, pitch_mm=grid.pitch_mm)
     try:
         from spinect_core.io.atomic import atomic_path
 
