@@ -1585,14 +1585,16 @@ def _lumens(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, pools: np.ndarray,
     every artery seeds itself; the pools (:func:`_pools`) catch the wide, flat ones, but a
     renal or mesenteric artery is too thin for their opening, and one whose wall is calcified,
     or which touches a vertebral body, joins a component that the per-component tests keep.
-    Its lumen is blood nevertheless: as dense as the pools' bright blood (a small artery a
-    little darker) and flat, and continuous with a pool. The lumen voxels are those of the bone
-    mask in that band of HU whose in-plane spread is within
-    :attr:`CTBoneOptions.lumen_sd_noise_widths` noise widths, in 26-connected components that
-    touch a pool; they and the bone voxels within :attr:`CTBoneOptions.lumen_rim_mm` of them
-    that are no brighter than the band are dropped. Cancellous bone in the band is not flat
-    (trabeculae), and a cortex's partial-volume edge crossing the band is a gradient, so
-    neither carries the trace from a vessel into a bone.
+    Its lumen is blood nevertheless: as dense as the pools' blood (a small artery a little
+    darker) and flat, and continuous with a pool. The lumen voxels are those of the bone mask
+    in that band of HU whose in-plane spread is within
+    :attr:`CTBoneOptions.lumen_sd_noise_widths` noise widths, next to nothing brighter and not
+    enclosed by brighter bone (:attr:`CTBoneOptions.lumen_enclosed_sides`), in 26-connected
+    components that touch a pool of blood (not a bladder's or bowel's denser contrast); they
+    and the bone voxels within :attr:`CTBoneOptions.lumen_rim_mm` of them that are no brighter
+    than the band are dropped. Cancellous bone in the band is not flat (trabeculae) and lies
+    within its cortex, and a cortex's partial-volume edge crossing the band is a gradient, so
+    none of them carries the trace from a vessel into a bone.
 
     Measured 2026-12-06 on the held-out slab of the real contrast chest CT (renal, splenic and
     mesenteric arteries, a calcified aorta touching L2-L3; bright pools 20 ml at 401 HU):
@@ -1617,15 +1619,15 @@ def _lumens(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, pools: np.ndarray,
     # (nor from its rim, within two voxels of it).
     p_sub = pools[box]
     start = p_sub & ~_box_dilate(p_sub & (h_sub > options.lumen_max_blood_hu), (2, 2, 2))
-    # Nor next to anything brighter than the band (a cortex, a calcified wall): where an artery
-    # touches a bone, the trace stops at the cortex rather than run on into marrow as dense
-    # as the blood (a sclerotic body against the aorta, or a phantom's flat marrow).
+    # A lumen voxel lies in the blood's band, not next to anything brighter (a cortex, a
+    # calcified wall: where an artery touches a bone, the trace stops at the cortex rather than
+    # run on into marrow as dense as the blood, a sclerotic body against the aorta) ...
     band = b_sub & (h_sub >= lo) & (h_sub <= hi)
     brighter = h_sub > hi
     band &= ~_box_dilate(brighter, (1, 1, 1))
-    # Nor inside a bone: with something brighter within reach on most in-plane sides (a
-    # vessel runs beside a bone, marrow lies within its cortex; a phantom's flat, blood-dense
-    # marrow behind a blurred cortex was traced from the aorta it touches).
+    # ... and not inside a bone, with something brighter within reach on most in-plane sides
+    # (a vessel runs beside a bone, marrow lies within its cortex: a phantom's flat,
+    # blood-dense marrow behind a blurred cortex was traced from the aorta it touches).
     if options.lumen_enclosed_sides <= 4:
         band &= _sides_with_cortex(brighter, sp, axial_axis=axial_axis,
                                    reach_mm=options.lumen_enclosed_reach_mm
