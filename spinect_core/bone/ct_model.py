@@ -35,9 +35,10 @@ code before 2026-12-05: 5.0 s, 2.5x there, 7.1-7.7 s in slower idle runs; 15 s, 
 binary morphology moved to bit-packed rows and hole filling to labelling), peak RSS 0.84 GB for
 the 150 MB CT; the wide closing of perforated shells (session 14) adds 0.2-0.4 s of CPU
 (2.1-2.2x the threshold, old and new alternated under load); the trace of the arteries from the
-contrast pools (session 17) 0.5 s more on that contrast CT (idle machine, one run each: 3.0 ->
-3.7 s wall, 4.0 -> 4.7 s CPU, 2.4x -> 3.0x the threshold; the peak RSS unchanged, 0.90 GB); a
-scan without bright pools skips it.
+contrast pools (session 17) 0.75 s of CPU more on that contrast CT (idle machine: 3.0 -> 3.85
+s wall, 4.0 -> 4.85 s CPU, 2.4x -> 2.9x the threshold; the peak RSS unchanged, 0.89 GB), of
+which 0.25 s is its test that a lumen is not enclosed by bone; a scan without bright pools
+skips it.
 Two worker threads (``CTBoneOptions.threads``) share the parts that split. Memory: every
 full-size map is boolean or int16, built and freed one at a time, so that segmenting a 472 MB
 thin-slice CT stays within 3x its size (``benchmarks/segmentation_memory.py``).
