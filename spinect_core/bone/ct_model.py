@@ -1560,7 +1560,6 @@ def _inplane_sd(hu: np.ndarray, where: np.ndarray, axial_axis: int) -> np.ndarra
     ``nearest`` mode). Gathered at those voxels alone: a few % of the CT."""
     coords = np.unravel_index(where, hu.shape)
     a, b = (ax for ax in range(3) if ax != axial_axis)
-    flat = hu.ravel()
     total = np.zeros(where.size, np.float64)
     total_sq = np.zeros(where.size, np.float64)
     for da in (-1, 0, 1):
@@ -1569,7 +1568,8 @@ def _inplane_sd(hu: np.ndarray, where: np.ndarray, axial_axis: int) -> np.ndarra
             ib = np.clip(coords[b] + db, 0, hu.shape[b] - 1)
             idx = list(coords)
             idx[a], idx[b] = ia, ib
-            v = flat[np.ravel_multi_index(tuple(idx), hu.shape)].astype(np.float64)
+            # (Indexed by coordinates: ``hu`` may be a box's view, which ravel() would copy.)
+            v = hu[tuple(idx)].astype(np.float64)
             total += v
             total_sq += v * v
     mean = total / 9.0
