@@ -724,3 +724,22 @@ def test_excreted_contrast_sets_no_blood_density():
     assert mask[ndi.binary_erosion(bone, iterations=2)].mean() > 0.97
     mixed = segment_bone_from_ct(vol, options=CTBoneOptions(lumen_max_blood_hu=5000.0))
     assert mixed.mask.array.astype(bool)[ndi.binary_erosion(artery)].mean() > 0.5
+
+
+@pytest.mark.parametrize("axial_axis", [0, 1, 2])
+def test_inplane_sd_equals_the_filtered_standard_deviation(axial_axis):
+    """The lumen test's 3 x 3 in-plane spread, gathered at some voxels of a box's view, equals the
+    standard deviation from uniform filters over the whole array (edges repeated)."""
+    from spinect_core.bone.ct_model import _inplane_sd
+
+    rng = np.random.default_rng(7)
+    whole = rng.normal(100.0, 40.0, (9, 11, 13)).astype(np.int16)
+    hu = whole[1:8, 2:10, 1:12]                          # a view, as the bone box's
+    size = [3, 3, 3]
+    size[axial_axis] = 1
+    x = hu.astype(np.float64)
+    mean = ndi.uniform_filter(x, size, mode="nearest")
+    sd = np.sqrt(np.maximum(ndi.uniform_filter(x * x, size, mode="nearest") - mean * mean, 0.0))
+    where = np.concatenate(([0, hu.size - 1], rng.choice(hu.size, 60, replace=False)))  # corners
+    np.testing.assert_allclose(_inplane_sd(hu, where, axial_axis), sd.ravel()[where],
+                               rtol=1e-5, atol=1e-3)
