@@ -286,7 +286,8 @@ class Segmenter:
         # The label map is ours (made by _restore): combined in place, no copy.
         combine_bone(result.labels, self.table, ct_bone.mask.array,
                      mode=result.bone_source, next_best=next_best,  # type: ignore[arg-type]
-                     in_place=True, ct_hu=np.asarray(ct.array))
+                     in_place=True, ct_hu=np.asarray(ct.array),
+                     ct_not_bone=None if ct_bone.discs is None else ct_bone.discs.array)
         result.ct_bone = ct_bone
         result.notes += list(ct_bone.notes)
         result.timings_s["ct_bone"] = time.perf_counter() - t0

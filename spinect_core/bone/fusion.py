@@ -8,7 +8,8 @@
   likely class (disc, dura, nerve or background), so the network's soft-tissue classes survive;
 * ``fused``: the CT's bone plus the network's bone within :attr:`FusionOptions.near_mm` of it
   (a low-density cancellous region or a thin cortex the thresholds missed), never the network's
-  bone far from any CT bone (false bone in enhanced organs, bowel contrast); optionally
+  bone far from any CT bone (false bone in enhanced organs, bowel contrast) nor in a disc the
+  CT bone model found walled in by osteophytes and left out (``ct_not_bone``); optionally
   (:attr:`FusionOptions.soft_classes`, off by default) the network's disc, dura or nerve stays
   where the CT is darker than cortex.
 """
@@ -71,7 +72,8 @@ class FusionOptions:
 def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode: BoneMode,
                  probabilities: np.ndarray | None = None, next_best: np.ndarray | None = None,
                  in_place: bool = False, options: FusionOptions | None = None,
-                 ct_hu: np.ndarray | None = None) -> Volume:
+                 ct_hu: np.ndarray | None = None,
+                 ct_not_bone: np.ndarray | None = None) -> Volume:
     """The label map with its bone class taken from ``mode``.
 
     Parameters
@@ -98,6 +100,11 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
     ct_hu : np.ndarray, shape (z, y, x), optional
         The CT's HU on the same grid: with it, ``fused`` keeps the network's soft-tissue classes
         where the CT is darker than cortex (:attr:`FusionOptions.soft_below_hu`).
+    ct_not_bone : np.ndarray, bool or 0/1, shape (z, y, x), optional
+        Voxels the CT bone model decided are not bone though enclosed like marrow
+        (:attr:`~spinect_core.bone.ct_model.CTBone.discs`): ``fused`` does not add the
+        network's bone there (on the real lumbar crop the network's bone within 3 mm of the
+        endplates put the discs back: fused bone Dice 0.844 against the CT model's 0.866).
 
     Returns
     -------
@@ -126,6 +133,11 @@ def combine_bone(labels: Volume, table: LabelTable, ct_bone: np.ndarray, *, mode
         bone = ~ct_mask
         bone &= net_bone
         _keep_near(bone, ct_mask, sp, options.near_mm)  # the network's bone near the CT's
+        if ct_not_bone is not None:
+            if ct_not_bone.shape != arr.shape:
+                raise ValueError(f"CT not-bone mask shape {ct_not_bone.shape} differs from the "
+                                 f"labels' {arr.shape}")
+            bone &= np.asarray(ct_not_bone) == 0
         bone |= ct_mask
         soft_ids = [table.id_of(c) for c in options.soft_classes if table.has(c)]
         if ct_hu is not None and soft_ids:

@@ -66,3 +66,22 @@ def test_dura_and_nerve_stay_too_and_slabs_change_nothing() -> None:
     soft = np.isin(net, [NERVE, DISC, DURA]) & (hu < 300.0)
     assert np.array_equal(out[soft], net[soft])
     assert np.all(out[ct_bone & ~soft] == BONE)
+
+
+def test_the_networks_bone_is_not_put_back_in_a_disc_the_ct_model_left_out() -> None:
+    """The CT bone model left out a disc walled in by osteophytes (``CTBone.discs``); the
+    network calls its rim bone, within 3 mm of the endplates: fused does not put it back (on
+    the real lumbar crop it did, fused Dice 0.844 against the CT model's 0.866)."""
+    labels, _, hu = _case()
+    net = labels.array.copy()
+    net[10:13] = BONE                                # the network's bone in the disc, near cortex
+    labels = labels.with_array(net)
+    ct_bone = np.ones(net.shape, bool)
+    ct_bone[10:20] = False                           # the CT model left the disc out ...
+    discs = np.zeros(net.shape, np.uint8)
+    discs[10:20] = 1                                 # ... as a disc
+    plain = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused").array
+    assert np.all(plain[10:13] == BONE)              # without the discs: near, so put back
+    out = combine_bone(labels, DEFAULT_LABELS, ct_bone, mode="fused", ct_not_bone=discs).array
+    assert not np.any(out[10:20] == BONE)
+    assert np.all(out[:10] == BONE) and np.all(out[20:] == BONE)
