@@ -1551,27 +1551,27 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     half = (int(half_zyx[0]), int(half_zyx[1]), int(half_zyx[2]))
     if max(half) > 0:
         bone |= _box_close(bone, half)
-    bone, disc_index = _fill_shells(bone, sub, sp, axial_axis=ct.cranio_caudal_axis_zyx,
-                    max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
-                    fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
-                    bridge_mm=options.bridge_mm, min_height_mm=options.min_marrow_height_mm,
-                    min_fill_height_mm=options.min_fill_height_mm,
-                    cancellous_hu=th["soft_tissue_peak"] + options.cancellous_above_soft_hu,
-                    large_hole_mm2=options.large_hole_mm2,
-                    large_bridge_mm=options.large_bridge_mm,
-                    large_hole_hu=th["soft_tissue_peak"] + options.large_hole_above_soft_hu,
-                    carry_mm=options.carry_marrow_mm, carry_reach_mm=options.carry_reach_mm,
-                    carry_min_sides=options.carry_min_sides,
-                    wide_closing_mm=options.wide_closing_mm,
-                    wide_closing_cc_mm=options.wide_closing_cc_mm,
-                    wide_min_ml=options.wide_min_ml, wide_fat_hu=options.wide_fat_hu,
-                    wide_max_fat_fraction=options.wide_max_fat_fraction,
-                    disc=DiscShape(max_height_mm=options.disc_max_height_mm,
-                                   min_ml=options.disc_min_ml,
-                                   endplate_window_mm=options.endplate_window_mm,
-                                   endplate_min_fraction=options.endplate_min_fraction,
-                                   endplate_max_mm=options.endplate_max_mm),
-                    threads=options.threads)
+    bone, disc_index = _fill_shells(
+        bone, sub, sp, axial_axis=ct.cranio_caudal_axis_zyx,
+        max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
+        fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
+        bridge_mm=options.bridge_mm, min_height_mm=options.min_marrow_height_mm,
+        min_fill_height_mm=options.min_fill_height_mm,
+        cancellous_hu=th["soft_tissue_peak"] + options.cancellous_above_soft_hu,
+        large_hole_mm2=options.large_hole_mm2,
+        large_bridge_mm=options.large_bridge_mm,
+        large_hole_hu=th["soft_tissue_peak"] + options.large_hole_above_soft_hu,
+        carry_mm=options.carry_marrow_mm, carry_reach_mm=options.carry_reach_mm,
+        carry_min_sides=options.carry_min_sides,
+        wide_closing_mm=options.wide_closing_mm,
+        wide_closing_cc_mm=options.wide_closing_cc_mm,
+        wide_min_ml=options.wide_min_ml, wide_fat_hu=options.wide_fat_hu,
+        wide_max_fat_fraction=options.wide_max_fat_fraction,
+        disc=DiscShape(max_height_mm=options.disc_max_height_mm, min_ml=options.disc_min_ml,
+                       endplate_window_mm=options.endplate_window_mm,
+                       endplate_min_fraction=options.endplate_min_fraction,
+                       endplate_max_mm=options.endplate_max_mm),
+        threads=options.threads)
     bone &= ~pools
     timings["fill"] = time.perf_counter() - t0
     if options.lumen_min_pool_ml > 0 and pools.any():
