@@ -29,7 +29,7 @@ the same pattern (medial +0.2..+0.5 mm, lateral -0.1..-0.3 mm on seeds 0-3), so 
 radius measurement against the phantom's rendering, not the tracing. The phantom's root label
 agrees with its nominal radii along the foramen (the 99th percentile of its voxels' distance to
 the centreline within 0.1 mm of the radius on seeds 2 and 3; it holds fewer voxels than
-``roots.tube_mask`` draws only where the root starts inside the sac), and the blur's curvature
+``roots.tube_mask`` draws mainly where the root starts inside the sac), and the blur's curvature
 shift of a half-contrast edge (sigma^2 / 2r, about 0.05 mm here) is too small to explain it.
 Extending the traced root 10 mm further laterally changed no safe window by more than 3 %; taking
 the fat's and bone's levels beyond the partial-volume transition halved the medial excess only.
