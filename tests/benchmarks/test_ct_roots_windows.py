@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "ct_roots_windows.py"
-_spec = importlib.util.spec_from_file_location("ct_roots_windows", _PATH)
-assert _spec is not None and _spec.loader is not None
-ct_roots_windows = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ct_roots_windows)
+from tests.benchmarks import load_benchmark
+
+ct_roots_windows = load_benchmark("ct_roots_windows")
 
 
 def test_the_summary_counts_sides_within_the_target():

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from spinect_core.volume import Volume
+from tests.benchmarks import load_benchmark
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "real_ct_reference.py"
-_spec = importlib.util.spec_from_file_location("real_ct_reference", _PATH)
-assert _spec is not None and _spec.loader is not None
-real_ct_reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(real_ct_reference)
+real_ct_reference = load_benchmark("real_ct_reference")
+
+
+def _boxes(shape: tuple[int, int, int], origin_lps_mm: tuple[float, float, float]):
+    """A 1 mm grid of ``shape`` (z, y, x) at ``origin_lps_mm``, and a maker of boxes on it from
+    LPS mm ranges (x, y, z: each (low, high), high excluded)."""
+    grid = Volume(array=np.zeros(shape, np.uint8), spacing_mm=(1.0, 1.0, 1.0),
+                  origin_lps_mm=origin_lps_mm)
+    ox, oy, oz = (-int(v) for v in origin_lps_mm)
+
+    def box(x, y, z):
+        m = np.zeros(shape, bool)
+        m[z[0] + oz:z[1] + oz, y[0] + oy:y[1] + oy, x[0] + ox:x[1] + ox] = True
+        return m
+
+    return grid, box
 
 
 def test_the_reference_disc_centre_is_the_middle_of_the_whole_disc():
@@ -21,13 +30,7 @@ def test_the_reference_disc_centre_is_the_middle_of_the_whole_disc():
     section: the disc's centre is the middle of the space between the bodies, not its front
     half (the reference once cut "in front of the canal" at the median of the whole L5 mask,
     inside the body, and lost the disc's back half)."""
-    grid = Volume(array=np.zeros((70, 80, 60), np.uint8), spacing_mm=(1.0, 1.0, 1.0),
-                  origin_lps_mm=(-30.0, -30.0, -30.0))
-
-    def box(x, y, z):
-        m = np.zeros(grid.array.shape, bool)
-        m[z[0] + 30:z[1] + 30, y[0] + 30:y[1] + 30, x[0] + 30:x[1] + 30] = True
-        return m
+    grid, box = _boxes((70, 80, 60), (-30.0, -30.0, -30.0))
 
     l5 = box((-20, 20), (-15, 15), (10, 35)) | box((-4, 4), (25, 45), (15, 35))
     sacrum = box((-20, 20), (-15, 15), (-25, 0)) | box((-10, 10), (25, 40), (-25, 0))
@@ -44,13 +47,7 @@ def test_the_space_between_a_transverse_process_and_the_ala_is_not_disc():
     (8 mm apart, beside the body): that space lies between the two masks too, but not between
     the bodies; the centre stays at the disc's middle (on TotalSegmentator's example CT such
     space put the reference 4.6 mm right of L5's midline)."""
-    grid = Volume(array=np.zeros((70, 80, 100), np.uint8), spacing_mm=(1.0, 1.0, 1.0),
-                  origin_lps_mm=(-50.0, -30.0, -30.0))
-
-    def box(x, y, z):
-        m = np.zeros(grid.array.shape, bool)
-        m[z[0] + 30:z[1] + 30, y[0] + 30:y[1] + 30, x[0] + 50:x[1] + 50] = True
-        return m
+    grid, box = _boxes((70, 80, 100), (-50.0, -30.0, -30.0))
 
     body = box((-20, 20), (-15, 15), (10, 35))
     l5 = body | box((-4, 4), (25, 45), (15, 35)) | box((20, 45), (0, 10), (20, 30))
