@@ -68,8 +68,9 @@ def reference_disc_centre(l5: Any, sacrum: Any, grid: Any) -> list[float] | None
     in the front half of the mask in front of the wall, where no process reaches. (Until
     2026-12-06 the whole width counted: on the example CT a quarter of the voxels, out to 40 mm
     either side, lay between L5's transverse processes and the sacral ala, beyond a body 51 mm
-    wide, more of them on the right: the reference sat 4.6 mm right of L5's midline and 4.4 mm
-    above the body-wide centroid, and the plan's disc centre read 6.65 mm off; 2.08 mm now.)
+    wide, more of them on the right: the reference sat 4.2 mm right of L5's centroid and 2.7 mm
+    above the centroid within the body's width, and the plan's disc centre read 6.65 mm off;
+    2.08 mm now.)
     """
     import numpy as np
     from scipy import ndimage as ndi

@@ -46,7 +46,7 @@ def test_the_space_between_a_transverse_process_and_the_ala_is_not_disc():
     """The same L5 with a transverse process on its left reaching down towards a sacral ala
     (8 mm apart, beside the body): that space lies between the two masks too, but not between
     the bodies; the centre stays at the disc's middle (on TotalSegmentator's example CT such
-    space put the reference 4.6 mm right of L5's midline)."""
+    space put the reference 4.2 mm right of L5's centroid)."""
     grid, box = _boxes((70, 80, 100), (-50.0, -30.0, -30.0))
 
     body = box((-20, 20), (-15, 15), (10, 35))
