@@ -18,21 +18,18 @@ The optimisation is the coarse one of ``benchmarks/real_bone_windows.py`` (5 deg
 degree refinement); both plans of a seed use the same options, so their difference is the
 roots'.
 
-Measured 2026-12-06 (session 18) on seeds 0-5 at 1 mm, procedural anatomy: Kambin windows
-within 15 % on 12 of 12 sides (CT roots +0.3 to +8 %, never smaller), safe windows on 9 of 12
-(-13 to +47 %; the three misses +23, +41 and +47 %, all larger with the CT's roots). Lateral of
-the pedicle, where the exiting root bounds the safe window, the traced radius is 0.1-0.36 mm
-under the truth and the centreline 0.05-0.3 mm low: the root's upper edge sits lower, the
-sliver under the pedicle (7-25 mm^2) grows. Medially, beside the sac and the pedicle, the radius
-is 0.1-0.5 mm over. The estimator (``root_tracing._measure``) run on the TRUE centrelines gives
-the same pattern (medial +0.2..+0.5 mm, lateral -0.1..-0.3 mm on seeds 0-3), so the bias is the
-radius measurement against the phantom's rendering, not the tracing. The phantom's root label
-agrees with its nominal radii along the foramen (the 99th percentile of its voxels' distance to
-the centreline within 0.1 mm of the radius on seeds 2 and 3; it holds fewer voxels than
-``roots.tube_mask`` draws mainly where the root starts inside the sac), and the blur's curvature
-shift of a half-contrast edge (sigma^2 / 2r, about 0.05 mm here) is too small to explain it.
-Extending the traced root 10 mm further laterally changed no safe window by more than 3 %; taking
-the fat's and bone's levels beyond the partial-volume transition halved the medial excess only.
+Measured 2026-12-06 (session 18) on seeds 0-5 at 1 mm, procedural anatomy. Before the radius
+correction below: Kambin windows within 15 % on 12 of 12 sides (CT roots +0.4 to +8 %, never
+smaller), safe windows on 9 of 12 (-13 to +48 %; the three misses +23, +41 and +48 %, all larger
+with the CT's roots). Lateral of the pedicle, where the exiting root bounds the safe window, the
+traced radius was 0.08-0.25 mm under the truth on every side (medially 0.1-0.5 mm over), and the
+estimator (``root_tracing._measure``) gave the same on the TRUE centrelines: on analytic tubes
+it read 0.06-0.17 mm small, the half-contrast edge of a blurred round section lying inside the
+true edge by about sigma^2 / 2r. With each edge's width correcting that
+(``root_tracing._edge_sigma``): lateral radius error -0.15 to +0.02 mm (median -0.04), Kambin
+-3 to +6 %, safe still 9 of 12 (-14 to +47 %: 1L +16 %, 3L +21 %, 2R +47 %; 2R's traced
+centreline strays up to 1.65 mm from the truth beside the pedicle, where its radius reads
+0.4-0.8 mm over). Tracing 10 mm further laterally changed no safe window by more than 3 %.
 Each seed takes about 20 s.
 """
 

@@ -427,6 +427,15 @@ def _half_contrast_radius(hu: np.ndarray, centre_hu: np.ndarray, r: np.ndarray,
     ``bone_bound_hu``); a ray's extreme sample would sit ~2 noise SD beyond the tissue and move
     the edge outwards (0.2-0.4 mm on phantoms).
 
+    A half-contrast edge of a blurred round tube lies inside its true edge by about
+    ``sigma^2 / 2r`` (the blur spreads a convex section outwards more than inwards): measured
+    on analytic tubes in fat at 1 mm voxels, -0.06 mm with partial volume alone and -0.13 to
+    -0.17 mm with a 0.7 mm Gaussian blur. Each edge's own width gives its ``sigma`` (an erf
+    edge of contrast C is steepest at its middle, C / (sigma sqrt(2 pi)) HU/mm; measured over
+    1 mm across the crossing), and the radius is corrected by the median over directions
+    (analytic tubes: within 0.04 mm; on unseen phantoms the exiting L5 root's radius lateral
+    of the pedicle went from 0.08-0.25 mm under the truth to 0.15 under to 0.02 over).
+
     hu : (N, D, R) samples along D rays at distances ``r`` (R,) from N centre points.
     """
     near = r <= 0.75
@@ -452,10 +461,42 @@ def _half_contrast_radius(hu: np.ndarray, centre_hu: np.ndarray, r: np.ndarray,
         frac = np.where((k > 0) & (e1 > e0), -e0 / np.maximum(e1 - e0, 1e-9), 0.0)
     edge = r[k0] + np.clip(frac, 0.0, 1.0) * (r[k] - r[k0])
     edge = np.where(has, edge, np.nan)
+    sigma = _edge_sigma(hu, excess, k, r, contrast_fat=c[..., 0] - lo[..., 0],
+                        contrast_bone=hi[..., 0] - c[..., 0], t_hi=t_hi[..., 0])
+    sigma = np.where(has, sigma, np.nan)
     rad = np.full(len(edge), 2.5)
     some = has.any(1)
     rad[some] = np.nanmedian(edge[some], axis=1)
+    with warnings.catch_warnings():  # points whose edges all lack a width
+        warnings.simplefilter("ignore", RuntimeWarning)
+        s = np.nanmedian(sigma, axis=1)
+    s = np.where(np.isfinite(s), s, 0.0)
+    rad = rad + s ** 2 / (2.0 * rad)
     return np.clip(rad, 1.0, 5.0)
+
+
+def _edge_sigma(hu: np.ndarray, excess: np.ndarray, k: np.ndarray, r: np.ndarray, *,
+                contrast_fat: np.ndarray, contrast_bone: np.ndarray, t_hi: np.ndarray
+                ) -> np.ndarray:
+    """(N, D) blur width (Gaussian sigma, mm, 0-1.5; NaN where unmeasurable) of each ray's
+    half-contrast edge: its contrast over sqrt(2 pi) times its slope, the slope of ``excess``
+    measured over 1 mm across the first crossing ``k`` (N, D) of the samples at ``r`` (R,).
+    ``contrast_fat`` / ``contrast_bone`` (N, D) are the HU steps to the fat / bone level
+    (NaN when the ray has none); ``t_hi`` (N, D) the bone threshold (the crossing is bone's
+    when the sample there reaches it)."""
+    step = float(r[1] - r[0])
+    w = max(1, int(round(0.5 / step)))
+    last = hu.shape[2] - 1
+    ka, kb = np.clip(k - w, 0, last), np.clip(k + w - 1, 0, last)
+    ea = np.take_along_axis(excess, ka[..., None], 2)[..., 0]
+    eb = np.take_along_axis(excess, kb[..., None], 2)[..., 0]
+    at_edge = np.take_along_axis(hu, k[..., None], 2)[..., 0]
+    contrast = np.where(at_edge >= t_hi, contrast_bone, contrast_fat)
+    with np.errstate(all="ignore"):
+        slope = (eb - ea) / np.maximum((kb - ka) * step, 1e-9)          # HU per mm
+        sigma = contrast / (slope * np.sqrt(2.0 * np.pi))
+    ok = (kb > ka) & (slope > 0) & np.isfinite(sigma)
+    return np.where(ok, np.clip(sigma, 0.0, 1.5), np.nan)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

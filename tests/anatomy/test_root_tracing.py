@@ -171,3 +171,28 @@ def test_tracing_can_be_cancelled() -> None:
 
     with pytest.raises(Cancelled):
         _trace(_phantom(STRAIGHT), STRAIGHT, progress=lambda f, m: False)
+
+
+@pytest.mark.parametrize("blur_mm", [0.0, 0.7])
+@pytest.mark.parametrize("radius_mm", [2.5, 3.5])
+def test_the_radius_of_a_blurred_round_tube_is_not_under_estimated(blur_mm, radius_mm):
+    """A 40 HU tube in fat (-100 HU) along x, its section rendered with partial volume at 1 mm
+    and blurred: the half-contrast edge of a round section lies inside the true edge by about
+    sigma^2 / 2r (measured without the correction: 0.06-0.08 mm under with partial volume
+    alone, 0.12-0.17 under with a 0.7 mm blur); each edge's own width corrects it."""
+    from scipy import ndimage as ndi
+
+    from spinect_core.anatomy.root_tracing import _measure
+
+    n, centre, sub = 60, 30.3, (np.arange(4) + 0.5) / 4 - 0.5
+    y, z = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    cover = sum(((y + a - centre) ** 2 + (z + b - centre) ** 2 <= radius_mm ** 2).astype(float)
+                for a in sub for b in sub) / sub.size ** 2
+    ct = np.repeat((-100.0 + 140.0 * cover.T)[:, :, None], n, axis=2)     # (z, y, x)
+    if blur_mm:
+        ct = ndi.gaussian_filter(ct, blur_mm)
+    vol = Volume(array=ct.astype(np.float32), spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3),
+                 direction=np.eye(3))
+    line = np.array([[x, centre, centre] for x in np.arange(15.0, 45.0)])
+    radius, _ = _measure(vol, line, TracingOptions())
+    assert abs(float(np.median(radius)) - radius_mm) <= 0.05

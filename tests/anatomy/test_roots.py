@@ -18,7 +18,7 @@ from spinect_core.anatomy.roots import (Root, apply_roots, fuse_roots, nerve_mas
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
 from spinect_core.phantom import generate_phantom
 from spinect_core.phantom.params import PhantomOptions
-from spinect_core.planning.plan import PlanEngine, PlanOptions
+from spinect_core.planning.plan import PLAN_SCHEMA_VERSION, PlanEngine, PlanOptions
 
 TRUE_NAME = {"exiting_l5": "L5", "exiting_l4": "L4", "traversing_s1": "S1"}
 
@@ -174,7 +174,7 @@ def test_spinect_plan_roots_fused_warns_in_plan_json_and_the_report(tmp_path, mo
         assert rc == 0, capsys.readouterr().err
         doc = json.loads((out / "plan.json").read_text(encoding="utf-8"))
         validate_plan_document(doc)
-        assert doc["schema_version"] == "1.5" and doc["roots"]["mode"] == mode
+        assert doc["schema_version"] == PLAN_SCHEMA_VERSION and doc["roots"]["mode"] == mode
         roots = doc["sides"]["left"]["roots"]
         assert set(roots) == set(ROOT_NAMES)
         page = html.unescape((out / "report.html").read_text(encoding="utf-8"))
