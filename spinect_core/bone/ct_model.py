@@ -802,11 +802,13 @@ def _components_sized(mask: np.ndarray, sp: np.ndarray, *, min_ml: float = 0.0,
                       max_ml: float = np.inf,
                       structure: np.ndarray | None = _FULLY_CONNECTED,
                       hu: np.ndarray | None = None, fat_hu: float = -80.0,
-                      max_fat_fraction: float = 1.0) -> np.ndarray:
+                      max_fat_fraction: float = 1.0,
+                      max_extent: tuple[int, int] | None = None) -> np.ndarray:
     """The components of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) of ``min_ml`` to
     ``max_ml`` millilitres, connected by ``structure`` (default 26 neighbours; None: scipy's
     6); bool, shape of ``mask``. With ``hu`` (the HU of each voxel, shape of ``mask``), also
-    only those with at most ``max_fat_fraction`` of their voxels below ``fat_hu``."""
+    only those with at most ``max_fat_fraction`` of their voxels below ``fat_hu``; with
+    ``max_extent`` ``(axis, n)``, only those at most ``n`` voxels long along ``axis``."""
     box = _bbox(mask)
     out = np.zeros(mask.shape, bool)
     if box is None:
@@ -822,6 +824,9 @@ def _components_sized(mask: np.ndarray, sp: np.ndarray, *, min_ml: float = 0.0,
     if hu is not None and max_fat_fraction < 1.0:
         fat = np.bincount(ids, weights=hu[box].ravel()[where] < fat_hu, minlength=n + 1)
         keep &= fat <= max_fat_fraction * size
+    if max_extent is not None:
+        axis, longest = max_extent
+        keep &= _extent_along(ids, where, sub.shape, axis, n + 1) <= longest
     keep[0] = False
     kept = np.zeros(sub.shape, bool)
     kept.ravel()[where[keep[ids]]] = True
@@ -1329,17 +1334,8 @@ def _disc_pieces(holes: np.ndarray, shell: np.ndarray, sp: np.ndarray, *, axial_
     # patches of an ilium's or a sacrum's marrow on real-bone phantoms at 2.5-3 mm: up to
     # 1.7 k voxels of marrow lost with twice the height), not a disc. A disc tilted steeply
     # to the slices (L5/S1 in a deep lordosis) spans more and stays filled, as before.
-    where = np.flatnonzero(low)
-    lab, n = _label(low, None)
-    ids = lab.ravel()[where]
-    del lab
-    size = np.bincount(ids, minlength=n + 1)
-    flat = _extent_along(ids, where, low.shape, axial_axis, n + 1) <= tall + 1
-    keep = flat & (size * float(np.prod(sp)) / 1000.0 >= disc.min_ml)
-    keep[0] = False
-    pieces = np.zeros(low.shape, bool)
-    pieces.ravel()[where[keep[ids]]] = True
-    out[box] = pieces
+    out[box] = _components_sized(low, sp, min_ml=disc.min_ml, structure=None,
+                                 max_extent=(axial_axis, tall + 1))
     return out
 
 
