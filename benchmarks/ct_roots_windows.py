@@ -50,6 +50,7 @@ from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
 from spinect_core.phantom import generate_phantom  # noqa: E402
 from spinect_core.phantom.params import PhantomOptions  # noqa: E402
 from spinect_core.planning.plan import PlanEngine, PlanOptions  # noqa: E402
+from spinect_core.validation.statistics import angle_between_deg  # noqa: E402
 
 #: The coarse optimisation of ``benchmarks/real_bone_windows.py``.
 QUICK: dict[str, Any] = dict(coarse_step_deg=5.0, final_step_deg=1.0)
@@ -65,10 +66,6 @@ def _seeds(text: str) -> list[int]:
         lo, _, hi = part.partition("-")
         out += list(range(int(lo), int(hi or lo) + 1))
     return out
-
-
-def _angle(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))))
 
 
 def root_errors(engine: PlanEngine, landmarks: dict, side: str) -> dict[str, float] | None:
@@ -129,8 +126,8 @@ def run_seed(seed: int, spacing: float, anatomy: str) -> dict[str, Any]:
             a, b = float(w_true.best_view.area_mm2), float(w_ct.best_view.area_mm2)
             plateau = None
             if w_true.plateau_view is not None and w_ct.plateau_view is not None:
-                plateau = round(_angle(np.asarray(w_true.plateau_view.view_direction_lps, float),
-                                       np.asarray(w_ct.plateau_view.view_direction_lps, float)), 1)
+                plateau = round(angle_between_deg(w_true.plateau_view.view_direction_lps,
+                                                  w_ct.plateau_view.view_direction_lps), 1)
             row[kind] = {"true_mm2": round(a, 2), "ct_mm2": round(b, 2),
                          "difference": round((b - a) / a, 3) if a > 0 else None,
                          "plateau_deg": plateau}

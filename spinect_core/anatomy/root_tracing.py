@@ -433,8 +433,8 @@ def _half_contrast_radius(hu: np.ndarray, centre_hu: np.ndarray, r: np.ndarray,
     -0.17 mm with a 0.7 mm Gaussian blur. Each edge's own width gives its ``sigma`` (an erf
     edge of contrast C is steepest at its middle, C / (sigma sqrt(2 pi)) HU/mm; measured over
     1 mm across the crossing), and the radius is corrected by the median over directions
-    (analytic tubes: within 0.04 mm; on unseen phantoms the exiting L5 root's radius lateral
-    of the pedicle went from 0.08-0.25 mm under the truth to 0.15 under to 0.02 over).
+    (analytic tubes: within 0.04 mm; on unseen phantoms the exiting L5 root's radius error
+    lateral of the pedicle went from -0.25..-0.08 mm to -0.15..+0.02 mm).
 
     hu : (N, D, R) samples along D rays at distances ``r`` (R,) from N centre points.
     """
