@@ -19,8 +19,10 @@ y posterior, z superior, origin at the S1 superior endplate's centre):
 3. The bones are the real meshes (:mod:`~spinect_core.phantom.real.bones`), in the procedural
    bone parts' paint order, names and instances (``L4``, ``L5``, ``S1``, ``ilium_left``,
    ``ilium_right``); the dural sac is carved out of any bone it would cross (the sacral canal is
-   shallower than the sac's lumbar depth). Facet capsules are not modelled (the real facets'
-   joint space is left as the surrounding tissue).
+   shallower than the sac's lumbar depth). Facet capsules are not modelled: where two
+   vertebrae meet (the seed's lordosis and SAP hypertrophy press the placed facets together,
+   with no dark line between them on the CT), the lower one is carved by
+   :data:`FACET_JOINT_SPACE_MM` of joint space, left as the surrounding tissue.
 4. Landmarks describing bone (pedicle centres and lower margins, foramen centres, SAP and
    transverse tips, facet centres, iliac crest tops, endplate normals) come from the real bones.
 """
@@ -56,6 +58,9 @@ OSTEOPHYTE_RADIUS_MM = 3.0
 ILIAC_MUSCLE_MM = 14.0
 #: Clearance (mm) between the dural sac and the bone it is carved from.
 SAC_CLEARANCE_MM = 0.5
+#: Joint space (mm) between the facets of two vertebrae where the placed real bones meet or
+#: overlap (their seed's lordosis and SAP hypertrophy press them together).
+FACET_JOINT_SPACE_MM = 1.5
 #: Cortical thickness of the hip bones (mm): the thin iliac wing keeps some cancellous core.
 HIP_CORTEX_MM = 1.2
 #: The S1 "pedicle" (the foramen's floor) as the soft-tissue builders see it: from the canal's
@@ -302,8 +307,11 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
         hi[2] = min(hi[2], z_top + 6.0)
         muscle_parts.append(Part(f"ilium_muscle_{n}", muscle, (lo, hi),
                                  [Layer("muscle", key="muscle")]))
-    bones = [bone_part("L4", "L4", root_carve, True), bone_part("L5", "L5", root_carve, True),
-             bone_part("sacrum", "S1", root_carve, True)]
+    # Each vertebra is carved from the one above by a joint space where they meet (the facets).
+    joint = [(FACET_JOINT_SPACE_MM, 0.0)]
+    bones = [bone_part("L4", "L4", root_carve, True),
+             bone_part("L5", "L5", [("L4", *j) for j in joint] + root_carve, True),
+             bone_part("sacrum", "S1", [("L5", *j) for j in joint] + root_carve, True)]
     bones += [bone_part(f"hip_{n}", f"ilium_{n}", [("S1", *SI_JOINT_CLEARANCE)] + root_carve, False)
               for _i, n, _s in SIDES]
     sac_part = sac.part
