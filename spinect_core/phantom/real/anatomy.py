@@ -307,8 +307,9 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
         hi[2] = min(hi[2], z_top + 6.0)
         muscle_parts.append(Part(f"ilium_muscle_{n}", muscle, (lo, hi),
                                  [Layer("muscle", key="muscle")]))
-    # Each vertebra is carved from the one above by a joint space where they meet (the facets).
-    joint = [(FACET_JOINT_SPACE_MM, 0.0)]
+    # Each vertebra is carved from the one above by a joint space where they meet (the facets),
+    # its cortex following the carved face (the subchondral plate of a joint).
+    joint = [(FACET_JOINT_SPACE_MM, q.cortical_thickness_mm)]
     bones = [bone_part("L4", "L4", root_carve, True),
              bone_part("L5", "L5", [("L4", *j) for j in joint] + root_carve, True),
              bone_part("sacrum", "S1", [("L5", *j) for j in joint] + root_carve, True)]
