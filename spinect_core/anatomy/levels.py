@@ -833,9 +833,11 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     s1_seed = np.isin(core_lab, [k for k, r in roles.items() if r == "S1"])
     # S1's core stays below L5's: thick labels (the CT bone model's) join L5's pedicle and
     # transverse process to the ala deeply enough for the sacrum's core to reach into them (a
-    # procedural phantom's L5 arch went to S1 whole, its pedicles found 11-13 mm off). Above the
-    # lowest point of L5's core (along the column) no S1 seed is kept; S1's own bone there is
-    # reached by the flood from below.
+    # procedural phantom's L5 arch went to S1 whole, its pedicles found 11-13 mm off). No S1
+    # seed is kept above the level of the lowest point of L5's core along the column (that
+    # point's depth below the core's centre taken in LPS z: the column runs cranio-caudally
+    # at L5 within a few tens of degrees); S1's own bone there is reached by the flood from
+    # below.
     axis = l5_c.centre - sacrum_c.centre
     axis /= max(float(np.linalg.norm(axis)), 1e-6)
     above = (bone_pts - l5_c.centre) @ axis > -(l5_c.centre[2] - l5_c.bottom_z)
@@ -936,27 +938,31 @@ def _joint_spaces(hu: np.ndarray, bone: np.ndarray, sp: np.ndarray, *, reach_mm:
     -------
     np.ndarray, bool, same shape
     """
-    h = hu.astype(np.float32)
+    h = np.asarray(hu, np.float32)
     soft_sel = ~bone & (h > -200.0) & (h < 200.0)
     soft = float(np.median(h[soft_sel])) if soft_sel.any() else 40.0
-    hb = np.where(bone, h, -1000.0)
+    del soft_sel
+    hb = np.where(bone, h, np.float32(-1000.0))
     out = np.zeros(bone.shape, bool)
+    # The brightest bone within reach before (lo) and after (hi) each voxel along an axis;
+    # two buffers reused for the three axes (a 1 mm CT's box is tens of millions of voxels).
+    lo, hi = np.empty_like(hb), np.empty_like(hb)
     for axis in range(3):
         r = max(int(round(reach_mm / float(sp[axis]))), 1)
         n = h.shape[axis]
-        lo = np.full(h.shape, -1000.0, np.float32)
-        hi = np.full(h.shape, -1000.0, np.float32)
-        for k in range(1, r + 1):
-            if k >= n:
-                break
+        lo.fill(-1000.0)
+        hi.fill(-1000.0)
+        for k in range(1, min(r, n - 1) + 1):
             dst = [slice(None)] * 3
             src = [slice(None)] * 3
             dst[axis], src[axis] = slice(k, None), slice(None, n - k)
             np.maximum(lo[tuple(dst)], hb[tuple(src)], out=lo[tuple(dst)])
             dst[axis], src[axis] = slice(None, n - k), slice(k, None)
             np.maximum(hi[tuple(dst)], hb[tuple(src)], out=hi[tuple(dst)])
-        flank = np.minimum(lo, hi)
-        out |= h < 0.5 * (flank + soft)
+        np.minimum(lo, hi, out=lo)        # the dimmer flank
+        lo += np.float32(soft)
+        lo *= np.float32(0.5)             # halfway between it and soft tissue
+        out |= h < lo
     return bone & out
 
 
