@@ -14,7 +14,7 @@ and of the true L5 to S1 (an arch split a level down). ``--true-parts``: the sam
 voxel given its nearest instance (the partition taken out: what is left is the landmark code's).
 
 Session 19, 1 mm, derived parts: procedural seeds 0-5 within 3.2 mm on 12 of 12 sides; real-bone
-seeds 100-109 4-24 mm off on 16 of 20 (each arch's lower half went a level down).
+seeds 100-109 within 4 mm on 2 of 20 (each arch's lower half went a level down; 109 a level up).
 """
 
 from __future__ import annotations
