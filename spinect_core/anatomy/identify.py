@@ -13,7 +13,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from spinect_core.anatomy import geometry as G
-from spinect_core.anatomy.checks import transitional_warnings
+from spinect_core.anatomy.checks import short_arch_warnings, transitional_warnings
 from spinect_core.anatomy.ct_edges import bone_edge
 from spinect_core.anatomy.landmarks import (SIDE_SIGN, CoreLandmarks, SideAnatomy, endplates,
                                              root_centreline, side_landmarks)
@@ -429,6 +429,8 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
                 warnings.append(f"the exiting L5 root at the {s} L5/S1 foramen is a weak match "
                                 f"({m.reason}): check that the nerve marked as the {s} L5 root "
                                 "is the one leaving under the L5 pedicle")
+    if derived is not None:
+        warnings.extend(short_arch_warnings(labels, parts, core))
     report(progress, 0.9, "checking for transitional anatomy")
     evidence = derived.evidence if derived is not None else None
     warnings.extend(transitional_warnings(labels, parts, core, evidence=evidence))
