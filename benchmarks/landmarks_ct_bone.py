@@ -91,6 +91,10 @@ def run_seed(seed: int, anatomy: str, spacing: float, *, true_parts: bool = Fals
     for side in ("left", "right"):
         rec[side] = {k.removesuffix("_lps"): float(np.linalg.norm(
             getattr(found.sides[side], k) - getattr(ref.sides[side], k))) for k in LANDMARKS}
+        # The plan's warning that L5's arch ends above the S1 endplate on this side
+        # (anatomy.checks.short_arch_warnings): the landmarks off should carry it.
+        rec[side]["arch_warned"] = any("posterior arch" in w and f"on the {side} side" in w
+                                       for w in found.warnings)
     parts = np.asarray(found.parts.array)
     l5 = parts == PART_ID["L5"]
     true_l5 = (ins == table.id_of("L5")) & bone
@@ -105,10 +109,13 @@ def run_seed(seed: int, anatomy: str, spacing: float, *, true_parts: bool = Fals
 def summary(records: list[dict[str, Any]], within_mm: float = 4.0) -> dict[str, Any]:
     """Sides whose pedicle centre and foramen centre both lie within ``within_mm``, of those
     planned; the worst distance; the refused seeds."""
-    dists = [max(r[s][k.removesuffix("_lps")] for k in LANDMARKS)
-             for r in records if "refused" not in r for s in ("left", "right")]
+    sides = [r[s] for r in records if "refused" not in r for s in ("left", "right")]
+    dists = [max(d[k.removesuffix("_lps")] for k in LANDMARKS) for d in sides]
+    warned = [bool(d.get("arch_warned")) for d in sides]
     return {"sides": len(dists), "within": sum(d <= within_mm for d in dists),
             "within_mm": within_mm, "worst_mm": max(dists) if dists else None,
+            "off_warned": sum(w for d, w in zip(dists, warned) if d > within_mm),
+            "within_warned": sum(w for d, w in zip(dists, warned) if d <= within_mm),
             "refused": [r["seed"] for r in records if "refused" in r]}
 
 
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sides = " | ".join(
                 f"{s} ped {rec[s]['pedicle_centre']:5.1f} for {rec[s]['foramen_centre']:5.1f}"
-                for s in ("left", "right"))
+                f"{' warned' if rec[s]['arch_warned'] else ''}" for s in ("left", "right"))
             print(f"{seed:4d} {sides} | L5 Dice {rec['l5_dice']:.3f}, L4 in L5 "
                   f"{rec['l4_in_l5']}, L5 in S1 {rec['l5_in_s1']}, disc "
                   f"{rec['disc_centre_mm']:.1f} mm", flush=True)
@@ -140,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(json.dumps(rec) + "\n")
     out = summary(records)
     print(f"sides with both landmarks within {out['within_mm']:g} mm: {out['within']}/"
-          f"{out['sides']}; worst {out['worst_mm']} mm; refused: {out['refused']}")
+          f"{out['sides']}; worst {out['worst_mm']} mm; warned of a short L5 arch: "
+          f"{out['off_warned']} of the {out['sides'] - out['within']} off, "
+          f"{out['within_warned']} of the {out['within']} within; refused: {out['refused']}")
     return 0
 
 

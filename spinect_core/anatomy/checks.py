@@ -50,7 +50,7 @@ def short_arch_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks) ->
     and foramen are then found 5-30 mm off (real-bone phantoms with the CT's bone:
     ``benchmarks/landmarks_ct_bone.py``). On those, an arch ending above the S1 endplate marked
     17 of the 18 sides whose landmarks were more than 4 mm off and none of the 2 right; on
-    TotalSegmentator's real 3 mm CT, the right side (its L5 ends 3 mm above, the reference's
+    TotalSegmentator's real 3 mm CT, the right side (its L5 ends 1 mm above, the reference's
     13 mm below). The procedural phantom's boxy processes end higher: 4 of its 12 sides with
     right landmarks are marked too.
 

@@ -23,8 +23,10 @@ def test_thick_bone_takes_the_nearest_true_instance():
 
 
 def test_the_summary_counts_sides_with_both_landmarks_within_reach():
-    recs = [{"seed": 0, "left": {"pedicle_centre": 1.0, "foramen_centre": 3.9},
-             "right": {"pedicle_centre": 4.5, "foramen_centre": 0.2}},
+    recs = [{"seed": 0, "left": {"pedicle_centre": 1.0, "foramen_centre": 3.9,
+                                  "arch_warned": False},
+             "right": {"pedicle_centre": 4.5, "foramen_centre": 0.2, "arch_warned": True}},
             {"seed": 1, "refused": "no sacrum"}]
     out = landmarks_ct_bone.summary(recs)
     assert (out["sides"], out["within"], out["worst_mm"], out["refused"]) == (2, 1, 4.5, [1])
+    assert (out["off_warned"], out["within_warned"]) == (1, 0)
