@@ -309,10 +309,10 @@ def build_real_anatomy(p: PhantomParams, var: RealVariation) -> tuple[Anatomy, P
                                  [Layer("muscle", key="muscle")]))
     # Each vertebra is carved from the one above by a joint space where they meet (the facets),
     # its cortex following the carved face (the subchondral plate of a joint).
-    joint = [(FACET_JOINT_SPACE_MM, q.cortical_thickness_mm)]
+    joint = (FACET_JOINT_SPACE_MM, q.cortical_thickness_mm)
     bones = [bone_part("L4", "L4", root_carve, True),
-             bone_part("L5", "L5", [("L4", *j) for j in joint] + root_carve, True),
-             bone_part("sacrum", "S1", [("L5", *j) for j in joint] + root_carve, True)]
+             bone_part("L5", "L5", [("L4", *joint)] + root_carve, True),
+             bone_part("sacrum", "S1", [("L5", *joint)] + root_carve, True)]
     bones += [bone_part(f"hip_{n}", f"ilium_{n}", [("S1", *SI_JOINT_CLEARANCE)] + root_carve, False)
               for _i, n, _s in SIDES]
     sac_part = sac.part
