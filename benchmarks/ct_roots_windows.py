@@ -45,6 +45,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_bone_windows import _seeds  # noqa: E402
 
 from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
 from spinect_core.phantom import generate_phantom  # noqa: E402
@@ -58,14 +61,6 @@ QUICK: dict[str, Any] = dict(coarse_step_deg=5.0, final_step_deg=1.0)
 AGREE = 0.15
 #: The foraminal segment of the exiting L5 root: side-frame x from the pedicle's centre (mm).
 SEGMENT_MM = (-10.0, 12.0)
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def root_errors(engine: PlanEngine, landmarks: dict, side: str) -> dict[str, float] | None:
