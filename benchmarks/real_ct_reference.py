@@ -14,7 +14,10 @@ on the CT's grid). It reports
   the sacrum's (voxels whose nearest points of the two lie on either side of them, at most 15
   mm apart), in front of L5's posterior body wall;
 * with ``--plan plan.json`` (written by ``spinect plan`` on the same CT): the distance from the
-  plan's L5/S1 disc centre to the reference one (issue 11's target: 6 mm).
+  plan's L5/S1 disc centre to the reference one (issue 11's target: 6 mm);
+* with ``--segmentation seg.nii.gz`` (``spinect segment``'s label map of the same CT): the L5
+  pedicle and foramen landmarks identified on it against those identified on the reference's
+  own levels (:func:`landmark_errors`).
 
 Measured 2026-12-05 on TotalSegmentator's example CT (Apache-2.0; ``tests/reference_files/
 example_ct.nii.gz`` and the per-structure masks of ``example_seg/`` at the commit before
@@ -25,8 +28,12 @@ before the marrow of coarse scans joined), yardstick 0.862. ``spinect plan`` ref
 core below the L5 of the rib count and plans L5/S1 at low confidence, its disc centre 2.1 mm from
 the reference one (6.65 mm while the reference took in the space between L5's transverse
 processes and the sacral ala; see :func:`reference_disc_centre` and the README's real-CT section).
+Landmarks (2026-12-06, ``spinect segment``'s fused labels): pedicle centres 4.0 / 5.7 mm, their
+lower margins 8.1 / 8.6 mm and foramen centres 2.7 / 9.5 mm (left / right) from the reference's;
+the disc centre 1.6 mm and the S1 endplate 1.2 deg.
 
-    .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json] [--json]
+    .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
+        [--segmentation seg.nii.gz] [--json]
 """
 
 from __future__ import annotations
@@ -45,6 +52,12 @@ BONE_PREFIXES = ("vertebrae_", "sacrum", "coccyx", "hip_", "femur_", "rib_", "hu
                  "scapula_", "clavicula_", "sternum", "skull")
 
 
+#: The reference's masks that become the anatomy's level instances (TotalSegmentator's names).
+REFERENCE_INSTANCES = {"vertebrae_L4": "L4", "vertebrae_L5": "L5", "sacrum": "S1",
+                       "hip_left": "ilium_left", "hip_right": "ilium_right"}
+#: Landmarks of each side compared between the segmentation's anatomy and the reference's.
+SIDE_LANDMARKS = ("pedicle_centre_lps", "pedicle_lower_margin_lps", "foramen_centre_lps")
+
 #: The L5/S1 disc is at most this thick (mm) between the bodies' endplates (10-14 mm in front,
 #: 5-8 behind: ANATOMY.md), with a millimetre of the masks' partial volume.
 MAX_DISC_MM = 15.0
@@ -52,9 +65,22 @@ MAX_DISC_MM = 15.0
 
 def reference_disc_centre(l5: Any, sacrum: Any, grid: Any) -> list[float] | None:
     """The L5/S1 disc centre (LPS mm) between the L5 and sacrum masks (bool, (z, y, x)) on
-    ``grid`` (a Volume), in front of the canal: the centroid of the voxels between the two
-    bodies (their nearest L5 and sacrum points on either side, at most :data:`MAX_DISC_MM`
-    apart); None without both.
+    ``grid`` (a Volume): the centroid of :func:`reference_disc_mask`; None without it."""
+    import numpy as np
+
+    disc = reference_disc_mask(l5, sacrum, grid)
+    if disc is None:
+        return None
+    z, y, x = np.nonzero(disc)
+    idx = np.stack([x, y, z], axis=1).astype(float)
+    return grid.index_to_lps(idx).mean(axis=0).tolist()
+
+
+def reference_disc_mask(l5: Any, sacrum: Any, grid: Any) -> Any:
+    """The L5/S1 disc (bool, (z, y, x)) between the L5 and sacrum masks (bool, same shape) on
+    ``grid`` (a Volume), in front of the canal: the voxels between the two bodies (their
+    nearest L5 and sacrum points on either side, at most :data:`MAX_DISC_MM` apart); None
+    without both masks or without such voxels.
 
     "In front of the canal" is in front of L5's posterior body wall: at the midline (within 6
     mm of the L5 mask's median left-right) the mask's voxels, from the front backwards, first
@@ -98,8 +124,9 @@ def reference_disc_centre(l5: Any, sacrum: Any, grid: Any) -> list[float] | None
     between &= (lps[z, y, x, 0] >= right) & (lps[z, y, x, 0] <= left)
     if not between.any():
         return None
-    idx = np.stack([x[between], y[between], z[between]], axis=1).astype(float)
-    return grid.index_to_lps(idx).mean(axis=0).tolist()
+    disc = np.zeros(l5.shape, bool)
+    disc[z[between], y[between], x[between]] = True
+    return disc
 
 
 def _posterior_wall_y(points: Any, *, half_width_mm: float = 6.0, canal_mm: float = 6.0
@@ -115,7 +142,70 @@ def _posterior_wall_y(points: Any, *, half_width_mm: float = 6.0, canal_mm: floa
     return float(ys[breaks[0]] if len(breaks) else ys[-1])
 
 
-def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None) -> dict[str, Any]:
+def landmark_errors(ct: Any, masks: dict[str, Any], labels: Any, table: Any) -> dict[str, Any]:
+    """L5/S1 landmarks found on a segmentation against those found on the reference.
+
+    ``labels`` (a Volume of ``table``'s ids on ``ct``'s grid: bone, disc, ...) is identified as
+    ``spinect plan`` does it (levels derived from the bone, the CT given). The reference runs
+    the same code on the reference's own levels: the masks of :data:`REFERENCE_INSTANCES` as
+    instances, all bone masks as the bone class, and :func:`reference_disc_mask` as the L5/S1
+    disc. Without that disc the anatomy finds the S1 endplate where the L5 and sacrum masks
+    touch, at the facet joints on TotalSegmentator's example CT: an endplate 25 mm behind and
+    above the disc, tilted 35 degrees, and every side landmark measured in that frame (session
+    19's "pedicles 10.3 / 8.6 mm off" were measured against it).
+
+    Returns
+    -------
+    dict
+        ``disc_centre_mm`` and ``s1_normal_deg`` (distance and angle between the two),
+        per side the distance (mm) of each of :data:`SIDE_LANDMARKS`, and both anatomies'
+        warnings; ``error`` (and nothing else) when either cannot be identified.
+    """
+    import numpy as np
+
+    from spinect_core.anatomy import identify_lumbosacral
+    from spinect_core.errors import SpinectError
+    from spinect_core.labels import LabelTable
+
+    names = dict(enumerate(REFERENCE_INSTANCES.values(), start=1))
+    instances = np.zeros(np.shape(ct.array), np.uint8)
+    for i, key in enumerate(REFERENCE_INSTANCES, start=1):
+        if key in masks:
+            instances[masks[key]] = i
+    ref_labels = np.asarray(labels.array).copy()
+    bone_id, disc_id = table.id_of("bone"), table.id_of("disc")
+    ref_labels[ref_labels == bone_id] = 0
+    ref_labels[np.any([m for m in masks.values()], axis=0)] = bone_id
+    disc = None
+    if "vertebrae_L5" in masks and "sacrum" in masks:
+        disc = reference_disc_mask(masks["vertebrae_L5"], masks["sacrum"], ct)
+    if disc is not None:
+        names[len(names) + 1] = "disc_L5S1"
+        instances[disc & (instances == 0)] = len(names)
+        ref_labels[disc & (ref_labels != bone_id)] = disc_id
+    instance_table = LabelTable(names={0: "background", **names})
+    try:
+        ref = identify_lumbosacral(ct.with_array(ref_labels), table,
+                                   instances=ct.with_array(instances),
+                                   instance_table=instance_table, ct=ct)
+        found = identify_lumbosacral(labels, table, ct=ct)
+    except SpinectError as e:
+        return {"error": str(e)}
+    cos = float(np.dot(found.s1_endplate_normal_lps, ref.s1_endplate_normal_lps))
+    out: dict[str, Any] = {
+        "disc_centre_mm": round(float(np.linalg.norm(found.disc_centre_lps
+                                                     - ref.disc_centre_lps)), 2),
+        "s1_normal_deg": round(float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))), 1)}
+    for side in ("left", "right"):
+        out[side] = {k.removesuffix("_lps") + "_mm": round(float(np.linalg.norm(
+            getattr(found.sides[side], k) - getattr(ref.sides[side], k))), 2)
+            for k in SIDE_LANDMARKS}
+    out["warnings"] = {"segmentation": list(found.warnings), "reference": list(ref.warnings)}
+    return out
+
+
+def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None,
+            segmentation_path: Path | None = None) -> dict[str, Any]:
     import numpy as np
 
     from spinect_core.bone import segment_bone_from_ct
@@ -164,6 +254,14 @@ def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None) -> dict[str,
         if found is not None and disc is not None:
             out["plan_disc_centre_error_mm"] = round(
                 float(np.linalg.norm(np.subtract(found, disc))), 2)
+    if segmentation_path is not None:
+        from spinect_core.io.labelmap import load_label_map
+        from spinect_core.labels import DEFAULT_LABELS
+
+        labels, table = load_label_map(segmentation_path, default_table=DEFAULT_LABELS)
+        if not labels.same_grid(ct):
+            raise SystemExit(f"{segmentation_path.name} is not on the CT's grid")
+        out["landmarks"] = landmark_errors(ct, masks, labels, table)
     return out
 
 
@@ -172,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("ct", type=Path, help="the CT (NIfTI, NRRD, MHA or a DICOM folder)")
     ap.add_argument("masks", type=Path, help="folder of reference masks, one per structure")
     ap.add_argument("--plan", type=Path, default=None, help="plan.json of `spinect plan` on it")
+    ap.add_argument("--segmentation", type=Path, default=None,
+                    help="label map of `spinect segment` on it: its L5/S1 landmarks against the "
+                         "reference's")
     ap.add_argument("--json", action="store_true", help="one JSON line")
     args = ap.parse_args(argv)
-    out = measure(args.ct, args.masks, args.plan)
+    out = measure(args.ct, args.masks, args.plan, args.segmentation)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return 0
 

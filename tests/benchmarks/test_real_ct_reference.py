@@ -55,3 +55,29 @@ def test_the_space_between_a_transverse_process_and_the_ala_is_not_disc():
               | box((20, 45), (-10, 12), (-25, 12)))
     centre = np.asarray(real_ct_reference.reference_disc_centre(l5, sacrum, grid))
     assert abs(centre[0] + 0.5) < 1.5 and abs(centre[2] - 4.5) < 1.5
+
+
+def test_landmarks_of_a_phantom_s_labels_agree_with_those_of_its_own_instances():
+    """A phantom's labels against its per-level instances given as reference masks (named as
+    TotalSegmentator names them): the levels derived from the labels' bone find the same L5/S1
+    within a few millimetres. The reference's disc is the space between its L5 and sacrum masks
+    (without it the reference endplate is where those masks touch: at the facet joints)."""
+    from spinect_core.labels import DEFAULT_LABELS
+    from spinect_core.phantom import generate_phantom
+    from spinect_core.phantom.params import PhantomOptions
+
+    ph = generate_phantom(seed=0, spacing_mm=(1.5, 1.5, 1.5),
+                          options=PhantomOptions(blur=False, noise=False, streaks=False,
+                                                 texture=False))
+    ins = np.asarray(ph.instances.array)
+    masks = {key: ins == ph.instance_table.id_of(name)
+             for key, name in real_ct_reference.REFERENCE_INSTANCES.items()}
+    assert all(m.any() for m in masks.values())
+    out = real_ct_reference.landmark_errors(ph.ct, masks, ph.labels, DEFAULT_LABELS)
+
+    assert "error" not in out, out
+    assert out["disc_centre_mm"] < 3.5 and out["s1_normal_deg"] < 6.0
+    for side in ("left", "right"):
+        assert set(out[side]) == {"pedicle_centre_mm", "pedicle_lower_margin_mm",
+                                  "foramen_centre_mm"}
+        assert max(out[side].values()) < 4.0, (side, out[side])
