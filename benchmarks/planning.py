@@ -9,6 +9,8 @@ its exact labels and per-level instances. The planner's phases, on the device ch
 2. **one view**: :meth:`SideScene.windows` (both windows of one side for one view direction) at
    0.5 mm rays (the optimiser's) and 0.25 mm rays (reported numbers); median over ~20 views spread
    over the search box (alpha 0-75, beta -35..35 deg). Target <= 20 ms on 2 cores (issue #14).
+   A view traces only the rays of the part of its 40 mm ROI that can hold free pixels
+   (``view_*_traced_rays_median`` of the ROI's ``view_*_rays``).
 3. **optimisation**: the view search of the 4 windows (both sides, Kambin and safe:
    :meth:`PlanEngine.optimise_side`, timed inside :meth:`PlanEngine.plan` with default
    :class:`PlanOptions`). Target <= 5 s on 2 cores. ``optimise_view_casts`` counts the views
@@ -64,8 +66,10 @@ def _views(n: int) -> list[tuple[float, float]]:
 
 def time_views(engine: PlanEngine, n_views: int) -> dict:
     """One view of the left side: both windows (``windows_at``), and the free window alone
-    (``compute_window``: the ray cast, zone and margins without the Kambin / safe split)."""
-    from spinect_core.planning.windows import WindowOptions, compute_window
+    (``compute_windows`` on the rays a view traces, the part of the ROI that can hold free
+    pixels: the ray cast, zone and margins without the Kambin / safe split)."""
+    from spinect_core.planning.l5s1 import _free_crops
+    from spinect_core.planning.windows import WindowOptions, compute_windows
 
     scene = engine.scenes["left"]
     out = {}
@@ -73,7 +77,7 @@ def time_views(engine: PlanEngine, n_views: int) -> dict:
         scene.windows_at(30.0, 0.0, pixel_mm=px)  # warm-up (allocations, caches)
         options = WindowOptions(roi_size_mm=scene.options.roi_size_mm, pixel_mm=px,
                                 polygons=False, up_lps=tuple(scene.frame.z_lps))
-        times, cpu, cast, cast_cpu, areas = [], [], [], [], []
+        times, cpu, cast, cast_cpu, areas, rays = [], [], [], [], [], []
         for a, b in _views(n_views):
             t, c = time.perf_counter(), time.process_time()
             w = scene.windows_at(a, b, pixel_mm=px)
@@ -81,9 +85,14 @@ def time_views(engine: PlanEngine, n_views: int) -> dict:
             cpu.append(time.process_time() - c)
             areas.append(w.free.area_mm2)
             t, c = time.perf_counter(), time.process_time()
-            compute_window(scene.scene, scene.view_direction(a, b),
-                           roi_center_lps=scene.roi_center_lps, zone=scene._zone, options=options)
+            d = scene.view_direction(a, b)
+            crop = _free_crops(scene, [d], options)
+            compute_windows(scene.scene, [d], roi_center_lps=scene.roi_center_lps,
+                            zone=scene._zone, options=options, crops=crop, keep_shape=True)
             cast.append(time.perf_counter() - t)
+            box = crop[0]
+            rays.append(w.free.mask.size if box is None
+                        else (box[1] - box[0]) * (box[3] - box[2]))
             cast_cpu.append(time.process_time() - c)
         out[f"view_{px}mm_median_ms"] = 1000.0 * statistics.median(times)
         out[f"view_{px}mm_median_cpu_ms"] = 1000.0 * statistics.median(cpu)
@@ -91,6 +100,7 @@ def time_views(engine: PlanEngine, n_views: int) -> dict:
         out[f"view_{px}mm_free_window_median_cpu_ms"] = 1000.0 * statistics.median(cast_cpu)
         out[f"view_{px}mm_max_ms"] = 1000.0 * max(times)
         out[f"view_{px}mm_rays"] = int(round(scene.options.roi_size_mm / px)) ** 2
+        out[f"view_{px}mm_traced_rays_median"] = int(statistics.median(rays))
         out[f"view_{px}mm_views_with_free_area"] = int(sum(a > 0 for a in areas))
     out["views"] = n_views
     return out

@@ -38,8 +38,8 @@ from spinect_core.errors import AnatomyError
 from spinect_core.planning.optimise import LocalFrame, angles_of, view_direction
 from spinect_core.planning.scene import SceneFields, SceneOptions
 from spinect_core.planning.raycast import make_ray_grid
-from spinect_core.planning.windows import (WindowOptions, WindowResult, compute_window,
-                                           compute_windows, zone_values)
+from spinect_core.planning.windows import (WindowOptions, WindowResult, compute_windows,
+                                           zone_values)
 
 from spinect_core.vectors import unit_or_zero
 # re-exported: planning's callers import the sides, variants and window kinds from here
@@ -196,18 +196,15 @@ class SideScene:
         polygons : bool
             Trace outlines (for overlays and exports).
         """
-        options = WindowOptions(roi_size_mm=self.options.roi_size_mm, pixel_mm=pixel_mm,
-                                polygons=polygons, up_lps=tuple(self.frame.z_lps))
-        free = compute_window(self.scene, view_direction_lps, roi_center_lps=self.roi_center_lps,
-                              zone=self._zone, options=options)
-        return self._split(free)
+        return _windows_many(self, [np.asarray(view_direction_lps, float)], pixel_mm=pixel_mm,
+                             polygons=polygons)[0]
 
     def windows_many(self, views: Sequence[tuple[float, float]], *, pixel_mm: float,
                      polygons: bool = False, areas_only: bool = False) -> list[SideWindows]:
         """:meth:`windows_at` for several ``(alpha_deg, beta_deg)`` views, cast together (see
         :func:`_windows_many`)."""
-        return _windows_many(self, views, pixel_mm=pixel_mm, polygons=polygons,
-                             areas_only=areas_only)
+        return _windows_many(self, [self.view_direction(a, b) for a, b in views],
+                             pixel_mm=pixel_mm, polygons=polygons, areas_only=areas_only)
 
     def _split(self, free: WindowResult, *, skip_empty: bool = False) -> SideWindows:
         """Divide the free window by the projected exiting root (``skip_empty``: a view with no
@@ -322,53 +319,61 @@ class SideScene:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _windows_many(scene: "SideScene", views: Sequence[tuple[float, float]], *,
+def _windows_many(scene: "SideScene", directions: Sequence[np.ndarray], *,
                   pixel_mm: float, polygons: bool = False, areas_only: bool = False
                   ) -> list[SideWindows]:
-    """:meth:`SideScene.windows_at` for several ``(alpha_deg, beta_deg)`` views, cast together.
+    """:meth:`SideScene.windows` for several view directions (LPS, travel), cast together.
 
-    The same windows as ``scene.windows_at(alpha, beta, pixel_mm=..., polygons=...)`` view by
-    view (a test holds them to it), with one batched ray cast
-    (:func:`~spinect_core.planning.windows.compute_windows`).
+    Only the part of the ROI's ray grid that can hold free pixels is traced (:func:`_free_crops`;
+    on the demo phantom 57-73 % of it): the windows' free pixels, their margins and areas are
+    those of the whole ROI (a test holds them to it). The windows are returned on the whole
+    ROI's grid, the rays outside the crop counted as hitting nothing; ``areas_only`` (an
+    optimiser, which reads the areas alone) keeps each on its crop, and a view with no free
+    pixel skips the Kambin / safe split (both windows are the empty free window). The rays of
+    all views are cast together (:func:`~spinect_core.planning.windows.compute_windows`).
 
     Parameters
     ----------
     scene : SideScene
-    views : sequence of (alpha_deg, beta_deg)
+    directions : sequence of (3,)
+        Directions in which the rays travel (LPS).
     pixel_mm : float
         Ray spacing (mm).
     polygons : bool
         Trace the outlines.
     areas_only : bool
-        Only the windows' areas will be read (an optimiser). The windows are then measured on
-        the part of the ROI that can hold free pixels (:func:`_free_crops`; the areas are the
-        same), and a view with no free pixel skips the Kambin / safe split (both windows are
-        the empty free window).
+        Only the windows' areas will be read.
 
     Returns
     -------
     list of SideWindows
         One per view, in order.
     """
-    if not views:
+    if not len(directions):
         return []
     options = WindowOptions(roi_size_mm=scene.options.roi_size_mm, pixel_mm=pixel_mm,
                             polygons=polygons, up_lps=tuple(scene.frame.z_lps))
-    directions = [scene.view_direction(a, b) for a, b in views]
-    crops = _free_crops(scene, directions, options) if areas_only else None
+    crops = _free_crops(scene, directions, options)
+    keep_shape = not areas_only
     frees = compute_windows(scene.scene, directions, roi_center_lps=scene.roi_center_lps,
-                            zone=scene._zone, options=options, crops=crops)
-    if crops is not None:
-        # A crop with free pixels near a border that cuts the ROI may have missed some: redo
-        # that view on the whole ROI (never happened on the phantoms).
-        reach = _margin_reach_px(options)
-        redo = [k for k, (free, box) in enumerate(zip(frees, crops))
-                if box is not None and _near_cut(free.mask, box, _roi_pixels(options), reach)]
-        again = compute_windows(scene.scene, [directions[k] for k in redo],
-                                roi_center_lps=scene.roi_center_lps, zone=scene._zone,
-                                options=options)
-        for k, free in zip(redo, again):
-            frees[k] = free
+                            zone=scene._zone, options=options, crops=crops,
+                            keep_shape=keep_shape)
+    # A crop with free pixels near a border that cuts the ROI may have missed some: redo that
+    # view on the whole ROI (never happened on the phantoms).
+    reach = _margin_reach_px(options)
+    n = _roi_pixels(options)
+    redo = []
+    for k, (free, box) in enumerate(zip(frees, crops)):
+        if box is None:
+            continue
+        mask = free.mask[box[0]:box[1], box[2]:box[3]] if keep_shape else free.mask
+        if _near_cut(mask, box, n, reach):
+            redo.append(k)
+    again = compute_windows(scene.scene, [directions[k] for k in redo],
+                            roi_center_lps=scene.roi_center_lps, zone=scene._zone,
+                            options=options)
+    for k, free in zip(redo, again):
+        frees[k] = free
     return [scene._split(free, skip_empty=areas_only) for free in frees]
 
 

@@ -38,7 +38,7 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from spinect_core.planning.raycast import (HIT_TARGET, RayGrid, RayHits, make_ray_grid,
+from spinect_core.planning.raycast import (HIT_NONE, HIT_TARGET, RayGrid, RayHits, make_ray_grid,
                                            trace_rays_many, unit_vector)
 from spinect_core.planning.scene import SceneFields
 from spinect_core.volume import Volume
@@ -309,8 +309,8 @@ def compute_window(scene: SceneFields, view_direction_lps: Sequence[float], *,
 def compute_windows(scene: SceneFields, view_directions_lps: Sequence[Sequence[float]], *,
                     roi_center_lps: Sequence[float] | None = None, zone: Zone | None = None,
                     options: WindowOptions = WindowOptions(),
-                    crops: Sequence[tuple[int, int, int, int] | None] | None = None
-                    ) -> list[WindowResult]:
+                    crops: Sequence[tuple[int, int, int, int] | None] | None = None,
+                    keep_shape: bool = False) -> list[WindowResult]:
     """:func:`compute_window` for several view directions, with one batched ray cast.
 
     Each window is the same as :func:`compute_window` gives for its direction; casting the rays
@@ -329,6 +329,10 @@ def compute_windows(scene: SceneFields, view_directions_lps: Sequence[Sequence[f
         the whole ROI's window whenever the crop keeps every free pixel farther than the reach
         of a margin (``repair_radius_px`` + the margins' 2 mm cap + 1 pixel) from the cut
         borders: that is the caller's business (None: the whole ROI).
+    keep_shape : bool
+        With ``crops``: each window is returned on the whole ROI's ray grid, the rays outside
+        its crop (not traced) counted as hitting nothing (:func:`embed_hits`). Its free pixels,
+        margins near them and areas are then those of the crop's window.
 
     Returns
     -------
@@ -346,7 +350,11 @@ def compute_windows(scene: SceneFields, view_directions_lps: Sequence[Sequence[f
                            up_lps=options.up_lps) for d in directions]
     all_hits = trace_rays_many(scene, grids, crops=crops, min_step_voxels=options.step_voxels,
                                refine_within_px=float(options.repair_radius_px))
-    if crops is not None:
+    if crops is not None and keep_shape:
+        far = -scene.max_abs_distance_mm()
+        all_hits = [hits if box is None else embed_hits(hits, box, g.shape, outside_margin_mm=far)
+                    for g, hits, box in zip(grids, all_hits, crops)]
+    elif crops is not None:
         grids = [g if box is None else g.crop(box) for g, box in zip(grids, crops)]
     inside = _zone_masks(zone, grids, all_hits) if zone is not None else None
     shared_s = (time.perf_counter() - t_start) / len(grids)
@@ -358,6 +366,22 @@ def compute_windows(scene: SceneFields, view_directions_lps: Sequence[Sequence[f
         window.compute_time_s = shared_s + time.perf_counter() - t_view
         out.append(window)
     return out
+
+
+def embed_hits(hits: RayHits, box: tuple[int, int, int, int], shape: tuple[int, int], *,
+               outside_margin_mm: float) -> RayHits:
+    """The hits of a crop ``box`` (r0, r1, c0, c1) of a ray grid placed in the grid's ``shape``
+    (H, W); the rays outside it count as hitting nothing, with an exact margin of
+    ``outside_margin_mm`` (negative: a distance to the target farther than any that matters)."""
+    r0, r1, c0, c1 = box
+    depth = np.full(shape, np.nan, np.float32)
+    kind = np.full(shape, HIT_NONE, np.uint8)
+    margin = np.full(shape, outside_margin_mm, np.float32)
+    exact = np.ones(shape, bool)
+    for whole, part in ((depth, hits.depth_mm), (kind, hits.kind), (margin, hits.margin_mm),
+                        (exact, hits.exact)):
+        whole[r0:r1, c0:c1] = part
+    return RayHits(depth_mm=depth, kind=kind, margin_mm=margin, exact=exact)
 
 
 def _zone_masks(zone: Zone, grids: list[RayGrid], all_hits: list[RayHits]) -> list[np.ndarray]:

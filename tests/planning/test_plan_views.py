@@ -16,6 +16,7 @@ from spinect_core.errors import InputError
 from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.planning.raycast import HIT_TARGET, make_ray_grid, trace_rays, trace_rays_many
 from spinect_core.planning.scene import SceneFields, SceneOptions
+from spinect_core.planning import l5s1
 from spinect_core.planning.windows import WindowOptions, compute_window, compute_windows
 from tests.planning.plates import TABLE, plate_scene, tilted_view, triangle_hole
 
@@ -130,6 +131,34 @@ def test_windows_many_equals_windows_at(scenes) -> None:
                     assert getattr(q, kind).area_mm2 == pytest.approx(b.area_mm2, abs=1e-9)
                 assert q.free.mask.size <= alone.free.mask.size
             assert any(q.free.mask.size < w.free.mask.size for q, w in zip(quick, many))
+
+
+def test_a_view_traced_where_free_pixels_can_be_equals_the_whole_roi(scenes) -> None:
+    """One view (``windows``, the app's live view) traces only the part of the ROI that can hold
+    free pixels and returns the window on the whole ROI: the same free pixels, margins around
+    them and areas (Kambin and safe too) as tracing every ray of the ROI, on fewer rays."""
+    from scipy import ndimage
+
+    for side, scene in scenes.items():
+        for view in VIEWS:
+            d = scene.view_direction(*view)
+            options = WindowOptions(roi_size_mm=scene.options.roi_size_mm, pixel_mm=0.5,
+                                    polygons=True, up_lps=tuple(scene.frame.z_lps))
+            whole = scene._split(compute_window(scene.scene, d, roi_center_lps=scene.roi_center_lps,
+                                                zone=scene._zone, options=options))
+            fast = scene.windows(d, pixel_mm=0.5, polygons=True)
+            crop = l5s1._free_crops(scene, [d], options)[0]
+            assert crop is not None, (side, view)    # fewer rays than the ROI's
+            for kind in ("free", "kambin", "safe"):
+                a, b = getattr(fast, kind), getattr(whole, kind)
+                assert a.mask.shape == b.mask.shape
+                np.testing.assert_array_equal(a.mask, b.mask)
+                near = ndimage.binary_dilation(b.mask, iterations=2)
+                np.testing.assert_array_equal(a.margin[near], b.margin[near])
+                assert a.area_mm2 == pytest.approx(b.area_mm2, abs=1e-9), (side, view, kind)
+                assert len(a.polygons_lps) == len(b.polygons_lps)
+                for pa, pb in zip(a.polygons_lps, b.polygons_lps):
+                    np.testing.assert_allclose(pa, pb, atol=1e-6)
 
 
 def test_only_rays_that_meet_the_target_first_are_free(scenes) -> None:
