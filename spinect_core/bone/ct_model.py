@@ -986,7 +986,10 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         """Holes of each slice across ``axis`` after bridging gaps up to about 2 x ``bridge``:
         their labels, voxel counts and mean HU, and the hole voxels' flat indices."""
         disk = _disk(bridge, np.delete(sp, axis))            # flat: in a slice
-        in_plane = tuple(a for a in range(3) if a != axis)
+        # The faces a slice's holes open through: its edges, but not the scan's cranial and
+        # caudal ends, which cut the first and last vertebra (as in the 3D fill): a marrow
+        # space cut there is still enclosed in a sagittal or coronal slice.
+        in_plane = tuple(a for a in range(3) if a not in (axis, axial_axis))
         if thicken:
             # Walls thickened by ``bridge`` touch across gaps up to 2 x ``bridge`` even where
             # they taper (a closing bridges only between thick ends); what they enclose, grown
@@ -1028,8 +1031,10 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         ids = lab.ravel()[where]
         del lab
         if axis != axial_axis:
-            ok &= _extent_along(ids, where, mask.shape, axial_axis, ok.size) \
-                * sp[axial_axis] >= min_height_mm
+            # A hole the scan's end cuts may be taller than what the scan holds of it.
+            ok &= (_extent_along(ids, where, mask.shape, axial_axis, ok.size)
+                   * sp[axial_axis] >= min_height_mm) | _touching_ends(ids, where, mask.shape,
+                                                                       axial_axis, ok.size)
         return [(votes, 1 << axis, where[ok[ids]]),
                 (dense, _MEAN_FILL, where[(ok & (mean >= fill_hu))[ids]]),
                 (dense, _MEAN_CANCELLOUS, where[(ok & (mean >= cancellous_hu))[ids]])]
@@ -1089,6 +1094,18 @@ def _extent_along(ids: np.ndarray, where: np.ndarray, shape: tuple[int, ...], ax
     extent = np.maximum(hi - lo + 1, 0)
     extent[0] = 0
     return extent
+
+
+def _touching_ends(ids: np.ndarray, where: np.ndarray, shape: tuple[int, ...], axis: int,
+                   n: int) -> np.ndarray:
+    """(n,) bool: the labels (of the voxels ``where``, flat indices into ``shape``, labelled
+    ``ids``; as for :func:`_extent_along`) with a voxel in the first or last slice along
+    ``axis``."""
+    along = (where // int(np.prod(shape[axis + 1:], dtype=np.int64))) % shape[axis]
+    out = np.zeros(n, bool)
+    out[ids[(along == 0) | (along == shape[axis] - 1)]] = True
+    out[0] = False
+    return out
 
 
 def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis: int,
@@ -1199,7 +1216,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # at least ``min_fill_height_mm`` tall (3D holes are enclosed marrow and stay whole).
     n_line = int(np.ceil(min_fill_height_mm / csp[axial_axis]))
     if n_line > 1:
-        cfill2d = _open_line(cfill2d, axial_axis, n_line)
+        cfill2d = _open_line(cfill2d, axial_axis, n_line, ends_continue=True)
     cfill = cfill3d | cfill2d
     cdiscs = None
     if disc is not None and disc.max_height_mm > 0 and cfill.any():
@@ -1339,7 +1356,8 @@ def _disc_pieces(holes: np.ndarray, shell: np.ndarray, sp: np.ndarray, *, axial_
     return out
 
 
-def _open_line(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
+def _open_line(mask: np.ndarray, axis: int, length: int, *, ends_continue: bool = False
+               ) -> np.ndarray:
     """``ndi.binary_opening(mask, structure=line)`` for a line of ``length`` voxels along
     ``axis``: the voxels of runs of at least ``length`` along it (the union of the line's
     placements inside the mask), by shifted ANDs and ORs of slices (scipy visits the line at
@@ -1350,11 +1368,20 @@ def _open_line(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
     mask : np.ndarray, bool, shape (z, y, x)
     axis : int
     length : int, at least 1
+    ends_continue : bool
+        A run that reaches the array's first or last slice along ``axis`` continues beyond it
+        (the array cuts it: a scan's end cuts a vertebra), so it is kept however short.
 
     Returns
     -------
     np.ndarray, bool, shape of ``mask``
     """
+    if ends_continue and length > 1:
+        pad = [(0, 0)] * 3
+        pad[axis] = (length - 1, length - 1)
+        opened = _open_line(np.pad(mask, pad, mode="edge"), axis, length)
+        return np.ascontiguousarray(opened[_along(axis, length - 1,
+                                                  length - 1 + mask.shape[axis])])
     n = mask.shape[axis]
     out = np.zeros(mask.shape, bool)
     if length > n:
