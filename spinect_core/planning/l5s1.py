@@ -240,8 +240,21 @@ class SideScene:
         cranial = grid.project(self.frame.origin_lps + self.frame.z_lps)[:2] - origin
         lateral = grid.project(self.frame.origin_lps + self.frame.x_lps)[:2] - origin
         towards_safe = unit_or_zero(unit_or_zero(cranial) + unit_or_zero(lateral))
-        pixels = _pixel_centres(window.mask.shape)
-        return (_side_of_polyline(pixels, line, towards_safe) > 0).reshape(window.mask.shape)
+        # Only the pixels around the free ones are decided (the rest count as safe): a free
+        # pixel's margin is at most a margin's reach, so the cut of the split changes it, or
+        # the value of a neighbour it is interpolated with, only through pixels within that
+        # reach of it (the windows' pixels, margins around them and areas are those of
+        # deciding every pixel: a test holds them to it).
+        keep = np.ones(window.mask.shape, bool)
+        box = _bbox_2d(window.mask, pad=_margin_reach_px(WindowOptions(
+            pixel_mm=window.pixel_mm)) + 1)
+        if box is None:
+            return keep
+        (r0, r1), (c0, c1) = box
+        pixels = _pixel_centres((r1 - r0, c1 - c0)) + (r0, c0)
+        keep[r0:r1, c0:c1] = (_side_of_polyline(pixels, line, towards_safe) > 0).reshape(
+            r1 - r0, c1 - c0)
+        return keep
 
     # --- triangles ------------------------------------------------------------------------------
     def triangle(self, windows: SideWindows, kind: str) -> Triangle | None:
@@ -558,6 +571,17 @@ def _lookup(volume: Any, points_lps: np.ndarray) -> np.ndarray:
     out = np.zeros(len(points_lps), volume.array.dtype)
     out[ok] = volume.array[idx[ok, 2], idx[ok, 1], idx[ok, 0]]
     return out
+
+
+def _bbox_2d(mask: np.ndarray, *, pad: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """((r0, r1), (c0, c1)): the True pixels' bounding box of an (H, W) mask grown by ``pad``
+    pixels and clipped to the image; None for an empty mask."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    h, w = mask.shape
+    return ((max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad + 1, h)),
+            (max(int(cols[0]) - pad, 0), min(int(cols[-1]) + pad + 1, w)))
 
 
 @functools.lru_cache(maxsize=8)

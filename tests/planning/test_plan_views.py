@@ -161,6 +161,30 @@ def test_a_view_traced_where_free_pixels_can_be_equals_the_whole_roi(scenes) -> 
                     np.testing.assert_allclose(pa, pb, atol=1e-6)
 
 
+def test_the_split_decided_around_the_free_pixels_equals_deciding_every_pixel(scenes,
+                                                                              monkeypatch):
+    """The Kambin / safe split decides the side of the projected root only for the pixels
+    within a margin's reach of the free ones: the same windows (pixels, margins around them,
+    areas) as deciding every pixel of the ROI."""
+    from scipy import ndimage
+
+    views = VIEWS + [(30.0, 0.0), (20.0, 10.0)]
+    around = {side: [scene.windows_at(*v, pixel_mm=px) for v in views for px in (1.0, 0.5)]
+              for side, scene in scenes.items()}
+    monkeypatch.setattr(l5s1, "_bbox_2d", lambda mask, pad: (
+        ((0, mask.shape[0]), (0, mask.shape[1])) if mask.any() else None))
+    for side, scene in scenes.items():
+        every = [scene.windows_at(*v, pixel_mm=px) for v in views for px in (1.0, 0.5)]
+        assert any(w.safe.mask.any() and w.kambin.mask.any() for w in every)
+        for a, b in zip(around[side], every):
+            for kind in ("kambin", "safe"):
+                wa, wb = getattr(a, kind), getattr(b, kind)
+                np.testing.assert_array_equal(wa.mask, wb.mask)
+                near = ndimage.binary_dilation(wb.mask, iterations=2)
+                np.testing.assert_array_equal(wa.margin[near], wb.margin[near])
+                assert wa.area_mm2 == wb.area_mm2, (side, kind)
+
+
 def test_only_rays_that_meet_the_target_first_are_free(scenes) -> None:
     """Where the target touches a blocker, the target's distance sampled at a blocker hit can be
     slightly negative; such a ray must not count as free (before the fix, about 1 view in 10
