@@ -187,6 +187,10 @@ class SideScene:
                 polygons: bool = False) -> SideWindows:
         """Free, Kambin and safe windows seen along ``view_direction_lps``.
 
+        Only the rays of the part of the ROI that can hold free pixels are traced
+        (:func:`_windows_many`): the windows are those of the whole ROI, but its other rays
+        read as hitting nothing (``hit_depth_mm`` NaN there).
+
         Parameters
         ----------
         view_direction_lps : (3,)
@@ -222,7 +226,8 @@ class SideScene:
         return self.windows(self.view_direction(alpha_deg, beta_deg), **kwargs)
 
     def _safe_side_mask(self, window: WindowResult) -> np.ndarray:
-        """(H, W) bool: pixels on the cranial/lateral side of the projected exiting root.
+        """(H, W) bool: pixels on the cranial/lateral side of the projected exiting root,
+        decided within a margin's reach of the window's free pixels (True beyond).
 
         The side is decided per pixel against the nearest segment of the projected root, whose
         normal is oriented towards the projected cranial + lateral direction of the local frame:
