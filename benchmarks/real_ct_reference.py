@@ -28,10 +28,9 @@ before the marrow of coarse scans joined), yardstick 0.862. ``spinect plan`` ref
 core below the L5 of the rib count and plans L5/S1 at low confidence, its disc centre 2.1 mm from
 the reference one (6.65 mm while the reference took in the space between L5's transverse
 processes and the sacral ala; see :func:`reference_disc_centre` and the README's real-CT section).
-Landmarks (2026-12-06, ``spinect segment``'s fused labels): pedicle centres 4.0 / 6.7 mm, their
-lower margins 8.1 / 9.0 mm and foramen centres 2.7 / 9.7 mm (left / right) from the reference's;
-the disc centre 1.6 mm and the S1 endplate 1.4 deg (4.0 / 5.7, 8.1 / 8.6 and 2.7 / 9.5 mm on the
-labels segmented before the CT bone model's scan-end rule).
+Landmarks (2026-12-06, ``spinect segment``'s fused labels): pedicle centres 4.0 / 5.7 mm, their
+lower margins 8.1 / 8.6 mm and foramen centres 2.7 / 9.5 mm (left / right) from the reference's;
+the disc centre 1.6 mm and the S1 endplate 1.2 deg.
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
         [--segmentation seg.nii.gz] [--json]
