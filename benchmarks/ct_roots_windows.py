@@ -45,14 +45,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from real_bone_windows import _seeds  # noqa: E402
 
 from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
 from spinect_core.phantom import generate_phantom  # noqa: E402
 from spinect_core.phantom.params import PhantomOptions  # noqa: E402
 from spinect_core.planning.plan import PlanEngine, PlanOptions  # noqa: E402
+from spinect_core.training.demo_weights import parse_seeds  # noqa: E402
 from spinect_core.validation.statistics import angle_between_deg  # noqa: E402
 
 #: The coarse optimisation of ``benchmarks/real_bone_windows.py``.
@@ -150,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="", help="append one JSON line per seed to this file")
     args = ap.parse_args(argv)
     recs = []
-    for seed in _seeds(args.seeds):
+    for seed in parse_seeds(args.seeds):
         rec = run_seed(seed, args.spacing, args.anatomy)
         recs.append(rec)
         for side in ("left", "right"):

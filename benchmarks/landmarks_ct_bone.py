@@ -33,11 +33,12 @@ ROOT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT_DIR))
 sys.path.insert(0, str(ROOT_DIR / "benchmarks"))
 
-from real_bone_windows import _seeds, load_phantom  # noqa: E402
+from real_bone_windows import load_phantom  # noqa: E402
 
 from spinect_core.anatomy import identify_lumbosacral  # noqa: E402
 from spinect_core.anatomy.parts import PART_ID  # noqa: E402
 from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
+from spinect_core.training.demo_weights import parse_seeds  # noqa: E402
 
 #: Landmarks compared, per side.
 LANDMARKS = ("pedicle_centre_lps", "foramen_centre_lps")
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="append one JSON line per seed")
     args = ap.parse_args(argv)
     records = []
-    for seed in _seeds(args.seeds):
+    for seed in parse_seeds(args.seeds):
         rec = run_seed(seed, args.anatomy, args.spacing, true_parts=args.true_parts,
                        cache=args.cache)
         records.append(rec)

@@ -45,6 +45,7 @@ from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
 from spinect_core.phantom import Phantom, generate_phantom  # noqa: E402
 from spinect_core.phantom.params import PhantomOptions  # noqa: E402
 from spinect_core.planning.plan import PlanEngine, PlanOptions  # noqa: E402
+from spinect_core.training.demo_weights import parse_seeds  # noqa: E402
 
 QUICK: dict[str, Any] = dict(coarse_step_deg=5.0, final_step_deg=1.0, grid_pixel_mm=1.0,
                              optimise_pixel_mm=1.0, report_pixel_mm=0.5)
@@ -58,14 +59,6 @@ def in_plateau_range(oblique_deg: float) -> bool:
     14.999999999999998, counted out before): 1e-6 deg of slack.
     """
     return PLATEAU_RANGE[0] - 1e-6 <= oblique_deg <= PLATEAU_RANGE[1] + 1e-6
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out += list(range(int(a), int(b) + 1)) if b else [int(a)]
-    return out
 
 
 def _phantom_hash() -> str:
@@ -231,7 +224,7 @@ def main() -> None:
     print("seed side  | Kambin best usable obl/tilt plat | safe best usable obl/tilt plat 15-45 "
           "| dz_ped d_ped | root_gap root_post | zone_h true")
     recs: list[dict[str, Any]] = []
-    for seed in _seeds(args.seeds):
+    for seed in parse_seeds(args.seeds):
         t = time.perf_counter()
         ph, t_gen = load_phantom(seed, args.anatomy, args.spacing, cache)
         if args.geometry_only:

@@ -1533,20 +1533,6 @@ def _package(run: _Run, options: DeviceOptions, topts: Any, config: Any, table: 
 
 
 # --- command line ---------------------------------------------------------------------------------
-def _seeds(text: str) -> tuple[int, ...]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-")
-            seeds.extend(range(int(lo), int(hi) + 1))
-        else:
-            seeds.append(int(part))
-    return tuple(seeds)
-
-
 def _default_spacing() -> tuple[float, float, float]:
     from spinect_core.training.options import TrainOptions
 
@@ -1554,6 +1540,8 @@ def _default_spacing() -> tuple[float, float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from spinect_core.training.demo_weights import parse_seeds
+
     parser = argparse.ArgumentParser(prog="python -m spinect_core.training.bundled_recipe",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1620,7 +1608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "pack-phantoms":
         spacing = tuple(args.spacing) if args.spacing else _default_spacing()
-        for path in pack_phantoms(args.out_dir, _seeds(args.seeds),
+        for path in pack_phantoms(args.out_dir, parse_seeds(args.seeds),
                                   options=dict(_parse_option(o) for o in args.option),
                                   spacing_mm=spacing, overwrite=args.overwrite):
             print(f"{path} {path.stat().st_size / 2 ** 20:.1f} MB")
@@ -1665,8 +1653,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = DeviceOptions(
         budget_s=args.budget_s, gen_budget_s=args.gen_budget_s, reserve_s=args.reserve_s,
         save_every_s=args.save_every_s, val_every_s=args.val_every_s,
-        train_seeds=_seeds(args.train_seeds), patient_seeds=_seeds(args.patient_seeds),
-        val_seeds=_seeds(args.val_seeds), patient_option=args.patient_option or None,
+        train_seeds=parse_seeds(args.train_seeds), patient_seeds=parse_seeds(args.patient_seeds),
+        val_seeds=parse_seeds(args.val_seeds), patient_option=args.patient_option or None,
         cases_dir=Path(args.cases) if args.cases else None,
         spacing_mm=tuple(args.spacing) if args.spacing else _default_spacing(),
         patch_size=tuple(args.patch) if args.patch else None, batch_size=args.batch_size,

@@ -529,15 +529,29 @@ def package_weights(best_model: str | os.PathLike, out_path: str | os.PathLike, 
 
 
 # --- command line ---------------------------------------------------------------------------------
-def _seed_list(text: str) -> list[int]:
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """Phantom seeds from a command line's list: comma-separated seeds and inclusive ranges
+    (``"0-2,5,7-8"`` -> ``(0, 1, 2, 5, 7, 8)``); blank items are skipped.
+
+    Raises
+    ------
+    ValueError
+        An item that is not a non-negative seed or a range ``a-b`` with ``a <= b``.
+    """
     seeds: list[int] = []
     for part in text.split(","):
-        if "-" in part:
-            lo, hi = part.split("-")
-            seeds.extend(range(int(lo), int(hi) + 1))
-        elif part.strip():
-            seeds.append(int(part))
-    return seeds
+        part = part.strip()
+        if not part:
+            continue
+        lo, dash, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise ValueError(f"not a seed or a range of seeds: {part!r}") from None
+        if first < 0 or last < first:
+            raise ValueError(f"not a seed or a range of seeds: {part!r}")
+        seeds.extend(range(first, last + 1))
+    return tuple(seeds)
 
 
 def format_table2(summary: dict[str, Any]) -> str:
@@ -602,7 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "evaluate":
         result: dict[str, Any] = {"phantoms": evaluate_on_phantoms(
-            args.weights, seeds=_seed_list(args.seeds), spacing_mm=args.spacing,
+            args.weights, seeds=parse_seeds(args.seeds), spacing_mm=args.spacing,
             progress=progress)}
         if args.chest:
             result["real_ct_chest"] = evaluate_bone_on_chest(args.weights, args.chest,

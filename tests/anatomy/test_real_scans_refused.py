@@ -26,21 +26,16 @@ def _derive(path):
 
 
 @pytest.mark.slow
-def test_the_chest_ct_is_refused_at_the_level_it_ends(shared_data) -> None:
-    path = shared_data / "real_ct_chest" / "ct.nii.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
+@pytest.mark.parametrize("folder, reason", [
     # Which reason comes first depends on the labels (``spinect plan``: "the scan ends within
-    # L3"; float32 on this CPU: "no sacrum found ... a block where T12 should be"); a plan is the
-    # defect.
-    with pytest.raises(AnatomyError, match="ends within L3|no sacrum found"):
-        _derive(path)
-
-
-@pytest.mark.slow
-def test_the_lumbar_crop_is_refused_for_want_of_a_sacrum(shared_data) -> None:
-    path = shared_data / "real_ct_lumbar_crop" / "ct.nii.gz"
+    # L3"; float32 on this CPU: "no sacrum found ... a block where T12 should be"); a plan is
+    # the defect.
+    ("real_ct_chest", "ends within L3|no sacrum found"),
+    ("real_ct_lumbar_crop", "no sacrum found"),
+])
+def test_a_real_scan_without_l5_s1_is_refused(shared_data, folder, reason) -> None:
+    path = shared_data / folder / "ct.nii.gz"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
-    with pytest.raises(AnatomyError, match="no sacrum found"):
+    with pytest.raises(AnatomyError, match=reason):
         _derive(path)

@@ -321,3 +321,16 @@ def test_bundled_weights_on_real_ct_match_the_card(bundled, shared_data) -> None
         for name in ("real_ct_chest", "real_ct_lumbar_crop"):
             for mode, row in recorded[name]["bone"].items():
                 assert result[name]["bone"][mode]["dice"] == pytest.approx(row["dice"], abs=0.005)
+
+
+def test_seed_lists_parse_ranges_and_refuse_what_is_not_a_seed() -> None:
+    """The command lines' seed lists (demo_weights, bundled_recipe and the benchmarks share
+    ``parse_seeds``)."""
+    from spinect_core.training.demo_weights import parse_seeds
+
+    assert parse_seeds("0-2,5,7-8") == (0, 1, 2, 5, 7, 8)
+    assert parse_seeds(" 3 , ,100-101") == (3, 100, 101)
+    assert parse_seeds("") == ()
+    for bad in ("x", "5-3", "-2", "1-2-3"):
+        with pytest.raises(ValueError, match="not a seed"):
+            parse_seeds(bad)
