@@ -41,6 +41,8 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -811,10 +813,15 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     def role(c: _Core) -> str:
         near = min(chain + sacral, key=lambda k: float(np.linalg.norm(k.centre - c.centre)))
         d = np.abs(near.centre - c.centre)
+        sacrum = near is sacrum_c or any(near is k for k in sacral)
         # Near the body's core, or beside it at its height (a body whose marrow is hollow in
-        # the middle keeps a core on each side: a real 3 mm CT's L5, 23 mm apart).
-        if np.linalg.norm(d) <= 12.0 or (d[0] <= 30.0 and d[1] <= 10.0 and d[2] <= 10.0):
-            if near is sacrum_c or any(near is k for k in sacral):
+        # the middle keeps a core on each side: a real 3 mm CT's L5, 23 mm apart). The
+        # sacrum's height is looser: S1 slopes, and a sacrum without a core is centred on
+        # the top of its bone (the same CT's S1, its marrow's cavities filled, kept a core on
+        # each side, one 10.4 mm from that centre's height).
+        beside_z = 15.0 if sacrum else 10.0
+        if np.linalg.norm(d) <= 12.0 or (d[0] <= 30.0 and d[1] <= 10.0 and d[2] <= beside_z):
+            if sacrum:
                 return "S1"
             return "L5" if near is l5_c else "other_bone"
         if abs(c.centre[0] - sacrum_c.centre[0]) > 35.0 and c.centre[2] < l5_c.top_z + 40.0:
@@ -845,14 +852,16 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     high[zz[above], yy[above], xx[above]] = True
     markers[s1_seed & high] = 0
     s1_seed &= ~high
+    s1_body_seed = s1_seed
     if sacrum_c.seed_lps is not None:
         # A sacrum without a core: its top's bone seeds S1 (see _hollow_sacrum), and so does
         # its middle below that (else the ilia's seeds flood its thin shell through the
         # sacroiliac joints: a real 3 mm CT's sacrum went to the ilia but for its top).
-        s1_seed |= _seed_mask(sacrum_c.seed_lps, labels, off, bone, options.coarse_mm) & (
+        s1_body_seed = _seed_mask(sacrum_c.seed_lps, labels, off, bone, options.coarse_mm) & (
             markers == 0)
         middle = _sacral_middle(sacrum_c, bone_pts, options) & (markers[zz, yy, xx] == 0)
-        s1_seed[zz[middle], yy[middle], xx[middle]] = True
+        s1_body_seed[zz[middle], yy[middle], xx[middle]] = True
+        s1_seed = s1_seed | s1_body_seed
         markers[s1_seed] = PART_ID["S1"]
     if not l5_ids or not s1_seed.any():
         raise AnatomyError("cannot separate L5 from S1 at full resolution; check the "
@@ -884,7 +893,11 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     for cls, pid in (("nerve", "other_nerve"), ("dura", "dura"), ("disc", "disc_other")):
         parts_c[masks[cls][sl] & ~bone] = PART_ID[pid]
     l5_body = _body_of(parts_c == PART_ID["L5"], np.isin(core_lab, l5_ids), sp, options)
-    s1_body = _body_of(parts_c == PART_ID["S1"], s1_seed, sp, options)
+    # The body of a sacrum without a core grows from its top and middle only: small patches of
+    # its marrow with a core (beside the canal, in the real 3 mm CT's fatty S1) seed its part
+    # but would stretch its body back to the articular processes, whose gap with L5's arch
+    # then joins the disc's (that CT's disc centre moved 4 mm back and up, 2.8 -> 7.0 mm).
+    s1_body = _body_of(parts_c == PART_ID["S1"], s1_body_seed, sp, options)
     disc = masks["disc"][sl]
     source = "label"
     chosen = _disc_between(disc, l5_body, s1_body, sp) if disc.any() else None
@@ -1088,6 +1101,19 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                   if beyond is not None and not merged_note else None)
         if hollow is not None:
             return [*chain, hollow], len(chain), ev
+        if hollow is None and beyond is not None and not merged_note and t12 is not None \
+                and t12 < len(chain) - 2 and len(checks) > 1 and _small_last_core(chain):
+            # Tried on a copy: the refusal below keeps the evidence as found.
+            trial = copy.deepcopy(ev)
+            trimmed = _without_small_last_core(chain, trial, t12, co, options)
+            hollow = _hollow_sacrum(trimmed, trial, checks[1], cpts, cgrid, fov, options)
+            if hollow is not None:
+                trial.reasons.append(
+                    "a small core below L5 (a patch of the sacrum's marrow in the bone labels, "
+                    f"{chain[-1].volume_mm3 / 1000.0:.1f} ml, too small for a vertebral body) "
+                    "is taken as part of the sacrum")
+                # After the sacrum in the chain: the small core is sacral (S1's seed).
+                return [*trimmed, hollow, chain[-1]], len(trimmed), trial
         if len(chain) < 2 and bottom.ilia and bottom.deep_enough:
             # Bone beside a lone body is no proof of a sacrum: a real 40 mm slab of the upper
             # abdomen (one thoracic body, ribs and arms beside it) was refused as "no vertebral
@@ -1198,6 +1224,32 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                      f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in a "
                      "gap of the chain: the count may be off")
     return chain, s_idx, ev
+
+
+def _small_last_core(chain: list[_Core]) -> bool:
+    """The chain's last core is smaller than :data:`SMALL_CORE_FRACTION` of a typical body's
+    (the median of the larger half of the chain's cores), with at least two bodies above it:
+    no vertebral body, a patch of a hollow sacrum's marrow (TotalSegmentator's real 3 mm CT
+    with the cavities of its bone filled: a 0.5 ml core beside S1's midline, 0.15x L5's, that
+    the ribs named L6 and the refusal then named the sacrum's absence)."""
+    if len(chain) < 3:
+        return False
+    volumes = np.sort([c.volume_mm3 for c in chain[:-1]])
+    typical = float(np.median(volumes[len(volumes) // 2:]))
+    return chain[-1].volume_mm3 < SMALL_CORE_FRACTION * typical
+
+
+def _without_small_last_core(chain: list[_Core], ev: LevelEvidence, t12: int, co,
+                             options: LevelOptions) -> list[_Core]:
+    """The chain without its last core (:func:`_small_last_core`), with ``ev``'s levels (T12 at
+    chain index ``t12``), centres, core volumes and missing bodies counted again without it."""
+    trimmed = chain[:-1]
+    pos, _ = chain_positions(trimmed, co, core_mm=options.core_mm)
+    ev.levels = name_levels(pos, sacrum=None, t12=t12)
+    ev.level_centres_lps = ev.level_centres_lps[: len(trimmed)]
+    ev.level_core_volumes_mm3 = ev.level_core_volumes_mm3[: len(trimmed)]
+    ev.missing_bodies = (pos[-1] - pos[t12]) - (len(trimmed) - 1 - t12)
+    return trimmed
 
 
 def _hollow_sacrum(chain: list[_Core], ev: LevelEvidence, bottom: SacrumCheck, cpts: np.ndarray,

@@ -21,7 +21,8 @@ CT's grid):
    at 60-150 HU included); an axial hole larger than any spinal canal, found with the walls
    thickened so that a body's broken ring still encloses it, is marrow even when as dark as
    muscle; a hole of marrow's size that the shell encloses only once closed wider across the
-   slices (a noisy scan's perforated thin walls) is marrow whatever its density.
+   slices (a noisy scan's perforated thin walls) is marrow whatever its density; and the small
+   cavities that the filled shell encloses last (pockets of fatty marrow) are marrow.
 4. **Rejection** of what is dense but not bone: in an arterial phase, the lumens of the
    arteries branching from the contrast pools, traced through the mask as flat voxels of the
    pools' blood density (a calcified or thin artery, or one touching a vertebral body, passes
@@ -217,6 +218,17 @@ class CTBoneOptions:
         trabecular island or a wall seen edge-on) and is at most ``endplate_max_mm`` thick
         along the spine (not a wall cut obliquely by the slices). On the crop, 0.3 gave Dice
         0.867 (TotalSegmentator's CT -0.001), 0.5 gave 0.857.
+    cavity_max_ml : float
+        Once filled, the shell and its marrow enclose pockets that no test above took: voxels
+        of holes whose density test failed (fatty or noisy marrow), enclosed only once their
+        neighbours were filled. Such cavities (6-connected, open to no face of the grid) up to
+        this volume are marrow; larger ones (a sacral canal or a disc sealed whole, 3-10 ml)
+        stay as the tests above judged them. 0 turns it off. Measured 2026-12-06 (1 ml; 3 ml
+        gave the same masks): bone Dice on the chest's held-out slab 0.840 -> 0.846, the lumbar
+        crop 0.868 -> 0.869, TotalSegmentator's real 3 mm CT 0.885 -> 0.891 (its L4, L5 and S1
+        held 314 such pockets, 13 ml, most of them single voxels, and their cores were too
+        shallow for the level count: that CT cropped below L2, without ribs, was refused and is
+        now planned at the right level); about 0.2 s of the 512 x 512 x 300 benchmark.
     carry_marrow_mm : float
         A large marrow hole carries into the axial slices above and below it, up to this far,
         where the body's ring is broken too widely to enclose anything (a thin anterior cortex,
@@ -327,6 +339,7 @@ class CTBoneOptions:
     endplate_window_mm: float = 24.0
     endplate_min_fraction: float = 0.4
     endplate_max_mm: float = 5.0
+    cavity_max_ml: float = 1.0
     carry_marrow_mm: float = 7.5
     carry_reach_mm: float = 25.0
     carry_min_sides: int = 3
@@ -849,6 +862,22 @@ def _enclosed(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...
     return np.logical_not(outside)[lab]
 
 
+def _cavities(mask: np.ndarray, sp: np.ndarray, *, max_ml: float) -> np.ndarray:
+    """The cavities of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) of at most ``max_ml``
+    millilitres: its 6-connected background components that touch no face of the array (so
+    none that the scan's ends cut); bool, shape of ``mask``."""
+    lab, n = _label(~mask)
+    keep = np.zeros(n + 1, bool)
+    if n:
+        size = np.bincount(lab.ravel(), minlength=n + 1)
+        keep = size * (float(np.prod(sp)) / 1000.0) <= max_ml
+        keep[0] = False                                  # the mask itself
+        for axis in range(3):
+            for end in (0, -1):
+                keep[np.unique(np.take(lab, end, axis=axis))] = False
+    return keep[lab]
+
+
 def _coarse_factors(sp: np.ndarray, target_mm: float) -> np.ndarray:
     """Integer block sizes (z, y, x) that bring the voxels to about ``target_mm``."""
     return np.maximum(np.floor(target_mm / sp + 0.25), 1).astype(int)
@@ -1099,7 +1128,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
                  wide_closing_mm: float = 0.0, wide_closing_cc_mm: float = 0.0,
                  wide_min_ml: float = 0.0, wide_fat_hu: float = -80.0,
                  wide_max_fat_fraction: float = 1.0, disc: DiscShape | None = None,
-                 threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                 cavity_max_ml: float = 0.0, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Fill the cancellous interior of cortical shells, never the canal, foramina or discs.
 
     ``mask`` is filled in place. Returns it and the flat indices into it (int64, sorted) of
@@ -1127,7 +1156,8 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
       broken by wide gaps; not the fat of the sacral canal),
 
     and it is not in a disc (``disc``, :func:`_disc_pieces`): a disc whose rim osteophytes
-    wall in is enclosed like marrow.
+    wall in is enclosed like marrow. Last, a cavity of the shell and all that fill, up to
+    ``cavity_max_ml`` millilitres, is marrow too (:func:`_cavities`).
     """
     # Holes are large (a marrow space is centimetres wide): find them on a ~1.4 mm grid where
     # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
@@ -1212,6 +1242,11 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         # beside fatty marrow): it is told apart by its height between endplates.
         cdiscs = _disc_pieces(cfill, cmask, csp, axial_axis=axial_axis, disc=disc)
         cfill &= ~cdiscs
+    if cavity_max_ml > 0:
+        # The fill itself seals pockets that none of the tests above took (voxels of holes
+        # whose density test failed, enclosed once their neighbours are filled): marrow when
+        # small (a sacral canal or a disc sealed whole is larger and was judged above).
+        cfill |= _cavities(cmask | cfill, csp, max_ml=cavity_max_ml)
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
     cfill = _dilate(cfill, ndi.generate_binary_structure(3, 1)) & (cfill | cmask)
     # Back onto the fine grid one block row at a time (no full-size temporaries), in place.
@@ -1583,7 +1618,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                        endplate_window_mm=options.endplate_window_mm,
                        endplate_min_fraction=options.endplate_min_fraction,
                        endplate_max_mm=options.endplate_max_mm),
-        threads=options.threads)
+        cavity_max_ml=options.cavity_max_ml, threads=options.threads)
     bone &= ~pools
     timings["fill"] = time.perf_counter() - t0
     if options.lumen_min_pool_ml > 0 and pools.any():
