@@ -1164,6 +1164,16 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         ev.downgrade("moderate", "no ribs in view: the count from the sacrum is not cross-checked "
                      "against the last rib-bearing vertebra (a transitional vertebra cannot be "
                      "excluded)")
+        # Nor can the ribs catch a body missing above the sacrum: L5 merged into the sacrum's
+        # core through a disc its labels bridge (a patient-like phantom at 3 mm, arterial
+        # phase: L4 was planned as L5, 35 mm off, at moderate confidence, its link to the
+        # sacrum 1.8x the spacing above) or left without a core.
+        hidden = _hidden_body_above_sacrum(chain, s_idx)
+        if hidden is not None:
+            ev.doubt(f"the last lumbar body found lies {hidden:.1f}x the spacing of the bodies "
+                     "above it from the sacrum: a body without a solid core, or merged into the "
+                     "sacrum in the bone labels (L5), may lie between them, which would make the "
+                     "planned L5/S1 L4/L5; check the level on a sagittal view")
     else:
         ev.lumbar_count = pos[s_idx] - pos[t12] - 1
         ev.rib_count_agrees = ev.lumbar_count == 5
