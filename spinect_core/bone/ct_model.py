@@ -21,8 +21,9 @@ CT's grid):
    at 60-150 HU included); an axial hole larger than any spinal canal, found with the walls
    thickened so that a body's broken ring still encloses it, is marrow even when as dark as
    muscle; a hole of marrow's size that the shell encloses only once closed wider across the
-   slices (a noisy scan's perforated thin walls) is marrow whatever its density; and the small
-   cavities that the filled shell encloses last (pockets of fatty marrow) are marrow.
+   slices (a noisy scan's perforated thin walls) is marrow whatever its density (optionally, the small
+   cavities that the filled shell encloses last, pockets of fatty marrow, too:
+   :attr:`CTBoneOptions.cavity_max_ml`, off by default).
 4. **Rejection** of what is dense but not bone: in an arterial phase, the lumens of the
    arteries branching from the contrast pools, traced through the mask as flat voxels of the
    pools' blood density (a calcified or thin artery, or one touching a vertebral body, passes
@@ -221,14 +222,15 @@ class CTBoneOptions:
     cavity_max_ml : float
         Once filled, the shell and its marrow enclose pockets that no test above took: voxels
         of holes whose density test failed (fatty or noisy marrow), enclosed only once their
-        neighbours were filled. Such cavities (6-connected, open to no face of the grid) up to
-        this volume are marrow; larger ones (a sacral canal or a disc sealed whole, 3-10 ml)
-        stay as the tests above judged them. 0 turns it off. Measured 2026-12-06 (1 ml; 3 ml
-        gave the same masks): bone Dice on the chest's held-out slab 0.840 -> 0.846, the lumbar
-        crop 0.868 -> 0.869, TotalSegmentator's real 3 mm CT 0.885 -> 0.891 (its L4, L5 and S1
-        held 314 such pockets, 13 ml, most of them single voxels, and their cores were too
-        shallow for the level count: that CT cropped below L2, without ribs, was refused and is
-        now planned at the right level); about 0.2 s of the 512 x 512 x 300 benchmark.
+        neighbours were filled. With this above 0, such cavities (6-connected, open to no face
+        of the grid) up to this volume are marrow. Off by default: measured 2026-12-06 (1 ml)
+        it raised bone Dice (chest held-out 0.840 -> 0.846, lumbar crop 0.868 -> 0.869,
+        TotalSegmentator's real 3 mm CT 0.885 -> 0.891) and gave that CT's fatty L4, L5 and S1
+        (314 pockets, 13 ml, most of them single voxels) cores deep enough for the level count
+        (cropped below L2, without ribs, it was refused and was planned at L5/S1), but in a
+        disc that the labels bridge at 3 mm the last disc voxels are such cavities too: filling
+        them, single voxels (0.05 ml) included, merged L5's core with a neighbour's on 4 of 17
+        patient-like phantoms at 2-3 mm (one plan a level off at low confidence, one refused).
     carry_marrow_mm : float
         A large marrow hole carries into the axial slices above and below it, up to this far,
         where the body's ring is broken too widely to enclose anything (a thin anterior cortex,
@@ -339,7 +341,7 @@ class CTBoneOptions:
     endplate_window_mm: float = 24.0
     endplate_min_fraction: float = 0.4
     endplate_max_mm: float = 5.0
-    cavity_max_ml: float = 1.0
+    cavity_max_ml: float = 0.0
     carry_marrow_mm: float = 7.5
     carry_reach_mm: float = 25.0
     carry_min_sides: int = 3
@@ -1156,8 +1158,8 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
       broken by wide gaps; not the fat of the sacral canal),
 
     and it is not in a disc (``disc``, :func:`_disc_pieces`): a disc whose rim osteophytes
-    wall in is enclosed like marrow. Last, a cavity of the shell and all that fill, up to
-    ``cavity_max_ml`` millilitres, is marrow too (:func:`_cavities`).
+    wall in is enclosed like marrow. Last, with ``cavity_max_ml`` above 0, a cavity of the shell
+    and all that fill up to that volume is marrow too (:func:`_cavities`).
     """
     # Holes are large (a marrow space is centimetres wide): find them on a ~1.4 mm grid where
     # a shell is kept if any of its fine voxels is bone, then fill fine voxels inside.
