@@ -42,7 +42,6 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 from __future__ import annotations
 
 import copy
-
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -1101,7 +1100,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                   if beyond is not None and not merged_note else None)
         if hollow is not None:
             return [*chain, hollow], len(chain), ev
-        if hollow is None and beyond is not None and not merged_note and t12 is not None \
+        if beyond is not None and not merged_note and t12 is not None \
                 and t12 < len(chain) - 2 and len(checks) > 1 and _small_last_core(chain):
             # Tried on a copy: the refusal below keeps the evidence as found.
             trial = copy.deepcopy(ev)
@@ -1240,7 +1239,7 @@ def _small_last_core(chain: list[_Core]) -> bool:
     """The chain's last core is smaller than :data:`SMALL_CORE_FRACTION` of a typical body's
     (the median of the larger half of the chain's cores), with at least two bodies above it:
     no vertebral body, a patch of a hollow sacrum's marrow (TotalSegmentator's real 3 mm CT
-    with the cavities of its bone filled: a 0.5 ml core beside S1's midline, 0.15x L5's, that
+    with the cavities of its bone filled: a 1.4 ml core beside S1's midline, 0.15x L5's, that
     the ribs named L6 and the refusal then named the sacrum's absence)."""
     if len(chain) < 3:
         return False
@@ -1249,8 +1248,8 @@ def _small_last_core(chain: list[_Core]) -> bool:
     return chain[-1].volume_mm3 < SMALL_CORE_FRACTION * typical
 
 
-def _without_small_last_core(chain: list[_Core], ev: LevelEvidence, t12: int, co,
-                             options: LevelOptions) -> list[_Core]:
+def _without_small_last_core(chain: list[_Core], ev: LevelEvidence, t12: int,
+                             co: CountOptions, options: LevelOptions) -> list[_Core]:
     """The chain without its last core (:func:`_small_last_core`), with ``ev``'s levels (T12 at
     chain index ``t12``), centres, core volumes and missing bodies counted again without it."""
     trimmed = chain[:-1]

@@ -21,8 +21,8 @@ CT's grid):
    at 60-150 HU included); an axial hole larger than any spinal canal, found with the walls
    thickened so that a body's broken ring still encloses it, is marrow even when as dark as
    muscle; a hole of marrow's size that the shell encloses only once closed wider across the
-   slices (a noisy scan's perforated thin walls) is marrow whatever its density (optionally, the small
-   cavities that the filled shell encloses last, pockets of fatty marrow, too:
+   slices (a noisy scan's perforated thin walls) is marrow whatever its density (optionally,
+   the small cavities that the filled shell encloses last, pockets of fatty marrow, too:
    :attr:`CTBoneOptions.cavity_max_ml`, off by default).
 4. **Rejection** of what is dense but not bone: in an arterial phase, the lumens of the
    arteries branching from the contrast pools, traced through the mask as flat voxels of the
