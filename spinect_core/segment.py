@@ -287,7 +287,8 @@ class Segmenter:
         combine_bone(result.labels, self.table, ct_bone.mask.array,
                      mode=result.bone_source, next_best=next_best,  # type: ignore[arg-type]
                      in_place=True, ct_hu=np.asarray(ct.array),
-                     ct_not_bone=None if ct_bone.discs is None else ct_bone.discs.array)
+                     ct_not_bone=None if ct_bone.discs is None else ct_bone.discs.array,
+                     ct_cavities=None if ct_bone.cavities is None else ct_bone.cavities.array)
         result.ct_bone = ct_bone
         result.notes += list(ct_bone.notes)
         result.timings_s["ct_bone"] = time.perf_counter() - t0

@@ -252,8 +252,10 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
     options = options or AgreementOptions()
     t0 = time.perf_counter()
     thresholds: dict[str, float] = {}
+    cavities = None
     if not isinstance(ct_bone, Volume):
         thresholds = dict(getattr(ct_bone, "thresholds_hu", {}) or {})
+        cavities = getattr(ct_bone, "cavities", None)
         ct_bone = ct_bone.mask
     net = np.asarray(network_bone.array if isinstance(network_bone, Volume) else network_bone
                      ).astype(bool, copy=False)
@@ -263,8 +265,12 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
     result = BoneAgreement(options=options, ct_thresholds_hu=thresholds)
 
     report(progress, 0.0, "finding the levels in the CT's bone")
+    # The levels from the bone without the voxels filled only as small cavities: in a disc the
+    # bone bridges they are its last voxels, and without the network's disc beside them (as in
+    # the fusion) the count would merge the bodies across it.
+    level_bone = ct if cavities is None else ct & (np.asarray(cavities.array) == 0)
     try:
-        chain = _chain(ct_bone, ct, options, hu=hu,
+        chain = _chain(ct_bone, level_bone, options, hu=hu,
                        progress=sub_progress(progress, 0.0, 0.7, "levels: "))
     except AnatomyError as exc:
         result.reason = f"the levels L4-S1 could not be found in the CT's bone ({exc})"

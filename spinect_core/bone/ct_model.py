@@ -21,9 +21,9 @@ CT's grid):
    at 60-150 HU included); an axial hole larger than any spinal canal, found with the walls
    thickened so that a body's broken ring still encloses it, is marrow even when as dark as
    muscle; a hole of marrow's size that the shell encloses only once closed wider across the
-   slices (a noisy scan's perforated thin walls) is marrow whatever its density (optionally,
-   the small cavities that the filled shell encloses last, pockets of fatty marrow, too:
-   :attr:`CTBoneOptions.cavity_max_ml`, off by default).
+   slices (a noisy scan's perforated thin walls) is marrow whatever its density; and so are the
+   small cavities that the filled shell encloses last, pockets of fatty marrow
+   (:attr:`CTBoneOptions.cavity_max_ml`, reported as :attr:`CTBone.cavities`).
 4. **Rejection** of what is dense but not bone: in an arterial phase, the lumens of the
    arteries branching from the contrast pools, traced through the mask as flat voxels of the
    pools' blood density (a calcified or thin artery, or one touching a vertebral body, passes
@@ -222,15 +222,18 @@ class CTBoneOptions:
     cavity_max_ml : float
         Once filled, the shell and its marrow enclose pockets that no test above took: voxels
         of holes whose density test failed (fatty or noisy marrow), enclosed only once their
-        neighbours were filled. With this above 0, such cavities (6-connected, open to no face
-        of the grid) up to this volume are marrow. Off by default: measured 2026-12-06 (1 ml)
-        it raised bone Dice (chest held-out 0.840 -> 0.846, lumbar crop 0.868 -> 0.869,
-        TotalSegmentator's real 3 mm CT 0.885 -> 0.891) and gave that CT's fatty L4, L5 and S1
-        (314 pockets, 13 ml, most of them single voxels) cores deep enough for the level count
-        (cropped below L2, without ribs, it was refused and was planned at L5/S1), but in a
-        disc that the labels bridge at 3 mm the last disc voxels are such cavities too: filling
-        them, single voxels (0.05 ml) included, merged L5's core with a neighbour's on 4 of 17
-        patient-like phantoms at 2-3 mm (one plan a level off at low confidence, one refused).
+        neighbours were filled. Such cavities (6-connected, open to no face of the grid) up to
+        this volume are marrow; 0 turns it off. In a disc that the bone bridges at 3 mm the
+        last disc voxels are such cavities too: they are reported (:attr:`CTBone.cavities`),
+        the fusion keeps the network's disc there and the agreement check counts the levels
+        without them (filled, even single voxels, they merged L5's core with a neighbour's on 4
+        of 17 patient-like phantoms at 2-3 mm: one plan a level off at low confidence, one
+        refused). Measured 2026-12-06 (1 ml; 3 ml gave the same masks): bone Dice on the
+        chest's held-out slab 0.840 -> 0.846, the lumbar crop 0.868 -> 0.869,
+        TotalSegmentator's real 3 mm CT 0.885 -> 0.891 (fused 0.892 -> 0.895); that CT's fatty
+        L4, L5 and S1 held 314 pockets (13 ml, most of them single voxels), their cores too
+        shallow for the level count: cropped below L2, without ribs, it was refused and is
+        planned at L5/S1. The 17 patient-like phantoms measured keep their levels.
     carry_marrow_mm : float
         A large marrow hole carries into the axial slices above and below it, up to this far,
         where the body's ring is broken too widely to enclose anything (a thin anterior cortex,
@@ -341,7 +344,7 @@ class CTBoneOptions:
     endplate_window_mm: float = 24.0
     endplate_min_fraction: float = 0.4
     endplate_max_mm: float = 5.0
-    cavity_max_ml: float = 0.0
+    cavity_max_ml: float = 1.0
     carry_marrow_mm: float = 7.5
     carry_reach_mm: float = 25.0
     carry_min_sides: int = 3
@@ -381,6 +384,10 @@ class CTBone:
         uint8 0/1 on the CT's grid: discs the model found enclosed like marrow (walled in by
         osteophytes) and left out of the bone (:attr:`CTBoneOptions.disc_max_height_mm`), so
         that a fusion does not put them back; None when there are none.
+    cavities : Volume or None
+        uint8 0/1 on the CT's grid: the bone voxels filled only as small cavities of the filled
+        bone (:attr:`CTBoneOptions.cavity_max_ml`), which may be the last voxels of a disc the
+        bone bridges: a fusion keeps the network's disc there; None when there are none.
     """
 
     mask: Volume
@@ -389,6 +396,7 @@ class CTBone:
     notes: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     discs: Volume | None = None
+    cavities: Volume | None = None
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready description (no voxels)."""
@@ -1130,11 +1138,13 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
                  wide_closing_mm: float = 0.0, wide_closing_cc_mm: float = 0.0,
                  wide_min_ml: float = 0.0, wide_fat_hu: float = -80.0,
                  wide_max_fat_fraction: float = 1.0, disc: DiscShape | None = None,
-                 cavity_max_ml: float = 0.0, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                 cavity_max_ml: float = 0.0, threads: int = 1
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fill the cancellous interior of cortical shells, never the canal, foramina or discs.
 
-    ``mask`` is filled in place. Returns it and the flat indices into it (int64, sorted) of
-    the voxels of the discs it found sealed like marrow and left out (``disc``; none without).
+    ``mask`` is filled in place. Returns it, the flat indices into it (int64, sorted) of the
+    voxels of the discs it found sealed like marrow and left out (``disc``; none without), and
+    those of the voxels it filled only as small cavities (``cavity_max_ml``; none without).
 
     A marrow space is enclosed by cortex in 3D; the spinal canal, the foramina (and the roots in
     them) and the discs open to the soft tissue around the spine. So a voxel is filled when
@@ -1173,7 +1183,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
                                      / csp).astype(int) + 2)
     no_discs = np.zeros(0, np.int64)
     if cbox is None:
-        return mask, no_discs
+        return mask, no_discs, no_discs
     cmask = np.ascontiguousarray(cmask[cbox])
     fine_box = tuple(slice(b.start * k, min(b.stop * k, n)) for b, k, n in
                      zip(cbox, f, mask.shape))
@@ -1244,11 +1254,13 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         # beside fatty marrow): it is told apart by its height between endplates.
         cdiscs = _disc_pieces(cfill, cmask, csp, axial_axis=axial_axis, disc=disc)
         cfill &= ~cdiscs
+    ccav = None
     if cavity_max_ml > 0:
         # The fill itself seals pockets that none of the tests above took (voxels of holes
         # whose density test failed, enclosed once their neighbours are filled): marrow when
         # small (a sacral canal or a disc sealed whole is larger and was judged above).
-        cfill |= _cavities(cmask | cfill, csp, max_ml=cavity_max_ml)
+        ccav = _cavities(cmask | cfill, csp, max_ml=cavity_max_ml)
+        cfill |= ccav
     # A coarse block touching the shell is "bone" there: grow the fill by one block into it.
     cfill = _dilate(cfill, ndi.generate_binary_structure(3, 1)) & (cfill | cmask)
     # Back onto the fine grid one block row at a time (no full-size temporaries), in place.
@@ -1262,17 +1274,23 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
             yield rows, fine[None, : sub_mask.shape[1], : sub_mask.shape[2]] & (
                 sub_hu[rows] >= min_hole_hu)
 
+    def indices(coarse: np.ndarray | None) -> np.ndarray:
+        """Sorted flat indices into ``mask`` of the fine voxels of ``coarse``'s blocks that
+        are not bone (yet)."""
+        if coarse is None or not coarse.any():
+            return no_discs
+        found = []
+        for rows, fine in fine_rows(coarse):
+            zz, yy, xx = np.nonzero(fine & ~sub_mask[rows])
+            found.append(np.ravel_multi_index((zz + rows.start + fine_box[0].start,
+                                               yy + fine_box[1].start, xx + fine_box[2].start),
+                                              mask.shape))
+        return np.sort(np.concatenate(found))
+
+    cavity_index = indices(ccav)              # before the fill: the voxels it will add there
     for rows, fine in fine_rows(cfill):
         sub_mask[rows] |= fine
-    if cdiscs is None or not cdiscs.any():
-        return mask, no_discs
-    found = []
-    for rows, fine in fine_rows(cdiscs):
-        zz, yy, xx = np.nonzero(fine & ~sub_mask[rows])
-        found.append(np.ravel_multi_index((zz + rows.start + fine_box[0].start,
-                                           yy + fine_box[1].start, xx + fine_box[2].start),
-                                          mask.shape))
-    return mask, np.sort(np.concatenate(found))
+    return mask, indices(cdiscs), cavity_index
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1600,7 +1618,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     half = (int(half_zyx[0]), int(half_zyx[1]), int(half_zyx[2]))
     if max(half) > 0:
         bone |= _box_close(bone, half)
-    bone, disc_index = _fill_shells(
+    bone, disc_index, cavity_index = _fill_shells(
         bone, sub, sp, axial_axis=ct.cranio_caudal_axis_zyx,
         max_hole_mm2=options.max_hole_mm2, min_hole_hu=options.min_hole_hu,
         fill_hu=th["soft_tissue_peak"] + options.fill_above_soft_hu,
@@ -1649,12 +1667,17 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
         return out
 
     out = on_ct_grid(bone)
-    discs = None
-    if disc_index.size:
-        disc_work = np.zeros(bone.shape, bool)
-        disc_work.ravel()[disc_index] = True
-        discs = ct.with_array(on_ct_grid(disc_work))
-        del disc_work
+
+    def on_ct_grid_at(index: np.ndarray) -> Volume | None:
+        """The working grid's voxels at the flat ``index`` as a uint8 map on the CT's grid."""
+        if not index.size:
+            return None
+        work = np.zeros(bone.shape, bool)
+        work.ravel()[index] = True
+        return ct.with_array(on_ct_grid(work))
+
+    discs = on_ct_grid_at(disc_index)
+    cavities = on_ct_grid_at(cavity_index)
     if work_f.prod() > 1:
         rejected = {k: int(v * work_f.prod()) for k, v in rejected.items()}
         notes.append(f"bone found on a {' x '.join(f'{v:g}' for v in sp[::-1])} mm working grid "
@@ -1664,7 +1687,7 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
     if not out.any():
         notes.append("no bone found in the CT")
     return CTBone(mask=ct.with_array(out), thresholds_hu=th, rejected=rejected, notes=notes,
-                  timings_s=timings, discs=discs)
+                  timings_s=timings, discs=discs, cavities=cavities)
 
 
 def _block_mean_int16(hu: np.ndarray, f: np.ndarray, *, slab: int = 32) -> np.ndarray:
