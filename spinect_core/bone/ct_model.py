@@ -876,16 +876,8 @@ def _cavities(mask: np.ndarray, sp: np.ndarray, *, max_ml: float) -> np.ndarray:
     """The cavities of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) of at most ``max_ml``
     millilitres: its 6-connected background components that touch no face of the array (so
     none that the scan's ends cut); bool, shape of ``mask``."""
-    lab, n = _label(~mask)
-    keep = np.zeros(n + 1, bool)
-    if n:
-        size = np.bincount(lab.ravel(), minlength=n + 1)
-        keep = size * (float(np.prod(sp)) / 1000.0) <= max_ml
-        keep[0] = False                                  # the mask itself
-        for axis in range(3):
-            for end in (0, -1):
-                keep[np.unique(np.take(lab, end, axis=axis))] = False
-    return keep[lab]
+    six = ndi.generate_binary_structure(3, 1)
+    return _components_sized(_enclosed(mask, six, (0, 1, 2)), sp, max_ml=max_ml, structure=None)
 
 
 def _coarse_factors(sp: np.ndarray, target_mm: float) -> np.ndarray:
@@ -1181,9 +1173,9 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     # result is the same as on the whole grid.
     cbox = _bbox(cmask, pad=np.floor(max(large_bridge_mm, bridge_mm, wide_closing_mm, 1.5)
                                      / csp).astype(int) + 2)
-    no_discs = np.zeros(0, np.int64)
+    no_voxels = np.zeros(0, np.int64)
     if cbox is None:
-        return mask, no_discs, no_discs
+        return mask, no_voxels, no_voxels
     cmask = np.ascontiguousarray(cmask[cbox])
     fine_box = tuple(slice(b.start * k, min(b.stop * k, n)) for b, k, n in
                      zip(cbox, f, mask.shape))
@@ -1278,7 +1270,7 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
         """Sorted flat indices into ``mask`` of the fine voxels of ``coarse``'s blocks that
         are not bone (yet)."""
         if coarse is None or not coarse.any():
-            return no_discs
+            return no_voxels
         found = []
         for rows, fine in fine_rows(coarse):
             zz, yy, xx = np.nonzero(fine & ~sub_mask[rows])
