@@ -241,6 +241,12 @@ SHARP_CHAIN_TURN_DEG = 35.0
 SMALL_CORE_FRACTION = 0.2
 
 
+def _typical_core_mm3(cores: list[_Core]) -> float:
+    """A typical body's core volume (mm^3): the median of the larger half of ``cores``'."""
+    volumes = np.sort([c.volume_mm3 for c in cores])
+    return float(np.median(volumes[len(volumes) // 2:]))
+
+
 def _linked(upper: _Core, lower: _Core) -> bool:
     """``lower`` can be the next body below ``upper``: 12-80 mm lower, little lateral offset."""
     d = upper.centre - lower.centre
@@ -261,8 +267,7 @@ def _chain(cores: list[_Core], *, max_turn_deg: float = MAX_CHAIN_TURN_DEG,
     if not order:
         return []
     centres = np.array([c.centre for c in order], float)
-    volumes = np.sort([c.volume_mm3 for c in order])
-    typical = float(np.median(volumes[len(volumes) // 2:]))
+    typical = _typical_core_mm3(order)
     weight = [min(1.0, c.volume_mm3 / max(SMALL_CORE_FRACTION * typical, 1e-9)) for c in order]
     cos_max = float(np.cos(np.radians(max_turn_deg)))
     cos_sharp = float(np.cos(np.radians(sharp_turn_deg)))
@@ -1243,9 +1248,7 @@ def _small_last_core(chain: list[_Core]) -> bool:
     the ribs named L6 and the refusal then named the sacrum's absence)."""
     if len(chain) < 3:
         return False
-    volumes = np.sort([c.volume_mm3 for c in chain[:-1]])
-    typical = float(np.median(volumes[len(volumes) // 2:]))
-    return chain[-1].volume_mm3 < SMALL_CORE_FRACTION * typical
+    return chain[-1].volume_mm3 < SMALL_CORE_FRACTION * _typical_core_mm3(chain[:-1])
 
 
 def _without_small_last_core(chain: list[_Core], ev: LevelEvidence, t12: int,
