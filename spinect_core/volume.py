@@ -81,6 +81,14 @@ class LPSGeometry:
         cols = np.asarray(self.direction, float)
         return int(np.argmax([abs(cols[2, 2 - a]) for a in range(3)]))
 
+    @property
+    def anterior_step_zyx(self) -> tuple[int, int]:
+        """The array axis (of (z, y, x)) that runs most antero-posteriorly, and the index step
+        (+1 or -1) that moves anteriorly (LPS +y is posterior)."""
+        cols = np.asarray(self.direction, float)
+        a = int(np.argmax([abs(cols[1, 2 - k]) for k in range(3)]))
+        return a, (-1 if cols[1, 2 - a] > 0 else 1)
+
     def index_to_lps(self, index_xyz: np.ndarray) -> np.ndarray:
         """LPS millimetres of continuous indices ``(..., 3)`` given in (x, y, z) order."""
         idx = np.asarray(index_xyz, dtype=np.float64)

@@ -148,6 +148,20 @@ class CTBoneOptions:
         fatty marrow of an osteoporotic body is darker than muscle).
     large_bridge_mm : float
         Gaps up to about twice this are bridged when looking for such large holes.
+    canal_reach_mm, canal_min_solid, canal_above_soft_hu, canal_max_mm2 : float
+        The spinal canal at a vertebra's pedicles is such a large hole too: at 3 mm, the walls
+        thickened to find large holes leave a lumbar canal 450-550 mm^2, at 18-26 HU (a real
+        abdomen-pelvis CT, soft-tissue peak 27 HU), as dark as the fatty marrow that this rule
+        exists for (raising ``large_hole_above_soft_hu`` to 0 lowered bone Dice on all three
+        real scans, 0.005-0.018). A large hole no larger than ``canal_max_mm2``, darker than
+        the soft-tissue peak plus ``canal_above_soft_hu`` and with a body in front of it (at
+        least ``canal_min_solid`` of the ``canal_reach_mm`` in front of the middle of its front
+        edge bone or hole; in front of a marrow space lie its cortex and soft tissue) is the
+        canal, not marrow (:func:`_behind_a_body`). ``canal_reach_mm`` 0 turns it off.
+        Measured 2026-12-06: on that CT 236 voxels of canal at L3-L4 (6 ml) no longer bone,
+        bone Dice 0.8908 -> 0.8918 (its crop below L2 0.8990 -> 0.9007); the chest's held-out
+        slab and the lumbar crop unchanged. Without the size cap a hole of 1570 mm^2 in the
+        sacrum's lateral mass (fatty marrow at 4 HU behind the ala) was taken for a canal.
     wide_closing_mm, wide_closing_cc_mm : float
         Radii (mm) across the slices and along the spine of a second, wider closing of the
         shell before the 3D fill: the thin walls of a noisy or osteoporotic body are broken
@@ -334,6 +348,10 @@ class CTBoneOptions:
     large_hole_mm2: float = 450.0
     large_hole_above_soft_hu: float = -30.0
     large_bridge_mm: float = 8.0
+    canal_reach_mm: float = 25.0
+    canal_min_solid: float = 0.6
+    canal_above_soft_hu: float = 10.0
+    canal_max_mm2: float = 800.0
     wide_closing_mm: float = 4.5
     wide_closing_cc_mm: float = 2.5
     wide_min_ml: float = 10.0
@@ -980,7 +998,10 @@ _MEAN_FILL, _MEAN_CANCELLOUS, _LARGE_MARROW = 1, 2, 4
 def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm2: float,
                 bridge_mm: float, axial_axis: int, min_height_mm: float, large_hole_mm2: float,
                 large_bridge_mm: float, fill_hu: float, cancellous_hu: float,
-                large_hole_hu: float, executor: Executor) -> tuple[np.ndarray, np.ndarray]:
+                large_hole_hu: float, executor: Executor,
+                anterior: tuple[int, int] | None = None, canal_reach_mm: float = 0.0,
+                canal_min_solid: float = 1.0, canal_max_hu: float = -np.inf,
+                canal_max_mm2: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per slice direction, whether each voxel lies in a small hole of ``mask``, and how dense
     its holes are.
 
@@ -1000,7 +1021,8 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         :data:`_MEAN_FILL` / :data:`_MEAN_CANCELLOUS` where one of the voxel's holes has a mean
         of at least ``fill_hu`` / ``cancellous_hu``; :data:`_LARGE_MARROW` where its axial hole
         is at least ``large_hole_mm2`` (larger than any spinal canal: a vertebral body's or a
-        femoral head's marrow) with a mean of at least ``large_hole_hu``.
+        femoral head's marrow) with a mean of at least ``large_hole_hu``, unless it is the
+        canal behind a body after all (``anterior``, ``canal_*``: :func:`_behind_a_body`).
     """
     votes = np.zeros(mask.shape, np.uint8)
     dense = np.zeros(mask.shape, np.uint8)
@@ -1075,10 +1097,35 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         lab, count, mean, where = found
         ids = lab.ravel()[where]
         del lab
-        area = count * float(np.prod(np.delete(sp, axial_axis)))
+        pix = float(np.prod(np.delete(sp, axial_axis)))
+        area = count * pix
         large = (area >= large_hole_mm2) & (area <= max_hole_mm2) & (mean >= large_hole_hu)
         large[0] = False
-        return [(dense, _LARGE_MARROW, where[large[ids]])]
+        canal_like = large & (mean < canal_max_hu) & (area <= canal_max_mm2)
+        if canal_reach_mm > 0 and anterior is not None and canal_like.any():
+            # The spinal canal at a vertebra's pedicles is such a hole too (see
+            # _behind_a_body): it is not marrow. Judged in the box of the candidates and
+            # what lies in front of them (a thin-slice CT's hole grid is tens of millions of
+            # voxels; the candidates are a few canal-sized holes).
+            zyx = np.unravel_index(where[canal_like[ids]], mask.shape)
+            pad = [1, 1, 1]
+            pad[anterior[0]] = int(np.ceil(canal_reach_mm / float(sp[anterior[0]]))) + 1
+            box = tuple(slice(max(int(c.min()) - p, 0), min(int(c.max()) + 1 + p, n))
+                        for c, p, n in zip(zyx, pad, mask.shape))
+            del zyx
+            lab_box = np.zeros(tuple(b.stop - b.start for b in box), np.int32)
+            z, y, x = np.unravel_index(where, mask.shape)
+            inside = ((z >= box[0].start) & (z < box[0].stop) & (y >= box[1].start)
+                      & (y < box[1].stop) & (x >= box[2].start) & (x < box[2].stop))
+            lab_box[z[inside] - box[0].start, y[inside] - box[1].start,
+                    x[inside] - box[2].start] = ids[inside]
+            del z, y, x, inside
+            large &= ~_behind_a_body(lab_box, canal_like, mask[box] | (lab_box > 0), sp,
+                                     anterior=anterior, reach_mm=canal_reach_mm,
+                                     min_fraction=canal_min_solid)
+            del lab_box
+        marked = where[large[ids]]
+        return [(dense, _LARGE_MARROW, marked)]
 
     # The four searches are independent (each holds a few maps of the box): in parallel when
     # there are workers; the marks are set here, one search at a time.
@@ -1088,6 +1135,74 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
             out.ravel()[idx] |= np.uint8(bit)
     del jobs
     return votes, dense
+
+
+def _behind_a_body(lab: np.ndarray, candidates: np.ndarray, solid: np.ndarray,
+                   sp: np.ndarray, *, anterior: tuple[int, int], reach_mm: float,
+                   min_fraction: float) -> np.ndarray:
+    """Which slice holes lie behind a vertebral body: the spinal canal, not marrow.
+
+    The canal's ring (a body's posterior wall, the pedicles and laminae) encloses a hole as
+    large as a small body's marrow and, at 3 mm, as dark as fatty marrow (a real abdomen CT:
+    canal holes of 450-550 mm^2 at 18-26 HU). What tells it apart is what lies in front of
+    it: a body, tens of millimetres of bone or marrow. In front of a marrow space lie its
+    cortex and then soft tissue.
+
+    Parameters
+    ----------
+    lab : np.ndarray, int, shape (z, y, x)
+        Hole labels (0 = none).
+    candidates : np.ndarray, bool, shape (n + 1,)
+        The hole ids to judge.
+    solid : np.ndarray, bool, same shape as ``lab``
+        Bone and holes (what a body is made of in a slice).
+    sp : np.ndarray, shape (3,)
+        Voxel size (z, y, x), mm.
+    anterior : (int, int)
+        The array axis that runs antero-posteriorly and the index step towards anterior.
+    reach_mm : float
+        How far in front of the hole's front edge is looked at.
+    min_fraction : float
+        A hole is behind a body when, from the median voxel of its front edge, at least this
+        fraction of the voxels within ``reach_mm`` in front is solid.
+
+    Returns
+    -------
+    np.ndarray, bool, shape (n + 1,)
+    """
+    axis, step = anterior
+    out = np.zeros(candidates.shape, bool)
+    cand = candidates[lab]
+    # The front edge: hole voxels whose anterior neighbour is not in the same hole.
+    ahead = np.zeros_like(lab)
+    src = [slice(None)] * 3
+    dst = [slice(None)] * 3
+    n = lab.shape[axis]
+    if step < 0:
+        src[axis], dst[axis] = slice(0, n - 1), slice(1, n)
+    else:
+        src[axis], dst[axis] = slice(1, n), slice(0, n - 1)
+    ahead[tuple(dst)] = lab[tuple(src)]
+    edge = cand & (ahead != lab)
+    del ahead, cand
+    coords = np.array(np.nonzero(edge))
+    if coords.size == 0:
+        return out
+    ids = lab[tuple(coords)]
+    k_max = max(int(round(reach_mm / float(sp[axis]))), 1)
+    hits = np.zeros(ids.size, np.int32)
+    total = np.zeros(ids.size, np.int32)
+    for k in range(1, k_max + 1):
+        at = coords[axis] + step * k
+        inside = (at >= 0) & (at < n)
+        c = coords[:, inside].copy()
+        c[axis] = at[inside]
+        hits[inside] += solid[tuple(c)]
+        total[inside] += 1
+    fraction = hits / np.maximum(total, 1)
+    for i in np.unique(ids):
+        out[i] = bool(np.median(fraction[ids == i]) >= min_fraction)
+    return out
 
 
 def _extent_along(ids: np.ndarray, where: np.ndarray, shape: tuple[int, ...], axis: int,
@@ -1130,7 +1245,10 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
                  wide_closing_mm: float = 0.0, wide_closing_cc_mm: float = 0.0,
                  wide_min_ml: float = 0.0, wide_fat_hu: float = -80.0,
                  wide_max_fat_fraction: float = 1.0, disc: DiscShape | None = None,
-                 cavity_max_ml: float = 0.0, threads: int = 1
+                 cavity_max_ml: float = 0.0, anterior: tuple[int, int] | None = None,
+                 canal_reach_mm: float = 0.0, canal_min_solid: float = 1.0,
+                 canal_max_hu: float = -np.inf, canal_max_mm2: float = 0.0,
+                 threads: int = 1
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fill the cancellous interior of cortical shells, never the canal, foramina or discs.
 
@@ -1150,7 +1268,8 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
     * it lies in one such hole as dense as cancellous bone (``cancellous_hu``); or
     * it lies in an axial hole larger than any spinal canal (``large_hole_mm2``) whose mean is
       at least ``large_hole_hu``: the fatty marrow of an osteoporotic vertebral body (60-100
-      HU, as dense as a disc or an enhanced organ) enclosed by its cortical ring; or
+      HU, as dense as a disc or an enhanced organ) enclosed by its cortical ring, not the
+      canal behind a body (``canal_*``, :func:`_behind_a_body`); or
     * it lies up to ``carry_mm`` straight above or below such marrow, in slices where the ring
       is broken but cortex lies within ``carry_reach_mm`` on ``carry_min_sides`` of its four
       in-plane sides (:func:`_carry_marrow`); or
@@ -1212,7 +1331,9 @@ def _fill_shells(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, axial_axis
             cmask, chu, csp, max_hole_mm2=max_hole_mm2, bridge_mm=bridge_mm,
             axial_axis=axial_axis, min_height_mm=min_height_mm, large_hole_mm2=large_hole_mm2,
             large_bridge_mm=large_bridge_mm, fill_hu=fill_hu, cancellous_hu=cancellous_hu,
-            large_hole_hu=large_hole_hu, executor=executor)
+            large_hole_hu=large_hole_hu, executor=executor, anterior=anterior,
+            canal_reach_mm=canal_reach_mm, canal_min_solid=canal_min_solid,
+            canal_max_hu=canal_max_hu, canal_max_mm2=canal_max_mm2)
         cfill3d = job3d.result()
         if job_wide is not None:
             cfill3d |= job_wide.result()
@@ -1630,7 +1751,11 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                        endplate_window_mm=options.endplate_window_mm,
                        endplate_min_fraction=options.endplate_min_fraction,
                        endplate_max_mm=options.endplate_max_mm),
-        cavity_max_ml=options.cavity_max_ml, threads=options.threads)
+        cavity_max_ml=options.cavity_max_ml, anterior=ct.anterior_step_zyx,
+        canal_reach_mm=options.canal_reach_mm, canal_min_solid=options.canal_min_solid,
+        canal_max_hu=th["soft_tissue_peak"] + options.canal_above_soft_hu,
+        canal_max_mm2=options.canal_max_mm2,
+        threads=options.threads)
     bone &= ~pools
     timings["fill"] = time.perf_counter() - t0
     if options.lumen_min_pool_ml > 0 and pools.any():
