@@ -1199,6 +1199,24 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
             # Three lumbar vertebrae, or seven, is not a variant: the count went wrong (measured
             # on a real 3 mm CT's bone from a trial variant of the CT bone model: L4 taken for
             # the sacrum, planned 82 mm from L5/S1 at "moderate").
+            hidden = _hidden_body_above_sacrum(chain, s_idx)
+            if hidden is not None:
+                # Both counts say bodies are missing from the chain, and the long last link
+                # says where: the body above the sacrum is not L5, whichever count is right
+                # (a patient-like phantom at 3 mm, osteoporotic: L2-L5 without a solid core,
+                # L1 planned as L5 at "low", 37 mm off, once the canal was no longer bone).
+                ev.reasons.append(f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
+                                  f"sacrum, the last link {hidden:.1f}x the spacing above")
+                err = AnatomyError(
+                    f"the levels cannot be counted: {ev.lumbar_count} lumbar "
+                    f"vertebra{'' if ev.lumbar_count == 1 else 'e'} between the last "
+                    "rib-bearing vertebra and the sacrum, and the last body found above the "
+                    f"sacrum lies {hidden:.1f}x the spacing of the bodies above it from the "
+                    "sacrum: vertebral bodies without a solid core in the bone labels (their "
+                    "marrow left out) lie between them, so the disc above the sacrum cannot be "
+                    "named; check the segmentation of the lower spine")
+                err.evidence = ev
+                raise err
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("low", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: no transitional anatomy gives that, the count went wrong")
