@@ -1,6 +1,6 @@
 """L5/S1 level identification on patient-like phantoms, as ``spinect plan`` does it
 (``python benchmarks/levels_patient_like.py [--cache DIR] [--seeds 200,201]
-[--hollow sacrum|l5|both] [--top-mm X] [--json]``).
+[--hollow sacrum|l5|both] [--top-mm X] [--ct-bone FIELD=VALUE ...] [--json]``).
 
 Each case is a patient-like phantom (``PhantomOptions(realism="patient")``: bone density from
 osteoporotic to sclerotic, contrast phases, bowel, table, arms, noise and kernels) at the slice
@@ -12,9 +12,11 @@ fused (``SegmentOptions(bone="fused")``, the product's default), its levels deri
 Reports per case the distance (mm) or the refusal, the level confidence and the number of
 warnings, and a summary: how many are within 3 mm, refused, and further off at each confidence.
 A case further off at "moderate" or "high" confidence is the defect that matters (a confident
-plan at the wrong level). ``--cache DIR`` keeps each case's label map (``.npz``) so that a change
-of the level code can be measured again in minutes: the segmentation (about a minute a case on
-2 cores) is then skipped.
+plan at the wrong level). ``--cache DIR`` keeps each case's network labels before the CT bone
+model (``network_SEED_PHASE_SPACING.npz``: labels and the classes voxels losing the bone class
+take) so that a change of the level code, of the CT bone model (``--ct-bone FIELD=VALUE ...``,
+:class:`~spinect_core.bone.CTBoneOptions`) or of the fusion can be measured again in seconds a
+case: the network (about a minute a case on 2 cores) is then skipped.
 
 The 24 cases are seeds 200-225 (less 203 and 204) at 1.5-3 mm, the contrast phase given where
 the seed's own draw was overridden (``rand``: the seed's own); no tuning used them before they
@@ -58,7 +60,9 @@ from spinect_core.errors import AnatomyError  # noqa: E402
 from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
 from spinect_core.phantom import generate_phantom  # noqa: E402
 from spinect_core.phantom.params import PhantomOptions  # noqa: E402
-from spinect_core.segment import SegmentOptions, segment_ct  # noqa: E402
+from spinect_core.bone import CTBoneOptions  # noqa: E402
+from spinect_core.segment import (NetworkSegmentation, SegmentOptions, Segmentation,  # noqa: E402
+                                  Segmenter)
 
 #: (seed, contrast phase or "rand" for the seed's own draw, slice thickness and pixel size mm).
 CASES: tuple[tuple[int, str, float], ...] = (
@@ -119,19 +123,37 @@ def cropped_above(volume, z_max_lps: float):
                         direction=volume.direction)
 
 
+def network_of(segmenter: Segmenter, ct, stored: Path | None) -> NetworkSegmentation:
+    """The network's segmentation of ``ct`` before the CT bone model, from ``stored`` (an
+    ``.npz`` of its labels and ``next_best``) when there, else run and stored there."""
+    if stored is not None and stored.exists():
+        with np.load(stored) as z:
+            labels, next_best = z["labels"], (z["next_best"] if "next_best" in z else None)
+        return NetworkSegmentation(
+            segmentation=Segmentation(labels=ct.with_array(labels), table=segmenter.table,
+                                      bone_source="network"),
+            next_best=next_best)
+    network = segmenter.segment_network(ct)
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        extra = {} if network.next_best is None else {"next_best": network.next_best}
+        np.savez_compressed(stored, labels=np.asarray(network.segmentation.labels.array),
+                            **extra)
+    return network
+
+
 def run_case(seed: int, phase: str, spacing: float, cache: Path | None, *,
-             hollowed: str | None = None, top_mm: float | None = None) -> dict:
+             hollowed: str | None = None, top_mm: float | None = None,
+             segmenter: Segmenter | None = None, ct_bone: CTBoneOptions | None = None) -> dict:
     t0 = time.perf_counter()
     ph = phantom_of(seed, phase, spacing)
     truth = np.asarray(ph.meta["landmarks"]["l5s1_disc_centre"], float)
-    stored = cache / f"patient_{seed}_{phase}_{spacing}.npz" if cache is not None else None
-    if stored is not None and stored.exists():
-        labels = ph.ct.with_array(np.load(stored)["labels"])
-    else:
-        labels = segment_ct(ph.ct, options=SegmentOptions(bone="fused")).labels
-        if stored is not None:
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(stored, labels=np.asarray(labels.array))
+    stored = cache / f"network_{seed}_{phase}_{spacing}.npz" if cache is not None else None
+    segmenter = segmenter or Segmenter.from_weights(None, options=SegmentOptions(bone="fused"))
+    # The network's labels are cached, the CT bone model and the fusion run every time: a
+    # change of either is measured again in seconds a case.
+    labels = segmenter.combine(network_of(segmenter, ph.ct, stored), ph.ct, mode="fused",
+                               ct_bone=ct_bone).labels
     if hollowed is not None:
         labels = hollow(labels, truth, hollowed)
     ct = ph.ct
@@ -175,14 +197,19 @@ def main() -> None:
                          "first (bone without a core, marrow left out)")
     ap.add_argument("--top-mm", type=float, default=None,
                     help="crop the scan this far above the true L5/S1 disc (a lumbar CT)")
+    ap.add_argument("--ct-bone", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="CTBoneOptions fields (numbers) for the CT bone model, e.g. "
+                         "canal_reach_mm=0")
     args = ap.parse_args()
+    ct_bone = CTBoneOptions(**{k: float(v) for k, v in (a.split("=", 1) for a in args.ct_bone)})
+    segmenter = Segmenter.from_weights(None, options=SegmentOptions(bone="fused"))
     wanted = {int(s) for s in args.seeds.split(",")} if args.seeds else None
     rows = []
     for seed, phase, spacing in CASES:
         if wanted is not None and seed not in wanted:
             continue
         row = run_case(seed, phase, spacing, args.cache, hollowed=args.hollow,
-                       top_mm=args.top_mm)
+                       top_mm=args.top_mm, segmenter=segmenter, ct_bone=ct_bone)
         rows.append(row)
         if args.json:
             print(json.dumps(row), flush=True)

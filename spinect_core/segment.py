@@ -30,7 +30,8 @@ from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
-__all__ = ["DEFAULT_BONE_MODE", "SegmentOptions", "Segmentation", "Segmenter", "segment_ct"]
+__all__ = ["DEFAULT_BONE_MODE", "NetworkSegmentation", "SegmentOptions", "Segmentation",
+           "Segmenter", "segment_ct"]
 
 #: Where the bone class comes from by default (``--bone``): ``"network"`` (the network's bone),
 #: ``"ct"`` (the CT bone model's) or ``"fused"`` (the CT's plus the network's within 3 mm of it).
@@ -165,6 +166,28 @@ class Segmentation:
         }
 
 
+#: The share of :meth:`Segmenter.segment`'s progress the network takes when the CT bone model
+#: runs after it (a tenth goes to the CT bone model).
+_NETWORK_SHARE_WITH_CT = 0.88
+
+
+@dataclass(kw_only=True)
+class NetworkSegmentation:
+    """The network's segmentation before the CT bone model (:meth:`Segmenter.segment_network`).
+
+    Attributes
+    ----------
+    segmentation : Segmentation
+        Its labels hold the network's own bone.
+    next_best : np.ndarray or None, uint8
+        Per voxel of the network's bone (C order), the class it takes when it loses the bone
+        class (see :func:`~spinect_core.bone.combine_bone`); None without a bone class.
+    """
+
+    segmentation: Segmentation
+    next_best: np.ndarray | None
+
+
 class Segmenter:
     """A loaded network plus its model card: loads once, segments many CTs.
 
@@ -224,15 +247,78 @@ class Segmenter:
         progress : callable, optional
             ``progress(fraction, message)``; returning ``False`` raises :class:`Cancelled`.
         """
-        from spinect_core.preprocess import prepare_for_model
-
         mode = self.options.bone
         if mode != "network" and not self.table.has("bone"):
             raise InputError(f"the weights {self.card.name} have no bone class: use bone "
                              "source 'network'")
         with_ct = mode != "network"
-        # Fractions of the whole run per stage; the CT bone model takes a tenth when it runs.
-        f_prep, f_pred, f_rest = (0.07, 0.8, 0.88) if with_ct else (0.08, 0.9, 1.0)
+        t0 = time.perf_counter()
+        network = self._network(ct, with_ct=with_ct, progress=progress)
+        result = network.segmentation
+        if with_ct:
+            # The network's label map is ours: combined in place, no copy.
+            self._apply_ct_bone(result, ct, network.next_best,
+                                ct_bone_options=self.options.ct_bone,
+                                progress=sub_progress(progress, _NETWORK_SHARE_WITH_CT, 0.99,
+                                                      "CT bone model: "))
+        result.timings_s["total"] = time.perf_counter() - t0
+        report(progress, 1.0, "segmentation done")
+        return result
+
+    def segment_network(self, ct: Volume, *, progress: ProgressCallback | None = None
+                        ) -> "NetworkSegmentation":
+        """The network's segmentation alone, with what :meth:`combine` needs to take the bone
+        class from the CT bone model afterwards: run the network once, combine it with as many
+        CT bone models (options) as wanted (the benchmarks re-measure a change of the CT bone
+        model in seconds a case, not minutes).
+
+        Parameters
+        ----------
+        ct : Volume
+            HU values, array (z, y, x), any spacing and orientation.
+        progress : callable, optional
+        """
+        t0 = time.perf_counter()
+        network = self._network(ct, with_ct=self.table.has("bone"), progress=progress,
+                                last=1.0)
+        network.segmentation.timings_s["total"] = time.perf_counter() - t0
+        report(progress, 1.0, "segmentation done")
+        return network
+
+    def combine(self, network: "NetworkSegmentation", ct: Volume, *,
+                mode: Literal["ct", "fused"] = "fused", ct_bone: Any = None,
+                progress: ProgressCallback | None = None) -> Segmentation:
+        """:meth:`segment`'s result from :meth:`segment_network`'s, its bone class taken from
+        the CT bone model by ``mode`` (``"ct"`` or ``"fused"``), with ``ct_bone``
+        (:class:`~spinect_core.bone.CTBoneOptions`; default the segmenter's). ``network`` is
+        not changed.
+        """
+        if mode == "network":
+            raise InputError("combine takes the bone class from the CT bone model: mode 'ct' or "
+                             "'fused'")
+        if not self.table.has("bone"):
+            raise InputError(f"the weights {self.card.name} have no bone class")
+        t0 = time.perf_counter()
+        seg = network.segmentation
+        result = dataclasses.replace(seg, labels=seg.labels.with_array(seg.labels.array.copy()),
+                                     notes=list(seg.notes), timings_s=dict(seg.timings_s),
+                                     bone_source=mode)
+        self._apply_ct_bone(result, ct, network.next_best,
+                            ct_bone_options=self.options.ct_bone if ct_bone is None else ct_bone,
+                            progress=sub_progress(progress, 0.0, 0.99, "CT bone model: "))
+        result.timings_s["total"] = seg.timings_s.get("total", 0.0) + time.perf_counter() - t0
+        report(progress, 1.0, "segmentation done")
+        return result
+
+    def _network(self, ct: Volume, *, with_ct: bool, progress: ProgressCallback | None,
+                 last: float | None = None) -> "NetworkSegmentation":
+        """Preprocess, predict and restore onto ``ct``'s grid, reporting up to ``last`` of the
+        whole run (default: the network's share of :meth:`segment`); ``with_ct`` keeps the
+        classes that voxels losing the bone class take."""
+        from spinect_core.preprocess import prepare_for_model
+
+        f_rest = last if last is not None else (_NETWORK_SHARE_WITH_CT if with_ct else 1.0)
+        f_prep, f_pred = 0.08 * f_rest, 0.9 * f_rest
         t0 = time.perf_counter()
         report(progress, 0.0, "preparing the CT")
         prepared = prepare_for_model(ct, spacing_mm=self.card.spacing_mm,
@@ -254,19 +340,14 @@ class Segmenter:
             labels=dataclasses.replace(ct.with_array(labels), warnings=[]),
             table=self.table, probabilities=probabilities,
             device_used=prediction.device_used, precision_used=prediction.precision_used,
-            notes=list(prediction.notes), timings_s=timings, bone_source=mode)
-        # The model-grid probabilities are C x the model grid in float32: free them before the
-        # CT bone model allocates its own maps.
+            notes=list(prediction.notes), timings_s=timings, bone_source=self.options.bone)
+        # The model-grid probabilities are C x the model grid in float32: freed (by the caller
+        # dropping its reference) before the CT bone model allocates its own maps.
         del prediction, prepared
-        if with_ct:
-            self._apply_ct_bone(result, ct, next_best,
-                                progress=sub_progress(progress, f_rest, 0.99, "CT bone model: "))
-        timings["total"] = time.perf_counter() - t0
-        report(progress, 1.0, "segmentation done")
-        return result
+        return NetworkSegmentation(segmentation=result, next_best=next_best)
 
     def _apply_ct_bone(self, result: Segmentation, ct: Volume, next_best: np.ndarray | None, *,
-                       progress: ProgressCallback | None) -> None:
+                       ct_bone_options: Any, progress: ProgressCallback | None) -> None:
         """Run the CT bone model and take the bone class from it (``ct`` / ``fused``), in place.
 
         Voxels the network called bone that lose the class get ``next_best`` (the network's most
@@ -276,7 +357,7 @@ class Segmenter:
         from spinect_core.bone import combine_bone, segment_bone_from_ct
 
         t0 = time.perf_counter()
-        ct_bone = segment_bone_from_ct(ct, options=self.options.ct_bone,
+        ct_bone = segment_bone_from_ct(ct, options=ct_bone_options,
                                        progress=sub_progress(progress, 0.0, 0.9))
         report(progress, 0.9, f"combining the bone ({result.bone_source})")
         bone_id = self.table.id_of("bone")

@@ -166,6 +166,32 @@ def test_bone_source_fused_adds_network_bone_only_near_the_ct_bone(bone_and_vess
     assert result.probabilities is not None and result.probabilities.shape[0] == 3
 
 
+@pytest.mark.parametrize("mode", ["ct", "fused"])
+def test_the_network_once_then_combined_equals_segment(bone_and_vessel_ct, mode) -> None:
+    """segment_network + combine gives segment's label map, leaves the network's untouched and
+    combines again with other CT bone model options (what the benchmarks re-measure)."""
+    from spinect_core.bone import CTBoneOptions
+
+    ct, _, tube = bone_and_vessel_ct
+    segmenter = Segmenter(_second_choice_model(),
+                          options=SegmentOptions(precision="float32", bone=mode))
+    whole = segmenter.segment(ct)
+    network = segmenter.segment_network(ct)
+    before = network.segmentation.labels.array.copy()
+    combined = segmenter.combine(network, ct, mode=mode)
+    assert combined.bone_source == mode and combined.ct_bone is not None
+    assert np.array_equal(combined.labels.array, whole.labels.array)
+    assert np.array_equal(combined.network_bone_mask(), whole.network_bone_mask())
+    assert np.array_equal(network.segmentation.labels.array, before)
+    assert (before == 1)[tube].all()                      # the network's own bone
+    # Other options, same network run: components under a litre dropped, no CT bone is left.
+    other = segmenter.combine(network, ct, mode=mode,
+                              ct_bone=CTBoneOptions(min_component_ml=1000.0))
+    assert not np.array_equal(other.labels.array, combined.labels.array)
+    with pytest.raises(InputError, match="mode 'ct' or 'fused'"):
+        segmenter.combine(network, ct, mode="network")  # type: ignore[arg-type]
+
+
 def test_progress_with_the_ct_bone_model_is_monotone_and_names_it(bone_and_vessel_ct) -> None:
     ct, _, _ = bone_and_vessel_ct
     calls: list[tuple[float, str]] = []
