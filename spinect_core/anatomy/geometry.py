@@ -158,15 +158,15 @@ def symmetry_plane(points: np.ndarray, normal0: np.ndarray, point0: np.ndarray, 
     return n, point0 + (d - np.dot(point0, n)) * n
 
 
-def bbox_slices(mask: np.ndarray, margin_vox=(0, 0, 0)) -> tuple[slice, slice, slice] | None:
-    """Index box (z, y, x) of the True voxels grown by ``margin_vox``, or None if empty."""
+def bbox_slices(mask: np.ndarray, margin_vox=(0, 0, 0)) -> tuple[slice, ...] | None:
+    """Index box of the True elements of ``mask`` (any number of axes: (z, y, x) voxels, (row,
+    col) pixels) grown by ``margin_vox`` (one per axis) and clipped to the array, or None if
+    empty."""
     sl = ndi.find_objects(mask.astype(np.uint8))
     if not sl or sl[0] is None:
         return None
-    out = []
-    for s, m, n in zip(sl[0], margin_vox, mask.shape):
-        out.append(slice(max(s.start - int(m), 0), min(s.stop + int(m), n)))
-    return tuple(out)  # type: ignore[return-value]
+    return tuple(slice(max(s.start - int(m), 0), min(s.stop + int(m), n))
+                 for s, m, n in zip(sl[0], margin_vox, mask.shape, strict=True))
 
 
 def opening_by_distance(mask: np.ndarray, radius_mm: float, sampling: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spinect_core.anatomy import LumbosacralAnatomy
+from spinect_core.anatomy.geometry import bbox_slices
 from spinect_core.errors import AnatomyError
 from spinect_core.planning.optimise import LocalFrame, angles_of, view_direction
 from spinect_core.planning.scene import SceneFields, SceneOptions
@@ -251,11 +252,11 @@ class SideScene:
         # reach of it (the windows' pixels, margins around them and areas are those of
         # deciding every pixel: a test holds them to it).
         keep = np.ones(window.mask.shape, bool)
-        box = _bbox_2d(window.mask, pad=_margin_reach_px(WindowOptions(
-            pixel_mm=window.pixel_mm)) + 1)
+        pad = _margin_reach_px(WindowOptions(pixel_mm=window.pixel_mm)) + 1
+        box = bbox_slices(window.mask, (pad, pad))
         if box is None:
             return keep
-        (r0, r1), (c0, c1) = box
+        (r0, r1), (c0, c1) = ((b.start, b.stop) for b in box)
         pixels = _pixel_centres((r1 - r0, c1 - c0)) + (r0, c0)
         keep[r0:r1, c0:c1] = (_side_of_polyline(pixels, line, towards_safe) > 0).reshape(
             r1 - r0, c1 - c0)
@@ -576,17 +577,6 @@ def _lookup(volume: Any, points_lps: np.ndarray) -> np.ndarray:
     out = np.zeros(len(points_lps), volume.array.dtype)
     out[ok] = volume.array[idx[ok, 2], idx[ok, 1], idx[ok, 0]]
     return out
-
-
-def _bbox_2d(mask: np.ndarray, *, pad: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """((r0, r1), (c0, c1)): the True pixels' bounding box of an (H, W) mask grown by ``pad``
-    pixels and clipped to the image; None for an empty mask."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not len(rows):
-        return None
-    h, w = mask.shape
-    return ((max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad + 1, h)),
-            (max(int(cols[0]) - pad, 0), min(int(cols[-1]) + pad + 1, w)))
 
 
 @functools.lru_cache(maxsize=8)
