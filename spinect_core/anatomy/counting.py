@@ -444,6 +444,19 @@ def _column_below(chain, bone: np.ndarray, grid: Volume, off, fov: Volume, *, ra
 def fov_bottom_z(grid: Volume, x: float, y: float) -> float:
     """Lowest LPS z (mm) of the field of view on the vertical line through (x, y) (the edge of
     the outermost voxels); +inf when the line misses the volume."""
+    return _fov_z_extent(grid, x, y)[0]
+
+
+def fov_top_z(grid: Volume, x: float, y: float) -> float:
+    """Highest LPS z (mm) of the field of view on the vertical line through (x, y) (the edge of
+    the outermost voxels); -inf when the line misses the volume."""
+    return _fov_z_extent(grid, x, y)[1]
+
+
+def _fov_z_extent(grid: Volume, x: float, y: float) -> tuple[float, float]:
+    """(lowest, highest) LPS z (mm) of the field of view on the vertical line through (x, y);
+    (+inf, -inf) when the line misses the volume."""
+    miss = (float("inf"), float("-inf"))
     m = grid.direction * grid.spacing_mm[None, :]
     minv = np.linalg.inv(m)
     o = minv @ (np.array([x, y, 0.0]) - grid.origin_lps_mm)   # index at z = 0
@@ -454,11 +467,11 @@ def fov_bottom_z(grid: Volume, x: float, y: float) -> float:
         lo, hi = -0.5, n - 0.5
         if abs(d[a]) < 1e-12:
             if not (lo <= o[a] <= hi):
-                return float("inf")
+                return miss
             continue
         t1, t2 = (lo - o[a]) / d[a], (hi - o[a]) / d[a]
         lo_t, hi_t = max(lo_t, min(t1, t2)), min(hi_t, max(t1, t2))
-    return float(lo_t) if lo_t <= hi_t else float("inf")
+    return (float(lo_t), float(hi_t)) if lo_t <= hi_t else miss
 
 
 #: A sacrum check's field of view "ends" below the body when it reaches less than this (mm)

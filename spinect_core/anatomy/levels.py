@@ -52,7 +52,7 @@ from spinect_core.anatomy.ct_bands import across_bone, bright_plates, dark_bands
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
                                            body_cut_below, chain_positions, check_sacrum,
                                            column_continues_below, count_warnings,
-                                           find_hollow_sacrum, find_ribs, level_below,
+                                           find_hollow_sacrum, find_ribs, fov_top_z, level_below,
                                            merged_bodies, name_levels, refusal_message,
                                            refused_last_level)
 from spinect_core.anatomy.parts import PART_ID, class_masks
@@ -1220,7 +1220,13 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("low", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: no transitional anatomy gives that, the count went wrong")
-    taller_only = w < co.sacrum_width_ratio and v < co.sacrum_volume_ratio
+    # A lone body above that the scan's top edge cuts has a part's core: its size and height
+    # are no yardstick, and only the width tells a sacrum with its alae from the next lumbar
+    # body (a patient-like phantom cropped 100 mm above L5/S1, its L5 and sacrum without cores:
+    # L4 passed for the sacrum against L3's cut core, 4.8x as large and 2.1x as tall but 1.2x as
+    # wide, and was planned 81 mm off at moderate confidence).
+    above_cut = s_idx == 1 and _cut_by_fov_top(chain[0], fov, options)
+    taller_only = w < co.sacrum_width_ratio and (v < co.sacrum_volume_ratio or above_cut)
     hardly_larger = v < co.sacrum_clear_volume_ratio
     if (taller_only or hardly_larger) and not ev.rib_count_agrees:
         # Taller only: a sacrum's core with its alae is wider than L5's (1.9-2.7x on 46 label
@@ -1230,11 +1236,15 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         # larger: a body a level too high, wide but with a core 1.1x as large as the one above
         # (a wide L5 above a sacrum without a core; an L5 above a sacrum whose canal the CT bone
         # model filled: planned 34 and 32 mm off at moderate confidence).
-        shape = ("only taller than the one above" if taller_only
+        shape = ("no wider than the one above, which the top of the field of view cuts (its "
+                 "size and height are a part's)" if taller_only and above_cut
+                 else "only taller than the one above" if taller_only
                  else "hardly larger than the one above")
+        higher = ("may lie a level or more higher up" if taller_only and above_cut
+                  else "may be L4/L5")
         note = (f"the body taken for the sacrum is {shape} ({h:.1f}x as tall, {w:.1f}x as "
                 f"wide, {v:.1f}x as large): L5 joined to S1 in the labels, or a wide L5 above a "
-                "sacrum left without a core, looks alike, so the planned L5/S1 may be L4/L5; "
+                f"sacrum left without a core, looks alike, so the planned L5/S1 {higher}; "
                 "check the level on a sagittal view")
         ev.doubt(note)
     sacrum_h = heights.get(s_idx, 0.0)
@@ -1336,6 +1346,13 @@ def _hollow_sacrum(chain: list[_Core], ev: LevelEvidence, bottom: SacrumCheck, c
 #: measured on patient-like phantoms at 3 mm, 0.96-1.31x on their true labels and 0.85-1.45x on
 #: the fused labels that were counted right; 2.13x where L5 had no core).
 HIDDEN_BODY_LINK_RATIO = 1.7
+
+
+def _cut_by_fov_top(core: _Core, fov: Volume, options: LevelOptions) -> bool:
+    """Whether the field of view's top edge cuts the body of ``core``: its core reaches within
+    the core depth and two voxels of that edge (LPS z)."""
+    top = fov_top_z(fov, float(core.centre[0]), float(core.centre[1]))
+    return core.top_z + options.core_mm >= top - 2.0 * float(np.max(fov.spacing_mm))
 
 
 def _hidden_body_above_sacrum(chain: list[_Core], s_idx: int) -> float | None:

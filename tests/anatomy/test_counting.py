@@ -501,6 +501,25 @@ def test_a_count_gone_wrong_with_a_body_hidden_above_the_sacrum_is_refused():
     assert any("3 lumbar vertebrae" in w for w in ev.warnings)
 
 
+def test_a_narrow_sacrum_against_a_body_the_scans_top_cuts_is_doubted():
+    """No ribs, L5 and the sacrum without cores, and the scan's top cutting L3 8 mm above its
+    lower endplate: L4 passed for the sacrum against L3's cut core (6.1x as large, but as wide)
+    and the L3/L4 disc was planned as L5/S1 at "moderate", 69 mm off (a patient-like phantom
+    cropped 100 mm above L5/S1: 81 mm). A cut core's size and height are a part's; only the
+    width counts, and it is doubted in words. With L3 whole above, nothing changes."""
+    col = _porous_below_l5(Column(_names(0, 5), ribs=set(), porous={"L5"}))
+    vol = col.volume()
+    k = int((col.bottom["L3"] + 8.0 - col.z0) / SP)
+    cut = Volume(array=np.ascontiguousarray(vol.array[:k]), spacing_mm=vol.spacing_mm,
+                 origin_lps_mm=vol.origin_lps_mm)
+    ev = derive_parts(cut, STUDY_LABELS).evidence
+    assert ev.confidence == "low"
+    assert any("which the top of the field of view cuts" in w and "higher up" in w
+               for w in ev.warnings)
+    whole = derive_parts(Column(_names(0, 5), ribs=set()).volume(), STUDY_LABELS).evidence
+    assert whole.confidence == "moderate" and not whole.warnings
+
+
 @pytest.mark.parametrize("ribs", [True, False], ids=["ribs", "no-ribs"])
 def test_small_marrow_cores_of_a_hollow_sacrum_are_part_of_it(ribs):
     """A sacrum without a core but for two small patches of marrow beside its midline (a real 3
