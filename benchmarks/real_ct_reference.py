@@ -31,6 +31,10 @@ processes and the sacral ala; see :func:`reference_disc_centre` and the README's
 Landmarks (2026-12-06, ``spinect segment``'s fused labels): pedicle centres 4.0 / 5.7 mm, their
 lower margins 8.1 / 8.6 mm and foramen centres 2.7 / 9.5 mm (left / right) from the reference's;
 the disc centre 1.6 mm and the S1 endplate 1.2 deg.
+Session 22 (2026-12-06, the canal behind a body no longer filled): CT bone model 0.8926, fused
+0.8967; from the slice above the femoral heads up (z index 19) the CT bone model scores 0.900:
+the reference's left femur holds 2267 voxels against the right's 3782 where the CT's bone is
+symmetric, and the 1.5-2 k voxels it leaves out are the largest false positives.
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
         [--segmentation seg.nii.gz] [--json]
