@@ -171,8 +171,8 @@ def test_the_split_decided_around_the_free_pixels_equals_deciding_every_pixel(sc
     views = VIEWS + [(30.0, 0.0), (20.0, 10.0)]
     around = {side: [scene.windows_at(*v, pixel_mm=px) for v in views for px in (1.0, 0.5)]
               for side, scene in scenes.items()}
-    monkeypatch.setattr(l5s1, "_bbox_2d", lambda mask, pad: (
-        ((0, mask.shape[0]), (0, mask.shape[1])) if mask.any() else None))
+    monkeypatch.setattr(l5s1, "bbox_slices", lambda mask, margin: (
+        (slice(0, mask.shape[0]), slice(0, mask.shape[1])) if mask.any() else None))
     for side, scene in scenes.items():
         every = [scene.windows_at(*v, pixel_mm=px) for v in views for px in (1.0, 0.5)]
         assert any(w.safe.mask.any() and w.kambin.mask.any() for w in every)
