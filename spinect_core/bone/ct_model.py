@@ -2072,18 +2072,42 @@ def _lumens(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, pools: np.ndarray,
 
 def _half_maximum_edge(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, soft_hu: float
                        ) -> np.ndarray:
-    """Move the outer surface to the half-maximum between the nearby cortex and soft tissue.
+    """Move the outer surface to the half-maximum between the nearby cortex and soft tissue
+    (:func:`partial_volume_rim` peeled off)."""
+    return bone & ~partial_volume_rim(bone, hu, sp, soft_hu)
 
-    The grow threshold admits partial-volume voxels that hold only a small share of bone; a
-    surface voxel darker than halfway between soft tissue and the brightest bone within 2 mm
-    lies mostly outside the bone, as a reference drawn on the edge would have it.
+
+def partial_volume_rim(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, soft_hu: float, *,
+                       min_contrast_hu: float = -np.inf) -> np.ndarray:
+    """The surface voxels of ``bone`` that lie mostly outside the bone on the CT.
+
+    A threshold admits partial-volume voxels that hold only a small share of bone; a surface
+    voxel darker than halfway between soft tissue and the brightest bone within 2 mm lies mostly
+    outside the bone (the physical surface is the half-maximum), as a reference drawn on the
+    edge would have it.
+
+    Parameters
+    ----------
+    bone : np.ndarray, bool, shape (z, y, x)
+    hu : np.ndarray, float, same shape
+        The CT, HU.
+    sp : np.ndarray, shape (3,)
+        Voxel size (z, y, x), mm.
+    soft_hu : float
+        Soft tissue's HU.
+    min_contrast_hu : float
+        Only where that brightest bone is at least this much above ``soft_hu`` (where the CT
+        shows a bone edge at all).
+
+    Returns
+    -------
+    np.ndarray, bool, same shape
     """
     size = tuple(int(k) for k in 2 * np.maximum(np.round(2.0 / sp), 1).astype(int) + 1)
     b8 = bone.view(np.uint8)
     surface = bone & (ndi.minimum_filter(b8, size=3) == 0)
     peak = ndi.maximum_filter(np.where(bone, hu, -1000.0).astype(np.float32), size=size)
-    outside = surface & (hu < 0.5 * (peak + soft_hu))
-    return bone & ~outside
+    return surface & (hu < 0.5 * (peak + soft_hu)) & (peak - soft_hu >= min_contrast_hu)
 
 
 def _bbox(mask: np.ndarray, pad: np.ndarray | None = None) -> tuple[slice, ...] | None:

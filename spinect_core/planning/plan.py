@@ -143,6 +143,11 @@ class PlanOptions:
     metal : MetalOptions
         What counts as metal in the CT and how near the L5/S1 disc centre it is warned of
         (:func:`spinect_core.bone.metal.find_metal`).
+    bone_surface : {"ct_half_maximum", "labels"}
+        Where the bones' surfaces lie for the windows, the views and the needle: at the CT's
+        half-maximum between the bone nearby and soft tissue (the bone's surface voxels darker
+        than that are peeled off the parts map: :func:`peel_partial_volume_rim`), or at the
+        label map's boundary as it is.
     coarse_voxel_mm : float
         On a CT whose voxels exceed this along any axis (mm; e.g. 3 mm slices) the plan warns
         that its window areas and best views are approximate (:func:`coarse_ct_warning`). 0
@@ -170,6 +175,7 @@ class PlanOptions:
     fusion: FusionOptions = field(default_factory=FusionOptions)
     metal: MetalOptions = field(default_factory=MetalOptions)
     coarse_voxel_mm: float = 1.5
+    bone_surface: Literal["labels", "ct_half_maximum"] = "ct_half_maximum"
 
     def __post_init__(self) -> None:
         if self.roots is not None and self.roots not in ROOTS_MODES:
@@ -491,6 +497,8 @@ class PlanEngine:
         self.bone_source = bone_source
         self.segmentation_check = segmentation_check
         self.timings_s: dict[str, float] = {}
+        #: Bone voxels of the parts map peeled as partial volume (``bone_surface``).
+        self.rim_voxels = 0
         #: Views ray-cast by :meth:`optimise_side`, per ``"<side> <pixel> mm"`` (deterministic:
         #: what the optimisation costs, independent of the machine's load).
         self.view_casts: dict[str, int] = {}
@@ -533,6 +541,12 @@ class PlanEngine:
                                        progress=sub_progress(progress, 0.5, 0.7, "roots: "))
             # The planner (windows, needle clearance, exports) uses the chosen roots.
             self.labels, self.table = self.roots.labels, self.roots.table
+        if o.bone_surface == "ct_half_maximum":
+            # Windows lie between the bones' physical surfaces: a label map's bone a voxel
+            # wider than the bone (the CT bone model's partial-volume rim, the fused default)
+            # shrinks each by a voxel all round (the safe windows of an unseen phantom 36-44 %
+            # smaller than its true labels'; within 5 % on the left side without the rim).
+            self.rim_voxels = peel_partial_volume_rim(self.anatomy, ct)
         t2 = time.perf_counter()
         self.scenes: dict[str, SideScene] = {}
         for i, side in enumerate(self.options.sides):
@@ -1003,3 +1017,49 @@ def _vec(v: Any) -> list[float] | None:
 
 def _num(v: Any) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+#: Bone parts whose surface :func:`peel_partial_volume_rim` moves.
+_BONE_PARTS = ("L5", "S1", "ilium_left", "ilium_right", "other_bone")
+#: Only where the bone nearby is at least this much brighter than soft tissue (HU): where the CT
+#: shows an edge at all (not on label maps drawn on a CT without one).
+RIM_MIN_CONTRAST_HU = 150.0
+#: How far around L5 and S1 (mm) the surface is moved: the scenes' reach around the foramina.
+RIM_MARGIN_MM = 60.0
+
+
+def peel_partial_volume_rim(anatomy: Any, ct: Volume) -> int:
+    """Move the bone parts' surface to the CT's half-maximum around L5/S1, in place.
+
+    Bone voxels on the surface that are darker than halfway between soft tissue (the median of
+    the non-bone voxels between -200 and 200 HU nearby) and the brightest bone within 2 mm become
+    background in ``anatomy.parts`` (:func:`~spinect_core.bone.ct_model.partial_volume_rim`).
+    A label map that marks voxel centres inside the bone (a phantom's) loses almost nothing.
+
+    Returns
+    -------
+    int
+        How many voxels were peeled.
+    """
+    from spinect_core.anatomy.geometry import bbox_slices, spacing_zyx
+    from spinect_core.anatomy.parts import PART_ID
+    from spinect_core.bone.ct_model import partial_volume_rim
+
+    parts = anatomy.parts.array
+    if parts.shape != ct.array.shape:
+        return 0
+    sp = spacing_zyx(anatomy.parts)
+    near = np.isin(parts, [PART_ID["L5"], PART_ID["S1"]])
+    box = bbox_slices(near, np.ceil(RIM_MARGIN_MM / sp).astype(int))
+    if box is None:
+        return 0
+    sub = parts[box]
+    bone = np.isin(sub, [PART_ID[n] for n in _BONE_PARTS])
+    hu = np.asarray(ct.array[box], np.float32)
+    soft_sel = ~bone & (hu > -200.0) & (hu < 200.0)
+    if not soft_sel.any():
+        return 0
+    soft = float(np.median(hu[soft_sel]))
+    rim = partial_volume_rim(bone, hu, sp, soft, min_contrast_hu=RIM_MIN_CONTRAST_HU)
+    sub[rim] = 0
+    return int(np.count_nonzero(rim))

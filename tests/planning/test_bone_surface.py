@@ -1,0 +1,54 @@
+"""The planner's bone surface at the CT's half-maximum (PlanOptions.bone_surface)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spinect_core.anatomy.parts import PART_ID
+from spinect_core.planning.plan import PlanOptions, peel_partial_volume_rim
+from spinect_core.volume import Volume
+
+
+def _scene(*, ct_edge: bool = True):
+    """A 30 mm L5 block and a 30 mm S1 block in soft tissue (40 HU) at 1 mm, cortex 1000 HU;
+    the parts map's bone one voxel wider all round (a label map with the partial-volume rim).
+    Returns the anatomy stand-in, the CT and the true bone."""
+    shape = (80, 60, 60)
+    zz, yy, xx = np.indices(shape)
+    l5 = (zz >= 44) & (zz < 74) & (np.abs(yy - 30) < 15) & (np.abs(xx - 30) < 15)
+    s1 = (zz >= 6) & (zz < 36) & (np.abs(yy - 30) < 15) & (np.abs(xx - 30) < 15)
+    hu = np.full(shape, 40.0)
+    if ct_edge:
+        hu[l5 | s1] = 1000.0
+        hu = ndi.gaussian_filter(hu, 0.5)
+    parts = np.zeros(shape, np.uint8)
+    parts[ndi.binary_dilation(l5)] = PART_ID["L5"]
+    parts[ndi.binary_dilation(s1)] = PART_ID["S1"]
+    geometry = dict(spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3), direction=np.eye(3))
+    anatomy = SimpleNamespace(parts=Volume(array=parts, **geometry))
+    return anatomy, Volume(array=hu.astype(np.int16), **geometry), l5 | s1
+
+
+def test_the_rim_a_voxel_wider_than_the_bone_is_peeled_and_the_bone_kept():
+    anatomy, ct, bone = _scene()
+    rim = (anatomy.parts.array > 0) & ~bone
+    peeled = peel_partial_volume_rim(anatomy, ct)
+    left = anatomy.parts.array > 0
+    assert peeled == np.count_nonzero(rim)
+    assert np.array_equal(left, bone)                     # the true bone, to the voxel
+    # Once on the surface, nothing more goes.
+    assert peel_partial_volume_rim(anatomy, ct) == 0
+
+
+def test_nothing_is_peeled_where_the_ct_shows_no_bone_edge():
+    anatomy, ct, _ = _scene(ct_edge=False)
+    before = anatomy.parts.array.copy()
+    assert peel_partial_volume_rim(anatomy, ct) == 0
+    assert np.array_equal(anatomy.parts.array, before)
+
+
+def test_the_planner_moves_the_surface_by_default():
+    assert PlanOptions().bone_surface == "ct_half_maximum"
