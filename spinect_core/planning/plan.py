@@ -64,6 +64,32 @@ EDGE_WORDS = {"oblique_min": "the smallest oblique", "oblique_max": "the largest
               "tilt_min": "the largest caudal tilt", "tilt_max": "the largest cranial tilt"}
 
 
+#: A safe window's best area above this (mm^2) is far beyond the published ones at L5/S1 (the
+#: study: 8.7 +- 2.2, 3-18; Pain Pract 2015: at most about 24 at 25-30 degrees oblique): its
+#: bounds were found in the wrong place. On TotalSegmentator's real 3 mm CT cropped below L2 the
+#: safe windows came out 109 and 143 mm^2 (the exiting roots not found in the segmentation and
+#: uncertain on the CT) at "moderate" level confidence, with no word on the windows.
+SAFE_AREA_IMPLAUSIBLE_MM2 = 40.0
+
+
+def window_area_warnings(sides: dict[str, Any]) -> list[str]:
+    """Warnings for safe windows whose best area is implausibly large
+    (:data:`SAFE_AREA_IMPLAUSIBLE_MM2`), per side of ``sides`` (side -> :class:`SidePlan`)."""
+    out = []
+    for side, plan in sides.items():
+        safe = plan.safe
+        if not safe.found or safe.best_view is None:
+            continue
+        area = float(safe.best_view.area_mm2)
+        if area > SAFE_AREA_IMPLAUSIBLE_MM2:
+            out.append(f"the {side} safe window's best area, {area:.0f} mm^2, is far above any "
+                       "published at L5/S1 (the study: 8.7 +- 2.2 mm^2, 3-18; at most about 24 "
+                       "mm^2 in the literature): its bounds (the exiting L5 root, the L5 pedicle) "
+                       "are probably not where they were found; review them before using this "
+                       "window")
+    return out
+
+
 def coarse_ct_warning(spacing_mm: Sequence[float], limit_mm: float) -> str:
     """The warning of a plan on a CT whose voxels exceed ``limit_mm`` along an axis, else "".
 
@@ -709,7 +735,7 @@ class PlanEngine:
                          **({} if level is None else {"planned_level": level.to_dict()})}
         return Plan(sides=sides, ct_geometry=self.ct.geometry_dict(),
                     segmentation_source=self.segmentation_source, anatomy=self.anatomy_summary(),
-                    warnings=self.plan_warnings(),
+                    warnings=self.plan_warnings() + window_area_warnings(sides),
                     bone_source=self.bone_source, roots_mode=self.options.roots,
                     segmentation_check=check_doc, metal=self.metal.to_dict(),
                     options=self.options, timings_s=dict(self.timings_s))

@@ -52,3 +52,22 @@ def test_nothing_is_peeled_where_the_ct_shows_no_bone_edge():
 
 def test_the_planner_moves_the_surface_by_default():
     assert PlanOptions().bone_surface == "ct_half_maximum"
+
+
+def test_an_implausibly_large_safe_window_is_warned_of():
+    """A safe window far above the published ones (a real 3 mm CT cropped below L2: 109 and 143
+    mm^2, the roots not found) is said to be bounded wrongly; a plausible one, a missing one
+    and the Kambin window are not."""
+    from spinect_core.planning.plan import SAFE_AREA_IMPLAUSIBLE_MM2, window_area_warnings
+
+    def side(safe_mm2: float | None, kambin_mm2: float = 150.0) -> SimpleNamespace:
+        def window(area):
+            return SimpleNamespace(found=area is not None,
+                                   best_view=None if area is None
+                                   else SimpleNamespace(area_mm2=area))
+        return SimpleNamespace(safe=window(safe_mm2), kambin=window(kambin_mm2))
+
+    warned = window_area_warnings({"left": side(143.0), "right": side(12.0)})
+    assert len(warned) == 1 and warned[0].startswith("the left safe window's best area, 143")
+    assert "review" in warned[0]
+    assert window_area_warnings({"left": side(None), "right": side(SAFE_AREA_IMPLAUSIBLE_MM2)}) == []
