@@ -1106,8 +1106,7 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
         lab, count, mean, where = found
         ids = lab.ravel()[where]
         del lab
-        pix = float(np.prod(np.delete(sp, axial_axis)))
-        area = count * pix
+        area = count * float(np.prod(np.delete(sp, axial_axis)))
         large = (area >= large_hole_mm2) & (area <= max_hole_mm2) & (mean >= large_hole_hu)
         large[0] = False
         canal_like = large & (mean < canal_max_hu) & (area <= canal_max_mm2)
@@ -1167,7 +1166,7 @@ def _behind_a_body(lab: np.ndarray, candidates: np.ndarray, solid: np.ndarray,
     candidates : np.ndarray, bool, shape (n + 1,)
         The hole ids to judge.
     solid : np.ndarray, bool, same shape as ``lab``
-        Bone and holes (what a body is made of in a slice).
+        What a body is made of in a slice: bone, holes (marrow), tissue denser than muscle.
     sp : np.ndarray, shape (3,)
         Voxel size (z, y, x), mm.
     anterior : (int, int)
@@ -1175,8 +1174,8 @@ def _behind_a_body(lab: np.ndarray, candidates: np.ndarray, solid: np.ndarray,
     reach_mm : float
         How far in front of the hole's front edge is looked at.
     min_fraction : float
-        A hole is behind a body when, from the median voxel of its front edge, at least this
-        fraction of the voxels within ``reach_mm`` in front is solid.
+        A hole is behind a body when the median, over its front edge's voxels, of the solid
+        fraction of the ``reach_mm`` in front of each is at least this.
 
     Returns
     -------
