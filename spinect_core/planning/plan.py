@@ -556,6 +556,13 @@ class PlanEngine:
         self.metal: MetalReport = find_metal(ct, point_lps_mm=self.anatomy.disc_centre_lps,
                                              point_name="the L5/S1 disc centre",
                                              options=o.metal)
+        if o.bone_surface == "ct_half_maximum":
+            # Windows lie between the bones' physical surfaces: a label map's bone a voxel
+            # wider than the bone (the CT bone model's partial-volume rim, the fused default)
+            # shrinks each by a voxel all round (the safe windows of an unseen phantom 36-44 %
+            # smaller than its true labels'). Peeled before the roots are traced, so that they,
+            # the scenes and any later re-trace (the root editor) read one parts map.
+            self.rim_voxels = peel_partial_volume_rim(self.anatomy, ct)
         t1 = time.perf_counter()
         #: The roots chosen (``None`` when ``options.roots`` is None).
         self.roots: RootsResult | None = None
@@ -567,12 +574,6 @@ class PlanEngine:
                                        progress=sub_progress(progress, 0.5, 0.7, "roots: "))
             # The planner (windows, needle clearance, exports) uses the chosen roots.
             self.labels, self.table = self.roots.labels, self.roots.table
-        if o.bone_surface == "ct_half_maximum":
-            # Windows lie between the bones' physical surfaces: a label map's bone a voxel
-            # wider than the bone (the CT bone model's partial-volume rim, the fused default)
-            # shrinks each by a voxel all round (the safe windows of an unseen phantom 36-44 %
-            # smaller than its true labels'; within 5 % on the left side without the rim).
-            self.rim_voxels = peel_partial_volume_rim(self.anatomy, ct)
         t2 = time.perf_counter()
         self.scenes: dict[str, SideScene] = {}
         for i, side in enumerate(self.options.sides):
