@@ -57,7 +57,7 @@ from spinect_core.volume import Volume
 #: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
 #: 1.5: ``segmentation.operator_edits`` and ``segmentation_check.planned_level``.
 #: 1.6: ``metal`` (pieces of metal in the CT and their distance to the L5/S1 disc centre).
-PLAN_SCHEMA_VERSION = "1.6"
+PLAN_SCHEMA_VERSION = "1.7"
 
 #: Edge names of the C-arm search range (``WindowPlan.search_edges``), in words.
 EDGE_WORDS = {"oblique_min": "the smallest oblique", "oblique_max": "the largest oblique",
@@ -464,7 +464,8 @@ class Plan:
             "anatomy": self.anatomy, "variant": self.options.variant,
             "view_search": {"frame": "carm",
                             "oblique_range_deg": [float(v) for v in self.options.oblique_range_deg],
-                            "tilt_range_deg": [float(v) for v in self.options.tilt_range_deg]},
+                            "tilt_range_deg": [float(v) for v in self.options.tilt_range_deg],
+                            "bone_surface": self.options.bone_surface},
             "sides": {s: p.to_dict() for s, p in self.sides.items()},
             **({} if self.roots_mode is None else {"roots": {
                 "mode": self.roots_mode, "agreement_mm": float(self.options.fusion.agree_mm),

@@ -154,7 +154,8 @@ def test_plan_json_has_the_documented_keys(plan_and_engine) -> None:
                     "angle_to_sagittal_deg", "min_nerve_clearance_mm", "carm"):
             assert key in t
     assert doc["view_search"] == {"frame": "carm", "oblique_range_deg": [0.0, 60.0],
-                                  "tilt_range_deg": [-40.0, 40.0]}
+                                  "tilt_range_deg": [-40.0, 40.0],
+                                  "bone_surface": "ct_half_maximum"}
     validate_plan_document(doc)  # the new keys are in the schema
 
 

@@ -24,8 +24,14 @@ def test_the_schema_is_package_data_and_names_this_version(doc) -> None:
     assert schema["$schema"].endswith("2020-12/schema")
     assert schema["properties"]["schema_version"]["pattern"].startswith(
         "^" + PLAN_SCHEMA_VERSION.split(".")[0])
-    assert PLAN_SCHEMA_VERSION == "1.6"
+    assert PLAN_SCHEMA_VERSION == "1.7"
     validate_plan_document(doc)
+    # 1.7: where the bones' surfaces lay for the windows.
+    assert doc["view_search"]["bone_surface"] == "ct_half_maximum"
+    bad = copy.deepcopy(doc)
+    bad["view_search"]["bone_surface"] = "somewhere"
+    with pytest.raises(InputError, match="bone_surface"):
+        validate_plan_document(bad)
 
 
 def test_the_validator_reports_schema_violations_by_path(doc) -> None:
