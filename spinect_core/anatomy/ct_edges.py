@@ -19,6 +19,21 @@ from scipy import ndimage
 from spinect_core.volume import Volume
 
 
+def soft_tissue_hu(hu: np.ndarray, bone: np.ndarray) -> float | None:
+    """Soft tissue's level on the CT around ``bone``: the median HU of the voxels outside it
+    between -200 and 200 HU (not air, fat-free lung or bone); None when there are none.
+
+    Parameters
+    ----------
+    hu : np.ndarray, shape (z, y, x)
+        CT, HU.
+    bone : np.ndarray, bool, same shape
+    """
+    h = np.asarray(hu)
+    sel = ~bone & (h > -200.0) & (h < 200.0)
+    return float(np.median(h[sel])) if sel.any() else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class EdgeOptions:
     """How a bone edge is searched on the CT.

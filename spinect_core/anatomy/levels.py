@@ -49,6 +49,7 @@ from scipy import ndimage as ndi
 
 from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.ct_bands import across_bone, bright_plates, dark_bands
+from spinect_core.anatomy.ct_edges import soft_tissue_hu
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
                                            body_cut_below, chain_positions, check_sacrum,
                                            column_continues_below, count_warnings,
@@ -956,9 +957,8 @@ def _joint_spaces(hu: np.ndarray, bone: np.ndarray, sp: np.ndarray, *, reach_mm:
     np.ndarray, bool, same shape
     """
     h = np.asarray(hu, np.float32)
-    soft_sel = ~bone & (h > -200.0) & (h < 200.0)
-    soft = float(np.median(h[soft_sel])) if soft_sel.any() else 40.0
-    del soft_sel
+    soft = soft_tissue_hu(h, bone)
+    soft = 40.0 if soft is None else soft
     hb = np.where(bone, h, np.float32(-1000.0))
     out = np.zeros(bone.shape, bool)
     # The brightest bone within reach before (lo) and after (hi) each voxel along an axis;

@@ -1059,9 +1059,9 @@ RIM_MARGIN_MM = 60.0
 def peel_partial_volume_rim(anatomy: Any, ct: Volume) -> int:
     """Move the bone parts' surface to the CT's half-maximum around L5/S1, in place.
 
-    Bone voxels on the surface that are darker than halfway between soft tissue (the median of
-    the non-bone voxels between -200 and 200 HU nearby) and the brightest bone within 2 mm become
-    background in ``anatomy.parts`` (:func:`~spinect_core.bone.ct_model.partial_volume_rim`).
+    Bone voxels on the surface that are darker than halfway between soft tissue nearby
+    (:func:`~spinect_core.anatomy.ct_edges.soft_tissue_hu`) and the brightest bone within 2 mm
+    become background in ``anatomy.parts`` (:func:`~spinect_core.bone.ct_model.partial_volume_rim`).
     A label map that marks voxel centres inside the bone (a phantom's) loses almost nothing.
 
     Returns
@@ -1069,6 +1069,7 @@ def peel_partial_volume_rim(anatomy: Any, ct: Volume) -> int:
     int
         How many voxels were peeled.
     """
+    from spinect_core.anatomy.ct_edges import soft_tissue_hu
     from spinect_core.anatomy.geometry import bbox_slices, spacing_zyx
     from spinect_core.anatomy.parts import PART_ID
     from spinect_core.bone.ct_model import partial_volume_rim
@@ -1084,10 +1085,9 @@ def peel_partial_volume_rim(anatomy: Any, ct: Volume) -> int:
     sub = parts[box]
     bone = np.isin(sub, [PART_ID[n] for n in _BONE_PARTS])
     hu = np.asarray(ct.array[box], np.float32)
-    soft_sel = ~bone & (hu > -200.0) & (hu < 200.0)
-    if not soft_sel.any():
+    soft = soft_tissue_hu(hu, bone)
+    if soft is None:
         return 0
-    soft = float(np.median(hu[soft_sel]))
     rim = partial_volume_rim(bone, hu, sp, soft, min_contrast_hu=RIM_MIN_CONTRAST_HU)
     sub[rim] = 0
     return int(np.count_nonzero(rim))
