@@ -1115,19 +1115,18 @@ def _hole_votes(mask: np.ndarray, hu: np.ndarray, sp: np.ndarray, *, max_hole_mm
             # _behind_a_body): it is not marrow. Judged in the box of the candidates and
             # what lies in front of them (a thin-slice CT's hole grid is tens of millions of
             # voxels; the candidates are a few canal-sized holes).
-            zyx = np.unravel_index(where[canal_like[ids]], mask.shape)
+            zyx = np.unravel_index(where, mask.shape)
+            of_candidates = canal_like[ids]
             pad = [1, 1, 1]
             pad[anterior[0]] = int(np.ceil(canal_reach_mm / float(sp[anterior[0]]))) + 1
-            box = tuple(slice(max(int(c.min()) - p, 0), min(int(c.max()) + 1 + p, n))
+            box = tuple(slice(max(int(c[of_candidates].min()) - p, 0),
+                              min(int(c[of_candidates].max()) + 1 + p, n))
                         for c, p, n in zip(zyx, pad, mask.shape))
-            del zyx
+            inside = np.logical_and.reduce([(c >= b.start) & (c < b.stop)
+                                            for c, b in zip(zyx, box)])
             lab_box = np.zeros(tuple(b.stop - b.start for b in box), np.int32)
-            z, y, x = np.unravel_index(where, mask.shape)
-            inside = ((z >= box[0].start) & (z < box[0].stop) & (y >= box[1].start)
-                      & (y < box[1].stop) & (x >= box[2].start) & (x < box[2].stop))
-            lab_box[z[inside] - box[0].start, y[inside] - box[1].start,
-                    x[inside] - box[2].start] = ids[inside]
-            del z, y, x, inside
+            lab_box[tuple(c[inside] - b.start for c, b in zip(zyx, box))] = ids[inside]
+            del zyx, of_candidates, inside
             # In front of the canal: the body's bone, its marrow (a hole, or unfilled in this
             # slice) or, at a disc's level, the disc, both denser than muscle.
             solid = mask[box] | (lab_box > 0) | (hu[box] >= canal_front_hu)
