@@ -815,29 +815,11 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     dt, core_lab, cores = _cores(bone, labels, off, sp, options,
                                  split_x=counted.column_x)
 
-    def role(c: _Core) -> str:
-        near = min(chain + sacral, key=lambda k: float(np.linalg.norm(k.centre - c.centre)))
-        d = np.abs(near.centre - c.centre)
-        sacrum = near is sacrum_c or any(near is k for k in sacral)
-        # Near the body's core, or beside it at its height (a body whose marrow is hollow in
-        # the middle keeps a core on each side: a real 3 mm CT's L5, 23 mm apart). The
-        # sacrum's height is looser: S1 slopes, and a sacrum without a core is centred on
-        # the top of its bone (the same CT's S1, its marrow's cavities filled, kept a core on
-        # each side, one 10.4 mm from that centre's height).
-        beside_z = 15.0 if sacrum else 10.0
-        if np.linalg.norm(d) <= 12.0 or (d[0] <= 30.0 and d[1] <= 10.0 and d[2] <= beside_z):
-            if sacrum:
-                return "S1"
-            return "L5" if near is l5_c else "other_bone"
-        if abs(c.centre[0] - sacrum_c.centre[0]) > 35.0 and c.centre[2] < l5_c.top_z + 40.0:
-            return "ilium_left" if c.centre[0] > sacrum_c.centre[0] else "ilium_right"
-        return "other_bone"
-
     report(progress, 0.4, "separating L5, S1 and the ilia")
     markers = np.zeros(bone.shape, np.uint8)
     roles = {}
     for c in cores:
-        roles[c.label] = role(c)
+        roles[c.label] = _core_role(c, chain, sacral)
         markers[core_lab == c.label] = PART_ID[roles[c.label]]
     l5_ids = [k for k, r in roles.items() if r == "L5"]
     bone_pts = G.voxel_points(labels, bone, off)
@@ -857,7 +839,10 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     high[zz[above], yy[above], xx[above]] = True
     markers[s1_seed & high] = 0
     s1_seed &= ~high
-    s1_body_seed = s1_seed
+    # The body's own cores only: a lateral mass's core seeds S1's part, not its body (the
+    # body bounds the L5/S1 disc's gap, which must not reach round to the foramina).
+    s1_body_seed = s1_seed & np.isin(core_lab, [
+        c.label for c in cores if _core_role(c, chain, sacral, sacrum_depth_mm=10.0) == "S1"])
     if sacrum_c.seed_lps is not None:
         # A sacrum without a core: its top's bone seeds S1 (see _hollow_sacrum), and so does
         # its middle below that (else the ilia's seeds flood its thin shell through the
@@ -928,6 +913,39 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
                          sacrum_centre_lps=sacrum_c.centre, l5_centre_lps=l5_c.centre,
                          disc_centre_lps=G.voxel_points(labels, chosen, off).mean(axis=0),
                          disc_source=source, evidence=evidence)
+
+
+def _core_role(core: _Core, chain: list[_Core], sacral: list[_Core], *,
+               sacrum_depth_mm: float = 30.0) -> str:
+    """The part a core of the junction's box seeds: ``"L5"``, ``"S1"``, ``"ilium_left"``,
+    ``"ilium_right"`` or ``"other_bone"``.
+
+    ``chain`` is the column's bodies, cranial first, ending with L5 and the sacrum; ``sacral``
+    the sacral bodies found below the sacrum. A core seeds the body nearest to it when it lies
+    near that body's centre or beside it at its height (a body whose marrow is hollow in the
+    middle keeps a core on each side: a real 3 mm CT's L5, 23 mm apart). The sacrum's bounds
+    are looser: its height, because S1 slopes and a sacrum without a core is centred on the
+    top of its bone (the same CT's S1, its marrow's cavities filled, kept a core on each side,
+    one 10.4 mm from that centre's height); its depth, because with its fatty marrow filled
+    that CT's sacrum kept its cores in the lateral masses beside and behind the body, 15 and 29
+    mm behind the centre (taken as other bone, they flooded S1's top and its disc centre moved
+    3.1 -> 5.7 mm off). No lumbar arch has a core that deep behind the sacrum's centre: its
+    articular processes and laminae are thinner than twice ``LevelOptions.core_mm``
+    (``sacrum_depth_mm``; 10 mm, a lumbar body's bound, keeps the sacrum's body cores alone).
+    A core far lateral of the sacrum, no higher than 40 mm above L5's top, is an ilium.
+    """
+    sacrum_c, l5_c = chain[-1], chain[-2]
+    near = min(chain + sacral, key=lambda k: float(np.linalg.norm(k.centre - core.centre)))
+    d = np.abs(near.centre - core.centre)
+    sacrum = near is sacrum_c or any(near is k for k in sacral)
+    beside_y, beside_z = (sacrum_depth_mm, 15.0) if sacrum else (10.0, 10.0)
+    if np.linalg.norm(d) <= 12.0 or (d[0] <= 30.0 and d[1] <= beside_y and d[2] <= beside_z):
+        if sacrum:
+            return "S1"
+        return "L5" if near is l5_c else "other_bone"
+    if abs(core.centre[0] - sacrum_c.centre[0]) > 35.0 and core.centre[2] < l5_c.top_z + 40.0:
+        return "ilium_left" if core.centre[0] > sacrum_c.centre[0] else "ilium_right"
+    return "other_bone"
 
 
 def _joint_spaces(hu: np.ndarray, bone: np.ndarray, sp: np.ndarray, *, reach_mm: float

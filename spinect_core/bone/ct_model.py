@@ -145,7 +145,14 @@ class CTBoneOptions:
         150-350 mm^2): a vertebral body's or a femoral head's marrow.
     large_hole_above_soft_hu : float
         Such a hole is filled when its mean is at least the soft-tissue peak plus this (negative:
-        fatty marrow of an osteoporotic body is darker than muscle).
+        fatty marrow of an osteoporotic body is darker than muscle). Measured 2026-12-06 on
+        TotalSegmentator's real 3 mm CT (an elderly, fatty sacrum: its S1 holes average -5 HU
+        over 3300 mm^2 at a peak of 27 HU): -30 -> -40 filled them, bone Dice 0.8926 -> 0.8988,
+        sacrum recall 0.69 -> 0.80; -50 and -65 gave 0.8987 and 0.8984; the chest's held-out
+        slab 0.8459 -> 0.8463, the lumbar crop 0.8690 -> 0.8682; the 24 patient-like phantoms'
+        levels unchanged (whole and cropped 100 mm above L5/S1). The levels needed the
+        sacrum's cores in its lateral masses taken as S1 (``derive_parts``), or that CT's S1
+        part shrank to its top and its disc centre moved 3.1 -> 5.7 mm off.
     large_bridge_mm : float
         Gaps up to about twice this are bridged when looking for such large holes.
     canal_reach_mm, canal_min_solid, canal_above_soft_hu, canal_max_mm2 : float
@@ -353,7 +360,7 @@ class CTBoneOptions:
     cancellous_above_soft_hu: float = 20.0
     smooth_sigma_mm: float = 0.6
     large_hole_mm2: float = 450.0
-    large_hole_above_soft_hu: float = -30.0
+    large_hole_above_soft_hu: float = -40.0
     large_bridge_mm: float = 8.0
     canal_reach_mm: float = 25.0
     canal_min_solid: float = 0.6

@@ -545,11 +545,9 @@ def test_extent_along_equals_find_objects():
     assert longest > 3
 
 
-def test_a_hole_the_size_of_the_sacrum_is_filled():
-    """The sacrum with its alae is about 110 x 40 mm across at S1: a fatty interior (30 HU,
-    below muscle) enclosed in the axial slices by a thin cortex, open above and below so that
-    only the slice-wise fill can reach it, is bone (a real 3 mm CT's upper sacrum was left
-    hollow while the largest hole filled was 2500 mm^2)."""
+def _sacrum_sized_hole(interior_hu: float) -> tuple[Volume, np.ndarray]:
+    """Soft tissue (40 HU) holding a thin-walled ring of 3456 mm^2 around an interior of
+    ``interior_hu``, 25 mm tall, open above and below: the CT and the marrow well inside."""
     rng = np.random.default_rng(1)
     shape = (40, 70, 130)
     zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]].astype(float)
@@ -558,15 +556,34 @@ def test_a_hole_the_size_of_the_sacrum_is_filled():
     ell = (yy - 35) ** 2 / 20 ** 2 + (xx - 65) ** 2 / 55 ** 2                  # 3456 mm^2
     tall = (zz >= 8) & (zz < 33)
     inside = (ell <= 1.0) & tall
-    hu[inside] = 30.0
+    hu[inside] = interior_hu
     hu[inside & ((yy - 35) ** 2 / 18.5 ** 2 + (xx - 65) ** 2 / 53.5 ** 2 > 1.0)] = 900.0
     hu = ndi.gaussian_filter(hu, 0.7) + rng.normal(0.0, 8.0, shape)
     vol = Volume(array=hu.astype(np.int16), spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3),
                  direction=np.eye(3))
-    marrow = ndi.binary_erosion(inside, iterations=4)
+    return vol, ndi.binary_erosion(inside, iterations=4)
+
+
+def test_a_hole_the_size_of_the_sacrum_is_filled():
+    """The sacrum with its alae is about 110 x 40 mm across at S1: a fatty interior (30 HU,
+    below muscle) enclosed in the axial slices by a thin cortex, open above and below so that
+    only the slice-wise fill can reach it, is bone (a real 3 mm CT's upper sacrum was left
+    hollow while the largest hole filled was 2500 mm^2)."""
+    vol, marrow = _sacrum_sized_hole(30.0)
     assert segment_bone_from_ct(vol).mask.array.astype(bool)[marrow].mean() > 0.9
     small = segment_bone_from_ct(vol, options=CTBoneOptions(max_hole_mm2=2500.0))
     assert small.mask.array.astype(bool)[marrow].mean() < 0.5
+
+
+def test_an_elderly_sacrums_fatty_marrow_is_filled():
+    """An elderly sacrum's fatty S1 (a real 3 mm CT: holes of 3300 mm^2 averaging -5 HU at a
+    soft-tissue peak of 27 HU) lies about 35-40 HU below muscle: with the hole's mean here
+    about 37 HU below the scan's peak (39 HU), the default floor (peak - 40) fills it, the
+    former one (peak - 30) did not."""
+    vol, marrow = _sacrum_sized_hole(0.0)
+    assert segment_bone_from_ct(vol).mask.array.astype(bool)[marrow].mean() > 0.9
+    former = segment_bone_from_ct(vol, options=CTBoneOptions(large_hole_above_soft_hu=-30.0))
+    assert former.mask.array.astype(bool)[marrow].mean() < 0.5
 
 
 def _vertebra_at_3mm(*, seed: int = 3):
