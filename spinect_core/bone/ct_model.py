@@ -283,6 +283,15 @@ class CTBoneOptions:
         enhanced blood when its 90th HU percentile lies at most this far above its median: a
         vessel's branch cut off from a pool. Bone pieces that small keep a cortex or a
         partial-volume edge; the bound is tighter than for large components.
+    pool_wall_max_ml, pool_wall_fraction, pool_wall_reach_mm : float
+        A component smaller than ``pool_wall_max_ml`` of which at least ``pool_wall_fraction``
+        of the voxels lie within ``pool_wall_reach_mm`` (in-plane and across slices) of a
+        contrast pool is a vessel's wall, not bone: a calcified aortic wall, its crescents of
+        plaque joined by the lumen's partial volume, is as bright as cortex somewhere and not
+        flat, so the tests of enhanced blood keep it. A bone lies beside a vessel over a small
+        part of its surface only. Measured 2026-12-06 on the real contrast chest CT's held-out
+        slab: a 3.9 ml wall of the aorta over 60 mm had 0.14-0.30 of its voxels within 1-3
+        voxels of the aorta's pool, every bone component 0.00-0.01. 0 turns it off.
     marrow_max_ml : float
         Where the scan shows no enhanced blood (contrast pools under
         :attr:`no_contrast_pool_ml`), grow voxels connected to the seeds beyond
@@ -384,6 +393,9 @@ class CTBoneOptions:
     homogeneous_spread_hu: float = 80.0
     small_homogeneous_min_ml: float = 0.1
     small_homogeneous_spread_hu: float = 40.0
+    pool_wall_max_ml: float = 20.0
+    pool_wall_fraction: float = 0.1
+    pool_wall_reach_mm: float = 2.0
     marrow_max_ml: float = 50.0
     no_contrast_pool_ml: float = 5.0
     lumen_min_pool_ml: float = 1.0
@@ -1782,9 +1794,9 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
         bone = _lumens(bone, sub, sp, pools, th, options, rejected,
                        axial_axis=ct.cranio_caudal_axis_zyx)
         timings["lumens"] = time.perf_counter() - t0
-    del pools
     report(progress, 0.8, "rejecting vessels, organs and bowel contrast")
-    bone = _reject(bone, sub, sp, th, options, rejected)
+    bone = _reject(bone, sub, sp, th, options, rejected, pools=pools)
+    del pools
     if options.half_maximum_edge:
         bone = _half_maximum_edge(bone, sub.astype(np.float32), sp, th["soft_tissue_peak"])
     del sub
@@ -2164,10 +2176,51 @@ def _upper_spread(ids: np.ndarray, values: np.ndarray, which: np.ndarray) -> np.
     return out
 
 
+def _near_pool_counts(ids: np.ndarray, where: np.ndarray, shape: tuple[int, ...],
+                      pools: np.ndarray, sp: np.ndarray, candidates: np.ndarray, *,
+                      reach_mm: float) -> np.ndarray:
+    """How many voxels of each candidate component lie within ``reach_mm`` of a pool.
+
+    Parameters
+    ----------
+    ids : np.ndarray, int, (k,)
+        Component labels of the voxels ``where`` (flat indices into an array of ``shape``).
+    where : np.ndarray, int, (k,)
+    shape : tuple of int
+        (z, y, x) of ``pools``.
+    pools : np.ndarray, bool, ``shape``
+    sp : np.ndarray, shape (3,)
+        Voxel size (z, y, x), mm.
+    candidates : np.ndarray, bool, (n + 1,)
+        The labels to count (their voxels alone are looked at: a few small components).
+    reach_mm : float
+
+    Returns
+    -------
+    np.ndarray, int, (n + 1,)
+    """
+    sel = candidates[ids]
+    flat, label = where[sel], ids[sel]
+    zyx = np.unravel_index(flat, shape)
+    near = np.zeros(flat.size, bool)
+    r = np.floor(reach_mm / np.asarray(sp, float)).astype(int)
+    for dz in range(-r[0], r[0] + 1):
+        for dy in range(-r[1], r[1] + 1):
+            for dx in range(-r[2], r[2] + 1):
+                if (dz * sp[0]) ** 2 + (dy * sp[1]) ** 2 + (dx * sp[2]) ** 2 > reach_mm ** 2:
+                    continue
+                at = tuple(np.clip(c + d, 0, n - 1)
+                           for c, d, n in zip(zyx, (dz, dy, dx), shape))
+                near |= pools[at]
+    return np.bincount(label[near], minlength=candidates.size)
+
+
 def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, float],
-            options: CTBoneOptions, rejected: dict[str, int]) -> np.ndarray:
-    """Drop components that are dense but not bone (see the module docstring, step 4); in
-    place."""
+            options: CTBoneOptions, rejected: dict[str, int], *,
+            pools: np.ndarray | None = None) -> np.ndarray:
+    """Drop components that are dense but not bone (see the module docstring, step 4), and
+    the walls of the contrast ``pools`` (bool, the shape of ``bone``; see
+    :attr:`CTBoneOptions.pool_wall_max_ml`); in place."""
     # In the bone's box (the components are the same, the labelling shorter); 2-byte labels
     # when the components fit (a CT has hundreds to a few thousand).
     box = _bbox(bone)
@@ -2204,12 +2257,22 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     homogeneous |= small_flat & (spread <= options.small_homogeneous_spread_hu)
     del bone_hu
     small = ~homogeneous & (size_ml < options.min_component_ml)
-    homogeneous[0] = small[0] = False
+    wall = np.zeros(n + 1, bool)
+    if pools is not None and options.pool_wall_fraction > 0 and options.pool_wall_max_ml > 0:
+        candidates = ~(homogeneous | small) & (size_ml < options.pool_wall_max_ml)
+        candidates[0] = False
+        if candidates.any():
+            near = _near_pool_counts(ids, where, bone.shape, pools[box], sp, candidates,
+                                     reach_mm=options.pool_wall_reach_mm)
+            wall = candidates & (near >= options.pool_wall_fraction * np.maximum(sizes, 1))
+    homogeneous[0] = small[0] = wall[0] = False
     if homogeneous.any():
         rejected["homogeneous_dense"] = int(sizes[homogeneous].sum())
     if small.any():
         rejected["small"] = int(sizes[small].sum())
-    keep = ~(homogeneous | small)
+    if wall.any():
+        rejected["vessel_wall"] = int(sizes[wall].sum())
+    keep = ~(homogeneous | small | wall)
     keep[0] = False
     kept = np.zeros(bone.shape, bool)
     kept.ravel()[where[keep[ids]]] = True
