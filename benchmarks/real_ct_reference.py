@@ -36,7 +36,8 @@ Session 22 (2026-12-06, the canal behind a body no longer filled): CT bone model
 the reference's left femur holds 2267 voxels against the right's 3782 where the CT's bone is
 symmetric, and the 1.5-2 k voxels it leaves out are the largest false positives.
 Session 23 (large holes are marrow from 40 HU below the soft-tissue peak: its fatty S1 filled):
-CT bone model 0.8988, fused 0.9025, sacrum recall 0.80; the plan's disc centre 3.0 mm off.
+CT bone model 0.8988, fused 0.9025, sacrum recall 0.80; the plan's disc centre 3.0 mm off, 2.6
+once the disc's gap stays in front of L5's posterior wall (cropped below L2: 7.8 -> 4.1 mm).
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
         [--segmentation seg.nii.gz] [--json]

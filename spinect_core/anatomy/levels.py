@@ -116,7 +116,7 @@ class LevelOptions:
         With the CT, bone voxels in a dark valley at most twice this wide (a joint space the
         labels bridged, :func:`_joint_spaces`) are the bone's surface for the watershed that
         parts L5, S1 and the ilia; 0 turns it off.
-    disc_behind_wall_mm : float
+    disc_behind_wall_mm : float or None
         An unlabelled gap taken for the L5/S1 disc reaches at most this far behind the L5 body's
         posterior wall (a disc's annulus bulges 1-2 mm past it; the line of the bodies' posterior
         walls runs on to S1's). Without it a sacrum whose core lay behind its body (its canal and

@@ -285,8 +285,8 @@ class CTBoneOptions:
         partial-volume edge; the bound is tighter than for large components.
     pool_wall_max_ml, pool_wall_fraction, pool_wall_reach_mm : float
         A component smaller than ``pool_wall_max_ml`` of which at least ``pool_wall_fraction``
-        of the voxels lie within ``pool_wall_reach_mm`` (in-plane and across slices) of a
-        contrast pool is a vessel's wall, not bone: a calcified aortic wall, its crescents of
+        of the voxels lie within ``pool_wall_reach_mm`` (a ball in millimetres) of a contrast
+        pool is a vessel's wall, not bone: a calcified aortic wall, its crescents of
         plaque joined by the lumen's partial volume, is as bright as cortex somewhere and not
         flat, so the tests of enhanced blood keep it. A bone lies beside a vessel over a small
         part of its surface only. Measured 2026-12-06 on the real contrast chest CT's held-out
@@ -2258,7 +2258,8 @@ def _reject(bone: np.ndarray, hu: np.ndarray, sp: np.ndarray, th: dict[str, floa
     del bone_hu
     small = ~homogeneous & (size_ml < options.min_component_ml)
     wall = np.zeros(n + 1, bool)
-    if pools is not None and options.pool_wall_fraction > 0 and options.pool_wall_max_ml > 0:
+    if (pools is not None and options.pool_wall_fraction > 0 and options.pool_wall_max_ml > 0
+            and pools.any()):
         candidates = ~(homogeneous | small) & (size_ml < options.pool_wall_max_ml)
         candidates[0] = False
         if candidates.any():
