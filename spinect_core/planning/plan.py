@@ -72,16 +72,37 @@ EDGE_WORDS = {"oblique_min": "the smallest oblique", "oblique_max": "the largest
 SAFE_AREA_IMPLAUSIBLE_MM2 = 40.0
 
 
+def _implausibly_large(window: Any) -> bool:
+    """Whether a :class:`WindowPlan` is a safe window whose best area exceeds
+    :data:`SAFE_AREA_IMPLAUSIBLE_MM2`."""
+    return (window.kind == "safe" and window.found and window.best_view is not None
+            and float(window.best_view.area_mm2) > SAFE_AREA_IMPLAUSIBLE_MM2)
+
+
+def needle_window(kambin: Any, safe: Any, choice: str) -> Any:
+    """The :class:`WindowPlan` a side's needle goes through, or None when none is found.
+
+    ``choice`` is :attr:`PlanOptions.trajectory_window`: ``"kambin"`` or ``"safe"`` that
+    window; ``"auto"`` the one with the larger usable area (then the larger area), but an
+    implausibly large safe window (:func:`_implausibly_large`: its bounds probably misplaced,
+    and warned of) only when the Kambin window is not found: it wins "the larger area" because
+    it is wrong.
+    """
+    candidates = [w for w in (kambin, safe) if w.found and (choice == "auto" or w.kind == choice)]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda w: (not _implausibly_large(w), w.usable_area_mm2,
+                                          w.window.area_mm2))
+
+
 def window_area_warnings(sides: dict[str, Any]) -> list[str]:
     """Warnings for safe windows whose best area is implausibly large
     (:data:`SAFE_AREA_IMPLAUSIBLE_MM2`), per side of ``sides`` (side -> :class:`SidePlan`)."""
     out = []
     for side, plan in sides.items():
         safe = plan.safe
-        if not safe.found or safe.best_view is None:
-            continue
-        area = float(safe.best_view.area_mm2)
-        if area > SAFE_AREA_IMPLAUSIBLE_MM2:
+        if _implausibly_large(safe):
+            area = float(safe.best_view.area_mm2)
             out.append(f"the {side} safe window's best area, {area:.0f} mm^2, is far above any "
                        "published at L5/S1 (the study: 8.7 +- 2.2 mm^2, 3-18; at most about 24 "
                        "mm^2 in the literature): its bounds (the exiting L5 root, the L5 pedicle) "
@@ -152,7 +173,10 @@ class PlanOptions:
     plateau_fraction : float
         Views reaching this fraction of the maximum form the plateau.
     trajectory_window : {"auto", "kambin", "safe"}
-        Window the needle goes through; ``auto``: the one with the larger usable area.
+        Window the needle goes through; ``auto``: the one with the larger usable area, a safe
+        window implausibly large (:data:`SAFE_AREA_IMPLAUSIBLE_MM2`, warned of) only when the
+        Kambin window is not found (TotalSegmentator's real 3 mm CT cropped below L2: the
+        left needle went through a 44 mm^2 safe window past a 14 mm^2 Kambin one).
     l5s1 : L5S1Options
     trajectory : TrajectoryOptions
     roots : {"fused", "ct", "network"} or None
@@ -760,12 +784,11 @@ class PlanEngine:
                              landmarks=_landmarks(self.anatomy.sides[side]),
                              roots=None if self.roots is None else self.roots.side_dict(side))
         choice = self.options.trajectory_window
-        candidates = [w for w in (kambin, safe) if w.found and (choice == "auto" or w.kind == choice)]
-        if not candidates:
+        chosen = needle_window(kambin, safe, choice)
+        if chosen is None:
             side_plan.trajectory_reason = (f"no {choice if choice != 'auto' else ''} window found "
                                            f"on the {side} side").replace("  ", " ")
             return side_plan
-        chosen = max(candidates, key=lambda w: (w.usable_area_mm2, w.window.area_mm2))
         try:
             trajectory = self.plan_needle(side, chosen.window)
         except SpinectError as exc:

@@ -54,6 +54,30 @@ def test_the_planner_moves_the_surface_by_default():
     assert PlanOptions().bone_surface == "ct_half_maximum"
 
 
+def _window(kind: str, area: float | None, usable: float | None = None) -> SimpleNamespace:
+    """A WindowPlan's fields that the choice of the needle's window and the warnings read."""
+    return SimpleNamespace(kind=kind, found=area is not None,
+                           usable_area_mm2=usable if usable is not None else area,
+                           window=SimpleNamespace(area_mm2=area),
+                           best_view=None if area is None else SimpleNamespace(area_mm2=area))
+
+
+def test_an_implausibly_large_safe_window_is_not_the_needles_choice():
+    """TotalSegmentator's real 3 mm CT cropped below L2: the left needle went through a 44 mm^2
+    safe window (warned of as implausible) past a 14 mm^2 Kambin one. "auto" takes the larger
+    usable area among plausible windows, the implausible one only when it is alone; an
+    explicit choice is kept."""
+    from spinect_core.planning.plan import needle_window
+
+    kambin, wrong, plausible = _window("kambin", 14.3), _window("safe", 44.5), \
+        _window("safe", 18.0)
+    assert needle_window(kambin, wrong, "auto") is kambin
+    assert needle_window(kambin, plausible, "auto") is plausible
+    assert needle_window(_window("kambin", None), wrong, "auto") is wrong
+    assert needle_window(kambin, wrong, "safe") is wrong
+    assert needle_window(_window("kambin", None), _window("safe", None), "auto") is None
+
+
 def test_an_implausibly_large_safe_window_is_warned_of():
     """A safe window far above the published ones (a real 3 mm CT cropped below L2: 109 and 143
     mm^2, the roots not found) is said to be bounded wrongly; a plausible one, a missing one
@@ -61,11 +85,8 @@ def test_an_implausibly_large_safe_window_is_warned_of():
     from spinect_core.planning.plan import SAFE_AREA_IMPLAUSIBLE_MM2, window_area_warnings
 
     def side(safe_mm2: float | None, kambin_mm2: float = 150.0) -> SimpleNamespace:
-        def window(area):
-            return SimpleNamespace(found=area is not None,
-                                   best_view=None if area is None
-                                   else SimpleNamespace(area_mm2=area))
-        return SimpleNamespace(safe=window(safe_mm2), kambin=window(kambin_mm2))
+        return SimpleNamespace(safe=_window("safe", safe_mm2),
+                               kambin=_window("kambin", kambin_mm2))
 
     warned = window_area_warnings({"left": side(143.0), "right": side(12.0)})
     assert len(warned) == 1 and warned[0].startswith("the left safe window's best area, 143")
