@@ -2203,15 +2203,9 @@ def _near_pool_counts(ids: np.ndarray, where: np.ndarray, shape: tuple[int, ...]
     flat, label = where[sel], ids[sel]
     zyx = np.unravel_index(flat, shape)
     near = np.zeros(flat.size, bool)
-    r = np.floor(reach_mm / np.asarray(sp, float)).astype(int)
-    for dz in range(-r[0], r[0] + 1):
-        for dy in range(-r[1], r[1] + 1):
-            for dx in range(-r[2], r[2] + 1):
-                if (dz * sp[0]) ** 2 + (dy * sp[1]) ** 2 + (dx * sp[2]) ** 2 > reach_mm ** 2:
-                    continue
-                at = tuple(np.clip(c + d, 0, n - 1)
-                           for c, d, n in zip(zyx, (dz, dy, dx), shape))
-                near |= pools[at]
+    ball = _ball(reach_mm, np.asarray(sp, float))
+    for offset in np.argwhere(ball) - np.array(ball.shape) // 2:
+        near |= pools[tuple(np.clip(c + d, 0, n - 1) for c, d, n in zip(zyx, offset, shape))]
     return np.bincount(label[near], minlength=candidates.size)
 
 

@@ -57,6 +57,7 @@ from spinect_core.volume import Volume
 #: Version of the ``plan.json`` schema (see ``docs`` in the README and :meth:`Plan.to_dict`).
 #: 1.5: ``segmentation.operator_edits`` and ``segmentation_check.planned_level``.
 #: 1.6: ``metal`` (pieces of metal in the CT and their distance to the L5/S1 disc centre).
+#: 1.7: ``view_search.bone_surface`` (where the bones' surfaces lay for the windows).
 PLAN_SCHEMA_VERSION = "1.7"
 
 #: Edge names of the C-arm search range (``WindowPlan.search_edges``), in words.
