@@ -116,6 +116,10 @@ class LevelOptions:
         With the CT, bone voxels in a dark valley at most twice this wide (a joint space the
         labels bridged, :func:`_joint_spaces`) are the bone's surface for the watershed that
         parts L5, S1 and the ilia; 0 turns it off.
+    joint_min_mm3, joint_core_fraction : float
+        The joint spaces also end the cores that seed that watershed (:func:`_seedable`); a core
+        left with less than the fraction of its voxels is ended only by joint spaces at least
+        that large (smaller dark spots are trabecular marrow).
     disc_behind_wall_mm : float or None
         An unlabelled gap taken for the L5/S1 disc reaches at most this far behind the L5 body's
         posterior wall (a disc's annulus bulges 1-2 mm past it; the line of the bodies' posterior
@@ -143,6 +147,8 @@ class LevelOptions:
     sacral_middle_mm: float = 30.0
     sacral_reach_mm: float = 60.0
     joint_reach_mm: float = 2.0
+    joint_min_mm3: float = 30.0
+    joint_core_fraction: float = 0.2
     disc_behind_wall_mm: float | None = 3.0
     counting: CountOptions = field(default_factory=CountOptions)
 
@@ -824,11 +830,18 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
                                  split_x=counted.column_x)
 
     report(progress, 0.4, "separating L5, S1 and the ilia")
+    # The joint spaces the CT shows are the bone's surface, for the seeds and the watershed.
+    dt_joints, seedable = dt, core_lab > 0
+    if hu is not None and options.joint_reach_mm > 0:
+        joints = _joint_spaces(hu[sl], bone, sp, reach_mm=options.joint_reach_mm)
+        if joints.any():
+            dt_joints = ndi.distance_transform_edt(bone & ~joints, sampling=sp)
+            seedable = _seedable(core_lab, bone, joints, sp, options, dt_joints=dt_joints)
     markers = np.zeros(bone.shape, np.uint8)
     roles = {}
     for c in cores:
         roles[c.label] = _core_role(c, chain, sacral)
-        markers[core_lab == c.label] = PART_ID[roles[c.label]]
+        markers[(core_lab == c.label) & seedable] = PART_ID[roles[c.label]]
     l5_ids = [k for k, r in roles.items() if r == "L5"]
     bone_pts = G.voxel_points(labels, bone, off)
     zz, yy, xx = np.nonzero(bone)
@@ -846,6 +859,8 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     high = np.zeros(bone.shape, bool)
     high[zz[above], yy[above], xx[above]] = True
     markers[s1_seed & high] = 0
+    # Bone that no core claims (a core's voxels kept from seeding by a joint still count).
+    unclaimed = (core_lab == 0) | (s1_seed & high)
     s1_seed &= ~high
     # The body's own cores only: a lateral mass's core seeds S1's part, not its body (the
     # body bounds the L5/S1 disc's gap, which must not reach round to the foramina).
@@ -856,32 +871,28 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
         # its middle below that (else the ilia's seeds flood its thin shell through the
         # sacroiliac joints: a real 3 mm CT's sacrum went to the ilia but for its top).
         s1_body_seed = _seed_mask(sacrum_c.seed_lps, labels, off, bone, options.coarse_mm) & (
-            markers == 0)
-        middle = _sacral_middle(sacrum_c, bone_pts, options) & (markers[zz, yy, xx] == 0)
+            unclaimed)
+        middle = _sacral_middle(sacrum_c, bone_pts, options) & unclaimed[zz, yy, xx]
         s1_body_seed[zz[middle], yy[middle], xx[middle]] = True
+        markers[(s1_seed & seedable) | s1_body_seed] = PART_ID["S1"]
         s1_seed = s1_seed | s1_body_seed
-        markers[s1_seed] = PART_ID["S1"]
     if not l5_ids or not s1_seed.any():
         raise AnatomyError("cannot separate L5 from S1 at full resolution; check the "
                                 "segmentation at L5/S1")
     dx = bone_pts[:, 0] - sacrum_c.centre[0]
     far = (np.abs(dx) > options.ilium_lateral_mm) & (bone_pts[:, 2] < l5_c.top_z + 40.0) & (
-        markers[zz, yy, xx] == 0)
+        unclaimed[zz, yy, xx])
     markers[zz[far & (dx > 0)], yy[far & (dx > 0)], xx[far & (dx > 0)]] = PART_ID["ilium_left"]
     markers[zz[far & (dx < 0)], yy[far & (dx < 0)], xx[far & (dx < 0)]] = PART_ID["ilium_right"]
     from skimage.segmentation import watershed
 
     report(progress, 0.5, "separating L5, S1 and the ilia")
-    elevation = -dt
-    if hu is not None and options.joint_reach_mm > 0:
-        # The watershed splits at the bone's narrowest necks. Thick labels (the CT bone
-        # model's, a voxel wider than the bone, the default "fused" mode's) fill the facet
-        # joints, and L5's posterior arch flooded from S1 or L4 through them: on 6 procedural
-        # phantoms with the CT's bone, 7 of 12 L5 pedicle centres were found 7-13 mm off
-        # (2-3 mm with this). Where the CT shows the joint, its voxels are the bone's surface.
-        joints = _joint_spaces(hu[sl], bone, sp, reach_mm=options.joint_reach_mm)
-        if joints.any():
-            elevation = -ndi.distance_transform_edt(bone & ~joints, sampling=sp)
+    # The watershed splits at the bone's narrowest necks. Thick labels (the CT bone
+    # model's, a voxel wider than the bone, the default "fused" mode's) fill the facet
+    # joints, and L5's posterior arch flooded from S1 or L4 through them: on 6 procedural
+    # phantoms with the CT's bone, 7 of 12 L5 pedicle centres were found 7-13 mm off
+    # (2-3 mm with this). Where the CT shows the joint, its voxels are the bone's surface.
+    elevation = -dt_joints
     ws = watershed(elevation, markers, mask=bone).astype(np.uint8)
     ws[bone & (ws == 0)] = PART_ID["other_bone"]   # bone no seed reaches: not L5/S1
     report(progress, 0.7, "finding the L5/S1 disc")
@@ -924,6 +935,62 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
                          sacrum_centre_lps=sacrum_c.centre, l5_centre_lps=l5_c.centre,
                          disc_centre_lps=G.voxel_points(labels, chosen, off).mean(axis=0),
                          disc_source=source, evidence=evidence)
+
+
+def _seedable(core_lab: np.ndarray, bone: np.ndarray, joints: np.ndarray, sp: np.ndarray,
+              options: LevelOptions, *, dt_joints: np.ndarray | None = None) -> np.ndarray:
+    """The voxels of the cores (``core_lab`` > 0) that may seed the watershed: as deep inside
+    the bone, taking the joint spaces the CT shows as its surface, as a core must be
+    (``options.core_mm``); bool, ``bone``'s shape.
+
+    Labels a voxel wider than the bone (the CT bone model's, the default fused bone's) fill the
+    facet joints, and the articular processes on both sides of a joint become one mass thick
+    enough for a core: on real-bone phantoms L5's inferior and S1's superior articular
+    processes with their joint, 15 mm across, joined the sacrum's core through S1's thick
+    pedicle, seeded S1 inside L5's inferior articular processes, and the watershed gave S1
+    L5's laminae and spinous process and L5 L4's (real-bone seeds 100-109 at 1 mm: 3500-15000
+    of L5's voxels in S1 on 9 of 10, the L5 pedicle centres 6-14 mm off).
+
+    :func:`_joint_spaces` also marks dark spots of trabecular marrow between brighter
+    trabeculae, which can leave a body no voxel that deep (a real-bone phantom's L5 lost all
+    of its 14000 core voxels to them). A core that keeps less than
+    ``options.joint_core_fraction`` of its voxels is taken with only the joint spaces of at
+    least ``options.joint_min_mm3`` as surface (the spots are single voxels and small
+    clusters), and whole when that too leaves too little.
+
+    Parameters
+    ----------
+    core_lab : np.ndarray, int, shape (z, y, x)
+        The cores (:func:`_cores`), 0 elsewhere.
+    bone, joints : np.ndarray, bool, same shape
+        The labels' bone and its joint spaces (:func:`_joint_spaces`).
+    sp : np.ndarray, shape (3,)
+        Voxel size (z, y, x), mm.
+    options : LevelOptions
+    dt_joints : np.ndarray, optional
+        The distance (mm) of each voxel of ``bone & ~joints`` from the rest, when computed.
+    """
+    if dt_joints is None:
+        dt_joints = ndi.distance_transform_edt(bone & ~joints, sampling=sp)
+    cores = core_lab > 0
+    out = cores & (dt_joints >= options.core_mm)
+    n = int(core_lab.max())
+    total = np.bincount(core_lab[cores], minlength=n + 1)
+    kept = np.bincount(core_lab[out], minlength=n + 1)
+    thin = (kept < options.joint_core_fraction * total) & (total > 0)
+    if not thin.any():
+        return out
+    pieces, count = ndi.label(joints, structure=_FULL)
+    size = np.bincount(pieces.ravel(), minlength=count + 1) * float(np.prod(sp))
+    size[0] = 0.0
+    large = (size >= options.joint_min_mm3)[pieces]
+    out_large = cores & (ndi.distance_transform_edt(bone & ~large, sampling=sp)
+                         >= options.core_mm)
+    kept_large = np.bincount(core_lab[out_large], minlength=n + 1)
+    whole = thin & (kept_large < options.joint_core_fraction * total)
+    out[thin[core_lab] & cores] = out_large[thin[core_lab] & cores]
+    out[whole[core_lab] & cores] = True
+    return out
 
 
 def _core_role(core: _Core, chain: list[_Core], sacral: list[_Core], *,
