@@ -52,8 +52,10 @@ def short_arch_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks) ->
     17 of the 18 sides whose landmarks were more than 4 mm off and none of the 2 right; on
     TotalSegmentator's real 3 mm CT, the right side (its L5 ends 1 mm above, the reference's
     13 mm below). The procedural phantom's boxy processes end higher: 4 of its 12 sides with
-    right landmarks are marked too. The parameters are those of :func:`transitional_warnings`
-    (the parts map on ``grid``, the core landmarks).
+    right landmarks are marked too. Since the facet joints end the watershed's seeds
+    (session 24, ``levels._seedable``) the real-bone phantoms' arches are whole and none of
+    their 20 sides is marked. The parameters are those of :func:`transitional_warnings` (the
+    parts map on ``grid``, the core landmarks).
     """
     pts = G.voxel_points(grid, parts == PART_ID["L5"])
     if len(pts) == 0:
