@@ -38,6 +38,10 @@ symmetric, and the 1.5-2 k voxels it leaves out are the largest false positives.
 Session 23 (large holes are marrow from 40 HU below the soft-tissue peak: its fatty S1 filled):
 CT bone model 0.8988, fused 0.9025, sacrum recall 0.80; the plan's disc centre 3.0 mm off, 2.6
 once the disc's gap stays in front of L5's posterior wall (cropped below L2: 7.8 -> 4.1 mm).
+Session 24 (``spinect segment``'s fused labels; the landmarks above predate sessions 22-23):
+pedicle centres 4.1 / 15.0 -> 4.2 / 13.8 mm, lower margins 7.9 / 16.0 -> 7.9 / 14.8 mm, foramen
+centres 6.4 / 12.8 -> 6.4 / 11.4 mm (left / right) once the facet joints end the watershed's
+seeds; disc centre 1.9 mm, S1 endplate 1.6 deg.
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
         [--segmentation seg.nii.gz] [--json]
