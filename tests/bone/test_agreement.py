@@ -140,3 +140,39 @@ def test_check_segmentation_runs_the_ct_bone_model_for_a_network_only_result(cas
     assert seg.ct_bone is not None and seg.bone_check is check
     assert check.warnings == []
     assert calls[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(calls, calls[1:]))
+
+
+def test_a_count_that_fails_without_the_cavities_is_made_with_them(case, monkeypatch) -> None:
+    # In an elderly spine the CT bone model's small filled cavities are the fatty marrow's
+    # pockets: without them TotalSegmentator's real 3 mm CT found no gap between L5 and S1 and
+    # the check did not run. The count is then made again on the bone with them.
+    import dataclasses
+
+    from spinect_core.bone import agreement
+    from spinect_core.errors import AnatomyError
+
+    ph, ct_bone = case
+    cav = np.zeros(ct_bone.mask.array.shape, np.uint8)
+    cav[ct_bone.mask.array > 0] = 1                      # every bone voxel: none left without
+    with_cavities = dataclasses.replace(ct_bone, cavities=ct_bone.mask.with_array(cav))
+    real_chain = agreement._chain
+    seen = []
+
+    def chain(grid, bone, options, *, hu, progress):
+        seen.append(int(np.count_nonzero(bone)))
+        if not bone.any():
+            raise AnatomyError("no bone")
+        return real_chain(grid, bone, options, hu=hu, progress=progress)
+
+    monkeypatch.setattr(agreement, "_chain", chain)
+    check = compare_bone(ph.labels.array == 1, with_cavities)
+    assert seen == [0, int(np.count_nonzero(ct_bone.mask.array))]
+    assert check.levels_found and [r.level for r in check.levels] == ["L4", "L5", "S1"]
+    assert check.warnings == [] and check.agrees is True
+    # Both counts failing: the check says why, naming the first refusal.
+    def refused(*args, **kwargs):
+        raise AnatomyError("no sacrum")
+
+    monkeypatch.setattr(agreement, "_chain", refused)
+    check = compare_bone(ph.labels.array == 1, with_cavities)
+    assert not check.levels_found and "(no sacrum)" in check.warnings[0]
