@@ -341,9 +341,11 @@ def _chain_with_cavities(grid: Volume, bone: np.ndarray, options: AgreementOptio
     bone disagrees at L4, L5 and S1 (Dice 0.74 / 0.62 / 0.43) and the planned disc lies between
     the CT's L5 and S1.
     """
+    # Held at the first count's end (0.7): the first may have failed anywhere before it, and a
+    # bar must not run backwards.
     try:
         return _chain(grid, bone, options, hu=hu,
-                      progress=sub_progress(progress, 0.0, 0.7, "levels, with the cavities: "))
+                      progress=sub_progress(progress, 0.7, 0.7, "levels, with the cavities: "))
     except AnatomyError:
         return None
 

@@ -161,12 +161,18 @@ def test_a_count_that_fails_without_the_cavities_is_made_with_them(case, monkeyp
     def chain(grid, bone, options, *, hu, progress):
         seen.append(int(np.count_nonzero(bone)))
         if not bone.any():
+            if progress is not None:
+                progress(1.0, "counted")           # it failed at the count's very end
             raise AnatomyError("no bone")
         return real_chain(grid, bone, options, hu=hu, progress=progress)
 
     monkeypatch.setattr(agreement, "_chain", chain)
-    check = compare_bone(ph.labels.array == 1, with_cavities)
+    calls: list[float] = []
+    check = compare_bone(ph.labels.array == 1, with_cavities,
+                         progress=lambda f, m: calls.append(f))
     assert seen == [0, int(np.count_nonzero(ct_bone.mask.array))]
+    # The second count does not take the bar back.
+    assert calls[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(calls, calls[1:]))
     assert check.levels_found and [r.level for r in check.levels] == ["L4", "L5", "S1"]
     assert check.warnings == [] and check.agrees is True
     # Both counts failing: the check says why, naming the first refusal.
