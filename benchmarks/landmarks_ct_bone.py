@@ -63,16 +63,20 @@ def nearest_instances(instances: np.ndarray, bone_ids: list[int], bone: np.ndarr
 
 
 def run_seed(seed: int, anatomy: str, spacing: float, *, true_parts: bool = False,
+             exact: bool = False, reference_spacing: float | None = None,
              cache: Path | None = None) -> dict[str, Any]:
     """One seed's record (see the module docstring)."""
     from spinect_core.bone import segment_bone_from_ct
 
     ph, _ = load_phantom(seed, anatomy, spacing, cache)
     t0 = time.perf_counter()
-    ref = identify_lumbosacral(ph.labels, DEFAULT_LABELS, instances=ph.instances,
-                               instance_table=ph.instance_table, ct=ph.ct)
-    bone = segment_bone_from_ct(ph.ct).mask.array > 0
+    ref_ph = ph if reference_spacing in (None, spacing) else load_phantom(
+        seed, anatomy, float(reference_spacing), cache)[0]
+    ref = identify_lumbosacral(ref_ph.labels, DEFAULT_LABELS, instances=ref_ph.instances,
+                               instance_table=ref_ph.instance_table, ct=ref_ph.ct)
     bone_id = DEFAULT_LABELS.id_of("bone")
+    bone = (np.asarray(ph.labels.array) == bone_id) if exact else (
+        segment_bone_from_ct(ph.ct).mask.array > 0)
     arr = np.asarray(ph.labels.array).copy()
     arr[arr == bone_id] = 0
     arr[bone] = bone_id
@@ -80,9 +84,13 @@ def run_seed(seed: int, anatomy: str, spacing: float, *, true_parts: bool = Fals
     table = ph.instance_table
     ins = np.asarray(ph.instances.array)
     rec: dict[str, Any] = {"seed": seed, "anatomy": anatomy, "spacing_mm": spacing,
-                           "true_parts": true_parts}
+                           "true_parts": true_parts, "exact": exact,
+                           "reference_spacing_mm": reference_spacing or spacing}
     try:
-        if true_parts:
+        if exact:
+            found = identify_lumbosacral(ph.labels, DEFAULT_LABELS, instances=ph.instances,
+                                         instance_table=table, ct=ph.ct)
+        elif true_parts:
             ids = [table.id_of(n) for n in BONE_INSTANCES]
             found = identify_lumbosacral(
                 labels, DEFAULT_LABELS, instances=ph.instances.with_array(
@@ -129,12 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--anatomy", choices=("procedural", "real"), default="procedural")
     ap.add_argument("--spacing", type=float, default=1.0)
     ap.add_argument("--true-parts", action="store_true")
+    ap.add_argument("--exact", action="store_true",
+                    help="the phantom's own labels and instances (no CT bone, no partition)")
+    ap.add_argument("--reference-spacing", type=float, default=None,
+                    help="the reference anatomy from the same seed at this spacing (mm)")
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--json", type=Path, help="append one JSON line per seed")
     args = ap.parse_args(argv)
     records = []
     for seed in parse_seeds(args.seeds):
         rec = run_seed(seed, args.anatomy, args.spacing, true_parts=args.true_parts,
+                       exact=args.exact, reference_spacing=args.reference_spacing,
                        cache=args.cache)
         records.append(rec)
         if "refused" in rec:

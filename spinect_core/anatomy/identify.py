@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.checks import short_arch_warnings, transitional_warnings
 from spinect_core.anatomy.ct_edges import bone_edge
+from spinect_core.anatomy.fine_grid import landmark_parts
 from spinect_core.anatomy.landmarks import (SIDE_SIGN, CoreLandmarks, SideAnatomy, endplates,
                                              root_centreline, side_landmarks)
 from spinect_core.anatomy.levels import LevelOptions, derive_parts
@@ -410,8 +411,15 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
                             "L5 and S1 endplates (a dark band, or the bright plate of a collapsed "
                             "disc); review the level")
     report(progress, 0.75, "measuring landmarks")
-    core = endplates(labels, parts, warnings)
-    sides = side_landmarks(labels, parts, core)
+    # A coarse label map's landmarks are measured on L5/S1 resampled to 1 mm (fine_grid).
+    fine, fine_parts = landmark_parts(labels, parts)
+    core = endplates(fine, fine_parts, warnings)
+    sides = side_landmarks(fine, fine_parts, core)
+    if fine is not labels:
+        for s, sa in sides.items():       # the roots are not on the fine grid
+            sa.root_centreline_lps = root_centreline(
+                labels, parts, s, sa.foramen_centre_lps, midline_point_lps=core.midline_point_lps,
+                midline_normal_lps=core.midline_normal_lps)
     if ct is not None:
         refine_zone_landmarks(sides, ct)
     if derived is not None:
