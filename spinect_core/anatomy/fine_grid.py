@@ -4,11 +4,11 @@ The landmark definitions (:mod:`spinect_core.anatomy.landmarks`) are sizes of a 
 a ball of 8.5 mm that fits into the body but not the pedicle, a slab 1-5 mm behind the body's
 wall that only the pedicle crosses, 1 mm sections along the pedicle. On a 3 mm label map each is
 one or two voxels, and the staircase of the voxels moves them by a voxel: measured on 10
-real-bone phantoms labelled exactly at 3 mm, the pedicle centre and the foramen centre lay more
-than 4 mm from those of the same phantoms at 1 mm on 14 of 20 sides (up to 13 mm). Resampled
-shape-wise to 1 mm (each part's indicator interpolated linearly, then the largest taken: the
-parts' boundaries become smooth surfaces between the voxel centres, not 3 mm steps), 17 of 20
-sides were within 4 mm (nearest-neighbour resampling: 11 of 20).
+real-bone phantoms labelled exactly at 3 mm, the pedicle centre, its lower margin or the
+foramen centre lay more than 4 mm from those of the same phantoms at 1 mm on 15 of 20 sides (up
+to 14 mm). Resampled shape-wise to 1 mm (each part's indicator interpolated linearly, then the
+largest taken: the parts' boundaries become smooth surfaces between the voxel centres, not 3 mm
+steps), all three were within 4 mm on 17 of 20 sides (nearest-neighbour resampling: 8 of 20).
 """
 
 from __future__ import annotations
