@@ -51,6 +51,12 @@ PEDICLE_SLAB_MM = (1.0, 5.0)
 #: least ``PEDICLE_MID_MM[1]`` long; a shorter one's are as far along it proportionally.
 PEDICLE_MID_MM = (7.0, 11.0)
 PEDICLE_CENTRE_MM = 8.0
+#: A pedicle whose posterior elements begin at most this far (mm) behind the wall is short (a
+#: real L5's: 3-5 mm on bone labelled as it is, 6 mm on TotalSegmentator's real 3 mm CT with
+#: the fused bone, a voxel wider, whose right pedicle centre was then found 8.4 mm off, 2.1 mm
+#: as short); from 7 mm on, bone hanging down behind a long pedicle may be the S1 superior
+#: articular process given to L5 (7-12 mm behind a procedural phantom's pedicle).
+SHORT_PEDICLE_MAX_MM = 6.0
 #: L5 bone behind the wall this far (mm) below the S1 superior endplate's plane is the inferior
 #: articular process: it reaches the L5/S1 facet, whose lower end lies beside the S1 endplate or
 #: lower (6-9 mm below it on the real bones). Bone a segmentation gave to L5 by mistake near a
@@ -337,11 +343,11 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         length = _pedicle_length(l5_q, sgn=sgn, wall=wall, lat_range=(lat_lo, lat_hi),
                                  below_h=-IAP_BELOW_S1_ENDPLATE_MM)
         # Its middle section lies 7-11 mm behind the wall. When the posterior elements begin
-        # inside the slab taken for the pedicle (a short pedicle), it lies proportionally nearer
+        # within SHORT_PEDICLE_MAX_MM of it (a short pedicle), it lies proportionally nearer
         # and the pedicle ends at ``length``. A longer pedicle keeps the full reach: bone of the
         # S1 superior articular process that a segmentation gave to L5 can hang down 7-12 mm
         # behind the wall of a long pedicle, and must not shorten it.
-        short_pedicle = length <= PEDICLE_SLAB_MM[1]
+        short_pedicle = length <= SHORT_PEDICLE_MAX_MM
         scale = length / PEDICLE_MID_MM[1] if short_pedicle else 1.0
         reach = length if short_pedicle else PEDICLE_REACH_MM
         if short_pedicle:
