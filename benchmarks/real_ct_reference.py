@@ -44,8 +44,9 @@ centres 6.4 / 12.8 -> 6.4 / 11.4 mm (left / right) once the facet joints end the
 seeds; disc centre 1.9 mm, S1 endplate 1.6 deg.
 Session 25 (a coarse map's landmarks measured on its L5/S1 parts resampled to 1 mm,
 ``anatomy.fine_grid``; the reference's too): pedicle centres 1.7 / 8.4 mm, lower margins 1.2 /
-9.0 mm, foramen centres 3.9 / 6.6 mm; disc centre 2.0 mm, S1 endplate 2.0 deg; the plan's disc
-centre 2.6 mm from the reference's.
+9.0 mm, foramen centres 3.9 / 6.6 mm; with a pedicle short up to 6 mm behind the wall
+(``landmarks.SHORT_PEDICLE_MAX_MM``) the right side's 2.1 / 3.4 / 3.0 mm; disc centre 2.0 mm,
+S1 endplate 2.0 deg; the plan's disc centre 2.6 mm from the reference's.
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
         [--segmentation seg.nii.gz] [--json]
