@@ -197,8 +197,9 @@ class PlanOptions:
     bone_surface : {"ct_half_maximum", "labels"}
         Where the bones' surfaces lie for the windows, the views and the needle: at the CT's
         half-maximum between the bone nearby and soft tissue (the bone's surface voxels darker
-        than that are peeled off the parts map: :func:`peel_partial_volume_rim`), or at the
-        label map's boundary as it is.
+        than that are peeled off the parts map: :func:`peel_partial_volume_rim`; only on a CT
+        whose voxels are at most :data:`RIM_MAX_VOXEL_MM` along every axis), or at the label
+        map's boundary as it is.
     coarse_voxel_mm : float
         On a CT whose voxels exceed this along any axis (mm; e.g. 3 mm slices) the plan warns
         that its window areas and best views are approximate (:func:`coarse_ct_warning`). 0
@@ -582,7 +583,7 @@ class PlanEngine:
         self.metal: MetalReport = find_metal(ct, point_lps_mm=self.anatomy.disc_centre_lps,
                                              point_name="the L5/S1 disc centre",
                                              options=o.metal)
-        if o.bone_surface == "ct_half_maximum":
+        if moves_bone_surface(o, ct.spacing_mm):
             # Windows lie between the bones' physical surfaces: a label map's bone a voxel
             # wider than the bone (the CT bone model's partial-volume rim, the fused default)
             # shrinks each by a voxel all round (the safe windows of an unseen phantom 36-44 %
@@ -1078,6 +1079,22 @@ _BONE_PARTS = ("L5", "S1", "ilium_left", "ilium_right", "other_bone")
 RIM_MIN_CONTRAST_HU = 150.0
 #: How far around L5 and S1 (mm) the surface is moved: the scenes' reach around the foramina.
 RIM_MARGIN_MM = 60.0
+#: The surface is moved only on a CT whose voxels are at most this large along every axis (mm).
+#: A coarser voxel is more than the rim: on TotalSegmentator's real 3 mm CT the peel took
+#: 10,800 voxels (290 ml) around L5/S1, the thin edges of laminae with them, and the scenes
+#: looked through the gaps: the right "Kambin window" lay at straight PA through the canal (its
+#: needle crossed 9 mm of S1's lamina that the labels still held) and the left needle crossed
+#: bone too. Kept as labelled, both windows are transforaminal (best at 16 and 27 deg oblique)
+#: and neither needle crosses bone.
+RIM_MAX_VOXEL_MM = 1.5
+
+
+def moves_bone_surface(options: PlanOptions, spacing_mm: Sequence[float]) -> bool:
+    """Whether the planner moves the bones' surface to the CT's half-maximum
+    (:func:`peel_partial_volume_rim`) on a CT of voxel size ``spacing_mm`` (x, y, z; mm): with
+    ``bone_surface="ct_half_maximum"`` and voxels of at most :data:`RIM_MAX_VOXEL_MM`."""
+    return (options.bone_surface == "ct_half_maximum"
+            and max(float(v) for v in spacing_mm) <= RIM_MAX_VOXEL_MM)
 
 
 def peel_partial_volume_rim(anatomy: Any, ct: Volume) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy.parts import PART_ID
-from spinect_core.planning.plan import PlanOptions, peel_partial_volume_rim
+from spinect_core.planning.plan import PlanOptions, moves_bone_surface, peel_partial_volume_rim
 from spinect_core.volume import Volume
 
 
@@ -52,6 +52,17 @@ def test_nothing_is_peeled_where_the_ct_shows_no_bone_edge():
 
 def test_the_planner_moves_the_surface_by_default():
     assert PlanOptions().bone_surface == "ct_half_maximum"
+    assert moves_bone_surface(PlanOptions(), (0.8, 0.8, 1.0))
+    assert not moves_bone_surface(PlanOptions(bone_surface="labels"), (0.8, 0.8, 1.0))
+
+
+def test_a_coarse_cts_bone_keeps_its_labelled_surface():
+    """A 3 mm voxel is more than the rim: peeling one took the thin edges of laminae on a real
+    3 mm CT, and the windows looked through the gaps (a "Kambin window" through the canal whose
+    needle crossed 9 mm of lamina). Such a CT's bone keeps the label map's surface."""
+    assert not moves_bone_surface(PlanOptions(), (0.7, 0.7, 3.0))
+    assert not moves_bone_surface(PlanOptions(), (3.0, 3.0, 3.0))
+    assert moves_bone_surface(PlanOptions(), (1.5, 1.5, 1.5))
 
 
 def _window(kind: str, area: float | None, usable: float | None = None) -> SimpleNamespace:
