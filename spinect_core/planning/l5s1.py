@@ -72,6 +72,15 @@ class L5S1Options:
         (made transparent by the ``neural`` variant).
     roi_size_mm : float
         Side of the square ray grid around the foramen (docs/ARCHITECTURE.md 4.2: ~40 mm).
+    sac_half_width_mm : float or None
+        The foraminal zone begins no nearer the mid-sagittal plane than this (mm, before the
+        slack): the dural sac at L5/S1 is 13-18 mm wide (ANATOMY.md), and a target medial of its
+        widest half lies in it. The zone's medial bound is the pedicle's medial wall, which the
+        landmarks put 4-7 mm from the midline on most real-bone phantoms, so a label map without
+        the sac (a network that found none on a real CT) offered windows through the canal:
+        real-bone phantoms planned without their dura had 2 of 20 Kambin windows at 0-5 deg
+        oblique through it (one 30 -> 39 mm^2); with this bound all 40 windows are those
+        planned with the dura. ``None``: no bound.
     scene : SceneOptions
         Soft-boundary options of the scene.
     """
@@ -81,6 +90,7 @@ class L5S1Options:
     body_posterior_mm: float = 1.0
     sap_above_endplate_mm: float = 2.0
     roi_size_mm: float = 40.0
+    sac_half_width_mm: float | None = 9.0
     scene: SceneOptions = field(default_factory=SceneOptions)
 
 
@@ -160,7 +170,8 @@ class SideScene:
                                             options=self._scene_options())
         self.roi_center_lps = np.asarray(self.landmarks.foramen_centre_lps, float)
         self._zone = _foraminal_zone(anatomy, side, self.options.zone_slack_mm,
-                                     depth_mm=self.options.zone_depth_mm)
+                                     depth_mm=self.options.zone_depth_mm,
+                                     sac_half_width_mm=self.options.sac_half_width_mm)
         root = self.landmarks.root_centreline_lps
         self.root_lps = None if root is None or len(root) < 2 else np.asarray(root, float)
 
@@ -550,9 +561,12 @@ class _ForaminalZone:
 
 
 def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float, *,
-                    depth_mm: float | None = None) -> _ForaminalZone:
+                    depth_mm: float | None = None,
+                    sac_half_width_mm: float | None = None) -> _ForaminalZone:
     """The foraminal zone of ``side`` (see :class:`_ForaminalZone`); ``depth_mm``: how far in
-    front of the body's posterior wall a hit may lie (``None``: no limit)."""
+    front of the body's posterior wall a hit may lie (``None``: no limit);
+    ``sac_half_width_mm``: the zone's medial bound lies at least this far from the
+    mid-sagittal plane (``None``: the pedicle's medial wall alone)."""
     lm = anatomy.sides[side]
     frame = lm.frame
     z_low = float(frame.point_to_local(anatomy.s1_endplate_centre_lps)[2])
@@ -561,6 +575,10 @@ def _foraminal_zone(anatomy: LumbosacralAnatomy, side: Side, slack_mm: float, *,
     x_lateral = float(frame.point_to_local(lm.vertebral_body_lateral_border_lps)[0])
     z0, z1 = sorted((z_low, z_high))
     x0, x1 = sorted((x_medial, x_lateral))
+    if sac_half_width_mm is not None:
+        # The frame's x runs laterally on either side, so the sac ends at the midline's x + w.
+        x_midline = float(frame.point_to_local(anatomy.midline_point_lps)[0])
+        x0 = max(x0, x_midline + float(sac_half_width_mm))
     wall_y = float(frame.point_to_local(lm.posterior_wall_lps)[1])
     y0 = -math.inf if depth_mm is None else wall_y - float(depth_mm)
     return _ForaminalZone(frame=frame, x0=x0, x1=x1, z0=z0, z1=z1, slack_mm=float(slack_mm),

@@ -237,6 +237,33 @@ def test_zone_ends_in_front_of_the_foramen(anatomy, scenes) -> None:
             assert not np.any(limited.mask & ~free.mask)
 
 
+def test_zone_keeps_out_of_the_dural_sac(anatomy) -> None:
+    """The zone begins at least sac_half_width_mm (+ slack) from the midline, wherever the
+    pedicle's medial wall was found (4-7 mm from it on most real-bone phantoms): a target there
+    lies in the sac, which a label map without dura leaves open (real-bone phantoms planned
+    without it: Kambin windows at straight PA through the canal)."""
+    import dataclasses
+
+    from spinect_core.planning.l5s1 import L5S1Options, _foraminal_zone
+
+    for side in ("left", "right"):
+        sa = anatomy.sides[side]
+        frame = sa.frame
+        mid = frame.point_to_local(anatomy.midline_point_lps)
+        # The medial wall found 4 mm from the midline, at the foramen's height and depth.
+        wall = frame.point_to_lps(np.array([mid[0] + 4.0, 0.0, 0.0]))
+        near = dataclasses.replace(anatomy, sides={**anatomy.sides,
+                                                   side: dataclasses.replace(
+                                                       sa, pedicle_medial_wall_lps=wall)})
+        zone = _foraminal_zone(near, side, 1.5, sac_half_width_mm=9.0)
+        assert zone.x0 == pytest.approx(mid[0] + 9.0)
+        at = [frame.point_to_lps(np.array([mid[0] + d, 0.0, 0.0])) for d in (6.0, 11.0)]
+        assert list(zone.edge(np.stack(at))) == ["medial", ""]
+        # Without the bound the zone reached the wall found; the default has it.
+        assert _foraminal_zone(near, side, 1.5).x0 == pytest.approx(mid[0] + 4.0)
+        assert L5S1Options().sac_half_width_mm == 9.0
+
+
 def test_side_of_polyline_takes_the_nearest_segment() -> None:
     """A V-shaped dividing line: each point's side is decided against its nearest segment,
     whose normal points towards ``towards``."""
