@@ -491,7 +491,11 @@ class Plan:
             "view_search": {"frame": "carm",
                             "oblique_range_deg": [float(v) for v in self.options.oblique_range_deg],
                             "tilt_range_deg": [float(v) for v in self.options.tilt_range_deg],
-                            "bone_surface": self.options.bone_surface},
+                            # The surface the windows were measured on (a coarse CT's bone
+                            # keeps its labelled surface: moves_bone_surface).
+                            "bone_surface": self.options.bone_surface if moves_bone_surface(
+                                self.options, self.ct_geometry.get("spacing_mm", (1.0,) * 3))
+                                else "labels"},
             "sides": {s: p.to_dict() for s, p in self.sides.items()},
             **({} if self.roots_mode is None else {"roots": {
                 "mode": self.roots_mode, "agreement_mm": float(self.options.fusion.agree_mm),

@@ -63,6 +63,16 @@ def test_a_coarse_cts_bone_keeps_its_labelled_surface():
     assert not moves_bone_surface(PlanOptions(), (0.7, 0.7, 3.0))
     assert not moves_bone_surface(PlanOptions(), (3.0, 3.0, 3.0))
     assert moves_bone_surface(PlanOptions(), (1.5, 1.5, 1.5))
+    # plan.json says which surface the windows were measured on.
+    from spinect_core.planning.plan import Plan
+
+    def said(spacing):
+        plan = Plan(sides={}, ct_geometry={"spacing_mm": list(spacing)}, segmentation_source="",
+                    anatomy={})
+        return plan.to_dict()["view_search"]["bone_surface"]
+
+    assert said((3.0, 3.0, 3.0)) == "labels"
+    assert said((0.8, 0.8, 1.0)) == "ct_half_maximum"
 
 
 def _window(kind: str, area: float | None, usable: float | None = None) -> SimpleNamespace:

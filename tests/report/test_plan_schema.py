@@ -26,8 +26,10 @@ def test_the_schema_is_package_data_and_names_this_version(doc) -> None:
         "^" + PLAN_SCHEMA_VERSION.split(".")[0])
     assert PLAN_SCHEMA_VERSION == "1.7"
     validate_plan_document(doc)
-    # 1.7: where the bones' surfaces lay for the windows.
-    assert doc["view_search"]["bone_surface"] == "ct_half_maximum"
+    # 1.7: where the bones' surfaces lay for the windows (a CT's voxels over 1.5 mm keep the
+    # labelled surface: plan.moves_bone_surface).
+    coarse = max(doc["ct"]["spacing_mm"]) > 1.5
+    assert doc["view_search"]["bone_surface"] == ("labels" if coarse else "ct_half_maximum")
     bad = copy.deepcopy(doc)
     bad["view_search"]["bone_surface"] = "somewhere"
     with pytest.raises(InputError, match="bone_surface"):
