@@ -415,8 +415,9 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     fine, fine_parts = landmark_parts(labels, parts)
     core = endplates(fine, fine_parts, warnings)
     sides = side_landmarks(fine, fine_parts, core)
-    if fine is not labels:
-        for s, sa in sides.items():       # the roots are not on the fine grid
+    if fine is not labels and derived is None:
+        # The roots are not on the fine grid; derived parts have theirs traced after matching.
+        for s, sa in sides.items():
             sa.root_centreline_lps = root_centreline(
                 labels, parts, s, sa.foramen_centre_lps, midline_point_lps=core.midline_point_lps,
                 midline_normal_lps=core.midline_normal_lps)
