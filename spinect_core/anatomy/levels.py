@@ -42,6 +42,7 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -430,7 +431,9 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
     if ct is None:
         return derived
     derived = _split_collapsed_disc(derived, labels, table, ct, carved, options,
-                                    sub_progress(progress, 0.85, 0.95))
+                                    sub_progress(progress, 0.85, 0.9))
+    derived = _split_bridged_disc(derived, labels, table, ct, carved, options,
+                                  sub_progress(progress, 0.9, 0.95))
     return _split_merged_l5(derived, labels, table, ct, carved, options,
                             sub_progress(progress, 0.95, 1.0))
 
@@ -605,6 +608,54 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     return recut
 
 
+def _split_bridged_disc(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
+                        carved: np.ndarray | None, options: LevelOptions,
+                        progress: ProgressCallback | None) -> DerivedLevels:
+    """Step 5's check of a sacrum that may hold L5: the dark band of a disc the labels filled,
+    inside the body named S1, when the ribs count one lumbar vertebra too few.
+
+    A disc that the labels bridge only in part (its thin posterior wedge, filled with the
+    spinal canal behind it) joins the L5 and S1 cores: the sacrum test passes on the two
+    joined, the body above is L4, and only the rib count disagrees (4 lumbar vertebrae), as a
+    sacralised L5 would. Measured on a real 3 mm abdomen-pelvis CT resampled to 1.5 mm: planned
+    at L4/L5, 36 mm off, at "moderate" confidence with the transitional-anatomy warnings. The
+    CT still shows the disc as a band darker than the bone above and below it
+    (:func:`~spinect_core.anatomy.ct_bands.dark_bands`). Only with the rib count's
+    disagreement: a sacrum's own S1/S2 remnant of a disc is such a band too. The bone is cut
+    there and the levels derived again; when they then count five lumbar vertebrae with the
+    new L5/S1 at the band, the plan moves there at "low" confidence with a warning that says
+    why (a sacralised L5 with a rudimentary disc looks alike); otherwise the first count stands.
+    """
+    ev = derived.evidence
+    if ev.rib_count_agrees is not False or ev.lumbar_count != 4:
+        return derived
+    found = _plate_cut(derived, labels, table, ct, carved, options, part="S1", finder=dark_bands)
+    if found is None:
+        return derived
+    report(progress, 0.0, "a filled disc inside S1: counting again")
+    band_c, cut = found
+    try:
+        recut = _derive_coarse_then_fine(labels, table, cut, options, progress,
+                                         hu=np.asarray(ct.array))
+    except AnatomyError:
+        return derived
+    if (recut.evidence.lumbar_count != 5
+            or np.linalg.norm(band_c - recut.disc_centre_lps) > 10.0):
+        return derived                   # the band is not the L5/S1 disc of a five-lumbar count
+    depth = float(np.linalg.norm(band_c - derived.disc_centre_lps))
+    recut.disc_source = "ct"
+    recut.evidence.warnings.append(
+        f"the segmentation joined L5 to the sacrum: the CT shows a disc (a band darker than the "
+        f"bone above and below it) across the body it called S1, {depth:.0f} mm below the disc "
+        "it gave as L5/S1, and with that disc the ribs and the sacrum both count five lumbar "
+        "vertebrae; the plan is one level lower, at that disc (a sacralised L5 with a "
+        "rudimentary disc looks alike); check the level on a sagittal view")
+    recut.evidence.downgrade("low", "L5/S1 taken at a disc seen on the CT inside the body the "
+                                    "labels called S1, where the rib count expected one more "
+                                    "lumbar vertebra")
+    return recut
+
+
 def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
                      carved: np.ndarray | None, options: LevelOptions,
                      progress: ProgressCallback | None) -> DerivedLevels:
@@ -653,16 +704,19 @@ def _split_merged_l5(derived: DerivedLevels, labels: Volume, table: LabelTable, 
 
 
 def _plate_cut(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
-               carved: np.ndarray | None, options: LevelOptions, *, part: str
+               carved: np.ndarray | None, options: LevelOptions, *, part: str,
+               finder: Callable[[np.ndarray, np.ndarray, Volume], np.ndarray] = bright_plates
                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The centre (LPS mm) of the plate inside ``part`` (:func:`_plate_in`) and the whole cut
-    of the labels' bone: the plate widened to the body's surface
-    (:func:`~spinect_core.anatomy.ct_bands.across_bone`) and ``carved``; None without a
-    plate."""
+    """The centre (LPS mm) of the plate inside ``part`` (:func:`_plate_in`; ``finder``:
+    :func:`~spinect_core.anatomy.ct_bands.bright_plates` or
+    :func:`~spinect_core.anatomy.ct_bands.dark_bands`) and the whole cut of the labels' bone:
+    the plate widened to the body's surface (:func:`~spinect_core.anatomy.ct_bands.across_bone`)
+    and ``carved``; None without a plate."""
     bone = class_masks(labels, table)["bone"]
     if carved is not None:
         bone &= ~carved
-    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part=part)
+    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part=part,
+                      finder=finder)
     if plate is None:
         return None
     plate = across_bone(plate, bone, labels)
@@ -671,10 +725,12 @@ def _plate_cut(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Vo
 
 
 def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
-              options: LevelOptions, *, part: str) -> np.ndarray | None:
-    """The CT's bright plates (:func:`~spinect_core.anatomy.ct_bands.bright_plates`) that cross
-    the column inside the body named ``part`` ("S1": below the L5/S1 disc; "L5": above it);
-    None when there is none.
+              options: LevelOptions, *, part: str,
+              finder: Callable[[np.ndarray, np.ndarray, Volume], np.ndarray] = bright_plates
+              ) -> np.ndarray | None:
+    """The CT's bright plates (:func:`~spinect_core.anatomy.ct_bands.bright_plates`, or the
+    bands ``finder`` gives) that cross the column inside the body named ``part`` ("S1": below
+    the L5/S1 disc; "L5": above it); None when there is none.
 
     A plate counts when most of it is ``part``, its centre lies within
     :attr:`LevelOptions.plate_central_mm` of the L5/S1 disc's centre from left to right (the
@@ -690,7 +746,7 @@ def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.n
     disc_c = derived.disc_centre_lps
     sl = _roi(labels, labels.array.shape, (0, 0, 0), disc_c, options.plate_search_mm)
     inside = derived.parts[sl] == PART_ID[part]
-    lab, n = ndi.label(bright_plates(hu[sl], bone[sl], labels), structure=_FULL)
+    lab, n = ndi.label(finder(hu[sl], bone[sl], labels), structure=_FULL)
     off = tuple(s.start for s in sl)
     side = -1.0 if part == "S1" else 1.0          # S1 lies below the disc, L5 above it
     keep = []

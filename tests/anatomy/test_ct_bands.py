@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -215,3 +217,76 @@ def test_l4_joined_to_l5_is_parted_at_its_collapsed_disc(phantom) -> None:
     assert np.linalg.norm(seen.disc_centre_lps - true_disc) < 2.0        # the level stands
     assert any("joined L4 to L5" in w for w in seen.level_evidence.warnings)
     assert not any("not separated" in w for w in seen.level_evidence.warnings)
+
+
+def _bridged_derivation(phantom):
+    """The phantom's L5/S1 disc labelled bone, and the levels derived from its labels with the
+    CT as if its ribs counted four lumbar vertebrae (a sacrum that holds L5): the labels, the
+    derivation and the phantom's true disc centre (LPS mm)."""
+    labels = phantom.labels.array.copy()
+    labels[labels == DEFAULT_LABELS.id_of("disc")] = DEFAULT_LABELS.id_of("bone")
+    bridged = phantom.labels.with_array(labels)
+    derived = copy.deepcopy(derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct))
+    # L5 and the disc joined to the sacrum: the part named S1; the disc above L5 stands for the
+    # first count's "L5/S1" (its L4/L5).
+    joined = np.isin(derived.parts, [PART_ID["L5"], PART_ID["disc_L5S1"]])
+    derived.parts[joined] = PART_ID["S1"]
+    derived.disc_centre_lps = derived.disc_centre_lps + np.array([0.0, 0.0, 30.0])
+    derived.evidence.lumbar_count, derived.evidence.rib_count_agrees = 4, False
+    derived.evidence.confidence = "moderate"
+    return bridged, derived, landmarks(phantom)["l5s1_disc_centre"]
+
+
+@pytest.mark.parametrize("lumbar_after", [5, 4])
+def test_a_disc_filled_inside_s1_moves_the_level_when_the_ribs_want_it(phantom, monkeypatch,
+                                                                       lumbar_after) -> None:
+    """Labels that fill part of the L5/S1 disc join L5 to the sacrum; the ribs count four lumbar
+    vertebrae. The CT's dark band inside the body named S1 is cut and the levels counted again
+    (the recount stubbed here: it needs a spine with ribs): with five lumbar vertebrae and the
+    new disc at the band the plan moves there at low confidence, with words; otherwise the
+    first count stands."""
+    from spinect_core.anatomy import levels
+
+    bridged, derived, true_centre = _bridged_derivation(phantom)
+    seen: dict = {}
+
+    def recount(labels, table, carved, options, progress, hu=None):
+        seen["carved"] = carved
+        out = copy.deepcopy(derived)
+        out.disc_centre_lps = np.asarray(true_centre, float)
+        out.evidence.lumbar_count, out.evidence.rib_count_agrees = lumbar_after, None
+        return out
+
+    monkeypatch.setattr(levels, "_derive_coarse_then_fine", recount)
+    result = levels._split_bridged_disc(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
+                                        levels.LevelOptions(), None)
+    cut = seen["carved"]
+    assert cut is not None and cut.any()
+    zz, yy, xx = np.nonzero(cut)
+    cut_centre = bridged.index_to_lps(np.stack([xx, yy, zz], 1).astype(float)).mean(axis=0)
+    assert np.linalg.norm(cut_centre - true_centre) < 6.0      # the cut is the true disc
+    if lumbar_after == 5:
+        assert result is not derived
+        assert result.evidence.confidence == "low"
+        assert result.disc_source == "ct"
+        assert any("joined L5 to the sacrum" in w and "darker" in w
+                   for w in result.evidence.warnings)
+    else:
+        assert result is derived
+        assert result.evidence.confidence == "moderate"
+
+
+def test_a_dark_band_inside_s1_is_not_cut_when_the_ribs_agree(phantom, monkeypatch) -> None:
+    """Without the rib count's disagreement a band inside the sacrum (an S1/S2 remnant of a
+    disc) is left alone: nothing is recounted."""
+    from spinect_core.anatomy import levels
+
+    bridged, derived, _ = _bridged_derivation(phantom)
+    derived.evidence.lumbar_count, derived.evidence.rib_count_agrees = 5, True
+
+    def recount(*args, **kwargs):
+        raise AssertionError("recounted")
+
+    monkeypatch.setattr(levels, "_derive_coarse_then_fine", recount)
+    assert levels._split_bridged_disc(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
+                                      levels.LevelOptions(), None) is derived
