@@ -290,3 +290,38 @@ def test_a_dark_band_inside_s1_is_not_cut_when_the_ribs_agree(phantom, monkeypat
     monkeypatch.setattr(levels, "_derive_coarse_then_fine", recount)
     assert levels._split_bridged_disc(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
                                       levels.LevelOptions(), None) is derived
+
+
+def test_a_dark_s1_s2_band_does_not_move_the_level(phantom) -> None:
+    """A dark band across the sacrum 20 mm below the S1 endplate (an S1/S2 remnant of a disc),
+    with the ribs counting four lumbar vertebrae (a lumbar rib taken for T12's): the band is
+    cut, but counted again the piece above it is still the sacrum (its alae and the ilia beside
+    it), so the level stays."""
+    from spinect_core.anatomy import levels
+    from spinect_core.anatomy.landmarks import endplates
+
+    plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
+    core = endplates(phantom.labels, plain.parts, [])
+    n1, c1 = core.s1_endplate_normal_lps, core.s1_endplate_centre_lps
+    zz, yy, xx = np.nonzero(plain.parts == PART_ID["S1"])
+    rel = phantom.labels.index_to_lps(np.stack([xx, yy, zz], 1).astype(float)) - (c1 - 20.0 * n1)
+    height = rel @ n1
+    across = np.linalg.norm(rel - np.outer(height, n1), axis=1)
+    band = (np.abs(height) <= 2.0) & (across <= 18.0)
+    assert band.sum() > 300
+    hu = phantom.ct.array.copy()
+    # As dark as a disc against the sacrum's marrow (the phantoms' marrow differs per seed).
+    hu[zz[band], yy[band], xx[band]] = np.median(hu[zz, yy, xx]) - 150
+    ct = phantom.ct.with_array(hu)
+    derived = copy.deepcopy(plain)
+    derived.evidence.lumbar_count, derived.evidence.rib_count_agrees = 4, False
+    found = levels._plate_cut(derived, phantom.labels, DEFAULT_LABELS, ct, None,
+                              levels.LevelOptions(), part="S1", finder=dark_bands)
+    assert found is not None                              # the band is found and cut ...
+    recut = levels._derive_coarse_then_fine(phantom.labels, DEFAULT_LABELS, found[1],
+                                            levels.LevelOptions(), None, hu=hu)
+    assert np.linalg.norm(recut.disc_centre_lps - plain.disc_centre_lps) < 3.0  # ... in vain
+    result = levels._split_bridged_disc(derived, phantom.labels, DEFAULT_LABELS, ct, None,
+                                        levels.LevelOptions(), None)
+    assert result is derived
+    assert not any("joined L5 to the sacrum" in w for w in result.evidence.warnings)
