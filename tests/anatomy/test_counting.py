@@ -383,7 +383,16 @@ def test_refusal_words_say_first_what_the_count_found():
                               "vertebra, T12), below L5 by the count: L5/S1 cannot be identified")
     assert "not in the field of view" not in past_l5 and detail in past_l5
     assert "sixth lumbar vertebra" in past_l5
-    for words in (above, chest, at_l5, merged, no_ribs, past_l5):
+    # The count ends above L5 but the field of view goes on a body's length and more below the
+    # last body: the scan does not end there, and the words do not say it does.
+    open_below = refusal_message(detail, last_level="L4", counted_from="ribs", fov_below_mm=166.0)
+    assert open_below.startswith("L5/S1 cannot be identified: the count ends at L4 (counted "
+                                 "down from the last rib-bearing vertebra, T12), but the field "
+                                 "of view reaches 166 mm below")
+    assert "not in the field of view" not in open_below and detail in open_below
+    assert refusal_message(detail, last_level="L4", counted_from="ribs",
+                           fov_below_mm=40.0).startswith("the scan ends at L4")
+    for words in (above, chest, at_l5, merged, no_ribs, past_l5, open_below):
         assert words.endswith("use a CT that includes L5 and the sacrum")
 
 
