@@ -19,7 +19,9 @@ bodies counted: T12 and L1 joined, L5 joined to the sacrum; the plan says the le
 doubt); 1.5 mm 36.2 mm at "moderate" (L5 joined to the sacrum by the back of the thin L5/S1 disc
 and the canal filled behind it; the ribs counted four lumbar vertebrae), 12.9 mm at "low" and
 the right level since the dark band of that disc inside the body named S1 is cut
-(``levels._split_bridged_disc``); 1.25 mm refused with "the scan ends at L4" (it does not);
+(``levels._split_bridged_disc``); 1.25 mm refused (the rib count one level high: "the scan
+ends at L4", which was false, now "the count ends at L4 ..., but the field of view reaches
+166 mm below" it);
 0.7 x 0.7 x 1 mm: without noise 36.0 mm at "low", with 12 HU refused (the bodies' smooth marrow
 and thin cortex taken for contrast pools by the CT bone model). The dark-band check acts only
 where the ribs count four lumbar vertebrae: of these, at 1.5 mm. The level count is not yet
