@@ -171,6 +171,22 @@ def test_across_bone_keeps_a_tilted_plate_in_its_plane() -> None:
     assert wide[ring].all()                               # 4-5 mm past the plate all round
 
 
+def _s1_slab(phantom, plain, *, below_mm: float, half_mm: float):
+    """The S1 voxels of ``plain.parts`` (index arrays z, y, x) and which of them lie in a slab
+    ``2 * half_mm`` thick, parallel to the S1 endplate and ``below_mm`` under its centre, within
+    18 mm of the column's axis (bool, one per voxel)."""
+    from spinect_core.anatomy.landmarks import endplates
+
+    core = endplates(phantom.labels, plain.parts, [])
+    n1, c1 = core.s1_endplate_normal_lps, core.s1_endplate_centre_lps
+    zz, yy, xx = np.nonzero(plain.parts == PART_ID["S1"])
+    rel = (phantom.labels.index_to_lps(np.stack([xx, yy, zz], 1).astype(float))
+           - (c1 - below_mm * n1))
+    height = rel @ n1
+    across = np.linalg.norm(rel - np.outer(height, n1), axis=1)
+    return (zz, yy, xx), (np.abs(height) <= half_mm) & (across <= 18.0)
+
+
 def test_a_sclerotic_s1_s2_junction_does_not_move_the_level(phantom) -> None:
     """A bright plate across the sacrum 28 mm below the S1 endplate (a sclerotic S1/S2
     junction) is cut like a collapsed disc, but the piece above it is still the sacrum (its
@@ -180,12 +196,7 @@ def test_a_sclerotic_s1_s2_junction_does_not_move_the_level(phantom) -> None:
 
     plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
     core = endplates(phantom.labels, plain.parts, [])
-    n1, c1 = core.s1_endplate_normal_lps, core.s1_endplate_centre_lps
-    zz, yy, xx = np.nonzero(plain.parts == PART_ID["S1"])
-    rel = phantom.labels.index_to_lps(np.stack([xx, yy, zz], 1).astype(float)) - (c1 - 28.0 * n1)
-    height = rel @ n1
-    across = np.linalg.norm(rel - np.outer(height, n1), axis=1)
-    plate = (np.abs(height) <= 1.5) & (across <= 18.0)
+    (zz, yy, xx), plate = _s1_slab(phantom, plain, below_mm=28.0, half_mm=1.5)
     assert plate.sum() > 300
     hu = phantom.ct.array.copy()
     hu[zz[plate], yy[plate], xx[plate]] = 650
@@ -298,16 +309,9 @@ def test_a_dark_s1_s2_band_does_not_move_the_level(phantom) -> None:
     cut, but counted again the piece above it is still the sacrum (its alae and the ilia beside
     it), so the level stays."""
     from spinect_core.anatomy import levels
-    from spinect_core.anatomy.landmarks import endplates
 
     plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
-    core = endplates(phantom.labels, plain.parts, [])
-    n1, c1 = core.s1_endplate_normal_lps, core.s1_endplate_centre_lps
-    zz, yy, xx = np.nonzero(plain.parts == PART_ID["S1"])
-    rel = phantom.labels.index_to_lps(np.stack([xx, yy, zz], 1).astype(float)) - (c1 - 20.0 * n1)
-    height = rel @ n1
-    across = np.linalg.norm(rel - np.outer(height, n1), axis=1)
-    band = (np.abs(height) <= 2.0) & (across <= 18.0)
+    (zz, yy, xx), band = _s1_slab(phantom, plain, below_mm=20.0, half_mm=2.0)
     assert band.sum() > 300
     hu = phantom.ct.array.copy()
     # As dark as a disc against the sacrum's marrow (the phantoms' marrow differs per seed).
