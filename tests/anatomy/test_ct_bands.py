@@ -16,6 +16,18 @@ from spinect_core.volume import Volume
 from tests.anatomy.conftest import collapsed_l5s1_disc, landmarks
 
 
+_plain_cache: dict[int, object] = {}
+
+
+def _plain_levels(phantom):
+    """``derive_parts`` of the phantom's own labels with its CT, computed once per seed; a copy
+    each call (the tests change it)."""
+    seed = phantom.meta["seed"]
+    if seed not in _plain_cache:
+        _plain_cache[seed] = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
+    return copy.deepcopy(_plain_cache[seed])
+
+
 def _stack(dz_mm: float):
     """Two 'bodies' (250 HU marrow, 1 voxel of 700 HU endplate on each face) with a 4 mm disc
     (90 HU) between, in 40 HU soft tissue; the label map calls bodies and disc bone."""
@@ -149,7 +161,7 @@ def test_l5_joined_to_the_sacrum_is_cut_at_its_collapsed_disc(phantom) -> None:
     assert seen.disc_source == "ct"
     assert seen.evidence.confidence == "low"
     assert any("collapsed disc" in w for w in seen.evidence.warnings)
-    plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
+    plain = _plain_levels(phantom)
     assert not any("collapsed disc" in w for w in plain.evidence.warnings)
 
 
@@ -194,7 +206,7 @@ def test_a_sclerotic_s1_s2_junction_does_not_move_the_level(phantom) -> None:
     phantoms at 3 mm, true and fused labels: none moved)."""
     from spinect_core.anatomy.landmarks import endplates
 
-    plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
+    plain = _plain_levels(phantom)
     core = endplates(phantom.labels, plain.parts, [])
     (zz, yy, xx), plate = _s1_slab(phantom, plain, below_mm=28.0, half_mm=1.5)
     assert plate.sum() > 300
@@ -237,7 +249,7 @@ def _bridged_derivation(phantom):
     labels = phantom.labels.array.copy()
     labels[labels == DEFAULT_LABELS.id_of("disc")] = DEFAULT_LABELS.id_of("bone")
     bridged = phantom.labels.with_array(labels)
-    derived = copy.deepcopy(derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct))
+    derived = _plain_levels(phantom)
     # L5 and the disc joined to the sacrum: the part named S1; the disc above L5 stands for the
     # first count's "L5/S1" (its L4/L5).
     joined = np.isin(derived.parts, [PART_ID["L5"], PART_ID["disc_L5S1"]])
@@ -310,7 +322,7 @@ def test_a_dark_s1_s2_band_does_not_move_the_level(phantom) -> None:
     it), so the level stays."""
     from spinect_core.anatomy import levels
 
-    plain = derive_parts(phantom.labels, DEFAULT_LABELS, ct=phantom.ct)
+    plain = _plain_levels(phantom)
     (zz, yy, xx), band = _s1_slab(phantom, plain, below_mm=20.0, half_mm=2.0)
     assert band.sum() > 300
     hu = phantom.ct.array.copy()
