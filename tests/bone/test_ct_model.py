@@ -965,3 +965,68 @@ def test_voxels_filled_only_as_cavities_are_reported(shared_data):
     added = on.mask.array.astype(bool) & ~off.mask.array.astype(bool)
     assert added.sum() > 20                          # 46 voxels, measured 2026-12-06
     assert np.count_nonzero(added & cavities) >= 0.9 * added.sum()
+
+
+def _smooth_body(*, ring_hu: float, seed: int = 0):
+    """A smooth thick-slice scan (3 x 3 mm pixels, 5 mm slices, block means of a 1 mm scene,
+    5 HU of noise) without contrast: a vertebral body (a cylinder of radius 18 mm, 50 mm tall)
+    of flat 170 HU marrow inside a 1 mm cortex of ``ring_hu`` (170: no cortex, a vessel),
+    in front of a dense arch (900 HU). Returns the CT and the body (bool, (z, y, x))."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.mgrid[:100, :120, :120].astype(float) + 0.5
+    hu = np.full(zz.shape, -1000.0)
+    hu[(yy - 60) ** 2 + (xx - 60) ** 2 <= 57 ** 2] = 40.0
+    r = np.hypot(yy - 60, xx - 60)
+    slab = (zz >= 25) & (zz < 75)
+    body = slab & (r <= 18.0)
+    hu[body] = 170.0
+    hu[body & ((r > 17.0) | (zz < 26) | (zz >= 74))] = ring_hu
+    hu[slab & (yy >= 84) & (yy < 96) & (np.abs(xx - 60) <= 12)] = 900.0
+
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a.reshape(20, 5, 40, 3, 40, 3).mean(axis=(1, 3, 5))
+
+    hu = blocks(hu) + rng.normal(0.0, 5.0, (20, 40, 40))
+    vol = Volume(array=hu.astype(np.int16), spacing_mm=np.array([3.0, 3.0, 5.0]),
+                 origin_lps_mm=np.zeros(3), direction=np.eye(3))
+    return vol, blocks(body.astype(float)) > 0.5
+
+
+def test_flat_marrow_inside_its_cortex_is_not_a_contrast_pool():
+    """A smooth scan's flat marrow, its thin cortex within one voxel and the soft tissue beyond
+    darker, passes the pool test of the surroundings; its cortex rings it (a real 3 mm CT
+    resampled to 5 mm slices lost its lumbar bodies so, bone Dice 0.73). A flat region without
+    a cortex (a vessel) stays a pool."""
+    vol, body = _smooth_body(ring_hu=600.0)
+    inner = ndi.binary_erosion(body)
+    result = segment_bone_from_ct(vol)
+    assert result.rejected.get("contrast_pool", 0) == 0
+    assert result.mask.array.astype(bool)[inner].mean() > 0.95
+    unringed = segment_bone_from_ct(vol, options=CTBoneOptions(pool_ring_fraction=0.0))
+    assert unringed.rejected.get("contrast_pool", 0) > 0
+    assert unringed.mask.array.astype(bool)[inner].mean() < 0.05
+    vessel, _ = _smooth_body(ring_hu=170.0)
+    assert segment_bone_from_ct(vessel).rejected.get("contrast_pool", 0) > 0
+
+
+def test_a_column_of_marrow_is_cut_at_its_necks_and_a_blob_is_not():
+    """Two bodies' marrow (20 x 30 x 30 voxels of 1 mm) joined through a disc-level neck 4
+    voxels tall and 6 x 6 across: cut across the neck's slices; a box as large without a neck
+    and a component under the size stay whole."""
+    sp = np.ones(3)
+    column = np.zeros((60, 40, 40), bool)
+    column[5:25, 5:35, 5:35] = True
+    column[25:29, 17:23, 17:23] = True
+    column[29:49, 5:35, 5:35] = True
+    cut = column.copy()
+    ct_model._cut_at_necks(cut, sp, axial_axis=0, min_ml=10.0, ratio=0.35, reach_mm=30.0)
+    assert not cut[25:29].any()
+    assert np.array_equal(cut[:25], column[:25]) and np.array_equal(cut[29:], column[29:])
+    blob = np.zeros((60, 40, 40), bool)
+    blob[5:49, 5:35, 5:35] = True
+    kept = blob.copy()
+    ct_model._cut_at_necks(kept, sp, axial_axis=0, min_ml=10.0, ratio=0.35, reach_mm=30.0)
+    assert np.array_equal(kept, blob)
+    small = column.copy()
+    ct_model._cut_at_necks(small, sp, axial_axis=0, min_ml=100.0, ratio=0.35, reach_mm=30.0)
+    assert np.array_equal(small, column)
