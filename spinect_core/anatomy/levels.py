@@ -128,6 +128,14 @@ class LevelOptions:
         foramina filled with its fatty marrow: TotalSegmentator's real 3 mm CT cropped below L2)
         gave S1 a body reaching up behind L5, and the gap between the two ran up along L5's
         back: disc centre 7.8 mm off, 4.1 with it (the whole CT 3.0 -> 2.6 mm). None: no bound.
+    disc_off_column_mm : float
+        The L5/S1 disc found lies at most this far to the left or right of the column (the
+        median of the bodies' core centres), or the scan is refused
+        (:func:`_check_disc_on_column`): a disc lies on the column, and one found to its side
+        means that S1's body (which bounds the disc's gap) is a piece of an ala or lateral
+        mass. A real 3 mm CT resampled to 0.7 x 0.7 x 1 mm, its S1 body taken from a piece of
+        the ala 39 mm to the side once its centre was cut at the CT's dark bands, put the disc
+        25 mm to the left of the column at "high" confidence (30 mm from the reference's).
     counting : CountOptions
         Rib detection and the sacrum's evidence (shape, depth in the field of view).
     """
@@ -151,6 +159,7 @@ class LevelOptions:
     joint_min_mm3: float = 30.0
     joint_core_fraction: float = 0.2
     disc_behind_wall_mm: float | None = 3.0
+    disc_off_column_mm: float = 20.0
     counting: CountOptions = field(default_factory=CountOptions)
 
 
@@ -434,8 +443,29 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
                                     sub_progress(progress, 0.85, 0.9))
     derived = _split_bridged_disc(derived, labels, table, ct, carved, options,
                                   sub_progress(progress, 0.9, 0.95))
-    return _split_merged_l5(derived, labels, table, ct, carved, options,
-                            sub_progress(progress, 0.95, 1.0))
+    derived = _split_merged_l5(derived, labels, table, ct, carved, options,
+                               sub_progress(progress, 0.95, 1.0))
+    _check_disc_on_column(derived, options)
+    return derived
+
+
+def _check_disc_on_column(derived: DerivedLevels, options: LevelOptions) -> None:
+    """Refuse a plan whose L5/S1 disc lies more than ``options.disc_off_column_mm`` to the
+    left or right (LPS x) of the column (the median of its bodies' core centres): the disc lies
+    on the column, so S1's body found beside it is an ala or a lateral mass and the anatomy at
+    L5/S1 cannot be trusted."""
+    column_x = float(np.median(np.asarray(derived.chain_centres_lps, float)[:, 0]))
+    off = float(derived.disc_centre_lps[0]) - column_x
+    if abs(off) <= options.disc_off_column_mm:
+        return
+    err = AnatomyError(
+        f"cannot locate the L5/S1 disc: the disc found lies {abs(off):.0f} mm to the "
+        f"{'left' if off > 0 else 'right'} of the vertebral column, not between the L5 and S1 "
+        "bodies (S1's body was taken from a lateral part of the sacrum); check the "
+        "segmentation at L5/S1")
+    derived.evidence.downgrade("low", str(err))
+    err.evidence = derived.evidence  # type: ignore[attr-defined]
+    raise err
 
 
 def _derive_on_dark_bands(labels: Volume, table: LabelTable, ct: Volume, first: AnatomyError,

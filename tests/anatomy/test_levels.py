@@ -153,3 +153,22 @@ def test_no_bone_names_the_values_found():
     vol = Volume(array=a, spacing_mm=np.ones(3), origin_lps_mm=np.zeros(3), direction=np.eye(3))
     with pytest.raises(AnatomyError, match=r"values found: \[0, 7\]"):
         derive_parts(vol, DEFAULT_LABELS)
+
+
+def test_a_disc_found_beside_the_column_is_refused(phantom):
+    """The L5/S1 disc lies on the column: one found beside it means S1's body was a piece of an
+    ala (a real CT resampled to 0.7 x 0.7 x 1 mm: 25 mm to the side at "high")."""
+    from spinect_core.anatomy.levels import LevelOptions, _check_disc_on_column
+
+    d = derive_parts(phantom.labels, phantom.label_table)
+    column_x = float(np.median(d.chain_centres_lps[:, 0]))
+    assert abs(d.disc_centre_lps[0] - column_x) < 5.0
+    _check_disc_on_column(d, LevelOptions())
+    moved = d.disc_centre_lps.copy()
+    moved[0] = column_x + 25.0
+    aside = dataclasses.replace(d, disc_centre_lps=moved,
+                                evidence=dataclasses.replace(d.evidence, reasons=[]))
+    with pytest.raises(AnatomyError, match="25 mm to the left of the vertebral column") as info:
+        _check_disc_on_column(aside, LevelOptions())
+    assert info.value.evidence.confidence == "low"
+    assert any("25 mm to the left" in r for r in info.value.evidence.reasons)
