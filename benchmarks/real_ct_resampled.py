@@ -46,16 +46,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def resample(ct_path: Path, masks_dir: Path, spacing_mm: tuple[float, float, float],
-             noise_hu: float, out_dir: Path) -> tuple[Path, dict[str, Any]]:
+             noise_hu: float, out_dir: Path, *, shift_mm: float = 0.0
+             ) -> tuple[Path, dict[str, Any]]:
     """The CT resampled to ``spacing_mm`` (x, y, z) with noise, written to ``out_dir``, and the
-    L5 and sacrum masks on its grid (bool arrays, (z, y, x))."""
+    L5 and sacrum masks on its grid (bool arrays, (z, y, x)).
+
+    Along an axis coarser than the CT's, the CT is first smoothed (a Gaussian whose full width
+    at half maximum makes up the difference: a thicker slice). ``shift_mm`` moves the grid's
+    origin by that much along each axis (the scan reconstructed at another table position: its
+    voxels interpolated between the CT's)."""
     import numpy as np
     import SimpleITK as sitk
 
-    img = sitk.ReadImage(str(ct_path))
+    img = sitk.ReadImage(str(ct_path), sitk.sitkFloat32)
+    widen = [max(t * t - s * s, 0.0) ** 0.5 / 2.355 for s, t in zip(img.GetSpacing(), spacing_mm)]
+    source = img
+    if max(widen) > 0:
+        source = sitk.SmoothingRecursiveGaussian(img, [max(w, 1e-3) for w in widen])
     size = [max(int(round(n * s / t)), 1)
             for n, s, t in zip(img.GetSize(), img.GetSpacing(), spacing_mm)]
-    out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkBSpline, img.GetOrigin(),
+    origin = tuple(float(o) + shift_mm for o in img.GetOrigin())
+    out = sitk.Resample(source, size, sitk.Transform(), sitk.sitkBSpline, origin,
                         spacing_mm, img.GetDirection(), -1024.0, sitk.sitkFloat32)
     a = sitk.GetArrayFromImage(out)
     if noise_hu > 0:
@@ -75,8 +86,9 @@ def resample(ct_path: Path, masks_dir: Path, spacing_mm: tuple[float, float, flo
     return path, masks
 
 
-def measure(ct_path: Path, masks_dir: Path, out_dir: Path, spacings: list[float],
-            noise_hu: float) -> list[dict[str, Any]]:
+def measure(ct_path: Path, masks_dir: Path, out_dir: Path,
+            spacings: list[tuple[float, float, float]], noise_hu: float, *,
+            shift_mm: float = 0.0) -> list[dict[str, Any]]:
     import numpy as np
 
     from real_ct_reference import reference_disc_centre
@@ -84,9 +96,11 @@ def measure(ct_path: Path, masks_dir: Path, out_dir: Path, spacings: list[float]
 
     rows = []
     for s in spacings:
-        case = out_dir / f"{s:g}mm"
-        ct_file, masks = resample(ct_path, masks_dir, (s, s, s), noise_hu, case)
-        row: dict[str, Any] = {"spacing_mm": s, "noise_hu": noise_hu}
+        name = "x".join(f"{v:g}" for v in dict.fromkeys(s))
+        case = out_dir / (f"{name}mm" + (f"_shift{shift_mm:g}" if shift_mm else ""))
+        ct_file, masks = resample(ct_path, masks_dir, s, noise_hu, case, shift_mm=shift_mm)
+        row: dict[str, Any] = {"spacing_mm": list(s), "noise_hu": noise_hu,
+                               "shift_mm": shift_mm}
         ref = None
         if "vertebrae_L5" in masks and "sacrum" in masks:
             ref = reference_disc_centre(masks["vertebrae_L5"], masks["sacrum"], load_ct(ct_file))
@@ -107,18 +121,31 @@ def measure(ct_path: Path, masks_dir: Path, out_dir: Path, spacings: list[float]
     return rows
 
 
+def _spacing(text: str) -> tuple[float, float, float]:
+    """``"2"`` -> (2, 2, 2); ``"3x3x5"`` -> (3, 3, 5) (x, y, z mm)."""
+    values = [float(v) for v in text.lower().split("x")]
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"a voxel size is one number or XxYxZ, not {text!r}")
+    return (values[0], values[1], values[2])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ct", type=Path, help="the CT (NIfTI, NRRD or MHA)")
     ap.add_argument("masks", type=Path, help="folder of reference masks, one per structure")
     ap.add_argument("out", type=Path, help="folder for the resampled CTs and their plans")
     ap.add_argument("--spacings", default="3,2.5,2,1.5",
-                    help="isotropic voxel sizes (mm), comma-separated")
+                    help="voxel sizes (mm), comma-separated: isotropic (2) or XxYxZ (3x3x5)")
     ap.add_argument("--noise-hu", type=float, default=12.0, help="added Gaussian noise (HU)")
+    ap.add_argument("--shift-mm", type=float, default=0.0,
+                    help="move the resampled grid's origin by this much along each axis")
     ap.add_argument("--json", action="store_true", help="one JSON line")
     args = ap.parse_args(argv)
     rows = measure(args.ct, args.masks, args.out,
-                   [float(v) for v in args.spacings.split(",")], args.noise_hu)
+                   [_spacing(v) for v in args.spacings.split(",")], args.noise_hu,
+                   shift_mm=args.shift_mm)
     if args.json:
         print(json.dumps(rows))
     else:
