@@ -133,9 +133,11 @@ class LevelOptions:
         median of the bodies' core centres), or the scan is refused
         (:func:`_check_disc_on_column`): a disc lies on the column, and one found to its side
         means that S1's body (which bounds the disc's gap) is a piece of an ala or lateral
-        mass. A real 3 mm CT resampled to 0.7 x 0.7 x 1 mm, its S1 body taken from a piece of
-        the ala 39 mm to the side once its centre was cut at the CT's dark bands, put the disc
-        25 mm to the left of the column at "high" confidence (30 mm from the reference's).
+        mass. A real 3 mm CT resampled to 0.7 x 0.7 x 1 mm (12 HU of noise), its S1 body taken
+        from a piece of the ala 39 mm to the side once its centre was cut at the CT's dark
+        bands, put the disc 25 mm to the left of the column at "high" confidence (30 mm from
+        the reference's; measured 2026-12-07 on the CT bone model's labels with a laxer test of
+        contrast pools than the default, :attr:`CTBoneOptions.pool_ring_fraction` 0.25).
     counting : CountOptions
         Rib detection and the sacrum's evidence (shape, depth in the field of view).
     """
