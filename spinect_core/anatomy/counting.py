@@ -1176,7 +1176,7 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
     fov_below_mm : float, optional
         How far the field of view reaches below the lowest body's top (mm), given when it does
         not end within a body there: from :data:`SACRUM_IN_VIEW_MM` on the message does not say
-        L5/S1 is out of view (without ribs, or with a count that ends above L5).
+        L5/S1 is out of view (without ribs, or with a count that ends at L5 or above).
     """
     if uncountable:
         # The count failed: whether L5/S1 is in view is not known.
@@ -1196,13 +1196,15 @@ def refusal_message(missing: str, *, last_level: str | None, counted_from: str,
     counted = (" (counted down from the last rib-bearing vertebra, T12)" if counted_from == "ribs"
                else "")
     where = f"the scan ends {at}{counted}"
-    if (level_rank(last_level) < level_rank("L5") and fov_below_mm is not None
+    if (level_rank(last_level) <= level_rank("L5") and fov_below_mm is not None
             and fov_below_mm >= SACRUM_IN_VIEW_MM):
         # The field of view goes on a body's length and more below the last body counted: the
         # scan does not end there, the bodies below are not recognised (TotalSegmentator's
         # real CT resampled to 1.25 mm, its rib count one level high and L5 joined to the
         # sacrum, was refused as "the scan ends at L4: L5 and the sacrum are not in the field
-        # of view").
+        # of view"; the same CT at 3 mm with its grid moved by half a voxel, the sacrum's
+        # marrow left out of the bone, as "the scan ends at L5: L5/S1 is not in the field of
+        # view").
         return (f"L5/S1 cannot be identified: the count ends at {last_level}{counted}, but the "
                 f"field of view reaches {fov_below_mm:.0f} mm below the top of the lowest "
                 f"vertebral body found, so the bodies below it (and the sacrum) are in view but "

@@ -392,7 +392,14 @@ def test_refusal_words_say_first_what_the_count_found():
     assert "not in the field of view" not in open_below and detail in open_below
     assert refusal_message(detail, last_level="L4", counted_from="ribs",
                            fov_below_mm=40.0).startswith("the scan ends at L4")
-    for words in (above, chest, at_l5, merged, no_ribs, past_l5, open_below):
+    # So at L5: the sacrum is in view but not recognised (a real 3 mm CT, its grid moved by
+    # half a voxel, was refused as "the scan ends at L5: L5/S1 is not in the field of view").
+    open_at_l5 = refusal_message(detail, last_level="L5", counted_from="ribs", fov_below_mm=120.0)
+    assert open_at_l5.startswith("L5/S1 cannot be identified: the count ends at L5")
+    assert "not in the field of view" not in open_at_l5 and detail in open_at_l5
+    assert refusal_message(detail, last_level="L5", counted_from="ribs",
+                           fov_below_mm=40.0).startswith("the scan ends at L5")
+    for words in (above, chest, at_l5, merged, no_ribs, past_l5, open_below, open_at_l5):
         assert words.endswith("use a CT that includes L5 and the sacrum")
 
 
