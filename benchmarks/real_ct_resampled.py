@@ -27,6 +27,11 @@ and thin cortex taken for contrast pools by the CT bone model). The dark-band ch
 where the ribs count four lumbar vertebrae: of these, at 1.5 mm. The level count is not yet
 resolution-proof: see the README's status.
 
+Session 27 (2026-12-07; the CT bone model's ring test of contrast pools, its marrow join cut at
+the discs, an L5/S1 disc beside the column refused): 3 mm 5.2 mm ("high"), 2.0 mm 36.5 ("low"),
+1.5 mm 9.4 ("low"); 3 x 3 x 5 mm (``--spacings 3x3x5``) and 3 mm with ``--shift-mm 1.5``
+refused, with words that no longer say L5/S1 is out of view (see the benchmarks README).
+
     .venv/bin/python benchmarks/real_ct_resampled.py CT.nii.gz MASKS_DIR OUT_DIR
         [--spacings 3,2.5,2,1.5] [--noise-hu 12] [--json]
 """
