@@ -422,7 +422,8 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         No bone; no vertebral body; no sacrum established (no ilia, not shaped like a sacrum, or
         too little of it in the field of view: the message names what is missing and the level
         the scan ends at when the ribs allow counting, e.g. "the scan ends at L3"); nothing above
-        the sacrum; L5 cannot be separated from S1. A refusal of the sacrum carries the
+        the sacrum; L5 cannot be separated from S1; the L5/S1 disc found lies beside the column
+        (:attr:`LevelOptions.disc_off_column_mm`). A refusal of the sacrum carries the
         :class:`~spinect_core.anatomy.counting.LevelEvidence` as its ``evidence`` attribute.
     """
     options = options or LevelOptions()

@@ -1962,8 +1962,7 @@ def _smoothed_int16(hu: np.ndarray, sp: np.ndarray, sigma_mm: float, *, slab: in
 
 
 def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float],
-           options: CTBoneOptions, rejected: dict[str, int], *, axial_axis: int = 0
-           ) -> np.ndarray:
+           options: CTBoneOptions, rejected: dict[str, int], *, axial_axis: int) -> np.ndarray:
     """Contrast-filled vessels and organs, bowel contrast: flat dense regions in darker tissue.
 
     Returns the pools grown by their partial-volume rim (voxels around them no brighter than the
