@@ -184,9 +184,10 @@ def test_across_bone_keeps_a_tilted_plate_in_its_plane() -> None:
 
 
 def _s1_slab(phantom, plain, *, below_mm: float, half_mm: float):
-    """The S1 voxels of ``plain.parts`` (index arrays z, y, x) and which of them lie in a slab
-    ``2 * half_mm`` thick, parallel to the S1 endplate and ``below_mm`` under its centre, within
-    18 mm of the column's axis (bool, one per voxel)."""
+    """The endplates of ``plain.parts`` (:func:`~spinect_core.anatomy.landmarks.endplates`),
+    its S1 voxels (index arrays z, y, x) and which of them lie in a slab ``2 * half_mm`` thick,
+    parallel to the S1 endplate and ``below_mm`` under its centre, within 18 mm of the column's
+    axis (bool, one per voxel)."""
     from spinect_core.anatomy.landmarks import endplates
 
     core = endplates(phantom.labels, plain.parts, [])
@@ -196,7 +197,7 @@ def _s1_slab(phantom, plain, *, below_mm: float, half_mm: float):
            - (c1 - below_mm * n1))
     height = rel @ n1
     across = np.linalg.norm(rel - np.outer(height, n1), axis=1)
-    return (zz, yy, xx), (np.abs(height) <= half_mm) & (across <= 18.0)
+    return core, (zz, yy, xx), (np.abs(height) <= half_mm) & (across <= 18.0)
 
 
 def test_a_sclerotic_s1_s2_junction_does_not_move_the_level(phantom) -> None:
@@ -207,8 +208,7 @@ def test_a_sclerotic_s1_s2_junction_does_not_move_the_level(phantom) -> None:
     from spinect_core.anatomy.landmarks import endplates
 
     plain = _plain_levels(phantom)
-    core = endplates(phantom.labels, plain.parts, [])
-    (zz, yy, xx), plate = _s1_slab(phantom, plain, below_mm=28.0, half_mm=1.5)
+    core, (zz, yy, xx), plate = _s1_slab(phantom, plain, below_mm=28.0, half_mm=1.5)
     assert plate.sum() > 300
     hu = phantom.ct.array.copy()
     hu[zz[plate], yy[plate], xx[plate]] = 650
@@ -323,7 +323,7 @@ def test_a_dark_s1_s2_band_does_not_move_the_level(phantom) -> None:
     from spinect_core.anatomy import levels
 
     plain = _plain_levels(phantom)
-    (zz, yy, xx), band = _s1_slab(phantom, plain, below_mm=20.0, half_mm=2.0)
+    _, (zz, yy, xx), band = _s1_slab(phantom, plain, below_mm=20.0, half_mm=2.0)
     assert band.sum() > 300
     hu = phantom.ct.array.copy()
     # As dark as a disc against the sacrum's marrow (the phantoms' marrow differs per seed).
