@@ -2035,8 +2035,10 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     if options.pool_ring_fraction > 0:
         # Only regions less dense than the cortical seeds: marrow whose cortex a smooth scan
         # blurs; bowel contrast is as dense as a cortex, and its loops ring one another.
-        for k in np.flatnonzero(pool & (inner < th["seed"])):
-            if _ringed(lab, k, hu, sp, inner[k] + options.pool_ring_rise_hu,
+        candidates = np.flatnonzero(pool & (inner < th["seed"]))
+        boxes = ndi.find_objects(lab) if candidates.size else []
+        for k in candidates:
+            if _ringed(lab, k, boxes[k - 1], hu, sp, inner[k] + options.pool_ring_rise_hu,
                        reach_mm=options.pool_ring_reach_mm, axial_axis=axial_axis,
                        fraction=options.pool_ring_fraction):
                 pool[k] = False
@@ -2048,18 +2050,19 @@ def _pools(hu: np.ndarray, body: np.ndarray, sp: np.ndarray, th: dict[str, float
     return _block_expand(out, f, full_shape)
 
 
-def _ringed(lab: np.ndarray, k: int, hu: np.ndarray, sp: np.ndarray, bright_hu: float, *,
-            reach_mm: float, axial_axis: int, fraction: float) -> bool:
+def _ringed(lab: np.ndarray, k: int, box: tuple[slice, ...], hu: np.ndarray, sp: np.ndarray,
+            bright_hu: float, *, reach_mm: float, axial_axis: int, fraction: float) -> bool:
     """Whether at least ``fraction`` of the voxels of region ``k`` of ``lab`` (int, (z, y, x),
-    spacing ``sp`` mm) have a voxel of ``hu`` (same shape) at or above ``bright_hu`` within
-    ``reach_mm`` on three or four of their in-plane sides (:func:`_sides_with_cortex`): marrow
-    inside its cortical ring, not a vessel or organ beside a bone."""
-    region = lab == k
-    box = _bbox(region, pad=np.ceil(reach_mm / sp).astype(int) + 1)
-    if box is None:
-        return False
+    spacing ``sp`` mm; ``box``: its index box, as :func:`scipy.ndimage.find_objects` gives it)
+    have a voxel of ``hu`` (same shape) at or above ``bright_hu`` within ``reach_mm`` on three
+    or four of their in-plane sides (:func:`_sides_with_cortex`): marrow inside its cortical
+    ring, not a vessel or organ beside a bone."""
+    pad = np.ceil(reach_mm / sp).astype(int) + 1
+    box = tuple(slice(max(b.start - int(p), 0), min(b.stop + int(p), n))
+                for b, p, n in zip(box, pad, lab.shape))
+    region = lab[box] == k
     sides = _sides_with_cortex(hu[box] >= bright_hu, sp, axial_axis=axial_axis,
-                               reach_mm=reach_mm)[region[box]]
+                               reach_mm=reach_mm)[region]
     return bool(np.count_nonzero(sides >= 3) >= fraction * sides.size)
 
 
