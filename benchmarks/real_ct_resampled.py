@@ -33,7 +33,7 @@ the discs, an L5/S1 disc beside the column refused): 3 mm 5.2 mm ("high"), 2.0 m
 refused, with words that no longer say L5/S1 is out of view (see the benchmarks README).
 
     .venv/bin/python benchmarks/real_ct_resampled.py CT.nii.gz MASKS_DIR OUT_DIR
-        [--spacings 3,2.5,2,1.5] [--noise-hu 12] [--json]
+        [--spacings 3,2.5,2,1.5 | 3x3x5] [--noise-hu 12] [--shift-mm 1.5] [--json]
 """
 
 from __future__ import annotations
