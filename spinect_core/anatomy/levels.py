@@ -1347,6 +1347,9 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                       f"{'s' if len(chosen.ilia) > 1 else ''}; its core is {w:.1f}x as wide, "
                       f"{v:.1f}x as large and {h:.1f}x as tall as L5's; {chosen.depth_mm:.0f} mm "
                       "of it in view")
+    # Signs that bodies are missing from the chain or merged into the sacrum's core; with a
+    # count that disagrees with the ribs they refuse (_refuse_a_broken_count).
+    faults: list[str] = []
     if len(chosen.ilia) < 2:
         ev.downgrade("moderate", f"an ilium was found on the {chosen.ilia[0]} side only")
     if t12 is None:
@@ -1380,6 +1383,9 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                         "lie between them, which would make the two counts agree and the planned "
                         "L5/S1 L4/L5; check the level on a sagittal view")
                 ev.doubt(note)
+            if hidden is not None:
+                faults.append(f"the last lumbar body found lies {hidden:.1f}x the spacing of "
+                              "the bodies above it from the sacrum")
         else:
             # Three lumbar vertebrae, or seven, is not a variant: the count went wrong (measured
             # on a real 3 mm CT's bone from a trial variant of the CT bone model: L4 taken for
@@ -1432,6 +1438,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                 f"sacrum left without a core, looks alike, so the planned L5/S1 {higher}; "
                 "check the level on a sagittal view")
         ev.doubt(note)
+        faults.append(f"the body taken for the sacrum is {shape}")
     sacrum_h = heights.get(s_idx, 0.0)
     if sacrum_h > co.max_sacrum_core_height_mm:
         # Lumbar bodies merged into the sacrum's core (their discs bridged in the labels): the
@@ -1441,6 +1448,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                 "be merged into it in the bone labels, and the planned L5/S1 may lie higher up; "
                 "check the level on a sagittal view")
         ev.doubt(note)
+        faults.append(f"the core taken for the sacrum is {sacrum_h:.0f} mm tall")
     if merged_note:
         ev.warnings.append(merged_note.replace("the levels cannot be counted",
                                                "the level count is unreliable; check the "
@@ -1450,7 +1458,46 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         ev.downgrade("low", f"{ev.missing_bodies} vertebral bod"
                      f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in a "
                      "gap of the chain: the count may be off")
+        faults.append(f"{ev.missing_bodies} vertebral bod"
+                      f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in "
+                      "a gap of the chain")
+    # (Bodies merged in the labels are no such sign: the merged block is one of the count's
+    # bodies, which explains the disagreement, and the disc above the sacrum stands.)
+    _refuse_a_broken_count(ev, faults)
     return chain, s_idx, ev
+
+
+def _refuse_a_broken_count(ev: LevelEvidence, faults: list[str]) -> None:
+    """Refuse (:class:`AnatomyError` carrying ``ev``) when the count from the sacrum disagrees
+    with the rib count and the chain itself shows bodies missing or merged (``faults``, in
+    words), or when it finds two lumbar vertebrae or fewer.
+
+    A count of 4 or 6 is transitional anatomy when the chain is otherwise whole, and the disc
+    above the sacrum is L5/S1 whatever the ribs say. When bodies are also missing from the chain
+    or merged into the sacrum's core, the disagreement is the segmentation's, and the disc above
+    the sacrum may be L4/L5: measured on a patient-like phantom at 3 mm (4 lumbar, the last link
+    1.8x the spacing, the sacrum's core 107 mm tall: planned 37 mm from L5/S1 at low confidence)
+    and on TotalSegmentator's real 3 mm CT reconstructed 0.75 mm off its grid (4 lumbar, a body
+    inferred in a gap, L5 merged into the sacrum's core: 41 mm off) or with 5 mm slices (2
+    lumbar: 38 mm off). A count of 3 with a whole chain stays a plan at low confidence (a
+    patient-like phantom whose ribs were miscounted was planned right).
+    """
+    if ev.rib_count_agrees is not False or ev.lumbar_count is None:
+        return
+    n = ev.lumbar_count
+    if not faults and n > 2:
+        return
+    why = ("; ".join(faults) if faults else
+           f"no transitional anatomy gives {n} lumbar vertebra{'' if n == 1 else 'e'}")
+    reason = (f"the levels cannot be counted: {n} lumbar vertebra{'' if n == 1 else 'e'} "
+              "between the last rib-bearing vertebra and the sacrum (5, or 4-6 with a "
+              f"transitional vertebra), and {why}: vertebral bodies are missing or merged in the "
+              "bone labels, so the disc above the sacrum cannot be named L5/S1; check the "
+              "segmentation of the lower spine and the level on a full-spine view")
+    ev.reasons.append(reason)
+    err = AnatomyError(reason)
+    err.evidence = ev
+    raise err
 
 
 def _small_last_core(chain: list[_Core]) -> bool:
