@@ -329,6 +329,18 @@ class CTBoneOptions:
         on a real 3 mm CT resampled to 5 mm slices: the bodies' marrow, 91 ml in one
         component, 117-300 mm^2 across at the discs against 1000-1250 across the bodies, was
         left out (bone Dice 0.73). 0 turns it off.
+    marrow_waist_mm : float
+        Then a component still larger is cut between its parts that only a thin waist joins
+        (:func:`_cut_at_waists`): its cores, the voxels at least this far inside it, are the
+        parts' seeds. The marrow of L5, the sacrum and both ilia of a smooth scan is one
+        component joined through the L5/S1 disc and the sacroiliac joints, with no neck
+        across the slices; an organ is one compact core. Measured 2026-12-07 on a real 3 mm CT
+        reconstructed 0.75 and 1.5 mm off its grid (interpolated: its cortex blurred below the
+        seed threshold) and as 5 mm slices: a 167 ml component of the 1.5 mm shift (L5, sacrum,
+        ilia) and a 70 ml one of the 5 mm slices (L5, sacrum) were left out; cut, bone Dice
+        0.680 -> 0.798, 0.782 -> 0.858 and 0.821 -> 0.865 (6 mm cores: 0.801, 0.823, 0.867);
+        the scan as given, the real chest and lumbar crop and 22 patient-like phantoms
+        unchanged, and the test's organ as dense as marrow stays out. 0 turns it off.
     no_contrast_pool_ml : float
         A scan with contrast pools (:func:`_pools`) under this volume shows no enhanced blood.
     lumen_min_pool_ml : float
@@ -428,6 +440,7 @@ class CTBoneOptions:
     marrow_max_ml: float = 50.0
     marrow_neck_ratio: float = 0.35
     marrow_neck_reach_mm: float = 30.0
+    marrow_waist_mm: float = 5.0
     no_contrast_pool_ml: float = 5.0
     lumen_min_pool_ml: float = 1.0
     lumen_max_blood_hu: float = 700.0
@@ -960,6 +973,37 @@ def _cut_at_necks(mask: np.ndarray, sp: np.ndarray, *, axial_axis: int, min_ml: 
             continue
         cut = comp & neck.reshape([-1 if a == axial_axis else 1 for a in range(3)])
         mask[box] &= ~cut
+
+
+def _cut_at_waists(mask: np.ndarray, sp: np.ndarray, *, min_ml: float, core_mm: float) -> None:
+    """Cut ``mask`` (bool, (z, y, x), spacing ``sp`` mm; in place) between the parts of each
+    component (26 neighbours) larger than ``min_ml`` millilitres that a waist thinner than
+    ``core_mm`` joins: the voxels at least ``core_mm`` from the component's surface form its
+    cores (26 neighbours), every voxel of it goes to the core it reaches first uphill on that
+    distance (a watershed), and the voxels of a part touching a part of a higher label are
+    removed, so the parts are components of their own. A component with one core or none
+    stays whole: an organ is one compact core, the marrow of bones joined through a joint or
+    a disc's partial volume is several."""
+    from skimage.segmentation import watershed
+
+    lab, n = _label(mask, _FULLY_CONNECTED)
+    if n == 0:
+        return
+    sizes = np.bincount(lab.ravel(), minlength=n + 1) * (float(np.prod(sp)) / 1000.0)
+    for k, box in enumerate(ndi.find_objects(lab), start=1):
+        if box is None or sizes[k] <= min_ml:
+            continue
+        # One voxel of margin: the distance is to the component's surface, not the box's.
+        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+        comp = lab[box] == k
+        inside = ndi.distance_transform_edt(comp, sampling=sp)
+        cores, m = _label(inside >= core_mm, _FULLY_CONNECTED)
+        if m < 2:
+            continue
+        parts = watershed(-inside, cores, mask=comp, connectivity=3)
+        del inside, cores
+        seam = comp & (ndi.maximum_filter(parts, size=3) > parts)
+        mask[box] &= ~seam
 
 
 def _enclosed(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
@@ -1815,6 +1859,9 @@ def segment_bone_from_ct(ct: Volume, *, options: CTBoneOptions | None = None,
                 _cut_at_necks(joined, sp, axial_axis=ct.cranio_caudal_axis_zyx,
                               min_ml=options.marrow_max_ml, ratio=options.marrow_neck_ratio,
                               reach_mm=options.marrow_neck_reach_mm)
+            if options.marrow_waist_mm > 0:
+                _cut_at_waists(joined, sp, min_ml=options.marrow_max_ml,
+                               core_mm=options.marrow_waist_mm)
             bone[dbox] |= _components_sized(joined, sp, max_ml=options.marrow_max_ml)
             del joined
     del join_seed

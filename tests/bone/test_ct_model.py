@@ -1030,3 +1030,33 @@ def test_a_column_of_marrow_is_cut_at_its_necks_and_a_blob_is_not():
     small = column.copy()
     ct_model._cut_at_necks(small, sp, axial_axis=0, min_ml=100.0, ratio=0.35, reach_mm=30.0)
     assert np.array_equal(small, column)
+
+
+def test_marrow_joined_sideways_through_a_joint_is_cut_at_its_waist_and_a_blob_is_not():
+    """A sacrum's and an ilium's marrow (two boxes of 24 x 24 x 24 voxels of 1 mm, side by
+    side) joined through a sacroiliac joint 4 voxels wide and 3 voxels thick over their whole
+    height: no neck across the slices (the axial cross-section is the same all along), but a
+    waist. Cut into two parts, each under the size, which then join the bone; one box as large
+    (an organ) and a component under the size stay whole."""
+    sp = np.ones(3)
+    pair = np.zeros((30, 30, 62), bool)
+    pair[3:27, 3:27, 3:27] = True
+    pair[3:27, 13:16, 27:31] = True
+    pair[3:27, 3:27, 31:55] = True
+    necks = pair.copy()
+    ct_model._cut_at_necks(necks, sp, axial_axis=0, min_ml=20.0, ratio=0.35, reach_mm=30.0)
+    assert np.array_equal(necks, pair)                  # no neck across the slices
+    cut = pair.copy()
+    ct_model._cut_at_waists(cut, sp, min_ml=20.0, core_mm=5.0)
+    kept = ct_model._components_sized(cut, sp, max_ml=20.0)
+    for half in (np.s_[:, :, :27], np.s_[:, :, 31:]):
+        assert kept[half].sum() >= 0.95 * pair[half].sum()
+    assert ndi.label(cut, np.ones((3, 3, 3)))[1] == 2
+    blob = np.zeros((40, 40, 40), bool)
+    blob[3:37, 3:37, 3:37] = True
+    whole = blob.copy()
+    ct_model._cut_at_waists(whole, sp, min_ml=20.0, core_mm=5.0)
+    assert np.array_equal(whole, blob)
+    small = pair.copy()
+    ct_model._cut_at_waists(small, sp, min_ml=100.0, core_mm=5.0)
+    assert np.array_equal(small, pair)
