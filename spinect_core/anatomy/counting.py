@@ -920,6 +920,11 @@ class LevelEvidence:
         One line per point that set the confidence.
     warnings : list of str
         What a user must check (transitional anatomy), in words.
+    chain_faults : list of str
+        Signs, in words, that the chain of bodies down to the sacrum misses a body or has one
+        merged into the sacrum's core (a body inferred in a gap, a long last link, a sacrum
+        recognised by its height alone or hardly larger than L5, a sacral core too tall): with
+        a count that disagrees with the ribs, the levels are refused.
     """
 
     sacrum_found: bool = False
@@ -945,6 +950,7 @@ class LevelEvidence:
     confidence: str = "low"
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    chain_faults: list[str] = field(default_factory=list)
 
     def downgrade(self, to: str, reason: str) -> None:
         """Lower the confidence to ``to`` (never raise it) and record why."""

@@ -423,8 +423,11 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         too little of it in the field of view: the message names what is missing and the level
         the scan ends at when the ribs allow counting, e.g. "the scan ends at L3"); nothing above
         the sacrum; L5 cannot be separated from S1; the L5/S1 disc found lies beside the column
-        (:attr:`LevelOptions.disc_off_column_mm`). A refusal of the sacrum carries the
-        :class:`~spinect_core.anatomy.counting.LevelEvidence` as its ``evidence`` attribute.
+        (:attr:`LevelOptions.disc_off_column_mm`); the count from the sacrum disagrees with the
+        ribs while the chain misses a body or has one merged into the sacrum, or counts two
+        lumbar vertebrae or fewer (:func:`_refuse_a_broken_count`). A refusal of the sacrum or
+        of the count carries the :class:`~spinect_core.anatomy.counting.LevelEvidence` as its
+        ``evidence`` attribute.
     """
     options = options or LevelOptions()
     if ct is not None and not ct.same_grid(labels):
@@ -441,6 +444,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         derived, carved = _derive_on_dark_bands(labels, table, ct, exc, options,
                                                 sub_progress(progress, 0.6, 0.85))
     if ct is None:
+        _refuse_a_broken_count(derived.evidence)
         return derived
     derived = _split_collapsed_disc(derived, labels, table, ct, carved, options,
                                     sub_progress(progress, 0.85, 0.9))
@@ -448,6 +452,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
                                   sub_progress(progress, 0.9, 0.95))
     derived = _split_merged_l5(derived, labels, table, ct, carved, options,
                                sub_progress(progress, 0.95, 1.0))
+    _refuse_a_broken_count(derived.evidence)
     _check_disc_on_column(derived, options)
     return derived
 
@@ -1347,9 +1352,6 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                       f"{'s' if len(chosen.ilia) > 1 else ''}; its core is {w:.1f}x as wide, "
                       f"{v:.1f}x as large and {h:.1f}x as tall as L5's; {chosen.depth_mm:.0f} mm "
                       "of it in view")
-    # Signs that bodies are missing from the chain or merged into the sacrum's core; with a
-    # count that disagrees with the ribs they refuse (_refuse_a_broken_count).
-    faults: list[str] = []
     if len(chosen.ilia) < 2:
         ev.downgrade("moderate", f"an ilium was found on the {chosen.ilia[0]} side only")
     if t12 is None:
@@ -1384,8 +1386,8 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                         "L5/S1 L4/L5; check the level on a sagittal view")
                 ev.doubt(note)
             if hidden is not None:
-                faults.append(f"the last lumbar body found lies {hidden:.1f}x the spacing of "
-                              "the bodies above it from the sacrum")
+                ev.chain_faults.append(f"the last lumbar body found lies {hidden:.1f}x the "
+                                       "spacing of the bodies above it from the sacrum")
         else:
             # Three lumbar vertebrae, or seven, is not a variant: the count went wrong (measured
             # on a real 3 mm CT's bone from a trial variant of the CT bone model: L4 taken for
@@ -1438,7 +1440,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                 f"sacrum left without a core, looks alike, so the planned L5/S1 {higher}; "
                 "check the level on a sagittal view")
         ev.doubt(note)
-        faults.append(f"the body taken for the sacrum is {shape}")
+        ev.chain_faults.append(f"the body taken for the sacrum is {shape}")
     sacrum_h = heights.get(s_idx, 0.0)
     if sacrum_h > co.max_sacrum_core_height_mm:
         # Lumbar bodies merged into the sacrum's core (their discs bridged in the labels): the
@@ -1448,7 +1450,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
                 "be merged into it in the bone labels, and the planned L5/S1 may lie higher up; "
                 "check the level on a sagittal view")
         ev.doubt(note)
-        faults.append(f"the core taken for the sacrum is {sacrum_h:.0f} mm tall")
+        ev.chain_faults.append(f"the core taken for the sacrum is {sacrum_h:.0f} mm tall")
     if merged_note:
         ev.warnings.append(merged_note.replace("the levels cannot be counted",
                                                "the level count is unreliable; check the "
@@ -1458,19 +1460,19 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
         ev.downgrade("low", f"{ev.missing_bodies} vertebral bod"
                      f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in a "
                      "gap of the chain: the count may be off")
-        faults.append(f"{ev.missing_bodies} vertebral bod"
-                      f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core inferred in "
-                      "a gap of the chain")
+        ev.chain_faults.append(f"{ev.missing_bodies} vertebral bod"
+                               f"{'y' if ev.missing_bodies == 1 else 'ies'} without a core "
+                               "inferred in a gap of the chain")
     # (Bodies merged in the labels are no such sign: the merged block is one of the count's
     # bodies, which explains the disagreement, and the disc above the sacrum stands.)
-    _refuse_a_broken_count(ev, faults)
     return chain, s_idx, ev
 
 
-def _refuse_a_broken_count(ev: LevelEvidence, faults: list[str]) -> None:
+def _refuse_a_broken_count(ev: LevelEvidence) -> None:
     """Refuse (:class:`AnatomyError` carrying ``ev``) when the count from the sacrum disagrees
-    with the rib count and the chain itself shows bodies missing or merged (``faults``, in
-    words), or when it finds two lumbar vertebrae or fewer.
+    with the rib count and the chain itself shows bodies missing or merged
+    (``ev.chain_faults``), or when it finds two lumbar vertebrae or fewer. Judged on the final
+    count, after the checks that may mend it (:func:`_split_bridged_disc`).
 
     A count of 4 or 6 is transitional anatomy when the chain is otherwise whole, and the disc
     above the sacrum is L5/S1 whatever the ribs say. When bodies are also missing from the chain
@@ -1485,9 +1487,9 @@ def _refuse_a_broken_count(ev: LevelEvidence, faults: list[str]) -> None:
     if ev.rib_count_agrees is not False or ev.lumbar_count is None:
         return
     n = ev.lumbar_count
-    if not faults and n > 2:
+    if not ev.chain_faults and n > 2:
         return
-    why = ("; ".join(faults) if faults else
+    why = ("; ".join(ev.chain_faults) if ev.chain_faults else
            f"no transitional anatomy gives {n} lumbar vertebra{'' if n == 1 else 'e'}")
     reason = (f"the levels cannot be counted: {n} lumbar vertebra{'' if n == 1 else 'e'} "
               "between the last rib-bearing vertebra and the sacrum (5, or 4-6 with a "
