@@ -979,11 +979,11 @@ def _cut_at_waists(mask: np.ndarray, sp: np.ndarray, *, min_ml: float, core_mm: 
     """Cut ``mask`` (bool, (z, y, x), spacing ``sp`` mm; in place) between the parts of each
     component (26 neighbours) larger than ``min_ml`` millilitres that a waist thinner than
     ``core_mm`` joins: the voxels at least ``core_mm`` from the component's surface form its
-    cores (26 neighbours), every voxel of it goes to the core it reaches first uphill on that
-    distance (a watershed), and the voxels of a part touching a part of a higher label are
-    removed, so the parts are components of their own. A component with one core or none
-    stays whole: an organ is one compact core, the marrow of bones joined through a joint or
-    a disc's partial volume is several."""
+    cores (26 neighbours), every voxel of it joins the core whose flood outwards down that
+    distance reaches it first (a watershed), and the voxels of a part touching a part of a
+    higher label are removed, so the parts are components of their own. A component with one
+    core or none stays whole: an organ is one compact core, the marrow of bones joined through
+    a joint or a disc's partial volume is several."""
     from skimage.segmentation import watershed
 
     lab, n = _label(mask, _FULLY_CONNECTED)
