@@ -113,7 +113,7 @@ def plan_options(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinect_core.errors import InputError
+    from spinect_core.errors import AnatomyError, InputError
     from spinect_core.io import load_ct
     from spinect_core.io.labelmap import load_label_map
     from spinect_core.labels import DEFAULT_LABELS
@@ -178,14 +178,21 @@ def run(args: argparse.Namespace) -> int:
             source = f"{segmenter.card.name} {segmenter.card.version}"
             bone_source = result.bone_source
             start = 0.4
-        # A label map on another grid than the CT is put on the CT's by the engine (a note).
-        engine = PlanEngine(ct, labels, table, options=options, segmentation_source=source,
-                            bone_source=bone_source, segmentation_check=check,
-                            progress=sub_progress(bar, start, start + 0.05 * (1 - start)))
-        for note in engine.notes:
-            print(f"spinect: note: {note}", file=sys.stderr)
-        plan = engine.plan(progress=sub_progress(bar, start + 0.05 * (1 - start),
-                                                 start + 0.8 * (1 - start), "optimising: "))
+        try:
+            # A label map on another grid than the CT is put on the CT's by the engine (a note).
+            engine = PlanEngine(ct, labels, table, options=options, segmentation_source=source,
+                                bone_source=bone_source, segmentation_check=check,
+                                progress=sub_progress(bar, start, start + 0.05 * (1 - start)))
+            for note in engine.notes:
+                print(f"spinect: note: {note}", file=sys.stderr)
+            plan = engine.plan(progress=sub_progress(bar, start + 0.05 * (1 - start),
+                                                     start + 0.8 * (1 - start), "optimising: "))
+        except AnatomyError as exc:
+            if segmenter is None:
+                raise                    # the user's own label map: nothing new to keep
+            raise _refused_with_outputs(exc, out, labels=labels, table=table, source=source,
+                                        bone_source=bone_source, check=check,
+                                        overwrite=args.force) from exc
         # The exports read the CT, the label map and its table from the engine: with --roots ct
         # or fused its nerve class holds the chosen roots, so the masks and meshes show what the
         # windows were measured against.
@@ -206,6 +213,28 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc))
     return 0
+
+
+def _refused_with_outputs(exc: Exception, out: Path, *, labels: Any, table: Any, source: str,
+                          bone_source: str | None, check: Any, overwrite: bool) -> Exception:
+    """The anatomy's refusal of a CT this run segmented, its segmentation and what the level
+    count found written into ``out`` (``refusal.json``, ``refused_segmentation.nii.gz``): the
+    minute of segmentation is not lost, and the user can correct it and plan again with
+    ``--segmentation``. Returns the error to raise (the same type and evidence, its message
+    saying where the files are)."""
+    from spinect_core.errors import AnatomyError
+    from spinect_core.report.exports import REFUSAL_JSON, REFUSAL_SEGMENTATION, write_refusal_outputs
+
+    evidence = getattr(exc, "evidence", None)
+    write_refusal_outputs(out, reason=str(exc), labels=labels, table=table,
+                          level_evidence=None if evidence is None else evidence.to_dict(),
+                          segmentation={"source": source, "bone_source": bone_source},
+                          warnings=[] if check is None else list(check.warnings),
+                          overwrite=overwrite)
+    err = AnatomyError(f"{exc} (the segmentation and what was found are in {out}: "
+                       f"{REFUSAL_SEGMENTATION}, {REFUSAL_JSON})")
+    err.evidence = evidence                   # type: ignore[attr-defined]
+    return err
 
 
 def send_plan(client: Any, out: Path, *, quiet: bool = False, to_stderr: bool = False) -> int:

@@ -27,6 +27,13 @@
 ``meshes/<class>_lps.stl`` (``_ras`` with ``ras``)   surfaces of the label classes (bone, nerve, disc, dura)
 ==================================================  =====================================================
 
+When the anatomy refuses the scan after the CT was segmented, :func:`write_refusal_outputs`
+writes ``refusal.json`` (the reason, the level evidence in LPS mm, the segmentation's source and
+warnings) and ``refused_segmentation.nii.gz`` (+ ``.labels.json``), the label map the refusal
+was made on, for review and correction (plan again with it as ``--segmentation``); they count
+as a plan's entries (never overwritten silently, replaced whole by a later plan with
+``overwrite``).
+
 ``<kind>`` is ``kambin`` or ``safe``. The DICOM objects (``ExportOptions.dicom``) carry the
 source CT's Patient and Study modules and frame of reference and reference its instances, so a
 PACS files them with the CT (see :mod:`spinect_core.io.dicom_derived`); a CT read from another
@@ -87,6 +94,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PLAN_JSON = "plan.json"
+#: What a refused plan leaves (:func:`write_refusal_outputs`).
+REFUSAL_JSON = "refusal.json"
+REFUSAL_SEGMENTATION = "refused_segmentation.nii.gz"
 REPORT_HTML = "report.html"
 REPORT_PDF = "report.pdf"
 DICOM_DIR = "dicom"
@@ -103,7 +113,8 @@ PLAN_OUTPUT_BYTES = 200_000_000
 _PLAN_ENTRY = re.compile(
     r"(plan\.json|report\.html|report\.pdf|dicom|needle_(left|right)\.mrk\.json"
     r"|(screenshot|area_map)_(left|right)_(kambin|safe)\.png|drr_(left|right)_(kambin|safe)\.(png|json)"
-    r"|planes_(left|right)|meshes)")
+    r"|planes_(left|right)|meshes|refusal\.json"
+    r"|refused_segmentation\.(nii\.gz|labels\.json))")
 #: What a plan writes into ``dicom/``: a ``dicom`` folder holding anything else (the phantom's
 #: or a user's CT series) is not a plan's and is never replaced or counted as one.
 _DICOM_ENTRY = re.compile(r"planes_(left|right)_(needle|companion)|(sc|drr)_(left|right)_(kambin|safe)"
@@ -462,6 +473,63 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
         raise
     report(progress, 1.0, "outputs written")
     return {k: [out / p.relative_to(stage) for p in v] for k, v in written.items()}
+
+
+def write_refusal_outputs(out_dir: str | Path, *, reason: str, labels: Volume, table: LabelTable,
+                          level_evidence: Mapping[str, Any] | None = None,
+                          segmentation: Mapping[str, Any] | None = None,
+                          warnings: list[str] | None = None, overwrite: bool = False
+                          ) -> list[Path]:
+    """Write what a refused plan found, so that nothing of the segmentation is lost.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The plan's output folder (checked as for a plan: an earlier plan or refusal there is
+        refused unless ``overwrite``, and then replaced whole).
+    reason : str
+        The refusal, in words.
+    labels : Volume
+        The label map the refusal was made on (ids of ``table``, (z, y, x), on the CT's grid).
+    table : LabelTable
+    level_evidence : mapping, optional
+        :meth:`~spinect_core.anatomy.counting.LevelEvidence.to_dict` of what the level count
+        found (LPS mm), when the refusal carries it.
+    segmentation : mapping, optional
+        Where the labels came from (``source``, ``bone_source``).
+    warnings : list of str, optional
+        The segmentation check's warnings.
+    overwrite : bool
+
+    Returns
+    -------
+    list of Path
+        ``refusal.json``, ``refused_segmentation.nii.gz`` and its ``.labels.json``, in
+        ``out_dir``.
+        Written into a temporary folder and put in place together, as a plan is.
+    """
+    from spinect_core.io.labelmap import save_label_map, sidecar_path
+
+    out = check_output_dir(out_dir, overwrite=overwrite, need_bytes=0, dicom=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.spinect-new-{secrets.token_hex(4)}"
+    stage.mkdir()
+    doc = {"refused": True, "reason": reason, "coordinate_system": "LPS", "units": "mm",
+           "level_evidence": None if level_evidence is None else dict(level_evidence),
+           "segmentation": {**dict(segmentation or {}), "file": REFUSAL_SEGMENTATION},
+           "warnings": list(warnings or []),
+           "next_step": "review the segmentation (3D Slicer or the app's label editing), correct "
+                        "it where it misses or merges vertebral bodies, and plan again with "
+                        f"--segmentation {REFUSAL_SEGMENTATION}"}
+    try:
+        save_label_map(labels, table, stage / REFUSAL_SEGMENTATION)
+        (stage / REFUSAL_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        _install(stage, out, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return [out / REFUSAL_JSON, out / REFUSAL_SEGMENTATION,
+            out / sidecar_path(REFUSAL_SEGMENTATION).name]
 
 
 def _write_all(plan: "Plan", engine: "PlanEngine", out: Path, doc: dict[str, Any], *, ct: Volume,

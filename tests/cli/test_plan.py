@@ -214,3 +214,57 @@ def test_a_label_map_on_another_grid_is_put_on_the_ct_grid(main, phantom_files, 
         assert ("resampled onto the CT grid" in err) == (name == "other"), err
         docs.append(json.loads((tmp_path / name / "plan.json").read_text(encoding="utf-8")))
     assert docs[1]["sides"] == docs[0]["sides"]
+
+
+def test_a_refused_scan_keeps_its_segmentation_and_what_was_found(main, tmp_path, capsys,
+                                                                   monkeypatch) -> None:
+    """The network's segmentation of a scan the anatomy refuses (a lone bone block: no L5/S1)
+    is not lost: refusal.json (the reason, LPS) and refused_segmentation.nii.gz (+ sidecar) are
+    written, the error says where, and the folder counts as a plan's (not overwritten without
+    --force; replaced whole with it)."""
+    from types import SimpleNamespace
+
+    from spinect_core.io import write_image
+    from spinect_core.io.labelmap import load_label_map
+    from spinect_core.segment import Segmentation, Segmenter
+    from spinect_core.volume import Volume
+
+    ct = np.full((30, 40, 40), -1000.0, np.float32)
+    ct[5:25, 5:35, 5:35] = 40.0
+    ct[10:20, 15:25, 15:25] = 700.0
+    vol = Volume(array=ct, spacing_mm=np.array([2.0, 2.0, 2.0]), origin_lps_mm=np.zeros(3),
+                 direction=np.eye(3))
+    ct_path = write_image(vol, tmp_path / "ct.nii.gz")
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[10:20, 15:25, 15:25] = 1
+
+    class _Lone:
+        card = SimpleNamespace(name="fake-network", version="0")
+
+        def segment(self, ct, progress=None):
+            return Segmentation(labels=ct.with_array(labels.copy()), table=DEFAULT_LABELS,
+                                bone_source="network")
+
+    monkeypatch.setattr(Segmenter, "from_weights", staticmethod(lambda path, *, options=None:
+                                                                _Lone()))
+    monkeypatch.setattr("spinect_core.bone.agreement.check_segmentation",
+                        lambda seg, ct, progress=None: SimpleNamespace(warnings=["checked"]))
+    out = tmp_path / "out"
+    rc = main(["plan", str(ct_path), "-o", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("spinect: error:") and "L5/S1" in err[-1]
+    assert "refused_segmentation.nii.gz, refusal.json" in err[-1]
+    doc = json.loads((out / "refusal.json").read_text(encoding="utf-8"))
+    assert doc["refused"] is True and doc["coordinate_system"] == "LPS"
+    assert "L5/S1" in doc["reason"] and doc["warnings"] == ["checked"]
+    assert doc["segmentation"] == {"source": "fake-network 0", "bone_source": "network",
+                                   "file": "refused_segmentation.nii.gz"}
+    kept, table = load_label_map(out / "refused_segmentation.nii.gz")
+    assert np.array_equal(np.asarray(kept.array), labels) and table.id_of("bone") == 1
+    assert sorted(p.name for p in out.iterdir()) == [
+        "refusal.json", "refused_segmentation.labels.json", "refused_segmentation.nii.gz"]
+    # Not overwritten without --force: refused before any work.
+    rc = main(["plan", str(ct_path), "-o", str(out), "--quiet"])
+    assert rc == 2 and "already holds files of a plan" in capsys.readouterr().err
+    rc = main(["plan", str(ct_path), "-o", str(out), "--quiet", "--force"])
+    assert rc == 2 and (out / "refusal.json").is_file()
