@@ -518,9 +518,9 @@ def write_refusal_outputs(out_dir: str | Path, *, reason: str, labels: Volume, t
            "level_evidence": None if level_evidence is None else dict(level_evidence),
            "segmentation": {**dict(segmentation or {}), "file": REFUSAL_SEGMENTATION},
            "warnings": list(warnings or []),
-           "next_step": "review the segmentation (3D Slicer or the app's label editing), correct "
-                        "it where it misses or merges vertebral bodies, and plan again with "
-                        f"--segmentation {REFUSAL_SEGMENTATION}"}
+           "next_step": "review the segmentation (3D Slicer or the app's label editing); where "
+                        "the refusal comes from it (vertebral bodies missed or merged), correct "
+                        f"it and plan again with --segmentation {REFUSAL_SEGMENTATION}"}
     try:
         save_label_map(labels, table, stage / REFUSAL_SEGMENTATION)
         (stage / REFUSAL_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
