@@ -222,17 +222,22 @@ def _refused_with_outputs(exc: Exception, out: Path, *, labels: Any, table: Any,
     minute of segmentation is not lost, and the user can correct it and plan again with
     ``--segmentation``. Returns the error to raise (the same type and evidence, its message
     saying where the files are)."""
-    from spinect_core.errors import AnatomyError
+    from spinect_core.errors import AnatomyError, SpinectError
     from spinect_core.report.exports import REFUSAL_JSON, REFUSAL_SEGMENTATION, write_refusal_outputs
 
     evidence = getattr(exc, "evidence", None)
-    write_refusal_outputs(out, reason=str(exc), labels=labels, table=table,
-                          level_evidence=None if evidence is None else evidence.to_dict(),
-                          segmentation={"source": source, "bone_source": bone_source},
-                          warnings=[] if check is None else list(check.warnings),
-                          overwrite=overwrite)
-    err = AnatomyError(f"{exc} (the segmentation and what was found are in {out}: "
-                       f"{REFUSAL_SEGMENTATION}, {REFUSAL_JSON})")
+    try:
+        write_refusal_outputs(out, reason=str(exc), labels=labels, table=table,
+                              level_evidence=None if evidence is None else evidence.to_dict(),
+                              segmentation={"source": source, "bone_source": bone_source},
+                              warnings=[] if check is None else list(check.warnings),
+                              overwrite=overwrite)
+        kept = (f"the segmentation and what was found are in {out}: {REFUSAL_SEGMENTATION}, "
+                f"{REFUSAL_JSON}")
+    except SpinectError as write_error:
+        # The refusal's reason stays the error; the failed write is said after it.
+        kept = f"its segmentation could not be kept: {write_error}"
+    err = AnatomyError(f"{exc} ({kept})")
     err.evidence = evidence                   # type: ignore[attr-defined]
     return err
 

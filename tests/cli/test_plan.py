@@ -268,3 +268,15 @@ def test_a_refused_scan_keeps_its_segmentation_and_what_was_found(main, tmp_path
     assert rc == 2 and "already holds files of a plan" in capsys.readouterr().err
     rc = main(["plan", str(ct_path), "-o", str(out), "--quiet", "--force"])
     assert rc == 2 and (out / "refusal.json").is_file()
+    capsys.readouterr()
+    # A write that fails leaves the refusal's reason the error, the failure said after it.
+    from spinect_core.errors import OutputError
+
+    def full(*args, **kwargs):
+        raise OutputError("no space left")
+
+    monkeypatch.setattr("spinect_core.report.exports.write_refusal_outputs", full)
+    rc = main(["plan", str(ct_path), "-o", str(tmp_path / "other"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.startswith("spinect: error: ") and "L5/S1" in err
+    assert err.endswith("(its segmentation could not be kept: no space left)")
