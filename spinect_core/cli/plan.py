@@ -22,7 +22,10 @@ replaced without ``--force``, and with it is replaced whole (no file of the earl
 The folder is checked (writable, free space) before any work, and the outputs appear together at
 the end, so Ctrl-C leaves nothing half-written. No input path or file name is written into the
 plan (a label map is described by its format). ``--json`` prints the ``plan.json`` document as
-one line on stdout. Argument errors are one line ``spinect: error: ...`` with exit code 2.
+one line on stdout. Argument errors are one line ``spinect: error: ...`` with exit code 2. When
+the anatomy refuses a CT this run segmented, the folder receives ``refusal.json`` and
+``refused_segmentation.nii.gz`` instead (see :func:`_refused_with_outputs`), and the error names
+them.
 
 ``--send AET@HOST:PORT`` (or a DICOMweb URL) stores every DICOM object the plan wrote (``*.dcm``
 under OUT_DIR) on that PACS after the plan is written, calling as ``--aet`` (default SPINECT); a
