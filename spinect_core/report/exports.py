@@ -65,7 +65,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -461,16 +461,9 @@ def write_plan_outputs(plan: "Plan", engine: "PlanEngine", out_dir: str | Path, 
     if not overwrite:
         for p in plan_output_paths(plan, out, table, meshes=meshes, ras=ras, dicom=opts.dicom):
             check_writable(p)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.spinect-new-{secrets.token_hex(4)}"
-    stage.mkdir()
-    try:
+    with _staged(out, overwrite=overwrite) as stage:
         written = _write_all(plan, engine, stage, doc, ct=ct, labels=labels, table=table,
                              meshes=meshes, ras=ras, options=opts, progress=progress)
-        _install(stage, out, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     report(progress, 1.0, "outputs written")
     return {k: [out / p.relative_to(stage) for p in v] for k, v in written.items()}
 
@@ -511,9 +504,6 @@ def write_refusal_outputs(out_dir: str | Path, *, reason: str, labels: Volume, t
     from spinect_core.io.labelmap import save_label_map, sidecar_path
 
     out = check_output_dir(out_dir, overwrite=overwrite, need_bytes=0, dicom=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.spinect-new-{secrets.token_hex(4)}"
-    stage.mkdir()
     doc = {"refused": True, "reason": reason, "coordinate_system": "LPS", "units": "mm",
            "level_evidence": None if level_evidence is None else dict(level_evidence),
            "segmentation": {**dict(segmentation or {}), "file": REFUSAL_SEGMENTATION},
@@ -521,13 +511,9 @@ def write_refusal_outputs(out_dir: str | Path, *, reason: str, labels: Volume, t
            "next_step": "review the segmentation (3D Slicer or the app's label editing); where "
                         "the refusal comes from it (vertebral bodies missed or merged), correct "
                         f"it and plan again with --segmentation {REFUSAL_SEGMENTATION}"}
-    try:
+    with _staged(out, overwrite=overwrite) as stage:
         save_label_map(labels, table, stage / REFUSAL_SEGMENTATION)
         (stage / REFUSAL_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        _install(stage, out, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return [out / REFUSAL_JSON, out / REFUSAL_SEGMENTATION,
             out / sidecar_path(REFUSAL_SEGMENTATION).name]
 
@@ -725,6 +711,22 @@ def _generated_id() -> str:
     from spinect_core.io.dicom_derived import GENERATED_PATIENT_ID
 
     return GENERATED_PATIENT_ID
+
+
+@contextlib.contextmanager
+def _staged(out: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A new hidden folder beside ``out`` to write into; put in place of ``out`` when the block
+    ends (:func:`_install`), removed with nothing of it left when the block raises or is
+    interrupted (see the module docstring)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.spinect-new-{secrets.token_hex(4)}"
+    stage.mkdir()
+    try:
+        yield stage
+        _install(stage, out, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 
 def _install(stage: Path, out: Path, *, overwrite: bool) -> None:
