@@ -994,7 +994,7 @@ def _cut_at_waists(mask: np.ndarray, sp: np.ndarray, *, min_ml: float, core_mm: 
         if box is None or sizes[k] <= min_ml:
             continue
         # One voxel of margin: the distance is to the component's surface, not the box's.
-        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+        box = _grown(box, 1, lab.shape)
         comp = lab[box] == k
         inside = ndi.distance_transform_edt(comp, sampling=sp)
         cores, m = _label(inside >= core_mm, _FULLY_CONNECTED)
@@ -2104,9 +2104,7 @@ def _ringed(lab: np.ndarray, k: int, box: tuple[slice, ...], hu: np.ndarray, sp:
     have a voxel of ``hu`` (same shape) at or above ``bright_hu`` within ``reach_mm`` on three
     or four of their in-plane sides (:func:`_sides_with_cortex`): marrow inside its cortical
     ring, not a vessel or organ beside a bone."""
-    pad = np.ceil(reach_mm / sp).astype(int) + 1
-    box = tuple(slice(max(b.start - int(p), 0), min(b.stop + int(p), n))
-                for b, p, n in zip(box, pad, lab.shape))
+    box = _grown(box, np.ceil(reach_mm / sp).astype(int) + 1, lab.shape)
     region = lab[box] == k
     sides = _sides_with_cortex(hu[box] >= bright_hu, sp, axial_axis=axial_axis,
                                reach_mm=reach_mm)[region]
@@ -2270,14 +2268,21 @@ def _bbox(mask: np.ndarray, pad: np.ndarray | None = None) -> tuple[slice, ...] 
     """Index box of the True voxels (grown by ``pad`` voxels per axis), or None."""
     if not mask.any():
         return None
-    pad = np.zeros(3, int) if pad is None else np.asarray(pad, int)
     out = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         idx = np.flatnonzero(mask.any(axis=other))
-        out.append(slice(max(int(idx[0]) - pad[axis], 0),
-                         min(int(idx[-1]) + 1 + pad[axis], mask.shape[axis])))
-    return tuple(out)
+        out.append(slice(int(idx[0]), int(idx[-1]) + 1))
+    return _grown(tuple(out), 0 if pad is None else pad, mask.shape)
+
+
+def _grown(box: tuple[slice, ...], pad: int | np.ndarray, shape: tuple[int, ...]
+           ) -> tuple[slice, ...]:
+    """An index box (one slice per axis, as :func:`_bbox` or ``ndi.find_objects`` give it)
+    grown by ``pad`` voxels (one number, or one per axis) and clipped to ``shape``."""
+    pads = np.broadcast_to(np.asarray(pad, int), (len(box),))
+    return tuple(slice(max(b.start - int(p), 0), min(b.stop + int(p), n))
+                 for b, p, n in zip(box, pads, shape))
 
 
 def _upper_spread(ids: np.ndarray, values: np.ndarray, which: np.ndarray) -> np.ndarray:
