@@ -946,21 +946,27 @@ def _components_sized(mask: np.ndarray, sp: np.ndarray, *, min_ml: float = 0.0,
     return out
 
 
+def _components_over(mask: np.ndarray, sp: np.ndarray, min_ml: float
+                     ) -> Iterator[tuple[np.ndarray, int, tuple[slice, ...]]]:
+    """The components (26 neighbours) of ``mask`` (bool, (z, y, x), spacing ``sp`` mm) larger
+    than ``min_ml`` millilitres, as (the label map, the component's label, its index box), all
+    labelled before the first is given (a caller may cut ``mask`` in between)."""
+    lab, n = _label(mask, _FULLY_CONNECTED)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1) * (float(np.prod(sp)) / 1000.0)
+    for k, box in enumerate(ndi.find_objects(lab), start=1):
+        if box is not None and sizes[k] > min_ml:
+            yield lab, k, box
+
+
 def _cut_at_necks(mask: np.ndarray, sp: np.ndarray, *, axial_axis: int, min_ml: float,
                   ratio: float, reach_mm: float) -> None:
     """Cut ``mask`` (bool, (z, y, x), spacing ``sp`` mm; in place) across ``axial_axis`` where
     a component (26 neighbours) larger than ``min_ml`` narrows to a neck: the slices in which its
     cross-section is at most ``ratio`` of its largest within ``reach_mm`` on both sides (a disc
     between two bodies' marrow). Components without a neck, and smaller ones, stay whole."""
-    lab, n = _label(mask, _FULLY_CONNECTED)
-    if n == 0:
-        return
-    sizes = np.bincount(lab.ravel(), minlength=n + 1) * (float(np.prod(sp)) / 1000.0)
     reach = max(int(round(reach_mm / float(sp[axial_axis]))), 1)
     across = tuple(a for a in range(3) if a != axial_axis)
-    for k, box in enumerate(ndi.find_objects(lab), start=1):
-        if box is None or sizes[k] <= min_ml:
-            continue
+    for lab, k, box in _components_over(mask, sp, min_ml):
         comp = lab[box] == k
         area = comp.sum(axis=across)
         m = len(area)
@@ -986,13 +992,7 @@ def _cut_at_waists(mask: np.ndarray, sp: np.ndarray, *, min_ml: float, core_mm: 
     a joint or a disc's partial volume is several."""
     from skimage.segmentation import watershed
 
-    lab, n = _label(mask, _FULLY_CONNECTED)
-    if n == 0:
-        return
-    sizes = np.bincount(lab.ravel(), minlength=n + 1) * (float(np.prod(sp)) / 1000.0)
-    for k, box in enumerate(ndi.find_objects(lab), start=1):
-        if box is None or sizes[k] <= min_ml:
-            continue
+    for lab, k, box in _components_over(mask, sp, min_ml):
         # One voxel of margin: the distance is to the component's surface, not the box's.
         box = _grown(box, 1, lab.shape)
         comp = lab[box] == k
