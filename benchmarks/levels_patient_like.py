@@ -54,6 +54,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from spinect_core.anatomy.checks import (refuse_l5_fused_to_the_sacrum,  # noqa: E402
+                                         sacroiliac_joint_depth_mm)
 from spinect_core.anatomy.landmarks import endplates  # noqa: E402
 from spinect_core.anatomy.levels import derive_parts  # noqa: E402
 from spinect_core.errors import AnatomyError  # noqa: E402
@@ -165,8 +167,12 @@ def run_case(seed: int, phase: str, spacing: float, cache: Path | None, *,
     try:
         derived = derive_parts(labels, DEFAULT_LABELS, ct=ct)
         warnings: list[str] = []
-        disc = endplates(labels, derived.parts, warnings).disc_centre_lps
+        core = endplates(labels, derived.parts, warnings)
+        disc = core.disc_centre_lps
         ev = derived.evidence
+        row["si_depth_mm"] = sacroiliac_joint_depth_mm(labels, derived.parts, core)
+        # identify_lumbosacral's last check of the count, on the landmarks
+        refuse_l5_fused_to_the_sacrum(labels, derived.parts, core, ev)
         row.update(error_mm=round(float(np.linalg.norm(disc - truth)), 1),
                    confidence=ev.confidence, levels=list(ev.levels), hollow=ev.sacrum_hollow,
                    warnings=ev.warnings + warnings)
@@ -217,6 +223,8 @@ def main() -> None:
             said = (f"{row['error_mm']:5.1f} mm {row['confidence']:8s} "
                     f"{len(row['warnings'])} warning(s)"
                     f"{' (sacrum without a core)' if row['hollow'] else ''}"
+                    + (f", sacroiliac joints {row['si_depth_mm']:.0f} mm below the disc"
+                       if row.get("si_depth_mm") is not None else "")
                     if "error_mm" in row
                     else "refused: " + row["refused"][:90])
             print(f"{seed} {row['contrast_phase']} {spacing} mm: {said}", flush=True)

@@ -425,7 +425,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         the sacrum; L5 cannot be separated from S1; the L5/S1 disc found lies beside the column
         (:attr:`LevelOptions.disc_off_column_mm`); the count from the sacrum disagrees with the
         ribs while the chain misses a body or has one merged into the sacrum, or counts two
-        lumbar vertebrae or fewer (:func:`_refuse_a_broken_count`). A refusal of the sacrum or
+        lumbar vertebrae or fewer (:func:`refuse_a_broken_count`). A refusal of the sacrum or
         of the count carries the :class:`~spinect_core.anatomy.counting.LevelEvidence` as its
         ``evidence`` attribute.
     """
@@ -444,7 +444,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
         derived, carved = _derive_on_dark_bands(labels, table, ct, exc, options,
                                                 sub_progress(progress, 0.6, 0.85))
     if ct is None:
-        _refuse_a_broken_count(derived.evidence)
+        refuse_a_broken_count(derived.evidence)
         return derived
     derived = _split_collapsed_disc(derived, labels, table, ct, carved, options,
                                     sub_progress(progress, 0.85, 0.9))
@@ -452,7 +452,7 @@ def derive_parts(labels: Volume, table: LabelTable, *, ct: Volume | None = None,
                                   sub_progress(progress, 0.9, 0.95))
     derived = _split_merged_l5(derived, labels, table, ct, carved, options,
                                sub_progress(progress, 0.95, 1.0))
-    _refuse_a_broken_count(derived.evidence)
+    refuse_a_broken_count(derived.evidence)
     _check_disc_on_column(derived, options)
     return derived
 
@@ -1468,7 +1468,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
     return chain, s_idx, ev
 
 
-def _refuse_a_broken_count(ev: LevelEvidence) -> None:
+def refuse_a_broken_count(ev: LevelEvidence) -> None:
     """Refuse (:class:`AnatomyError` carrying ``ev``) when the count from the sacrum disagrees
     with the rib count and the chain itself shows bodies missing or merged
     (``ev.chain_faults``), or when it finds two lumbar vertebrae or fewer. Judged on the final
@@ -1494,8 +1494,9 @@ def _refuse_a_broken_count(ev: LevelEvidence) -> None:
     reason = (f"the levels cannot be counted: {n} lumbar vertebra{'' if n == 1 else 'e'} "
               "between the last rib-bearing vertebra and the sacrum (5, or 4-6 with a "
               f"transitional vertebra), and {why}: vertebral bodies are missing or merged in the "
-              "bone labels, so the disc above the sacrum cannot be named L5/S1; check the "
-              "segmentation of the lower spine and the level on a full-spine view")
+              "bone labels (or fused in the patient), so the disc above the sacrum cannot be "
+              "named L5/S1; check the segmentation of the lower spine and the level on a "
+              "full-spine view")
     ev.reasons.append(reason)
     err = AnatomyError(reason)
     err.evidence = ev

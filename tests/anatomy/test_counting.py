@@ -735,7 +735,7 @@ def test_four_lumbar_bodies_with_a_long_gap_above_the_sacrum_are_refused():
     is missing next to the sacrum, so the disc above the sacrum may be L4/L5 (a patient-like
     phantom at 3 mm was planned 37 mm off at moderate, then at low confidence): the count is
     refused, with its evidence. (The count alone: the hollow box body stops the later passes.)"""
-    from spinect_core.anatomy.levels import _refuse_a_broken_count
+    from spinect_core.anatomy.levels import refuse_a_broken_count
 
     ev = _counted(Column(_names(4, 5), ribs=set(THORACIC), hollow={"L5"}))
     assert ev.lumbar_count == 4 and ev.confidence == "low"
@@ -743,14 +743,14 @@ def test_four_lumbar_bodies_with_a_long_gap_above_the_sacrum_are_refused():
     assert any("may lie between them" in w for w in ev.warnings)
     with pytest.raises(AnatomyError, match="levels cannot be counted: 4 lumbar vertebrae.*"
                        "spacing of the bodies above it") as err:
-        _refuse_a_broken_count(ev)
+        refuse_a_broken_count(ev)
     assert err.value.evidence is ev
     # A true four-lumbar spine has no such gap: moderate, as before, and planned.
     four = _counted(Column(_names(4, 4), ribs=set(THORACIC)))
     assert four.lumbar_count == 4 and four.confidence == "moderate"
     assert not any("may lie between them" in w for w in four.warnings)
     assert not four.chain_faults
-    _refuse_a_broken_count(four)
+    refuse_a_broken_count(four)
 
 
 def test_bodies_a_second_count_misses_above_its_sacrum_are_counted():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy import identify_lumbosacral
@@ -37,6 +40,43 @@ def test_disc_replaced_by_bone_warns_sacralisation(phantom):
     lab[disc] = phantom.label_table.id_of("bone")
     res = identify_lumbosacral(phantom.labels.with_array(lab), phantom.label_table)
     assert any("sacroiliac" in w for w in _sacralised(res.warnings))
+
+
+def _four_lumbar_by_the_ribs(evidence):
+    """The level evidence as a rib count of four lumbar vertebrae would leave it."""
+    ev = copy.deepcopy(evidence)
+    ev.lumbar_count, ev.rib_count_agrees = 4, False
+    return ev
+
+
+def test_l5_fused_to_the_sacrum_with_four_lumbar_by_the_ribs_is_refused(phantom):
+    """The sacroiliac joints a vertebra below the disc above the sacrum, and the ribs counting
+    four lumbar vertebrae: both say the body on top of the "sacrum" is L5 (TotalSegmentator's
+    real CT 0.75 mm off its grid: planned 36 mm from L5/S1 at "moderate"). Refused with the
+    evidence; either sign alone is a transitional vertebra's and is planned."""
+    from spinect_core.anatomy.checks import (SI_JOINT_DEPTH_MM, refuse_l5_fused_to_the_sacrum,
+                                             sacroiliac_joint_depth_mm)
+    from spinect_core.errors import AnatomyError
+
+    disc = phantom.instances.array == phantom.instance_table.id_of("disc_L5S1")
+    lab = phantom.labels.array.copy()
+    lab[disc] = phantom.label_table.id_of("bone")
+    fused = identify_lumbosacral(phantom.labels.with_array(lab), phantom.label_table)
+    grid, parts = fused.parts, np.asarray(fused.parts.array)
+    assert sacroiliac_joint_depth_mm(grid, parts, fused) > SI_JOINT_DEPTH_MM
+    ev = _four_lumbar_by_the_ribs(fused.level_evidence)
+    with pytest.raises(AnatomyError, match="levels cannot be counted: 4 lumbar vertebrae.*"
+                       "sacroiliac joints begin [0-9]+ mm below") as err:
+        refuse_l5_fused_to_the_sacrum(grid, parts, fused, ev)
+    assert err.value.evidence is ev and ev.chain_faults
+    # The joints alone (no rib count against the sacrum's): a warning, as before.
+    refuse_l5_fused_to_the_sacrum(grid, parts, fused, copy.deepcopy(fused.level_evidence))
+    # Four lumbar by the ribs with the joints beside S1: a transitional count, planned.
+    whole = identified(phantom, "labels")
+    whole_parts = np.asarray(whole.parts.array)
+    assert sacroiliac_joint_depth_mm(whole.parts, whole_parts, whole) < SI_JOINT_DEPTH_MM
+    refuse_l5_fused_to_the_sacrum(whole.parts, whole_parts, whole,
+                                  _four_lumbar_by_the_ribs(whole.level_evidence))
 
 
 def test_gap_in_the_sacrum_warns_lumbarisation(phantom):
