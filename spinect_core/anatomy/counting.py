@@ -923,8 +923,10 @@ class LevelEvidence:
     chain_faults : list of str
         Signs, in words, that the chain of bodies down to the sacrum misses a body or has one
         merged into the sacrum's core (a body inferred in a gap, a long last link, a sacrum
-        recognised by its height alone or hardly larger than L5, a sacral core too tall): with
-        a count that disagrees with the ribs, the levels are refused.
+        recognised by its height alone or hardly larger than L5, a sacral core too tall; once
+        the landmarks are found, sacroiliac joints beginning a vertebra below the disc above
+        the sacrum, :func:`~spinect_core.anatomy.checks.refuse_l5_fused_to_the_sacrum`): with a
+        count that disagrees with the ribs, the levels are refused.
     """
 
     sacrum_found: bool = False
