@@ -299,6 +299,43 @@ def test_a_disc_filled_inside_s1_moves_the_level_when_the_ribs_want_it(phantom, 
         assert result.evidence.confidence == "moderate"
 
 
+def test_a_band_whose_normal_points_to_the_side_is_not_a_disc(phantom) -> None:
+    """A band inside the body named S1 counts as a disc only when it lies across the column: a
+    seam whose normal points left-right (74 degrees out of the sagittal plane, beside the S1
+    body of a real CT resampled to 1.5 mm) was cut as the disc and put the disc found 19 mm to
+    the side. The true disc's band is kept, the seam is not."""
+    from spinect_core.anatomy import levels
+
+    bridged, derived, true_centre = _bridged_derivation(phantom)
+    options = levels.LevelOptions()
+    sl = levels._roi(bridged, bridged.array.shape, (0, 0, 0), derived.disc_centre_lps,
+                     options.plate_search_mm)
+    s1 = derived.parts == PART_ID["S1"]
+    zz, yy, xx = np.nonzero(s1)
+    pts = bridged.index_to_lps(np.stack([xx, yy, zz], 1).astype(float))
+
+    def sheet(centre, normal) -> np.ndarray:
+        """S1 voxels within 1.5 mm of a plane and 20 mm of ``centre`` (LPS mm)."""
+        rel = pts - centre
+        n = np.asarray(normal, float) / np.linalg.norm(normal)
+        near = (np.abs(rel @ n) <= 1.5) & (np.linalg.norm(rel, axis=1) <= 20.0)
+        out = np.zeros(s1.shape, bool)
+        out[zz[near], yy[near], xx[near]] = True
+        return out
+
+    disc = sheet(true_centre, (0.0, -0.5, 0.87))          # tilted forward with the sacrum
+    seam = sheet(true_centre + np.array([8.0, 0.0, -14.0]), (0.9, 0.0, 0.44))
+
+    def found(band: np.ndarray) -> np.ndarray | None:
+        return levels._plate_in(derived, bridged, np.asarray(phantom.ct.array), s1, options,
+                                part="S1", finder=lambda hu, bone, grid: band[sl])
+
+    assert seam.sum() > 100 and np.ptp(np.nonzero(seam)[2]) * bridged.spacing_mm[0] >= 16.0
+    assert found(seam) is None
+    kept = found(disc)
+    assert kept is not None and np.array_equal(kept, disc)
+
+
 def test_a_dark_band_inside_s1_is_not_cut_when_the_ribs_agree(phantom, monkeypatch) -> None:
     """Without the rib count's disagreement a band inside the sacrum (an S1/S2 remnant of a
     disc) is left alone: nothing is recounted."""
