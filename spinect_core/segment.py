@@ -316,12 +316,17 @@ class Segmenter:
         whole run (default: the network's share of :meth:`segment`); ``with_ct`` keeps the
         classes that voxels losing the bone class take."""
         from spinect_core.preprocess import prepare_for_model
+        from spinect_core.preprocess.orientation import to_model_axes
 
         f_rest = last if last is not None else (_NETWORK_SHARE_WITH_CT if with_ct else 1.0)
         f_prep, f_pred = 0.08 * f_rest, 0.9 * f_rest
         t0 = time.perf_counter()
         report(progress, 0.0, "preparing the CT")
-        prepared = prepare_for_model(ct, spacing_mm=self.card.spacing_mm,
+        # The network sees the CT on the patient's axes, as it was trained, whatever order the
+        # file stores it in; the CT bone model and the anatomy work in LPS and need not.
+        reoriented = to_model_axes(ct)
+        view = reoriented.volume
+        prepared = prepare_for_model(view, spacing_mm=self.card.spacing_mm,
                                      normalisation=self.normalisation,
                                      crop=self.options.crop_to_body,
                                      progress=sub_progress(progress, 0.0, f_prep, "preparing: "))
@@ -332,8 +337,11 @@ class Segmenter:
         t2 = time.perf_counter()
         report(progress, f_pred, "mapping the result onto the CT grid")
         labels, probabilities, next_best = self._restore(
-            prediction.probabilities, prepared, ct, next_best=with_ct,
+            prediction.probabilities, prepared, view, next_best=with_ct,
             progress=sub_progress(progress, f_pred, f_rest))
+        if not reoriented.unchanged:
+            labels, probabilities, next_best = self._in_stored_order(
+                reoriented, labels, probabilities, next_best)
         t3 = time.perf_counter()
         timings = {"prepare": t1 - t0, "predict": t2 - t1, "restore": t3 - t2}
         result = Segmentation(
@@ -345,6 +353,22 @@ class Segmenter:
         # dropping its reference) before the CT bone model allocates its own maps.
         del prediction, prepared
         return NetworkSegmentation(segmentation=result, next_best=next_best)
+
+    def _in_stored_order(self, reoriented: Any, labels: np.ndarray,
+                         probabilities: np.ndarray | None, next_best: np.ndarray | None
+                         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`_restore`'s results on the reoriented CT
+        (:class:`~spinect_core.preprocess.orientation.Reoriented`) in the CT's own array order;
+        ``next_best`` (one value per bone voxel, in C order) follows its voxels."""
+        stored = np.ascontiguousarray(reoriented.back(labels))
+        if probabilities is not None:
+            probabilities = np.ascontiguousarray(reoriented.back(probabilities))
+        if next_best is not None:
+            bone_id = self.table.id_of("bone")
+            runner_up = np.zeros(labels.shape, np.uint8)
+            runner_up[labels == bone_id] = next_best
+            next_best = reoriented.back(runner_up)[stored == bone_id]
+        return stored, probabilities, next_best
 
     def _apply_ct_bone(self, result: Segmentation, ct: Volume, next_best: np.ndarray | None, *,
                        ct_bone_options: Any, progress: ProgressCallback | None) -> None:

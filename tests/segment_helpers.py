@@ -38,6 +38,35 @@ class ThresholdNet(torch.nn.Module):
         return self.conv(x)
 
 
+class TopFaceNet(torch.nn.Module):
+    """Classifies as bone (class 1) the voxels brighter by over 250 HU than the next one up the
+    array's z axis: the top faces of bright blocks, as the network sees the array. A network
+    that saw a CT upside down would mark the other faces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 3, kernel_size=(3, 1, 1), padding=(1, 0, 0),
+                                    padding_mode="replicate")
+        step = 250.0 / NORMALISATION["std_hu"]
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            self.conv.weight[1, 0, 1, 0, 0] = 40.0       # the voxel
+            self.conv.weight[1, 0, 2, 0, 0] = -40.0      # the one above it (z + 1)
+            self.conv.bias[1] = -40.0 * step
+            self.conv.bias[2] = -100.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def top_face_model(patch=(16, 32, 32)) -> LoadedModel:
+    card = ModelCard(name="top-face", version="0", normalisation=dict(NORMALISATION),
+                     architecture=UNetConfig(num_classes=3, base_channels=4, depth=3),
+                     labels=STUDY_LABELS, patch_size_zyx=patch)
+    return LoadedModel(model=TopFaceNet().eval(), card=card, path=Path("top-face"))
+
+
 def threshold_model(patch=(16, 32, 32)) -> LoadedModel:
     card = ModelCard(name="threshold", version="0", normalisation=dict(NORMALISATION),
                      architecture=UNetConfig(num_classes=3, base_channels=4, depth=3),

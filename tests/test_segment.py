@@ -12,7 +12,7 @@ from spinect_core.errors import Cancelled, InputError
 from spinect_core.metrics.overlap import dice
 from spinect_core.segment import DEFAULT_BONE_MODE, SegmentOptions, Segmenter
 from spinect_core.volume import Volume
-from tests.segment_helpers import NORMALISATION, sphere_ct, threshold_model
+from tests.segment_helpers import NORMALISATION, sphere_ct, threshold_model, top_face_model
 
 
 def test_known_answer_on_an_oblique_anisotropic_ct() -> None:
@@ -26,6 +26,47 @@ def test_known_answer_on_an_oblique_anisotropic_ct() -> None:
     # 1 mm model grid vs a 0.7 x 0.7 x 2.5 mm input: only boundary voxels may differ.
     assert dice(bone, truth) > 0.95
     assert not np.any(result.labels.array == result.table.id_of("nerve"))
+
+
+def _block_ct() -> Volume:
+    """A 700 HU block (z 4-9) in soft tissue, 1 mm voxels, stored head up (identity); its faces
+    lie inside every sliding window of a 16-slice patch, away from the windows' borders."""
+    array = np.full((24, 40, 40), 40, np.int16)
+    array[4:10, 12:28, 12:28] = 700
+    array[:, :6, :] = -1000                       # air in front, for the body crop
+    return Volume(array=array, spacing_mm=[1.0, 1.0, 1.0], origin_lps_mm=[-20.0, 10.0, 200.0])
+
+
+def test_the_network_sees_the_ct_on_the_patients_axes_however_it_is_stored() -> None:
+    """The same CT stored feet first, or as sagittal slices, gives the same labels at the same
+    places: the network is shown the array on the patient's axes (a real CT stored feet first
+    was planned 12.8 mm from L5/S1 where as stored it was 2.6 mm). The test network marks the
+    top faces of bright blocks as the array shows them."""
+    ct = _block_ct()
+    segmenter = Segmenter(top_face_model(), options=SegmentOptions(precision="float32",
+                                                                   bone="network",
+                                                                   keep_probabilities=True))
+    head_up = segmenter.segment(ct)
+    bone = head_up.labels.array == head_up.table.id_of("bone")
+    assert set(np.nonzero(bone)[0]) == {9}                  # the block's superior face
+    # Feet first: slice order reversed, the z axis pointing down.
+    nz = ct.array.shape[0]
+    feet_first = Volume(array=np.ascontiguousarray(ct.array[::-1]), spacing_mm=ct.spacing_mm,
+                        origin_lps_mm=ct.index_to_lps(np.array([0.0, 0.0, nz - 1])),
+                        direction=np.diag([1.0, 1.0, -1.0]))
+    flipped = segmenter.segment(feet_first)
+    assert flipped.labels.same_grid(feet_first)
+    assert np.array_equal(flipped.labels.array[::-1], head_up.labels.array)
+    assert np.allclose(flipped.probabilities[:, ::-1], head_up.probabilities, atol=1e-3)
+    # Sagittal slices, top down: array axes (L, -S, P), so index x runs along P, y along -S and
+    # z along L.
+    sagittal_array = np.ascontiguousarray(np.transpose(ct.array, (2, 0, 1))[:, ::-1])
+    sagittal = Volume(array=sagittal_array, spacing_mm=ct.spacing_mm,
+                      origin_lps_mm=ct.index_to_lps(np.array([0.0, 0.0, nz - 1])),
+                      direction=np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]))
+    side = segmenter.segment(sagittal)
+    assert np.array_equal(np.transpose(side.labels.array[:, ::-1], (1, 2, 0)),
+                          head_up.labels.array)
 
 
 def test_probabilities_on_input_grid_sum_to_one_and_agree_with_labels() -> None:

@@ -89,6 +89,7 @@ import numpy as np
 
 from spinect_core.errors import Cancelled, InputError, SpinectError
 from spinect_core.labels import DEFAULT_LABELS, LabelTable
+from spinect_core.preprocess.orientation import to_model_axes
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.training.cases import Case
 from spinect_core.training.loss import UNLABELLED
@@ -159,13 +160,15 @@ def pack_case(case: Case, path: str | os.PathLike, *, spacing_mm: Sequence[float
     from spinect_core.preprocess.crop import body_bounding_box, crop_volume
 
     spacing = _spacing3(spacing_mm)
-    ct, labels = case.ct, case.labels
+    # On the patient's axes, as the network sees every CT (the spacing is along L, P, S).
+    ct, labels = (to_model_axes(v).volume for v in (case.ct, case.labels))
     if not np.allclose(ct.spacing_mm, spacing, rtol=0, atol=1e-6):
         from spinect_core.preprocess.resample import resample_array_to_grid, resample_to_spacing
 
+        source = labels
         ct = resample_to_spacing(ct, spacing, interpolation="linear", default_value=float(AIR_HU))
         labels = ct.with_array(resample_array_to_grid(
-            case.labels.array, case.labels, ct, interpolation="nearest", default_value=0
+            source.array, source, ct, interpolation="nearest", default_value=0
         ).astype(np.uint8))
     hu = np.clip(np.rint(np.asarray(ct.array, dtype=np.float32)), -32768, 32767).astype(np.int16)
     hu[hu <= AIR_FLOOR_HU] = AIR_HU
@@ -342,12 +345,14 @@ def compact_case(case: Case, *, spacing_mm: Sequence[float], kind: str, seed: in
     from spinect_core.training.augment import lr_axis_of
 
     spacing = _spacing3(spacing_mm)
-    if not np.allclose(case.ct.spacing_mm, spacing, rtol=0, atol=1e-6):
-        raise InputError(f"case {case.case_id} has the spacing {case.ct.spacing_mm.tolist()} mm, "
+    # On the patient's axes, as the network sees every CT (a packed case already is).
+    ct, labels = (to_model_axes(v).volume for v in (case.ct, case.labels))
+    if not np.allclose(ct.spacing_mm, spacing, rtol=0, atol=1e-6):
+        raise InputError(f"case {case.case_id} has the spacing {ct.spacing_mm.tolist()} mm, "
                          f"not the training spacing {spacing.tolist()}; pack it (pack-real) first")
-    box = body_bounding_box(case.ct)
-    ct = crop_volume(case.ct, box)
-    labels = crop_volume(case.labels, box)
+    box = body_bounding_box(ct)
+    ct = crop_volume(ct, box)
+    labels = crop_volume(labels, box)
     a = ct.array
     values = a[a > _BODY_HU]
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 11]))

@@ -1,7 +1,8 @@
 """Cases prepared for training (cached in memory) and the random patch sampler.
 
-Each case is brought onto the model grid exactly as inference will see it
-(:func:`spinect_core.preprocess.prepare_for_model`: resample to the model spacing, body crop,
+Each case is brought onto the model grid exactly as inference will see it (on the patient's
+axes, :func:`spinect_core.preprocess.orientation.to_model_axes`, then
+:func:`spinect_core.preprocess.prepare_for_model`: resample to the model spacing, body crop,
 normalise with the statistics fitted on the training cases), its labels with
 :func:`~spinect_core.preprocess.prepare_labels` (nearest neighbour, so :data:`~.loss.UNLABELLED`
 voxels stay 255). Cases smaller than a patch are padded with air.
@@ -27,6 +28,7 @@ import numpy as np
 
 from spinect_core.labels import LabelTable
 from spinect_core.preprocess import CTNormalisation, prepare_for_model, prepare_labels
+from spinect_core.preprocess.orientation import to_model_axes
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.training.augment import (
     AugmentOptions, augment_patch, extract_patch, lr_axis_of, side_swap_lookup,
@@ -106,9 +108,12 @@ def prepare_case(case: Case, *, spacing_mm: Sequence[float], normalisation: CTNo
     oversample_ids : sequence of int
         Classes whose voxel positions are indexed for foreground oversampling.
     """
-    prepared = prepare_for_model(case.ct, spacing_mm=spacing_mm, normalisation=normalisation,
+    # On the patient's axes, as the segmenter shows the network every CT (a file stored feet
+    # first or as sagittal slices is the same patient).
+    ct, case_labels = (to_model_axes(v).volume for v in (case.ct, case.labels))
+    prepared = prepare_for_model(ct, spacing_mm=spacing_mm, normalisation=normalisation,
                                  crop=crop)
-    labels = prepare_labels(case.labels, prepared).astype(np.uint8)
+    labels = prepare_labels(case_labels, prepared).astype(np.uint8)
     image = prepared.image
     air = float(normalisation.apply(np.array([-1024.0], dtype=np.float32))[0])
     pads = [(max(p - n, 0) // 2, max(p - n, 0) - max(p - n, 0) // 2)
