@@ -34,6 +34,11 @@ refused, with words that no longer say L5/S1 is out of view (see the benchmarks 
 Session 28 (the marrow join cut at its waists; a broken count refused): 3, 2.5 and 1.5 mm as
 before, 2.0 mm refused (it was 36.5 mm off at "low"), 3 x 3 x 5 mm and ``--shift-mm 1.5``
 refused, ``--shift-mm 0.75`` 11.3 mm ("low").
+Session 29 (the sacroiliac joints a vertebra below the disc with the ribs' disagreement refused,
+bands across the column only, the network shown each CT on the patient's axes; 12 HU of noise):
+``--shift-mm 0.75`` 36.3 mm at "moderate", a level off -> 9.7 mm "low"; 1.25 and 1.5 mm refused
+(L5 merged into the sacrum, the joints 30 mm below the disc; 1.5 mm was 9.4 mm "low"); the 3 mm
+CT as given 2.6 -> 4.7 mm "low", and the same stored feet first (was 12.8 mm).
 
     .venv/bin/python benchmarks/real_ct_resampled.py CT.nii.gz MASKS_DIR OUT_DIR
         [--spacings 3,2.5,2,1.5 | 3x3x5] [--noise-hu 12] [--shift-mm 1.5] [--json]
