@@ -446,7 +446,6 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     warnings.extend(transitional_warnings(labels, parts, core, evidence=evidence))
     if evidence is not None:
         refuse_l5_fused_to_the_sacrum(labels, parts, core, evidence)
-    if evidence is not None:
         warnings.extend(w for w in evidence.warnings if w not in warnings)
     for s, sa in sides.items():
         if sa.root_centreline_lps is None and (parts == PART_ID["other_nerve"]).any():
