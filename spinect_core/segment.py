@@ -21,7 +21,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from spinect_core.errors import InputError
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
+
+if TYPE_CHECKING:
+    from spinect_core.preprocess.orientation import Reoriented
 
 __all__ = ["DEFAULT_BONE_MODE", "NetworkSegmentation", "SegmentOptions", "Segmentation",
            "Segmenter", "segment_ct"]
@@ -354,7 +357,7 @@ class Segmenter:
         del prediction, prepared
         return NetworkSegmentation(segmentation=result, next_best=next_best)
 
-    def _in_stored_order(self, reoriented: Any, labels: np.ndarray,
+    def _in_stored_order(self, reoriented: Reoriented, labels: np.ndarray,
                          probabilities: np.ndarray | None, next_best: np.ndarray | None
                          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """:meth:`_restore`'s results on the reoriented CT
