@@ -172,7 +172,7 @@ def run_case(seed: int, phase: str, spacing: float, cache: Path | None, *,
         ev = derived.evidence
         row["si_depth_mm"] = sacroiliac_joint_depth_mm(labels, derived.parts, core)
         # identify_lumbosacral's last check of the count, on the landmarks
-        refuse_l5_fused_to_the_sacrum(labels, derived.parts, core, ev)
+        refuse_l5_fused_to_the_sacrum(ev, row["si_depth_mm"])
         row.update(error_mm=round(float(np.linalg.norm(disc - truth)), 1),
                    confidence=ev.confidence, levels=list(ev.levels), hollow=ev.sacrum_hollow,
                    warnings=ev.warnings + warnings)

@@ -121,8 +121,15 @@ def transitional_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks, 
     Returns
     -------
     list of str
+
+    Raises
+    ------
+    AnatomyError
+        With ``evidence``: the count is refused when the ribs disagree with it and the
+        sacroiliac joints begin a vertebra low (:func:`refuse_l5_fused_to_the_sacrum`).
     """
-    out = _signs(grid, parts, core)
+    si_depth = sacroiliac_joint_depth_mm(grid, parts, core)
+    out = _signs(grid, parts, core, si_depth_mm=si_depth)
     if evidence is None:
         return out
     for w in out:
@@ -131,6 +138,7 @@ def transitional_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks, 
     if out:
         evidence.downgrade("moderate", "signs of transitional anatomy at L5/S1 (see the "
                            "warnings): the level name depends on the count")
+    refuse_l5_fused_to_the_sacrum(evidence, si_depth)
     return list(evidence.warnings)
 
 
@@ -164,11 +172,12 @@ def sacroiliac_joint_depth_mm(grid: Volume, parts: np.ndarray, core: CoreLandmar
     return -float(np.percentile(h, 98))
 
 
-def refuse_l5_fused_to_the_sacrum(grid: Volume, parts: np.ndarray, core: CoreLandmarks,
-                                  evidence: LevelEvidence) -> None:
+def refuse_l5_fused_to_the_sacrum(evidence: LevelEvidence, sacroiliac_depth_mm: float | None
+                                  ) -> None:
     """Refuse the count (:class:`~spinect_core.errors.AnatomyError` carrying ``evidence``) when
     the ribs disagree with the count from the sacrum and the sacroiliac joints begin more than
-    :data:`SI_JOINT_DEPTH_MM` below the disc above the sacrum.
+    :data:`SI_JOINT_DEPTH_MM` below the disc above the sacrum (``sacroiliac_depth_mm``, from
+    :func:`sacroiliac_joint_depth_mm`; ``None``: no joint found, nothing refused).
 
     Each sign alone is a transitional vertebra's (a warning, the plan at "moderate"). Together
     they say the body on top of the "sacrum" is a vertebra, L5 by the ribs, merged into it in
@@ -178,10 +187,8 @@ def refuse_l5_fused_to_the_sacrum(grid: Volume, parts: np.ndarray, core: CoreLan
     ribs, the joints 37 mm below that disc, and was planned 36 mm from L5/S1 at "moderate".
     Judged with :func:`~spinect_core.anatomy.levels.refuse_a_broken_count`'s rule.
     """
-    if evidence.rib_count_agrees is not False:
-        return
-    depth = sacroiliac_joint_depth_mm(grid, parts, core)
-    if depth is None or depth <= SI_JOINT_DEPTH_MM:
+    depth = sacroiliac_depth_mm
+    if evidence.rib_count_agrees is not False or depth is None or depth <= SI_JOINT_DEPTH_MM:
         return
     evidence.chain_faults.append(
         f"the sacroiliac joints begin {depth:.0f} mm below the disc above the sacrum, a "
@@ -190,8 +197,10 @@ def refuse_l5_fused_to_the_sacrum(grid: Volume, parts: np.ndarray, core: CoreLan
     refuse_a_broken_count(evidence)
 
 
-def _signs(grid: Volume, parts: np.ndarray, core: CoreLandmarks) -> list[str]:
-    """The sacralisation / lumbarisation signs measured on the parts map."""
+def _signs(grid: Volume, parts: np.ndarray, core: CoreLandmarks, *,
+           si_depth_mm: float | None) -> list[str]:
+    """The sacralisation / lumbarisation signs measured on the parts map (``si_depth_mm``:
+    :func:`sacroiliac_joint_depth_mm` of it)."""
     out: list[str] = []
     sp = G.spacing_zyx(grid)
     t = disc_thickness_mm(grid, parts, core)
@@ -218,9 +227,8 @@ def _signs(grid: Volume, parts: np.ndarray, core: CoreLandmarks) -> list[str]:
                     out.append(f"possible sacralised L5: the {side} L5 transverse process touches "
                                "the sacrum or ilium")
 
-    depth = sacroiliac_joint_depth_mm(grid, parts, core)
-    if depth is not None and depth > SI_JOINT_DEPTH_MM:
-        out.append(f"possible sacralised L5: the sacroiliac joints begin {depth:.0f} mm below"
+    if si_depth_mm is not None and si_depth_mm > SI_JOINT_DEPTH_MM:
+        out.append(f"possible sacralised L5: the sacroiliac joints begin {si_depth_mm:.0f} mm below"
                    " the lowest disc, as if L5 were fused to the sacrum; check the level count")
 
     # Lumbarised S1: a disc-like gap in the bone column under the S1 endplate.

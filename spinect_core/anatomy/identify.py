@@ -13,8 +13,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from spinect_core.anatomy import geometry as G
-from spinect_core.anatomy.checks import (refuse_l5_fused_to_the_sacrum, short_arch_warnings,
-                                         transitional_warnings)
+from spinect_core.anatomy.checks import short_arch_warnings, transitional_warnings
 from spinect_core.anatomy.ct_edges import bone_edge
 from spinect_core.anatomy.fine_grid import landmark_parts
 from spinect_core.anatomy.landmarks import (SIDE_SIGN, CoreLandmarks, SideAnatomy, endplates,
@@ -445,7 +444,6 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     evidence = derived.evidence if derived is not None else None
     warnings.extend(transitional_warnings(labels, parts, core, evidence=evidence))
     if evidence is not None:
-        refuse_l5_fused_to_the_sacrum(labels, parts, core, evidence)
         warnings.extend(w for w in evidence.warnings if w not in warnings)
     for s, sa in sides.items():
         if sa.root_centreline_lps is None and (parts == PART_ID["other_nerve"]).any():

@@ -62,21 +62,20 @@ def test_l5_fused_to_the_sacrum_with_four_lumbar_by_the_ribs_is_refused(phantom)
     lab = phantom.labels.array.copy()
     lab[disc] = phantom.label_table.id_of("bone")
     fused = identify_lumbosacral(phantom.labels.with_array(lab), phantom.label_table)
-    grid, parts = fused.parts, np.asarray(fused.parts.array)
-    assert sacroiliac_joint_depth_mm(grid, parts, fused) > SI_JOINT_DEPTH_MM
+    depth = sacroiliac_joint_depth_mm(fused.parts, np.asarray(fused.parts.array), fused)
+    assert depth > SI_JOINT_DEPTH_MM
     ev = _four_lumbar_by_the_ribs(fused.level_evidence)
     with pytest.raises(AnatomyError, match="levels cannot be counted: 4 lumbar vertebrae.*"
                        "sacroiliac joints begin [0-9]+ mm below") as err:
-        refuse_l5_fused_to_the_sacrum(grid, parts, fused, ev)
+        refuse_l5_fused_to_the_sacrum(ev, depth)
     assert err.value.evidence is ev and ev.chain_faults
     # The joints alone (no rib count against the sacrum's): a warning, as before.
-    refuse_l5_fused_to_the_sacrum(grid, parts, fused, copy.deepcopy(fused.level_evidence))
+    refuse_l5_fused_to_the_sacrum(copy.deepcopy(fused.level_evidence), depth)
     # Four lumbar by the ribs with the joints beside S1: a transitional count, planned.
     whole = identified(phantom, "labels")
-    whole_parts = np.asarray(whole.parts.array)
-    assert sacroiliac_joint_depth_mm(whole.parts, whole_parts, whole) < SI_JOINT_DEPTH_MM
-    refuse_l5_fused_to_the_sacrum(whole.parts, whole_parts, whole,
-                                  _four_lumbar_by_the_ribs(whole.level_evidence))
+    whole_depth = sacroiliac_joint_depth_mm(whole.parts, np.asarray(whole.parts.array), whole)
+    assert whole_depth < SI_JOINT_DEPTH_MM
+    refuse_l5_fused_to_the_sacrum(_four_lumbar_by_the_ribs(whole.level_evidence), whole_depth)
 
 
 def test_gap_in_the_sacrum_warns_lumbarisation(phantom):
