@@ -803,8 +803,8 @@ def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.n
         if np.count_nonzero(piece & inside) < 0.5 * np.count_nonzero(piece):
             continue
         pts = G.voxel_points(labels, piece, off)
-        centre = pts.mean(axis=0)
-        normal = np.linalg.svd(pts - centre, full_matrices=False)[2][-1]
+        centre, _, axes = G.principal_axes(pts)
+        normal = axes[-1]                              # the piece's least principal axis
         if (abs(centre[0] - disc_c[0]) <= options.plate_central_mm
                 and np.ptp(pts[:, 0]) >= options.plate_width_mm
                 and side * (centre[2] - disc_c[2]) > 0.0
