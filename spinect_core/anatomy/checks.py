@@ -19,13 +19,11 @@ from spinect_core.anatomy.counting import LevelEvidence
 from spinect_core.anatomy.landmarks import SIDE_SIGN, CoreLandmarks
 from spinect_core.anatomy.levels import refuse_a_broken_count
 from spinect_core.anatomy.parts import PART_ID
+from spinect_core.anatomy.sacroiliac import SI_JOINT_DEPTH_MM, joint_depth_mm
 from spinect_core.volume import Volume
 
 #: Mean L5/S1 disc thickness below which L5 is reported as possibly sacralised (normal 5-14).
 THIN_DISC_MM = 3.0
-#: Highest sacroiliac contact more than this far below the S1 endplate: the "S1" found is too
-#: tall for a first sacral segment (an L5 fused to the sacrum).
-SI_JOINT_DEPTH_MM = 25.0
 #: Distance from the midline (mm) beyond which L5 bone is transverse process, not body.
 TP_LATERAL_MM = 32.0
 
@@ -144,12 +142,11 @@ def transitional_warnings(grid: Volume, parts: np.ndarray, core: CoreLandmarks, 
 
 def sacroiliac_joint_depth_mm(grid: Volume, parts: np.ndarray, core: CoreLandmarks
                               ) -> float | None:
-    """How far below the S1 endplate (mm, along its normal) the sacrum first meets an ilium.
-
-    The top of the sacroiliac contact (the 98th percentile of S1 voxels within 3 mm of an
-    ilium): in a sacrum whose first segment is S1 the joints begin beside S1's body, within
-    :data:`SI_JOINT_DEPTH_MM` of its endplate; a body merged on top of the sacrum (an L5 fused
-    to it, in the patient or in the bone labels) moves the endplate found a vertebra higher.
+    """How far below the S1 endplate (mm, along its normal) the sacrum first meets an ilium
+    (:func:`~spinect_core.anatomy.sacroiliac.joint_depth_mm`): in a sacrum whose first segment
+    is S1 the joints begin beside S1's body, within :data:`SI_JOINT_DEPTH_MM` of its endplate;
+    a body merged on top of the sacrum (an L5 fused to it, in the patient or in the bone labels)
+    moves the endplate found a vertebra higher.
 
     Returns
     -------
@@ -157,19 +154,8 @@ def sacroiliac_joint_depth_mm(grid: Volume, parts: np.ndarray, core: CoreLandmar
         Depth (mm, positive below the endplate), ``None`` without ilia or contact (fewer than 5
         voxels).
     """
-    ilium = (parts == PART_ID["ilium_left"]) | (parts == PART_ID["ilium_right"])
-    s1 = parts == PART_ID["S1"]
-    if not (ilium.any() and s1.any()):
-        return None
-    sp = G.spacing_zyx(grid)
-    box = G.bbox_slices(s1, np.ceil(4.0 / sp).astype(int))
-    d = ndi.distance_transform_edt(~ilium[box], sampling=sp)
-    contact = s1[box] & (d <= 3.0)
-    if contact.sum() < 5:
-        return None
-    pts = G.voxel_points(grid, contact, tuple(s.start for s in box))
-    h = (pts - core.s1_endplate_centre_lps) @ core.s1_endplate_normal_lps
-    return -float(np.percentile(h, 98))
+    return joint_depth_mm(grid, parts, core.s1_endplate_centre_lps,
+                          core.s1_endplate_normal_lps)
 
 
 def refuse_l5_fused_to_the_sacrum(evidence: LevelEvidence, sacroiliac_depth_mm: float | None
