@@ -47,6 +47,10 @@ Session 25 (a coarse map's landmarks measured on its L5/S1 parts resampled to 1 
 9.0 mm, foramen centres 3.9 / 6.6 mm; with a pedicle short up to 6 mm behind the wall
 (``landmarks.SHORT_PEDICLE_MAX_MM``) the right side's 2.1 / 3.4 / 3.0 mm; disc centre 2.0 mm,
 S1 endplate 2.0 deg; the plan's disc centre 2.6 mm from the reference's.
+Session 30 (session 29's labels, the network seeing the CT on the patient's axes: pedicle centres
+18.1 / 7.3 mm, lower margins 21.0 / 7.1, foramen centres 18.8 / 6.7, both arches given to S1 at
+the filled facet joints): with L5's pedicles seeding L5 (``anatomy.pedicle_seeds``) 1.9 / 1.9,
+1.9 / 1.8 and 6.7 / 6.1 mm; disc centre 2.3 mm, S1 endplate 2.9 deg.
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
         [--segmentation seg.nii.gz] [--json]
@@ -181,6 +185,39 @@ def landmark_errors(ct: Any, masks: dict[str, Any], labels: Any, table: Any) -> 
 
     from spinect_core.anatomy import identify_lumbosacral
     from spinect_core.errors import SpinectError
+
+    try:
+        ref = reference_anatomy(ct, masks, labels, table)
+        found = identify_lumbosacral(labels, table, ct=ct)
+    except SpinectError as e:
+        return {"error": str(e)}
+    cos = float(np.dot(found.s1_endplate_normal_lps, ref.s1_endplate_normal_lps))
+    out: dict[str, Any] = {
+        "disc_centre_mm": round(float(np.linalg.norm(found.disc_centre_lps
+                                                     - ref.disc_centre_lps)), 2),
+        "s1_normal_deg": round(float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))), 1)}
+    for side in ("left", "right"):
+        out[side] = {k.removesuffix("_lps") + "_mm": round(float(np.linalg.norm(
+            getattr(found.sides[side], k) - getattr(ref.sides[side], k))), 2)
+            for k in SIDE_LANDMARKS}
+    out["warnings"] = {"segmentation": list(found.warnings), "reference": list(ref.warnings)}
+    return out
+
+
+def reference_anatomy(ct: Any, masks: dict[str, Any], labels: Any, table: Any) -> Any:
+    """The L5/S1 anatomy of the reference segmentation, as :func:`landmark_errors` measures
+    against it: the masks of :data:`REFERENCE_INSTANCES` as per-level instances, all bone masks
+    as the bone class (the other classes of ``labels``, a Volume of ``table``'s ids on ``ct``'s
+    grid, kept), and :func:`reference_disc_mask` as the L5/S1 disc; identified with the CT.
+
+    Raises
+    ------
+    spinect_core.errors.SpinectError
+        When the reference cannot be identified.
+    """
+    import numpy as np
+
+    from spinect_core.anatomy import identify_lumbosacral
     from spinect_core.labels import LabelTable
 
     names = dict(enumerate(REFERENCE_INSTANCES.values(), start=1))
@@ -200,24 +237,9 @@ def landmark_errors(ct: Any, masks: dict[str, Any], labels: Any, table: Any) -> 
         instances[disc & (instances == 0)] = len(names)
         ref_labels[disc & (ref_labels != bone_id)] = disc_id
     instance_table = LabelTable(names={0: "background", **names})
-    try:
-        ref = identify_lumbosacral(ct.with_array(ref_labels), table,
-                                   instances=ct.with_array(instances),
-                                   instance_table=instance_table, ct=ct)
-        found = identify_lumbosacral(labels, table, ct=ct)
-    except SpinectError as e:
-        return {"error": str(e)}
-    cos = float(np.dot(found.s1_endplate_normal_lps, ref.s1_endplate_normal_lps))
-    out: dict[str, Any] = {
-        "disc_centre_mm": round(float(np.linalg.norm(found.disc_centre_lps
-                                                     - ref.disc_centre_lps)), 2),
-        "s1_normal_deg": round(float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))), 1)}
-    for side in ("left", "right"):
-        out[side] = {k.removesuffix("_lps") + "_mm": round(float(np.linalg.norm(
-            getattr(found.sides[side], k) - getattr(ref.sides[side], k))), 2)
-            for k in SIDE_LANDMARKS}
-    out["warnings"] = {"segmentation": list(found.warnings), "reference": list(ref.warnings)}
-    return out
+    return identify_lumbosacral(ct.with_array(ref_labels), table,
+                                instances=ct.with_array(instances),
+                                instance_table=instance_table, ct=ct)
 
 
 def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None,

@@ -41,7 +41,7 @@ bands across the column only, the network shown each CT on the patient's axes; 1
 CT as given 2.6 -> 4.7 mm "low", and the same stored feet first (was 12.8 mm).
 
     .venv/bin/python benchmarks/real_ct_resampled.py CT.nii.gz MASKS_DIR OUT_DIR
-        [--spacings 3,2.5,2,1.5 | 3x3x5] [--noise-hu 12] [--shift-mm 1.5] [--json]
+        [--spacings 3,2.5,2,1.5 | 3x3x5] [--noise-hu 12] [--shift-mm 1.5] [--landmarks] [--json]
 """
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def resample(ct_path: Path, masks_dir: Path, spacing_mm: tuple[float, float, float],
-             noise_hu: float, out_dir: Path, *, shift_mm: float = 0.0
-             ) -> tuple[Path, dict[str, Any]]:
+             noise_hu: float, out_dir: Path, *, shift_mm: float = 0.0,
+             all_bones: bool = False) -> tuple[Path, dict[str, Any]]:
     """The CT resampled to ``spacing_mm`` (x, y, z) with noise, written to ``out_dir``, and the
-    L5 and sacrum masks on its grid (bool arrays, (z, y, x)).
+    L5 and sacrum masks on its grid (bool arrays, (z, y, x); with ``all_bones`` every bone mask
+    of the folder, :data:`real_ct_reference.BONE_PREFIXES`).
 
     Along an axis coarser than the CT's, the CT is first smoothed (a Gaussian whose full width
     at half maximum makes up the difference: a thicker slice). ``shift_mm`` moves the grid's
@@ -89,19 +90,50 @@ def resample(ct_path: Path, masks_dir: Path, spacing_mm: tuple[float, float, flo
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "ct.nii.gz"
     sitk.WriteImage(written, str(path))
+    from real_ct_reference import BONE_PREFIXES
+
     masks = {}
-    for name in ("vertebrae_L5", "sacrum"):
-        f = masks_dir / f"{name}.nii.gz"
+    files = ([f for f in sorted(masks_dir.glob("*.nii*"))
+              if f.name.split(".")[0].startswith(BONE_PREFIXES)] if all_bones else
+             [masks_dir / f"{name}.nii.gz" for name in ("vertebrae_L5", "sacrum")])
+    for f in files:
         if f.is_file():
             m = sitk.Resample(sitk.ReadImage(str(f)), out, sitk.Transform(),
                               sitk.sitkNearestNeighbor, 0)
-            masks[name] = sitk.GetArrayFromImage(m) > 0
+            a = sitk.GetArrayFromImage(m) > 0
+            if a.any():
+                masks[f.name.split(".")[0]] = a
     return path, masks
+
+
+def landmark_errors(ct: Any, masks: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """Per side, the distance (mm) of each of :data:`real_ct_reference.SIDE_LANDMARKS` in
+    ``plan`` (a ``plan.json``) from the reference anatomy's on the same grid
+    (:func:`real_ct_reference.reference_anatomy` of the resampled masks); ``error`` when the
+    reference cannot be identified."""
+    import numpy as np
+
+    from real_ct_reference import SIDE_LANDMARKS, reference_anatomy
+    from spinect_core.errors import SpinectError
+    from spinect_core.labels import DEFAULT_LABELS
+
+    empty = ct.with_array(np.zeros(np.shape(ct.array), np.uint8))
+    try:
+        ref = reference_anatomy(ct, masks, empty, DEFAULT_LABELS)
+    except SpinectError as e:
+        return {"error": str(e)}
+    out: dict[str, Any] = {}
+    for side in ("left", "right"):
+        found = plan["sides"][side]["landmarks"]
+        out[side] = {k.removesuffix("_lps") + "_mm": round(float(np.linalg.norm(
+            np.subtract(found[k + "_mm"], getattr(ref.sides[side], k)))), 1)
+            for k in SIDE_LANDMARKS}
+    return out
 
 
 def measure(ct_path: Path, masks_dir: Path, out_dir: Path,
             spacings: list[tuple[float, float, float]], noise_hu: float, *,
-            shift_mm: float = 0.0) -> list[dict[str, Any]]:
+            shift_mm: float = 0.0, landmarks: bool = False) -> list[dict[str, Any]]:
     import numpy as np
 
     from real_ct_reference import reference_disc_centre
@@ -111,7 +143,8 @@ def measure(ct_path: Path, masks_dir: Path, out_dir: Path,
     for s in spacings:
         name = "x".join(f"{v:g}" for v in dict.fromkeys(s))
         case = out_dir / (f"{name}mm" + (f"_shift{shift_mm:g}" if shift_mm else ""))
-        ct_file, masks = resample(ct_path, masks_dir, s, noise_hu, case, shift_mm=shift_mm)
+        ct_file, masks = resample(ct_path, masks_dir, s, noise_hu, case, shift_mm=shift_mm,
+                                  all_bones=landmarks)
         row: dict[str, Any] = {"spacing_mm": list(s), "noise_hu": noise_hu,
                                "shift_mm": shift_mm}
         ref = None
@@ -130,6 +163,8 @@ def measure(ct_path: Path, masks_dir: Path, out_dir: Path,
             row.update(confidence=evidence["confidence"], levels=evidence["levels"],
                        disc_centre_error_mm=None if ref is None else round(float(
                            np.linalg.norm(np.subtract(found, ref))), 1))
+            if landmarks:
+                row["landmark_errors"] = landmark_errors(load_ct(ct_file), masks, plan)
         rows.append(row)
     return rows
 
@@ -154,11 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise-hu", type=float, default=12.0, help="added Gaussian noise (HU)")
     ap.add_argument("--shift-mm", type=float, default=0.0,
                     help="move the resampled grid's origin by this much along each axis")
+    ap.add_argument("--landmarks", action="store_true",
+                    help="also the plan's L5 pedicle and foramen landmarks against the "
+                         "reference's on the resampled grid")
     ap.add_argument("--json", action="store_true", help="one JSON line")
     args = ap.parse_args(argv)
     rows = measure(args.ct, args.masks, args.out,
                    [_spacing(v) for v in args.spacings.split(",")], args.noise_hu,
-                   shift_mm=args.shift_mm)
+                   shift_mm=args.shift_mm, landmarks=args.landmarks)
     if args.json:
         print(json.dumps(rows))
     else:
