@@ -770,8 +770,9 @@ def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct
         return None
     recut.evidence.warnings.append(
         f"the segmentation joined L5 to the sacrum through a bridge of bone across the L5/S1 "
-        f"disc ({int(neck.cut.sum())} voxels, {neck.depth_mm - options.core_mm:.0f} mm deeper the "
-        f"two stand apart): the sacroiliac joints began {before:.0f} mm below the disc it gave "
+        f"disc ({int(neck.cut.sum())} voxels; {neck.depth_mm - options.core_mm:.0f} mm deeper "
+        f"inside the bone the two cores stand apart): the sacroiliac joints began "
+        f"{before:.0f} mm below the disc it gave "
         f"as L5/S1, {after:.0f} mm below the disc beneath the body parted off, and with that "
         "disc the ribs and the sacrum both count five lumbar vertebrae; the plan is one level "
         "lower (a sacralised L5 looks alike); check the level on a sagittal view")
