@@ -49,7 +49,7 @@ Session 25 (a coarse map's landmarks measured on its L5/S1 parts resampled to 1 
 S1 endplate 2.0 deg; the plan's disc centre 2.6 mm from the reference's.
 Session 30 (session 29's labels, the network seeing the CT on the patient's axes: pedicle centres
 18.1 / 7.3 mm, lower margins 21.0 / 7.1, foramen centres 18.8 / 6.7, both arches given to S1 at
-the filled facet joints): with L5's pedicles seeding L5 (``anatomy.pedicle_seeds``) 1.9 / 1.9,
+the filled facet joints): with the bone behind L5's core seeding L5 (``anatomy.arch_seeds``) 1.9 / 1.9,
 1.9 / 1.8 and 6.7 / 6.1 mm; disc centre 2.3 mm, S1 endplate 2.9 deg.
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
@@ -242,16 +242,13 @@ def reference_anatomy(ct: Any, masks: dict[str, Any], labels: Any, table: Any) -
                                 instance_table=instance_table, ct=ct)
 
 
-def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None,
-            segmentation_path: Path | None = None) -> dict[str, Any]:
+def load_bone_masks(masks_dir: Path, ct: Any) -> dict[str, Any]:
+    """The folder's bone masks (:data:`BONE_PREFIXES`; bool arrays (z, y, x), empty ones left
+    out) by name, checked to lie on ``ct``'s grid."""
     import numpy as np
 
-    from spinect_core.bone import segment_bone_from_ct
-    from spinect_core.io import load_ct
     from spinect_core.io.labelmap import read_label_image
-    from spinect_core.training.demo_weights import bone_metrics, threshold_bone_baseline
 
-    ct = load_ct(ct_path)
     masks = {}
     for f in sorted(masks_dir.glob("*.nii*")):
         name = f.name.split(".")[0]
@@ -263,6 +260,19 @@ def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None,
                 masks[name] = np.asarray(m.array) > 0
     if not masks:
         raise SystemExit(f"no bone masks ({', '.join(BONE_PREFIXES)}...) in {masks_dir}")
+    return masks
+
+
+def measure(ct_path: Path, masks_dir: Path, plan_path: Path | None,
+            segmentation_path: Path | None = None) -> dict[str, Any]:
+    import numpy as np
+
+    from spinect_core.bone import segment_bone_from_ct
+    from spinect_core.io import load_ct
+    from spinect_core.training.demo_weights import bone_metrics, threshold_bone_baseline
+
+    ct = load_ct(ct_path)
+    masks = load_bone_masks(masks_dir, ct)
     ref = np.zeros(ct.array.shape, bool)
     for m in masks.values():
         ref |= m

@@ -49,6 +49,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy import geometry as G
+from spinect_core.anatomy.arch_seeds import l5_arch_seeds
 from spinect_core.anatomy.ct_bands import across_bone, bright_plates, dark_bands
 from spinect_core.anatomy.ct_edges import soft_tissue_hu
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
@@ -59,7 +60,6 @@ from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindi
                                            refused_last_level)
 from spinect_core.anatomy.necks import top_body_neck
 from spinect_core.anatomy.parts import PART_ID, class_masks
-from spinect_core.anatomy.pedicle_seeds import l5_pedicle_seeds
 from spinect_core.anatomy.sacroiliac import SI_JOINT_DEPTH_MM, joint_depth_mm
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
@@ -149,12 +149,11 @@ class LevelOptions:
         bands, put the disc 25 mm to the left of the column at "high" confidence (30 mm from
         the reference's; measured 2026-12-07 on the CT bone model's labels with a laxer test of
         contrast pools than the default, :attr:`CTBoneOptions.pool_ring_fraction` 0.25).
-    pedicle_seeds : bool
-        L5's pedicles seed L5 in the watershed that derives the parts
-        (:func:`~spinect_core.anatomy.pedicle_seeds.l5_pedicle_seeds`): without them, labels
-        that fill the facet joints where the CT does not show them (2-3 mm slices) give L5's
-        arch to S1 (a real 3 mm CT: the L5 pedicles found 18 and 7 mm off, 1.9 and 1.9 with
-        them).
+    arch_seeds : bool
+        Bone behind L5's core seeds L5 in the watershed that derives the parts
+        (:func:`~spinect_core.anatomy.arch_seeds.l5_arch_seeds`): without it, labels that fill
+        the facet joints where the CT does not show them (2-3 mm slices) give L5's arch to S1
+        and L4 (a real 3 mm CT: the L5 pedicles found 18 and 7 mm off, 1.9 and 1.9 with it).
     counting : CountOptions
         Rib detection and the sacrum's evidence (shape, depth in the field of view).
     """
@@ -180,7 +179,7 @@ class LevelOptions:
     joint_core_fraction: float = 0.2
     disc_behind_wall_mm: float | None = 3.0
     disc_off_column_mm: float = 20.0
-    pedicle_seeds: bool = True
+    arch_seeds: bool = True
     counting: CountOptions = field(default_factory=CountOptions)
 
 
@@ -1081,18 +1080,18 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
         unclaimed[zz, yy, xx])
     markers[zz[far & (dx > 0)], yy[far & (dx > 0)], xx[far & (dx > 0)]] = PART_ID["ilium_left"]
     markers[zz[far & (dx < 0)], yy[far & (dx < 0)], xx[far & (dx < 0)]] = PART_ID["ilium_right"]
-    if options.pedicle_seeds:
-        # L5's pedicles seed L5 (see pedicle_seeds), in the frame of L5's own axis: the
-        # bisector of its links to L4 and to the sacrum (the link to the sacrum alone leans
-        # forward with the sacral slope).
+    if options.arch_seeds:
+        # Seeds of L5's arch (see arch_seeds), in the frame of L5's own axis: the bisector of
+        # its links to L4 and to the sacrum (the link to the sacrum alone leans forward with
+        # the sacral slope).
         up = axis.copy()
         if len(chain) >= 3:
             to_l4 = chain[-3].centre - l5_c.centre
             up = up + to_l4 / max(float(np.linalg.norm(to_l4)), 1e-6)
-        pedicles = l5_pedicle_seeds(
+        arch = l5_arch_seeds(
             bone_pts, G.voxel_points(labels, np.isin(core_lab, l5_ids), off), up,
             core_mm=options.core_mm) & (markers[zz, yy, xx] == 0)
-        markers[zz[pedicles], yy[pedicles], xx[pedicles]] = PART_ID["L5"]
+        markers[zz[arch], yy[arch], xx[arch]] = PART_ID["L5"]
     from skimage.segmentation import watershed
 
     report(progress, 0.5, "separating L5, S1 and the ilia")

@@ -1,10 +1,11 @@
-"""Seeds of L5's pedicles placed from its body's core."""
+"""Seeds of L5's arch placed from its body's core: the bone just behind the core's back, beside
+the canal, in the body's upper half, in the frame of L5's own axis."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from spinect_core.anatomy.pedicle_seeds import l5_pedicle_seeds
+from spinect_core.anatomy.arch_seeds import l5_arch_seeds
 
 CORE_MM = 7.0
 
@@ -35,11 +36,12 @@ def _points(up, sbh) -> np.ndarray:
 
 
 def _cases() -> tuple[list, list[bool]]:
-    """(side, back, height) points and whether each is a pedicle seed, wall at 15 mm."""
+    """(side, back, height) points and whether each is a seed; the core's back plus its depth
+    at 15 mm."""
     return ([
-        [15.0, 20.0, 4.0],     # left pedicle, behind the wall, upper half: seed
-        [-15.0, 20.0, 4.0],    # right pedicle: seed
-        [15.0, 20.0, 13.0],    # the pedicle's top, below the body's top: seed
+        [15.0, 20.0, 4.0],     # left, behind the core, upper half: seed
+        [-15.0, 20.0, 4.0],    # right: seed
+        [15.0, 20.0, 13.0],    # below the body's top: seed
         [15.0, 20.0, -6.0],    # beside the canal in the lower half (S1's superior articular
                                # process comes up there): no
         [15.0, 20.0, 16.0],    # above the body's top (L4's inferior articular process): no
@@ -50,10 +52,10 @@ def _cases() -> tuple[list, list[bool]]:
     ], [True, True, True, False, False, False, False, False, False])
 
 
-def test_the_pedicles_are_seeded_and_nothing_else() -> None:
+def test_the_bone_behind_the_body_beside_the_canal_is_seeded_and_nothing_else() -> None:
     up = np.array([0.0, 0.0, 1.0])
     sbh, expected = _cases()
-    seeds = l5_pedicle_seeds(_points(up, sbh), _core(up), up, core_mm=CORE_MM)
+    seeds = l5_arch_seeds(_points(up, sbh), _core(up), up, core_mm=CORE_MM)
     assert seeds.tolist() == expected
 
 
@@ -63,13 +65,13 @@ def test_the_seeds_follow_a_leaning_column() -> None:
     up = np.array([np.sin(np.radians(10.0)), -np.sin(np.radians(30.0)), 1.0])
     sbh, expected = _cases()
     points, core = _points(up, sbh), _core(up)
-    assert l5_pedicle_seeds(points, core, up, core_mm=CORE_MM).tolist() == expected
-    assert l5_pedicle_seeds(points, core, 5.0 * up, core_mm=CORE_MM).tolist() == expected
-    assert l5_pedicle_seeds(points, core, np.array([0.0, 0.0, 1.0]),
+    assert l5_arch_seeds(points, core, up, core_mm=CORE_MM).tolist() == expected
+    assert l5_arch_seeds(points, core, 5.0 * up, core_mm=CORE_MM).tolist() == expected
+    assert l5_arch_seeds(points, core, np.array([0.0, 0.0, 1.0]),
                             core_mm=CORE_MM).tolist() != expected
 
 
 def test_no_core_no_seeds() -> None:
     up = np.array([0.0, 0.0, 1.0])
-    assert not l5_pedicle_seeds(_points(up, [[15.0, 20.0, 4.0]]), np.zeros((0, 3)), up,
+    assert not l5_arch_seeds(_points(up, [[15.0, 20.0, 4.0]]), np.zeros((0, 3)), up,
                                 core_mm=CORE_MM).any()
