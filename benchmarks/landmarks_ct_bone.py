@@ -23,13 +23,13 @@ S1 none on 9 of 10, pedicle centres within 4.5 mm on 17 of 20; procedural 11 of 
 the landmarks as before to 0.1 mm). Session 25 (a coarse map's landmarks on its parts resampled
 to 1 mm, ``anatomy.fine_grid``): real-bone at 3 mm ``--exact --reference-spacing 1`` 17 of 20
 (18 of 20 at 2 mm), ``--true-parts`` 7 of 20 (2 of 18 before); derived 0 of 14, 3 refused.
-Session 30 (bone behind L5's core seeds L5, ``anatomy.arch_seeds``; a count's cut is bone again
-outside the L5/S1 disc): real-bone 1 mm 9 of 20 as before (0.2-1.7 ml of L4's arch now in L5 on
-5 of 10), 3 mm 0 of 14 (seed 100's pedicle centres 11.6 / 9.1 -> 11.3 / 8.4 mm, found 10 mm
-lateral of the reference's at the transverse processes' roots while its derived L5 holds the
-whole body and both pedicles: what moves them there is not established; the CT bone model's
-pedicles at 3 mm, wider and merged with the body in the slice, are the lead), procedural 11 of
-12 as before.
+Session 30 (grids coarser than 2 mm flooded in steps, ``LevelOptions.geodesic_above_mm``; a
+count's cut is bone again outside the L5/S1 disc): real-bone 1 mm 9 of 20 as before (with the
+flood in steps at 1 mm too: 0 of 20, hence the switch), 3 mm 0 of 14 as before (seed 100's
+pedicle centres 11.6 / 9.2 mm, found 10 mm lateral of the reference's at the transverse
+processes' roots while its derived L5 holds the whole body and both pedicles: what moves them
+there is not established; the CT bone model's pedicles at 3 mm, wider and merged with the body
+in the slice, are the lead), procedural 11 of 12 as before.
 """
 
 from __future__ import annotations

@@ -48,9 +48,9 @@ Session 25 (a coarse map's landmarks measured on its L5/S1 parts resampled to 1 
 (``landmarks.SHORT_PEDICLE_MAX_MM``) the right side's 2.1 / 3.4 / 3.0 mm; disc centre 2.0 mm,
 S1 endplate 2.0 deg; the plan's disc centre 2.6 mm from the reference's.
 Session 30 (session 29's labels, the network seeing the CT on the patient's axes: pedicle centres
-18.1 / 7.3 mm, lower margins 21.0 / 7.1, foramen centres 18.8 / 6.7, both arches given to S1 at
-the filled facet joints): with the bone behind L5's core seeding L5 (``anatomy.arch_seeds``) 1.9 / 1.9,
-1.9 / 1.8 and 6.7 / 6.1 mm; disc centre 2.3 mm, S1 endplate 2.9 deg.
+18.1 / 7.3 mm, lower margins 21.0 / 7.1, foramen centres 18.8 / 6.7, both arches given to S1 and
+L4 at the filled facet joints): with the parts flooded in voxel steps on this coarse grid
+(``LevelOptions.geodesic_above_mm``) 1.5 / 1.4, 1.8 / 1.4 and 5.1 / 5.2 mm; disc centre 3.0 mm.
 
     .venv/bin/python benchmarks/real_ct_reference.py CT.nii.gz MASKS_DIR [--plan plan.json]
         [--segmentation seg.nii.gz] [--json]
