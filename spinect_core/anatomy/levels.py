@@ -717,12 +717,8 @@ def _split_at_dark_band(derived: DerivedLevels, labels: Volume, table: LabelTabl
         return None
     report(progress, 0.0, "a filled disc inside S1: counting again")
     band_c, cut = found
-    try:
-        recut = _derive_coarse_then_fine(labels, table, cut, options, progress,
-                                         hu=np.asarray(ct.array))
-    except AnatomyError:
-        return None
-    if (recut.evidence.lumbar_count != 5
+    recut = _recount(labels, table, cut, ct, options, progress)
+    if (recut is None or recut.evidence.lumbar_count != 5
             or np.linalg.norm(band_c - recut.disc_centre_lps) > 10.0):
         return None                      # the band is not the L5/S1 disc of a five-lumbar count
     depth = float(np.linalg.norm(band_c - derived.disc_centre_lps))
@@ -768,13 +764,9 @@ def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct
     if neck is None:
         return None
     report(progress, 0.0, "a body joined to the top of the sacrum: counting again")
-    cut = neck.cut if carved is None else carved | neck.cut
-    try:
-        recut = _derive_coarse_then_fine(labels, table, cut, options, progress,
-                                         hu=np.asarray(ct.array))
-    except AnatomyError:
-        return None
-    if (recut.evidence.lumbar_count != 5
+    recut = _recount(labels, table, neck.cut if carved is None else carved | neck.cut, ct,
+                     options, progress)
+    if (recut is None or recut.evidence.lumbar_count != 5
             or np.linalg.norm(recut.l5_centre_lps - neck.top_centre_lps) > _SAME_BODY_MM):
         return None
     after = _joints_below_disc_mm(recut, labels)
@@ -792,6 +784,17 @@ def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct
                                     "labels, where the rib count expected one more lumbar "
                                     "vertebra")
     return recut
+
+
+def _recount(labels: Volume, table: LabelTable, cut: np.ndarray, ct: Volume,
+             options: LevelOptions, progress: ProgressCallback | None) -> DerivedLevels | None:
+    """The levels derived again on the labels' bone cut at ``cut`` (the CT given); None when
+    they cannot be derived."""
+    try:
+        return _derive_coarse_then_fine(labels, table, cut, options, progress,
+                                        hu=np.asarray(ct.array))
+    except AnatomyError:
+        return None
 
 
 def _joints_below_disc_mm(derived: DerivedLevels, grid: Volume) -> float | None:
