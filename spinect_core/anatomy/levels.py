@@ -22,7 +22,9 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 4. **L5** is the chain body above the sacrum. Bone is split into L5 / S1 / ilium / other with a
    watershed on the distance transform seeded by the cores (and far-lateral ilium seeds), so
    pedicles, laminae and facets go to their own vertebra (they meet the neighbour's only at thin
-   joints).
+   joints). On grids coarser than :attr:`LevelOptions.geodesic_above_mm` the joints are not
+   seen and the flood runs in voxel steps through the bone instead (each voxel to the seed
+   nearest through the bone).
 5. **The L5/S1 disc** is the disc component between the two bodies or, without a disc label, the
    unlabelled gap between them. When there is neither and the CT is given, the labels' bone is
    cut where the CT shows a dark band between bright bone above and below
