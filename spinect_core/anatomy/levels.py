@@ -60,7 +60,7 @@ from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindi
                                            merged_bodies, name_levels, refusal_message,
                                            refused_last_level)
 from spinect_core.anatomy.necks import top_body_neck
-from spinect_core.anatomy.parts import PART_ID, class_masks
+from spinect_core.anatomy.parts import BONE_PARTS, PART_ID, class_masks
 from spinect_core.anatomy.sacroiliac import SI_JOINT_DEPTH_MM, joint_depth_mm
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
@@ -1155,8 +1155,8 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
                          disc_source=source, evidence=evidence)
 
 
-#: The parts of bone (:data:`~spinect_core.anatomy.parts.PARTS_TABLE` ids).
-_BONE_PART_IDS = [PART_ID[n] for n in ("L5", "S1", "ilium_left", "ilium_right", "other_bone")]
+#: :func:`_return_cut_bone` searches this far (mm) about the cut for the nearest bone first.
+_CUT_MARGIN_MM = 10.0
 
 
 def _return_cut_bone(parts: np.ndarray, cut: np.ndarray, sp: np.ndarray) -> None:
@@ -1171,12 +1171,22 @@ def _return_cut_bone(parts: np.ndarray, cut: np.ndarray, sp: np.ndarray) -> None
     voxels at the pedicles' level and the pedicle centres were found 9-12 mm off.
     """
     back = cut & (parts == PART_ID["disc_other"])
-    bone = np.isin(parts, _BONE_PART_IDS) & ~cut
+    bone = np.isin(parts, [PART_ID[n] for n in BONE_PARTS]) & ~cut
     if not back.any() or not bone.any():
         return
-    nearest = ndi.distance_transform_edt(~bone, sampling=sp, return_distances=False,
-                                         return_indices=True)
-    parts[back] = parts[tuple(i[back] for i in nearest)]
+    # The nearest bone lies within a few voxels of a cut: search a box about the cut first (the
+    # whole box the parts span is up to 260 mm across), the whole box only when some voxel of
+    # the cut finds none within the margin (bone beyond it could be nearer).
+    for margin in (_CUT_MARGIN_MM, None):
+        box = (tuple(slice(None) for _ in parts.shape) if margin is None else
+               G.bbox_slices(back, np.ceil(margin / sp).astype(int)))
+        dist, nearest = ndi.distance_transform_edt(~bone[box], sampling=sp,
+                                                   return_indices=True)
+        inner = back[box]
+        if margin is None or dist[inner].max() <= margin:
+            sub = parts[box]
+            sub[inner] = sub[tuple(i[inner] for i in nearest)]
+            return
 
 
 def _seedable(core_lab: np.ndarray, bone: np.ndarray, joints: np.ndarray, sp: np.ndarray,

@@ -25,6 +25,8 @@ PART_NAMES = ("background", "L5", "S1", "disc_L5S1", "ilium_left", "ilium_right"
 #: The label table of :attr:`LumbosacralAnatomy.parts`.
 PARTS_TABLE = LabelTable({i: n for i, n in enumerate(PART_NAMES)})
 PART_ID = {n: i for i, n in enumerate(PART_NAMES)}
+#: The parts that are bone.
+BONE_PARTS = ("L5", "S1", "ilium_left", "ilium_right", "other_bone")
 
 #: Part a voxel of a generic class falls into when nothing more specific is known.
 CLASS_TO_PART = {"bone": "other_bone", "nerve": "other_nerve", "disc": "disc_other",

@@ -1076,8 +1076,6 @@ def _num(v: Any) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-#: Bone parts whose surface :func:`peel_partial_volume_rim` moves.
-_BONE_PARTS = ("L5", "S1", "ilium_left", "ilium_right", "other_bone")
 #: Only where the bone nearby is at least this much brighter than soft tissue (HU): where the CT
 #: shows an edge at all (not on label maps drawn on a CT without one).
 RIM_MIN_CONTRAST_HU = 150.0
@@ -1116,7 +1114,7 @@ def peel_partial_volume_rim(anatomy: Any, ct: Volume) -> int:
     """
     from spinect_core.anatomy.ct_edges import soft_tissue_hu
     from spinect_core.anatomy.geometry import bbox_slices, spacing_zyx
-    from spinect_core.anatomy.parts import PART_ID
+    from spinect_core.anatomy.parts import BONE_PARTS, PART_ID
     from spinect_core.bone.ct_model import partial_volume_rim
 
     parts = anatomy.parts.array
@@ -1128,7 +1126,7 @@ def peel_partial_volume_rim(anatomy: Any, ct: Volume) -> int:
     if box is None:
         return 0
     sub = parts[box]
-    bone = np.isin(sub, [PART_ID[n] for n in _BONE_PARTS])
+    bone = np.isin(sub, [PART_ID[n] for n in BONE_PARTS])
     hu = np.asarray(ct.array[box], np.float32)
     soft = soft_tissue_hu(hu, bone)
     if soft is None:

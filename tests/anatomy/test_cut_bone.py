@@ -32,3 +32,17 @@ def test_a_disc_outside_the_cut_is_left_alone() -> None:
     before = parts.copy()
     _return_cut_bone(parts, np.zeros(parts.shape, bool), np.ones(3))
     assert np.array_equal(parts, before)
+
+
+def test_a_cut_wider_than_the_search_margin_finds_the_nearest_bone_beyond_it() -> None:
+    """A cut 30 mm thick (its middle 15 mm from any bone, beyond the first search box's margin):
+    each half still goes to the bone on its side."""
+    parts = np.zeros((70, 8, 8), np.uint8)
+    parts[:20] = PART_ID["L5"]
+    parts[50:] = PART_ID["other_bone"]
+    cut = np.zeros(parts.shape, bool)
+    cut[20:50] = True
+    parts[cut] = PART_ID["disc_other"]
+    _return_cut_bone(parts, cut, np.ones(3))
+    assert (parts[20:35] == PART_ID["L5"]).all()
+    assert (parts[35:50] == PART_ID["other_bone"]).all()
