@@ -165,7 +165,7 @@ class LevelOptions:
         phantoms 9 of 20 sides with both landmarks within 4 mm -> 0 of 20; at 1.5 mm the
         procedural test phantoms' exact labels gave L5's arch in part to S1 and its transverse
         process a piece of the ala (false warnings). So the same CT resampled to 1.5 mm keeps
-        its arch given away (pedicle centres 29.9 / 7.1 mm; 1.6 / 4.5 with the flood in steps).
+        its arch given away (pedicle centres 28.1 / 15.8 mm; 1.6 / 4.5 with the flood in steps).
         Real-bone phantoms at 3 mm 0 of 14 either way; 24 patient-like phantoms: the same 19 at
         the right level, the disc centres of those coarser than 2 mm within 0.5 mm of before but
         206 (5.7 -> 6.5 mm) and 209 (7.4 -> 11.2).
