@@ -119,6 +119,11 @@ def run_seed(seed: int, anatomy: str, spacing: float, *, true_parts: bool = Fals
         # (anatomy.checks.short_arch_warnings): the landmarks off should carry it.
         rec[side]["arch_warned"] = any("posterior arch" in w and f"on the {side} side" in w
                                        for w in found.warnings)
+        # Its landmarks' plausibility warnings (anatomy.plausibility): the sides' mirror
+        # symmetry (both sides) or this side's pedicle outside an L5's distance from the midline.
+        rec[side]["landmarks_warned"] = any(
+            "do not mirror each other" in w
+            or w.startswith(f"the {side} L5 pedicle centre was found") for w in found.warnings)
     parts = np.asarray(found.parts.array)
     l5 = parts == PART_ID["L5"]
     true_l5 = (ins == table.id_of("L5")) & bone
@@ -136,10 +141,13 @@ def summary(records: list[dict[str, Any]], within_mm: float = 4.0) -> dict[str, 
     sides = [r[s] for r in records if "refused" not in r for s in ("left", "right")]
     dists = [max(d[k.removesuffix("_lps")] for k in LANDMARKS) for d in sides]
     warned = [bool(d.get("arch_warned")) for d in sides]
+    doubted = [bool(d.get("arch_warned") or d.get("landmarks_warned")) for d in sides]
     return {"sides": len(dists), "within": sum(d <= within_mm for d in dists),
             "within_mm": within_mm, "worst_mm": max(dists) if dists else None,
             "off_warned": sum(w for d, w in zip(dists, warned) if d > within_mm),
             "within_warned": sum(w for d, w in zip(dists, warned) if d <= within_mm),
+            "off_doubted": sum(w for d, w in zip(dists, doubted) if d > within_mm),
+            "within_doubted": sum(w for d, w in zip(dists, doubted) if d <= within_mm),
             "refused": [r["seed"] for r in records if "refused" in r]}
 
 
@@ -167,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sides = " | ".join(
                 f"{s} ped {rec[s]['pedicle_centre']:5.1f} for {rec[s]['foramen_centre']:5.1f}"
-                f"{' warned' if rec[s]['arch_warned'] else ''}" for s in ("left", "right"))
+                f"{' arch warned' if rec[s]['arch_warned'] else ''}"
+                f"{' doubted' if rec[s]['landmarks_warned'] else ''}" for s in ("left", "right"))
             print(f"{seed:4d} {sides} | L5 Dice {rec['l5_dice']:.3f}, L4 in L5 "
                   f"{rec['l4_in_l5']}, L5 in S1 {rec['l5_in_s1']}, disc "
                   f"{rec['disc_centre_mm']:.1f} mm", flush=True)
@@ -178,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sides with both landmarks within {out['within_mm']:g} mm: {out['within']}/"
           f"{out['sides']}; worst {out['worst_mm']} mm; warned of a short L5 arch: "
           f"{out['off_warned']} of the {out['sides'] - out['within']} off, "
-          f"{out['within_warned']} of the {out['within']} within; refused: {out['refused']}")
+          f"{out['within_warned']} of the {out['within']} within; warned of a short arch or "
+          f"implausible landmarks: {out['off_doubted']} off, {out['within_doubted']} within; "
+          f"refused: {out['refused']}")
     return 0
 
 

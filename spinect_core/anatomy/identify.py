@@ -14,6 +14,7 @@ from scipy.spatial import cKDTree
 
 from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.checks import short_arch_warnings, transitional_warnings
+from spinect_core.anatomy.plausibility import landmark_warnings
 from spinect_core.anatomy.ct_edges import bone_edge
 from spinect_core.anatomy.fine_grid import landmark_parts
 from spinect_core.anatomy.landmarks import (SIDE_SIGN, CoreLandmarks, SideAnatomy, endplates,
@@ -440,6 +441,7 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
                                 "is the one leaving under the L5 pedicle")
     if derived is not None:
         warnings.extend(short_arch_warnings(labels, parts, core))
+    warnings.extend(landmark_warnings(core, sides))
     report(progress, 0.9, "checking for transitional anatomy")
     evidence = derived.evidence if derived is not None else None
     warnings.extend(transitional_warnings(labels, parts, core, evidence=evidence))

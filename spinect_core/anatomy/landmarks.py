@@ -43,6 +43,10 @@ ARCH_KEPT_MM = 5.0
 #: disc on the procedural phantom (its L5 opens lopsided), so the centroid stays: a needless
 #: check beats a missed one.
 DISC_OFF_L5_MM = 6.0
+#: How far (mm) the L5 body's posterior wall below the pedicle may lie behind the wall at the
+#: pedicle's level: the wall leans with the L5/S1 segmental angle (10-20 deg, ANATOMY.md), 2-4 mm
+#: over the 10 mm down to the foramen.
+WALL_LEAN_MM = 3.0
 #: How far (mm) behind the body's posterior wall the pedicle is followed at most.
 PEDICLE_REACH_MM = 14.0
 #: The coronal slab (mm behind the posterior wall) taken to hold only the pedicle.
@@ -398,8 +402,14 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
 
         # Posterior wall of the body at the pedicle's lateral position, below the pedicle.
         # The foramen lies 3 mm behind the posterior wall, which leans with L5's lordosis:
-        # follow the wall line down to the foramen's height.
-        wall_at = _wall_line(body_q[body_side], default=wall - half_vox)
+        # follow the wall line down to the foramen's height. Only the body in front of the
+        # pedicle level's wall (plus the lean, WALL_LEAN_MM) makes the line: where the opened
+        # body keeps a pedicle's base at some heights and not at others, their percentiles
+        # tilted the line, and extrapolated down to the foramen it put the foramen 13-20 mm
+        # behind the pedicle's centre (real-bone phantoms 101, 103 and 106 at 1 mm with the
+        # CT bone model's bone).
+        wall_at = _wall_line(body_q[body_side & (body_q[:, 1] <= wall + WALL_LEAN_MM)],
+                             default=wall - half_vox, cap=wall + WALL_LEAN_MM)
         f_lat = centre_q[0]
         f_post = wall_at(low_h - 5.0) + half_vox + 3.0
         below = (np.abs(s1_q[:, 0] - f_lat) <= 2.0) & (np.abs(s1_q[:, 1] - f_post) <= 2.0) & (
@@ -415,7 +425,8 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         foramen_q = np.array([f_lat, f_post, f_h])
         wall_q = np.array([f_lat, _wall_below_pedicle(
             l5_q[(sgn * l5_q[:, 0] >= 0.0) & (sgn * l5_q[:, 0] <= 25.0)],
-            h_range=(l5_inf_h, low_h - 1.0), cap=wall + 3.0, default=f_post - 3.0 - half_vox)
+            h_range=(l5_inf_h, low_h - 1.0), cap=wall + WALL_LEAN_MM,
+            default=f_post - 3.0 - half_vox)
             + half_vox, 0.5 * (l5_inf_h + low_h - 1.0)])
 
         # Lateral border of the body between the inferior endplate and the pedicle, on the raw
@@ -494,10 +505,11 @@ def _pedicle_length(q: np.ndarray, *, sgn: float, wall: float, lat_range: tuple[
     return PEDICLE_REACH_MM
 
 
-def _wall_line(q: np.ndarray, *, default: float):
-    """Posterior wall ``post(h)`` of a body: a line through the per-height 98th percentiles."""
+def _wall_line(q: np.ndarray, *, default: float, cap: float = np.inf):
+    """Posterior wall ``post(h)`` of a body: a line through the per-height 98th percentiles,
+    no further back than ``cap``."""
     if len(q) < 20:
-        return lambda h: default
+        return lambda h: min(default, cap)
     h_lo, h_hi = float(q[:, 2].min()) + 2.0, float(q[:, 2].max()) - 2.0
     hs, ps = [], []
     for a in np.arange(h_lo, h_hi, 2.0):
@@ -506,9 +518,9 @@ def _wall_line(q: np.ndarray, *, default: float):
             hs.append(a + 1.0)
             ps.append(float(np.percentile(q[sel, 1], 98)))
     if len(hs) < 2:
-        return lambda h: default
+        return lambda h: min(default, cap)
     b, a0 = np.polyfit(hs, ps, 1)
-    return lambda h: float(a0 + b * h)
+    return lambda h: min(float(a0 + b * h), cap)
 
 
 def _main_cluster(q: np.ndarray, grid: Volume) -> np.ndarray:

@@ -130,3 +130,24 @@ def test_a_pedicle_whose_articular_process_begins_6mm_behind_the_wall_is_short()
                                instance_table=ph.instance_table, ct=ph.ct)
     true_low = np.asarray(ph.meta["landmarks"]["l5_pedicle_lower_margin_right"], float)
     assert np.linalg.norm(res.sides["right"].pedicle_lower_margin_lps - true_low) <= 6.0
+
+
+def test_the_wall_line_down_to_the_foramen_stays_within_the_lean_of_the_pedicles_wall():
+    # A body's side from its inferior endplate (h 0) to the pedicle (h 25), its posterior wall
+    # at WALL, leaning 2 mm back over the 25 mm (the L5/S1 segmental angle).
+    body = np.vstack([_box((0.0, 25.0), (0.0, WALL + 2.0 * (1.0 - h / 25.0)), (h, h))
+                      for h in np.arange(0.0, 26.0)])
+    line = LM._wall_line(body, default=WALL, cap=WALL + LM.WALL_LEAN_MM)
+    assert line(25.0) == pytest.approx(WALL, abs=0.6)
+    assert line(5.0) == pytest.approx(WALL + 1.6, abs=0.6)      # the lean is followed
+    # Bone 8 mm behind the wall at 0-8 mm only (the opened body kept a pedicle's base on one
+    # side's lower corner): the line through the per-height percentiles tilts, and extrapolated
+    # down to the foramen's height it lies far behind the wall (real-bone phantoms with the CT
+    # bone model's bone had their foramen centres 13-20 mm behind their pedicles'); capped, it
+    # stops at the lean.
+    kept = _box((12.0, 22.0), (WALL, WALL + 8.0), (0.0, 8.0))
+    tilted = np.vstack([body, kept])
+    assert LM._wall_line(tilted, default=WALL)(-3.0) > WALL + 2.0 * LM.WALL_LEAN_MM
+    capped = LM._wall_line(tilted, default=WALL, cap=WALL + LM.WALL_LEAN_MM)
+    assert max(capped(h) for h in np.arange(-10.0, 30.0)) == pytest.approx(
+        WALL + LM.WALL_LEAN_MM)
