@@ -119,6 +119,9 @@ class CoreLandmarks:
     disc_centre_lps: np.ndarray
     midline_point_lps: np.ndarray
     midline_normal_lps: np.ndarray
+    #: The L5 inferior endplate's unit normal (cranial), or None where it was not measured: with
+    #: the S1 endplate's, L5's tilt on the sacrum (``anatomy.plausibility``).
+    l5_endplate_normal_lps: np.ndarray | None = None
 
 
 class _Frame:
@@ -164,7 +167,9 @@ def endplates(grid: Volume, parts: np.ndarray, warnings: list[str]) -> CoreLandm
     l5_centroid = G.voxel_points(grid, l5).mean(axis=0)
     if np.dot(l5_centroid - c1, n1) < 0:
         n1 = -n1
-    c5, _ = _endplate_plane(pts_l5, bridged)
+    c5, n5 = _endplate_plane(pts_l5, bridged)
+    if np.dot(n5, n1) < 0:
+        n5 = -n5
     disc_centre = 0.5 * (c1 + c5)
 
     # Midline: start from the widest axis of the endplate (vertebral endplates are wider than
@@ -191,7 +196,8 @@ def endplates(grid: Volume, parts: np.ndarray, warnings: list[str]) -> CoreLandm
                         "L5's centre (the disc is labelled in part, or on one side only): the "
                         "disc centre and the endplates may be off; check them on the CT")
     return CoreLandmarks(s1_endplate_centre_lps=c1, s1_endplate_normal_lps=G.unit(n1),
-                         l5_endplate_centre_lps=c5, disc_centre_lps=disc_centre,
+                         l5_endplate_centre_lps=c5, l5_endplate_normal_lps=G.unit(n5),
+                         disc_centre_lps=disc_centre,
                          midline_point_lps=point, midline_normal_lps=normal)
 
 

@@ -73,6 +73,13 @@ _MERGED_NOTE_START = "the vertebral bodies are not separated in the bone labels"
 #: Two counts name the same body when its core centres lie this close (mm): a cut elsewhere
 #: leaves a core as it was, while a body split off the sacrum lies a body height away.
 _SAME_BODY_MM = 10.0
+#: A dark band within this distance (mm) of a bright plate lies just beyond an endplate: the
+#: cortical endplate is 1-2 mm thick, and the partial volume of a 1-3 mm slice adds a voxel.
+ENDPLATE_MM = 3.0
+#: A dark band taller than this (mm, along the column; the 10th to 90th percentile) is no disc:
+#: an L5/S1 disc is 10-14 mm high in front (ANATOMY.md); the dark interior of a real-bone
+#: phantom's sacrum at 3 mm read as one band 59 mm tall.
+DISC_MAX_HEIGHT_MM = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -655,8 +662,7 @@ def _split_collapsed_disc(derived: DerivedLevels, labels: Volume, table: LabelTa
     except AnatomyError:
         pass
     try:
-        recut = _derive_coarse_then_fine(labels, table, cut, options, progress,
-                                         hu=np.asarray(ct.array))
+        recut = _derive_on_cut(labels, table, cut, options, progress, hu=np.asarray(ct.array))
     except AnatomyError as exc:
         derived.evidence.warnings.append(
             f"the CT shows a plate like the endplates of a collapsed disc (or of a disc the "
@@ -870,13 +876,65 @@ def _plate_cut(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Vo
     bone = class_masks(labels, table)["bone"]
     if carved is not None:
         bone &= ~carved
-    plate = _plate_in(derived, labels, np.asarray(ct.array), bone, options, part=part,
-                      finder=finder)
+    hu = np.asarray(ct.array)
+    plate = _plate_in(derived, labels, hu, bone, options, part=part, finder=finder)
     if plate is None:
         return None
+    if finder is bright_plates:
+        plate = _disc_at_plate(derived, labels, hu, bone, plate, options, part=part)
     plate = across_bone(plate, bone, labels)
     return (G.voxel_points(labels, plate).mean(axis=0),
             plate if carved is None else carved | plate)
+
+
+def _disc_at_plate(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
+                   plate: np.ndarray, options: LevelOptions, *, part: str) -> np.ndarray:
+    """The dark band of the disc at a bright ``plate`` (bool, the labels' shape), where the CT
+    shows one: the cut then follows the disc itself, not the plate; else ``plate``.
+
+    Bands (:func:`~spinect_core.anatomy.ct_bands.dark_bands`) that pass the plates' own tests
+    (:func:`_plate_in`), touch the plate within :data:`ENDPLATE_MM` and are no taller than
+    :data:`DISC_MAX_HEIGHT_MM` are measured along the line from the disc found to the plate (most
+    of each band against the plate's 10th-90th percentiles):
+
+    * **within the plate**: the dark middle of a collapsed disc between its two endplates. Cut
+      at the plate, the levels were right but L5 lost its lower body to the cut (real-bone
+      phantom 103 at 1 mm with the CT bone model's bone: pedicle centres 4.8 / 6.5 mm and
+      foramen centres 9.2 / 10.4 mm off; cut at the band, 0.7 / 0.6 and 2.6 / 3.5);
+    * **beyond the plate**, holding at least as many voxels: a disc of normal height that the
+      labels bridged, beyond the endplate that faces it (an endplate is a bright plate between
+      its marrow and such a disc, as a collapsed disc's endplates are). Cut at the plate, the
+      levels took the right disc one endplate too high (TotalSegmentator's real CT resampled to
+      1.25 mm: the plate 172 voxels, 10 mm above the disc; the disc's band 246). A collapsed
+      disc's plate outweighs the darker patches of marrow beyond it (phantom 106: 5745 against
+      1130), which are no disc.
+    """
+    bands = _plate_in(derived, labels, hu, bone, options, part=part, finder=dark_bands)
+    if bands is None:
+        return plate
+    sp = G.spacing_zyx(labels)
+    near = ndi.distance_transform_edt(~plate, sampling=sp) <= ENDPLATE_MM
+    lab, _ = ndi.label(bands, structure=_FULL)
+    touching = [int(k) for k in np.unique(lab[near & bands]) if k]
+    if not touching:
+        return plate
+    disc_c = np.asarray(derived.disc_centre_lps, float)
+    plate_pts = G.voxel_points(labels, plate)
+    u = plate_pts.mean(axis=0) - disc_c
+    u /= max(float(np.linalg.norm(u)), 1e-9)
+    lo, hi = np.percentile((plate_pts - disc_c) @ u, [10, 90])
+    at = {}
+    for k in touching:
+        t = (G.voxel_points(labels, lab == k) - disc_c) @ u
+        t10, t50, t90 = np.percentile(t, [10, 50, 90])
+        if t90 - t10 <= DISC_MAX_HEIGHT_MM:        # a disc, not a dark region of the bone
+            at[k] = float(t50)
+    touching = list(at)
+    within = [k for k in touching if lo <= at[k] <= hi]
+    if within:
+        return np.isin(lab, within)
+    disc = np.isin(lab, [k for k in touching if at[k] > hi])
+    return disc if np.count_nonzero(disc) >= np.count_nonzero(plate) else plate
 
 
 def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
@@ -924,6 +982,26 @@ def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.n
     out = np.zeros(labels.array.shape, bool)
     out[sl] = np.isin(lab, keep)
     return out
+
+
+def _derive_on_cut(labels: Volume, table: LabelTable, cut: np.ndarray, options: LevelOptions,
+                   progress: ProgressCallback | None, *, hu: np.ndarray) -> DerivedLevels:
+    """:func:`_derive_parts` on the labels' bone cut at ``cut``, counted on the labels' own voxels
+    first (as the checks that found the cut count it), then coarse and fine as
+    :func:`_derive_coarse_then_fine`.
+
+    Blocks of ~2 mm can close a cut one or two voxels thick again by their majority vote and
+    count the bodies as if it were not there: TotalSegmentator's real CT resampled to 1.25 mm,
+    cut at its L5/S1 disc, counted T12 to L5 and the sacrum on its own voxels and three lumbar
+    vertebrae with L5 in the sacrum on the blocks.
+    """
+    try:
+        return _derive_parts(labels, table, cut, replace(options, coarse_mm=0.0), progress,
+                             hu=hu)
+    except NoBone:
+        raise
+    except AnatomyError:
+        return _derive_coarse_then_fine(labels, table, cut, options, progress, hu=hu)
 
 
 def _derive_coarse_then_fine(labels: Volume, table: LabelTable, carved: np.ndarray | None,

@@ -7,11 +7,14 @@ landmark by 5-40 mm, and with it that side's foraminal zone, windows and needle,
 number in the plan still looks precise. Two checks need no reference:
 
 * **mirror symmetry**: the two halves of an L5 are near mirror images. Each landmark's distance
-  from the mid-sagittal plane, its depth and its height above the S1 endplate differ between the
-  sides by at most 2.8 mm on the true labels of 10 real-bone phantoms at 1 mm and by at most
-  1.0 mm on TotalSegmentator's real 3 mm CT's reference (measured 2026-12-07); a scoliotic L5
-  tilted 5 degrees puts one pedicle about 3 mm higher. Beyond :data:`MIRROR_TOLERANCE_MM` one side
-  (or both) is off;
+  from the mid-sagittal plane, its depth and its height above the S1 endplate (less what L5's
+  tilt to one side on the sacrum adds) differ between the sides by at most 2.8 mm on the true
+  labels of 10 real-bone phantoms at 1 mm and by at most 1.0 mm on TotalSegmentator's real 3 mm
+  CT's reference (measured 2026-12-07). The procedural phantom draws each side's foramen height
+  on its own (15-21 mm), so its pedicles' lower margins differ by up to 6 mm (5.2 mm on seed 5,
+  4.2 mm on the demo case). Beyond :data:`MIRROR_TOLERANCE_MM` one side (or both) is off, or
+  the patient's L5 is asymmetric (an asymmetric collapse of the disc tilts L5's endplate too,
+  which the heights allow for);
 * **the pedicle's distance from the midline**: an L5 pedicle's centre lies half the
   interpedicular distance plus half the pedicle's width (12-18 mm, ANATOMY.md) from the
   mid-sagittal plane: 15-21 mm on those phantoms, 15 mm on that CT. Outside
@@ -38,7 +41,7 @@ __all__ = ["MIRROR_TOLERANCE_MM", "PEDICLE_FROM_MIDLINE_MM", "MIRRORED_LANDMARKS
 
 #: Largest left-right difference (mm) of a landmark's distance from the midline, depth or height
 #: that is taken for anatomy (see the module docstring).
-MIRROR_TOLERANCE_MM = 5.0
+MIRROR_TOLERANCE_MM = 6.0
 #: Plausible distance (mm) of an L5 pedicle's centre from the mid-sagittal plane.
 PEDICLE_FROM_MIDLINE_MM = (10.0, 26.0)
 #: Landmarks compared across the sides (attribute of :class:`SideAnatomy` -> words).
@@ -52,7 +55,7 @@ _AXES = ("from the midline", "behind the S1 endplate's centre", "above the S1 en
 
 
 def landmark_coordinates(core: CoreLandmarks, point_lps: np.ndarray) -> np.ndarray:
-    """A point's anatomical coordinates about the S1 superior endplate.
+    """A point's anatomical coordinates about the S1 superior endplate, L5's tilt taken out.
 
     Parameters
     ----------
@@ -65,7 +68,10 @@ def landmark_coordinates(core: CoreLandmarks, point_lps: np.ndarray) -> np.ndarr
     np.ndarray, shape (3,)
         Millimetres: distance from the mid-sagittal plane (unsigned), depth behind the S1
         endplate's centre (along its plane, posterior positive) and height above its plane
-        (along its normal).
+        (along its normal) less what L5's tilt to the side on the sacrum adds at that distance
+        from the midline (the L5 inferior endplate's normal against the S1 endplate's: an L5
+        bent 10 degrees to one side has its pedicles 6 mm apart in height above S1 and level on
+        L5).
     """
     h = np.asarray(core.s1_endplate_normal_lps, float)
     h = h / np.linalg.norm(h)
@@ -74,9 +80,14 @@ def landmark_coordinates(core: CoreLandmarks, point_lps: np.ndarray) -> np.ndarr
     left /= np.linalg.norm(left)
     posterior = np.cross(h, left)   # h = S, left = L: posterior = S x L = P
     p = np.asarray(point_lps, float)
-    return np.array([abs(float(np.dot(p - core.midline_point_lps, left))),
-                     float(np.dot(p - core.s1_endplate_centre_lps, posterior)),
-                     float(np.dot(p - core.s1_endplate_centre_lps, h))])
+    lateral = float(np.dot(p - core.midline_point_lps, left))     # patient's left positive
+    height = float(np.dot(p - core.s1_endplate_centre_lps, h))
+    n5 = core.l5_endplate_normal_lps
+    if n5 is not None and float(np.dot(n5, h)) > 0.5:
+        # L5's endplate plane rises by -(n . left) / (n . h) mm per mm to the left.
+        height += float(np.dot(n5, left)) / float(np.dot(n5, h)) * lateral
+    return np.array([abs(lateral), float(np.dot(p - core.s1_endplate_centre_lps, posterior)),
+                     height])
 
 
 def landmark_warnings(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> list[str]:
@@ -111,7 +122,9 @@ def landmark_warnings(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> 
         q_right = landmark_coordinates(core, getattr(sides["right"], name))
         diff = np.abs(q_left - q_right)
         axis = int(np.argmax(diff))
-        if diff[axis] > MIRROR_TOLERANCE_MM and (worst is None or diff[axis] > worst[0]):
+        # The first landmark named keeps a tie (a pedicle found off moves the landmarks placed
+        # at its distance from the midline by the same amount).
+        if diff[axis] > MIRROR_TOLERANCE_MM and (worst is None or diff[axis] > worst[0] + 0.5):
             worst = (float(diff[axis]), words, axis, q_left, q_right)
     if worst is not None:
         diff, words, axis, q_left, q_right = worst

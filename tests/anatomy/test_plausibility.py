@@ -79,3 +79,27 @@ def test_a_pedicle_where_no_l5_pedicle_lies_is_said_for_its_side(distance, words
     assert not any(w.startswith("the right L5 pedicle centre") for w in warnings)
     # The pedicle centre, the lower margin, the foramen and the wall all moved with it.
     assert any("do not mirror each other" in w for w in warnings)
+
+
+def test_l5_tilted_to_one_side_on_the_sacrum_is_no_asymmetry():
+    """L5 bent 12 degrees on the sacrum: its left pedicle lies 2 * 17 mm * tan(12 deg) = 7 mm
+    higher above the S1 endplate than its right, beyond the tolerance, but L5's own endplate is
+    tilted as much, so on L5 they are level: no warning. Without the L5 endplate's normal the
+    same landmarks are warned of."""
+    from dataclasses import replace
+
+    tilt = np.radians(12.0)
+    rise = 17.0 * np.tan(tilt)                 # per side, at the pedicles' 17 mm from the midline
+    sides = {"left": _side("left", lower_margin_height=9.0 + rise),
+             "right": _side("right", lower_margin_height=9.0 - rise)}
+    for s in sides.values():                   # the pedicle centres rise alike
+        s.pedicle_centre_lps = s.pedicle_lower_margin_lps + 8.0 * NORMAL
+        s.foramen_centre_lps = s.foramen_centre_lps + (
+            rise if s is sides["left"] else -rise) * NORMAL
+        s.posterior_wall_lps = s.posterior_wall_lps + (
+            rise if s is sides["left"] else -rise) * NORMAL
+    tilted_normal = np.cos(tilt) * NORMAL - np.sin(tilt) * LEFT     # the plane rises to the left
+    level_on_l5 = replace(_core(), l5_endplate_normal_lps=tilted_normal)
+    assert landmark_warnings(level_on_l5, sides) == []
+    warned = landmark_warnings(_core(), sides)
+    assert len(warned) == 1 and "do not mirror each other" in warned[0]
