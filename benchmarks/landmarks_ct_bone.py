@@ -30,6 +30,12 @@ pedicle centres 11.6 / 9.2 mm, found 10 mm lateral of the reference's at the tra
 processes' roots while its derived L5 holds the whole body and both pedicles: what moves them
 there is not established; the CT bone model's pedicles at 3 mm, wider and merged with the body
 in the slice, are the lead), procedural 11 of 12 as before.
+Session 31 (the foramen's wall line capped at the pedicle level's wall; a bright plate's cut
+moved to the disc's dark band where the CT shows one): real-bone 1 mm 12 of 20 (seeds 101, 103,
+106: foramen centres 14-23 -> 3-8 mm), 3 mm 0 of 14 and procedural 11 of 12 as before. Each side
+is also marked when ``anatomy.plausibility`` warns of its landmarks ("doubted"): at 1 mm seed 101
+(both sides, 7 mm off) and none of the 12 sides within 4 mm; at 3 mm 12 of the 14 sides off with
+the short-arch warnings (6 with those alone); no procedural side.
 """
 
 from __future__ import annotations

@@ -278,6 +278,9 @@ class LumbosacralAnatomy(CoreLandmarks):
         Unit normal of that plane, pointing cranially.
     l5_endplate_centre_lps : np.ndarray, shape (3,)
         Centre of the L5 inferior endplate.
+    l5_endplate_normal_lps : np.ndarray, shape (3,), or None
+        Unit normal of the L5 inferior endplate, pointing cranially (the S1 endplate's where the
+        labels have no disc between them); None where not measured.
     disc_centre_lps : np.ndarray, shape (3,)
         Midway between the two endplate centres.
     midline_point_lps, midline_normal_lps : np.ndarray, shape (3,)
