@@ -80,6 +80,11 @@ ENDPLATE_MM = 3.0
 #: an L5/S1 disc is 10-14 mm high in front (ANATOMY.md); the dark interior of a real-bone
 #: phantom's sacrum at 3 mm read as one band 59 mm tall.
 DISC_MAX_HEIGHT_MM = 15.0
+#: A band is a disc across the column when it spans at least this fraction of the plate beside
+#: it from left to right: a real-bone phantom's collapsed disc (seed 101 at 3 mm, fused labels)
+#: had a dark patch under one half of its plate (0.44 of it), and cut there alone the levels went
+#: 36 mm off; the dark middles that are the disc spanned 0.85-0.97.
+DISC_SPAN_FRACTION = 0.75
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -895,7 +900,8 @@ def _disc_at_plate(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone:
     Bands (:func:`~spinect_core.anatomy.ct_bands.dark_bands`) that pass the plates' own tests
     (:func:`_plate_in`), touch the plate within :data:`ENDPLATE_MM` and are no taller than
     :data:`DISC_MAX_HEIGHT_MM` are measured along the line from the disc found to the plate (most
-    of each band against the plate's 10th-90th percentiles):
+    of each band against the plate's 10th-90th percentiles); those taken must together span
+    :data:`DISC_SPAN_FRACTION` of the plate from left to right (a disc crosses the column):
 
     * **within the plate**: the dark middle of a collapsed disc between its two endplates. Cut
       at the plate, the levels were right but L5 lost its lower body to the cut (real-bone
@@ -930,11 +936,24 @@ def _disc_at_plate(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone:
         if t90 - t10 <= DISC_MAX_HEIGHT_MM:        # a disc, not a dark region of the bone
             at[k] = float(t50)
     touching = list(at)
+    plate_x = np.percentile(plate_pts[:, 0], [5, 95])
+
+    def across(keys: list[int]) -> bool:
+        """The bands span at least ``DISC_SPAN_FRACTION`` of the plate from left to right."""
+        if not keys:
+            return False
+        x = np.percentile(G.voxel_points(labels, np.isin(lab, keys))[:, 0], [5, 95])
+        shared = min(plate_x[1], x[1]) - max(plate_x[0], x[0])
+        return shared >= DISC_SPAN_FRACTION * float(plate_x[1] - plate_x[0])
+
     within = [k for k in touching if lo <= at[k] <= hi]
-    if within:
+    if across(within):
         return np.isin(lab, within)
-    disc = np.isin(lab, [k for k in touching if at[k] > hi])
-    return disc if np.count_nonzero(disc) >= np.count_nonzero(plate) else plate
+    beyond = [k for k in touching if at[k] > hi]
+    disc = np.isin(lab, beyond)
+    if across(beyond) and np.count_nonzero(disc) >= np.count_nonzero(plate):
+        return disc
+    return plate
 
 
 def _plate_in(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone: np.ndarray,
