@@ -124,7 +124,7 @@ class CoreLandmarks:
     l5_endplate_normal_lps: np.ndarray | None = None
 
 
-class _Frame:
+class AnatomicalFrame:
     """Anatomical coordinates (lat, post, h) about the S1 endplate centre."""
 
     def __init__(self, centre: np.ndarray, normal: np.ndarray, left: np.ndarray) -> None:
@@ -302,7 +302,7 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         raise AnatomyError("cannot find the L5 vertebral body (too thin in the labels); check "
                            "the segmentation at L5")
     body = _body_halves(body, grid)
-    F = _Frame(core.s1_endplate_centre_lps, core.s1_endplate_normal_lps, core.midline_normal_lps)
+    F = AnatomicalFrame(core.s1_endplate_centre_lps, core.s1_endplate_normal_lps, core.midline_normal_lps)
     mid_off = float(np.dot(core.midline_point_lps - F.c, F.lat))
 
     body_q = F.local(G.voxel_points(grid, body, off))

@@ -918,41 +918,49 @@ def _disc_at_plate(derived: DerivedLevels, labels: Volume, hu: np.ndarray, bone:
     bands = _plate_in(derived, labels, hu, bone, options, part=part, finder=dark_bands)
     if bands is None:
         return plate
+    # On the box of the plate and the bands (the plate's distance map and the bands' labels are
+    # the same there as on the whole map, at a fraction of its size).
     sp = G.spacing_zyx(labels)
-    near = ndi.distance_transform_edt(~plate, sampling=sp) <= ENDPLATE_MM
-    lab, _ = ndi.label(bands, structure=_FULL)
-    touching = [int(k) for k in np.unique(lab[near & bands]) if k]
+    box = G.bbox_slices(plate | bands, np.ceil(ENDPLATE_MM / sp).astype(int) + 1)
+    off = tuple(b.start for b in box)
+    near = ndi.distance_transform_edt(~plate[box], sampling=sp) <= ENDPLATE_MM
+    lab, _ = ndi.label(bands[box], structure=_FULL)
+    touching = [int(k) for k in np.unique(lab[near & bands[box]]) if k]
     if not touching:
         return plate
     disc_c = np.asarray(derived.disc_centre_lps, float)
-    plate_pts = G.voxel_points(labels, plate)
+    plate_pts = G.voxel_points(labels, plate[box], off)
     u = plate_pts.mean(axis=0) - disc_c
     u /= max(float(np.linalg.norm(u)), 1e-9)
     lo, hi = np.percentile((plate_pts - disc_c) @ u, [10, 90])
-    at = {}
-    for k in touching:
-        t = (G.voxel_points(labels, lab == k) - disc_c) @ u
-        t10, t50, t90 = np.percentile(t, [10, 50, 90])
+    band_pts = {k: G.voxel_points(labels, lab == k, off) for k in touching}
+    # Each disc-high band's middle along the line from the disc found to the plate.
+    middle = {}
+    for k, pts in band_pts.items():
+        t10, t50, t90 = np.percentile((pts - disc_c) @ u, [10, 50, 90])
         if t90 - t10 <= DISC_MAX_HEIGHT_MM:        # a disc, not a dark region of the bone
-            at[k] = float(t50)
-    touching = list(at)
+            middle[k] = float(t50)
     plate_x = np.percentile(plate_pts[:, 0], [5, 95])
 
     def across(keys: list[int]) -> bool:
         """The bands span at least ``DISC_SPAN_FRACTION`` of the plate from left to right."""
         if not keys:
             return False
-        x = np.percentile(G.voxel_points(labels, np.isin(lab, keys))[:, 0], [5, 95])
+        x = np.percentile(np.concatenate([band_pts[k][:, 0] for k in keys]), [5, 95])
         shared = min(plate_x[1], x[1]) - max(plate_x[0], x[0])
         return shared >= DISC_SPAN_FRACTION * float(plate_x[1] - plate_x[0])
 
-    within = [k for k in touching if lo <= at[k] <= hi]
+    def mask(keys: list[int]) -> np.ndarray:
+        out = np.zeros(plate.shape, bool)
+        out[box] = np.isin(lab, keys)
+        return out
+
+    within = [k for k, t in middle.items() if lo <= t <= hi]
     if across(within):
-        return np.isin(lab, within)
-    beyond = [k for k in touching if at[k] > hi]
-    disc = np.isin(lab, beyond)
-    if across(beyond) and np.count_nonzero(disc) >= np.count_nonzero(plate):
-        return disc
+        return mask(within)
+    beyond = [k for k, t in middle.items() if t > hi]
+    if across(beyond) and sum(len(band_pts[k]) for k in beyond) >= len(plate_pts):
+        return mask(beyond)
     return plate
 
 

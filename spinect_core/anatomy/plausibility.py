@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from spinect_core.anatomy.landmarks import CoreLandmarks, SideAnatomy
+from spinect_core.anatomy.landmarks import AnatomicalFrame, CoreLandmarks, SideAnatomy
 
 __all__ = ["MIRROR_TOLERANCE_MM", "PEDICLE_FROM_MIDLINE_MM", "MIRRORED_LANDMARKS",
            "landmark_coordinates", "landmark_warnings"]
@@ -73,21 +73,15 @@ def landmark_coordinates(core: CoreLandmarks, point_lps: np.ndarray) -> np.ndarr
         bent 10 degrees to one side has its pedicles 6 mm apart in height above S1 and level on
         L5).
     """
-    h = np.asarray(core.s1_endplate_normal_lps, float)
-    h = h / np.linalg.norm(h)
-    left = np.asarray(core.midline_normal_lps, float)
-    left = left - np.dot(left, h) * h
-    left /= np.linalg.norm(left)
-    posterior = np.cross(h, left)   # h = S, left = L: posterior = S x L = P
-    p = np.asarray(point_lps, float)
-    lateral = float(np.dot(p - core.midline_point_lps, left))     # patient's left positive
-    height = float(np.dot(p - core.s1_endplate_centre_lps, h))
+    frame = AnatomicalFrame(core.s1_endplate_centre_lps, core.s1_endplate_normal_lps,
+                            core.midline_normal_lps)
+    lateral, posterior, height = frame.local(point_lps)
+    lateral -= float(np.dot(core.midline_point_lps - frame.c, frame.lat))  # patient's left > 0
     n5 = core.l5_endplate_normal_lps
-    if n5 is not None and float(np.dot(n5, h)) > 0.5:
+    if n5 is not None and float(np.dot(n5, frame.h)) > 0.5:
         # L5's endplate plane rises by -(n . left) / (n . h) mm per mm to the left.
-        height += float(np.dot(n5, left)) / float(np.dot(n5, h)) * lateral
-    return np.array([abs(lateral), float(np.dot(p - core.s1_endplate_centre_lps, posterior)),
-                     height])
+        height += float(np.dot(n5, frame.lat)) / float(np.dot(n5, frame.h)) * lateral
+    return np.array([abs(lateral), posterior, height])
 
 
 def landmark_warnings(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> list[str]:
