@@ -340,17 +340,54 @@ def find_ribs(bone: np.ndarray, grid: Volume, off, dt: np.ndarray, core_lab: np.
         owners = sub[ind[0][iz[ok], iy[ok], ix[ok]], ind[1][iz[ok], iy[ok], ix[ok]],
                      ind[2][iz[ok], iy[ok], ix[ok]]]
         body = int(np.bincount(owners).argmax()) - 1
-        # The basin that reaches the rib's medial end is its vertebra's, unless that body lies
-        # more than a level away along the column: on a strongly tilted column the arch of the
-        # vertebra two below reaches back up beside the rib's head (measured on a real chest CT
-        # at 2 mm blocks: the 12th rib's head level with T12 was given to L2, so L2 was "T12").
         s_rib = along_chain(pts[medial].mean(axis=0), centres)
-        if abs(s_bodies[body] - s_rib) > level_mm:
-            body = int(np.argmin(np.abs(s_bodies - s_rib)))
+        body = rib_body(body, s_bodies, s_rib, level_mm=level_mm)
         side = "left" if float(np.median(lat[sel])) > 0 else "right"
         out.ribs.append(Rib(side=side, body=body, medial_lps=pts[medial].mean(axis=0),
                             reach_mm=float(reach[k]), volume_mm3=float(counts[k] * voxel)))
     return out
+
+
+# A rib's head this much nearer (in levels) one body than its basin's body is that body's.
+RIB_HEAD_NEARER_LEVELS = 0.4
+
+
+def rib_body(basin_body: int, s_bodies: np.ndarray, s_rib: float, *, level_mm: float) -> int:
+    """The vertebra a rib belongs to: its watershed basin's, unless that body is far from its head.
+
+    The basin that reaches the rib's medial end is its vertebra's, unless that body lies more than
+    0.4 of a level farther along the column from the rib's head than the nearest body does: the
+    lowest ribs (10-12) articulate with their own body alone, their heads beside its upper half
+    (within about 0.35 of a level of its centre, a body being about 0.7 of a level tall), so a
+    head that much nearer one body is that body's; a head at a disc (ribs 2-9) is left to the
+    basin. On a strongly tilted
+    column the arch of the vertebra two below reaches back up beside the rib's head (a real chest
+    CT at 2 mm blocks: the 12th rib's head level with T12 was given to L2, so L2 was "T12"); where
+    the field of view cuts T12, L1's basin floods its arch (a real lumbar CT resampled to 2 mm:
+    the 12th rib's head 6 mm from T12's centre was given to L1, 27 mm away, so one lumbar
+    vertebra went missing from the count; at 3 mm the head 11 mm below the cut T12's centre and
+    28 mm above L1's, 0.45 of a level nearer T12).
+
+    Parameters
+    ----------
+    basin_body : int
+        Chain index of the body whose basin reaches the rib's medial end.
+    s_bodies : np.ndarray, float, shape (n,)
+        The bodies' positions along the column (mm, :func:`along_chain`).
+    s_rib : float
+        The rib head's position along the column (mm).
+    level_mm : float
+        The column's typical distance between neighbouring bodies (mm).
+
+    Returns
+    -------
+    int
+        Chain index of the rib's vertebra.
+    """
+    offsets = np.abs(np.asarray(s_bodies, float) - s_rib)
+    if offsets[basin_body] - offsets.min() > RIB_HEAD_NEARER_LEVELS * level_mm:
+        return int(np.argmin(offsets))
+    return int(basin_body)
 
 
 def body_cut_below(chain, bone: np.ndarray, grid: Volume, off, fov: Volume, *,

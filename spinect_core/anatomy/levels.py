@@ -1492,6 +1492,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
     if t12 is not None and s_idx is not None and t12 >= s_idx:
         t12 = None                       # "ribs" at or below the sacrum are something else
     ev = LevelEvidence()
+    lows: dict[str, int] = {}
     if t12 is not None:
         ev.ribs_found = True
         ev.last_rib_level = "T12"
@@ -1641,6 +1642,16 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
             ev.warnings.extend(count_warnings(ev.lumbar_count))
             ev.downgrade("moderate", f"{ev.lumbar_count} lumbar vertebrae between T12 and the "
                          "sacrum: transitional anatomy")
+            other = min(lows.values()) if lows else -1
+            if 0 <= other < t12 and pos[s_idx] - pos[other] - 1 == 5:
+                # The sides' lowest ribs on neighbouring vertebrae, and the other side's count
+                # is the usual 5: a lone 12th rib, or a rib given to the vertebra below its own
+                # where the field of view cuts T12 (a real CT at 3 mm: L1 taken for T12 at
+                # "moderate", before ribs went to the body beside their heads).
+                ev.doubt(f"the lowest ribs lie on different vertebrae on the two sides: counted "
+                         f"from the {min(lows, key=lows.__getitem__)} side's last rib there are "
+                         f"5 lumbar vertebrae, from the other side's {ev.lumbar_count}; check the "
+                         "last rib-bearing vertebra on a coronal view")
             hidden = _hidden_body_above_sacrum(chain, s_idx)
             if ev.lumbar_count == 4 and hidden is not None:
                 note = (f"the last lumbar body found lies {hidden:.1f}x the spacing of the "

@@ -12,7 +12,7 @@ from spinect_core.anatomy.counting import (CountOptions, InstanceLevels, LevelEv
                                            along_chain, chain_positions, count_warnings,
                                            evidence_from_instances, fov_bottom_z,
                                            instance_levels, level_below, level_of_name,
-                                           require_l5_s1)
+                                           require_l5_s1, rib_body)
 from spinect_core.anatomy.levels import LevelOptions, derive_parts
 from spinect_core.anatomy.parts import PART_ID
 from spinect_core.errors import AnatomyError
@@ -33,7 +33,7 @@ class Column:
 
     def __init__(self, names: list[str], *, ribs: set[str], sacrum: bool = True,
                  hollow: set[str] = frozenset(), bridged: set[str] = frozenset(),
-                 porous: set[str] = frozenset(),
+                 porous: set[str] = frozenset(), left_rib_only: set[str] = frozenset(),
                  l5_tp_to_ilium: bool = False, below_sacrum_top_mm: float = 95.0):
         self.names = names
         step = BODY_H + DISC_H
@@ -66,7 +66,7 @@ class Column:
                 if nm == "L5" and l5_tp_to_ilium:
                     tip = 66.0
                 self.box(sorted((s * 12, s * tip)), (22, 29), (c[2] + 1, c[2] + 7))  # TP
-                if nm in ribs:
+                if nm in ribs and (s == 1 or nm not in left_rib_only):
                     self.capsule((s * (tip + 4.0), 24.0, c[2] + 2.0),
                                  (s * 125.0, -15.0, c[2] - 30.0), 4.0)
             self.box((-4, 4), (26, 60), (c[2] - 4, c[2] + 8))                      # spinous
@@ -179,6 +179,18 @@ def test_three_or_seven_lumbar_vertebrae_are_a_wrong_count_with_low_confidence(n
     assert any("the count is unreliable" in w for w in ev.warnings)
 
 
+def test_a_lone_rib_one_vertebra_below_the_other_sides_lowers_the_confidence():
+    """A rib on the left of L1 alone: the last rib-bearing vertebra is "T12" by the usual rule,
+    so 4 lumbar vertebrae, but the right side's count is 5 (a lone 12th rib, or a rib given to
+    the vertebra below its own): the user is told and the confidence is low."""
+    col = Column(_names(4, 5), ribs=set(THORACIC) | {"L1"}, left_rib_only={"L1"})
+    ev = _counted(col)
+    assert ev.rib_levels == {"left": 5, "right": 4} and ev.lumbar_count == 4
+    assert ev.confidence == "low"
+    assert any("different vertebrae on the two sides" in w and "right side's last rib there "
+               "are 5" in w for w in ev.warnings)
+
+
 def test_two_lumbar_vertebrae_are_refused():
     """Two lumbar vertebrae between the last rib-bearing one and the sacrum is a count gone
     wrong by three levels (TotalSegmentator's real 3 mm CT as 5 mm slices: bodies merged in
@@ -267,6 +279,22 @@ def test_along_chain_is_the_arc_length_of_the_projection() -> None:
     assert along_chain(np.array([0.0, 5.0, -45.0]), centres) == pytest.approx(
         30.0 + np.hypot(5.0, 15.0), abs=1e-6)
     assert along_chain(np.array([0.0, 0.0, 8.0]), centres) == pytest.approx(-8.0)   # above
+
+
+def test_a_rib_goes_to_the_body_beside_its_head_when_its_basin_is_a_level_away() -> None:
+    """Bodies 36 mm apart along the column (T12 at 0, L1 at 36, L2 at 72)."""
+    s_bodies = np.array([0.0, 36.0, 72.0])
+    # The 12th rib's head 6 mm below T12's centre, its basin L1's (27+ mm away): T12's.
+    assert rib_body(1, s_bodies, 6.0, level_mm=36.0) == 0
+    # A head at the disc between T12 and L1 is either's: the basin decides.
+    assert rib_body(1, s_bodies, 18.0, level_mm=36.0) == 1
+    assert rib_body(0, s_bodies, 18.0, level_mm=36.0) == 0
+    # As at the cut T12 of a real CT at 3 mm: the head 10 mm below its centre, 26 mm above L1's.
+    assert rib_body(1, s_bodies, 10.0, level_mm=36.0) == 0
+    # Nearer one body by less than 0.4 of a level, the basin stands.
+    assert rib_body(1, s_bodies, 12.0, level_mm=36.0) == 1
+    # Two levels away (a tilted column's arch reaching up): the nearest body.
+    assert rib_body(2, s_bodies, 2.0, level_mm=36.0) == 0
 
 
 def test_no_ribs_no_sacrum_cannot_count():
