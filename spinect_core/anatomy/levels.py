@@ -152,6 +152,16 @@ class LevelOptions:
         foramina filled with its fatty marrow: TotalSegmentator's real 3 mm CT cropped below L2)
         gave S1 a body reaching up behind L5, and the gap between the two ran up along L5's
         back: disc centre 7.8 mm off, 4.1 with it (the whole CT 3.0 -> 2.6 mm). None: no bound.
+    disc_label_min_fraction, disc_min_hu : float
+        With the CT, a labelled L5/S1 disc smaller than this fraction of the soft tissue (at
+        least ``disc_min_hu``: a disc, not fat or the canal's fluid) in the gap between the two
+        bodies is a disc labelled in part, and that soft tissue joins it
+        (:func:`_disc_completed`). A patient-like phantom at 3 mm (arterial contrast): the
+        network labelled 48 voxels of its disc at the right edge, 17 mm from the midline, and
+        the plan was 11.2 mm off at "high" confidence; 6.2 mm with the gap's 178 voxels.
+        TotalSegmentator's real 3 mm CT (12 HU of noise): 156 labelled voxels at the disc's
+        back, 441 of soft tissue between the bodies; disc centre 6.0 -> 4.1 mm. A disc labelled
+        whole is left as it is (none of the other 23 patient-like phantoms changed).
     disc_off_column_mm : float
         The L5/S1 disc found lies at most this far to the left or right of the column (the
         median of the bodies' core centres), or the scan is refused
@@ -205,6 +215,8 @@ class LevelOptions:
     joint_min_mm3: float = 30.0
     joint_core_fraction: float = 0.2
     disc_behind_wall_mm: float | None = 3.0
+    disc_label_min_fraction: float = 0.4
+    disc_min_hu: float = 20.0
     disc_off_column_mm: float = 20.0
     geodesic_above_mm: float = 2.0
     counting: CountOptions = field(default_factory=CountOptions)
@@ -1231,13 +1243,15 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     disc = masks["disc"][sl]
     source = "label"
     chosen = _disc_between(disc, l5_body, s1_body, sp) if disc.any() else None
+    free = ~bone & ~masks["nerve"][sl] & ~masks["dura"][sl]
+    if options.disc_behind_wall_mm is not None:
+        free &= _not_behind(l5_body, labels.anterior_step_zyx, sp, options.disc_behind_wall_mm)
     if chosen is None:
         source = "gap"
-        free = ~bone & ~masks["nerve"][sl] & ~masks["dura"][sl]
-        if options.disc_behind_wall_mm is not None:
-            free &= _not_behind(l5_body, labels.anterior_step_zyx, sp,
-                                options.disc_behind_wall_mm)
         chosen = _gap_between(free, l5_body, s1_body, sp)
+    elif hu is not None:
+        chosen = _disc_completed(chosen, free & (hu[sl] >= options.disc_min_hu), l5_body,
+                                 s1_body, sp, min_fraction=options.disc_label_min_fraction)
     if chosen is None or chosen.sum() * voxel_mm3 < 200.0:
         raise AnatomyError("cannot separate L5 from S1: no disc or gap found between the "
                                 "two bodies (fused L5/S1?); check the segmentation at L5/S1")
@@ -1959,6 +1973,36 @@ def _disc_between_in(disc: np.ndarray, l5_body: np.ndarray, s1_body: np.ndarray,
     score[0] = 0
     best = int(np.argmax(score))
     return (lab == best) if score[best] > 0 else None
+
+
+def _disc_completed(disc: np.ndarray, soft: np.ndarray, l5_body: np.ndarray,
+                    s1_body: np.ndarray, sp, *, min_fraction: float) -> np.ndarray:
+    """The labelled L5/S1 disc, completed with the soft tissue between the bodies where the
+    labels hold only a part of it.
+
+    Parameters
+    ----------
+    disc : np.ndarray, bool, shape (nz, ny, nx)
+        The labelled disc between the bodies (:func:`_disc_between`).
+    soft : np.ndarray, bool, same shape
+        Unlabelled soft tissue that may be disc (not bone, nerve or dura; a disc's CT value).
+    l5_body, s1_body : np.ndarray, bool, same shape
+        The two bodies.
+    sp : array-like, shape (3,)
+        Voxel size (z, y, x) in mm.
+    min_fraction : float
+        The labelled disc stands alone when it holds at least this fraction of the gap's
+        voxels (:func:`_gap_between` of the soft tissue and the disc).
+
+    Returns
+    -------
+    np.ndarray, bool, same shape
+        ``disc``, or ``disc`` with the gap's soft tissue.
+    """
+    gap = _gap_between(soft | disc, l5_body, s1_body, np.asarray(sp, float))
+    if gap is None or disc.sum() >= min_fraction * gap.sum():
+        return disc
+    return disc | gap
 
 
 def _not_behind(body: np.ndarray, anterior: tuple[int, int], sp: np.ndarray,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spinect_core.anatomy.levels import _gap_between, _not_behind
+from spinect_core.anatomy.levels import _disc_completed, _gap_between, _not_behind
 
 SP = np.array([1.0, 1.0, 1.0])
 
@@ -52,3 +52,38 @@ def test_not_behind_follows_the_anterior_direction(step) -> None:
     else:                                     # anterior is -y: behind is above index 11
         assert ys.min() == 0 and ys.max() == 13
     assert _not_behind(np.zeros((3, 3, 3), bool), (1, 1), SP, 3.0).all()
+
+
+def _disc_between_boxes():
+    """L5's body over a 10 mm gap over S1's body (1 mm grid): the gap is all soft tissue."""
+    shape = (60, 50, 50)
+    l5 = np.zeros(shape, bool)
+    s1 = np.zeros(shape, bool)
+    l5[35:55, 10:40, 10:40] = True
+    s1[5:25, 10:40, 10:40] = True
+    soft = ~(l5 | s1)
+    return l5, s1, soft
+
+
+def test_a_disc_labelled_at_one_edge_is_completed_with_the_soft_tissue_between_the_bodies():
+    """A patient-like phantom at 3 mm: the network labelled 48 voxels at its disc's right edge
+    and the plan was 11 mm off; the soft tissue between the bodies completes it."""
+    l5, s1, soft = _disc_between_boxes()
+    edge = np.zeros_like(soft)
+    edge[25:35, 10:40, 10:14] = True                # a 4 mm strip of a 30 mm wide disc
+    done = _disc_completed(edge, soft & ~edge, l5, s1, SP, min_fraction=0.4)
+    assert done[25:35, 12:38, 12:38].all() and done[edge].all()
+    centre_x = np.nonzero(done)[2].mean()
+    assert abs(centre_x - 24.5) < 1.0               # the bodies' middle, not the strip's (11.5)
+
+
+def test_a_disc_labelled_whole_is_left_as_it_is():
+    l5, s1, soft = _disc_between_boxes()
+    whole = np.zeros_like(soft)
+    whole[25:35, 10:40, 10:40] = True               # all the space between the bodies
+    done = _disc_completed(whole, soft & ~whole, l5, s1, SP, min_fraction=0.4)
+    assert (done == whole).all()
+    # Without soft tissue between the bodies (fat, canal fluid): nothing to add.
+    part = np.zeros_like(soft)
+    part[25:35, 10:40, 10:14] = True
+    assert (_disc_completed(part, np.zeros_like(soft), l5, s1, SP, min_fraction=0.4) == part).all()
