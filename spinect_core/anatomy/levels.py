@@ -160,8 +160,9 @@ class LevelOptions:
         network labelled 48 voxels of its disc at the right edge, 17 mm from the midline, and
         the plan was 11.2 mm off at "high" confidence; 6.2 mm with the gap's 178 voxels.
         TotalSegmentator's real 3 mm CT (12 HU of noise): 156 labelled voxels at the disc's
-        back, 441 of soft tissue between the bodies; disc centre 6.0 -> 4.1 mm. A disc labelled
-        whole is left as it is (none of the other 23 patient-like phantoms changed).
+        back, 441 of soft tissue between the bodies; the plan's disc centre 6.0 -> 4.0 mm. A
+        disc labelled whole is left as it is (none of the other 23 patient-like phantoms
+        changed).
     disc_off_column_mm : float
         The L5/S1 disc found lies at most this far to the left or right of the column (the
         median of the bodies' core centres), or the scan is refused
