@@ -292,8 +292,9 @@ class LumbosacralAnatomy(CoreLandmarks):
         Transitional anatomy and other things a user should check.
     source : str
         ``"instances"`` (per-level labels), ``"labels"`` (derived from bone and a disc label) or
-        ``"bone+nerve"`` (derived, the disc found as the gap between the bodies) or
-        ``"labels+ct"`` (derived, the disc found on the CT as the dark band or the bright
+        ``"bone+nerve"`` (derived, the disc found as the gap between the bodies),
+        ``"labels+gap"`` (derived, a disc labelled in part completed with the soft tissue of
+        that gap on the CT; a warning says so) or ``"labels+ct"`` (derived, the disc found on the CT as the dark band or the bright
         plate of a collapsed disc between the endplates; a warning says so).
     level_evidence : LevelEvidence or None
         How well the level count establishes L5/S1 when the levels were derived from class
@@ -408,7 +409,12 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
         derived = derive_parts(labels, table, ct=ct, options=options.levels,
                                progress=sub_progress(progress, 0.0, 0.7, ""))
         parts = derived.parts
-        source = {"label": "labels", "gap": "bone+nerve", "ct": "labels+ct"}[derived.disc_source]
+        source = {"label": "labels", "gap": "bone+nerve", "completed": "labels+gap",
+                  "ct": "labels+ct"}[derived.disc_source]
+        if derived.disc_source == "completed":
+            warnings.append("the segmentation labels only part of the L5/S1 disc: the soft "
+                            "tissue the CT shows between the L5 and S1 bodies was added to it; "
+                            "check the disc and the level on the images")
         if derived.disc_source == "ct":
             warnings.append("the L5/S1 disc is not in the segmentation (bridged by bone or too "
                             "thin at this slice thickness): it was found on the CT between the "

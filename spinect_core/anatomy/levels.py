@@ -238,7 +238,7 @@ class DerivedLevels:
     sacrum_centre_lps: np.ndarray
     l5_centre_lps: np.ndarray
     disc_centre_lps: np.ndarray        # (3,) centroid of the L5/S1 disc's voxels
-    disc_source: str                   # "label", "gap" or "ct"
+    disc_source: str                   # "label", "gap", "completed" or "ct"
     evidence: LevelEvidence = field(default_factory=LevelEvidence)
 
 
@@ -1251,8 +1251,10 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
         source = "gap"
         chosen = _gap_between(free, l5_body, s1_body, sp)
     elif hu is not None:
-        chosen = _disc_completed(chosen, free & (hu[sl] >= options.disc_min_hu), l5_body,
-                                 s1_body, sp, min_fraction=options.disc_label_min_fraction)
+        completed = _disc_completed(chosen, free & (hu[sl] >= options.disc_min_hu), l5_body,
+                                    s1_body, sp, min_fraction=options.disc_label_min_fraction)
+        if completed.sum() > chosen.sum():
+            source, chosen = "completed", completed
     if chosen is None or chosen.sum() * voxel_mm3 < 200.0:
         raise AnatomyError("cannot separate L5 from S1: no disc or gap found between the "
                                 "two bodies (fused L5/S1?); check the segmentation at L5/S1")
