@@ -356,17 +356,17 @@ def rib_body(basin_body: int, s_bodies: np.ndarray, s_rib: float, *, level_mm: f
     """The vertebra a rib belongs to: its watershed basin's, unless that body is far from its head.
 
     The basin that reaches the rib's medial end is its vertebra's, unless that body lies more than
-    0.4 of a level farther along the column from the rib's head than the nearest body does: the
-    lowest ribs (10-12) articulate with their own body alone, their heads beside its upper half
-    (within about 0.35 of a level of its centre, a body being about 0.7 of a level tall), so a
-    head that much nearer one body is that body's; a head at a disc (ribs 2-9) is left to the
-    basin. On a strongly tilted
-    column the arch of the vertebra two below reaches back up beside the rib's head (a real chest
-    CT at 2 mm blocks: the 12th rib's head level with T12 was given to L2, so L2 was "T12"); where
-    the field of view cuts T12, L1's basin floods its arch (a real lumbar CT resampled to 2 mm:
-    the 12th rib's head 6 mm from T12's centre was given to L1, 27 mm away, so one lumbar
-    vertebra went missing from the count; at 3 mm the head 11 mm below the cut T12's centre and
-    28 mm above L1's, 0.45 of a level nearer T12).
+    :data:`RIB_HEAD_NEARER_LEVELS` of a level farther along the column from the rib's head than
+    the nearest body does: the lowest ribs (10-12) articulate with their own body alone, their
+    heads beside its upper half (within about 0.35 of a level of its centre, a body being about
+    0.7 of a level tall), so a head that much nearer one body is that body's; a head at a disc
+    (ribs 2-9) is left to the basin. On a strongly tilted column the arch of the vertebra two
+    below reaches back up beside the rib's head (a real chest CT at 2 mm blocks: the 12th rib's
+    head level with T12 was given to L2, so L2 was "T12"); where the field of view cuts T12,
+    L1's basin floods its arch (a real lumbar CT resampled to 2 mm: the 12th rib's head 6 mm
+    from T12's centre was given to L1, 27 mm away, so one lumbar vertebra went missing from the
+    count; at 3 mm the head 11 mm below the cut T12's centre and 28 mm above L1's, 0.45 of a
+    level nearer T12).
 
     Parameters
     ----------
