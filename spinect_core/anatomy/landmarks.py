@@ -134,6 +134,16 @@ class AnatomicalFrame:
         self.post = np.cross(self.h, self.lat)
         self.R = np.column_stack([self.lat, self.post, self.h])
 
+    @classmethod
+    def about_midline(cls, core: "CoreLandmarks") -> "AnatomicalFrame":
+        """The frame of the S1 endplate with its origin moved along ``lat`` onto the
+        mid-sagittal plane: ``lat`` is then the distance from the midline (patient's left
+        positive), ``post`` and ``h`` are the S1 endplate's as before."""
+        frame = cls(core.s1_endplate_centre_lps, core.s1_endplate_normal_lps,
+                    core.midline_normal_lps)
+        offset = float(np.dot(core.midline_point_lps - frame.c, frame.lat))
+        return cls(frame.c + offset * frame.lat, frame.h, frame.lat)
+
     def local(self, p: np.ndarray) -> np.ndarray:
         return (np.asarray(p, float) - self.c) @ self.R
 
@@ -302,17 +312,12 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         raise AnatomyError("cannot find the L5 vertebral body (too thin in the labels); check "
                            "the segmentation at L5")
     body = _body_halves(body, grid)
-    F = AnatomicalFrame(core.s1_endplate_centre_lps, core.s1_endplate_normal_lps, core.midline_normal_lps)
-    mid_off = float(np.dot(core.midline_point_lps - F.c, F.lat))
-
+    F = AnatomicalFrame.about_midline(core)
     body_q = F.local(G.voxel_points(grid, body, off))
-    body_q[:, 0] -= mid_off
     l5_q = F.local(G.voxel_points(grid, l5c, off))
-    l5_q[:, 0] -= mid_off
     s1 = parts == PART_ID["S1"]
     s1_sl, s1_off = _crop(grid, s1 & _near(grid, s1, core.disc_centre_lps, 70.0), 2.0)
     s1_q = F.local(G.voxel_points(grid, s1[s1_sl], s1_off))
-    s1_q[:, 0] -= mid_off
     l5_inf_h = float(F.local(core.l5_endplate_centre_lps)[2])
     h_lo, h_hi = float(body_q[:, 2].min()), float(body_q[:, 2].max())
     upper = body_q[:, 2] >= h_lo + 0.4 * (h_hi - h_lo)
@@ -455,21 +460,16 @@ def side_landmarks(grid: Volume, parts: np.ndarray, core: CoreLandmarks
         border_q = lv[sgn * lv[:, 0] >= x_max - 1.5].mean(axis=0)
         border_q[0] = sgn * x_max
 
-        def to_lps(q: np.ndarray) -> np.ndarray:
-            q = np.array(q, float)
-            q[0] += mid_off
-            return F.lps(q)
-
-        foramen = to_lps(foramen_q)
+        foramen = F.lps(foramen_q)
         root = root_centreline(grid, parts, side, foramen, midline_point_lps=core.midline_point_lps,
                                midline_normal_lps=core.midline_normal_lps)
         frame = side_frame(origin_lps=foramen, cranial_lps=core.s1_endplate_normal_lps,
                            left_lps=core.midline_normal_lps, side=side)
         out[side] = SideAnatomy(
-            pedicle_centre_lps=to_lps(centre_q), pedicle_lower_margin_lps=to_lps(lower_q),
-            pedicle_medial_wall_lps=to_lps(medial_q),
-            vertebral_body_lateral_border_lps=to_lps(border_q), foramen_centre_lps=foramen,
-            posterior_wall_lps=to_lps(wall_q),
+            pedicle_centre_lps=F.lps(centre_q), pedicle_lower_margin_lps=F.lps(lower_q),
+            pedicle_medial_wall_lps=F.lps(medial_q),
+            vertebral_body_lateral_border_lps=F.lps(border_q), foramen_centre_lps=foramen,
+            posterior_wall_lps=F.lps(wall_q),
             root_centreline_lps=root, frame=frame)
     return out
 

@@ -73,10 +73,8 @@ def landmark_coordinates(core: CoreLandmarks, point_lps: np.ndarray) -> np.ndarr
         bent 10 degrees to one side has its pedicles 6 mm apart in height above S1 and level on
         L5).
     """
-    frame = AnatomicalFrame(core.s1_endplate_centre_lps, core.s1_endplate_normal_lps,
-                            core.midline_normal_lps)
-    lateral, posterior, height = frame.local(point_lps)
-    lateral -= float(np.dot(core.midline_point_lps - frame.c, frame.lat))  # patient's left > 0
+    frame = AnatomicalFrame.about_midline(core)
+    lateral, posterior, height = frame.local(point_lps)           # patient's left > 0
     n5 = core.l5_endplate_normal_lps
     if n5 is not None and float(np.dot(n5, frame.h)) > 0.5:
         # L5's endplate plane rises by -(n . left) / (n . h) mm per mm to the left.
