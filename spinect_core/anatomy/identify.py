@@ -291,11 +291,12 @@ class LumbosacralAnatomy(CoreLandmarks):
     warnings : list of str
         Transitional anatomy and other things a user should check.
     source : str
-        ``"instances"`` (per-level labels), ``"labels"`` (derived from bone and a disc label) or
+        ``"instances"`` (per-level labels), ``"labels"`` (derived from bone and a disc label),
         ``"bone+nerve"`` (derived, the disc found as the gap between the bodies),
         ``"labels+gap"`` (derived, a disc labelled in part completed with the soft tissue of
-        that gap on the CT; a warning says so) or ``"labels+ct"`` (derived, the disc found on the CT as the dark band or the bright
-        plate of a collapsed disc between the endplates; a warning says so).
+        that gap on the CT; a warning says so) or ``"labels+ct"`` (derived, the disc found on
+        the CT as the dark band or the bright plate of a collapsed disc between the endplates;
+        a warning says so).
     level_evidence : LevelEvidence or None
         How well the level count establishes L5/S1 when the levels were derived from class
         labels (:class:`~spinect_core.anatomy.counting.LevelEvidence`; ``confidence``,
