@@ -4,6 +4,8 @@ answer).
 TotalSegmentator's real 3 mm CT cropped below L2: the sacrum's core lay behind its body (its
 canal and foramina filled with fatty marrow), S1's body reached up behind L5, and the gap taken
 for the disc ran up along L5's back (disc centre 7.8 mm off; 4.1 mm with the bound).
+
+A disc labelled in part is completed with the soft tissue of that gap (``_disc_completed``).
 """
 
 from __future__ import annotations
