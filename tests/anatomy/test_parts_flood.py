@@ -32,3 +32,63 @@ def test_the_flood_is_in_steps_only_on_coarse_grids(monkeypatch, spacing_mm, fla
     assert bool(np.all(image == 0.0)) == flat
     if not flat:
         assert image.min() < -5.0                           # the distance map's depth
+
+
+def _spy_derive(monkeypatch):
+    """Record the ``geodesic_above_mm`` of every derive_parts call that identify makes."""
+    from spinect_core.anatomy import identify
+
+    calls: list[float] = []
+    real = identify.derive_parts
+
+    def derive(*args, options, **kwargs):
+        calls.append(options.geodesic_above_mm)
+        return real(*args, options=options, **kwargs)
+
+    monkeypatch.setattr(identify, "derive_parts", derive)
+    return calls
+
+
+def test_plausible_landmarks_are_derived_once(monkeypatch) -> None:
+    from spinect_core.anatomy import identify_lumbosacral
+
+    calls = _spy_derive(monkeypatch)
+    ph = generate_phantom(seed=0, spacing_mm=(1.0,) * 3)
+    anatomy = identify_lumbosacral(ph.labels, DEFAULT_LABELS, ct=ph.ct)
+    assert anatomy.warnings == []
+    assert calls == [2.0]
+    assert not any("L5's arch" in r for r in anatomy.level_evidence.reasons)
+
+
+@pytest.mark.parametrize("alternative_doubts, taken", [
+    ((1, 30.0), True), ((2, 17.0), True), ((2, 18.5), False), ((3, 1.0), False)])
+def test_the_other_flood_is_taken_when_its_landmarks_are_more_plausible(
+        monkeypatch, alternative_doubts, taken) -> None:
+    """The first parts' landmarks doubted twice (20 mm apart): the parts flooded the other way
+    (voxel steps on this 1.5 mm grid) are kept when their landmarks have fewer doubts, and the
+    level evidence says why; with as many doubts only when the sides differ by over 2 mm less
+    (identify.FLOOD_MIRROR_GAIN_MM)."""
+    from spinect_core.anatomy import identify
+
+    calls = _spy_derive(monkeypatch)
+    real_measure = identify._measure
+    doubts = iter([(2, 20.0), alternative_doubts])
+
+    def measure(*args, **kwargs):
+        m = real_measure(*args, **kwargs)
+        m.doubts = next(doubts)
+        return m
+
+    monkeypatch.setattr(identify, "_measure", measure)
+    ph = generate_phantom(seed=0, spacing_mm=(1.5,) * 3)
+    anatomy = identify.identify_lumbosacral(ph.labels, DEFAULT_LABELS, ct=ph.ct)
+    assert calls == [2.0, 0.0]
+    reasons = [r for r in anatomy.level_evidence.reasons if r.startswith("L5's arch")]
+    if taken:
+        assert len(reasons) == 1
+        assert "along voxel steps, since along the bone's necks" in reasons[0]
+        n, apart = alternative_doubts
+        assert f"2 doubt(s) (left and right 20 mm apart) against {n} ({apart:.0f} mm)" \
+            in reasons[0]
+    else:
+        assert reasons == []

@@ -103,3 +103,14 @@ def test_l5_tilted_to_one_side_on_the_sacrum_is_no_asymmetry():
     assert landmark_warnings(level_on_l5, sides) == []
     warned = landmark_warnings(_core(), sides)
     assert len(warned) == 1 and "do not mirror each other" in warned[0]
+
+
+def test_the_mirror_difference_is_the_largest_left_right_difference():
+    from spinect_core.anatomy.plausibility import mirror_difference_mm
+
+    assert mirror_difference_mm(_core(), {"left": _side("left"), "right": _side("right")}) \
+        == pytest.approx(0.0, abs=1e-9)
+    sides = {"left": _side("left", lower_margin_height=2.0),
+             "right": _side("right", lower_margin_height=16.0)}
+    assert mirror_difference_mm(_core(), sides) == pytest.approx(14.0)
+    assert mirror_difference_mm(_core(), {"left": _side("left")}) == 0.0
