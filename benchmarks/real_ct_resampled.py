@@ -51,6 +51,13 @@ lumbar, a broken count); 1.5 mm 3.2 "low" (refused before this session's neck sp
 ``levels._split_at_neck``), 28.1 / 15.8, 29.2 / 13.1, 28.0 / 11.4 (the necks kept at 1.5 mm;
 29.9 / 7.1, 31.1 / 17.4, 29.5 / 14.8 before the neck's cut went back to bone);
 ``--shift-mm 0.75`` 8.3 "low", 7.7 / 8.4, 4.9 / 5.5, 8.0 / 7.9.
+Session 33 (the other flood tried when L5's landmarks are doubted, ``identify._other_flood``;
+12 HU, ``--landmarks``, pedicle centre / lower margin / foramen centre left ; right): 3 mm 4.0
+mm "high", 1.8 / 2.7 / 1.7 ; 1.3 / 1.6 / 1.9 (unchanged); 1.5 mm 3.3 "low", 1.6 / 3.3 / 2.6 ;
+4.5 / 6.1 / 4.5 (was 28.1 / 29.2 / 27.7 ; 15.8 / 13.1 / 11.4); 1.25 mm 5.3 "low", 7.1 / 5.6 /
+7.4 ; 6.8 / 4.9 / 7.8 (was 12.5 / 11.2 / 15.2 ; 12.9 / 11.4 / 12.0); 1 mm 3.4 "low", 2.1 / 1.6
+/ 1.2 ; 4.6 / 6.2 / 5.1 (was 1.0 / 1.7 / 1.6 ; 4.0 / 13.1 / 11.1); 2 mm 9.5 "low" unchanged
+(16.2 / 16.9 / 10.9 ; 13.0 / 15.0 / 17.3, both floods off, warned).
 
     .venv/bin/python benchmarks/real_ct_resampled.py CT.nii.gz MASKS_DIR OUT_DIR
         [--spacings 3,2.5,2,1.5 | 3x3x5] [--noise-hu 12] [--shift-mm 1.5] [--landmarks] [--json]

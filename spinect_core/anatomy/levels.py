@@ -24,7 +24,8 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
    pedicles, laminae and facets go to their own vertebra (they meet the neighbour's only at thin
    joints). On grids coarser than :attr:`LevelOptions.geodesic_above_mm` the joints are not
    seen and the flood runs in voxel steps through the bone instead (each voxel to the seed
-   nearest through the bone).
+   nearest through the bone). Labels that fill the joints on a fine grid (a smooth scan) need
+   the steps too: the anatomy tries the other flood when L5's landmarks are doubted.
 5. **The L5/S1 disc** is the disc component between the two bodies or, without a disc label, the
    unlabelled gap between them. When there is neither and the CT is given, the labels' bone is
    cut where the CT shows a dark band between bright bone above and below
@@ -187,8 +188,11 @@ class LevelOptions:
         8.8). On finer grids the flood in steps loses what the necks keep: at 1 mm real-bone
         phantoms 9 of 20 sides with both landmarks within 4 mm -> 0 of 20; at 1.5 mm the
         procedural test phantoms' exact labels gave L5's arch in part to S1 and its transverse
-        process a piece of the ala (false warnings). So the same CT resampled to 1.5 mm keeps
-        its arch given away (pedicle centres 28.1 / 15.8 mm; 1.6 / 4.5 with the flood in steps).
+        process a piece of the ala (false warnings). So the same CT resampled to 1.5 mm kept
+        its arch given away (pedicle centres 28.1 / 15.8 mm; 1.6 / 4.5 with the flood in steps)
+        until session 33: :func:`~spinect_core.anatomy.identify.identify_lumbosacral` derives
+        the parts again with the other flood when the landmarks of the first are doubted, and
+        keeps the more plausible (``identify._other_flood``).
         Real-bone phantoms at 3 mm 0 of 14 either way; 24 patient-like phantoms: the same 19 at
         the right level, the disc centres of those coarser than 2 mm within 0.5 mm of before but
         206 (5.7 -> 6.5 mm) and 209 (7.4 -> 11.2).
