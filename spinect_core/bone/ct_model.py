@@ -342,7 +342,17 @@ class CTBoneOptions:
         the scan as given, the real chest and lumbar crop and 22 patient-like phantoms
         unchanged, and the test's organ as dense as marrow stays out. 0 turns it off.
     no_contrast_pool_ml : float
-        A scan with contrast pools (:func:`_pools`) under this volume shows no enhanced blood.
+        A scan with contrast pools (:func:`_pools`, their partial-volume rim included) under
+        this volume shows no enhanced blood. An aorta over 30 mm alone holds more; a smooth
+        scan's flat marrow can pass for a small pool. Measured 2026-12-07 (session 33): the real
+        contrast chest CT 477 ml, TotalSegmentator's CT without contrast 0 ml at 3 and 1 mm, but
+        7.0-7.3 ml (a femoral head's marrow) when that 1 mm CT is cropped below L1, L2 or L3
+        (its soft-tissue peak 19-21 HU against 27, so the flat test's threshold is lower): at
+        5 ml the crops were taken for contrast scans, every body's marrow left out and the scans
+        refused ("cannot separate L5 from S1"); at 10 ml they are planned at L5/S1 ("low", disc
+        centre 3.9-4.3 mm from the reference's). Patient-like phantoms: arterial 17.9-161 ml,
+        portal 0-347 (one at 7.6 ml, bone Dice 0.839 -> 0.833 at 10 ml), oral contrast alone
+        23 ml, none 0.
     lumen_min_pool_ml : float
         Where the contrast pools hold at least this much blood as bright as the cortical seed
         threshold (an arterial phase), the vessels branching from them are traced through the
@@ -441,7 +451,7 @@ class CTBoneOptions:
     marrow_neck_ratio: float = 0.35
     marrow_neck_reach_mm: float = 30.0
     marrow_waist_mm: float = 5.0
-    no_contrast_pool_ml: float = 5.0
+    no_contrast_pool_ml: float = 10.0
     lumen_min_pool_ml: float = 1.0
     lumen_max_blood_hu: float = 700.0
     lumen_below_hu: float = 150.0

@@ -97,7 +97,8 @@ def test_marrow_carries_into_slices_whose_ring_is_broken():
     assert not np.any(carried & ~ndi.binary_dilation(bone, iterations=2))
 
 
-def _coarse_vertebra(*, organ_ml: float = 0.0, pool: bool = False, seed: int = 0):
+def _coarse_vertebra(*, organ_ml: float = 0.0, pool: bool = False, seed: int = 0,
+                     pool_radius_mm: float = 12.0, pool_height_mm: float = 66.0):
     """A 3 mm isotropic scan without contrast: a vertebral body (a vertical cylinder of radius
     14 mm and 66 mm tall, 40 ml, cancellous 200 +- 25 HU, its thin cortex blurred below any seed threshold as through 3 mm
     voxels) in front of a dense arch (900 HU) that touches it; optionally an organ as dense as
@@ -125,7 +126,8 @@ def _coarse_vertebra(*, organ_ml: float = 0.0, pool: bool = False, seed: int = 0
         organ = slab & (yy >= 78) & (yy < 78 + side) & (np.abs(xx - 72) <= side / 2)
         hu[organ] = 200.0 + rng.normal(0.0, 25.0, int(organ.sum()))
     if pool:
-        hu[slab & ((yy - 100) ** 2 + (xx - 28) ** 2 <= 12 ** 2)] = 250.0
+        tube = (zz >= 12) & (zz < 12 + pool_height_mm)
+        hu[tube & ((yy - 100) ** 2 + (xx - 28) ** 2 <= pool_radius_mm ** 2)] = 250.0
     hu += rng.normal(0.0, 8.0, shape)
     vol = Volume(array=hu.astype(np.int16), spacing_mm=np.full(3, sp), origin_lps_mm=np.zeros(3),
                  direction=np.eye(3))
@@ -157,6 +159,22 @@ def test_marrow_beyond_the_reach_is_not_joined_where_the_scan_shows_contrast():
     assert result.mask.array.astype(bool)[organ].mean() < 0.3
     without_pool, _, organ = _coarse_vertebra(organ_ml=20.0)
     assert segment_bone_from_ct(without_pool).mask.array.astype(bool)[organ].mean() > 0.9
+
+
+def test_a_few_ml_of_flat_dense_tissue_do_not_make_a_contrast_scan():
+    """A scan without contrast whose only "pool" holds under 10 ml with its rim (a smooth
+    femoral head's flat marrow at the bottom of a lumbar field of view: 7.0-7.3 ml in
+    TotalSegmentator's real CT resampled to 1 mm and cropped below L1-L3, every body's marrow then
+    left out and the scan refused) still joins the marrow beyond the seeds' reach; an aorta
+    over 30 mm (14 ml) makes it a contrast scan."""
+    vol, body, _ = _coarse_vertebra(pool=True, pool_radius_mm=10.0, pool_height_mm=18.0)
+    result = segment_bone_from_ct(vol)
+    pool_ml = result.rejected.get("contrast_pool", 0) * 27.0 / 1000.0
+    assert 1.0 < pool_ml < CTBoneOptions().no_contrast_pool_ml
+    inner = ndi.binary_erosion(body)
+    assert result.mask.array.astype(bool)[inner].mean() > 0.95
+    vol, body, _ = _coarse_vertebra(pool=True, pool_radius_mm=10.0, pool_height_mm=30.0)
+    assert segment_bone_from_ct(vol).mask.array.astype(bool)[inner].mean() < 0.3
 
 
 def test_contrast_filled_tube_touching_bone_is_not_bone():
