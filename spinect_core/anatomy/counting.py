@@ -86,6 +86,15 @@ class CountOptions:
     sacrum_width_ratio, sacrum_volume_ratio, sacrum_height_ratio : float
         The sacrum's core is at least this much wider (left-right), larger or taller than the
         core of the body above it (any one suffices); lumbar bodies differ by < 1.3x.
+    shape_reference_min_mm3 : float
+        Where every body the shape is judged against (:data:`SHAPE_REFERENCE_BODIES` above) has
+        a core smaller than this (mm^3) and none is cut by the field of view's top, the shape
+        is no evidence: those cores are slivers of bodies whose marrow the labels left out
+        (lumbar cores are 4000-9000 mm^3). Measured 2026-12-07 (session 33) on
+        TotalSegmentator's real CT resampled to 1 mm and cropped below L2, with the bodies' marrow
+        left out: L5's core (5700 mm^3) against a sliver of L3 (440) passed for the sacrum and
+        the count named L3 "L5" at "moderate" (refused later only because L5 and "S1" could not
+        be parted at full resolution).
     sacrum_clear_volume_ratio : float
         Unless the rib count agrees, a sacrum whose core is not at least this much larger than
         the body above's is in doubt (low confidence), whatever its width. Real sacra's cores
@@ -120,6 +129,7 @@ class CountOptions:
     rib_gap_mm: float = 15.0
     min_sacrum_depth_mm: float = 30.0
     sacrum_width_ratio: float = 1.5
+    shape_reference_min_mm3: float = 1500.0
     sacrum_volume_ratio: float = 3.0
     sacrum_height_ratio: float = 1.8
     sacrum_clear_volume_ratio: float = 1.3
@@ -761,6 +771,13 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
         shaped = (ratios[0] >= options.sacrum_width_ratio
                   or ratios[1] >= options.sacrum_volume_ratio
                   or ratios[2] >= options.sacrum_height_ratio)
+        # Against slivers of marrow only (every body above a small core that the field of view
+        # does not cut) the ratios measure the labels' holes, not a sacrum: no evidence.
+        reference = [chain[k] for k in range(max(index - SHAPE_REFERENCE_BODIES, 0), index)]
+        if all(r.volume_mm3 < options.shape_reference_min_mm3
+               and r.top_z + core_mm < fov_top_z(fov, float(r.centre[0]), float(r.centre[1]))
+               - 2.0 * float(np.max(fov.spacing_mm)) for r in reference):
+            shaped = False
     # Depth: from the top of the body (measured under the body above, where the sacral
     # promontory lies: a candidate merged with the ilia has a core reaching the iliac crests) to
     # where the bone or the field of view ends.

@@ -13,7 +13,7 @@ from spinect_core.anatomy.counting import (CountOptions, InstanceLevels, LevelEv
                                            evidence_from_instances, fov_bottom_z,
                                            instance_levels, level_below, level_of_name,
                                            require_l5_s1, rib_body)
-from spinect_core.anatomy.levels import LevelOptions, derive_parts
+from spinect_core.anatomy.levels import LevelOptions, _count_pass, derive_parts
 from spinect_core.anatomy.parts import PART_ID
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable, STUDY_LABELS
@@ -870,3 +870,36 @@ def test_a_shallow_sacrum_with_the_scan_going_on_below_is_not_called_out_of_view
     cut = SacrumCheck(index=5, ilia=("left", "right"), shaped=True, ratios=(2.0, 3.0, 1.8),
                       depth_mm=15.0, deep_enough=False, fov_depth_mm=18.0)
     assert cut.cut_by_fov and "mostly outside the field of view" in cut.missing()
+
+
+def _column_with_marrow_left_out() -> Column:
+    """L3-L5 and the sacrum without ribs, the labels' marrow left out of all but L5 (an
+    elderly patient's fatty marrow in a smooth scan): L3 keeps a sliver of it (a 20 mm cube, a
+    core of about 640 mm^3), L4 and the sacrum are shells."""
+    col = Column(["L3", "L4", "L5"], ribs=set(), hollow={"L3", "L4"})
+    middle = col.bottom["L3"] + 0.5 * BODY_H
+    col.box((-10, 10), (-10, 10), (middle - 10, middle + 10))
+    t = col.sacrum_top
+    col.box((-23, 23), (-16, 16), (t - 28, t - 2), value=False)          # S1's marrow
+    for k in range(6):                                                   # S2...'s
+        w = 22 - 3 * k
+        col.box((-w + 2, w - 2), (-12 + 5 * k, 12 + 5 * k),
+                (t - 38 - 10 * k, t - 32 - 10 * k), value=False)
+    for s in (1, -1):                                                    # the alae's
+        col.box(sorted((s * 27, s * 56)), (-6, 22), (t - 28, t - 6), value=False)
+    return col
+
+
+def test_l5_is_not_taken_for_the_sacrum_against_a_sliver_of_marrow_above() -> None:
+    """Judged against L3's sliver of a core, L5's core is 17x as large and passed for the
+    sacrum: the count named L3 "L5" at "moderate" (TotalSegmentator's real CT resampled to
+    1 mm and cropped below L2, its marrow taken for contrast pools). Against slivers the shape
+    is no evidence, and the scan is refused with the bodies named as not solid."""
+    col = _column_with_marrow_left_out()
+    with pytest.raises(AnatomyError, match="not solid in the bone labels"):
+        _count_pass(col.volume(), STUDY_LABELS, None, LevelOptions(), None)
+    # As before (no bound): a level off.
+    old = LevelOptions(counting=CountOptions(shape_reference_min_mm3=0.0))
+    counted = _count_pass(col.volume(), STUDY_LABELS, None, old, None)
+    assert counted.evidence.levels == ("L5", "S1")
+    assert counted.chain[-1].centre[2] == pytest.approx(col.bottom["L5"] + 0.5 * BODY_H, abs=3.0)
