@@ -379,6 +379,7 @@ def _measure(labels: Volume, parts: np.ndarray, ct: Volume | None, *,
     """The core and side landmarks of ``parts`` (on ``labels``' grid), their zone landmarks
     moved to the CT's bone edge when ``ct`` is given, and their plausibility (:class:`_Measured`;
     ``derived``: the parts were derived, so L5's arch may be cut short)."""
+    # A coarse label map's landmarks are measured on L5/S1 resampled to 1 mm (fine_grid).
     fine, fine_parts = landmark_parts(labels, parts)
     endplate_warnings: list[str] = []
     core = endplates(fine, fine_parts, endplate_warnings)
