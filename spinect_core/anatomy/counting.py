@@ -547,6 +547,9 @@ class SacrumCheck:
     min_depth_mm : float
     fov_depth_mm : float
         How far the field of view reaches below its top (mm), bone or not.
+    slivers_above : bool
+        Every body its shape was judged against is a sliver of a core
+        (:attr:`CountOptions.shape_reference_min_mm3`): not shaped, whatever the ratios.
     """
 
     index: int
@@ -557,6 +560,7 @@ class SacrumCheck:
     deep_enough: bool
     min_depth_mm: float = 30.0
     fov_depth_mm: float = float("inf")
+    slivers_above: bool = False
 
     @property
     def cut_by_fov(self) -> bool:
@@ -572,6 +576,10 @@ class SacrumCheck:
         """What is missing, as words for a refusal (empty when nothing)."""
         if not self.ilia:
             return "no sacrum found (no ilia beside the lowest vertebral body)"
+        if not self.shaped and self.slivers_above:
+            return ("no sacrum found: the vertebral bodies above the lowest one are only slivers "
+                    "of bone in the labels (their marrow left out), so whether it is the sacrum "
+                    "cannot be told from its shape")
         if not self.shaped:
             # Not "it has ilia beside it": what the ilia test found can be ribs or a scapula
             # on a chest CT, and the shape is what decides.
@@ -759,7 +767,7 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
     # beside bodies of 4000-9000) made L4 "3.7x as tall" (a patient-like phantom whose sacrum
     # had no core in the bone, planned 80 mm off at moderate confidence).
     ratios = (0.0, 0.0, 0.0)
-    shaped = False
+    shaped = slivers = False
     if index > 0:
         # The candidate's core voxels, read once for its shape and its depth line below.
         c_pts = G.voxel_points(grid, core_lab == c.label, off)
@@ -774,10 +782,10 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
         # Against slivers of marrow only (every body above a small core that the field of view
         # does not cut) the ratios measure the labels' holes, not a sacrum: no evidence.
         reference = [chain[k] for k in range(max(index - SHAPE_REFERENCE_BODIES, 0), index)]
-        if all(r.volume_mm3 < options.shape_reference_min_mm3
-               and r.top_z + core_mm < fov_top_z(fov, float(r.centre[0]), float(r.centre[1]))
-               - 2.0 * float(np.max(fov.spacing_mm)) for r in reference):
-            shaped = False
+        slivers = all(r.volume_mm3 < options.shape_reference_min_mm3
+                      and r.top_z + core_mm < fov_top_z(fov, float(r.centre[0]), float(r.centre[1]))
+                      - 2.0 * float(np.max(fov.spacing_mm)) for r in reference)
+        shaped = shaped and not slivers
     # Depth: from the top of the body (measured under the body above, where the sacral
     # promontory lies: a candidate merged with the ilia has a core reaching the iliac crests) to
     # where the bone or the field of view ends.
@@ -793,7 +801,8 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
         depth = fov_depth
     return SacrumCheck(index=index, ilia=sides, shaped=shaped, ratios=ratios, depth_mm=float(depth),
                        deep_enough=depth >= options.min_sacrum_depth_mm,
-                       min_depth_mm=options.min_sacrum_depth_mm, fov_depth_mm=float(fov_depth))
+                       min_depth_mm=options.min_sacrum_depth_mm, fov_depth_mm=float(fov_depth),
+                       slivers_above=slivers)
 
 
 @dataclass(frozen=True)

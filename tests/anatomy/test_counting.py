@@ -903,3 +903,18 @@ def test_l5_is_not_taken_for_the_sacrum_against_a_sliver_of_marrow_above() -> No
     counted = _count_pass(col.volume(), STUDY_LABELS, None, old, None)
     assert counted.evidence.levels == ("L5", "S1")
     assert counted.chain[-1].centre[2] == pytest.approx(col.bottom["L5"] + 0.5 * BODY_H, abs=3.0)
+
+
+def test_a_sacrum_refused_for_slivers_above_says_so() -> None:
+    """Refused because its shape was judged against slivers only: the words say the bodies
+    above are slivers of bone in the labels, not that it is no wider or larger than they are
+    (TotalSegmentator's CT at 1 mm cropped below L2: L5's core was 17x its sliver of L3's)."""
+    from spinect_core.anatomy.counting import SacrumCheck
+
+    check = SacrumCheck(index=1, ilia=("left", "right"), shaped=False, ratios=(2.0, 17.0, 1.1),
+                        depth_mm=80.0, deep_enough=True, slivers_above=True)
+    words = check.missing()
+    assert "only slivers of bone in the labels" in words and "not shaped" not in words
+    plain = SacrumCheck(index=1, ilia=("left", "right"), shaped=False, ratios=(1.1, 1.2, 1.0),
+                        depth_mm=80.0, deep_enough=True)
+    assert "not shaped like a sacrum" in plain.missing()
