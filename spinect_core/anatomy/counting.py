@@ -129,9 +129,9 @@ class CountOptions:
     rib_gap_mm: float = 15.0
     min_sacrum_depth_mm: float = 30.0
     sacrum_width_ratio: float = 1.5
-    shape_reference_min_mm3: float = 1500.0
     sacrum_volume_ratio: float = 3.0
     sacrum_height_ratio: float = 1.8
+    shape_reference_min_mm3: float = 1500.0
     sacrum_clear_volume_ratio: float = 1.3
     missing_body_factor: float = 1.6
     max_core_height_mm: float = 35.0
