@@ -500,6 +500,13 @@ def fov_top_z(grid: Volume, x: float, y: float) -> float:
     return _fov_z_extent(grid, x, y)[1]
 
 
+def cut_by_fov_top(body, fov: Volume, *, core_mm: float) -> bool:
+    """Whether the field of view's top edge cuts ``body`` (with ``centre`` and ``top_z``, LPS
+    mm): its core reaches within the core depth ``core_mm`` and two voxels of that edge."""
+    top = fov_top_z(fov, float(body.centre[0]), float(body.centre[1]))
+    return body.top_z + core_mm >= top - 2.0 * float(np.max(fov.spacing_mm))
+
+
 def _fov_z_extent(grid: Volume, x: float, y: float) -> tuple[float, float]:
     """(lowest, highest) LPS z (mm) of the field of view on the vertical line through (x, y);
     (+inf, -inf) when the line misses the volume."""
@@ -783,8 +790,7 @@ def check_sacrum(index: int, chain, bone_pts: np.ndarray, heavy: np.ndarray, gri
         # does not cut) the ratios measure the labels' holes, not a sacrum: no evidence.
         reference = [chain[k] for k in range(max(index - SHAPE_REFERENCE_BODIES, 0), index)]
         slivers = all(r.volume_mm3 < options.shape_reference_min_mm3
-                      and r.top_z + core_mm < fov_top_z(fov, float(r.centre[0]), float(r.centre[1]))
-                      - 2.0 * float(np.max(fov.spacing_mm)) for r in reference)
+                      and not cut_by_fov_top(r, fov, core_mm=core_mm) for r in reference)
         shaped = shaped and not slivers
     # Depth: from the top of the body (measured under the body above, where the sacral
     # promontory lies: a candidate merged with the ilia has a core reaching the iliac crests) to

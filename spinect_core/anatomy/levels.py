@@ -56,8 +56,9 @@ from spinect_core.anatomy.ct_bands import across_bone, bright_plates, dark_bands
 from spinect_core.anatomy.ct_edges import soft_tissue_hu
 from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindings, SacrumCheck,
                                            body_cut_below, chain_positions, check_sacrum,
+                                           cut_by_fov_top,
                                            column_continues_below, count_warnings,
-                                           find_hollow_sacrum, find_ribs, fov_top_z, level_below,
+                                           find_hollow_sacrum, find_ribs, level_below,
                                            merged_bodies, name_levels, refusal_message,
                                            refused_last_level)
 from spinect_core.anatomy.necks import top_body_neck
@@ -1713,7 +1714,7 @@ def _count_levels(chain: list[_Core], ribs: RibFindings, cbone: np.ndarray, cpts
     # body (a patient-like phantom cropped 100 mm above L5/S1, its L5 and sacrum without cores:
     # L4 passed for the sacrum against L3's cut core, 4.8x as large and 2.1x as tall but 1.2x as
     # wide, and was planned 81 mm off at moderate confidence).
-    above_cut = s_idx == 1 and _cut_by_fov_top(chain[0], fov, options)
+    above_cut = s_idx == 1 and cut_by_fov_top(chain[0], fov, core_mm=options.core_mm)
     taller_only = w < co.sacrum_width_ratio and (v < co.sacrum_volume_ratio or above_cut)
     hardly_larger = v < co.sacrum_clear_volume_ratio
     if (taller_only or hardly_larger) and not ev.rib_count_agrees:
@@ -1876,13 +1877,6 @@ def _hollow_sacrum(chain: list[_Core], ev: LevelEvidence, bottom: SacrumCheck, c
 #: measured on patient-like phantoms at 3 mm, 0.96-1.31x on their true labels and 0.85-1.45x on
 #: the fused labels that were counted right; 2.13x where L5 had no core).
 HIDDEN_BODY_LINK_RATIO = 1.7
-
-
-def _cut_by_fov_top(core: _Core, fov: Volume, options: LevelOptions) -> bool:
-    """Whether the field of view's top edge cuts the body of ``core``: its core reaches within
-    the core depth and two voxels of that edge (LPS z)."""
-    top = fov_top_z(fov, float(core.centre[0]), float(core.centre[1]))
-    return core.top_z + options.core_mm >= top - 2.0 * float(np.max(fov.spacing_mm))
 
 
 def _hidden_body_above_sacrum(chain: list[_Core], s_idx: int) -> float | None:
