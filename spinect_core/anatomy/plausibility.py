@@ -106,7 +106,14 @@ def landmark_warnings(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> 
                 f"the {side} L5 pedicle centre was found {d:.0f} mm from the midline, where an "
                 f"L5 pedicle's centre lies {lo:.0f}-{hi:.0f} mm from it ({what}?): the {side} "
                 "pedicle, foramen and windows may be off; check them on the CT")
-    worst = _worst_mirror(core, sides, above_mm=MIRROR_TOLERANCE_MM)
+    worst: tuple[float, str, int, np.ndarray, np.ndarray] | None = None
+    for words, q_left, q_right in _mirrored_pairs(core, sides):
+        diff = np.abs(q_left - q_right)
+        axis = int(np.argmax(diff))
+        # The first landmark named keeps a tie (a pedicle found off moves the landmarks placed
+        # at its distance from the midline by the same amount).
+        if diff[axis] > MIRROR_TOLERANCE_MM and (worst is None or diff[axis] > worst[0] + 0.5):
+            worst = (float(diff[axis]), words, axis, q_left, q_right)
     if worst is not None:
         diff, words, axis, q_left, q_right = worst
         warnings.append(
@@ -121,28 +128,16 @@ def landmark_warnings(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> 
 def mirror_difference_mm(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> float:
     """The largest left-right difference (mm) of a :data:`MIRRORED_LANDMARKS` landmark's
     anatomical coordinates (:func:`landmark_coordinates`); 0 without both sides."""
-    if not {"left", "right"} <= set(sides):
-        return 0.0
-    return max(float(np.abs(landmark_coordinates(core, getattr(sides["left"], name))
-                            - landmark_coordinates(core, getattr(sides["right"], name))).max())
-               for name in MIRRORED_LANDMARKS)
+    return max((float(np.abs(q_left - q_right).max())
+                for _, q_left, q_right in _mirrored_pairs(core, sides)), default=0.0)
 
 
-def _worst_mirror(core: CoreLandmarks, sides: Mapping[str, SideAnatomy], *, above_mm: float
-                  ) -> tuple[float, str, int, np.ndarray, np.ndarray] | None:
-    """The landmark whose sides differ most, by more than ``above_mm``: (difference mm, its
-    words, the axis (0 lateral, 1 depth, 2 height), its left and right coordinates); None
-    without both sides or such a difference."""
+def _mirrored_pairs(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]
+                    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per :data:`MIRRORED_LANDMARKS` landmark: its words and its left and right anatomical
+    coordinates (:func:`landmark_coordinates`); empty without both sides."""
     if not {"left", "right"} <= set(sides):
-        return None
-    worst: tuple[float, str, int, np.ndarray, np.ndarray] | None = None
-    for name, words in MIRRORED_LANDMARKS.items():
-        q_left = landmark_coordinates(core, getattr(sides["left"], name))
-        q_right = landmark_coordinates(core, getattr(sides["right"], name))
-        diff = np.abs(q_left - q_right)
-        axis = int(np.argmax(diff))
-        # The first landmark named keeps a tie (a pedicle found off moves the landmarks placed
-        # at its distance from the midline by the same amount).
-        if diff[axis] > above_mm and (worst is None or diff[axis] > worst[0] + 0.5):
-            worst = (float(diff[axis]), words, axis, q_left, q_right)
-    return worst
+        return []
+    return [(words, landmark_coordinates(core, getattr(sides["left"], name)),
+             landmark_coordinates(core, getattr(sides["right"], name)))
+            for name, words in MIRRORED_LANDMARKS.items()]
