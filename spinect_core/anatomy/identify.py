@@ -20,7 +20,8 @@ from spinect_core.anatomy.ct_edges import bone_edge
 from spinect_core.anatomy.fine_grid import landmark_parts
 from spinect_core.anatomy.landmarks import (SIDE_SIGN, CoreLandmarks, SideAnatomy, endplates,
                                              root_centreline, side_landmarks)
-from spinect_core.anatomy.levels import DerivedLevels, LevelOptions, derive_parts
+from spinect_core.anatomy.levels import (DerivedLevels, LevelOptions, derive_parts,
+                                         shared_count_passes)
 from spinect_core.anatomy.parts import (PART_ID, PARTS_TABLE, has_level_instances,
                                         parts_from_instances)
 from spinect_core.errors import AnatomyError, InputError
@@ -489,13 +490,15 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
         report(progress, 0.75, "measuring landmarks")
         measured = _measure(labels, parts, ct)
     else:
-        derived = derive_parts(labels, table, ct=ct, options=options.levels,
-                               progress=sub_progress(progress, 0.0, 0.6, ""))
-        report(progress, 0.6, "measuring landmarks")
-        measured = _measure(labels, derived.parts, ct, derived=True)
-        if measured.doubts[0]:
-            derived, measured = _other_flood(labels, table, ct, options.levels, derived,
-                                             measured, sub_progress(progress, 0.6, 0.75, ""))
+        # The other flood's derivation takes the first one's counts (the same labels).
+        with shared_count_passes():
+            derived = derive_parts(labels, table, ct=ct, options=options.levels,
+                                   progress=sub_progress(progress, 0.0, 0.6, ""))
+            report(progress, 0.6, "measuring landmarks")
+            measured = _measure(labels, derived.parts, ct, derived=True)
+            if measured.doubts[0]:
+                derived, measured = _other_flood(labels, table, ct, options.levels, derived,
+                                                 measured, sub_progress(progress, 0.6, 0.75, ""))
         parts = derived.parts
         source = {"label": "labels", "gap": "bone+nerve", "completed": "labels+gap",
                   "ct": "labels+ct"}[derived.disc_source]

@@ -45,7 +45,10 @@ or the study's (bone, nerve). The steps, all on LPS millimetres:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -1089,10 +1092,67 @@ class _Counted:
     column_x: float
 
 
+#: The count passes kept by :func:`shared_count_passes` (None outside it), by
+#: :func:`_count_key`: a pass's result or its refusal, with the labels it was counted on.
+_SHARED_COUNTS: ContextVar[dict | None] = ContextVar("spinect_shared_counts", default=None)
+
+
+@contextmanager
+def shared_count_passes() -> Iterator[None]:
+    """Within the block, :func:`derive_parts` calls on the same label map share their count
+    passes (pass 1: the column, the ribs, the sacrum): a call whose options differ only in how
+    pass 2 floods the bone (:attr:`LevelOptions.geodesic_above_mm`) takes the counts of the
+    labels cut the same way instead of counting again.
+
+    The anatomy derives the parts a second time with the other flood when L5's landmarks are
+    doubted (:func:`spinect_core.anatomy.identify._other_flood`); the counts are the same, and
+    on fine grids they are half of each derivation (TotalSegmentator's real CT at 1 mm, whose
+    coarse count is refused and counted again on the labels' own voxels: 10 s of 21).
+    """
+    token = _SHARED_COUNTS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_COUNTS.reset(token)
+
+
+def _count_key(labels: Volume, table: LabelTable, carved: np.ndarray | None,
+               options: LevelOptions) -> tuple:
+    """What a count pass depends on: the label map and its table (the same objects), the cut
+    (its voxels' digest) and the options but pass 2's flood."""
+    cut = None if carved is None else hashlib.blake2b(
+        np.packbits(carved).tobytes() + repr(carved.shape).encode(), digest_size=16).digest()
+    return (id(labels), id(table), cut, replace(options, geodesic_above_mm=0.0))
+
+
 def _count_pass(labels: Volume, table: LabelTable, carved: np.ndarray | None,
                 options: LevelOptions, progress: ProgressCallback | None) -> _Counted:
     """Pass 1 (coarse, ~2 mm): find the vertebral column and the sacrum, or refuse quickly; on
-    the labels' bone cut at ``carved`` (bool, the labels' shape; its voxels join the disc)."""
+    the labels' bone cut at ``carved`` (bool, the labels' shape; its voxels join the disc).
+    Within :func:`shared_count_passes`, a pass already made on the same labels is taken (a
+    copy: the callers add to its evidence)."""
+    shared = _SHARED_COUNTS.get()
+    if shared is None:
+        return _count_once(labels, table, carved, options, progress)
+    key = _count_key(labels, table, carved, options)
+    if key not in shared:
+        try:
+            shared[key] = (labels, table, _count_once(labels, table, carved, options, progress))
+        except AnatomyError as exc:
+            shared[key] = (labels, table, exc)
+    result = shared[key][2]
+    if isinstance(result, AnatomyError):
+        refusal = copy.copy(result)
+        if hasattr(result, "evidence"):
+            refusal.evidence = copy.deepcopy(result.evidence)  # type: ignore[attr-defined]
+        raise refusal
+    return replace(result, masks=dict(result.masks), chain=list(result.chain),
+                   sacral=list(result.sacral), evidence=copy.deepcopy(result.evidence))
+
+
+def _count_once(labels: Volume, table: LabelTable, carved: np.ndarray | None,
+                options: LevelOptions, progress: ProgressCallback | None) -> _Counted:
+    """:func:`_count_pass` itself."""
     masks = class_masks(labels, table)
     bone_full = masks["bone"]
     if carved is not None:
@@ -1935,8 +1995,7 @@ def _sacral_middle(sacrum: _Core, bone_pts: np.ndarray, options: LevelOptions) -
 
 def _body_of(part: np.ndarray, core: np.ndarray, sp, options: LevelOptions) -> np.ndarray:
     """The vertebral body of a part: its core grown back by the core depth, inside the part."""
-    d = ndi.distance_transform_edt(~core, sampling=sp)
-    return part & (d <= options.core_mm + 0.5 * float(sp.max()))
+    return part & G.within_mm(core, options.core_mm + 0.5 * float(np.max(sp)), sp)
 
 
 def _near_bodies(l5_body: np.ndarray, s1_body: np.ndarray, sp, margin_mm: float):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spinect_core.anatomy.geometry import bbox_slices
+from scipy import ndimage as ndi
+
+from spinect_core.anatomy.geometry import bbox_slices, within_mm
 
 
 def test_bbox_slices_grows_and_clips_in_two_and_three_dimensions():
@@ -22,3 +24,15 @@ def test_bbox_slices_grows_and_clips_in_two_and_three_dimensions():
 def test_bbox_slices_wants_one_margin_per_axis():
     with pytest.raises(ValueError):
         bbox_slices(np.ones((3, 3), bool), (1, 1, 1))
+
+
+@pytest.mark.parametrize("radius_mm", [0.5, 2.0, 3.7, 20.0])
+def test_within_mm_is_the_whole_volume_distance_map_thresholded(radius_mm):
+    rng = np.random.default_rng(3)
+    mask = np.zeros((30, 26, 22), bool)
+    mask[8:14, 9:12, 5:9] = True
+    mask[tuple(rng.integers(4, 20, size=(3, 5)))] = True    # a few lone voxels
+    sp = np.array([2.0, 0.7, 1.1])
+    whole = ndi.distance_transform_edt(~mask, sampling=sp) <= radius_mm
+    np.testing.assert_array_equal(within_mm(mask, radius_mm, sp), whole)
+    assert not within_mm(np.zeros((4, 5, 6), bool), radius_mm, sp).any()

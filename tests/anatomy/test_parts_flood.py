@@ -92,3 +92,57 @@ def test_the_other_flood_is_taken_when_its_landmarks_are_more_plausible(
             in reasons[0]
     else:
         assert reasons == []
+
+
+def test_a_second_flood_takes_the_first_derivations_counts(monkeypatch) -> None:
+    """Within ``shared_count_passes`` the count pass (the column, the ribs, the sacrum) runs once
+    for two derivations that differ only in their flood, and each gets its own evidence."""
+    calls = []
+    real = levels._count_once
+
+    def count_once(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(levels, "_count_once", count_once)
+    ph = generate_phantom(seed=0, spacing_mm=(1.5,) * 3)
+    alone = levels.derive_parts(ph.labels, DEFAULT_LABELS, ct=ph.ct)
+    once = len(calls)
+    with levels.shared_count_passes():
+        necks = levels.derive_parts(ph.labels, DEFAULT_LABELS, ct=ph.ct)
+        steps = levels.derive_parts(ph.labels, DEFAULT_LABELS, ct=ph.ct,
+                                    options=levels.LevelOptions(geodesic_above_mm=0.0))
+    assert once >= 1 and len(calls) == 2 * once          # counted for the first only
+    np.testing.assert_array_equal(necks.parts, alone.parts)
+    assert necks.evidence.to_dict() == alone.evidence.to_dict()
+    assert steps.evidence is not necks.evidence
+    steps.evidence.reasons.append("only in the second")
+    assert "only in the second" not in necks.evidence.reasons
+    assert not np.array_equal(steps.parts, necks.parts)   # the other flood parts the bone
+    levels.derive_parts(ph.labels, DEFAULT_LABELS, ct=ph.ct)
+    assert len(calls) == 3 * once                        # outside the block: counted again
+
+
+def test_a_shared_refusal_is_raised_again_with_its_own_evidence(monkeypatch) -> None:
+    from spinect_core.anatomy.counting import LevelEvidence
+    from spinect_core.errors import AnatomyError
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(1)
+        err = AnatomyError("no sacrum found")
+        err.evidence = LevelEvidence()  # type: ignore[attr-defined]
+        raise err
+
+    monkeypatch.setattr(levels, "_count_once", refuse)
+    ph = generate_phantom(seed=0, spacing_mm=(3.0,) * 3)
+    raised = []
+    with levels.shared_count_passes():
+        for flood in (2.0, 0.0):
+            with pytest.raises(AnatomyError, match="no sacrum found") as info:
+                levels._count_pass(ph.labels, DEFAULT_LABELS, None,
+                                   levels.LevelOptions(geodesic_above_mm=flood), None)
+            raised.append(info.value)
+    assert len(calls) == 1
+    assert raised[0] is not raised[1] and raised[0].evidence is not raised[1].evidence
