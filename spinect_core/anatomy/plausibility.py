@@ -126,10 +126,17 @@ def landmark_warnings(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> 
 
 
 def mirror_difference_mm(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]) -> float:
-    """The largest left-right difference (mm) of a :data:`MIRRORED_LANDMARKS` landmark's
-    anatomical coordinates (:func:`landmark_coordinates`); 0 without both sides."""
-    return max((float(np.abs(q_left - q_right).max())
-                for _, q_left, q_right in _mirrored_pairs(core, sides)), default=0.0)
+    """How far the two sides are from mirror images: the sum over the
+    :data:`MIRRORED_LANDMARKS` of the distance (mm) between a landmark's left and right
+    anatomical coordinates (:func:`landmark_coordinates`); 0 without both sides.
+
+    A sum, not the largest: one side's pedicle found off moves every landmark of that side,
+    while a single stray landmark moves one (TotalSegmentator's real CT at 0.8 x 0.8 x 1 mm:
+    the necks' parts 10.5 mm at worst and 49.6 mm in all, the steps' 8.6 and 19.9 mm, with
+    their worst landmark 16 and 9 mm from the reference's). On its reference the sum is 5.6 mm.
+    """
+    return float(sum(np.linalg.norm(q_left - q_right)
+                     for _, q_left, q_right in _mirrored_pairs(core, sides)))
 
 
 def _mirrored_pairs(core: CoreLandmarks, sides: Mapping[str, SideAnatomy]

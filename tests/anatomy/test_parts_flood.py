@@ -61,13 +61,13 @@ def test_plausible_landmarks_are_derived_once(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("alternative_doubts, taken", [
-    ((1, 30.0), True), ((2, 17.0), True), ((2, 18.5), False), ((3, 1.0), False)])
+    ((1, 30.0), True), ((2, 16.5), True), ((2, 17.5), False), ((3, 1.0), False)])
 def test_the_other_flood_is_taken_when_its_landmarks_are_more_plausible(
         monkeypatch, alternative_doubts, taken) -> None:
     """The first parts' landmarks doubted twice (20 mm apart): the parts flooded the other way
     (voxel steps on this 1.5 mm grid) are kept when their landmarks have fewer doubts, and the
-    level evidence says why; with as many doubts only when the sides differ by over 2 mm less
-    (identify.FLOOD_MIRROR_GAIN_MM)."""
+    level evidence says why; with as many doubts only when the sides differ by over 3 mm less
+    in all (identify.FLOOD_MIRROR_GAIN_MM)."""
     from spinect_core.anatomy import identify
 
     calls = _spy_derive(monkeypatch)
@@ -88,8 +88,8 @@ def test_the_other_flood_is_taken_when_its_landmarks_are_more_plausible(
         assert len(reasons) == 1
         assert "along voxel steps, since along the bone's necks" in reasons[0]
         n, apart = alternative_doubts
-        assert f"2 doubt(s) (left and right 20 mm apart) against {n} ({apart:.0f} mm)" \
-            in reasons[0]
+        assert (f"2 doubt(s) (their left and right sides 20 mm apart in all) against {n} "
+                f"({apart:.0f} mm)") in reasons[0]
     else:
         assert reasons == []
 

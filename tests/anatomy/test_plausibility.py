@@ -105,12 +105,15 @@ def test_l5_tilted_to_one_side_on_the_sacrum_is_no_asymmetry():
     assert len(warned) == 1 and "do not mirror each other" in warned[0]
 
 
-def test_the_mirror_difference_is_the_largest_left_right_difference():
+def test_the_mirror_difference_sums_the_landmarks_left_right_distances():
     from spinect_core.anatomy.plausibility import mirror_difference_mm
 
     assert mirror_difference_mm(_core(), {"left": _side("left"), "right": _side("right")}) \
         == pytest.approx(0.0, abs=1e-9)
     sides = {"left": _side("left", lower_margin_height=2.0),
              "right": _side("right", lower_margin_height=16.0)}
-    assert mirror_difference_mm(_core(), sides) == pytest.approx(14.0)
+    assert mirror_difference_mm(_core(), sides) == pytest.approx(14.0)      # one landmark
+    # A pedicle found 3 mm further out moves the four landmarks placed at its distance.
+    sides = {"left": _side("left"), "right": _side("right", pedicle_from_midline=20.0)}
+    assert mirror_difference_mm(_core(), sides) == pytest.approx(4 * 3.0)
     assert mirror_difference_mm(_core(), {"left": _side("left")}) == 0.0
