@@ -12,7 +12,6 @@ here lowers its confidence.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from spinect_core.anatomy import geometry as G
 from spinect_core.anatomy.counting import LevelEvidence
@@ -20,6 +19,7 @@ from spinect_core.anatomy.landmarks import SIDE_SIGN, CoreLandmarks
 from spinect_core.anatomy.levels import refuse_a_broken_count
 from spinect_core.anatomy.parts import PART_ID
 from spinect_core.anatomy.sacroiliac import SI_JOINT_DEPTH_MM, joint_depth_mm
+from spinect_core.distance import distance_inside
 from spinect_core.volume import Volume
 
 #: Mean L5/S1 disc thickness below which L5 is reported as possibly sacralised (normal 5-14).
@@ -206,7 +206,7 @@ def _signs(grid: Volume, parts: np.ndarray, core: CoreLandmarks, *,
         s1_lateral = s1[box] & (np.abs(lat) > TP_LATERAL_MM)
         blockers = ilium[box] | s1_lateral
         if blockers.any():
-            d = ndi.distance_transform_edt(~blockers, sampling=sp)
+            d = distance_inside(~blockers, sp)
             touch = l5[box] & (d <= 2.0)
             for side, sgn in (("left", 1.0), ("right", -1.0)):
                 if np.count_nonzero(touch & (sgn * lat > TP_LATERAL_MM)) >= 3:

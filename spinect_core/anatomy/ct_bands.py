@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy import geometry as G
+from spinect_core.distance import distance_inside
 from spinect_core.volume import Volume
 
 _FULL = np.ones((3, 3, 3), bool)
@@ -156,7 +157,7 @@ def _bands(hu: np.ndarray, bone: np.ndarray, grid: Volume, *, sign: float,
     def along(start: int, stop: int) -> tuple[slice, ...]:
         return tuple(slice(start, stop) if a == axis else slice(None) for a in range(3))
 
-    deep = ndi.distance_transform_edt(sub_bone, sampling=sp) >= min_depth_mm
+    deep = distance_inside(sub_bone, sp) >= min_depth_mm
     band = np.zeros(h.shape, bool)
     for k in sorted({max(1, int(round(r / float(sp[axis])))) for r in reaches_mm}):
         if n <= 2 * k:

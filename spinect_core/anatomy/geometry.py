@@ -9,6 +9,7 @@ from scipy.spatial import cKDTree
 
 # ``unit`` is the bottom layer's (raises on a zero vector, where this module's own gave NaN);
 # kept importable here as ``geometry.unit`` for the anatomy modules.
+from spinect_core.distance import distance_inside
 from spinect_core.vectors import unit
 from spinect_core.volume import Volume
 
@@ -184,7 +185,7 @@ def within_mm(mask: np.ndarray, radius_mm: float, sampling) -> np.ndarray:
     out = np.zeros(mask.shape, bool)
     box = bbox_slices(mask, np.floor(radius_mm / sp).astype(int) + 1)
     if box is not None:
-        out[box] = ndi.distance_transform_edt(~mask[box], sampling=sp) <= radius_mm
+        out[box] = distance_inside(~mask[box], sp) <= radius_mm
     return out
 
 
@@ -196,7 +197,7 @@ def opening_by_distance(mask: np.ndarray, radius_mm: float, sampling: np.ndarray
     """
     if not mask.any():
         return mask.copy()
-    inside = ndi.distance_transform_edt(mask, sampling=sampling)
+    inside = distance_inside(mask, sampling)
     core = inside >= radius_mm
     if not core.any():
         return np.zeros_like(mask)

@@ -67,6 +67,7 @@ from spinect_core.anatomy.counting import (CountOptions, LevelEvidence, RibFindi
 from spinect_core.anatomy.necks import top_body_neck
 from spinect_core.anatomy.parts import BONE_PARTS, PART_ID, class_masks
 from spinect_core.anatomy.sacroiliac import SI_JOINT_DEPTH_MM, joint_depth_mm
+from spinect_core.distance import distance_inside
 from spinect_core.errors import AnatomyError
 from spinect_core.labels import LabelTable
 from spinect_core.progress import ProgressCallback, report, sub_progress
@@ -283,7 +284,7 @@ def _cores(bone: np.ndarray, grid: Volume, off, sp, options: LevelOptions, *,
     body above expects it). ``dt``: the distance map of ``bone`` when already computed.
     """
     if dt is None:
-        dt = ndi.distance_transform_edt(bone, sampling=sp)
+        dt = distance_inside(bone, sp)
     deep = dt >= options.core_mm
     lab, n = ndi.label(deep, structure=_FULL)
     if split_x is not None and n:
@@ -1232,7 +1233,7 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     if hu is not None and options.joint_reach_mm > 0:
         joints = _joint_spaces(hu[sl], bone, sp, reach_mm=options.joint_reach_mm)
         if joints.any():
-            dt_joints = ndi.distance_transform_edt(bone & ~joints, sampling=sp)
+            dt_joints = distance_inside(bone & ~joints, sp)
             seedable = _seedable(core_lab, bone, joints, sp, options, dt_joints=dt_joints)
     markers = np.zeros(bone.shape, np.uint8)
     roles = {}
@@ -1410,7 +1411,7 @@ def _seedable(core_lab: np.ndarray, bone: np.ndarray, joints: np.ndarray, sp: np
         The distance (mm) of each voxel of ``bone & ~joints`` from the rest, when computed.
     """
     if dt_joints is None:
-        dt_joints = ndi.distance_transform_edt(bone & ~joints, sampling=sp)
+        dt_joints = distance_inside(bone & ~joints, sp)
     cores = core_lab > 0
     out = cores & (dt_joints >= options.core_mm)
     n = int(core_lab.max())
@@ -1423,8 +1424,7 @@ def _seedable(core_lab: np.ndarray, bone: np.ndarray, joints: np.ndarray, sp: np
     size = np.bincount(pieces.ravel(), minlength=count + 1) * float(np.prod(sp))
     size[0] = 0.0
     large = (size >= options.joint_min_mm3)[pieces]
-    out_large = cores & (ndi.distance_transform_edt(bone & ~large, sampling=sp)
-                         >= options.core_mm)
+    out_large = cores & (distance_inside(bone & ~large, sp) >= options.core_mm)
     kept_large = np.bincount(core_lab[out_large], minlength=n + 1)
     whole = thin & (kept_large < options.joint_core_fraction * total)
     out[thin[core_lab] & cores] = out_large[thin[core_lab] & cores]

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinect_core.anatomy import geometry as G
+from spinect_core.distance import distance_inside
 from spinect_core.volume import Volume
 
 _FULL = np.ones((3, 3, 3), bool)
@@ -80,7 +81,7 @@ def top_body_neck(bone: np.ndarray, part: np.ndarray, grid: Volume, *, core_mm: 
         return None
     off = tuple(s.start for s in box)
     inside = part[box]
-    dt = ndi.distance_transform_edt(bone[box], sampling=sp)
+    dt = distance_inside(bone[box], sp)
     core = inside & (dt >= core_mm)
     voxel_mm3 = float(np.prod(sp))
     for extra in deeper_mm:

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from spinect_core.distance import distance_inside
 from spinect_core.errors import InputError
 from spinect_core.progress import ProgressCallback, report
 from spinect_core.volume import Volume
@@ -1006,7 +1007,7 @@ def _cut_at_waists(mask: np.ndarray, sp: np.ndarray, *, min_ml: float, core_mm: 
         # One voxel of margin: the distance is to the component's surface, not the box's.
         box = _grown(box, 1, lab.shape)
         comp = lab[box] == k
-        inside = ndi.distance_transform_edt(comp, sampling=sp)
+        inside = distance_inside(comp, sp)
         cores, m = _label(inside >= core_mm, _FULLY_CONNECTED)
         if m < 2:
             continue

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from spinect_core.bone.ct_model import _bbox
+from spinect_core.distance import distance_inside
 from spinect_core.labels import LabelTable
 from spinect_core.volume import Volume
 
@@ -235,6 +235,5 @@ def _keep_near(candidates: np.ndarray, mask: np.ndarray, spacing_zyx: np.ndarray
         if not sub.any():
             candidates[target] = False
             continue
-        candidates[target] &= ndi.distance_transform_edt(~sub, sampling=spacing_zyx)[inner] \
-            <= radius_mm
+        candidates[target] &= distance_inside(~sub, spacing_zyx)[inner] <= radius_mm
     return candidates
