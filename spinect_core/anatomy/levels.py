@@ -716,24 +716,53 @@ def _split_bridged_disc(derived: DerivedLevels, labels: Volume, table: LabelTabl
                         carved: np.ndarray | None, options: LevelOptions,
                         progress: ProgressCallback | None) -> DerivedLevels:
     """Step 5's check of a sacrum that may hold L5, when the ribs count one lumbar vertebra too
-    few: the dark band of a disc the labels filled (:func:`_split_at_dark_band`), else the
-    narrow bridge through which the labels joined L5's core to the sacrum's
-    (:func:`_split_at_neck`). The first count stands when neither gives five lumbar vertebrae.
+    few, or when no ribs are in view and the sacroiliac joints begin a vertebra below the disc:
+    the dark band of a disc the labels filled (:func:`_split_at_dark_band`), else the narrow
+    bridge through which the labels joined L5's core to the sacrum's (:func:`_split_at_neck`).
+    The first count stands when neither gives five lumbar vertebrae (with ribs) or a sacrum
+    whose joints begin beside S1 (without).
+
+    A lumbar CT has no ribs to count from: a real-bone phantom at 1 mm (seed 109, the CT's
+    bone) had L5's core joined to the sacrum's through a 12-voxel bridge beside the canal, and
+    was planned at L4/L5 (31 mm off, "low", its warnings that the sacrum's core was 123 mm tall
+    and the joints began 43 mm below the disc); cut at the bridge it is counted L4, L5, S1 with
+    the disc 1.6 mm from the true one and the joints 8 mm below it.
     """
     ev = derived.evidence
-    if ev.rib_count_agrees is not False or ev.lumbar_count != 4:
+    if ev.rib_count_agrees is False and ev.lumbar_count == 4:
+        ribs = True
+    elif ev.rib_count_agrees is None and not ev.ribs_found:
+        ribs = False
+    else:
         return derived
-    return (_split_at_dark_band(derived, labels, table, ct, carved, options, progress)
-            or _split_at_neck(derived, labels, table, ct, carved, options, progress)
+    before = _joints_below_disc_mm(derived, labels)
+    return (_split_at_dark_band(derived, labels, table, ct, carved, options, progress, ribs=ribs,
+                                joints_before_mm=before)
+            or _split_at_neck(derived, labels, table, ct, carved, options, progress, ribs=ribs,
+                              joints_before_mm=before)
             or derived)
+
+
+def _count_words(ribs: bool, before: float | None, after: float | None) -> tuple[str, str]:
+    """What backs a level moved one lower by a cut (:func:`_split_bridged_disc`): the words for
+    the warning and for the confidence's downgrade."""
+    if ribs:
+        return ("the ribs and the sacrum both count five lumbar vertebrae",
+                "where the rib count expected one more lumbar vertebra")
+    return (f"the sacroiliac joints begin beside S1 ({after:.0f} mm below it; {before:.0f} mm "
+            "below the disc first found), while no ribs are in view to count from",
+            "where the sacroiliac joints began a vertebra below the disc first found (no ribs "
+            "in view)")
 
 
 def _split_at_dark_band(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
                         carved: np.ndarray | None, options: LevelOptions,
-                        progress: ProgressCallback | None) -> DerivedLevels | None:
+                        progress: ProgressCallback | None, *, ribs: bool = True,
+                        joints_before_mm: float | None = None) -> DerivedLevels | None:
     """The dark band of a disc the labels filled, inside the body named S1: the levels counted
     again with the bone cut there, or None when that does not give five lumbar vertebrae with
-    L5/S1 at the band.
+    L5/S1 at the band (``ribs``; without: the sacroiliac joints a vertebra below the first
+    disc, ``joints_before_mm``, and beside S1 below the band; see :func:`_split_bridged_disc`).
 
     A disc that the labels bridge only in part (its thin posterior wedge, filled with the
     spinal canal behind it) joins the L5 and S1 cores: the sacrum test passes on the two
@@ -747,32 +776,39 @@ def _split_at_dark_band(derived: DerivedLevels, labels: Volume, table: LabelTabl
     new L5/S1 at the band, the plan moves there at "low" confidence with a warning that says
     why (a sacralised L5 with a rudimentary disc looks alike).
     """
+    before = joints_before_mm
+    if not ribs and (before is None or before <= SI_JOINT_DEPTH_MM):
+        return None
     found = _plate_cut(derived, labels, table, ct, carved, options, part="S1", finder=dark_bands)
     if found is None:
         return None
     report(progress, 0.0, "a filled disc inside S1: counting again")
     band_c, cut = found
     recut = _recount(labels, table, cut, ct, options, progress)
-    if (recut is None or recut.evidence.lumbar_count != 5
-            or np.linalg.norm(band_c - recut.disc_centre_lps) > 10.0):
-        return None                      # the band is not the L5/S1 disc of a five-lumbar count
+    if recut is None or np.linalg.norm(band_c - recut.disc_centre_lps) > 10.0:
+        return None                      # the band is not the L5/S1 disc of the new count
+    after = None if ribs else _joints_below_disc_mm(recut, labels)
+    if (recut.evidence.lumbar_count != 5 if ribs
+            else after is None or after > SI_JOINT_DEPTH_MM):
+        return None
     depth = float(np.linalg.norm(band_c - derived.disc_centre_lps))
+    backed, downgrade = _count_words(ribs, before, after)
     recut.disc_source = "ct"
     recut.evidence.warnings.append(
         f"the segmentation joined L5 to the sacrum: the CT shows a disc (a band darker than the "
         f"bone above and below it) across the body it called S1, {depth:.0f} mm below the disc "
-        "it gave as L5/S1, and with that disc the ribs and the sacrum both count five lumbar "
-        "vertebrae; the plan is one level lower, at that disc (a sacralised L5 with a "
-        "rudimentary disc looks alike); check the level on a sagittal view")
+        f"it gave as L5/S1, and with that disc {backed}; the plan is one level lower, at that "
+        "disc (a sacralised L5 with a rudimentary disc looks alike); check the level on a "
+        "sagittal view")
     recut.evidence.downgrade("low", "L5/S1 taken at a disc seen on the CT inside the body the "
-                                    "labels called S1, where the rib count expected one more "
-                                    "lumbar vertebra")
+                                    f"labels called S1, {downgrade}")
     return recut
 
 
 def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
                    carved: np.ndarray | None, options: LevelOptions,
-                   progress: ProgressCallback | None) -> DerivedLevels | None:
+                   progress: ProgressCallback | None, *, ribs: bool = True,
+                   joints_before_mm: float | None = None) -> DerivedLevels | None:
     """L5's core parted from the sacrum's at the narrow bridge through which the labels joined
     them (:func:`~spinect_core.anatomy.necks.top_body_neck`): the levels counted again with the
     bridge cut, or None.
@@ -785,10 +821,12 @@ def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct
     below the disc above the "sacrum"). Tried only when the sacroiliac joints begin more than
     :data:`~spinect_core.anatomy.sacroiliac.SI_JOINT_DEPTH_MM` below that disc (the body on top
     of the "sacrum" is a vertebra: a sacrum's own S1/S2 junction would be parted otherwise),
-    and kept when the new count has five lumbar vertebrae, the body parted off is its L5 and
-    the joints then begin beside S1.
+    and kept when the new count has five lumbar vertebrae (``ribs``; without ribs in view
+    the joints alone judge it), the body parted off is its L5 and the joints then begin beside
+    S1. ``joints_before_mm``: the joints' depth below the first disc when already measured.
     """
-    before = _joints_below_disc_mm(derived, labels)
+    before = (_joints_below_disc_mm(derived, labels) if joints_before_mm is None
+              else joints_before_mm)
     if before is None or before <= SI_JOINT_DEPTH_MM:
         return None
     bone = class_masks(labels, table)["bone"]
@@ -801,23 +839,24 @@ def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct
     report(progress, 0.0, "a body joined to the top of the sacrum: counting again")
     recut = _recount(labels, table, neck.cut if carved is None else carved | neck.cut, ct,
                      options, progress)
-    if (recut is None or recut.evidence.lumbar_count != 5
+    if (recut is None or (ribs and recut.evidence.lumbar_count != 5)
             or np.linalg.norm(recut.l5_centre_lps - neck.top_centre_lps) > _SAME_BODY_MM):
         return None
     after = _joints_below_disc_mm(recut, labels)
     if after is None or after > SI_JOINT_DEPTH_MM:
         return None
+    counted = ("the ribs and the sacrum both count five lumbar vertebrae" if ribs
+               else "no ribs are in view to count from")
     recut.evidence.warnings.append(
         f"the segmentation joined L5 to the sacrum through a bridge of bone across the L5/S1 "
         f"disc ({int(neck.cut.sum())} voxels; {neck.depth_mm - options.core_mm:.0f} mm deeper "
         f"inside the bone the two cores stand apart): the sacroiliac joints began "
         f"{before:.0f} mm below the disc it gave "
-        f"as L5/S1, {after:.0f} mm below the disc beneath the body parted off, and with that "
-        "disc the ribs and the sacrum both count five lumbar vertebrae; the plan is one level "
-        "lower (a sacralised L5 looks alike); check the level on a sagittal view")
+        f"as L5/S1, {after:.0f} mm below the disc beneath the body parted off, and {counted}; "
+        "the plan is one level lower (a sacralised L5 looks alike); check the level on a "
+        "sagittal view")
     recut.evidence.downgrade("low", "L5 parted from the sacrum at a bridge of bone in the "
-                                    "labels, where the rib count expected one more lumbar "
-                                    "vertebra")
+                                    f"labels, {_count_words(ribs, before, after)[1]}")
     return recut
 
 

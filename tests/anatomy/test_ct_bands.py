@@ -487,3 +487,37 @@ def test_a_dark_patch_under_half_a_collapsed_plate_is_not_the_disc() -> None:
                                 part="S1")
     rows = np.flatnonzero(cut.any(axis=(1, 2)))
     assert rows.min() <= 38 and rows.max() >= 44, rows    # both endplates: the whole plate
+
+
+@pytest.mark.parametrize("joints_mm, moved", [([31.0, 5.0], True), ([31.0, 30.0], False),
+                                              ([12.0], False)])
+def test_without_ribs_a_disc_filled_inside_s1_moves_the_level_when_the_joints_want_it(
+        phantom, monkeypatch, joints_mm, moved) -> None:
+    """No ribs in view: the sacroiliac joints beginning a vertebra below the disc ask for the
+    dark band's cut, and their beginning beside S1 below the band keeps it."""
+    from spinect_core.anatomy import levels
+
+    bridged, derived, true_centre = _bridged_derivation(phantom)
+    ev = derived.evidence
+    ev.ribs_found, ev.rib_count_agrees, ev.lumbar_count = False, None, None
+    depths = list(joints_mm)
+    seen: dict = {}
+
+    def recount(labels, table, carved, options, progress, hu=None):
+        seen["carved"] = carved
+        out = copy.deepcopy(derived)
+        out.disc_centre_lps = np.asarray(true_centre, float)
+        return out
+
+    monkeypatch.setattr(levels, "_joints_below_disc_mm", lambda d, grid: depths.pop(0))
+    monkeypatch.setattr(levels, "_derive_coarse_then_fine", recount)
+    monkeypatch.setattr(levels, "_split_at_neck", lambda *a, **k: None)
+    result = levels._split_bridged_disc(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
+                                        levels.LevelOptions(), None)
+    if not moved:
+        assert result is derived
+        assert ("carved" in seen) == (joints_mm[0] > 25.0)
+        return
+    assert result is not derived and result.evidence.confidence == "low"
+    assert any("darker" in w and "sacroiliac joints begin beside S1 (5 mm below it; 31 mm"
+               in w and "no ribs are in view" in w for w in result.evidence.warnings)

@@ -96,3 +96,40 @@ def test_the_neck_is_tried_only_when_the_ribs_want_one_more_lumbar(phantom, monk
     result = levels._split_bridged_disc(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
                                         levels.LevelOptions(), None)
     assert result is not derived and seen["carved"] is not None
+
+
+@pytest.mark.parametrize("joints_mm, kept", [
+    ([31.0, 5.0], True),                        # the joints a vertebra low, then beside S1
+    ([31.0, 30.0], False),                      # still a vertebra low
+    ([SI_JOINT_DEPTH_MM - 5.0], False),         # beside S1 already: not tried
+])
+def test_without_ribs_the_joints_alone_judge_a_neck_split(phantom, monkeypatch, joints_mm,
+                                                          kept):
+    """A lumbar CT has no ribs: the sacroiliac joints beginning a vertebra below the disc are
+    what asks for the split, and their beginning beside S1 after it what keeps it (a real-bone
+    phantom at 1 mm, seed 109: planned 31 mm off at L4/L5, 1.6 mm off once parted)."""
+    bridged, derived, _ = _bridged_derivation(phantom)
+    seen = _stubbed(monkeypatch, derived, joints_mm=joints_mm, lumbar_after=None)
+    monkeypatch.setattr(levels, "_plate_cut", lambda *a, **k: None)      # no dark band
+    ev = derived.evidence
+    ev.ribs_found, ev.rib_count_agrees, ev.lumbar_count = False, None, None
+    result = levels._split_bridged_disc(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
+                                        levels.LevelOptions(), None)
+    if not kept:
+        assert result is derived
+        return
+    assert result is not derived and np.array_equal(seen["carved"], seen["neck"].cut)
+    assert result.evidence.confidence == "low"
+    assert any("bridge of bone" in w and "no ribs are in view" in w and "one level lower" in w
+               for w in result.evidence.warnings)
+
+
+def test_ribs_that_agree_or_are_in_view_keep_the_joints_from_splitting(phantom, monkeypatch):
+    bridged, derived, _ = _bridged_derivation(phantom)
+    seen = _stubbed(monkeypatch, derived, joints_mm=[31.0, 5.0], lumbar_after=None)
+    monkeypatch.setattr(levels, "_plate_cut", lambda *a, **k: None)
+    ev = derived.evidence
+    ev.ribs_found, ev.rib_count_agrees = True, None       # ribs seen, the count not made
+    assert levels._split_bridged_disc(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
+                                      levels.LevelOptions(), None) is derived
+    assert "carved" not in seen
