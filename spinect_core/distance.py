@@ -1,5 +1,5 @@
 """Euclidean distance maps of voxel masks, in millimetres: the bottom layer's, shared by the CT
-bone model, the anatomy and the planner.
+bone model and the anatomy.
 
 :func:`distance_inside` is :func:`scipy.ndimage.distance_transform_edt` of a mask (each voxel's
 distance to the nearest voxel outside it) computed by SimpleITK's Maurer transform: exact as

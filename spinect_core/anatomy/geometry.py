@@ -7,9 +7,10 @@ from scipy import ndimage as ndi
 from scipy import optimize
 from scipy.spatial import cKDTree
 
+from spinect_core.distance import distance_inside
+
 # ``unit`` is the bottom layer's (raises on a zero vector, where this module's own gave NaN);
 # kept importable here as ``geometry.unit`` for the anatomy modules.
-from spinect_core.distance import distance_inside
 from spinect_core.vectors import unit
 from spinect_core.volume import Volume
 
