@@ -47,6 +47,7 @@ from spinect_core.vectors import unit_or_zero
 from spinect_core.volume import Volume
 
 if TYPE_CHECKING:
+    from spinect_core.anatomy.counting import LevelEvidence
     from spinect_core.bone.ct_model import CTBone, CTBoneOptions
     from spinect_core.segment import Segmentation
 
@@ -162,6 +163,9 @@ class BoneAgreement:
     ct_ends_at : str or None
         When the CT's count refused because the scan ends above L5 and the ribs named where
         (counted down from T12): the last level in view, e.g. ``"L3"``; else None.
+    ct_count_doubt : str
+        Why the CT's own count is itself in doubt, when its level confidence is low (e.g. "it
+        counts 4 lumbar vertebrae between T12 and the sacrum"); "" otherwise.
     warnings : list of str
         One line per disagreeing level, e.g. "the segmentation disagrees with the CT at L5 (bone
         Dice 0.42 against the CT bone model): review it"; or that the check could not run.
@@ -175,6 +179,7 @@ class BoneAgreement:
     levels_found: bool = False
     reason: str = ""
     ct_ends_at: str | None = None
+    ct_count_doubt: str = ""
     warnings: list[str] = field(default_factory=list)
     options: AgreementOptions = field(default_factory=AgreementOptions)
     ct_thresholds_hu: dict[str, float] = field(default_factory=dict)
@@ -204,7 +209,8 @@ class BoneAgreement:
                        "lateral_mm": o.lateral_mm, "anterior_mm": o.anterior_mm,
                        "posterior_mm": o.posterior_mm},
             "levels_found": bool(self.levels_found), "reason": self.reason,
-            "ct_ends_at": self.ct_ends_at, "agrees": self.agrees,
+            "ct_ends_at": self.ct_ends_at, "ct_count_doubt": self.ct_count_doubt,
+            "agrees": self.agrees,
             "levels": [r.to_dict() for r in self.levels],
             "warnings": list(self.warnings),
             "ct_thresholds_hu": {k: _round(v, 2) for k, v in self.ct_thresholds_hu.items()},
@@ -270,14 +276,16 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
     # the fusion) the count would merge the bodies across it.
     level_bone = ct if cavities is None else ct & (np.asarray(cavities.array) == 0)
     try:
-        chain = _chain(ct_bone, level_bone, options, hu=hu,
-                       progress=sub_progress(progress, 0.0, 0.7, "levels: "))
+        chain, evidence = _chain(ct_bone, level_bone, options, hu=hu,
+                                 progress=sub_progress(progress, 0.0, 0.7, "levels: "))
     except AnatomyError as exc:
-        chain = _chain_with_cavities(ct_bone, ct, options, hu=hu, progress=progress) if (
+        counted = _chain_with_cavities(ct_bone, ct, options, hu=hu, progress=progress) if (
             cavities is not None) else None
-        if chain is None:
+        if counted is None:
             return _levels_not_found(result, exc, t0, progress)
+        chain, evidence = counted
     result.levels_found = True
+    result.ct_count_doubt = _count_doubt(evidence)
     t1 = time.perf_counter()
 
     report(progress, 0.7, "comparing the bone per level")
@@ -329,9 +337,9 @@ def compare_bone(network_bone: np.ndarray | Volume, ct_bone: "Volume | CTBone", 
 
 def _chain_with_cavities(grid: Volume, bone: np.ndarray, options: AgreementOptions, *,
                          hu: Volume | None, progress: ProgressCallback | None
-                         ) -> np.ndarray | None:
-    """The chain of :func:`_chain` on the CT bone with its small filled cavities, when the
-    count without them failed; None when this fails too.
+                         ) -> tuple[np.ndarray, LevelEvidence] | None:
+    """The chain of :func:`_chain` (and its evidence) on the CT bone with its small filled
+    cavities, when the count without them failed; None when this fails too.
 
     The cavities are left out of the count because in a disc the bone bridges they are its
     last voxels. In an elderly spine they are the fatty marrow's pockets: TotalSegmentator's
@@ -487,9 +495,14 @@ def check_planned_level(check: BoneAgreement, disc_centre_lps: np.ndarray | Any
         where = (f"{-offset:.0f} mm above the centre of the body" if offset < 0.0
                  else f"{offset:.0f} mm below the centre of the body")
         guess = "L4/L5" if offset < 0.0 else "S1/S2"
+        # The CT's count can be the one that is off (TotalSegmentator's real CT at 1 mm: the
+        # plan at L5/S1, 3.4 mm from the reference's disc; the CT bone's 2 mm blocks joined L5
+        # to the sacrum and counted 4 lumbar vertebrae): said, so that both are checked.
+        own = (f"; that count is itself in doubt: {check.ct_count_doubt}"
+               if check.ct_count_doubt else "")
         warning = (f"the level is in doubt: the planned L5/S1 disc lies {where} that the CT's "
-                   f"own bone counts as L5 (the CT's count would make it {guess}); confirm the "
-                   "level on the images before using this plan")
+                   f"own bone counts as L5 (the CT's count would make it {guess}{own}); confirm "
+                   "the level on the images before using this plan")
     return PlannedLevelCheck(judged=True, offset_mm=offset, level_spacing_mm=spacing,
                              agrees=agrees, warning=warning)
 
@@ -506,10 +519,10 @@ def _ends_above_l5(refusal: AnatomyError) -> str | None:
 
 # --- levels and regions --------------------------------------------------------------------------
 def _chain(grid: Volume, bone: np.ndarray, options: AgreementOptions, *, hu: Volume | None,
-           progress: ProgressCallback | None) -> np.ndarray:
+           progress: ProgressCallback | None) -> tuple[np.ndarray, LevelEvidence]:
     """Vertebral body centres of the CT bone's spine chain (K, 3) LPS, cranial first, ending
-    with L5 and the sacrum (counted with the CT ``hu`` when given); raises
-    :class:`AnatomyError` when :func:`derive_parts` refuses."""
+    with L5 and the sacrum (counted with the CT ``hu`` when given), and the count's evidence;
+    raises :class:`AnatomyError` when :func:`derive_parts` refuses."""
     from spinect_core.anatomy.levels import block_majority, block_mean, derive_parts
 
     # On the blocks of the planning's own first pass (``LevelOptions.coarse_mm``): the chain,
@@ -527,7 +540,18 @@ def _chain(grid: Volume, bone: np.ndarray, options: AgreementOptions, *, hu: Vol
     # so the check names the levels exactly as the planning does.
     chain[-1] = np.asarray(derived.sacrum_centre_lps, float)
     chain[-2] = np.asarray(derived.l5_centre_lps, float)
-    return chain
+    return chain, derived.evidence
+
+
+def _count_doubt(evidence: LevelEvidence) -> str:
+    """Why the CT's own count is in doubt ("" unless its level confidence is low): its number
+    of lumbar vertebrae when the ribs and the sacrum disagree, else its confidence."""
+    if evidence.confidence != "low":
+        return ""
+    if evidence.lumbar_count is not None and evidence.lumbar_count != 5:
+        return (f"it counts {evidence.lumbar_count} lumbar vertebrae between T12 and the "
+                "sacrum")
+    return "its own level confidence is low"
 
 
 @dataclass

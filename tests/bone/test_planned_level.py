@@ -149,3 +149,28 @@ def test_the_cts_count_sees_a_collapsed_disc_with_the_ct() -> None:
     assert blind.agrees is False and "S1/S2" in blind.warning, blind
     seen = check_planned_level(compare_bone(bone, ct_bone, hu=ct), disc)
     assert seen.agrees is True, seen
+
+
+def test_a_ct_count_in_doubt_is_said_beside_its_disagreement() -> None:
+    """The CT's own count can be the one off (TotalSegmentator's CT at 1 mm: its 2 mm blocks
+    counted four lumbar vertebrae while the plan was at L5/S1): the warning says so."""
+    check = _check(COLUMN)
+    check.ct_count_doubt = "it counts 4 lumbar vertebrae between T12 and the sacrum"
+    off = check_planned_level(check, np.array([0.0, 0.0, -80.0]))
+    assert off.agrees is False
+    assert ("would make it S1/S2; that count is itself in doubt: it counts 4 lumbar vertebrae "
+            "between T12 and the sacrum)") in off.warning
+    assert check_planned_level(check, np.array([0.0, 0.0, -48.0])).warning == ""
+
+
+def test_the_ct_counts_doubt_comes_from_its_evidence() -> None:
+    from spinect_core.anatomy.counting import LevelEvidence
+    from spinect_core.bone.agreement import _count_doubt
+
+    ev = LevelEvidence()
+    ev.confidence, ev.lumbar_count = "low", 4
+    assert _count_doubt(ev) == "it counts 4 lumbar vertebrae between T12 and the sacrum"
+    ev.lumbar_count = None
+    assert _count_doubt(ev) == "its own level confidence is low"
+    ev.confidence = "moderate"
+    assert _count_doubt(ev) == ""
