@@ -58,6 +58,10 @@ mm "high", 1.8 / 2.7 / 1.7 ; 1.3 / 1.6 / 1.9 (unchanged); 1.5 mm 3.3 "low", 1.6 
 7.4 ; 6.8 / 4.9 / 7.8 (was 12.5 / 11.2 / 15.2 ; 12.9 / 11.4 / 12.0); 1 mm 3.4 "low", 2.1 / 1.6
 / 1.2 ; 4.6 / 6.2 / 5.1 (was 1.0 / 1.7 / 1.6 ; 4.0 / 13.1 / 11.1); 2 mm 9.5 "low" unchanged
 (16.2 / 16.9 / 10.9 ; 13.0 / 15.0 / 17.3, both floods off, warned).
+Session 34 (the flood chosen on the sides' difference summed over the four landmarks; shared
+count passes and SimpleITK's distance maps): ``--spacings 0.8x0.8x1`` 4.2 "moderate" -> 4.3
+"high", 2.7 / 5.1 / 6.9 ; 12.5 / 16.1 / 15.9 -> 1.8 / 0.9 / 4.3 ; 2.1 / 9.1 / 6.4, anatomy 60 ->
+32 s; 3 to 1 mm the same landmarks, anatomy at 1 mm 71 -> 25 s.
 
     .venv/bin/python benchmarks/real_ct_resampled.py CT.nii.gz MASKS_DIR OUT_DIR
         [--spacings 3,2.5,2,1.5 | 3x3x5] [--noise-hu 12] [--shift-mm 1.5] [--landmarks] [--json]
