@@ -757,8 +757,8 @@ def _count_words(ribs: bool, before: float | None, after: float | None) -> tuple
 
 def _split_at_dark_band(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
                         carved: np.ndarray | None, options: LevelOptions,
-                        progress: ProgressCallback | None, *, ribs: bool = True,
-                        joints_before_mm: float | None = None) -> DerivedLevels | None:
+                        progress: ProgressCallback | None, *, ribs: bool,
+                        joints_before_mm: float | None) -> DerivedLevels | None:
     """The dark band of a disc the labels filled, inside the body named S1: the levels counted
     again with the bone cut there, or None when that does not give five lumbar vertebrae with
     L5/S1 at the band (``ribs``; without: the sacroiliac joints a vertebra below the first
@@ -807,8 +807,8 @@ def _split_at_dark_band(derived: DerivedLevels, labels: Volume, table: LabelTabl
 
 def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct: Volume,
                    carved: np.ndarray | None, options: LevelOptions,
-                   progress: ProgressCallback | None, *, ribs: bool = True,
-                   joints_before_mm: float | None = None) -> DerivedLevels | None:
+                   progress: ProgressCallback | None, *, ribs: bool,
+                   joints_before_mm: float | None) -> DerivedLevels | None:
     """L5's core parted from the sacrum's at the narrow bridge through which the labels joined
     them (:func:`~spinect_core.anatomy.necks.top_body_neck`): the levels counted again with the
     bridge cut, or None.
@@ -823,10 +823,11 @@ def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct
     of the "sacrum" is a vertebra: a sacrum's own S1/S2 junction would be parted otherwise),
     and kept when the new count has five lumbar vertebrae (``ribs``; without ribs in view
     the joints alone judge it), the body parted off is its L5 and the joints then begin beside
-    S1. ``joints_before_mm``: the joints' depth below the first disc when already measured.
+    S1. ``joints_before_mm``: the joints' depth below the first disc
+    (:func:`_joints_below_disc_mm`, measured once by :func:`_split_bridged_disc`; None without
+    joints).
     """
-    before = (_joints_below_disc_mm(derived, labels) if joints_before_mm is None
-              else joints_before_mm)
+    before = joints_before_mm
     if before is None or before <= SI_JOINT_DEPTH_MM:
         return None
     bone = class_masks(labels, table)["bone"]

@@ -49,7 +49,8 @@ def _stubbed(monkeypatch, derived, *, joints_mm, lumbar_after=5, l5_moved_mm=0.0
 def _split(phantom, derived, bridged):
     # No CT dark band: only the neck can part the bodies.
     return levels._split_at_neck(derived, bridged, DEFAULT_LABELS, phantom.ct, None,
-                                 levels.LevelOptions(), None)
+                                 levels.LevelOptions(), None, ribs=True,
+                                 joints_before_mm=levels._joints_below_disc_mm(derived, bridged))
 
 
 def test_a_bridged_l5_is_parted_when_the_joints_begin_a_vertebra_low(phantom, monkeypatch):
