@@ -743,12 +743,15 @@ def _split_bridged_disc(derived: DerivedLevels, labels: Volume, table: LabelTabl
             or derived)
 
 
+#: What backs a level moved one lower by a cut when the ribs are in view.
+_FIVE_LUMBAR = "the ribs and the sacrum both count five lumbar vertebrae"
+
+
 def _count_words(ribs: bool, before: float | None, after: float | None) -> tuple[str, str]:
     """What backs a level moved one lower by a cut (:func:`_split_bridged_disc`): the words for
     the warning and for the confidence's downgrade."""
     if ribs:
-        return ("the ribs and the sacrum both count five lumbar vertebrae",
-                "where the rib count expected one more lumbar vertebra")
+        return _FIVE_LUMBAR, "where the rib count expected one more lumbar vertebra"
     return (f"the sacroiliac joints begin beside S1 ({after:.0f} mm below it; {before:.0f} mm "
             "below the disc first found), while no ribs are in view to count from",
             "where the sacroiliac joints began a vertebra below the disc first found (no ribs "
@@ -846,8 +849,8 @@ def _split_at_neck(derived: DerivedLevels, labels: Volume, table: LabelTable, ct
     after = _joints_below_disc_mm(recut, labels)
     if after is None or after > SI_JOINT_DEPTH_MM:
         return None
-    counted = ("the ribs and the sacrum both count five lumbar vertebrae" if ribs
-               else "no ribs are in view to count from")
+    # The joints' depths are in the warning already: without ribs only their absence is said.
+    counted = _FIVE_LUMBAR if ribs else "no ribs are in view to count from"
     recut.evidence.warnings.append(
         f"the segmentation joined L5 to the sacrum through a bridge of bone across the L5/S1 "
         f"disc ({int(neck.cut.sum())} voxels; {neck.depth_mm - options.core_mm:.0f} mm deeper "
