@@ -26,6 +26,7 @@ from spinect_core.anatomy.parts import (PART_ID, PARTS_TABLE, has_level_instance
                                         parts_from_instances)
 from spinect_core.errors import AnatomyError, InputError
 from spinect_core.labels import LabelTable
+from spinect_core.preprocess.orientation import to_model_axes
 from spinect_core.progress import ProgressCallback, report, sub_progress
 from spinect_core.volume import Volume
 
@@ -478,8 +479,31 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
     if ct is not None and not ct.same_grid(labels):
         raise InputError("the CT and the label map are on different grids; resample the labels "
                          "onto the CT first")
+    if instances is not None and not instances.same_grid(labels):
+        raise InputError("the instance map and the label map are on different grids")
     if (instances is None) != (instance_table is None):
         raise InputError("instances and instance_table must be given together")
+    # Measured in the patient's axes whatever the file's storage order: the counts, floods and
+    # landmark searches break ties in array order, and TotalSegmentator's real 3 mm CT stored
+    # five ways gave L5 landmarks up to 1 mm apart and, at windows of a few mm^2, other plans.
+    stored = to_model_axes(labels)
+    if stored.unchanged:
+        return _identify(labels, table, instances=instances, instance_table=instance_table,
+                         ct=ct, options=options, progress=progress)
+    anatomy = _identify(stored.volume, table,
+                        instances=None if instances is None else to_model_axes(instances).volume,
+                        instance_table=instance_table,
+                        ct=None if ct is None else to_model_axes(ct).volume,
+                        options=options, progress=progress)
+    parts = labels.with_array(np.ascontiguousarray(stored.back(anatomy.parts.array)))
+    parts.warnings = list(anatomy.parts.warnings)
+    return replace(anatomy, parts=parts)
+
+
+def _identify(labels: Volume, table: LabelTable, *, instances: Volume | None,
+              instance_table: LabelTable | None, ct: Volume | None, options: AnatomyOptions,
+              progress: ProgressCallback | None) -> LumbosacralAnatomy:
+    """:func:`identify_lumbosacral` on maps already checked (same grid, whatever order)."""
     report(progress, 0.0, "identifying L5/S1")
     warnings: list[str] = []
     use_inst = options.use_instances and instances is not None

@@ -10,8 +10,11 @@ feet first was planned 12.8 mm from the reference's L5/S1 disc centre, against 2
 
 :func:`to_model_axes` permutes and mirrors the array (lossless: the same voxels, the same LPS
 positions) so that its index axes run along L, P and S, as the training phantoms'; the result is
-mapped back onto the CT's own array order by :meth:`Reoriented.back`. The CT bone model and the
-anatomy measure in LPS millimetres and do not depend on the order.
+mapped back onto the CT's own array order by :meth:`Reoriented.back`. The CT bone model measures
+in LPS millimetres and does not depend on the order (the same mask, voxel for voxel, for a CT
+stored five ways). The anatomy breaks ties in array order (counts, floods, landmark searches), so
+:func:`~spinect_core.anatomy.identify_lumbosacral` measures in these axes too and maps its parts
+back.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ import numpy as np
 
 from spinect_core.anatomy import identify_lumbosacral
 from spinect_core.anatomy.geometry import symmetry_plane
+from spinect_core.phantom import generate_phantom
+from spinect_core.phantom.params import PhantomOptions
 from spinect_core.volume import Volume
+
 
 
 def _feet_first(v: Volume) -> Volume:
@@ -44,3 +47,44 @@ def test_landmarks_of_a_ct_stored_feet_first_are_the_same(phantom) -> None:
                      "posterior_wall_lps"):
             assert np.allclose(getattr(a.sides[side], name), getattr(b.sides[side], name),
                                atol=0.01), (side, name)
+
+
+def _sagittal(v: Volume) -> Volume:
+    """The same voxels stored as a reformatted spine series is: sagittal slices (array axis 0
+    along x), rows running down (index y caudal) and columns to the front (index x anterior)."""
+    array = np.ascontiguousarray(np.transpose(v.array, (2, 0, 1))[:, ::-1, ::-1])
+    nz, ny = v.array.shape[:2]
+    d = np.asarray(v.direction, float)        # columns: LPS of index x, y, z
+    return Volume(array=array, spacing_mm=np.asarray(v.spacing_mm)[[1, 2, 0]],
+                  origin_lps_mm=v.index_to_lps(np.array([0.0, ny - 1.0, nz - 1.0])),
+                  direction=np.stack([-d[:, 1], -d[:, 2], d[:, 0]], axis=1))
+
+
+def test_labels_stored_sagittally_give_the_same_anatomy_to_the_last_digit() -> None:
+    """Derived from the class labels alone (counts, floods and landmark searches break ties in
+    array order), a label map stored as sagittal slices gives exactly the anatomy of the same
+    map stored axially, and its parts map comes back on the grid it was given on. The
+    real-bone phantom at 3 mm is a case where the order mattered: measured in the stored order
+    its disc centre moved 0.48 mm and its landmarks 0.23 mm."""
+    ph = generate_phantom(seed=101, spacing_mm=(3.0, 3.0, 3.0),
+                          options=PhantomOptions(anatomy="real", blur=False, noise=False,
+                                                 streaks=False, texture=False))
+    stored = _sagittal(ph.labels)
+    # The same voxel at the same LPS position in both orders.
+    lps = ph.labels.index_to_lps(np.array([[3.0, 5.0, 7.0]]))
+    i, j, k = np.rint(stored.lps_to_index(lps)[0]).astype(int)
+    assert stored.array[k, j, i] == ph.labels.array[7, 5, 3]
+
+    a = identify_lumbosacral(ph.labels, ph.label_table)
+    b = identify_lumbosacral(stored, ph.label_table)
+    for name in ("disc_centre_lps", "s1_endplate_centre_lps", "s1_endplate_normal_lps",
+                 "midline_point_lps", "midline_normal_lps"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for side in ("left", "right"):
+        for name in ("pedicle_centre_lps", "pedicle_lower_margin_lps", "foramen_centre_lps",
+                     "posterior_wall_lps"):
+            assert np.array_equal(getattr(a.sides[side], name), getattr(b.sides[side], name)), \
+                (side, name)
+    assert a.warnings == b.warnings
+    assert b.parts.same_grid(stored)
+    assert np.array_equal(b.parts.array, _sagittal(a.parts).array)
