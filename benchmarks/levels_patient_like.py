@@ -125,6 +125,30 @@ def cropped_above(volume, z_max_lps: float):
                         direction=volume.direction)
 
 
+def rolled(volume, centre_lps: np.ndarray, degrees: float, *, order: int, fill: float):
+    """``volume`` resampled on its own grid with its content turned ``degrees`` about the LPS P
+    axis through ``centre_lps``: the patient rolled in the coronal plane (a pelvic obliquity or
+    a scoliotic lumbosacral junction), as the scanner would store it; ``order`` 0 for labels, 1
+    for HU, ``fill`` where the turned content does not reach."""
+    from scipy import ndimage as ndi
+
+    t = np.radians(degrees)
+    turn = np.array([[np.cos(t), 0.0, np.sin(t)], [0.0, 1.0, 0.0], [-np.sin(t), 0.0, np.cos(t)]])
+    # Voxel index (x, y, z) -> LPS is A i + b; the value at p comes from c + turn^T (p - c).
+    a = np.asarray(volume.direction, float) * np.asarray(volume.spacing_mm, float)[None, :]
+    b = np.asarray(volume.origin_lps_mm, float)
+    c = np.asarray(centre_lps, float)
+    inv = np.linalg.inv(a)
+    m_xyz = inv @ turn.T @ a
+    o_xyz = inv @ (c + turn.T @ (b - c) - b)
+    # scipy works on (z, y, x) indices: reverse both.
+    matrix = m_xyz[::-1, ::-1]
+    offset = o_xyz[::-1]
+    out = ndi.affine_transform(np.asarray(volume.array), matrix, offset=offset, order=order,
+                               mode="constant", cval=fill, output=np.asarray(volume.array).dtype)
+    return volume.with_array(out)
+
+
 def network_of(segmenter: Segmenter, ct, stored: Path | None) -> NetworkSegmentation:
     """The network's segmentation of ``ct`` before the CT bone model, from ``stored`` (an
     ``.npz`` of its labels and ``next_best``) when there, else run and stored there."""
@@ -145,7 +169,7 @@ def network_of(segmenter: Segmenter, ct, stored: Path | None) -> NetworkSegmenta
 
 
 def run_case(seed: int, phase: str, spacing: float, cache: Path | None, *,
-             hollowed: str | None = None, top_mm: float | None = None,
+             hollowed: str | None = None, top_mm: float | None = None, roll_deg: float = 0.0,
              segmenter: Segmenter | None = None, ct_bone: CTBoneOptions | None = None) -> dict:
     t0 = time.perf_counter()
     ph = phantom_of(seed, phase, spacing)
@@ -161,6 +185,9 @@ def run_case(seed: int, phase: str, spacing: float, cache: Path | None, *,
     ct = ph.ct
     if top_mm is not None:
         labels, ct = (cropped_above(v, truth[2] + top_mm) for v in (labels, ct))
+    if roll_deg:
+        labels = rolled(labels, truth, roll_deg, order=0, fill=0)
+        ct = rolled(ct, truth, roll_deg, order=1, fill=-1000)
     row: dict = {"seed": seed, "phase": phase, "spacing_mm": spacing,
                  "contrast_phase": ph.meta["patient"].get("contrast_phase"),
                  "bone_density": ph.meta["patient"].get("bone_density")}
@@ -203,6 +230,10 @@ def main() -> None:
                          "first (bone without a core, marrow left out)")
     ap.add_argument("--top-mm", type=float, default=None,
                     help="crop the scan this far above the true L5/S1 disc (a lumbar CT)")
+    ap.add_argument("--roll", type=float, default=0.0, metavar="DEG",
+                    help="turn the scan's content this much about the front-to-back axis "
+                         "through the true L5/S1 disc centre (resampled on its grid): a "
+                         "patient rolled in the coronal plane")
     ap.add_argument("--ct-bone", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="CTBoneOptions fields (numbers) for the CT bone model, e.g. "
                          "canal_reach_mm=0")
@@ -215,7 +246,8 @@ def main() -> None:
         if wanted is not None and seed not in wanted:
             continue
         row = run_case(seed, phase, spacing, args.cache, hollowed=args.hollow,
-                       top_mm=args.top_mm, segmenter=segmenter, ct_bone=ct_bone)
+                       top_mm=args.top_mm, roll_deg=args.roll, segmenter=segmenter,
+                       ct_bone=ct_bone)
         rows.append(row)
         if args.json:
             print(json.dumps(row), flush=True)

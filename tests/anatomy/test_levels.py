@@ -158,10 +158,10 @@ def test_no_bone_names_the_values_found():
 def test_a_disc_found_beside_the_column_is_refused(phantom):
     """The L5/S1 disc lies on the column: one found beside it means S1's body was a piece of an
     ala (a real CT resampled to 0.7 x 0.7 x 1 mm: 25 mm to the side at "high")."""
-    from spinect_core.anatomy.levels import LevelOptions, _check_disc_on_column
+    from spinect_core.anatomy.levels import LevelOptions, _check_disc_on_column, column_x_at
 
     d = derive_parts(phantom.labels, phantom.label_table)
-    column_x = float(np.median(d.chain_centres_lps[:, 0]))
+    column_x = column_x_at(d.chain_centres_lps, d.l5_centre_lps, d.disc_centre_lps)
     assert abs(d.disc_centre_lps[0] - column_x) < 5.0
     _check_disc_on_column(d, LevelOptions())
     moved = d.disc_centre_lps.copy()
@@ -172,3 +172,29 @@ def test_a_disc_found_beside_the_column_is_refused(phantom):
         _check_disc_on_column(aside, LevelOptions())
     assert info.value.evidence.confidence == "low"
     assert any("25 mm to the left" in r for r in info.value.evidence.reasons)
+
+
+def test_the_column_beside_the_disc_is_the_column_at_its_level(phantom):
+    """A column that leans (a patient rolled in the coronal plane, a scoliotic spine) lies far
+    to the side of L5/S1 higher up: the disc is judged against the line from the body above
+    L5 through L5, carried down to it, not against the bodies' median (10 degrees of roll put
+    the patient-like phantoms' discs 22-27 mm beside that median, and they were refused)."""
+    from spinect_core.anatomy.levels import LevelOptions, _check_disc_on_column, column_x_at
+
+    d = derive_parts(phantom.labels, phantom.label_table)
+    # Five bodies above L5, 35 mm apart, each 12 mm further left than the one below it; L5 and
+    # the sacrum as found.
+    l5 = d.l5_centre_lps
+    lean = np.array([12.0, 0.0, 35.0])
+    above = np.array([l5 + k * lean for k in range(5, 0, -1)])
+    centres = np.vstack([above, l5, d.sacrum_centre_lps])
+    leaning = dataclasses.replace(d, chain_centres_lps=centres,
+                                  evidence=dataclasses.replace(d.evidence, reasons=[]))
+    # The bodies' median lies 24 mm to the left of L5 (the median's test refused at 20 mm).
+    assert np.median(centres[:, 0]) - l5[0] == pytest.approx(24.0)
+    # The line from the body above through L5 goes on to the right below L5.
+    u = -lean / np.linalg.norm(lean)
+    expected = l5[0] + float(np.dot(d.disc_centre_lps - l5, u)) * u[0]
+    assert column_x_at(centres, l5, d.disc_centre_lps) == pytest.approx(expected)
+    _check_disc_on_column(leaning, LevelOptions())          # not refused
+    assert column_x_at(centres[5:], l5, d.disc_centre_lps) == l5[0]     # nothing above L5
