@@ -1,6 +1,6 @@
 """L5/S1 level identification on patient-like phantoms, as ``spinect plan`` does it
 (``python benchmarks/levels_patient_like.py [--cache DIR] [--seeds 200,201]
-[--hollow sacrum|l5|both] [--top-mm X] [--ct-bone FIELD=VALUE ...] [--json]``).
+[--hollow sacrum|l5|both] [--top-mm X] [--roll DEG] [--ct-bone FIELD=VALUE ...] [--json]``).
 
 Each case is a patient-like phantom (``PhantomOptions(realism="patient")``: bone density from
 osteoporotic to sclerotic, contrast phases, bowel, table, arms, noise and kernels) at the slice
@@ -33,6 +33,12 @@ but with ``--hollow both`` (L5 without a core too) 10 of 24 a level off (L5 take
 sacrum); adding "no disc-like gap within 45 mm below it" still left 6 a level off and lost 7
 right ones. So without ribs such a scan stays refused: the sacrum needs its core (its marrow
 filled) in the bone labels.
+
+``--roll DEG`` turns the scan's content about the front-to-back axis through the true L5/S1 disc
+centre (:func:`rolled`): a patient rolled in the coronal plane. Measured 2026-12-08 (session
+35): +-5 deg as unrolled (19 right, 4 refused); +10 and -10 deg 13 and 17 right, 9 and 5
+refused, once the disc is judged against the column at its level
+(:func:`~spinect_core.anatomy.levels.column_x_at`; 11 and 13 right before).
 
 ``--hollow sacrum`` first drops every other bone voxel more than 4 mm below the true L5/S1 disc
 (:func:`hollow`): the sacrum without a core, as an elderly sacrum's fatty marrow left out of the
