@@ -197,7 +197,11 @@ class LevelOptions:
         its arch given away (pedicle centres 28.1 / 15.8 mm; 1.6 / 4.5 with the flood in steps)
         until session 33: :func:`~spinect_core.anatomy.identify.identify_lumbosacral` derives
         the parts again with the other flood when the landmarks of the first are doubted, and
-        keeps the more plausible (``identify._other_flood``).
+        keeps the more plausible (``identify._other_flood``). The steps are the bone's
+        geodesic distance from the seeds in millimetres (:func:`_geodesic_from`), not counts
+        of 6-neighbour steps, whose ties the array's order settled (session 35: the real CT at
+        0.8 x 0.8 x 1 mm, right L5 landmarks 2-9 mm off as its file is stored, 13-16 mm in L,
+        P, S order; now 2-3 mm either way, the left 4-8 mm).
         Real-bone phantoms at 3 mm 0 of 14 either way; 24 patient-like phantoms: the same 19 at
         the right level, the disc centres of those coarser than 2 mm within 0.5 mm of before but
         206 (5.7 -> 6.5 mm) and 209 (7.4 -> 11.2).
@@ -541,10 +545,37 @@ def column_x_at(chain_centres_lps: np.ndarray, l5_centre_lps: np.ndarray,
         return float(l5[0])
     step = l5 - centres[at - 1]
     length = float(np.linalg.norm(step))
-    if length == 0.0:
+    if length < 10.0:           # not a body above L5 (a vertebral level is 25-40 mm)
         return float(l5[0])
     u = step / length
     return float((l5 + float(np.dot(np.asarray(point_lps, float) - l5, u)) * u)[0])
+
+
+def _geodesic_from(seeds: np.ndarray, within: np.ndarray, sp: np.ndarray) -> np.ndarray:
+    """Distance (mm) from ``seeds`` through ``within`` (26-neighbour steps of their length in
+    millimetres, :class:`skimage.graph.MCP_Geometric`): float32, shape of ``within``; voxels of
+    ``within`` no seed reaches get a distance beyond every reached one, the rest 0.
+
+    The watershed that floods the bone in steps takes this as its elevation, so that each voxel
+    goes to the seed nearest through the bone. On a flat elevation it flooded in 6-neighbour
+    steps, whose distances tie over whole regions between two seeds (not on a surface), and the
+    array's order settled them: TotalSegmentator's real CT resampled to 0.8 x 0.8 x 1 mm had its
+    right L5 landmarks 2-9 mm off stored as its file is and 13-16 mm off in L, P, S order.
+    """
+    from skimage.graph import MCP_Geometric
+
+    out = np.zeros(within.shape, np.float32)
+    starts = np.argwhere(seeds & within)
+    if not len(starts):
+        return out
+    costs = np.where(within, 1.0, np.inf)
+    dist, _ = MCP_Geometric(costs, fully_connected=True,
+                            sampling=tuple(float(v) for v in sp)).find_costs(starts)
+    reached = within & np.isfinite(dist)
+    out[reached] = dist[reached]
+    if reached.any():
+        out[within & ~reached] = float(out[reached].max()) + 1.0
+    return out
 
 
 def _check_disc_on_column(derived: DerivedLevels, options: LevelOptions) -> None:
@@ -1377,8 +1408,8 @@ def _derive_parts(labels: Volume, table: LabelTable, carved: np.ndarray | None,
     # phantoms with the CT's bone, 7 of 12 L5 pedicle centres were found 7-13 mm off
     # (2-3 mm with this). Where the CT shows the joint, its voxels are the bone's surface.
     # Coarse voxels do not show the facet joints: flood in steps instead (geodesic_above_mm).
-    elevation = (np.zeros(bone.shape, np.float32) if float(sp.max()) > options.geodesic_above_mm
-                 else -dt_joints)
+    elevation = (_geodesic_from(markers > 0, bone, sp)
+                 if float(sp.max()) > options.geodesic_above_mm else -dt_joints)
     ws = watershed(elevation, markers, mask=bone).astype(np.uint8)
     ws[bone & (ws == 0)] = PART_ID["other_bone"]   # bone no seed reaches: not L5/S1
     report(progress, 0.7, "finding the L5/S1 disc")

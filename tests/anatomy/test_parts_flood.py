@@ -12,8 +12,11 @@ from spinect_core.labels import DEFAULT_LABELS
 from spinect_core.phantom import generate_phantom
 
 
-@pytest.mark.parametrize("spacing_mm, flat", [(1.5, False), (3.0, True)])
-def test_the_flood_is_in_steps_only_on_coarse_grids(monkeypatch, spacing_mm, flat) -> None:
+@pytest.mark.parametrize("spacing_mm, steps", [(1.5, False), (3.0, True)])
+def test_the_flood_is_in_steps_only_on_coarse_grids(monkeypatch, spacing_mm, steps) -> None:
+    """On fine grids the parts' flood follows the bone's necks (the negated distance map); on
+    coarse ones it goes in steps through the bone, nearest seed first (the geodesic distance
+    from the seeds, 0 on them)."""
     import skimage.segmentation
 
     seen = []
@@ -21,17 +24,47 @@ def test_the_flood_is_in_steps_only_on_coarse_grids(monkeypatch, spacing_mm, fla
 
     def watershed(image, markers, **kwargs):
         if markers.dtype == np.uint8:                      # the parts' flood
-            seen.append(np.asarray(image))
+            seen.append((np.asarray(image), np.asarray(markers), kwargs.get("mask")))
         return real(image, markers, **kwargs)
 
     monkeypatch.setattr(skimage.segmentation, "watershed", watershed)
     ph = generate_phantom(seed=0, spacing_mm=(spacing_mm,) * 3)
     levels.derive_parts(ph.labels, DEFAULT_LABELS, ct=ph.ct)
     assert seen
-    image = seen[-1]
-    assert bool(np.all(image == 0.0)) == flat
-    if not flat:
+    image, markers, mask = seen[-1]
+    if steps:
+        assert image.min() == 0.0
+        assert np.all(image[(markers > 0) & mask] == 0.0)
+        assert float(image[mask].max()) > 20.0             # millimetres through the bone
+    else:
         assert image.min() < -5.0                           # the distance map's depth
+
+
+def test_the_steps_are_geodesic_and_do_not_depend_on_the_array_order() -> None:
+    """Distances through the bone, in millimetres of 26-neighbour steps: around a U-shaped bar
+    they follow the bar (not the straight line across its gap); and two seeds part a square the
+    same way whichever way the array runs (the thin CT's arch went to another vertebra when its
+    array was read the other way, on 6-neighbour steps)."""
+    sp = np.array([2.0, 1.0, 1.0])
+    u = np.zeros((3, 30, 30), bool)
+    u[1, 5:25, 5:8] = u[1, 5:25, 22:25] = u[1, 22:25, 5:25] = True        # a U in one slice
+    seeds = np.zeros_like(u)
+    seeds[1, 5, 6] = True
+    d = levels._geodesic_from(seeds, u, sp)
+    straight = 16.0                                                        # x 6 -> 22
+    around = float(d[1, 5, 23])
+    assert around > 2.0 * straight and around == pytest.approx(17 + 17 + 16, rel=0.15)
+    assert np.all(d[~u] == 0.0)
+
+    from skimage.segmentation import watershed
+
+    box = np.ones((1, 21, 21), bool)
+    markers = np.zeros(box.shape, np.uint8)
+    markers[0, 0, 0], markers[0, 20, 13] = 1, 2
+    parted = watershed(levels._geodesic_from(markers > 0, box, np.ones(3)), markers, mask=box)
+    back = markers[:, ::-1, ::-1]
+    flipped = watershed(levels._geodesic_from(back > 0, box, np.ones(3)), back, mask=box)
+    assert np.array_equal(parted, flipped[:, ::-1, ::-1])
 
 
 def _spy_derive(monkeypatch):
