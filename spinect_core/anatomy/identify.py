@@ -495,9 +495,8 @@ def identify_lumbosacral(labels: Volume, table: LabelTable, *, instances: Volume
                         instance_table=instance_table,
                         ct=None if ct is None else to_model_axes(ct).volume,
                         options=options, progress=progress)
-    parts = labels.with_array(np.ascontiguousarray(stored.back(anatomy.parts.array)))
-    parts.warnings = list(anatomy.parts.warnings)
-    return replace(anatomy, parts=parts)
+    return replace(anatomy, parts=labels.with_array(
+        np.ascontiguousarray(stored.back(anatomy.parts.array))))
 
 
 def _identify(labels: Volume, table: LabelTable, *, instances: Volume | None,

@@ -553,8 +553,8 @@ def column_x_at(chain_centres_lps: np.ndarray, l5_centre_lps: np.ndarray,
 
 def _geodesic_from(seeds: np.ndarray, within: np.ndarray, sp: np.ndarray) -> np.ndarray:
     """Distance (mm) from ``seeds`` through ``within`` (26-neighbour steps of their length in
-    millimetres, :class:`skimage.graph.MCP_Geometric`): float32, shape of ``within``; voxels of
-    ``within`` no seed reaches get a distance beyond every reached one, the rest 0.
+    millimetres, :class:`skimage.graph.MCP_Geometric`): float32, shape of ``within``; 0 where
+    no seed reaches (no flood from the seeds reaches there either).
 
     The watershed that floods the bone in steps takes this as its elevation, so that each voxel
     goes to the seed nearest through the bone. On a flat elevation it flooded in 6-neighbour
@@ -573,8 +573,6 @@ def _geodesic_from(seeds: np.ndarray, within: np.ndarray, sp: np.ndarray) -> np.
                             sampling=tuple(float(v) for v in sp)).find_costs(starts)
     reached = within & np.isfinite(dist)
     out[reached] = dist[reached]
-    if reached.any():
-        out[within & ~reached] = float(out[reached].max()) + 1.0
     return out
 
 
