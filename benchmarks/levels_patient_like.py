@@ -68,6 +68,7 @@ from spinect_core.errors import AnatomyError  # noqa: E402
 from spinect_core.labels import DEFAULT_LABELS  # noqa: E402
 from spinect_core.phantom import generate_phantom  # noqa: E402
 from spinect_core.phantom.params import PhantomOptions  # noqa: E402
+from spinect_core.preprocess.resample import resample_to_grid  # noqa: E402
 from spinect_core.bone import CTBoneOptions  # noqa: E402
 from spinect_core.segment import (NetworkSegmentation, SegmentOptions, Segmentation,  # noqa: E402
                                   Segmenter)
@@ -136,23 +137,16 @@ def rolled(volume, centre_lps: np.ndarray, degrees: float, *, order: int, fill: 
     axis through ``centre_lps``: the patient rolled in the coronal plane (a pelvic obliquity or
     a scoliotic lumbosacral junction), as the scanner would store it; ``order`` 0 for labels, 1
     for HU, ``fill`` where the turned content does not reach."""
-    from scipy import ndimage as ndi
-
     t = np.radians(degrees)
     turn = np.array([[np.cos(t), 0.0, np.sin(t)], [0.0, 1.0, 0.0], [-np.sin(t), 0.0, np.cos(t)]])
-    # Voxel index (x, y, z) -> LPS is A i + b; the value at p comes from c + turn^T (p - c).
-    a = np.asarray(volume.direction, float) * np.asarray(volume.spacing_mm, float)[None, :]
-    b = np.asarray(volume.origin_lps_mm, float)
-    c = np.asarray(centre_lps, float)
-    inv = np.linalg.inv(a)
-    m_xyz = inv @ turn.T @ a
-    o_xyz = inv @ (c + turn.T @ (b - c) - b)
-    # scipy works on (z, y, x) indices: reverse both.
-    matrix = m_xyz[::-1, ::-1]
-    offset = o_xyz[::-1]
-    out = ndi.affine_transform(np.asarray(volume.array), matrix, offset=offset, order=order,
-                               mode="constant", cval=fill, output=np.asarray(volume.array).dtype)
-    return volume.with_array(out)
+    centre = np.asarray(centre_lps, float)
+    # The same voxels placed turned, then read back on the scan's own grid.
+    turned = type(volume)(array=volume.array, spacing_mm=volume.spacing_mm,
+                          origin_lps_mm=centre + turn @ (np.asarray(volume.origin_lps_mm) - centre),
+                          direction=turn @ np.asarray(volume.direction, float),
+                          metadata=volume.metadata)
+    return resample_to_grid(turned, volume, interpolation="nearest" if order == 0 else "linear",
+                            default_value=fill)
 
 
 def network_of(segmenter: Segmenter, ct, stored: Path | None) -> NetworkSegmentation:
